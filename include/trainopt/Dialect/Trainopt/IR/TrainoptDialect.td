@@ -1,0 +1,80 @@
+//===- TrainoptDialect.td - trainopt dialect definition ----*- tablegen -*-===//
+//
+// The trainopt dialect: value-semantics tensor ops for training programs.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_DIALECT_TRAINOPT_IR_TRAINOPTDIALECT_TD
+#define TRAINOPT_DIALECT_TRAINOPT_IR_TRAINOPTDIALECT_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+
+def Trainopt_Dialect : Dialect {
+  let name = "trainopt";
+  let cppNamespace = "::mlir::trainopt";
+  let summary = "High-level tensor ops for compiling neural-network training";
+  let description = [{
+    The `trainopt` dialect holds whole training programs at the level of
+    neural-network operators: the imported forward function, the loss, and
+    (after the training passes) the backward pass and optimizer update.
+
+    Ops have value semantics on ranked, statically shaped tensors of `f64`,
+    `f32`, `f16`, `bf16`, `i64`, `i32`, `i8` or `i1`. The batch size is fixed
+    at compile time. Broadcasting follows NumPy (and ONNX multidirectional
+    broadcasting). Parameters of a model are arguments of `@forward` that
+    carry a `trainopt.param` attribute naming a `trainopt.parameter`
+    declaration, which holds the shape, the initial value and whether the
+    parameter is trained or frozen; data inputs carry `trainopt.input` and
+    results `trainopt.output`.
+
+    ```mlir
+    trainopt.parameter @fc.weight trainable : tensor<10x784xf32>
+    func.func @forward(%w: tensor<10x784xf32> {trainopt.param = @fc.weight},
+                       %x: tensor<32x784xf32> {trainopt.input = "x"})
+        -> (tensor<32x10xf32> {trainopt.output = "logits"}) {
+      %y = trainopt.matmul %x, %w {transpose_rhs = true}
+          : (tensor<32x784xf32>, tensor<10x784xf32>) -> tensor<32x10xf32>
+      return %y : tensor<32x10xf32>
+    }
+    ```
+  }];
+  let hasConstantMaterializer = 1;
+  let useDefaultAttributePrinterParser = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// Argument attribute naming the `trainopt.parameter` an argument binds.
+    static constexpr ::llvm::StringLiteral kParamAttrName = "trainopt.param";
+    /// Argument attribute naming a data input (ONNX graph input).
+    static constexpr ::llvm::StringLiteral kInputAttrName = "trainopt.input";
+    /// Result attribute naming a model output.
+    static constexpr ::llvm::StringLiteral kOutputAttrName = "trainopt.output";
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Type constraints
+//===----------------------------------------------------------------------===//
+
+def Trainopt_AnyElement : AnyTypeOf<[F64, F32, F16, BF16, I64, I32, I8, I1]>;
+def Trainopt_FloatElement : AnyTypeOf<[F64, F32, F16, BF16]>;
+def Trainopt_IndexElement : AnyTypeOf<[I64, I32]>;
+
+def Trainopt_Tensor : StaticShapeTensorOf<[F64, F32, F16, BF16, I64, I32, I8, I1]>;
+def Trainopt_FloatTensor : StaticShapeTensorOf<[F64, F32, F16, BF16]>;
+def Trainopt_NumericTensor : StaticShapeTensorOf<[F64, F32, F16, BF16, I64, I32, I8]>;
+def Trainopt_SignedTensor : StaticShapeTensorOf<[F64, F32, F16, BF16, I64, I32, I8]>;
+def Trainopt_IndexTensor : StaticShapeTensorOf<[I64, I32]>;
+def Trainopt_BoolTensor : StaticShapeTensorOf<[I1]>;
+def Trainopt_SeedTensor : 0DTensorOf<[I64]>;
+def Trainopt_ScalarFloatTensor : 0DTensorOf<[F64, F32, F16, BF16]>;
+
+//===----------------------------------------------------------------------===//
+// Base op class
+//===----------------------------------------------------------------------===//
+
+class Trainopt_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Trainopt_Dialect, mnemonic, traits>;
+
+#endif // TRAINOPT_DIALECT_TRAINOPT_IR_TRAINOPTDIALECT_TD

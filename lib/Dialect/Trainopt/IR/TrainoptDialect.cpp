@@ -1,0 +1,122 @@
+//===- TrainoptDialect.cpp - trainopt dialect -----------------------------===//
+//
+/// \file
+/// Registers the trainopt ops and attributes, verifies the argument and
+/// result attributes that bind functions to parameters, inputs and outputs,
+/// and parses/prints the custom pieces of `trainopt.parameter`.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.h"
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::trainopt;
+
+#include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.cpp.inc"
+#include "trainopt/Dialect/Trainopt/IR/TrainoptEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "trainopt/Dialect/Trainopt/IR/TrainoptAttrs.cpp.inc"
+
+void TrainoptDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "trainopt/Dialect/Trainopt/IR/TrainoptAttrs.cpp.inc"
+      >();
+}
+
+Operation *TrainoptDialect::materializeConstant(OpBuilder &builder,
+                                                Attribute value, Type type,
+                                                Location loc) {
+  auto elements = dyn_cast<ElementsAttr>(value);
+  if (!elements || elements.getType() != type)
+    return nullptr;
+  return ConstantOp::create(builder, loc, elements);
+}
+
+LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
+                                                        unsigned regionIndex,
+                                                        unsigned argIndex,
+                                                        NamedAttribute attr) {
+  auto func = dyn_cast<FunctionOpInterface>(op);
+  if (attr.getName() == kInputAttrName) {
+    if (!isa<StringAttr>(attr.getValue()))
+      return op->emitError() << "'" << kInputAttrName
+                             << "' on argument " << argIndex
+                             << " must be a string, got " << attr.getValue();
+    return success();
+  }
+  if (attr.getName() != kParamAttrName)
+    return op->emitError() << "unknown trainopt argument attribute '"
+                           << attr.getName().getValue() << "'";
+  auto ref = dyn_cast<FlatSymbolRefAttr>(attr.getValue());
+  if (!ref)
+    return op->emitError() << "'" << kParamAttrName << "' on argument "
+                           << argIndex << " must be a symbol reference, got "
+                           << attr.getValue();
+  if (!func || regionIndex != 0)
+    return op->emitError() << "'" << kParamAttrName
+                           << "' is only valid on function arguments";
+  Operation *table = SymbolTable::getNearestSymbolTable(op->getParentOp());
+  if (!table)
+    return success();
+  auto param = dyn_cast_or_null<ParameterOp>(
+      SymbolTable::lookupSymbolIn(table, ref.getAttr()));
+  if (!param)
+    return op->emitError() << "argument " << argIndex
+                           << " refers to unknown parameter " << ref;
+  Type argType = func.getArgumentTypes()[argIndex];
+  if (param.getType() != argType)
+    return op->emitError() << "argument " << argIndex << " of type " << argType
+                           << " binds parameter " << ref << " of type "
+                           << param.getType();
+  return success();
+}
+
+LogicalResult TrainoptDialect::verifyRegionResultAttribute(
+    Operation *op, unsigned regionIndex, unsigned resultIndex,
+    NamedAttribute attr) {
+  if (attr.getName() != kOutputAttrName)
+    return op->emitError() << "unknown trainopt result attribute '"
+                           << attr.getName().getValue() << "'";
+  if (!isa<StringAttr>(attr.getValue()))
+    return op->emitError() << "'" << kOutputAttrName << "' on result "
+                           << resultIndex << " must be a string, got "
+                           << attr.getValue();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Custom directives of trainopt.parameter
+//===----------------------------------------------------------------------===//
+
+namespace mlir::trainopt {
+
+/// `trainable` or `frozen`: the trainability is always spelled out.
+ParseResult parseTrainability(OpAsmParser &parser, UnitAttr &trainable) {
+  if (succeeded(parser.parseOptionalKeyword("trainable"))) {
+    trainable = parser.getBuilder().getUnitAttr();
+    return success();
+  }
+  if (succeeded(parser.parseOptionalKeyword("frozen")))
+    return success();
+  return parser.emitError(parser.getCurrentLocation(),
+                          "expected 'trainable' or 'frozen'");
+}
+
+void printTrainability(OpAsmPrinter &printer, Operation *, UnitAttr trainable) {
+  printer << (trainable ? "trainable" : "frozen");
+}
+
+} // namespace mlir::trainopt

@@ -1,0 +1,666 @@
+//===- TrainoptOps.cpp - trainopt op verifiers and type inference ---------===//
+//
+/// \file
+/// Result-type inference and verifiers of the trainopt ops. Shape rules live
+/// here once; the importer builds ops through them, so an ill-shaped ONNX
+/// node fails with the same diagnostic a hand-written `.mlir` file gets.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/TypeUtilities.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/MathExtras.h"
+
+using namespace mlir;
+using namespace mlir::trainopt;
+
+namespace mlir::trainopt {
+ParseResult parseTrainability(OpAsmParser &parser, UnitAttr &trainable);
+void printTrainability(OpAsmPrinter &printer, Operation *, UnitAttr trainable);
+} // namespace mlir::trainopt
+
+//===----------------------------------------------------------------------===//
+// Shared shape helpers
+//===----------------------------------------------------------------------===//
+
+SmallVector<int64_t> mlir::trainopt::expandReducedAxes(ArrayRef<int64_t> axes,
+                                                       int64_t rank) {
+  if (!axes.empty())
+    return SmallVector<int64_t>(axes);
+  return llvm::to_vector(llvm::seq<int64_t>(0, rank));
+}
+
+FailureOr<SmallVector<int64_t>>
+mlir::trainopt::broadcastShapes(ArrayRef<ArrayRef<int64_t>> shapes) {
+  size_t rank = 0;
+  for (ArrayRef<int64_t> s : shapes)
+    rank = std::max(rank, s.size());
+  SmallVector<int64_t> result(rank, 1);
+  for (ArrayRef<int64_t> s : shapes) {
+    size_t offset = rank - s.size();
+    for (auto [i, dim] : llvm::enumerate(s)) {
+      int64_t &r = result[offset + i];
+      if (dim == r || dim == 1)
+        continue;
+      if (r != 1)
+        return failure();
+      r = dim;
+    }
+  }
+  return result;
+}
+
+FailureOr<int64_t>
+mlir::trainopt::checkedElementCount(ArrayRef<int64_t> shape) {
+  int64_t count = 1;
+  for (int64_t dim : shape) {
+    if (dim < 0 || llvm::MulOverflow(count, dim, count))
+      return failure();
+  }
+  return count;
+}
+
+static std::string shapeString(ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  llvm::raw_string_ostream os(s);
+  llvm::interleaveComma(shape, os);
+  os << "]";
+  return s;
+}
+
+LogicalResult mlir::trainopt::inferBroadcastResult(
+    std::optional<Location> loc, ArrayRef<Type> operands, Type elementType,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  SmallVector<ArrayRef<int64_t>> shapes;
+  for (Type t : operands)
+    shapes.push_back(cast<RankedTensorType>(t).getShape());
+  FailureOr<SmallVector<int64_t>> shape = broadcastShapes(shapes);
+  if (failed(shape)) {
+    std::string list;
+    llvm::raw_string_ostream os(list);
+    llvm::interleaveComma(shapes, os,
+                          [&](ArrayRef<int64_t> s) { os << shapeString(s); });
+    return emitOptionalError(loc, "operand shapes ", list,
+                             " are not broadcast-compatible");
+  }
+  inferredReturnTypes.push_back(RankedTensorType::get(*shape, elementType));
+  return success();
+}
+
+/// Checks that `axes` are sorted, unique and in `[0, rank)`.
+static LogicalResult verifyAxes(std::optional<Location> loc,
+                                ArrayRef<int64_t> axes, int64_t rank) {
+  for (auto [i, axis] : llvm::enumerate(axes)) {
+    if (axis < 0 || axis >= rank)
+      return emitOptionalError(loc, "axis ", axis, " is out of range [0, ",
+                               rank, ")");
+    if (i > 0 && axes[i - 1] >= axis)
+      return emitOptionalError(loc, "axes must be sorted and unique, got ",
+                               shapeString(axes));
+  }
+  return success();
+}
+
+LogicalResult mlir::trainopt::inferReduceResult(
+    std::optional<Location> loc, RankedTensorType x, ArrayRef<int64_t> axes,
+    bool keepdims, SmallVectorImpl<Type> &inferredReturnTypes) {
+  if (failed(verifyAxes(loc, axes, x.getRank())))
+    return failure();
+  SmallVector<int64_t> reduced = expandReducedAxes(axes, x.getRank());
+  SmallVector<int64_t> shape;
+  for (auto [i, dim] : llvm::enumerate(x.getShape())) {
+    if (!llvm::is_contained(reduced, static_cast<int64_t>(i)))
+      shape.push_back(dim);
+    else if (keepdims)
+      shape.push_back(1);
+  }
+  inferredReturnTypes.push_back(
+      RankedTensorType::get(shape, x.getElementType()));
+  return success();
+}
+
+/// Output size of a sliding window; fails (returns < 1) when the window does
+/// not fit.
+static int64_t windowOutputSize(int64_t in, int64_t padLow, int64_t padHigh,
+                                int64_t kernel, int64_t stride,
+                                int64_t dilation) {
+  int64_t span = dilation * (kernel - 1) + 1;
+  int64_t padded = in + padLow + padHigh;
+  if (padded < span)
+    return 0;
+  return (padded - span) / stride + 1;
+}
+
+/// Checks the window attributes of a conv or pool over `spatialRank` dims.
+static LogicalResult verifyWindow(std::optional<Location> loc,
+                                  int64_t spatialRank,
+                                  ArrayRef<int64_t> strides,
+                                  ArrayRef<int64_t> padding,
+                                  ArrayRef<int64_t> dilations) {
+  if (static_cast<int64_t>(strides.size()) != spatialRank)
+    return emitOptionalError(loc, "expects ", spatialRank, " strides, got ",
+                             strides.size());
+  if (static_cast<int64_t>(dilations.size()) != spatialRank)
+    return emitOptionalError(loc, "expects ", spatialRank, " dilations, got ",
+                             dilations.size());
+  if (static_cast<int64_t>(padding.size()) != 2 * spatialRank)
+    return emitOptionalError(loc, "expects ", 2 * spatialRank,
+                             " padding values (low pads then high pads), got ",
+                             padding.size());
+  if (llvm::any_of(strides, [](int64_t s) { return s < 1; }))
+    return emitOptionalError(loc, "strides must be >= 1, got ",
+                             shapeString(strides));
+  if (llvm::any_of(dilations, [](int64_t d) { return d < 1; }))
+    return emitOptionalError(loc, "dilations must be >= 1, got ",
+                             shapeString(dilations));
+  if (llvm::any_of(padding, [](int64_t p) { return p < 0; }))
+    return emitOptionalError(loc, "padding must be >= 0, got ",
+                             shapeString(padding));
+  return success();
+}
+
+LogicalResult mlir::trainopt::inferPoolResult(
+    std::optional<Location> loc, RankedTensorType input,
+    ArrayRef<int64_t> kernel, ArrayRef<int64_t> strides,
+    ArrayRef<int64_t> padding, std::optional<ArrayRef<int64_t>> dilations,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  int64_t rank = input.getRank();
+  if (rank < 3)
+    return emitOptionalError(loc, "expects input of rank >= 3 (N, C, spatial), "
+                                  "got rank ",
+                             rank);
+  int64_t n = rank - 2;
+  SmallVector<int64_t> ones(n, 1);
+  ArrayRef<int64_t> dil = dilations ? *dilations : ArrayRef<int64_t>(ones);
+  if (static_cast<int64_t>(kernel.size()) != n)
+    return emitOptionalError(loc, "expects ", n, " kernel dims, got ",
+                             kernel.size());
+  if (llvm::any_of(kernel, [](int64_t k) { return k < 1; }))
+    return emitOptionalError(loc, "kernel dims must be >= 1, got ",
+                             shapeString(kernel));
+  if (failed(verifyWindow(loc, n, strides, padding, dil)))
+    return failure();
+  SmallVector<int64_t> shape(input.getShape().take_front(2));
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t in = input.getDimSize(i + 2);
+    if (padding[i] >= kernel[i] || padding[i + n] >= kernel[i])
+      return emitOptionalError(loc, "padding ", shapeString(padding),
+                               " must be smaller than the kernel ",
+                               shapeString(kernel));
+    int64_t out = windowOutputSize(in, padding[i], padding[i + n], kernel[i],
+                                   strides[i], dil[i]);
+    if (out < 1)
+      return emitOptionalError(loc, "window of kernel ", kernel[i],
+                               " does not fit spatial dim ", i, " of size ",
+                               in, " with its padding");
+    shape.push_back(out);
+  }
+  inferredReturnTypes.push_back(
+      RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Math ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult ClipOp::verify() {
+  if (getMin() && getMax() && getMin()->convertToDouble() >
+                                  getMax()->convertToDouble())
+    return emitOpError() << "expects min <= max, got min "
+                         << getMin()->convertToDouble() << " and max "
+                         << getMax()->convertToDouble();
+  return success();
+}
+
+LogicalResult WhereOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  return inferBroadcastResult(
+      location,
+      {adaptor.getCondition().getType(), adaptor.getOnTrue().getType(),
+       adaptor.getOnFalse().getType()},
+      cast<RankedTensorType>(adaptor.getOnTrue().getType()).getElementType(),
+      inferredReturnTypes);
+}
+
+LogicalResult ArgMaxOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto x = cast<RankedTensorType>(adaptor.getX().getType());
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= x.getRank())
+    return emitOptionalError(location, "axis ", axis, " is out of range [0, ",
+                             x.getRank(), ")");
+  return inferReduceResult(location, x.clone(IntegerType::get(context, 64)),
+                           {axis}, adaptor.getKeepdims(), inferredReturnTypes);
+}
+
+LogicalResult MatmulOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto lhs = cast<RankedTensorType>(adaptor.getLhs().getType());
+  auto rhs = cast<RankedTensorType>(adaptor.getRhs().getType());
+  if (lhs.getRank() < 2 || rhs.getRank() < 2)
+    return emitOptionalError(location, "expects operands of rank >= 2, got ",
+                             lhs.getRank(), " and ", rhs.getRank());
+  ArrayRef<int64_t> ls = lhs.getShape(), rs = rhs.getShape();
+  int64_t lr = lhs.getRank(), rr = rhs.getRank();
+  bool tl = adaptor.getTransposeLhs(), tr = adaptor.getTransposeRhs();
+  int64_t m = tl ? ls[lr - 1] : ls[lr - 2];
+  int64_t kl = tl ? ls[lr - 2] : ls[lr - 1];
+  int64_t kr = tr ? rs[rr - 1] : rs[rr - 2];
+  int64_t n = tr ? rs[rr - 2] : rs[rr - 1];
+  if (kl != kr)
+    return emitOptionalError(location, "contracting dims differ: lhs ",
+                             shapeString(ls), " gives K = ", kl, ", rhs ",
+                             shapeString(rs), " gives K = ", kr);
+  FailureOr<SmallVector<int64_t>> batch =
+      broadcastShapes({ls.drop_back(2), rs.drop_back(2)});
+  if (failed(batch))
+    return emitOptionalError(location, "batch dims of ", shapeString(ls),
+                             " and ", shapeString(rs),
+                             " are not broadcast-compatible");
+  batch->push_back(m);
+  batch->push_back(n);
+  inferredReturnTypes.push_back(
+      RankedTensorType::get(*batch, lhs.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// NN ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult ConvOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  auto filter = cast<RankedTensorType>(adaptor.getFilter().getType());
+  int64_t rank = input.getRank();
+  if (rank < 3)
+    return emitOptionalError(location, "expects input of rank >= 3 "
+                                       "(N, C, spatial), got rank ",
+                             rank);
+  if (filter.getRank() != rank)
+    return emitOptionalError(location, "expects filter of rank ", rank,
+                             " like the input, got rank ", filter.getRank());
+  int64_t n = rank - 2;
+  if (failed(verifyWindow(location, n, adaptor.getStrides(),
+                          adaptor.getPadding(), adaptor.getDilations())))
+    return failure();
+  int64_t groups = adaptor.getGroups();
+  int64_t channels = input.getDimSize(1), features = filter.getDimSize(0);
+  if (groups < 1 || channels % groups != 0 || features % groups != 0)
+    return emitOptionalError(location, "groups ", groups,
+                             " must divide input channels ", channels,
+                             " and output features ", features);
+  if (filter.getDimSize(1) * groups != channels)
+    return emitOptionalError(location, "filter ", shapeString(filter.getShape()),
+                             " expects ", filter.getDimSize(1) * groups,
+                             " input channels with groups = ", groups,
+                             ", input has ", channels);
+  if (Value bias = adaptor.getBias()) {
+    auto biasType = cast<RankedTensorType>(bias.getType());
+    if (biasType.getShape() != ArrayRef<int64_t>{features})
+      return emitOptionalError(location, "expects bias of shape [", features,
+                               "], got ", shapeString(biasType.getShape()));
+  }
+  ArrayRef<int64_t> padding = adaptor.getPadding();
+  SmallVector<int64_t> shape{input.getDimSize(0), features};
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t out = windowOutputSize(input.getDimSize(i + 2), padding[i],
+                                   padding[i + n], filter.getDimSize(i + 2),
+                                   adaptor.getStrides()[i],
+                                   adaptor.getDilations()[i]);
+    if (out < 1)
+      return emitOptionalError(location, "filter ",
+                               shapeString(filter.getShape()),
+                               " does not fit input ",
+                               shapeString(input.getShape()),
+                               " with its padding and dilation");
+    shape.push_back(out);
+  }
+  inferredReturnTypes.push_back(
+      RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+/// Checks that per-channel operands of a batch norm are `[C]` for input `x`.
+static LogicalResult verifyChannelOperand(Operation *op, Type x, Type channel) {
+  auto xType = cast<RankedTensorType>(x);
+  auto cType = cast<RankedTensorType>(channel);
+  if (xType.getRank() < 2)
+    return op->emitOpError() << "expects input of rank >= 2 (N, C, ...), got "
+                             << xType;
+  if (cType.getShape() != ArrayRef<int64_t>{xType.getDimSize(1)})
+    return op->emitOpError() << "expects per-channel operands of shape ["
+                             << xType.getDimSize(1) << "], got " << cType;
+  if (cType.getElementType() != xType.getElementType())
+    return op->emitOpError() << "expects per-channel operands of element type "
+                             << xType.getElementType() << ", got "
+                             << cType.getElementType();
+  return success();
+}
+
+LogicalResult BatchNormInferenceOp::verify() {
+  return verifyChannelOperand(*this, getX().getType(), getScale().getType());
+}
+
+LogicalResult BatchNormTrainOp::verify() {
+  if (getMomentum().convertToDouble() < 0.0 ||
+      getMomentum().convertToDouble() > 1.0)
+    return emitOpError() << "expects momentum in [0, 1], got "
+                         << getMomentum().convertToDouble();
+  return verifyChannelOperand(*this, getX().getType(), getScale().getType());
+}
+
+LogicalResult LayerNormOp::verify() {
+  auto x = cast<RankedTensorType>(getX().getType());
+  int64_t axis = getAxis();
+  if (axis < 0 || axis >= x.getRank())
+    return emitOpError() << "axis " << axis << " is out of range [0, "
+                         << x.getRank() << ")";
+  ArrayRef<int64_t> normalized = x.getShape().drop_front(axis);
+  for (Value v : {getScale(), getBias()}) {
+    if (!v)
+      continue;
+    auto t = cast<RankedTensorType>(v.getType());
+    if (t.getShape() != normalized || t.getElementType() != x.getElementType())
+      return emitOpError() << "expects scale and bias of type "
+                           << x.clone(normalized) << ", got " << t;
+  }
+  return success();
+}
+
+static LogicalResult verifySoftmaxAxis(Operation *op, Type type, int64_t axis) {
+  int64_t rank = cast<RankedTensorType>(type).getRank();
+  if (axis < 0 || axis >= rank)
+    return op->emitOpError() << "axis " << axis << " is out of range [0, "
+                             << rank << ")";
+  return success();
+}
+
+LogicalResult SoftmaxOp::verify() {
+  return verifySoftmaxAxis(*this, getX().getType(), getAxis());
+}
+
+LogicalResult LogSoftmaxOp::verify() {
+  return verifySoftmaxAxis(*this, getX().getType(), getAxis());
+}
+
+LogicalResult DropoutOp::verify() {
+  double ratio = getRatio().convertToDouble();
+  if (!(ratio >= 0.0 && ratio < 1.0))
+    return emitOpError() << "expects ratio in [0, 1), got " << ratio;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult ParameterOp::verify() {
+  if (std::optional<ElementsAttr> value = getInitialValue()) {
+    if (value->getType() != getType())
+      return emitOpError() << "initial value of type " << value->getType()
+                           << " does not match declared type " << getType();
+  }
+  return success();
+}
+
+LogicalResult ReshapeOp::verify() {
+  auto in = cast<RankedTensorType>(getX().getType());
+  auto out = cast<RankedTensorType>(getResult().getType());
+  if (in.getNumElements() != out.getNumElements())
+    return emitOpError() << "cannot reshape " << in.getNumElements()
+                         << " elements " << in << " into "
+                         << out.getNumElements() << " elements " << out;
+  return success();
+}
+
+LogicalResult TransposeOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto x = cast<RankedTensorType>(adaptor.getX().getType());
+  ArrayRef<int64_t> perm = adaptor.getPermutation();
+  if (static_cast<int64_t>(perm.size()) != x.getRank())
+    return emitOptionalError(location, "permutation ", shapeString(perm),
+                             " does not have rank ", x.getRank());
+  SmallVector<bool> seen(perm.size(), false);
+  SmallVector<int64_t> shape;
+  for (int64_t p : perm) {
+    if (p < 0 || p >= x.getRank() || seen[p])
+      return emitOptionalError(location, shapeString(perm),
+                               " is not a permutation of [0, ", x.getRank(),
+                               ")");
+    seen[p] = true;
+    shape.push_back(x.getDimSize(p));
+  }
+  inferredReturnTypes.push_back(x.clone(shape));
+  return success();
+}
+
+LogicalResult BroadcastToOp::verify() {
+  ArrayRef<int64_t> in = cast<RankedTensorType>(getX().getType()).getShape();
+  ArrayRef<int64_t> out =
+      cast<RankedTensorType>(getResult().getType()).getShape();
+  FailureOr<SmallVector<int64_t>> shape = broadcastShapes({in, out});
+  if (failed(shape) || ArrayRef<int64_t>(*shape) != out)
+    return emitOpError() << "cannot broadcast " << shapeString(in) << " to "
+                         << shapeString(out);
+  return success();
+}
+
+LogicalResult SliceOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto x = cast<RankedTensorType>(adaptor.getX().getType());
+  ArrayRef<int64_t> start = adaptor.getStart(), limit = adaptor.getLimit(),
+                    stride = adaptor.getStride();
+  int64_t rank = x.getRank();
+  if (static_cast<int64_t>(start.size()) != rank ||
+      static_cast<int64_t>(limit.size()) != rank ||
+      static_cast<int64_t>(stride.size()) != rank)
+    return emitOptionalError(location, "expects start, limit and stride of "
+                                       "length ",
+                             rank);
+  SmallVector<int64_t> shape;
+  for (int64_t i = 0; i < rank; ++i) {
+    if (stride[i] < 1)
+      return emitOptionalError(location, "stride must be >= 1, got ",
+                               shapeString(stride));
+    if (start[i] < 0 || start[i] > limit[i] || limit[i] > x.getDimSize(i))
+      return emitOptionalError(location, "slice [", start[i], ", ", limit[i],
+                               ") of dim ", i, " is outside [0, ",
+                               x.getDimSize(i), "]");
+    shape.push_back(llvm::divideCeil(limit[i] - start[i], stride[i]));
+  }
+  inferredReturnTypes.push_back(x.clone(shape));
+  return success();
+}
+
+LogicalResult ConcatOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  if (adaptor.getInputs().empty())
+    return emitOptionalError(location, "expects at least one input");
+  auto first = cast<RankedTensorType>(adaptor.getInputs()[0].getType());
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= first.getRank())
+    return emitOptionalError(location, "axis ", axis, " is out of range [0, ",
+                             first.getRank(), ")");
+  SmallVector<int64_t> shape(first.getShape());
+  shape[axis] = 0;
+  for (Value v : adaptor.getInputs()) {
+    auto t = cast<RankedTensorType>(v.getType());
+    if (t.getRank() != first.getRank())
+      return emitOptionalError(location, "inputs have different ranks");
+    for (int64_t i = 0; i < t.getRank(); ++i) {
+      if (i != axis && t.getDimSize(i) != first.getDimSize(i))
+        return emitOptionalError(location, "input shapes ",
+                                 shapeString(first.getShape()), " and ",
+                                 shapeString(t.getShape()),
+                                 " differ outside axis ", axis);
+    }
+    shape[axis] += t.getDimSize(axis);
+  }
+  inferredReturnTypes.push_back(first.clone(shape));
+  return success();
+}
+
+LogicalResult SplitOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto x = cast<RankedTensorType>(adaptor.getX().getType());
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= x.getRank())
+    return emitOptionalError(location, "axis ", axis, " is out of range [0, ",
+                             x.getRank(), ")");
+  int64_t total = 0;
+  for (int64_t size : adaptor.getSizes()) {
+    if (size < 0)
+      return emitOptionalError(location, "split sizes must be >= 0, got ",
+                               shapeString(adaptor.getSizes()));
+    total += size;
+  }
+  if (total != x.getDimSize(axis))
+    return emitOptionalError(location, "split sizes ",
+                             shapeString(adaptor.getSizes()), " sum to ",
+                             total, ", dim ", axis, " has size ",
+                             x.getDimSize(axis));
+  for (int64_t size : adaptor.getSizes()) {
+    SmallVector<int64_t> shape(x.getShape());
+    shape[axis] = size;
+    inferredReturnTypes.push_back(x.clone(shape));
+  }
+  return success();
+}
+
+LogicalResult GatherOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto data = cast<RankedTensorType>(adaptor.getData().getType());
+  auto indices = cast<RankedTensorType>(adaptor.getIndices().getType());
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= data.getRank())
+    return emitOptionalError(location, "axis ", axis, " is out of range [0, ",
+                             data.getRank(), ")");
+  SmallVector<int64_t> shape(data.getShape().take_front(axis));
+  llvm::append_range(shape, indices.getShape());
+  llvm::append_range(shape, data.getShape().drop_front(axis + 1));
+  inferredReturnTypes.push_back(data.clone(shape));
+  return success();
+}
+
+LogicalResult TriluOp::verify() {
+  if (cast<RankedTensorType>(getX().getType()).getRank() < 2)
+    return emitOpError() << "expects rank >= 2, got " << getX().getType();
+  return success();
+}
+
+LogicalResult PadOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto x = cast<RankedTensorType>(adaptor.getX().getType());
+  ArrayRef<int64_t> low = adaptor.getLow(), high = adaptor.getHigh();
+  if (static_cast<int64_t>(low.size()) != x.getRank() ||
+      static_cast<int64_t>(high.size()) != x.getRank())
+    return emitOptionalError(location, "expects low and high of length ",
+                             x.getRank());
+  SmallVector<int64_t> shape;
+  for (int64_t i = 0; i < x.getRank(); ++i) {
+    if (low[i] < 0 || high[i] < 0)
+      return emitOptionalError(location, "padding must be >= 0");
+    shape.push_back(x.getDimSize(i) + low[i] + high[i]);
+  }
+  inferredReturnTypes.push_back(x.clone(shape));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Loss ops
+//===----------------------------------------------------------------------===//
+
+/// Shared inference of the class-label losses: `labels` is `scores` without
+/// the class axis, `weight` is `[C]`, and the result is per-position for
+/// `none` and a scalar otherwise.
+static LogicalResult inferLabelLoss(std::optional<Location> loc, Type scoresT,
+                                    Type labelsT, Value weight,
+                                    int64_t classAxis, Reduction reduction,
+                                    SmallVectorImpl<Type> &inferred) {
+  auto scores = cast<RankedTensorType>(scoresT);
+  auto labels = cast<RankedTensorType>(labelsT);
+  int64_t rank = scores.getRank();
+  if (rank < 1)
+    return emitOptionalError(loc, "expects scores of rank >= 1");
+  int64_t axis = classAxis < 0 ? classAxis + rank : classAxis;
+  if (axis < 0 || axis >= rank)
+    return emitOptionalError(loc, "class_axis ", classAxis,
+                             " is out of range for rank ", rank);
+  SmallVector<int64_t> expected(scores.getShape());
+  expected.erase(expected.begin() + axis);
+  if (labels.getShape() != ArrayRef<int64_t>(expected))
+    return emitOptionalError(loc, "expects labels of shape ",
+                             shapeString(expected), " (scores ",
+                             shapeString(scores.getShape()),
+                             " without class axis ", axis, "), got ",
+                             shapeString(labels.getShape()));
+  if (weight) {
+    auto w = cast<RankedTensorType>(weight.getType());
+    if (w.getShape() != ArrayRef<int64_t>{scores.getDimSize(axis)} ||
+        w.getElementType() != scores.getElementType())
+      return emitOptionalError(loc, "expects class weight of type ",
+                               scores.clone({scores.getDimSize(axis)}),
+                               ", got ", w);
+  }
+  if (reduction == Reduction::none)
+    inferred.push_back(labels.clone(scores.getElementType()));
+  else
+    inferred.push_back(RankedTensorType::get({}, scores.getElementType()));
+  return success();
+}
+
+LogicalResult CrossEntropyOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  double s = adaptor.getLabelSmoothing().convertToDouble();
+  if (!(s >= 0.0 && s <= 1.0))
+    return emitOptionalError(location, "expects label_smoothing in [0, 1], "
+                                       "got ",
+                             s);
+  return inferLabelLoss(location, adaptor.getLogits().getType(),
+                        adaptor.getLabels().getType(), adaptor.getWeight(),
+                        adaptor.getClassAxis(), adaptor.getReduction(),
+                        inferredReturnTypes);
+}
+
+LogicalResult NllLossOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  return inferLabelLoss(location, adaptor.getLogProbs().getType(),
+                        adaptor.getLabels().getType(), adaptor.getWeight(),
+                        adaptor.getClassAxis(), adaptor.getReduction(),
+                        inferredReturnTypes);
+}
+
+LogicalResult MseLossOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  if (adaptor.getReduction() == Reduction::none)
+    inferredReturnTypes.push_back(input);
+  else
+    inferredReturnTypes.push_back(
+        RankedTensorType::get({}, input.getElementType()));
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.cpp.inc"
