@@ -1,0 +1,272 @@
+//===- ImportContext.h - shared state of the ONNX importer ------*- C++ -*-===//
+//
+/// \file
+/// Internal to the ONNX importer: the problem list that becomes the single
+/// error, the checked tensor reader, the attribute binder and the context a
+/// node handler works in. Handlers are grouped by meaning in
+/// `{Math,NN,Tensor,Loss}Handlers.cpp` and registered in a table keyed by
+/// `(domain, op_type, since_version)`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_LIB_IMPORT_ONNX_IMPORTCONTEXT_H
+#define TRAINOPT_LIB_IMPORT_ONNX_IMPORTCONTEXT_H
+
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace mlir::trainopt::onnx_import {
+
+/// Every problem found while importing one model; they are reported together.
+class Problems {
+public:
+  void add(std::string message) { messages.push_back(std::move(message)); }
+  bool empty() const { return messages.empty(); }
+  const std::vector<std::string> &all() const { return messages; }
+
+private:
+  std::vector<std::string> messages;
+};
+
+/// Describes a node for messages: `node 'conv1' (Conv, domain 'ai.onnx',
+/// opset 17)`; unnamed nodes are named by their position `#index`.
+std::string describeNode(const onnx::NodeProto &node, int64_t opset,
+                         int index);
+
+/// Maps an ONNX element type to the trainopt one; null if unsupported.
+Type convertElementType(MLIRContext *ctx, int32_t onnxType);
+/// The ONNX name of an element type code, for messages.
+std::string onnxTypeName(int32_t onnxType);
+
+/// Reads TensorProtos after checking them against their declared shape;
+/// external data is resolved only inside `modelDir`.
+class TensorReader {
+public:
+  TensorReader(MLIRContext *ctx, std::string modelDir)
+      : ctx(ctx), modelDir(std::move(modelDir)) {}
+
+  /// The tensor as a DenseElementsAttr (for constants), or failure with the
+  /// reason appended to `problems` (prefixed by `what`).
+  FailureOr<DenseElementsAttr> readDense(const onnx::TensorProto &tensor,
+                                         llvm::StringRef what,
+                                         Problems &problems);
+  /// The tensor as a resource blob (for parameters) of `type`.
+  FailureOr<ElementsAttr> readResource(const onnx::TensorProto &tensor,
+                                       llvm::StringRef what,
+                                       Problems &problems);
+  /// The checked tensor type of `tensor`.
+  FailureOr<RankedTensorType> tensorType(const onnx::TensorProto &tensor,
+                                         llvm::StringRef what,
+                                         Problems &problems);
+
+private:
+  /// Little-endian bytes of the tensor in trainopt's storage layout.
+  FailureOr<std::vector<char>> readBytes(const onnx::TensorProto &tensor,
+                                         RankedTensorType type,
+                                         llvm::StringRef what,
+                                         Problems &problems);
+  FailureOr<std::vector<char>> readExternal(const onnx::TensorProto &tensor,
+                                            uint64_t expectedBytes,
+                                            llvm::StringRef what,
+                                            Problems &problems);
+  MLIRContext *ctx;
+  std::string modelDir;
+};
+
+/// Reads node attributes by name, with defaults, recording type mismatches.
+class AttrBinder {
+public:
+  explicit AttrBinder(const onnx::NodeProto &node);
+  bool has(llvm::StringRef name) const { return byName.count(name); }
+  FailureOr<int64_t> getInt(llvm::StringRef name,
+                            std::optional<int64_t> def = std::nullopt);
+  FailureOr<double> getFloat(llvm::StringRef name,
+                             std::optional<double> def = std::nullopt);
+  FailureOr<std::string> getString(llvm::StringRef name,
+                                   std::optional<std::string> def = std::nullopt);
+  FailureOr<SmallVector<int64_t>>
+  getInts(llvm::StringRef name,
+          std::optional<SmallVector<int64_t>> def = std::nullopt);
+  FailureOr<SmallVector<double>> getFloats(llvm::StringRef name);
+  const onnx::AttributeProto *get(llvm::StringRef name) const {
+    auto it = byName.find(name);
+    return it == byName.end() ? nullptr : it->second;
+  }
+  /// The first error, if any getter failed.
+  const std::string &error() const { return firstError; }
+
+private:
+  FailureOr<const onnx::AttributeProto *>
+  typed(llvm::StringRef name, onnx::AttributeProto::AttributeType type);
+  llvm::StringMap<const onnx::AttributeProto *> byName;
+  std::string firstError;
+};
+
+class Importer;
+
+/// What a handler sees: the node, its inputs as values, attribute access,
+/// checked op creation and the place to put its outputs.
+class NodeContext {
+public:
+  NodeContext(Importer &importer, const onnx::NodeProto &node, int index,
+              SmallVector<Value> inputs, int64_t opset, Location loc);
+
+  const onnx::NodeProto &node;
+  /// Position of the node in the graph, for messages about unnamed nodes.
+  int index;
+  OpBuilder &builder;
+  Location loc;
+  int64_t opset;
+  AttrBinder attrs;
+  /// The values of the node's outputs; null where the handler made none.
+  SmallVector<Value> outputs;
+
+  MLIRContext *getContext() { return builder.getContext(); }
+  unsigned numInputs() const { return inputs.size(); }
+  /// Input `i`, or null when absent (optional input left empty).
+  Value input(unsigned i) const { return i < inputs.size() ? inputs[i] : Value(); }
+  RankedTensorType inputType(unsigned i) const {
+    return cast<RankedTensorType>(input(i).getType());
+  }
+  /// Input `i`, which must be present.
+  FailureOr<Value> required(unsigned i);
+  /// The constant value of input `i` (a Constant, an integer initializer, a
+  /// folded shape computation or a parameter's initial value).
+  FailureOr<DenseElementsAttr> constantInput(unsigned i, llvm::StringRef what);
+  /// Like constantInput, as int64 values.
+  FailureOr<SmallVector<int64_t>> constantInts(unsigned i, llvm::StringRef what);
+  /// Number of outputs the node declares, and whether output `i` is used.
+  unsigned numOutputs() const { return node.output_size(); }
+  bool outputRequested(unsigned i) const {
+    return static_cast<int>(i) < node.output_size() && !node.output(i).empty();
+  }
+  /// Binds output `i`.
+  void setOutput(unsigned i, Value value);
+  /// Keeps a parameter that feeds `value` out of training (BatchNorm
+  /// statistics are state, not trainable weights).
+  void markNonTrainable(Value value);
+  /// Records `message` for this node and returns failure.
+  LogicalResult fail(const llvm::Twine &message);
+  /// Fails if an attribute getter recorded an error.
+  template <typename T>
+  FailureOr<T> check(FailureOr<T> value) {
+    if (failed(value))
+      (void)fail(attrs.error());
+    return value;
+  }
+
+  /// Creates an op after inferring its result types (unless `resultType` is
+  /// given); shape errors become problems of this node. Folds the op when all
+  /// operands are constants.
+  template <typename OpTy>
+  FailureOr<Value> create(ValueRange operands,
+                          ArrayRef<NamedAttribute> attributes = {},
+                          std::optional<Type> resultType = std::nullopt) {
+    SmallVector<Type, 1> types;
+    if (resultType)
+      types.push_back(*resultType);
+    FailureOr<Operation *> op = createOp<OpTy>(operands, attributes, types);
+    if (failed(op))
+      return failure();
+    return foldResult(*op, 0);
+  }
+  /// Like create, for ops with several results.
+  template <typename OpTy>
+  FailureOr<SmallVector<Value>> createMulti(ValueRange operands,
+                                            ArrayRef<NamedAttribute> attributes,
+                                            ArrayRef<Type> resultTypes = {}) {
+    FailureOr<Operation *> op = createOp<OpTy>(operands, attributes, resultTypes);
+    if (failed(op))
+      return failure();
+    return SmallVector<Value>((*op)->getResults());
+  }
+  /// A constant tensor.
+  Value constant(DenseElementsAttr value);
+  /// A 0-d constant of `elementType` holding `value`.
+  Value scalar(Type elementType, double value);
+
+  NamedAttribute named(llvm::StringRef name, Attribute value) {
+    return builder.getNamedAttr(name, value);
+  }
+
+private:
+  using InferFn =
+      llvm::function_ref<LogicalResult(DictionaryAttr, SmallVectorImpl<Type> &)>;
+  FailureOr<Operation *> createImpl(llvm::StringRef opName, ValueRange operands,
+                                    ArrayRef<NamedAttribute> attributes,
+                                    ArrayRef<Type> resultTypes, InferFn infer);
+  template <typename OpTy>
+  FailureOr<Operation *> createOp(ValueRange operands,
+                                  ArrayRef<NamedAttribute> attributes,
+                                  ArrayRef<Type> resultTypes) {
+    return createImpl(
+        OpTy::getOperationName(), operands, attributes, resultTypes,
+        [&](DictionaryAttr dict, SmallVectorImpl<Type> &types) -> LogicalResult {
+          if constexpr (OpTy::template hasTrait<InferTypeOpInterface::Trait>()) {
+            typename OpTy::Properties props;
+            if (failed(OpTy::setPropertiesFromAttr(
+                    props, dict, [&] { return emitError(loc); })))
+              return failure();
+            return OpTy::inferReturnTypes(getContext(), loc, operands, dict,
+                                          OpaqueProperties(&props), {}, types);
+          } else {
+            return failure();
+          }
+        });
+  }
+  Value foldResult(Operation *op, unsigned index);
+  Importer &importer;
+  SmallVector<Value> inputs;
+  bool failedOnce = false;
+};
+
+/// A node handler: imports one node or records why it cannot.
+using Handler = std::function<LogicalResult(NodeContext &)>;
+
+/// One row of the versioned op table.
+struct HandlerEntry {
+  std::string domain;
+  std::string opType;
+  int64_t sinceVersion;
+  Handler handler;
+};
+
+/// Registers handlers, grouped by meaning.
+class HandlerTable {
+public:
+  void on(llvm::StringRef opType, int64_t sinceVersion, Handler handler) {
+    entries.push_back({"", opType.str(), sinceVersion, std::move(handler)});
+  }
+  /// The handler for `opType` in the default domain at `opset`: the one with
+  /// the largest since_version not above `opset`.
+  const HandlerEntry *find(llvm::StringRef domain, llvm::StringRef opType,
+                           int64_t opset) const;
+  const std::vector<HandlerEntry> &all() const { return entries; }
+
+private:
+  std::vector<HandlerEntry> entries;
+};
+
+void registerMathHandlers(HandlerTable &table);
+void registerNNHandlers(HandlerTable &table);
+void registerTensorHandlers(HandlerTable &table);
+void registerLossHandlers(HandlerTable &table);
+
+/// Normalizes a possibly negative axis for `rank`; fails outside [-rank, rank).
+FailureOr<int64_t> normalizeAxis(NodeContext &n, int64_t axis, int64_t rank);
+
+} // namespace mlir::trainopt::onnx_import
+
+#endif // TRAINOPT_LIB_IMPORT_ONNX_IMPORTCONTEXT_H

@@ -1,0 +1,449 @@
+//===- MathHandlers.cpp - ONNX elementwise, reduction and matmul ops ------===//
+//
+/// \file
+/// Handlers for the arithmetic ONNX ops. Unary and binary elementwise ops
+/// share one helper each; versions listed are the since_versions whose
+/// semantics differ within opsets 13 to 21.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ImportContext.h"
+
+using namespace mlir;
+using namespace mlir::trainopt;
+using namespace mlir::trainopt::onnx_import;
+
+namespace {
+
+template <typename OpTy>
+LogicalResult unary(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  if (failed(x))
+    return failure();
+  FailureOr<Value> y = n.create<OpTy>({*x});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+template <typename OpTy>
+LogicalResult binary(NodeContext &n) {
+  FailureOr<Value> a = n.required(0), b = n.required(1);
+  if (failed(a) || failed(b))
+    return failure();
+  FailureOr<Value> y = n.create<OpTy>({*a, *b});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+/// Max, Min, Sum: a left fold of a binary op over all inputs.
+template <typename OpTy>
+FailureOr<Value> foldVariadic(NodeContext &n) {
+  if (n.numInputs() == 0)
+    return n.fail("expects at least one input");
+  FailureOr<Value> acc = n.required(0);
+  for (unsigned i = 1; succeeded(acc) && i < n.numInputs(); ++i) {
+    FailureOr<Value> next = n.required(i);
+    if (failed(next))
+      return failure();
+    acc = n.create<OpTy>({*acc, *next});
+  }
+  return acc;
+}
+
+template <typename OpTy>
+LogicalResult variadic(NodeContext &n) {
+  FailureOr<Value> y = foldVariadic<OpTy>(n);
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult mean(NodeContext &n) {
+  FailureOr<Value> sum = foldVariadic<AddOp>(n);
+  if (failed(sum))
+    return failure();
+  Type elt = cast<RankedTensorType>(sum->getType()).getElementType();
+  FailureOr<Value> y =
+      n.create<DivOp>({*sum, n.scalar(elt, static_cast<double>(n.numInputs()))});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult powOp(NodeContext &n) {
+  FailureOr<Value> a = n.required(0), b = n.required(1);
+  if (failed(a) || failed(b))
+    return failure();
+  Type elt = n.inputType(0).getElementType();
+  if (!isa<FloatType>(elt))
+    return n.fail("integer Pow is not supported; the base must be a float");
+  Value exponent = *b;
+  // ONNX allows a differently typed exponent; trainopt.pow wants one type.
+  if (n.inputType(1).getElementType() != elt) {
+    FailureOr<Value> cast = n.create<CastOp>(
+        {*b}, {}, n.inputType(1).clone(elt));
+    if (failed(cast))
+      return failure();
+    exponent = *cast;
+  }
+  FailureOr<Value> y = n.create<PowOp>({*a, exponent});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult identity(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  if (failed(x))
+    return failure();
+  n.setOutput(0, *x);
+  return success();
+}
+
+LogicalResult where(NodeContext &n) {
+  FailureOr<Value> c = n.required(0), a = n.required(1), b = n.required(2);
+  if (failed(c) || failed(a) || failed(b))
+    return failure();
+  FailureOr<Value> y = n.create<WhereOp>({*c, *a, *b});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult castTo(NodeContext &n, Value x, Type elt) {
+  auto type = cast<RankedTensorType>(x.getType());
+  FailureOr<Value> y = n.create<CastOp>({x}, {}, type.clone(elt));
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult castOp(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> to = n.check(n.attrs.getInt("to"));
+  if (failed(x) || failed(to))
+    return failure();
+  Type elt = convertElementType(n.getContext(), *to);
+  if (!elt)
+    return n.fail("cast to unsupported element type " + onnxTypeName(*to));
+  return castTo(n, *x, elt);
+}
+
+LogicalResult castLike(NodeContext &n) {
+  FailureOr<Value> x = n.required(0), like = n.required(1);
+  if (failed(x) || failed(like))
+    return failure();
+  return castTo(n, *x, n.inputType(1).getElementType());
+}
+
+/// Reads an optional scalar bound input of Clip as a double.
+FailureOr<std::optional<double>> clipBound(NodeContext &n, unsigned i,
+                                           StringRef what) {
+  if (!n.input(i))
+    return std::optional<double>();
+  FailureOr<DenseElementsAttr> c = n.constantInput(i, what);
+  if (failed(c))
+    return failure();
+  if (c->getNumElements() != 1)
+    return n.fail(Twine(what) + " must be a scalar");
+  if (isa<FloatType>(c->getElementType()))
+    return std::optional<double>(
+        (*c->getValues<APFloat>().begin()).convertToDouble());
+  return std::optional<double>(
+      static_cast<double>((*c->getValues<APInt>().begin()).getSExtValue()));
+}
+
+LogicalResult clip(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  if (failed(x))
+    return failure();
+  auto lo = clipBound(n, 1, "min"), hi = clipBound(n, 2, "max");
+  if (failed(lo) || failed(hi))
+    return failure();
+  SmallVector<NamedAttribute> attrs;
+  if (*lo)
+    attrs.push_back(n.named("min", n.builder.getF64FloatAttr(**lo)));
+  if (*hi)
+    attrs.push_back(n.named("max", n.builder.getF64FloatAttr(**hi)));
+  FailureOr<Value> y = n.create<ClipOp>({*x}, attrs);
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult gelu(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<std::string> approx =
+      n.check(n.attrs.getString("approximate", std::string("none")));
+  if (failed(x) || failed(approx))
+    return failure();
+  GeluApproximation kind;
+  if (*approx == "none")
+    kind = GeluApproximation::none;
+  else if (*approx == "tanh")
+    kind = GeluApproximation::tanh;
+  else
+    return n.fail("attribute 'approximate' must be 'none' or 'tanh', got '" +
+                  *approx + "'");
+  FailureOr<Value> y = n.create<GeluOp>(
+      {*x}, {n.named("approximation",
+                     GeluApproximationAttr::get(n.getContext(), kind))});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+/// LeakyRelu(x) = max(x, 0) + alpha * min(x, 0).
+LogicalResult leakyRelu(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 0.01));
+  if (failed(x) || failed(alpha))
+    return failure();
+  Type elt = n.inputType(0).getElementType();
+  Value zero = n.scalar(elt, 0.0);
+  FailureOr<Value> pos = n.create<MaxOp>({*x, zero});
+  FailureOr<Value> negPart = n.create<MinOp>({*x, zero});
+  if (failed(pos) || failed(negPart))
+    return failure();
+  FailureOr<Value> scaled = n.create<MulOp>({*negPart, n.scalar(elt, *alpha)});
+  if (failed(scaled))
+    return failure();
+  FailureOr<Value> y = n.create<AddOp>({*pos, *scaled});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+/// The reduction axes of a Reduce* node, from the attribute (older versions)
+/// or the optional second input; std::nullopt means "no-op".
+FailureOr<std::optional<SmallVector<int64_t>>>
+reduceAxes(NodeContext &n, bool axesAsInput, int64_t rank) {
+  SmallVector<int64_t> axes;
+  if (axesAsInput) {
+    if (n.input(1)) {
+      FailureOr<SmallVector<int64_t>> c = n.constantInts(1, "axes");
+      if (failed(c))
+        return failure();
+      axes = *c;
+    }
+  } else {
+    FailureOr<SmallVector<int64_t>> a =
+        n.check(n.attrs.getInts("axes", SmallVector<int64_t>()));
+    if (failed(a))
+      return failure();
+    axes = *a;
+  }
+  FailureOr<int64_t> noop =
+      n.check(n.attrs.getInt("noop_with_empty_axes", 0));
+  if (failed(noop))
+    return failure();
+  if (axes.empty() && *noop)
+    return std::optional<SmallVector<int64_t>>();
+  for (int64_t &axis : axes) {
+    FailureOr<int64_t> a = normalizeAxis(n, axis, rank);
+    if (failed(a))
+      return failure();
+    axis = *a;
+  }
+  llvm::sort(axes);
+  axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
+  if (axes.empty())
+    axes = llvm::to_vector(llvm::seq<int64_t>(0, rank));
+  return std::optional<SmallVector<int64_t>>(axes);
+}
+
+template <typename OpTy, bool AxesAsInput>
+LogicalResult reduce(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  if (failed(x))
+    return failure();
+  FailureOr<int64_t> keepdims = n.check(n.attrs.getInt("keepdims", 1));
+  if (failed(keepdims))
+    return failure();
+  auto axes = reduceAxes(n, AxesAsInput, n.inputType(0).getRank());
+  if (failed(axes))
+    return failure();
+  if (!*axes) {
+    n.setOutput(0, *x);
+    return success();
+  }
+  FailureOr<Value> y = n.create<OpTy>(
+      {*x}, {n.named("axes", n.builder.getDenseI64ArrayAttr(**axes)),
+             n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult argMax(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 0));
+  FailureOr<int64_t> keepdims = n.check(n.attrs.getInt("keepdims", 1));
+  FailureOr<int64_t> last = n.check(n.attrs.getInt("select_last_index", 0));
+  if (failed(x) || failed(axis) || failed(keepdims) || failed(last))
+    return failure();
+  if (*last)
+    return n.fail("select_last_index = 1 is not supported");
+  FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
+  if (failed(a))
+    return failure();
+  FailureOr<Value> y = n.create<ArgMaxOp>(
+      {*x}, {n.named("axis", n.builder.getI64IntegerAttr(*a)),
+             n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+/// Reshapes `v` to `shape` (same element type).
+FailureOr<Value> reshapeTo(NodeContext &n, Value v, ArrayRef<int64_t> shape) {
+  auto type = cast<RankedTensorType>(v.getType());
+  return n.create<ReshapeOp>({v}, {}, type.clone(shape));
+}
+
+/// MatMul with NumPy semantics: 1-D operands are promoted and the added dim
+/// removed again.
+LogicalResult matmul(NodeContext &n) {
+  FailureOr<Value> a = n.required(0), b = n.required(1);
+  if (failed(a) || failed(b))
+    return failure();
+  auto at = n.inputType(0), bt = n.inputType(1);
+  if (at.getRank() == 0 || bt.getRank() == 0)
+    return n.fail("MatMul operands must have rank >= 1");
+  Value lhs = *a, rhs = *b;
+  if (at.getRank() == 1) {
+    FailureOr<Value> r = reshapeTo(n, lhs, {1, at.getDimSize(0)});
+    if (failed(r))
+      return failure();
+    lhs = *r;
+  }
+  if (bt.getRank() == 1) {
+    FailureOr<Value> r = reshapeTo(n, rhs, {bt.getDimSize(0), 1});
+    if (failed(r))
+      return failure();
+    rhs = *r;
+  }
+  FailureOr<Value> y = n.create<MatmulOp>({lhs, rhs});
+  if (failed(y))
+    return failure();
+  if (at.getRank() == 1 || bt.getRank() == 1) {
+    auto yt = cast<RankedTensorType>(y->getType());
+    SmallVector<int64_t> shape(yt.getShape());
+    if (bt.getRank() == 1)
+      shape.pop_back();
+    if (at.getRank() == 1)
+      shape.erase(shape.end() - 1 - (bt.getRank() == 1 ? 0 : 1));
+    y = reshapeTo(n, *y, shape);
+    if (failed(y))
+      return failure();
+  }
+  n.setOutput(0, *y);
+  return success();
+}
+
+/// Gemm: alpha * op(A) op(B) + beta * C.
+LogicalResult gemm(NodeContext &n) {
+  FailureOr<Value> a = n.required(0), b = n.required(1);
+  FailureOr<int64_t> transA = n.check(n.attrs.getInt("transA", 0));
+  FailureOr<int64_t> transB = n.check(n.attrs.getInt("transB", 0));
+  FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 1.0));
+  FailureOr<double> beta = n.check(n.attrs.getFloat("beta", 1.0));
+  if (failed(a) || failed(b) || failed(transA) || failed(transB) ||
+      failed(alpha) || failed(beta))
+    return failure();
+  if (n.inputType(0).getRank() != 2 || n.inputType(1).getRank() != 2)
+    return n.fail("Gemm expects 2-D A and B");
+  Type elt = n.inputType(0).getElementType();
+  FailureOr<Value> y = n.create<MatmulOp>(
+      {*a, *b}, {n.named("transpose_lhs", n.builder.getBoolAttr(*transA)),
+                 n.named("transpose_rhs", n.builder.getBoolAttr(*transB))});
+  if (failed(y))
+    return failure();
+  if (*alpha != 1.0)
+    y = n.create<MulOp>({*y, n.scalar(elt, *alpha)});
+  if (succeeded(y) && n.input(2) && *beta != 0.0) {
+    Value c = n.input(2);
+    if (*beta != 1.0) {
+      FailureOr<Value> scaled = n.create<MulOp>({c, n.scalar(elt, *beta)});
+      if (failed(scaled))
+        return failure();
+      c = *scaled;
+    }
+    y = n.create<AddOp>({*y, c});
+  }
+  if (failed(y))
+    return failure();
+  // C broadcasts to the product, never the other way round.
+  if (cast<RankedTensorType>(y->getType()).getRank() != 2)
+    return n.fail("C does not broadcast to the product of A and B");
+  n.setOutput(0, *y);
+  return success();
+}
+
+} // namespace
+
+void onnx_import::registerMathHandlers(HandlerTable &t) {
+  t.on("Neg", 13, unary<NegOp>);
+  t.on("Abs", 13, unary<AbsOp>);
+  t.on("Exp", 13, unary<ExpOp>);
+  t.on("Log", 13, unary<LogOp>);
+  t.on("Sqrt", 13, unary<SqrtOp>);
+  t.on("Reciprocal", 13, unary<ReciprocalOp>);
+  t.on("Tanh", 13, unary<TanhOp>);
+  t.on("Sigmoid", 13, unary<SigmoidOp>);
+  t.on("Relu", 13, unary<ReluOp>);
+  t.on("Erf", 13, unary<ErfOp>);
+  t.on("Sin", 7, unary<SinOp>);
+  t.on("Cos", 7, unary<CosOp>);
+  t.on("Floor", 13, unary<FloorOp>);
+  t.on("Ceil", 13, unary<CeilOp>);
+  t.on("Not", 1, unary<NotOp>);
+  t.on("Identity", 13, identity);
+  t.on("Add", 13, binary<AddOp>);
+  t.on("Sub", 13, binary<SubOp>);
+  t.on("Mul", 13, binary<MulOp>);
+  t.on("Div", 13, binary<DivOp>);
+  t.on("Pow", 13, powOp);
+  t.on("Equal", 13, binary<EqualOp>);
+  t.on("Less", 13, binary<LessOp>);
+  t.on("LessOrEqual", 12, binary<LessEqualOp>);
+  t.on("Greater", 13, binary<GreaterOp>);
+  t.on("GreaterOrEqual", 12, binary<GreaterEqualOp>);
+  t.on("And", 7, binary<AndOp>);
+  t.on("Or", 7, binary<OrOp>);
+  t.on("Xor", 7, binary<XorOp>);
+  t.on("Max", 13, variadic<MaxOp>);
+  t.on("Min", 13, variadic<MinOp>);
+  t.on("Sum", 13, variadic<AddOp>);
+  t.on("Mean", 13, mean);
+  t.on("Where", 9, where);
+  t.on("Cast", 13, castOp);
+  t.on("CastLike", 15, castLike);
+  t.on("Clip", 13, clip);
+  t.on("Gelu", 20, gelu);
+  t.on("LeakyRelu", 6, leakyRelu);
+  t.on("ReduceSum", 13, reduce<ReduceSumOp, true>);
+  t.on("ReduceMean", 13, reduce<ReduceMeanOp, false>);
+  t.on("ReduceMean", 18, reduce<ReduceMeanOp, true>);
+  t.on("ReduceMax", 13, reduce<ReduceMaxOp, false>);
+  t.on("ReduceMax", 18, reduce<ReduceMaxOp, true>);
+  t.on("ReduceMin", 13, reduce<ReduceMinOp, false>);
+  t.on("ReduceMin", 18, reduce<ReduceMinOp, true>);
+  t.on("ArgMax", 13, argMax);
+  t.on("MatMul", 13, matmul);
+  t.on("Gemm", 13, gemm);
+}

@@ -1,0 +1,644 @@
+//===- ONNXImporter.cpp - ONNX ModelProto to the trainopt dialect ---------===//
+//
+/// \file
+/// Drives the import: checks the file and the opsets, turns initializers into
+/// `trainopt.parameter`s (floating-point ones) or constants (integer ones),
+/// binds graph inputs (with `--batch-size` for a symbolic batch dim), runs a
+/// handler per node from the versioned table, and reports every problem of
+/// the model in one error.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Import/ONNX/ONNXImporter.h"
+
+#include "ImportContext.h"
+
+#include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.h"
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include <google/protobuf/io/coded_stream.h>
+
+#include <climits>
+
+using namespace mlir;
+using namespace mlir::trainopt;
+using namespace mlir::trainopt::onnx_import;
+
+//===----------------------------------------------------------------------===//
+// Handler table
+//===----------------------------------------------------------------------===//
+
+static bool isDefaultDomain(StringRef domain) {
+  return domain.empty() || domain == "ai.onnx";
+}
+
+const HandlerEntry *HandlerTable::find(StringRef domain, StringRef opType,
+                                       int64_t opset) const {
+  if (!isDefaultDomain(domain))
+    return nullptr;
+  const HandlerEntry *best = nullptr;
+  for (const HandlerEntry &e : entries) {
+    if (e.opType != opType || e.sinceVersion > opset)
+      continue;
+    if (!best || e.sinceVersion > best->sinceVersion)
+      best = &e;
+  }
+  return best;
+}
+
+static const HandlerTable &handlerTable() {
+  static const HandlerTable table = [] {
+    HandlerTable t;
+    registerMathHandlers(t);
+    registerNNHandlers(t);
+    registerTensorHandlers(t);
+    registerLossHandlers(t);
+    return t;
+  }();
+  return table;
+}
+
+std::vector<ONNXOpSupport> mlir::trainopt::getSupportedONNXOps() {
+  std::vector<ONNXOpSupport> out;
+  for (const HandlerEntry &e : handlerTable().all())
+    out.push_back({"ai.onnx", e.opType, e.sinceVersion});
+  llvm::sort(out, [](const ONNXOpSupport &a, const ONNXOpSupport &b) {
+    return std::tie(a.opType, a.sinceVersion) <
+           std::tie(b.opType, b.sinceVersion);
+  });
+  return out;
+}
+
+FailureOr<int64_t> onnx_import::normalizeAxis(NodeContext &n, int64_t axis,
+                                              int64_t rank) {
+  if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
+    return n.fail("axis " + Twine(axis) + " is out of range [" + Twine(-rank) +
+                  ", " + Twine(rank) + ")");
+  return axis < 0 ? axis + rank : axis;
+}
+
+//===----------------------------------------------------------------------===//
+// Importer
+//===----------------------------------------------------------------------===//
+
+namespace mlir::trainopt::onnx_import {
+
+class Importer {
+public:
+  Importer(MLIRContext *ctx, StringRef path, const ONNXImportOptions &options)
+      : ctx(ctx), path(path.str()), options(options), builder(ctx),
+        reader(ctx, parentDir(path)) {}
+
+  OwningOpRef<ModuleOp> run();
+
+  MLIRContext *ctx;
+  std::string path;
+  const ONNXImportOptions &options;
+  OpBuilder builder;
+  TensorReader reader;
+  Problems problems;
+  /// Initializer protos behind parameter arguments, for constant use.
+  DenseMap<Value, const onnx::TensorProto *> paramProtos;
+  /// Parameters that must not be trained (BatchNorm statistics).
+  llvm::DenseSet<Value> nonTrainable;
+
+private:
+  static std::string parentDir(StringRef path) {
+    StringRef dir = llvm::sys::path::parent_path(path);
+    return dir.empty() ? "." : dir.str();
+  }
+  LogicalResult readModel(onnx::ModelProto &model);
+  FailureOr<RankedTensorType> inputType(const onnx::ValueInfoProto &info);
+  void checkOutputType(const onnx::ValueInfoProto &info, Type actual);
+  void reportAll(Location loc);
+};
+
+} // namespace mlir::trainopt::onnx_import
+
+LogicalResult Importer::readModel(onnx::ModelProto &model) {
+  llvm::sys::fs::file_status status;
+  if (llvm::sys::fs::status(path, status)) {
+    problems.add("cannot open the file");
+    return failure();
+  }
+  if (status.type() != llvm::sys::fs::file_type::regular_file) {
+    problems.add("not a regular file");
+    return failure();
+  }
+  // Protobuf messages are limited to 2 GiB; larger weights go in external
+  // data files next to the model.
+  if (status.getSize() > static_cast<uint64_t>(INT_MAX)) {
+    problems.add("file size " + std::to_string(status.getSize()) +
+                 " exceeds the 2 GiB protobuf limit; store large tensors as "
+                 "ONNX external data");
+    return failure();
+  }
+  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                            /*RequiresNullTerminator=*/false);
+  if (!buffer) {
+    problems.add("cannot read the file: " + buffer.getError().message());
+    return failure();
+  }
+  google::protobuf::io::CodedInputStream stream(
+      reinterpret_cast<const uint8_t *>((*buffer)->getBufferStart()),
+      static_cast<int>((*buffer)->getBufferSize()));
+  stream.SetTotalBytesLimit(INT_MAX);
+  if (!model.ParseFromCodedStream(&stream) || !stream.ConsumedEntireMessage()) {
+    problems.add("not a valid ONNX ModelProto (the file is truncated, corrupt "
+                 "or not an ONNX model)");
+    return failure();
+  }
+  if (!model.has_graph()) {
+    problems.add("the model has no graph (the file is truncated or not an "
+                 "ONNX model)");
+    return failure();
+  }
+  return success();
+}
+
+FailureOr<RankedTensorType>
+Importer::inputType(const onnx::ValueInfoProto &info) {
+  std::string what = "graph input '" + info.name() + "'";
+  if (!info.type().has_tensor_type()) {
+    problems.add(what + ": not a tensor");
+    return failure();
+  }
+  const onnx::TypeProto::Tensor &t = info.type().tensor_type();
+  Type elt = convertElementType(ctx, t.elem_type());
+  if (!elt) {
+    problems.add(what + ": unsupported element type " +
+                 onnxTypeName(t.elem_type()));
+    return failure();
+  }
+  if (!t.has_shape()) {
+    problems.add(what + ": has no shape; trainopt needs static shapes");
+    return failure();
+  }
+  SmallVector<int64_t> shape;
+  for (auto [i, dim] : llvm::enumerate(t.shape().dim())) {
+    if (dim.has_dim_value() && dim.dim_value() >= 0) {
+      if (i == 0 && options.batchSize && dim.dim_value() != *options.batchSize) {
+        problems.add(what + ": --batch-size " +
+                     std::to_string(*options.batchSize) +
+                     " conflicts with the static batch dim " +
+                     std::to_string(dim.dim_value()));
+        return failure();
+      }
+      shape.push_back(dim.dim_value());
+      continue;
+    }
+    std::string name =
+        dim.has_dim_param() ? "'" + dim.dim_param() + "'" : "(unnamed)";
+    if (i == 0 && options.batchSize) {
+      shape.push_back(*options.batchSize);
+      continue;
+    }
+    if (i == 0)
+      problems.add(what + ": batch dim " + name +
+                   " is symbolic; pass --batch-size N");
+    else
+      problems.add(what + ": dim " + std::to_string(i) + " " + name +
+                   " is symbolic; only the batch dim (0) may be");
+    return failure();
+  }
+  if (failed(checkedElementCount(shape))) {
+    problems.add(what + ": element count overflows int64");
+    return failure();
+  }
+  return RankedTensorType::get(shape, elt);
+}
+
+void Importer::checkOutputType(const onnx::ValueInfoProto &info, Type actual) {
+  if (!info.type().has_tensor_type())
+    return;
+  auto tensor = cast<RankedTensorType>(actual);
+  const onnx::TypeProto::Tensor &t = info.type().tensor_type();
+  Type elt = convertElementType(ctx, t.elem_type());
+  std::string what = "graph output '" + info.name() + "'";
+  if (t.elem_type() != onnx::TensorProto::UNDEFINED &&
+      elt != tensor.getElementType()) {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    os << what << ": declared element type " << onnxTypeName(t.elem_type())
+       << ", computed " << tensor.getElementType();
+    problems.add(s);
+  }
+  if (!t.has_shape())
+    return;
+  bool mismatch = t.shape().dim_size() != tensor.getRank();
+  for (int i = 0; !mismatch && i < t.shape().dim_size(); ++i) {
+    const auto &dim = t.shape().dim(i);
+    if (dim.has_dim_value() && dim.dim_value() != tensor.getDimSize(i))
+      mismatch = true;
+  }
+  if (mismatch) {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    os << what << ": declared shape does not match the computed " << tensor;
+    problems.add(s);
+  }
+}
+
+void Importer::reportAll(Location loc) {
+  InFlightDiagnostic diag = emitError(loc);
+  diag << "cannot import ONNX model '" << path << "': "
+       << problems.all().size()
+       << (problems.all().size() == 1 ? " problem" : " problems");
+  for (const std::string &p : problems.all())
+    diag << "\n  - " << p;
+}
+
+OwningOpRef<ModuleOp> Importer::run() {
+  Location fileLoc = FileLineColLoc::get(ctx, path, 0, 0);
+  onnx::ModelProto model;
+  if (failed(readModel(model))) {
+    reportAll(fileLoc);
+    return nullptr;
+  }
+
+  // Opsets: the default domain must be within the supported range; other
+  // domains only matter if a node uses them.
+  int64_t opset = -1;
+  for (const onnx::OperatorSetIdProto &id : model.opset_import())
+    if (isDefaultDomain(id.domain()))
+      opset = id.version();
+  if (opset < 0) {
+    problems.add("the model imports no opset of the default domain "
+                 "'ai.onnx'");
+  } else if (opset < kMinONNXOpset || opset > kMaxONNXOpset) {
+    problems.add("default-domain opset " + std::to_string(opset) +
+                 " is not supported (supported: " +
+                 std::to_string(kMinONNXOpset) + " to " +
+                 std::to_string(kMaxONNXOpset) + ")");
+  }
+  if (!problems.empty()) {
+    reportAll(fileLoc);
+    return nullptr;
+  }
+
+  const onnx::GraphProto &graph = model.graph();
+  const HandlerTable &table = handlerTable();
+  // Every unsupported op is listed once, before anything is built.
+  for (auto [index, node] : llvm::enumerate(graph.node())) {
+    if (!table.find(node.domain(), node.op_type(), opset))
+      problems.add(describeNode(node, opset, index) + ": unsupported op");
+  }
+
+  OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
+  builder.setInsertionPointToEnd(module->getBody());
+
+  // Initializers.
+  llvm::StringSet<> frozen;
+  for (const std::string &name : options.frozen)
+    frozen.insert(name);
+  llvm::StringSet<> seen;
+  struct Param {
+    const onnx::TensorProto *proto;
+    ParameterOp op;
+  };
+  SmallVector<Param> params;
+  SmallVector<std::pair<std::string, DenseElementsAttr>> constants;
+  for (const onnx::TensorProto &init : graph.initializer()) {
+    std::string what = "initializer '" + init.name() + "'";
+    if (!seen.insert(init.name()).second) {
+      problems.add(what + ": defined twice");
+      continue;
+    }
+    Type elt = convertElementType(ctx, init.data_type());
+    if (elt && isa<FloatType>(elt)) {
+      FailureOr<ElementsAttr> value =
+          reader.readResource(init, what, problems);
+      if (failed(value))
+        continue;
+      auto op = ParameterOp::create(
+          builder, NameLoc::get(builder.getStringAttr(init.name()), fileLoc),
+          builder.getStringAttr(init.name()), TypeAttr::get(value->getType()),
+          frozen.contains(init.name()) ? UnitAttr() : builder.getUnitAttr(),
+          *value);
+      params.push_back({&init, op});
+    } else {
+      FailureOr<DenseElementsAttr> value =
+          reader.readDense(init, what, problems);
+      if (succeeded(value))
+        constants.push_back({init.name(), *value});
+    }
+  }
+  for (const std::string &name : options.frozen)
+    if (!seen.contains(name))
+      problems.add("--freeze names '" + name + "', which is not an initializer "
+                   "of the model");
+
+  // Function arguments: parameters, then data inputs.
+  SmallVector<Type> argTypes;
+  SmallVector<DictionaryAttr> argAttrs;
+  for (Param &p : params) {
+    argTypes.push_back(p.op.getType());
+    argAttrs.push_back(builder.getDictionaryAttr(builder.getNamedAttr(
+        TrainoptDialect::kParamAttrName,
+        FlatSymbolRefAttr::get(p.op.getSymNameAttr()))));
+  }
+  SmallVector<const onnx::ValueInfoProto *> inputs;
+  for (const onnx::ValueInfoProto &info : graph.input()) {
+    if (seen.contains(info.name()))
+      continue; // IR < 4 lists initializers as inputs too.
+    FailureOr<RankedTensorType> type = inputType(info);
+    if (failed(type))
+      continue;
+    inputs.push_back(&info);
+    argTypes.push_back(*type);
+    argAttrs.push_back(builder.getDictionaryAttr(
+        builder.getNamedAttr(TrainoptDialect::kInputAttrName,
+                             builder.getStringAttr(info.name()))));
+  }
+
+  auto func = func::FuncOp::create(builder, fileLoc, "forward",
+                                   builder.getFunctionType(argTypes, {}));
+  Block *body = func.addEntryBlock();
+  builder.setInsertionPointToStart(body);
+  llvm::StringMap<Value> values;
+  for (auto [i, p] : llvm::enumerate(params)) {
+    values[p.proto->name()] = body->getArgument(i);
+    paramProtos[body->getArgument(i)] = p.proto;
+  }
+  for (auto [i, info] : llvm::enumerate(inputs))
+    values[info->name()] = body->getArgument(params.size() + i);
+  for (auto &[name, value] : constants)
+    values[name] = ConstantOp::create(builder, fileLoc, value);
+
+  // Nodes, in the topological order ONNX requires. A node whose input comes
+  // from a failed node is skipped: its problem is already listed.
+  llvm::StringSet<> poisoned;
+  for (auto [index, node] : llvm::enumerate(graph.node())) {
+    auto poison = [&] {
+      for (const std::string &out : node.output())
+        poisoned.insert(out);
+    };
+    const HandlerEntry *entry = table.find(node.domain(), node.op_type(), opset);
+    SmallVector<Value> operands;
+    bool skip = !entry;
+    for (const std::string &name : node.input()) {
+      if (name.empty()) {
+        operands.push_back(Value());
+        continue;
+      }
+      auto it = values.find(name);
+      if (it != values.end()) {
+        operands.push_back(it->second);
+        continue;
+      }
+      if (!poisoned.contains(name))
+        problems.add(describeNode(node, opset, index) + ": input '" + name +
+                     "' is not a graph input, an initializer or the output of "
+                     "an earlier node");
+      skip = true;
+    }
+    if (skip) {
+      poison();
+      continue;
+    }
+    std::string label = node.name().empty() ? node.op_type() : node.name();
+    Location loc = NameLoc::get(builder.getStringAttr(label), fileLoc);
+    NodeContext n(*this, node, index, std::move(operands), opset, loc);
+    if (failed(entry->handler(n))) {
+      poison();
+      continue;
+    }
+    for (auto [i, name] : llvm::enumerate(node.output())) {
+      if (name.empty())
+        continue;
+      Value v = n.outputs[i];
+      if (!v) {
+        problems.add(describeNode(node, opset, index) + ": output " +
+                     std::to_string(i) + " ('" + name +
+                     "') is not supported by the importer");
+        poisoned.insert(name);
+        continue;
+      }
+      values[name] = v;
+    }
+  }
+
+  // Results.
+  SmallVector<Value> results;
+  SmallVector<DictionaryAttr> resultAttrs;
+  for (const onnx::ValueInfoProto &info : graph.output()) {
+    auto it = values.find(info.name());
+    if (it == values.end()) {
+      if (!poisoned.contains(info.name()))
+        problems.add("graph output '" + info.name() +
+                     "' is not produced by any node");
+      continue;
+    }
+    checkOutputType(info, it->second.getType());
+    results.push_back(it->second);
+    resultAttrs.push_back(builder.getDictionaryAttr(
+        builder.getNamedAttr(TrainoptDialect::kOutputAttrName,
+                             builder.getStringAttr(info.name()))));
+  }
+  if (graph.output_size() == 0)
+    problems.add("the graph has no outputs");
+
+  if (!problems.empty()) {
+    reportAll(fileLoc);
+    return nullptr;
+  }
+  func::ReturnOp::create(builder, fileLoc, results);
+  // Folding leaves the shape arithmetic it consumed behind; drop it.
+  for (Operation &op : llvm::make_early_inc_range(llvm::reverse(*body)))
+    if (isOpTriviallyDead(&op))
+      op.erase();
+
+  // Parameters read only as constants (shape operands, clip bounds, ...) or
+  // not at all are not parameters of the computation.
+  llvm::BitVector unused(body->getNumArguments());
+  for (auto [i, p] : llvm::enumerate(params)) {
+    BlockArgument arg = body->getArgument(i);
+    if (arg.use_empty()) {
+      unused.set(i);
+      p.op.erase();
+    } else if (nonTrainable.contains(arg)) {
+      p.op.setTrainable(false);
+    }
+  }
+  SmallVector<Type> finalArgTypes;
+  SmallVector<Attribute> finalArgAttrs;
+  for (unsigned i = 0; i < argTypes.size(); ++i) {
+    if (unused.test(i))
+      continue;
+    finalArgTypes.push_back(argTypes[i]);
+    finalArgAttrs.push_back(argAttrs[i]);
+  }
+  body->eraseArguments(unused);
+  func.setType(builder.getFunctionType(
+      finalArgTypes, llvm::to_vector(ValueRange(results).getTypes())));
+  func.setAllArgAttrs(finalArgAttrs);
+  func.setAllResultAttrs(
+      SmallVector<Attribute>(resultAttrs.begin(), resultAttrs.end()));
+
+  if (failed(verify(*module))) {
+    emitError(fileLoc) << "internal error: the imported module of '" << path
+                       << "' does not verify; please report this model";
+    return nullptr;
+  }
+  return module;
+}
+
+//===----------------------------------------------------------------------===//
+// NodeContext
+//===----------------------------------------------------------------------===//
+
+NodeContext::NodeContext(Importer &importer, const onnx::NodeProto &node,
+                         int index, SmallVector<Value> inputs, int64_t opset,
+                         Location loc)
+    : node(node), index(index), builder(importer.builder), loc(loc), opset(opset),
+      attrs(node), outputs(node.output_size()), importer(importer),
+      inputs(std::move(inputs)) {}
+
+LogicalResult NodeContext::fail(const Twine &message) {
+  if (!failedOnce)
+    importer.problems.add(describeNode(node, opset, index) + ": " +
+                          message.str());
+  failedOnce = true;
+  return failure();
+}
+
+FailureOr<Value> NodeContext::required(unsigned i) {
+  if (!input(i))
+    return fail("missing required input " + Twine(i));
+  return input(i);
+}
+
+FailureOr<DenseElementsAttr> NodeContext::constantInput(unsigned i,
+                                                        StringRef what) {
+  Value v = input(i);
+  if (!v)
+    return fail("missing required input " + Twine(i) + " (" + what + ")");
+  DenseElementsAttr attr;
+  if (matchPattern(v, m_Constant(&attr)))
+    return attr;
+  auto it = importer.paramProtos.find(v);
+  if (it != importer.paramProtos.end()) {
+    FailureOr<DenseElementsAttr> value = importer.reader.readDense(
+        *it->second, "initializer '" + it->second->name() + "'",
+        importer.problems);
+    if (succeeded(value))
+      return value;
+    failedOnce = true;
+    return failure();
+  }
+  return fail("input " + Twine(i) + " (" + what +
+              ") must be a constant or computable from shapes at import time");
+}
+
+FailureOr<SmallVector<int64_t>> NodeContext::constantInts(unsigned i,
+                                                          StringRef what) {
+  FailureOr<DenseElementsAttr> attr = constantInput(i, what);
+  if (failed(attr))
+    return failure();
+  if (!isa<IntegerType>(attr->getElementType()))
+    return fail("input " + Twine(i) + " (" + what + ") must be integers");
+  SmallVector<int64_t> out;
+  for (const APInt &v : attr->getValues<APInt>())
+    out.push_back(v.getSExtValue());
+  return out;
+}
+
+void NodeContext::setOutput(unsigned i, Value value) {
+  if (i < outputs.size())
+    outputs[i] = value;
+}
+
+void NodeContext::markNonTrainable(Value value) {
+  if (importer.paramProtos.count(value))
+    importer.nonTrainable.insert(value);
+}
+
+FailureOr<Operation *> NodeContext::createImpl(
+    StringRef opName, ValueRange operands, ArrayRef<NamedAttribute> attributes,
+    ArrayRef<Type> resultTypes, InferFn infer) {
+  // Inference and verification diagnostics become problems of this node.
+  std::string messages;
+  ScopedDiagnosticHandler capture(getContext(), [&](Diagnostic &diag) {
+    if (diag.getSeverity() == DiagnosticSeverity::Error) {
+      if (!messages.empty())
+        messages += "; ";
+      messages += diag.str();
+    }
+    return success();
+  });
+  SmallVector<Type> types;
+  DictionaryAttr dict = builder.getDictionaryAttr(attributes);
+  if (!resultTypes.empty()) {
+    llvm::append_range(types, resultTypes);
+  } else if (failed(infer(dict, types))) {
+    return fail(messages.empty() ? "cannot infer the result type of " + opName
+                                 : Twine(opName) + ": " + messages);
+  }
+  OperationState state(loc, opName);
+  state.addOperands(operands);
+  state.addAttributes(attributes);
+  state.addTypes(types);
+  Operation *op = builder.create(state);
+  if (failed(verify(op))) {
+    op->erase();
+    return fail(Twine(opName) + ": " + messages);
+  }
+  return op;
+}
+
+Value NodeContext::foldResult(Operation *op, unsigned index) {
+  SmallVector<Attribute> operandAttrs;
+  for (Value v : op->getOperands()) {
+    Attribute a;
+    matchPattern(v, m_Constant(&a));
+    operandAttrs.push_back(a);
+  }
+  SmallVector<OpFoldResult> folded;
+  if (failed(op->fold(operandAttrs, folded)) || folded.size() <= index)
+    return op->getResult(index);
+  if (auto v = dyn_cast<Value>(folded[index])) {
+    if (v != op->getResult(index) && op->use_empty())
+      op->erase();
+    return v;
+  }
+  auto attr = dyn_cast<ElementsAttr>(cast<Attribute>(folded[index]));
+  if (!attr || attr.getType() != op->getResult(index).getType())
+    return op->getResult(index);
+  Value c = ConstantOp::create(builder, loc, attr);
+  if (op->use_empty())
+    op->erase();
+  return c;
+}
+
+Value NodeContext::constant(DenseElementsAttr value) {
+  return ConstantOp::create(builder, loc, value);
+}
+
+Value NodeContext::scalar(Type elementType, double value) {
+  auto type = RankedTensorType::get({}, elementType);
+  if (isa<FloatType>(elementType))
+    return constant(DenseElementsAttr::get(
+        type, builder.getFloatAttr(elementType, value)));
+  return constant(DenseElementsAttr::get(
+      type, builder.getIntegerAttr(elementType, static_cast<int64_t>(value))));
+}
+
+OwningOpRef<ModuleOp>
+mlir::trainopt::importONNXModel(MLIRContext *context, StringRef path,
+                                const ONNXImportOptions &options) {
+  context->loadDialect<TrainoptDialect, func::FuncDialect>();
+  Importer importer(context, path, options);
+  return importer.run();
+}

@@ -1,0 +1,574 @@
+//===- TensorHandlers.cpp - ONNX shape and data-movement ops --------------===//
+//
+/// \file
+/// Handlers for the ONNX shape ops. Shapes are static, so `Shape` and `Size`
+/// become constants and the integer arithmetic on them folds while importing;
+/// `Reshape`, `Expand`, `Slice` and friends then read their shape operands
+/// as constants.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ImportContext.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+
+using namespace mlir;
+using namespace mlir::trainopt;
+using namespace mlir::trainopt::onnx_import;
+
+namespace {
+
+DenseElementsAttr i64Tensor(Builder &b, ArrayRef<int64_t> values,
+                            ArrayRef<int64_t> shape) {
+  return DenseElementsAttr::get(RankedTensorType::get(shape, b.getI64Type()),
+                                values);
+}
+
+LogicalResult constant(NodeContext &n) {
+  MLIRContext *ctx = n.getContext();
+  Builder &b = n.builder;
+  if (const onnx::AttributeProto *a = n.attrs.get("value")) {
+    Problems local;
+    TensorReader reader(ctx, ".");
+    // Constant nodes carry small tensors inline; external data is not
+    // allowed inside nodes here.
+    if (a->t().data_location() == onnx::TensorProto::EXTERNAL)
+      return n.fail("a Constant with external data is not supported");
+    FailureOr<DenseElementsAttr> v = reader.readDense(a->t(), "value", local);
+    if (failed(v))
+      return n.fail(local.all().front());
+    n.setOutput(0, n.constant(*v));
+    return success();
+  }
+  if (const onnx::AttributeProto *a = n.attrs.get("value_float")) {
+    n.setOutput(0, n.scalar(b.getF32Type(), a->f()));
+    return success();
+  }
+  if (const onnx::AttributeProto *a = n.attrs.get("value_int")) {
+    n.setOutput(0, n.constant(i64Tensor(b, {a->i()}, {})));
+    return success();
+  }
+  if (const onnx::AttributeProto *a = n.attrs.get("value_ints")) {
+    SmallVector<int64_t> v(a->ints().begin(), a->ints().end());
+    n.setOutput(0, n.constant(i64Tensor(b, v, {(int64_t)v.size()})));
+    return success();
+  }
+  if (const onnx::AttributeProto *a = n.attrs.get("value_floats")) {
+    SmallVector<float> v(a->floats().begin(), a->floats().end());
+    n.setOutput(0, n.constant(DenseElementsAttr::get(
+                       RankedTensorType::get({(int64_t)v.size()},
+                                             b.getF32Type()),
+                       ArrayRef<float>(v))));
+    return success();
+  }
+  return n.fail("only the value, value_float(s) and value_int(s) forms of "
+                "Constant are supported");
+}
+
+LogicalResult shape(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> start = n.check(n.attrs.getInt("start", 0));
+  if (failed(x) || failed(start))
+    return failure();
+  ArrayRef<int64_t> dims = n.inputType(0).getShape();
+  int64_t rank = dims.size();
+  FailureOr<int64_t> end = n.check(n.attrs.getInt("end", rank));
+  if (failed(end))
+    return failure();
+  auto clampAxis = [&](int64_t a) {
+    if (a < 0)
+      a += rank;
+    return std::clamp<int64_t>(a, 0, rank);
+  };
+  int64_t s = clampAxis(*start), e = std::max(clampAxis(*end), s);
+  SmallVector<int64_t> v(dims.begin() + s, dims.begin() + e);
+  n.setOutput(0, n.constant(i64Tensor(n.builder, v, {(int64_t)v.size()})));
+  return success();
+}
+
+LogicalResult size(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  if (failed(x))
+    return failure();
+  n.setOutput(0, n.constant(i64Tensor(
+                     n.builder, {n.inputType(0).getNumElements()}, {})));
+  return success();
+}
+
+FailureOr<Value> reshapeTo(NodeContext &n, Value x, ArrayRef<int64_t> shape) {
+  return n.create<ReshapeOp>(
+      {x}, {}, cast<RankedTensorType>(x.getType()).clone(shape));
+}
+
+LogicalResult setReshaped(NodeContext &n, Value x, ArrayRef<int64_t> shape) {
+  FailureOr<Value> y = reshapeTo(n, x, shape);
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult reshape(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<SmallVector<int64_t>> target = n.constantInts(1, "shape");
+  FailureOr<int64_t> allowZero = n.check(n.attrs.getInt("allowzero", 0));
+  if (failed(x) || failed(target) || failed(allowZero))
+    return failure();
+  auto xt = n.inputType(0);
+  SmallVector<int64_t> shape;
+  int64_t inferred = -1, known = 1;
+  for (auto [i, d] : llvm::enumerate(*target)) {
+    if (d == 0 && !*allowZero) {
+      if (static_cast<int64_t>(i) >= xt.getRank())
+        return n.fail("shape copies dim " + Twine(i) +
+                      " that the input does not have");
+      d = xt.getDimSize(i);
+    }
+    if (d == -1) {
+      if (inferred >= 0)
+        return n.fail("shape has more than one -1");
+      inferred = i;
+      shape.push_back(1);
+      continue;
+    }
+    if (d < 0)
+      return n.fail("shape has the negative dim " + Twine(d));
+    shape.push_back(d);
+    known *= d;
+  }
+  if (inferred >= 0) {
+    if (known == 0 || xt.getNumElements() % known != 0)
+      return n.fail("cannot infer the -1 dim: " +
+                    Twine(xt.getNumElements()) + " elements into parts of " +
+                    Twine(known));
+    shape[inferred] = xt.getNumElements() / known;
+  }
+  return setReshaped(n, *x, shape);
+}
+
+LogicalResult flatten(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 1));
+  if (failed(x) || failed(axis))
+    return failure();
+  auto xt = n.inputType(0);
+  int64_t a = *axis < 0 ? *axis + xt.getRank() : *axis;
+  if (a < 0 || a > xt.getRank())
+    return n.fail("axis " + Twine(*axis) + " is out of range");
+  int64_t outer = 1;
+  for (int64_t i = 0; i < a; ++i)
+    outer *= xt.getDimSize(i);
+  int64_t inner = outer == 0 ? 0 : xt.getNumElements() / std::max<int64_t>(outer, 1);
+  return setReshaped(n, *x, {outer, inner});
+}
+
+/// The axes of Squeeze/Unsqueeze: an input from opset 13 on.
+FailureOr<SmallVector<int64_t>> axesInput(NodeContext &n, bool required) {
+  if (!n.input(1)) {
+    if (required)
+      return n.fail("missing the axes input");
+    return SmallVector<int64_t>();
+  }
+  return n.constantInts(1, "axes");
+}
+
+LogicalResult squeeze(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<SmallVector<int64_t>> axes = axesInput(n, false);
+  if (failed(x) || failed(axes))
+    return failure();
+  auto xt = n.inputType(0);
+  SmallVector<bool> drop(xt.getRank(), false);
+  if (axes->empty()) {
+    for (int64_t i = 0; i < xt.getRank(); ++i)
+      drop[i] = xt.getDimSize(i) == 1;
+  }
+  for (int64_t axis : *axes) {
+    FailureOr<int64_t> a = normalizeAxis(n, axis, xt.getRank());
+    if (failed(a))
+      return failure();
+    if (xt.getDimSize(*a) != 1)
+      return n.fail("cannot squeeze dim " + Twine(*a) + " of size " +
+                    Twine(xt.getDimSize(*a)));
+    drop[*a] = true;
+  }
+  SmallVector<int64_t> shape;
+  for (int64_t i = 0; i < xt.getRank(); ++i)
+    if (!drop[i])
+      shape.push_back(xt.getDimSize(i));
+  return setReshaped(n, *x, shape);
+}
+
+LogicalResult unsqueeze(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<SmallVector<int64_t>> axes = axesInput(n, true);
+  if (failed(x) || failed(axes))
+    return failure();
+  auto xt = n.inputType(0);
+  int64_t outRank = xt.getRank() + axes->size();
+  SmallVector<bool> inserted(outRank, false);
+  for (int64_t axis : *axes) {
+    FailureOr<int64_t> a = normalizeAxis(n, axis, outRank);
+    if (failed(a))
+      return failure();
+    if (inserted[*a])
+      return n.fail("axes repeat " + Twine(*a));
+    inserted[*a] = true;
+  }
+  SmallVector<int64_t> shape;
+  unsigned next = 0;
+  for (int64_t i = 0; i < outRank; ++i)
+    shape.push_back(inserted[i] ? 1 : xt.getDimSize(next++));
+  return setReshaped(n, *x, shape);
+}
+
+LogicalResult transpose(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  if (failed(x))
+    return failure();
+  int64_t rank = n.inputType(0).getRank();
+  SmallVector<int64_t> reversed =
+      llvm::to_vector(llvm::reverse(llvm::seq<int64_t>(0, rank)));
+  FailureOr<SmallVector<int64_t>> perm =
+      n.check(n.attrs.getInts("perm", reversed));
+  if (failed(perm))
+    return failure();
+  FailureOr<Value> y = n.create<TransposeOp>(
+      {*x}, {n.named("permutation", n.builder.getDenseI64ArrayAttr(*perm))});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult concat(NodeContext &n) {
+  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis"));
+  if (failed(axis) || n.numInputs() == 0)
+    return failed(axis) ? failure() : n.fail("expects at least one input");
+  SmallVector<Value> inputs;
+  for (unsigned i = 0; i < n.numInputs(); ++i) {
+    FailureOr<Value> v = n.required(i);
+    if (failed(v))
+      return failure();
+    // Empty tensors contribute nothing (exporters emit them for no-op pieces).
+    if (cast<RankedTensorType>(v->getType()).getNumElements() == 0 &&
+        n.numInputs() > 1)
+      continue;
+    inputs.push_back(*v);
+  }
+  if (inputs.empty())
+    inputs.push_back(n.input(0));
+  FailureOr<int64_t> a =
+      normalizeAxis(n, *axis, cast<RankedTensorType>(inputs[0].getType()).getRank());
+  if (failed(a))
+    return failure();
+  FailureOr<Value> y = n.create<ConcatOp>(
+      inputs, {n.named("axis", n.builder.getI64IntegerAttr(*a))});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+/// Split: sizes from the input (13+), from num_outputs (18+) or even.
+LogicalResult split(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 0));
+  if (failed(x) || failed(axis))
+    return failure();
+  auto xt = n.inputType(0);
+  FailureOr<int64_t> a = normalizeAxis(n, *axis, xt.getRank());
+  if (failed(a))
+    return failure();
+  int64_t dim = xt.getDimSize(*a);
+  SmallVector<int64_t> sizes;
+  if (n.input(1)) {
+    FailureOr<SmallVector<int64_t>> s = n.constantInts(1, "split");
+    if (failed(s))
+      return failure();
+    sizes = *s;
+  } else {
+    int64_t parts = n.numOutputs();
+    if (n.opset >= 18 && n.attrs.has("num_outputs")) {
+      FailureOr<int64_t> num = n.check(n.attrs.getInt("num_outputs"));
+      if (failed(num))
+        return failure();
+      parts = *num;
+    }
+    if (parts < 1)
+      return n.fail("split needs at least one output");
+    // Opset 18: the last chunk is smaller when the dim does not divide.
+    int64_t chunk = (dim + parts - 1) / parts;
+    if (n.opset < 18 && dim % parts != 0)
+      return n.fail("dim " + Twine(dim) + " does not split evenly into " +
+                    Twine(parts) + " outputs");
+    for (int64_t i = 0; i < parts; ++i)
+      sizes.push_back(std::clamp<int64_t>(dim - i * chunk, 0, chunk));
+  }
+  if (static_cast<int64_t>(sizes.size()) != n.numOutputs())
+    return n.fail("split into " + Twine(sizes.size()) + " pieces but the node "
+                  "has " + Twine(n.numOutputs()) + " outputs");
+  FailureOr<SmallVector<Value>> r = n.createMulti<SplitOp>(
+      {*x}, {n.named("axis", n.builder.getI64IntegerAttr(*a)),
+             n.named("sizes", n.builder.getDenseI64ArrayAttr(sizes))});
+  if (failed(r))
+    return failure();
+  for (auto [i, v] : llvm::enumerate(*r))
+    n.setOutput(i, v);
+  return success();
+}
+
+/// Slice with ONNX clamping semantics; negative steps are not supported.
+LogicalResult slice(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<SmallVector<int64_t>> starts = n.constantInts(1, "starts");
+  FailureOr<SmallVector<int64_t>> ends = n.constantInts(2, "ends");
+  if (failed(x) || failed(starts) || failed(ends))
+    return failure();
+  auto xt = n.inputType(0);
+  int64_t rank = xt.getRank();
+  SmallVector<int64_t> axes = llvm::to_vector(llvm::seq<int64_t>(0, starts->size()));
+  SmallVector<int64_t> steps(starts->size(), 1);
+  if (n.input(3)) {
+    FailureOr<SmallVector<int64_t>> a = n.constantInts(3, "axes");
+    if (failed(a))
+      return failure();
+    axes = *a;
+  }
+  if (n.input(4)) {
+    FailureOr<SmallVector<int64_t>> s = n.constantInts(4, "steps");
+    if (failed(s))
+      return failure();
+    steps = *s;
+  }
+  if (ends->size() != starts->size() || axes.size() != starts->size() ||
+      steps.size() != starts->size())
+    return n.fail("starts, ends, axes and steps differ in length");
+  SmallVector<int64_t> start(rank, 0), limit(xt.getShape()), stride(rank, 1);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    FailureOr<int64_t> a = normalizeAxis(n, axes[i], rank);
+    if (failed(a))
+      return failure();
+    int64_t dim = xt.getDimSize(*a);
+    if (steps[i] < 1)
+      return n.fail("step " + Twine(steps[i]) +
+                    " is not supported (only positive steps)");
+    auto clampIndex = [&](int64_t v) {
+      if (v < 0)
+        v += dim;
+      return std::clamp<int64_t>(v, 0, dim);
+    };
+    start[*a] = clampIndex((*starts)[i]);
+    limit[*a] = std::max(clampIndex((*ends)[i]), start[*a]);
+    stride[*a] = steps[i];
+  }
+  FailureOr<Value> y = n.create<SliceOp>(
+      {*x}, {n.named("start", n.builder.getDenseI64ArrayAttr(start)),
+             n.named("limit", n.builder.getDenseI64ArrayAttr(limit)),
+             n.named("stride", n.builder.getDenseI64ArrayAttr(stride))});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult gather(NodeContext &n) {
+  FailureOr<Value> data = n.required(0), indices = n.required(1);
+  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 0));
+  if (failed(data) || failed(indices) || failed(axis))
+    return failure();
+  FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
+  if (failed(a))
+    return failure();
+  FailureOr<Value> y = n.create<GatherOp>(
+      {*data, *indices}, {n.named("axis", n.builder.getI64IntegerAttr(*a))});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult expand(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<SmallVector<int64_t>> target = n.constantInts(1, "shape");
+  if (failed(x) || failed(target))
+    return failure();
+  ArrayRef<int64_t> in = n.inputType(0).getShape();
+  FailureOr<SmallVector<int64_t>> shape =
+      broadcastShapes({in, ArrayRef<int64_t>(*target)});
+  if (failed(shape))
+    return n.fail("input shape does not broadcast to the requested shape");
+  FailureOr<Value> y =
+      n.create<BroadcastToOp>({*x}, {}, n.inputType(0).clone(*shape));
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+LogicalResult trilu(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> upper = n.check(n.attrs.getInt("upper", 1));
+  if (failed(x) || failed(upper))
+    return failure();
+  int64_t k = 0;
+  if (n.input(1)) {
+    FailureOr<SmallVector<int64_t>> kv = n.constantInts(1, "k");
+    if (failed(kv))
+      return failure();
+    if (kv->size() != 1)
+      return n.fail("k must be a scalar");
+    k = (*kv)[0];
+  }
+  FailureOr<Value> y = n.create<TriluOp>(
+      {*x}, {n.named("upper", n.builder.getBoolAttr(*upper)),
+             n.named("diagonal", n.builder.getI64IntegerAttr(k))},
+      n.inputType(0));
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+/// Pad, constant mode; `axes` (18+) restricts which dims the pads apply to.
+LogicalResult pad(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<std::string> mode =
+      n.check(n.attrs.getString("mode", std::string("constant")));
+  FailureOr<SmallVector<int64_t>> pads = n.constantInts(1, "pads");
+  if (failed(x) || failed(mode) || failed(pads))
+    return failure();
+  if (*mode != "constant")
+    return n.fail("pad mode '" + *mode + "' is not supported (only constant)");
+  auto xt = n.inputType(0);
+  int64_t rank = xt.getRank();
+  double value = 0.0;
+  if (n.input(2)) {
+    FailureOr<DenseElementsAttr> c = n.constantInput(2, "constant_value");
+    if (failed(c))
+      return failure();
+    if (c->getNumElements() != 1)
+      return n.fail("constant_value must be a scalar");
+    value = isa<FloatType>(c->getElementType())
+                ? (*c->getValues<APFloat>().begin()).convertToDouble()
+                : (*c->getValues<APInt>().begin()).getSExtValue();
+  }
+  SmallVector<int64_t> axes = llvm::to_vector(llvm::seq<int64_t>(0, rank));
+  if (n.input(3)) {
+    FailureOr<SmallVector<int64_t>> a = n.constantInts(3, "axes");
+    if (failed(a))
+      return failure();
+    axes.clear();
+    for (int64_t axis : *a) {
+      FailureOr<int64_t> na = normalizeAxis(n, axis, rank);
+      if (failed(na))
+        return failure();
+      axes.push_back(*na);
+    }
+  }
+  if (pads->size() != 2 * axes.size())
+    return n.fail("pads has " + Twine(pads->size()) + " values, expected " +
+                  Twine(2 * axes.size()));
+  SmallVector<int64_t> low(rank, 0), high(rank, 0);
+  for (auto [i, axis] : llvm::enumerate(axes)) {
+    low[axis] = (*pads)[i];
+    high[axis] = (*pads)[i + axes.size()];
+    if (low[axis] < 0 || high[axis] < 0)
+      return n.fail("negative pads (cropping) are not supported");
+  }
+  FailureOr<Value> y = n.create<PadOp>(
+      {*x}, {n.named("low", n.builder.getDenseI64ArrayAttr(low)),
+             n.named("high", n.builder.getDenseI64ArrayAttr(high)),
+             n.named("value", n.builder.getF64FloatAttr(value))});
+  if (failed(y))
+    return failure();
+  n.setOutput(0, *y);
+  return success();
+}
+
+/// Largest tensor a shape-computing op may materialize at import time.
+constexpr int64_t kMaxMaterializedElements = int64_t(1) << 26;
+
+LogicalResult constantOfShape(NodeContext &n) {
+  FailureOr<SmallVector<int64_t>> shape = n.constantInts(0, "shape");
+  if (failed(shape))
+    return failure();
+  FailureOr<int64_t> count = checkedElementCount(*shape);
+  if (failed(count) || *count > kMaxMaterializedElements)
+    return n.fail("shape has a negative dim or too many elements");
+  DenseElementsAttr value = DenseElementsAttr::get(
+      RankedTensorType::get({1}, n.builder.getF32Type()), 0.0f);
+  if (const onnx::AttributeProto *a = n.attrs.get("value")) {
+    Problems local;
+    TensorReader reader(n.getContext(), ".");
+    FailureOr<DenseElementsAttr> v = reader.readDense(a->t(), "value", local);
+    if (failed(v))
+      return n.fail(local.all().front());
+    if (v->getNumElements() != 1)
+      return n.fail("value must hold one element");
+    value = *v;
+  }
+  auto type = RankedTensorType::get(*shape, value.getElementType());
+  n.setOutput(0, n.constant(DenseElementsAttr::get(
+                     type, *value.getValues<Attribute>().begin())));
+  return success();
+}
+
+/// Range with constant operands becomes a constant.
+LogicalResult range(NodeContext &n) {
+  FailureOr<DenseElementsAttr> start = n.constantInput(0, "start");
+  FailureOr<DenseElementsAttr> limit = n.constantInput(1, "limit");
+  FailureOr<DenseElementsAttr> delta = n.constantInput(2, "delta");
+  if (failed(start) || failed(limit) || failed(delta))
+    return failure();
+  Type elt = start->getElementType();
+  auto asDouble = [](DenseElementsAttr a) {
+    if (isa<FloatType>(a.getElementType()))
+      return (*a.getValues<APFloat>().begin()).convertToDouble();
+    return static_cast<double>((*a.getValues<APInt>().begin()).getSExtValue());
+  };
+  double s = asDouble(*start), l = asDouble(*limit), d = asDouble(*delta);
+  if (d == 0)
+    return n.fail("delta must not be zero");
+  double steps = std::ceil((l - s) / d);
+  int64_t count = steps > 0 ? static_cast<int64_t>(steps) : 0;
+  if (count > kMaxMaterializedElements)
+    return n.fail("range has too many elements");
+  SmallVector<Attribute> values;
+  for (int64_t i = 0; i < count; ++i) {
+    double v = s + i * d;
+    values.push_back(isa<FloatType>(elt)
+                         ? Attribute(n.builder.getFloatAttr(elt, v))
+                         : Attribute(n.builder.getIntegerAttr(
+                               elt, static_cast<int64_t>(v))));
+  }
+  n.setOutput(0, n.constant(DenseElementsAttr::get(
+                     RankedTensorType::get({count}, elt), values)));
+  return success();
+}
+
+} // namespace
+
+void onnx_import::registerTensorHandlers(HandlerTable &t) {
+  t.on("Constant", 13, constant);
+  t.on("Shape", 13, shape);
+  t.on("Shape", 15, shape);
+  t.on("Size", 13, size);
+  t.on("Reshape", 13, reshape);
+  t.on("Reshape", 14, reshape);
+  t.on("Flatten", 13, flatten);
+  t.on("Squeeze", 13, squeeze);
+  t.on("Unsqueeze", 13, unsqueeze);
+  t.on("Transpose", 13, transpose);
+  t.on("Concat", 13, concat);
+  t.on("Split", 13, split);
+  t.on("Split", 18, split);
+  t.on("Slice", 13, slice);
+  t.on("Gather", 13, gather);
+  t.on("Expand", 13, expand);
+  t.on("Trilu", 14, trilu);
+  t.on("Pad", 13, pad);
+  t.on("Pad", 18, pad);
+  t.on("ConstantOfShape", 9, constantOfShape);
+  t.on("Range", 11, range);
+}
