@@ -471,7 +471,8 @@ OpFoldResult TriluOp::fold(FoldAdaptor adaptor) {
       getType().getElementType());
   for (int64_t i = 0, e = values.size(); i < e; ++i) {
     int64_t r = (i / cols) % rows, c = i % cols;
-    bool keep = getUpper() ? c - r >= getDiagonal() : c - r <= getDiagonal();
+    int64_t diagonal = static_cast<int64_t>(getDiagonal());
+    bool keep = getUpper() ? c - r >= diagonal : c - r <= diagonal;
     if (!keep)
       values[i] = zero;
   }

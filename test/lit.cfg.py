@@ -1,0 +1,57 @@
+# -*- Python -*-
+"""lit configuration of the trainopt test suite (check-trainopt)."""
+
+import os
+import shutil
+import subprocess
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "TRAINOPT"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.trainopt_obj_root, "test")
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.with_environment("PATH", config.trainopt_tools_dir, append_path=True)
+
+scripts = os.path.join(config.trainopt_src_root, "scripts")
+config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(
+    ("%onnx_from_text", f"{config.python_executable} {scripts}/onnx_from_text.py"))
+config.substitutions.append(
+    ("%gen_models", f"{config.python_executable} {scripts}/gen_models.py"))
+config.substitutions.append(
+    ("%torch_python", config.torch_python))
+config.substitutions.append(("%scripts", scripts))
+
+llvm_config.add_tool_substitutions(
+    ["trainopt-opt", "trainopt-compile"], [config.trainopt_tools_dir])
+
+# Features: the onnx package (PyPI) and torch (Debian python3-torch) are
+# installed by the README's test command; a missing one is reported, not
+# silently skipped, unless the suite runs outside that command.
+def python_can_import(python, module):
+    try:
+        return subprocess.run([python, "-c", f"import {module}"],
+                              capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+if python_can_import(config.python_executable, "onnx"):
+    config.available_features.add("onnx")
+else:
+    lit_config.warning(f"{config.python_executable} cannot import onnx: "
+                       "ONNX importer tests are UNSUPPORTED")
+if os.path.exists(config.torch_python) and python_can_import(config.torch_python, "torch"):
+    config.available_features.add("torch")
+else:
+    lit_config.warning(f"{config.torch_python} cannot import torch: "
+                       "PyTorch-export tests are UNSUPPORTED")
+if config.enable_cuda and shutil.which("nvidia-smi") and subprocess.run(
+        ["nvidia-smi"], capture_output=True).returncode == 0:
+    config.available_features.add("cuda")
