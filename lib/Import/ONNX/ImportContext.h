@@ -219,6 +219,9 @@ private:
             if (failed(OpTy::setPropertiesFromAttr(
                     props, dict, [&] { return emitError(loc); })))
               return failure();
+            // Defaults of absent attributes, as Operation::create would.
+            OperationName(OpTy::getOperationName(), getContext())
+                .populateDefaultProperties(OpaqueProperties(&props));
             return OpTy::inferReturnTypes(getContext(), loc, operands, dict,
                                           OpaqueProperties(&props), {}, types);
           } else {
