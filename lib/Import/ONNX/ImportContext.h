@@ -45,6 +45,15 @@ private:
 std::string describeNode(const onnx::NodeProto &node, int64_t opset,
                          int index);
 
+/// ONNX float attributes and scalars are float32; `epsilon = 1e-5` means the
+/// decimal 1e-5, not the float32 nearest to it. Returns the shortest decimal
+/// that round-trips `value`, as a double (PyTorch passes these as doubles).
+double decimalDouble(float value);
+
+/// The value of a one-element constant as a double (float32 through
+/// decimalDouble).
+double scalarAsDouble(DenseElementsAttr value);
+
 /// Maps an ONNX element type to the trainopt one; null if unsupported.
 Type convertElementType(MLIRContext *ctx, int32_t onnxType);
 /// The ONNX name of an element type code, for messages.

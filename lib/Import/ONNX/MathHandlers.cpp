@@ -155,11 +155,7 @@ FailureOr<std::optional<double>> clipBound(NodeContext &n, unsigned i,
     return failure();
   if (c->getNumElements() != 1)
     return n.fail(Twine(what) + " must be a scalar");
-  if (isa<FloatType>(c->getElementType()))
-    return std::optional<double>(
-        (*c->getValues<APFloat>().begin()).convertToDouble());
-  return std::optional<double>(
-      static_cast<double>((*c->getValues<APInt>().begin()).getSExtValue()));
+  return std::optional<double>(scalarAsDouble(*c));
 }
 
 LogicalResult clip(NodeContext &n) {

@@ -296,7 +296,7 @@ LogicalResult dropout(NodeContext &n) {
       return failure();
     if (!isa<FloatType>(r->getElementType()) || r->getNumElements() != 1)
       return n.fail("ratio must be a float scalar");
-    ratio = (*r->getValues<APFloat>().begin()).convertToDouble();
+    ratio = scalarAsDouble(*r);
   }
   bool training = false;
   if (n.input(2)) {

@@ -449,9 +449,7 @@ LogicalResult pad(NodeContext &n) {
       return failure();
     if (c->getNumElements() != 1)
       return n.fail("constant_value must be a scalar");
-    value = isa<FloatType>(c->getElementType())
-                ? (*c->getValues<APFloat>().begin()).convertToDouble()
-                : (*c->getValues<APInt>().begin()).getSExtValue();
+    value = scalarAsDouble(*c);
   }
   SmallVector<int64_t> axes = llvm::to_vector(llvm::seq<int64_t>(0, rank));
   if (n.input(3)) {
@@ -522,12 +520,11 @@ LogicalResult range(NodeContext &n) {
   if (failed(start) || failed(limit) || failed(delta))
     return failure();
   Type elt = start->getElementType();
-  auto asDouble = [](DenseElementsAttr a) {
-    if (isa<FloatType>(a.getElementType()))
-      return (*a.getValues<APFloat>().begin()).convertToDouble();
-    return static_cast<double>((*a.getValues<APInt>().begin()).getSExtValue());
-  };
-  double s = asDouble(*start), l = asDouble(*limit), d = asDouble(*delta);
+  if (start->getNumElements() != 1 || limit->getNumElements() != 1 ||
+      delta->getNumElements() != 1)
+    return n.fail("start, limit and delta must be scalars");
+  double s = scalarAsDouble(*start), l = scalarAsDouble(*limit),
+         d = scalarAsDouble(*delta);
   if (d == 0)
     return n.fail("delta must not be zero");
   double steps = std::ceil((l - s) / d);

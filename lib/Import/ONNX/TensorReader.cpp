@@ -13,12 +13,16 @@
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/APFloat.h"
+#include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 
 using namespace mlir;
@@ -307,6 +311,29 @@ TensorReader::readResource(const onnx::TensorProto &tensor, StringRef what,
 // AttrBinder
 //===----------------------------------------------------------------------===//
 
+double onnx_import::decimalDouble(float value) {
+  char text[64];
+  auto [end, ec] = std::to_chars(text, text + sizeof(text), value);
+  if (ec != std::errc())
+    return static_cast<double>(value);
+  *end = '\0';
+  return std::strtod(text, nullptr);
+}
+
+double onnx_import::scalarAsDouble(DenseElementsAttr value) {
+  if (isa<FloatType>(value.getElementType())) {
+    APFloat v = *value.getValues<APFloat>().begin();
+    if (&v.getSemantics() == &APFloat::IEEEsingle())
+      return decimalDouble(v.convertToFloat());
+    bool lost;
+    v.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven, &lost);
+    return v.convertToDouble();
+  }
+  if (value.getElementType().isInteger(1))
+    return *value.getValues<bool>().begin() ? 1.0 : 0.0;
+  return static_cast<double>((*value.getValues<APInt>().begin()).getSExtValue());
+}
+
 AttrBinder::AttrBinder(const onnx::NodeProto &node) {
   for (const onnx::AttributeProto &a : node.attribute())
     byName[a.name()] = &a;
@@ -352,7 +379,7 @@ FailureOr<double> AttrBinder::getFloat(StringRef name,
   if (failed(a))
     return failure();
   if (*a)
-    return static_cast<double>((*a)->f());
+    return decimalDouble((*a)->f());
   if (def)
     return *def;
   if (firstError.empty())
@@ -398,6 +425,6 @@ FailureOr<SmallVector<double>> AttrBinder::getFloats(StringRef name) {
   SmallVector<double> out;
   if (*a)
     for (float f : (*a)->floats())
-      out.push_back(f);
+      out.push_back(decimalDouble(f));
   return out;
 }
