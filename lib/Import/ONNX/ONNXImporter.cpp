@@ -599,14 +599,23 @@ FailureOr<Operation *> NodeContext::createImpl(
 }
 
 Value NodeContext::foldResult(Operation *op, unsigned index) {
-  SmallVector<Attribute> operandAttrs;
-  for (Value v : op->getOperands()) {
-    Attribute a;
-    matchPattern(v, m_Constant(&a));
-    operandAttrs.push_back(a);
-  }
   SmallVector<OpFoldResult> folded;
-  if (failed(op->fold(operandAttrs, folded)) || folded.size() <= index)
+  // An in-place fold (reshape of reshape) may enable another fold.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    SmallVector<Attribute> operandAttrs;
+    for (Value v : op->getOperands()) {
+      Attribute a;
+      matchPattern(v, m_Constant(&a));
+      operandAttrs.push_back(a);
+    }
+    folded.clear();
+    if (failed(op->fold(operandAttrs, folded)))
+      return op->getResult(index);
+    // Success without results means the op was updated in place.
+    if (folded.size() > index)
+      break;
+  }
+  if (folded.size() <= index)
     return op->getResult(index);
   if (auto v = dyn_cast<Value>(folded[index])) {
     if (v != op->getResult(index) && op->use_empty())
