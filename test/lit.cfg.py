@@ -20,7 +20,7 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.trainopt_tools_dir, append_path=True)
 
 scripts = os.path.join(config.trainopt_src_root, "scripts")
-config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%pyonnx", config.python_executable))
 config.substitutions.append(
     ("%onnx_from_text", f"{config.python_executable} {scripts}/onnx_from_text.py"))
 config.substitutions.append(

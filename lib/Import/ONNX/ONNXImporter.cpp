@@ -188,14 +188,9 @@ Importer::inputType(const onnx::ValueInfoProto &info) {
   }
   SmallVector<int64_t> shape;
   for (auto [i, dim] : llvm::enumerate(t.shape().dim())) {
+    // Static dims stay as exported: --batch-size binds symbolic ones only,
+    // since an exporter may have baked a static batch into Reshape shapes.
     if (dim.has_dim_value() && dim.dim_value() >= 0) {
-      if (i == 0 && options.batchSize && dim.dim_value() != *options.batchSize) {
-        problems.add(what + ": --batch-size " +
-                     std::to_string(*options.batchSize) +
-                     " conflicts with the static batch dim " +
-                     std::to_string(dim.dim_value()));
-        return failure();
-      }
       shape.push_back(dim.dim_value());
       continue;
     }
@@ -299,6 +294,10 @@ OwningOpRef<ModuleOp> Importer::run() {
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
   builder.setInsertionPointToEnd(module->getBody());
 
+  // Names whose producer failed: their consumers are skipped silently, since
+  // the problem is already listed.
+  llvm::StringSet<> poisoned;
+
   // Initializers.
   llvm::StringSet<> frozen;
   for (const std::string &name : options.frozen)
@@ -320,8 +319,10 @@ OwningOpRef<ModuleOp> Importer::run() {
     if (elt && isa<FloatType>(elt)) {
       FailureOr<ElementsAttr> value =
           reader.readResource(init, what, problems);
-      if (failed(value))
+      if (failed(value)) {
+        poisoned.insert(init.name());
         continue;
+      }
       auto op = ParameterOp::create(
           builder, NameLoc::get(builder.getStringAttr(init.name()), fileLoc),
           builder.getStringAttr(init.name()), TypeAttr::get(value->getType()),
@@ -333,6 +334,8 @@ OwningOpRef<ModuleOp> Importer::run() {
           reader.readDense(init, what, problems);
       if (succeeded(value))
         constants.push_back({init.name(), *value});
+      else
+        poisoned.insert(init.name());
     }
   }
   for (const std::string &name : options.frozen)
@@ -354,8 +357,10 @@ OwningOpRef<ModuleOp> Importer::run() {
     if (seen.contains(info.name()))
       continue; // IR < 4 lists initializers as inputs too.
     FailureOr<RankedTensorType> type = inputType(info);
-    if (failed(type))
+    if (failed(type)) {
+      poisoned.insert(info.name());
       continue;
+    }
     inputs.push_back(&info);
     argTypes.push_back(*type);
     argAttrs.push_back(builder.getDictionaryAttr(
@@ -377,9 +382,7 @@ OwningOpRef<ModuleOp> Importer::run() {
   for (auto &[name, value] : constants)
     values[name] = ConstantOp::create(builder, fileLoc, value);
 
-  // Nodes, in the topological order ONNX requires. A node whose input comes
-  // from a failed node is skipped: its problem is already listed.
-  llvm::StringSet<> poisoned;
+  // Nodes, in the topological order ONNX requires.
   for (auto [index, node] : llvm::enumerate(graph.node())) {
     auto poison = [&] {
       for (const std::string &out : node.output())

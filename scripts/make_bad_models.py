@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Writes deliberately broken or hostile ONNX models for the importer's
+error tests: make_bad_models.py CASE OUTDIR writes OUTDIR/model.onnx (and any
+side files the case needs). Cases are listed by --help."""
+import argparse
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def small_model(nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def relu_model():
+    return small_model(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+
+
+def external_model(location, offset=0, length=None, shape=(4,)):
+    """A model whose initializer 'w' lives in external data at `location`."""
+    w = TensorProto()
+    w.name = "w"
+    w.data_type = TensorProto.FLOAT
+    w.dims.extend(shape)
+    w.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)),
+                       ("length", None if length is None else str(length))):
+        if value is not None:
+            entry = w.external_data.add()
+            entry.key, entry.value = key, value
+    return small_model(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(shape))],
+        [w])
+
+
+def write(model, out):
+    with open(os.path.join(out, "model.onnx"), "wb") as f:
+        f.write(model.SerializeToString())
+
+
+def case_truncated(out):
+    data = relu_model().SerializeToString()
+    big = small_model(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64])],
+        [numpy_helper.from_array(np.ones(64, np.float32), "w")])
+    data = big.SerializeToString()
+    with open(os.path.join(out, "model.onnx"), "wb") as f:
+        f.write(data[: len(data) // 2])
+
+
+def case_unsupported(out):
+    write(small_model(
+        [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+         helper.make_node("LSTM", ["a", "w", "r"], ["b"], name="lstm1", hidden_size=3),
+         helper.make_node("FusedGemm", ["b"], ["c"], name="fused", domain="com.microsoft"),
+         helper.make_node("Det", ["c"], ["y"], name="det")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 12, 3]),
+         helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 12, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])]), out)
+
+
+def case_ext_dotdot(out):
+    with open(os.path.join(out, "..", "secret.bin"), "wb") as f:
+        f.write(np.ones(4, np.float32).tobytes())
+    write(external_model("../secret.bin"), out)
+
+
+def case_ext_absolute(out):
+    write(external_model("/etc/passwd"), out)
+
+
+def case_ext_symlink(out):
+    outside = os.path.join(out, "..", "outside.bin")
+    with open(outside, "wb") as f:
+        f.write(np.ones(4, np.float32).tobytes())
+    link = os.path.join(out, "weights.bin")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.path.abspath(outside), link)
+    write(external_model("weights.bin"), out)
+
+
+def case_ext_range(out):
+    with open(os.path.join(out, "weights.bin"), "wb") as f:
+        f.write(np.ones(4, np.float32).tobytes())
+    write(external_model("weights.bin", offset=8, length=16), out)
+
+
+def case_ext_ok(out):
+    with open(os.path.join(out, "weights.bin"), "wb") as f:
+        f.write(b"\0" * 8 + np.arange(4, dtype=np.float32).tobytes())
+    write(external_model("weights.bin", offset=8, length=16), out)
+
+
+def case_overflow(out):
+    w = TensorProto()
+    w.name = "w"
+    w.data_type = TensorProto.FLOAT
+    w.dims.extend([2**32, 2**32, 4])
+    w.raw_data = b"\0" * 16
+    model = small_model(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [w])
+    write(model, out)
+
+
+def case_raw_length(out):
+    w = TensorProto()
+    w.name = "w"
+    w.data_type = TensorProto.FLOAT
+    w.dims.extend([3, 4])
+    w.raw_data = b"\0" * 20
+    model = small_model(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])], [w])
+    write(model, out)
+
+
+def case_symbolic(out):
+    write(small_model(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3]),
+         helper.make_tensor_value_info("t", TensorProto.FLOAT, [2, "seq"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])]), out)
+
+
+def case_opset(out):
+    model = relu_model()
+    model.opset_import[0].version = 11
+    write(model, out)
+
+
+def case_semantic(out):
+    """Several node-level problems: all are reported together."""
+    write(small_model(
+        [helper.make_node("Add", ["x", "v"], ["a"], name="bad_add"),
+         helper.make_node("Reshape", ["x", "s"], ["b"], name="dyn_reshape"),
+         helper.make_node("Conv", ["x4", "w4"], ["c"], name="bad_conv", strides=[1.0, 1.0]),
+         helper.make_node("Relu", ["a"], ["d"], name="after_bad_add"),
+         helper.make_node("Relu", ["undefined"], ["e"], name="dangling")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("v", TensorProto.FLOAT, [4]),
+         helper.make_tensor_value_info("s", TensorProto.INT64, [2]),
+         helper.make_tensor_value_info("x4", TensorProto.FLOAT, [1, 1, 4, 4]),
+         helper.make_tensor_value_info("w4", TensorProto.FLOAT, [1, 1, 3, 3])],
+        [helper.make_tensor_value_info("d", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [3, 2]),
+         helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 1, 2, 2]),
+         helper.make_tensor_value_info("e", TensorProto.FLOAT, [2, 3])]), out)
+
+
+def case_dtype(out):
+    write(small_model(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        [helper.make_tensor_value_info("x", TensorProto.UINT16, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT16, [2, 3])]), out)
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("outdir")
+    args = ap.parse_args()
+    os.makedirs(args.outdir, exist_ok=True)
+    CASES[args.case](args.outdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
