@@ -19,6 +19,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/IR/TypeUtilities.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/DenseSet.h"
@@ -126,6 +127,26 @@ private:
 };
 
 } // namespace mlir::trainopt::onnx_import
+
+/// Whether `value` flows into a function result through floating-point values
+/// only, i.e. whether a gradient can reach it.
+static bool reachesOutputAsFloat(Value value) {
+  SmallVector<Value> worklist{value};
+  llvm::DenseSet<Value> seen{value};
+  while (!worklist.empty()) {
+    Value v = worklist.pop_back_val();
+    for (Operation *user : v.getUsers()) {
+      if (isa<func::ReturnOp>(user))
+        return true;
+      for (Value r : user->getResults()) {
+        if (isa<FloatType>(getElementTypeOrSelf(r.getType())) &&
+            seen.insert(r).second)
+          worklist.push_back(r);
+      }
+    }
+  }
+  return false;
+}
 
 LogicalResult Importer::readModel(onnx::ModelProto &model) {
   llvm::sys::fs::file_status status;
@@ -464,14 +485,16 @@ OwningOpRef<ModuleOp> Importer::run() {
       op.erase();
 
   // Parameters read only as constants (shape operands, clip bounds, ...) or
-  // not at all are not parameters of the computation.
+  // not at all are not parameters of the computation. Those with no
+  // floating-point path to an output (an attention-mask buffer feeding a
+  // comparison) cannot be trained and are frozen.
   llvm::BitVector unused(body->getNumArguments());
   for (auto [i, p] : llvm::enumerate(params)) {
     BlockArgument arg = body->getArgument(i);
     if (arg.use_empty()) {
       unused.set(i);
       p.op.erase();
-    } else if (nonTrainable.contains(arg)) {
+    } else if (nonTrainable.contains(arg) || !reachesOutputAsFloat(arg)) {
       p.op.setTrainable(false);
     }
   }
