@@ -24,10 +24,14 @@ using namespace llvm;
 static cl::OptionCategory category("trainopt-compile options");
 
 static cl::opt<std::string> inputPath(cl::Positional, cl::desc("<model.onnx>"),
-                                      cl::Required, cl::cat(category));
+                                      cl::cat(category));
 static cl::opt<std::string> outputPath("o", cl::desc("Output file ('-' for stdout)"),
-                                       cl::value_desc("file"), cl::Required,
-                                       cl::cat(category));
+                                       cl::value_desc("file"), cl::cat(category));
+static cl::opt<bool> listONNXOps(
+    "list-onnx-ops",
+    cl::desc("Print the supported ONNX ops as 'OP_TYPE SINCE_VERSION' lines "
+             "and exit"),
+    cl::init(false), cl::cat(category));
 static cl::opt<std::string>
     emit("emit",
          cl::desc("What to write: 'mlir' stops after import (the only stage "
@@ -42,6 +46,11 @@ static cl::list<std::string>
            cl::desc("Comma-separated initializers that stay frozen "
                     "(not trained)"),
            cl::CommaSeparated, cl::cat(category));
+static cl::list<std::string> constInputs(
+    "const-input",
+    cl::desc("NAME=FILE.pb binds graph input NAME to the serialized "
+             "TensorProto in FILE.pb (repeatable)"),
+    cl::cat(category));
 static cl::opt<bool> elideWeights(
     "elide-weights",
     cl::desc("Print parameter values as '...' (smaller, not re-parsable)"),
@@ -56,6 +65,16 @@ int main(int argc, char **argv) {
     WithColor::error(errs(), "trainopt-compile") << message << "\n";
     return 1;
   };
+  if (listONNXOps) {
+    for (const mlir::trainopt::ONNXOpSupport &op :
+         mlir::trainopt::getSupportedONNXOps())
+      outs() << op.opType << " " << op.sinceVersion << "\n";
+    return 0;
+  }
+  if (inputPath.empty())
+    return error("no input model; usage: trainopt-compile MODEL.onnx -o OUT");
+  if (outputPath.empty())
+    return error("no output; pass -o FILE (or -o - for stdout)");
   if (emit != "mlir")
     return error("--emit=" + emit +
                  " is not available; this build supports --emit=mlir");
@@ -78,6 +97,12 @@ int main(int argc, char **argv) {
   if (batchSize.getNumOccurrences())
     options.batchSize = batchSize;
   options.frozen.assign(freeze.begin(), freeze.end());
+  for (const std::string &spec : constInputs) {
+    auto [name, file] = StringRef(spec).split('=');
+    if (name.empty() || file.empty())
+      return error("--const-input expects NAME=FILE.pb, got '" + spec + "'");
+    options.constantInputs.push_back({name.str(), file.str()});
+  }
 
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::trainopt::importONNXModel(&context, inputPath, options);

@@ -81,8 +81,6 @@ LogicalResult powOp(NodeContext &n) {
   if (failed(a) || failed(b))
     return failure();
   Type elt = n.inputType(0).getElementType();
-  if (!isa<FloatType>(elt))
-    return n.fail("integer Pow is not supported; the base must be a float");
   Value exponent = *b;
   // ONNX allows a differently typed exponent; trainopt.pow wants one type.
   if (n.inputType(1).getElementType() != elt) {

@@ -143,15 +143,12 @@ LogicalResult pool(NodeContext &n) {
   SmallVector<NamedAttribute> attrs{
       n.named("kernel_shape", n.builder.getDenseI64ArrayAttr(w->kernel)),
       n.named("strides", n.builder.getDenseI64ArrayAttr(w->strides)),
-      n.named("padding", n.builder.getDenseI64ArrayAttr(w->padding))};
+      n.named("padding", n.builder.getDenseI64ArrayAttr(w->padding)),
+      n.named("dilations", n.builder.getDenseI64ArrayAttr(w->dilations))};
   FailureOr<Value> y;
   if constexpr (IsMax) {
-    attrs.push_back(
-        n.named("dilations", n.builder.getDenseI64ArrayAttr(w->dilations)));
     y = n.create<MaxPoolOp>({*x}, attrs);
   } else {
-    if (llvm::any_of(w->dilations, [](int64_t d) { return d != 1; }))
-      return n.fail("AveragePool with dilations is not supported");
     FailureOr<int64_t> includePad =
         n.check(n.attrs.getInt("count_include_pad", 0));
     if (failed(includePad))
@@ -233,11 +230,39 @@ LogicalResult layerNorm(NodeContext &n) {
   FailureOr<double> eps = n.check(n.attrs.getFloat("epsilon", 1e-5));
   if (failed(x) || failed(scale) || failed(axis) || failed(eps))
     return failure();
-  if (n.outputRequested(1) || n.outputRequested(2))
-    return n.fail("the Mean and InvStdDev outputs are not supported");
   FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
   if (failed(a))
     return failure();
+  if (n.outputRequested(1) || n.outputRequested(2)) {
+    // The statistics outputs, from the same definition: biased variance
+    // over dims [axis, rank), kept as size-1 dims.
+    SmallVector<int64_t> axes =
+        llvm::to_vector(llvm::seq<int64_t>(*a, n.inputType(0).getRank()));
+    SmallVector<NamedAttribute> reduceAttrs{
+        n.named("axes", n.builder.getDenseI64ArrayAttr(axes)),
+        n.named("keepdims", n.builder.getBoolAttr(true))};
+    FailureOr<Value> mean = n.create<ReduceMeanOp>({*x}, reduceAttrs);
+    if (failed(mean))
+      return failure();
+    FailureOr<Value> centered = n.create<SubOp>({*x, *mean});
+    if (failed(centered))
+      return failure();
+    FailureOr<Value> sq = n.create<MulOp>({*centered, *centered});
+    if (failed(sq))
+      return failure();
+    FailureOr<Value> var = n.create<ReduceMeanOp>({*sq}, reduceAttrs);
+    if (failed(var))
+      return failure();
+    Type elt = n.inputType(0).getElementType();
+    FailureOr<Value> shifted = n.create<AddOp>({*var, n.scalar(elt, *eps)});
+    if (failed(shifted))
+      return failure();
+    FailureOr<Value> invStd = n.create<RsqrtOp>({*shifted});
+    if (failed(invStd))
+      return failure();
+    n.setOutput(1, *mean);
+    n.setOutput(2, *invStd);
+  }
   // ONNX lets scale and bias broadcast to the normalized shape.
   auto xt = n.inputType(0);
   auto normalized = xt.clone(xt.getShape().drop_front(*a));

@@ -122,6 +122,8 @@ private:
   }
   LogicalResult readModel(onnx::ModelProto &model);
   FailureOr<RankedTensorType> inputType(const onnx::ValueInfoProto &info);
+  FailureOr<DenseElementsAttr> readBoundInput(const onnx::ValueInfoProto &info,
+                                              StringRef file);
   void checkOutputType(const onnx::ValueInfoProto &info, Type actual);
   void reportAll(Location loc);
 };
@@ -234,6 +236,39 @@ Importer::inputType(const onnx::ValueInfoProto &info) {
     return failure();
   }
   return RankedTensorType::get(shape, elt);
+}
+
+FailureOr<DenseElementsAttr>
+Importer::readBoundInput(const onnx::ValueInfoProto &info, StringRef file) {
+  std::string what = "--const-input " + info.name() + "=" + file.str();
+  auto buffer = llvm::MemoryBuffer::getFile(file, /*IsText=*/false,
+                                            /*RequiresNullTerminator=*/false);
+  if (!buffer) {
+    problems.add(what + ": cannot read: " + buffer.getError().message());
+    return failure();
+  }
+  onnx::TensorProto tensor;
+  if ((*buffer)->getBufferSize() > static_cast<size_t>(INT_MAX) ||
+      !tensor.ParseFromArray((*buffer)->getBufferStart(),
+                             static_cast<int>((*buffer)->getBufferSize()))) {
+    problems.add(what + ": not a serialized ONNX TensorProto");
+    return failure();
+  }
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
+    problems.add(what + ": external data is not allowed here");
+    return failure();
+  }
+  FailureOr<DenseElementsAttr> value = reader.readDense(tensor, what, problems);
+  if (failed(value))
+    return failure();
+  const onnx::TypeProto::Tensor &declared = info.type().tensor_type();
+  if (declared.elem_type() != tensor.data_type()) {
+    problems.add(what + ": element type " + onnxTypeName(tensor.data_type()) +
+                 " differs from the input's " +
+                 onnxTypeName(declared.elem_type()));
+    return failure();
+  }
+  return value;
 }
 
 void Importer::checkOutputType(const onnx::ValueInfoProto &info, Type actual) {
@@ -373,10 +408,25 @@ OwningOpRef<ModuleOp> Importer::run() {
         TrainoptDialect::kParamAttrName,
         FlatSymbolRefAttr::get(p.op.getSymNameAttr()))));
   }
+  llvm::StringMap<std::string> boundInputs;
+  for (const auto &[name, file] : options.constantInputs)
+    boundInputs[name] = file;
+  SmallVector<std::pair<std::string, DenseElementsAttr>> boundValues;
   SmallVector<const onnx::ValueInfoProto *> inputs;
   for (const onnx::ValueInfoProto &info : graph.input()) {
     if (seen.contains(info.name()))
       continue; // IR < 4 lists initializers as inputs too.
+    auto bound = boundInputs.find(info.name());
+    if (bound != boundInputs.end()) {
+      FailureOr<DenseElementsAttr> value =
+          readBoundInput(info, bound->second);
+      if (succeeded(value))
+        boundValues.push_back({info.name(), *value});
+      else
+        poisoned.insert(info.name());
+      boundInputs.erase(bound);
+      continue;
+    }
     FailureOr<RankedTensorType> type = inputType(info);
     if (failed(type)) {
       poisoned.insert(info.name());
@@ -402,6 +452,11 @@ OwningOpRef<ModuleOp> Importer::run() {
     values[info->name()] = body->getArgument(params.size() + i);
   for (auto &[name, value] : constants)
     values[name] = ConstantOp::create(builder, fileLoc, value);
+  for (auto &[name, value] : boundValues)
+    values[name] = ConstantOp::create(builder, fileLoc, value);
+  for (const auto &entry : boundInputs)
+    problems.add("--const-input names '" + entry.getKey().str() +
+                 "', which is not a graph input of the model");
 
   // Nodes, in the topological order ONNX requires.
   for (auto [index, node] : llvm::enumerate(graph.node())) {

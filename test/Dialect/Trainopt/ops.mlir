@@ -156,7 +156,7 @@ func.func @resnet_mobilenet(%x: tensor<2x16x8x8xf32>, %dw: tensor<16x1x3x3xf32>,
   %2 = trainopt.batch_norm_inference %1#0, %c, %c, %1#1, %1#2 : tensor<2x16x8x8xf32>, tensor<16xf32>
   %3 = trainopt.clip %2 {min = 0.0 : f64, max = 6.0 : f64} : tensor<2x16x8x8xf32>
   // CHECK: trainopt.avg_pool
-  %4 = trainopt.avg_pool %3 {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0, 0, 0>}
+  %4 = trainopt.avg_pool %3 {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>}
       : (tensor<2x16x8x8xf32>) -> tensor<2x16x4x4xf32>
   return %3, %1#1, %1#2, %4 : tensor<2x16x8x8xf32>, tensor<16xf32>, tensor<16xf32>, tensor<2x16x4x4xf32>
 }

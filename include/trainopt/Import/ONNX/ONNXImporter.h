@@ -29,6 +29,9 @@ struct ONNXImportOptions {
   std::optional<int64_t> batchSize;
   /// Initializers that become frozen (non-trainable) parameters.
   std::vector<std::string> frozen;
+  /// Graph inputs bound to constant values: (input name, path of a
+  /// serialized TensorProto). Shape-like inputs become static this way.
+  std::vector<std::pair<std::string, std::string>> constantInputs;
 };
 
 /// The oldest and newest default-domain opset the importer accepts.

@@ -168,7 +168,7 @@ static LogicalResult verifyWindow(std::optional<Location> loc,
 LogicalResult mlir::trainopt::inferPoolResult(
     std::optional<Location> loc, RankedTensorType input,
     ArrayRef<int64_t> kernel, ArrayRef<int64_t> strides,
-    ArrayRef<int64_t> padding, std::optional<ArrayRef<int64_t>> dilations,
+    ArrayRef<int64_t> padding, ArrayRef<int64_t> dil,
     SmallVectorImpl<Type> &inferredReturnTypes) {
   int64_t rank = input.getRank();
   if (rank < 3)
@@ -176,8 +176,6 @@ LogicalResult mlir::trainopt::inferPoolResult(
                                   "got rank ",
                              rank);
   int64_t n = rank - 2;
-  SmallVector<int64_t> ones(n, 1);
-  ArrayRef<int64_t> dil = dilations ? *dilations : ArrayRef<int64_t>(ones);
   if (static_cast<int64_t>(kernel.size()) != n)
     return emitOptionalError(loc, "expects ", n, " kernel dims, got ",
                              kernel.size());
@@ -189,10 +187,6 @@ LogicalResult mlir::trainopt::inferPoolResult(
   SmallVector<int64_t> shape(input.getShape().take_front(2));
   for (int64_t i = 0; i < n; ++i) {
     int64_t in = input.getDimSize(i + 2);
-    if (padding[i] >= kernel[i] || padding[i + n] >= kernel[i])
-      return emitOptionalError(loc, "padding ", shapeString(padding),
-                               " must be smaller than the kernel ",
-                               shapeString(kernel));
     int64_t out = windowOutputSize(in, padding[i], padding[i + n], kernel[i],
                                    strides[i], dil[i]);
     if (out < 1)

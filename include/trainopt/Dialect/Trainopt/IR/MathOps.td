@@ -126,7 +126,7 @@ def Trainopt_AddOp : Trainopt_ArithOp<"add", Trainopt_NumericTensor, "lhs + rhs"
 def Trainopt_SubOp : Trainopt_ArithOp<"sub", Trainopt_NumericTensor, "lhs - rhs">;
 def Trainopt_MulOp : Trainopt_ArithOp<"mul", Trainopt_NumericTensor, "lhs * rhs">;
 def Trainopt_DivOp : Trainopt_ArithOp<"div", Trainopt_NumericTensor, "lhs / rhs">;
-def Trainopt_PowOp : Trainopt_ArithOp<"pow", Trainopt_FloatTensor, "lhs ^ rhs">;
+def Trainopt_PowOp : Trainopt_ArithOp<"pow", Trainopt_NumericTensor, "lhs ^ rhs">;
 def Trainopt_MaxOp : Trainopt_ArithOp<"max", Trainopt_NumericTensor,
                                       "max(lhs, rhs)">;
 def Trainopt_MinOp : Trainopt_ArithOp<"min", Trainopt_NumericTensor,
@@ -244,10 +244,10 @@ def Trainopt_ReduceSumOp : Trainopt_ReduceOp<"reduce_sum", Trainopt_NumericTenso
                                              "sum">;
 def Trainopt_ReduceMeanOp : Trainopt_ReduceOp<"reduce_mean", Trainopt_FloatTensor,
                                               "arithmetic mean">;
-def Trainopt_ReduceMaxOp : Trainopt_ReduceOp<"reduce_max", Trainopt_NumericTensor,
-                                             "maximum">;
-def Trainopt_ReduceMinOp : Trainopt_ReduceOp<"reduce_min", Trainopt_NumericTensor,
-                                             "minimum">;
+def Trainopt_ReduceMaxOp : Trainopt_ReduceOp<"reduce_max", Trainopt_Tensor,
+                                             "maximum (logical or on i1)">;
+def Trainopt_ReduceMinOp : Trainopt_ReduceOp<"reduce_min", Trainopt_Tensor,
+                                             "minimum (logical and on i1)">;
 
 def Trainopt_ArgMaxOp : Trainopt_Op<"argmax", [Pure, InferTypeOpAdaptor]> {
   let summary = "index of the largest element along an axis";

@@ -39,10 +39,10 @@ class Trainopt_PoolOp<string mnemonic, string what, dag extraArgs>
   let arguments = !con((ins Trainopt_FloatTensor:$input,
                             DenseI64ArrayAttr:$kernel_shape,
                             DenseI64ArrayAttr:$strides,
-                            DenseI64ArrayAttr:$padding), extraArgs);
+                            DenseI64ArrayAttr:$padding,
+                            DenseI64ArrayAttr:$dilations), extraArgs);
   let results = (outs Trainopt_FloatTensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
-  code dilationsExpr = "std::nullopt";
   let extraClassDefinition = [{
     ::llvm::LogicalResult $cppClass::inferReturnTypes(::mlir::MLIRContext *context,
         std::optional<::mlir::Location> location, Adaptor adaptor,
@@ -50,14 +50,12 @@ class Trainopt_PoolOp<string mnemonic, string what, dag extraArgs>
       return ::mlir::trainopt::inferPoolResult(location,
           ::llvm::cast<::mlir::RankedTensorType>(adaptor.getInput().getType()),
           adaptor.getKernelShape(), adaptor.getStrides(), adaptor.getPadding(),
-          }] # dilationsExpr # [{, inferredReturnTypes);
+          adaptor.getDilations(), inferredReturnTypes);
     }
   }];
 }
 
-def Trainopt_MaxPoolOp : Trainopt_PoolOp<"max_pool", "max",
-    (ins DenseI64ArrayAttr:$dilations)> {
-  let dilationsExpr = "adaptor.getDilations()";
+def Trainopt_MaxPoolOp : Trainopt_PoolOp<"max_pool", "max", (ins)> {
   let description = [{
     Windows of `kernel_shape` (dilated) at `strides` over the input padded
     with -inf by `padding` (low pads then high pads). ONNX `ceil_mode` is
@@ -79,7 +77,8 @@ def Trainopt_AvgPoolOp : Trainopt_PoolOp<"avg_pool", "average",
 
     ```mlir
     %y = trainopt.avg_pool %x {kernel_shape = array<i64: 3, 3>, strides = array<i64: 1, 1>,
-        padding = array<i64: 1, 1, 1, 1>} : (tensor<8x16x8x8xf32>) -> tensor<8x16x8x8xf32>
+        padding = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>}
+        : (tensor<8x16x8x8xf32>) -> tensor<8x16x8x8xf32>
     ```
   }];
 }

@@ -47,7 +47,7 @@ llvm::LogicalResult
 inferPoolResult(std::optional<Location> loc, RankedTensorType input,
                 llvm::ArrayRef<int64_t> kernel, llvm::ArrayRef<int64_t> strides,
                 llvm::ArrayRef<int64_t> padding,
-                std::optional<llvm::ArrayRef<int64_t>> dilations,
+                llvm::ArrayRef<int64_t> dilations,
                 llvm::SmallVectorImpl<Type> &inferredReturnTypes);
 
 /// Number of elements of a static shape, or failure on a negative dim or
