@@ -28,6 +28,8 @@ config.substitutions.append(
 config.substitutions.append(
     ("%torch_python", config.torch_python))
 config.substitutions.append(("%scripts", scripts))
+config.substitutions.append(("%trainopt_src_root", config.trainopt_src_root))
+config.substitutions.append(("%trainopt_obj_root", config.trainopt_obj_root))
 
 llvm_config.add_tool_substitutions(
     ["trainopt-opt", "trainopt-compile"], [config.trainopt_tools_dir])

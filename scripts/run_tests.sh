@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Every test suite: set up, build, then run the lit suite (check-trainopt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+ninja -C "${TRAINOPT_BUILD_DIR:-build}" -j "${TRAINOPT_JOBS:-2}" check-trainopt
