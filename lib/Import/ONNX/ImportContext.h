@@ -119,6 +119,12 @@ public:
 private:
   FailureOr<const onnx::AttributeProto *>
   typed(llvm::StringRef name, onnx::AttributeProto::AttributeType type);
+  /// The attribute `name` of `type` through `extract`, else `def`, else a
+  /// missing-attribute error.
+  template <typename T, typename Extract>
+  FailureOr<T> getOr(llvm::StringRef name,
+                     onnx::AttributeProto::AttributeType type,
+                     std::optional<T> def, Extract extract);
   llvm::StringMap<const onnx::AttributeProto *> byName;
   std::string firstError;
 };
@@ -163,6 +169,13 @@ public:
   }
   /// Binds output `i`.
   void setOutput(unsigned i, Value value);
+  /// Binds output 0 to `value` unless creating it failed.
+  LogicalResult result(FailureOr<Value> value) {
+    if (failed(value))
+      return failure();
+    setOutput(0, *value);
+    return success();
+  }
   /// Keeps a parameter that feeds `value` out of training (BatchNorm
   /// statistics are state, not trainable weights).
   void markNonTrainable(Value value);

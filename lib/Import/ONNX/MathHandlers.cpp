@@ -20,11 +20,7 @@ LogicalResult unary(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   if (failed(x))
     return failure();
-  FailureOr<Value> y = n.create<OpTy>({*x});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<OpTy>({*x}));
 }
 
 template <typename OpTy>
@@ -32,11 +28,7 @@ LogicalResult binary(NodeContext &n) {
   FailureOr<Value> a = n.required(0), b = n.required(1);
   if (failed(a) || failed(b))
     return failure();
-  FailureOr<Value> y = n.create<OpTy>({*a, *b});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<OpTy>({*a, *b}));
 }
 
 /// Max, Min, Sum: a left fold of a binary op over all inputs.
@@ -68,12 +60,7 @@ LogicalResult mean(NodeContext &n) {
   if (failed(sum))
     return failure();
   Type elt = cast<RankedTensorType>(sum->getType()).getElementType();
-  FailureOr<Value> y =
-      n.create<DivOp>({*sum, n.scalar(elt, static_cast<double>(n.numInputs()))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<DivOp>({*sum, n.scalar(elt, static_cast<double>(n.numInputs()))}));
 }
 
 LogicalResult powOp(NodeContext &n) {
@@ -90,11 +77,7 @@ LogicalResult powOp(NodeContext &n) {
       return failure();
     exponent = *cast;
   }
-  FailureOr<Value> y = n.create<PowOp>({*a, exponent});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<PowOp>({*a, exponent}));
 }
 
 LogicalResult identity(NodeContext &n) {
@@ -109,20 +92,12 @@ LogicalResult where(NodeContext &n) {
   FailureOr<Value> c = n.required(0), a = n.required(1), b = n.required(2);
   if (failed(c) || failed(a) || failed(b))
     return failure();
-  FailureOr<Value> y = n.create<WhereOp>({*c, *a, *b});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<WhereOp>({*c, *a, *b}));
 }
 
 LogicalResult castTo(NodeContext &n, Value x, Type elt) {
   auto type = cast<RankedTensorType>(x.getType());
-  FailureOr<Value> y = n.create<CastOp>({x}, {}, type.clone(elt));
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<CastOp>({x}, {}, type.clone(elt)));
 }
 
 LogicalResult castOp(NodeContext &n) {
@@ -168,11 +143,7 @@ LogicalResult clip(NodeContext &n) {
     attrs.push_back(n.named("min", n.builder.getF64FloatAttr(**lo)));
   if (*hi)
     attrs.push_back(n.named("max", n.builder.getF64FloatAttr(**hi)));
-  FailureOr<Value> y = n.create<ClipOp>({*x}, attrs);
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<ClipOp>({*x}, attrs));
 }
 
 LogicalResult gelu(NodeContext &n) {
@@ -189,13 +160,9 @@ LogicalResult gelu(NodeContext &n) {
   else
     return n.fail("attribute 'approximate' must be 'none' or 'tanh', got '" +
                   *approx + "'");
-  FailureOr<Value> y = n.create<GeluOp>(
+  return n.result(n.create<GeluOp>(
       {*x}, {n.named("approximation",
-                     GeluApproximationAttr::get(n.getContext(), kind))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+                     GeluApproximationAttr::get(n.getContext(), kind))}));
 }
 
 /// LeakyRelu(x) = max(x, 0) + alpha * min(x, 0).
@@ -213,11 +180,7 @@ LogicalResult leakyRelu(NodeContext &n) {
   FailureOr<Value> scaled = n.create<MulOp>({*negPart, n.scalar(elt, *alpha)});
   if (failed(scaled))
     return failure();
-  FailureOr<Value> y = n.create<AddOp>({*pos, *scaled});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<AddOp>({*pos, *scaled}));
 }
 
 /// The reduction axes of a Reduce* node, from the attribute (older versions)
@@ -273,13 +236,9 @@ LogicalResult reduce(NodeContext &n) {
     n.setOutput(0, *x);
     return success();
   }
-  FailureOr<Value> y = n.create<OpTy>(
+  return n.result(n.create<OpTy>(
       {*x}, {n.named("axes", n.builder.getDenseI64ArrayAttr(**axes)),
-             n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+             n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))}));
 }
 
 LogicalResult argMax(NodeContext &n) {
@@ -294,13 +253,9 @@ LogicalResult argMax(NodeContext &n) {
   FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
   if (failed(a))
     return failure();
-  FailureOr<Value> y = n.create<ArgMaxOp>(
+  return n.result(n.create<ArgMaxOp>(
       {*x}, {n.named("axis", n.builder.getI64IntegerAttr(*a)),
-             n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+             n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))}));
 }
 
 /// Reshapes `v` to `shape` (same element type).

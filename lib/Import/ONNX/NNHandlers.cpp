@@ -104,16 +104,12 @@ LogicalResult conv(NodeContext &n) {
   SmallVector<Value> operands{*x, *f};
   if (n.input(2))
     operands.push_back(n.input(2));
-  FailureOr<Value> y = n.create<ConvOp>(
+  return n.result(n.create<ConvOp>(
       operands,
       {n.named("strides", n.builder.getDenseI64ArrayAttr(w->strides)),
        n.named("padding", n.builder.getDenseI64ArrayAttr(w->padding)),
        n.named("dilations", n.builder.getDenseI64ArrayAttr(w->dilations)),
-       n.named("groups", n.builder.getI64IntegerAttr(*groups))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+       n.named("groups", n.builder.getI64IntegerAttr(*groups))}));
 }
 
 template <bool IsMax>
@@ -174,15 +170,11 @@ LogicalResult globalPool(NodeContext &n) {
   int64_t rank = n.inputType(0).getRank();
   if (rank < 3)
     return n.fail("expects an input of rank >= 3 (N, C, spatial)");
-  FailureOr<Value> y = n.create<OpTy>(
+  return n.result(n.create<OpTy>(
       {*x},
       {n.named("axes", n.builder.getDenseI64ArrayAttr(
                            llvm::to_vector(llvm::seq<int64_t>(2, rank)))),
-       n.named("keepdims", n.builder.getBoolAttr(true))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+       n.named("keepdims", n.builder.getBoolAttr(true))}));
 }
 
 LogicalResult batchNorm(NodeContext &n) {
@@ -279,14 +271,10 @@ LogicalResult layerNorm(NodeContext &n) {
     }
     operands.push_back(v);
   }
-  FailureOr<Value> y = n.create<LayerNormOp>(
+  return n.result(n.create<LayerNormOp>(
       operands, {n.named("axis", n.builder.getI64IntegerAttr(*a)),
                  n.named("epsilon", n.builder.getF64FloatAttr(*eps))},
-      xt);
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+      xt));
 }
 
 template <typename OpTy>
@@ -298,13 +286,9 @@ LogicalResult softmax(NodeContext &n) {
   FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
   if (failed(a))
     return failure();
-  FailureOr<Value> y = n.create<OpTy>(
+  return n.result(n.create<OpTy>(
       {*x}, {n.named("axis", n.builder.getI64IntegerAttr(*a))},
-      n.inputType(0));
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+      n.inputType(0)));
 }
 
 /// Dropout: identity unless training_mode is a constant true; then an

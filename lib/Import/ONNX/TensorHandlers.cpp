@@ -233,12 +233,8 @@ LogicalResult transpose(NodeContext &n) {
       n.check(n.attrs.getInts("perm", reversed));
   if (failed(perm))
     return failure();
-  FailureOr<Value> y = n.create<TransposeOp>(
-      {*x}, {n.named("permutation", n.builder.getDenseI64ArrayAttr(*perm))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<TransposeOp>(
+      {*x}, {n.named("permutation", n.builder.getDenseI64ArrayAttr(*perm))}));
 }
 
 LogicalResult concat(NodeContext &n) {
@@ -262,12 +258,8 @@ LogicalResult concat(NodeContext &n) {
       normalizeAxis(n, *axis, cast<RankedTensorType>(inputs[0].getType()).getRank());
   if (failed(a))
     return failure();
-  FailureOr<Value> y = n.create<ConcatOp>(
-      inputs, {n.named("axis", n.builder.getI64IntegerAttr(*a))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<ConcatOp>(
+      inputs, {n.named("axis", n.builder.getI64IntegerAttr(*a))}));
 }
 
 /// Split: sizes from the input (13+), from num_outputs (18+) or even.
@@ -362,14 +354,10 @@ LogicalResult slice(NodeContext &n) {
     limit[*a] = std::max(clampIndex((*ends)[i]), start[*a]);
     stride[*a] = steps[i];
   }
-  FailureOr<Value> y = n.create<SliceOp>(
+  return n.result(n.create<SliceOp>(
       {*x}, {n.named("start", n.builder.getDenseI64ArrayAttr(start)),
              n.named("limit", n.builder.getDenseI64ArrayAttr(limit)),
-             n.named("stride", n.builder.getDenseI64ArrayAttr(stride))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+             n.named("stride", n.builder.getDenseI64ArrayAttr(stride))}));
 }
 
 LogicalResult gather(NodeContext &n) {
@@ -380,12 +368,8 @@ LogicalResult gather(NodeContext &n) {
   FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
   if (failed(a))
     return failure();
-  FailureOr<Value> y = n.create<GatherOp>(
-      {*data, *indices}, {n.named("axis", n.builder.getI64IntegerAttr(*a))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<GatherOp>(
+      {*data, *indices}, {n.named("axis", n.builder.getI64IntegerAttr(*a))}));
 }
 
 LogicalResult expand(NodeContext &n) {
@@ -398,12 +382,7 @@ LogicalResult expand(NodeContext &n) {
       broadcastShapes({in, ArrayRef<int64_t>(*target)});
   if (failed(shape))
     return n.fail("input shape does not broadcast to the requested shape");
-  FailureOr<Value> y =
-      n.create<BroadcastToOp>({*x}, {}, n.inputType(0).clone(*shape));
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+  return n.result(n.create<BroadcastToOp>({*x}, {}, n.inputType(0).clone(*shape)));
 }
 
 LogicalResult trilu(NodeContext &n) {
@@ -420,14 +399,10 @@ LogicalResult trilu(NodeContext &n) {
       return n.fail("k must be a scalar");
     k = (*kv)[0];
   }
-  FailureOr<Value> y = n.create<TriluOp>(
+  return n.result(n.create<TriluOp>(
       {*x}, {n.named("upper", n.builder.getBoolAttr(*upper)),
              n.named("diagonal", n.builder.getI64IntegerAttr(k))},
-      n.inputType(0));
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+      n.inputType(0)));
 }
 
 /// Pad, constant mode; `axes` (18+) restricts which dims the pads apply to.
@@ -474,14 +449,10 @@ LogicalResult pad(NodeContext &n) {
     if (low[axis] < 0 || high[axis] < 0)
       return n.fail("negative pads (cropping) are not supported");
   }
-  FailureOr<Value> y = n.create<PadOp>(
+  return n.result(n.create<PadOp>(
       {*x}, {n.named("low", n.builder.getDenseI64ArrayAttr(low)),
              n.named("high", n.builder.getDenseI64ArrayAttr(high)),
-             n.named("value", n.builder.getF64FloatAttr(value))});
-  if (failed(y))
-    return failure();
-  n.setOutput(0, *y);
-  return success();
+             n.named("value", n.builder.getF64FloatAttr(value))}));
 }
 
 /// Largest tensor a shape-computing op may materialize at import time.

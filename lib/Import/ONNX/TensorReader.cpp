@@ -357,64 +357,49 @@ AttrBinder::typed(StringRef name, onnx::AttributeProto::AttributeType type) {
   return a;
 }
 
-FailureOr<int64_t> AttrBinder::getInt(StringRef name,
-                                      std::optional<int64_t> def) {
-  FailureOr<const onnx::AttributeProto *> a =
-      typed(name, onnx::AttributeProto::INT);
+template <typename T, typename Extract>
+FailureOr<T> AttrBinder::getOr(StringRef name,
+                               onnx::AttributeProto::AttributeType type,
+                               std::optional<T> def, Extract extract) {
+  FailureOr<const onnx::AttributeProto *> a = typed(name, type);
   if (failed(a))
     return failure();
   if (*a)
-    return (*a)->i();
+    return T(extract(**a));
   if (def)
-    return *def;
+    return std::move(*def);
   if (firstError.empty())
     firstError = ("missing required attribute '" + name + "'").str();
   return failure();
+}
+
+FailureOr<int64_t> AttrBinder::getInt(StringRef name,
+                                      std::optional<int64_t> def) {
+  return getOr<int64_t>(name, onnx::AttributeProto::INT, def,
+                        [](const onnx::AttributeProto &a) { return a.i(); });
 }
 
 FailureOr<double> AttrBinder::getFloat(StringRef name,
                                        std::optional<double> def) {
-  FailureOr<const onnx::AttributeProto *> a =
-      typed(name, onnx::AttributeProto::FLOAT);
-  if (failed(a))
-    return failure();
-  if (*a)
-    return decimalDouble((*a)->f());
-  if (def)
-    return *def;
-  if (firstError.empty())
-    firstError = ("missing required attribute '" + name + "'").str();
-  return failure();
+  return getOr<double>(
+      name, onnx::AttributeProto::FLOAT, def,
+      [](const onnx::AttributeProto &a) { return decimalDouble(a.f()); });
 }
 
 FailureOr<std::string> AttrBinder::getString(StringRef name,
                                              std::optional<std::string> def) {
-  FailureOr<const onnx::AttributeProto *> a =
-      typed(name, onnx::AttributeProto::STRING);
-  if (failed(a))
-    return failure();
-  if (*a)
-    return (*a)->s();
-  if (def)
-    return *def;
-  if (firstError.empty())
-    firstError = ("missing required attribute '" + name + "'").str();
-  return failure();
+  return getOr<std::string>(
+      name, onnx::AttributeProto::STRING, std::move(def),
+      [](const onnx::AttributeProto &a) { return a.s(); });
 }
 
 FailureOr<SmallVector<int64_t>>
 AttrBinder::getInts(StringRef name, std::optional<SmallVector<int64_t>> def) {
-  FailureOr<const onnx::AttributeProto *> a =
-      typed(name, onnx::AttributeProto::INTS);
-  if (failed(a))
-    return failure();
-  if (*a)
-    return SmallVector<int64_t>((*a)->ints().begin(), (*a)->ints().end());
-  if (def)
-    return *def;
-  if (firstError.empty())
-    firstError = ("missing required attribute '" + name + "'").str();
-  return failure();
+  return getOr<SmallVector<int64_t>>(
+      name, onnx::AttributeProto::INTS, std::move(def),
+      [](const onnx::AttributeProto &a) {
+        return SmallVector<int64_t>(a.ints().begin(), a.ints().end());
+      });
 }
 
 FailureOr<SmallVector<double>> AttrBinder::getFloats(StringRef name) {

@@ -93,13 +93,21 @@ LogicalResult mlir::trainopt::inferBroadcastResult(
   return success();
 }
 
+/// Checks that `axis` is in `[0, rank)`.
+static LogicalResult verifyAxis(std::optional<Location> loc, int64_t axis,
+                                int64_t rank) {
+  if (axis < 0 || axis >= rank)
+    return emitOptionalError(loc, "axis ", axis, " is out of range [0, ", rank,
+                             ")");
+  return success();
+}
+
 /// Checks that `axes` are sorted, unique and in `[0, rank)`.
 static LogicalResult verifyAxes(std::optional<Location> loc,
                                 ArrayRef<int64_t> axes, int64_t rank) {
   for (auto [i, axis] : llvm::enumerate(axes)) {
-    if (axis < 0 || axis >= rank)
-      return emitOptionalError(loc, "axis ", axis, " is out of range [0, ",
-                               rank, ")");
+    if (failed(verifyAxis(loc, axis, rank)))
+      return failure();
     if (i > 0 && axes[i - 1] >= axis)
       return emitOptionalError(loc, "axes must be sorted and unique, got ",
                                shapeString(axes));
@@ -229,9 +237,8 @@ LogicalResult ArgMaxOp::inferReturnTypes(
     SmallVectorImpl<Type> &inferredReturnTypes) {
   auto x = cast<RankedTensorType>(adaptor.getX().getType());
   int64_t axis = adaptor.getAxis();
-  if (axis < 0 || axis >= x.getRank())
-    return emitOptionalError(location, "axis ", axis, " is out of range [0, ",
-                             x.getRank(), ")");
+  if (failed(verifyAxis(location, axis, x.getRank())))
+    return failure();
   return inferReduceResult(location, x.clone(IntegerType::get(context, 64)),
                            {axis}, adaptor.getKeepdims(), inferredReturnTypes);
 }
@@ -358,9 +365,8 @@ LogicalResult BatchNormTrainOp::verify() {
 LogicalResult LayerNormOp::verify() {
   auto x = cast<RankedTensorType>(getX().getType());
   int64_t axis = getAxis();
-  if (axis < 0 || axis >= x.getRank())
-    return emitOpError() << "axis " << axis << " is out of range [0, "
-                         << x.getRank() << ")";
+  if (failed(verifyAxis(getLoc(), axis, x.getRank())))
+    return failure();
   ArrayRef<int64_t> normalized = x.getShape().drop_front(axis);
   for (Value v : {getScale(), getBias()}) {
     if (!v)
@@ -373,20 +379,12 @@ LogicalResult LayerNormOp::verify() {
   return success();
 }
 
-static LogicalResult verifySoftmaxAxis(Operation *op, Type type, int64_t axis) {
-  int64_t rank = cast<RankedTensorType>(type).getRank();
-  if (axis < 0 || axis >= rank)
-    return op->emitOpError() << "axis " << axis << " is out of range [0, "
-                             << rank << ")";
-  return success();
-}
-
 LogicalResult SoftmaxOp::verify() {
-  return verifySoftmaxAxis(*this, getX().getType(), getAxis());
+  return verifyAxis(getLoc(), getAxis(), getX().getType().getRank());
 }
 
 LogicalResult LogSoftmaxOp::verify() {
-  return verifySoftmaxAxis(*this, getX().getType(), getAxis());
+  return verifyAxis(getLoc(), getAxis(), getX().getType().getRank());
 }
 
 LogicalResult DropoutOp::verify() {
@@ -487,9 +485,8 @@ LogicalResult ConcatOp::inferReturnTypes(
     return emitOptionalError(location, "expects at least one input");
   auto first = cast<RankedTensorType>(adaptor.getInputs()[0].getType());
   int64_t axis = adaptor.getAxis();
-  if (axis < 0 || axis >= first.getRank())
-    return emitOptionalError(location, "axis ", axis, " is out of range [0, ",
-                             first.getRank(), ")");
+  if (failed(verifyAxis(location, axis, first.getRank())))
+    return failure();
   SmallVector<int64_t> shape(first.getShape());
   shape[axis] = 0;
   for (Value v : adaptor.getInputs()) {
@@ -514,9 +511,8 @@ LogicalResult SplitOp::inferReturnTypes(
     SmallVectorImpl<Type> &inferredReturnTypes) {
   auto x = cast<RankedTensorType>(adaptor.getX().getType());
   int64_t axis = adaptor.getAxis();
-  if (axis < 0 || axis >= x.getRank())
-    return emitOptionalError(location, "axis ", axis, " is out of range [0, ",
-                             x.getRank(), ")");
+  if (failed(verifyAxis(location, axis, x.getRank())))
+    return failure();
   int64_t total = 0;
   for (int64_t size : adaptor.getSizes()) {
     if (size < 0)
@@ -543,9 +539,8 @@ LogicalResult GatherOp::inferReturnTypes(
   auto data = cast<RankedTensorType>(adaptor.getData().getType());
   auto indices = cast<RankedTensorType>(adaptor.getIndices().getType());
   int64_t axis = adaptor.getAxis();
-  if (axis < 0 || axis >= data.getRank())
-    return emitOptionalError(location, "axis ", axis, " is out of range [0, ",
-                             data.getRank(), ")");
+  if (failed(verifyAxis(location, axis, data.getRank())))
+    return failure();
   SmallVector<int64_t> shape(data.getShape().take_front(axis));
   llvm::append_range(shape, indices.getShape());
   llvm::append_range(shape, data.getShape().drop_front(axis + 1));
