@@ -25,8 +25,10 @@ static cl::OptionCategory category("trainopt-compile options");
 
 static cl::opt<std::string> inputPath(cl::Positional, cl::desc("<model.onnx>"),
                                       cl::cat(category));
-static cl::opt<std::string> outputPath("o", cl::desc("Output file ('-' for stdout)"),
-                                       cl::value_desc("file"), cl::cat(category));
+static cl::opt<std::string> outputPath("o",
+                                       cl::desc("Output file ('-' for stdout)"),
+                                       cl::value_desc("file"),
+                                       cl::cat(category));
 static cl::opt<bool> listONNXOps(
     "list-onnx-ops",
     cl::desc("Print the supported ONNX ops as 'OP_TYPE SINCE_VERSION' lines "

@@ -16,6 +16,6 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   mlir::trainopt::registerAllDialects(registry);
   mlir::trainopt::registerAllPasses();
-  return mlir::asMainReturnCode(mlir::MlirOptMain(
-      argc, argv, "trainopt optimizer driver\n", registry));
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "trainopt optimizer driver\n", registry));
 }

@@ -42,8 +42,7 @@ private:
 
 /// Describes a node for messages: `node 'conv1' (Conv, domain 'ai.onnx',
 /// opset 17)`; unnamed nodes are named by their position `#index`.
-std::string describeNode(const onnx::NodeProto &node, int64_t opset,
-                         int index);
+std::string describeNode(const onnx::NodeProto &node, int64_t opset, int index);
 
 /// ONNX float attributes and scalars are float32; `epsilon = 1e-5` means the
 /// decimal 1e-5, not the float32 nearest to it. Returns the shortest decimal
@@ -103,8 +102,9 @@ public:
                             std::optional<int64_t> def = std::nullopt);
   FailureOr<double> getFloat(llvm::StringRef name,
                              std::optional<double> def = std::nullopt);
-  FailureOr<std::string> getString(llvm::StringRef name,
-                                   std::optional<std::string> def = std::nullopt);
+  FailureOr<std::string>
+  getString(llvm::StringRef name,
+            std::optional<std::string> def = std::nullopt);
   FailureOr<SmallVector<int64_t>>
   getInts(llvm::StringRef name,
           std::optional<SmallVector<int64_t>> def = std::nullopt);
@@ -151,7 +151,9 @@ public:
   MLIRContext *getContext() { return builder.getContext(); }
   unsigned numInputs() const { return inputs.size(); }
   /// Input `i`, or null when absent (optional input left empty).
-  Value input(unsigned i) const { return i < inputs.size() ? inputs[i] : Value(); }
+  Value input(unsigned i) const {
+    return i < inputs.size() ? inputs[i] : Value();
+  }
   RankedTensorType inputType(unsigned i) const {
     return cast<RankedTensorType>(input(i).getType());
   }
@@ -161,7 +163,8 @@ public:
   /// folded shape computation or a parameter's initial value).
   FailureOr<DenseElementsAttr> constantInput(unsigned i, llvm::StringRef what);
   /// Like constantInput, as int64 values.
-  FailureOr<SmallVector<int64_t>> constantInts(unsigned i, llvm::StringRef what);
+  FailureOr<SmallVector<int64_t>> constantInts(unsigned i,
+                                               llvm::StringRef what);
   /// Number of outputs the node declares, and whether output `i` is used.
   unsigned numOutputs() const { return node.output_size(); }
   bool outputRequested(unsigned i) const {
@@ -182,8 +185,7 @@ public:
   /// Records `message` for this node and returns failure.
   LogicalResult fail(const llvm::Twine &message);
   /// Fails if an attribute getter recorded an error.
-  template <typename T>
-  FailureOr<T> check(FailureOr<T> value) {
+  template <typename T> FailureOr<T> check(FailureOr<T> value) {
     if (failed(value))
       (void)fail(attrs.error());
     return value;
@@ -209,7 +211,8 @@ public:
   FailureOr<SmallVector<Value>> createMulti(ValueRange operands,
                                             ArrayRef<NamedAttribute> attributes,
                                             ArrayRef<Type> resultTypes = {}) {
-    FailureOr<Operation *> op = createOp<OpTy>(operands, attributes, resultTypes);
+    FailureOr<Operation *> op =
+        createOp<OpTy>(operands, attributes, resultTypes);
     if (failed(op))
       return failure();
     return SmallVector<Value>((*op)->getResults());
@@ -224,8 +227,8 @@ public:
   }
 
 private:
-  using InferFn =
-      llvm::function_ref<LogicalResult(DictionaryAttr, SmallVectorImpl<Type> &)>;
+  using InferFn = llvm::function_ref<LogicalResult(DictionaryAttr,
+                                                   SmallVectorImpl<Type> &)>;
   FailureOr<Operation *> createImpl(llvm::StringRef opName, ValueRange operands,
                                     ArrayRef<NamedAttribute> attributes,
                                     ArrayRef<Type> resultTypes, InferFn infer);
@@ -235,8 +238,10 @@ private:
                                   ArrayRef<Type> resultTypes) {
     return createImpl(
         OpTy::getOperationName(), operands, attributes, resultTypes,
-        [&](DictionaryAttr dict, SmallVectorImpl<Type> &types) -> LogicalResult {
-          if constexpr (OpTy::template hasTrait<InferTypeOpInterface::Trait>()) {
+        [&](DictionaryAttr dict,
+            SmallVectorImpl<Type> &types) -> LogicalResult {
+          if constexpr (OpTy::template hasTrait<
+                            InferTypeOpInterface::Trait>()) {
             typename OpTy::Properties props;
             if (failed(OpTy::setPropertiesFromAttr(
                     props, dict, [&] { return emitError(loc); })))

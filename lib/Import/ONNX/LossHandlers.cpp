@@ -37,8 +37,7 @@ FailureOr<SmallVector<NamedAttribute>> lossAttrs(NodeContext &n) {
   return attrs;
 }
 
-template <typename OpTy>
-LogicalResult labelLoss(NodeContext &n) {
+template <typename OpTy> LogicalResult labelLoss(NodeContext &n) {
   FailureOr<Value> scores = n.required(0), labels = n.required(1);
   FailureOr<SmallVector<NamedAttribute>> attrs = lossAttrs(n);
   if (failed(scores) || failed(labels) || failed(attrs))

@@ -15,16 +15,14 @@ using namespace mlir::trainopt::onnx_import;
 
 namespace {
 
-template <typename OpTy>
-LogicalResult unary(NodeContext &n) {
+template <typename OpTy> LogicalResult unary(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   if (failed(x))
     return failure();
   return n.result(n.create<OpTy>({*x}));
 }
 
-template <typename OpTy>
-LogicalResult binary(NodeContext &n) {
+template <typename OpTy> LogicalResult binary(NodeContext &n) {
   FailureOr<Value> a = n.required(0), b = n.required(1);
   if (failed(a) || failed(b))
     return failure();
@@ -32,8 +30,7 @@ LogicalResult binary(NodeContext &n) {
 }
 
 /// Max, Min, Sum: a left fold of a binary op over all inputs.
-template <typename OpTy>
-FailureOr<Value> foldVariadic(NodeContext &n) {
+template <typename OpTy> FailureOr<Value> foldVariadic(NodeContext &n) {
   if (n.numInputs() == 0)
     return n.fail("expects at least one input");
   FailureOr<Value> acc = n.required(0);
@@ -46,8 +43,7 @@ FailureOr<Value> foldVariadic(NodeContext &n) {
   return acc;
 }
 
-template <typename OpTy>
-LogicalResult variadic(NodeContext &n) {
+template <typename OpTy> LogicalResult variadic(NodeContext &n) {
   FailureOr<Value> y = foldVariadic<OpTy>(n);
   if (failed(y))
     return failure();
@@ -60,7 +56,8 @@ LogicalResult mean(NodeContext &n) {
   if (failed(sum))
     return failure();
   Type elt = cast<RankedTensorType>(sum->getType()).getElementType();
-  return n.result(n.create<DivOp>({*sum, n.scalar(elt, static_cast<double>(n.numInputs()))}));
+  return n.result(n.create<DivOp>(
+      {*sum, n.scalar(elt, static_cast<double>(n.numInputs()))}));
 }
 
 LogicalResult powOp(NodeContext &n) {
@@ -71,8 +68,8 @@ LogicalResult powOp(NodeContext &n) {
   Value exponent = *b;
   // ONNX allows a differently typed exponent; trainopt.pow wants one type.
   if (n.inputType(1).getElementType() != elt) {
-    FailureOr<Value> cast = n.create<CastOp>(
-        {*b}, {}, n.inputType(1).clone(elt));
+    FailureOr<Value> cast =
+        n.create<CastOp>({*b}, {}, n.inputType(1).clone(elt));
     if (failed(cast))
       return failure();
     exponent = *cast;
@@ -202,8 +199,7 @@ reduceAxes(NodeContext &n, bool axesAsInput, int64_t rank) {
       return failure();
     axes = *a;
   }
-  FailureOr<int64_t> noop =
-      n.check(n.attrs.getInt("noop_with_empty_axes", 0));
+  FailureOr<int64_t> noop = n.check(n.attrs.getInt("noop_with_empty_axes", 0));
   if (failed(noop))
     return failure();
   if (axes.empty() && *noop)

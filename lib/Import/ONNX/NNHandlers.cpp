@@ -30,7 +30,8 @@ FailureOr<Window> resolveWindow(NodeContext &n, ArrayRef<int64_t> inputShape,
       n.check(n.attrs.getInts("strides", ones));
   FailureOr<SmallVector<int64_t>> dilations =
       n.check(n.attrs.getInts("dilations", ones));
-  FailureOr<SmallVector<int64_t>> pads = n.check(n.attrs.getInts("pads", zeros));
+  FailureOr<SmallVector<int64_t>> pads =
+      n.check(n.attrs.getInts("pads", zeros));
   FailureOr<std::string> autoPad =
       n.check(n.attrs.getString("auto_pad", std::string("NOTSET")));
   if (failed(strides) || failed(dilations) || failed(pads) || failed(autoPad))
@@ -54,13 +55,15 @@ FailureOr<Window> resolveWindow(NodeContext &n, ArrayRef<int64_t> inputShape,
       int64_t in = inputShape[i + 2];
       int64_t out = (in + w.strides[i] - 1) / w.strides[i];
       int64_t span = (w.kernel[i] - 1) * w.dilations[i] + 1;
-      int64_t total = std::max<int64_t>((out - 1) * w.strides[i] + span - in, 0);
+      int64_t total =
+          std::max<int64_t>((out - 1) * w.strides[i] + span - in, 0);
       int64_t small = total / 2;
       w.padding[i] = *autoPad == "SAME_UPPER" ? small : total - small;
       w.padding[i + rank] = total - w.padding[i];
     }
   } else if (*autoPad != "NOTSET") {
-    return n.fail("auto_pad '" + *autoPad + "' is not one of NOTSET, VALID, "
+    return n.fail("auto_pad '" + *autoPad +
+                  "' is not one of NOTSET, VALID, "
                   "SAME_UPPER, SAME_LOWER");
   }
   if (ceilMode) {
@@ -112,8 +115,7 @@ LogicalResult conv(NodeContext &n) {
        n.named("groups", n.builder.getI64IntegerAttr(*groups))}));
 }
 
-template <bool IsMax>
-LogicalResult pool(NodeContext &n) {
+template <bool IsMax> LogicalResult pool(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   FailureOr<SmallVector<int64_t>> kernel =
       n.check(n.attrs.getInts("kernel_shape"));
@@ -162,8 +164,7 @@ LogicalResult pool(NodeContext &n) {
   return success();
 }
 
-template <typename OpTy>
-LogicalResult globalPool(NodeContext &n) {
+template <typename OpTy> LogicalResult globalPool(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   if (failed(x))
     return failure();
@@ -171,10 +172,9 @@ LogicalResult globalPool(NodeContext &n) {
   if (rank < 3)
     return n.fail("expects an input of rank >= 3 (N, C, spatial)");
   return n.result(n.create<OpTy>(
-      {*x},
-      {n.named("axes", n.builder.getDenseI64ArrayAttr(
-                           llvm::to_vector(llvm::seq<int64_t>(2, rank)))),
-       n.named("keepdims", n.builder.getBoolAttr(true))}));
+      {*x}, {n.named("axes", n.builder.getDenseI64ArrayAttr(
+                                 llvm::to_vector(llvm::seq<int64_t>(2, rank)))),
+             n.named("keepdims", n.builder.getBoolAttr(true))}));
 }
 
 LogicalResult batchNorm(NodeContext &n) {
@@ -272,13 +272,13 @@ LogicalResult layerNorm(NodeContext &n) {
     operands.push_back(v);
   }
   return n.result(n.create<LayerNormOp>(
-      operands, {n.named("axis", n.builder.getI64IntegerAttr(*a)),
-                 n.named("epsilon", n.builder.getF64FloatAttr(*eps))},
+      operands,
+      {n.named("axis", n.builder.getI64IntegerAttr(*a)),
+       n.named("epsilon", n.builder.getF64FloatAttr(*eps))},
       xt));
 }
 
-template <typename OpTy>
-LogicalResult softmax(NodeContext &n) {
+template <typename OpTy> LogicalResult softmax(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", -1));
   if (failed(x) || failed(axis))
@@ -286,9 +286,9 @@ LogicalResult softmax(NodeContext &n) {
   FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
   if (failed(a))
     return failure();
-  return n.result(n.create<OpTy>(
-      {*x}, {n.named("axis", n.builder.getI64IntegerAttr(*a))},
-      n.inputType(0)));
+  return n.result(
+      n.create<OpTy>({*x}, {n.named("axis", n.builder.getI64IntegerAttr(*a))},
+                     n.inputType(0)));
 }
 
 /// Dropout: identity unless training_mode is a constant true; then an

@@ -304,8 +304,7 @@ void Importer::checkOutputType(const onnx::ValueInfoProto &info, Type actual) {
 
 void Importer::reportAll(Location loc) {
   InFlightDiagnostic diag = emitError(loc);
-  diag << "cannot import ONNX model '" << path << "': "
-       << problems.all().size()
+  diag << "cannot import ONNX model '" << path << "': " << problems.all().size()
        << (problems.all().size() == 1 ? " problem" : " problems");
   for (const std::string &p : problems.all())
     diag << "\n  - " << p;
@@ -329,10 +328,10 @@ OwningOpRef<ModuleOp> Importer::run() {
     problems.add("the model imports no opset of the default domain "
                  "'ai.onnx'");
   } else if (opset < kMinONNXOpset || opset > kMaxONNXOpset) {
-    problems.add("default-domain opset " + std::to_string(opset) +
-                 " is not supported (supported: " +
-                 std::to_string(kMinONNXOpset) + " to " +
-                 std::to_string(kMaxONNXOpset) + ")");
+    problems.add(
+        "default-domain opset " + std::to_string(opset) +
+        " is not supported (supported: " + std::to_string(kMinONNXOpset) +
+        " to " + std::to_string(kMaxONNXOpset) + ")");
   }
   if (!problems.empty()) {
     reportAll(fileLoc);
@@ -373,8 +372,7 @@ OwningOpRef<ModuleOp> Importer::run() {
     }
     Type elt = convertElementType(ctx, init.data_type());
     if (elt && isa<FloatType>(elt)) {
-      FailureOr<ElementsAttr> value =
-          reader.readResource(init, what, problems);
+      FailureOr<ElementsAttr> value = reader.readResource(init, what, problems);
       if (failed(value)) {
         poisoned.insert(init.name());
         continue;
@@ -396,7 +394,8 @@ OwningOpRef<ModuleOp> Importer::run() {
   }
   for (const std::string &name : options.frozen)
     if (!seen.contains(name))
-      problems.add("--freeze names '" + name + "', which is not an initializer "
+      problems.add("--freeze names '" + name +
+                   "', which is not an initializer "
                    "of the model");
 
   // Function arguments: parameters, then data inputs.
@@ -404,9 +403,9 @@ OwningOpRef<ModuleOp> Importer::run() {
   SmallVector<DictionaryAttr> argAttrs;
   for (Param &p : params) {
     argTypes.push_back(p.op.getType());
-    argAttrs.push_back(builder.getDictionaryAttr(builder.getNamedAttr(
-        TrainoptDialect::kParamAttrName,
-        FlatSymbolRefAttr::get(p.op.getSymNameAttr()))));
+    argAttrs.push_back(builder.getDictionaryAttr(
+        builder.getNamedAttr(TrainoptDialect::kParamAttrName,
+                             FlatSymbolRefAttr::get(p.op.getSymNameAttr()))));
   }
   llvm::StringMap<std::string> boundInputs;
   for (const auto &[name, file] : options.constantInputs)
@@ -418,8 +417,7 @@ OwningOpRef<ModuleOp> Importer::run() {
       continue; // IR < 4 lists initializers as inputs too.
     auto bound = boundInputs.find(info.name());
     if (bound != boundInputs.end()) {
-      FailureOr<DenseElementsAttr> value =
-          readBoundInput(info, bound->second);
+      FailureOr<DenseElementsAttr> value = readBoundInput(info, bound->second);
       if (succeeded(value))
         boundValues.push_back({info.name(), *value});
       else
@@ -434,9 +432,8 @@ OwningOpRef<ModuleOp> Importer::run() {
     }
     inputs.push_back(&info);
     argTypes.push_back(*type);
-    argAttrs.push_back(builder.getDictionaryAttr(
-        builder.getNamedAttr(TrainoptDialect::kInputAttrName,
-                             builder.getStringAttr(info.name()))));
+    argAttrs.push_back(builder.getDictionaryAttr(builder.getNamedAttr(
+        TrainoptDialect::kInputAttrName, builder.getStringAttr(info.name()))));
   }
 
   auto func = func::FuncOp::create(builder, fileLoc, "forward",
@@ -464,7 +461,8 @@ OwningOpRef<ModuleOp> Importer::run() {
       for (const std::string &out : node.output())
         poisoned.insert(out);
     };
-    const HandlerEntry *entry = table.find(node.domain(), node.op_type(), opset);
+    const HandlerEntry *entry =
+        table.find(node.domain(), node.op_type(), opset);
     SmallVector<Value> operands;
     bool skip = !entry;
     for (const std::string &name : node.input()) {
@@ -522,9 +520,8 @@ OwningOpRef<ModuleOp> Importer::run() {
     }
     checkOutputType(info, it->second.getType());
     results.push_back(it->second);
-    resultAttrs.push_back(builder.getDictionaryAttr(
-        builder.getNamedAttr(TrainoptDialect::kOutputAttrName,
-                             builder.getStringAttr(info.name()))));
+    resultAttrs.push_back(builder.getDictionaryAttr(builder.getNamedAttr(
+        TrainoptDialect::kOutputAttrName, builder.getStringAttr(info.name()))));
   }
   if (graph.output_size() == 0)
     problems.add("the graph has no outputs");
@@ -583,9 +580,9 @@ OwningOpRef<ModuleOp> Importer::run() {
 NodeContext::NodeContext(Importer &importer, const onnx::NodeProto &node,
                          int index, SmallVector<Value> inputs, int64_t opset,
                          Location loc)
-    : node(node), index(index), builder(importer.builder), loc(loc), opset(opset),
-      attrs(node), outputs(node.output_size()), importer(importer),
-      inputs(std::move(inputs)) {}
+    : node(node), index(index), builder(importer.builder), loc(loc),
+      opset(opset), attrs(node), outputs(node.output_size()),
+      importer(importer), inputs(std::move(inputs)) {}
 
 LogicalResult NodeContext::fail(const Twine &message) {
   if (!failedOnce)
@@ -646,9 +643,10 @@ void NodeContext::markNonTrainable(Value value) {
     importer.nonTrainable.insert(value);
 }
 
-FailureOr<Operation *> NodeContext::createImpl(
-    StringRef opName, ValueRange operands, ArrayRef<NamedAttribute> attributes,
-    ArrayRef<Type> resultTypes, InferFn infer) {
+FailureOr<Operation *>
+NodeContext::createImpl(StringRef opName, ValueRange operands,
+                        ArrayRef<NamedAttribute> attributes,
+                        ArrayRef<Type> resultTypes, InferFn infer) {
   // Inference and verification diagnostics become problems of this node.
   std::string messages;
   ScopedDiagnosticHandler capture(getContext(), [&](Diagnostic &diag) {
@@ -719,8 +717,8 @@ Value NodeContext::constant(DenseElementsAttr value) {
 Value NodeContext::scalar(Type elementType, double value) {
   auto type = RankedTensorType::get({}, elementType);
   if (isa<FloatType>(elementType))
-    return constant(DenseElementsAttr::get(
-        type, builder.getFloatAttr(elementType, value)));
+    return constant(
+        DenseElementsAttr::get(type, builder.getFloatAttr(elementType, value)));
   return constant(DenseElementsAttr::get(
       type, builder.getIntegerAttr(elementType, static_cast<int64_t>(value))));
 }

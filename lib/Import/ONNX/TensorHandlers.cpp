@@ -55,10 +55,10 @@ LogicalResult constant(NodeContext &n) {
   }
   if (const onnx::AttributeProto *a = n.attrs.get("value_floats")) {
     SmallVector<float> v(a->floats().begin(), a->floats().end());
-    n.setOutput(0, n.constant(DenseElementsAttr::get(
-                       RankedTensorType::get({(int64_t)v.size()},
-                                             b.getF32Type()),
-                       ArrayRef<float>(v))));
+    n.setOutput(0,
+                n.constant(DenseElementsAttr::get(
+                    RankedTensorType::get({(int64_t)v.size()}, b.getF32Type()),
+                    ArrayRef<float>(v))));
     return success();
   }
   return n.fail("only the value, value_float(s) and value_int(s) forms of "
@@ -90,14 +90,14 @@ LogicalResult size(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   if (failed(x))
     return failure();
-  n.setOutput(0, n.constant(i64Tensor(
-                     n.builder, {n.inputType(0).getNumElements()}, {})));
+  n.setOutput(0, n.constant(i64Tensor(n.builder,
+                                      {n.inputType(0).getNumElements()}, {})));
   return success();
 }
 
 FailureOr<Value> reshapeTo(NodeContext &n, Value x, ArrayRef<int64_t> shape) {
-  return n.create<ReshapeOp>(
-      {x}, {}, cast<RankedTensorType>(x.getType()).clone(shape));
+  return n.create<ReshapeOp>({x}, {},
+                             cast<RankedTensorType>(x.getType()).clone(shape));
 }
 
 LogicalResult setReshaped(NodeContext &n, Value x, ArrayRef<int64_t> shape) {
@@ -138,9 +138,8 @@ LogicalResult reshape(NodeContext &n) {
   }
   if (inferred >= 0) {
     if (known == 0 || xt.getNumElements() % known != 0)
-      return n.fail("cannot infer the -1 dim: " +
-                    Twine(xt.getNumElements()) + " elements into parts of " +
-                    Twine(known));
+      return n.fail("cannot infer the -1 dim: " + Twine(xt.getNumElements()) +
+                    " elements into parts of " + Twine(known));
     shape[inferred] = xt.getNumElements() / known;
   }
   return setReshaped(n, *x, shape);
@@ -158,7 +157,8 @@ LogicalResult flatten(NodeContext &n) {
   int64_t outer = 1;
   for (int64_t i = 0; i < a; ++i)
     outer *= xt.getDimSize(i);
-  int64_t inner = outer == 0 ? 0 : xt.getNumElements() / std::max<int64_t>(outer, 1);
+  int64_t inner =
+      outer == 0 ? 0 : xt.getNumElements() / std::max<int64_t>(outer, 1);
   return setReshaped(n, *x, {outer, inner});
 }
 
@@ -254,8 +254,8 @@ LogicalResult concat(NodeContext &n) {
   }
   if (inputs.empty())
     inputs.push_back(n.input(0));
-  FailureOr<int64_t> a =
-      normalizeAxis(n, *axis, cast<RankedTensorType>(inputs[0].getType()).getRank());
+  FailureOr<int64_t> a = normalizeAxis(
+      n, *axis, cast<RankedTensorType>(inputs[0].getType()).getRank());
   if (failed(a))
     return failure();
   return n.result(n.create<ConcatOp>(
@@ -298,8 +298,10 @@ LogicalResult split(NodeContext &n) {
       sizes.push_back(std::clamp<int64_t>(dim - i * chunk, 0, chunk));
   }
   if (static_cast<int64_t>(sizes.size()) != n.numOutputs())
-    return n.fail("split into " + Twine(sizes.size()) + " pieces but the node "
-                  "has " + Twine(n.numOutputs()) + " outputs");
+    return n.fail("split into " + Twine(sizes.size()) +
+                  " pieces but the node "
+                  "has " +
+                  Twine(n.numOutputs()) + " outputs");
   FailureOr<SmallVector<Value>> r = n.createMulti<SplitOp>(
       {*x}, {n.named("axis", n.builder.getI64IntegerAttr(*a)),
              n.named("sizes", n.builder.getDenseI64ArrayAttr(sizes))});
@@ -319,7 +321,8 @@ LogicalResult slice(NodeContext &n) {
     return failure();
   auto xt = n.inputType(0);
   int64_t rank = xt.getRank();
-  SmallVector<int64_t> axes = llvm::to_vector(llvm::seq<int64_t>(0, starts->size()));
+  SmallVector<int64_t> axes =
+      llvm::to_vector(llvm::seq<int64_t>(0, starts->size()));
   SmallVector<int64_t> steps(starts->size(), 1);
   if (n.input(3)) {
     FailureOr<SmallVector<int64_t>> a = n.constantInts(3, "axes");
@@ -382,7 +385,8 @@ LogicalResult expand(NodeContext &n) {
       broadcastShapes({in, ArrayRef<int64_t>(*target)});
   if (failed(shape))
     return n.fail("input shape does not broadcast to the requested shape");
-  return n.result(n.create<BroadcastToOp>({*x}, {}, n.inputType(0).clone(*shape)));
+  return n.result(
+      n.create<BroadcastToOp>({*x}, {}, n.inputType(0).clone(*shape)));
 }
 
 LogicalResult trilu(NodeContext &n) {
@@ -399,10 +403,11 @@ LogicalResult trilu(NodeContext &n) {
       return n.fail("k must be a scalar");
     k = (*kv)[0];
   }
-  return n.result(n.create<TriluOp>(
-      {*x}, {n.named("upper", n.builder.getBoolAttr(*upper)),
-             n.named("diagonal", n.builder.getI64IntegerAttr(k))},
-      n.inputType(0)));
+  return n.result(
+      n.create<TriluOp>({*x},
+                        {n.named("upper", n.builder.getBoolAttr(*upper)),
+                         n.named("diagonal", n.builder.getI64IntegerAttr(k))},
+                        n.inputType(0)));
 }
 
 /// Pad, constant mode; `axes` (18+) restricts which dims the pads apply to.

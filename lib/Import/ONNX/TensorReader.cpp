@@ -104,7 +104,9 @@ TensorReader::tensorType(const onnx::TensorProto &tensor, StringRef what,
     return failure();
   }
   uint64_t bytes;
-  if (__builtin_mul_overflow(static_cast<uint64_t>(*count), static_cast<uint64_t>(storageBytes(elt)), &bytes) ||
+  if (__builtin_mul_overflow(static_cast<uint64_t>(*count),
+                             static_cast<uint64_t>(storageBytes(elt)),
+                             &bytes) ||
       bytes > static_cast<uint64_t>(INT64_MAX)) {
     problems.add((what + ": " + Twine(*count) +
                   " elements overflow the addressable size")
@@ -151,8 +153,8 @@ TensorReader::readExternal(const onnx::TensorProto &tensor,
     }
   }
   auto refuse = [&](const Twine &why) {
-    problems.add((what + ": external-data location '" + location + "' " + why)
-                     .str());
+    problems.add(
+        (what + ": external-data location '" + location + "' " + why).str());
     return failure();
   };
   if (location.empty()) {
@@ -331,7 +333,8 @@ double onnx_import::scalarAsDouble(DenseElementsAttr value) {
   }
   if (value.getElementType().isInteger(1))
     return *value.getValues<bool>().begin() ? 1.0 : 0.0;
-  return static_cast<double>((*value.getValues<APInt>().begin()).getSExtValue());
+  return static_cast<double>(
+      (*value.getValues<APInt>().begin()).getSExtValue());
 }
 
 AttrBinder::AttrBinder(const onnx::NodeProto &node) {
@@ -347,11 +350,11 @@ AttrBinder::typed(StringRef name, onnx::AttributeProto::AttributeType type) {
   // Old exporters leave `type` unset; trust the populated field then.
   if (a->type() != onnx::AttributeProto::UNDEFINED && a->type() != type) {
     if (firstError.empty())
-      firstError = ("attribute '" + name + "' has type " +
-                    onnx::AttributeProto::AttributeType_Name(a->type()) +
-                    ", expected " +
-                    onnx::AttributeProto::AttributeType_Name(type))
-                       .str();
+      firstError =
+          ("attribute '" + name + "' has type " +
+           onnx::AttributeProto::AttributeType_Name(a->type()) + ", expected " +
+           onnx::AttributeProto::AttributeType_Name(type))
+              .str();
     return failure();
   }
   return a;

@@ -52,9 +52,9 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
   auto func = dyn_cast<FunctionOpInterface>(op);
   if (attr.getName() == kInputAttrName) {
     if (!isa<StringAttr>(attr.getValue()))
-      return op->emitError() << "'" << kInputAttrName
-                             << "' on argument " << argIndex
-                             << " must be a string, got " << attr.getValue();
+      return op->emitError()
+             << "'" << kInputAttrName << "' on argument " << argIndex
+             << " must be a string, got " << attr.getValue();
     return success();
   }
   if (attr.getName() != kParamAttrName)

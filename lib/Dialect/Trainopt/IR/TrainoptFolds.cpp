@@ -64,7 +64,8 @@ static Attribute foldBroadcast(ArrayRef<Attribute> operands, Type resultType,
   auto type = cast<RankedTensorType>(resultType);
   if (!lhs || !rhs || type.getNumElements() > kMaxFoldElements)
     return {};
-  ArrayRef<int64_t> ls = lhs.getType().getShape(), rs = rhs.getType().getShape();
+  ArrayRef<int64_t> ls = lhs.getType().getShape(),
+                    rs = rhs.getType().getShape();
   bool isFloat = isa<FloatType>(lhs.getElementType());
   SmallVector<Attribute> out;
   Type outElt = type.getElementType();
@@ -102,7 +103,8 @@ Attribute foldArith(ArrayRef<Attribute> operands, Type type, IntOp intOp,
                     FloatOp floatOp) {
   return foldBroadcast(
       operands, type,
-      [&](const APInt &a, const APInt &b, Type elt) -> std::optional<Attribute> {
+      [&](const APInt &a, const APInt &b,
+          Type elt) -> std::optional<Attribute> {
         std::optional<APInt> r = intOp(a, b);
         if (!r)
           return std::nullopt;
@@ -217,7 +219,8 @@ static Attribute foldCompare(ArrayRef<Attribute> operands, Type type,
                              Pred pred) {
   return foldBroadcast(
       operands, type,
-      [&](const APInt &a, const APInt &b, Type elt) -> std::optional<Attribute> {
+      [&](const APInt &a, const APInt &b,
+          Type elt) -> std::optional<Attribute> {
         int c = a.slt(b) ? -1 : (a == b ? 0 : 1);
         return IntegerAttr::get(elt, pred(c));
       },
@@ -225,7 +228,8 @@ static Attribute foldCompare(ArrayRef<Attribute> operands, Type type,
         APFloat::cmpResult r = a.compare(b);
         if (r == APFloat::cmpUnordered)
           return IntegerAttr::get(elt, 0);
-        int c = r == APFloat::cmpLessThan ? -1 : (r == APFloat::cmpEqual ? 0 : 1);
+        int c =
+            r == APFloat::cmpLessThan ? -1 : (r == APFloat::cmpEqual ? 0 : 1);
         return IntegerAttr::get(elt, pred(c));
       });
 }
@@ -358,8 +362,8 @@ OpFoldResult TransposeOp::fold(FoldAdaptor adaptor) {
   for (int64_t i = 0, e = values.size(); i < e; ++i) {
     int64_t src = 0;
     for (size_t d = 0; d < perm.size(); ++d)
-      src += ((i / outStrides[d]) % getType().getDimSize(d)) *
-             inStrides[perm[d]];
+      src +=
+          ((i / outStrides[d]) % getType().getDimSize(d)) * inStrides[perm[d]];
     out[i] = values[src];
   }
   return DenseElementsAttr::get(getType(), out);
@@ -466,9 +470,9 @@ OpFoldResult TriluOp::fold(FoldAdaptor adaptor) {
   auto values = llvm::to_vector(x.getValues<Attribute>());
   int64_t rows = getType().getDimSize(getType().getRank() - 2);
   int64_t cols = getType().getDimSize(getType().getRank() - 1);
-  Attribute zero = castElement(
-      IntegerAttr::get(IntegerType::get(getContext(), 64), 0),
-      getType().getElementType());
+  Attribute zero =
+      castElement(IntegerAttr::get(IntegerType::get(getContext(), 64), 0),
+                  getType().getElementType());
   for (int64_t i = 0, e = values.size(); i < e; ++i) {
     int64_t r = (i / cols) % rows, c = i % cols;
     int64_t diagonal = static_cast<int64_t>(getDiagonal());

@@ -180,8 +180,9 @@ LogicalResult mlir::trainopt::inferPoolResult(
     SmallVectorImpl<Type> &inferredReturnTypes) {
   int64_t rank = input.getRank();
   if (rank < 3)
-    return emitOptionalError(loc, "expects input of rank >= 3 (N, C, spatial), "
-                                  "got rank ",
+    return emitOptionalError(loc,
+                             "expects input of rank >= 3 (N, C, spatial), "
+                             "got rank ",
                              rank);
   int64_t n = rank - 2;
   if (static_cast<int64_t>(kernel.size()) != n)
@@ -199,8 +200,8 @@ LogicalResult mlir::trainopt::inferPoolResult(
                                    strides[i], dil[i]);
     if (out < 1)
       return emitOptionalError(loc, "window of kernel ", kernel[i],
-                               " does not fit spatial dim ", i, " of size ",
-                               in, " with its padding");
+                               " does not fit spatial dim ", i, " of size ", in,
+                               " with its padding");
     shape.push_back(out);
   }
   inferredReturnTypes.push_back(
@@ -213,17 +214,18 @@ LogicalResult mlir::trainopt::inferPoolResult(
 //===----------------------------------------------------------------------===//
 
 LogicalResult ClipOp::verify() {
-  if (getMin() && getMax() && getMin()->convertToDouble() >
-                                  getMax()->convertToDouble())
+  if (getMin() && getMax() &&
+      getMin()->convertToDouble() > getMax()->convertToDouble())
     return emitOpError() << "expects min <= max, got min "
                          << getMin()->convertToDouble() << " and max "
                          << getMax()->convertToDouble();
   return success();
 }
 
-LogicalResult WhereOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+WhereOp::inferReturnTypes(MLIRContext *context,
+                          std::optional<Location> location, Adaptor adaptor,
+                          SmallVectorImpl<Type> &inferredReturnTypes) {
   return inferBroadcastResult(
       location,
       {adaptor.getCondition().getType(), adaptor.getOnTrue().getType(),
@@ -232,9 +234,10 @@ LogicalResult WhereOp::inferReturnTypes(
       inferredReturnTypes);
 }
 
-LogicalResult ArgMaxOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+ArgMaxOp::inferReturnTypes(MLIRContext *context,
+                           std::optional<Location> location, Adaptor adaptor,
+                           SmallVectorImpl<Type> &inferredReturnTypes) {
   auto x = cast<RankedTensorType>(adaptor.getX().getType());
   int64_t axis = adaptor.getAxis();
   if (failed(verifyAxis(location, axis, x.getRank())))
@@ -243,9 +246,10 @@ LogicalResult ArgMaxOp::inferReturnTypes(
                            {axis}, adaptor.getKeepdims(), inferredReturnTypes);
 }
 
-LogicalResult MatmulOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+MatmulOp::inferReturnTypes(MLIRContext *context,
+                           std::optional<Location> location, Adaptor adaptor,
+                           SmallVectorImpl<Type> &inferredReturnTypes) {
   auto lhs = cast<RankedTensorType>(adaptor.getLhs().getType());
   auto rhs = cast<RankedTensorType>(adaptor.getRhs().getType());
   if (lhs.getRank() < 2 || rhs.getRank() < 2)
@@ -279,15 +283,17 @@ LogicalResult MatmulOp::inferReturnTypes(
 // NN ops
 //===----------------------------------------------------------------------===//
 
-LogicalResult ConvOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+ConvOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
+                         Adaptor adaptor,
+                         SmallVectorImpl<Type> &inferredReturnTypes) {
   auto input = cast<RankedTensorType>(adaptor.getInput().getType());
   auto filter = cast<RankedTensorType>(adaptor.getFilter().getType());
   int64_t rank = input.getRank();
   if (rank < 3)
-    return emitOptionalError(location, "expects input of rank >= 3 "
-                                       "(N, C, spatial), got rank ",
+    return emitOptionalError(location,
+                             "expects input of rank >= 3 "
+                             "(N, C, spatial), got rank ",
                              rank);
   if (filter.getRank() != rank)
     return emitOptionalError(location, "expects filter of rank ", rank,
@@ -303,10 +309,10 @@ LogicalResult ConvOp::inferReturnTypes(
                              " must divide input channels ", channels,
                              " and output features ", features);
   if (filter.getDimSize(1) * groups != channels)
-    return emitOptionalError(location, "filter ", shapeString(filter.getShape()),
-                             " expects ", filter.getDimSize(1) * groups,
-                             " input channels with groups = ", groups,
-                             ", input has ", channels);
+    return emitOptionalError(
+        location, "filter ", shapeString(filter.getShape()), " expects ",
+        filter.getDimSize(1) * groups, " input channels with groups = ", groups,
+        ", input has ", channels);
   if (Value bias = adaptor.getBias()) {
     auto biasType = cast<RankedTensorType>(bias.getType());
     if (biasType.getShape() != ArrayRef<int64_t>{features})
@@ -316,16 +322,15 @@ LogicalResult ConvOp::inferReturnTypes(
   ArrayRef<int64_t> padding = adaptor.getPadding();
   SmallVector<int64_t> shape{input.getDimSize(0), features};
   for (int64_t i = 0; i < n; ++i) {
-    int64_t out = windowOutputSize(input.getDimSize(i + 2), padding[i],
-                                   padding[i + n], filter.getDimSize(i + 2),
-                                   adaptor.getStrides()[i],
-                                   adaptor.getDilations()[i]);
+    int64_t out =
+        windowOutputSize(input.getDimSize(i + 2), padding[i], padding[i + n],
+                         filter.getDimSize(i + 2), adaptor.getStrides()[i],
+                         adaptor.getDilations()[i]);
     if (out < 1)
-      return emitOptionalError(location, "filter ",
-                               shapeString(filter.getShape()),
-                               " does not fit input ",
-                               shapeString(input.getShape()),
-                               " with its padding and dilation");
+      return emitOptionalError(
+          location, "filter ", shapeString(filter.getShape()),
+          " does not fit input ", shapeString(input.getShape()),
+          " with its padding and dilation");
     shape.push_back(out);
   }
   inferredReturnTypes.push_back(
@@ -338,15 +343,15 @@ static LogicalResult verifyChannelOperand(Operation *op, Type x, Type channel) {
   auto xType = cast<RankedTensorType>(x);
   auto cType = cast<RankedTensorType>(channel);
   if (xType.getRank() < 2)
-    return op->emitOpError() << "expects input of rank >= 2 (N, C, ...), got "
-                             << xType;
+    return op->emitOpError()
+           << "expects input of rank >= 2 (N, C, ...), got " << xType;
   if (cType.getShape() != ArrayRef<int64_t>{xType.getDimSize(1)})
     return op->emitOpError() << "expects per-channel operands of shape ["
                              << xType.getDimSize(1) << "], got " << cType;
   if (cType.getElementType() != xType.getElementType())
-    return op->emitOpError() << "expects per-channel operands of element type "
-                             << xType.getElementType() << ", got "
-                             << cType.getElementType();
+    return op->emitOpError()
+           << "expects per-channel operands of element type "
+           << xType.getElementType() << ", got " << cType.getElementType();
   return success();
 }
 
@@ -417,9 +422,10 @@ LogicalResult ReshapeOp::verify() {
   return success();
 }
 
-LogicalResult TransposeOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+TransposeOp::inferReturnTypes(MLIRContext *context,
+                              std::optional<Location> location, Adaptor adaptor,
+                              SmallVectorImpl<Type> &inferredReturnTypes) {
   auto x = cast<RankedTensorType>(adaptor.getX().getType());
   ArrayRef<int64_t> perm = adaptor.getPermutation();
   if (static_cast<int64_t>(perm.size()) != x.getRank())
@@ -450,9 +456,10 @@ LogicalResult BroadcastToOp::verify() {
   return success();
 }
 
-LogicalResult SliceOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+SliceOp::inferReturnTypes(MLIRContext *context,
+                          std::optional<Location> location, Adaptor adaptor,
+                          SmallVectorImpl<Type> &inferredReturnTypes) {
   auto x = cast<RankedTensorType>(adaptor.getX().getType());
   ArrayRef<int64_t> start = adaptor.getStart(), limit = adaptor.getLimit(),
                     stride = adaptor.getStride();
@@ -460,8 +467,9 @@ LogicalResult SliceOp::inferReturnTypes(
   if (static_cast<int64_t>(start.size()) != rank ||
       static_cast<int64_t>(limit.size()) != rank ||
       static_cast<int64_t>(stride.size()) != rank)
-    return emitOptionalError(location, "expects start, limit and stride of "
-                                       "length ",
+    return emitOptionalError(location,
+                             "expects start, limit and stride of "
+                             "length ",
                              rank);
   SmallVector<int64_t> shape;
   for (int64_t i = 0; i < rank; ++i) {
@@ -478,9 +486,10 @@ LogicalResult SliceOp::inferReturnTypes(
   return success();
 }
 
-LogicalResult ConcatOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+ConcatOp::inferReturnTypes(MLIRContext *context,
+                           std::optional<Location> location, Adaptor adaptor,
+                           SmallVectorImpl<Type> &inferredReturnTypes) {
   if (adaptor.getInputs().empty())
     return emitOptionalError(location, "expects at least one input");
   auto first = cast<RankedTensorType>(adaptor.getInputs()[0].getType());
@@ -495,10 +504,9 @@ LogicalResult ConcatOp::inferReturnTypes(
       return emitOptionalError(location, "inputs have different ranks");
     for (int64_t i = 0; i < t.getRank(); ++i) {
       if (i != axis && t.getDimSize(i) != first.getDimSize(i))
-        return emitOptionalError(location, "input shapes ",
-                                 shapeString(first.getShape()), " and ",
-                                 shapeString(t.getShape()),
-                                 " differ outside axis ", axis);
+        return emitOptionalError(
+            location, "input shapes ", shapeString(first.getShape()), " and ",
+            shapeString(t.getShape()), " differ outside axis ", axis);
     }
     shape[axis] += t.getDimSize(axis);
   }
@@ -506,9 +514,10 @@ LogicalResult ConcatOp::inferReturnTypes(
   return success();
 }
 
-LogicalResult SplitOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+SplitOp::inferReturnTypes(MLIRContext *context,
+                          std::optional<Location> location, Adaptor adaptor,
+                          SmallVectorImpl<Type> &inferredReturnTypes) {
   auto x = cast<RankedTensorType>(adaptor.getX().getType());
   int64_t axis = adaptor.getAxis();
   if (failed(verifyAxis(location, axis, x.getRank())))
@@ -522,9 +531,8 @@ LogicalResult SplitOp::inferReturnTypes(
   }
   if (total != x.getDimSize(axis))
     return emitOptionalError(location, "split sizes ",
-                             shapeString(adaptor.getSizes()), " sum to ",
-                             total, ", dim ", axis, " has size ",
-                             x.getDimSize(axis));
+                             shapeString(adaptor.getSizes()), " sum to ", total,
+                             ", dim ", axis, " has size ", x.getDimSize(axis));
   for (int64_t size : adaptor.getSizes()) {
     SmallVector<int64_t> shape(x.getShape());
     shape[axis] = size;
@@ -533,9 +541,10 @@ LogicalResult SplitOp::inferReturnTypes(
   return success();
 }
 
-LogicalResult GatherOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+GatherOp::inferReturnTypes(MLIRContext *context,
+                           std::optional<Location> location, Adaptor adaptor,
+                           SmallVectorImpl<Type> &inferredReturnTypes) {
   auto data = cast<RankedTensorType>(adaptor.getData().getType());
   auto indices = cast<RankedTensorType>(adaptor.getIndices().getType());
   int64_t axis = adaptor.getAxis();
@@ -554,9 +563,10 @@ LogicalResult TriluOp::verify() {
   return success();
 }
 
-LogicalResult PadOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+PadOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
+                        Adaptor adaptor,
+                        SmallVectorImpl<Type> &inferredReturnTypes) {
   auto x = cast<RankedTensorType>(adaptor.getX().getType());
   ArrayRef<int64_t> low = adaptor.getLow(), high = adaptor.getHigh();
   if (static_cast<int64_t>(low.size()) != x.getRank() ||
@@ -596,11 +606,10 @@ static LogicalResult inferLabelLoss(std::optional<Location> loc, Type scoresT,
   SmallVector<int64_t> expected(scores.getShape());
   expected.erase(expected.begin() + axis);
   if (labels.getShape() != ArrayRef<int64_t>(expected))
-    return emitOptionalError(loc, "expects labels of shape ",
-                             shapeString(expected), " (scores ",
-                             shapeString(scores.getShape()),
-                             " without class axis ", axis, "), got ",
-                             shapeString(labels.getShape()));
+    return emitOptionalError(
+        loc, "expects labels of shape ", shapeString(expected), " (scores ",
+        shapeString(scores.getShape()), " without class axis ", axis, "), got ",
+        shapeString(labels.getShape()));
   if (weight) {
     auto w = cast<RankedTensorType>(weight.getType());
     if (w.getShape() != ArrayRef<int64_t>{scores.getDimSize(axis)} ||
@@ -621,8 +630,9 @@ LogicalResult CrossEntropyOp::inferReturnTypes(
     SmallVectorImpl<Type> &inferredReturnTypes) {
   double s = adaptor.getLabelSmoothing().convertToDouble();
   if (!(s >= 0.0 && s <= 1.0))
-    return emitOptionalError(location, "expects label_smoothing in [0, 1], "
-                                       "got ",
+    return emitOptionalError(location,
+                             "expects label_smoothing in [0, 1], "
+                             "got ",
                              s);
   return inferLabelLoss(location, adaptor.getLogits().getType(),
                         adaptor.getLabels().getType(), adaptor.getWeight(),
@@ -630,18 +640,20 @@ LogicalResult CrossEntropyOp::inferReturnTypes(
                         inferredReturnTypes);
 }
 
-LogicalResult NllLossOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+NllLossOp::inferReturnTypes(MLIRContext *context,
+                            std::optional<Location> location, Adaptor adaptor,
+                            SmallVectorImpl<Type> &inferredReturnTypes) {
   return inferLabelLoss(location, adaptor.getLogProbs().getType(),
                         adaptor.getLabels().getType(), adaptor.getWeight(),
                         adaptor.getClassAxis(), adaptor.getReduction(),
                         inferredReturnTypes);
 }
 
-LogicalResult MseLossOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+MseLossOp::inferReturnTypes(MLIRContext *context,
+                            std::optional<Location> location, Adaptor adaptor,
+                            SmallVectorImpl<Type> &inferredReturnTypes) {
   auto input = cast<RankedTensorType>(adaptor.getInput().getType());
   if (adaptor.getReduction() == Reduction::none)
     inferredReturnTypes.push_back(input);
