@@ -11,7 +11,7 @@ BUILD_DIR=${TRAINOPT_BUILD_DIR:-$ROOT/build}
 APT_PACKAGES=(
   g++ cmake ninja-build ccache git
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
-  libonnx-dev libprotobuf-dev protobuf-compiler
+  libonnx-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   python3 python3-venv python3-torch
 )
 
@@ -46,4 +46,4 @@ cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
   -DCMAKE_BUILD_TYPE=Release \
   -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
   -DTRAINOPT_TEST_PYTHON="$VENV/bin/python" >/dev/null
-ninja -C "$BUILD_DIR" -j "${TRAINOPT_JOBS:-2}" trainopt-opt trainopt-compile
+ninja -C "$BUILD_DIR" -j "${TRAINOPT_JOBS:-2}" trainopt-opt trainopt-compile trainopt-eval

@@ -32,7 +32,7 @@ config.substitutions.append(("%trainopt_src_root", config.trainopt_src_root))
 config.substitutions.append(("%trainopt_obj_root", config.trainopt_obj_root))
 
 llvm_config.add_tool_substitutions(
-    ["trainopt-opt", "trainopt-compile"], [config.trainopt_tools_dir])
+    ["trainopt-opt", "trainopt-compile", "trainopt-eval"], [config.trainopt_tools_dir])
 
 # Features: the onnx package (PyPI) and torch (Debian python3-torch) are
 # installed by the README's test command; a missing one is reported, not

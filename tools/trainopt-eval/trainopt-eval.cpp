@@ -1,0 +1,135 @@
+//===- trainopt-eval.cpp - run a trainopt function on host tensors --------===//
+//
+/// \file
+/// `trainopt-eval IN.mlir [--function=forward] [--inputs=IN.npz] -o OUT.npz`
+/// runs one function of a module with the reference evaluator. Arguments are
+/// looked up in the input archive by their `trainopt.input` name, their
+/// parameter's symbol name, or `argN`; a parameter argument not given takes
+/// the parameter's initial value. Results are written as `result0`,
+/// `result1`, ... and, where a result has a `trainopt.output` name, under that
+/// name too.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Evaluator/Evaluator.h"
+#include "trainopt/InitAllDialects.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace llvm;
+using namespace mlir;
+
+static cl::OptionCategory category("trainopt-eval options");
+static cl::opt<std::string> inputPath(cl::Positional, cl::desc("<module.mlir>"),
+                                      cl::Required, cl::cat(category));
+static cl::opt<std::string> functionName("function",
+                                         cl::desc("Function to run"),
+                                         cl::init("forward"),
+                                         cl::cat(category));
+static cl::opt<std::string> inputsPath("inputs",
+                                       cl::desc("Arguments as a .npz archive"),
+                                       cl::value_desc("file.npz"),
+                                       cl::cat(category));
+static cl::opt<std::string> outputPath("o",
+                                       cl::desc("Results as a .npz archive"),
+                                       cl::value_desc("file.npz"), cl::Required,
+                                       cl::cat(category));
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(argc, argv, "trainopt reference evaluator\n");
+  auto error = [](const Twine &message) {
+    WithColor::error(errs(), "trainopt-eval") << message << "\n";
+    return 1;
+  };
+
+  DialectRegistry registry;
+  trainopt::registerAllDialects(registry);
+  MLIRContext context(registry);
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module =
+      parseSourceFile<ModuleOp>(inputPath, sourceMgr, &context);
+  if (!module)
+    return 1;
+  auto func = module->lookupSymbol<func::FuncOp>(functionName);
+  if (!func)
+    return error("no function @" + functionName + " in '" + inputPath + "'");
+
+  llvm::StringMap<trainopt::HostTensor> given;
+  if (!inputsPath.empty()) {
+    auto arrays = trainopt::readNpz(inputsPath, &context);
+    if (!arrays)
+      return error(toString(arrays.takeError()));
+    for (auto &[name, tensor] : *arrays)
+      given[name] = std::move(tensor);
+  }
+
+  SmallVector<trainopt::HostTensor> args;
+  SmallVector<std::string> missing;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    auto type = cast<RankedTensorType>(func.getArgument(i).getType());
+    SmallVector<std::string> names{"arg" + std::to_string(i)};
+    if (auto name = func.getArgAttrOfType<StringAttr>(
+            i, trainopt::TrainoptDialect::kInputAttrName))
+      names.insert(names.begin(), name.str());
+    if (auto ref = func.getArgAttrOfType<FlatSymbolRefAttr>(
+            i, trainopt::TrainoptDialect::kParamAttrName))
+      names.insert(names.begin(), ref.getValue().str());
+    trainopt::HostTensor *found = nullptr;
+    for (const std::string &n : names)
+      if (given.count(n)) {
+        found = &given[n];
+        break;
+      }
+    if (!found) {
+      if (std::optional<trainopt::HostTensor> init =
+              trainopt::parameterInitialValue(func, i)) {
+        args.push_back(std::move(*init));
+        continue;
+      }
+      missing.push_back(names.front());
+      args.push_back(trainopt::HostTensor::zeros(type));
+      continue;
+    }
+    // Convert the array to the argument's element type (integers to floats
+    // and back are exact for the values tests use).
+    if (ArrayRef<int64_t>(found->shape) != type.getShape())
+      return error("argument '" + names.front() + "' expects shape of " +
+                   Twine(trainopt::HostTensor::zeros(type).numElements()) +
+                   " elements as declared, got a different shape");
+    trainopt::HostTensor t = trainopt::HostTensor::zeros(type);
+    for (int64_t k = 0, e = t.numElements(); k < e; ++k) {
+      if (found->isFloat())
+        t.set(k, found->floats[k]);
+      else
+        t.setInt(k, found->ints[k]);
+    }
+    args.push_back(std::move(t));
+  }
+  if (!missing.empty())
+    return error("missing arguments: " + join(missing, ", "));
+
+  FailureOr<SmallVector<trainopt::HostTensor>> results =
+      trainopt::evaluateFunction(func, args);
+  if (failed(results))
+    return 1;
+  std::vector<std::pair<std::string, trainopt::HostTensor>> out;
+  for (auto [i, t] : llvm::enumerate(*results)) {
+    out.push_back({"result" + std::to_string(i), t});
+    if (auto name = func.getResultAttrOfType<StringAttr>(
+            i, trainopt::TrainoptDialect::kOutputAttrName))
+      out.push_back({name.str(), t});
+  }
+  if (Error e = trainopt::writeNpz(outputPath, out))
+    return error(toString(std::move(e)));
+  return 0;
+}
