@@ -172,6 +172,52 @@ def case_dtype(out):
         [helper.make_tensor_value_info("y", TensorProto.UINT16, [2, 3])]), out)
 
 
+def case_hostile(out):
+    """Sizes chosen to overflow, exhaust memory or crash a careless importer;
+    each must be one clean problem in the single error."""
+    big = TensorProto()
+    big.name = "big"
+    big.data_type = TensorProto.FLOAT
+    big.dims.extend([1 << 40])  # 4 TiB declared, no data
+    ext = TensorProto()
+    ext.data_type = TensorProto.FLOAT
+    ext.dims.extend([1])
+    ext.data_location = TensorProto.EXTERNAL
+    entry = ext.external_data.add()
+    entry.key, entry.value = "location", "model.onnx"
+    c = lambda name, vals, dtype=TensorProto.INT64: helper.make_node(
+        "Constant", [], [name], name=name, value=helper.make_tensor(name, dtype, [len(vals)], vals))
+    nodes = [
+        helper.make_node("Add", ["v16", "big"], ["o_big"], name="uses_big"),
+        c("shape_huge", [1152921504606846977, 16]),
+        helper.make_node("Reshape", ["v16", "shape_huge"], ["o_reshape"], name="reshape_overflow"),
+        helper.make_node("Conv", ["x10", "w5"], ["o_conv"], name="conv_dilation", dilations=[2**62]),
+        c("axes0", [0]),
+        helper.make_node("Squeeze", ["scalar", "axes0"], ["o_squeeze"], name="squeeze_scalar"),
+        helper.make_node("Split", ["v16"], ["o_split"], name="split_many", num_outputs=10**12),
+        helper.make_node("Constant", [], ["start"], name="start", value=helper.make_tensor("s", TensorProto.FLOAT, [], [0.0])),
+        helper.make_node("Constant", [], ["limit"], name="limit", value=helper.make_tensor("l", TensorProto.FLOAT, [], [float("inf")])),
+        helper.make_node("Constant", [], ["delta"], name="delta", value=helper.make_tensor("d", TensorProto.FLOAT, [], [1.0])),
+        helper.make_node("Range", ["start", "limit", "delta"], ["o_range"], name="range_inf"),
+        c("dims", [2]),
+        helper.make_node("ConstantOfShape", ["dims"], ["o_cos"], name="cos_external", value=ext),
+        c("neg", [-5]),
+        helper.make_node("Expand", ["v16", "neg"], ["o_expand"], name="expand_negative"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("v16", TensorProto.FLOAT, [16]),
+         helper.make_tensor_value_info("x10", TensorProto.FLOAT, [1, 1, 10]),
+         helper.make_tensor_value_info("w5", TensorProto.FLOAT, [1, 1, 5]),
+         helper.make_tensor_value_info("scalar", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
+         for o in ("o_big", "o_reshape", "o_conv", "o_squeeze", "o_split", "o_range", "o_cos", "o_expand")],
+        [big])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    write(model, out)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

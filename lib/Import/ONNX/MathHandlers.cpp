@@ -60,21 +60,30 @@ LogicalResult mean(NodeContext &n) {
       {*sum, n.scalar(elt, static_cast<double>(n.numInputs()))}));
 }
 
+/// Pow: ONNX allows a differently typed exponent; the result has the base's
+/// type. An integer base with a float exponent is computed in the float type.
 LogicalResult powOp(NodeContext &n) {
   FailureOr<Value> a = n.required(0), b = n.required(1);
   if (failed(a) || failed(b))
     return failure();
-  Type elt = n.inputType(0).getElementType();
-  Value exponent = *b;
-  // ONNX allows a differently typed exponent; trainopt.pow wants one type.
-  if (n.inputType(1).getElementType() != elt) {
-    FailureOr<Value> cast =
-        n.create<CastOp>({*b}, {}, n.inputType(1).clone(elt));
-    if (failed(cast))
-      return failure();
-    exponent = *cast;
-  }
-  return n.result(n.create<PowOp>({*a, exponent}));
+  auto castTo = [&](Value v, Type elt) -> FailureOr<Value> {
+    auto t = cast<RankedTensorType>(v.getType());
+    if (t.getElementType() == elt)
+      return v;
+    return n.create<CastOp>({v}, {}, t.clone(elt));
+  };
+  Type baseElt = n.inputType(0).getElementType();
+  Type expElt = n.inputType(1).getElementType();
+  Type computeElt =
+      isa<FloatType>(expElt) && !isa<FloatType>(baseElt) ? expElt : baseElt;
+  FailureOr<Value> base = castTo(*a, computeElt);
+  FailureOr<Value> exponent = castTo(*b, computeElt);
+  if (failed(base) || failed(exponent))
+    return failure();
+  FailureOr<Value> y = n.create<PowOp>({*base, *exponent});
+  if (failed(y))
+    return failure();
+  return n.result(castTo(*y, baseElt));
 }
 
 LogicalResult identity(NodeContext &n) {
@@ -313,11 +322,14 @@ LogicalResult gemm(NodeContext &n) {
   if (n.inputType(0).getRank() != 2 || n.inputType(1).getRank() != 2)
     return n.fail("Gemm expects 2-D A and B");
   Type elt = n.inputType(0).getElementType();
+  if (!isa<FloatType>(elt) && (*alpha != 1.0 || *beta != 1.0))
+    return n.fail("alpha and beta other than 1 need floating-point operands");
   FailureOr<Value> y = n.create<MatmulOp>(
       {*a, *b}, {n.named("transpose_lhs", n.builder.getBoolAttr(*transA)),
                  n.named("transpose_rhs", n.builder.getBoolAttr(*transB))});
   if (failed(y))
     return failure();
+  Type productType = y->getType();
   if (*alpha != 1.0)
     y = n.create<MulOp>({*y, n.scalar(elt, *alpha)});
   if (succeeded(y) && n.input(2) && *beta != 0.0) {
@@ -333,7 +345,7 @@ LogicalResult gemm(NodeContext &n) {
   if (failed(y))
     return failure();
   // C broadcasts to the product, never the other way round.
-  if (cast<RankedTensorType>(y->getType()).getRank() != 2)
+  if (y->getType() != productType)
     return n.fail("C does not broadcast to the product of A and B");
   n.setOutput(0, *y);
   return success();

@@ -295,7 +295,8 @@ template <typename OpTy> LogicalResult softmax(NodeContext &n) {
 /// explicit-seed `trainopt.dropout` (the training passes advance the seed).
 LogicalResult dropout(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
-  FailureOr<int64_t> seed = n.check(n.attrs.getInt("seed", 0));
+  // Without a seed attribute every Dropout node still gets its own stream.
+  FailureOr<int64_t> seed = n.check(n.attrs.getInt("seed", n.index));
   if (failed(x) || failed(seed))
     return failure();
   double ratio = 0.5;
@@ -324,8 +325,9 @@ LogicalResult dropout(NodeContext &n) {
                          xt.clone(n.builder.getI1Type()), true)));
     return success();
   }
-  Value seedValue =
-      n.scalar(n.builder.getI64Type(), static_cast<double>(*seed));
+  Value seedValue = n.constant(
+      DenseElementsAttr::get(RankedTensorType::get({}, n.builder.getI64Type()),
+                             n.builder.getI64IntegerAttr(*seed)));
   FailureOr<SmallVector<Value>> r = n.createMulti<DropoutOp>(
       {*x, seedValue}, {n.named("ratio", n.builder.getF64FloatAttr(ratio))},
       {xt, xt.clone(n.builder.getI1Type())});

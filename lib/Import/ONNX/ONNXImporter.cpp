@@ -32,6 +32,7 @@
 #include <google/protobuf/io/coded_stream.h>
 
 #include <climits>
+#include <cmath>
 
 using namespace mlir;
 using namespace mlir::trainopt;
@@ -84,7 +85,7 @@ std::vector<ONNXOpSupport> mlir::trainopt::getSupportedONNXOps() {
 
 FailureOr<int64_t> onnx_import::normalizeAxis(NodeContext &n, int64_t axis,
                                               int64_t rank) {
-  if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
+  if (axis < -rank || axis >= rank)
     return n.fail("axis " + Twine(axis) + " is out of range [" + Twine(-rank) +
                   ", " + Twine(rank) + ")");
   return axis < 0 ? axis + rank : axis;
@@ -665,6 +666,14 @@ NodeContext::createImpl(StringRef opName, ValueRange operands,
     return fail(messages.empty() ? "cannot infer the result type of " + opName
                                  : Twine(opName) + ": " + messages);
   }
+  // Shapes computed from untrusted attributes must stay addressable.
+  for (Type t : types) {
+    auto tensor = dyn_cast<RankedTensorType>(t);
+    if (tensor && failed(checkedElementCount(tensor.getShape())))
+      return fail(Twine(opName) +
+                  ": result shape has a negative dim or an element count that "
+                  "overflows int64");
+  }
   OperationState state(loc, opName);
   state.addOperands(operands);
   state.addAttributes(attributes);
@@ -719,8 +728,12 @@ Value NodeContext::scalar(Type elementType, double value) {
   if (isa<FloatType>(elementType))
     return constant(
         DenseElementsAttr::get(type, builder.getFloatAttr(elementType, value)));
+  // Saturate: a float attribute may exceed the integer range.
+  double clamped = std::clamp(value, -0x1p63, 0x1p63 - 1024.0);
   return constant(DenseElementsAttr::get(
-      type, builder.getIntegerAttr(elementType, static_cast<int64_t>(value))));
+      type, builder.getIntegerAttr(
+                elementType,
+                static_cast<int64_t>(std::isnan(value) ? 0.0 : clamped))));
 }
 
 OwningOpRef<ModuleOp>

@@ -12,6 +12,8 @@
 
 #include "mlir/IR/BuiltinAttributes.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::trainopt;
 using namespace mlir::trainopt::onnx_import;
@@ -24,19 +26,26 @@ DenseElementsAttr i64Tensor(Builder &b, ArrayRef<int64_t> values,
                                 values);
 }
 
+/// Reads a tensor attribute of a node; external data is not allowed there.
+FailureOr<DenseElementsAttr>
+nodeTensor(NodeContext &n, const onnx::TensorProto &tensor, StringRef what) {
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL)
+    return n.fail(Twine(what) + " uses external data, which is only allowed "
+                                "for initializers");
+  Problems local;
+  TensorReader reader(n.getContext(), ".");
+  FailureOr<DenseElementsAttr> v = reader.readDense(tensor, what, local);
+  if (failed(v))
+    return n.fail(local.all().front());
+  return v;
+}
+
 LogicalResult constant(NodeContext &n) {
-  MLIRContext *ctx = n.getContext();
   Builder &b = n.builder;
   if (const onnx::AttributeProto *a = n.attrs.get("value")) {
-    Problems local;
-    TensorReader reader(ctx, ".");
-    // Constant nodes carry small tensors inline; external data is not
-    // allowed inside nodes here.
-    if (a->t().data_location() == onnx::TensorProto::EXTERNAL)
-      return n.fail("a Constant with external data is not supported");
-    FailureOr<DenseElementsAttr> v = reader.readDense(a->t(), "value", local);
+    FailureOr<DenseElementsAttr> v = nodeTensor(n, a->t(), "value");
     if (failed(v))
-      return n.fail(local.all().front());
+      return failure();
     n.setOutput(0, n.constant(*v));
     return success();
   }
@@ -134,7 +143,8 @@ LogicalResult reshape(NodeContext &n) {
     if (d < 0)
       return n.fail("shape has the negative dim " + Twine(d));
     shape.push_back(d);
-    known *= d;
+    if (__builtin_mul_overflow(known, d, &known))
+      return n.fail("shape's element count overflows int64");
   }
   if (inferred >= 0) {
     if (known == 0 || xt.getNumElements() % known != 0)
@@ -239,25 +249,27 @@ LogicalResult transpose(NodeContext &n) {
 
 LogicalResult concat(NodeContext &n) {
   FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis"));
-  if (failed(axis) || n.numInputs() == 0)
-    return failed(axis) ? failure() : n.fail("expects at least one input");
+  if (failed(axis))
+    return failure();
+  if (n.numInputs() == 0)
+    return n.fail("expects at least one input");
+  for (unsigned i = 0; i < n.numInputs(); ++i)
+    if (failed(n.required(i)))
+      return failure();
+  FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
+  if (failed(a))
+    return failure();
+  // Inputs of size 0 along the axis contribute nothing (exporters emit them
+  // in shape computations); keep at least one.
   SmallVector<Value> inputs;
   for (unsigned i = 0; i < n.numInputs(); ++i) {
-    FailureOr<Value> v = n.required(i);
-    if (failed(v))
-      return failure();
-    // Empty tensors contribute nothing (exporters emit them for no-op pieces).
-    if (cast<RankedTensorType>(v->getType()).getNumElements() == 0 &&
-        n.numInputs() > 1)
+    auto t = n.inputType(i);
+    if (t.getRank() == n.inputType(0).getRank() && t.getDimSize(*a) == 0)
       continue;
-    inputs.push_back(*v);
+    inputs.push_back(n.input(i));
   }
   if (inputs.empty())
     inputs.push_back(n.input(0));
-  FailureOr<int64_t> a = normalizeAxis(
-      n, *axis, cast<RankedTensorType>(inputs[0].getType()).getRank());
-  if (failed(a))
-    return failure();
   return n.result(n.create<ConcatOp>(
       inputs, {n.named("axis", n.builder.getI64IntegerAttr(*a))}));
 }
@@ -287,8 +299,9 @@ LogicalResult split(NodeContext &n) {
         return failure();
       parts = *num;
     }
-    if (parts < 1)
-      return n.fail("split needs at least one output");
+    if (parts < 1 || parts != n.numOutputs())
+      return n.fail("num_outputs " + Twine(parts) + " must equal the node's " +
+                    Twine(n.numOutputs()) + " outputs");
     // Opset 18: the last chunk is smaller when the dim does not divide.
     int64_t chunk = (dim + parts - 1) / parts;
     if (n.opset < 18 && dim % parts != 0)
@@ -381,6 +394,8 @@ LogicalResult expand(NodeContext &n) {
   if (failed(x) || failed(target))
     return failure();
   ArrayRef<int64_t> in = n.inputType(0).getShape();
+  if (llvm::any_of(*target, [](int64_t d) { return d < 0; }))
+    return n.fail("shape has a negative dim");
   FailureOr<SmallVector<int64_t>> shape =
       broadcastShapes({in, ArrayRef<int64_t>(*target)});
   if (failed(shape))
@@ -473,11 +488,9 @@ LogicalResult constantOfShape(NodeContext &n) {
   DenseElementsAttr value = DenseElementsAttr::get(
       RankedTensorType::get({1}, n.builder.getF32Type()), 0.0f);
   if (const onnx::AttributeProto *a = n.attrs.get("value")) {
-    Problems local;
-    TensorReader reader(n.getContext(), ".");
-    FailureOr<DenseElementsAttr> v = reader.readDense(a->t(), "value", local);
+    FailureOr<DenseElementsAttr> v = nodeTensor(n, a->t(), "value");
     if (failed(v))
-      return n.fail(local.all().front());
+      return failure();
     if (v->getNumElements() != 1)
       return n.fail("value must hold one element");
     value = *v;
@@ -499,24 +512,36 @@ LogicalResult range(NodeContext &n) {
   if (start->getNumElements() != 1 || limit->getNumElements() != 1 ||
       delta->getNumElements() != 1)
     return n.fail("start, limit and delta must be scalars");
-  double s = scalarAsDouble(*start), l = scalarAsDouble(*limit),
-         d = scalarAsDouble(*delta);
-  if (d == 0)
-    return n.fail("delta must not be zero");
-  double steps = std::ceil((l - s) / d);
-  int64_t count = steps > 0 ? static_cast<int64_t>(steps) : 0;
-  if (count > kMaxMaterializedElements)
-    return n.fail("range has too many elements");
   SmallVector<Attribute> values;
-  for (int64_t i = 0; i < count; ++i) {
-    double v = s + i * d;
-    values.push_back(isa<FloatType>(elt)
-                         ? Attribute(n.builder.getFloatAttr(elt, v))
-                         : Attribute(n.builder.getIntegerAttr(
-                               elt, static_cast<int64_t>(v))));
+  if (isa<IntegerType>(elt)) {
+    int64_t s = (*start->getValues<APInt>().begin()).getSExtValue();
+    int64_t l = (*limit->getValues<APInt>().begin()).getSExtValue();
+    int64_t d = (*delta->getValues<APInt>().begin()).getSExtValue();
+    if (d == 0)
+      return n.fail("delta must not be zero");
+    // count = ceil((l - s) / d), in 128 bits so no input overflows.
+    __int128 span = static_cast<__int128>(l) - s;
+    __int128 count = span / d + ((span % d != 0) && ((span > 0) == (d > 0)));
+    if (count > kMaxMaterializedElements)
+      return n.fail("range has too many elements");
+    for (__int128 i = 0; i < count; ++i)
+      values.push_back(n.builder.getIntegerAttr(
+          elt, static_cast<int64_t>(s + i * static_cast<__int128>(d))));
+  } else {
+    double s = scalarAsDouble(*start), l = scalarAsDouble(*limit),
+           d = scalarAsDouble(*delta);
+    double steps = std::ceil((l - s) / d);
+    if (d == 0 || !std::isfinite(steps) ||
+        steps > static_cast<double>(kMaxMaterializedElements))
+      return n.fail("range must have a non-zero delta and at most " +
+                    Twine(kMaxMaterializedElements) + " elements");
+    for (int64_t i = 0, e = steps > 0 ? static_cast<int64_t>(steps) : 0; i < e;
+         ++i)
+      values.push_back(n.builder.getFloatAttr(elt, s + i * d));
   }
-  n.setOutput(0, n.constant(DenseElementsAttr::get(
-                     RankedTensorType::get({count}, elt), values)));
+  n.setOutput(
+      0, n.constant(DenseElementsAttr::get(
+             RankedTensorType::get({(int64_t)values.size()}, elt), values)));
   return success();
 }
 

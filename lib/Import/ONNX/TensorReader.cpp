@@ -225,11 +225,14 @@ TensorReader::readBytes(const onnx::TensorProto &tensor, RankedTensorType type,
     return std::vector<char>(tensor.raw_data().begin(),
                              tensor.raw_data().end());
   }
-  std::vector<char> out(bytes);
+  // The typed field must hold `count` values; compare before allocating so
+  // a huge declared shape with no data cannot exhaust memory.
+  std::vector<char> out;
   auto copyFrom = [&](const auto &field, StringRef name,
                       auto convert) -> LogicalResult {
     if (static_cast<int64_t>(field.size()) != count)
       return mismatch(name, field.size(), count);
+    out.resize(bytes);
     for (int64_t i = 0; i < count; ++i)
       convert(field.Get(i), out.data() + i * storageBytes(elt));
     return success();

@@ -290,12 +290,14 @@ static Attribute castElement(Attribute value, Type to) {
     APFloat r(0.0);
     if (auto f = dyn_cast<FloatAttr>(value)) {
       r = f.getValue();
+      r.convert(floatTy.getFloatSemantics(), APFloat::rmNearestTiesToEven,
+                &lost);
     } else {
-      APInt v = cast<IntegerAttr>(value).getValue();
-      r = APFloat(fromBool ? static_cast<double>(v.getZExtValue())
-                           : static_cast<double>(v.getSExtValue()));
+      // One rounding, straight from the integer.
+      r = APFloat(floatTy.getFloatSemantics());
+      r.convertFromAPInt(cast<IntegerAttr>(value).getValue(), !fromBool,
+                         APFloat::rmNearestTiesToEven);
     }
-    r.convert(floatTy.getFloatSemantics(), APFloat::rmNearestTiesToEven, &lost);
     return FloatAttr::get(to, r);
   }
   unsigned width = to.getIntOrFloatBitWidth();

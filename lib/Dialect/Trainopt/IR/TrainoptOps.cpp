@@ -133,14 +133,16 @@ LogicalResult mlir::trainopt::inferReduceResult(
   return success();
 }
 
-/// Output size of a sliding window; fails (returns < 1) when the window does
-/// not fit.
+/// Output size of a sliding window; 0 when the window does not fit or the
+/// arithmetic overflows (sizes come from untrusted models).
 static int64_t windowOutputSize(int64_t in, int64_t padLow, int64_t padHigh,
                                 int64_t kernel, int64_t stride,
                                 int64_t dilation) {
-  int64_t span = dilation * (kernel - 1) + 1;
-  int64_t padded = in + padLow + padHigh;
-  if (padded < span)
+  int64_t span, padded;
+  if (__builtin_mul_overflow(dilation, kernel - 1, &span) ||
+      __builtin_add_overflow(span, 1, &span) ||
+      __builtin_add_overflow(in, padLow, &padded) ||
+      __builtin_add_overflow(padded, padHigh, &padded) || padded < span)
     return 0;
   return (padded - span) / stride + 1;
 }
@@ -318,6 +320,10 @@ ConvOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
     if (biasType.getShape() != ArrayRef<int64_t>{features})
       return emitOptionalError(location, "expects bias of shape [", features,
                                "], got ", shapeString(biasType.getShape()));
+    if (biasType.getElementType() != input.getElementType())
+      return emitOptionalError(location, "expects bias of element type ",
+                               input.getElementType(), ", got ",
+                               biasType.getElementType());
   }
   ArrayRef<int64_t> padding = adaptor.getPadding();
   SmallVector<int64_t> shape{input.getDimSize(0), features};
@@ -415,7 +421,12 @@ LogicalResult ParameterOp::verify() {
 LogicalResult ReshapeOp::verify() {
   auto in = cast<RankedTensorType>(getX().getType());
   auto out = cast<RankedTensorType>(getResult().getType());
-  if (in.getNumElements() != out.getNumElements())
+  FailureOr<int64_t> inCount = checkedElementCount(in.getShape());
+  FailureOr<int64_t> outCount = checkedElementCount(out.getShape());
+  if (failed(inCount) || failed(outCount))
+    return emitOpError() << "element count of " << in << " or " << out
+                         << " overflows int64";
+  if (*inCount != *outCount)
     return emitOpError() << "cannot reshape " << in.getNumElements()
                          << " elements " << in << " into "
                          << out.getNumElements() << " elements " << out;
@@ -450,7 +461,8 @@ LogicalResult BroadcastToOp::verify() {
   ArrayRef<int64_t> out =
       cast<RankedTensorType>(getResult().getType()).getShape();
   FailureOr<SmallVector<int64_t>> shape = broadcastShapes({in, out});
-  if (failed(shape) || ArrayRef<int64_t>(*shape) != out)
+  if (failed(shape) || ArrayRef<int64_t>(*shape) != out ||
+      failed(checkedElementCount(out)))
     return emitOpError() << "cannot broadcast " << shapeString(in) << " to "
                          << shapeString(out);
   return success();
@@ -508,7 +520,8 @@ ConcatOp::inferReturnTypes(MLIRContext *context,
             location, "input shapes ", shapeString(first.getShape()), " and ",
             shapeString(t.getShape()), " differ outside axis ", axis);
     }
-    shape[axis] += t.getDimSize(axis);
+    if (__builtin_add_overflow(shape[axis], t.getDimSize(axis), &shape[axis]))
+      return emitOptionalError(location, "concatenated dim overflows int64");
   }
   inferredReturnTypes.push_back(first.clone(shape));
   return success();
@@ -524,10 +537,11 @@ SplitOp::inferReturnTypes(MLIRContext *context,
     return failure();
   int64_t total = 0;
   for (int64_t size : adaptor.getSizes()) {
-    if (size < 0)
-      return emitOptionalError(location, "split sizes must be >= 0, got ",
+    if (size < 0 || __builtin_add_overflow(total, size, &total))
+      return emitOptionalError(location,
+                               "split sizes must be >= 0 and sum to the dim, "
+                               "got ",
                                shapeString(adaptor.getSizes()));
-    total += size;
   }
   if (total != x.getDimSize(axis))
     return emitOptionalError(location, "split sizes ",
@@ -575,9 +589,13 @@ PadOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
                              x.getRank());
   SmallVector<int64_t> shape;
   for (int64_t i = 0; i < x.getRank(); ++i) {
-    if (low[i] < 0 || high[i] < 0)
-      return emitOptionalError(location, "padding must be >= 0");
-    shape.push_back(x.getDimSize(i) + low[i] + high[i]);
+    int64_t dim;
+    if (low[i] < 0 || high[i] < 0 ||
+        __builtin_add_overflow(x.getDimSize(i), low[i], &dim) ||
+        __builtin_add_overflow(dim, high[i], &dim))
+      return emitOptionalError(location,
+                               "padding must be >= 0 and keep dims in int64");
+    shape.push_back(dim);
   }
   inferredReturnTypes.push_back(x.clone(shape));
   return success();
