@@ -9,12 +9,15 @@
 #ifndef TRAINOPT_INITALLPASSES_H
 #define TRAINOPT_INITALLPASSES_H
 
+#include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
+
 #include "mlir/Transforms/Passes.h"
 
 namespace mlir::trainopt {
 
 /// Registers the passes `trainopt-opt` exposes.
 inline void registerAllPasses() {
+  registerTrainoptPasses();
   // Upstream generic passes (canonicalize, cse, symbol-dce, ...).
   registerTransformsPasses();
 }

@@ -93,6 +93,8 @@ private:
   LogicalResult matmul(MatmulOp op);
   LogicalResult conv(ConvOp op);
   LogicalResult pool(Operation *op, bool isMax);
+  LogicalResult convGrad(Operation *op, bool wrtInput);
+  LogicalResult poolGrad(Operation *op, bool isMax);
   LogicalResult batchNorm(Operation *op, bool train);
   LogicalResult layerNorm(LayerNormOp op);
   LogicalResult softmax(Operation *op, int64_t axis, bool log);
@@ -294,6 +296,128 @@ LogicalResult Interpreter::pool(Operation *op, bool isMax) {
     y.set(i, isMax ? acc : acc / std::max<int64_t>(count, 1));
   }
   bind(op->getResult(0), std::move(y));
+  return success();
+}
+
+/// The gradients of conv by their definition: every (output, kernel tap)
+/// pair of the forward loop nest contributes dy * w to dx and dy * x to dw.
+LogicalResult Interpreter::convGrad(Operation *op, bool wrtInput) {
+  ArrayRef<int64_t> strides, padding, dilations;
+  int64_t groups;
+  Value lhs = op->getOperand(0), rhs = op->getOperand(1);
+  if (auto o = dyn_cast<ConvGradInputOp>(op))
+    strides = o.getStrides(), padding = o.getPadding(),
+    dilations = o.getDilations(), groups = o.getGroups();
+  else {
+    auto f = cast<ConvGradFilterOp>(op);
+    strides = f.getStrides(), padding = f.getPadding(),
+    dilations = f.getDilations(), groups = f.getGroups();
+  }
+  HostTensor result = like(op->getResult(0));
+  const HostTensor &dy = get(rhs);
+  const HostTensor *x = wrtInput ? nullptr : &get(lhs);
+  const HostTensor *w = wrtInput ? &get(lhs) : nullptr;
+  SmallVector<int64_t> xShape = wrtInput ? result.shape : x->shape;
+  SmallVector<int64_t> wShape = wrtInput ? w->shape : result.shape;
+  int64_t n = xShape.size() - 2;
+  int64_t cinPerGroup = wShape[1], coutPerGroup = wShape[0] / groups;
+  ArrayRef<int64_t> kernel = ArrayRef<int64_t>(wShape).drop_front(2);
+  int64_t kernelSize = 1;
+  for (int64_t k : kernel)
+    kernelSize *= k;
+  std::vector<double> acc(result.numElements(), 0.0);
+  for (int64_t i = 0, e = dy.numElements(); i < e; ++i) {
+    Index idx = unravel(i, dy.shape);
+    int64_t batch = idx[0], f = idx[1], g = f / coutPerGroup;
+    for (int64_t c = 0; c < cinPerGroup; ++c) {
+      for (int64_t kl = 0; kl < kernelSize; ++kl) {
+        Index kidx = unravel(kl, kernel);
+        Index xidx{batch, g * cinPerGroup + c};
+        bool inside = true;
+        for (int64_t d = 0; d < n && inside; ++d) {
+          int64_t pos = idx[d + 2] * strides[d] + kidx[d] * dilations[d] -
+                        padding[d];
+          inside = pos >= 0 && pos < xShape[d + 2];
+          xidx.push_back(pos);
+        }
+        if (!inside)
+          continue;
+        Index widx{f, c};
+        widx.append(kidx.begin(), kidx.end());
+        if (wrtInput)
+          acc[ravel(xidx, xShape)] += dy.at(i) * w->at(ravel(widx, wShape));
+        else
+          acc[ravel(widx, wShape)] += dy.at(i) * x->at(ravel(xidx, xShape));
+      }
+    }
+  }
+  for (int64_t i = 0, e = result.numElements(); i < e; ++i)
+    result.set(i, acc[i]);
+  bind(op->getResult(0), std::move(result));
+  return success();
+}
+
+/// The gradients of the pools by their definition: max routes each output
+/// cotangent to the first maximum of its window, avg spreads it evenly.
+LogicalResult Interpreter::poolGrad(Operation *op, bool isMax) {
+  ArrayRef<int64_t> kernel, strides, padding, dilations;
+  bool includePad = false;
+  const HostTensor *x = nullptr;
+  Value grad;
+  if (auto m = dyn_cast<MaxPoolGradOp>(op)) {
+    kernel = m.getKernelShape(), strides = m.getStrides(),
+    padding = m.getPadding(), dilations = m.getDilations();
+    x = &get(m.getInput());
+    grad = m.getGrad();
+  } else {
+    auto a = cast<AvgPoolGradOp>(op);
+    kernel = a.getKernelShape(), strides = a.getStrides(),
+    padding = a.getPadding(), dilations = a.getDilations();
+    includePad = a.getCountIncludePad();
+    grad = a.getGrad();
+  }
+  const HostTensor &dy = get(grad);
+  HostTensor result = like(op->getResult(0));
+  std::vector<double> acc(result.numElements(), 0.0);
+  int64_t n = kernel.size(), kernelSize = 1;
+  for (int64_t k : kernel)
+    kernelSize *= k;
+  for (int64_t i = 0, e = dy.numElements(); i < e; ++i) {
+    Index idx = unravel(i, dy.shape);
+    SmallVector<int64_t> positions;
+    int64_t count = 0, best = -1;
+    for (int64_t kl = 0; kl < kernelSize; ++kl) {
+      Index kidx = unravel(kl, kernel);
+      Index xidx{idx[0], idx[1]};
+      bool inside = true, inPadded = true;
+      for (int64_t d = 0; d < n; ++d) {
+        int64_t pos =
+            idx[d + 2] * strides[d] + kidx[d] * dilations[d] - padding[d];
+        inside &= pos >= 0 && pos < result.shape[d + 2];
+        inPadded &= pos < result.shape[d + 2] + padding[d + n];
+        xidx.push_back(pos);
+      }
+      if (inside) {
+        int64_t linear = ravel(xidx, result.shape);
+        positions.push_back(linear);
+        ++count;
+        if (isMax && (best < 0 || x->at(linear) > x->at(best)))
+          best = linear;
+      } else if (includePad && inPadded) {
+        ++count;
+      }
+    }
+    if (isMax) {
+      if (best >= 0)
+        acc[best] += dy.at(i);
+    } else {
+      for (int64_t p : positions)
+        acc[p] += dy.at(i) / std::max<int64_t>(count, 1);
+    }
+  }
+  for (int64_t i = 0, e = result.numElements(); i < e; ++i)
+    result.set(i, acc[i]);
+  bind(op->getResult(0), std::move(result));
   return success();
 }
 
@@ -810,8 +934,10 @@ LogicalResult Interpreter::evaluate(Operation *op) {
           Index idx = unravel(i, y.shape);
           bool inside = true;
           for (size_t d = 0; d < idx.size(); ++d) {
-            idx[d] -= o.getLow()[d];
-            inside &= idx[d] >= 0 && idx[d] < x.shape[d];
+            int64_t step = o.getInterior() ? (*o.getInterior())[d] + 1 : 1;
+            int64_t pos = idx[d] - o.getLow()[d];
+            inside &= pos >= 0 && pos % step == 0 && pos / step < x.shape[d];
+            idx[d] = pos / step;
           }
           y.set(i, inside ? x.at(ravel(idx, x.shape)) : value);
         }
@@ -843,6 +969,31 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         else if (o.getReduction() == Reduction::mean)
           y.set(0, total / std::max<int64_t>(a.numElements(), 1));
         bind(o.getLoss(), std::move(y));
+        return success();
+      })
+      .Case([&](ConvGradInputOp o) { return convGrad(o, true); })
+      .Case([&](ConvGradFilterOp o) { return convGrad(o, false); })
+      .Case([&](MaxPoolGradOp o) { return poolGrad(o, true); })
+      .Case([&](AvgPoolGradOp o) { return poolGrad(o, false); })
+      .Case([&](ScatterAddOp o) -> LogicalResult {
+        const HostTensor &indices = get(o.getIndices()), &u = get(o.getUpdates());
+        HostTensor y = like(o.getResult());
+        int64_t axis = o.getAxis(), dim = y.shape[axis];
+        int64_t irank = indices.shape.size();
+        for (int64_t i = 0, e = u.numElements(); i < e; ++i) {
+          Index idx = unravel(i, u.shape);
+          Index iidx(idx.begin() + axis, idx.begin() + axis + irank);
+          int64_t v = indices.ints[ravel(iidx, indices.shape)];
+          if (v < -dim || v >= dim)
+            return o.emitError() << "index " << v << " is outside [" << -dim
+                                 << ", " << dim << ")";
+          Index dst(idx.begin(), idx.begin() + axis);
+          dst.push_back(v < 0 ? v + dim : v);
+          dst.append(idx.begin() + axis + irank, idx.end());
+          int64_t d = ravel(dst, y.shape);
+          y.set(d, y.at(d) + u.at(i));
+        }
+        bind(o.getResult(), std::move(y));
         return success();
       })
       .Case([&](func::CallOp c) -> LogicalResult {

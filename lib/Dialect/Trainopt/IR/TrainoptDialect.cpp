@@ -87,6 +87,15 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
 LogicalResult TrainoptDialect::verifyRegionResultAttribute(
     Operation *op, unsigned regionIndex, unsigned resultIndex,
     NamedAttribute attr) {
+  if (attr.getName() == kGradOfAttrName) {
+    if (!isa<FlatSymbolRefAttr, IntegerAttr>(attr.getValue()))
+      return op->emitError() << "'" << kGradOfAttrName << "' on result "
+                             << resultIndex
+                             << " must be a parameter symbol or an argument "
+                                "index, got "
+                             << attr.getValue();
+    return success();
+  }
   if (attr.getName() != kOutputAttrName)
     return op->emitError() << "unknown trainopt result attribute '"
                            << attr.getName().getValue() << "'";

@@ -285,26 +285,26 @@ MatmulOp::inferReturnTypes(MLIRContext *context,
 // NN ops
 //===----------------------------------------------------------------------===//
 
-LogicalResult
-ConvOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
-                         Adaptor adaptor,
-                         SmallVectorImpl<Type> &inferredReturnTypes) {
-  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
-  auto filter = cast<RankedTensorType>(adaptor.getFilter().getType());
+/// The result shape of a convolution of `input` with `filter`, shared by
+/// trainopt.conv and its gradient ops.
+static LogicalResult convResultShape(std::optional<Location> location,
+                                     RankedTensorType input,
+                                     RankedTensorType filter,
+                                     ArrayRef<int64_t> strides,
+                                     ArrayRef<int64_t> padding,
+                                     ArrayRef<int64_t> dilations, int64_t groups,
+                                     SmallVectorImpl<int64_t> &shape) {
   int64_t rank = input.getRank();
   if (rank < 3)
-    return emitOptionalError(location,
-                             "expects input of rank >= 3 "
-                             "(N, C, spatial), got rank ",
+    return emitOptionalError(location, "expects input of rank >= 3 "
+                                       "(N, C, spatial), got rank ",
                              rank);
   if (filter.getRank() != rank)
     return emitOptionalError(location, "expects filter of rank ", rank,
                              " like the input, got rank ", filter.getRank());
   int64_t n = rank - 2;
-  if (failed(verifyWindow(location, n, adaptor.getStrides(),
-                          adaptor.getPadding(), adaptor.getDilations())))
+  if (failed(verifyWindow(location, n, strides, padding, dilations)))
     return failure();
-  int64_t groups = adaptor.getGroups();
   int64_t channels = input.getDimSize(1), features = filter.getDimSize(0);
   if (groups < 1 || channels % groups != 0 || features % groups != 0)
     return emitOptionalError(location, "groups ", groups,
@@ -315,23 +315,11 @@ ConvOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
         location, "filter ", shapeString(filter.getShape()), " expects ",
         filter.getDimSize(1) * groups, " input channels with groups = ", groups,
         ", input has ", channels);
-  if (Value bias = adaptor.getBias()) {
-    auto biasType = cast<RankedTensorType>(bias.getType());
-    if (biasType.getShape() != ArrayRef<int64_t>{features})
-      return emitOptionalError(location, "expects bias of shape [", features,
-                               "], got ", shapeString(biasType.getShape()));
-    if (biasType.getElementType() != input.getElementType())
-      return emitOptionalError(location, "expects bias of element type ",
-                               input.getElementType(), ", got ",
-                               biasType.getElementType());
-  }
-  ArrayRef<int64_t> padding = adaptor.getPadding();
-  SmallVector<int64_t> shape{input.getDimSize(0), features};
+  shape.assign({input.getDimSize(0), features});
   for (int64_t i = 0; i < n; ++i) {
-    int64_t out =
-        windowOutputSize(input.getDimSize(i + 2), padding[i], padding[i + n],
-                         filter.getDimSize(i + 2), adaptor.getStrides()[i],
-                         adaptor.getDilations()[i]);
+    int64_t out = windowOutputSize(input.getDimSize(i + 2), padding[i],
+                                   padding[i + n], filter.getDimSize(i + 2),
+                                   strides[i], dilations[i]);
     if (out < 1)
       return emitOptionalError(
           location, "filter ", shapeString(filter.getShape()),
@@ -339,9 +327,62 @@ ConvOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
           " with its padding and dilation");
     shape.push_back(out);
   }
+  return success();
+}
+
+LogicalResult ConvOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  auto filter = cast<RankedTensorType>(adaptor.getFilter().getType());
+  SmallVector<int64_t> shape;
+  if (failed(convResultShape(location, input, filter, adaptor.getStrides(),
+                             adaptor.getPadding(), adaptor.getDilations(),
+                             adaptor.getGroups(), shape)))
+    return failure();
+  if (Value bias = adaptor.getBias()) {
+    auto biasType = cast<RankedTensorType>(bias.getType());
+    if (biasType.getShape() != ArrayRef<int64_t>{shape[1]})
+      return emitOptionalError(location, "expects bias of shape [", shape[1],
+                               "], got ", shapeString(biasType.getShape()));
+    if (biasType.getElementType() != input.getElementType())
+      return emitOptionalError(location, "expects bias of element type ",
+                               input.getElementType(), ", got ",
+                               biasType.getElementType());
+  }
   inferredReturnTypes.push_back(
       RankedTensorType::get(shape, input.getElementType()));
   return success();
+}
+
+/// Checks a conv gradient op: the convolution of `input` and `filter` with
+/// the op's attributes must produce `grad`'s shape.
+template <typename OpTy>
+static LogicalResult verifyConvGrad(OpTy op, RankedTensorType input,
+                                    RankedTensorType filter,
+                                    RankedTensorType grad) {
+  SmallVector<int64_t> shape;
+  if (failed(convResultShape(op.getLoc(), input, filter, op.getStrides(),
+                             op.getPadding(), op.getDilations(), op.getGroups(),
+                             shape)))
+    return failure();
+  if (ArrayRef<int64_t>(shape) != grad.getShape())
+    return op.emitOpError() << "the convolution of " << input << " and "
+                            << filter << " has shape " << shapeString(shape)
+                            << ", the output cotangent is " << grad;
+  return success();
+}
+
+LogicalResult ConvGradInputOp::verify() {
+  return verifyConvGrad(*this, cast<RankedTensorType>(getResult().getType()),
+                        cast<RankedTensorType>(getLhs().getType()),
+                        cast<RankedTensorType>(getRhs().getType()));
+}
+
+LogicalResult ConvGradFilterOp::verify() {
+  return verifyConvGrad(*this, cast<RankedTensorType>(getLhs().getType()),
+                        cast<RankedTensorType>(getResult().getType()),
+                        cast<RankedTensorType>(getRhs().getType()));
 }
 
 /// Checks that per-channel operands of a batch norm are `[C]` for input `x`.
@@ -577,27 +618,51 @@ LogicalResult TriluOp::verify() {
   return success();
 }
 
-LogicalResult
-PadOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
-                        Adaptor adaptor,
-                        SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult PadOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
   auto x = cast<RankedTensorType>(adaptor.getX().getType());
   ArrayRef<int64_t> low = adaptor.getLow(), high = adaptor.getHigh();
+  SmallVector<int64_t> noInterior(x.getRank(), 0);
+  ArrayRef<int64_t> interior =
+      adaptor.getInterior() ? *adaptor.getInterior() : noInterior;
   if (static_cast<int64_t>(low.size()) != x.getRank() ||
-      static_cast<int64_t>(high.size()) != x.getRank())
-    return emitOptionalError(location, "expects low and high of length ",
+      static_cast<int64_t>(high.size()) != x.getRank() ||
+      static_cast<int64_t>(interior.size()) != x.getRank())
+    return emitOptionalError(location,
+                             "expects low, high and interior of length ",
                              x.getRank());
   SmallVector<int64_t> shape;
   for (int64_t i = 0; i < x.getRank(); ++i) {
-    int64_t dim;
-    if (low[i] < 0 || high[i] < 0 ||
-        __builtin_add_overflow(x.getDimSize(i), low[i], &dim) ||
+    int64_t d = x.getDimSize(i), dim, gaps;
+    if (low[i] < 0 || high[i] < 0 || interior[i] < 0 ||
+        __builtin_mul_overflow(std::max<int64_t>(d - 1, 0), interior[i],
+                               &gaps) ||
+        __builtin_add_overflow(d, gaps, &dim) ||
+        __builtin_add_overflow(dim, low[i], &dim) ||
         __builtin_add_overflow(dim, high[i], &dim))
       return emitOptionalError(location,
                                "padding must be >= 0 and keep dims in int64");
     shape.push_back(dim);
   }
   inferredReturnTypes.push_back(x.clone(shape));
+  return success();
+}
+
+LogicalResult ScatterAddOp::verify() {
+  auto result = cast<RankedTensorType>(getResult().getType());
+  auto indices = cast<RankedTensorType>(getIndices().getType());
+  int64_t axis = getAxis();
+  if (failed(verifyAxis(getLoc(), axis, result.getRank())))
+    return failure();
+  SmallVector<int64_t> expected(result.getShape().take_front(axis));
+  llvm::append_range(expected, indices.getShape());
+  llvm::append_range(expected, result.getShape().drop_front(axis + 1));
+  if (cast<RankedTensorType>(getUpdates().getType()).getShape() !=
+      ArrayRef<int64_t>(expected))
+    return emitOpError() << "expects updates of shape " << shapeString(expected)
+                         << " (the gather of the result at the indices), got "
+                         << getUpdates().getType();
   return success();
 }
 
@@ -680,6 +745,8 @@ MseLossOp::inferReturnTypes(MLIRContext *context,
         RankedTensorType::get({}, input.getElementType()));
   return success();
 }
+
+#include "trainopt/Dialect/Trainopt/IR/TrainoptInterfaces.cpp.inc"
 
 #define GET_OP_CLASSES
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.cpp.inc"

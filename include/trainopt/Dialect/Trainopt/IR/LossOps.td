@@ -7,8 +7,9 @@ include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.td"
 include "trainopt/Dialect/Trainopt/IR/TrainoptAttrs.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+include "trainopt/Dialect/Trainopt/IR/TrainoptInterfaces.td"
 
-def Trainopt_CrossEntropyOp : Trainopt_Op<"cross_entropy", [Pure,
+def Trainopt_CrossEntropyOp : Trainopt_Op<"cross_entropy", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     InferTypeOpAdaptor]> {
   let summary = "softmax cross-entropy against integer class labels";
   let description = [{
@@ -39,7 +40,7 @@ def Trainopt_CrossEntropyOp : Trainopt_Op<"cross_entropy", [Pure,
   }];
 }
 
-def Trainopt_NllLossOp : Trainopt_Op<"nll_loss", [Pure, InferTypeOpAdaptor]> {
+def Trainopt_NllLossOp : Trainopt_Op<"nll_loss", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, InferTypeOpAdaptor]> {
   let summary = "negative log-likelihood of integer labels given log-probabilities";
   let description = [{
     Per position `-weight[label] * log_probs[label]` along `class_axis`;
@@ -61,7 +62,7 @@ def Trainopt_NllLossOp : Trainopt_Op<"nll_loss", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Trainopt_MseLossOp : Trainopt_Op<"mse_loss", [Pure, InferTypeOpAdaptor,
+def Trainopt_MseLossOp : Trainopt_Op<"mse_loss", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, InferTypeOpAdaptor,
     AllTypesMatch<["input", "target"]>]> {
   let summary = "mean squared error";
   let description = [{

@@ -7,13 +7,14 @@ include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.td"
 include "trainopt/Dialect/Trainopt/IR/TrainoptAttrs.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+include "trainopt/Dialect/Trainopt/IR/TrainoptInterfaces.td"
 
 //===----------------------------------------------------------------------===//
 // Unary elementwise
 //===----------------------------------------------------------------------===//
 
 class Trainopt_UnaryOp<string mnemonic, Type type, string formula,
-                       list<Trait> traits = []>
+                       list<Trait> traits = [DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]>
     : Trainopt_Op<mnemonic, !listconcat(traits,
           [Pure, Elementwise, SameOperandsAndResultType])> {
   let summary = "elementwise " # formula;
@@ -44,13 +45,13 @@ def Trainopt_ErfOp : Trainopt_UnaryOp<"erf", Trainopt_FloatTensor, "erf(x)">;
 def Trainopt_SinOp : Trainopt_UnaryOp<"sin", Trainopt_FloatTensor, "sin(x)">;
 def Trainopt_CosOp : Trainopt_UnaryOp<"cos", Trainopt_FloatTensor, "cos(x)">;
 def Trainopt_FloorOp : Trainopt_UnaryOp<"floor", Trainopt_FloatTensor,
-                                        "floor(x)">;
-def Trainopt_CeilOp : Trainopt_UnaryOp<"ceil", Trainopt_FloatTensor, "ceil(x)">;
+                                        "floor(x)", []>;
+def Trainopt_CeilOp : Trainopt_UnaryOp<"ceil", Trainopt_FloatTensor, "ceil(x)", []>;
 def Trainopt_NotOp : Trainopt_UnaryOp<"not", Trainopt_BoolTensor,
-                                      "logical not of x">;
+                                      "logical not of x", []>;
 
 def Trainopt_GeluOp : Trainopt_Op<"gelu",
-    [Pure, Elementwise, SameOperandsAndResultType]> {
+    [Pure, Elementwise, SameOperandsAndResultType, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
   let summary = "Gaussian error linear unit, exact (erf) or tanh form";
   let description = [{
     `approximation = none` computes `0.5 * x * (1 + erf(x / sqrt(2)))`;
@@ -70,7 +71,7 @@ def Trainopt_GeluOp : Trainopt_Op<"gelu",
 }
 
 def Trainopt_ClipOp : Trainopt_Op<"clip",
-    [Pure, Elementwise, SameOperandsAndResultType]> {
+    [Pure, Elementwise, SameOperandsAndResultType, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
   let summary = "clamps every element to [min, max]";
   let description = [{
     Either bound may be absent. ReLU6 is `clip` with `min = 0.0, max = 6.0`.
@@ -111,7 +112,7 @@ class Trainopt_BroadcastOp<string mnemonic, list<Trait> traits = []>
 }
 
 class Trainopt_ArithOp<string mnemonic, Type type, string formula>
-    : Trainopt_BroadcastOp<mnemonic, [SameOperandsElementType]> {
+    : Trainopt_BroadcastOp<mnemonic, [SameOperandsElementType, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
   let summary = "elementwise " # formula # " with broadcasting";
   let description = "Computes `" # formula # "` elementwise after broadcasting "
       # "both operands to a common shape (NumPy rules).\n\n"
@@ -165,7 +166,7 @@ def Trainopt_OrOp : Trainopt_LogicalOp<"or", "lhs or rhs">;
 def Trainopt_XorOp : Trainopt_LogicalOp<"xor", "lhs xor rhs">;
 
 def Trainopt_WhereOp : Trainopt_Op<"where",
-    [Pure, InferTypeOpAdaptor,
+    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
      AllElementTypesMatch<["on_true", "on_false", "result"]>]> {
   let summary = "elementwise select with broadcasting";
   let description = [{
@@ -188,7 +189,7 @@ def Trainopt_WhereOp : Trainopt_Op<"where",
 }
 
 def Trainopt_CastOp : Trainopt_Op<"cast", [Pure, Elementwise,
-    SameOperandsAndResultShape]> {
+    SameOperandsAndResultShape, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
   let summary = "converts every element to the result element type";
   let description = [{
     Float to integer truncates toward zero; integer or float to `i1` is
@@ -210,7 +211,8 @@ def Trainopt_CastOp : Trainopt_Op<"cast", [Pure, Elementwise,
 
 class Trainopt_ReduceOp<string mnemonic, Type type, string what>
     : Trainopt_Op<mnemonic, [Pure, InferTypeOpAdaptor,
-                             SameOperandsAndResultElementType]> {
+                             SameOperandsAndResultElementType,
+                             DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
   let summary = what # " over the given axes";
   let description = "Reduces `x` over `axes` (each in `[0, rank)`, sorted, "
       # "unique; empty means all axes). With `keepdims` the reduced axes stay "
@@ -269,7 +271,7 @@ def Trainopt_ArgMaxOp : Trainopt_Op<"argmax", [Pure, InferTypeOpAdaptor]> {
 //===----------------------------------------------------------------------===//
 
 def Trainopt_MatmulOp : Trainopt_Op<"matmul", [Pure, InferTypeOpAdaptor,
-    SameOperandsAndResultElementType]> {
+    SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
   let summary = "batched matrix product with broadcast batch dimensions";
   let description = [{
     Multiplies the last two dimensions of `lhs` (`[..., M, K]`, or `[..., K, M]`

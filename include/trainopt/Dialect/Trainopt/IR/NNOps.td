@@ -6,8 +6,9 @@
 include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+include "trainopt/Dialect/Trainopt/IR/TrainoptInterfaces.td"
 
-def Trainopt_ConvOp : Trainopt_Op<"conv", [Pure, InferTypeOpAdaptor,
+def Trainopt_ConvOp : Trainopt_Op<"conv", [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     AllElementTypesMatch<["input", "filter", "result"]>]> {
   let summary = "N-d grouped, strided, padded, dilated convolution (NCHW)";
   let description = [{
@@ -34,7 +35,8 @@ def Trainopt_ConvOp : Trainopt_Op<"conv", [Pure, InferTypeOpAdaptor,
 
 class Trainopt_PoolOp<string mnemonic, string what, dag extraArgs>
     : Trainopt_Op<mnemonic, [Pure, InferTypeOpAdaptor,
-                             SameOperandsAndResultElementType]> {
+                             SameOperandsAndResultElementType,
+                             DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
   let summary = what # " pooling over the spatial dims (NCHW)";
   let arguments = !con((ins Trainopt_FloatTensor:$input,
                             DenseI64ArrayAttr:$kernel_shape,
@@ -84,7 +86,7 @@ def Trainopt_AvgPoolOp : Trainopt_PoolOp<"avg_pool", "average",
 }
 
 def Trainopt_BatchNormInferenceOp : Trainopt_Op<"batch_norm_inference",
-    [Pure, AllTypesMatch<["x", "y"]>,
+    [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, AllTypesMatch<["x", "y"]>,
      AllTypesMatch<["scale", "bias", "mean", "variance"]>]> {
   let summary = "batch normalization with given statistics (NC...)";
   let description = [{
@@ -108,7 +110,7 @@ def Trainopt_BatchNormInferenceOp : Trainopt_Op<"batch_norm_inference",
 }
 
 def Trainopt_BatchNormTrainOp : Trainopt_Op<"batch_norm_train",
-    [Pure, AllTypesMatch<["x", "y"]>,
+    [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, AllTypesMatch<["x", "y"]>,
      AllTypesMatch<["scale", "bias", "running_mean", "running_var",
                     "new_running_mean", "new_running_var"]>]> {
   let summary = "batch normalization with batch statistics and running-stat update";
@@ -139,7 +141,7 @@ def Trainopt_BatchNormTrainOp : Trainopt_Op<"batch_norm_train",
   let hasVerifier = 1;
 }
 
-def Trainopt_LayerNormOp : Trainopt_Op<"layer_norm", [Pure,
+def Trainopt_LayerNormOp : Trainopt_Op<"layer_norm", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     AllTypesMatch<["x", "y"]>]> {
   let summary = "layer normalization over the trailing dims from `axis`";
   let description = [{
@@ -160,7 +162,8 @@ def Trainopt_LayerNormOp : Trainopt_Op<"layer_norm", [Pure,
 }
 
 class Trainopt_SoftmaxLikeOp<string mnemonic, string formula>
-    : Trainopt_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+    : Trainopt_Op<mnemonic, [Pure, SameOperandsAndResultType,
+                             DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
   let summary = formula # " along one axis";
   let description = "Computes `" # formula # "` along `axis` (in "
       # "`[0, rank)`), subtracting the maximum first for stability.\n\n"
@@ -177,7 +180,7 @@ def Trainopt_SoftmaxOp : Trainopt_SoftmaxLikeOp<"softmax",
 def Trainopt_LogSoftmaxOp : Trainopt_SoftmaxLikeOp<"log_softmax",
                                                    "x - log(sum(exp(x)))">;
 
-def Trainopt_DropoutOp : Trainopt_Op<"dropout", [Pure,
+def Trainopt_DropoutOp : Trainopt_Op<"dropout", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     AllTypesMatch<["x", "y"]>, AllShapesMatch<["x", "mask"]>]> {
   let summary = "inverted dropout driven by an explicit seed";
   let description = [{
@@ -197,6 +200,94 @@ def Trainopt_DropoutOp : Trainopt_Op<"dropout", [Pure,
   let results = (outs Trainopt_FloatTensor:$y, Trainopt_BoolTensor:$mask);
   let assemblyFormat = "$x `,` $seed attr-dict `:` type($x) `,` type($seed) `->` type($mask)";
   let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Backward ops (built by the VJPs of conv and pooling)
+//===----------------------------------------------------------------------===//
+
+class Trainopt_ConvGradOp<string mnemonic, string what> : Trainopt_Op<mnemonic,
+    [Pure, AllElementTypesMatch<["lhs", "rhs", "result"]>]> {
+  let summary = "gradient of trainopt.conv with respect to its " # what;
+  let arguments = (ins Trainopt_FloatTensor:$lhs, Trainopt_FloatTensor:$rhs,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$padding,
+                       DenseI64ArrayAttr:$dilations,
+                       DefaultValuedAttr<I64Attr, "1">:$groups);
+  let results = (outs Trainopt_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Trainopt_ConvGradInputOp : Trainopt_ConvGradOp<"conv_grad_input", "input"> {
+  let description = [{
+    Given the filter (`lhs`, `[F, C/groups, k...]`) and the output cotangent
+    (`rhs`, `[N, F, o...]`) of a `trainopt.conv` with these attributes,
+    computes the input cotangent (the result, `[N, C, d...]`, whose shape
+    fixes the input size): a transposed convolution.
+
+    ```mlir
+    %dx = trainopt.conv_grad_input %w, %dy {strides = array<i64: 1, 1>,
+        padding = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>}
+        : (tensor<16x3x3x3xf32>, tensor<8x16x30x30xf32>) -> tensor<8x3x32x32xf32>
+    ```
+  }];
+}
+
+def Trainopt_ConvGradFilterOp : Trainopt_ConvGradOp<"conv_grad_filter", "filter"> {
+  let description = [{
+    Given the input (`lhs`, `[N, C, d...]`) and the output cotangent (`rhs`,
+    `[N, F, o...]`) of a `trainopt.conv`, computes the filter cotangent (the
+    result, `[F, C/groups, k...]`).
+
+    ```mlir
+    %dw = trainopt.conv_grad_filter %x, %dy {strides = array<i64: 1, 1>,
+        padding = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>}
+        : (tensor<8x3x32x32xf32>, tensor<8x16x30x30xf32>) -> tensor<16x3x3x3xf32>
+    ```
+  }];
+}
+
+def Trainopt_MaxPoolGradOp : Trainopt_Op<"max_pool_grad", [Pure,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "gradient of trainopt.max_pool";
+  let description = [{
+    Routes each element of the output cotangent `grad` to the position of
+    its window's maximum in `input` (the first one in row-major window order
+    on ties, as PyTorch does), summing where windows overlap.
+
+    ```mlir
+    %dx = trainopt.max_pool_grad %x, %dy {kernel_shape = array<i64: 2, 2>,
+        strides = array<i64: 2, 2>, padding = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>}
+        : (tensor<8x64x24x24xf32>, tensor<8x64x12x12xf32>) -> tensor<8x64x24x24xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_FloatTensor:$input, Trainopt_FloatTensor:$grad,
+                       DenseI64ArrayAttr:$kernel_shape, DenseI64ArrayAttr:$strides,
+                       DenseI64ArrayAttr:$padding, DenseI64ArrayAttr:$dilations);
+  let results = (outs Trainopt_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $grad attr-dict `:` functional-type(operands, results)";
+}
+
+def Trainopt_AvgPoolGradOp : Trainopt_Op<"avg_pool_grad", [Pure,
+    SameOperandsAndResultElementType]> {
+  let summary = "gradient of trainopt.avg_pool";
+  let description = [{
+    Spreads each element of the output cotangent evenly over its window
+    (with the divisor `trainopt.avg_pool` used); the result type is the
+    pooled input's.
+
+    ```mlir
+    %dx = trainopt.avg_pool_grad %dy {kernel_shape = array<i64: 2, 2>,
+        strides = array<i64: 2, 2>, padding = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>}
+        : (tensor<8x16x4x4xf32>) -> tensor<8x16x8x8xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_FloatTensor:$grad, DenseI64ArrayAttr:$kernel_shape,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$padding,
+                       DenseI64ArrayAttr:$dilations,
+                       DefaultValuedAttr<BoolAttr, "false">:$count_include_pad);
+  let results = (outs Trainopt_FloatTensor:$result);
+  let assemblyFormat = "$grad attr-dict `:` functional-type(operands, results)";
 }
 
 #endif // TRAINOPT_DIALECT_TRAINOPT_IR_NNOPS_TD

@@ -7,6 +7,7 @@ include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+include "trainopt/Dialect/Trainopt/IR/TrainoptInterfaces.td"
 
 def Trainopt_ParameterOp : Trainopt_Op<"parameter", [Symbol]> {
   let summary = "declares a model parameter: its shape, initial value, trainability";
@@ -54,7 +55,7 @@ def Trainopt_ConstantOp : Trainopt_Op<"constant",
   }]>];
 }
 
-def Trainopt_ReshapeOp : Trainopt_Op<"reshape", [Pure,
+def Trainopt_ReshapeOp : Trainopt_Op<"reshape", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     SameOperandsAndResultElementType]> {
   let summary = "reinterprets the elements in row-major order with a new shape";
   let description = [{
@@ -71,7 +72,7 @@ def Trainopt_ReshapeOp : Trainopt_Op<"reshape", [Pure,
   let hasFolder = 1;
 }
 
-def Trainopt_TransposeOp : Trainopt_Op<"transpose", [Pure, InferTypeOpAdaptor,
+def Trainopt_TransposeOp : Trainopt_Op<"transpose", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, InferTypeOpAdaptor,
     SameOperandsAndResultElementType]> {
   let summary = "permutes dimensions";
   let description = [{
@@ -88,7 +89,7 @@ def Trainopt_TransposeOp : Trainopt_Op<"transpose", [Pure, InferTypeOpAdaptor,
   let hasFolder = 1;
 }
 
-def Trainopt_BroadcastToOp : Trainopt_Op<"broadcast_to", [Pure,
+def Trainopt_BroadcastToOp : Trainopt_Op<"broadcast_to", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     SameOperandsAndResultElementType]> {
   let summary = "broadcasts to a larger shape (NumPy rules)";
   let description = [{
@@ -106,7 +107,7 @@ def Trainopt_BroadcastToOp : Trainopt_Op<"broadcast_to", [Pure,
   let hasFolder = 1;
 }
 
-def Trainopt_SliceOp : Trainopt_Op<"slice", [Pure, InferTypeOpAdaptor,
+def Trainopt_SliceOp : Trainopt_Op<"slice", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, InferTypeOpAdaptor,
     SameOperandsAndResultElementType]> {
   let summary = "strided static slice";
   let description = [{
@@ -125,7 +126,7 @@ def Trainopt_SliceOp : Trainopt_Op<"slice", [Pure, InferTypeOpAdaptor,
   let hasFolder = 1;
 }
 
-def Trainopt_ConcatOp : Trainopt_Op<"concat", [Pure, InferTypeOpAdaptor,
+def Trainopt_ConcatOp : Trainopt_Op<"concat", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, InferTypeOpAdaptor,
     SameOperandsAndResultElementType]> {
   let summary = "concatenates tensors along one axis";
   let description = [{
@@ -140,7 +141,7 @@ def Trainopt_ConcatOp : Trainopt_Op<"concat", [Pure, InferTypeOpAdaptor,
   let hasFolder = 1;
 }
 
-def Trainopt_SplitOp : Trainopt_Op<"split", [Pure, InferTypeOpAdaptor]> {
+def Trainopt_SplitOp : Trainopt_Op<"split", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, InferTypeOpAdaptor]> {
   let summary = "splits a tensor along one axis into pieces of given sizes";
   let description = [{
     `sizes` sum to the dim size of `axis`.
@@ -155,7 +156,7 @@ def Trainopt_SplitOp : Trainopt_Op<"split", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$x attr-dict `:` functional-type(operands, results)";
 }
 
-def Trainopt_GatherOp : Trainopt_Op<"gather", [Pure, InferTypeOpAdaptor,
+def Trainopt_GatherOp : Trainopt_Op<"gather", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, InferTypeOpAdaptor,
     AllElementTypesMatch<["data", "result"]>]> {
   let summary = "gathers slices of `data` along `axis` at `indices`";
   let description = [{
@@ -176,7 +177,7 @@ def Trainopt_GatherOp : Trainopt_Op<"gather", [Pure, InferTypeOpAdaptor,
   let hasFolder = 1;
 }
 
-def Trainopt_TriluOp : Trainopt_Op<"trilu", [Pure, SameOperandsAndResultType]> {
+def Trainopt_TriluOp : Trainopt_Op<"trilu", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, SameOperandsAndResultType]> {
   let summary = "keeps the lower or upper triangle of the last two dims";
   let description = [{
     With `upper = false` keeps elements with `col - row <= diagonal` and zeroes
@@ -195,21 +196,48 @@ def Trainopt_TriluOp : Trainopt_Op<"trilu", [Pure, SameOperandsAndResultType]> {
   let hasFolder = 1;
 }
 
-def Trainopt_PadOp : Trainopt_Op<"pad", [Pure, InferTypeOpAdaptor,
+def Trainopt_PadOp : Trainopt_Op<"pad", [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>, InferTypeOpAdaptor,
     SameOperandsAndResultElementType]> {
   let summary = "pads with a constant value";
   let description = [{
-    `low` and `high` give the (non-negative) padding of every dim.
+    `low` and `high` give the (non-negative) padding of every dim before and
+    after it; the optional `interior` inserts that many padding elements
+    between neighbouring elements of each dim (the gradient of a strided
+    slice is a pad with interior padding).
 
     ```mlir
     %y = trainopt.pad %x {low = array<i64: 0, 0, 1, 1>, high = array<i64: 0, 0, 1, 1>,
         value = 0.0 : f64} : (tensor<1x3x4x4xf32>) -> tensor<1x3x6x6xf32>
+    %z = trainopt.pad %v {low = array<i64: 1>, high = array<i64: 0>,
+        interior = array<i64: 1>} : (tensor<3xf32>) -> tensor<6xf32>
     ```
   }];
   let arguments = (ins Trainopt_Tensor:$x, DenseI64ArrayAttr:$low,
-                       DenseI64ArrayAttr:$high, DefaultValuedAttr<F64Attr, "0.0">:$value);
+                       DenseI64ArrayAttr:$high, DefaultValuedAttr<F64Attr, "0.0">:$value,
+                       OptionalAttr<DenseI64ArrayAttr>:$interior);
   let results = (outs Trainopt_Tensor:$result);
   let assemblyFormat = "$x attr-dict `:` functional-type(operands, results)";
+}
+
+def Trainopt_ScatterAddOp : Trainopt_Op<"scatter_add", [Pure,
+    AllElementTypesMatch<["updates", "result"]>]> {
+  let summary = "adds slices into a zero tensor at indices along an axis";
+  let description = [{
+    The transpose of `trainopt.gather`: the result (of the gathered data's
+    shape) is zero except that for every index position `p`,
+    `updates[..., p, ...]` is added to the slice at `indices[p]` along
+    `axis`; repeated indices accumulate. Negative indices count from the end.
+
+    ```mlir
+    %dtable = trainopt.scatter_add %ids, %de {axis = 0 : i64}
+        : (tensor<2x8xi64>, tensor<2x8x64xf32>) -> tensor<1000x64xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_IndexTensor:$indices, Trainopt_Tensor:$updates,
+                       I64Attr:$axis);
+  let results = (outs Trainopt_Tensor:$result);
+  let assemblyFormat = "$indices `,` $updates attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
 }
 
 #endif // TRAINOPT_DIALECT_TRAINOPT_IR_TENSOROPS_TD

@@ -50,6 +50,9 @@ def Trainopt_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kInputAttrName = "trainopt.input";
     /// Result attribute naming a model output.
     static constexpr ::llvm::StringLiteral kOutputAttrName = "trainopt.output";
+    /// Result attribute of a gradient: the parameter symbol or the argument
+    /// index it is the gradient of.
+    static constexpr ::llvm::StringLiteral kGradOfAttrName = "trainopt.grad_of";
   }];
 }
 

@@ -57,6 +57,8 @@ llvm::FailureOr<int64_t> checkedElementCount(llvm::ArrayRef<int64_t> shape);
 } // namespace trainopt
 } // namespace mlir
 
+#include "trainopt/Dialect/Trainopt/IR/TrainoptInterfaces.h.inc"
+
 #define GET_OP_CLASSES
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h.inc"
 

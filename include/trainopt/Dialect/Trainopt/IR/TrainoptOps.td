@@ -5,6 +5,7 @@
 
 include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.td"
 include "trainopt/Dialect/Trainopt/IR/TrainoptAttrs.td"
+include "trainopt/Dialect/Trainopt/IR/TrainoptInterfaces.td"
 include "trainopt/Dialect/Trainopt/IR/MathOps.td"
 include "trainopt/Dialect/Trainopt/IR/NNOps.td"
 include "trainopt/Dialect/Trainopt/IR/TensorOps.td"
