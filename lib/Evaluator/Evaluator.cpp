@@ -335,8 +335,8 @@ LogicalResult Interpreter::convGrad(Operation *op, bool wrtInput) {
         Index xidx{batch, g * cinPerGroup + c};
         bool inside = true;
         for (int64_t d = 0; d < n && inside; ++d) {
-          int64_t pos = idx[d + 2] * strides[d] + kidx[d] * dilations[d] -
-                        padding[d];
+          int64_t pos =
+              idx[d + 2] * strides[d] + kidx[d] * dilations[d] - padding[d];
           inside = pos >= 0 && pos < xShape[d + 2];
           xidx.push_back(pos);
         }
@@ -976,7 +976,8 @@ LogicalResult Interpreter::evaluate(Operation *op) {
       .Case([&](MaxPoolGradOp o) { return poolGrad(o, true); })
       .Case([&](AvgPoolGradOp o) { return poolGrad(o, false); })
       .Case([&](ScatterAddOp o) -> LogicalResult {
-        const HostTensor &indices = get(o.getIndices()), &u = get(o.getUpdates());
+        const HostTensor &indices = get(o.getIndices()),
+                         &u = get(o.getUpdates());
         HostTensor y = like(o.getResult());
         int64_t axis = o.getAxis(), dim = y.shape[axis];
         int64_t irank = indices.shape.size();

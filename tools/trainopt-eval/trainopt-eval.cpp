@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
 #include "trainopt/Evaluator/Evaluator.h"
 #include "trainopt/InitAllDialects.h"
 
@@ -19,9 +20,13 @@
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/WithColor.h"
+
+#include <cmath>
+#include <random>
 
 using namespace llvm;
 using namespace mlir;
@@ -39,8 +44,100 @@ static cl::opt<std::string> inputsPath("inputs",
                                        cl::cat(category));
 static cl::opt<std::string> outputPath("o",
                                        cl::desc("Results as a .npz archive"),
-                                       cl::value_desc("file.npz"), cl::Required,
+                                       cl::value_desc("file.npz"),
                                        cl::cat(category));
+static cl::opt<bool> gradcheck(
+    "gradcheck",
+    cl::desc("Check trainopt-autodiff against central finite differences: "
+             "for every function (or --function), differentiate its 0-d "
+             "float result with respect to every float argument, evaluate on "
+             "random inputs, and compare"),
+    cl::init(false), cl::cat(category));
+static cl::opt<double> tolerance(
+    "tolerance",
+    cl::desc("--gradcheck passes when |AD - FD| <= tolerance * max(1, |FD|)"),
+    cl::init(1e-6), cl::cat(category));
+static cl::opt<unsigned> seed("seed", cl::desc("Seed of the random inputs"),
+                              cl::init(0), cl::cat(category));
+
+/// The index of the only 0-d floating-point result of `func`.
+static std::optional<unsigned> lossResult(func::FuncOp func) {
+  std::optional<unsigned> found;
+  for (auto [i, t] : llvm::enumerate(func.getResultTypes())) {
+    auto r = dyn_cast<RankedTensorType>(t);
+    if (r && r.getRank() == 0 && isa<FloatType>(r.getElementType())) {
+      if (found)
+        return std::nullopt;
+      found = i;
+    }
+  }
+  return found;
+}
+
+/// Gradient check of one function; prints one line and returns whether it
+/// passed.
+static bool checkGradients(func::FuncOp func) {
+  std::optional<unsigned> loss = lossResult(func);
+  if (!loss) {
+    func.emitError() << "--gradcheck needs exactly one 0-d float result";
+    return false;
+  }
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  SmallVector<trainopt::HostTensor> args;
+  for (BlockArgument arg : func.getArguments()) {
+    auto type = cast<RankedTensorType>(arg.getType());
+    if (!isa<FloatType>(type.getElementType())) {
+      func.emitError() << "--gradcheck: argument " << arg.getArgNumber()
+                       << " is not floating point; put labels and indices "
+                          "in constants";
+      return false;
+    }
+    trainopt::HostTensor t = trainopt::HostTensor::zeros(type);
+    for (int64_t i = 0, e = t.numElements(); i < e; ++i)
+      t.set(i, uniform(rng));
+    args.push_back(std::move(t));
+  }
+  FailureOr<func::FuncOp> grad =
+      trainopt::differentiate(func, *loss, trainopt::GradientArguments::Float);
+  if (failed(grad))
+    return false;
+  FailureOr<SmallVector<trainopt::HostTensor>> analytic =
+      trainopt::evaluateFunction(*grad, args);
+  if (failed(analytic))
+    return false;
+  auto lossAt =
+      [&](ArrayRef<trainopt::HostTensor> at) -> std::optional<double> {
+    FailureOr<SmallVector<trainopt::HostTensor>> r =
+        trainopt::evaluateFunction(func, at);
+    if (failed(r))
+      return std::nullopt;
+    return (*r)[*loss].at(0);
+  };
+  const double h = 1e-6;
+  double worst = 0.0;
+  int64_t checked = 0;
+  for (unsigned a = 0; a < args.size(); ++a) {
+    const trainopt::HostTensor &g = (*analytic)[1 + a];
+    for (int64_t i = 0, e = args[a].numElements(); i < e; ++i) {
+      SmallVector<trainopt::HostTensor> plus(args), minus(args);
+      plus[a].floats[i] += h;
+      minus[a].floats[i] -= h;
+      std::optional<double> lp = lossAt(plus), lm = lossAt(minus);
+      if (!lp || !lm)
+        return false;
+      double fd = (*lp - *lm) / (2 * h);
+      double error = std::fabs(g.at(i) - fd) / std::max(1.0, std::fabs(fd));
+      worst = std::max(worst, error);
+      ++checked;
+    }
+  }
+  bool pass = worst <= tolerance;
+  outs() << "@" << func.getSymName() << ": " << checked
+         << " partial derivatives, max error " << llvm::format("%.3g", worst)
+         << (pass ? ": PASS" : ": FAIL") << "\n";
+  return pass;
+}
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
@@ -60,6 +157,21 @@ int main(int argc, char **argv) {
       parseSourceFile<ModuleOp>(inputPath, sourceMgr, &context);
   if (!module)
     return 1;
+  if (gradcheck) {
+    SmallVector<func::FuncOp> funcs;
+    for (auto f : module->getOps<func::FuncOp>())
+      if (functionName.getNumOccurrences() == 0 ||
+          f.getSymName() == functionName)
+        funcs.push_back(f);
+    if (funcs.empty())
+      return error("no function to check in '" + inputPath + "'");
+    bool ok = true;
+    for (func::FuncOp f : funcs)
+      ok &= checkGradients(f);
+    return ok ? 0 : 1;
+  }
+  if (outputPath.empty())
+    return error("no output; pass -o FILE.npz");
   auto func = module->lookupSymbol<func::FuncOp>(functionName);
   if (!func)
     return error("no function @" + functionName + " in '" + inputPath + "'");

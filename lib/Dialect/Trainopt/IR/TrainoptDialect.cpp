@@ -89,11 +89,11 @@ LogicalResult TrainoptDialect::verifyRegionResultAttribute(
     NamedAttribute attr) {
   if (attr.getName() == kGradOfAttrName) {
     if (!isa<FlatSymbolRefAttr, IntegerAttr>(attr.getValue()))
-      return op->emitError() << "'" << kGradOfAttrName << "' on result "
-                             << resultIndex
-                             << " must be a parameter symbol or an argument "
-                                "index, got "
-                             << attr.getValue();
+      return op->emitError()
+             << "'" << kGradOfAttrName << "' on result " << resultIndex
+             << " must be a parameter symbol or an argument "
+                "index, got "
+             << attr.getValue();
     return success();
   }
   if (attr.getName() != kOutputAttrName)

@@ -287,17 +287,16 @@ MatmulOp::inferReturnTypes(MLIRContext *context,
 
 /// The result shape of a convolution of `input` with `filter`, shared by
 /// trainopt.conv and its gradient ops.
-static LogicalResult convResultShape(std::optional<Location> location,
-                                     RankedTensorType input,
-                                     RankedTensorType filter,
-                                     ArrayRef<int64_t> strides,
-                                     ArrayRef<int64_t> padding,
-                                     ArrayRef<int64_t> dilations, int64_t groups,
-                                     SmallVectorImpl<int64_t> &shape) {
+static LogicalResult
+convResultShape(std::optional<Location> location, RankedTensorType input,
+                RankedTensorType filter, ArrayRef<int64_t> strides,
+                ArrayRef<int64_t> padding, ArrayRef<int64_t> dilations,
+                int64_t groups, SmallVectorImpl<int64_t> &shape) {
   int64_t rank = input.getRank();
   if (rank < 3)
-    return emitOptionalError(location, "expects input of rank >= 3 "
-                                       "(N, C, spatial), got rank ",
+    return emitOptionalError(location,
+                             "expects input of rank >= 3 "
+                             "(N, C, spatial), got rank ",
                              rank);
   if (filter.getRank() != rank)
     return emitOptionalError(location, "expects filter of rank ", rank,
@@ -317,9 +316,9 @@ static LogicalResult convResultShape(std::optional<Location> location,
         ", input has ", channels);
   shape.assign({input.getDimSize(0), features});
   for (int64_t i = 0; i < n; ++i) {
-    int64_t out = windowOutputSize(input.getDimSize(i + 2), padding[i],
-                                   padding[i + n], filter.getDimSize(i + 2),
-                                   strides[i], dilations[i]);
+    int64_t out =
+        windowOutputSize(input.getDimSize(i + 2), padding[i], padding[i + n],
+                         filter.getDimSize(i + 2), strides[i], dilations[i]);
     if (out < 1)
       return emitOptionalError(
           location, "filter ", shapeString(filter.getShape()),
@@ -330,9 +329,10 @@ static LogicalResult convResultShape(std::optional<Location> location,
   return success();
 }
 
-LogicalResult ConvOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+ConvOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
+                         Adaptor adaptor,
+                         SmallVectorImpl<Type> &inferredReturnTypes) {
   auto input = cast<RankedTensorType>(adaptor.getInput().getType());
   auto filter = cast<RankedTensorType>(adaptor.getFilter().getType());
   SmallVector<int64_t> shape;
@@ -618,9 +618,10 @@ LogicalResult TriluOp::verify() {
   return success();
 }
 
-LogicalResult PadOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &inferredReturnTypes) {
+LogicalResult
+PadOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
+                        Adaptor adaptor,
+                        SmallVectorImpl<Type> &inferredReturnTypes) {
   auto x = cast<RankedTensorType>(adaptor.getX().getType());
   ArrayRef<int64_t> low = adaptor.getLow(), high = adaptor.getHigh();
   SmallVector<int64_t> noInterior(x.getRank(), 0);
@@ -629,9 +630,8 @@ LogicalResult PadOp::inferReturnTypes(
   if (static_cast<int64_t>(low.size()) != x.getRank() ||
       static_cast<int64_t>(high.size()) != x.getRank() ||
       static_cast<int64_t>(interior.size()) != x.getRank())
-    return emitOptionalError(location,
-                             "expects low, high and interior of length ",
-                             x.getRank());
+    return emitOptionalError(
+        location, "expects low, high and interior of length ", x.getRank());
   SmallVector<int64_t> shape;
   for (int64_t i = 0; i < x.getRank(); ++i) {
     int64_t d = x.getDimSize(i), dim, gaps;

@@ -91,8 +91,7 @@ public:
     SmallVector<int64_t> kept(full.getShape());
     for (int64_t a : axes)
       kept[a] = 1;
-    Value r = keepdims ? reduced
-                       : reshape(reduced, type(reduced).clone(kept));
+    Value r = keepdims ? reduced : reshape(reduced, type(reduced).clone(kept));
     return broadcast(r, full.clone(type(reduced).getElementType()));
   }
 };
@@ -113,7 +112,7 @@ void noGrads(SmallVectorImpl<Value> &grads, unsigned n) {
 //===----------------------------------------------------------------------===//
 
 #define UNARY_VJP(OP, BODY)                                                    \
-  LogicalResult OP::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads, \
+  LogicalResult OP::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,  \
                              SmallVectorImpl<Value> &operandGrads) {           \
     noGrads(operandGrads, 1);                                                  \
     Value g = resultGrads[0];                                                  \
@@ -144,10 +143,9 @@ UNARY_VJP(ErfOp, G.mul(G.mul(g, ExpOp::create(G.b, G.neg(G.mul(x, x)))),
                        2.0 / std::sqrt(M_PI)))
 // d|x| = sign(x), 0 at 0 (as PyTorch).
 UNARY_VJP(AbsOp,
-          G.mul(g, G.sub(G.asFloat(GreaterOp::create(G.b, x, G.scalar(x, 0.0)),
-                                   x),
-                         G.asFloat(LessOp::create(G.b, x, G.scalar(x, 0.0)),
-                                   x))))
+          G.mul(g,
+                G.sub(G.asFloat(GreaterOp::create(G.b, x, G.scalar(x, 0.0)), x),
+                      G.asFloat(LessOp::create(G.b, x, G.scalar(x, 0.0)), x))))
 #undef UNARY_VJP
 
 LogicalResult GeluOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
@@ -160,7 +158,8 @@ LogicalResult GeluOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   Value half = G.scalar(x, 0.5), one = G.scalar(x, 1.0);
   Value d;
   if (getApproximation() == GeluApproximation::tanh) {
-    // u = k (x + c x^3), d = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3c x^2)
+    // u = k (x + c x^3), d = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3c
+    // x^2)
     double k = std::sqrt(2.0 / M_PI), c = 0.044715;
     Value x2 = G.mul(x, x);
     Value u = G.mul(G.add(x, G.mul(G.mul(x2, x), c)), k);
@@ -169,9 +168,10 @@ LogicalResult GeluOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
     d = G.add(G.mul(G.add(one, t), half),
               G.mul(G.mul(G.mul(x, half), G.sub(one, G.mul(t, t))), du));
   } else {
-    // Phi(x) + x phi(x) = 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi)
-    Value cdf = G.mul(G.add(one, ErfOp::create(G.b, G.mul(x, M_SQRT1_2))),
-                      half);
+    // Phi(x) + x phi(x) = 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2
+    // pi)
+    Value cdf =
+        G.mul(G.add(one, ErfOp::create(G.b, G.mul(x, M_SQRT1_2))), half);
     Value pdf = G.mul(ExpOp::create(G.b, G.mul(G.mul(x, x), -0.5)),
                       1.0 / std::sqrt(2.0 * M_PI));
     d = G.add(cdf, G.mul(x, pdf));
@@ -224,10 +224,9 @@ static LogicalResult binaryVJP(OpTy op, OpBuilder &builder,
 
 LogicalResult AddOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
                               SmallVectorImpl<Value> &operandGrads) {
-  return binaryVJP(*this, builder, resultGrads, operandGrads,
-                   [](Grad &G, Value g, Value, Value, Value) {
-                     return std::pair(g, g);
-                   });
+  return binaryVJP(
+      *this, builder, resultGrads, operandGrads,
+      [](Grad &G, Value g, Value, Value, Value) { return std::pair(g, g); });
 }
 
 LogicalResult SubOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
@@ -265,7 +264,8 @@ LogicalResult PowOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
         Value one = G.scalar(a, 1.0), zeroG = G.zerosLike(g);
         Value bFull = G.broadcast(b, G.type(g));
         Value aFull = G.broadcast(a, G.type(g));
-        Value da = G.mul(G.mul(g, bFull), PowOp::create(G.b, aFull, G.sub(bFull, one)));
+        Value da = G.mul(G.mul(g, bFull),
+                         PowOp::create(G.b, aFull, G.sub(bFull, one)));
         da = G.where(EqualOp::create(G.b, bFull, G.scalar(b, 0.0)), zeroG, da);
         Value db = G.mul(G.mul(g, y), LogOp::create(G.b, aFull));
         db = G.where(EqualOp::create(G.b, aFull, G.scalar(a, 0.0)), zeroG, db);
@@ -343,8 +343,8 @@ LogicalResult ReduceSumOp::buildVJP(OpBuilder &builder,
   if (!g || !isFloatValue(getX()))
     return success();
   Grad G(builder, getLoc());
-  operandGrads[0] = G.expandFrom(g, getReducedAxes(), getKeepdims(),
-                                 G.type(getX()));
+  operandGrads[0] =
+      G.expandFrom(g, getReducedAxes(), getKeepdims(), G.type(getX()));
   return success();
 }
 
@@ -359,9 +359,9 @@ LogicalResult ReduceMeanOp::buildVJP(OpBuilder &builder,
   int64_t count = 1;
   for (int64_t a : getReducedAxes())
     count *= G.type(getX()).getDimSize(a);
-  operandGrads[0] = G.mul(
-      G.expandFrom(g, getReducedAxes(), getKeepdims(), G.type(getX())),
-      1.0 / static_cast<double>(count));
+  operandGrads[0] =
+      G.mul(G.expandFrom(g, getReducedAxes(), getKeepdims(), G.type(getX())),
+            1.0 / static_cast<double>(count));
   return success();
 }
 
@@ -527,9 +527,9 @@ LogicalResult BatchNormTrainOp::buildVJP(OpBuilder &builder,
   return success();
 }
 
-LogicalResult BatchNormInferenceOp::buildVJP(
-    OpBuilder &builder, ArrayRef<Value> resultGrads,
-    SmallVectorImpl<Value> &operandGrads) {
+LogicalResult
+BatchNormInferenceOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
+                               SmallVectorImpl<Value> &operandGrads) {
   noGrads(operandGrads, 5);
   Value g = resultGrads[0], x = getX();
   if (!g)
@@ -689,10 +689,9 @@ LogicalResult SliceOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
     interior.push_back(stride - 1);
     high.push_back(xt.getDimSize(d) - end);
   }
-  operandGrads[0] = PadOp::create(G.b, xt, g, G.b.getDenseI64ArrayAttr(low),
-                                  G.b.getDenseI64ArrayAttr(high),
-                                  G.b.getF64FloatAttr(0.0),
-                                  G.b.getDenseI64ArrayAttr(interior));
+  operandGrads[0] = PadOp::create(
+      G.b, xt, g, G.b.getDenseI64ArrayAttr(low), G.b.getDenseI64ArrayAttr(high),
+      G.b.getF64FloatAttr(0.0), G.b.getDenseI64ArrayAttr(interior));
   return success();
 }
 
@@ -759,8 +758,8 @@ LogicalResult GatherOp::buildVJP(OpBuilder &builder,
   if (!g || !isFloatValue(getData()))
     return success();
   Grad G(builder, getLoc());
-  operandGrads[0] = ScatterAddOp::create(G.b, getData().getType(),
-                                         getIndices(), g, getAxis());
+  operandGrads[0] = ScatterAddOp::create(G.b, getData().getType(), getIndices(),
+                                         g, getAxis());
   return success();
 }
 
@@ -811,8 +810,8 @@ static LabelLossParts labelLossParts(Grad &G, Value g, Value scores,
     Value isIgnored = EqualOp::create(G.b, labels, ignore);
     p.valid = G.asFloat(NotOp::create(G.b, isIgnored), scores);
     auto zero = ConstantOp::create(
-        G.b, DenseElementsAttr::get(lt, G.b.getIntegerAttr(lt.getElementType(),
-                                                           0)));
+        G.b,
+        DenseElementsAttr::get(lt, G.b.getIntegerAttr(lt.getElementType(), 0)));
     safe = G.where(isIgnored, zero, labels);
   } else {
     p.valid = ConstantOp::create(
@@ -828,8 +827,7 @@ static LabelLossParts labelLossParts(Grad &G, Value g, Value scores,
   auto iotaType = RankedTensorType::get(iotaShape, lt.getElementType());
   Value iotaV = ConstantOp::create(
       G.b, DenseElementsAttr::get(
-               iotaType,
-               llvm::map_to_vector(iota, [&](int64_t v) -> Attribute {
+               iotaType, llvm::map_to_vector(iota, [&](int64_t v) -> Attribute {
                  return G.b.getIntegerAttr(lt.getElementType(), v);
                })));
   Value expanded = G.reshape(safe, lt.clone(labelShape));
@@ -857,63 +855,98 @@ static Value alongClasses(Grad &G, Value v, RankedTensorType scores,
   return G.broadcast(G.reshape(v, Grad::type(v).clone(shape)), scores);
 }
 
+/// The VJP of the class-label losses. With logp the log-probabilities
+/// (log_softmax of the logits for cross-entropy, the operand for NLL),
+/// per-position loss l_i = -(1-s) w_y logp_y - s/C sum_c w_c logp_c and the
+/// per-position upstream u_i (g_i, g, or g / W for mean with W = sum w_y):
+///   dL/dlogp_c = -u_i ((1-s) w_y [c = y] + s/C w_c)
+///   dL/dw_c    = sum_i u_i valid_i ((1-s)[y_i = c] (-logp_y) - s/C logp_c)
+///                - [mean] (g L / W) sum_i valid_i [y_i = c]
+/// and for cross-entropy dL/dz = dL/dlogp - softmax(z) sum_c dL/dlogp_c.
+static LogicalResult labelLossVJP(Operation *op, OpBuilder &builder, Value g,
+                                  Value scores, Value labels, Value weight,
+                                  int64_t classAxis, Reduction reduction,
+                                  std::optional<int64_t> ignoreIndex, double s,
+                                  bool fromLogits,
+                                  SmallVectorImpl<Value> &operandGrads) {
+  noGrads(operandGrads, op->getNumOperands());
+  if (!g)
+    return success();
+  Grad G(builder, op->getLoc());
+  auto st = Grad::type(scores);
+  int64_t axis = classAxis < 0 ? classAxis + st.getRank() : classAxis;
+  int64_t classes = st.getDimSize(axis);
+  LabelLossParts p = labelLossParts(G, g, scores, labels, weight, classAxis,
+                                    reduction, ignoreIndex);
+  Value logp =
+      fromLogits ? Value(LogSoftmaxOp::create(G.b, scores, axis)) : scores;
+  Value up = G.mul(p.upstream, p.valid);
+  Value upB = alongClasses(G, up, st, axis);
+  // Per-class weights at the scores' shape (1 without weights).
+  Value wk;
+  if (weight) {
+    SmallVector<int64_t> wShape(st.getRank(), 1);
+    wShape[axis] = classes;
+    wk = G.broadcast(G.reshape(weight, Grad::type(weight).clone(wShape)), st);
+  } else {
+    wk = G.broadcast(G.scalar(scores, 1.0), st);
+  }
+  Value wy = alongClasses(G, p.weightY, st, axis);
+  // dL/dlogp = -u ((1-s) w_y onehot + s/C w_k).
+  Value dlogp = G.mul(G.mul(wy, p.oneHot), 1.0 - s);
+  if (s != 0.0)
+    dlogp = G.add(dlogp, G.mul(wk, s / classes));
+  dlogp = G.neg(G.mul(dlogp, upB));
+  if (fromLogits) {
+    Value prob = SoftmaxOp::create(G.b, scores, axis);
+    Value total = G.broadcast(G.sum(dlogp, {axis}, true), st);
+    operandGrads[0] = G.sub(dlogp, G.mul(prob, total));
+  } else {
+    operandGrads[0] = dlogp;
+  }
+  if (weight) {
+    SmallVector<int64_t> others;
+    for (int64_t d = 0; d < st.getRank(); ++d)
+      if (d != axis)
+        others.push_back(d);
+    auto toClasses = [&](Value v) {
+      return G.reshape(G.sum(v, others, false), weight.getType());
+    };
+    Value nll = G.neg(G.sum(G.mul(logp, p.oneHot), {axis}, true));
+    Value term = G.mul(G.mul(p.oneHot, G.broadcast(nll, st)), 1.0 - s);
+    if (s != 0.0)
+      term = G.sub(term, G.mul(logp, s / classes));
+    Value dw = toClasses(G.mul(term, upB));
+    if (reduction == Reduction::mean) {
+      // The quotient rule on W = sum w_y: - g L / W * count_c.
+      Value count =
+          toClasses(G.mul(p.oneHot, alongClasses(G, p.valid, st, axis)));
+      Value w = G.sum(p.weightY, {}, false);
+      Value coef = G.div(G.mul(g, op->getResult(0)), w);
+      dw = G.sub(dw, G.mul(count, G.broadcast(coef, weight.getType())));
+    }
+    operandGrads[2] = dw;
+  }
+  return success();
+}
+
 LogicalResult CrossEntropyOp::buildVJP(OpBuilder &builder,
                                        ArrayRef<Value> resultGrads,
                                        SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, getNumOperands());
-  Value g = resultGrads[0], z = getLogits();
-  if (!g)
-    return success();
-  Grad G(builder, getLoc());
-  auto st = G.type(z);
-  int64_t axis = getClassAxis() < 0 ? getClassAxis() + st.getRank()
-                                    : static_cast<int64_t>(getClassAxis());
-  int64_t classes = st.getDimSize(axis);
-  double s = getLabelSmoothing().convertToDouble();
-  LabelLossParts p = labelLossParts(G, g, z, getLabels(), getWeight(),
-                                    getClassAxis(), getReduction(),
-                                    getIgnoreIndex());
-  Value prob = SoftmaxOp::create(G.b, z, axis);
-  // dloss/dz_k = (1-s) w_y (p_k - onehot_k) + s/C (W p_k - w_k), W = sum w.
-  Value wy = alongClasses(G, p.weightY, st, axis);
-  Value d = G.mul(G.mul(wy, G.sub(prob, p.oneHot)), 1.0 - s);
-  if (s != 0.0) {
-    Value valid = alongClasses(G, p.valid, st, axis);
-    Value wk, total;
-    if (getWeight()) {
-      SmallVector<int64_t> wShape(st.getRank(), 1);
-      wShape[axis] = classes;
-      wk = G.broadcast(G.reshape(getWeight(), G.type(getWeight()).clone(wShape)),
-                       st);
-      total = G.sum(getWeight(), {}, false);
-    } else {
-      wk = G.broadcast(G.scalar(z, 1.0), st);
-      total = G.scalar(z, static_cast<double>(classes));
-    }
-    Value smooth = G.sub(G.mul(prob, G.broadcast(total, st)), wk);
-    d = G.add(d, G.mul(G.mul(smooth, valid), s / classes));
-  }
-  operandGrads[0] = G.mul(d, alongClasses(G, p.upstream, st, axis));
-  return success();
+  return labelLossVJP(*this, builder, resultGrads[0], getLogits(), getLabels(),
+                      getWeight(), static_cast<int64_t>(getClassAxis()),
+                      getReduction(), getIgnoreIndex(),
+                      getLabelSmoothing().convertToDouble(),
+                      /*fromLogits=*/true, operandGrads);
 }
 
 LogicalResult NllLossOp::buildVJP(OpBuilder &builder,
                                   ArrayRef<Value> resultGrads,
                                   SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, getNumOperands());
-  Value g = resultGrads[0], lp = getLogProbs();
-  if (!g)
-    return success();
-  Grad G(builder, getLoc());
-  auto st = G.type(lp);
-  int64_t axis = getClassAxis() < 0 ? getClassAxis() + st.getRank()
-                                    : static_cast<int64_t>(getClassAxis());
-  LabelLossParts p = labelLossParts(G, g, lp, getLabels(), getWeight(),
-                                    getClassAxis(), getReduction(),
-                                    getIgnoreIndex());
-  Value scale = alongClasses(G, G.mul(p.weightY, p.upstream), st, axis);
-  operandGrads[0] = G.neg(G.mul(p.oneHot, scale));
-  return success();
+  return labelLossVJP(
+      *this, builder, resultGrads[0], getLogProbs(), getLabels(), getWeight(),
+      static_cast<int64_t>(getClassAxis()), getReduction(), getIgnoreIndex(),
+      /*s=*/0.0, /*fromLogits=*/false, operandGrads);
 }
 
 LogicalResult MseLossOp::buildVJP(OpBuilder &builder,
@@ -928,8 +961,8 @@ LogicalResult MseLossOp::buildVJP(OpBuilder &builder,
   double factor = 2.0;
   if (getReduction() == Reduction::mean)
     factor /= static_cast<double>(std::max<int64_t>(t.getNumElements(), 1));
-  Value d = G.mul(G.mul(G.sub(getInput(), getTarget()), factor),
-                  G.broadcast(g, t));
+  Value d =
+      G.mul(G.mul(G.sub(getInput(), getTarget()), factor), G.broadcast(g, t));
   operandGrads[0] = d;
   operandGrads[1] = G.neg(d);
   return success();

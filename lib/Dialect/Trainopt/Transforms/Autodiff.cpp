@@ -44,9 +44,9 @@ static bool isSelected(func::FuncOp func, unsigned i, GradientArguments wrt) {
   return param && param.getTrainable();
 }
 
-FailureOr<func::FuncOp>
-mlir::trainopt::differentiate(func::FuncOp func, unsigned lossIndex,
-                              GradientArguments wrt) {
+FailureOr<func::FuncOp> mlir::trainopt::differentiate(func::FuncOp func,
+                                                      unsigned lossIndex,
+                                                      GradientArguments wrt) {
   Block &body = func.getBody().front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   Value loss = ret.getOperand(lossIndex);
@@ -62,7 +62,8 @@ mlir::trainopt::differentiate(func::FuncOp func, unsigned lossIndex,
   builder.setInsertionPointAfter(func);
   auto grad = cast<func::FuncOp>(builder.clone(*func));
   grad.setSymName((func.getSymName() + "_grad").str());
-  SymbolTable::setSymbolVisibility(grad, SymbolTable::getSymbolVisibility(func));
+  SymbolTable::setSymbolVisibility(grad,
+                                   SymbolTable::getSymbolVisibility(func));
   if (auto module = func->getParentOfType<ModuleOp>()) {
     SymbolTable table(module);
     if (table.lookup(grad.getSymName()) != grad.getOperation()) {
@@ -112,9 +113,8 @@ mlir::trainopt::differentiate(func::FuncOp func, unsigned lossIndex,
   };
   cotangent[loss] = ConstantOp::create(
       builder, loss.getLoc(),
-      DenseElementsAttr::get(lossType,
-                             builder.getFloatAttr(lossType.getElementType(),
-                                                  1.0)));
+      DenseElementsAttr::get(
+          lossType, builder.getFloatAttr(lossType.getElementType(), 1.0)));
   SmallVector<Operation *> ops;
   for (Operation &op : gbody.without_terminator())
     ops.push_back(&op);
@@ -173,13 +173,14 @@ mlir::trainopt::differentiate(func::FuncOp func, unsigned lossIndex,
     Attribute of = grad.getArgAttr(i, TrainoptDialect::kParamAttrName);
     if (!of)
       of = builder.getI64IntegerAttr(i);
-    resultAttrs.push_back(
-        builder.getDictionaryAttr(builder.getNamedAttr(TrainoptDialect::kGradOfAttrName, of)));
+    resultAttrs.push_back(builder.getDictionaryAttr(
+        builder.getNamedAttr(TrainoptDialect::kGradOfAttrName, of)));
   }
   func::ReturnOp::create(builder, gret.getLoc(), results);
   gret.erase();
-  grad.setType(builder.getFunctionType(
-      grad.getArgumentTypes(), llvm::to_vector(ValueRange(results).getTypes())));
+  grad.setType(
+      builder.getFunctionType(grad.getArgumentTypes(),
+                              llvm::to_vector(ValueRange(results).getTypes())));
   grad.setAllResultAttrs(resultAttrs);
   // Forward values that no longer reach a result are dead; users come
   // after their operands, so one reverse pass removes whole chains.

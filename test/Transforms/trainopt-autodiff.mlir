@@ -1,0 +1,73 @@
+// RUN: trainopt-opt %s -split-input-file -trainopt-autodiff -verify-diagnostics | FileCheck %s
+
+// The gradient function: same arguments, the loss, then one gradient per
+// trainable parameter; frozen parameters and data inputs get none.
+trainopt.parameter @w trainable : tensor<3x4xf32>
+trainopt.parameter @b frozen : tensor<3xf32>
+// CHECK-LABEL: func.func @forward_grad
+// CHECK-SAME: (%[[W:.*]]: tensor<3x4xf32> {trainopt.param = @w}, %{{.*}}: tensor<3xf32> {trainopt.param = @b}, %[[X:.*]]: tensor<5x4xf32> {trainopt.input = "x"}, %{{.*}}: tensor<5xi64>)
+// CHECK-SAME: -> (tensor<f32>, tensor<3x4xf32> {trainopt.grad_of = @w})
+// CHECK: %[[LOSS:.*]] = trainopt.cross_entropy
+// CHECK: %[[DW:.*]] = trainopt.matmul %{{.*}}, %[[X]] {transpose_lhs = true} : (tensor<5x3xf32>, tensor<5x4xf32>) -> tensor<3x4xf32>
+// CHECK: return %[[LOSS]], %[[DW]]
+func.func @forward(%w: tensor<3x4xf32> {trainopt.param = @w}, %b: tensor<3xf32> {trainopt.param = @b},
+                   %x: tensor<5x4xf32> {trainopt.input = "x"}, %y: tensor<5xi64>)
+    -> (tensor<f32> {trainopt.output = "loss"}, tensor<5x3xf32>) {
+  %0 = trainopt.matmul %x, %w {transpose_rhs = true} : (tensor<5x4xf32>, tensor<3x4xf32>) -> tensor<5x3xf32>
+  %1 = trainopt.add %0, %b : (tensor<5x3xf32>, tensor<3xf32>) -> tensor<5x3xf32>
+  %l = trainopt.cross_entropy %1, %y {reduction = #trainopt<reduction mean>} : (tensor<5x3xf32>, tensor<5xi64>) -> tensor<f32>
+  return %l, %1 : tensor<f32>, tensor<5x3xf32>
+}
+
+// -----
+
+// Fan-out: a parameter used twice gets the sum of both cotangents; the
+// integer path (argmax) carries none.
+trainopt.parameter @w trainable : tensor<4xf32>
+// CHECK-LABEL: func.func @forward_grad
+// CHECK: %[[A:.*]] = trainopt.mul
+// CHECK: %[[B:.*]] = trainopt.mul
+// CHECK: %[[SUM:.*]] = trainopt.add %{{.*}}, %{{.*}} : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+// CHECK-NOT: trainopt.argmax
+// CHECK: return %{{.*}}, %[[SUM]] : tensor<f32>, tensor<4xf32>
+func.func @forward(%w: tensor<4xf32> {trainopt.param = @w}) -> (tensor<f32>, tensor<i64>) {
+  %sq = trainopt.mul %w, %w : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  %l = trainopt.reduce_sum %sq : (tensor<4xf32>) -> tensor<f32>
+  %i = trainopt.argmax %w {axis = 0 : i64} : (tensor<4xf32>) -> tensor<i64>
+  return %l, %i : tensor<f32>, tensor<i64>
+}
+
+// -----
+
+// A parameter without a path to the loss gets a zero gradient.
+trainopt.parameter @used trainable : tensor<2xf32>
+trainopt.parameter @unused trainable : tensor<3xf32>
+// CHECK-LABEL: func.func @forward_grad
+// CHECK: %[[Z:.*]] = trainopt.constant dense<0.000000e+00> : tensor<3xf32>
+// CHECK: return %{{.*}}, %{{.*}}, %[[Z]] : tensor<f32>, tensor<2xf32>, tensor<3xf32>
+func.func @forward(%a: tensor<2xf32> {trainopt.param = @used}, %b: tensor<3xf32> {trainopt.param = @unused}) -> tensor<f32> {
+  %l = trainopt.reduce_sum %a : (tensor<2xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// Every op without a VJP on the path to the loss is reported at once.
+trainopt.parameter @w trainable : tensor<4xf32>
+// expected-error @+1 {{cannot differentiate @forward: 2 ops have no VJP}}
+func.func @forward(%w: tensor<4xf32> {trainopt.param = @w}) -> tensor<f32> {
+  // expected-note @+1 {{'trainopt.floor' has no VJP}}
+  %f = trainopt.floor %w : tensor<4xf32>
+  // expected-note @+1 {{'trainopt.ceil' has no VJP}}
+  %c = trainopt.ceil %w : tensor<4xf32>
+  %s = trainopt.add %f, %c : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  %l = trainopt.reduce_sum %s : (tensor<4xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// expected-error @+1 {{trainopt-autodiff: no 0-d floating-point result to use as the loss}}
+func.func @forward(%w: tensor<4xf32>) -> tensor<4xf32> {
+  return %w : tensor<4xf32>
+}
