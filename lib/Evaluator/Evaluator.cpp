@@ -317,11 +317,13 @@ LogicalResult Interpreter::convGrad(Operation *op, bool wrtInput) {
   const HostTensor &dy = get(rhs);
   const HostTensor *x = wrtInput ? nullptr : &get(lhs);
   const HostTensor *w = wrtInput ? &get(lhs) : nullptr;
-  SmallVector<int64_t> xShape = wrtInput ? result.shape : x->shape;
-  SmallVector<int64_t> wShape = wrtInput ? w->shape : result.shape;
+  ArrayRef<int64_t> xShape = wrtInput ? ArrayRef<int64_t>(result.shape)
+                                      : ArrayRef<int64_t>(x->shape);
+  ArrayRef<int64_t> wShape = wrtInput ? ArrayRef<int64_t>(w->shape)
+                                      : ArrayRef<int64_t>(result.shape);
   int64_t n = xShape.size() - 2;
   int64_t cinPerGroup = wShape[1], coutPerGroup = wShape[0] / groups;
-  ArrayRef<int64_t> kernel = ArrayRef<int64_t>(wShape).drop_front(2);
+  ArrayRef<int64_t> kernel = wShape.drop_front(2);
   int64_t kernelSize = 1;
   for (int64_t k : kernel)
     kernelSize *= k;
