@@ -55,4 +55,58 @@ def TrainoptAutodiff : Pass<"trainopt-autodiff", "ModuleOp"> {
   ];
 }
 
+def TrainoptAttachLoss : Pass<"trainopt-attach-loss", "ModuleOp"> {
+  let summary = "Makes the function return a scalar training loss";
+  let description = [{
+    Ensures that `func` returns a loss, as a result named `loss`
+    (`trainopt.output = "loss"`):
+
+    - If the model computes its own loss (a result produced by
+      `trainopt.cross_entropy`, `trainopt.nll_loss` or `trainopt.mse_loss`
+      with a `mean` or `sum` reduction, e.g. an ONNX
+      `SoftmaxCrossEntropyLoss`), that result is named `loss`, and `loss`
+      must be empty.
+    - Otherwise `loss` (`cross_entropy`, `nll` or `mse`) is applied to the
+      output `loss-input` (default: the only output) and a new argument for
+      the labels, named by `labels` (`trainopt.input`). Cross-entropy and NLL
+      take integer labels of the output's shape without the class axis
+      (`class-axis`, 1 as in PyTorch and ONNX, -1 for `[B, T, V]` token
+      logits); MSE takes targets of the output's type.
+
+    It fails, naming the option, when the model has no loss and none is
+    requested, when both are, or when an option does not fit the model.
+
+    Before (`loss=cross_entropy`):
+    ```mlir
+    func.func @forward(%x: tensor<8x784xf32>) -> (tensor<8x10xf32> {trainopt.output = "logits"})
+    ```
+    After:
+    ```mlir
+    func.func @forward(%x: tensor<8x784xf32>, %labels: tensor<8xi64> {trainopt.input = "labels"})
+        -> (tensor<8x10xf32> {trainopt.output = "logits"}, tensor<f32> {trainopt.output = "loss"})
+    ```
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The function to attach the loss to">,
+    Option<"loss", "loss", "std::string", /*default=*/"\"\"",
+           "The loss to attach: cross_entropy, nll or mse (empty: use the "
+           "model's own loss)">,
+    Option<"labels", "labels", "std::string", /*default=*/"\"labels\"",
+           "The name of the new labels argument">,
+    Option<"lossInput", "loss-input", "std::string", /*default=*/"\"\"",
+           "The output the loss applies to (default: the only output)">,
+    Option<"classAxis", "class-axis", "int64_t", /*default=*/"1",
+           "The class axis of the scores (1 or -1)">,
+    Option<"reduction", "loss-reduction", "std::string", /*default=*/"\"mean\"",
+           "How the loss reduces: mean or sum">,
+    Option<"labelSmoothing", "label-smoothing", "double", /*default=*/"0.0",
+           "Label smoothing of cross_entropy, in [0, 1]">,
+    Option<"ignoreIndex", "ignore-index", "int64_t",
+           /*default=*/"std::numeric_limits<int64_t>::min()",
+           "Labels equal to this value do not count (cross_entropy, nll; "
+           "default: none)">,
+  ];
+}
+
 #endif // TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_PASSES_TD
