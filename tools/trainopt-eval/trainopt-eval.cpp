@@ -57,6 +57,13 @@ static cl::opt<double> tolerance(
     "tolerance",
     cl::desc("--gradcheck passes when |AD - FD| <= tolerance * max(1, |FD|)"),
     cl::init(1e-6), cl::cat(category));
+static cl::opt<unsigned> repeat(
+    "repeat",
+    cl::desc("Run the function this many times, feeding each result tagged "
+             "trainopt.updates back into its argument (a training loop); "
+             "inputs NAME.K override NAME for run K, named outputs are "
+             "written as NAME.K"),
+    cl::init(1), cl::cat(category));
 static cl::opt<unsigned> seed("seed", cl::desc("Seed of the random inputs"),
                               cl::init(0), cl::cat(category));
 
@@ -185,10 +192,10 @@ int main(int argc, char **argv) {
       given[name] = std::move(tensor);
   }
 
-  SmallVector<trainopt::HostTensor> args;
-  SmallVector<std::string> missing;
-  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-    auto type = cast<RankedTensorType>(func.getArgument(i).getType());
+  // Resolves argument i from the archive: `<name>.<run>` first (per-run
+  // data under --repeat), then `<name>`; parameters default to their
+  // initial values and training state (optimizer slots, step) to zeros.
+  auto argNames = [&](unsigned i) {
     SmallVector<std::string> names{"arg" + std::to_string(i)};
     if (auto name = func.getArgAttrOfType<StringAttr>(
             i, trainopt::TrainoptDialect::kInputAttrName))
@@ -196,51 +203,100 @@ int main(int argc, char **argv) {
     if (auto ref = func.getArgAttrOfType<FlatSymbolRefAttr>(
             i, trainopt::TrainoptDialect::kParamAttrName))
       names.insert(names.begin(), ref.getValue().str());
-    trainopt::HostTensor *found = nullptr;
-    for (const std::string &n : names)
-      if (given.count(n)) {
-        found = &given[n];
-        break;
-      }
-    if (!found) {
-      if (std::optional<trainopt::HostTensor> init =
-              trainopt::parameterInitialValue(func, i)) {
-        args.push_back(std::move(*init));
-        continue;
-      }
-      missing.push_back(names.front());
-      args.push_back(trainopt::HostTensor::zeros(type));
-      continue;
+    return names;
+  };
+  auto convert =
+      [&](const trainopt::HostTensor &from, RankedTensorType type,
+          const std::string &name) -> std::optional<trainopt::HostTensor> {
+    if (ArrayRef<int64_t>(from.shape) != type.getShape()) {
+      (void)error("argument '" + name + "' has a different shape than " +
+                  "declared in the function");
+      return std::nullopt;
     }
-    // Convert the array to the argument's element type (integers to floats
-    // and back are exact for the values tests use).
-    if (ArrayRef<int64_t>(found->shape) != type.getShape())
-      return error("argument '" + names.front() + "' expects shape of " +
-                   Twine(trainopt::HostTensor::zeros(type).numElements()) +
-                   " elements as declared, got a different shape");
     trainopt::HostTensor t = trainopt::HostTensor::zeros(type);
     for (int64_t k = 0, e = t.numElements(); k < e; ++k) {
-      if (found->isFloat())
-        t.set(k, found->floats[k]);
+      if (from.isFloat())
+        t.set(k, from.floats[k]);
       else
-        t.setInt(k, found->ints[k]);
+        t.setInt(k, from.ints[k]);
     }
-    args.push_back(std::move(t));
+    return t;
+  };
+  SmallVector<trainopt::HostTensor> args;
+  SmallVector<std::string> missing;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    auto type = cast<RankedTensorType>(func.getArgument(i).getType());
+    SmallVector<std::string> names = argNames(i);
+    trainopt::HostTensor *found = nullptr;
+    for (const std::string &n : names)
+      if (!found && given.count(n))
+        found = &given[n];
+    for (const std::string &n : names)
+      if (!found && given.count(n + ".0"))
+        found = &given[n + ".0"];
+    if (found) {
+      std::optional<trainopt::HostTensor> t =
+          convert(*found, type, names.front());
+      if (!t)
+        return 1;
+      args.push_back(std::move(*t));
+      continue;
+    }
+    if (std::optional<trainopt::HostTensor> init =
+            trainopt::parameterInitialValue(func, i)) {
+      args.push_back(std::move(*init));
+      continue;
+    }
+    args.push_back(trainopt::HostTensor::zeros(type));
+    if (!func.getArgAttr(i, trainopt::TrainoptDialect::kStateAttrName))
+      missing.push_back(names.front());
   }
   if (!missing.empty())
     return error("missing arguments: " + join(missing, ", "));
 
-  FailureOr<SmallVector<trainopt::HostTensor>> results =
-      trainopt::evaluateFunction(func, args);
-  if (failed(results))
-    return 1;
+  // Runs the function --repeat times; results tagged trainopt.updates feed
+  // the arguments they replace, as the runtime's training loop does.
   std::vector<std::pair<std::string, trainopt::HostTensor>> out;
+  FailureOr<SmallVector<trainopt::HostTensor>> results;
+  for (unsigned run = 0; run < repeat; ++run) {
+    if (run > 0)
+      for (unsigned i = 0; i < func.getNumArguments(); ++i)
+        for (const std::string &n : argNames(i)) {
+          auto it = given.find(n + "." + std::to_string(run));
+          if (it == given.end())
+            continue;
+          std::optional<trainopt::HostTensor> t =
+              convert(it->second,
+                      cast<RankedTensorType>(func.getArgument(i).getType()), n);
+          if (!t)
+            return 1;
+          args[i] = std::move(*t);
+          break;
+        }
+    results = trainopt::evaluateFunction(func, args);
+    if (failed(results))
+      return 1;
+    for (auto [i, t] : llvm::enumerate(*results)) {
+      if (auto replaces = func.getResultAttrOfType<IntegerAttr>(
+              i, trainopt::TrainoptDialect::kUpdatesAttrName))
+        args[replaces.getInt()] = t;
+      if (repeat > 1)
+        if (auto name = func.getResultAttrOfType<StringAttr>(
+                i, trainopt::TrainoptDialect::kOutputAttrName))
+          out.push_back({name.str() + "." + std::to_string(run), t});
+    }
+  }
   for (auto [i, t] : llvm::enumerate(*results)) {
     out.push_back({"result" + std::to_string(i), t});
     if (auto name = func.getResultAttrOfType<StringAttr>(
             i, trainopt::TrainoptDialect::kOutputAttrName))
       out.push_back({name.str(), t});
   }
+  // The final value of every parameter, under its symbol name.
+  for (unsigned i = 0; i < func.getNumArguments(); ++i)
+    if (auto ref = func.getArgAttrOfType<FlatSymbolRefAttr>(
+            i, trainopt::TrainoptDialect::kParamAttrName))
+      out.push_back({"final." + ref.getValue().str(), args[i]});
   if (Error e = trainopt::writeNpz(outputPath, out))
     return error(toString(std::move(e)));
   return 0;

@@ -50,6 +50,18 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
                                                         unsigned argIndex,
                                                         NamedAttribute attr) {
   auto func = dyn_cast<FunctionOpInterface>(op);
+  if (attr.getName() == kStateAttrName) {
+    if (!isa<StringAttr>(attr.getValue()))
+      return op->emitError() << "'" << kStateAttrName << "' on argument "
+                             << argIndex << " must be a string";
+    return success();
+  }
+  if (attr.getName() == kStateOfAttrName) {
+    if (!isa<FlatSymbolRefAttr>(attr.getValue()))
+      return op->emitError() << "'" << kStateOfAttrName << "' on argument "
+                             << argIndex << " must be a parameter symbol";
+    return success();
+  }
   if (attr.getName() == kInputAttrName) {
     if (!isa<StringAttr>(attr.getValue()))
       return op->emitError()
@@ -94,6 +106,12 @@ LogicalResult TrainoptDialect::verifyRegionResultAttribute(
              << " must be a parameter symbol or an argument "
                 "index, got "
              << attr.getValue();
+    return success();
+  }
+  if (attr.getName() == kUpdatesAttrName) {
+    if (!isa<IntegerAttr>(attr.getValue()))
+      return op->emitError() << "'" << kUpdatesAttrName << "' on result "
+                             << resultIndex << " must be an argument index";
     return success();
   }
   if (attr.getName() != kOutputAttrName)

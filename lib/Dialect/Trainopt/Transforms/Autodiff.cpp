@@ -46,7 +46,8 @@ static bool isSelected(func::FuncOp func, unsigned i, GradientArguments wrt) {
 
 FailureOr<func::FuncOp> mlir::trainopt::differentiate(func::FuncOp func,
                                                       unsigned lossIndex,
-                                                      GradientArguments wrt) {
+                                                      GradientArguments wrt,
+                                                      bool keepResults) {
   Block &body = func.getBody().front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   Value loss = ret.getOperand(lossIndex);
@@ -156,8 +157,18 @@ FailureOr<func::FuncOp> mlir::trainopt::differentiate(func::FuncOp func,
   }
 
   // Results: the loss, then one gradient per selected argument.
-  SmallVector<Value> results{loss};
-  SmallVector<Attribute> resultAttrs{builder.getDictionaryAttr({})};
+  SmallVector<Value> results;
+  SmallVector<Attribute> resultAttrs;
+  if (keepResults) {
+    for (auto [i, v] : llvm::enumerate(gret.getOperands())) {
+      results.push_back(v);
+      DictionaryAttr attrs = grad.getResultAttrDict(i);
+      resultAttrs.push_back(attrs ? attrs : builder.getDictionaryAttr({}));
+    }
+  } else {
+    results.push_back(loss);
+    resultAttrs.push_back(builder.getDictionaryAttr({}));
+  }
   for (unsigned i : selected) {
     Value arg = gbody.getArgument(i);
     auto it = cotangent.find(arg);

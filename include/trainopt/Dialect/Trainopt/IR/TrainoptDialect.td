@@ -53,6 +53,13 @@ def Trainopt_Dialect : Dialect {
     /// Result attribute of a gradient: the parameter symbol or the argument
     /// index it is the gradient of.
     static constexpr ::llvm::StringLiteral kGradOfAttrName = "trainopt.grad_of";
+    /// Argument attribute of training state: "step" or an optimizer slot
+    /// ("momentum_buffer", "exp_avg", "exp_avg_sq", "sum", "square_avg").
+    static constexpr ::llvm::StringLiteral kStateAttrName = "trainopt.state";
+    /// Argument attribute: the parameter an optimizer slot belongs to.
+    static constexpr ::llvm::StringLiteral kStateOfAttrName = "trainopt.state_of";
+    /// Result attribute: the argument index this result replaces in place.
+    static constexpr ::llvm::StringLiteral kUpdatesAttrName = "trainopt.updates";
   }];
 }
 

@@ -20,11 +20,13 @@ namespace mlir::trainopt {
 /// Which arguments `differentiate` produces gradients for.
 enum class GradientArguments { Trainable, Float };
 
-/// Adds `@<func>_grad` returning the loss (result `lossIndex` of `func`)
-/// and the gradients with respect to the selected arguments. Reports every
-/// op without a VJP in one error and fails.
+/// Adds `@<func>_grad` returning the loss (result `lossIndex` of `func`),
+/// or with `keepResults` every result of `func`, followed by the gradients
+/// with respect to the selected arguments. Reports every op without a VJP
+/// in one error and fails.
 FailureOr<func::FuncOp> differentiate(func::FuncOp func, unsigned lossIndex,
-                                      GradientArguments wrt);
+                                      GradientArguments wrt,
+                                      bool keepResults = false);
 
 #define GEN_PASS_REGISTRATION
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h.inc"

@@ -109,4 +109,91 @@ def TrainoptAttachLoss : Pass<"trainopt-attach-loss", "ModuleOp"> {
   ];
 }
 
+def TrainoptBuildTrainStep : Pass<"trainopt-build-train-step", "ModuleOp"> {
+  let summary = "Builds @train_step and @eval_step from a function with a loss";
+  let description = [{
+    From `func` (whose result named `loss` is the training loss, see
+    `trainopt-attach-loss`) builds:
+
+    - `@train_step(params..., model state..., optimizer state..., step,
+      inputs..., labels...) -> (params'..., model state'..., optimizer
+      state'..., step', loss, grad_norm, lr)`: the forward pass in training
+      mode, the gradients (`trainopt-autodiff`), gradient clipping, the
+      learning rate of the schedule at `step`, and the optimizer update, with
+      PyTorch's semantics and defaults. Every updated value is a result
+      tagged `trainopt.updates = N`, the argument it replaces (the runtime
+      updates those buffers in place).
+    - `@eval_step(params..., model state..., inputs..., labels...) ->
+      (outputs..., loss)`: the forward pass in inference mode.
+
+    Training mode: `batch_norm_inference` over frozen statistics becomes
+    `batch_norm_train` whose updated running statistics are model state
+    (PyTorch momentum `bn-momentum`, unbiased running variance), and every
+    `dropout` draws from `seed(step)` so masks change every step. Inference
+    mode: BatchNorm uses the running statistics, dropout is the identity.
+
+    Optimizers: `sgd` (momentum, dampening, nesterov, weight decay), `adam`,
+    `adamw`, `adagrad`, `rmsprop`, `lamb`. Schedules: `constant`, `step`,
+    `multistep`, `exponential`, `cosine` (with `warmup-steps`),
+    `linear-warmup`, `one-cycle`. Options that do not apply to the chosen
+    optimizer or schedule are errors that name them.
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The function with a `loss` result">,
+    Option<"optimizer", "optimizer", "std::string", /*default=*/"\"sgd\"",
+           "sgd, adam, adamw, adagrad, rmsprop or lamb">,
+    Option<"lr", "lr", "double", /*default=*/"1e-3", "Learning rate">,
+    Option<"momentum", "momentum", "double", /*default=*/"0.0",
+           "Momentum (sgd, rmsprop)">,
+    Option<"dampening", "dampening", "double", /*default=*/"0.0",
+           "Dampening of the momentum (sgd)">,
+    Option<"nesterov", "nesterov", "bool", /*default=*/"false",
+           "Nesterov momentum (sgd)">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"-1.0",
+           "Weight decay (default: 0, and 1e-2 for adamw as PyTorch)">,
+    Option<"beta1", "beta1", "double", /*default=*/"0.9",
+           "First-moment decay (adam, adamw, lamb)">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.999",
+           "Second-moment decay (adam, adamw, lamb)">,
+    Option<"eps", "eps", "double", /*default=*/"-1.0",
+           "Denominator term (default: 1e-8; adagrad 1e-10, lamb 1e-6)">,
+    Option<"alpha", "alpha", "double", /*default=*/"0.99",
+           "Smoothing constant (rmsprop)">,
+    Option<"lrDecay", "lr-decay", "double", /*default=*/"0.0",
+           "Learning-rate decay (adagrad)">,
+    Option<"schedule", "lr-schedule", "std::string",
+           /*default=*/"\"constant\"",
+           "constant, step, multistep, exponential, cosine, linear-warmup "
+           "or one-cycle">,
+    Option<"warmupSteps", "warmup-steps", "int64_t", /*default=*/"0",
+           "Linear warmup steps (cosine, linear-warmup)">,
+    Option<"totalSteps", "total-steps", "int64_t", /*default=*/"0",
+           "Steps of the whole run (cosine, one-cycle)">,
+    Option<"stepSize", "step-size", "int64_t", /*default=*/"0",
+           "Steps between decays (step)">,
+    Option<"gamma", "gamma", "double", /*default=*/"0.1",
+           "Decay factor (step, multistep, exponential)">,
+    ListOption<"milestones", "milestones", "int64_t",
+               "Steps at which the rate decays (multistep)">,
+    Option<"minLr", "min-lr", "double", /*default=*/"0.0",
+           "Final learning rate (cosine)">,
+    Option<"pctStart", "pct-start", "double", /*default=*/"0.3",
+           "Fraction of the run spent increasing the rate (one-cycle)">,
+    Option<"divFactor", "div-factor", "double", /*default=*/"25.0",
+           "Initial rate is lr / div-factor (one-cycle)">,
+    Option<"finalDivFactor", "final-div-factor", "double",
+           /*default=*/"1e4",
+           "Final rate is the initial rate / final-div-factor (one-cycle)">,
+    Option<"clipGradNorm", "clip-grad-norm", "double", /*default=*/"0.0",
+           "Scale gradients so their global L2 norm is at most this (0: off)">,
+    Option<"clipGradValue", "clip-grad-value", "double", /*default=*/"0.0",
+           "Clamp every gradient element to [-v, v] (0: off)">,
+    ListOption<"noWeightDecay", "no-weight-decay", "std::string",
+               "Glob patterns of parameters without weight decay">,
+    Option<"bnMomentum", "bn-momentum", "double", /*default=*/"0.1",
+           "BatchNorm running-statistics momentum, PyTorch convention">,
+  ];
+}
+
 #endif // TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_PASSES_TD
