@@ -291,6 +291,9 @@ int main(int argc, char **argv) {
     if (auto name = func.getResultAttrOfType<StringAttr>(
             i, trainopt::TrainoptDialect::kOutputAttrName))
       out.push_back({name.str(), t});
+    if (auto of = func.getResultAttrOfType<FlatSymbolRefAttr>(
+            i, trainopt::TrainoptDialect::kGradOfAttrName))
+      out.push_back({"grad." + of.getValue().str(), t});
   }
   // The final value of every parameter, under its symbol name.
   for (unsigned i = 0; i < func.getNumArguments(); ++i)
