@@ -70,6 +70,11 @@ CONFIGS = [
      lambda p: torch.optim.SGD(p, lr=0.1), None),
     ("sgd-clip-value", "optimizer=sgd lr=0.1 clip-grad-value=0.05",
      lambda p: torch.optim.SGD(p, lr=0.1), None),
+    ("sgd-momentum-accum2", "optimizer=sgd lr=0.1 momentum=0.9 grad-accum=2",
+     lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), None),
+    ("adam-cosine-accum3", "optimizer=adam lr=0.01 grad-accum=3 lr-schedule=cosine total-steps=4",
+     lambda p: torch.optim.Adam(p, lr=0.01),
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=4)),
 ]
 
 
@@ -158,15 +163,21 @@ def main():
             opt = make_opt(model.parameters())
             sched = make_sched(opt) if make_sched else None
             worst_loss = 0.0
+            accum = int(flags.split("grad-accum=")[1].split()[0]) if "grad-accum=" in flags else 1
+            opt.zero_grad()
             for k in range(args.steps):
-                opt.zero_grad()
                 loss = F.cross_entropy(model(torch.from_numpy(xs[k])), torch.from_numpy(ys[k]))
-                loss.backward()
+                (loss / accum).backward()
+                if (k + 1) % accum:
+                    ours = float(got[f"loss.{k}"])
+                    worst_loss = max(worst_loss, abs(ours - loss.item()) / max(abs(loss.item()), 1e-12))
+                    continue
                 if "clip-grad-norm" in flags:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
                 if "clip-grad-value" in flags:
                     torch.nn.utils.clip_grad_value_(model.parameters(), 0.05)
                 opt.step()
+                opt.zero_grad()
                 if sched:
                     sched.step()
                 ours = float(got[f"loss.{k}"])

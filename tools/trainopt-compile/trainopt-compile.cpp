@@ -101,6 +101,7 @@ static std::vector<PassFlag> &trainingFlags() {
         "Comma-separated globs of parameters "
         "without weight decay");
     add(step, "bn-momentum", "BatchNorm momentum (PyTorch convention)");
+    add(step, "grad-accum", "Micro-batches per optimizer update");
     return f;
   }();
   return flags;

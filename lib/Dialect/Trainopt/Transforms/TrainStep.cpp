@@ -145,6 +145,8 @@ LogicalResult TrainoptBuildTrainStepPass::validate(Operation *anchor) {
     return bad("eps", "does not apply to --optimizer=sgd");
   if (weightDecay.hasValue() && weightDecay < 0.0)
     return bad("weight-decay", "must be >= 0");
+  if (gradAccum < 1)
+    return bad("grad-accum", "must be >= 1");
   if (clipGradNorm < 0.0 || clipGradValue < 0.0)
     return bad(clipGradNorm < 0.0 ? "clip-grad-norm" : "clip-grad-value",
                "must be >= 0");
@@ -406,6 +408,9 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
     argAttrs.push_back(forward.getArgAttrDict(i));
   }
   SmallVector<StringRef> slotNames = slots();
+  unsigned accumSlot = slotNames.size();
+  if (gradAccum > 1)
+    slotNames.push_back("grad_accum");
   // slotIndex[t][k]: the argument of slot k of trainable parameter t.
   SmallVector<SmallVector<unsigned>> slotIndex(trainable.size());
   for (auto [t, i] : llvm::enumerate(trainable)) {
@@ -452,6 +457,24 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
   for (unsigned t = 0; t < trainable.size(); ++t)
     grads.push_back(call.getResult(numTrainResults + t));
 
+  // Gradient accumulation: the optimizer sees the average of K micro-batch
+  // gradients, on every K-th call; `optStep` counts optimizer updates.
+  Value optStep = stepValue, apply, stepPlusOne;
+  SmallVector<Value> accumulated;
+  if (gradAccum > 1) {
+    Value k = m.c(stepValue, static_cast<double>(gradAccum));
+    stepPlusOne = m.add(stepValue, m.c(stepValue, 1.0));
+    optStep = m.div(stepValue, k);
+    apply = EqualOp::create(b, m.loc,
+                            m.sub(stepPlusOne, m.mul(m.div(stepPlusOne, k), k)),
+                            m.c(stepValue, 0.0));
+    for (auto [t, g] : llvm::enumerate(grads)) {
+      Value acc = m.add(body->getArgument(slotIndex[t][accumSlot]), g);
+      accumulated.push_back(acc);
+      g = m.mul(acc, 1.0 / static_cast<double>(gradAccum));
+    }
+  }
+
   // Global gradient norm (before clipping, as PyTorch's clip_grad_norm_
   // returns it), clipping.
   Value normSq = m.c(elt, 0.0);
@@ -468,7 +491,7 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
     for (Value &g : grads)
       g = m.mul(g, m.cast(coef, getElementTypeOrSelf(g)));
   }
-  Value lrValue = learningRate(m, stepValue, elt);
+  Value lrValue = learningRate(m, optStep, elt);
 
   // The update, per trainable parameter.
   SmallVector<Value> results;
@@ -478,9 +501,9 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
     resultAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr(
         TrainoptDialect::kUpdatesAttrName, b.getI64IntegerAttr(replaces))));
   };
-  Value stepF = m.cast(stepValue, elt);
+  Value stepF = m.cast(optStep, elt);
   Value t1 = m.add(stepF, 1.0); // the 1-based step count of this update
-  Value isFirst = EqualOp::create(b, m.loc, stepValue, m.c(stepValue, 0.0));
+  Value isFirst = EqualOp::create(b, m.loc, optStep, m.c(stepValue, 0.0));
   double epsilon = defaultEps();
   for (auto [t, i] : llvm::enumerate(trainable)) {
     Value p = body->getArgument(stepIndexOfForwardArg[i]);
@@ -551,6 +574,14 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
       } else {
         newP = m.sub(p, m.mul(m.div(g, avg), lrP));
       }
+    }
+    if (gradAccum > 1) {
+      // Between updates parameters and optimizer state stay as they are.
+      newP = m.where(apply, newP, p);
+      for (auto [k, v] : llvm::enumerate(newSlots))
+        v = m.where(apply, v, slot(k));
+      newSlots.push_back(
+          m.where(apply, m.mul(accumulated[t], 0.0), accumulated[t]));
     }
     emit(newP, stepIndexOfForwardArg[i]);
     for (auto [k, s] : llvm::enumerate(newSlots))

@@ -132,6 +132,12 @@ def TrainoptBuildTrainStep : Pass<"trainopt-build-train-step", "ModuleOp"> {
     `dropout` draws from `seed(step)` so masks change every step. Inference
     mode: BatchNorm uses the running statistics, dropout is the identity.
 
+    With `grad-accum = K`, every call of `@train_step` adds its gradient to
+    a `grad_accum` slot; every K-th call (by `step`) applies the optimizer to
+    the average and clears the slot, the others leave parameters and
+    optimizer state unchanged. The schedule and bias corrections count
+    optimizer updates, `floor(step / K)`.
+
     Optimizers: `sgd` (momentum, dampening, nesterov, weight decay), `adam`,
     `adamw`, `adagrad`, `rmsprop`, `lamb`. Schedules: `constant`, `step`,
     `multistep`, `exponential`, `cosine` (with `warmup-steps`),
@@ -193,6 +199,9 @@ def TrainoptBuildTrainStep : Pass<"trainopt-build-train-step", "ModuleOp"> {
                "Glob patterns of parameters without weight decay">,
     Option<"bnMomentum", "bn-momentum", "double", /*default=*/"0.1",
            "BatchNorm running-statistics momentum, PyTorch convention">,
+    Option<"gradAccum", "grad-accum", "int64_t", /*default=*/"1",
+           "Accumulate gradients over this many micro-batches (calls of "
+           "@train_step) before each optimizer update">,
   ];
 }
 
