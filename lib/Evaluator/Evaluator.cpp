@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <limits>
+#include <unordered_map>
 
 using namespace mlir;
 using namespace mlir::trainopt;
@@ -104,7 +105,12 @@ private:
                           bool fromLogits);
 
   ModuleOp module;
-  DenseMap<Value, HostTensor> env;
+  /// Node-based, so references from get() stay valid while results of the
+  /// same op are bound (a DenseMap would move its elements when it grows).
+  struct ValueHash {
+    size_t operator()(Value v) const { return hash_value(v); }
+  };
+  std::unordered_map<Value, HostTensor, ValueHash> env;
 };
 
 } // namespace
