@@ -18,10 +18,11 @@ trainopt.parameter @rv frozen : tensor<3xf32> = dense<1.0> : tensor<3xf32>
 // CHECK-SAME: {trainopt.param = @rm}
 // CHECK-SAME: %{{.*}}: tensor<3x4xf32> {trainopt.state = "exp_avg", trainopt.state_of = @w}
 // CHECK-SAME: %{{.*}}: tensor<3x4xf32> {trainopt.state = "exp_avg_sq", trainopt.state_of = @w}
+// CHECK-SAME: %{{.*}}: tensor<i64> {trainopt.state = "num_batches_tracked", trainopt.state_of = @rm}
 // CHECK-SAME: %[[STEP:[^:]*]]: tensor<i64> {trainopt.state = "step"}
 // CHECK-SAME: {trainopt.input = "x"}
 // CHECK-SAME: -> (tensor<3x4xf32> {trainopt.updates = 0 : i64}, tensor<3x4xf32> {trainopt.updates = 5 : i64}, tensor<3x4xf32> {trainopt.updates = 6 : i64}
-// CHECK-SAME: tensor<3xf32> {trainopt.updates = 3 : i64}, tensor<3xf32> {trainopt.updates = 4 : i64}, tensor<i64> {trainopt.updates = 11 : i64}
+// CHECK-SAME: tensor<3xf32> {trainopt.updates = 3 : i64}, tensor<3xf32> {trainopt.updates = 4 : i64}, tensor<i64> {trainopt.updates = 11 : i64}, tensor<i64> {trainopt.updates = 12 : i64}
 // CHECK-SAME: tensor<f32> {trainopt.output = "loss"}, tensor<f32> {trainopt.output = "grad_norm"}, tensor<f32> {trainopt.output = "lr"})
 // CHECK: call @forward_train_grad
 // CHECK: trainopt.sqrt

@@ -425,6 +425,19 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
                forward.getArgAttr(i, TrainoptDialect::kParamAttrName))}));
     }
   }
+  // One update counter per BatchNorm (PyTorch's num_batches_tracked), keyed
+  // by its running mean; stateUpdates holds (mean, var) pairs.
+  SmallVector<unsigned> counterIndex;
+  for (unsigned k = 0; k < stateUpdates.size(); k += 2) {
+    counterIndex.push_back(argTypes.size());
+    argTypes.push_back(i64Scalar);
+    argAttrs.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr(TrainoptDialect::kStateAttrName,
+                        b.getStringAttr("num_batches_tracked")),
+         b.getNamedAttr(TrainoptDialect::kStateOfAttrName,
+                        forward.getArgAttr(stateUpdates[k].first,
+                                           TrainoptDialect::kParamAttrName))}));
+  }
   unsigned stepIndex = argTypes.size();
   argTypes.push_back(i64Scalar);
   argAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr(
@@ -587,10 +600,14 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
     for (auto [k, s] : llvm::enumerate(newSlots))
       emit(s, slotIndex[t][k]);
   }
-  // Model state (BatchNorm running statistics).
+  // Model state (BatchNorm running statistics and their counters).
   for (auto [k, update] : llvm::enumerate(stateUpdates))
     emit(call.getResult(forward.getNumResults() + k),
          stepIndexOfForwardArg[update.first]);
+  for (unsigned c : counterIndex) {
+    Value counter = body->getArgument(c);
+    emit(m.add(counter, m.c(counter, 1.0)), c);
+  }
   emit(m.add(stepValue, m.c(stepValue, 1.0)), stepIndex);
   for (auto [name, v] : {std::pair<StringRef, Value>{"loss", loss},
                          {"grad_norm", gradNorm},

@@ -128,7 +128,8 @@ def TrainoptBuildTrainStep : Pass<"trainopt-build-train-step", "ModuleOp"> {
 
     Training mode: `batch_norm_inference` over frozen statistics becomes
     `batch_norm_train` whose updated running statistics are model state
-    (PyTorch momentum `bn-momentum`, unbiased running variance), and every
+    (PyTorch momentum `bn-momentum`, unbiased running variance), with one
+    update counter per BatchNorm (`num_batches_tracked`), and every
     `dropout` draws from `seed(step)` so masks change every step. Inference
     mode: BatchNorm uses the running statistics, dropout is the identity.
 
