@@ -60,6 +60,29 @@ int64_t broadcastIndex(ArrayRef<int64_t> idx, ArrayRef<int64_t> shape) {
   return linear;
 }
 
+/// Where kernel tap `kidx` of the window of output element `out`
+/// ([N, C, o...]) reads an input of `inputShape`, for input channel
+/// `channel`: the input index, whether it is inside the input, and whether
+/// it is inside the padded extent (for count_include_pad).
+struct Tap {
+  Index index;
+  bool inside = true, inPadded = true;
+};
+Tap windowTap(ArrayRef<int64_t> out, int64_t channel, ArrayRef<int64_t> kidx,
+              ArrayRef<int64_t> strides, ArrayRef<int64_t> dilations,
+              ArrayRef<int64_t> padding, ArrayRef<int64_t> inputShape) {
+  int64_t n = kidx.size();
+  Tap t;
+  t.index = {out[0], channel};
+  for (int64_t d = 0; d < n; ++d) {
+    int64_t pos = out[d + 2] * strides[d] + kidx[d] * dilations[d] - padding[d];
+    t.inside &= pos >= 0 && pos < inputShape[d + 2];
+    t.inPadded &= pos < inputShape[d + 2] + padding[d + n];
+    t.index.push_back(pos);
+  }
+  return t;
+}
+
 HostTensor like(Value result) {
   return HostTensor::zeros(cast<RankedTensorType>(result.getType()));
 }
@@ -225,7 +248,7 @@ LogicalResult Interpreter::matmul(MatmulOp op) {
 LogicalResult Interpreter::conv(ConvOp op) {
   const HostTensor &x = get(op.getInput()), &w = get(op.getFilter());
   HostTensor y = like(op.getResult());
-  int64_t n = x.shape.size() - 2, groups = op.getGroups();
+  int64_t groups = op.getGroups();
   int64_t cinPerGroup = w.shape[1], coutPerGroup = w.shape[0] / groups;
   ArrayRef<int64_t> kernel = ArrayRef<int64_t>(w.shape).drop_front(2);
   int64_t kernelSize = 1;
@@ -233,24 +256,18 @@ LogicalResult Interpreter::conv(ConvOp op) {
     kernelSize *= k;
   for (int64_t i = 0, e = y.numElements(); i < e; ++i) {
     Index idx = unravel(i, y.shape);
-    int64_t batch = idx[0], f = idx[1], g = f / coutPerGroup;
+    int64_t f = idx[1], g = f / coutPerGroup;
     double sum = op.getBias() ? get(op.getBias()).at(f) : 0.0;
     for (int64_t c = 0; c < cinPerGroup; ++c) {
       for (int64_t kl = 0; kl < kernelSize; ++kl) {
         Index kidx = unravel(kl, kernel);
-        Index xidx{batch, g * cinPerGroup + c};
-        bool inside = true;
-        for (int64_t d = 0; d < n && inside; ++d) {
-          int64_t pos = idx[d + 2] * op.getStrides()[d] +
-                        kidx[d] * op.getDilations()[d] - op.getPadding()[d];
-          inside = pos >= 0 && pos < x.shape[d + 2];
-          xidx.push_back(pos);
-        }
-        if (!inside)
+        Tap tap = windowTap(idx, g * cinPerGroup + c, kidx, op.getStrides(),
+                            op.getDilations(), op.getPadding(), x.shape);
+        if (!tap.inside)
           continue;
         Index widx{f, c};
         widx.append(kidx.begin(), kidx.end());
-        sum += x.at(ravel(xidx, x.shape)) * w.at(ravel(widx, w.shape));
+        sum += x.at(ravel(tap.index, x.shape)) * w.at(ravel(widx, w.shape));
       }
     }
     y.set(i, sum);
@@ -273,7 +290,7 @@ LogicalResult Interpreter::pool(Operation *op, bool isMax) {
   }
   const HostTensor &x = get(op->getOperand(0));
   HostTensor y = like(op->getResult(0));
-  int64_t n = kernel.size(), kernelSize = 1;
+  int64_t kernelSize = 1;
   for (int64_t k : kernel)
     kernelSize *= k;
   for (int64_t i = 0, e = y.numElements(); i < e; ++i) {
@@ -281,21 +298,13 @@ LogicalResult Interpreter::pool(Operation *op, bool isMax) {
     double acc = isMax ? -std::numeric_limits<double>::infinity() : 0.0;
     int64_t count = 0;
     for (int64_t kl = 0; kl < kernelSize; ++kl) {
-      Index kidx = unravel(kl, kernel);
-      Index xidx{idx[0], idx[1]};
-      bool inside = true, inPadded = true;
-      for (int64_t d = 0; d < n; ++d) {
-        int64_t pos =
-            idx[d + 2] * strides[d] + kidx[d] * dilations[d] - padding[d];
-        inside &= pos >= 0 && pos < x.shape[d + 2];
-        inPadded &= pos < x.shape[d + 2] + padding[d + n];
-        xidx.push_back(pos);
-      }
-      if (inside) {
-        double v = x.at(ravel(xidx, x.shape));
+      Tap tap = windowTap(idx, idx[1], unravel(kl, kernel), strides, dilations,
+                          padding, x.shape);
+      if (tap.inside) {
+        double v = x.at(ravel(tap.index, x.shape));
         acc = isMax ? std::max(acc, v) : acc + v;
         ++count;
-      } else if (includePad && inPadded) {
+      } else if (includePad && tap.inPadded) {
         ++count;
       }
     }
@@ -323,11 +332,10 @@ LogicalResult Interpreter::convGrad(Operation *op, bool wrtInput) {
   const HostTensor &dy = get(rhs);
   const HostTensor *x = wrtInput ? nullptr : &get(lhs);
   const HostTensor *w = wrtInput ? &get(lhs) : nullptr;
-  ArrayRef<int64_t> xShape = wrtInput ? ArrayRef<int64_t>(result.shape)
-                                      : ArrayRef<int64_t>(x->shape);
-  ArrayRef<int64_t> wShape = wrtInput ? ArrayRef<int64_t>(w->shape)
-                                      : ArrayRef<int64_t>(result.shape);
-  int64_t n = xShape.size() - 2;
+  ArrayRef<int64_t> xShape =
+      wrtInput ? ArrayRef<int64_t>(result.shape) : ArrayRef<int64_t>(x->shape);
+  ArrayRef<int64_t> wShape =
+      wrtInput ? ArrayRef<int64_t>(w->shape) : ArrayRef<int64_t>(result.shape);
   int64_t cinPerGroup = wShape[1], coutPerGroup = wShape[0] / groups;
   ArrayRef<int64_t> kernel = wShape.drop_front(2);
   int64_t kernelSize = 1;
@@ -336,26 +344,22 @@ LogicalResult Interpreter::convGrad(Operation *op, bool wrtInput) {
   std::vector<double> acc(result.numElements(), 0.0);
   for (int64_t i = 0, e = dy.numElements(); i < e; ++i) {
     Index idx = unravel(i, dy.shape);
-    int64_t batch = idx[0], f = idx[1], g = f / coutPerGroup;
+    int64_t f = idx[1], g = f / coutPerGroup;
     for (int64_t c = 0; c < cinPerGroup; ++c) {
       for (int64_t kl = 0; kl < kernelSize; ++kl) {
         Index kidx = unravel(kl, kernel);
-        Index xidx{batch, g * cinPerGroup + c};
-        bool inside = true;
-        for (int64_t d = 0; d < n && inside; ++d) {
-          int64_t pos =
-              idx[d + 2] * strides[d] + kidx[d] * dilations[d] - padding[d];
-          inside = pos >= 0 && pos < xShape[d + 2];
-          xidx.push_back(pos);
-        }
-        if (!inside)
+        Tap tap = windowTap(idx, g * cinPerGroup + c, kidx, strides, dilations,
+                            padding, xShape);
+        if (!tap.inside)
           continue;
         Index widx{f, c};
         widx.append(kidx.begin(), kidx.end());
         if (wrtInput)
-          acc[ravel(xidx, xShape)] += dy.at(i) * w->at(ravel(widx, wShape));
+          acc[ravel(tap.index, xShape)] +=
+              dy.at(i) * w->at(ravel(widx, wShape));
         else
-          acc[ravel(widx, wShape)] += dy.at(i) * x->at(ravel(xidx, xShape));
+          acc[ravel(widx, wShape)] +=
+              dy.at(i) * x->at(ravel(tap.index, xShape));
       }
     }
   }
@@ -387,7 +391,7 @@ LogicalResult Interpreter::poolGrad(Operation *op, bool isMax) {
   const HostTensor &dy = get(grad);
   HostTensor result = like(op->getResult(0));
   std::vector<double> acc(result.numElements(), 0.0);
-  int64_t n = kernel.size(), kernelSize = 1;
+  int64_t kernelSize = 1;
   for (int64_t k : kernel)
     kernelSize *= k;
   for (int64_t i = 0, e = dy.numElements(); i < e; ++i) {
@@ -395,23 +399,15 @@ LogicalResult Interpreter::poolGrad(Operation *op, bool isMax) {
     SmallVector<int64_t> positions;
     int64_t count = 0, best = -1;
     for (int64_t kl = 0; kl < kernelSize; ++kl) {
-      Index kidx = unravel(kl, kernel);
-      Index xidx{idx[0], idx[1]};
-      bool inside = true, inPadded = true;
-      for (int64_t d = 0; d < n; ++d) {
-        int64_t pos =
-            idx[d + 2] * strides[d] + kidx[d] * dilations[d] - padding[d];
-        inside &= pos >= 0 && pos < result.shape[d + 2];
-        inPadded &= pos < result.shape[d + 2] + padding[d + n];
-        xidx.push_back(pos);
-      }
-      if (inside) {
-        int64_t linear = ravel(xidx, result.shape);
+      Tap tap = windowTap(idx, idx[1], unravel(kl, kernel), strides, dilations,
+                          padding, result.shape);
+      if (tap.inside) {
+        int64_t linear = ravel(tap.index, result.shape);
         positions.push_back(linear);
         ++count;
         if (isMax && (best < 0 || x->at(linear) > x->at(best)))
           best = linear;
-      } else if (includePad && inPadded) {
+      } else if (includePad && tap.inPadded) {
         ++count;
       }
     }
