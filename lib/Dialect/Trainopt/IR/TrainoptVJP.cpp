@@ -107,6 +107,21 @@ void noGrads(SmallVectorImpl<Value> &grads, unsigned n) {
 
 } // namespace
 
+/// The VJP of an op whose first operand's cotangent is a function of the
+/// first result's cotangent alone (shape and routing ops); the other
+/// operands get none.
+template <typename Fn>
+static LogicalResult
+firstOperandVJP(Operation *op, OpBuilder &builder, ArrayRef<Value> resultGrads,
+                SmallVectorImpl<Value> &operandGrads, Fn fn) {
+  noGrads(operandGrads, op->getNumOperands());
+  if (!resultGrads[0] || !isFloatValue(op->getOperand(0)))
+    return success();
+  Grad G(builder, op->getLoc());
+  operandGrads[0] = fn(G, resultGrads[0]);
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Unary elementwise
 //===----------------------------------------------------------------------===//
@@ -447,27 +462,25 @@ LogicalResult ConvOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
 LogicalResult MaxPoolOp::buildVJP(OpBuilder &builder,
                                   ArrayRef<Value> resultGrads,
                                   SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, 1);
-  if (!resultGrads[0])
-    return success();
-  Grad G(builder, getLoc());
-  operandGrads[0] = MaxPoolGradOp::create(
-      G.b, getInput().getType(), getInput(), resultGrads[0], getKernelShape(),
-      getStrides(), getPadding(), getDilations());
-  return success();
+  return firstOperandVJP(*this, builder, resultGrads, operandGrads,
+                         [&](Grad &G, Value g) -> Value {
+                           return MaxPoolGradOp::create(
+                               G.b, getInput().getType(), getInput(), g,
+                               getKernelShape(), getStrides(), getPadding(),
+                               getDilations());
+                         });
 }
 
 LogicalResult AvgPoolOp::buildVJP(OpBuilder &builder,
                                   ArrayRef<Value> resultGrads,
                                   SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, 1);
-  if (!resultGrads[0])
-    return success();
-  Grad G(builder, getLoc());
-  operandGrads[0] = AvgPoolGradOp::create(
-      G.b, getInput().getType(), resultGrads[0], getKernelShape(), getStrides(),
-      getPadding(), getDilations(), getCountIncludePad());
-  return success();
+  return firstOperandVJP(*this, builder, resultGrads, operandGrads,
+                         [&](Grad &G, Value g) -> Value {
+                           return AvgPoolGradOp::create(
+                               G.b, getInput().getType(), g, getKernelShape(),
+                               getStrides(), getPadding(), getDilations(),
+                               getCountIncludePad());
+                         });
 }
 
 /// The normalization backward shared by batch_norm_train and layer_norm:
@@ -621,14 +634,11 @@ LogicalResult LogSoftmaxOp::buildVJP(OpBuilder &builder,
 LogicalResult DropoutOp::buildVJP(OpBuilder &builder,
                                   ArrayRef<Value> resultGrads,
                                   SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, 2);
-  Value g = resultGrads[0];
-  if (!g)
-    return success();
-  Grad G(builder, getLoc());
   double scale = 1.0 / (1.0 - getRatio().convertToDouble());
-  operandGrads[0] = G.mul(G.mul(g, G.asFloat(getMask(), g)), scale);
-  return success();
+  return firstOperandVJP(
+      *this, builder, resultGrads, operandGrads, [&](Grad &G, Value g) {
+        return G.mul(G.mul(g, G.asFloat(getMask(), g)), scale);
+      });
 }
 
 //===----------------------------------------------------------------------===//
@@ -638,38 +648,30 @@ LogicalResult DropoutOp::buildVJP(OpBuilder &builder,
 LogicalResult ReshapeOp::buildVJP(OpBuilder &builder,
                                   ArrayRef<Value> resultGrads,
                                   SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, 1);
-  if (!resultGrads[0] || !isFloatValue(getX()))
-    return success();
-  Grad G(builder, getLoc());
-  operandGrads[0] = G.reshape(resultGrads[0], getX().getType());
-  return success();
+  return firstOperandVJP(
+      *this, builder, resultGrads, operandGrads,
+      [&](Grad &G, Value g) { return G.reshape(g, getX().getType()); });
 }
 
 LogicalResult TransposeOp::buildVJP(OpBuilder &builder,
                                     ArrayRef<Value> resultGrads,
                                     SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, 1);
-  if (!resultGrads[0] || !isFloatValue(getX()))
-    return success();
-  Grad G(builder, getLoc());
   ArrayRef<int64_t> perm = getPermutation();
   SmallVector<int64_t> inverse(perm.size());
   for (auto [i, p] : llvm::enumerate(perm))
     inverse[p] = i;
-  operandGrads[0] = TransposeOp::create(G.b, resultGrads[0], inverse);
-  return success();
+  return firstOperandVJP(*this, builder, resultGrads, operandGrads,
+                         [&](Grad &G, Value g) -> Value {
+                           return TransposeOp::create(G.b, g, inverse);
+                         });
 }
 
 LogicalResult BroadcastToOp::buildVJP(OpBuilder &builder,
                                       ArrayRef<Value> resultGrads,
                                       SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, 1);
-  if (!resultGrads[0] || !isFloatValue(getX()))
-    return success();
-  Grad G(builder, getLoc());
-  operandGrads[0] = G.reduceTo(resultGrads[0], getX().getType());
-  return success();
+  return firstOperandVJP(
+      *this, builder, resultGrads, operandGrads,
+      [&](Grad &G, Value g) { return G.reduceTo(g, getX().getType()); });
 }
 
 LogicalResult SliceOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
@@ -753,25 +755,21 @@ LogicalResult SplitOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
 LogicalResult GatherOp::buildVJP(OpBuilder &builder,
                                  ArrayRef<Value> resultGrads,
                                  SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, 2);
-  Value g = resultGrads[0];
-  if (!g || !isFloatValue(getData()))
-    return success();
-  Grad G(builder, getLoc());
-  operandGrads[0] = ScatterAddOp::create(G.b, getData().getType(), getIndices(),
-                                         g, getAxis());
-  return success();
+  return firstOperandVJP(*this, builder, resultGrads, operandGrads,
+                         [&](Grad &G, Value g) -> Value {
+                           return ScatterAddOp::create(G.b, getData().getType(),
+                                                       getIndices(), g,
+                                                       getAxis());
+                         });
 }
 
 LogicalResult TriluOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
                                 SmallVectorImpl<Value> &operandGrads) {
-  noGrads(operandGrads, 1);
-  Value g = resultGrads[0];
-  if (!g || !isFloatValue(getX()))
-    return success();
-  Grad G(builder, getLoc());
-  operandGrads[0] = TriluOp::create(G.b, g, getUpper(), getDiagonal());
-  return success();
+  return firstOperandVJP(*this, builder, resultGrads, operandGrads,
+                         [&](Grad &G, Value g) -> Value {
+                           return TriluOp::create(G.b, g, getUpper(),
+                                                  getDiagonal());
+                         });
 }
 
 //===----------------------------------------------------------------------===//
