@@ -13,6 +13,7 @@ APT_PACKAGES=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   libonnx-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   python3 python3-venv python3-torch
+  libgtest-dev dataset-fashion-mnist
 )
 
 missing=()

@@ -1,0 +1,65 @@
+//===- Data.h - training data for the runtime -------------------*- C++ -*-===//
+//
+/// \file
+/// Arrays read from the files trainopt-run trains on: MNIST-style IDX files
+/// (gzip-compressed or not) and NumPy `.npy`/`.npz`. Part of the runtime,
+/// so it uses no MLIR; every size in a file is checked before it is used.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_RUNTIME_DATA_H
+#define TRAINOPT_RUNTIME_DATA_H
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trainopt::rt {
+
+/// Element types of data arrays.
+enum class DType { F64, F32, F16, I64, I32, I16, I8, U8, Bool };
+
+/// Bytes per element of `t`.
+unsigned dtypeSize(DType t);
+/// The name of `t`, for messages ("float32", "uint8", ...).
+const char *dtypeName(DType t);
+
+/// A dense row-major array in host memory.
+struct Array {
+  std::vector<int64_t> shape;
+  DType dtype = DType::F32;
+  std::vector<uint8_t> bytes;
+
+  int64_t numElements() const;
+  /// Element `i` converted to double.
+  double at(int64_t i) const;
+};
+
+/// Reads `path`, inflating it when it is gzip-compressed (by its magic, not
+/// its name). Fails with a message naming the file.
+bool readFile(const std::string &path, std::vector<uint8_t> &out,
+              std::string &error);
+
+/// Parses an IDX file (the MNIST format: magic 0, 0, type, rank; big-endian
+/// uint32 dims; big-endian data).
+bool parseIdx(const std::vector<uint8_t> &bytes, const std::string &what,
+              Array &out, std::string &error);
+
+/// Parses a `.npy` file (versions 1 to 3, little-endian, C order).
+bool parseNpy(const uint8_t *data, size_t size, const std::string &what,
+              Array &out, std::string &error);
+
+/// Parses a `.npz` archive (stored or deflated members) into named arrays.
+bool parseNpz(const std::vector<uint8_t> &bytes, const std::string &what,
+              std::vector<std::pair<std::string, Array>> &out,
+              std::string &error);
+
+/// Reads an IDX, `.npy` or `.npz` file by content.
+bool readArrays(const std::string &path,
+                std::vector<std::pair<std::string, Array>> &out,
+                std::string &error);
+
+} // namespace trainopt::rt
+
+#endif // TRAINOPT_RUNTIME_DATA_H

@@ -1,0 +1,398 @@
+//===- Data.cpp - IDX, .npy and .npz readers for the runtime
+//---------------===//
+//
+/// \file
+/// Readers of the training-data formats. Files are untrusted: headers are
+/// parsed strictly, element counts are multiplied with overflow checks and
+/// compared with the payload before anything is copied, and inflation is
+/// bounded by the sizes the archive declares.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Runtime/Data.h"
+
+#include <zlib.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+
+using namespace trainopt::rt;
+
+unsigned trainopt::rt::dtypeSize(DType t) {
+  switch (t) {
+  case DType::F64:
+  case DType::I64:
+    return 8;
+  case DType::F32:
+  case DType::I32:
+    return 4;
+  case DType::F16:
+  case DType::I16:
+    return 2;
+  case DType::I8:
+  case DType::U8:
+  case DType::Bool:
+    return 1;
+  }
+  return 1;
+}
+
+const char *trainopt::rt::dtypeName(DType t) {
+  switch (t) {
+  case DType::F64:
+    return "float64";
+  case DType::F32:
+    return "float32";
+  case DType::F16:
+    return "float16";
+  case DType::I64:
+    return "int64";
+  case DType::I32:
+    return "int32";
+  case DType::I16:
+    return "int16";
+  case DType::I8:
+    return "int8";
+  case DType::U8:
+    return "uint8";
+  case DType::Bool:
+    return "bool";
+  }
+  return "?";
+}
+
+int64_t Array::numElements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+static double halfToDouble(uint16_t h) {
+  int sign = h >> 15, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  double v;
+  if (exp == 0)
+    v = std::ldexp(frac, -24);
+  else if (exp == 31)
+    v = frac ? std::numeric_limits<double>::quiet_NaN()
+             : std::numeric_limits<double>::infinity();
+  else
+    v = std::ldexp(frac + 1024, exp - 25);
+  return sign ? -v : v;
+}
+
+double Array::at(int64_t i) const {
+  const uint8_t *p = bytes.data() + i * dtypeSize(dtype);
+  auto load = [&](auto v) {
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  };
+  switch (dtype) {
+  case DType::F64:
+    return load(double());
+  case DType::F32:
+    return load(float());
+  case DType::F16:
+    return halfToDouble(load(uint16_t()));
+  case DType::I64:
+    return static_cast<double>(load(int64_t()));
+  case DType::I32:
+    return load(int32_t());
+  case DType::I16:
+    return load(int16_t());
+  case DType::I8:
+    return load(int8_t());
+  case DType::U8:
+  case DType::Bool:
+    return *p;
+  }
+  return 0.0;
+}
+
+/// Element count of `shape`, or -1 on a negative dim or overflow.
+static int64_t checkedCount(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n))
+      return -1;
+  return n;
+}
+
+static bool fail(std::string &error, const std::string &message) {
+  error = message;
+  return false;
+}
+
+bool trainopt::rt::readFile(const std::string &path, std::vector<uint8_t> &out,
+                            std::string &error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return fail(error, "cannot open '" + path + "'");
+  std::vector<uint8_t> raw((std::istreambuf_iterator<char>(in)),
+                           std::istreambuf_iterator<char>());
+  if (raw.size() < 2 || raw[0] != 0x1f || raw[1] != 0x8b) {
+    out = std::move(raw);
+    return true;
+  }
+  // gzip: inflate in chunks (the trailer's size field is modulo 2^32).
+  z_stream zs{};
+  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+    return fail(error, "'" + path + "': cannot start gzip decompression");
+  zs.next_in = raw.data();
+  zs.avail_in = raw.size();
+  out.clear();
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    size_t old = out.size();
+    out.resize(old + (1 << 20));
+    zs.next_out = out.data() + old;
+    zs.avail_out = 1 << 20;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.resize(old + (1 << 20) - zs.avail_out);
+    if (rc == Z_BUF_ERROR && zs.avail_in == 0)
+      break;
+  }
+  inflateEnd(&zs);
+  if (rc != Z_STREAM_END)
+    return fail(error, "'" + path + "': corrupt or truncated gzip data");
+  return true;
+}
+
+bool trainopt::rt::parseIdx(const std::vector<uint8_t> &b,
+                            const std::string &what, Array &out,
+                            std::string &error) {
+  if (b.size() < 4 || b[0] != 0 || b[1] != 0)
+    return fail(error, what + ": not an IDX file (bad magic)");
+  DType type;
+  switch (b[2]) {
+  case 0x08:
+    type = DType::U8;
+    break;
+  case 0x09:
+    type = DType::I8;
+    break;
+  case 0x0B:
+    type = DType::I16;
+    break;
+  case 0x0C:
+    type = DType::I32;
+    break;
+  case 0x0D:
+    type = DType::F32;
+    break;
+  case 0x0E:
+    type = DType::F64;
+    break;
+  default:
+    return fail(error,
+                what + ": unknown IDX element type " + std::to_string(b[2]));
+  }
+  size_t rank = b[3];
+  if (rank == 0 || b.size() < 4 + 4 * rank)
+    return fail(error, what + ": truncated IDX header");
+  out.shape.clear();
+  for (size_t i = 0; i < rank; ++i) {
+    const uint8_t *p = b.data() + 4 + 4 * i;
+    out.shape.push_back((int64_t(p[0]) << 24) | (int64_t(p[1]) << 16) |
+                        (int64_t(p[2]) << 8) | int64_t(p[3]));
+  }
+  int64_t count = checkedCount(out.shape);
+  unsigned size = dtypeSize(type);
+  uint64_t need;
+  if (count < 0 ||
+      __builtin_mul_overflow(static_cast<uint64_t>(count), size, &need))
+    return fail(error, what + ": IDX dims overflow");
+  size_t offset = 4 + 4 * rank;
+  if (b.size() - offset != need)
+    return fail(error, what + ": IDX payload has " +
+                           std::to_string(b.size() - offset) +
+                           " bytes, the dims need " + std::to_string(need));
+  out.dtype = type;
+  out.bytes.resize(need);
+  // IDX is big-endian; the runtime stores little-endian.
+  for (int64_t i = 0; i < count; ++i)
+    for (unsigned k = 0; k < size; ++k)
+      out.bytes[i * size + k] = b[offset + i * size + (size - 1 - k)];
+  return true;
+}
+
+bool trainopt::rt::parseNpy(const uint8_t *data, size_t size,
+                            const std::string &what, Array &out,
+                            std::string &error) {
+  if (size < 10 || std::memcmp(data, "\x93NUMPY", 6) != 0)
+    return fail(error, what + ": not a .npy file");
+  size_t headerLen, offset;
+  if (data[6] == 1) {
+    headerLen = data[8] | (size_t(data[9]) << 8);
+    offset = 10;
+  } else {
+    if (size < 12)
+      return fail(error, what + ": truncated .npy header");
+    headerLen = data[8] | (size_t(data[9]) << 8) | (size_t(data[10]) << 16) |
+                (size_t(data[11]) << 24);
+    offset = 12;
+  }
+  if (headerLen > size - offset)
+    return fail(error, what + ": truncated .npy header");
+  std::string header(reinterpret_cast<const char *>(data) + offset, headerLen);
+  auto field = [&](const std::string &key) -> std::string {
+    size_t k = header.find("'" + key + "'");
+    if (k == std::string::npos)
+      return {};
+    size_t colon = header.find(':', k);
+    if (colon == std::string::npos)
+      return {};
+    size_t start = header.find_first_not_of(' ', colon + 1);
+    return start == std::string::npos ? std::string() : header.substr(start);
+  };
+  std::string descr = field("descr");
+  if (descr.size() < 5 || descr[0] != '\'')
+    return fail(error, what + ": .npy header has no descr");
+  descr = descr.substr(1, descr.find('\'', 1) - 1);
+  static const std::pair<const char *, DType> types[] = {
+      {"<f8", DType::F64}, {"<f4", DType::F32}, {"<f2", DType::F16},
+      {"<i8", DType::I64}, {"<i4", DType::I32}, {"<i2", DType::I16},
+      {"|i1", DType::I8},  {"|u1", DType::U8},  {"|b1", DType::Bool}};
+  bool known = false;
+  for (auto &[name, t] : types)
+    if (descr == name) {
+      out.dtype = t;
+      known = true;
+    }
+  if (!known)
+    return fail(error, what + ": unsupported dtype '" + descr + "'");
+  if (field("fortran_order").rfind("True", 0) == 0)
+    return fail(error, what + ": Fortran-ordered arrays are not supported");
+  std::string shape = field("shape");
+  if (shape.empty() || shape[0] != '(' || shape.find(')') == std::string::npos)
+    return fail(error, what + ": .npy header has no shape");
+  shape = shape.substr(1, shape.find(')') - 1);
+  out.shape.clear();
+  size_t pos = 0;
+  while (pos < shape.size()) {
+    size_t comma = shape.find(',', pos);
+    std::string dim = shape.substr(
+        pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    size_t first = dim.find_first_not_of(' ');
+    if (first != std::string::npos) {
+      dim = dim.substr(first);
+      char *end = nullptr;
+      long long v = std::strtoll(dim.c_str(), &end, 10);
+      if (end == dim.c_str() || v < 0)
+        return fail(error, what + ": bad shape '(" + shape + ")'");
+      out.shape.push_back(v);
+    }
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  int64_t count = checkedCount(out.shape);
+  uint64_t need;
+  if (count < 0 || __builtin_mul_overflow(static_cast<uint64_t>(count),
+                                          dtypeSize(out.dtype), &need))
+    return fail(error, what + ": shape overflows");
+  size_t payload = size - offset - headerLen;
+  if (payload != need)
+    return fail(error, what + ": data has " + std::to_string(payload) +
+                           " bytes, the shape needs " + std::to_string(need));
+  out.bytes.assign(data + offset + headerLen, data + size);
+  return true;
+}
+
+static uint32_t le32(const std::vector<uint8_t> &b, size_t at) {
+  return b[at] | (uint32_t(b[at + 1]) << 8) | (uint32_t(b[at + 2]) << 16) |
+         (uint32_t(b[at + 3]) << 24);
+}
+static uint16_t le16(const std::vector<uint8_t> &b, size_t at) {
+  return b[at] | (uint16_t(b[at + 1]) << 8);
+}
+
+bool trainopt::rt::parseNpz(const std::vector<uint8_t> &b,
+                            const std::string &what,
+                            std::vector<std::pair<std::string, Array>> &out,
+                            std::string &error) {
+  if (b.size() < 22)
+    return fail(error, what + ": not a .npz (zip) file");
+  size_t eocd = std::string::npos;
+  for (size_t i = b.size() - 22;; --i) {
+    if (le32(b, i) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+    if (i == 0 || b.size() - i > 65557)
+      break;
+  }
+  if (eocd == std::string::npos)
+    return fail(error, what + ": not a .npz (zip) file");
+  size_t entries = le16(b, eocd + 10), cd = le32(b, eocd + 16);
+  for (size_t e = 0; e < entries; ++e) {
+    if (cd + 46 > b.size() || le32(b, cd) != 0x02014b50)
+      return fail(error, what + ": corrupt zip directory");
+    uint16_t method = le16(b, cd + 10);
+    size_t csize = le32(b, cd + 20), usize = le32(b, cd + 24);
+    size_t nlen = le16(b, cd + 28), xlen = le16(b, cd + 30),
+           clen = le16(b, cd + 32), local = le32(b, cd + 42);
+    if (cd + 46 + nlen > b.size())
+      return fail(error, what + ": corrupt zip directory");
+    std::string name(b.begin() + cd + 46, b.begin() + cd + 46 + nlen);
+    cd += 46 + nlen + xlen + clen;
+    if (local + 30 > b.size() || le32(b, local) != 0x04034b50)
+      return fail(error, what + ": corrupt member '" + name + "'");
+    size_t start = local + 30 + le16(b, local + 26) + le16(b, local + 28);
+    if (start > b.size() || csize > b.size() - start)
+      return fail(error, what + ": member '" + name + "' is truncated");
+    std::vector<uint8_t> member;
+    if (method == 0) {
+      member.assign(b.begin() + start, b.begin() + start + csize);
+    } else if (method == 8) {
+      member.resize(usize);
+      z_stream zs{};
+      zs.next_in = const_cast<uint8_t *>(b.data() + start);
+      zs.avail_in = csize;
+      zs.next_out = member.data();
+      zs.avail_out = usize;
+      if (inflateInit2(&zs, -MAX_WBITS) != Z_OK)
+        return fail(error, what + ": cannot inflate '" + name + "'");
+      int rc = inflate(&zs, Z_FINISH);
+      inflateEnd(&zs);
+      if (rc != Z_STREAM_END || zs.total_out != usize)
+        return fail(error, what + ": cannot inflate '" + name + "'");
+    } else {
+      return fail(error, what + ": member '" + name +
+                             "' uses unsupported compression " +
+                             std::to_string(method));
+    }
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0)
+      name.resize(name.size() - 4);
+    Array a;
+    if (!parseNpy(member.data(), member.size(), what + ":" + name, a, error))
+      return false;
+    out.push_back({name, std::move(a)});
+  }
+  return true;
+}
+
+bool trainopt::rt::readArrays(const std::string &path,
+                              std::vector<std::pair<std::string, Array>> &out,
+                              std::string &error) {
+  std::vector<uint8_t> bytes;
+  if (!readFile(path, bytes, error))
+    return false;
+  out.clear();
+  if (bytes.size() >= 6 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0) {
+    Array a;
+    if (!parseNpy(bytes.data(), bytes.size(), path, a, error))
+      return false;
+    out.push_back({"", std::move(a)});
+    return true;
+  }
+  if (bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K')
+    return parseNpz(bytes, path, out, error);
+  Array a;
+  if (!parseIdx(bytes, path, a, error))
+    return false;
+  out.push_back({"", std::move(a)});
+  return true;
+}
