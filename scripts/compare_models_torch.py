@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export_torch_models import CNN, GPT, MLP, ResNet  # noqa: E402
+from export_torch_models import CNN, GPT, MLP, ResNet, legacy_exporter  # noqa: E402
 
 
 class Lamb(torch.optim.Optimizer):
@@ -114,7 +114,8 @@ def main():
             torch.onnx.export(base, (torch.from_numpy(xs[0]),), onnx_path, opset_version=17,
                               do_constant_folding=False, input_names=["x"],
                               output_names=["logits"],
-                              training=torch.onnx.TrainingMode.TRAINING)
+                              training=torch.onnx.TrainingMode.TRAINING,
+                              **legacy_exporter())
             batches = os.path.join(tmp, f"{name}.npz")
             np.savez(batches, **{f"x.{k}": x for k, x in enumerate(xs)},
                      **{f"labels.{k}": y for k, y in enumerate(ys)})

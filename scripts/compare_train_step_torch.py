@@ -25,6 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_torch_models import legacy_exporter  # noqa: E402
+
 BATCH, IN, HIDDEN, CLASSES = 6, 8, 16, 4
 
 # (name, trainopt flags, torch optimizer factory, torch scheduler factory)
@@ -116,7 +119,8 @@ def main():
         onnx_path = os.path.join(tmp, "model.onnx")
         base.eval()
         torch.onnx.export(base, (torch.from_numpy(xs[0]),), onnx_path, opset_version=17,
-                          do_constant_folding=False, input_names=["x"], output_names=["logits"])
+                          do_constant_folding=False, input_names=["x"], output_names=["logits"],
+                          **legacy_exporter())
         mlir = os.path.join(tmp, "model.mlir")
         run([os.path.join(args.bin, "trainopt-compile"), onnx_path, "-o", mlir])
         inputs = os.path.join(tmp, "batches.npz")

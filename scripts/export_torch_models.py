@@ -17,6 +17,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def legacy_exporter():
+    """torch.onnx.export arguments that select the TorchScript exporter on
+    PyTorch 2.x (its default became the dynamo exporter, which needs the
+    onnxscript package); PyTorch 1.x has only that one."""
+    import inspect
+    return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
 class MLP(nn.Module):
     def __init__(self):
         super().__init__()
@@ -136,7 +144,8 @@ def main():
         torch.onnx.export(model, (example(),), os.path.join(args.outdir, f"{name}.onnx"),
                           opset_version=17, do_constant_folding=False, training=mode,
                           input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
+                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+                          **legacy_exporter())
 
 
 if __name__ == "__main__":
