@@ -1,0 +1,133 @@
+//===- BatchesTest.cpp - tests of the runtime's batch stream --------------===//
+
+#include "trainopt/Runtime/Batches.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+using namespace trainopt::rt;
+
+namespace {
+
+/// x[i] = [i, i + 0.5], y[i] = i % 10, for `n` samples.
+void makeData(int64_t n, Array &x, Array &y) {
+  x.shape = {n, 2};
+  x.dtype = DType::F32;
+  x.bytes.resize(n * 2 * 4);
+  y.shape = {n};
+  y.dtype = DType::U8;
+  y.bytes.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    float v[2] = {static_cast<float>(i), static_cast<float>(i) + 0.5f};
+    std::memcpy(x.bytes.data() + i * 8, v, 8);
+    y.bytes[i] = static_cast<uint8_t>(i % 10);
+  }
+}
+
+std::vector<int64_t> epochOrder(BatchStream &s) {
+  std::vector<int64_t> order;
+  std::vector<float> x(s.batchSize() * 2);
+  std::vector<int64_t> y(s.batchSize());
+  for (int64_t b = 0; b < s.batchesPerEpoch(); ++b) {
+    s.next(x.data(), y.data());
+    for (int64_t i = 0; i < s.batchSize(); ++i) {
+      EXPECT_EQ(x[2 * i + 1], x[2 * i] + 0.5f);             // x rows stay whole
+      EXPECT_EQ(y[i], static_cast<int64_t>(x[2 * i]) % 10); // labels follow
+      order.push_back(static_cast<int64_t>(x[2 * i]));
+    }
+  }
+  return order;
+}
+
+} // namespace
+
+TEST(Batches, DropsTheLastPartialBatch) {
+  Array x, y;
+  makeData(23, x, y);
+  BatchStream s;
+  std::string error;
+  ASSERT_TRUE(BatchStream::create(x, y, 5, true, 1, {}, s, error)) << error;
+  EXPECT_EQ(s.batchesPerEpoch(), 4);
+  std::vector<int64_t> order = epochOrder(s);
+  EXPECT_EQ(order.size(), 20u);
+  std::sort(order.begin(), order.end());
+  EXPECT_EQ(std::unique(order.begin(), order.end()), order.end());
+}
+
+TEST(Batches, KeepsFileOrderWithoutShuffle) {
+  Array x, y;
+  makeData(6, x, y);
+  BatchStream s;
+  std::string error;
+  ASSERT_TRUE(BatchStream::create(x, y, 3, false, 1, {}, s, error)) << error;
+  EXPECT_EQ(epochOrder(s), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST(Batches, ShufflesPerEpochFromTheSeed) {
+  Array x, y;
+  makeData(40, x, y);
+  BatchStream a, b, c;
+  std::string error;
+  ASSERT_TRUE(BatchStream::create(x, y, 8, true, 7, {}, a, error));
+  ASSERT_TRUE(BatchStream::create(x, y, 8, true, 7, {}, b, error));
+  ASSERT_TRUE(BatchStream::create(x, y, 8, true, 8, {}, c, error));
+  std::vector<int64_t> a0 = epochOrder(a), b0 = epochOrder(b);
+  EXPECT_EQ(a0, b0);
+  EXPECT_NE(a0, epochOrder(c));
+  EXPECT_NE(a0, epochOrder(a)); // the next epoch is another permutation
+}
+
+TEST(Batches, ResumeRepeatsAnUninterruptedRun) {
+  Array x, y;
+  makeData(30, x, y);
+  BatchStream full, resumed;
+  std::string error;
+  ASSERT_TRUE(BatchStream::create(x, y, 4, true, 3, {}, full, error));
+  ASSERT_TRUE(BatchStream::create(x, y, 4, true, 3, {}, resumed, error));
+  std::vector<float> bx(8), rx(8);
+  std::vector<int64_t> by(4), ry(4);
+  BatchPosition saved;
+  for (int step = 0; step < 25; ++step) {
+    if (step == 11)
+      saved = full.position();
+    full.next(bx.data(), by.data());
+  }
+  resumed.seek(saved);
+  BatchStream replay;
+  ASSERT_TRUE(BatchStream::create(x, y, 4, true, 3, {}, replay, error));
+  for (int step = 0; step < 25; ++step) {
+    replay.next(bx.data(), by.data());
+    if (step < 11)
+      continue;
+    resumed.next(rx.data(), ry.data());
+    EXPECT_EQ(bx, rx) << "step " << step;
+    EXPECT_EQ(by, ry) << "step " << step;
+  }
+}
+
+TEST(Batches, Normalizes) {
+  Array x, y;
+  makeData(2, x, y);
+  BatchStream s;
+  std::string error;
+  ASSERT_TRUE(
+      BatchStream::create(x, y, 2, false, 0, {0.5, 1.0, 2.0}, s, error));
+  std::vector<float> bx(4);
+  std::vector<int64_t> by(2);
+  s.next(bx.data(), by.data());
+  EXPECT_FLOAT_EQ(bx[2], (1.0f * 0.5f - 1.0f) / 2.0f);
+}
+
+TEST(Batches, RejectsMismatchedData) {
+  Array x, y;
+  makeData(5, x, y);
+  y.shape = {4};
+  BatchStream s;
+  std::string error;
+  EXPECT_FALSE(BatchStream::create(x, y, 2, true, 0, {}, s, error));
+  EXPECT_EQ(error, "inputs have 5 samples, labels 4");
+  makeData(3, x, y);
+  EXPECT_FALSE(BatchStream::create(x, y, 4, true, 0, {}, s, error));
+  EXPECT_NE(error.find("batch size 4"), std::string::npos);
+}
