@@ -16,6 +16,7 @@ config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.trainopt_obj_root, "test")
 
 llvm_config.use_default_substitutions()
+llvm_config.with_system_environment(["TRAINOPT_REQUIRE_DATASETS"])
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.trainopt_tools_dir, append_path=True)
 

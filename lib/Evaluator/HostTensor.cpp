@@ -2,12 +2,14 @@
 //
 /// \file
 /// Host tensors of the reference evaluator, their conversion from constants
-/// and parameter blobs, and the NumPy file formats: `.npy` version 1-3 and
-/// `.npz` zip archives with stored or deflated members.
+/// and parameter blobs, and `.npz` files: read through the runtime's readers
+/// (lib/Runtime/Data), written uncompressed here.
 //
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Evaluator/HostTensor.h"
+
+#include "trainopt/Runtime/Data.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -19,8 +21,6 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
-
-#include <zlib.h>
 
 #include <cmath>
 #include <cstring>
@@ -161,149 +161,6 @@ llvm::Expected<HostTensor> mlir::trainopt::tensorFromAttr(ElementsAttr attr) {
 // .npy
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// A NumPy dtype the files may carry.
-struct NpyType {
-  char kind; // 'f', 'i', 'u', 'b'
-  unsigned bytes;
-};
-} // namespace
-
-static std::optional<NpyType> parseDescr(StringRef descr) {
-  if (descr.size() < 3 ||
-      (descr[0] != '<' && descr[0] != '|' && descr[0] != '='))
-    return std::nullopt;
-  unsigned bytes;
-  if (descr.drop_front(2).getAsInteger(10, bytes))
-    return std::nullopt;
-  char kind = descr[1];
-  if (!StringRef("fiub").contains(kind))
-    return std::nullopt;
-  return NpyType{kind, bytes};
-}
-
-llvm::Expected<HostTensor>
-mlir::trainopt::readNpy(StringRef bytes, MLIRContext *ctx, StringRef what) {
-  auto fail = [&](const llvm::Twine &why) {
-    return makeError(what + ": " + why);
-  };
-  if (!bytes.starts_with("\x93NUMPY") || bytes.size() < 10)
-    return fail("not a .npy file");
-  unsigned major = static_cast<unsigned char>(bytes[6]);
-  size_t headerLen, offset;
-  if (major == 1) {
-    headerLen = static_cast<unsigned char>(bytes[8]) |
-                (static_cast<unsigned char>(bytes[9]) << 8);
-    offset = 10;
-  } else {
-    if (bytes.size() < 12)
-      return fail("truncated header");
-    headerLen = 0;
-    for (int i = 0; i < 4; ++i)
-      headerLen |= size_t(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
-    offset = 12;
-  }
-  if (offset + headerLen > bytes.size())
-    return fail("truncated header");
-  StringRef header = bytes.substr(offset, headerLen);
-  auto field = [&](StringRef key) -> StringRef {
-    size_t k = header.find("'" + key.str() + "'");
-    if (k == StringRef::npos)
-      return {};
-    StringRef rest = header.drop_front(k + key.size() + 2).ltrim(" :");
-    return rest;
-  };
-  StringRef descrField = field("descr");
-  if (descrField.empty() || descrField[0] != '\'')
-    return fail("header has no descr");
-  StringRef descr = descrField.drop_front().split('\'').first;
-  std::optional<NpyType> type = parseDescr(descr);
-  if (!type)
-    return fail("unsupported dtype '" + descr + "'");
-  if (field("fortran_order").starts_with("True"))
-    return fail("Fortran-ordered arrays are not supported");
-  StringRef shapeField = field("shape");
-  if (!shapeField.starts_with("("))
-    return fail("header has no shape");
-  StringRef dims = shapeField.drop_front().split(')').first;
-  HostTensor t;
-  SmallVector<StringRef> parts;
-  dims.split(parts, ',', -1, /*KeepEmpty=*/false);
-  int64_t count = 1;
-  for (StringRef p : parts) {
-    p = p.trim();
-    if (p.empty())
-      continue;
-    int64_t d;
-    if (p.getAsInteger(10, d) || d < 0 ||
-        __builtin_mul_overflow(count, d, &count))
-      return fail("bad shape '(" + dims + ")'");
-    t.shape.push_back(d);
-  }
-  Builder b(ctx);
-  switch (type->kind) {
-  case 'f':
-    t.elementType = type->bytes == 8   ? Type(b.getF64Type())
-                    : type->bytes == 4 ? Type(b.getF32Type())
-                    : type->bytes == 2 ? Type(b.getF16Type())
-                                       : Type();
-    break;
-  case 'b':
-    t.elementType = b.getI1Type();
-    break;
-  default:
-    // Unsigned arrays widen to i64, which holds every uint8..uint32 value.
-    t.elementType = type->kind == 'u'  ? Type(b.getI64Type())
-                    : type->bytes == 8 ? Type(b.getI64Type())
-                    : type->bytes == 4 ? Type(b.getI32Type())
-                    : type->bytes == 2 ? Type(b.getI32Type())
-                    : type->bytes == 1 ? Type(b.getI8Type())
-                                       : Type();
-    break;
-  }
-  if (!t.elementType)
-    return fail("unsupported dtype '" + descr + "'");
-  StringRef data = bytes.drop_front(offset + headerLen);
-  if (static_cast<uint64_t>(data.size()) !=
-      static_cast<uint64_t>(count) * type->bytes)
-    return fail("data holds " + llvm::Twine(data.size()) +
-                " bytes, shape needs " + llvm::Twine(count * type->bytes));
-  if (t.isFloat())
-    t.floats.resize(count);
-  else
-    t.ints.resize(count);
-  for (int64_t i = 0; i < count; ++i) {
-    const char *p = data.data() + i * type->bytes;
-    if (type->kind == 'f') {
-      if (type->bytes == 8) {
-        double v;
-        std::memcpy(&v, p, 8);
-        t.floats[i] = v;
-      } else if (type->bytes == 4) {
-        float v;
-        std::memcpy(&v, p, 4);
-        t.floats[i] = v;
-      } else {
-        uint16_t bits;
-        std::memcpy(&bits, p, 2);
-        llvm::APFloat v(llvm::APFloat::IEEEhalf(), llvm::APInt(16, bits));
-        t.floats[i] = v.convertToFloat();
-      }
-    } else if (type->kind == 'b') {
-      t.ints[i] = *p != 0;
-    } else {
-      uint64_t raw = 0;
-      std::memcpy(&raw, p, type->bytes);
-      int64_t v = static_cast<int64_t>(raw);
-      if (type->kind == 'i' && type->bytes < 8 &&
-          (raw >> (8 * type->bytes - 1)))
-        v = static_cast<int64_t>(raw | (~uint64_t(0) << (8 * type->bytes)));
-      t.ints[i] = v;
-    }
-  }
-  return t;
-}
-
 std::string mlir::trainopt::writeNpy(const HostTensor &t) {
   Type elt = t.elementType;
   std::string descr = elt.isF64()         ? "<f8"
@@ -360,88 +217,58 @@ std::string mlir::trainopt::writeNpy(const HostTensor &t) {
 // .npz (zip)
 //===----------------------------------------------------------------------===//
 
-static uint32_t le32(StringRef s, size_t at) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i)
-    v |= uint32_t(static_cast<unsigned char>(s[at + i])) << (8 * i);
-  return v;
-}
-static uint16_t le16(StringRef s, size_t at) {
-  return static_cast<unsigned char>(s[at]) |
-         (static_cast<unsigned char>(s[at + 1]) << 8);
+/// The runtime's array as a host tensor: unsigned and 16-bit integers widen
+/// to i64/i32, everything else keeps its type.
+static HostTensor fromArray(const ::trainopt::rt::Array &a, MLIRContext *ctx) {
+  using ::trainopt::rt::DType;
+  Builder b(ctx);
+  Type elt;
+  switch (a.dtype) {
+  case DType::F64:
+    elt = b.getF64Type();
+    break;
+  case DType::F32:
+    elt = b.getF32Type();
+    break;
+  case DType::F16:
+    elt = b.getF16Type();
+    break;
+  case DType::I32:
+  case DType::I16:
+    elt = b.getI32Type();
+    break;
+  case DType::I8:
+    elt = b.getI8Type();
+    break;
+  case DType::Bool:
+    elt = b.getI1Type();
+    break;
+  case DType::I64:
+  case DType::U8:
+    elt = b.getI64Type();
+    break;
+  }
+  HostTensor t = HostTensor::zeros(RankedTensorType::get(a.shape, elt));
+  for (int64_t i = 0, e = t.numElements(); i < e; ++i) {
+    if (t.isFloat())
+      t.floats[i] = a.at(i);
+    else
+      t.ints[i] = a.intAt(i);
+  }
+  return t;
 }
 
 llvm::Expected<std::vector<std::pair<std::string, HostTensor>>>
 mlir::trainopt::readNpz(StringRef path, MLIRContext *ctx) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
-  if (!buffer)
-    return makeError("cannot read '" + path +
-                     "': " + buffer.getError().message());
-  StringRef file = (*buffer)->getBuffer();
-  auto fail = [&](const llvm::Twine &why) {
-    return makeError("'" + path + "': " + why);
-  };
-  // The end-of-central-directory record is in the last 64 KiB + 22 bytes.
-  size_t eocd = StringRef::npos;
-  for (size_t i = file.size() >= 22 ? file.size() - 22 : 0;; --i) {
-    if (le32(file, i) == 0x06054b50 && file.size() >= 22) {
-      eocd = i;
-      break;
-    }
-    if (i == 0 || file.size() - i > 65557)
-      break;
-  }
-  if (file.size() < 22 || eocd == StringRef::npos)
-    return fail("not a .npz (zip) file");
-  uint16_t entries = le16(file, eocd + 10);
-  size_t cd = le32(file, eocd + 16);
+  std::vector<std::pair<std::string, ::trainopt::rt::Array>> arrays;
+  std::string error;
+  std::vector<uint8_t> bytes;
+  if (!::trainopt::rt::readFile(path.str(), bytes, error) ||
+      !::trainopt::rt::parseNpz(bytes, path.str(), arrays, error))
+    return makeError(error);
   std::vector<std::pair<std::string, HostTensor>> out;
-  for (uint16_t e = 0; e < entries; ++e) {
-    if (cd + 46 > file.size() || le32(file, cd) != 0x02014b50)
-      return fail("corrupt central directory");
-    uint16_t method = le16(file, cd + 10);
-    size_t csize = le32(file, cd + 20), usize = le32(file, cd + 24);
-    uint16_t nlen = le16(file, cd + 28), xlen = le16(file, cd + 30),
-             clen = le16(file, cd + 32);
-    size_t local = le32(file, cd + 42);
-    if (cd + 46 + nlen > file.size())
-      return fail("corrupt central directory");
-    std::string name = file.substr(cd + 46, nlen).str();
-    cd += 46 + nlen + xlen + clen;
-    if (local + 30 > file.size() || le32(file, local) != 0x04034b50)
-      return fail("corrupt member '" + name + "'");
-    size_t data = local + 30 + le16(file, local + 26) + le16(file, local + 28);
-    if (data + csize > file.size())
-      return fail("member '" + name + "' is truncated");
-    StringRef raw = file.substr(data, csize);
-    std::string inflated;
-    if (method == 8) {
-      inflated.resize(usize);
-      z_stream zs{};
-      zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(raw.data()));
-      zs.avail_in = raw.size();
-      zs.next_out = reinterpret_cast<Bytef *>(inflated.data());
-      zs.avail_out = usize;
-      if (inflateInit2(&zs, -MAX_WBITS) != Z_OK)
-        return fail("cannot inflate '" + name + "'");
-      int rc = inflate(&zs, Z_FINISH);
-      inflateEnd(&zs);
-      if (rc != Z_STREAM_END || zs.total_out != usize)
-        return fail("cannot inflate '" + name + "'");
-      raw = inflated;
-    } else if (method != 0) {
-      return fail("member '" + name + "' uses unsupported compression " +
-                  llvm::Twine(method));
-    }
-    StringRef key = StringRef(name);
-    key.consume_back(".npy");
-    std::string what = (path + ":" + name).str();
-    llvm::Expected<HostTensor> t = readNpy(raw, ctx, what);
-    if (!t)
-      return t.takeError();
-    out.push_back({key.str(), std::move(*t)});
-  }
+  for (auto &[name, array] : arrays)
+    out.push_back({name, fromArray(array, ctx)});
   return out;
 }
 

@@ -56,9 +56,6 @@ int64_t wrapToType(int64_t v, Type type);
 /// The value of a constant or parameter initializer.
 llvm::Expected<HostTensor> tensorFromAttr(ElementsAttr attr);
 
-/// Reads a `.npy` array, converting it to `type` when given.
-llvm::Expected<HostTensor> readNpy(llvm::StringRef bytes, MLIRContext *ctx,
-                                   llvm::StringRef what);
 /// Serializes as `.npy` (bf16 is written as float32).
 std::string writeNpy(const HostTensor &t);
 /// Reads the arrays of a `.npz` file (stored or deflated members).

@@ -34,6 +34,8 @@ struct Array {
   int64_t numElements() const;
   /// Element `i` converted to double.
   double at(int64_t i) const;
+  /// Element `i` of an integer or bool array, exactly.
+  int64_t intAt(int64_t i) const;
 };
 
 /// Reads `path`, inflating it when it is gzip-compressed (by its magic, not

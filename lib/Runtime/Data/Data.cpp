@@ -111,6 +111,29 @@ double Array::at(int64_t i) const {
   return 0.0;
 }
 
+int64_t Array::intAt(int64_t i) const {
+  const uint8_t *p = bytes.data() + i * dtypeSize(dtype);
+  auto load = [&](auto v) {
+    std::memcpy(&v, p, sizeof(v));
+    return static_cast<int64_t>(v);
+  };
+  switch (dtype) {
+  case DType::I64:
+    return load(int64_t());
+  case DType::I32:
+    return load(int32_t());
+  case DType::I16:
+    return load(int16_t());
+  case DType::I8:
+    return load(int8_t());
+  case DType::U8:
+  case DType::Bool:
+    return *p;
+  default:
+    return static_cast<int64_t>(at(i));
+  }
+}
+
 /// Element count of `shape`, or -1 on a negative dim or overflow.
 static int64_t checkedCount(const std::vector<int64_t> &shape) {
   int64_t n = 1;
