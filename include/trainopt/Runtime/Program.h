@@ -1,0 +1,106 @@
+//===- Program.h - a loaded training program --------------------*- C++ -*-===//
+//
+/// \file
+/// The C++ face of the runtime: loads a .trainopt artifact, allocates its
+/// arena (one per device, sized by the compiler's memory plan), loads the
+/// kernel binaries, and runs entry points (`train_step`, `eval_step`) as
+/// their command lists. Values are reached by name: persistent values
+/// (parameters, optimizer and model state, the step counter) live in the
+/// arena across steps and are updated in place; the inputs and outputs of
+/// an entry point are read and written around `run`. No MLIR or LLVM.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_RUNTIME_PROGRAM_H
+#define TRAINOPT_RUNTIME_PROGRAM_H
+
+#include "trainopt/Runtime/Data.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace trainopt::artifact {
+class Artifact;
+} // namespace trainopt::artifact
+
+namespace trainopt::rt {
+
+/// What a value of a program's signature is.
+enum class ValueKind {
+  Parameter,
+  OptimizerState,
+  ModelState,
+  Step,
+  Input,
+  Labels,
+  Metric,
+  Output,
+};
+
+/// A named value of the program and where it lives.
+struct ValueInfo {
+  std::string name;
+  ValueKind kind = ValueKind::Input;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  bool trainable = false;
+  /// For optimizer state: the parameter it belongs to.
+  std::string stateOf;
+  size_t bytes = 0;
+  int64_t numElements() const;
+};
+
+class Program {
+public:
+  /// Reads and checks `path` (framing, schema, plan bounds, kernel
+  /// symbols), allocates the arena and loads initial values. Returns null
+  /// and sets `error` (naming the file) on failure.
+  static std::unique_ptr<Program> load(const std::string &path,
+                                       std::string &error);
+  ~Program();
+
+  const artifact::Artifact &artifact() const;
+  const std::string &modelName() const;
+  int64_t batchSize() const;
+  bool hasEntryPoint(const std::string &entry) const;
+
+  /// Parameters, optimizer state, model state and the step counter: what a
+  /// checkpoint saves. Their storage survives `run` and is updated in place.
+  const std::vector<ValueInfo> &persistentValues() const;
+  /// Inputs (batch inputs and labels) and outputs (metrics and model
+  /// outputs) of `entry`.
+  const std::vector<ValueInfo> &inputs(const std::string &entry) const;
+  const std::vector<ValueInfo> &outputs(const std::string &entry) const;
+
+  /// Storage of a persistent value, or null when there is none by that name.
+  void *persistent(const std::string &name);
+  /// Storage of an input of `entry`, written before `run`.
+  void *input(const std::string &entry, const std::string &name);
+  /// Storage of an output of `entry`, valid after `run` until the next one.
+  const void *output(const std::string &entry, const std::string &name) const;
+
+  /// Restores every persistent value to its initial value from the artifact.
+  void resetPersistent();
+
+  /// Runs the command list of `entry`. Fails with a message naming the
+  /// entry point and the command.
+  bool run(const std::string &entry, std::string &error);
+
+  /// Threads the CPU kernels and libraries may use (0: all cores).
+  void setThreads(int threads);
+
+  /// Size in bytes of the arena of device 0.
+  uint64_t arenaBytes() const;
+
+  struct Impl;
+
+private:
+  explicit Program(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace trainopt::rt
+
+#endif // TRAINOPT_RUNTIME_PROGRAM_H
