@@ -11,18 +11,19 @@
 
 #include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.h"
 
-#include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
 
 namespace mlir::trainopt {
 
 /// Adds every dialect a trainopt tool may read or produce to `registry`.
 inline void registerAllDialects(DialectRegistry &registry) {
-  registry.insert<TrainoptDialect, func::FuncDialect, arith::ArithDialect,
-                  math::MathDialect, tensor::TensorDialect>();
+  registry.insert<TrainoptDialect>();
+  // The upstream dialects the backends lower through (linalg, bufferization,
+  // scf, memref, llvm, gpu, nvvm, ...), with their interface models.
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
 }
 
 } // namespace mlir::trainopt

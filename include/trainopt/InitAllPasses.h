@@ -9,17 +9,21 @@
 #ifndef TRAINOPT_INITALLPASSES_H
 #define TRAINOPT_INITALLPASSES_H
 
+#include "trainopt/Conversion/Passes.h"
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
+#include "trainopt/Target/CPU/CPUTarget.h"
 
-#include "mlir/Transforms/Passes.h"
+#include "mlir/InitAllPasses.h"
 
 namespace mlir::trainopt {
 
 /// Registers the passes `trainopt-opt` exposes.
 inline void registerAllPasses() {
   registerTrainoptPasses();
-  // Upstream generic passes (canonicalize, cse, symbol-dce, ...).
-  registerTransformsPasses();
+  registerTrainoptConversionPasses();
+  registerCPUPipelines();
+  // Upstream passes, so every step of the backend pipelines can be run alone.
+  mlir::registerAllPasses();
 }
 
 } // namespace mlir::trainopt

@@ -2,8 +2,9 @@
 //
 /// \file
 /// Host tensors of the reference evaluator, their conversion from constants
-/// and parameter blobs, and `.npz` files: read through the runtime's readers
-/// (lib/Runtime/Data), written uncompressed here.
+/// and parameter blobs, and `.npy`/`.npz` files, read and written through
+/// the runtime's readers and writer (lib/Runtime/Data), so there is one
+/// parser and one writer of each format.
 //
 //===----------------------------------------------------------------------===//
 
@@ -16,11 +17,6 @@
 #include "mlir/IR/BuiltinDialect.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/APFloat.h"
-#include "llvm/ADT/StringExtras.h"
-#include "llvm/Support/CRC.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
 #include <cstring>
@@ -161,56 +157,46 @@ llvm::Expected<HostTensor> mlir::trainopt::tensorFromAttr(ElementsAttr attr) {
 // .npy
 //===----------------------------------------------------------------------===//
 
-std::string mlir::trainopt::writeNpy(const HostTensor &t) {
+/// The runtime's array of `t`, in the element type its `.npy` files use:
+/// bf16 as float32, i16 and wider integers as int64.
+static ::trainopt::rt::Array toArray(const HostTensor &t) {
+  using ::trainopt::rt::DType;
   Type elt = t.elementType;
-  std::string descr = elt.isF64()         ? "<f8"
-                      : elt.isF16()       ? "<f2"
-                      : t.isFloat()       ? "<f4"
-                      : elt.isInteger(1)  ? "|b1"
-                      : elt.isInteger(8)  ? "|i1"
-                      : elt.isInteger(32) ? "<i4"
-                                          : "<i8";
-  std::string shape;
-  for (int64_t d : t.shape)
-    shape += std::to_string(d) + ", ";
-  if (t.shape.size() > 1)
-    shape.resize(shape.size() - 2);
-  std::string header = "{'descr': '" + descr +
-                       "', 'fortran_order': False, 'shape': (" + shape + "), }";
-  size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
-  header += '\n';
-  std::string out = "\x93NUMPY";
-  out += '\x01';
-  out += '\x00';
-  out += static_cast<char>(header.size() & 0xff);
-  out += static_cast<char>(header.size() >> 8);
-  out += header;
+  ::trainopt::rt::Array a;
+  a.shape.assign(t.shape.begin(), t.shape.end());
+  a.dtype = elt.isF64()         ? DType::F64
+            : elt.isF16()       ? DType::F16
+            : t.isFloat()       ? DType::F32
+            : elt.isInteger(1)  ? DType::Bool
+            : elt.isInteger(8)  ? DType::I8
+            : elt.isInteger(32) ? DType::I32
+                                : DType::I64;
+  size_t n = ::trainopt::rt::dtypeSize(a.dtype);
+  a.bytes.resize(t.numElements() * n);
   for (int64_t i = 0, e = t.numElements(); i < e; ++i) {
-    char buf[8];
-    size_t n;
-    if (elt.isF64()) {
-      std::memcpy(buf, &t.floats[i], 8);
-      n = 8;
-    } else if (elt.isF16()) {
+    uint8_t *p = a.bytes.data() + i * n;
+    if (a.dtype == DType::F64) {
+      std::memcpy(p, &t.floats[i], 8);
+    } else if (a.dtype == DType::F16) {
       bool lost;
       llvm::APFloat v(t.floats[i]);
       v.convert(llvm::APFloat::IEEEhalf(), llvm::APFloat::rmNearestTiesToEven,
                 &lost);
       uint16_t bits = v.bitcastToAPInt().getZExtValue();
-      std::memcpy(buf, &bits, 2);
-      n = 2;
+      std::memcpy(p, &bits, 2);
     } else if (t.isFloat()) {
       float v = static_cast<float>(t.floats[i]);
-      std::memcpy(buf, &v, 4);
-      n = 4;
+      std::memcpy(p, &v, 4);
     } else {
-      n = elt.isInteger(1) || elt.isInteger(8) ? 1 : elt.isInteger(32) ? 4 : 8;
-      std::memcpy(buf, &t.ints[i], n);
+      // Little-endian: the low bytes of the int64 are the narrower integer.
+      std::memcpy(p, &t.ints[i], n);
     }
-    out.append(buf, n);
   }
-  return out;
+  return a;
+}
+
+std::string mlir::trainopt::writeNpy(const HostTensor &t) {
+  return ::trainopt::rt::serializeNpy(toArray(t));
 }
 
 //===----------------------------------------------------------------------===//
@@ -272,70 +258,16 @@ mlir::trainopt::readNpz(StringRef path, MLIRContext *ctx) {
   return out;
 }
 
-static void put16(std::string &s, uint16_t v) {
-  s += static_cast<char>(v & 0xff);
-  s += static_cast<char>(v >> 8);
-}
-static void put32(std::string &s, uint32_t v) {
-  for (int i = 0; i < 4; ++i)
-    s += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
 llvm::Error
 mlir::trainopt::writeNpz(StringRef path,
                          ArrayRef<std::pair<std::string, HostTensor>> arrays) {
-  std::string out, central;
-  for (const auto &[key, tensor] : arrays) {
-    std::string name = key + ".npy";
-    std::string data = writeNpy(tensor);
-    uint32_t crc = llvm::crc32(llvm::arrayRefFromStringRef(data));
-    size_t offset = out.size();
-    put32(out, 0x04034b50);
-    put16(out, 20); // version needed
-    put16(out, 0);  // flags
-    put16(out, 0);  // stored
-    put16(out, 0);
-    put16(out, 0x21); // 1980-01-01
-    put32(out, crc);
-    put32(out, data.size());
-    put32(out, data.size());
-    put16(out, name.size());
-    put16(out, 0);
-    out += name;
-    out += data;
-    put32(central, 0x02014b50);
-    put16(central, 20);
-    put16(central, 20);
-    put16(central, 0);
-    put16(central, 0);
-    put16(central, 0);
-    put16(central, 0x21);
-    put32(central, crc);
-    put32(central, data.size());
-    put32(central, data.size());
-    put16(central, name.size());
-    put16(central, 0);
-    put16(central, 0);
-    put16(central, 0);
-    put16(central, 0);
-    put32(central, 0);
-    put32(central, offset);
-    central += name;
-  }
-  size_t cdOffset = out.size();
-  out += central;
-  put32(out, 0x06054b50);
-  put16(out, 0);
-  put16(out, 0);
-  put16(out, arrays.size());
-  put16(out, arrays.size());
-  put32(out, central.size());
-  put32(out, cdOffset);
-  put16(out, 0);
-  std::error_code ec;
-  llvm::raw_fd_ostream os(path, ec);
-  if (ec)
-    return makeError("cannot write '" + path + "': " + ec.message());
-  os << out;
+  // One .npz writer: the runtime's (trainopt-run --save-params uses it too).
+  std::vector<std::pair<std::string, ::trainopt::rt::Array>> converted;
+  converted.reserve(arrays.size());
+  for (const auto &[key, tensor] : arrays)
+    converted.push_back({key, toArray(tensor)});
+  std::string error;
+  if (!::trainopt::rt::writeNpz(path.str(), converted, error))
+    return makeError(error);
   return llvm::Error::success();
 }

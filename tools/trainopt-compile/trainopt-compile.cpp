@@ -1,15 +1,20 @@
 //===- trainopt-compile.cpp - the trainopt compiler driver ----------------===//
 //
 /// \file
-/// `trainopt-compile MODEL.onnx --emit=mlir -o OUT.mlir [--batch-size N]`
-/// imports an ONNX model and writes the trainopt module. Later stages
-/// (training passes, code generation, the artifact) hang off `--emit`.
+/// `trainopt-compile MODEL.onnx -o OUT [--emit=...] [--target=cpu]`: imports
+/// an ONNX model, runs the training passes and the backend, and writes what
+/// `--emit` asks for: the imported module, the training module, the kernel
+/// module, a `.trainopt` artifact, or a standalone training executable.
 //
 //===----------------------------------------------------------------------===//
 
+#include "trainopt/Artifact/ArtifactFile.h"
 #include "trainopt/Import/ONNX/ONNXImporter.h"
 #include "trainopt/InitAllDialects.h"
 #include "trainopt/InitAllPasses.h"
+#include "trainopt/Runtime/OnnxExport.h"
+#include "trainopt/Target/CPU/CPUTarget.h"
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
@@ -17,7 +22,13 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
@@ -42,8 +53,30 @@ static cl::opt<bool> listONNXOps(
 static cl::opt<std::string>
     emit("emit",
          cl::desc("What to write: 'mlir' stops after import, 'train-mlir' "
-                  "after the training passes (@train_step, @eval_step)"),
+                  "after the training passes (@train_step, @eval_step), "
+                  "'kernel-mlir' after fusion and kernel outlining, "
+                  "'artifact' a .trainopt file, 'exe' a standalone training "
+                  "executable (default: 'artifact' when -o ends in "
+                  ".trainopt, else 'mlir')"),
          cl::init("mlir"), cl::cat(category));
+static cl::opt<std::string> target("target",
+                                   cl::desc("Backend: cpu (default) or cuda"),
+                                   cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string>
+    report("report",
+           cl::desc("Print what the compiler decided (parameters, FLOPs per "
+                    "step, kernels, arena size against its lower bound); "
+                    "--report=FILE.json writes it as JSON"),
+           cl::ValueOptional, cl::value_desc("file.json"), cl::cat(category));
+static cl::opt<std::string>
+    cpuName("cpu",
+            cl::desc("LLVM CPU the kernels are compiled for (default: this "
+                     "machine's, e.g. x86-64-v3 for a portable AVX2 build)"),
+            cl::init(""), cl::cat(category));
+static cl::opt<std::string> keepIntermediates(
+    "keep-intermediates",
+    cl::desc("Directory to keep the kernel module and LLVM IR in"),
+    cl::init(""), cl::value_desc("dir"), cl::cat(category));
 
 namespace {
 /// A training flag forwarded verbatim to the pass option of the same name.
@@ -125,6 +158,144 @@ static cl::opt<bool> elideWeights(
     cl::desc("Print parameter values as '...' (smaller, not re-parsable)"),
     cl::init(false), cl::cat(category));
 
+static int fail(const Twine &message) {
+  WithColor::error(errs(), "trainopt-compile") << message << "\n";
+  return 1;
+}
+
+/// The ONNX model as the artifact keeps it: parameter data removed (the
+/// runtime holds the trained values), everything else as given.
+static bool strippedModel(mlir::ModuleOp module, std::string &out) {
+  auto buffer = MemoryBuffer::getFile(inputPath);
+  if (!buffer)
+    return false;
+  llvm::StringSet<> parameters;
+  module.walk([&](mlir::trainopt::ParameterOp p) {
+    parameters.insert(p.getSymName());
+  });
+  std::string error;
+  return trainopt::rt::stripInitializerData(
+      (*buffer)->getBuffer().str(), out, error,
+      [&](const std::string &name) { return !parameters.contains(name); });
+}
+
+static void printReport(const json::Object &r) {
+  auto num = [&](StringRef key) {
+    if (auto v = r.getNumber(key))
+      return *v;
+    if (auto v = r.getInteger(key))
+      return double(*v);
+    return 0.0;
+  };
+  auto mib = [](double bytes) { return bytes / (1024.0 * 1024.0); };
+  outs() << formatv("target:               cpu ({0})\n",
+                    r.getString("cpu").value_or("host"));
+  outs() << formatv("parameters:           {0} ({1} trainable)\n",
+                    int64_t(num("parameters")),
+                    int64_t(num("trainable_parameters")));
+  outs() << formatv("FLOPs per train step: {0:e3}\n", num("flops_per_step"));
+  outs() << formatv("kernels:              {0} generated, {1} launches, "
+                    "{2} library calls, {3} copies\n",
+                    int64_t(num("kernels")), int64_t(num("kernel_launches")),
+                    int64_t(num("library_calls")), int64_t(num("copies")));
+  outs() << formatv("memory reuse:         {0} results in place, {1} "
+                    "updates donated\n",
+                    int64_t(num("in_place_results")),
+                    int64_t(num("donated_updates")));
+  outs() << formatv("arena:                {0:f3} MiB (lower bound {1:f3} "
+                    "MiB; persistent {2:f3} MiB, scratch {3:f3} MiB vs "
+                    "max-live {4:f3} MiB)\n",
+                    mib(num("arena_bytes")), mib(num("arena_lower_bound_bytes")),
+                    mib(num("persistent_bytes")), mib(num("scratch_bytes")),
+                    mib(num("scratch_lower_bound_bytes")));
+}
+
+/// The standalone executable: trainopt-run with the artifact appended and a
+/// trailer (artifact length, magic) it looks for in its own file.
+static int writeExecutable(const std::string &artifactPath) {
+  std::string self = sys::fs::getMainExecutable(nullptr, nullptr);
+  SmallString<256> runner(sys::path::parent_path(self));
+  sys::path::append(runner, "trainopt-run");
+  auto stub = MemoryBuffer::getFile(runner, false, false);
+  if (!stub)
+    return fail("--emit=exe needs trainopt-run next to trainopt-compile (" +
+                runner + ")");
+  auto payload = MemoryBuffer::getFile(artifactPath, false, false);
+  if (!payload)
+    return fail("cannot read back " + artifactPath);
+  std::string tmp = outputPath + ".tmp";
+  {
+    std::error_code ec;
+    raw_fd_ostream os(tmp, ec);
+    if (ec)
+      return fail("cannot write '" + tmp + "': " + ec.message());
+    os << (*stub)->getBuffer() << (*payload)->getBuffer();
+    uint64_t size = (*payload)->getBufferSize();
+    char trailer[16];
+    for (int i = 0; i < 8; ++i)
+      trailer[i] = static_cast<char>(size >> (8 * i));
+    memcpy(trailer + 8, "TOEXE001", 8);
+    os.write(trailer, 16);
+    if (os.has_error())
+      return fail("cannot write '" + tmp + "'");
+  }
+  if (std::error_code ec = sys::fs::rename(tmp, outputPath))
+    return fail("cannot write '" + outputPath + "': " + ec.message());
+  sys::fs::setPermissions(outputPath, sys::fs::all_read | sys::fs::all_exe |
+                                          sys::fs::owner_write);
+  return 0;
+}
+
+static int writeArtifact(mlir::ModuleOp module) {
+  trainopt::artifact::Artifact artifact;
+  artifact.set_producer("trainopt-compile 0.1");
+  artifact.set_model_name(sys::path::stem(inputPath).str());
+  mlir::trainopt::CPUTargetOptions options;
+  options.cpu = cpuName;
+  options.keepDir = keepIntermediates;
+  if (!options.keepDir.empty())
+    sys::fs::create_directories(options.keepDir);
+  json::Object r;
+  if (failed(mlir::trainopt::emitCPUArtifact(module, options, artifact, r)))
+    return 1;
+  for (const auto &entry : artifact.entry_points())
+    for (const auto &v : entry.arguments())
+      if (v.kind() == trainopt::artifact::Value::INPUT && v.type().shape_size())
+        artifact.set_batch_size(v.type().shape(0));
+  std::string onnx;
+  if (strippedModel(module, onnx))
+    artifact.set_onnx_model(std::move(onnx));
+  r["cpu"] = cpuName.empty() ? std::string("host") : std::string(cpuName);
+  r["model"] = artifact.model_name();
+  r["batch_size"] = artifact.batch_size();
+  std::string reportJson;
+  raw_string_ostream(reportJson) << json::Value(json::Object(r));
+  artifact.set_report_json(reportJson);
+  std::string artifactPath =
+      emit == "exe" ? outputPath + ".trainopt.tmp" : std::string(outputPath);
+  std::string writeError;
+  if (!trainopt::artifact::writeArtifact(artifact, artifactPath, writeError))
+    return fail(writeError);
+  if (report.getNumOccurrences()) {
+    if (report.empty()) {
+      printReport(r);
+    } else {
+      std::error_code ec;
+      raw_fd_ostream os(report, ec);
+      if (ec)
+        return fail("cannot write --report file '" + report +
+                    "': " + ec.message());
+      os << formatv("{0:2}", json::Value(std::move(r))) << "\n";
+    }
+  }
+  if (emit == "exe") {
+    int rc = writeExecutable(artifactPath);
+    sys::fs::remove(artifactPath);
+    return rc;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   (void)trainingFlags(); // registers the flags before parsing
@@ -145,18 +316,33 @@ int main(int argc, char **argv) {
     return error("no input model; usage: trainopt-compile MODEL.onnx -o OUT");
   if (outputPath.empty())
     return error("no output; pass -o FILE (or -o - for stdout)");
-  if (emit != "mlir" && emit != "train-mlir")
+  if (!emit.getNumOccurrences() && StringRef(outputPath).ends_with(".trainopt"))
+    emit = "artifact";
+  static const char *emits[] = {"mlir", "train-mlir", "kernel-mlir",
+                                "artifact", "exe"};
+  if (!llvm::is_contained(emits, StringRef(emit)))
     return error("--emit=" + emit +
-                 " is not available; this build supports "
-                 "--emit=mlir and --emit=train-mlir");
+                 " is not one of mlir, train-mlir, kernel-mlir, artifact, exe");
+  bool training = emit != "mlir";
+  bool backend = emit == "kernel-mlir" || emit == "artifact" || emit == "exe";
+  if (target != "cpu" && target != "cuda")
+    return error("--target=" + target + " is not one of cpu, cuda");
+  if (target == "cuda")
+    return error("--target=cuda is not available in this build yet; use "
+                 "--target=cpu");
+  if (report.getNumOccurrences() && emit != "artifact" && emit != "exe")
+    return error("--report needs --emit=artifact or --emit=exe");
+  if ((emit == "artifact" || emit == "exe") && outputPath == "-")
+    return error("--emit=" + emit + " writes a binary file; pass -o FILE");
   // The pass pipeline from the flags the user gave (unset flags keep the
   // passes' defaults, so "not given" stays distinguishable).
   std::map<std::string, std::string> passOptions;
   for (PassFlag &flag : trainingFlags()) {
     if (!flag.opt->getNumOccurrences())
       continue;
-    if (emit != "train-mlir")
-      return error("--" + flag.opt->ArgStr + " needs --emit=train-mlir");
+    if (!training)
+      return error("--" + flag.opt->ArgStr +
+                   " needs --emit=train-mlir, kernel-mlir, artifact or exe");
     std::string value = *flag.opt;
     if (value.find_first_of(" {}") != std::string::npos)
       return error("--" + flag.opt->ArgStr + ": invalid value '" + value + "'");
@@ -193,7 +379,7 @@ int main(int argc, char **argv) {
       mlir::trainopt::importONNXModel(&context, inputPath, options);
   if (!module)
     return 1;
-  if (emit == "train-mlir") {
+  if (training) {
     mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
     std::string pipeline = "trainopt-attach-loss{" +
                            passOptions["trainopt-attach-loss"] +
@@ -204,6 +390,15 @@ int main(int argc, char **argv) {
     if (failed(pm.run(*module)))
       return 1;
   }
+
+  if (backend) {
+    mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
+    mlir::trainopt::buildCPUKernelPipeline(pm);
+    if (failed(pm.run(*module)))
+      return 1;
+  }
+  if (emit == "artifact" || emit == "exe")
+    return writeArtifact(*module);
 
   std::string openError;
   std::unique_ptr<ToolOutputFile> out =

@@ -2,8 +2,9 @@
 //
 /// \file
 /// Arrays read from the files trainopt-run trains on: MNIST-style IDX files
-/// (gzip-compressed or not) and NumPy `.npy`/`.npz`. Part of the runtime,
-/// so it uses no MLIR; every size in a file is checked before it is used.
+/// (gzip-compressed or not) and NumPy `.npy`/`.npz`, and the `.npz` writer
+/// for what it saves. Part of the runtime, so it uses no MLIR; every size in
+/// a file is checked before it is used.
 //
 //===----------------------------------------------------------------------===//
 
@@ -61,6 +62,19 @@ bool parseNpz(const std::vector<uint8_t> &bytes, const std::string &what,
 bool readArrays(const std::string &path,
                 std::vector<std::pair<std::string, Array>> &out,
                 std::string &error);
+
+/// Serializes `a` as a `.npy` file (version 1.0, little-endian, C order, the
+/// header padded to 64 bytes as NumPy writes it).
+std::string serializeNpy(const Array &a);
+
+/// Writes `arrays` to `path` as an uncompressed `.npz` archive (member
+/// `KEY.npy` per array, stored, with its CRC-32), atomically: a temporary
+/// file beside it, fsync, rename. Fails with a message naming the file when
+/// an array's bytes do not match its shape, a key repeats, or the archive
+/// would need zip64 (4 GiB).
+bool writeNpz(const std::string &path,
+              const std::vector<std::pair<std::string, Array>> &arrays,
+              std::string &error);
 
 } // namespace trainopt::rt
 

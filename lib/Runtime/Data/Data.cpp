@@ -1,11 +1,10 @@
-//===- Data.cpp - IDX, .npy and .npz readers for the runtime
-//---------------===//
+//===- Data.cpp - IDX, .npy and .npz files for the runtime ----------------===//
 //
 /// \file
-/// Readers of the training-data formats. Files are untrusted: headers are
-/// parsed strictly, element counts are multiplied with overflow checks and
-/// compared with the payload before anything is copied, and inflation is
-/// bounded by the sizes the archive declares.
+/// Readers of the training-data formats and the `.npz` writer. Files are
+/// untrusted: headers are parsed strictly, element counts are multiplied with
+/// overflow checks and compared with the payload before anything is copied,
+/// and inflation is bounded by the sizes the archive declares.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,10 +12,16 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <limits>
+#include <set>
+#include <unistd.h>
 
 using namespace trainopt::rt;
 
@@ -417,5 +422,174 @@ bool trainopt::rt::readArrays(const std::string &path,
   if (!parseIdx(bytes, path, a, error))
     return false;
   out.push_back({"", std::move(a)});
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Writing
+//===----------------------------------------------------------------------===//
+
+static const char *npyDescr(DType t) {
+  switch (t) {
+  case DType::F64:
+    return "<f8";
+  case DType::F32:
+    return "<f4";
+  case DType::F16:
+    return "<f2";
+  case DType::I64:
+    return "<i8";
+  case DType::I32:
+    return "<i4";
+  case DType::I16:
+    return "<i2";
+  case DType::I8:
+    return "|i1";
+  case DType::U8:
+    return "|u1";
+  case DType::Bool:
+    return "|b1";
+  }
+  return "|u1";
+}
+
+std::string trainopt::rt::serializeNpy(const Array &a) {
+  std::string shape;
+  for (size_t i = 0; i < a.shape.size(); ++i)
+    shape += (i ? ", " : "") + std::to_string(a.shape[i]);
+  if (a.shape.size() == 1)
+    shape += ',';
+  std::string header = std::string("{'descr': '") + npyDescr(a.dtype) +
+                       "', 'fortran_order': False, 'shape': (" + shape +
+                       "), }";
+  // Magic (6), version (2), header length (2), header, newline: a multiple
+  // of 64 bytes, so the data is aligned.
+  size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += '\x01';
+  out += '\x00';
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  out.append(reinterpret_cast<const char *>(a.bytes.data()), a.bytes.size());
+  return out;
+}
+
+static void put16(std::string &s, uint16_t v) {
+  s += static_cast<char>(v & 0xff);
+  s += static_cast<char>(v >> 8);
+}
+static void put32(std::string &s, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    s += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+bool trainopt::rt::writeNpz(
+    const std::string &path,
+    const std::vector<std::pair<std::string, Array>> &arrays,
+    std::string &error) {
+  std::string out, central;
+  std::set<std::string> seen;
+  for (const auto &[key, array] : arrays) {
+    int64_t count = checkedCount(array.shape);
+    if (count < 0 ||
+        static_cast<uint64_t>(count) * dtypeSize(array.dtype) !=
+            array.bytes.size())
+      return fail(error, "cannot write '" + path + "': array '" + key +
+                             "' has " + std::to_string(array.bytes.size()) +
+                             " bytes, which does not match its shape");
+    if (key.empty() || key.size() > 60000 || !seen.insert(key).second)
+      return fail(error, "cannot write '" + path + "': array name '" + key +
+                             "' is empty, too long or repeated");
+    std::string name = key + ".npy";
+    std::string data = serializeNpy(array);
+    if (data.size() >= 0xffffffffu || out.size() >= 0xffffffffu - data.size())
+      return fail(error, "cannot write '" + path +
+                             "': the archive would exceed 4 GiB (zip64 is "
+                             "not supported)");
+    uint32_t crc = 0;
+    for (size_t at = 0; at < data.size(); at += 1u << 30) {
+      size_t n = std::min<size_t>(data.size() - at, 1u << 30);
+      crc = crc32(crc, reinterpret_cast<const Bytef *>(data.data() + at),
+                  static_cast<uInt>(n));
+    }
+    uint32_t offset = static_cast<uint32_t>(out.size());
+    put32(out, 0x04034b50);
+    put16(out, 20); // version needed to extract
+    put16(out, 0);  // flags
+    put16(out, 0);  // method: stored
+    put16(out, 0);  // time
+    put16(out, 0x21); // date: 1980-01-01
+    put32(out, crc);
+    put32(out, static_cast<uint32_t>(data.size()));
+    put32(out, static_cast<uint32_t>(data.size()));
+    put16(out, static_cast<uint16_t>(name.size()));
+    put16(out, 0);
+    out += name;
+    out += data;
+    put32(central, 0x02014b50);
+    put16(central, 20); // version made by
+    put16(central, 20); // version needed to extract
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0x21);
+    put32(central, crc);
+    put32(central, static_cast<uint32_t>(data.size()));
+    put32(central, static_cast<uint32_t>(data.size()));
+    put16(central, static_cast<uint16_t>(name.size()));
+    put16(central, 0); // extra
+    put16(central, 0); // comment
+    put16(central, 0); // disk
+    put16(central, 0); // internal attributes
+    put32(central, 0); // external attributes
+    put32(central, offset);
+    central += name;
+  }
+  if (arrays.size() > 0xffff ||
+      out.size() + central.size() >= 0xffffffffu)
+    return fail(error, "cannot write '" + path +
+                           "': the archive would exceed 4 GiB or 65535 "
+                           "members (zip64 is not supported)");
+  uint32_t cdOffset = static_cast<uint32_t>(out.size());
+  out += central;
+  put32(out, 0x06054b50);
+  put16(out, 0);
+  put16(out, 0);
+  put16(out, static_cast<uint16_t>(arrays.size()));
+  put16(out, static_cast<uint16_t>(arrays.size()));
+  put32(out, static_cast<uint32_t>(central.size()));
+  put32(out, cdOffset);
+  put16(out, 0);
+
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return fail(error, "cannot create '" + tmp + "': " + std::strerror(errno));
+  bool ok = true;
+  const char *p = out.data();
+  size_t left = out.size();
+  while (ok && left > 0) {
+    ssize_t n = ::write(fd, p, std::min<size_t>(left, 1u << 30));
+    if (n < 0 && errno == EINTR)
+      continue;
+    ok = n > 0;
+    if (ok) {
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+  ok = ok && ::fsync(fd) == 0;
+  int savedErrno = errno;
+  ok = (::close(fd) == 0) && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok)
+      savedErrno = errno;
+    ::unlink(tmp.c_str());
+    return fail(error, "cannot write '" + path +
+                           "': " + std::strerror(savedErrno));
+  }
   return true;
 }

@@ -14,6 +14,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/Transforms/InliningUtils.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -25,7 +26,25 @@ using namespace mlir::trainopt;
 #define GET_ATTRDEF_CLASSES
 #include "trainopt/Dialect/Trainopt/IR/TrainoptAttrs.cpp.inc"
 
+namespace {
+/// Every trainopt op is pure and region-free, so calls to functions made of
+/// them (the forward and gradient functions a train step calls) inline.
+struct TrainoptInlinerInterface : public DialectInlinerInterface {
+  using DialectInlinerInterface::DialectInlinerInterface;
+  bool isLegalToInline(Operation *, Operation *, bool) const final {
+    return true;
+  }
+  bool isLegalToInline(Region *, Region *, bool, IRMapping &) const final {
+    return true;
+  }
+  bool isLegalToInline(Operation *, Region *, bool, IRMapping &) const final {
+    return true;
+  }
+};
+} // namespace
+
 void TrainoptDialect::initialize() {
+  addInterfaces<TrainoptInlinerInterface>();
   addOperations<
 #define GET_OP_LIST
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.cpp.inc"

@@ -1,0 +1,71 @@
+//===- Passes.td - trainopt conversion passes --------------*- tablegen -*-===//
+
+#ifndef TRAINOPT_CONVERSION_PASSES_TD
+#define TRAINOPT_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def TrainoptConvertToLinalg : Pass<"trainopt-convert-to-linalg", "ModuleOp"> {
+  let summary = "Lowers trainopt ops to linalg on tensors, keeping library ops";
+  let description = [{
+    Rewrites every trainopt op that generated code computes into
+    `linalg.generic` ops on tensors (with `arith`, `math` and `tensor` in
+    their bodies): elementwise ops with NumPy broadcasting become parallel
+    generics whose broadcast operands use constant-0 or dropped dimensions;
+    reductions, softmax, normalizations, losses and dropout become chains of
+    reduction and elementwise generics; slices, transposes, pads, concats,
+    gathers and triangles index their sources. Constants become
+    `arith.constant`.
+
+    Library ops stay as they are, because the backend calls a library for
+    them (BLAS, im2col convolution, pooling, scatter): `matmul`, `conv`,
+    `conv_grad_input`, `conv_grad_filter`, `max_pool`, `max_pool_grad`,
+    `avg_pool`, `avg_pool_grad`, `scatter_add`. `reshape` also stays: it is a
+    view of its operand's buffer.
+
+    The lowering computes in the tensor's element type, as the compiled
+    kernels will (the reference evaluator computes in f64 and rounds).
+
+    Before:
+    ```mlir
+    %0 = trainopt.add %x, %b : (tensor<4x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+    ```
+    After:
+    ```mlir
+    %e = tensor.empty() : tensor<4x8xf32>
+    %0 = linalg.generic {indexing_maps = [(d0, d1) -> (d0, d1), (d0, d1) -> (d1),
+           (d0, d1) -> (d0, d1)], iterator_types = ["parallel", "parallel"]}
+           ins(%x, %b : tensor<4x8xf32>, tensor<8xf32>) outs(%e : tensor<4x8xf32>) {...}
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect"];
+}
+
+def TrainoptOutlineKernels : Pass<"trainopt-outline-kernels", "ModuleOp"> {
+  let summary = "Moves each linalg op of the entry points into its own kernel function";
+  let description = [{
+    After `trainopt-convert-to-linalg` and elementwise fusion, every
+    `linalg.generic` left in an entry point (`train_step`, `eval_step`, or
+    the functions named by `entry-points`) is one kernel: the pass moves it,
+    with its `tensor.empty`/`linalg.fill` initializers and the constants its
+    body uses, into a private function marked `trainopt.kernel`, and calls
+    that function. Tensors the body reads through `tensor.extract` become
+    arguments. What is left in the entry point is the step program: kernel
+    calls, library ops, reshapes and constants, in schedule order.
+
+    A kernel whose iterators are all parallel and whose output maps are
+    identities is marked `trainopt.elementwise`: the memory planner may then
+    give its result the buffer of an operand that dies there.
+
+    The pass fails on an op in an entry point that is neither a kernel,
+    a library op, a view, a constant nor a call.
+  }];
+  let options = [
+    ListOption<"entryPoints", "entry-points", "std::string",
+               "Functions whose bodies become step programs (default: train_step, eval_step)">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
+#endif // TRAINOPT_CONVERSION_PASSES_TD

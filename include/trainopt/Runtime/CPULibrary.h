@@ -1,0 +1,97 @@
+//===- CPULibrary.h - CPU functions behind LibraryCall commands -*- C++ -*-===//
+//
+/// \file
+/// The CPU library that `LibraryCall` commands of a compiled training
+/// program name ("cpu.matmul", "cpu.conv", ...). Each function computes one
+/// trainopt dialect op exactly as the reference evaluator
+/// (lib/Evaluator/Evaluator.cpp) defines it, over row-major contiguous
+/// buffers in NC-spatial layout. No MLIR or LLVM.
+///
+/// A call is described by the command's `int_args` (no function uses
+/// `float_args`; the count must be 0). Every descriptor starts with the
+/// element type, as the artifact codes it: F64 = 1, F32 = 2. `[S]` below is
+/// a group of S consecutive ints, one per spatial dim, S in {1, 2, 3}.
+///
+/// - `cpu.matmul`, buffers [lhs, rhs, out]; ints
+///   [etype, R, outBatch[R], lhsBatch[R], rhsBatch[R], M, N, K,
+///    transposeLhs, transposeRhs, accumulate].
+///   out is outBatch x M x N; lhs is lhsBatch x M x K (lhsBatch x K x M when
+///   transposed); rhs is rhsBatch x K x N (rhsBatch x N x K when
+///   transposed). Operands of lower rank are padded with leading 1s to R
+///   batch dims; each lhs/rhs batch dim is 1 (broadcast) or the out dim.
+///   accumulate = 1: out += lhs x rhs, else out = lhs x rhs.
+/// - `cpu.conv`, buffers [input, filter, bias (iff hasBias), out]; ints
+///   [etype, S, hasBias, N, Cin, Cout, groups, inSpatial[S], kernel[S],
+///    outSpatial[S], strides[S], dilations[S], padBegin[S], padEnd[S]].
+///   input [N, Cin, in...], filter [Cout, Cin/groups, kernel...], bias
+///   [Cout], out [N, Cout, out...]; outSpatial must be
+///   (in + padBegin + padEnd - dilation * (kernel - 1) - 1) / stride + 1.
+///   (The op's `padding` attribute is padBegin[S] then padEnd[S].)
+/// - `cpu.conv_grad_input`, buffers [gradOut, filter, gradInput]; the conv
+///   ints with hasBias = 0. gradInput [N, Cin, in...] is overwritten.
+/// - `cpu.conv_grad_filter`, buffers [input, gradOut, gradFilter]; the conv
+///   ints with hasBias = 0. gradFilter [Cout, Cin/groups, k...] is
+///   overwritten.
+/// - `cpu.max_pool`, buffers [input, out]; ints
+///   [etype, S, N, C, inSpatial[S], kernel[S], outSpatial[S], strides[S],
+///    dilations[S], padBegin[S], padEnd[S]]. Padding acts as -inf; a window
+///   with no element inside the input gives -inf; NaNs are skipped (the
+///   evaluator's std::max).
+/// - `cpu.max_pool_grad`, buffers [input, gradOut, gradInput]; the max_pool
+///   ints. Each gradOut element goes to the first maximum of its window in
+///   row-major window order (strict `>`, starting from the first tap inside
+///   the input); overlapping windows sum.
+/// - `cpu.avg_pool`, buffers [input, out]; the max_pool ints then
+///   countIncludePad. The divisor counts the taps inside the input, plus,
+///   with countIncludePad, the taps in the padding (not beyond padEnd); at
+///   least 1.
+/// - `cpu.avg_pool_grad`, buffers [gradOut, gradInput]; the avg_pool ints.
+/// - `cpu.scatter_add`, buffers [indices, updates, out]; ints
+///   [etype, indexEtype, outer, outAxis, numIndices, inner] with indexEtype
+///   I64 = 5 or I32 = 6. For `trainopt.scatter_add` along `axis` with a
+///   result of shape D and indices of any shape: outer = prod(D[:axis]),
+///   outAxis = D[axis], numIndices = the number of indices (>= 0), inner =
+///   prod(D[axis+1:]). updates is [outer, numIndices, inner], out is
+///   [outer, outAxis, inner] and is overwritten:
+///   out = 0; out[o, idx[p], i] += updates[o, p, i], where a negative index
+///   counts from the end and an index outside [-outAxis, outAxis) is skipped
+///   (the evaluator rejects it).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_RUNTIME_CPULIBRARY_H
+#define TRAINOPT_RUNTIME_CPULIBRARY_H
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace trainopt::rt {
+
+/// A CPU library function. `ints`/`floats`: the LibraryCall's
+/// int_args/float_args; `buffers`: pointers to the call's buffers in order.
+/// The descriptor must have passed checkLibraryCall; outputs must not alias
+/// inputs.
+using LibraryFunction = void (*)(const int64_t *ints, size_t numInts,
+                                 const double *floats, size_t numFloats,
+                                 void *const *buffers);
+
+/// The function named `name` ("cpu.matmul", ...), or null.
+LibraryFunction findLibraryFunction(const std::string &name);
+
+/// Load-time validation of an (untrusted) call: the descriptor is well
+/// formed (counts, positive sizes, no int64 overflow, supported element
+/// type) and the byte sizes it implies for each buffer are <=
+/// bufferBytes[i]. On failure sets `error` (naming the function and what
+/// was expected) and returns false.
+bool checkLibraryCall(const std::string &name, const int64_t *ints,
+                      size_t numInts, const double *floats, size_t numFloats,
+                      const uint64_t *bufferBytes, size_t numBuffers,
+                      std::string &error);
+
+/// Threads for BLAS and the library's own loops (0 = all cores).
+void setLibraryThreads(int threads);
+
+} // namespace trainopt::rt
+
+#endif // TRAINOPT_RUNTIME_CPULIBRARY_H

@@ -1,0 +1,71 @@
+//===- OnnxExport.h - trained model as an inference ONNX model --*- C++ -*-===//
+//
+/// \file
+/// Writes a trained model back as an ONNX model that other runtimes (ONNX
+/// Runtime) load for inference. The artifact keeps the user's model without
+/// its initializer data; the trained values come from the runtime by name.
+/// Trainopt names each parameter and model-state value (BatchNorm running
+/// statistics) exactly after its ONNX initializer, with no sanitizing, so an
+/// initializer name is the key of its value.
+///
+/// Part of the runtime: it uses the ONNX protobuf classes but no MLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_RUNTIME_ONNXEXPORT_H
+#define TRAINOPT_RUNTIME_ONNXEXPORT_H
+
+#include "trainopt/Runtime/Data.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace trainopt::rt {
+
+/// A trained value to write back into the model. `data` points to
+/// `product(shape) * dtypeSize(dtype)` bytes, row-major, host byte order; the
+/// caller keeps it alive for the duration of the call.
+struct NamedTensor {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const void *data;
+};
+
+/// `modelBytes`: the serialized ONNX ModelProto stored in the artifact
+/// (initializers without data). Replaces every initializer by the value of
+/// the same name (dtype and shape must match the initializer; a missing value
+/// is an error naming the initializer, unless the stored initializer still
+/// holds its data, which is then kept), turns training-only constructs into
+/// inference ones (BatchNormalization training_mode=1 -> 0 with the extra
+/// running-stat outputs removed and their readers reading the running
+/// statistics instead; Dropout training_mode and ratio inputs removed, i.e.
+/// training_mode false),
+/// removes graph outputs that only existed for training (BatchNormalization
+/// running statistics), drops initializers and nodes nothing reads any more,
+/// and writes the model to `path` atomically (temp file in the same
+/// directory, fsync, rename). Values that name no initializer (optimizer
+/// slots, counters) are ignored. Fails with a message naming the file and
+/// the initializer or node; `path` is then left as it was.
+bool exportOnnx(const std::string &modelBytes,
+                const std::vector<NamedTensor> &values, const std::string &path,
+                std::string &error);
+
+/// Clears initializer data from a serialized model (what the compiler
+/// stores): keeps names, dims, types. The data of floating-point
+/// initializers (the ones trainopt turns into parameters and model state) is
+/// cleared, inline or external; integer and bool initializers, which trainopt
+/// folds into constants and so has no runtime value for, keep inline data.
+/// With `keep`, initializers for which it returns true keep their inline
+/// data too (the compiler keeps those that did not become parameters, such
+/// as Clip bounds, so the exported model still has them).
+/// Returns false with a message if `modelBytes` does not parse.
+bool stripInitializerData(
+    const std::string &modelBytes, std::string &out, std::string &error,
+    const std::function<bool(const std::string &)> &keep = nullptr);
+
+} // namespace trainopt::rt
+
+#endif // TRAINOPT_RUNTIME_ONNXEXPORT_H

@@ -1,0 +1,162 @@
+//===- OutlineKernels.cpp - one function per kernel -----------------------===//
+//
+/// \file
+/// Moves every `linalg.generic` of an entry point into a private kernel
+/// function and calls it, leaving the entry point as the step program the
+/// backends turn into commands (DESIGN.md section 2, "fusion into kernels").
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Conversion/Passes.h"
+
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+
+#include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/SetVector.h"
+
+namespace mlir::trainopt {
+#define GEN_PASS_DEF_TRAINOPTOUTLINEKERNELS
+#include "trainopt/Conversion/Passes.h.inc"
+} // namespace mlir::trainopt
+
+using namespace mlir;
+using namespace mlir::trainopt;
+
+namespace {
+
+/// The initializer chain of an `outs` operand: tensor.empty, optionally
+/// filled. Returns the ops to clone, producers first, or failure.
+LogicalResult initChain(Value init, SmallVectorImpl<Operation *> &ops) {
+  Operation *def = init.getDefiningOp();
+  if (auto empty = dyn_cast_or_null<tensor::EmptyOp>(def)) {
+    ops.push_back(empty);
+    return success();
+  }
+  if (auto fill = dyn_cast_or_null<linalg::FillOp>(def)) {
+    if (failed(initChain(fill.getOutputs()[0], ops)))
+      return failure();
+    Operation *value = fill.getInputs()[0].getDefiningOp();
+    if (!isa_and_nonnull<arith::ConstantOp>(value))
+      return failure();
+    ops.push_back(value);
+    ops.push_back(fill);
+    return success();
+  }
+  return failure();
+}
+
+bool isElementwise(linalg::GenericOp g) {
+  if (g.getNumReductionLoops() != 0)
+    return false;
+  for (OpOperand &out : g.getDpsInitsMutable())
+    if (!g.getMatchingIndexingMap(&out).isIdentity())
+      return false;
+  return true;
+}
+
+struct OutlineKernelsPass
+    : public mlir::trainopt::impl::TrainoptOutlineKernelsBase<
+          OutlineKernelsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<std::string> entries(entryPoints.begin(), entryPoints.end());
+    if (entries.empty())
+      entries = {"train_step", "eval_step"};
+    for (const std::string &name : entries) {
+      auto func = module.lookupSymbol<func::FuncOp>(name);
+      if (!func)
+        continue;
+      if (failed(outline(module, func)))
+        return signalPassFailure();
+    }
+  }
+
+  LogicalResult outline(ModuleOp module, func::FuncOp func) {
+    SymbolTable symbols(module);
+    unsigned counter = 0;
+    for (Operation &op : llvm::make_early_inc_range(func.getBody().front())) {
+      auto generic = dyn_cast<linalg::GenericOp>(&op);
+      if (!generic)
+        continue;
+      SmallVector<Operation *> chain;
+      for (Value init : generic.getDpsInits())
+        if (failed(initChain(init, chain)))
+          return generic.emitOpError(
+              "has an output that is not a fresh tensor; cannot outline it");
+      // Kernel arguments: the generic's inputs, then tensors its body reads.
+      llvm::SetVector<Value> args;
+      for (Value in : generic.getDpsInputs())
+        args.insert(in);
+      SmallVector<Operation *> constants;
+      generic.getRegion().walk([&](Operation *inner) {
+        for (Value v : inner->getOperands()) {
+          if (generic.getRegion().isAncestor(v.getParentRegion()))
+            continue;
+          Operation *def = v.getDefiningOp();
+          if (def && def->hasTrait<OpTrait::ConstantLike>() &&
+              !isa<RankedTensorType>(v.getType()))
+            constants.push_back(def);
+          else
+            args.insert(v);
+        }
+      });
+
+      OpBuilder b(module.getContext());
+      b.setInsertionPointToEnd(module.getBody());
+      std::string name =
+          (func.getSymName() + "_k" + Twine(counter++)).str();
+      SmallVector<Type> argTypes;
+      for (Value v : args)
+        argTypes.push_back(v.getType());
+      auto kernel = func::FuncOp::create(
+          b, generic.getLoc(), name,
+          b.getFunctionType(argTypes, generic->getResultTypes()));
+      kernel.setPrivate();
+      kernel->setAttr("trainopt.kernel", b.getUnitAttr());
+      if (isElementwise(generic))
+        kernel->setAttr("trainopt.elementwise", b.getUnitAttr());
+      symbols.insert(kernel);
+      Block *body = kernel.addEntryBlock();
+      b.setInsertionPointToStart(body);
+      IRMapping map;
+      for (auto [v, arg] : llvm::zip(args, body->getArguments()))
+        map.map(v, arg);
+      for (Operation *c : constants)
+        if (!map.contains(c->getResult(0)))
+          b.clone(*c, map);
+      for (Operation *c : chain)
+        if (!map.contains(c->getResult(0)))
+          b.clone(*c, map);
+      Operation *clone = b.clone(*generic, map);
+      func::ReturnOp::create(b, generic.getLoc(), clone->getResults());
+
+      b.setInsertionPoint(generic);
+      auto call = func::CallOp::create(b, generic.getLoc(), kernel,
+                                       args.getArrayRef());
+      generic->replaceAllUsesWith(call.getResults());
+      generic->erase();
+      for (Operation *c : llvm::reverse(chain))
+        if (c->use_empty())
+          c->erase();
+    }
+    // Drop what the kernels no longer need, then check what is left.
+    SmallVector<Operation *> ops;
+    for (Operation &op : func.getBody().front())
+      ops.push_back(&op);
+    for (Operation *op : llvm::reverse(ops))
+      if (op->use_empty() && isPure(op) && !op->hasTrait<OpTrait::IsTerminator>())
+        op->erase();
+    for (Operation &op : func.getBody().front()) {
+      if (isa<func::CallOp, func::ReturnOp, arith::ConstantOp, ReshapeOp>(op) ||
+          isLibraryOp(&op))
+        continue;
+      return op.emitOpError("cannot be part of a step program; expected a "
+                            "kernel, a library op, a view or a constant");
+    }
+    return success();
+  }
+};
+
+} // namespace

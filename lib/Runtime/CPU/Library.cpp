@@ -1,0 +1,1024 @@
+//===- Library.cpp - CPU functions behind LibraryCall commands ------------===//
+//
+/// \file
+/// Matmul is one CBLAS GEMM per batch (or one for the whole batch when the
+/// rhs is shared and the lhs is not transposed, folding the batch into M).
+/// Convolutions and their gradients are im2col/col2im around GEMMs; the
+/// im2col matrix covers a chunk of samples at once (columns ordered sample
+/// by sample), since the per-sample GEMMs of small images are too small to
+/// keep BLAS busy, and a 1x1 stride-1 unpadded convolution skips im2col.
+/// Pools are direct loops. Scratch memory lives in thread-local buffers
+/// that only grow, so steady-state training allocates nothing here.
+///
+/// Every loop nest treats the spatial dims as three, padding a lower rank
+/// with leading unit dims (size 1, kernel 1, stride 1, no padding).
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Runtime/CPULibrary.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+using namespace trainopt::rt;
+
+namespace {
+
+/// Element type codes of the artifact.
+enum : int64_t { kF64 = 1, kF32 = 2, kI64 = 5, kI32 = 6 };
+
+/// Bytes of scratch (im2col matrix plus transposed output cotangent) a
+/// convolution chunk may use; the chunk is as many samples as fit.
+constexpr int64_t kConvScratchBytes = 8 << 20;
+/// Below this many element operations a loop runs on the calling thread.
+constexpr int64_t kMinParallelWork = 1 << 16;
+
+std::atomic<int> libraryThreadCount{0};
+
+int libraryThreads() {
+  int t = libraryThreadCount.load(std::memory_order_relaxed);
+  if (t > 0)
+    return t;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+/// Runs fn(begin, end) over [0, count) split across the library threads
+/// when the work (`count * cost` element operations) is worth a thread.
+template <typename Fn>
+void parallelFor(int64_t count, int64_t cost, const Fn &fn) {
+  int64_t threads = std::min<int64_t>(libraryThreads(), count);
+  int64_t total;
+  bool huge = __builtin_mul_overflow(count, cost, &total);
+  if (threads <= 1 || (!huge && total < kMinParallelWork)) {
+    fn(int64_t(0), count);
+    return;
+  }
+  std::vector<std::thread> workers;
+  workers.reserve(threads - 1);
+  for (int64_t i = 1; i < threads; ++i)
+    workers.emplace_back(
+        [&fn, b = count * i / threads, e = count * (i + 1) / threads] {
+          fn(b, e);
+        });
+  fn(int64_t(0), count / threads);
+  for (std::thread &w : workers)
+    w.join();
+}
+
+/// A grow-only thread-local scratch buffer; `slot` selects one of two.
+template <typename T> T *scratch(int slot, int64_t elements) {
+  thread_local std::vector<double> buffers[2];
+  std::vector<double> &b = buffers[slot];
+  size_t doubles = (static_cast<size_t>(elements) * sizeof(T) + 7) / 8;
+  if (b.size() < doubles)
+    b.resize(doubles);
+  return reinterpret_cast<T *>(b.data());
+}
+
+//===----------------------------------------------------------------------===//
+// GEMM
+//===----------------------------------------------------------------------===//
+
+/// Row-major C = alpha * op(A) op(B) + beta * C.
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+          int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+          int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+              tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
+              beta, c, ldc);
+}
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
+          int64_t lda, const double *b, int64_t ldb, double beta, double *c,
+          int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+              tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda, b, ldb,
+              beta, c, ldc);
+}
+
+//===----------------------------------------------------------------------===//
+// Descriptors
+//===----------------------------------------------------------------------===//
+
+/// The spatial window of a conv or pool, as three dims.
+struct Window {
+  int64_t in[3], k[3], out[3], stride[3], dil[3], padB[3], padE[3];
+
+  /// Reads the seven [S] groups at `p`.
+  void parse(const int64_t *p, int64_t s) {
+    int64_t lead = 3 - s;
+    int64_t *fields[7] = {in, k, out, stride, dil, padB, padE};
+    for (int f = 0; f < 7; ++f)
+      for (int64_t d = 0; d < 3; ++d)
+        fields[f][d] = d < lead ? (f >= 5 ? 0 : 1) : p[f * s + d - lead];
+  }
+  int64_t inSize() const { return in[0] * in[1] * in[2]; }
+  int64_t kSize() const { return k[0] * k[1] * k[2]; }
+  int64_t outSize() const { return out[0] * out[1] * out[2]; }
+  /// Whether im2col would be the identity.
+  bool isIdentity() const {
+    for (int d = 0; d < 3; ++d)
+      if (k[d] != 1 || stride[d] != 1 || padB[d] != 0 || padE[d] != 0)
+        return false;
+    return true;
+  }
+};
+
+/// The kernel taps [lo, hi) of dim `d` that land inside the input for
+/// output position `o`.
+inline void tapRange(const Window &w, int d, int64_t o, int64_t &lo,
+                     int64_t &hi) {
+  int64_t base = o * w.stride[d] - w.padB[d];
+  int64_t dil = w.dil[d];
+  lo = base >= 0 ? 0 : (-base + dil - 1) / dil;
+  int64_t room = w.in[d] - base; // taps need k * dil < room
+  hi = room <= 0 ? 0 : std::min(w.k[d], (room + dil - 1) / dil);
+  if (hi < lo)
+    hi = lo;
+}
+
+/// The taps of dim `d` inside the input or its padding (count_include_pad):
+/// the evaluator counts a tap whose position is below in + padEnd.
+inline int64_t paddedTaps(const Window &w, int d, int64_t o) {
+  int64_t room = w.in[d] + w.padE[d] - (o * w.stride[d] - w.padB[d]);
+  return room <= 0 ? 0 : std::min(w.k[d], (room + w.dil[d] - 1) / w.dil[d]);
+}
+
+struct ConvDesc {
+  int64_t s, hasBias, n, cin, cout, groups;
+  Window w;
+  explicit ConvDesc(const int64_t *ints) {
+    s = ints[1], hasBias = ints[2], n = ints[3], cin = ints[4],
+    cout = ints[5], groups = ints[6];
+    w.parse(ints + 7, s);
+  }
+};
+
+struct PoolDesc {
+  int64_t s, n, c;
+  bool includePad = false;
+  Window w;
+  PoolDesc(const int64_t *ints, bool avg) {
+    s = ints[1], n = ints[2], c = ints[3];
+    w.parse(ints + 4, s);
+    if (avg)
+      includePad = ints[4 + 7 * s] != 0;
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Matmul
+//===----------------------------------------------------------------------===//
+
+template <typename T>
+void matmulImpl(const int64_t *ints, void *const *buffers) {
+  int64_t r = ints[1];
+  const int64_t *outB = ints + 2, *lB = outB + r, *rB = lB + r;
+  const int64_t *mnk = rB + r;
+  int64_t m = mnk[0], n = mnk[1], k = mnk[2];
+  bool ta = mnk[3] != 0, tb = mnk[4] != 0;
+  T beta = mnk[5] != 0 ? T(1) : T(0);
+  const T *lhs = static_cast<const T *>(buffers[0]);
+  const T *rhs = static_cast<const T *>(buffers[1]);
+  T *out = static_cast<T *>(buffers[2]);
+  int64_t batch = 1, lCount = 1, rCount = 1;
+  for (int64_t d = 0; d < r; ++d)
+    batch *= outB[d], lCount *= lB[d], rCount *= rB[d];
+  int64_t lda = ta ? m : k, ldb = tb ? k : n;
+  if (rCount == 1 && !ta && lCount == batch && batch * m <= INT_MAX) {
+    gemm(false, tb, batch * m, n, k, lhs, lda, rhs, ldb, beta, out, n);
+    return;
+  }
+  // Element strides of each batch dim in lhs and rhs (0 where broadcast).
+  std::vector<int64_t> lStride(r), rStride(r), idx(r, 0);
+  for (int64_t d = r - 1, ls = m * k, rs = k * n; d >= 0; --d) {
+    lStride[d] = lB[d] == 1 ? 0 : ls;
+    rStride[d] = rB[d] == 1 ? 0 : rs;
+    ls *= lB[d], rs *= rB[d];
+  }
+  int64_t lOff = 0, rOff = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    gemm(ta, tb, m, n, k, lhs + lOff, lda, rhs + rOff, ldb, beta,
+         out + b * m * n, n);
+    for (int64_t d = r - 1; d >= 0; --d) {
+      lOff += lStride[d], rOff += rStride[d];
+      if (++idx[d] < outB[d])
+        break;
+      lOff -= lStride[d] * outB[d], rOff -= rStride[d] * outB[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// im2col / col2im
+//===----------------------------------------------------------------------===//
+
+/// Output positions [lo, hi) of a row whose input index ow * stride + off
+/// lies in [0, in).
+inline void rowRange(int64_t outW, int64_t inW, int64_t stride, int64_t off,
+                     int64_t &lo, int64_t &hi) {
+  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int64_t room = inW - off;
+  hi = room <= 0 ? 0 : std::min(outW, (room + stride - 1) / stride);
+  lo = std::min(lo, outW);
+  hi = std::max(hi, lo);
+}
+
+/// Fills `col` ([cinG * K rows, nb * P columns], columns sample-major) with
+/// the windows of channels [c0, c0 + cinG) of samples [n0, n0 + nb) of `x`
+/// ([N, channels, in...]).
+template <typename T>
+void im2col(const T *x, int64_t channels, int64_t c0, int64_t cinG, int64_t n0,
+            int64_t nb, const Window &w, T *col) {
+  int64_t p = w.outSize(), kSize = w.kSize(), ld = nb * p;
+  int64_t inSize = w.inSize();
+  parallelFor(cinG * nb, kSize * p, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      int64_t c = u / nb, n = u % nb;
+      const T *xp = x + ((n0 + n) * channels + c0 + c) * inSize;
+      for (int64_t kd = 0; kd < w.k[0]; ++kd)
+        for (int64_t kh = 0; kh < w.k[1]; ++kh)
+          for (int64_t kw = 0; kw < w.k[2]; ++kw) {
+            int64_t row = ((c * w.k[0] + kd) * w.k[1] + kh) * w.k[2] + kw;
+            T *dst = col + row * ld + n * p;
+            int64_t off = kw * w.dil[2] - w.padB[2];
+            int64_t lo, hi;
+            rowRange(w.out[2], w.in[2], w.stride[2], off, lo, hi);
+            for (int64_t od = 0; od < w.out[0]; ++od) {
+              int64_t id = od * w.stride[0] + kd * w.dil[0] - w.padB[0];
+              for (int64_t oh = 0; oh < w.out[1]; ++oh, dst += w.out[2]) {
+                int64_t ih = oh * w.stride[1] + kh * w.dil[1] - w.padB[1];
+                if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1]) {
+                  std::fill(dst, dst + w.out[2], T(0));
+                  continue;
+                }
+                const T *src = xp + (id * w.in[1] + ih) * w.in[2];
+                std::fill(dst, dst + lo, T(0));
+                if (w.stride[2] == 1)
+                  std::memcpy(dst + lo, src + lo + off, (hi - lo) * sizeof(T));
+                else
+                  for (int64_t ow = lo; ow < hi; ++ow)
+                    dst[ow] = src[ow * w.stride[2] + off];
+                std::fill(dst + hi, dst + w.out[2], T(0));
+              }
+            }
+          }
+    }
+  });
+}
+
+/// The transpose of im2col: adds the windows in `col` into channels
+/// [c0, c0 + cinG) of samples [n0, n0 + nb) of `x`.
+template <typename T>
+void col2im(const T *col, int64_t channels, int64_t c0, int64_t cinG,
+            int64_t n0, int64_t nb, const Window &w, T *x) {
+  int64_t p = w.outSize(), kSize = w.kSize(), ld = nb * p;
+  int64_t inSize = w.inSize();
+  // Each unit owns one (sample, channel) plane of x, so units never race.
+  parallelFor(cinG * nb, kSize * p, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      int64_t c = u / nb, n = u % nb;
+      T *xp = x + ((n0 + n) * channels + c0 + c) * inSize;
+      for (int64_t kd = 0; kd < w.k[0]; ++kd)
+        for (int64_t kh = 0; kh < w.k[1]; ++kh)
+          for (int64_t kw = 0; kw < w.k[2]; ++kw) {
+            int64_t row = ((c * w.k[0] + kd) * w.k[1] + kh) * w.k[2] + kw;
+            const T *src = col + row * ld + n * p;
+            int64_t off = kw * w.dil[2] - w.padB[2];
+            int64_t lo, hi;
+            rowRange(w.out[2], w.in[2], w.stride[2], off, lo, hi);
+            for (int64_t od = 0; od < w.out[0]; ++od) {
+              int64_t id = od * w.stride[0] + kd * w.dil[0] - w.padB[0];
+              for (int64_t oh = 0; oh < w.out[1]; ++oh, src += w.out[2]) {
+                int64_t ih = oh * w.stride[1] + kh * w.dil[1] - w.padB[1];
+                if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1])
+                  continue;
+                T *dst = xp + (id * w.in[1] + ih) * w.in[2];
+                if (w.stride[2] == 1)
+                  for (int64_t ow = lo; ow < hi; ++ow)
+                    dst[ow + off] += src[ow];
+                else
+                  for (int64_t ow = lo; ow < hi; ++ow)
+                    dst[ow * w.stride[2] + off] += src[ow];
+              }
+            }
+          }
+    }
+  });
+}
+
+/// Samples per im2col chunk: as many as fit kConvScratchBytes, at least 1,
+/// keeping BLAS dimensions within int.
+int64_t chunkSamples(int64_t perSample, int64_t p, int64_t n, size_t elem) {
+  int64_t nb = kConvScratchBytes / std::max<int64_t>(perSample * elem, 1);
+  nb = std::min<int64_t>(nb, INT_MAX / p);
+  return std::clamp<int64_t>(nb, 1, n);
+}
+
+/// Copies channels [f0, f0 + count) of samples [n0, n0 + nb) of `y`
+/// ([N, channels, P]) into `t` ([count, nb * P]).
+template <typename T>
+void gatherChannels(const T *y, int64_t channels, int64_t f0, int64_t count,
+                    int64_t n0, int64_t nb, int64_t p, T *t) {
+  for (int64_t f = 0; f < count; ++f)
+    for (int64_t n = 0; n < nb; ++n)
+      std::memcpy(t + (f * nb + n) * p, y + ((n0 + n) * channels + f0 + f) * p,
+                  p * sizeof(T));
+}
+
+//===----------------------------------------------------------------------===//
+// Convolution
+//===----------------------------------------------------------------------===//
+
+template <typename T> void convImpl(const int64_t *ints, void *const *buffers) {
+  ConvDesc c(ints);
+  const T *x = static_cast<const T *>(buffers[0]);
+  const T *wt = static_cast<const T *>(buffers[1]);
+  const T *bias = c.hasBias ? static_cast<const T *>(buffers[2]) : nullptr;
+  T *y = static_cast<T *>(buffers[c.hasBias ? 3 : 2]);
+  int64_t cinG = c.cin / c.groups, coutG = c.cout / c.groups;
+  int64_t p = c.w.outSize(), kk = cinG * c.w.kSize();
+  if (c.w.isIdentity()) {
+    for (int64_t n = 0; n < c.n; ++n)
+      for (int64_t g = 0; g < c.groups; ++g)
+        gemm(false, false, coutG, p, cinG, wt + g * coutG * cinG, cinG,
+             x + (n * c.cin + g * cinG) * p, p, T(0),
+             y + (n * c.cout + g * coutG) * p, p);
+  } else {
+    int64_t nb = chunkSamples((kk + coutG) * p, p, c.n, sizeof(T));
+    T *col = scratch<T>(0, kk * nb * p);
+    T *tmp = nb > 1 ? scratch<T>(1, coutG * nb * p) : nullptr;
+    for (int64_t n0 = 0; n0 < c.n; n0 += nb) {
+      int64_t cur = std::min(nb, c.n - n0);
+      for (int64_t g = 0; g < c.groups; ++g) {
+        im2col(x, c.cin, g * cinG, cinG, n0, cur, c.w, col);
+        const T *wg = wt + g * coutG * kk;
+        if (cur == 1) {
+          gemm(false, false, coutG, p, kk, wg, kk, col, p, T(0),
+               y + (n0 * c.cout + g * coutG) * p, p);
+          continue;
+        }
+        gemm(false, false, coutG, cur * p, kk, wg, kk, col, cur * p, T(0), tmp,
+             cur * p);
+        for (int64_t n = 0; n < cur; ++n)
+          for (int64_t f = 0; f < coutG; ++f)
+            std::memcpy(y + ((n0 + n) * c.cout + g * coutG + f) * p,
+                        tmp + (f * cur + n) * p, p * sizeof(T));
+      }
+    }
+  }
+  if (bias)
+    for (int64_t n = 0; n < c.n; ++n)
+      for (int64_t f = 0; f < c.cout; ++f) {
+        T *row = y + (n * c.cout + f) * p, b = bias[f];
+        for (int64_t i = 0; i < p; ++i)
+          row[i] += b;
+      }
+}
+
+template <typename T>
+void convGradInputImpl(const int64_t *ints, void *const *buffers) {
+  ConvDesc c(ints);
+  const T *dy = static_cast<const T *>(buffers[0]);
+  const T *wt = static_cast<const T *>(buffers[1]);
+  T *dx = static_cast<T *>(buffers[2]);
+  int64_t cinG = c.cin / c.groups, coutG = c.cout / c.groups;
+  int64_t p = c.w.outSize(), kk = cinG * c.w.kSize();
+  if (c.w.isIdentity()) {
+    for (int64_t n = 0; n < c.n; ++n)
+      for (int64_t g = 0; g < c.groups; ++g)
+        gemm(true, false, cinG, p, coutG, wt + g * coutG * cinG, cinG,
+             dy + (n * c.cout + g * coutG) * p, p, T(0),
+             dx + (n * c.cin + g * cinG) * p, p);
+    return;
+  }
+  std::fill(dx, dx + c.n * c.cin * c.w.inSize(), T(0));
+  int64_t nb = chunkSamples((kk + coutG) * p, p, c.n, sizeof(T));
+  T *col = scratch<T>(0, kk * nb * p);
+  T *tmp = nb > 1 ? scratch<T>(1, coutG * nb * p) : nullptr;
+  for (int64_t n0 = 0; n0 < c.n; n0 += nb) {
+    int64_t cur = std::min(nb, c.n - n0);
+    for (int64_t g = 0; g < c.groups; ++g) {
+      const T *b = dy + (n0 * c.cout + g * coutG) * p;
+      if (cur > 1) {
+        gatherChannels(dy, c.cout, g * coutG, coutG, n0, cur, p, tmp);
+        b = tmp;
+      }
+      gemm(true, false, kk, cur * p, coutG, wt + g * coutG * kk, kk, b,
+           cur * p, T(0), col, cur * p);
+      col2im(col, c.cin, g * cinG, cinG, n0, cur, c.w, dx);
+    }
+  }
+}
+
+template <typename T>
+void convGradFilterImpl(const int64_t *ints, void *const *buffers) {
+  ConvDesc c(ints);
+  const T *x = static_cast<const T *>(buffers[0]);
+  const T *dy = static_cast<const T *>(buffers[1]);
+  T *dw = static_cast<T *>(buffers[2]);
+  int64_t cinG = c.cin / c.groups, coutG = c.cout / c.groups;
+  int64_t p = c.w.outSize(), kk = cinG * c.w.kSize();
+  if (c.w.isIdentity()) {
+    for (int64_t n = 0; n < c.n; ++n)
+      for (int64_t g = 0; g < c.groups; ++g)
+        gemm(false, true, coutG, cinG, p, dy + (n * c.cout + g * coutG) * p, p,
+             x + (n * c.cin + g * cinG) * p, p, n == 0 ? T(0) : T(1),
+             dw + g * coutG * cinG, cinG);
+    return;
+  }
+  int64_t nb = chunkSamples((kk + coutG) * p, p, c.n, sizeof(T));
+  T *col = scratch<T>(0, kk * nb * p);
+  T *tmp = nb > 1 ? scratch<T>(1, coutG * nb * p) : nullptr;
+  for (int64_t n0 = 0; n0 < c.n; n0 += nb) {
+    int64_t cur = std::min(nb, c.n - n0);
+    for (int64_t g = 0; g < c.groups; ++g) {
+      im2col(x, c.cin, g * cinG, cinG, n0, cur, c.w, col);
+      const T *a = dy + (n0 * c.cout + g * coutG) * p;
+      if (cur > 1) {
+        gatherChannels(dy, c.cout, g * coutG, coutG, n0, cur, p, tmp);
+        a = tmp;
+      }
+      gemm(false, true, coutG, kk, cur * p, a, cur * p, col, cur * p,
+           n0 == 0 ? T(0) : T(1), dw + g * coutG * kk, kk);
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Pooling
+//===----------------------------------------------------------------------===//
+
+/// Calls fn(outIndex, lo[3], hi[3]) for every output position of a plane,
+/// with the tap ranges inside the input.
+template <typename Fn> void forEachWindow(const Window &w, const Fn &fn) {
+  int64_t lo[3], hi[3], o = 0;
+  for (int64_t od = 0; od < w.out[0]; ++od) {
+    tapRange(w, 0, od, lo[0], hi[0]);
+    for (int64_t oh = 0; oh < w.out[1]; ++oh) {
+      tapRange(w, 1, oh, lo[1], hi[1]);
+      for (int64_t ow = 0; ow < w.out[2]; ++ow, ++o) {
+        tapRange(w, 2, ow, lo[2], hi[2]);
+        int64_t base[3] = {od * w.stride[0] - w.padB[0],
+                           oh * w.stride[1] - w.padB[1],
+                           ow * w.stride[2] - w.padB[2]};
+        fn(o, base, lo, hi, od, oh, ow);
+      }
+    }
+  }
+}
+
+/// Input offset of tap (kd, kh, kw) of a window at `base`.
+inline int64_t tapOffset(const Window &w, const int64_t *base, int64_t kd,
+                         int64_t kh, int64_t kw) {
+  return ((base[0] + kd * w.dil[0]) * w.in[1] + base[1] + kh * w.dil[1]) *
+             w.in[2] +
+         base[2] + kw * w.dil[2];
+}
+
+template <typename T>
+void maxPoolImpl(const int64_t *ints, void *const *buffers) {
+  PoolDesc d(ints, false);
+  const Window &w = d.w;
+  const T *x = static_cast<const T *>(buffers[0]);
+  T *y = static_cast<T *>(buffers[1]);
+  int64_t inSize = w.inSize(), outSize = w.outSize();
+  parallelFor(d.n * d.c, outSize * w.kSize(), [&](int64_t b, int64_t e) {
+    for (int64_t plane = b; plane < e; ++plane) {
+      const T *xp = x + plane * inSize;
+      T *yp = y + plane * outSize;
+      forEachWindow(w, [&](int64_t o, const int64_t *base, const int64_t *lo,
+                           const int64_t *hi, int64_t, int64_t, int64_t) {
+        T acc = -std::numeric_limits<T>::infinity();
+        for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
+          for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
+            const T *row = xp + tapOffset(w, base, kd, kh, 0);
+            for (int64_t kw = lo[2]; kw < hi[2]; ++kw) {
+              T v = row[kw * w.dil[2]];
+              // std::max(acc, v): a NaN never replaces acc.
+              acc = acc < v ? v : acc;
+            }
+          }
+        yp[o] = acc;
+      });
+    }
+  });
+}
+
+template <typename T>
+void maxPoolGradImpl(const int64_t *ints, void *const *buffers) {
+  PoolDesc d(ints, false);
+  const Window &w = d.w;
+  const T *x = static_cast<const T *>(buffers[0]);
+  const T *dy = static_cast<const T *>(buffers[1]);
+  T *dx = static_cast<T *>(buffers[2]);
+  int64_t inSize = w.inSize(), outSize = w.outSize();
+  parallelFor(d.n * d.c, outSize * w.kSize(), [&](int64_t b, int64_t e) {
+    for (int64_t plane = b; plane < e; ++plane) {
+      const T *xp = x + plane * inSize;
+      const T *dyp = dy + plane * outSize;
+      T *dxp = dx + plane * inSize;
+      std::fill(dxp, dxp + inSize, T(0));
+      forEachWindow(w, [&](int64_t o, const int64_t *base, const int64_t *lo,
+                           const int64_t *hi, int64_t, int64_t, int64_t) {
+        int64_t best = -1;
+        T bestValue = T(0);
+        for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
+          for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
+            int64_t row = tapOffset(w, base, kd, kh, 0);
+            for (int64_t kw = lo[2]; kw < hi[2]; ++kw) {
+              int64_t at = row + kw * w.dil[2];
+              // The first maximum in window order wins ties.
+              if (best < 0 || xp[at] > bestValue)
+                best = at, bestValue = xp[at];
+            }
+          }
+        if (best >= 0)
+          dxp[best] += dyp[o];
+      });
+    }
+  });
+}
+
+/// The divisor of the window at (od, oh, ow).
+inline int64_t avgCount(const Window &w, bool includePad, const int64_t *lo,
+                        const int64_t *hi, int64_t od, int64_t oh,
+                        int64_t ow) {
+  int64_t count;
+  if (includePad)
+    count = paddedTaps(w, 0, od) * paddedTaps(w, 1, oh) * paddedTaps(w, 2, ow);
+  else
+    count = (hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]);
+  return std::max<int64_t>(count, 1);
+}
+
+template <typename T>
+void avgPoolImpl(const int64_t *ints, void *const *buffers) {
+  PoolDesc d(ints, true);
+  const Window &w = d.w;
+  const T *x = static_cast<const T *>(buffers[0]);
+  T *y = static_cast<T *>(buffers[1]);
+  int64_t inSize = w.inSize(), outSize = w.outSize();
+  parallelFor(d.n * d.c, outSize * w.kSize(), [&](int64_t b, int64_t e) {
+    for (int64_t plane = b; plane < e; ++plane) {
+      const T *xp = x + plane * inSize;
+      T *yp = y + plane * outSize;
+      forEachWindow(w, [&](int64_t o, const int64_t *base, const int64_t *lo,
+                           const int64_t *hi, int64_t od, int64_t oh,
+                           int64_t ow) {
+        double acc = 0.0;
+        for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
+          for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
+            const T *row = xp + tapOffset(w, base, kd, kh, 0);
+            for (int64_t kw = lo[2]; kw < hi[2]; ++kw)
+              acc += row[kw * w.dil[2]];
+          }
+        yp[o] = static_cast<T>(
+            acc / avgCount(w, d.includePad, lo, hi, od, oh, ow));
+      });
+    }
+  });
+}
+
+template <typename T>
+void avgPoolGradImpl(const int64_t *ints, void *const *buffers) {
+  PoolDesc d(ints, true);
+  const Window &w = d.w;
+  const T *dy = static_cast<const T *>(buffers[0]);
+  T *dx = static_cast<T *>(buffers[1]);
+  int64_t inSize = w.inSize(), outSize = w.outSize();
+  parallelFor(d.n * d.c, outSize * w.kSize(), [&](int64_t b, int64_t e) {
+    for (int64_t plane = b; plane < e; ++plane) {
+      const T *dyp = dy + plane * outSize;
+      T *dxp = dx + plane * inSize;
+      std::fill(dxp, dxp + inSize, T(0));
+      forEachWindow(w, [&](int64_t o, const int64_t *base, const int64_t *lo,
+                           const int64_t *hi, int64_t od, int64_t oh,
+                           int64_t ow) {
+        T share = static_cast<T>(
+            static_cast<double>(dyp[o]) /
+            avgCount(w, d.includePad, lo, hi, od, oh, ow));
+        for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
+          for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
+            T *row = dxp + tapOffset(w, base, kd, kh, 0);
+            for (int64_t kw = lo[2]; kw < hi[2]; ++kw)
+              row[kw * w.dil[2]] += share;
+          }
+      });
+    }
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// Scatter-add
+//===----------------------------------------------------------------------===//
+
+template <typename T, typename I>
+void scatterAddImpl(const int64_t *ints, void *const *buffers) {
+  int64_t outer = ints[2], axis = ints[3], count = ints[4], inner = ints[5];
+  const I *indices = static_cast<const I *>(buffers[0]);
+  const T *updates = static_cast<const T *>(buffers[1]);
+  T *out = static_cast<T *>(buffers[2]);
+  std::fill(out, out + outer * axis * inner, T(0));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t p = 0; p < count; ++p) {
+      int64_t v = static_cast<int64_t>(indices[p]);
+      if (v < -axis || v >= axis)
+        continue;
+      if (v < 0)
+        v += axis;
+      T *dst = out + (o * axis + v) * inner;
+      const T *src = updates + (o * count + p) * inner;
+      for (int64_t i = 0; i < inner; ++i)
+        dst[i] += src[i];
+    }
+}
+
+//===----------------------------------------------------------------------===//
+// Entry points
+//===----------------------------------------------------------------------===//
+
+#define TRAINOPT_FLOAT_ENTRY(name, impl)                                       \
+  void name(const int64_t *ints, size_t, const double *, size_t,              \
+            void *const *buffers) {                                            \
+    if (ints[0] == kF32)                                                       \
+      impl<float>(ints, buffers);                                              \
+    else                                                                       \
+      impl<double>(ints, buffers);                                             \
+  }
+
+TRAINOPT_FLOAT_ENTRY(matmulEntry, matmulImpl)
+TRAINOPT_FLOAT_ENTRY(convEntry, convImpl)
+TRAINOPT_FLOAT_ENTRY(convGradInputEntry, convGradInputImpl)
+TRAINOPT_FLOAT_ENTRY(convGradFilterEntry, convGradFilterImpl)
+TRAINOPT_FLOAT_ENTRY(maxPoolEntry, maxPoolImpl)
+TRAINOPT_FLOAT_ENTRY(maxPoolGradEntry, maxPoolGradImpl)
+TRAINOPT_FLOAT_ENTRY(avgPoolEntry, avgPoolImpl)
+TRAINOPT_FLOAT_ENTRY(avgPoolGradEntry, avgPoolGradImpl)
+#undef TRAINOPT_FLOAT_ENTRY
+
+void scatterAddEntry(const int64_t *ints, size_t, const double *, size_t,
+                     void *const *buffers) {
+  bool f32 = ints[0] == kF32, i64 = ints[1] == kI64;
+  if (f32 && i64)
+    scatterAddImpl<float, int64_t>(ints, buffers);
+  else if (f32)
+    scatterAddImpl<float, int32_t>(ints, buffers);
+  else if (i64)
+    scatterAddImpl<double, int64_t>(ints, buffers);
+  else
+    scatterAddImpl<double, int32_t>(ints, buffers);
+}
+
+//===----------------------------------------------------------------------===//
+// Validation
+//===----------------------------------------------------------------------===//
+
+/// Checks one call, recording the first problem in `error`.
+class CallChecker {
+public:
+  CallChecker(const std::string &name, const int64_t *ints, size_t numInts,
+              const uint64_t *bufferBytes, size_t numBuffers,
+              std::string &error)
+      : name(name), ints(ints), numInts(numInts), bufferBytes(bufferBytes),
+        numBuffers(numBuffers), error(error) {}
+
+  bool fail(const std::string &message) {
+    error = name + ": " + message;
+    return false;
+  }
+
+  /// At least `n` ints.
+  bool atLeast(size_t n) {
+    if (numInts >= n)
+      return true;
+    return fail("expects at least " + std::to_string(n) + " int args, got " +
+                std::to_string(numInts));
+  }
+  bool exactly(size_t n, const std::string &layout) {
+    if (numInts == n)
+      return true;
+    return fail("expects " + std::to_string(n) + " int args (" + layout +
+                "), got " + std::to_string(numInts));
+  }
+  bool buffers(size_t n) {
+    if (numBuffers == n)
+      return true;
+    return fail("expects " + std::to_string(n) + " buffers, got " +
+                std::to_string(numBuffers));
+  }
+  /// The float element type at ints[i]; sets `elem` to its size.
+  bool floatType(size_t i, int64_t &elem) {
+    if (ints[i] == kF32 || ints[i] == kF64) {
+      elem = ints[i] == kF32 ? 4 : 8;
+      return true;
+    }
+    return fail("expects element type F64 (1) or F32 (2), got " +
+                std::to_string(ints[i]));
+  }
+  bool atLeastValue(size_t i, int64_t min, const char *what) {
+    if (ints[i] >= min)
+      return true;
+    return fail("expects " + std::string(what) + " >= " + std::to_string(min) +
+                ", got " + std::to_string(ints[i]));
+  }
+  bool flag(size_t i, const char *what) {
+    if (ints[i] == 0 || ints[i] == 1)
+      return true;
+    return fail("expects " + std::string(what) + " to be 0 or 1, got " +
+                std::to_string(ints[i]));
+  }
+  bool atMostInt(int64_t v, const char *what) {
+    if (v <= INT_MAX)
+      return true;
+    return fail(std::string(what) + " " + std::to_string(v) +
+                " exceeds the BLAS int range");
+  }
+
+  /// The product of `factors` (each >= 0), or false on overflow.
+  bool product(std::initializer_list<int64_t> factors, int64_t &result) {
+    result = 1;
+    for (int64_t f : factors)
+      if (__builtin_mul_overflow(result, f, &result))
+        return fail("sizes overflow int64");
+    return true;
+  }
+  /// Buffer `i` holds at least `elements` of `elem` bytes.
+  bool fits(size_t i, int64_t elements, int64_t elem, const char *what) {
+    int64_t bytes;
+    if (__builtin_mul_overflow(elements, elem, &bytes))
+      return fail("sizes overflow int64");
+    if (static_cast<uint64_t>(bytes) <= bufferBytes[i])
+      return true;
+    return fail("expects " + std::string(what) + " (buffer " +
+                std::to_string(i) + ") of at least " + std::to_string(bytes) +
+                " bytes, got " + std::to_string(bufferBytes[i]));
+  }
+
+  /// The seven [S] window groups at ints[at]; sets the total input and
+  /// output spatial sizes and the kernel size.
+  bool window(size_t at, int64_t s, int64_t &inSize, int64_t &kSize,
+              int64_t &outSize) {
+    const int64_t *in = ints + at, *k = in + s, *out = k + s, *str = out + s,
+                  *dil = str + s, *pb = dil + s, *pe = pb + s;
+    inSize = kSize = outSize = 1;
+    for (int64_t d = 0; d < s; ++d) {
+      std::string dim = " of spatial dim " + std::to_string(d);
+      if (in[d] < 1 || k[d] < 1 || out[d] < 1)
+        return fail("expects positive input, kernel and output sizes" + dim +
+                    ", got " + std::to_string(in[d]) + ", " +
+                    std::to_string(k[d]) + ", " + std::to_string(out[d]));
+      if (str[d] < 1 || dil[d] < 1)
+        return fail("expects strides and dilations >= 1" + dim + ", got " +
+                    std::to_string(str[d]) + " and " + std::to_string(dil[d]));
+      if (pb[d] < 0 || pe[d] < 0)
+        return fail("expects padding >= 0" + dim + ", got " +
+                    std::to_string(pb[d]) + " and " + std::to_string(pe[d]));
+      int64_t span, padded;
+      if (__builtin_mul_overflow(dil[d], k[d] - 1, &span) ||
+          __builtin_add_overflow(in[d], pb[d], &padded) ||
+          __builtin_add_overflow(padded, pe[d], &padded))
+        return fail("window sizes overflow int64" + dim);
+      int64_t expected = padded <= span ? 0 : (padded - span - 1) / str[d] + 1;
+      if (out[d] != expected)
+        return fail("expects output size " + std::to_string(expected) + dim +
+                    " (input " + std::to_string(in[d]) + ", kernel " +
+                    std::to_string(k[d]) + ", stride " +
+                    std::to_string(str[d]) + ", dilation " +
+                    std::to_string(dil[d]) + ", padding " +
+                    std::to_string(pb[d]) + "+" + std::to_string(pe[d]) +
+                    "), got " + std::to_string(out[d]));
+      if (!product({inSize, in[d]}, inSize) || !product({kSize, k[d]}, kSize) ||
+          !product({outSize, out[d]}, outSize))
+        return false;
+    }
+    return true;
+  }
+
+  /// ints[1] as the spatial rank S.
+  bool spatialRank(int64_t &s) {
+    s = ints[1];
+    if (s >= 1 && s <= 3)
+      return true;
+    return fail("expects 1, 2 or 3 spatial dims, got " + std::to_string(s));
+  }
+
+  const std::string &name;
+  const int64_t *ints;
+  size_t numInts;
+  const uint64_t *bufferBytes;
+  size_t numBuffers;
+  std::string &error;
+};
+
+bool checkMatmul(CallChecker &c) {
+  int64_t elem;
+  if (!c.atLeast(2) || !c.floatType(0, elem))
+    return false;
+  int64_t r = c.ints[1];
+  if (r < 0 || r > 64)
+    return c.fail("expects 0 to 64 batch dims, got " + std::to_string(r));
+  if (!c.exactly(8 + 3 * r, "8 + 3 * R with R = " + std::to_string(r)) ||
+      !c.buffers(3))
+    return false;
+  const int64_t *outB = c.ints + 2, *lB = outB + r, *rB = lB + r;
+  int64_t batch = 1, lCount = 1, rCount = 1;
+  for (int64_t d = 0; d < r; ++d) {
+    if (outB[d] < 1)
+      return c.fail("expects positive batch dims, got " +
+                    std::to_string(outB[d]) + " at " + std::to_string(d));
+    if ((lB[d] != 1 && lB[d] != outB[d]) || (rB[d] != 1 && rB[d] != outB[d]))
+      return c.fail("expects operand batch dim " + std::to_string(d) +
+                    " to be 1 or " + std::to_string(outB[d]) + ", got " +
+                    std::to_string(lB[d]) + " and " + std::to_string(rB[d]));
+    if (!c.product({batch, outB[d]}, batch) ||
+        !c.product({lCount, lB[d]}, lCount) ||
+        !c.product({rCount, rB[d]}, rCount))
+      return false;
+  }
+  size_t at = 2 + 3 * r;
+  for (size_t i = at; i < at + 3; ++i)
+    if (!c.atLeastValue(i, 1, "M, N and K") ||
+        !c.atMostInt(c.ints[i], "M, N or K"))
+      return false;
+  if (!c.flag(at + 3, "transposeLhs") || !c.flag(at + 4, "transposeRhs") ||
+      !c.flag(at + 5, "accumulate"))
+    return false;
+  int64_t m = c.ints[at], n = c.ints[at + 1], k = c.ints[at + 2];
+  int64_t lhs, rhs, out;
+  return c.product({lCount, m, k}, lhs) && c.product({rCount, k, n}, rhs) &&
+         c.product({batch, m, n}, out) && c.fits(0, lhs, elem, "lhs") &&
+         c.fits(1, rhs, elem, "rhs") && c.fits(2, out, elem, "out");
+}
+
+enum class ConvKind { Forward, GradInput, GradFilter };
+
+bool checkConv(CallChecker &c, ConvKind kind) {
+  int64_t elem, s;
+  if (!c.atLeast(2) || !c.floatType(0, elem) || !c.spatialRank(s) ||
+      !c.exactly(7 + 7 * s, "7 + 7 * S with S = " + std::to_string(s)) ||
+      !c.flag(2, "hasBias"))
+    return false;
+  int64_t hasBias = c.ints[2];
+  if (kind != ConvKind::Forward && hasBias)
+    return c.fail("expects hasBias = 0");
+  if (!c.buffers(3 + hasBias))
+    return false;
+  for (size_t i = 3; i < 7; ++i)
+    if (!c.atLeastValue(i, 1, "N, Cin, Cout and groups"))
+      return false;
+  int64_t n = c.ints[3], cin = c.ints[4], cout = c.ints[5], groups = c.ints[6];
+  if (cin % groups || cout % groups)
+    return c.fail("expects groups " + std::to_string(groups) +
+                  " to divide Cin " + std::to_string(cin) + " and Cout " +
+                  std::to_string(cout));
+  int64_t inSize, kSize, outSize;
+  if (!c.window(7, s, inSize, kSize, outSize))
+    return false;
+  int64_t cinG = cin / groups, coutG = cout / groups;
+  int64_t x, w, y, kk, colBytes;
+  if (!c.product({n, cin, inSize}, x) || !c.product({cout, cinG, kSize}, w) ||
+      !c.product({n, cout, outSize}, y) || !c.product({cinG, kSize}, kk) ||
+      !c.product({kk, outSize, elem}, colBytes) ||
+      !c.atMostInt(kk, "Cin/groups * kernel size") ||
+      !c.atMostInt(outSize, "output spatial size") ||
+      !c.atMostInt(coutG, "Cout/groups"))
+    return false;
+  switch (kind) {
+  case ConvKind::Forward:
+    return c.fits(0, x, elem, "input") && c.fits(1, w, elem, "filter") &&
+           (!hasBias || c.fits(2, cout, elem, "bias")) &&
+           c.fits(2 + hasBias, y, elem, "out");
+  case ConvKind::GradInput:
+    return c.fits(0, y, elem, "gradOut") && c.fits(1, w, elem, "filter") &&
+           c.fits(2, x, elem, "gradInput");
+  case ConvKind::GradFilter:
+    return c.fits(0, x, elem, "input") && c.fits(1, y, elem, "gradOut") &&
+           c.fits(2, w, elem, "gradFilter");
+  }
+  return false;
+}
+
+enum class PoolKind { Max, MaxGrad, Avg, AvgGrad };
+
+bool checkPool(CallChecker &c, PoolKind kind) {
+  bool avg = kind == PoolKind::Avg || kind == PoolKind::AvgGrad;
+  int64_t elem, s;
+  if (!c.atLeast(2) || !c.floatType(0, elem) || !c.spatialRank(s) ||
+      !c.exactly(4 + 7 * s + avg, avg ? "5 + 7 * S with S = " +
+                                            std::to_string(s)
+                                      : "4 + 7 * S with S = " +
+                                            std::to_string(s)) ||
+      (avg && !c.flag(4 + 7 * s, "countIncludePad")) ||
+      !c.buffers(kind == PoolKind::MaxGrad ? 3 : 2) ||
+      !c.atLeastValue(2, 1, "N") || !c.atLeastValue(3, 1, "C"))
+    return false;
+  int64_t inSize, kSize, outSize, x, y;
+  if (!c.window(4, s, inSize, kSize, outSize) ||
+      !c.product({c.ints[2], c.ints[3], inSize}, x) ||
+      !c.product({c.ints[2], c.ints[3], outSize}, y))
+    return false;
+  switch (kind) {
+  case PoolKind::Max:
+  case PoolKind::Avg:
+    return c.fits(0, x, elem, "input") && c.fits(1, y, elem, "out");
+  case PoolKind::MaxGrad:
+    return c.fits(0, x, elem, "input") && c.fits(1, y, elem, "gradOut") &&
+           c.fits(2, x, elem, "gradInput");
+  case PoolKind::AvgGrad:
+    return c.fits(0, y, elem, "gradOut") && c.fits(1, x, elem, "gradInput");
+  }
+  return false;
+}
+
+bool checkScatterAdd(CallChecker &c) {
+  int64_t elem;
+  if (!c.exactly(6, "etype, indexEtype, outer, outAxis, numIndices, inner") ||
+      !c.floatType(0, elem) || !c.buffers(3))
+    return false;
+  if (c.ints[1] != kI64 && c.ints[1] != kI32)
+    return c.fail("expects index element type I64 (5) or I32 (6), got " +
+                  std::to_string(c.ints[1]));
+  if (!c.atLeastValue(2, 1, "outer") || !c.atLeastValue(3, 1, "outAxis") ||
+      !c.atLeastValue(4, 0, "numIndices") || !c.atLeastValue(5, 1, "inner"))
+    return false;
+  int64_t outer = c.ints[2], axis = c.ints[3], count = c.ints[4],
+          inner = c.ints[5], updates, out;
+  return c.product({outer, count, inner}, updates) &&
+         c.product({outer, axis, inner}, out) &&
+         c.fits(0, count, c.ints[1] == kI64 ? 8 : 4, "indices") &&
+         c.fits(1, updates, elem, "updates") && c.fits(2, out, elem, "out");
+}
+
+struct Entry {
+  LibraryFunction fn;
+  bool (*check)(CallChecker &);
+};
+
+const std::unordered_map<std::string, Entry> &libraryTable() {
+  static const std::unordered_map<std::string, Entry> table = {
+      {"cpu.matmul", {matmulEntry, checkMatmul}},
+      {"cpu.conv",
+       {convEntry, [](CallChecker &c) { return checkConv(c, ConvKind::Forward); }}},
+      {"cpu.conv_grad_input",
+       {convGradInputEntry,
+        [](CallChecker &c) { return checkConv(c, ConvKind::GradInput); }}},
+      {"cpu.conv_grad_filter",
+       {convGradFilterEntry,
+        [](CallChecker &c) { return checkConv(c, ConvKind::GradFilter); }}},
+      {"cpu.max_pool",
+       {maxPoolEntry, [](CallChecker &c) { return checkPool(c, PoolKind::Max); }}},
+      {"cpu.max_pool_grad",
+       {maxPoolGradEntry,
+        [](CallChecker &c) { return checkPool(c, PoolKind::MaxGrad); }}},
+      {"cpu.avg_pool",
+       {avgPoolEntry, [](CallChecker &c) { return checkPool(c, PoolKind::Avg); }}},
+      {"cpu.avg_pool_grad",
+       {avgPoolGradEntry,
+        [](CallChecker &c) { return checkPool(c, PoolKind::AvgGrad); }}},
+      {"cpu.scatter_add", {scatterAddEntry, checkScatterAdd}},
+  };
+  return table;
+}
+
+} // namespace
+
+LibraryFunction trainopt::rt::findLibraryFunction(const std::string &name) {
+  auto it = libraryTable().find(name);
+  return it == libraryTable().end() ? nullptr : it->second.fn;
+}
+
+bool trainopt::rt::checkLibraryCall(const std::string &name,
+                                    const int64_t *ints, size_t numInts,
+                                    const double *floats, size_t numFloats,
+                                    const uint64_t *bufferBytes,
+                                    size_t numBuffers, std::string &error) {
+  (void)floats;
+  auto it = libraryTable().find(name);
+  if (it == libraryTable().end()) {
+    error = "unknown library function '" + name + "'";
+    return false;
+  }
+  CallChecker checker(name, ints, numInts, bufferBytes, numBuffers, error);
+  if (numFloats != 0)
+    return checker.fail("expects no float args, got " +
+                        std::to_string(numFloats));
+  return it->second.check(checker);
+}
+
+void trainopt::rt::setLibraryThreads(int threads) {
+  int t = threads > 0 ? threads
+                      : static_cast<int>(
+                            std::max(1u, std::thread::hardware_concurrency()));
+  libraryThreadCount.store(t, std::memory_order_relaxed);
+  openblas_set_num_threads(t);
+}

@@ -1,0 +1,459 @@
+//===- OnnxExport.cpp - trained model as an inference ONNX model ----------===//
+//
+/// \file
+/// The export edits the stored ModelProto in place rather than rebuilding it
+/// from the compiled program: opsets, metadata, node names and attributes of
+/// the user's model survive untouched, and only what inference cannot have
+/// changes. That is exactly what trainopt's eval step does to the imported
+/// model: BatchNormalization reads its running statistics (and the updated
+/// statistics it would return are the running statistics themselves),
+/// Dropout is the identity.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Runtime/OnnxExport.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace trainopt::rt;
+
+namespace {
+
+/// The runtime dtype of an ONNX element type, or false for one the runtime
+/// has no dtype for (bfloat16, strings, complex, ...).
+bool dtypeOf(int32_t onnxType, DType &out) {
+  switch (onnxType) {
+  case onnx::TensorProto::FLOAT:
+    out = DType::F32;
+    return true;
+  case onnx::TensorProto::DOUBLE:
+    out = DType::F64;
+    return true;
+  case onnx::TensorProto::FLOAT16:
+    out = DType::F16;
+    return true;
+  case onnx::TensorProto::INT64:
+    out = DType::I64;
+    return true;
+  case onnx::TensorProto::INT32:
+    out = DType::I32;
+    return true;
+  case onnx::TensorProto::INT16:
+    out = DType::I16;
+    return true;
+  case onnx::TensorProto::INT8:
+    out = DType::I8;
+    return true;
+  case onnx::TensorProto::UINT8:
+    out = DType::U8;
+    return true;
+  case onnx::TensorProto::BOOL:
+    out = DType::Bool;
+    return true;
+  default:
+    return false;
+  }
+}
+
+bool isFloatType(int32_t onnxType) {
+  switch (onnxType) {
+  case onnx::TensorProto::FLOAT:
+  case onnx::TensorProto::DOUBLE:
+  case onnx::TensorProto::FLOAT16:
+  case onnx::TensorProto::BFLOAT16:
+    return true;
+  default:
+    return false;
+  }
+}
+
+std::string typeName(int32_t onnxType) {
+  DType t;
+  if (dtypeOf(onnxType, t))
+    return dtypeName(t);
+  return onnx::TensorProto::DataType_Name(
+      static_cast<onnx::TensorProto::DataType>(onnxType));
+}
+
+template <typename Dims> std::string shapeString(const Dims &dims) {
+  std::string s = "[";
+  bool first = true;
+  for (int64_t d : dims) {
+    if (!first)
+      s += ", ";
+    s += std::to_string(d);
+    first = false;
+  }
+  return s + "]";
+}
+
+/// Elements of a tensor of `dims`, or -1 for a negative or overflowing shape.
+template <typename Dims> int64_t numElements(const Dims &dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0 || (d != 0 && n > INT64_MAX / d))
+      return -1;
+    n *= d;
+  }
+  return n;
+}
+
+/// Whether the initializer carries its values inline (or needs none).
+bool hasInlineData(const onnx::TensorProto &t) {
+  if (t.data_location() == onnx::TensorProto::EXTERNAL ||
+      t.external_data_size() > 0)
+    return false;
+  return numElements(t.dims()) == 0 || !t.raw_data().empty() ||
+         t.float_data_size() > 0 || t.int32_data_size() > 0 ||
+         t.string_data_size() > 0 || t.int64_data_size() > 0 ||
+         t.double_data_size() > 0 || t.uint64_data_size() > 0;
+}
+
+void clearData(onnx::TensorProto &t) {
+  t.clear_raw_data();
+  t.clear_float_data();
+  t.clear_int32_data();
+  t.clear_string_data();
+  t.clear_int64_data();
+  t.clear_double_data();
+  t.clear_uint64_data();
+  t.clear_external_data();
+  t.clear_data_location();
+}
+
+bool hostIsLittleEndian() {
+  const uint16_t one = 1;
+  unsigned char first;
+  std::memcpy(&first, &one, 1);
+  return first == 1;
+}
+
+/// `raw_data` is little-endian whatever the host.
+std::string littleEndianBytes(const void *data, size_t count,
+                              unsigned elementSize) {
+  std::string bytes(static_cast<const char *>(data), count * elementSize);
+  if (elementSize > 1 && !hostIsLittleEndian())
+    for (size_t i = 0; i < count; ++i)
+      std::reverse(bytes.begin() + i * elementSize,
+                   bytes.begin() + (i + 1) * elementSize);
+  return bytes;
+}
+
+std::string describeNode(const onnx::NodeProto &node, int index) {
+  std::string s = node.op_type() + " node";
+  if (!node.name().empty())
+    s += " '" + node.name() + "'";
+  return s + " (#" + std::to_string(index) + ")";
+}
+
+/// Every name a node of `graph` or of its subgraphs reads.
+void collectReads(const onnx::GraphProto &graph, std::set<std::string> &out) {
+  for (const onnx::NodeProto &node : graph.node()) {
+    for (const std::string &in : node.input())
+      if (!in.empty())
+        out.insert(in);
+    for (const onnx::AttributeProto &attr : node.attribute()) {
+      if (attr.has_g())
+        collectReads(attr.g(), out);
+      for (const onnx::GraphProto &g : attr.graphs())
+        collectReads(g, out);
+    }
+  }
+  for (const onnx::ValueInfoProto &info : graph.output())
+    out.insert(info.name());
+}
+
+/// Renames reads of `renames`' keys in `graph` and its subgraphs. A subgraph
+/// that defines a renamed name itself shadows it, which ONNX forbids, so
+/// there is no scoping to respect.
+void renameReads(onnx::GraphProto &graph,
+                 const std::map<std::string, std::string> &renames) {
+  for (onnx::NodeProto &node : *graph.mutable_node()) {
+    for (std::string &in : *node.mutable_input()) {
+      auto it = renames.find(in);
+      if (it != renames.end())
+        in = it->second;
+    }
+    for (onnx::AttributeProto &attr : *node.mutable_attribute()) {
+      if (attr.has_g())
+        renameReads(*attr.mutable_g(), renames);
+      for (onnx::GraphProto &g : *attr.mutable_graphs())
+        renameReads(g, renames);
+    }
+  }
+}
+
+template <typename Field, typename Pred> void eraseIf(Field &field, Pred pred) {
+  int kept = 0;
+  for (int i = 0; i < field.size(); ++i) {
+    if (pred(field.Get(i)))
+      continue;
+    if (kept != i)
+      field.SwapElements(kept, i);
+    ++kept;
+  }
+  while (field.size() > kept)
+    field.RemoveLast();
+}
+
+/// Rewrites training-only constructs of the main graph into their inference
+/// form. Returns false with a message naming the node.
+bool toInference(onnx::GraphProto &graph, std::string &error) {
+  // Readers of a BatchNormalization's updated statistics read the running
+  // statistics instead, as in trainopt's eval step.
+  std::map<std::string, std::string> renames;
+  std::set<std::string> trainingOutputs;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    onnx::NodeProto &node = *graph.mutable_node(i);
+    if (!node.domain().empty() && node.domain() != "ai.onnx")
+      continue;
+    if (node.op_type() == "BatchNormalization") {
+      for (onnx::AttributeProto &attr : *node.mutable_attribute())
+        if (attr.name() == "training_mode")
+          attr.set_i(0);
+      // Opsets 9 to 13 also have the saved mean and variance outputs.
+      for (int k = 1; k < node.output_size(); ++k) {
+        const std::string &out = node.output(k);
+        if (out.empty())
+          continue;
+        trainingOutputs.insert(out);
+        if (k > 2)
+          continue;
+        if (node.input_size() <= k + 2 || node.input(k + 2).empty()) {
+          error = describeNode(node, i) + ": output " + std::to_string(k) +
+                  " ('" + out + "') has no running statistic (input " +
+                  std::to_string(k + 2) + ") to read instead";
+          return false;
+        }
+        renames[out] = node.input(k + 2);
+      }
+      while (node.output_size() > 1)
+        node.mutable_output()->RemoveLast();
+    } else if (node.op_type() == "Dropout") {
+      // An absent training_mode is false (opset 12 on; earlier opsets have
+      // no such input), and then the ratio is not read either. Trainopt has
+      // no value for a ratio initializer (it folds it), so drop both.
+      while (node.input_size() > 1)
+        node.mutable_input()->RemoveLast();
+    }
+  }
+  // A statistic of one BatchNormalization may be the running statistic of
+  // the next; resolve chains.
+  for (auto &[from, to] : renames) {
+    std::string target = to;
+    for (size_t hops = 0; hops <= renames.size(); ++hops) {
+      auto it = renames.find(target);
+      if (it == renames.end())
+        break;
+      target = it->second;
+    }
+    to = target;
+  }
+  renameReads(graph, renames);
+  // Graph outputs that were training statistics are not inference outputs.
+  eraseIf(*graph.mutable_output(), [&](const onnx::ValueInfoProto &info) {
+    return trainingOutputs.count(info.name()) > 0;
+  });
+  eraseIf(*graph.mutable_value_info(), [&](const onnx::ValueInfoProto &info) {
+    return trainingOutputs.count(info.name()) > 0;
+  });
+  return true;
+}
+
+/// Drops nodes whose outputs nothing reads (the constant that fed a removed
+/// training_mode, say), then initializers nothing reads. Trainopt drops
+/// unread parameters too, so the runtime has no value for them.
+void removeDead(onnx::GraphProto &graph) {
+  std::set<std::string> reads;
+  for (bool changed = true; changed;) {
+    reads.clear();
+    collectReads(graph, reads);
+    size_t before = graph.node_size();
+    eraseIf(*graph.mutable_node(), [&](const onnx::NodeProto &node) {
+      if (node.output_size() == 0)
+        return false;
+      for (const std::string &out : node.output())
+        if (!out.empty() && reads.count(out))
+          return false;
+      return true;
+    });
+    changed = graph.node_size() != static_cast<int>(before);
+  }
+  std::set<std::string> dead;
+  for (const onnx::TensorProto &init : graph.initializer())
+    if (!reads.count(init.name()))
+      dead.insert(init.name());
+  eraseIf(*graph.mutable_initializer(), [&](const onnx::TensorProto &init) {
+    return dead.count(init.name()) > 0;
+  });
+  // IR < 4 lists initializers as graph inputs too.
+  eraseIf(*graph.mutable_input(), [&](const onnx::ValueInfoProto &info) {
+    return dead.count(info.name()) > 0;
+  });
+  std::set<std::string> defined;
+  for (const onnx::ValueInfoProto &info : graph.input())
+    defined.insert(info.name());
+  for (const onnx::TensorProto &init : graph.initializer())
+    defined.insert(init.name());
+  for (const onnx::NodeProto &node : graph.node())
+    for (const std::string &out : node.output())
+      defined.insert(out);
+  eraseIf(*graph.mutable_value_info(), [&](const onnx::ValueInfoProto &info) {
+    return !defined.count(info.name());
+  });
+}
+
+/// Writes the trained values into the initializers.
+bool fillInitializers(onnx::GraphProto &graph,
+                      const std::vector<NamedTensor> &values,
+                      std::string &error) {
+  std::map<std::string, const NamedTensor *> byName;
+  for (const NamedTensor &v : values)
+    if (!byName.emplace(v.name, &v).second) {
+      error = "two values are named '" + v.name + "'";
+      return false;
+    }
+  for (onnx::TensorProto &init : *graph.mutable_initializer()) {
+    std::string what = "initializer '" + init.name() + "'";
+    auto it = byName.find(init.name());
+    if (it == byName.end()) {
+      if (hasInlineData(init))
+        continue; // A constant the stored model kept.
+      error = what + ": no trained value of that name";
+      return false;
+    }
+    const NamedTensor &v = *it->second;
+    DType expected;
+    bool known = dtypeOf(init.data_type(), expected);
+    bool sameShape = v.shape.size() == static_cast<size_t>(init.dims_size());
+    for (size_t d = 0; sameShape && d < v.shape.size(); ++d)
+      sameShape = v.shape[d] == init.dims(static_cast<int>(d));
+    if (!known || expected != v.dtype || !sameShape) {
+      error = what + ": expected " + typeName(init.data_type()) + " " +
+              shapeString(init.dims()) + ", got " + dtypeName(v.dtype) + " " +
+              shapeString(v.shape);
+      return false;
+    }
+    int64_t count = numElements(v.shape);
+    if (count < 0) {
+      error = what + ": invalid shape " + shapeString(v.shape);
+      return false;
+    }
+    if (count > 0 && !v.data) {
+      error = what + ": the value has no data";
+      return false;
+    }
+    clearData(init);
+    if (count > 0)
+      init.set_raw_data(littleEndianBytes(v.data, static_cast<size_t>(count),
+                                          dtypeSize(v.dtype)));
+  }
+  return true;
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory,
+/// so a reader sees the old file or the new one, never a part.
+bool writeAtomically(const std::string &path, const std::string &bytes,
+                     std::string &error) {
+  std::string tmp = path + ".tmp.XXXXXX";
+  std::vector<char> name(tmp.begin(), tmp.end());
+  name.push_back('\0');
+  int fd = ::mkstemp(name.data());
+  if (fd < 0) {
+    error = "cannot create a temporary file next to it: " +
+            std::string(std::strerror(errno));
+    return false;
+  }
+  tmp = name.data();
+  bool ok = ::fchmod(fd, 0644) == 0;
+  size_t done = 0;
+  while (ok && done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    ok = n > 0;
+    if (ok)
+      done += static_cast<size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  int savedErrno = errno;
+  ok = (::close(fd) == 0) && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok)
+      savedErrno = errno;
+    error = "cannot write it: " + std::string(std::strerror(savedErrno));
+    std::remove(tmp.c_str());
+    return false;
+  }
+  // Make the rename itself durable.
+  std::string dir = ".";
+  size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos)
+    dir = slash == 0 ? "/" : path.substr(0, slash);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
+}
+
+} // namespace
+
+bool trainopt::rt::exportOnnx(const std::string &modelBytes,
+                              const std::vector<NamedTensor> &values,
+                              const std::string &path, std::string &error) {
+  auto fail = [&](const std::string &message) {
+    error = "cannot export the model to '" + path + "': " + message;
+    return false;
+  };
+  onnx::ModelProto model;
+  if (!model.ParseFromString(modelBytes))
+    return fail("the stored ONNX model does not parse");
+  onnx::GraphProto &graph = *model.mutable_graph();
+  std::string message;
+  if (!toInference(graph, message))
+    return fail(message);
+  removeDead(graph);
+  if (!fillInitializers(graph, values, message))
+    return fail(message);
+  std::string bytes;
+  if (!model.SerializeToString(&bytes))
+    return fail("the model does not serialize (over 2 GiB?)");
+  if (!writeAtomically(path, bytes, message))
+    return fail(message);
+  return true;
+}
+
+bool trainopt::rt::stripInitializerData(
+    const std::string &modelBytes, std::string &out, std::string &error,
+    const std::function<bool(const std::string &)> &keep) {
+  onnx::ModelProto model;
+  if (!model.ParseFromString(modelBytes)) {
+    error = "the ONNX model does not parse";
+    return false;
+  }
+  for (onnx::TensorProto &init : *model.mutable_graph()->mutable_initializer())
+    if ((isFloatType(init.data_type()) || !hasInlineData(init)) &&
+        !(keep && hasInlineData(init) && keep(init.name())))
+      clearData(init);
+  if (!model.SerializeToString(&out)) {
+    error = "the stripped ONNX model does not serialize";
+    return false;
+  }
+  return true;
+}

@@ -1,0 +1,832 @@
+//===- ArtifactEmitter.cpp - step programs, memory plan, artifact ---------===//
+//
+/// \file
+/// Turns the entry points left by the kernel pipeline into the artifact of
+/// DESIGN.md section 3.4.
+///
+/// Memory: every tensor value gets a storage. Parameters, optimizer and
+/// model state and the step counter are persistent (shared by all entry
+/// points, updated in place); constants and batch inputs are fixed too.
+/// Everything else is scratch with a live range [definition, last use] in
+/// the schedule (the op order). Reshapes alias their operand. An
+/// elementwise kernel may write its result over an operand it reads with
+/// the identity map when that operand dies there (in-place reuse), and a
+/// result that replaces a persistent value is computed directly into that
+/// value's buffer when nothing reads the old value later (donation);
+/// otherwise a copy ends the program. Scratch storages get offsets by
+/// greedy-by-size placement into one arena region shared by the entry
+/// points; the report compares it with the max-live lower bound of the
+/// schedule.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Target/CPU/CPUTarget.h"
+
+#include "KernelCodegen.h"
+
+#include "trainopt/Artifact/artifact.pb.h"
+#include "trainopt/Conversion/Passes.h"
+#include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.h"
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+#include <algorithm>
+#include <map>
+
+using namespace mlir;
+using namespace mlir::trainopt;
+namespace art = ::trainopt::artifact;
+
+void mlir::trainopt::buildCPUKernelPipeline(OpPassManager &pm) {
+  pm.addPass(createInlinerPass());
+  pm.addPass(createTrainoptConvertToLinalg());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createLinalgElementwiseOpFusionPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createTrainoptOutlineKernels());
+  pm.addPass(createSymbolDCEPass());
+}
+
+void mlir::trainopt::registerCPUPipelines() {
+  PassPipelineRegistration<>(
+      "trainopt-cpu-kernel-pipeline",
+      "Inline, lower trainopt to linalg, fuse elementwise chains and outline "
+      "kernels (the tensor-level part of --target=cpu)",
+      [](OpPassManager &pm) { buildCPUKernelPipeline(pm); });
+}
+
+namespace {
+
+constexpr uint64_t kAlignment = 64;
+
+uint64_t alignUp(uint64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
+
+art::ElementType elementType(Type t) {
+  if (t.isF64())
+    return art::F64;
+  if (t.isF32())
+    return art::F32;
+  if (t.isF16())
+    return art::F16;
+  if (t.isBF16())
+    return art::BF16;
+  if (t.isInteger(64))
+    return art::I64;
+  if (t.isInteger(32))
+    return art::I32;
+  if (t.isInteger(8))
+    return art::I8;
+  if (t.isInteger(1))
+    return art::I1;
+  return art::ELEMENT_TYPE_UNSPECIFIED;
+}
+
+uint64_t elementBytes(Type t) {
+  return t.isInteger(1) ? 1 : (t.getIntOrFloatBitWidth() + 7) / 8;
+}
+
+uint64_t tensorBytes(Type t) {
+  auto tt = cast<RankedTensorType>(t);
+  return tt.getNumElements() * elementBytes(tt.getElementType());
+}
+
+void setType(art::TensorType *out, Type t) {
+  auto tt = cast<RankedTensorType>(t);
+  for (int64_t d : tt.getShape())
+    out->add_shape(d);
+  out->set_element_type(elementType(tt.getElementType()));
+}
+
+/// The little-endian bytes of `attr` (bools one byte each).
+FailureOr<std::string> attrBytes(ElementsAttr attr) {
+  auto type = cast<RankedTensorType>(attr.getType());
+  Type et = type.getElementType();
+  uint64_t n = type.getNumElements();
+  if (auto resource = dyn_cast<DenseResourceElementsAttr>(attr)) {
+    AsmResourceBlob *blob = resource.getRawHandle().getBlob();
+    if (!blob)
+      return failure();
+    ArrayRef<char> data = blob->getData();
+    if (data.size() != n * elementBytes(et))
+      return failure();
+    return std::string(data.begin(), data.end());
+  }
+  auto dense = dyn_cast<DenseElementsAttr>(attr);
+  if (!dense)
+    return failure();
+  std::string out;
+  if (et.isInteger(1)) {
+    for (bool v : dense.getValues<bool>())
+      out.push_back(v ? 1 : 0);
+    return out;
+  }
+  ArrayRef<char> raw = dense.getRawData();
+  if (dense.isSplat()) {
+    for (uint64_t i = 0; i < n; ++i)
+      out.append(raw.begin(), raw.end());
+    return out;
+  }
+  return std::string(raw.begin(), raw.end());
+}
+
+enum class StorageKind { Persistent, Constant, Input, Scratch };
+
+struct Storage {
+  StorageKind kind = StorageKind::Scratch;
+  std::string buffer;
+  uint64_t bytes = 0;
+  int64_t def = 0, last = -1;
+  bool merged = false; // folded into another storage
+};
+
+/// Module-wide state: persistent and constant buffers, shared by entries.
+struct ArtifactBuilder {
+  ModuleOp module;
+  art::Artifact &artifact;
+  llvm::json::Object &report;
+  uint64_t persistentEnd = 0;
+  uint64_t scratchSize = 0;
+  uint64_t scratchLowerBound = 0;
+  std::map<std::string, art::Buffer *> buffers;
+  std::map<std::string, art::Value> persistentValues;
+  llvm::DenseMap<Attribute, std::string> constants;
+  SmallVector<func::FuncOp> kernels;
+  std::vector<std::string> scratchBuffers;
+  llvm::StringSet<> kernelNames;
+  double flops = 0;
+  int64_t libraryCalls = 0, kernelLaunches = 0, copies = 0, inPlace = 0,
+          donated = 0;
+  llvm::json::Array entryReports;
+
+  art::Buffer *addBuffer(const std::string &name, uint64_t bytes,
+                         bool fixed) {
+    art::Buffer *b = artifact.mutable_memory_plan()->add_buffers();
+    b->set_name(name);
+    b->set_size(bytes);
+    if (fixed) {
+      b->set_offset(persistentEnd);
+      persistentEnd += alignUp(std::max<uint64_t>(bytes, 1));
+    }
+    buffers[name] = b;
+    return b;
+  }
+
+  FailureOr<std::string> constantBuffer(arith::ConstantOp op) {
+    Attribute key = op.getValue();
+    auto it = constants.find(key);
+    if (it != constants.end())
+      return it->second;
+    auto elements = dyn_cast<ElementsAttr>(key);
+    FailureOr<std::string> bytes =
+        elements ? attrBytes(elements) : FailureOr<std::string>(failure());
+    if (failed(bytes))
+      return op.emitOpError("has a constant the CPU backend cannot store");
+    std::string name = "const" + std::to_string(constants.size());
+    addBuffer(name, bytes->size(), true);
+    art::InitialValue *init = artifact.add_initial_values();
+    init->set_name(name);
+    init->set_data(std::move(*bytes));
+    constants[key] = name;
+    return name;
+  }
+
+  LogicalResult emitEntry(func::FuncOp func);
+};
+
+/// Everything about one argument of an entry point.
+struct ArgInfo {
+  art::Value value;
+  StorageKind kind;
+  std::string buffer;
+};
+
+FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
+                                    unsigned i) {
+  ArgInfo info;
+  Type type = func.getArgument(i).getType();
+  art::Value &v = info.value;
+  setType(v.mutable_type(), type);
+  v.set_updates(-1);
+  auto param = func.getArgAttrOfType<FlatSymbolRefAttr>(
+      i, TrainoptDialect::kParamAttrName);
+  auto state =
+      func.getArgAttrOfType<StringAttr>(i, TrainoptDialect::kStateAttrName);
+  auto stateOf = func.getArgAttrOfType<FlatSymbolRefAttr>(
+      i, TrainoptDialect::kStateOfAttrName);
+  auto input =
+      func.getArgAttrOfType<StringAttr>(i, TrainoptDialect::kInputAttrName);
+  std::string initial;
+  if (param) {
+    auto op = SymbolTable::lookupNearestSymbolFrom<ParameterOp>(func, param);
+    if (!op)
+      return func.emitError() << "argument " << i << " names parameter "
+                              << param << ", which does not exist";
+    v.set_name(param.getValue().str());
+    v.set_kind(art::Value::PARAMETER);
+    v.set_trainable(op.getTrainable());
+    if (!op.getInitialValue())
+      return op.emitOpError("has no initial value to put in the artifact");
+    FailureOr<std::string> bytes = attrBytes(*op.getInitialValue());
+    if (failed(bytes))
+      return op.emitOpError("has an initial value the artifact cannot hold");
+    initial = std::move(*bytes);
+  } else if (state) {
+    if (stateOf) {
+      v.set_name((stateOf.getValue() + "." + state.getValue()).str());
+      v.set_state_of(stateOf.getValue().str());
+      v.set_kind(state.getValue() == "num_batches_tracked"
+                     ? art::Value::MODEL_STATE
+                     : art::Value::OPTIMIZER_STATE);
+    } else {
+      v.set_name(state.getValue().str());
+      v.set_kind(state.getValue() == "step" ? art::Value::STEP
+                                            : art::Value::MODEL_STATE);
+    }
+    initial.assign(tensorBytes(type), '\0');
+  } else if (input) {
+    v.set_name(input.getValue().str());
+    v.set_kind(input.getValue() == "labels" ? art::Value::LABELS
+                                            : art::Value::INPUT);
+    info.kind = StorageKind::Input;
+    info.buffer = (func.getSymName() + "/" + input.getValue()).str();
+    if (!ab.buffers.count(info.buffer))
+      ab.addBuffer(info.buffer, tensorBytes(type), true);
+    v.set_buffer(info.buffer);
+    return info;
+  } else {
+    return func.emitError() << "argument " << i
+                            << " is neither a parameter, optimizer state "
+                               "nor a batch input";
+  }
+  info.kind = StorageKind::Persistent;
+  info.buffer = "p/" + v.name();
+  v.set_buffer(info.buffer);
+  auto it = ab.persistentValues.find(v.name());
+  if (it == ab.persistentValues.end()) {
+    ab.addBuffer(info.buffer, tensorBytes(type), true);
+    art::InitialValue *init = ab.artifact.add_initial_values();
+    init->set_name(info.buffer);
+    init->set_data(std::move(initial));
+    ab.persistentValues[v.name()] = v;
+  } else if (it->second.type().SerializeAsString() !=
+             v.type().SerializeAsString()) {
+    return func.emitError() << "'" << v.name()
+                            << "' has different types in two entry points";
+  }
+  return info;
+}
+
+/// Library-call descriptors (layouts in Runtime/CPULibrary.h).
+void appendSpatial(SmallVectorImpl<int64_t> &ints, ArrayRef<int64_t> values) {
+  ints.append(values.begin(), values.end());
+}
+
+SmallVector<int64_t> dims(Value v) {
+  return llvm::to_vector(cast<RankedTensorType>(v.getType()).getShape());
+}
+
+Type elementTypeOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getElementType();
+}
+
+struct LibraryCall {
+  std::string function;
+  SmallVector<Value> buffers;
+  SmallVector<int64_t> ints;
+  double flops = 0;
+};
+
+LibraryCall convCall(const char *name, Value x, Value w, Value y,
+                     ArrayRef<int64_t> strides, ArrayRef<int64_t> padding,
+                     ArrayRef<int64_t> dilations, int64_t groups, Type et,
+                     SmallVector<Value> buffers, bool hasBias) {
+  LibraryCall call;
+  call.function = name;
+  call.buffers = std::move(buffers);
+  SmallVector<int64_t> xs = dims(x), ws = dims(w), ys = dims(y);
+  int64_t s = xs.size() - 2;
+  call.ints = {elementType(et), s, hasBias, xs[0], xs[1], ws[0], groups};
+  appendSpatial(call.ints, ArrayRef<int64_t>(xs).drop_front(2));
+  appendSpatial(call.ints, ArrayRef<int64_t>(ws).drop_front(2));
+  appendSpatial(call.ints, ArrayRef<int64_t>(ys).drop_front(2));
+  appendSpatial(call.ints, strides);
+  appendSpatial(call.ints, dilations);
+  appendSpatial(call.ints, padding.take_front(s));
+  appendSpatial(call.ints, padding.drop_front(s));
+  double outPoints = 1, kernelPoints = 1;
+  for (int64_t d : ArrayRef<int64_t>(ys).drop_front(2))
+    outPoints *= d;
+  for (int64_t d : ArrayRef<int64_t>(ws).drop_front(1))
+    kernelPoints *= d;
+  call.flops = 2.0 * ys[0] * ws[0] * outPoints * kernelPoints;
+  return call;
+}
+
+LibraryCall poolCall(const char *name, Value x, Value y,
+                     ArrayRef<int64_t> kernel, ArrayRef<int64_t> strides,
+                     ArrayRef<int64_t> padding, ArrayRef<int64_t> dilations,
+                     SmallVector<Value> buffers, std::optional<bool> includePad) {
+  LibraryCall call;
+  call.function = name;
+  call.buffers = std::move(buffers);
+  SmallVector<int64_t> xs = dims(x), ys = dims(y);
+  int64_t s = xs.size() - 2;
+  call.ints = {elementType(elementTypeOf(x)), s, xs[0], xs[1]};
+  appendSpatial(call.ints, ArrayRef<int64_t>(xs).drop_front(2));
+  appendSpatial(call.ints, kernel);
+  appendSpatial(call.ints, ArrayRef<int64_t>(ys).drop_front(2));
+  appendSpatial(call.ints, strides);
+  appendSpatial(call.ints, dilations);
+  appendSpatial(call.ints, padding.take_front(s));
+  appendSpatial(call.ints, padding.drop_front(s));
+  if (includePad)
+    call.ints.push_back(*includePad);
+  double n = 1;
+  for (int64_t d : ys)
+    n *= d;
+  for (int64_t k : kernel)
+    n *= k;
+  call.flops = n;
+  return call;
+}
+
+FailureOr<LibraryCall> libraryCall(Operation *op) {
+  if (auto mm = dyn_cast<MatmulOp>(op)) {
+    LibraryCall call;
+    call.function = "cpu.matmul";
+    call.buffers = {mm.getLhs(), mm.getRhs(), mm.getResult()};
+    SmallVector<int64_t> l = dims(mm.getLhs()), r = dims(mm.getRhs()),
+                         o = dims(mm.getResult());
+    int64_t rank = o.size(), batchRank = rank - 2;
+    int64_t m = o[rank - 2], n = o[rank - 1];
+    int64_t k = mm.getTransposeLhs() ? l[l.size() - 2] : l.back();
+    call.ints = {elementType(elementTypeOf(mm.getResult())), batchRank};
+    auto batchOf = [&](ArrayRef<int64_t> shape) {
+      SmallVector<int64_t> b(batchRank, 1);
+      int64_t own = shape.size() - 2;
+      for (int64_t i = 0; i < own; ++i)
+        b[batchRank - own + i] = shape[i];
+      return b;
+    };
+    appendSpatial(call.ints, ArrayRef<int64_t>(o).take_front(batchRank));
+    appendSpatial(call.ints, batchOf(l));
+    appendSpatial(call.ints, batchOf(r));
+    call.ints.append({m, n, k, mm.getTransposeLhs(), mm.getTransposeRhs(), 0});
+    double batch = 1;
+    for (int64_t d : ArrayRef<int64_t>(o).take_front(batchRank))
+      batch *= d;
+    call.flops = 2.0 * batch * m * n * k;
+    return call;
+  }
+  if (auto c = dyn_cast<ConvOp>(op)) {
+    SmallVector<Value> buffers = {c.getInput(), c.getFilter()};
+    if (c.getBias())
+      buffers.push_back(c.getBias());
+    buffers.push_back(c.getResult());
+    return convCall("cpu.conv", c.getInput(), c.getFilter(), c.getResult(),
+                    c.getStrides(), c.getPadding(), c.getDilations(),
+                    c.getGroups(), elementTypeOf(c.getResult()), buffers,
+                    static_cast<bool>(c.getBias()));
+  }
+  if (auto c = dyn_cast<ConvGradInputOp>(op))
+    return convCall("cpu.conv_grad_input", c.getResult(), c.getLhs(),
+                    c.getRhs(), c.getStrides(), c.getPadding(),
+                    c.getDilations(), c.getGroups(),
+                    elementTypeOf(c.getResult()),
+                    {c.getRhs(), c.getLhs(), c.getResult()}, false);
+  if (auto c = dyn_cast<ConvGradFilterOp>(op))
+    return convCall("cpu.conv_grad_filter", c.getLhs(), c.getResult(),
+                    c.getRhs(), c.getStrides(), c.getPadding(),
+                    c.getDilations(), c.getGroups(),
+                    elementTypeOf(c.getResult()),
+                    {c.getLhs(), c.getRhs(), c.getResult()}, false);
+  if (auto p = dyn_cast<MaxPoolOp>(op))
+    return poolCall("cpu.max_pool", p.getInput(), p.getResult(),
+                    p.getKernelShape(), p.getStrides(), p.getPadding(),
+                    p.getDilations(), {p.getInput(), p.getResult()},
+                    std::nullopt);
+  if (auto p = dyn_cast<AvgPoolOp>(op))
+    return poolCall("cpu.avg_pool", p.getInput(), p.getResult(),
+                    p.getKernelShape(), p.getStrides(), p.getPadding(),
+                    p.getDilations(), {p.getInput(), p.getResult()},
+                    p.getCountIncludePad());
+  if (auto p = dyn_cast<MaxPoolGradOp>(op))
+    return poolCall("cpu.max_pool_grad", p.getInput(), p.getGrad(),
+                    p.getKernelShape(), p.getStrides(), p.getPadding(),
+                    p.getDilations(),
+                    {p.getInput(), p.getGrad(), p.getResult()}, std::nullopt);
+  if (auto p = dyn_cast<AvgPoolGradOp>(op))
+    return poolCall("cpu.avg_pool_grad", p.getResult(), p.getGrad(),
+                    p.getKernelShape(), p.getStrides(), p.getPadding(),
+                    p.getDilations(), {p.getGrad(), p.getResult()},
+                    p.getCountIncludePad());
+  if (auto s = dyn_cast<ScatterAddOp>(op)) {
+    LibraryCall call;
+    call.function = "cpu.scatter_add";
+    call.buffers = {s.getIndices(), s.getUpdates(), s.getResult()};
+    SmallVector<int64_t> d = dims(s.getResult());
+    int64_t axis = s.getAxis(), outer = 1, inner = 1;
+    for (int64_t i = 0; i < axis; ++i)
+      outer *= d[i];
+    for (int64_t i = axis + 1, e = d.size(); i < e; ++i)
+      inner *= d[i];
+    int64_t numIndices =
+        cast<RankedTensorType>(s.getIndices().getType()).getNumElements();
+    call.ints = {elementType(elementTypeOf(s.getResult())),
+                 elementType(elementTypeOf(s.getIndices())), outer, d[axis],
+                 numIndices, inner};
+    call.flops = outer * numIndices * inner;
+    return call;
+  }
+  return op->emitOpError("has no CPU library call");
+}
+
+/// Estimated FLOPs of a kernel: iterations times arithmetic ops per
+/// iteration.
+double kernelFlops(func::FuncOp kernel) {
+  double total = 0;
+  kernel.walk([&](linalg::GenericOp g) {
+    double iterations = 1;
+    for (int64_t r : g.getStaticLoopRanges())
+      iterations *= r;
+    int64_t ops = 0;
+    g.getRegion().walk([&](Operation *op) {
+      if (isa<arith::ArithDialect, math::MathDialect>(op->getDialect()) &&
+          !isa<arith::ConstantOp, arith::IndexCastOp>(op))
+        ++ops;
+    });
+    total += iterations * std::max<int64_t>(ops, 1);
+  });
+  return total;
+}
+
+/// Input operands a single-result elementwise kernel reads with the
+/// identity map at the result's type: it may write over them.
+SmallVector<unsigned> inPlaceOperands(func::FuncOp kernel) {
+  SmallVector<unsigned> out;
+  if (!kernel->hasAttr("trainopt.elementwise") ||
+      kernel.getNumResults() != 1)
+    return out;
+  linalg::GenericOp generic;
+  kernel.walk([&](linalg::GenericOp g) { generic = g; });
+  if (!generic)
+    return out;
+  Type resultType = kernel.getResultTypes()[0];
+  for (OpOperand *in : generic.getDpsInputOperands()) {
+    auto arg = dyn_cast<BlockArgument>(in->get());
+    if (!arg || arg.getOwner() != &kernel.getBody().front())
+      continue;
+    if (arg.getType() == resultType &&
+        generic.getMatchingIndexingMap(in).isIdentity())
+      out.push_back(arg.getArgNumber());
+  }
+  return out;
+}
+
+LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
+  art::EntryPoint *entry = artifact.add_entry_points();
+  entry->set_name(func.getSymName().str());
+  Block &body = func.front();
+  SmallVector<Operation *> schedule;
+  for (Operation &op : body)
+    schedule.push_back(&op);
+  int64_t end = schedule.size() - 1; // the return
+  llvm::DenseMap<Operation *, int64_t> position;
+  for (auto [i, op] : llvm::enumerate(schedule))
+    position[op] = i;
+  auto lastUse = [&](Value v) {
+    int64_t last = -1;
+    for (Operation *user : v.getUsers())
+      last = std::max(last, position.lookup(user));
+    return last;
+  };
+
+  std::vector<Storage> storages;
+  llvm::DenseMap<Value, int64_t> storageOf;
+  auto newStorage = [&](StorageKind kind, std::string buffer, uint64_t bytes,
+                        int64_t def) {
+    Storage s;
+    s.kind = kind;
+    s.buffer = std::move(buffer);
+    s.bytes = bytes;
+    s.def = def;
+    storages.push_back(s);
+    return static_cast<int64_t>(storages.size() - 1);
+  };
+  auto assign = [&](Value v, int64_t id) {
+    storageOf[v] = id;
+    storages[id].last = std::max(storages[id].last, lastUse(v));
+  };
+
+  // Arguments.
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    FailureOr<ArgInfo> info = describeArgument(*this, func, i);
+    if (failed(info))
+      return failure();
+    *entry->add_arguments() = info->value;
+    assign(func.getArgument(i),
+           newStorage(info->kind, info->buffer,
+                      tensorBytes(func.getArgument(i).getType()), -1));
+  }
+
+  // Storages of op results, with in-place reuse.
+  SymbolTable symbols(module);
+  for (auto [t, op] : llvm::enumerate(schedule)) {
+    int64_t time = t;
+    if (auto c = dyn_cast<arith::ConstantOp>(op)) {
+      if (!isa<RankedTensorType>(c.getType()))
+        continue;
+      FailureOr<std::string> name = constantBuffer(c);
+      if (failed(name))
+        return failure();
+      assign(c.getResult(), newStorage(StorageKind::Constant, *name,
+                                       tensorBytes(c.getType()), -1));
+      continue;
+    }
+    if (auto r = dyn_cast<ReshapeOp>(op)) {
+      assign(r.getResult(), storageOf.lookup(r.getX()));
+      continue;
+    }
+    if (auto call = dyn_cast<func::CallOp>(op)) {
+      auto kernel = symbols.lookup<func::FuncOp>(call.getCallee());
+      if (!kernel || !kernel->hasAttr("trainopt.kernel"))
+        return call.emitOpError("calls something that is not a kernel");
+      std::optional<int64_t> reuse;
+      for (unsigned i : inPlaceOperands(kernel)) {
+        int64_t id = storageOf.lookup(call.getOperand(i));
+        Storage &s = storages[id];
+        if (s.kind == StorageKind::Scratch && s.last == time &&
+            s.bytes == tensorBytes(call.getResult(0).getType())) {
+          reuse = id;
+          break;
+        }
+      }
+      for (Value r : call.getResults()) {
+        if (reuse) {
+          assign(r, *reuse);
+          ++inPlace;
+          continue;
+        }
+        assign(r, newStorage(StorageKind::Scratch, "", tensorBytes(r.getType()),
+                             time));
+      }
+      continue;
+    }
+    if (isLibraryOp(op)) {
+      for (Value r : op->getResults())
+        assign(r, newStorage(StorageKind::Scratch, "", tensorBytes(r.getType()),
+                             time));
+      continue;
+    }
+    if (isa<func::ReturnOp>(op))
+      continue;
+    return op->emitOpError("cannot be compiled for the CPU");
+  }
+
+  // Results: donation into the values they replace, or copies at the end.
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  struct PendingCopy {
+    int64_t from, to;
+  };
+  SmallVector<PendingCopy> pendingCopies;
+  llvm::SmallDenseSet<int64_t> donatedTo;
+  for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+    art::Value *result = entry->add_results();
+    setType(result->mutable_type(), v.getType());
+    result->set_updates(-1);
+    int64_t id = storageOf.lookup(v);
+    if (auto updates = func.getResultAttrOfType<IntegerAttr>(
+            i, TrainoptDialect::kUpdatesAttrName)) {
+      int64_t argIndex = updates.getInt();
+      result->set_updates(argIndex);
+      result->set_name(entry->arguments(argIndex).name());
+      result->set_kind(entry->arguments(argIndex).kind());
+      int64_t target = storageOf.lookup(func.getArgument(argIndex));
+      result->set_buffer(storages[target].buffer);
+      if (id == target)
+        continue;
+      Storage &s = storages[id];
+      Storage &p = storages[target];
+      bool canDonate = s.kind == StorageKind::Scratch && !s.merged &&
+                       !donatedTo.contains(target) && p.last < s.def;
+      if (!canDonate && s.kind == StorageKind::Scratch && !s.merged &&
+          !donatedTo.contains(target) && p.last == s.def) {
+        // The producer reads the old value: fine for an elementwise kernel
+        // that reads it with the identity map and writes nothing else.
+        if (auto call = dyn_cast<func::CallOp>(schedule[s.def])) {
+          auto kernel = symbols.lookup<func::FuncOp>(call.getCallee());
+          for (unsigned op : inPlaceOperands(kernel))
+            if (storageOf.lookup(call.getOperand(op)) == target &&
+                llvm::count_if(call.getOperands(), [&](Value o) {
+                  return storageOf.lookup(o) == target;
+                }) == 1)
+              canDonate = true;
+        }
+      }
+      if (canDonate) {
+        for (auto &[value, sid] : storageOf)
+          if (sid == id)
+            sid = target;
+        s.merged = true;
+        donatedTo.insert(target);
+        ++donated;
+        continue;
+      }
+      storages[id].last = end;
+      pendingCopies.push_back({id, target});
+      continue;
+    }
+    auto name = func.getResultAttrOfType<StringAttr>(
+        i, TrainoptDialect::kOutputAttrName);
+    std::string outName = name ? name.str() : "result" + std::to_string(i);
+    result->set_name(outName);
+    result->set_kind(outName == "loss" || outName == "grad_norm" ||
+                             outName == "lr" || outName == "loss_scale"
+                         ? art::Value::METRIC
+                         : art::Value::OUTPUT);
+    storages[id].last = end;
+  }
+
+  // Place scratch storages: greedy by size, first fit in time and space.
+  std::string prefix = func.getSymName().str() + "/s";
+  SmallVector<int64_t> scratch;
+  for (auto [id, s] : llvm::enumerate(storages))
+    if (s.kind == StorageKind::Scratch && !s.merged)
+      scratch.push_back(id);
+  llvm::stable_sort(scratch, [&](int64_t a, int64_t b) {
+    return storages[a].bytes > storages[b].bytes;
+  });
+  struct Placed {
+    uint64_t offset, size;
+    int64_t def, last;
+  };
+  std::vector<Placed> placed;
+  uint64_t regionSize = 0;
+  for (int64_t id : scratch) {
+    Storage &s = storages[id];
+    uint64_t size = alignUp(std::max<uint64_t>(s.bytes, 1));
+    std::vector<std::pair<uint64_t, uint64_t>> busy;
+    for (const Placed &p : placed)
+      if (!(p.last < s.def || s.last < p.def))
+        busy.push_back({p.offset, p.offset + p.size});
+    llvm::sort(busy);
+    uint64_t offset = 0;
+    for (auto [lo, hi] : busy) {
+      if (offset + size <= lo)
+        break;
+      offset = std::max(offset, hi);
+    }
+    placed.push_back({offset, size, s.def, s.last});
+    regionSize = std::max(regionSize, offset + size);
+    s.buffer = prefix + std::to_string(id);
+    art::Buffer *b = addBuffer(s.buffer, s.bytes, false);
+    b->set_offset(offset); // relative; rebased after all entries
+    scratchBuffers.push_back(s.buffer);
+  }
+  uint64_t lowerBound = 0;
+  for (int64_t t = 0; t <= end; ++t) {
+    uint64_t live = 0;
+    for (const Placed &p : placed)
+      if (p.def <= t && t <= p.last)
+        live += p.size;
+    lowerBound = std::max(lowerBound, live);
+  }
+  scratchSize = std::max(scratchSize, regionSize);
+  scratchLowerBound = std::max(scratchLowerBound, lowerBound);
+
+  for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+    art::Value *result = entry->mutable_results(i);
+    if (result->updates() < 0)
+      result->set_buffer(storages[storageOf.lookup(v)].buffer);
+  }
+
+  // Commands in schedule order.
+  auto bufferOf = [&](Value v) { return storages[storageOf.lookup(v)].buffer; };
+  double entryFlops = 0;
+  int64_t entryKernels = 0, entryCalls = 0;
+  for (Operation *op : schedule) {
+    if (auto call = dyn_cast<func::CallOp>(op)) {
+      auto kernel = symbols.lookup<func::FuncOp>(call.getCallee());
+      art::KernelLaunch *launch = entry->add_commands()->mutable_launch();
+      launch->set_kernel(kernel.getSymName().str());
+      for (Value v : call.getOperands())
+        launch->add_buffers(bufferOf(v));
+      for (Value v : call.getResults())
+        launch->add_buffers(bufferOf(v));
+      if (kernelNames.insert(kernel.getSymName()).second)
+        kernels.push_back(kernel);
+      entryFlops += kernelFlops(kernel);
+      ++entryKernels;
+      continue;
+    }
+    if (isLibraryOp(op)) {
+      FailureOr<LibraryCall> call = libraryCall(op);
+      if (failed(call))
+        return failure();
+      art::LibraryCall *lc = entry->add_commands()->mutable_library_call();
+      lc->set_function(call->function);
+      for (Value v : call->buffers)
+        lc->add_buffers(bufferOf(v));
+      for (int64_t i : call->ints)
+        lc->add_int_args(i);
+      entryFlops += call->flops;
+      ++entryCalls;
+    }
+  }
+  for (PendingCopy c : pendingCopies) {
+    art::Copy *copy = entry->add_commands()->mutable_copy();
+    copy->set_from(storages[c.from].buffer);
+    copy->set_to(storages[c.to].buffer);
+    copy->set_size(storages[c.to].bytes);
+    ++copies;
+  }
+  if (func.getSymName() == "train_step")
+    flops = entryFlops;
+  kernelLaunches += entryKernels;
+  libraryCalls += entryCalls;
+  entryReports.push_back(llvm::json::Object{
+      {"name", func.getSymName()},
+      {"kernels", entryKernels},
+      {"library_calls", entryCalls},
+      {"copies", static_cast<int64_t>(pendingCopies.size())},
+      {"flops", entryFlops},
+      {"scratch_bytes", regionSize},
+      {"scratch_lower_bound_bytes", lowerBound}});
+  return success();
+}
+
+} // namespace
+
+LogicalResult mlir::trainopt::emitCPUArtifact(ModuleOp module,
+                                              const CPUTargetOptions &options,
+                                              art::Artifact &artifact,
+                                              llvm::json::Object &report) {
+  ArtifactBuilder ab{module, artifact, report};
+  artifact.set_target("cpu");
+  for (const char *name : {"train_step", "eval_step"}) {
+    auto func = module.lookupSymbol<func::FuncOp>(name);
+    if (!func)
+      continue;
+    if (failed(ab.emitEntry(func)))
+      return failure();
+  }
+  if (artifact.entry_points().empty())
+    return module.emitError("no train_step or eval_step to compile");
+  // The scratch region follows the fixed buffers.
+  uint64_t scratchBase = ab.persistentEnd;
+  for (const std::string &name : ab.scratchBuffers)
+    ab.buffers[name]->set_offset(ab.buffers[name]->offset() + scratchBase);
+  uint64_t arena = scratchBase + ab.scratchSize;
+  art::MemoryPlan *plan = artifact.mutable_memory_plan();
+  plan->add_arena_size(arena);
+  plan->add_lower_bound(scratchBase + ab.scratchLowerBound);
+
+  FailureOr<std::string> so = compileKernels(module, ab.kernels, options);
+  if (failed(so))
+    return failure();
+  art::KernelBinary *binary = artifact.add_kernels();
+  binary->set_name("cpu");
+  binary->set_format(art::KernelBinary::CPU_SHARED_OBJECT);
+  binary->set_target(options.cpu.empty() ? "host" : options.cpu);
+  binary->set_binary(std::move(*so));
+
+  int64_t parameters = 0, trainable = 0;
+  for (auto &[name, v] : ab.persistentValues) {
+    if (v.kind() != art::Value::PARAMETER)
+      continue;
+    int64_t n = 1;
+    for (int64_t d : v.type().shape())
+      n *= d;
+    parameters += n;
+    if (v.trainable())
+      trainable += n;
+  }
+  report["parameters"] = parameters;
+  report["trainable_parameters"] = trainable;
+  report["flops_per_step"] = ab.flops;
+  report["kernels"] = static_cast<int64_t>(ab.kernels.size());
+  report["kernel_launches"] = ab.kernelLaunches;
+  report["library_calls"] = ab.libraryCalls;
+  report["copies"] = ab.copies;
+  report["in_place_results"] = ab.inPlace;
+  report["donated_updates"] = ab.donated;
+  report["persistent_bytes"] = scratchBase;
+  report["arena_bytes"] = arena;
+  report["arena_lower_bound_bytes"] = scratchBase + ab.scratchLowerBound;
+  report["scratch_bytes"] = ab.scratchSize;
+  report["scratch_lower_bound_bytes"] = ab.scratchLowerBound;
+  report["entry_points"] = std::move(ab.entryReports);
+  report["kernel_object_bytes"] =
+      static_cast<int64_t>(binary->binary().size());
+  return success();
+}

@@ -1,0 +1,1251 @@
+//===- trainopt-run.cpp - train a compiled model --------------------------===//
+//
+/// \file
+/// `trainopt-run MODEL.trainopt --data=... (--epochs N | --steps N)` trains
+/// a compiled artifact on MNIST-style IDX files or NumPy arrays: it feeds
+/// shuffled batches to `train_step`, reports progress and per-step metrics,
+/// checkpoints and resumes bit-identically, evaluates with `eval_step`, and
+/// saves the trained values as `.npz` or an ONNX model.
+///
+/// Part of the runtime: no MLIR or LLVM, so flags are parsed by hand. Exit
+/// status: 0 on success, 2 for a usage error (a bad flag or flag value), 1
+/// for anything that fails while running (a file, the model, a checkpoint).
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Artifact/artifact.pb.h"
+#include "trainopt/Runtime/Batches.h"
+#include "trainopt/Runtime/Checkpoint.h"
+#include "trainopt/Runtime/Data.h"
+#include "trainopt/Runtime/OnnxExport.h"
+#include "trainopt/Runtime/Program.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace trainopt::rt;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Errors and flags
+//===----------------------------------------------------------------------===//
+
+constexpr int kRuntimeError = 1;
+constexpr int kUsageError = 2;
+
+/// Whether the progress bar holds the cursor: a message first ends its line.
+bool barShown = false;
+
+/// Prints `message` and exits with `code`. Nothing needs unwinding: the
+/// files written are either complete (atomic writes) or line-buffered
+/// metrics that exit() flushes.
+[[noreturn]] void fail(int code, const std::string &message) {
+  if (barShown)
+    std::fputc('\n', stderr);
+  std::fprintf(stderr, "trainopt-run: error: %s\n", message.c_str());
+  if (code == kUsageError)
+    std::fprintf(stderr, "run 'trainopt-run --help' for the flags\n");
+  std::exit(code);
+}
+[[noreturn]] void usageError(const std::string &message) {
+  fail(kUsageError, message);
+}
+[[noreturn]] void runtimeError(const std::string &message) {
+  fail(kRuntimeError, message);
+}
+
+const char *kHelp = R"(USAGE: trainopt-run MODEL.trainopt --data=DATA (--epochs N | --steps N) [flags]
+
+Trains a model compiled by trainopt-compile: feeds batches to train_step,
+evaluates with eval_step, checkpoints, resumes, and saves the result.
+
+Data (the first axis of every array is the sample axis):
+  --data=DATA             training data, one of:
+                            DIR             MNIST-style directory: train-images-idx3-ubyte
+                                            and train-labels-idx1-ubyte (or .gz)
+                            IMAGES,LABELS   two IDX or .npy files
+                            FILE.npz        an archive with arrays x and y
+  --eval-data=DATA        evaluation data, the same forms (a DIR uses t10k-images-idx3-ubyte
+                          and t10k-labels-idx1-ubyte)
+                          A sample must have as many elements as one row of the program's
+                          input (28x28 data fits a [B,1,28,28] or a [B,784] input); labels
+                          are fed as int64 and must lie in [0, C) when eval_step's logits
+                          are [B, C].
+
+Length (exactly one):
+  --epochs N              train N epochs (an epoch: every full batch once; the last
+                          partial batch is dropped)
+  --steps N               train N steps
+
+Batches:
+  --seed S                shuffle seed (default 0); epoch e is shuffled from S + e
+  --no-shuffle            feed the samples in file order
+  --scale X               normalization x' = (x * X - M) / S; default 1/255 for uint8
+  --mean M                data, else 1; mean default 0, std default 1
+  --std S
+
+Runtime:
+  --threads N             threads of the CPU kernels and libraries (0: all cores)
+
+Output:
+  --quiet                 no progress output (the summary is still printed)
+  --log-every N           without a terminal, a progress line every N steps (default:
+                          about 10 lines per epoch); on a terminal a progress bar
+  --metrics=FILE.jsonl    one JSON object per step (step, epoch, loss, lr, grad_norm,
+                          every other scalar output of train_step, step_ms), then a line
+                          with "summary": true
+  --no-train-eval         skip the evaluation on the training data at the end
+  --eval-every-epoch      evaluate on --eval-data after every epoch
+
+Checkpoints:
+  --checkpoint-dir=DIR    where checkpoints go (created if missing); one is always
+                          written at the end
+  --checkpoint-every=N    also write one every N steps
+  --keep-checkpoints=K    keep the K newest (default 3; 0 keeps all)
+  --resume                continue from the newest checkpoint in --checkpoint-dir
+  --resume=FILE           continue from FILE
+
+Results:
+  --save-params=FILE.npz  every persistent value (parameters, optimizer and model state,
+                          step counter) by name, uncompressed
+  --dump-eval=FILE.npz    eval_step's inputs and outputs on the first eval batch
+  --export-onnx=FILE.onnx the trained model as an inference ONNX model
+
+  --help                  this text
+
+Exit status: 0 on success, 2 for a usage error, 1 for an error while running.
+)";
+
+struct Options {
+  std::string model;
+  std::string data, evalData;
+  std::optional<int64_t> epochs, steps;
+  uint64_t seed = 0;
+  bool seedGiven = false;
+  bool shuffle = true;
+  std::optional<double> scale;
+  double mean = 0.0, std = 1.0;
+  std::optional<int64_t> threads;
+  std::optional<int64_t> logEvery;
+  bool quiet = false;
+  std::string metrics;
+  bool trainEval = true, evalEveryEpoch = false;
+  std::string checkpointDir;
+  int64_t checkpointEvery = 0;
+  int64_t keepCheckpoints = 3;
+  bool resume = false;
+  std::string resumePath;
+  std::string saveParams, dumpEval, exportOnnx;
+};
+
+int64_t parseInteger(const std::string &flag, const std::string &text,
+                     int64_t min, const char *expected) {
+  errno = 0;
+  char *end = nullptr;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || v < min ||
+      !(std::isdigit(static_cast<unsigned char>(text[0])) ||
+        (text[0] == '-' && text.size() > 1)))
+    usageError(flag + " expects " + expected + ", got '" + text + "'");
+  return v;
+}
+
+double parseReal(const std::string &flag, const std::string &text) {
+  errno = 0;
+  char *end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
+    usageError(flag + " expects a finite number, got '" + text + "'");
+  return v;
+}
+
+Options parseOptions(int argc, char **argv) {
+  Options o;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kHelp, stdout);
+      std::exit(0);
+    }
+    if (arg.rfind("-", 0) != 0 || arg == "-") {
+      if (!o.model.empty())
+        usageError("unexpected argument '" + arg + "' (the model is '" +
+                   o.model + "')");
+      o.model = arg;
+      continue;
+    }
+    size_t eq = arg.find('=');
+    std::string flag = arg.substr(0, eq);
+    std::optional<std::string> inlineValue;
+    if (eq != std::string::npos)
+      inlineValue = arg.substr(eq + 1);
+
+    auto noValue = [&]() {
+      if (inlineValue)
+        usageError(flag + " takes no value, got '" + arg + "'");
+    };
+    auto value = [&]() -> std::string {
+      if (inlineValue)
+        return *inlineValue;
+      if (i + 1 >= args.size())
+        usageError(flag + " expects a value");
+      return args[++i];
+    };
+    auto path = [&]() {
+      std::string v = value();
+      if (v.empty())
+        usageError(flag + " expects a file name");
+      return v;
+    };
+
+    if (flag == "--data")
+      o.data = path();
+    else if (flag == "--eval-data")
+      o.evalData = path();
+    else if (flag == "--epochs")
+      o.epochs = parseInteger(flag, value(), 1, "a positive integer");
+    else if (flag == "--steps")
+      o.steps = parseInteger(flag, value(), 1, "a positive integer");
+    else if (flag == "--seed") {
+      std::string v = value();
+      errno = 0;
+      char *end = nullptr;
+      unsigned long long s = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || !std::isdigit(static_cast<unsigned char>(v[0])) ||
+          *end != '\0' || errno == ERANGE)
+        usageError("--seed expects a non-negative integer, got '" + v + "'");
+      o.seed = s;
+      o.seedGiven = true;
+    } else if (flag == "--no-shuffle") {
+      noValue();
+      o.shuffle = false;
+    } else if (flag == "--scale")
+      o.scale = parseReal(flag, value());
+    else if (flag == "--mean")
+      o.mean = parseReal(flag, value());
+    else if (flag == "--std") {
+      o.std = parseReal(flag, value());
+      if (o.std == 0.0)
+        usageError("--std must not be 0");
+    } else if (flag == "--threads")
+      o.threads = parseInteger(flag, value(), 0, "a non-negative integer");
+    else if (flag == "--log-every")
+      o.logEvery = parseInteger(flag, value(), 1, "a positive integer");
+    else if (flag == "--quiet") {
+      noValue();
+      o.quiet = true;
+    } else if (flag == "--metrics")
+      o.metrics = path();
+    else if (flag == "--no-train-eval") {
+      noValue();
+      o.trainEval = false;
+    } else if (flag == "--eval-every-epoch") {
+      noValue();
+      o.evalEveryEpoch = true;
+    } else if (flag == "--checkpoint-dir")
+      o.checkpointDir = path();
+    else if (flag == "--checkpoint-every")
+      o.checkpointEvery = parseInteger(flag, value(), 1, "a positive integer");
+    else if (flag == "--keep-checkpoints")
+      o.keepCheckpoints =
+          parseInteger(flag, value(), 0, "a non-negative integer");
+    else if (flag == "--resume") {
+      // Only the `--resume=FILE` form takes a value: a bare `--resume`
+      // followed by the model must not swallow it.
+      o.resume = true;
+      if (inlineValue) {
+        if (inlineValue->empty())
+          usageError("--resume= expects a checkpoint file");
+        o.resumePath = *inlineValue;
+      }
+    } else if (flag == "--save-params")
+      o.saveParams = path();
+    else if (flag == "--dump-eval")
+      o.dumpEval = path();
+    else if (flag == "--export-onnx")
+      o.exportOnnx = path();
+    else
+      usageError("unknown flag '" + flag + "'");
+  }
+
+  if (o.model.empty())
+    usageError("no model given (trainopt-run MODEL.trainopt --data=... "
+               "--epochs N)");
+  if (o.data.empty())
+    usageError("--data is required");
+  if (o.epochs.has_value() == o.steps.has_value())
+    usageError("give exactly one of --epochs N and --steps N");
+  if (o.checkpointEvery > 0 && o.checkpointDir.empty())
+    usageError("--checkpoint-every needs --checkpoint-dir");
+  if (o.resume && o.resumePath.empty() && o.checkpointDir.empty())
+    usageError("--resume needs --checkpoint-dir (or --resume=FILE)");
+  if (o.evalEveryEpoch && o.evalData.empty())
+    usageError("--eval-every-epoch needs --eval-data");
+  if (!o.dumpEval.empty() && o.evalData.empty())
+    usageError("--dump-eval needs --eval-data");
+  return o;
+}
+
+//===----------------------------------------------------------------------===//
+// Values
+//===----------------------------------------------------------------------===//
+
+std::string shapeString(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+const char *kindName(ValueKind k) {
+  switch (k) {
+  case ValueKind::Parameter:
+    return "parameter";
+  case ValueKind::OptimizerState:
+    return "optimizer_state";
+  case ValueKind::ModelState:
+    return "model_state";
+  case ValueKind::Step:
+    return "step";
+  case ValueKind::Input:
+    return "input";
+  case ValueKind::Labels:
+    return "labels";
+  case ValueKind::Metric:
+    return "metric";
+  case ValueKind::Output:
+    return "output";
+  }
+  return "?";
+}
+
+double halfToDouble(uint16_t h) {
+  int sign = h >> 15, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  double v;
+  if (exp == 0)
+    v = std::ldexp(frac, -24);
+  else if (exp == 31)
+    v = frac ? std::numeric_limits<double>::quiet_NaN()
+             : std::numeric_limits<double>::infinity();
+  else
+    v = std::ldexp(frac + 1024, exp - 25);
+  return sign ? -v : v;
+}
+
+/// Element `i` of `data` (of type `t`) as a double.
+double elementAt(const void *data, DType t, int64_t i) {
+  const uint8_t *p = static_cast<const uint8_t *>(data) + i * dtypeSize(t);
+  auto load = [&](auto v) {
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  };
+  switch (t) {
+  case DType::F64:
+    return load(double());
+  case DType::F32:
+    return load(float());
+  case DType::F16:
+    return halfToDouble(load(uint16_t()));
+  case DType::I64:
+    return static_cast<double>(load(int64_t()));
+  case DType::I32:
+    return load(int32_t());
+  case DType::I16:
+    return load(int16_t());
+  case DType::I8:
+    return load(int8_t());
+  case DType::U8:
+  case DType::Bool:
+    return *p;
+  }
+  return 0.0;
+}
+
+/// `v` for JSON: the shortest decimal that reads back as the same value of
+/// `t` (a float32 loss prints as 0.1234, not 0.123399995); null when not
+/// finite.
+std::string jsonNumber(double v, DType t = DType::F64) {
+  if (!std::isfinite(v))
+    return "null";
+  char buf[40];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    std::snprintf(buf, sizeof(buf), "%.0f", v);
+    return buf;
+  }
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+    double back = std::strtod(buf, nullptr);
+    if (t == DType::F32 || t == DType::F16
+            ? static_cast<float>(back) == static_cast<float>(v)
+            : back == v)
+      break;
+  }
+  return buf;
+}
+
+std::string jsonString(const std::string &s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+//===----------------------------------------------------------------------===//
+// Data
+//===----------------------------------------------------------------------===//
+
+/// Inputs and labels with the files they came from, for messages.
+struct Dataset {
+  Array x, y;
+  std::string xFile, yFile;
+  int64_t samples() const { return x.shape[0]; }
+};
+
+bool isDirectory(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+/// One array from an IDX or .npy file.
+Array readSingle(const std::string &flag, const std::string &path) {
+  std::vector<std::pair<std::string, Array>> arrays;
+  std::string error;
+  if (!readArrays(path, arrays, error))
+    runtimeError(flag + ": " + error);
+  if (arrays.size() != 1 || !arrays[0].first.empty())
+    runtimeError(flag + ": '" + path +
+                 "' is an .npz archive; IMAGES,LABELS expects two IDX or "
+                 ".npy files (pass the .npz alone for arrays x and y)");
+  return std::move(arrays[0].second);
+}
+
+Dataset loadDataset(const std::string &flag, const std::string &spec,
+                    bool eval) {
+  Dataset d;
+  if (size_t comma = spec.find(','); comma != std::string::npos) {
+    d.xFile = spec.substr(0, comma);
+    d.yFile = spec.substr(comma + 1);
+    if (d.xFile.empty() || d.yFile.empty() ||
+        d.yFile.find(',') != std::string::npos)
+      usageError(flag + " expects DIR, IMAGES,LABELS or FILE.npz, got '" +
+                 spec + "'");
+    d.x = readSingle(flag, d.xFile);
+    d.y = readSingle(flag, d.yFile);
+  } else if (isDirectory(spec)) {
+    const char *prefix = eval ? "t10k" : "train";
+    auto find = [&](const std::string &stem) {
+      std::string base = spec + "/" + prefix + stem;
+      for (const std::string &candidate : {base, base + ".gz"})
+        if (exists(candidate))
+          return candidate;
+      runtimeError(flag + ": directory '" + spec + "' has neither " + prefix +
+                   stem + " nor " + prefix + stem + ".gz");
+    };
+    d.xFile = find("-images-idx3-ubyte");
+    d.yFile = find("-labels-idx1-ubyte");
+    d.x = readSingle(flag, d.xFile);
+    d.y = readSingle(flag, d.yFile);
+  } else {
+    std::vector<std::pair<std::string, Array>> arrays;
+    std::string error;
+    if (!readArrays(spec, arrays, error))
+      runtimeError(flag + ": " + error);
+    if (arrays.size() == 1 && arrays[0].first.empty())
+      runtimeError(flag + ": '" + spec +
+                   "' holds a single array; expected a directory, "
+                   "IMAGES,LABELS, or an .npz with arrays x and y");
+    std::string names;
+    bool haveX = false, haveY = false;
+    for (auto &[name, array] : arrays) {
+      names += (names.empty() ? "" : ", ") + name;
+      if (name == "x") {
+        d.x = std::move(array);
+        haveX = true;
+      } else if (name == "y") {
+        d.y = std::move(array);
+        haveY = true;
+      }
+    }
+    if (!haveX || !haveY)
+      runtimeError(flag + ": '" + spec +
+                   "' needs arrays named x and y; it has " +
+                   (names.empty() ? std::string("none") : names));
+    d.xFile = spec + ":x";
+    d.yFile = spec + ":y";
+  }
+  if (d.x.shape.empty() || d.x.shape[0] == 0)
+    runtimeError(flag + ": '" + d.xFile + "' has no samples (shape " +
+                 shapeString(d.x.shape) + ")");
+  if (d.y.shape.empty() || d.y.shape[0] != d.x.shape[0])
+    runtimeError(flag + ": '" + d.xFile + "' has " +
+                 std::to_string(d.x.shape[0]) + " samples but '" + d.yFile +
+                 "' has shape " + shapeString(d.y.shape));
+  return d;
+}
+
+/// The batch input and labels of an entry point.
+struct Feed {
+  std::string entry;
+  const ValueInfo *x = nullptr;
+  const ValueInfo *labels = nullptr;
+  int64_t batch = 0;
+};
+
+Feed findFeed(const Program &program, const std::string &model,
+              const std::string &entry, bool needLabels) {
+  Feed f;
+  f.entry = entry;
+  std::string others;
+  for (const ValueInfo &v : program.inputs(entry)) {
+    if (v.kind == ValueKind::Input && !f.x)
+      f.x = &v;
+    else if (v.kind == ValueKind::Labels && !f.labels)
+      f.labels = &v;
+    else
+      others += " '" + v.name + "'";
+  }
+  if (!f.x || (needLabels && !f.labels) || !others.empty())
+    runtimeError("'" + model + "': " + entry +
+                 " must take one batch input and " +
+                 (needLabels ? "one" : "at most one") +
+                 " labels input; trainopt-run cannot feed" +
+                 (others.empty() ? std::string(" it") : others));
+  if (f.x->shape.empty() || f.x->shape[0] < 1)
+    runtimeError("'" + model + "': input '" + f.x->name + "' of " + entry +
+                 " has no batch axis (shape " + shapeString(f.x->shape) + ")");
+  f.batch = f.x->shape[0];
+  if (f.x->dtype != DType::F32 && f.x->dtype != DType::F64)
+    runtimeError("'" + model + "': input '" + f.x->name + "' of " + entry +
+                 " is " + dtypeName(f.x->dtype) +
+                 "; trainopt-run feeds float32 or float64 inputs");
+  if (f.labels) {
+    if (f.labels->shape.empty() || f.labels->shape[0] != f.batch)
+      runtimeError("'" + model + "': labels '" + f.labels->name + "' of " +
+                   entry + " have shape " + shapeString(f.labels->shape) +
+                   ", expected a leading batch axis of " +
+                   std::to_string(f.batch));
+    if (f.labels->dtype != DType::I64 && f.labels->dtype != DType::I32)
+      runtimeError("'" + model + "': labels '" + f.labels->name + "' of " +
+                   entry + " are " + dtypeName(f.labels->dtype) +
+                   "; trainopt-run feeds int64 or int32 labels");
+  }
+  return f;
+}
+
+/// Checks that the samples of `d` fit the inputs of `f` and, when `classes`
+/// is known, that every label is a class index.
+void checkFits(const std::string &flag, const Dataset &d, const Feed &f,
+               int64_t classes) {
+  int64_t n = d.samples();
+  int64_t xSample = d.x.numElements() / n;
+  int64_t inputSample = f.x->numElements() / f.batch;
+  if (xSample != inputSample) {
+    std::vector<int64_t> sampleShape(d.x.shape.begin() + 1, d.x.shape.end());
+    runtimeError(flag + ": '" + d.xFile + "' has samples of shape " +
+                 shapeString(sampleShape) + " (" + std::to_string(xSample) +
+                 " elements; data shape " + shapeString(d.x.shape) +
+                 "), which do not fit " + f.entry + "'s input '" + f.x->name +
+                 "' of shape " + shapeString(f.x->shape) + " (" +
+                 std::to_string(inputSample) + " elements per sample)");
+  }
+  if (!f.labels)
+    return;
+  int64_t ySample = d.y.numElements() / n;
+  int64_t labelSample = f.labels->numElements() / f.batch;
+  if (ySample != labelSample)
+    runtimeError(flag + ": '" + d.yFile + "' has labels of shape " +
+                 shapeString(d.y.shape) + ", which do not fit " + f.entry +
+                 "'s labels '" + f.labels->name + "' of shape " +
+                 shapeString(f.labels->shape) + " (" +
+                 std::to_string(labelSample) + " per sample)");
+  bool isFloat = d.y.dtype == DType::F64 || d.y.dtype == DType::F32 ||
+                 d.y.dtype == DType::F16;
+  for (int64_t i = 0, e = d.y.numElements(); i < e; ++i) {
+    double v = d.y.at(i);
+    if (isFloat && (!std::isfinite(v) || v != std::floor(v)))
+      runtimeError(flag + ": '" + d.yFile + "' label " + jsonNumber(v) +
+                   " at index " + std::to_string(i) +
+                   " is not an integer class index");
+    if (classes > 0 && (v < 0 || v >= static_cast<double>(classes)))
+      runtimeError(flag + ": '" + d.yFile + "' label " + jsonNumber(v) +
+                   " at index " + std::to_string(i) + " is outside [0, " +
+                   std::to_string(classes) + "): the model's logits have " +
+                   std::to_string(classes) + " classes");
+  }
+}
+
+/// Writes `rows` normalized samples of `d` into `f`'s inputs, in the order
+/// `sampleAt(r)`; the arithmetic is BatchStream's, so evaluation sees what
+/// training sees.
+template <typename SampleAt>
+void feedRows(Program &program, const Feed &f, const Dataset &d,
+              const Normalization &norm, SampleAt sampleAt) {
+  int64_t n = d.samples();
+  int64_t xs = d.x.numElements() / n, ys = d.y.numElements() / n;
+  void *x = program.input(f.entry, f.x->name);
+  for (int64_t r = 0; r < f.batch; ++r) {
+    int64_t s = sampleAt(r);
+    for (int64_t k = 0; k < xs; ++k) {
+      float v = static_cast<float>(
+          (d.x.at(s * xs + k) * norm.scale - norm.mean) / norm.std);
+      if (f.x->dtype == DType::F32)
+        static_cast<float *>(x)[r * xs + k] = v;
+      else
+        static_cast<double *>(x)[r * xs + k] = v;
+    }
+  }
+  if (!f.labels)
+    return;
+  void *y = program.input(f.entry, f.labels->name);
+  for (int64_t r = 0; r < f.batch; ++r) {
+    int64_t s = sampleAt(r);
+    for (int64_t k = 0; k < ys; ++k) {
+      auto label = static_cast<int64_t>(d.y.at(s * ys + k));
+      if (f.labels->dtype == DType::I64)
+        static_cast<int64_t *>(y)[r * ys + k] = label;
+      else
+        static_cast<int32_t *>(y)[r * ys + k] = static_cast<int32_t>(label);
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Evaluation
+//===----------------------------------------------------------------------===//
+
+/// What eval_step reports, found once.
+struct EvalSignature {
+  bool available = false;
+  Feed feed;
+  /// The [B, C] logits, if any.
+  const ValueInfo *logits = nullptr;
+  int64_t classes = 0;
+  /// The scalar loss, if any.
+  const ValueInfo *loss = nullptr;
+};
+
+EvalSignature findEval(const Program &program, const std::string &model) {
+  EvalSignature e;
+  if (!program.hasEntryPoint("eval_step"))
+    return e;
+  e.available = true;
+  e.feed = findFeed(program, model, "eval_step", /*needLabels=*/false);
+  const ValueInfo *rank2 = nullptr;
+  int rank2Count = 0;
+  for (const ValueInfo &v : program.outputs("eval_step")) {
+    bool fits = v.shape.size() == 2 && v.shape[0] == e.feed.batch &&
+                v.shape[1] > 0;
+    if (v.name == "logits" && fits)
+      e.logits = &v;
+    if (v.kind == ValueKind::Output && fits) {
+      rank2 = &v;
+      ++rank2Count;
+    }
+    if (v.name == "loss" && v.numElements() == 1)
+      e.loss = &v;
+  }
+  if (!e.logits && rank2Count == 1)
+    e.logits = rank2;
+  if (e.logits)
+    e.classes = e.logits->shape[1];
+  return e;
+}
+
+struct EvalResult {
+  double loss = std::numeric_limits<double>::quiet_NaN();
+  double accuracy = std::numeric_limits<double>::quiet_NaN();
+  int64_t samples = 0;
+};
+
+/// Runs eval_step over every sample of `d` in order. The last partial batch
+/// is padded with copies of its real samples, and only real rows count.
+/// With [B, C] logits the loss is the exact per-sample log-softmax
+/// cross-entropy; otherwise the mean of eval_step's loss over full batches.
+EvalResult evaluate(Program &program, const EvalSignature &sig,
+                    const Dataset &d, const Normalization &norm) {
+  EvalResult result;
+  const Feed &f = sig.feed;
+  int64_t n = d.samples();
+  int64_t ys = d.y.numElements() / n;
+  bool perSample = sig.logits && f.labels && ys == 1;
+  double lossSum = 0, correct = 0;
+  int64_t fullBatches = 0;
+  for (int64_t start = 0; start < n; start += f.batch) {
+    int64_t rows = std::min(f.batch, n - start);
+    feedRows(program, f, d, norm,
+             [&](int64_t r) { return start + (r < rows ? r : r % rows); });
+    std::string error;
+    if (!program.run("eval_step", error))
+      runtimeError(error);
+    if (perSample) {
+      const void *z = program.output("eval_step", sig.logits->name);
+      int64_t c = sig.classes;
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t label = static_cast<int64_t>(d.y.at(start + r));
+        double best = -std::numeric_limits<double>::infinity(), max = best;
+        int64_t arg = 0;
+        for (int64_t k = 0; k < c; ++k) {
+          double v = elementAt(z, sig.logits->dtype, r * c + k);
+          if (v > best) {
+            best = v;
+            arg = k;
+          }
+          max = std::max(max, v);
+        }
+        double sum = 0;
+        for (int64_t k = 0; k < c; ++k)
+          sum += std::exp(elementAt(z, sig.logits->dtype, r * c + k) - max);
+        lossSum += max + std::log(sum) -
+                   elementAt(z, sig.logits->dtype, r * c + label);
+        correct += arg == label;
+      }
+    } else if (sig.loss && rows == f.batch) {
+      lossSum += elementAt(program.output("eval_step", sig.loss->name),
+                           sig.loss->dtype, 0);
+      ++fullBatches;
+    }
+  }
+  result.samples = n;
+  if (perSample) {
+    result.loss = lossSum / static_cast<double>(n);
+    result.accuracy = correct / static_cast<double>(n);
+  } else if (fullBatches > 0) {
+    result.loss = lossSum / static_cast<double>(fullBatches);
+  }
+  return result;
+}
+
+std::string describeResult(const EvalResult &r) {
+  char buf[160];
+  std::string acc = std::isfinite(r.accuracy)
+                        ? (std::snprintf(buf, sizeof(buf), "%.2f%%",
+                                         100.0 * r.accuracy),
+                           std::string(buf))
+                        : std::string("n/a");
+  std::string loss =
+      std::isfinite(r.loss)
+          ? (std::snprintf(buf, sizeof(buf), "%.6f", r.loss), std::string(buf))
+          : std::string("n/a");
+  return "loss " + loss + "  accuracy " + acc + "  (" +
+         std::to_string(r.samples) + " samples)";
+}
+
+//===----------------------------------------------------------------------===//
+// Progress and metrics
+//===----------------------------------------------------------------------===//
+
+std::string formatDuration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0)
+    return "?";
+  long s = std::lround(seconds);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof(buf), "%ld:%02ld:%02ld", s / 3600, s / 60 % 60,
+                  s % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%ld:%02ld", s / 60, s % 60);
+  return buf;
+}
+
+/// Drops the lines of an earlier, interrupted run that lie beyond the
+/// checkpoint it resumes from, so the file reads as one uninterrupted run.
+void trimMetrics(const std::string &path, uint64_t step) {
+  std::ifstream in(path);
+  if (!in)
+    return;
+  auto numberAfter = [](const std::string &line, const std::string &key,
+                        double &v) {
+    size_t at = line.find("\"" + key + "\": ");
+    if (at == std::string::npos)
+      return false;
+    v = std::strtod(line.c_str() + at + key.size() + 4, nullptr);
+    return true;
+  };
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    double v;
+    if (line.rfind("{\"step\": ", 0) == 0 && numberAfter(line, "step", v) &&
+        v > static_cast<double>(step))
+      continue;
+    if (line.find("\"summary\": true") != std::string::npos &&
+        numberAfter(line, "steps", v) && v > static_cast<double>(step))
+      continue;
+    kept += line + "\n";
+  }
+  in.close();
+  std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::trunc);
+  out << kept;
+  out.close();
+  if (!out || std::rename(tmp.c_str(), path.c_str()) != 0)
+    runtimeError("--metrics: cannot rewrite '" + path +
+                 "': " + std::strerror(errno));
+}
+
+double secondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
+      .count();
+}
+
+//===----------------------------------------------------------------------===//
+// The run
+//===----------------------------------------------------------------------===//
+
+std::vector<ValueSignature> signatureOf(const Program &program) {
+  std::vector<ValueSignature> out;
+  for (const ValueInfo &v : program.persistentValues())
+    out.push_back({v.name, kindName(v.kind), v.dtype, v.shape});
+  return out;
+}
+
+/// A copy of a persistent value as an array.
+Array persistentArray(Program &program, const ValueInfo &v) {
+  Array a;
+  a.shape = v.shape;
+  a.dtype = v.dtype;
+  const auto *p = static_cast<const uint8_t *>(program.persistent(v.name));
+  a.bytes.assign(p, p + v.bytes);
+  return a;
+}
+
+int run(const Options &o) {
+  std::string error;
+  std::unique_ptr<Program> program = Program::load(o.model, error);
+  if (!program)
+    runtimeError(error);
+  if (o.threads)
+    program->setThreads(static_cast<int>(*o.threads));
+  if (!program->hasEntryPoint("train_step"))
+    runtimeError("'" + o.model +
+                 "' has no train_step (compile it with --emit=train-mlir)");
+  Feed train = findFeed(*program, o.model, "train_step", /*needLabels=*/true);
+  EvalSignature eval = findEval(*program, o.model);
+  if (!eval.available && (!o.evalData.empty() || o.trainEval))
+    std::fprintf(stderr,
+                 "trainopt-run: warning: '%s' has no eval_step; skipping "
+                 "evaluation\n",
+                 o.model.c_str());
+  if (!eval.available && !o.dumpEval.empty())
+    runtimeError("--dump-eval: '" + o.model + "' has no eval_step");
+
+  // Data.
+  Dataset trainData = loadDataset("--data", o.data, /*eval=*/false);
+  checkFits("--data", trainData, train, eval.classes);
+  std::optional<Dataset> evalData;
+  if (!o.evalData.empty()) {
+    evalData = loadDataset("--eval-data", o.evalData, /*eval=*/true);
+    if (eval.available)
+      checkFits("--eval-data", *evalData, eval.feed, eval.classes);
+  }
+  if (eval.available)
+    checkFits("--data", trainData, eval.feed, eval.classes);
+  auto normFor = [&](const Dataset &d) {
+    Normalization n;
+    n.scale = o.scale ? *o.scale : d.x.dtype == DType::U8 ? 1.0 / 255.0 : 1.0;
+    n.mean = o.mean;
+    n.std = o.std;
+    return n;
+  };
+  Normalization trainNorm = normFor(trainData);
+
+  // Where to start.
+  uint64_t seed = o.seed;
+  bool shuffle = o.shuffle;
+  uint64_t step = 0;
+  BatchPosition position;
+  double trainTime = 0, epochLossSum = 0;
+  uint64_t epochLossCount = 0;
+  int64_t samples = trainData.samples();
+  int64_t batchesPerEpoch = samples / train.batch;
+  if (batchesPerEpoch < 1)
+    runtimeError("--data: '" + trainData.xFile + "' has " +
+                 std::to_string(samples) +
+                 " samples, fewer than one batch of " +
+                 std::to_string(train.batch));
+  uint64_t totalSteps =
+      o.steps ? *o.steps : static_cast<uint64_t>(*o.epochs) * batchesPerEpoch;
+  std::vector<ValueSignature> signature = signatureOf(*program);
+  if (o.resume) {
+    std::string path = o.resumePath;
+    if (path.empty() && !findLatestCheckpoint(o.checkpointDir, path, error))
+      runtimeError("--resume: " + error);
+    Checkpoint ckpt;
+    if (!readCheckpoint(path, ckpt, error) ||
+        !checkCompatible(ckpt, path, program->modelName(), signature, error))
+      runtimeError("--resume: " + error);
+    uint64_t ckptSamples = ckpt.counter("train_samples");
+    uint64_t ckptBatch = ckpt.counter("batch_size");
+    if (ckptSamples != static_cast<uint64_t>(samples) ||
+        ckptBatch != static_cast<uint64_t>(train.batch))
+      runtimeError("--resume: checkpoint '" + path + "' was taken with " +
+                   std::to_string(ckptSamples) + " training samples in batches of " +
+                   std::to_string(ckptBatch) + "; --data has " +
+                   std::to_string(samples) + " samples in batches of " +
+                   std::to_string(train.batch));
+    if (ckpt.step > totalSteps)
+      runtimeError("--resume: checkpoint '" + path + "' is at step " +
+                   std::to_string(ckpt.step) + ", beyond the " +
+                   std::to_string(totalSteps) + " steps of this run");
+    if (o.seedGiven && o.seed != ckpt.seed)
+      std::fprintf(stderr,
+                   "trainopt-run: warning: --seed %llu ignored: resuming with "
+                   "the checkpoint's seed %llu\n",
+                   static_cast<unsigned long long>(o.seed),
+                   static_cast<unsigned long long>(ckpt.seed));
+    if (o.shuffle != ckpt.shuffle)
+      std::fprintf(stderr,
+                   "trainopt-run: warning: resuming %s shuffling, as the "
+                   "checkpoint was taken\n",
+                   ckpt.shuffle ? "with" : "without");
+    if (ckpt.metric("scale", trainNorm.scale) != trainNorm.scale ||
+        ckpt.metric("mean", trainNorm.mean) != trainNorm.mean ||
+        ckpt.metric("std", trainNorm.std) != trainNorm.std)
+      std::fprintf(stderr, "trainopt-run: warning: the normalization differs "
+                           "from the checkpoint's; the resumed run will not "
+                           "repeat the original\n");
+    for (size_t i = 0; i < ckpt.values.size(); ++i)
+      std::memcpy(program->persistent(ckpt.values[i].signature.name),
+                  ckpt.values[i].bytes.data(), ckpt.values[i].bytes.size());
+    seed = ckpt.seed;
+    shuffle = ckpt.shuffle;
+    step = ckpt.step;
+    position.epoch = ckpt.epoch;
+    position.batch = ckpt.batch;
+    trainTime = ckpt.metric("time_s");
+    epochLossSum = ckpt.metric("epoch_loss_sum");
+    epochLossCount = ckpt.counter("epoch_loss_count");
+    if (!o.quiet)
+      std::fprintf(stderr, "resuming from '%s' at step %llu\n", path.c_str(),
+                   static_cast<unsigned long long>(step));
+  }
+
+  BatchStream stream;
+  if (!BatchStream::create(trainData.x, trainData.y, train.batch, shuffle,
+                           seed, trainNorm, stream, error))
+    runtimeError("--data: " + error);
+  stream.seek(position);
+
+  if (!o.checkpointDir.empty() && !isDirectory(o.checkpointDir) &&
+      ::mkdir(o.checkpointDir.c_str(), 0755) != 0)
+    runtimeError("--checkpoint-dir: cannot create '" + o.checkpointDir +
+                 "': " + std::strerror(errno));
+
+  FILE *metrics = nullptr;
+  if (!o.metrics.empty()) {
+    if (o.resume)
+      trimMetrics(o.metrics, step);
+    metrics = std::fopen(o.metrics.c_str(), o.resume ? "a" : "w");
+    if (!metrics)
+      runtimeError("--metrics: cannot open '" + o.metrics +
+                   "': " + std::strerror(errno));
+  }
+
+  // Scalar outputs of train_step, reported every step: loss, lr, grad_norm
+  // first.
+  std::vector<const ValueInfo *> scalars;
+  const ValueInfo *lossInfo = nullptr, *lrInfo = nullptr;
+  for (const char *name : {"loss", "lr", "grad_norm"})
+    for (const ValueInfo &v : program->outputs("train_step"))
+      if (v.name == name && v.numElements() == 1)
+        scalars.push_back(&v);
+  for (const ValueInfo &v : program->outputs("train_step"))
+    if (v.numElements() == 1 &&
+        std::find(scalars.begin(), scalars.end(), &v) == scalars.end() &&
+        (v.kind == ValueKind::Metric || v.kind == ValueKind::Output))
+      scalars.push_back(&v);
+  for (const ValueInfo *v : scalars) {
+    if (v->name == "loss")
+      lossInfo = v;
+    if (v->name == "lr")
+      lrInfo = v;
+  }
+
+  auto makeCheckpoint = [&]() {
+    Checkpoint c;
+    c.modelName = program->modelName();
+    c.step = step;
+    BatchPosition pos = stream.position();
+    c.epoch = pos.epoch;
+    c.batch = pos.batch;
+    c.seed = seed;
+    c.shuffle = shuffle;
+    c.counters = {{"train_samples", static_cast<uint64_t>(samples)},
+                  {"batch_size", static_cast<uint64_t>(train.batch)},
+                  {"epoch_loss_count", epochLossCount}};
+    c.metrics = {{"time_s", trainTime},
+                 {"epoch_loss_sum", epochLossSum},
+                 {"scale", trainNorm.scale},
+                 {"mean", trainNorm.mean},
+                 {"std", trainNorm.std}};
+    for (const ValueInfo &v : program->persistentValues()) {
+      Array a = persistentArray(*program, v);
+      c.values.push_back(
+          {{v.name, kindName(v.kind), v.dtype, v.shape}, std::move(a.bytes)});
+    }
+    return c;
+  };
+  // Resuming from the newest checkpoint of the directory: the current step
+  // is already saved there.
+  uint64_t checkpointedStep =
+      o.resume && o.resumePath.empty() ? step : UINT64_MAX;
+  auto saveCheckpoint = [&]() {
+    std::string path;
+    if (!writeCheckpoint(o.checkpointDir, makeCheckpoint(), path, error) ||
+        !keepLast(o.checkpointDir, static_cast<size_t>(o.keepCheckpoints),
+                  error))
+      runtimeError("--checkpoint-dir: " + error);
+    checkpointedStep = step;
+  };
+
+  // Progress.
+  bool bar = !o.quiet && ::isatty(STDERR_FILENO);
+  uint64_t epochSteps = std::min<uint64_t>(batchesPerEpoch, totalSteps);
+  uint64_t logEvery =
+      o.logEvery ? *o.logEvery : std::max<uint64_t>(1, epochSteps / 10);
+  uint64_t totalEpochs = (totalSteps + batchesPerEpoch - 1) / batchesPerEpoch;
+  uint64_t startStep = step;
+  auto runStart = std::chrono::steady_clock::now();
+  auto lastDraw = runStart - std::chrono::seconds(1);
+  double lastLr = std::numeric_limits<double>::quiet_NaN();
+  auto progress = [&](bool force) {
+    double elapsed = secondsSince(runStart);
+    uint64_t done = step - startStep;
+    double rate = elapsed > 0 ? done * train.batch / elapsed : 0;
+    double eta =
+        done > 0 ? (totalSteps - step) * (elapsed / done) : std::nan("");
+    double meanLoss = epochLossCount ? epochLossSum / epochLossCount
+                                     : std::nan("");
+    char loss[32];
+    std::snprintf(loss, sizeof(loss), "%.4f", meanLoss);
+    uint64_t epoch = stream.position().epoch + 1;
+    if (bar) {
+      if (!force && std::chrono::steady_clock::now() - lastDraw <
+                        std::chrono::milliseconds(100))
+        return;
+      lastDraw = std::chrono::steady_clock::now();
+      constexpr int width = 24;
+      int filled = static_cast<int>(width * step / std::max<uint64_t>(1, totalSteps));
+      std::string b(filled, '=');
+      if (filled < width)
+        b += '>' + std::string(width - filled - 1, ' ');
+      std::fprintf(stderr,
+                   "\r\033[Kepoch %llu/%llu [%s] %llu/%llu loss %s  %.0f "
+                   "samples/s  ETA %s",
+                   static_cast<unsigned long long>(epoch),
+                   static_cast<unsigned long long>(totalEpochs), b.c_str(),
+                   static_cast<unsigned long long>(step),
+                   static_cast<unsigned long long>(totalSteps), loss, rate,
+                   formatDuration(eta).c_str());
+      std::fflush(stderr);
+      barShown = true;
+    } else if (!o.quiet) {
+      std::fprintf(stderr,
+                   "epoch %llu/%llu step %llu/%llu loss %s lr %s %.0f "
+                   "samples/s ETA %s\n",
+                   static_cast<unsigned long long>(epoch),
+                   static_cast<unsigned long long>(totalEpochs),
+                   static_cast<unsigned long long>(step),
+                   static_cast<unsigned long long>(totalSteps), loss,
+                   jsonNumber(lastLr, DType::F32).c_str(), rate,
+                   formatDuration(eta).c_str());
+    }
+  };
+  auto endBarLine = [&]() {
+    if (barShown) {
+      std::fputc('\n', stderr);
+      barShown = false;
+    }
+  };
+
+  // Training.
+  std::vector<float> xBatch(train.batch * stream.xSampleSize());
+  std::vector<int64_t> yBatch(train.batch * stream.ySampleSize());
+  void *xIn = program->input("train_step", train.x->name);
+  void *yIn = program->input("train_step", train.labels->name);
+  while (step < totalSteps) {
+    auto stepStart = std::chrono::steady_clock::now();
+    stream.next(xBatch.data(), yBatch.data());
+    if (train.x->dtype == DType::F32)
+      std::memcpy(xIn, xBatch.data(), xBatch.size() * sizeof(float));
+    else
+      std::copy(xBatch.begin(), xBatch.end(), static_cast<double *>(xIn));
+    if (train.labels->dtype == DType::I64)
+      std::memcpy(yIn, yBatch.data(), yBatch.size() * sizeof(int64_t));
+    else
+      std::copy(yBatch.begin(), yBatch.end(), static_cast<int32_t *>(yIn));
+    auto runStartTime = std::chrono::steady_clock::now();
+    if (!program->run("train_step", error))
+      runtimeError(error);
+    double stepMs = secondsSince(runStartTime) * 1e3;
+    ++step;
+    BatchPosition pos = stream.position();
+    if (lossInfo) {
+      double loss = elementAt(program->output("train_step", lossInfo->name),
+                              lossInfo->dtype, 0);
+      epochLossSum += loss;
+      ++epochLossCount;
+    }
+    if (lrInfo)
+      lastLr = elementAt(program->output("train_step", lrInfo->name),
+                         lrInfo->dtype, 0);
+    if (metrics) {
+      std::string line = "{\"step\": " + std::to_string(step) +
+                         ", \"epoch\": " + std::to_string(pos.epoch + 1);
+      for (const ValueInfo *v : scalars)
+        line += ", " + jsonString(v->name) + ": " +
+                jsonNumber(elementAt(program->output("train_step", v->name),
+                                     v->dtype, 0),
+                           v->dtype);
+      char ms[32];
+      std::snprintf(ms, sizeof(ms), "%.3f", stepMs);
+      line += ", \"step_ms\": " + std::string(ms) + "}\n";
+      if (std::fputs(line.c_str(), metrics) < 0 || std::fflush(metrics) != 0)
+        runtimeError("--metrics: cannot write '" + o.metrics +
+                     "': " + std::strerror(errno));
+    }
+    trainTime += secondsSince(stepStart);
+    bool epochEnd = pos.batch == batchesPerEpoch;
+    if (!o.quiet && (bar || step % logEvery == 0 || step == totalSteps ||
+                     epochEnd))
+      progress(step == totalSteps || epochEnd);
+    if (epochEnd) {
+      if (!o.quiet) {
+        endBarLine();
+        std::fprintf(stderr, "epoch %llu: mean train_step loss %.6f\n",
+                     static_cast<unsigned long long>(pos.epoch + 1),
+                     epochLossCount ? epochLossSum / epochLossCount
+                                    : std::nan(""));
+      }
+      if (o.evalEveryEpoch && eval.available) {
+        EvalResult r = evaluate(*program, eval, *evalData, normFor(*evalData));
+        endBarLine();
+        std::fprintf(stderr, "epoch %llu: eval %s\n",
+                     static_cast<unsigned long long>(pos.epoch + 1),
+                     describeResult(r).c_str());
+      }
+      epochLossSum = 0;
+      epochLossCount = 0;
+    }
+    if (o.checkpointEvery > 0 &&
+        step % static_cast<uint64_t>(o.checkpointEvery) == 0)
+      saveCheckpoint();
+  }
+  endBarLine();
+  if (!o.checkpointDir.empty() && checkpointedStep != step)
+    saveCheckpoint();
+
+  // Summary.
+  std::optional<EvalResult> trainResult, evalResult;
+  if (eval.available && o.trainEval)
+    trainResult = evaluate(*program, eval, trainData, trainNorm);
+  if (eval.available && evalData)
+    evalResult = evaluate(*program, eval, *evalData, normFor(*evalData));
+  double samplesPerSecond =
+      trainTime > 0 ? step * train.batch / trainTime : std::nan("");
+  double epochs = static_cast<double>(step) / batchesPerEpoch;
+  std::printf("trained %llu steps (%.2f epochs) in %.2f s, %.0f samples/s\n",
+              static_cast<unsigned long long>(step), epochs, trainTime,
+              samplesPerSecond);
+  if (trainResult)
+    std::printf("train %s\n", describeResult(*trainResult).c_str());
+  if (evalResult)
+    std::printf("eval  %s\n", describeResult(*evalResult).c_str());
+  std::fflush(stdout);
+  if (metrics) {
+    auto field = [](const std::optional<EvalResult> &r, bool loss) {
+      return r ? jsonNumber(loss ? r->loss : r->accuracy) : "null";
+    };
+    std::string line =
+        "{\"summary\": true, \"train_loss\": " + field(trainResult, true) +
+        ", \"train_accuracy\": " + field(trainResult, false) +
+        ", \"eval_loss\": " + field(evalResult, true) +
+        ", \"eval_accuracy\": " + field(evalResult, false) +
+        ", \"steps\": " + std::to_string(step) +
+        ", \"epochs\": " + jsonNumber(epochs) +
+        ", \"time_s\": " + jsonNumber(trainTime) +
+        ", \"samples_per_s\": " + jsonNumber(samplesPerSecond) + "}\n";
+    bool ok = std::fputs(line.c_str(), metrics) >= 0;
+    ok = (std::fclose(metrics) == 0) && ok;
+    if (!ok)
+      runtimeError("--metrics: cannot write '" + o.metrics + "'");
+  }
+
+  // Results.
+  if (!o.saveParams.empty()) {
+    std::vector<std::pair<std::string, Array>> arrays;
+    for (const ValueInfo &v : program->persistentValues())
+      arrays.push_back({v.name, persistentArray(*program, v)});
+    if (!writeNpz(o.saveParams, arrays, error))
+      runtimeError("--save-params: " + error);
+  }
+  if (!o.dumpEval.empty()) {
+    const Dataset &d = *evalData;
+    int64_t rows = std::min(eval.feed.batch, d.samples());
+    feedRows(*program, eval.feed, d, normFor(d),
+             [&](int64_t r) { return r % rows; });
+    if (!program->run("eval_step", error))
+      runtimeError(error);
+    std::vector<std::pair<std::string, Array>> arrays;
+    auto add = [&](const ValueInfo &v, const void *data) {
+      Array a;
+      a.shape = v.shape;
+      a.dtype = v.dtype;
+      const auto *p = static_cast<const uint8_t *>(data);
+      a.bytes.assign(p, p + v.numElements() * dtypeSize(v.dtype));
+      arrays.push_back({v.name, std::move(a)});
+    };
+    for (const ValueInfo &v : program->inputs("eval_step"))
+      add(v, program->input("eval_step", v.name));
+    for (const ValueInfo &v : program->outputs("eval_step"))
+      add(v, program->output("eval_step", v.name));
+    if (!writeNpz(o.dumpEval, arrays, error))
+      runtimeError("--dump-eval: " + error);
+  }
+  if (!o.exportOnnx.empty()) {
+    const std::string &model = program->artifact().onnx_model();
+    if (model.empty())
+      runtimeError("--export-onnx: '" + o.model +
+                   "' holds no ONNX model to export");
+    std::vector<NamedTensor> values;
+    for (const ValueInfo &v : program->persistentValues())
+      values.push_back({v.name, v.dtype, v.shape, program->persistent(v.name)});
+    if (!exportOnnx(model, values, o.exportOnnx, error))
+      runtimeError("--export-onnx: " + error);
+  }
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  return run(parseOptions(argc, argv));
+}

@@ -1,0 +1,707 @@
+//===- CPULibraryTest.cpp - tests of the CPU library functions ------------===//
+//
+/// \file
+/// Every function against a naive loop nest written here from the op
+/// definitions (the reference evaluator's loops: every output element,
+/// every kernel tap, in double), in f32 and f64, on small shapes that
+/// exercise strides, dilations, asymmetric padding, groups, bias, 1-3
+/// spatial dims, broadcast batches and transposes; and the load-time checks.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Runtime/CPULibrary.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace trainopt::rt;
+
+namespace {
+
+using Ints = std::vector<int64_t>;
+using Values = std::vector<double>;
+using Bytes = std::vector<unsigned char>;
+
+int64_t product(const Ints &v) {
+  int64_t p = 1;
+  for (int64_t x : v)
+    p *= x;
+  return p;
+}
+
+Ints unravel(int64_t linear, const Ints &shape) {
+  Ints idx(shape.size());
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    idx[d] = linear % shape[d];
+    linear /= shape[d];
+  }
+  return idx;
+}
+
+Values randomValues(std::mt19937 &rng, int64_t n) {
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  Values v(n);
+  for (double &x : v)
+    x = dist(rng);
+  return v;
+}
+
+/// Small integers, so that pooling windows have ties.
+Values tiedValues(std::mt19937 &rng, int64_t n) {
+  std::uniform_int_distribution<int> dist(-2, 2);
+  Values v(n);
+  for (double &x : v)
+    x = dist(rng);
+  return v;
+}
+
+template <typename T> int64_t etype() { return sizeof(T) == 4 ? 2 : 1; }
+
+template <typename T> Bytes toBytes(const Values &v) {
+  Bytes b(v.size() * sizeof(T));
+  for (size_t i = 0; i < v.size(); ++i) {
+    T x = static_cast<T>(v[i]);
+    std::memcpy(b.data() + i * sizeof(T), &x, sizeof(T));
+  }
+  return b;
+}
+
+template <typename T> Values fromBytes(const Bytes &b) {
+  Values v(b.size() / sizeof(T));
+  for (size_t i = 0; i < v.size(); ++i) {
+    T x;
+    std::memcpy(&x, b.data() + i * sizeof(T), sizeof(T));
+    v[i] = x;
+  }
+  return v;
+}
+
+/// Rounds `v` to T, so references see the inputs the library sees.
+template <typename T> Values rounded(Values v) {
+  for (double &x : v)
+    x = static_cast<T>(x);
+  return v;
+}
+
+/// Checks and runs `name` on `buffers`, which it updates in place.
+void invoke(const std::string &name, const Ints &ints,
+            std::vector<Bytes> &buffers) {
+  std::vector<uint64_t> sizes;
+  std::vector<void *> pointers;
+  for (Bytes &b : buffers) {
+    sizes.push_back(b.size());
+    pointers.push_back(b.data());
+  }
+  std::string error;
+  ASSERT_TRUE(checkLibraryCall(name, ints.data(), ints.size(), nullptr, 0,
+                               sizes.data(), sizes.size(), error))
+      << error;
+  LibraryFunction fn = findLibraryFunction(name);
+  ASSERT_NE(fn, nullptr);
+  fn(ints.data(), ints.size(), nullptr, 0, pointers.data());
+}
+
+template <typename T>
+void expectNear(const Values &actual, const Values &expected,
+                const std::string &what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  double tol = sizeof(T) == 4 ? 2e-4 : 1e-10;
+  int reported = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    if (std::isinf(expected[i]) && actual[i] == expected[i])
+      continue;
+    if (std::fabs(actual[i] - expected[i]) > tol * (1 + std::fabs(expected[i])))
+      if (reported++ < 5)
+        ADD_FAILURE() << what << ": element " << i << " is " << actual[i]
+                      << ", expected " << expected[i];
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Windows (conv and pool) and their references
+//===----------------------------------------------------------------------===//
+
+struct Win {
+  Ints in, k, stride, dil, padB, padE;
+  size_t rank() const { return in.size(); }
+  Ints out() const {
+    Ints o;
+    for (size_t d = 0; d < rank(); ++d)
+      o.push_back((in[d] + padB[d] + padE[d] - dil[d] * (k[d] - 1) - 1) /
+                      stride[d] +
+                  1);
+    return o;
+  }
+  /// The descriptor's seven [S] groups.
+  void append(Ints &ints) const {
+    for (const Ints *g : {&in, &k})
+      ints.insert(ints.end(), g->begin(), g->end());
+    Ints o = out();
+    ints.insert(ints.end(), o.begin(), o.end());
+    for (const Ints *g : {&stride, &dil, &padB, &padE})
+      ints.insert(ints.end(), g->begin(), g->end());
+  }
+};
+
+/// One kernel tap of one output position: its input position, as in the
+/// evaluator's windowTap.
+struct Tap {
+  int64_t index; // linear spatial index into the input, when inside
+  bool inside, inPadded;
+};
+
+/// taps[o * K + k] for every output position o and kernel tap k.
+std::vector<Tap> allTaps(const Win &w) {
+  Ints out = w.out();
+  int64_t p = product(out), kSize = product(w.k);
+  std::vector<Tap> taps;
+  for (int64_t o = 0; o < p; ++o) {
+    Ints oi = unravel(o, out);
+    for (int64_t kl = 0; kl < kSize; ++kl) {
+      Ints ki = unravel(kl, w.k);
+      Tap t{0, true, true};
+      for (size_t d = 0; d < w.rank(); ++d) {
+        int64_t pos = oi[d] * w.stride[d] + ki[d] * w.dil[d] - w.padB[d];
+        t.inside &= pos >= 0 && pos < w.in[d];
+        t.inPadded &= pos < w.in[d] + w.padE[d];
+        t.index = t.index * w.in[d] + pos;
+      }
+      taps.push_back(t);
+    }
+  }
+  return taps;
+}
+
+struct ConvCase {
+  int64_t n, cin, cout, groups;
+  Win w;
+  bool bias;
+};
+
+Ints convInts(int64_t et, const ConvCase &c, bool bias) {
+  Ints ints{et, static_cast<int64_t>(c.w.rank()), bias ? 1 : 0, c.n, c.cin,
+            c.cout, c.groups};
+  c.w.append(ints);
+  return ints;
+}
+
+/// Calls fn(xIndex, wIndex, yIndex) for every product of the convolution.
+template <typename Fn> void forEachConvTerm(const ConvCase &c, const Fn &fn) {
+  std::vector<Tap> taps = allTaps(c.w);
+  int64_t in = product(c.w.in), p = product(c.w.out()), kSize = product(c.w.k);
+  int64_t cinG = c.cin / c.groups, coutG = c.cout / c.groups;
+  for (int64_t n = 0; n < c.n; ++n)
+    for (int64_t f = 0; f < c.cout; ++f)
+      for (int64_t o = 0; o < p; ++o)
+        for (int64_t ci = 0; ci < cinG; ++ci)
+          for (int64_t kl = 0; kl < kSize; ++kl) {
+            const Tap &t = taps[o * kSize + kl];
+            if (!t.inside)
+              continue;
+            int64_t channel = (f / coutG) * cinG + ci;
+            fn((n * c.cin + channel) * in + t.index,
+               (f * cinG + ci) * kSize + kl, (n * c.cout + f) * p + o);
+          }
+}
+
+template <typename T> void runConvCase(const ConvCase &c, unsigned seed) {
+  std::mt19937 rng(seed);
+  int64_t xSize = c.n * c.cin * product(c.w.in);
+  int64_t wSize = c.cout * (c.cin / c.groups) * product(c.w.k);
+  int64_t ySize = c.n * c.cout * product(c.w.out());
+  Values x = rounded<T>(randomValues(rng, xSize));
+  Values w = rounded<T>(randomValues(rng, wSize));
+  Values b = rounded<T>(randomValues(rng, c.cout));
+  Values dy = rounded<T>(randomValues(rng, ySize));
+  Values garbageX(xSize, 7.0), garbageW(wSize, 7.0), garbageY(ySize, 7.0);
+
+  // Forward.
+  Values y(ySize, 0.0);
+  if (c.bias)
+    for (int64_t i = 0; i < ySize; ++i)
+      y[i] = b[(i / product(c.w.out())) % c.cout];
+  forEachConvTerm(c, [&](int64_t xi, int64_t wi, int64_t yi) {
+    y[yi] += x[xi] * w[wi];
+  });
+  std::vector<Bytes> fwd{toBytes<T>(x), toBytes<T>(w)};
+  if (c.bias)
+    fwd.push_back(toBytes<T>(b));
+  fwd.push_back(toBytes<T>(garbageY));
+  invoke("cpu.conv", convInts(etype<T>(), c, c.bias), fwd);
+  expectNear<T>(fromBytes<T>(fwd.back()), y, "conv");
+
+  // Gradients.
+  Values dx(xSize, 0.0), dw(wSize, 0.0);
+  forEachConvTerm(c, [&](int64_t xi, int64_t wi, int64_t yi) {
+    dx[xi] += dy[yi] * w[wi];
+    dw[wi] += dy[yi] * x[xi];
+  });
+  std::vector<Bytes> gi{toBytes<T>(dy), toBytes<T>(w), toBytes<T>(garbageX)};
+  invoke("cpu.conv_grad_input", convInts(etype<T>(), c, false), gi);
+  expectNear<T>(fromBytes<T>(gi[2]), dx, "conv_grad_input");
+  std::vector<Bytes> gf{toBytes<T>(x), toBytes<T>(dy), toBytes<T>(garbageW)};
+  invoke("cpu.conv_grad_filter", convInts(etype<T>(), c, false), gf);
+  expectNear<T>(fromBytes<T>(gf[2]), dw, "conv_grad_filter");
+}
+
+template <typename T> class CPULibraryTest : public ::testing::Test {};
+using ElementTypes = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(CPULibraryTest, ElementTypes);
+
+TYPED_TEST(CPULibraryTest, Conv2DPaddedWithBias) {
+  runConvCase<TypeParam>(
+      {2, 3, 4, 1, {{7, 6}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true}, 1);
+}
+
+TYPED_TEST(CPULibraryTest, Conv2DGroupsStridedDilatedAsymmetric) {
+  runConvCase<TypeParam>(
+      {3, 4, 6, 2, {{9, 8}, {3, 2}, {2, 2}, {2, 1}, {1, 0}, {2, 1}}, false},
+      2);
+  runConvCase<TypeParam>(
+      {2, 4, 4, 2, {{8, 7}, {2, 3}, {1, 2}, {2, 2}, {0, 2}, {1, 0}}, true}, 3);
+}
+
+TYPED_TEST(CPULibraryTest, Conv1D) {
+  runConvCase<TypeParam>({3, 2, 3, 1, {{10}, {3}, {2}, {1}, {2}, {1}}, true},
+                         4);
+  runConvCase<TypeParam>({2, 4, 2, 2, {{11}, {2}, {3}, {2}, {0}, {3}}, false},
+                         5);
+}
+
+TYPED_TEST(CPULibraryTest, Conv3D) {
+  runConvCase<TypeParam>({2,
+                          2,
+                          4,
+                          2,
+                          {{4, 5, 3}, {2, 3, 2}, {1, 2, 1}, {1, 1, 2},
+                           {1, 0, 1}, {0, 1, 1}},
+                          true},
+                         6);
+}
+
+TYPED_TEST(CPULibraryTest, ConvPointwise) {
+  // 1x1, stride 1, unpadded: the path without im2col.
+  runConvCase<TypeParam>(
+      {3, 4, 6, 2, {{5, 4}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}}, true}, 7);
+  // 1x1 with a stride goes through im2col.
+  runConvCase<TypeParam>(
+      {2, 3, 2, 1, {{5, 5}, {1, 1}, {2, 2}, {1, 1}, {0, 0}, {0, 0}}, false},
+      8);
+}
+
+TYPED_TEST(CPULibraryTest, ConvManyChunks) {
+  // Scratch holds 17 (f32) or 8 (f64) samples: several chunks and a
+  // remainder.
+  runConvCase<TypeParam>(
+      {40, 16, 8, 1, {{28, 28}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
+      9);
+}
+
+TYPED_TEST(CPULibraryTest, ConvOneSamplePerChunk) {
+  // A sample's im2col matrix exceeds the scratch budget.
+  runConvCase<TypeParam>(
+      {2, 64, 4, 1, {{64, 64}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, false},
+      10);
+}
+
+//===----------------------------------------------------------------------===//
+// Pools
+//===----------------------------------------------------------------------===//
+
+struct PoolCase {
+  int64_t n, c;
+  Win w;
+};
+
+Ints poolInts(int64_t et, const PoolCase &p) {
+  Ints ints{et, static_cast<int64_t>(p.w.rank()), p.n, p.c};
+  p.w.append(ints);
+  return ints;
+}
+
+template <typename T> void runMaxPoolCase(const PoolCase &pc, unsigned seed) {
+  std::mt19937 rng(seed);
+  int64_t in = product(pc.w.in), p = product(pc.w.out()), kSize = product(pc.w.k);
+  int64_t planes = pc.n * pc.c;
+  Values x = tiedValues(rng, planes * in);
+  Values dy = rounded<T>(randomValues(rng, planes * p));
+  std::vector<Tap> taps = allTaps(pc.w);
+  Values y(planes * p), dx(planes * in, 0.0);
+  for (int64_t pl = 0; pl < planes; ++pl)
+    for (int64_t o = 0; o < p; ++o) {
+      double acc = -std::numeric_limits<double>::infinity();
+      int64_t best = -1;
+      for (int64_t kl = 0; kl < kSize; ++kl) {
+        const Tap &t = taps[o * kSize + kl];
+        if (!t.inside)
+          continue;
+        int64_t at = pl * in + t.index;
+        acc = std::max(acc, x[at]);
+        if (best < 0 || x[at] > x[best])
+          best = at;
+      }
+      y[pl * p + o] = acc;
+      if (best >= 0)
+        dx[best] += dy[pl * p + o];
+    }
+  Ints ints = poolInts(etype<T>(), pc);
+  std::vector<Bytes> fwd{toBytes<T>(x), toBytes<T>(Values(planes * p, 7.0))};
+  invoke("cpu.max_pool", ints, fwd);
+  expectNear<T>(fromBytes<T>(fwd[1]), y, "max_pool");
+  std::vector<Bytes> bwd{toBytes<T>(x), toBytes<T>(dy),
+                         toBytes<T>(Values(planes * in, 7.0))};
+  invoke("cpu.max_pool_grad", ints, bwd);
+  expectNear<T>(fromBytes<T>(bwd[2]), dx, "max_pool_grad");
+}
+
+template <typename T>
+void runAvgPoolCase(const PoolCase &pc, bool includePad, unsigned seed) {
+  std::mt19937 rng(seed);
+  int64_t in = product(pc.w.in), p = product(pc.w.out()), kSize = product(pc.w.k);
+  int64_t planes = pc.n * pc.c;
+  Values x = rounded<T>(randomValues(rng, planes * in));
+  Values dy = rounded<T>(randomValues(rng, planes * p));
+  std::vector<Tap> taps = allTaps(pc.w);
+  Values y(planes * p), dx(planes * in, 0.0);
+  for (int64_t pl = 0; pl < planes; ++pl)
+    for (int64_t o = 0; o < p; ++o) {
+      double acc = 0.0;
+      int64_t count = 0;
+      for (int64_t kl = 0; kl < kSize; ++kl) {
+        const Tap &t = taps[o * kSize + kl];
+        if (t.inside) {
+          acc += x[pl * in + t.index];
+          ++count;
+        } else if (includePad && t.inPadded) {
+          ++count;
+        }
+      }
+      count = std::max<int64_t>(count, 1);
+      y[pl * p + o] = acc / count;
+      for (int64_t kl = 0; kl < kSize; ++kl) {
+        const Tap &t = taps[o * kSize + kl];
+        if (t.inside)
+          dx[pl * in + t.index] += dy[pl * p + o] / count;
+      }
+    }
+  Ints ints = poolInts(etype<T>(), pc);
+  ints.push_back(includePad ? 1 : 0);
+  std::vector<Bytes> fwd{toBytes<T>(x), toBytes<T>(Values(planes * p, 7.0))};
+  invoke("cpu.avg_pool", ints, fwd);
+  expectNear<T>(fromBytes<T>(fwd[1]), y, "avg_pool");
+  std::vector<Bytes> bwd{toBytes<T>(dy), toBytes<T>(Values(planes * in, 7.0))};
+  invoke("cpu.avg_pool_grad", ints, bwd);
+  expectNear<T>(fromBytes<T>(bwd[1]), dx, "avg_pool_grad");
+}
+
+const PoolCase kPoolCases[] = {
+    {2, 3, {{6, 6}, {2, 2}, {2, 2}, {1, 1}, {0, 0}, {0, 0}}},
+    {2, 2, {{7, 8}, {3, 3}, {1, 2}, {1, 1}, {1, 1}, {1, 1}}},
+    {1, 3, {{9, 7}, {3, 2}, {2, 1}, {2, 2}, {1, 0}, {2, 1}}},
+    // Windows that end in the high padding only.
+    {1, 2, {{5, 5}, {3, 3}, {2, 2}, {1, 1}, {0, 0}, {2, 2}}},
+    {2, 3, {{11}, {3}, {2}, {1}, {1}, {2}}},
+    {1, 2, {{12}, {2}, {3}, {3}, {0}, {1}}},
+    {1, 2, {{4, 5, 4}, {2, 2, 3}, {2, 1, 1}, {1, 2, 1}, {0, 1, 1}, {1, 0, 1}}},
+};
+
+TYPED_TEST(CPULibraryTest, MaxPool) {
+  unsigned seed = 20;
+  for (const PoolCase &pc : kPoolCases) {
+    SCOPED_TRACE(seed);
+    runMaxPoolCase<TypeParam>(pc, seed++);
+  }
+}
+
+TYPED_TEST(CPULibraryTest, AvgPool) {
+  unsigned seed = 40;
+  for (const PoolCase &pc : kPoolCases)
+    for (bool includePad : {false, true}) {
+      SCOPED_TRACE(seed);
+      runAvgPoolCase<TypeParam>(pc, includePad, seed++);
+    }
+}
+
+TYPED_TEST(CPULibraryTest, MaxPoolTiesGoToTheFirstMaximum) {
+  using T = TypeParam;
+  // One 2x2 window of equal values: the gradient goes to element 0.
+  Ints ints{etype<T>(), 2, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+  std::vector<Bytes> bufs{toBytes<T>({3, 3, 3, 3}), toBytes<T>({5}),
+                          toBytes<T>({9, 9, 9, 9})};
+  invoke("cpu.max_pool_grad", ints, bufs);
+  EXPECT_EQ(fromBytes<T>(bufs[2]), (Values{5, 0, 0, 0}));
+}
+
+//===----------------------------------------------------------------------===//
+// Matmul
+//===----------------------------------------------------------------------===//
+
+struct MatmulCase {
+  Ints outBatch, lhsBatch, rhsBatch;
+  int64_t m, n, k;
+  bool ta, tb, accumulate;
+};
+
+template <typename T> void runMatmulCase(const MatmulCase &c, unsigned seed) {
+  std::mt19937 rng(seed);
+  int64_t batch = product(c.outBatch);
+  int64_t lSize = product(c.lhsBatch) * c.m * c.k;
+  int64_t rSize = product(c.rhsBatch) * c.k * c.n;
+  Values a = rounded<T>(randomValues(rng, lSize));
+  Values b = rounded<T>(randomValues(rng, rSize));
+  Values y0 = rounded<T>(randomValues(rng, batch * c.m * c.n));
+  Values y(batch * c.m * c.n);
+  for (int64_t bi = 0; bi < batch; ++bi) {
+    Ints idx = unravel(bi, c.outBatch);
+    int64_t la = 0, lb = 0;
+    for (size_t d = 0; d < idx.size(); ++d) {
+      la = la * c.lhsBatch[d] + (c.lhsBatch[d] == 1 ? 0 : idx[d]);
+      lb = lb * c.rhsBatch[d] + (c.rhsBatch[d] == 1 ? 0 : idx[d]);
+    }
+    for (int64_t i = 0; i < c.m; ++i)
+      for (int64_t j = 0; j < c.n; ++j) {
+        double sum = 0.0;
+        for (int64_t kk = 0; kk < c.k; ++kk)
+          sum += a[la * c.m * c.k + (c.ta ? kk * c.m + i : i * c.k + kk)] *
+                 b[lb * c.k * c.n + (c.tb ? j * c.k + kk : kk * c.n + j)];
+        int64_t at = (bi * c.m + i) * c.n + j;
+        y[at] = (c.accumulate ? y0[at] : 0.0) + sum;
+      }
+  }
+  Ints ints{etype<T>(), static_cast<int64_t>(c.outBatch.size())};
+  for (const Ints *g : {&c.outBatch, &c.lhsBatch, &c.rhsBatch})
+    ints.insert(ints.end(), g->begin(), g->end());
+  ints.insert(ints.end(), {c.m, c.n, c.k, c.ta, c.tb, c.accumulate});
+  std::vector<Bytes> bufs{toBytes<T>(a), toBytes<T>(b),
+                          toBytes<T>(c.accumulate ? y0 : Values(y.size(), 7))};
+  invoke("cpu.matmul", ints, bufs);
+  expectNear<T>(fromBytes<T>(bufs[2]), y, "matmul");
+}
+
+TYPED_TEST(CPULibraryTest, Matmul) {
+  const MatmulCase cases[] = {
+      {{}, {}, {}, 5, 7, 3, false, false, false},
+      {{}, {}, {}, 4, 6, 9, true, false, false},
+      {{}, {}, {}, 4, 6, 9, false, true, true},
+      {{}, {}, {}, 3, 2, 8, true, true, false},
+      // The batch folds into M.
+      {{2, 3}, {2, 3}, {1, 1}, 4, 5, 6, false, false, false},
+      {{3}, {3}, {1}, 4, 5, 6, false, true, true},
+      // Broadcast batches.
+      {{2, 3}, {2, 1}, {1, 3}, 3, 4, 5, false, false, false},
+      {{2, 3}, {1, 3}, {2, 3}, 3, 4, 5, true, true, true},
+      {{4}, {1}, {4}, 2, 3, 4, false, true, false},
+      {{2, 2}, {1, 1}, {1, 1}, 2, 3, 4, false, false, true},
+      {{2, 3}, {2, 3}, {1, 1}, 4, 5, 6, true, false, false},
+  };
+  unsigned seed = 60;
+  for (const MatmulCase &c : cases) {
+    SCOPED_TRACE(seed);
+    runMatmulCase<TypeParam>(c, seed++);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Scatter-add
+//===----------------------------------------------------------------------===//
+
+template <typename T, typename I>
+void runScatterAddCase(int64_t outer, int64_t axis, int64_t inner,
+                       const std::vector<I> &indices, unsigned seed) {
+  std::mt19937 rng(seed);
+  int64_t count = indices.size();
+  Values u = rounded<T>(randomValues(rng, outer * count * inner));
+  Values y(outer * axis * inner, 0.0);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t p = 0; p < count; ++p) {
+      int64_t v = indices[p];
+      if (v < -axis || v >= axis)
+        continue;
+      if (v < 0)
+        v += axis;
+      for (int64_t i = 0; i < inner; ++i)
+        y[(o * axis + v) * inner + i] += u[(o * count + p) * inner + i];
+    }
+  Bytes idx(indices.size() * sizeof(I));
+  if (!idx.empty())
+    std::memcpy(idx.data(), indices.data(), idx.size());
+  std::vector<Bytes> bufs{idx, toBytes<T>(u), toBytes<T>(Values(y.size(), 7))};
+  invoke("cpu.scatter_add",
+         {etype<T>(), sizeof(I) == 8 ? 5 : 6, outer, axis, count, inner},
+         bufs);
+  expectNear<T>(fromBytes<T>(bufs[2]), y, "scatter_add");
+}
+
+TYPED_TEST(CPULibraryTest, ScatterAdd) {
+  using T = TypeParam;
+  // Repeated, negative and (skipped) out-of-range indices.
+  runScatterAddCase<T, int64_t>(1, 6, 4, {0, 5, 0, -1, 2, 6, -7, 3}, 80);
+  runScatterAddCase<T, int32_t>(3, 5, 2, {4, -5, 1, 1}, 81);
+  runScatterAddCase<T, int64_t>(2, 4, 1, {3, 3, -2}, 82);
+  runScatterAddCase<T, int32_t>(2, 3, 3, {}, 83);
+}
+
+//===----------------------------------------------------------------------===//
+// Load-time checks
+//===----------------------------------------------------------------------===//
+
+std::string checkError(const std::string &name, const Ints &ints,
+                       const std::vector<uint64_t> &sizes) {
+  std::string error;
+  if (checkLibraryCall(name, ints.data(), ints.size(), nullptr, 0,
+                       sizes.data(), sizes.size(), error))
+    return "";
+  return error;
+}
+
+TEST(CPULibraryCheckTest, UnknownFunction) {
+  EXPECT_EQ(findLibraryFunction("nope"), nullptr);
+  EXPECT_NE(checkError("nope", {}, {}), "");
+}
+
+TEST(CPULibraryCheckTest, Matmul) {
+  Ints ints{2, 1, 2, 2, 1, 3, 4, 5, 0, 0, 0};
+  std::vector<uint64_t> sizes{2 * 3 * 5 * 4, 5 * 4 * 4, 2 * 3 * 4 * 4};
+  EXPECT_EQ(checkError("cpu.matmul", ints, sizes), "");
+  // Too few ints.
+  EXPECT_NE(checkError("cpu.matmul", Ints(ints.begin(), ints.end() - 1), sizes),
+            "");
+  EXPECT_NE(checkError("cpu.matmul", {2}, sizes), "");
+  // A buffer smaller than implied.
+  std::vector<uint64_t> small = sizes;
+  small[1] -= 1;
+  std::string error = checkError("cpu.matmul", ints, small);
+  EXPECT_NE(error.find("cpu.matmul"), std::string::npos) << error;
+  EXPECT_NE(error.find("rhs"), std::string::npos) << error;
+  // An unknown element type.
+  Ints bad = ints;
+  bad[0] = 5;
+  EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
+  // Negative sizes and batch dims that do not broadcast.
+  bad = ints;
+  bad[6] = -4;
+  EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
+  bad = ints;
+  bad[2] = -2;
+  EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
+  bad = ints;
+  bad[3] = 3;
+  EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
+  // Overflowing sizes.
+  bad = ints;
+  bad[6] = bad[7] = int64_t(1) << 31;
+  EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
+  // A float arg.
+  std::string e;
+  double f = 1.0;
+  EXPECT_FALSE(checkLibraryCall("cpu.matmul", ints.data(), ints.size(), &f, 1,
+                                sizes.data(), sizes.size(), e));
+}
+
+TEST(CPULibraryCheckTest, Conv) {
+  ConvCase c{2, 4, 6, 2, {{9, 8}, {3, 2}, {2, 2}, {2, 1}, {1, 0}, {2, 1}}, true};
+  Ints ints = convInts(2, c, true);
+  uint64_t x = 2 * 4 * 9 * 8 * 4, w = 6 * 2 * 3 * 2 * 4, b = 6 * 4;
+  Ints out = c.w.out();
+  uint64_t y = 2 * 6 * out[0] * out[1] * 4;
+  EXPECT_EQ(checkError("cpu.conv", ints, {x, w, b, y}), "");
+  // The bias buffer is counted.
+  EXPECT_NE(checkError("cpu.conv", ints, {x, w, y}), "");
+  EXPECT_NE(checkError("cpu.conv", ints, {x, w, b, y - 1}), "");
+  EXPECT_NE(checkError("cpu.conv", Ints(ints.begin(), ints.end() - 1),
+                       {x, w, b, y}),
+            "");
+  Ints bad = ints;
+  bad[0] = 3;
+  EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
+  bad = ints;
+  bad[3] = -2;
+  EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
+  // groups must divide the channels.
+  bad = ints;
+  bad[6] = 4;
+  EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
+  // A wrong output size, a negative pad, a zero stride.
+  bad = ints;
+  bad[7 + 4] += 1;
+  EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
+  bad = ints;
+  bad[7 + 10] = -1;
+  EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
+  bad = ints;
+  bad[7 + 6] = 0;
+  EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
+  // S out of range.
+  bad = ints;
+  bad[1] = 4;
+  EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
+  // Gradients take no bias.
+  Ints grad = convInts(2, c, false);
+  EXPECT_EQ(checkError("cpu.conv_grad_input", grad, {y, w, x}), "");
+  EXPECT_NE(checkError("cpu.conv_grad_input", grad, {y, w, x - 4}), "");
+  EXPECT_EQ(checkError("cpu.conv_grad_filter", grad, {x, y, w}), "");
+  EXPECT_NE(checkError("cpu.conv_grad_filter", grad, {x, y, w - 1}), "");
+  EXPECT_NE(checkError("cpu.conv_grad_filter", ints, {x, y, w}), "");
+}
+
+TEST(CPULibraryCheckTest, Pools) {
+  PoolCase p{2, 3, {{7, 8}, {3, 3}, {1, 2}, {1, 1}, {1, 1}, {1, 1}}};
+  Ints ints = poolInts(1, p);
+  Ints out = p.w.out();
+  uint64_t x = 2 * 3 * 7 * 8 * 8, y = 2 * 3 * out[0] * out[1] * 8;
+  EXPECT_EQ(checkError("cpu.max_pool", ints, {x, y}), "");
+  EXPECT_EQ(checkError("cpu.max_pool_grad", ints, {x, y, x}), "");
+  EXPECT_NE(checkError("cpu.max_pool_grad", ints, {x, y - 8, x}), "");
+  EXPECT_NE(checkError("cpu.max_pool", ints, {x - 1, y}), "");
+  // avg_pool wants countIncludePad.
+  EXPECT_NE(checkError("cpu.avg_pool", ints, {x, y}), "");
+  Ints avg = ints;
+  avg.push_back(1);
+  EXPECT_EQ(checkError("cpu.avg_pool", avg, {x, y}), "");
+  EXPECT_EQ(checkError("cpu.avg_pool_grad", avg, {y, x}), "");
+  EXPECT_NE(checkError("cpu.avg_pool_grad", avg, {x, y}), "");
+  avg.back() = 2;
+  EXPECT_NE(checkError("cpu.avg_pool", avg, {x, y}), "");
+  Ints bad = ints;
+  bad[2] = 0;
+  EXPECT_NE(checkError("cpu.max_pool", bad, {x, y}), "");
+  bad = ints;
+  bad[0] = 0;
+  EXPECT_NE(checkError("cpu.max_pool", bad, {x, y}), "");
+  bad = ints;
+  bad[4 + 2] = -3;
+  EXPECT_NE(checkError("cpu.max_pool", bad, {x, y}), "");
+}
+
+TEST(CPULibraryCheckTest, ScatterAdd) {
+  Ints ints{2, 5, 2, 10, 3, 4};
+  std::vector<uint64_t> sizes{3 * 8, 2 * 3 * 4 * 4, 2 * 10 * 4 * 4};
+  EXPECT_EQ(checkError("cpu.scatter_add", ints, sizes), "");
+  EXPECT_NE(checkError("cpu.scatter_add", {2, 5, 2, 10, 3}, sizes), "");
+  Ints bad = ints;
+  bad[1] = 2;
+  EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
+  bad = ints;
+  bad[0] = 6;
+  EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
+  bad = ints;
+  bad[4] = -1;
+  EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
+  // I32 indices need half the bytes.
+  bad = ints;
+  bad[1] = 6;
+  EXPECT_EQ(checkError("cpu.scatter_add", bad, {12, sizes[1], sizes[2]}), "");
+  EXPECT_NE(checkError("cpu.scatter_add", ints, {12, sizes[1], sizes[2]}), "");
+  EXPECT_NE(checkError("cpu.scatter_add", ints, {sizes[0], sizes[1], 10}), "");
+  bad = ints;
+  bad[2] = bad[3] = bad[5] = int64_t(1) << 40;
+  EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
+}
+
+} // namespace
