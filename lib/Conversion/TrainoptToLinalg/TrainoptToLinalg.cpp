@@ -472,6 +472,28 @@ Value batchNormApply(OpBuilder &b, Location loc, Value x, Value scaleV,
       });
 }
 
+/// y[i] = x[start + i * stride], per dimension.
+Value strided(OpBuilder &b, Location loc, Value x, RankedTensorType yt,
+              ArrayRef<int64_t> start, ArrayRef<int64_t> stride) {
+  return elementwiseMaps(
+      b, loc, yt.getShape(), yt.getElementType(), {}, {},
+      [&](OpBuilder &nb, Location l, ValueRange) {
+        Scalar s{nb, l};
+        SmallVector<Value> idx;
+        for (int64_t d = 0; d < yt.getRank(); ++d) {
+          Value i = s.index(d);
+          if (stride[d] != 1)
+            i = arith::MulIOp::create(
+                nb, l, i, arith::ConstantIndexOp::create(nb, l, stride[d]));
+          if (start[d] != 0)
+            i = arith::AddIOp::create(
+                nb, l, i, arith::ConstantIndexOp::create(nb, l, start[d]));
+          idx.push_back(i);
+        }
+        return tensor::ExtractOp::create(nb, l, x, idx).getResult();
+      });
+}
+
 /// Linear index of the current iteration of a rank-`rank` loop nest.
 Value linearIndex(Scalar &s, ArrayRef<int64_t> shape) {
   Value linear = s.cst(s.b.getI64Type(), 0);
@@ -918,35 +940,22 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
                                     }));
     return success();
   });
+  // Slices read their source with tensor.extract: an affine input map
+  // would let linalg infer the loop range from the larger source.
   addLambda<SliceOp>(patterns, [](SliceOp op, PatternRewriter &r) {
     RankedTensorType yt = op.getType();
-    SmallVector<AffineExpr> exprs;
-    for (int64_t d = 0; d < yt.getRank(); ++d)
-      exprs.push_back(r.getAffineDimExpr(d) * op.getStride()[d] +
-                      op.getStart()[d]);
-    AffineMap map = AffineMap::get(yt.getRank(), 0, exprs, r.getContext());
-    r.replaceOp(op, elementwiseMaps(r, op.getLoc(), yt.getShape(),
-                                    yt.getElementType(), op.getX(), map,
-                                    [](OpBuilder &, Location, ValueRange a) {
-                                      return a[0];
-                                    }));
+    r.replaceOp(op, strided(r, op.getLoc(), op.getX(), yt, op.getStart(),
+                            op.getStride()));
     return success();
   });
   addLambda<SplitOp>(patterns, [](SplitOp op, PatternRewriter &r) {
     SmallVector<Value> parts;
     int64_t axis = op.getAxis(), offset = 0;
     for (auto [result, size] : llvm::zip(op.getResults(), op.getSizes())) {
-      RankedTensorType yt = cast<RankedTensorType>(result.getType());
-      SmallVector<AffineExpr> exprs;
-      for (int64_t d = 0; d < yt.getRank(); ++d)
-        exprs.push_back(d == axis ? r.getAffineDimExpr(d) + offset
-                                  : r.getAffineDimExpr(d));
-      AffineMap map = AffineMap::get(yt.getRank(), 0, exprs, r.getContext());
-      parts.push_back(elementwiseMaps(r, op.getLoc(), yt.getShape(),
-                                      yt.getElementType(), op.getX(), map,
-                                      [](OpBuilder &, Location, ValueRange a) {
-                                        return a[0];
-                                      }));
+      auto yt = cast<RankedTensorType>(result.getType());
+      SmallVector<int64_t> start(yt.getRank(), 0), stride(yt.getRank(), 1);
+      start[axis] = offset;
+      parts.push_back(strided(r, op.getLoc(), op.getX(), yt, start, stride));
       offset += size;
     }
     r.replaceOp(op, parts);
