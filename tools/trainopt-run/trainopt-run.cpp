@@ -1212,8 +1212,6 @@ int run(const Options &o) {
     int64_t rows = std::min(eval.feed.batch, d.samples());
     feedRows(*program, eval.feed, d, normFor(d),
              [&](int64_t r) { return r % rows; });
-    if (!program->run("eval_step", error))
-      runtimeError(error);
     std::vector<std::pair<std::string, Array>> arrays;
     auto add = [&](const ValueInfo &v, const void *data) {
       Array a;
@@ -1223,8 +1221,12 @@ int run(const Options &o) {
       a.bytes.assign(p, p + v.numElements() * dtypeSize(v.dtype));
       arrays.push_back({v.name, std::move(a)});
     };
+    // Inputs are copied before the run: the memory plan may reuse their
+    // storage for temporaries once they are read.
     for (const ValueInfo &v : program->inputs("eval_step"))
       add(v, program->input("eval_step", v.name));
+    if (!program->run("eval_step", error))
+      runtimeError(error);
     for (const ValueInfo &v : program->outputs("eval_step"))
       add(v, program->output("eval_step", v.name));
     if (!writeNpz(o.dumpEval, arrays, error))
