@@ -42,6 +42,20 @@ def TrainoptConvertToLinalg : Pass<"trainopt-convert-to-linalg", "ModuleOp"> {
                            "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect"];
 }
 
+def TrainoptFuseElementwise : Pass<"trainopt-fuse-elementwise", "ModuleOp"> {
+  let summary = "Fuses elementwise linalg producers into consumers of the same size";
+  let description = [{
+    Upstream elementwise fusion (`populateElementwiseOpsFusionPatterns`)
+    with a cost rule: a producer is fused into its consumer only when it has
+    no other use and its iteration space is as large as the consumer's.
+    Fusing a small producer (a scalar bias correction of Adam, a per-channel
+    statistic) into a large consumer would recompute it for every element of
+    the consumer; such producers stay separate kernels and the consumer
+    reads their result.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def TrainoptOutlineKernels : Pass<"trainopt-outline-kernels", "ModuleOp"> {
   let summary = "Moves each linalg op of the entry points into its own kernel function";
   let description = [{

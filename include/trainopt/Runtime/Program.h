@@ -91,6 +91,11 @@ public:
   /// Threads the CPU kernels and libraries may use (0: all cores).
   void setThreads(int threads);
 
+  /// Times every command of every run from now on (`profileReport`).
+  void setProfiling(bool on);
+  /// Per entry point: time per run and the most expensive commands.
+  std::string profileReport() const;
+
   /// Size in bytes of the arena of device 0.
   uint64_t arenaBytes() const;
 

@@ -2,13 +2,20 @@
 //
 /// \file
 /// Matmul is one CBLAS GEMM per batch (or one for the whole batch when the
-/// rhs is shared and the lhs is not transposed, folding the batch into M).
-/// Convolutions and their gradients are im2col/col2im around GEMMs; the
-/// im2col matrix covers a chunk of samples at once (columns ordered sample
-/// by sample), since the per-sample GEMMs of small images are too small to
-/// keep BLAS busy, and a 1x1 stride-1 unpadded convolution skips im2col.
-/// Pools are direct loops. Scratch memory lives in thread-local buffers
-/// that only grow, so steady-state training allocates nothing here.
+/// rhs is shared and the lhs is not transposed, folding the batch into M),
+/// threaded by OpenBLAS.
+///
+/// Convolutions and their gradients are im2col/col2im around GEMMs, one
+/// sample at a time (a 1x1 stride-1 unpadded convolution skips im2col).
+/// Measured on the 2-core target with MNIST/CIFAR-sized layers, per-sample
+/// im2col beats an im2col matrix over a chunk of samples (up to 3x for
+/// Cin = 1: the per-sample matrices stay in L2, while the batched one also
+/// needs a transposing copy of the output), and OpenBLAS's own threading of
+/// these small GEMMs loses to splitting the samples across threads, so the
+/// samples are shared out dynamically on a persistent thread pool with BLAS
+/// single-threaded inside. Pools are direct loops over the same pool.
+/// Scratch memory lives in thread-local buffers that only grow, and the
+/// pool's threads persist, so steady-state training allocates nothing here.
 ///
 /// Every loop nest treats the spatial dims as three, padding a lower rank
 /// with leading unit dims (size 1, kernel 1, stride 1, no padding).
@@ -22,6 +29,9 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -36,11 +46,8 @@ namespace {
 /// Element type codes of the artifact.
 enum : int64_t { kF64 = 1, kF32 = 2, kI64 = 5, kI32 = 6 };
 
-/// Bytes of scratch (im2col matrix plus transposed output cotangent) a
-/// convolution chunk may use; the chunk is as many samples as fit.
-constexpr int64_t kConvScratchBytes = 8 << 20;
 /// Below this many element operations a loop runs on the calling thread.
-constexpr int64_t kMinParallelWork = 1 << 16;
+constexpr int64_t kMinParallelWork = 1 << 15;
 
 std::atomic<int> libraryThreadCount{0};
 
@@ -51,28 +58,114 @@ int libraryThreads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-/// Runs fn(begin, end) over [0, count) split across the library threads
-/// when the work (`count * cost` element operations) is worth a thread.
-template <typename Fn>
-void parallelFor(int64_t count, int64_t cost, const Fn &fn) {
+/// Persistent workers that run one job at a time; the caller of run() is
+/// worker 0. Workers sleep on a condition variable between jobs, so they
+/// do not compete with OpenBLAS's threads.
+class ThreadPool {
+public:
+  /// Runs job(worker) on workers [0, threads) and waits for all of them.
+  void run(int threads, const std::function<void(int)> &job) {
+    std::lock_guard<std::mutex> serial(runMutex);
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      while (static_cast<int>(workers.size()) < threads - 1) {
+        int index = static_cast<int>(workers.size()) + 1;
+        workers.emplace_back([this, index] { loop(index); });
+      }
+      current = &job;
+      active = threads;
+      pending = threads - 1;
+      ++generation;
+    }
+    wake.notify_all();
+    job(0);
+    std::unique_lock<std::mutex> lock(mutex);
+    done.wait(lock, [&] { return pending == 0; });
+    current = nullptr;
+  }
+
+private:
+  void loop(int index) {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mutex);
+    for (;;) {
+      wake.wait(lock, [&] { return generation != seen; });
+      seen = generation;
+      if (index >= active)
+        continue;
+      const std::function<void(int)> *job = current;
+      lock.unlock();
+      (*job)(index);
+      lock.lock();
+      if (--pending == 0)
+        done.notify_one();
+    }
+  }
+
+  std::mutex runMutex, mutex;
+  std::condition_variable wake, done;
+  std::vector<std::thread> workers;
+  const std::function<void(int)> *current = nullptr;
+  int active = 0, pending = 0;
+  uint64_t generation = 0;
+};
+
+/// Never destroyed: its workers block forever and exit with the process.
+ThreadPool &threadPool() {
+  static ThreadPool *pool = new ThreadPool;
+  return *pool;
+}
+
+/// The number of threads parallelFor would use for `count` units of `cost`
+/// element operations.
+int64_t parallelThreads(int64_t count, int64_t cost) {
   int64_t threads = std::min<int64_t>(libraryThreads(), count);
   int64_t total;
-  bool huge = __builtin_mul_overflow(count, cost, &total);
-  if (threads <= 1 || (!huge && total < kMinParallelWork)) {
-    fn(int64_t(0), count);
+  if (threads <= 1 ||
+      (!__builtin_mul_overflow(count, cost, &total) && total < kMinParallelWork))
+    return 1;
+  return threads;
+}
+
+/// Runs fn(begin, end, worker) over [0, count) in blocks of `grain` units
+/// handed out dynamically (a thread slowed by another process takes fewer),
+/// on parallelThreads(count, cost) threads.
+template <typename Fn>
+void parallelFor(int64_t count, int64_t cost, int64_t grain, const Fn &fn) {
+  int64_t threads = parallelThreads(count, cost);
+  if (threads <= 1) {
+    if (count > 0)
+      fn(int64_t(0), count, 0);
     return;
   }
-  std::vector<std::thread> workers;
-  workers.reserve(threads - 1);
-  for (int64_t i = 1; i < threads; ++i)
-    workers.emplace_back(
-        [&fn, b = count * i / threads, e = count * (i + 1) / threads] {
-          fn(b, e);
-        });
-  fn(int64_t(0), count / threads);
-  for (std::thread &w : workers)
-    w.join();
+  std::atomic<int64_t> next{0};
+  threadPool().run(static_cast<int>(threads), [&](int worker) {
+    for (;;) {
+      int64_t begin = next.fetch_add(grain, std::memory_order_relaxed);
+      if (begin >= count)
+        return;
+      fn(begin, std::min(count, begin + grain), worker);
+    }
+  });
 }
+
+/// Sets OpenBLAS to one thread while alive (when `single`): the callers run
+/// their GEMMs from several library threads at once.
+class SingleThreadedBlas {
+public:
+  explicit SingleThreadedBlas(bool single)
+      : previous(single ? openblas_get_num_threads() : 1) {
+    if (previous > 1)
+      openblas_set_num_threads(1);
+  }
+  ~SingleThreadedBlas() {
+    if (previous > 1)
+      openblas_set_num_threads(previous);
+  }
+
+private:
+  int previous;
+};
 
 /// A grow-only thread-local scratch buffer; `slot` selects one of two.
 template <typename T> T *scratch(int slot, int64_t elements) {
@@ -233,225 +326,193 @@ inline void rowRange(int64_t outW, int64_t inW, int64_t stride, int64_t off,
   hi = std::max(hi, lo);
 }
 
-/// Fills `col` ([cinG * K rows, nb * P columns], columns sample-major) with
-/// the windows of channels [c0, c0 + cinG) of samples [n0, n0 + nb) of `x`
-/// ([N, channels, in...]).
+/// Fills `col` ([cinG * K rows, P columns]) with the windows of the
+/// `cinG` channels at `x` (each [in...]).
 template <typename T>
-void im2col(const T *x, int64_t channels, int64_t c0, int64_t cinG, int64_t n0,
-            int64_t nb, const Window &w, T *col) {
-  int64_t p = w.outSize(), kSize = w.kSize(), ld = nb * p;
+void im2col(const T *x, int64_t cinG, const Window &w, T *col) {
   int64_t inSize = w.inSize();
-  parallelFor(cinG * nb, kSize * p, [&](int64_t begin, int64_t end) {
-    for (int64_t u = begin; u < end; ++u) {
-      int64_t c = u / nb, n = u % nb;
-      const T *xp = x + ((n0 + n) * channels + c0 + c) * inSize;
-      for (int64_t kd = 0; kd < w.k[0]; ++kd)
-        for (int64_t kh = 0; kh < w.k[1]; ++kh)
-          for (int64_t kw = 0; kw < w.k[2]; ++kw) {
-            int64_t row = ((c * w.k[0] + kd) * w.k[1] + kh) * w.k[2] + kw;
-            T *dst = col + row * ld + n * p;
-            int64_t off = kw * w.dil[2] - w.padB[2];
-            int64_t lo, hi;
-            rowRange(w.out[2], w.in[2], w.stride[2], off, lo, hi);
-            for (int64_t od = 0; od < w.out[0]; ++od) {
-              int64_t id = od * w.stride[0] + kd * w.dil[0] - w.padB[0];
-              for (int64_t oh = 0; oh < w.out[1]; ++oh, dst += w.out[2]) {
-                int64_t ih = oh * w.stride[1] + kh * w.dil[1] - w.padB[1];
-                if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1]) {
-                  std::fill(dst, dst + w.out[2], T(0));
-                  continue;
-                }
-                const T *src = xp + (id * w.in[1] + ih) * w.in[2];
-                std::fill(dst, dst + lo, T(0));
-                if (w.stride[2] == 1)
-                  std::memcpy(dst + lo, src + lo + off, (hi - lo) * sizeof(T));
-                else
-                  for (int64_t ow = lo; ow < hi; ++ow)
-                    dst[ow] = src[ow * w.stride[2] + off];
-                std::fill(dst + hi, dst + w.out[2], T(0));
+  T *dst = col;
+  for (int64_t c = 0; c < cinG; ++c) {
+    const T *xp = x + c * inSize;
+    for (int64_t kd = 0; kd < w.k[0]; ++kd)
+      for (int64_t kh = 0; kh < w.k[1]; ++kh)
+        for (int64_t kw = 0; kw < w.k[2]; ++kw) {
+          int64_t off = kw * w.dil[2] - w.padB[2];
+          int64_t lo, hi;
+          rowRange(w.out[2], w.in[2], w.stride[2], off, lo, hi);
+          for (int64_t od = 0; od < w.out[0]; ++od) {
+            int64_t id = od * w.stride[0] + kd * w.dil[0] - w.padB[0];
+            for (int64_t oh = 0; oh < w.out[1]; ++oh, dst += w.out[2]) {
+              int64_t ih = oh * w.stride[1] + kh * w.dil[1] - w.padB[1];
+              if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1]) {
+                std::fill(dst, dst + w.out[2], T(0));
+                continue;
               }
+              const T *src = xp + (id * w.in[1] + ih) * w.in[2];
+              std::fill(dst, dst + lo, T(0));
+              if (w.stride[2] == 1)
+                std::memcpy(dst + lo, src + lo + off, (hi - lo) * sizeof(T));
+              else
+                for (int64_t ow = lo; ow < hi; ++ow)
+                  dst[ow] = src[ow * w.stride[2] + off];
+              std::fill(dst + hi, dst + w.out[2], T(0));
             }
           }
-    }
-  });
+        }
+  }
 }
 
-/// The transpose of im2col: adds the windows in `col` into channels
-/// [c0, c0 + cinG) of samples [n0, n0 + nb) of `x`.
+/// The transpose of im2col: adds the windows in `col` into the `cinG`
+/// channels at `x`.
 template <typename T>
-void col2im(const T *col, int64_t channels, int64_t c0, int64_t cinG,
-            int64_t n0, int64_t nb, const Window &w, T *x) {
-  int64_t p = w.outSize(), kSize = w.kSize(), ld = nb * p;
+void col2im(const T *col, int64_t cinG, const Window &w, T *x) {
   int64_t inSize = w.inSize();
-  // Each unit owns one (sample, channel) plane of x, so units never race.
-  parallelFor(cinG * nb, kSize * p, [&](int64_t begin, int64_t end) {
-    for (int64_t u = begin; u < end; ++u) {
-      int64_t c = u / nb, n = u % nb;
-      T *xp = x + ((n0 + n) * channels + c0 + c) * inSize;
-      for (int64_t kd = 0; kd < w.k[0]; ++kd)
-        for (int64_t kh = 0; kh < w.k[1]; ++kh)
-          for (int64_t kw = 0; kw < w.k[2]; ++kw) {
-            int64_t row = ((c * w.k[0] + kd) * w.k[1] + kh) * w.k[2] + kw;
-            const T *src = col + row * ld + n * p;
-            int64_t off = kw * w.dil[2] - w.padB[2];
-            int64_t lo, hi;
-            rowRange(w.out[2], w.in[2], w.stride[2], off, lo, hi);
-            for (int64_t od = 0; od < w.out[0]; ++od) {
-              int64_t id = od * w.stride[0] + kd * w.dil[0] - w.padB[0];
-              for (int64_t oh = 0; oh < w.out[1]; ++oh, src += w.out[2]) {
-                int64_t ih = oh * w.stride[1] + kh * w.dil[1] - w.padB[1];
-                if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1])
-                  continue;
-                T *dst = xp + (id * w.in[1] + ih) * w.in[2];
-                if (w.stride[2] == 1)
-                  for (int64_t ow = lo; ow < hi; ++ow)
-                    dst[ow + off] += src[ow];
-                else
-                  for (int64_t ow = lo; ow < hi; ++ow)
-                    dst[ow * w.stride[2] + off] += src[ow];
-              }
+  const T *src = col;
+  for (int64_t c = 0; c < cinG; ++c) {
+    T *xp = x + c * inSize;
+    for (int64_t kd = 0; kd < w.k[0]; ++kd)
+      for (int64_t kh = 0; kh < w.k[1]; ++kh)
+        for (int64_t kw = 0; kw < w.k[2]; ++kw) {
+          int64_t off = kw * w.dil[2] - w.padB[2];
+          int64_t lo, hi;
+          rowRange(w.out[2], w.in[2], w.stride[2], off, lo, hi);
+          for (int64_t od = 0; od < w.out[0]; ++od) {
+            int64_t id = od * w.stride[0] + kd * w.dil[0] - w.padB[0];
+            for (int64_t oh = 0; oh < w.out[1]; ++oh, src += w.out[2]) {
+              int64_t ih = oh * w.stride[1] + kh * w.dil[1] - w.padB[1];
+              if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1])
+                continue;
+              T *dst = xp + (id * w.in[1] + ih) * w.in[2];
+              if (w.stride[2] == 1)
+                for (int64_t ow = lo; ow < hi; ++ow)
+                  dst[ow + off] += src[ow];
+              else
+                for (int64_t ow = lo; ow < hi; ++ow)
+                  dst[ow * w.stride[2] + off] += src[ow];
             }
           }
-    }
-  });
-}
-
-/// Samples per im2col chunk: as many as fit kConvScratchBytes, at least 1,
-/// keeping BLAS dimensions within int.
-int64_t chunkSamples(int64_t perSample, int64_t p, int64_t n, size_t elem) {
-  int64_t nb = kConvScratchBytes / std::max<int64_t>(perSample * elem, 1);
-  nb = std::min<int64_t>(nb, INT_MAX / p);
-  return std::clamp<int64_t>(nb, 1, n);
-}
-
-/// Copies channels [f0, f0 + count) of samples [n0, n0 + nb) of `y`
-/// ([N, channels, P]) into `t` ([count, nb * P]).
-template <typename T>
-void gatherChannels(const T *y, int64_t channels, int64_t f0, int64_t count,
-                    int64_t n0, int64_t nb, int64_t p, T *t) {
-  for (int64_t f = 0; f < count; ++f)
-    for (int64_t n = 0; n < nb; ++n)
-      std::memcpy(t + (f * nb + n) * p, y + ((n0 + n) * channels + f0 + f) * p,
-                  p * sizeof(T));
+        }
+  }
 }
 
 //===----------------------------------------------------------------------===//
 // Convolution
 //===----------------------------------------------------------------------===//
 
+/// The shape of one convolution call, with the per-group sizes.
+struct ConvShape {
+  ConvDesc c;
+  int64_t cinG, coutG, p, inSize, kk;
+  bool identity;
+  explicit ConvShape(const int64_t *ints)
+      : c(ints), cinG(c.cin / c.groups), coutG(c.cout / c.groups),
+        p(c.w.outSize()), inSize(c.w.inSize()), kk(cinG * c.w.kSize()),
+        identity(c.w.isIdentity()) {}
+  /// Element operations of one sample, for parallelFor.
+  int64_t sampleCost() const { return c.cout * p * kk; }
+};
+
+/// Runs fn(n, worker) for every sample, sharing the samples across the
+/// library threads with BLAS single-threaded, or on this thread with BLAS
+/// threaded when there is only one sample.
+template <typename Fn> void forEachSample(const ConvShape &s, const Fn &fn) {
+  bool split = parallelThreads(s.c.n, s.sampleCost()) > 1;
+  SingleThreadedBlas blas(split);
+  parallelFor(s.c.n, s.sampleCost(), 1,
+              [&](int64_t begin, int64_t end, int worker) {
+                for (int64_t n = begin; n < end; ++n)
+                  fn(n, worker);
+              });
+}
+
 template <typename T> void convImpl(const int64_t *ints, void *const *buffers) {
-  ConvDesc c(ints);
+  ConvShape s(ints);
+  const ConvDesc &c = s.c;
   const T *x = static_cast<const T *>(buffers[0]);
   const T *wt = static_cast<const T *>(buffers[1]);
   const T *bias = c.hasBias ? static_cast<const T *>(buffers[2]) : nullptr;
   T *y = static_cast<T *>(buffers[c.hasBias ? 3 : 2]);
-  int64_t cinG = c.cin / c.groups, coutG = c.cout / c.groups;
-  int64_t p = c.w.outSize(), kk = cinG * c.w.kSize();
-  if (c.w.isIdentity()) {
-    for (int64_t n = 0; n < c.n; ++n)
-      for (int64_t g = 0; g < c.groups; ++g)
-        gemm(false, false, coutG, p, cinG, wt + g * coutG * cinG, cinG,
-             x + (n * c.cin + g * cinG) * p, p, T(0),
-             y + (n * c.cout + g * coutG) * p, p);
-  } else {
-    int64_t nb = chunkSamples((kk + coutG) * p, p, c.n, sizeof(T));
-    T *col = scratch<T>(0, kk * nb * p);
-    T *tmp = nb > 1 ? scratch<T>(1, coutG * nb * p) : nullptr;
-    for (int64_t n0 = 0; n0 < c.n; n0 += nb) {
-      int64_t cur = std::min(nb, c.n - n0);
-      for (int64_t g = 0; g < c.groups; ++g) {
-        im2col(x, c.cin, g * cinG, cinG, n0, cur, c.w, col);
-        const T *wg = wt + g * coutG * kk;
-        if (cur == 1) {
-          gemm(false, false, coutG, p, kk, wg, kk, col, p, T(0),
-               y + (n0 * c.cout + g * coutG) * p, p);
-          continue;
-        }
-        gemm(false, false, coutG, cur * p, kk, wg, kk, col, cur * p, T(0), tmp,
-             cur * p);
-        for (int64_t n = 0; n < cur; ++n)
-          for (int64_t f = 0; f < coutG; ++f)
-            std::memcpy(y + ((n0 + n) * c.cout + g * coutG + f) * p,
-                        tmp + (f * cur + n) * p, p * sizeof(T));
-      }
+  int64_t p = s.p;
+  forEachSample(s, [&](int64_t n, int) {
+    T *col = s.identity ? nullptr : scratch<T>(0, s.kk * p);
+    for (int64_t g = 0; g < c.groups; ++g) {
+      const T *xg = x + (n * c.cin + g * s.cinG) * s.inSize;
+      if (!s.identity)
+        im2col(xg, s.cinG, c.w, col);
+      gemm(false, false, s.coutG, p, s.kk, wt + g * s.coutG * s.kk, s.kk,
+           s.identity ? xg : col, p, T(0), y + (n * c.cout + g * s.coutG) * p,
+           p);
     }
-  }
-  if (bias)
-    for (int64_t n = 0; n < c.n; ++n)
+    if (bias)
       for (int64_t f = 0; f < c.cout; ++f) {
         T *row = y + (n * c.cout + f) * p, b = bias[f];
         for (int64_t i = 0; i < p; ++i)
           row[i] += b;
       }
+  });
 }
 
 template <typename T>
 void convGradInputImpl(const int64_t *ints, void *const *buffers) {
-  ConvDesc c(ints);
+  ConvShape s(ints);
+  const ConvDesc &c = s.c;
   const T *dy = static_cast<const T *>(buffers[0]);
   const T *wt = static_cast<const T *>(buffers[1]);
   T *dx = static_cast<T *>(buffers[2]);
-  int64_t cinG = c.cin / c.groups, coutG = c.cout / c.groups;
-  int64_t p = c.w.outSize(), kk = cinG * c.w.kSize();
-  if (c.w.isIdentity()) {
-    for (int64_t n = 0; n < c.n; ++n)
-      for (int64_t g = 0; g < c.groups; ++g)
-        gemm(true, false, cinG, p, coutG, wt + g * coutG * cinG, cinG,
-             dy + (n * c.cout + g * coutG) * p, p, T(0),
-             dx + (n * c.cin + g * cinG) * p, p);
-    return;
-  }
-  std::fill(dx, dx + c.n * c.cin * c.w.inSize(), T(0));
-  int64_t nb = chunkSamples((kk + coutG) * p, p, c.n, sizeof(T));
-  T *col = scratch<T>(0, kk * nb * p);
-  T *tmp = nb > 1 ? scratch<T>(1, coutG * nb * p) : nullptr;
-  for (int64_t n0 = 0; n0 < c.n; n0 += nb) {
-    int64_t cur = std::min(nb, c.n - n0);
+  int64_t p = s.p;
+  forEachSample(s, [&](int64_t n, int) {
+    if (!s.identity)
+      std::fill(dx + n * c.cin * s.inSize, dx + (n + 1) * c.cin * s.inSize,
+                T(0));
+    T *col = s.identity ? nullptr : scratch<T>(0, s.kk * p);
     for (int64_t g = 0; g < c.groups; ++g) {
-      const T *b = dy + (n0 * c.cout + g * coutG) * p;
-      if (cur > 1) {
-        gatherChannels(dy, c.cout, g * coutG, coutG, n0, cur, p, tmp);
-        b = tmp;
-      }
-      gemm(true, false, kk, cur * p, coutG, wt + g * coutG * kk, kk, b,
-           cur * p, T(0), col, cur * p);
-      col2im(col, c.cin, g * cinG, cinG, n0, cur, c.w, dx);
+      T *dxg = dx + (n * c.cin + g * s.cinG) * s.inSize;
+      gemm(true, false, s.kk, p, s.coutG, wt + g * s.coutG * s.kk, s.kk,
+           dy + (n * c.cout + g * s.coutG) * p, p, T(0),
+           s.identity ? dxg : col, p);
+      if (!s.identity)
+        col2im(col, s.cinG, c.w, dxg);
     }
-  }
+  });
 }
 
 template <typename T>
 void convGradFilterImpl(const int64_t *ints, void *const *buffers) {
-  ConvDesc c(ints);
+  ConvShape s(ints);
+  const ConvDesc &c = s.c;
   const T *x = static_cast<const T *>(buffers[0]);
   const T *dy = static_cast<const T *>(buffers[1]);
   T *dw = static_cast<T *>(buffers[2]);
-  int64_t cinG = c.cin / c.groups, coutG = c.cout / c.groups;
-  int64_t p = c.w.outSize(), kk = cinG * c.w.kSize();
-  if (c.w.isIdentity()) {
-    for (int64_t n = 0; n < c.n; ++n)
-      for (int64_t g = 0; g < c.groups; ++g)
-        gemm(false, true, coutG, cinG, p, dy + (n * c.cout + g * coutG) * p, p,
-             x + (n * c.cin + g * cinG) * p, p, n == 0 ? T(0) : T(1),
-             dw + g * coutG * cinG, cinG);
-    return;
-  }
-  int64_t nb = chunkSamples((kk + coutG) * p, p, c.n, sizeof(T));
-  T *col = scratch<T>(0, kk * nb * p);
-  T *tmp = nb > 1 ? scratch<T>(1, coutG * nb * p) : nullptr;
-  for (int64_t n0 = 0; n0 < c.n; n0 += nb) {
-    int64_t cur = std::min(nb, c.n - n0);
-    for (int64_t g = 0; g < c.groups; ++g) {
-      im2col(x, c.cin, g * cinG, cinG, n0, cur, c.w, col);
-      const T *a = dy + (n0 * c.cout + g * coutG) * p;
-      if (cur > 1) {
-        gatherChannels(dy, c.cout, g * coutG, coutG, n0, cur, p, tmp);
-        a = tmp;
-      }
-      gemm(false, true, coutG, kk, cur * p, a, cur * p, col, cur * p,
-           n0 == 0 ? T(0) : T(1), dw + g * coutG * kk, kk);
+  int64_t p = s.p, wSize = c.cout * s.kk;
+  // Worker 0 accumulates into dw, the others into partial sums added at
+  // the end; `used` marks the workers that saw a sample.
+  int threads = static_cast<int>(parallelThreads(c.n, s.sampleCost()));
+  std::vector<T *> partial(threads, nullptr);
+  std::vector<char> used(threads, 0);
+  forEachSample(s, [&](int64_t n, int worker) {
+    T *acc = dw;
+    if (worker > 0) {
+      if (!partial[worker])
+        partial[worker] = scratch<T>(1, wSize);
+      acc = partial[worker];
     }
-  }
+    T beta = used[worker] ? T(1) : T(0);
+    used[worker] = 1;
+    T *col = s.identity ? nullptr : scratch<T>(0, s.kk * p);
+    for (int64_t g = 0; g < c.groups; ++g) {
+      const T *xg = x + (n * c.cin + g * s.cinG) * s.inSize;
+      if (!s.identity)
+        im2col(xg, s.cinG, c.w, col);
+      gemm(false, true, s.coutG, s.kk, p, dy + (n * c.cout + g * s.coutG) * p,
+           p, s.identity ? xg : col, p, beta, acc + g * s.coutG * s.kk, s.kk);
+    }
+  });
+  if (!used[0])
+    std::fill(dw, dw + wSize, T(0));
+  for (int t = 1; t < threads; ++t)
+    if (used[t])
+      for (int64_t i = 0; i < wSize; ++i)
+        dw[i] += partial[t][i];
 }
 
 //===----------------------------------------------------------------------===//
@@ -485,6 +546,11 @@ inline int64_t tapOffset(const Window &w, const int64_t *base, int64_t kd,
          base[2] + kw * w.dil[2];
 }
 
+/// Planes per block of a pool's parallel loop: about 8 blocks a thread.
+int64_t poolGrain(const PoolDesc &d) {
+  return std::max<int64_t>(1, d.n * d.c / (8 * libraryThreads()));
+}
+
 template <typename T>
 void maxPoolImpl(const int64_t *ints, void *const *buffers) {
   PoolDesc d(ints, false);
@@ -492,7 +558,8 @@ void maxPoolImpl(const int64_t *ints, void *const *buffers) {
   const T *x = static_cast<const T *>(buffers[0]);
   T *y = static_cast<T *>(buffers[1]);
   int64_t inSize = w.inSize(), outSize = w.outSize();
-  parallelFor(d.n * d.c, outSize * w.kSize(), [&](int64_t b, int64_t e) {
+  parallelFor(d.n * d.c, outSize * w.kSize(), poolGrain(d),
+              [&](int64_t b, int64_t e, int) {
     for (int64_t plane = b; plane < e; ++plane) {
       const T *xp = x + plane * inSize;
       T *yp = y + plane * outSize;
@@ -522,7 +589,8 @@ void maxPoolGradImpl(const int64_t *ints, void *const *buffers) {
   const T *dy = static_cast<const T *>(buffers[1]);
   T *dx = static_cast<T *>(buffers[2]);
   int64_t inSize = w.inSize(), outSize = w.outSize();
-  parallelFor(d.n * d.c, outSize * w.kSize(), [&](int64_t b, int64_t e) {
+  parallelFor(d.n * d.c, outSize * w.kSize(), poolGrain(d),
+              [&](int64_t b, int64_t e, int) {
     for (int64_t plane = b; plane < e; ++plane) {
       const T *xp = x + plane * inSize;
       const T *dyp = dy + plane * outSize;
@@ -568,7 +636,8 @@ void avgPoolImpl(const int64_t *ints, void *const *buffers) {
   const T *x = static_cast<const T *>(buffers[0]);
   T *y = static_cast<T *>(buffers[1]);
   int64_t inSize = w.inSize(), outSize = w.outSize();
-  parallelFor(d.n * d.c, outSize * w.kSize(), [&](int64_t b, int64_t e) {
+  parallelFor(d.n * d.c, outSize * w.kSize(), poolGrain(d),
+              [&](int64_t b, int64_t e, int) {
     for (int64_t plane = b; plane < e; ++plane) {
       const T *xp = x + plane * inSize;
       T *yp = y + plane * outSize;
@@ -596,7 +665,8 @@ void avgPoolGradImpl(const int64_t *ints, void *const *buffers) {
   const T *dy = static_cast<const T *>(buffers[0]);
   T *dx = static_cast<T *>(buffers[1]);
   int64_t inSize = w.inSize(), outSize = w.outSize();
-  parallelFor(d.n * d.c, outSize * w.kSize(), [&](int64_t b, int64_t e) {
+  parallelFor(d.n * d.c, outSize * w.kSize(), poolGrain(d),
+              [&](int64_t b, int64_t e, int) {
     for (int64_t plane = b; plane < e; ++plane) {
       const T *dyp = dy + plane * outSize;
       T *dxp = dx + plane * inSize;

@@ -16,6 +16,8 @@
 #include "trainopt/Runtime/CPULibrary.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
@@ -48,6 +50,8 @@ struct Command {
   std::vector<double> floats;
   size_t size = 0;
   std::string fill;
+  double profileMs = 0;
+  int64_t profileCount = 0;
 };
 
 struct Entry {
@@ -104,6 +108,7 @@ struct Program::Impl {
   std::vector<ValueInfo> persistent;
   std::map<std::string, void *> persistentData;
   std::vector<std::pair<void *, const std::string *>> initial;
+  bool profile = false;
 
   ~Impl() {
     if (library)
@@ -284,7 +289,10 @@ struct Program::Impl {
         case art::Command::kLibraryCall: {
           const art::LibraryCall &lc = c.library_call();
           cmd.kind = Command::Library;
-          cmd.what = "library call " + lc.function();
+          cmd.what = "library call " + lc.function() + " [";
+          for (int64_t v : lc.int_args())
+            cmd.what += std::to_string(v) + " ";
+          cmd.what.back() = ']';
           cmd.library = findLibraryFunction(lc.function());
           if (!cmd.library)
             return fail(error, "entry point '" + ep.name() +
@@ -420,7 +428,10 @@ bool Program::run(const std::string &entryName, std::string &error) {
     error = impl_->path + ": no entry point '" + entryName + "'";
     return false;
   }
+  const bool profile = impl_->profile;
   for (Command &c : it->second.commands) {
+    auto start = profile ? std::chrono::steady_clock::now()
+                         : std::chrono::steady_clock::time_point();
     switch (c.kind) {
     case Command::Launch:
       c.kernel(c.buffers.data());
@@ -438,6 +449,44 @@ bool Program::run(const std::string &entryName, std::string &error) {
                     c.fill.size());
       break;
     }
+    if (profile) {
+      std::chrono::duration<double, std::milli> ms =
+          std::chrono::steady_clock::now() - start;
+      c.profileMs += ms.count();
+      ++c.profileCount;
+    }
   }
   return true;
 }
+
+std::string Program::profileReport() const {
+  std::string out;
+  for (const auto &[name, entry] : impl_->entries) {
+    std::vector<const Command *> cmds;
+    double total = 0;
+    for (const Command &c : entry.commands) {
+      cmds.push_back(&c);
+      total += c.profileMs;
+    }
+    if (total == 0)
+      continue;
+    std::sort(cmds.begin(), cmds.end(), [](const Command *a, const Command *b) {
+      return a->profileMs > b->profileMs;
+    });
+    char line[256];
+    std::snprintf(line, sizeof line, "%s: %.3f ms per run over %zu commands\n",
+                  name.c_str(), total / std::max<int64_t>(cmds[0]->profileCount, 1),
+                  cmds.size());
+    out += line;
+    for (size_t i = 0; i < cmds.size() && i < 25; ++i) {
+      std::snprintf(line, sizeof line, "  %6.1f%%  %8.3f ms  %s\n",
+                    100.0 * cmds[i]->profileMs / total,
+                    cmds[i]->profileMs / std::max<int64_t>(cmds[i]->profileCount, 1),
+                    cmds[i]->what.c_str());
+      out += line;
+    }
+  }
+  return out;
+}
+
+void Program::setProfiling(bool on) { impl_->profile = on; }

@@ -50,7 +50,7 @@ void mlir::trainopt::buildCPUKernelPipeline(OpPassManager &pm) {
   pm.addPass(createInlinerPass());
   pm.addPass(createTrainoptConvertToLinalg());
   pm.addPass(createCanonicalizerPass());
-  pm.addPass(createLinalgElementwiseOpFusionPass());
+  pm.addPass(createTrainoptFuseElementwise());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createTrainoptOutlineKernels());

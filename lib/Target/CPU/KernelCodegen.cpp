@@ -103,6 +103,13 @@ void addPackedWrappers(llvm::Module &module) {
     }
     b.CreateCall(f, args);
     b.CreateRetVoid();
+    // Buffers of a kernel never overlap, except an output written over an
+    // input it reads elementwise at the same index (in-place reuse), which
+    // noalias code still computes correctly: each element is read before
+    // it is written and no other element depends on it.
+    for (unsigned i = 0; i < f->arg_size(); ++i)
+      if (f->getArg(i)->getType()->isPointerTy())
+        f->addParamAttr(i, llvm::Attribute::NoAlias);
     // The kernels themselves are internal: the wrappers are the interface,
     // and the optimizer may inline each kernel into its wrapper.
     f->setLinkage(llvm::GlobalValue::InternalLinkage);
