@@ -295,19 +295,30 @@ TYPED_TEST(CPULibraryTest, ConvPointwise) {
       8);
 }
 
-TYPED_TEST(CPULibraryTest, ConvManyChunks) {
-  // Scratch holds 17 (f32) or 8 (f64) samples: several chunks and a
-  // remainder.
+TYPED_TEST(CPULibraryTest, ConvLargerBatch) {
+  // Enough work to share the samples across threads.
   runConvCase<TypeParam>(
       {40, 16, 8, 1, {{28, 28}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
       9);
 }
 
-TYPED_TEST(CPULibraryTest, ConvOneSamplePerChunk) {
-  // A sample's im2col matrix exceeds the scratch budget.
+TYPED_TEST(CPULibraryTest, ConvLargeImage) {
+  // Two samples, each a sizable GEMM.
   runConvCase<TypeParam>(
       {2, 64, 4, 1, {{64, 64}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, false},
       10);
+}
+
+TYPED_TEST(CPULibraryTest, ConvThreadCounts) {
+  // One thread (BLAS threaded, samples in order), and more threads than
+  // samples (some workers see none).
+  for (int threads : {1, 3, 0}) {
+    SCOPED_TRACE(threads);
+    setLibraryThreads(threads);
+    runConvCase<TypeParam>(
+        {2, 8, 16, 1, {{20, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
+        11);
+  }
 }
 
 //===----------------------------------------------------------------------===//
