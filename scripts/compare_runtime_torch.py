@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Compiled training against PyTorch: each reference model (MLP, CNN,
+ResNet with BatchNorm; scripts/export_torch_models.py) is exported from
+PyTorch, compiled by `trainopt-compile --target=cpu` into an artifact and
+trained by `trainopt-run` for N steps on fixed batches (file order, no
+shuffling), while PyTorch trains the same module from the same weights on
+the same batches with the same optimizer. The loss of every step (before
+that step's update, as `--metrics` reports it) must agree within the
+tolerance.
+
+Usage (a Python with torch, numpy and onnx):
+    compare_runtime_torch.py --bin build/bin [--steps 50] [--models mlp,cnn,resnet]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_torch_models import CNN, MLP, ResNet, legacy_exporter  # noqa: E402
+
+OPTIMIZERS = {
+    "sgd-momentum": ("--optimizer=sgd --lr=0.02 --momentum=0.9 --weight-decay=1e-4",
+                     lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9, weight_decay=1e-4)),
+    "adam": ("--optimizer=adam --lr=1e-3", lambda p: torch.optim.Adam(p, lr=1e-3)),
+}
+
+# name: (module class, batch, sample shape)
+MODELS = {
+    "mlp": (MLP, 32, (784,)),
+    "cnn": (CNN, 16, (1, 28, 28)),
+    "resnet": (ResNet, 8, (1, 28, 28)),
+}
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--models", default="mlp,cnn,resnet")
+    ap.add_argument("--optimizers", default="sgd-momentum,adam")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    tool = lambda name: os.path.join(args.bin, name)
+    failures, worst_all = 0, 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            cls, batch, sample = MODELS[name]
+            torch.manual_seed(0)
+            rng = np.random.default_rng(1)
+            base = cls().train()
+            # Fashion-MNIST-like inputs in [0, 1) and labels in [0, 10).
+            x = rng.random((args.steps * batch, *sample)).astype(np.float32)
+            y = rng.integers(0, 10, args.steps * batch).astype(np.int64)
+            onnx_path = os.path.join(tmp, f"{name}.onnx")
+            torch.onnx.export(base, (torch.from_numpy(x[:batch]),), onnx_path,
+                              opset_version=17, do_constant_folding=False,
+                              input_names=["x"], output_names=["logits"],
+                              training=torch.onnx.TrainingMode.TRAINING,
+                              **legacy_exporter())
+            data = os.path.join(tmp, f"{name}.npz")
+            np.savez(data, x=x, y=y)
+            for opt_name in args.optimizers.split(","):
+                flags, make_opt = OPTIMIZERS[opt_name]
+                artifact = os.path.join(tmp, f"{name}-{opt_name}.trainopt")
+                run([tool("trainopt-compile"), onnx_path, "--target=cpu",
+                     f"--batch-size={batch}", "--loss=cross_entropy", *flags.split(),
+                     "-o", artifact])
+                metrics = os.path.join(tmp, f"{name}-{opt_name}.jsonl")
+                run([tool("trainopt-run"), artifact, f"--data={data}", "--no-shuffle",
+                     f"--steps={args.steps}", f"--metrics={metrics}", "--quiet",
+                     "--no-train-eval"])
+                steps = [json.loads(line) for line in open(metrics)]
+                got = [s["loss"] for s in steps if not s.get("summary")]
+                model = cls()
+                model.load_state_dict(base.state_dict())
+                model.train()
+                opt = make_opt(model.parameters())
+                worst = 0.0
+                for k in range(args.steps):
+                    xb = torch.from_numpy(x[k * batch:(k + 1) * batch])
+                    yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
+                    opt.zero_grad()
+                    loss = F.cross_entropy(model(xb), yb)
+                    loss.backward()
+                    opt.step()
+                    worst = max(worst, abs(got[k] - loss.item()) / abs(loss.item()))
+                ok = len(got) == args.steps and worst <= args.tolerance
+                failures += not ok
+                worst_all = max(worst_all, worst)
+                print(f"{name:7s} {opt_name:13s} batch {batch:3d} losses over {args.steps} "
+                      f"steps: max rel err {worst:.2e} (first {got[0]:.5f}, last "
+                      f"{got[-1]:.5f}) {'PASS' if ok else 'FAIL'}")
+    print(f"{failures} failures; max loss rel err {worst_all:.2e}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
