@@ -39,7 +39,7 @@ VENV=$ROOT/.venv
 if [ ! -x "$VENV/bin/python" ]; then
   /usr/bin/python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import onnx, numpy" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import onnx, numpy, onnxruntime" 2>/dev/null; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/requirements-test.txt"
 fi
 
@@ -47,4 +47,4 @@ cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
   -DCMAKE_BUILD_TYPE=Release \
   -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
   -DTRAINOPT_TEST_PYTHON="$VENV/bin/python" >/dev/null
-ninja -C "$BUILD_DIR" -j "${TRAINOPT_JOBS:-2}" trainopt-opt trainopt-compile trainopt-eval
+ninja -C "$BUILD_DIR" -j "${TRAINOPT_JOBS:-2}" trainopt-opt trainopt-compile trainopt-eval trainopt-run

@@ -33,7 +33,8 @@ config.substitutions.append(("%trainopt_src_root", config.trainopt_src_root))
 config.substitutions.append(("%trainopt_obj_root", config.trainopt_obj_root))
 
 llvm_config.add_tool_substitutions(
-    ["trainopt-opt", "trainopt-compile", "trainopt-eval"], [config.trainopt_tools_dir])
+    ["trainopt-opt", "trainopt-compile", "trainopt-eval", "trainopt-run"],
+    [config.trainopt_tools_dir])
 
 # Features: the onnx package (PyPI) and torch (Debian python3-torch) are
 # installed by the README's test command; a missing one is reported, not
@@ -55,6 +56,15 @@ if os.path.exists(config.torch_python) and python_can_import(config.torch_python
 else:
     lit_config.warning(f"{config.torch_python} cannot import torch: "
                        "PyTorch-export tests are UNSUPPORTED")
+# Fashion-MNIST from Debian's dataset-fashion-mnist, for end-to-end training.
+fashion = "/usr/share/datasets/fashion-mnist"
+config.substitutions.append(("%fashion_mnist", fashion))
+if os.path.exists(os.path.join(fashion, "train-images-idx3-ubyte.gz")):
+    config.available_features.add("fashion-mnist")
+elif os.environ.get("TRAINOPT_REQUIRE_DATASETS"):
+    lit_config.fatal(f"{fashion} is missing; the test command installs dataset-fashion-mnist")
+else:
+    lit_config.warning(f"{fashion} is missing: end-to-end training tests are UNSUPPORTED")
 if config.enable_cuda and shutil.which("nvidia-smi") and subprocess.run(
         ["nvidia-smi"], capture_output=True).returncode == 0:
     config.available_features.add("cuda")

@@ -14,6 +14,7 @@
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
 #include "trainopt/Evaluator/Evaluator.h"
 #include "trainopt/InitAllDialects.h"
+#include "llvm/ADT/StringExtras.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"

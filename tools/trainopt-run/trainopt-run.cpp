@@ -5,7 +5,8 @@
 /// a compiled artifact on MNIST-style IDX files or NumPy arrays: it feeds
 /// shuffled batches to `train_step`, reports progress and per-step metrics,
 /// checkpoints and resumes bit-identically, evaluates with `eval_step`, and
-/// saves the trained values as `.npz` or an ONNX model.
+/// saves the trained values as `.npz` or an ONNX model. The same binary with
+/// an artifact appended (trainopt-compile --emit=exe) trains that artifact.
 ///
 /// Part of the runtime: no MLIR or LLVM, so flags are parsed by hand. Exit
 /// status: 0 on success, 2 for a usage error (a bad flag or flag value), 1
@@ -27,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -68,64 +70,74 @@ bool barShown = false;
   fail(kRuntimeError, message);
 }
 
-const char *kHelp = R"(USAGE: trainopt-run MODEL.trainopt --data=DATA (--epochs N | --steps N) [flags]
+const char *kHelp =
+    R"(USAGE: trainopt-run MODEL.trainopt --data=DATA (--epochs N | --steps N)
+                    [flags]
 
 Trains a model compiled by trainopt-compile: feeds batches to train_step,
 evaluates with eval_step, checkpoints, resumes, and saves the result.
+Value flags are written --flag=VALUE or --flag VALUE. An executable written
+by trainopt-compile --emit=exe carries its model and takes no MODEL.
 
 Data (the first axis of every array is the sample axis):
-  --data=DATA             training data, one of:
-                            DIR             MNIST-style directory: train-images-idx3-ubyte
-                                            and train-labels-idx1-ubyte (or .gz)
-                            IMAGES,LABELS   two IDX or .npy files
-                            FILE.npz        an archive with arrays x and y
-  --eval-data=DATA        evaluation data, the same forms (a DIR uses t10k-images-idx3-ubyte
-                          and t10k-labels-idx1-ubyte)
-                          A sample must have as many elements as one row of the program's
-                          input (28x28 data fits a [B,1,28,28] or a [B,784] input); labels
-                          are fed as int64 and must lie in [0, C) when eval_step's logits
-                          are [B, C].
+  --data=DATA           training data, one of:
+                          DIR            MNIST-style directory with
+                                         train-images-idx3-ubyte and
+                                         train-labels-idx1-ubyte (or .gz)
+                          IMAGES,LABELS  two IDX or .npy files
+                          FILE.npz       an archive with arrays x and y
+  --eval-data=DATA      evaluation data, the same forms (a DIR uses
+                        t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte)
+                        A sample must have as many elements as one row of
+                        the program's input (28x28 data fits [B,1,28,28] or
+                        [B,784]); labels are fed as int64 and must lie in
+                        [0, C) when eval_step's logits are [B, C].
 
-Length (exactly one):
-  --epochs N              train N epochs (an epoch: every full batch once; the last
-                          partial batch is dropped)
-  --steps N               train N steps
+Length (exactly one; with --resume, the total counted from step 0):
+  --epochs N            train N epochs (every full batch once; the last
+                        partial batch is dropped)
+  --steps N             train N steps
 
 Batches:
-  --seed S                shuffle seed (default 0); epoch e is shuffled from S + e
-  --no-shuffle            feed the samples in file order
-  --scale X               normalization x' = (x * X - M) / S; default 1/255 for uint8
-  --mean M                data, else 1; mean default 0, std default 1
+  --seed S              shuffle seed (default 0); epoch e is shuffled from
+                        S + e
+  --no-shuffle          feed the samples in file order
+  --scale X             normalization x' = (x * X - M) / S; X defaults to
+  --mean M              1/255 for uint8 data, else 1; M to 0; S to 1
   --std S
 
 Runtime:
-  --threads N             threads of the CPU kernels and libraries (0: all cores)
+  --threads N           threads of the CPU kernels and libraries (0: all)
 
 Output:
-  --quiet                 no progress output (the summary is still printed)
-  --log-every N           without a terminal, a progress line every N steps (default:
-                          about 10 lines per epoch); on a terminal a progress bar
-  --metrics=FILE.jsonl    one JSON object per step (step, epoch, loss, lr, grad_norm,
-                          every other scalar output of train_step, step_ms), then a line
-                          with "summary": true
-  --no-train-eval         skip the evaluation on the training data at the end
-  --eval-every-epoch      evaluate on --eval-data after every epoch
+  --quiet               no progress output (the summary is still printed)
+  --log-every N         without a terminal, a progress line every N steps
+                        (default: about 10 per epoch); on a terminal, a
+                        progress bar
+  --metrics=FILE.jsonl  one JSON object per step (step, epoch, loss, lr,
+                        grad_norm, other scalar outputs of train_step,
+                        step_ms), then one with "summary": true; appended to
+                        when resuming
+  --no-train-eval       skip the final evaluation on the training data
+  --eval-every-epoch    evaluate on --eval-data after every epoch
 
 Checkpoints:
-  --checkpoint-dir=DIR    where checkpoints go (created if missing); one is always
-                          written at the end
-  --checkpoint-every=N    also write one every N steps
-  --keep-checkpoints=K    keep the K newest (default 3; 0 keeps all)
-  --resume                continue from the newest checkpoint in --checkpoint-dir
-  --resume=FILE           continue from FILE
+  --checkpoint-dir=DIR  where checkpoints go (created if missing); one is
+                        always written at the end of the run
+  --checkpoint-every=N  also write one every N steps
+  --keep-checkpoints=K  keep the K newest (default 3; 0 keeps all)
+  --resume              continue from the newest checkpoint in
+                        --checkpoint-dir
+  --resume=FILE         continue from the checkpoint FILE
 
 Results:
-  --save-params=FILE.npz  every persistent value (parameters, optimizer and model state,
-                          step counter) by name, uncompressed
-  --dump-eval=FILE.npz    eval_step's inputs and outputs on the first eval batch
-  --export-onnx=FILE.onnx the trained model as an inference ONNX model
+  --save-params=FILE.npz   every persistent value (parameters, optimizer and
+                           model state, step counter) by name, uncompressed
+  --dump-eval=FILE.npz     eval_step's inputs and outputs on the first eval
+                           batch
+  --export-onnx=FILE.onnx  the trained model as an inference ONNX model
 
-  --help                  this text
+  --help                this text
 
 Exit status: 0 on success, 2 for a usage error, 1 for an error while running.
 )";
@@ -150,6 +162,9 @@ struct Options {
   bool resume = false;
   std::string resumePath;
   std::string saveParams, dumpEval, exportOnnx;
+  /// For an executable that carries its model: its name, for messages
+  /// (`model` is then a temporary copy of the artifact).
+  std::string embeddedName;
 };
 
 int64_t parseInteger(const std::string &flag, const std::string &text,
@@ -173,7 +188,9 @@ double parseReal(const std::string &flag, const std::string &text) {
   return v;
 }
 
-Options parseOptions(int argc, char **argv) {
+/// `embedded`: this executable carries its model (trainopt-compile
+/// --emit=exe), so no MODEL argument is taken.
+Options parseOptions(int argc, char **argv, bool embedded) {
   Options o;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
@@ -183,6 +200,9 @@ Options parseOptions(int argc, char **argv) {
       std::exit(0);
     }
     if (arg.rfind("-", 0) != 0 || arg == "-") {
+      if (embedded)
+        usageError("unexpected argument '" + arg +
+                   "': this executable carries its model");
       if (!o.model.empty())
         usageError("unexpected argument '" + arg + "' (the model is '" +
                    o.model + "')");
@@ -283,7 +303,7 @@ Options parseOptions(int argc, char **argv) {
       usageError("unknown flag '" + flag + "'");
   }
 
-  if (o.model.empty())
+  if (o.model.empty() && !embedded)
     usageError("no model given (trainopt-run MODEL.trainopt --data=... "
                "--epochs N)");
   if (o.data.empty())
@@ -662,8 +682,8 @@ EvalSignature findEval(const Program &program, const std::string &model) {
   const ValueInfo *rank2 = nullptr;
   int rank2Count = 0;
   for (const ValueInfo &v : program.outputs("eval_step")) {
-    bool fits = v.shape.size() == 2 && v.shape[0] == e.feed.batch &&
-                v.shape[1] > 0;
+    bool fits =
+        v.shape.size() == 2 && v.shape[0] == e.feed.batch && v.shape[1] > 0;
     if (v.name == "logits" && fits)
       e.logits = &v;
     if (v.kind == ValueKind::Output && fits) {
@@ -746,11 +766,11 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
 
 std::string describeResult(const EvalResult &r) {
   char buf[160];
-  std::string acc = std::isfinite(r.accuracy)
-                        ? (std::snprintf(buf, sizeof(buf), "%.2f%%",
-                                         100.0 * r.accuracy),
-                           std::string(buf))
-                        : std::string("n/a");
+  std::string acc =
+      std::isfinite(r.accuracy)
+          ? (std::snprintf(buf, sizeof(buf), "%.2f%%", 100.0 * r.accuracy),
+             std::string(buf))
+          : std::string("n/a");
   std::string loss =
       std::isfinite(r.loss)
           ? (std::snprintf(buf, sizeof(buf), "%.6f", r.loss), std::string(buf))
@@ -840,22 +860,29 @@ Array persistentArray(Program &program, const ValueInfo &v) {
 int run(const Options &o) {
   std::string error;
   std::unique_ptr<Program> program = Program::load(o.model, error);
+  std::string model = o.model;
+  if (!o.embeddedName.empty()) {
+    ::unlink(o.model.c_str());
+    model = o.embeddedName;
+    if (!program)
+      error = "the model embedded in '" + model + "': " + error;
+  }
   if (!program)
     runtimeError(error);
   if (o.threads)
     program->setThreads(static_cast<int>(*o.threads));
   if (!program->hasEntryPoint("train_step"))
-    runtimeError("'" + o.model +
+    runtimeError("'" + model +
                  "' has no train_step (compile it with --emit=train-mlir)");
-  Feed train = findFeed(*program, o.model, "train_step", /*needLabels=*/true);
-  EvalSignature eval = findEval(*program, o.model);
+  Feed train = findFeed(*program, model, "train_step", /*needLabels=*/true);
+  EvalSignature eval = findEval(*program, model);
   if (!eval.available && (!o.evalData.empty() || o.trainEval))
     std::fprintf(stderr,
                  "trainopt-run: warning: '%s' has no eval_step; skipping "
                  "evaluation\n",
-                 o.model.c_str());
+                 model.c_str());
   if (!eval.available && !o.dumpEval.empty())
-    runtimeError("--dump-eval: '" + o.model + "' has no eval_step");
+    runtimeError("--dump-eval: '" + model + "' has no eval_step");
 
   // Data.
   Dataset trainData = loadDataset("--data", o.data, /*eval=*/false);
@@ -887,10 +914,9 @@ int run(const Options &o) {
   int64_t samples = trainData.samples();
   int64_t batchesPerEpoch = samples / train.batch;
   if (batchesPerEpoch < 1)
-    runtimeError("--data: '" + trainData.xFile + "' has " +
-                 std::to_string(samples) +
-                 " samples, fewer than one batch of " +
-                 std::to_string(train.batch));
+    runtimeError(
+        "--data: '" + trainData.xFile + "' has " + std::to_string(samples) +
+        " samples, fewer than one batch of " + std::to_string(train.batch));
   uint64_t totalSteps =
       o.steps ? *o.steps : static_cast<uint64_t>(*o.epochs) * batchesPerEpoch;
   std::vector<ValueSignature> signature = signatureOf(*program);
@@ -907,7 +933,8 @@ int run(const Options &o) {
     if (ckptSamples != static_cast<uint64_t>(samples) ||
         ckptBatch != static_cast<uint64_t>(train.batch))
       runtimeError("--resume: checkpoint '" + path + "' was taken with " +
-                   std::to_string(ckptSamples) + " training samples in batches of " +
+                   std::to_string(ckptSamples) +
+                   " training samples in batches of " +
                    std::to_string(ckptBatch) + "; --data has " +
                    std::to_string(samples) + " samples in batches of " +
                    std::to_string(train.batch));
@@ -949,8 +976,8 @@ int run(const Options &o) {
   }
 
   BatchStream stream;
-  if (!BatchStream::create(trainData.x, trainData.y, train.batch, shuffle,
-                           seed, trainNorm, stream, error))
+  if (!BatchStream::create(trainData.x, trainData.y, train.batch, shuffle, seed,
+                           trainNorm, stream, error))
     runtimeError("--data: " + error);
   stream.seek(position);
 
@@ -1042,8 +1069,8 @@ int run(const Options &o) {
     double rate = elapsed > 0 ? done * train.batch / elapsed : 0;
     double eta =
         done > 0 ? (totalSteps - step) * (elapsed / done) : std::nan("");
-    double meanLoss = epochLossCount ? epochLossSum / epochLossCount
-                                     : std::nan("");
+    double meanLoss =
+        epochLossCount ? epochLossSum / epochLossCount : std::nan("");
     char loss[32];
     std::snprintf(loss, sizeof(loss), "%.4f", meanLoss);
     uint64_t epoch = stream.position().epoch + 1;
@@ -1053,7 +1080,8 @@ int run(const Options &o) {
         return;
       lastDraw = std::chrono::steady_clock::now();
       constexpr int width = 24;
-      int filled = static_cast<int>(width * step / std::max<uint64_t>(1, totalSteps));
+      int filled =
+          static_cast<int>(width * step / std::max<uint64_t>(1, totalSteps));
       std::string b(filled, '=');
       if (filled < width)
         b += '>' + std::string(width - filled - 1, ' ');
@@ -1134,8 +1162,8 @@ int run(const Options &o) {
     }
     trainTime += secondsSince(stepStart);
     bool epochEnd = pos.batch == batchesPerEpoch;
-    if (!o.quiet && (bar || step % logEvery == 0 || step == totalSteps ||
-                     epochEnd))
+    if (!o.quiet &&
+        (bar || step % logEvery == 0 || step == totalSteps || epochEnd))
       progress(step == totalSteps || epochEnd);
     if (epochEnd) {
       if (!o.quiet) {
@@ -1233,21 +1261,75 @@ int run(const Options &o) {
       runtimeError("--dump-eval: " + error);
   }
   if (!o.exportOnnx.empty()) {
-    const std::string &model = program->artifact().onnx_model();
-    if (model.empty())
-      runtimeError("--export-onnx: '" + o.model +
+    const std::string &onnxModel = program->artifact().onnx_model();
+    if (onnxModel.empty())
+      runtimeError("--export-onnx: '" + model +
                    "' holds no ONNX model to export");
     std::vector<NamedTensor> values;
     for (const ValueInfo &v : program->persistentValues())
       values.push_back({v.name, v.dtype, v.shape, program->persistent(v.name)});
-    if (!exportOnnx(model, values, o.exportOnnx, error))
+    if (!exportOnnx(onnxModel, values, o.exportOnnx, error))
       runtimeError("--export-onnx: " + error);
   }
   return 0;
 }
 
+/// The artifact appended to this executable by trainopt-compile --emit=exe
+/// (artifact bytes, uint64 length, "TOEXE001"), or false when there is none.
+bool embeddedArtifact(std::string &bytes) {
+  int fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  struct stat st;
+  uint8_t trailer[16];
+  bool found = ::fstat(fd, &st) == 0 && st.st_size >= 16 &&
+               ::pread(fd, trailer, 16, st.st_size - 16) == 16 &&
+               std::memcmp(trailer + 8, "TOEXE001", 8) == 0;
+  uint64_t size = 0;
+  for (int i = 0; found && i < 8; ++i)
+    size |= uint64_t(trailer[i]) << (8 * i);
+  found = found && size <= static_cast<uint64_t>(st.st_size) - 16;
+  if (found) {
+    bytes.resize(size);
+    off_t at = st.st_size - 16 - static_cast<off_t>(size);
+    size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::pread(fd, bytes.data() + done, size - done, at + done);
+      if (n <= 0)
+        break;
+      done += static_cast<size_t>(n);
+    }
+    found = done == size;
+  }
+  ::close(fd);
+  return found;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
-  return run(parseOptions(argc, argv));
+  std::string artifact;
+  bool embedded = embeddedArtifact(artifact);
+  Options options = parseOptions(argc, argv, embedded);
+  if (!embedded)
+    return run(options);
+  // Program::load reads a file: hand it a private copy of the artifact,
+  // removed once loaded.
+  const char *tmpdir = std::getenv("TMPDIR");
+  std::string path =
+      std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/trainopt-run-XXXXXX";
+  int fd = ::mkstemp(path.data());
+  if (fd < 0)
+    runtimeError("cannot create a temporary file for the embedded model in '" +
+                 path + "': " + std::strerror(errno));
+  bool ok = ::write(fd, artifact.data(), artifact.size()) ==
+            static_cast<ssize_t>(artifact.size());
+  ok = (::close(fd) == 0) && ok;
+  if (!ok) {
+    ::unlink(path.c_str());
+    runtimeError("cannot write the embedded model to '" + path + "'");
+  }
+  options.model = path;
+  options.embeddedName = argv[0];
+  return run(options);
 }

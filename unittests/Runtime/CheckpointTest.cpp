@@ -65,8 +65,9 @@ Checkpoint makeCheckpoint(uint64_t step) {
     w.bytes.insert(w.bytes.end(), reinterpret_cast<uint8_t *>(&v),
                    reinterpret_cast<uint8_t *>(&v) + 4);
   }
-  CheckpointValue m{{"fc.weight.exp_avg", "optimizer_state", DType::F32, {3, 2}},
-                    std::vector<uint8_t>(24, 7)};
+  CheckpointValue m{
+      {"fc.weight.exp_avg", "optimizer_state", DType::F32, {3, 2}},
+      std::vector<uint8_t>(24, 7)};
   CheckpointValue s{{"step", "step", DType::I64, {}},
                     std::vector<uint8_t>(8, 0)};
   std::memcpy(s.bytes.data(), &step, 8);
@@ -121,8 +122,7 @@ TEST(Checkpoint, RoundTrip) {
   std::vector<std::pair<uint64_t, std::string>> all;
   ASSERT_TRUE(listCheckpoints(dir.path(), all, error));
   EXPECT_EQ(all.size(), 1u);
-  EXPECT_NE(::access(dir.file(".ckpt-000000000042.ckpt.tmp").c_str(), F_OK),
-            0);
+  EXPECT_NE(::access(dir.file(".ckpt-000000000042.ckpt.tmp").c_str(), F_OK), 0);
 }
 
 TEST(Checkpoint, EmptyAndScalarValues) {
@@ -157,15 +157,16 @@ TEST(Checkpoint, RefusesCorrupt) {
   std::vector<uint8_t> good = readBytes(path);
   // A flipped byte anywhere in the payload: in the metadata (model name,
   // counts, shapes) or in the values.
-  for (size_t at : {size_t(24), size_t(40), size_t(60), good.size() / 2,
-                    good.size() - 1}) {
+  for (size_t at :
+       {size_t(24), size_t(40), size_t(60), good.size() / 2, good.size() - 1}) {
     std::vector<uint8_t> bad = good;
     bad[at] ^= 0x10;
     writeBytes(path, bad);
     Checkpoint r;
     EXPECT_FALSE(readCheckpoint(path, r, error)) << "byte " << at;
     EXPECT_TRUE(contains(error, "'" + path + "'")) << error;
-    EXPECT_TRUE(contains(error, "is corrupt")) << "byte " << at << ": " << error;
+    EXPECT_TRUE(contains(error, "is corrupt"))
+        << "byte " << at << ": " << error;
   }
   // A flipped checksum is corruption too.
   std::vector<uint8_t> bad = good;
@@ -203,8 +204,8 @@ TEST(Checkpoint, RefusesForeignAndNewer) {
   std::string path = dir.file("ckpt-000000000001.ckpt");
   std::string artifactLike = "TRAINOPT";
   artifactLike += std::string(40, '\1');
-  writeBytes(path, std::vector<uint8_t>(artifactLike.begin(),
-                                        artifactLike.end()));
+  writeBytes(path,
+             std::vector<uint8_t>(artifactLike.begin(), artifactLike.end()));
   Checkpoint r;
   std::string error;
   EXPECT_FALSE(readCheckpoint(path, r, error));
@@ -399,9 +400,9 @@ TEST(Checkpoint, SurvivesKillDashNine) {
     EXPECT_TRUE(existed);
 
     // A temporary file left behind means the kill landed mid-write.
-    bool tmpLeft = std::system(("ls -a '" + dir.path() +
-                                "' | grep -q '\\.tmp$'")
-                                   .c_str()) == 0;
+    bool tmpLeft =
+        std::system(
+            ("ls -a '" + dir.path() + "' | grep -q '\\.tmp$'").c_str()) == 0;
     midWrite += tmpLeft;
 
     ASSERT_TRUE(findLatestCheckpoint(dir.path(), path, error)) << error;

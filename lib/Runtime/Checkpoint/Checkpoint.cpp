@@ -504,8 +504,8 @@ bool trainopt::rt::checkCompatible(const Checkpoint &ckpt,
   const std::vector<ValueSignature> got = signaturesOf(ckpt);
   for (size_t i = 0; i < std::max(got.size(), expected.size()); ++i) {
     if (i >= got.size())
-      return fail("the program has persistent value " +
-                  describe(expected[i]) + ", the checkpoint does not");
+      return fail("the program has persistent value " + describe(expected[i]) +
+                  ", the checkpoint does not");
     if (i >= expected.size())
       return fail("the checkpoint has persistent value " + describe(got[i]) +
                   ", the program does not");

@@ -460,8 +460,7 @@ std::string trainopt::rt::serializeNpy(const Array &a) {
   if (a.shape.size() == 1)
     shape += ',';
   std::string header = std::string("{'descr': '") + npyDescr(a.dtype) +
-                       "', 'fortran_order': False, 'shape': (" + shape +
-                       "), }";
+                       "', 'fortran_order': False, 'shape': (" + shape + "), }";
   // Magic (6), version (2), header length (2), header, newline: a multiple
   // of 64 bytes, so the data is aligned.
   size_t total = 10 + header.size() + 1;
@@ -494,9 +493,8 @@ bool trainopt::rt::writeNpz(
   std::set<std::string> seen;
   for (const auto &[key, array] : arrays) {
     int64_t count = checkedCount(array.shape);
-    if (count < 0 ||
-        static_cast<uint64_t>(count) * dtypeSize(array.dtype) !=
-            array.bytes.size())
+    if (count < 0 || static_cast<uint64_t>(count) * dtypeSize(array.dtype) !=
+                         array.bytes.size())
       return fail(error, "cannot write '" + path + "': array '" + key +
                              "' has " + std::to_string(array.bytes.size()) +
                              " bytes, which does not match its shape");
@@ -517,10 +515,10 @@ bool trainopt::rt::writeNpz(
     }
     uint32_t offset = static_cast<uint32_t>(out.size());
     put32(out, 0x04034b50);
-    put16(out, 20); // version needed to extract
-    put16(out, 0);  // flags
-    put16(out, 0);  // method: stored
-    put16(out, 0);  // time
+    put16(out, 20);   // version needed to extract
+    put16(out, 0);    // flags
+    put16(out, 0);    // method: stored
+    put16(out, 0);    // time
     put16(out, 0x21); // date: 1980-01-01
     put32(out, crc);
     put32(out, static_cast<uint32_t>(data.size()));
@@ -548,8 +546,7 @@ bool trainopt::rt::writeNpz(
     put32(central, offset);
     central += name;
   }
-  if (arrays.size() > 0xffff ||
-      out.size() + central.size() >= 0xffffffffu)
+  if (arrays.size() > 0xffff || out.size() + central.size() >= 0xffffffffu)
     return fail(error, "cannot write '" + path +
                            "': the archive would exceed 4 GiB or 65535 "
                            "members (zip64 is not supported)");
@@ -588,8 +585,8 @@ bool trainopt::rt::writeNpz(
     if (ok)
       savedErrno = errno;
     ::unlink(tmp.c_str());
-    return fail(error, "cannot write '" + path +
-                           "': " + std::strerror(savedErrno));
+    return fail(error,
+                "cannot write '" + path + "': " + std::strerror(savedErrno));
   }
   return true;
 }
