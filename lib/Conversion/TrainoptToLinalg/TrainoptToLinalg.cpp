@@ -224,22 +224,34 @@ Value reduce(OpBuilder &b, Location loc, Value x, ArrayRef<int64_t> axes,
     initValue = kind == ReduceKind::Max
                     ? static_cast<double>(std::numeric_limits<int64_t>::min())
                     : static_cast<double>(std::numeric_limits<int64_t>::max());
-  Value empty = tensor::EmptyOp::create(b, loc, outShape, et);
+  // Sums of narrower floats accumulate in f64: a gradient norm sums over
+  // millions of elements, where float32 accumulation loses 1e-4.
+  Type acc = et;
+  if (kind == ReduceKind::Sum && isa<FloatType>(et) &&
+      cast<FloatType>(et).getWidth() < 64)
+    acc = b.getF64Type();
+  Value empty = tensor::EmptyOp::create(b, loc, outShape, acc);
   Value init =
-      linalg::FillOp::create(b, loc, s.cst(et, initValue), empty).getResult(0);
-  auto outType = RankedTensorType::get(outShape, et);
+      linalg::FillOp::create(b, loc, s.cst(acc, initValue), empty).getResult(0);
+  auto outType = RankedTensorType::get(outShape, acc);
   SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, xExprs, ctx),
                                  AffineMap::get(loops, 0, outExprs, ctx)};
   auto generic = linalg::GenericOp::create(
       b, loc, TypeRange{outType}, ValueRange{x}, ValueRange{init}, maps,
       iterators, [&](OpBuilder &nb, Location nl, ValueRange args) {
         Scalar ns{nb, nl};
-        Value r = kind == ReduceKind::Sum   ? ns.add(args[1], args[0])
-                  : kind == ReduceKind::Max ? ns.max(args[1], args[0])
-                                            : ns.min(args[1], args[0]);
+        Value in = ns.convert(args[0], acc);
+        Value r = kind == ReduceKind::Sum   ? ns.add(args[1], in)
+                  : kind == ReduceKind::Max ? ns.max(args[1], in)
+                                            : ns.min(args[1], in);
         linalg::YieldOp::create(nb, nl, r);
       });
-  return generic.getResult(0);
+  if (acc == et)
+    return generic.getResult(0);
+  return elementwise(b, loc, outShape, et, generic.getResult(0),
+                     [&](OpBuilder &nb, Location nl, ValueRange a) {
+                       return Scalar{nb, nl}.convert(a[0], et);
+                     });
 }
 
 int64_t countOver(RankedTensorType t, ArrayRef<int64_t> axes) {
