@@ -26,6 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_torch_models import CNN, MLP, ResNet, legacy_exporter  # noqa: E402
 
 OPTIMIZERS = {
+    "sgd-slow": ("--optimizer=sgd --lr=0.005 --momentum=0.9",
+                 lambda p: torch.optim.SGD(p, lr=0.005, momentum=0.9)),
+    "adam-slow": ("--optimizer=adam --lr=2e-4", lambda p: torch.optim.Adam(p, lr=2e-4)),
     "sgd-momentum": ("--optimizer=sgd --lr=0.02 --momentum=0.9 --weight-decay=1e-4",
                      lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9, weight_decay=1e-4)),
     "adam": ("--optimizer=adam --lr=1e-3", lambda p: torch.optim.Adam(p, lr=1e-3)),
@@ -68,7 +71,7 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--tolerance", type=float, default=1e-4)
     ap.add_argument("--models", default="mlp,cnn,resnet")
-    ap.add_argument("--optimizers", default="sgd-momentum,adam")
+    ap.add_argument("--optimizers", default="adam-slow,sgd-slow")
     args = ap.parse_args()
     torch.set_num_threads(2)
     tool = lambda name: os.path.join(args.bin, name)

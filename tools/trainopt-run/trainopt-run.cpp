@@ -111,6 +111,9 @@ Runtime:
 
 Output:
   --quiet               no progress output (the summary is still printed)
+  --profile             time every command of the compiled program and print,
+                        per entry point, the time per run and the costliest
+                        kernels and library calls
   --log-every N         without a terminal, a progress line every N steps
                         (default: about 10 per epoch); on a terminal, a
                         progress bar
@@ -154,6 +157,7 @@ struct Options {
   std::optional<int64_t> threads;
   std::optional<int64_t> logEvery;
   bool quiet = false;
+  bool profile = false;
   std::string metrics;
   bool trainEval = true, evalEveryEpoch = false;
   std::string checkpointDir;
@@ -269,6 +273,9 @@ Options parseOptions(int argc, char **argv, bool embedded) {
     else if (flag == "--quiet") {
       noValue();
       o.quiet = true;
+    } else if (flag == "--profile") {
+      noValue();
+      o.profile = true;
     } else if (flag == "--metrics")
       o.metrics = path();
     else if (flag == "--no-train-eval") {
@@ -871,6 +878,7 @@ int run(const Options &o) {
     runtimeError(error);
   if (o.threads)
     program->setThreads(static_cast<int>(*o.threads));
+  program->setProfiling(o.profile);
   if (!program->hasEntryPoint("train_step"))
     runtimeError("'" + model +
                  "' has no train_step (compile it with --emit=train-mlir)");
@@ -1271,6 +1279,8 @@ int run(const Options &o) {
     if (!exportOnnx(onnxModel, values, o.exportOnnx, error))
       runtimeError("--export-onnx: " + error);
   }
+  if (o.profile)
+    std::fputs(program->profileReport().c_str(), stdout);
   return 0;
 }
 
