@@ -29,6 +29,7 @@ OPTIMIZERS = {
     "sgd-slow": ("--optimizer=sgd --lr=0.005 --momentum=0.9",
                  lambda p: torch.optim.SGD(p, lr=0.005, momentum=0.9)),
     "adam-slow": ("--optimizer=adam --lr=2e-4", lambda p: torch.optim.Adam(p, lr=2e-4)),
+    "adam-1e-4": ("--optimizer=adam --lr=1e-4", lambda p: torch.optim.Adam(p, lr=1e-4)),
     "sgd-momentum": ("--optimizer=sgd --lr=0.02 --momentum=0.9 --weight-decay=1e-4",
                      lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9, weight_decay=1e-4)),
     "adam": ("--optimizer=adam --lr=1e-3", lambda p: torch.optim.Adam(p, lr=1e-3)),

@@ -361,46 +361,9 @@ const char *kindName(ValueKind k) {
   return "?";
 }
 
-double halfToDouble(uint16_t h) {
-  int sign = h >> 15, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-  double v;
-  if (exp == 0)
-    v = std::ldexp(frac, -24);
-  else if (exp == 31)
-    v = frac ? std::numeric_limits<double>::quiet_NaN()
-             : std::numeric_limits<double>::infinity();
-  else
-    v = std::ldexp(frac + 1024, exp - 25);
-  return sign ? -v : v;
-}
-
 /// Element `i` of `data` (of type `t`) as a double.
 double elementAt(const void *data, DType t, int64_t i) {
-  const uint8_t *p = static_cast<const uint8_t *>(data) + i * dtypeSize(t);
-  auto load = [&](auto v) {
-    std::memcpy(&v, p, sizeof(v));
-    return v;
-  };
-  switch (t) {
-  case DType::F64:
-    return load(double());
-  case DType::F32:
-    return load(float());
-  case DType::F16:
-    return halfToDouble(load(uint16_t()));
-  case DType::I64:
-    return static_cast<double>(load(int64_t()));
-  case DType::I32:
-    return load(int32_t());
-  case DType::I16:
-    return load(int16_t());
-  case DType::I8:
-    return load(int8_t());
-  case DType::U8:
-  case DType::Bool:
-    return *p;
-  }
-  return 0.0;
+  return elementAsDouble(static_cast<const uint8_t *>(data), t, i);
 }
 
 /// `v` for JSON: the shortest decimal that reads back as the same value of

@@ -39,6 +39,9 @@ struct Array {
   int64_t intAt(int64_t i) const;
 };
 
+/// Element `i` of a dense array of `dtype` at `data`, converted to double.
+double elementAsDouble(const uint8_t *data, DType dtype, int64_t i);
+
 /// Reads `path`, inflating it when it is gzip-compressed (by its magic, not
 /// its name). Fails with a message naming the file.
 bool readFile(const std::string &path, std::vector<uint8_t> &out,

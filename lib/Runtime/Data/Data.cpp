@@ -89,7 +89,12 @@ static double halfToDouble(uint16_t h) {
 }
 
 double Array::at(int64_t i) const {
-  const uint8_t *p = bytes.data() + i * dtypeSize(dtype);
+  return elementAsDouble(bytes.data(), dtype, i);
+}
+
+double trainopt::rt::elementAsDouble(const uint8_t *data, DType dtype,
+                                     int64_t i) {
+  const uint8_t *p = data + i * dtypeSize(dtype);
   auto load = [&](auto v) {
     std::memcpy(&v, p, sizeof(v));
     return v;

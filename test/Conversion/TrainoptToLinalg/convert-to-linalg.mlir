@@ -28,10 +28,15 @@ func.func @sub_column(%x: tensor<4x8xf32>, %m: tensor<4x1xf32>) -> tensor<4x8xf3
 // -----
 
 // keepdims reductions keep a unit loop, so the result broadcasts back.
+// Float sums accumulate in f64, then round once.
 // CHECK-LABEL: func.func @reduce_keepdims
-// CHECK: %[[INIT:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<4x1xf32>)
+// CHECK: %[[INIT:.*]] = linalg.fill ins(%{{.*}} : f64) outs(%{{.*}} : tensor<4x1xf64>)
 // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "parallel"]
-// CHECK-SAME: outs(%[[INIT]] : tensor<4x1xf32>)
+// CHECK-SAME: outs(%[[INIT]] : tensor<4x1xf64>)
+// CHECK: arith.extf
+// CHECK: arith.addf {{.*}} : f64
+// CHECK: linalg.generic
+// CHECK: arith.truncf
 func.func @reduce_keepdims(%x: tensor<4x8xf32>) -> tensor<4x1xf32> {
   %0 = trainopt.reduce_sum %x {axes = array<i64: 1>, keepdims = true} : (tensor<4x8xf32>) -> tensor<4x1xf32>
   return %0 : tensor<4x1xf32>

@@ -2,7 +2,8 @@
 
 // The step program keeps library ops and views; each fused generic becomes
 // a kernel function. bias-add and relu fuse (same size, one use); the
-// scalar mean does not fuse into anything larger.
+// scalar mean does not fuse into anything larger (the sum accumulates in
+// f64; the mean rounds it).
 // CHECK-LABEL: func.func @train_step
 // CHECK: %[[MM:.*]] = trainopt.matmul
 // CHECK: %[[K0:.*]] = call @train_step_k0(%[[MM]], %{{.*}}) : (tensor<4x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
@@ -15,7 +16,7 @@
 // CHECK: arith.select
 // CHECK-NOT: linalg.generic
 // CHECK: return
-// CHECK: func.func private @train_step_k1({{.*}}) -> tensor<f32> attributes {trainopt.kernel}
+// CHECK: func.func private @train_step_k1({{.*}}) -> tensor<f64> attributes {trainopt.kernel}
 // CHECK: linalg.fill
 // CHECK: linalg.generic {{.*}}"reduction"
 func.func @train_step(%x: tensor<4x16xf32>, %w: tensor<16x8xf32>, %b: tensor<8xf32>) -> tensor<f32> {
