@@ -64,6 +64,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace trainopt::rt {
@@ -91,6 +92,14 @@ bool checkLibraryCall(const std::string &name, const int64_t *ints,
 
 /// Threads for BLAS and the library's own loops (0 = all cores).
 void setLibraryThreads(int threads);
+
+/// Runs fn(begin, end) over blocks of rows [0, rows) on the library's
+/// threads, or once over all rows on the calling thread when `work` (the
+/// element operations of all rows) is too small to pay for waking threads.
+/// Blocks are handed out dynamically; fn must be safe to run concurrently
+/// on disjoint blocks.
+void parallelRows(int64_t rows, int64_t work,
+                  const std::function<void(int64_t, int64_t)> &fn);
 
 } // namespace trainopt::rt
 

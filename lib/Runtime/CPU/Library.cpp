@@ -49,6 +49,8 @@ enum : int64_t { kF64 = 1, kF32 = 2, kI64 = 5, kI32 = 6 };
 
 /// Below this many element operations a loop runs on the calling thread.
 constexpr int64_t kMinParallelWork = 1 << 15;
+/// Below this many loop iterations a generated kernel runs on one thread.
+constexpr int64_t kMinKernelParallelWork = 1 << 16;
 
 std::atomic<int> libraryThreadCount{0};
 
@@ -1103,4 +1105,22 @@ void trainopt::rt::setLibraryThreads(int threads) {
   // MLP's step (six 256-row GEMMs) takes 3.6 ms with one OpenBLAS thread,
   // 6.6 ms with two, and 17 ms with two after the pool has run.
   openblas_set_num_threads(1);
+}
+
+void trainopt::rt::parallelRows(
+    int64_t rows, int64_t work,
+    const std::function<void(int64_t, int64_t)> &fn) {
+  if (rows <= 0)
+    return;
+  // A generated kernel does about one operation per iteration; waking the
+  // pool costs about as much as 64K of them.
+  int64_t threads = std::min<int64_t>(libraryThreads(), rows);
+  if (threads <= 1 || work < kMinKernelParallelWork) {
+    fn(0, rows);
+    return;
+  }
+  // Four blocks per thread: a thread slowed by another process takes fewer.
+  int64_t grain = std::max<int64_t>(1, (rows + threads * 4 - 1) / (threads * 4));
+  parallelFor(rows, std::max<int64_t>(1, work / rows), grain,
+              [&](int64_t begin, int64_t end, int) { fn(begin, end); });
 }

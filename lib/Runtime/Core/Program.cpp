@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -39,11 +40,14 @@ int64_t ValueInfo::numElements() const {
 namespace {
 
 using PackedKernel = void (*)(void **);
+using RangeKernel = void (*)(void **, int64_t, int64_t);
 
 struct Command {
   enum Kind { Launch, Library, Copy, Fill } kind;
   std::string what; // for messages
   PackedKernel kernel = nullptr;
+  RangeKernel rangeKernel = nullptr; // rows [begin, end) of `kernel`
+  int64_t rows = 0, work = 0;
   LibraryFunction library = nullptr;
   std::vector<void *> buffers;
   std::vector<int64_t> ints;
@@ -278,6 +282,20 @@ struct Program::Impl {
             return fail(error, "entry point '" + ep.name() + "': kernel '" +
                                    c.launch().kernel() +
                                    "' is not in the kernel object");
+          if (c.launch().parallel_rows() > 0) {
+            std::string range = c.launch().kernel() + "_range_packed";
+            cmd.rangeKernel = reinterpret_cast<RangeKernel>(
+                dlsym(library, range.c_str()));
+            if (!cmd.rangeKernel ||
+                c.launch().parallel_rows() > uint64_t(INT64_MAX) ||
+                c.launch().work() > uint64_t(INT64_MAX))
+              return fail(error, "entry point '" + ep.name() + "': kernel '" +
+                                     c.launch().kernel() +
+                                     "' claims row ranges but the kernel "
+                                     "object has no '" + range + "'");
+            cmd.rows = static_cast<int64_t>(c.launch().parallel_rows());
+            cmd.work = static_cast<int64_t>(c.launch().work());
+          }
           for (const std::string &b : c.launch().buffers()) {
             void *p;
             if (!resolve(b, error, p))
@@ -434,7 +452,15 @@ bool Program::run(const std::string &entryName, std::string &error) {
                          : std::chrono::steady_clock::time_point();
     switch (c.kind) {
     case Command::Launch:
-      c.kernel(c.buffers.data());
+      if (c.rangeKernel) {
+        void **buffers = c.buffers.data();
+        RangeKernel kernel = c.rangeKernel;
+        parallelRows(c.rows, c.work, [=](int64_t begin, int64_t end) {
+          kernel(buffers, begin, end);
+        });
+      } else {
+        c.kernel(c.buffers.data());
+      }
       break;
     case Command::Library:
       c.library(c.ints.data(), c.ints.size(), c.floats.data(), c.floats.size(),

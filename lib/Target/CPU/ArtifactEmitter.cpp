@@ -791,14 +791,27 @@ LogicalResult mlir::trainopt::emitCPUArtifact(ModuleOp module,
   plan->add_arena_size(arena);
   plan->add_lower_bound(scratchBase + ab.scratchLowerBound);
 
-  FailureOr<std::string> so = compileKernels(module, ab.kernels, options);
-  if (failed(so))
+  FailureOr<CompiledKernels> compiled =
+      compileKernels(module, ab.kernels, options);
+  if (failed(compiled))
     return failure();
+  int64_t rowSplit = 0;
+  for (art::EntryPoint &ep : *artifact.mutable_entry_points())
+    for (art::Command &c : *ep.mutable_commands()) {
+      if (!c.has_launch())
+        continue;
+      auto it = compiled->parallel.find(c.launch().kernel());
+      if (it == compiled->parallel.end())
+        continue;
+      c.mutable_launch()->set_parallel_rows(it->second.rows);
+      c.mutable_launch()->set_work(it->second.work);
+      ++rowSplit;
+    }
   art::KernelBinary *binary = artifact.add_kernels();
   binary->set_name("cpu");
   binary->set_format(art::KernelBinary::CPU_SHARED_OBJECT);
   binary->set_target(options.cpu.empty() ? "host" : options.cpu);
-  binary->set_binary(std::move(*so));
+  binary->set_binary(std::move(compiled->object));
 
   int64_t parameters = 0, trainable = 0;
   for (auto &[name, v] : ab.persistentValues) {
@@ -816,6 +829,7 @@ LogicalResult mlir::trainopt::emitCPUArtifact(ModuleOp module,
   report["flops_per_step"] = ab.flops;
   report["kernels"] = static_cast<int64_t>(ab.kernels.size());
   report["kernel_launches"] = ab.kernelLaunches;
+  report["row_split_launches"] = rowSplit;
   report["library_calls"] = ab.libraryCalls;
   report["copies"] = ab.copies;
   report["in_place_results"] = ab.inPlace;

@@ -9,13 +9,29 @@
 /// pointers, translated to LLVM IR, optimized, emitted as an object file and
 /// linked with the C driver. Every kernel gets a `<name>_packed(void **)`
 /// wrapper, the one calling convention the runtime knows.
+///
+/// Three rewrites between bufferization and lowering shape the loops for
+/// LLVM's vectorizer and for threads:
+/// - consecutive loops that every operand walks contiguously fold into one
+///   (an elementwise kernel over NCHW becomes one loop over all elements,
+///   so the innermost loop is long and unit-stride);
+/// - float additions that accumulate a reduction may be reassociated, so
+///   the vectorizer keeps several partial sums (the order is fixed by the
+///   binary, so results stay deterministic run to run);
+/// - a kernel made of one generic op whose first loop is parallel and
+///   indexes only the first dim of the operands that use it takes a row
+///   range (`<name>_range_packed(void **, begin, end)`), so the runtime can
+///   split its rows over threads.
 //
 //===----------------------------------------------------------------------===//
 
 #include "KernelCodegen.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/IRMapping.h"
@@ -23,6 +39,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
@@ -37,6 +54,8 @@
 #include "llvm/TargetParser/Host.h"
 
 using namespace mlir;
+using mlir::trainopt::CompiledKernels;
+using mlir::trainopt::ParallelKernel;
 
 namespace {
 
@@ -81,37 +100,192 @@ void buildDestinationPassingKernel(func::FuncOp kernel, ModuleOp into) {
   }
 }
 
+/// Groups of consecutive loops of `op` that fold into one loop without
+/// changing what any operand reads or writes: same iterator type, and
+/// contiguous in every indexing map.
+SmallVector<ReassociationIndices> foldableLoops(linalg::LinalgOp op) {
+  SmallVector<ReassociationIndices> groups;
+  unsigned loops = op.getNumLoops();
+  if (loops < 2)
+    return groups;
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  // Upstream folding handles dim results only (not a broadcast written as
+  // a constant 0 index).
+  if (!llvm::all_of(maps, [](AffineMap m) { return m.isProjectedPermutation(); }))
+    return groups;
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  ReassociationIndices run{0};
+  for (unsigned d = 1; d <= loops; ++d) {
+    if (d < loops && iterators[d] == iterators[run.front()]) {
+      ReassociationIndices trial = run;
+      trial.push_back(d);
+      if (linalg::areDimSequencesPreserved(maps, {trial})) {
+        run = std::move(trial);
+        continue;
+      }
+    }
+    if (run.size() > 1)
+      groups.push_back(run);
+    run = {static_cast<int64_t>(d)};
+  }
+  return groups;
+}
+
+/// Marks the float additions in reduction bodies reassociable.
+void allowReassociatedSums(ModuleOp module) {
+  module.walk([](linalg::GenericOp op) {
+    if (op.getNumReductionLoops() == 0)
+      return;
+    op.getRegion().walk([](arith::AddFOp add) {
+      add.setFastmath(add.getFastmath() | arith::FastMathFlags::reassoc);
+    });
+  });
+}
+
+/// Kernels with fewer loop iterations get no row ranges.
+constexpr int64_t kMinRowSplitWork = 1 << 15;
+
+/// If `func` computes one linalg.generic (plus views) whose first loop is
+/// parallel, indexes the first dim of every output, and indexes no other
+/// dim of any operand, gives it two trailing index arguments (begin, end)
+/// and makes it compute rows [begin, end) of that loop through subviews.
+std::optional<ParallelKernel> takeRowRange(func::FuncOp func) {
+  linalg::GenericOp generic;
+  for (Operation &op : func.getBody().front()) {
+    if (auto g = dyn_cast<linalg::GenericOp>(op)) {
+      if (generic)
+        return std::nullopt;
+      generic = g;
+      continue;
+    }
+    if (!isa<memref::CollapseShapeOp, memref::ExpandShapeOp,
+             arith::ConstantOp, func::ReturnOp>(op))
+      return std::nullopt;
+  }
+  if (!generic || generic.getNumLoops() == 0 ||
+      !linalg::isParallelIterator(generic.getIteratorTypesArray()[0]))
+    return std::nullopt;
+  SmallVector<int64_t> ranges = generic.getStaticLoopRanges();
+  ParallelKernel info{ranges[0], 1};
+  for (int64_t r : ranges) {
+    if (ShapedType::isDynamic(r))
+      return std::nullopt;
+    info.work *= r;
+  }
+  bool indexesRows = false;
+  generic.getRegion().walk([&](linalg::IndexOp i) {
+    indexesRows |= i.getDim() == 0;
+  });
+  // Small kernels stay whole: waking threads would cost more than they save.
+  if (indexesRows || info.rows < 2 || info.work < kMinRowSplitWork)
+    return std::nullopt;
+  AffineExpr d0 = getAffineDimExpr(0, func.getContext());
+  SmallVector<OpOperand *> rowOperands;
+  for (OpOperand &operand : generic->getOpOperands()) {
+    AffineMap map = generic.getMatchingIndexingMap(&operand);
+    bool byRow = map.getNumResults() > 0 && map.getResult(0) == d0;
+    for (unsigned r = byRow ? 1 : 0; r < map.getNumResults(); ++r)
+      if (map.getResult(r).isFunctionOfDim(0))
+        return std::nullopt;
+    if (!byRow && generic.isDpsInit(&operand))
+      return std::nullopt;
+    if (byRow)
+      rowOperands.push_back(&operand);
+  }
+
+  Block &entry = func.getBody().front();
+  Location loc = func.getLoc();
+  IndexType indexType = IndexType::get(func.getContext());
+  Value begin = entry.addArgument(indexType, loc);
+  Value end = entry.addArgument(indexType, loc);
+  SmallVector<Type> argTypes(func.getArgumentTypes());
+  argTypes.append({indexType, indexType});
+  func.setType(FunctionType::get(func.getContext(), argTypes, {}));
+  OpBuilder b(generic);
+  Value rows = arith::SubIOp::create(b, loc, end, begin);
+  for (OpOperand *operand : rowOperands) {
+    auto type = cast<MemRefType>(operand->get().getType());
+    SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+    SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t d : type.getShape())
+      sizes.push_back(b.getIndexAttr(d));
+    offsets[0] = begin;
+    sizes[0] = rows;
+    operand->set(memref::SubViewOp::create(b, loc, operand->get(), offsets,
+                                           sizes, strides));
+  }
+  return info;
+}
+
+/// Folds loops, marks reductions reassociable and gives row ranges to the
+/// kernels that split by rows; records the latter in `parallel`.
+LogicalResult shapeLoops(ModuleOp kmod,
+                         llvm::StringMap<ParallelKernel> &parallel) {
+  RewritePatternSet patterns(kmod.getContext());
+  linalg::ControlDropUnitDims dropUnitDims;
+  linalg::populateFoldUnitExtentDimsPatterns(patterns, dropUnitDims);
+  linalg::populateCollapseDimensions(patterns, foldableLoops);
+  if (failed(applyPatternsGreedily(kmod, std::move(patterns))))
+    return failure();
+  allowReassociatedSums(kmod);
+  for (auto func : kmod.getOps<func::FuncOp>())
+    if (std::optional<ParallelKernel> info = takeRowRange(func))
+      parallel[func.getSymName()] = *info;
+  return success();
+}
+
 /// Adds `<f>_packed(ptr args)` for every defined function: loads each
-/// pointer argument from the array and calls `f`.
-void addPackedWrappers(llvm::Module &module) {
+/// pointer argument from the array and calls `f` (a row-range kernel over
+/// all its rows). A row-range kernel also gets
+/// `<f>_range_packed(ptr args, i64 begin, i64 end)`.
+void addPackedWrappers(llvm::Module &module,
+                       const llvm::StringMap<ParallelKernel> &parallel) {
   SmallVector<llvm::Function *> kernels;
   for (llvm::Function &f : module)
     if (!f.isDeclaration())
       kernels.push_back(&f);
   llvm::LLVMContext &ctx = module.getContext();
   auto *ptrTy = llvm::PointerType::get(ctx, 0);
+  auto *i64Ty = llvm::Type::getInt64Ty(ctx);
+  auto *voidTy = llvm::Type::getVoidTy(ctx);
   for (llvm::Function *f : kernels) {
-    auto *type = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptrTy},
-                                         false);
-    auto *wrapper = llvm::Function::Create(type, llvm::Function::ExternalLinkage,
-                                           f->getName() + "_packed", module);
-    llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", wrapper));
-    SmallVector<llvm::Value *> args;
-    for (unsigned i = 0; i < f->arg_size(); ++i) {
-      llvm::Value *slot = b.CreateConstInBoundsGEP1_64(ptrTy, wrapper->getArg(0), i);
-      args.push_back(b.CreateLoad(ptrTy, slot));
-    }
-    b.CreateCall(f, args);
-    b.CreateRetVoid();
+    auto ranged = parallel.find(f->getName());
+    bool isRanged = ranged != parallel.end();
+    unsigned numBuffers = f->arg_size() - (isRanged ? 2 : 0);
+    auto wrap = [&](const Twine &name, bool withRange) {
+      SmallVector<llvm::Type *> params = {ptrTy};
+      if (withRange)
+        params.append({i64Ty, i64Ty});
+      auto *wrapper = llvm::Function::Create(
+          llvm::FunctionType::get(voidTy, params, false),
+          llvm::Function::ExternalLinkage, name, module);
+      llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", wrapper));
+      SmallVector<llvm::Value *> args;
+      for (unsigned i = 0; i < numBuffers; ++i) {
+        llvm::Value *slot =
+            b.CreateConstInBoundsGEP1_64(ptrTy, wrapper->getArg(0), i);
+        args.push_back(b.CreateLoad(ptrTy, slot));
+      }
+      if (withRange) {
+        args.append({wrapper->getArg(1), wrapper->getArg(2)});
+      } else if (isRanged) {
+        args.append({b.getInt64(0), b.getInt64(ranged->second.rows)});
+      }
+      b.CreateCall(f, args);
+      b.CreateRetVoid();
+    };
+    wrap(f->getName() + "_packed", false);
+    if (isRanged)
+      wrap(f->getName() + "_range_packed", true);
     // Buffers of a kernel never overlap, except an output written over an
     // input it reads elementwise at the same index (in-place reuse), which
     // noalias code still computes correctly: each element is read before
     // it is written and no other element depends on it.
-    for (unsigned i = 0; i < f->arg_size(); ++i)
-      if (f->getArg(i)->getType()->isPointerTy())
-        f->addParamAttr(i, llvm::Attribute::NoAlias);
+    for (unsigned i = 0; i < numBuffers; ++i)
+      f->addParamAttr(i, llvm::Attribute::NoAlias);
     // The kernels themselves are internal: the wrappers are the interface,
-    // and the optimizer may inline each kernel into its wrapper.
+    // and the optimizer may inline each kernel into its wrappers.
     f->setLinkage(llvm::GlobalValue::InternalLinkage);
   }
 }
@@ -122,22 +296,33 @@ LogicalResult fail(ModuleOp module, const Twine &message) {
 
 } // namespace
 
-FailureOr<std::string>
+FailureOr<CompiledKernels>
 mlir::trainopt::compileKernels(ModuleOp module,
                                ArrayRef<func::FuncOp> kernels,
                                const CPUTargetOptions &options) {
   MLIRContext *ctx = module.getContext();
-  ctx->loadDialect<bufferization::BufferizationDialect, memref::MemRefDialect,
+  ctx->loadDialect<arith::ArithDialect, bufferization::BufferizationDialect,
+                   linalg::LinalgDialect, memref::MemRefDialect,
                    func::FuncDialect>();
+  CompiledKernels compiled;
   OwningOpRef<ModuleOp> kmod = ModuleOp::create(UnknownLoc::get(ctx));
   for (func::FuncOp k : kernels)
     buildDestinationPassingKernel(k, *kmod);
 
+  PassManager bufferize(ctx, ModuleOp::getOperationName());
+  if (failed(parsePassPipeline(
+          "eliminate-empty-tensors,one-shot-bufferize,canonicalize", bufferize)))
+    return fail(module, "cannot build the bufferization pipeline");
+  if (failed(bufferize.run(*kmod)))
+    return fail(module, "bufferizing the kernels failed");
+  if (failed(shapeLoops(*kmod, compiled.parallel)))
+    return fail(module, "folding the kernel loops failed");
+
   PassManager pm(ctx, ModuleOp::getOperationName());
   std::string pipeline =
-      "eliminate-empty-tensors,one-shot-bufferize,canonicalize,"
-      "func.func(convert-linalg-to-loops),lower-affine,convert-scf-to-cf,"
-      "expand-strided-metadata,finalize-memref-to-llvm,convert-math-to-llvm,"
+      "canonicalize,func.func(convert-linalg-to-loops),lower-affine,"
+      "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+      "finalize-memref-to-llvm,convert-math-to-llvm,"
       "convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"
       "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1},"
       "convert-cf-to-llvm,reconcile-unrealized-casts";
@@ -159,7 +344,7 @@ mlir::trainopt::compileKernels(ModuleOp module,
       translateModuleToLLVMIR(*kmod, llvmContext, "trainopt_kernels");
   if (!llvmModule)
     return fail(module, "translation to LLVM IR failed");
-  addPackedWrappers(*llvmModule);
+  addPackedWrappers(*llvmModule, compiled.parallel);
 
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
@@ -238,9 +423,9 @@ mlir::trainopt::compileKernels(ModuleOp module,
   auto buffer = llvm::MemoryBuffer::getFile(soPath);
   if (!buffer)
     return fail(module, "cannot read " + soPath);
-  std::string bytes = (*buffer)->getBuffer().str();
+  compiled.object = (*buffer)->getBuffer().str();
   llvm::sys::fs::remove(objPath);
   llvm::sys::fs::remove(soPath);
   llvm::sys::fs::remove(dir);
-  return bytes;
+  return compiled;
 }
