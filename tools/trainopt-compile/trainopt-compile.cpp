@@ -194,9 +194,11 @@ static void printReport(const json::Object &r) {
                     int64_t(num("parameters")),
                     int64_t(num("trainable_parameters")));
   outs() << formatv("FLOPs per train step: {0:e3}\n", num("flops_per_step"));
-  outs() << formatv("kernels:              {0} generated, {1} launches, "
-                    "{2} library calls, {3} copies\n",
+  outs() << formatv("kernels:              {0} generated, {1} launches "
+                    "({2} split by rows over threads), {3} library calls, "
+                    "{4} copies\n",
                     int64_t(num("kernels")), int64_t(num("kernel_launches")),
+                    int64_t(num("row_split_launches")),
                     int64_t(num("library_calls")), int64_t(num("copies")));
   outs() << formatv("memory reuse:         {0} results in place, {1} "
                     "updates donated\n",
