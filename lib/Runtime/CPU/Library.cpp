@@ -200,6 +200,42 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
               beta, c, ldc);
 }
 
+/// Below this many multiply-adds a matmul runs on the calling thread.
+constexpr int64_t kMinParallelGemm = 1 << 20;
+
+/// gemm() shared out over the library's threads: the wider of C's two dims
+/// is cut into one block per thread, each a single-threaded GEMM. Every
+/// element of C is still computed by one GEMM over the whole K, so the
+/// result does not depend on the thread count. Not for use inside another
+/// parallelFor.
+template <typename T>
+void parallelGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                  const T *a, int64_t lda, const T *b, int64_t ldb, T beta,
+                  T *c, int64_t ldc) {
+  int64_t macs = m * n * k;
+  bool byColumns = n >= m;
+  int64_t span = byColumns ? n : m;
+  int64_t parts = std::min<int64_t>(libraryThreads(), span / 16);
+  if (parts <= 1 || macs < kMinParallelGemm) {
+    gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // Blocks of a multiple of 16 (the widest SIMD micro-kernel) elements.
+  int64_t block = ((span + parts - 1) / parts + 15) / 16 * 16;
+  parts = (span + block - 1) / block;
+  parallelFor(parts, macs / parts, 1, [&](int64_t first, int64_t last, int) {
+    for (int64_t p = first; p < last; ++p) {
+      int64_t lo = p * block, len = std::min(span, lo + block) - lo;
+      if (byColumns)
+        gemm(ta, tb, m, len, k, a, lda, tb ? b + lo * ldb : b + lo, ldb,
+             beta, c + lo, ldc);
+      else
+        gemm(ta, tb, len, n, k, ta ? a + lo : a + lo * lda, lda, b, ldb,
+             beta, c + lo * ldc, ldc);
+    }
+  });
+}
+
 //===----------------------------------------------------------------------===//
 // Descriptors
 //===----------------------------------------------------------------------===//
@@ -290,28 +326,38 @@ void matmulImpl(const int64_t *ints, void *const *buffers) {
     batch *= outB[d], lCount *= lB[d], rCount *= rB[d];
   int64_t lda = ta ? m : k, ldb = tb ? k : n;
   if (rCount == 1 && !ta && lCount == batch && batch * m <= INT_MAX) {
-    gemm(false, tb, batch * m, n, k, lhs, lda, rhs, ldb, beta, out, n);
+    parallelGemm(false, tb, batch * m, n, k, lhs, lda, rhs, ldb, beta, out,
+                 n);
     return;
   }
-  // Element strides of each batch dim in lhs and rhs (0 where broadcast).
+  if (batch == 1) {
+    parallelGemm(ta, tb, m, n, k, lhs, lda, rhs, ldb, beta, out, n);
+    return;
+  }
+  // Element offsets of each batch's lhs and rhs (strides 0 where broadcast).
   std::vector<int64_t> lStride(r), rStride(r), idx(r, 0);
   for (int64_t d = r - 1, ls = m * k, rs = k * n; d >= 0; --d) {
     lStride[d] = lB[d] == 1 ? 0 : ls;
     rStride[d] = rB[d] == 1 ? 0 : rs;
     ls *= lB[d], rs *= rB[d];
   }
-  int64_t lOff = 0, rOff = 0;
-  for (int64_t b = 0; b < batch; ++b) {
-    gemm(ta, tb, m, n, k, lhs + lOff, lda, rhs + rOff, ldb, beta,
-         out + b * m * n, n);
+  std::vector<int64_t> lOff(batch), rOff(batch);
+  for (int64_t b = 1; b < batch; ++b) {
+    lOff[b] = lOff[b - 1], rOff[b] = rOff[b - 1];
     for (int64_t d = r - 1; d >= 0; --d) {
-      lOff += lStride[d], rOff += rStride[d];
+      lOff[b] += lStride[d], rOff[b] += rStride[d];
       if (++idx[d] < outB[d])
         break;
-      lOff -= lStride[d] * outB[d], rOff -= rStride[d] * outB[d];
+      lOff[b] -= lStride[d] * outB[d], rOff[b] -= rStride[d] * outB[d];
       idx[d] = 0;
     }
   }
+  // Batches are independent: one GEMM each, shared out over threads.
+  parallelFor(batch, m * n * k, 1, [&](int64_t first, int64_t last, int) {
+    for (int64_t b = first; b < last; ++b)
+      gemm(ta, tb, m, n, k, lhs + lOff[b], lda, rhs + rOff[b], ldb, beta,
+           out + b * m * n, n);
+  });
 }
 
 //===----------------------------------------------------------------------===//
@@ -549,6 +595,25 @@ inline int64_t tapOffset(const Window &w, const int64_t *base, int64_t kd,
          base[2] + kw * w.dil[2];
 }
 
+/// Whether the pool is 1-D or 2-D with every window inside the input (no
+/// padding, no dilation): then the plane loops below need no tap ranges.
+bool plainWindows(const Window &w) {
+  if (w.in[0] != 1 || w.k[0] != 1 || w.out[0] != 1)
+    return false;
+  for (int d = 1; d < 3; ++d)
+    if (w.padB[d] != 0 || w.padE[d] != 0 || w.dil[d] != 1)
+      return false;
+  return true;
+}
+
+/// Calls fn(o, at) for every output position o of a plane of a pool with
+/// plainWindows, `at` the input offset of its window's first tap.
+template <typename Fn> void forEachPlainWindow(const Window &w, const Fn &fn) {
+  for (int64_t oh = 0, o = 0; oh < w.out[1]; ++oh)
+    for (int64_t ow = 0; ow < w.out[2]; ++ow, ++o)
+      fn(o, oh * w.stride[1] * w.in[2] + ow * w.stride[2]);
+}
+
 /// Planes per block of a pool's parallel loop: about 8 blocks a thread.
 int64_t poolGrain(const PoolDesc &d) {
   return std::max<int64_t>(1, d.n * d.c / (8 * libraryThreads()));
@@ -566,6 +631,18 @@ void maxPoolImpl(const int64_t *ints, void *const *buffers) {
     for (int64_t plane = b; plane < e; ++plane) {
       const T *xp = x + plane * inSize;
       T *yp = y + plane * outSize;
+      if (plainWindows(w)) {
+        forEachPlainWindow(w, [&](int64_t o, int64_t at) {
+          T acc = -std::numeric_limits<T>::infinity();
+          for (int64_t kh = 0; kh < w.k[1]; ++kh)
+            for (int64_t kw = 0; kw < w.k[2]; ++kw) {
+              T v = xp[at + kh * w.in[2] + kw];
+              acc = acc < v ? v : acc;
+            }
+          yp[o] = acc;
+        });
+        continue;
+      }
       forEachWindow(w, [&](int64_t o, const int64_t *base, const int64_t *lo,
                            const int64_t *hi, int64_t, int64_t, int64_t) {
         T acc = -std::numeric_limits<T>::infinity();
@@ -599,6 +676,20 @@ void maxPoolGradImpl(const int64_t *ints, void *const *buffers) {
       const T *dyp = dy + plane * outSize;
       T *dxp = dx + plane * inSize;
       std::fill(dxp, dxp + inSize, T(0));
+      if (plainWindows(w)) {
+        forEachPlainWindow(w, [&](int64_t o, int64_t at) {
+          int64_t best = at;
+          T bestValue = xp[at];
+          for (int64_t kh = 0; kh < w.k[1]; ++kh)
+            for (int64_t kw = 0; kw < w.k[2]; ++kw) {
+              int64_t tap = at + kh * w.in[2] + kw;
+              if (xp[tap] > bestValue)
+                best = tap, bestValue = xp[tap];
+            }
+          dxp[best] += dyp[o];
+        });
+        continue;
+      }
       forEachWindow(w, [&](int64_t o, const int64_t *base, const int64_t *lo,
                            const int64_t *hi, int64_t, int64_t, int64_t) {
         int64_t best = -1;
@@ -644,6 +735,18 @@ void avgPoolImpl(const int64_t *ints, void *const *buffers) {
     for (int64_t plane = b; plane < e; ++plane) {
       const T *xp = x + plane * inSize;
       T *yp = y + plane * outSize;
+      if (plainWindows(w)) {
+        forEachPlainWindow(w, [&](int64_t o, int64_t at) {
+          T acc = -std::numeric_limits<T>::infinity();
+          for (int64_t kh = 0; kh < w.k[1]; ++kh)
+            for (int64_t kw = 0; kw < w.k[2]; ++kw) {
+              T v = xp[at + kh * w.in[2] + kw];
+              acc = acc < v ? v : acc;
+            }
+          yp[o] = acc;
+        });
+        continue;
+      }
       forEachWindow(w, [&](int64_t o, const int64_t *base, const int64_t *lo,
                            const int64_t *hi, int64_t od, int64_t oh,
                            int64_t ow) {
