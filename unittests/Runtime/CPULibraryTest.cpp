@@ -210,7 +210,9 @@ template <typename Fn> void forEachConvTerm(const ConvCase &c, const Fn &fn) {
           }
 }
 
-template <typename T> void runConvCase(const ConvCase &c, unsigned seed) {
+/// Checks a convolution and its gradients against loops; returns the
+/// output, input-gradient and filter-gradient bytes, concatenated.
+template <typename T> Bytes runConvCase(const ConvCase &c, unsigned seed) {
   std::mt19937 rng(seed);
   int64_t xSize = c.n * c.cin * product(c.w.in);
   int64_t wSize = c.cout * (c.cin / c.groups) * product(c.w.k);
@@ -248,6 +250,10 @@ template <typename T> void runConvCase(const ConvCase &c, unsigned seed) {
   std::vector<Bytes> gf{toBytes<T>(x), toBytes<T>(dy), toBytes<T>(garbageW)};
   invoke("cpu.conv_grad_filter", convInts(etype<T>(), c, false), gf);
   expectNear<T>(fromBytes<T>(gf[2]), dw, "conv_grad_filter");
+  Bytes all = fwd.back();
+  all.insert(all.end(), gi[2].begin(), gi[2].end());
+  all.insert(all.end(), gf[2].begin(), gf[2].end());
+  return all;
 }
 
 template <typename T> class CPULibraryTest : public ::testing::Test {};
@@ -311,13 +317,25 @@ TYPED_TEST(CPULibraryTest, ConvLargeImage) {
 
 TYPED_TEST(CPULibraryTest, ConvThreadCounts) {
   // One thread (BLAS threaded, samples in order), and more threads than
-  // samples (some workers see none).
-  for (int threads : {1, 3, 0}) {
-    SCOPED_TRACE(threads);
-    setLibraryThreads(threads);
-    runConvCase<TypeParam>(
-        {2, 8, 16, 1, {{20, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
-        11);
+  // samples (some workers see none); then a batch that the filter gradient
+  // sums in several chunks. The bits do not depend on the thread count.
+  const ConvCase cases[] = {
+      {2, 8, 16, 1, {{20, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
+      {19, 4, 6, 1, {{12, 12}, {3, 3}, {1, 1}, {1, 1}, {0, 0}, {0, 0}}, false},
+  };
+  unsigned seed = 11;
+  for (const ConvCase &c : cases) {
+    Bytes reference;
+    for (int threads : {1, 3, 2, 0}) {
+      SCOPED_TRACE(threads);
+      setLibraryThreads(threads);
+      Bytes out = runConvCase<TypeParam>(c, seed);
+      if (reference.empty())
+        reference = out;
+      else
+        EXPECT_TRUE(out == reference) << "bits differ from one thread's";
+    }
+    ++seed;
   }
 }
 
@@ -420,6 +438,10 @@ const PoolCase kPoolCases[] = {
     {2, 3, {{11}, {3}, {2}, {1}, {1}, {2}}},
     {1, 2, {{12}, {2}, {3}, {3}, {0}, {1}}},
     {1, 2, {{4, 5, 4}, {2, 2, 3}, {2, 1, 1}, {1, 2, 1}, {0, 1, 1}, {1, 0, 1}}},
+    // Windows inside the input (the plain-window path): overlapping, and
+    // a stride that leaves the last rows and columns out.
+    {2, 3, {{7, 6}, {3, 2}, {1, 2}, {1, 1}, {0, 0}, {0, 0}}},
+    {1, 2, {{9, 9}, {2, 2}, {3, 3}, {1, 1}, {0, 0}, {0, 0}}},
 };
 
 TYPED_TEST(CPULibraryTest, MaxPool) {
@@ -459,7 +481,8 @@ struct MatmulCase {
   bool ta, tb, accumulate;
 };
 
-template <typename T> void runMatmulCase(const MatmulCase &c, unsigned seed) {
+/// Checks one matmul against a double loop; returns the output's bytes.
+template <typename T> Bytes runMatmulCase(const MatmulCase &c, unsigned seed) {
   std::mt19937 rng(seed);
   int64_t batch = product(c.outBatch);
   int64_t lSize = product(c.lhsBatch) * c.m * c.k;
@@ -493,6 +516,7 @@ template <typename T> void runMatmulCase(const MatmulCase &c, unsigned seed) {
                           toBytes<T>(c.accumulate ? y0 : Values(y.size(), 7))};
   invoke("cpu.matmul", ints, bufs);
   expectNear<T>(fromBytes<T>(bufs[2]), y, "matmul");
+  return bufs[2];
 }
 
 TYPED_TEST(CPULibraryTest, Matmul) {
@@ -516,6 +540,36 @@ TYPED_TEST(CPULibraryTest, Matmul) {
     SCOPED_TRACE(seed);
     runMatmulCase<TypeParam>(c, seed++);
   }
+}
+
+TYPED_TEST(CPULibraryTest, MatmulSplitOverThreads) {
+  // Large enough to split: by rows (M > N), by columns, with transposes
+  // and accumulation, and independent batches. The bits do not depend on
+  // the thread count.
+  const MatmulCase cases[] = {
+      {{}, {}, {}, 150, 70, 120, false, false, false},
+      {{}, {}, {}, 70, 150, 120, true, true, true},
+      {{}, {}, {}, 150, 70, 120, true, false, true},
+      {{}, {}, {}, 70, 150, 120, false, true, false},
+      {{4}, {4}, {4}, 64, 64, 80, true, false, false},
+      {{2, 3}, {1, 3}, {2, 1}, 48, 40, 96, false, true, true},
+  };
+  unsigned seed = 80;
+  for (const MatmulCase &c : cases) {
+    SCOPED_TRACE(seed);
+    Bytes reference;
+    for (int threads : {1, 3, 2}) {
+      SCOPED_TRACE(threads);
+      setLibraryThreads(threads);
+      Bytes out = runMatmulCase<TypeParam>(c, seed);
+      if (reference.empty())
+        reference = out;
+      else
+        EXPECT_TRUE(out == reference) << "bits differ from one thread's";
+    }
+    ++seed;
+  }
+  setLibraryThreads(0);
 }
 
 //===----------------------------------------------------------------------===//

@@ -203,11 +203,16 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
 /// Below this many multiply-adds a matmul runs on the calling thread.
 constexpr int64_t kMinParallelGemm = 1 << 20;
 
+/// A large matmul is cut into at most this many blocks.
+constexpr int64_t kMaxGemmBlocks = 8;
+
 /// gemm() shared out over the library's threads: the wider of C's two dims
-/// is cut into one block per thread, each a single-threaded GEMM. Every
-/// element of C is still computed by one GEMM over the whole K, so the
-/// result does not depend on the thread count. Not for use inside another
-/// parallelFor.
+/// is cut into blocks of at least 32 elements (a multiple of 16, the widest
+/// SIMD micro-kernel), each a single-threaded GEMM over the whole K. The
+/// blocks depend on the shape only, never on the thread count, and BLAS may
+/// round a block differently from the whole, so a one-thread run computes
+/// the same blocks: the bits do not depend on the thread count. Not for use
+/// inside another parallelFor.
 template <typename T>
 void parallelGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                   const T *a, int64_t lda, const T *b, int64_t ldb, T beta,
@@ -215,12 +220,11 @@ void parallelGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
   int64_t macs = m * n * k;
   bool byColumns = n >= m;
   int64_t span = byColumns ? n : m;
-  int64_t parts = std::min<int64_t>(libraryThreads(), span / 16);
+  int64_t parts = std::min<int64_t>(kMaxGemmBlocks, span / 32);
   if (parts <= 1 || macs < kMinParallelGemm) {
     gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  // Blocks of a multiple of 16 (the widest SIMD micro-kernel) elements.
   int64_t block = ((span + parts - 1) / parts + 15) / 16 * 16;
   parts = (span + block - 1) / block;
   parallelFor(parts, macs / parts, 1, [&](int64_t first, int64_t last, int) {
@@ -525,6 +529,14 @@ void convGradInputImpl(const int64_t *ints, void *const *buffers) {
   });
 }
 
+/// A filter gradient sums its samples in at most this many fixed chunks:
+/// each chunk in sample order, then the chunks in chunk order, so the
+/// result depends neither on the thread count nor on which thread ran which
+/// chunk (training is reproducible run to run).
+constexpr int64_t kGradFilterChunks = 8;
+/// The partial sums of the chunks may take at most this many bytes.
+constexpr int64_t kGradFilterPartialBytes = int64_t(64) << 20;
+
 template <typename T>
 void convGradFilterImpl(const int64_t *ints, void *const *buffers) {
   ConvShape s(ints);
@@ -533,35 +545,41 @@ void convGradFilterImpl(const int64_t *ints, void *const *buffers) {
   const T *dy = static_cast<const T *>(buffers[1]);
   T *dw = static_cast<T *>(buffers[2]);
   int64_t p = s.p, wSize = c.cout * s.kk;
-  // Worker 0 accumulates into dw, the others into partial sums added at
-  // the end; `used` marks the workers that saw a sample.
-  int threads = static_cast<int>(parallelThreads(c.n, s.sampleCost()));
-  std::vector<T *> partial(threads, nullptr);
-  std::vector<char> used(threads, 0);
-  forEachSample(s, [&](int64_t n, int worker) {
-    T *acc = dw;
-    if (worker > 0) {
-      if (!partial[worker])
-        partial[worker] = scratch<T>(1, wSize);
-      acc = partial[worker];
-    }
-    T beta = used[worker] ? T(1) : T(0);
-    used[worker] = 1;
+  if (c.n == 0) {
+    std::fill(dw, dw + wSize, T(0));
+    return;
+  }
+  int64_t chunks = std::min<int64_t>(
+      {c.n, kGradFilterChunks,
+       1 + kGradFilterPartialBytes / int64_t(wSize * sizeof(T))});
+  int64_t per = (c.n + chunks - 1) / chunks;
+  chunks = (c.n + per - 1) / per;
+  // Chunk 0 sums into dw, the others into partial sums (this thread's
+  // scratch; the workers use their own slot 0 for im2col).
+  T *partials = chunks > 1 ? scratch<T>(1, (chunks - 1) * wSize) : nullptr;
+  SingleThreadedBlas blas(parallelThreads(chunks, per * s.sampleCost()) > 1);
+  parallelFor(chunks, per * s.sampleCost(), 1,
+              [&](int64_t first, int64_t last, int) {
     T *col = s.identity ? nullptr : scratch<T>(0, s.kk * p);
-    for (int64_t g = 0; g < c.groups; ++g) {
-      const T *xg = x + (n * c.cin + g * s.cinG) * s.inSize;
-      if (!s.identity)
-        im2col(xg, s.cinG, c.w, col);
-      gemm(false, true, s.coutG, s.kk, p, dy + (n * c.cout + g * s.coutG) * p,
-           p, s.identity ? xg : col, p, beta, acc + g * s.coutG * s.kk, s.kk);
+    for (int64_t chunk = first; chunk < last; ++chunk) {
+      T *acc = chunk == 0 ? dw : partials + (chunk - 1) * wSize;
+      int64_t begin = chunk * per, end = std::min(c.n, begin + per);
+      for (int64_t n = begin; n < end; ++n)
+        for (int64_t g = 0; g < c.groups; ++g) {
+          const T *xg = x + (n * c.cin + g * s.cinG) * s.inSize;
+          if (!s.identity)
+            im2col(xg, s.cinG, c.w, col);
+          gemm(false, true, s.coutG, s.kk, p,
+               dy + (n * c.cout + g * s.coutG) * p, p, s.identity ? xg : col,
+               p, n == begin ? T(0) : T(1), acc + g * s.coutG * s.kk, s.kk);
+        }
     }
   });
-  if (!used[0])
-    std::fill(dw, dw + wSize, T(0));
-  for (int t = 1; t < threads; ++t)
-    if (used[t])
-      for (int64_t i = 0; i < wSize; ++i)
-        dw[i] += partial[t][i];
+  for (int64_t chunk = 1; chunk < chunks; ++chunk) {
+    const T *part = partials + (chunk - 1) * wSize;
+    for (int64_t i = 0; i < wSize; ++i)
+      dw[i] += part[i];
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -735,18 +753,6 @@ void avgPoolImpl(const int64_t *ints, void *const *buffers) {
     for (int64_t plane = b; plane < e; ++plane) {
       const T *xp = x + plane * inSize;
       T *yp = y + plane * outSize;
-      if (plainWindows(w)) {
-        forEachPlainWindow(w, [&](int64_t o, int64_t at) {
-          T acc = -std::numeric_limits<T>::infinity();
-          for (int64_t kh = 0; kh < w.k[1]; ++kh)
-            for (int64_t kw = 0; kw < w.k[2]; ++kw) {
-              T v = xp[at + kh * w.in[2] + kw];
-              acc = acc < v ? v : acc;
-            }
-          yp[o] = acc;
-        });
-        continue;
-      }
       forEachWindow(w, [&](int64_t o, const int64_t *base, const int64_t *lo,
                            const int64_t *hi, int64_t od, int64_t oh,
                            int64_t ow) {
