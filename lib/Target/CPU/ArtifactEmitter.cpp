@@ -541,6 +541,18 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
 
   // Storages of op results, with in-place reuse.
   SymbolTable symbols(module);
+  // The argument each returned update replaces: a kernel that computes an
+  // update from the old value at the same index is better donated the old
+  // value's buffer (below) than a dying scratch input, which would cost a
+  // copy at the end.
+  llvm::DenseMap<Value, Value> updateTarget;
+  {
+    auto ret = cast<func::ReturnOp>(body.getTerminator());
+    for (auto [i, v] : llvm::enumerate(ret.getOperands()))
+      if (auto updates = func.getResultAttrOfType<IntegerAttr>(
+              i, TrainoptDialect::kUpdatesAttrName))
+        updateTarget[v] = func.getArgument(updates.getInt());
+  }
   for (auto [t, op] : llvm::enumerate(schedule)) {
     int64_t time = t;
     if (auto c = dyn_cast<arith::ConstantOp>(op)) {
@@ -562,7 +574,15 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       if (!kernel || !kernel->hasAttr("trainopt.kernel"))
         return call.emitOpError("calls something that is not a kernel");
       std::optional<int64_t> reuse;
-      for (unsigned i : inPlaceOperands(kernel)) {
+      SmallVector<unsigned> candidates = inPlaceOperands(kernel);
+      bool donatable =
+          call.getNumResults() == 1 &&
+          llvm::any_of(candidates, [&](unsigned i) {
+            auto it = updateTarget.find(call.getResult(0));
+            return it != updateTarget.end() &&
+                   call.getOperand(i) == it->second;
+          });
+      for (unsigned i : donatable ? SmallVector<unsigned>() : candidates) {
         int64_t id = storageOf.lookup(call.getOperand(i));
         Storage &s = storages[id];
         if (s.kind == StorageKind::Scratch && s.last == time &&
