@@ -8,8 +8,14 @@ the same batches with the same optimizer. The loss of every step (before
 that step's update, as `--metrics` reports it) must agree within the
 tolerance.
 
+With --f64, PyTorch also trains in float64 from the same weights, and each
+row adds how far trainopt and PyTorch's own float32 run are from it: where
+PyTorch float32 is itself far from float64 the run is chaotic (a ReLU or
+max-pool decision that float32 rounding flips, amplified by the optimizer),
+and no float32 implementation can be held to the tolerance.
+
 Usage (a Python with torch, numpy and onnx):
-    compare_runtime_torch.py --bin build/bin [--steps 50] [--models mlp,cnn,resnet]
+    compare_runtime_torch.py --bin build/bin [--steps 50] [--models mlp,cnn,resnet] [--f64]
 """
 import argparse
 import json
@@ -59,6 +65,24 @@ def fashion_mnist(n):
     return (x[:n].astype(np.float32) / 255.0, y[:n].astype(np.int64))
 
 
+def torch_losses(cls, base, make_opt, x, y, batch, steps, dtype):
+    """The loss of every step of PyTorch training `base`'s copy in dtype."""
+    model = cls()
+    model.load_state_dict(base.state_dict())
+    model = model.to(dtype).train()
+    opt = make_opt(model.parameters())
+    losses = []
+    for k in range(steps):
+        xb = torch.from_numpy(x[k * batch:(k + 1) * batch]).to(dtype)
+        yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 def run(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -73,6 +97,8 @@ def main():
     ap.add_argument("--tolerance", type=float, default=1e-4)
     ap.add_argument("--models", default="mlp,cnn,resnet")
     ap.add_argument("--optimizers", default="adam-slow,sgd-slow")
+    ap.add_argument("--f64", action="store_true",
+                    help="also train PyTorch in float64 and report both runs against it")
     args = ap.parse_args()
     torch.set_num_threads(2)
     tool = lambda name: os.path.join(args.bin, name)
@@ -113,27 +139,22 @@ def main():
                      "--no-train-eval"])
                 steps = [json.loads(line) for line in open(metrics)]
                 got = [s["loss"] for s in steps if not s.get("summary")]
-                model = cls()
-                model.load_state_dict(base.state_dict())
-                model.train()
-                opt = make_opt(model.parameters())
-                worst = 0.0
-                for k in range(args.steps):
-                    xb = torch.from_numpy(x[k * batch:(k + 1) * batch])
-                    yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
-                    opt.zero_grad()
-                    loss = F.cross_entropy(model(xb), yb)
-                    loss.backward()
-                    opt.step()
-                    worst = max(worst, abs(got[k] - loss.item()) / abs(loss.item()))
-                    if os.environ.get("VERBOSE"):
-                        print(k, got[k], loss.item(), abs(got[k] - loss.item()) / abs(loss.item()))
+                ref = torch_losses(cls, base, make_opt, x, y, batch, args.steps, torch.float32)
+                worst = max(abs(g - r) / abs(r) for g, r in zip(got, ref))
+                if os.environ.get("VERBOSE"):
+                    for k, (g, r) in enumerate(zip(got, ref)):
+                        print(k, g, r, abs(g - r) / abs(r))
+                extra = ""
+                if args.f64:
+                    r64 = torch_losses(cls, base, make_opt, x, y, batch, args.steps, torch.float64)
+                    rel = lambda a: max(abs(p - q) / abs(q) for p, q in zip(a, r64))
+                    extra = f"; vs float64: trainopt {rel(got):.1e}, PyTorch float32 {rel(ref):.1e}"
                 ok = len(got) == args.steps and worst <= args.tolerance
                 failures += not ok
                 worst_all = max(worst_all, worst)
                 print(f"{name:7s} {opt_name:13s} batch {batch:3d} losses over {args.steps} "
                       f"steps: max rel err {worst:.2e} (first {got[0]:.5f}, last "
-                      f"{got[-1]:.5f}) {'PASS' if ok else 'FAIL'}")
+                      f"{got[-1]:.5f}) {'PASS' if ok else 'FAIL'}{extra}")
     print(f"{failures} failures; max loss rel err {worst_all:.2e}")
     return 1 if failures else 0
 
