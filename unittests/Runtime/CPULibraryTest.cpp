@@ -256,6 +256,22 @@ template <typename T> Bytes runConvCase(const ConvCase &c, unsigned seed) {
   return all;
 }
 
+/// Runs `check` (which checks a call and returns its output bytes) with
+/// 1, 3, 2 and all threads and expects the same bytes each time.
+template <typename Fn> void expectSameBitsAcrossThreads(const Fn &check) {
+  Bytes reference;
+  for (int threads : {1, 3, 2, 0}) {
+    SCOPED_TRACE(threads);
+    setLibraryThreads(threads);
+    Bytes out = check();
+    if (reference.empty())
+      reference = out;
+    else
+      EXPECT_TRUE(out == reference) << "bits differ from one thread's";
+  }
+  setLibraryThreads(0);
+}
+
 template <typename T> class CPULibraryTest : public ::testing::Test {};
 using ElementTypes = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(CPULibraryTest, ElementTypes);
@@ -325,16 +341,7 @@ TYPED_TEST(CPULibraryTest, ConvThreadCounts) {
   };
   unsigned seed = 11;
   for (const ConvCase &c : cases) {
-    Bytes reference;
-    for (int threads : {1, 3, 2, 0}) {
-      SCOPED_TRACE(threads);
-      setLibraryThreads(threads);
-      Bytes out = runConvCase<TypeParam>(c, seed);
-      if (reference.empty())
-        reference = out;
-      else
-        EXPECT_TRUE(out == reference) << "bits differ from one thread's";
-    }
+    expectSameBitsAcrossThreads([&] { return runConvCase<TypeParam>(c, seed); });
     ++seed;
   }
 }
@@ -557,19 +564,10 @@ TYPED_TEST(CPULibraryTest, MatmulSplitOverThreads) {
   unsigned seed = 80;
   for (const MatmulCase &c : cases) {
     SCOPED_TRACE(seed);
-    Bytes reference;
-    for (int threads : {1, 3, 2}) {
-      SCOPED_TRACE(threads);
-      setLibraryThreads(threads);
-      Bytes out = runMatmulCase<TypeParam>(c, seed);
-      if (reference.empty())
-        reference = out;
-      else
-        EXPECT_TRUE(out == reference) << "bits differ from one thread's";
-    }
+    expectSameBitsAcrossThreads(
+        [&] { return runMatmulCase<TypeParam>(c, seed); });
     ++seed;
   }
-  setLibraryThreads(0);
 }
 
 //===----------------------------------------------------------------------===//
