@@ -65,6 +65,18 @@ elif os.environ.get("TRAINOPT_REQUIRE_DATASETS"):
     lit_config.fatal(f"{fashion} is missing; the test command installs dataset-fashion-mnist")
 else:
     lit_config.warning(f"{fashion} is missing: end-to-end training tests are UNSUPPORTED")
+# The CUDA toolkit (no GPU needed): PTX generation links libdevice, and
+# ptxas, when present, checks that the PTX assembles.
+cuda_root = os.environ.get("CUDA_PATH", "/usr/local/cuda")
+config.substitutions.append(("%cuda_path", cuda_root))
+if os.path.exists(os.path.join(cuda_root, "nvvm/libdevice/libdevice.10.bc")):
+    config.available_features.add("cuda-toolkit")
+else:
+    lit_config.warning(f"no libdevice under {cuda_root}: PTX tests are UNSUPPORTED")
+ptxas = shutil.which("ptxas") or os.path.join(cuda_root, "bin/ptxas")
+if os.access(ptxas, os.X_OK):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))
 if config.enable_cuda and shutil.which("nvidia-smi") and subprocess.run(
         ["nvidia-smi"], capture_output=True).returncode == 0:
     config.available_features.add("cuda")

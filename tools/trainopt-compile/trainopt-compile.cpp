@@ -14,6 +14,7 @@
 #include "trainopt/InitAllPasses.h"
 #include "trainopt/Runtime/OnnxExport.h"
 #include "trainopt/Target/CPU/CPUTarget.h"
+#include "trainopt/Target/CUDA/CUDATarget.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/IR/AsmState.h"
@@ -56,8 +57,9 @@ static cl::opt<std::string>
                   "after the training passes (@train_step, @eval_step), "
                   "'kernel-mlir' after fusion and kernel outlining, "
                   "'artifact' a .trainopt file, 'exe' a standalone training "
-                  "executable (default: 'artifact' when -o ends in "
-                  ".trainopt, else 'mlir')"),
+                  "executable, 'ptx' (--target=cuda) the kernels' PTX "
+                  "(default: 'artifact' when -o ends in .trainopt, else "
+                  "'mlir')"),
          cl::init("mlir"), cl::cat(category));
 static cl::opt<std::string> target("target",
                                    cl::desc("Backend: cpu (default) or cuda"),
@@ -73,6 +75,16 @@ static cl::opt<std::string>
             cl::desc("LLVM CPU the kernels are compiled for (default: this "
                      "machine's, e.g. x86-64-v3 for a portable AVX2 build)"),
             cl::init(""), cl::cat(category));
+static cl::opt<std::string>
+    cudaArch("cuda-arch",
+             cl::desc("GPU architecture of --target=cuda (default sm_90)"),
+             cl::init("sm_90"), cl::value_desc("sm_XY"), cl::cat(category));
+static cl::opt<std::string>
+    cudaPath("cuda-path",
+             cl::desc("CUDA toolkit for --target=cuda (libdevice); default "
+                      "/usr/local/cuda"),
+             cl::init("/usr/local/cuda"), cl::value_desc("dir"),
+             cl::cat(category));
 static cl::opt<std::string> keepIntermediates(
     "keep-intermediates",
     cl::desc("Directory to keep the kernel module and LLVM IR in"),
@@ -298,6 +310,37 @@ static int writeArtifact(mlir::ModuleOp module) {
   return 0;
 }
 
+/// --emit=ptx: the PTX of every kernel, each preceded by its launches.
+static int writePTX(mlir::ModuleOp module) {
+  mlir::trainopt::CUDATargetOptions options;
+  options.arch = cudaArch;
+  options.cudaPath = cudaPath;
+  options.keepDir = keepIntermediates;
+  auto kernels = mlir::trainopt::compileKernelsToPTX(module, options);
+  if (failed(kernels))
+    return 1;
+  std::string openError;
+  std::unique_ptr<ToolOutputFile> out =
+      mlir::openOutputFile(outputPath, &openError);
+  if (!out)
+    return fail("cannot open output '" + outputPath + "': " + openError);
+  for (const mlir::trainopt::GPUKernel &k : *kernels) {
+    out->os() << "// ===== trainopt kernel " << k.name << "\n";
+    for (const mlir::trainopt::GPULaunch &l : k.launches) {
+      out->os() << "// launch " << l.entry << " grid " << l.grid
+                << " block " << l.block << " buffers";
+      for (int64_t b : l.buffers)
+        out->os() << " " << b;
+      out->os() << "\n";
+    }
+    out->os() << k.ptx << "\n";
+  }
+  if (out->os().has_error())
+    return fail("cannot write '" + outputPath + "'");
+  out->keep();
+  return 0;
+}
+
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   (void)trainingFlags(); // registers the flags before parsing
@@ -321,17 +364,25 @@ int main(int argc, char **argv) {
   if (!emit.getNumOccurrences() && StringRef(outputPath).ends_with(".trainopt"))
     emit = "artifact";
   static const char *emits[] = {"mlir", "train-mlir", "kernel-mlir",
-                                "artifact", "exe"};
+                                "artifact", "exe", "ptx"};
   if (!llvm::is_contained(emits, StringRef(emit)))
-    return error("--emit=" + emit +
-                 " is not one of mlir, train-mlir, kernel-mlir, artifact, exe");
+    return error("--emit=" + emit + " is not one of mlir, train-mlir, "
+                 "kernel-mlir, artifact, exe, ptx");
   bool training = emit != "mlir";
-  bool backend = emit == "kernel-mlir" || emit == "artifact" || emit == "exe";
+  bool backend = emit == "kernel-mlir" || emit == "artifact" ||
+                 emit == "exe" || emit == "ptx";
   if (target != "cpu" && target != "cuda")
     return error("--target=" + target + " is not one of cpu, cuda");
-  if (target == "cuda")
-    return error("--target=cuda is not available in this build yet; use "
-                 "--target=cpu");
+  if (emit == "ptx" && target != "cuda")
+    return error("--emit=ptx needs --target=cuda");
+  if (target == "cuda" && (emit == "artifact" || emit == "exe"))
+    return error("--target=cuda compiles kernels to PTX (--emit=ptx) but "
+                 "cannot write an artifact yet: the CUDA runtime side is not "
+                 "built; use --target=cpu");
+  std::string archError;
+  if (cudaArch.getNumOccurrences() &&
+      !mlir::trainopt::isValidCUDAArch(cudaArch, archError))
+    return error(archError);
   if (report.getNumOccurrences() && emit != "artifact" && emit != "exe")
     return error("--report needs --emit=artifact or --emit=exe");
   if ((emit == "artifact" || emit == "exe") && outputPath == "-")
@@ -401,6 +452,8 @@ int main(int argc, char **argv) {
   }
   if (emit == "artifact" || emit == "exe")
     return writeArtifact(*module);
+  if (emit == "ptx")
+    return writePTX(*module);
 
   std::string openError;
   std::unique_ptr<ToolOutputFile> out =

@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -104,6 +105,25 @@ void allowReassociatedSums(ModuleOp module) {
   });
 }
 
+/// An op whose outputs share one init value (two sums both starting from
+/// one `linalg.fill`) gets a copy of the init's producer per extra output,
+/// so each output bufferizes into its own destination rather than into a
+/// temporary allocation copied out afterwards.
+void giveEachInitItsOwnValue(ModuleOp kmod) {
+  kmod.walk([](DestinationStyleOpInterface op) {
+    llvm::SmallPtrSet<Value, 4> seen;
+    for (OpOperand &init : op.getDpsInitsMutable()) {
+      if (seen.insert(init.get()).second)
+        continue;
+      Operation *def = init.get().getDefiningOp();
+      if (!def || !isa<linalg::FillOp, tensor::EmptyOp>(def))
+        continue;
+      OpBuilder b(def);
+      init.set(b.clone(*def)->getResult(0));
+    }
+  });
+}
+
 } // namespace
 
 FailureOr<OwningOpRef<ModuleOp>>
@@ -116,6 +136,7 @@ mlir::trainopt::buildBufferizedKernels(ModuleOp module,
   OwningOpRef<ModuleOp> kmod = ModuleOp::create(UnknownLoc::get(ctx));
   for (func::FuncOp k : kernels)
     buildDestinationPassingKernel(k, *kmod);
+  giveEachInitItsOwnValue(*kmod);
   PassManager bufferize(ctx, ModuleOp::getOperationName());
   if (failed(parsePassPipeline(
           "eliminate-empty-tensors,one-shot-bufferize,canonicalize", bufferize)))

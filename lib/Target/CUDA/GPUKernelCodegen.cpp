@@ -1,0 +1,332 @@
+//===- GPUKernelCodegen.cpp - kernels to PTX ------------------------------===//
+//
+/// \file
+/// Implements compileKernelsToPTX (CUDATarget.h). Per outlined kernel:
+///
+/// 1. the bufferized memref function (KernelModule.h), loops folded;
+/// 2. every linalg.generic gets its parallel loops first (reductions stay
+///    innermost, computed by one thread), then `convert-linalg-to-parallel-
+///    loops`;
+/// 3. every outermost scf.parallel is folded to one dim and tiled by the
+///    block size; `gpu-map-parallel-loops` maps the tiles to blocks and the
+///    iterations to threads, `convert-parallel-loops-to-gpu` makes the
+///    launches; constants are sunk into the launch bodies, so every launch
+///    takes only buffers;
+/// 4. `gpu-kernel-outlining`, `nvvm-attach-target` (arch, O3, libdevice),
+///    `convert-gpu-to-nvvm` with bare-pointer buffers, and
+///    `gpu-module-to-binary{format=isa}`: LLVM's NVPTX back end writes PTX.
+///
+/// The host side that remains is a list of `gpu.launch_func` with constant
+/// 1-D grids and blocks over the function's buffers (or views of them),
+/// which becomes the kernel's launch list.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Target/CUDA/CUDATarget.h"
+
+#include "trainopt/Target/KernelModule.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Transforms/RegionUtils.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <numeric>
+
+using namespace mlir;
+using mlir::trainopt::CUDATargetOptions;
+using mlir::trainopt::GPUKernel;
+using mlir::trainopt::GPULaunch;
+
+namespace {
+
+LogicalResult fail(Operation *op, const Twine &message) {
+  return op->emitError() << "CUDA code generation: " << message;
+}
+
+/// Puts the parallel loops of every generic before its reductions.
+LogicalResult parallelLoopsFirst(ModuleOp kmod) {
+  SmallVector<linalg::GenericOp> generics;
+  kmod.walk([&](linalg::GenericOp g) { generics.push_back(g); });
+  IRRewriter rewriter(kmod.getContext());
+  for (linalg::GenericOp g : generics) {
+    SmallVector<unsigned> order;
+    SmallVector<utils::IteratorType> iterators = g.getIteratorTypesArray();
+    for (unsigned d = 0; d < iterators.size(); ++d)
+      if (linalg::isParallelIterator(iterators[d]))
+        order.push_back(d);
+    for (unsigned d = 0; d < iterators.size(); ++d)
+      if (!linalg::isParallelIterator(iterators[d]))
+        order.push_back(d);
+    bool identity = true;
+    for (unsigned d = 0; d < order.size(); ++d)
+      identity &= order[d] == d;
+    if (identity)
+      continue;
+    rewriter.setInsertionPoint(g);
+    if (failed(linalg::interchangeGenericOp(rewriter, g, order)))
+      return fail(g, "cannot put the parallel loops first");
+  }
+  return success();
+}
+
+/// Wraps each run of top-level work outside a parallel loop (a sum down to
+/// a scalar, the store that initializes it) in a one-iteration parallel
+/// loop, so it becomes a one-thread kernel. (A block-wide tree reduction
+/// would be faster for the large sums; see the CUDA issue.)
+void wrapSerialWork(ModuleOp kmod) {
+  for (auto func : kmod.getOps<func::FuncOp>()) {
+    Block &body = func.getBody().front();
+    // Constants first, so they dominate the loops made below.
+    for (Operation &op : llvm::make_early_inc_range(body))
+      if (isa<arith::ConstantOp>(op))
+        op.moveBefore(&body.front());
+    SmallVector<SmallVector<Operation *>> runs(1);
+    for (Operation &op : body) {
+      if (isa<arith::ConstantOp>(op))
+        continue;
+      if (!isa<scf::ParallelOp, memref::CollapseShapeOp,
+               memref::ExpandShapeOp, func::ReturnOp>(op)) {
+        runs.back().push_back(&op);
+        continue;
+      }
+      if (!runs.back().empty())
+        runs.emplace_back();
+    }
+    for (ArrayRef<Operation *> run : runs) {
+      if (run.empty())
+        continue;
+      OpBuilder b(run.front());
+      Location loc = run.front()->getLoc();
+      Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+      Value one = arith::ConstantIndexOp::create(b, loc, 1);
+      auto loop = scf::ParallelOp::create(b, loc, ValueRange{zero},
+                                          ValueRange{one}, ValueRange{one});
+      Operation *terminator = loop.getBody()->getTerminator();
+      for (Operation *op : run)
+        op->moveBefore(terminator);
+    }
+  }
+}
+
+/// Folds each outermost scf.parallel to one dim and tiles it by `block`.
+void foldAndTileParallelLoops(ModuleOp kmod, int64_t block) {
+  SmallVector<scf::ParallelOp> outer;
+  kmod.walk([&](scf::ParallelOp p) {
+    if (!p->getParentOfType<scf::ParallelOp>())
+      outer.push_back(p);
+  });
+  IRRewriter rewriter(kmod.getContext());
+  for (scf::ParallelOp p : outer) {
+    unsigned dims = p.getNumLoops();
+    if (dims > 1) {
+      std::vector<unsigned> all(dims);
+      std::iota(all.begin(), all.end(), 0);
+      rewriter.setInsertionPoint(p);
+      collapseParallelLoops(rewriter, p, {all});
+    }
+  }
+  outer.clear();
+  kmod.walk([&](scf::ParallelOp p) {
+    if (!p->getParentOfType<scf::ParallelOp>())
+      outer.push_back(p);
+  });
+  for (scf::ParallelOp p : outer)
+    scf::tileParallelLoop(p, {block}, /*noMinMaxBounds=*/true);
+}
+
+/// Moves the constants a launch body uses into it, so the kernel takes
+/// only buffers.
+void sinkConstants(ModuleOp kmod) {
+  kmod.walk([](gpu::LaunchOp launch) {
+    SetVector<Value> above;
+    getUsedValuesDefinedAbove(launch.getBody(), above);
+    OpBuilder b(launch.getBody());
+    b.setInsertionPointToStart(&launch.getBody().front());
+    for (Value v : above) {
+      Operation *def = v.getDefiningOp();
+      if (!def || !isa<arith::ConstantOp>(def))
+        continue;
+      Value copy = b.clone(*def)->getResult(0);
+      replaceAllUsesInRegionWith(v, copy, launch.getBody());
+    }
+  });
+}
+
+/// The kernel buffer (argument index) `v` is, through views, or -1.
+int64_t bufferIndex(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (!isa<memref::CollapseShapeOp, memref::ExpandShapeOp>(def))
+      return -1;
+    v = def->getOperand(0);
+  }
+  auto arg = dyn_cast<BlockArgument>(v);
+  return arg ? arg.getArgNumber() : -1;
+}
+
+std::optional<int64_t> constantIndex(Value v) {
+  APInt value;
+  if (auto c = v.getDefiningOp<arith::ConstantIndexOp>())
+    return c.value();
+  return std::nullopt;
+}
+
+} // namespace
+
+bool mlir::trainopt::isValidCUDAArch(const std::string &arch,
+                                     std::string &error) {
+  bool ok = arch.size() > 3 && arch.compare(0, 3, "sm_") == 0;
+  for (size_t i = 3; ok && i < arch.size(); ++i)
+    ok = std::isdigit(static_cast<unsigned char>(arch[i])) ||
+         (i + 1 == arch.size() && (arch[i] == 'a' || arch[i] == 'f'));
+  if (!ok)
+    error = "--cuda-arch=" + arch +
+            " is not a GPU architecture (expected sm_<digits>, e.g. sm_90)";
+  return ok;
+}
+
+FailureOr<std::vector<GPUKernel>>
+mlir::trainopt::compileKernelsToPTX(ModuleOp module,
+                                    const CUDATargetOptions &options) {
+  MLIRContext *ctx = module.getContext();
+  ctx->loadDialect<gpu::GPUDialect, NVVM::NVVMDialect, scf::SCFDialect>();
+  DialectRegistry registry;
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  registerAllToLLVMIRTranslations(registry);
+  ctx->appendDialectRegistry(registry);
+
+  SmallVector<func::FuncOp> kernels;
+  for (auto f : module.getOps<func::FuncOp>())
+    if (f->hasAttr("trainopt.kernel"))
+      kernels.push_back(f);
+  if (kernels.empty())
+    return std::vector<GPUKernel>();
+  FailureOr<OwningOpRef<ModuleOp>> bufferized =
+      buildBufferizedKernels(module, kernels);
+  if (failed(bufferized))
+    return failure();
+  ModuleOp kmod = **bufferized;
+  if (failed(foldKernelLoops(kmod)) || failed(parallelLoopsFirst(kmod)))
+    return fail(module, "shaping the kernel loops failed");
+
+  PassManager toLoops(ctx, ModuleOp::getOperationName());
+  if (failed(parsePassPipeline(
+          "func.func(convert-linalg-to-parallel-loops),canonicalize",
+          toLoops)) ||
+      failed(toLoops.run(kmod)))
+    return fail(module, "lowering the kernels to parallel loops failed");
+  wrapSerialWork(kmod);
+  foldAndTileParallelLoops(kmod, options.blockSize);
+
+  PassManager toGPU(ctx, ModuleOp::getOperationName());
+  if (failed(parsePassPipeline(
+          "func.func(gpu-map-parallel-loops,convert-parallel-loops-to-gpu),"
+          "lower-affine,canonicalize",
+          toGPU)) ||
+      failed(toGPU.run(kmod)))
+    return fail(module, "mapping the loops to GPU blocks and threads failed");
+  sinkConstants(kmod);
+
+  std::string libdevice =
+      options.cudaPath + "/nvvm/libdevice/libdevice.10.bc";
+  if (!llvm::sys::fs::exists(libdevice))
+    return fail(module, "libdevice not found at " + libdevice +
+                            " (set the CUDA toolkit path)");
+  std::string pipeline =
+      "gpu-kernel-outlining,nvvm-attach-target{chip=" + options.arch +
+      " O=3 l=" + libdevice +
+      "},gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-"
+      "call-conv=1},canonicalize,reconcile-unrealized-casts)";
+  PassManager toNVVM(ctx, ModuleOp::getOperationName());
+  if (failed(parsePassPipeline(pipeline, toNVVM)) || failed(toNVVM.run(kmod)))
+    return fail(module, "lowering the kernels to NVVM failed");
+  if (!options.keepDir.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(options.keepDir + "/kernels-nvvm.mlir", ec);
+    if (!ec)
+      kmod.print(os);
+  }
+
+  // The launch lists, before the GPU modules become binaries.
+  std::vector<GPUKernel> result;
+  for (auto func : kmod.getOps<func::FuncOp>()) {
+    GPUKernel kernel;
+    kernel.name = func.getSymName().str();
+    WalkResult walk = func.walk([&](Operation *op) {
+      auto launch = dyn_cast<gpu::LaunchFuncOp>(op);
+      if (!launch) {
+        if (isa<memref::AllocOp, memref::CopyOp>(op))
+          return fail(op, "kernel '" + kernel.name +
+                              "' needs a temporary buffer, which GPU "
+                              "kernels cannot allocate"),
+                 WalkResult::interrupt();
+        if (isa<linalg::LinalgOp, scf::ForOp, scf::ParallelOp>(op))
+          return fail(op, "a loop of kernel '" + kernel.name +
+                              "' was not mapped to the GPU"),
+                 WalkResult::interrupt();
+        return WalkResult::advance();
+      }
+      GPULaunch l;
+      l.entry = launch.getKernelModuleName().str() + "::" +
+                launch.getKernelName().str();
+      std::optional<int64_t> gx = constantIndex(launch.getGridSizeX());
+      std::optional<int64_t> bx = constantIndex(launch.getBlockSizeX());
+      std::optional<int64_t> gy = constantIndex(launch.getGridSizeY());
+      std::optional<int64_t> by = constantIndex(launch.getBlockSizeY());
+      if (!gx || !bx || gy != 1 || by != 1)
+        return fail(launch, "kernel '" + kernel.name +
+                                "': the launch shape is not a constant 1-D "
+                                "grid and block"),
+               WalkResult::interrupt();
+      l.grid = *gx;
+      l.block = *bx;
+      for (Value arg : launch.getKernelOperands()) {
+        int64_t index = bufferIndex(arg);
+        if (index < 0)
+          return fail(launch, "kernel '" + kernel.name +
+                                  "': a launch argument is not one of its "
+                                  "buffers"),
+                 WalkResult::interrupt();
+        l.buffers.push_back(index);
+      }
+      kernel.launches.push_back(std::move(l));
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+    result.push_back(std::move(kernel));
+  }
+
+  PassManager toBinary(ctx, ModuleOp::getOperationName());
+  if (failed(parsePassPipeline("gpu-module-to-binary{format=isa}", toBinary)) ||
+      failed(toBinary.run(kmod)))
+    return fail(module, "generating PTX failed");
+  llvm::StringMap<std::string> ptxOf;
+  for (auto binary : kmod.getOps<gpu::BinaryOp>())
+    for (Attribute a : binary.getObjects())
+      if (auto object = dyn_cast<gpu::ObjectAttr>(a))
+        ptxOf[binary.getSymName()] = object.getObject().getValue().str();
+  for (GPUKernel &kernel : result)
+    for (const GPULaunch &l : kernel.launches) {
+      StringRef moduleName = StringRef(l.entry).split("::").first;
+      auto it = ptxOf.find(moduleName);
+      if (it == ptxOf.end())
+        return fail(module, "no PTX for " + l.entry);
+      kernel.ptx += "// " + l.entry + "\n" + it->second;
+    }
+  return result;
+}
