@@ -1,8 +1,10 @@
-//===- ArtifactEmitter.cpp - step programs, memory plan, artifact ---------===//
+//===- ArtifactPlan.cpp - step programs, memory plan, artifact ------------===//
 //
 /// \file
 /// Turns the entry points left by the kernel pipeline into the artifact of
-/// DESIGN.md section 3.4.
+/// DESIGN.md section 3.4, for any target: signature, initial values, the
+/// memory plan and the command lists. The targets add their kernel
+/// binaries (CPUTarget.cpp, CUDA/ArtifactEmitter.cpp).
 ///
 /// Memory: every tensor value gets a storage. Parameters, optimizer and
 /// model state and the step counter are persistent (shared by all entry
@@ -20,9 +22,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "trainopt/Target/CPU/CPUTarget.h"
-
-#include "KernelCodegen.h"
+#include "trainopt/Target/ArtifactPlan.h"
 
 #include "trainopt/Artifact/artifact.pb.h"
 #include "trainopt/Conversion/Passes.h"
@@ -32,12 +32,10 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "llvm/ADT/StringSet.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
-#include "mlir/Pass/PassManager.h"
-#include "mlir/Pass/PassRegistry.h"
-#include "mlir/Transforms/Passes.h"
 
 #include <algorithm>
 #include <map>
@@ -45,25 +43,6 @@
 using namespace mlir;
 using namespace mlir::trainopt;
 namespace art = ::trainopt::artifact;
-
-void mlir::trainopt::buildCPUKernelPipeline(OpPassManager &pm) {
-  pm.addPass(createInlinerPass());
-  pm.addPass(createTrainoptConvertToLinalg());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createTrainoptFuseElementwise());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-  pm.addPass(createTrainoptOutlineKernels());
-  pm.addPass(createSymbolDCEPass());
-}
-
-void mlir::trainopt::registerCPUPipelines() {
-  PassPipelineRegistration<>(
-      "trainopt-cpu-kernel-pipeline",
-      "Inline, lower trainopt to linalg, fuse elementwise chains and outline "
-      "kernels (the tensor-level part of --target=cpu)",
-      [](OpPassManager &pm) { buildCPUKernelPipeline(pm); });
-}
 
 namespace {
 
@@ -154,6 +133,7 @@ struct ArtifactBuilder {
   ModuleOp module;
   art::Artifact &artifact;
   llvm::json::Object &report;
+  std::string libraryPrefix;
   uint64_t persistentEnd = 0;
   uint64_t scratchSize = 0;
   uint64_t scratchLowerBound = 0;
@@ -363,7 +343,7 @@ LibraryCall poolCall(const char *name, Value x, Value y,
 FailureOr<LibraryCall> libraryCall(Operation *op) {
   if (auto mm = dyn_cast<MatmulOp>(op)) {
     LibraryCall call;
-    call.function = "cpu.matmul";
+    call.function = "matmul";
     call.buffers = {mm.getLhs(), mm.getRhs(), mm.getResult()};
     SmallVector<int64_t> l = dims(mm.getLhs()), r = dims(mm.getRhs()),
                          o = dims(mm.getResult());
@@ -393,46 +373,46 @@ FailureOr<LibraryCall> libraryCall(Operation *op) {
     if (c.getBias())
       buffers.push_back(c.getBias());
     buffers.push_back(c.getResult());
-    return convCall("cpu.conv", c.getInput(), c.getFilter(), c.getResult(),
+    return convCall("conv", c.getInput(), c.getFilter(), c.getResult(),
                     c.getStrides(), c.getPadding(), c.getDilations(),
                     c.getGroups(), elementTypeOf(c.getResult()), buffers,
                     static_cast<bool>(c.getBias()));
   }
   if (auto c = dyn_cast<ConvGradInputOp>(op))
-    return convCall("cpu.conv_grad_input", c.getResult(), c.getLhs(),
+    return convCall("conv_grad_input", c.getResult(), c.getLhs(),
                     c.getRhs(), c.getStrides(), c.getPadding(),
                     c.getDilations(), c.getGroups(),
                     elementTypeOf(c.getResult()),
                     {c.getRhs(), c.getLhs(), c.getResult()}, false);
   if (auto c = dyn_cast<ConvGradFilterOp>(op))
-    return convCall("cpu.conv_grad_filter", c.getLhs(), c.getResult(),
+    return convCall("conv_grad_filter", c.getLhs(), c.getResult(),
                     c.getRhs(), c.getStrides(), c.getPadding(),
                     c.getDilations(), c.getGroups(),
                     elementTypeOf(c.getResult()),
                     {c.getLhs(), c.getRhs(), c.getResult()}, false);
   if (auto p = dyn_cast<MaxPoolOp>(op))
-    return poolCall("cpu.max_pool", p.getInput(), p.getResult(),
+    return poolCall("max_pool", p.getInput(), p.getResult(),
                     p.getKernelShape(), p.getStrides(), p.getPadding(),
                     p.getDilations(), {p.getInput(), p.getResult()},
                     std::nullopt);
   if (auto p = dyn_cast<AvgPoolOp>(op))
-    return poolCall("cpu.avg_pool", p.getInput(), p.getResult(),
+    return poolCall("avg_pool", p.getInput(), p.getResult(),
                     p.getKernelShape(), p.getStrides(), p.getPadding(),
                     p.getDilations(), {p.getInput(), p.getResult()},
                     p.getCountIncludePad());
   if (auto p = dyn_cast<MaxPoolGradOp>(op))
-    return poolCall("cpu.max_pool_grad", p.getInput(), p.getGrad(),
+    return poolCall("max_pool_grad", p.getInput(), p.getGrad(),
                     p.getKernelShape(), p.getStrides(), p.getPadding(),
                     p.getDilations(),
                     {p.getInput(), p.getGrad(), p.getResult()}, std::nullopt);
   if (auto p = dyn_cast<AvgPoolGradOp>(op))
-    return poolCall("cpu.avg_pool_grad", p.getResult(), p.getGrad(),
+    return poolCall("avg_pool_grad", p.getResult(), p.getGrad(),
                     p.getKernelShape(), p.getStrides(), p.getPadding(),
                     p.getDilations(), {p.getGrad(), p.getResult()},
                     p.getCountIncludePad());
   if (auto s = dyn_cast<ScatterAddOp>(op)) {
     LibraryCall call;
-    call.function = "cpu.scatter_add";
+    call.function = "scatter_add";
     call.buffers = {s.getIndices(), s.getUpdates(), s.getResult()};
     SmallVector<int64_t> d = dims(s.getResult());
     int64_t axis = s.getAxis(), outer = 1, inner = 1;
@@ -754,7 +734,7 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       if (failed(call))
         return failure();
       art::LibraryCall *lc = entry->add_commands()->mutable_library_call();
-      lc->set_function(call->function);
+      lc->set_function(libraryPrefix + "." + call->function);
       for (Value v : call->buffers)
         lc->add_buffers(bufferOf(v));
       for (int64_t i : call->ints)
@@ -787,12 +767,13 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
 
 } // namespace
 
-LogicalResult mlir::trainopt::emitCPUArtifact(ModuleOp module,
-                                              const CPUTargetOptions &options,
-                                              art::Artifact &artifact,
-                                              llvm::json::Object &report) {
-  ArtifactBuilder ab{module, artifact, report};
-  artifact.set_target("cpu");
+FailureOr<SmallVector<func::FuncOp>>
+mlir::trainopt::emitArtifactPlan(ModuleOp module, StringRef target,
+                                 StringRef libraryPrefix,
+                                 art::Artifact &artifact,
+                                 llvm::json::Object &report) {
+  ArtifactBuilder ab{module, artifact, report, libraryPrefix.str()};
+  artifact.set_target(target.str());
   for (const char *name : {"train_step", "eval_step"}) {
     auto func = module.lookupSymbol<func::FuncOp>(name);
     if (!func)
@@ -811,28 +792,6 @@ LogicalResult mlir::trainopt::emitCPUArtifact(ModuleOp module,
   plan->add_arena_size(arena);
   plan->add_lower_bound(scratchBase + ab.scratchLowerBound);
 
-  FailureOr<CompiledKernels> compiled =
-      compileKernels(module, ab.kernels, options);
-  if (failed(compiled))
-    return failure();
-  int64_t rowSplit = 0;
-  for (art::EntryPoint &ep : *artifact.mutable_entry_points())
-    for (art::Command &c : *ep.mutable_commands()) {
-      if (!c.has_launch())
-        continue;
-      auto it = compiled->parallel.find(c.launch().kernel());
-      if (it == compiled->parallel.end())
-        continue;
-      c.mutable_launch()->set_parallel_rows(it->second.rows);
-      c.mutable_launch()->set_work(it->second.work);
-      ++rowSplit;
-    }
-  art::KernelBinary *binary = artifact.add_kernels();
-  binary->set_name("cpu");
-  binary->set_format(art::KernelBinary::CPU_SHARED_OBJECT);
-  binary->set_target(options.cpu.empty() ? "host" : options.cpu);
-  binary->set_binary(std::move(compiled->object));
-
   int64_t parameters = 0, trainable = 0;
   for (auto &[name, v] : ab.persistentValues) {
     if (v.kind() != art::Value::PARAMETER)
@@ -844,12 +803,12 @@ LogicalResult mlir::trainopt::emitCPUArtifact(ModuleOp module,
     if (v.trainable())
       trainable += n;
   }
+  report["target"] = target.str();
   report["parameters"] = parameters;
   report["trainable_parameters"] = trainable;
   report["flops_per_step"] = ab.flops;
   report["kernels"] = static_cast<int64_t>(ab.kernels.size());
   report["kernel_launches"] = ab.kernelLaunches;
-  report["row_split_launches"] = rowSplit;
   report["library_calls"] = ab.libraryCalls;
   report["copies"] = ab.copies;
   report["in_place_results"] = ab.inPlace;
@@ -860,7 +819,5 @@ LogicalResult mlir::trainopt::emitCPUArtifact(ModuleOp module,
   report["scratch_bytes"] = ab.scratchSize;
   report["scratch_lower_bound_bytes"] = ab.scratchLowerBound;
   report["entry_points"] = std::move(ab.entryReports);
-  report["kernel_object_bytes"] =
-      static_cast<int64_t>(binary->binary().size());
-  return success();
+  return ab.kernels;
 }
