@@ -200,18 +200,30 @@ static void printReport(const json::Object &r) {
     return 0.0;
   };
   auto mib = [](double bytes) { return bytes / (1024.0 * 1024.0); };
-  outs() << formatv("target:               cpu ({0})\n",
-                    r.getString("cpu").value_or("host"));
+  if (r.getString("target").value_or("cpu") == "cuda")
+    outs() << formatv("target:               cuda ({0}; {1} GPU launches, "
+                      "{2} bytes of PTX, {3} bytes of cubin)\n",
+                      r.getString("cuda_arch").value_or("?"),
+                      int64_t(num("gpu_launches")), int64_t(num("ptx_bytes")),
+                      int64_t(num("cubin_bytes")));
+  else
+    outs() << formatv("target:               cpu ({0})\n",
+                      r.getString("cpu").value_or("host"));
   outs() << formatv("parameters:           {0} ({1} trainable)\n",
                     int64_t(num("parameters")),
                     int64_t(num("trainable_parameters")));
   outs() << formatv("FLOPs per train step: {0:e3}\n", num("flops_per_step"));
-  outs() << formatv("kernels:              {0} generated, {1} launches "
-                    "({2} split by rows over threads), {3} library calls, "
-                    "{4} copies\n",
+  std::string split =
+      r.getString("target").value_or("cpu") == "cuda"
+          ? std::string()
+          : formatv(" ({0} split by rows over threads)",
+                    int64_t(num("row_split_launches")))
+                .str();
+  outs() << formatv("kernels:              {0} generated, {1} launches{2}, "
+                    "{3} library calls, {4} copies\n",
                     int64_t(num("kernels")), int64_t(num("kernel_launches")),
-                    int64_t(num("row_split_launches")),
-                    int64_t(num("library_calls")), int64_t(num("copies")));
+                    split, int64_t(num("library_calls")),
+                    int64_t(num("copies")));
   outs() << formatv("memory reuse:         {0} results in place, {1} "
                     "updates donated\n",
                     int64_t(num("in_place_results")),
@@ -222,6 +234,14 @@ static void printReport(const json::Object &r) {
                     mib(num("arena_bytes")), mib(num("arena_lower_bound_bytes")),
                     mib(num("persistent_bytes")), mib(num("scratch_bytes")),
                     mib(num("scratch_lower_bound_bytes")));
+}
+
+static mlir::trainopt::CUDATargetOptions cudaOptions() {
+  mlir::trainopt::CUDATargetOptions options;
+  options.arch = cudaArch;
+  options.cudaPath = cudaPath;
+  options.keepDir = keepIntermediates;
+  return options;
 }
 
 /// The standalone executable: trainopt-run with the artifact appended and a
@@ -264,14 +284,21 @@ static int writeArtifact(mlir::ModuleOp module) {
   trainopt::artifact::Artifact artifact;
   artifact.set_producer("trainopt-compile 0.1");
   artifact.set_model_name(sys::path::stem(inputPath).str());
-  mlir::trainopt::CPUTargetOptions options;
-  options.cpu = cpuName;
-  options.keepDir = keepIntermediates;
-  if (!options.keepDir.empty())
-    sys::fs::create_directories(options.keepDir);
+  if (!keepIntermediates.empty())
+    sys::fs::create_directories(keepIntermediates);
   json::Object r;
-  if (failed(mlir::trainopt::emitCPUArtifact(module, options, artifact, r)))
-    return 1;
+  if (target == "cuda") {
+    if (failed(mlir::trainopt::emitCUDAArtifact(module, cudaOptions(),
+                                                artifact, r)))
+      return 1;
+  } else {
+    mlir::trainopt::CPUTargetOptions options;
+    options.cpu = cpuName;
+    options.keepDir = keepIntermediates;
+    if (failed(mlir::trainopt::emitCPUArtifact(module, options, artifact, r)))
+      return 1;
+    r["cpu"] = cpuName.empty() ? std::string("host") : std::string(cpuName);
+  }
   for (const auto &entry : artifact.entry_points())
     for (const auto &v : entry.arguments())
       if (v.kind() == trainopt::artifact::Value::INPUT && v.type().shape_size())
@@ -279,7 +306,6 @@ static int writeArtifact(mlir::ModuleOp module) {
   std::string onnx;
   if (strippedModel(module, onnx))
     artifact.set_onnx_model(std::move(onnx));
-  r["cpu"] = cpuName.empty() ? std::string("host") : std::string(cpuName);
   r["model"] = artifact.model_name();
   r["batch_size"] = artifact.batch_size();
   std::string reportJson;
@@ -310,13 +336,9 @@ static int writeArtifact(mlir::ModuleOp module) {
   return 0;
 }
 
-/// --emit=ptx: the PTX of every kernel, each preceded by its launches.
+/// --emit=ptx: the PTX module of every kernel, after the launch list.
 static int writePTX(mlir::ModuleOp module) {
-  mlir::trainopt::CUDATargetOptions options;
-  options.arch = cudaArch;
-  options.cudaPath = cudaPath;
-  options.keepDir = keepIntermediates;
-  auto kernels = mlir::trainopt::compileKernelsToPTX(module, options);
+  auto kernels = mlir::trainopt::compileKernelsToPTX(module, cudaOptions());
   if (failed(kernels))
     return 1;
   std::string openError;
@@ -324,7 +346,7 @@ static int writePTX(mlir::ModuleOp module) {
       mlir::openOutputFile(outputPath, &openError);
   if (!out)
     return fail("cannot open output '" + outputPath + "': " + openError);
-  for (const mlir::trainopt::GPUKernel &k : *kernels) {
+  for (const mlir::trainopt::GPUKernel &k : kernels->kernels) {
     out->os() << "// ===== trainopt kernel " << k.name << "\n";
     for (const mlir::trainopt::GPULaunch &l : k.launches) {
       out->os() << "// launch " << l.entry << " grid " << l.grid
@@ -333,8 +355,8 @@ static int writePTX(mlir::ModuleOp module) {
         out->os() << " " << b;
       out->os() << "\n";
     }
-    out->os() << k.ptx << "\n";
   }
+  out->os() << kernels->ptx << "\n";
   if (out->os().has_error())
     return fail("cannot write '" + outputPath + "'");
   out->keep();
@@ -375,10 +397,9 @@ int main(int argc, char **argv) {
     return error("--target=" + target + " is not one of cpu, cuda");
   if (emit == "ptx" && target != "cuda")
     return error("--emit=ptx needs --target=cuda");
-  if (target == "cuda" && (emit == "artifact" || emit == "exe"))
-    return error("--target=cuda compiles kernels to PTX (--emit=ptx) but "
-                 "cannot write an artifact yet: the CUDA runtime side is not "
-                 "built; use --target=cpu");
+  if (target == "cuda" && emit == "exe")
+    return error("--emit=exe needs --target=cpu (trainopt-run has no CUDA "
+                 "device yet)");
   std::string archError;
   if (cudaArch.getNumOccurrences() &&
       !mlir::trainopt::isValidCUDAArch(cudaArch, archError))

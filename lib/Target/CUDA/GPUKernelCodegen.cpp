@@ -50,6 +50,7 @@
 using namespace mlir;
 using mlir::trainopt::CUDATargetOptions;
 using mlir::trainopt::GPUKernel;
+using mlir::trainopt::GPUKernels;
 using mlir::trainopt::GPULaunch;
 
 namespace {
@@ -167,6 +168,47 @@ void sinkConstants(ModuleOp kmod) {
   });
 }
 
+/// The name of the one GPU module every kernel is moved into.
+constexpr StringLiteral kGPUModule = "trainopt_kernels";
+
+/// Moves the kernel of every outlined gpu.module into one module, named
+/// after the module it came from (the names are unique), and points the
+/// launches at it: one PTX module, one ptxas run, one module load.
+LogicalResult mergeGPUModules(ModuleOp kmod) {
+  SmallVector<gpu::GPUModuleOp> modules(kmod.getOps<gpu::GPUModuleOp>());
+  if (modules.empty())
+    return success();
+  OpBuilder b(modules.front());
+  auto merged = gpu::GPUModuleOp::create(b, kmod.getLoc(), kGPUModule);
+  SymbolTable mergedSymbols(merged);
+  llvm::StringMap<std::string> renamed; // "module::func" -> new name
+  for (gpu::GPUModuleOp m : modules) {
+    for (Operation &op : llvm::make_early_inc_range(m.getBody()->getOperations())) {
+      auto func = dyn_cast<gpu::GPUFuncOp>(op);
+      if (!func)
+        continue;
+      renamed[(m.getName() + "::" + func.getName()).str()] = m.getName().str();
+      func->moveBefore(merged.getBody(), merged.getBody()->end());
+      func.setName(m.getName());
+    }
+  }
+  WalkResult walk = kmod.walk([&](gpu::LaunchFuncOp launch) {
+    auto it = renamed.find((launch.getKernelModuleName().getValue() + "::" +
+                            launch.getKernelName().getValue())
+                               .str());
+    if (it == renamed.end())
+      return WalkResult::interrupt();
+    SmallVector<FlatSymbolRefAttr> nested = {
+        FlatSymbolRefAttr::get(b.getStringAttr(it->second))};
+    launch.setKernelAttr(
+        SymbolRefAttr::get(b.getStringAttr(kGPUModule), nested));
+    return WalkResult::advance();
+  });
+  for (gpu::GPUModuleOp m : modules)
+    m.erase();
+  return failure(walk.wasInterrupted());
+}
+
 /// The kernel buffer (argument index) `v` is, through views, or -1.
 int64_t bufferIndex(Value v) {
   while (Operation *def = v.getDefiningOp()) {
@@ -199,7 +241,7 @@ bool mlir::trainopt::isValidCUDAArch(const std::string &arch,
   return ok;
 }
 
-FailureOr<std::vector<GPUKernel>>
+FailureOr<GPUKernels>
 mlir::trainopt::compileKernelsToPTX(ModuleOp module,
                                     const CUDATargetOptions &options) {
   MLIRContext *ctx = module.getContext();
@@ -214,7 +256,7 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
     if (f->hasAttr("trainopt.kernel"))
       kernels.push_back(f);
   if (kernels.empty())
-    return std::vector<GPUKernel>();
+    return GPUKernels();
   FailureOr<OwningOpRef<ModuleOp>> bufferized =
       buildBufferizedKernels(module, kernels);
   if (failed(bufferized))
@@ -246,9 +288,12 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
   if (!llvm::sys::fs::exists(libdevice))
     return fail(module, "libdevice not found at " + libdevice +
                             " (set the CUDA toolkit path)");
+  PassManager outline(ctx, ModuleOp::getOperationName());
+  if (failed(parsePassPipeline("gpu-kernel-outlining", outline)) ||
+      failed(outline.run(kmod)) || failed(mergeGPUModules(kmod)))
+    return fail(module, "outlining the GPU kernels failed");
   std::string pipeline =
-      "gpu-kernel-outlining,nvvm-attach-target{chip=" + options.arch +
-      " O=3 l=" + libdevice +
+      "nvvm-attach-target{chip=" + options.arch + " O=3 l=" + libdevice +
       "},gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-"
       "call-conv=1},canonicalize,reconcile-unrealized-casts)";
   PassManager toNVVM(ctx, ModuleOp::getOperationName());
@@ -262,7 +307,7 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
   }
 
   // The launch lists, before the GPU modules become binaries.
-  std::vector<GPUKernel> result;
+  GPUKernels result;
   for (auto func : kmod.getOps<func::FuncOp>()) {
     GPUKernel kernel;
     kernel.name = func.getSymName().str();
@@ -281,8 +326,7 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
         return WalkResult::advance();
       }
       GPULaunch l;
-      l.entry = launch.getKernelModuleName().str() + "::" +
-                launch.getKernelName().str();
+      l.entry = launch.getKernelName().str();
       std::optional<int64_t> gx = constantIndex(launch.getGridSizeX());
       std::optional<int64_t> bx = constantIndex(launch.getBlockSizeX());
       std::optional<int64_t> gy = constantIndex(launch.getGridSizeY());
@@ -308,25 +352,18 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
     });
     if (walk.wasInterrupted())
       return failure();
-    result.push_back(std::move(kernel));
+    result.kernels.push_back(std::move(kernel));
   }
 
   PassManager toBinary(ctx, ModuleOp::getOperationName());
   if (failed(parsePassPipeline("gpu-module-to-binary{format=isa}", toBinary)) ||
       failed(toBinary.run(kmod)))
     return fail(module, "generating PTX failed");
-  llvm::StringMap<std::string> ptxOf;
   for (auto binary : kmod.getOps<gpu::BinaryOp>())
     for (Attribute a : binary.getObjects())
       if (auto object = dyn_cast<gpu::ObjectAttr>(a))
-        ptxOf[binary.getSymName()] = object.getObject().getValue().str();
-  for (GPUKernel &kernel : result)
-    for (const GPULaunch &l : kernel.launches) {
-      StringRef moduleName = StringRef(l.entry).split("::").first;
-      auto it = ptxOf.find(moduleName);
-      if (it == ptxOf.end())
-        return fail(module, "no PTX for " + l.entry);
-      kernel.ptx += "// " + l.entry + "\n" + it->second;
-    }
+        result.ptx = object.getObject().getValue().str();
+  if (result.ptx.empty() && !result.kernels.empty())
+    return fail(module, "the NVPTX back end wrote no PTX");
   return result;
 }

@@ -11,8 +11,9 @@
 /// reductions run inside the thread), lowered gpu -> NVVM -> PTX through
 /// LLVM's NVPTX back end.
 ///
-/// So far this produces PTX (`--emit=ptx`); the artifact and the CUDA
-/// runtime that launches it are the next steps of the CUDA issue.
+/// All GPU kernels go into one PTX module (and a cubin, through ptxas, when
+/// the toolkit has it). The CUDA runtime that launches them is the next
+/// step of the CUDA issue.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,9 +21,14 @@
 #define TRAINOPT_TARGET_CUDA_CUDATARGET_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/JSON.h"
 
 #include <string>
 #include <vector>
+
+namespace trainopt::artifact {
+class Artifact;
+} // namespace trainopt::artifact
 
 namespace mlir::trainopt {
 
@@ -40,8 +46,7 @@ struct CUDATargetOptions {
 
 /// One GPU kernel launch of a trainopt kernel: the PTX entry, its grid and
 /// block (1-D), and for each PTX parameter the trainopt kernel buffer it
-/// takes (input index, then outputs after the inputs), or -1 for a scalar
-/// the kernel was compiled with.
+/// takes (an index into the kernel's inputs, then its outputs).
 struct GPULaunch {
   std::string entry;
   int64_t grid = 0, block = 0;
@@ -49,9 +54,14 @@ struct GPULaunch {
 };
 
 struct GPUKernel {
-  std::string name;              ///< the trainopt kernel
+  std::string name;                ///< the trainopt kernel
   std::vector<GPULaunch> launches; ///< in order
-  std::string ptx;               ///< one PTX module for all its launches
+};
+
+/// All kernels of a module: one PTX module holds every entry.
+struct GPUKernels {
+  std::vector<GPUKernel> kernels;
+  std::string ptx;
 };
 
 /// Checks `arch` (sm_<digits>); otherwise sets `error`.
@@ -60,8 +70,24 @@ bool isValidCUDAArch(const std::string &arch, std::string &error);
 /// Compiles every outlined kernel (`trainopt.kernel` function) of `module`,
 /// which has been through the kernel pipeline, to PTX. Emits diagnostics
 /// and fails on what it cannot compile.
-FailureOr<std::vector<GPUKernel>>
-compileKernelsToPTX(ModuleOp module, const CUDATargetOptions &options);
+FailureOr<GPUKernels> compileKernelsToPTX(ModuleOp module,
+                                          const CUDATargetOptions &options);
+
+/// Assembles `ptx` for `options.arch` with the toolkit's ptxas into a
+/// cubin; fails (with a diagnostic on `module`) when ptxas rejects it.
+/// Returns an empty string when there is no ptxas.
+FailureOr<std::string> assemblePTX(ModuleOp module, const std::string &ptx,
+                                   const CUDATargetOptions &options);
+
+/// Fills `artifact` for --target=cuda: the target-independent plan
+/// (ArtifactPlan.h) with `cuda.*` library calls, every kernel launch
+/// expanded into its GPU launches (entry, grid, block, buffers), and the
+/// kernels as one PTX binary plus, when ptxas is present, its cubin for
+/// `options.arch`.
+LogicalResult emitCUDAArtifact(ModuleOp module,
+                               const CUDATargetOptions &options,
+                               ::trainopt::artifact::Artifact &artifact,
+                               llvm::json::Object &report);
 
 } // namespace mlir::trainopt
 
