@@ -108,6 +108,16 @@ Batches:
 
 Runtime:
   --threads N           threads of the CPU kernels and libraries (0: all)
+  --cuda-device N       the GPU (CUDA ordinal, default 0) for cuda artifacts
+  --no-cuda-graph       launch a cuda artifact's commands one by one instead
+                        of replaying each entry point as a CUDA graph
+  --no-tf32             full float32 arithmetic in cuBLASLt and cuDNN (by
+                        default float32 matmuls and convolutions may use TF32
+                        tensor cores, as PyTorch's allow_tf32)
+  --cuda-sync           wait for the GPU after every command, so a fault
+                        names its command (slow)
+  --cuda-info           print the GPU a cuda artifact would run on, or why
+                        there is none, and exit (0: a GPU is usable)
 
 Output:
   --quiet               no progress output (the summary is still printed)
@@ -158,6 +168,8 @@ struct Options {
   std::optional<int64_t> logEvery;
   bool quiet = false;
   bool profile = false;
+  CUDAOptions cuda;
+  bool cudaInfo = false;
   std::string metrics;
   bool trainEval = true, evalEveryEpoch = false;
   std::string checkpointDir;
@@ -268,6 +280,22 @@ Options parseOptions(int argc, char **argv, bool embedded) {
         usageError("--std must not be 0");
     } else if (flag == "--threads")
       o.threads = parseInteger(flag, value(), 0, "a non-negative integer");
+    else if (flag == "--cuda-device")
+      o.cuda.device = static_cast<int>(
+          parseInteger(flag, value(), 0, "a non-negative integer"));
+    else if (flag == "--no-cuda-graph") {
+      noValue();
+      o.cuda.graphs = false;
+    } else if (flag == "--no-tf32") {
+      noValue();
+      o.cuda.tf32 = false;
+    } else if (flag == "--cuda-sync") {
+      noValue();
+      o.cuda.syncEachCommand = true;
+    } else if (flag == "--cuda-info") {
+      noValue();
+      o.cudaInfo = true;
+    }
     else if (flag == "--log-every")
       o.logEvery = parseInteger(flag, value(), 1, "a positive integer");
     else if (flag == "--quiet") {
@@ -310,6 +338,8 @@ Options parseOptions(int argc, char **argv, bool embedded) {
       usageError("unknown flag '" + flag + "'");
   }
 
+  if (o.cudaInfo)
+    return o;
   if (o.model.empty() && !embedded)
     usageError("no model given (trainopt-run MODEL.trainopt --data=... "
                "--epochs N)");
@@ -362,6 +392,35 @@ const char *kindName(ValueKind k) {
 }
 
 /// Element `i` of `data` (of type `t`) as a double.
+/// A program's value storage, or a runtime error (on a GPU, a failed run
+/// shows up when its outputs are read).
+const void *outputOf(const Program &program, const std::string &entry,
+                     const std::string &name) {
+  const void *data = program.output(entry, name);
+  if (!data)
+    runtimeError(program.lastError().empty()
+                     ? "no output '" + name + "' of " + entry
+                     : program.lastError());
+  return data;
+}
+void *inputOf(Program &program, const std::string &entry,
+              const std::string &name) {
+  void *data = program.input(entry, name);
+  if (!data)
+    runtimeError(program.lastError().empty()
+                     ? "no input '" + name + "' of " + entry
+                     : program.lastError());
+  return data;
+}
+void *persistentOf(Program &program, const std::string &name) {
+  void *data = program.persistent(name);
+  if (!data)
+    runtimeError(program.lastError().empty()
+                     ? "no persistent value '" + name + "'"
+                     : program.lastError());
+  return data;
+}
+
 double elementAt(const void *data, DType t, int64_t i) {
   return elementAsDouble(static_cast<const uint8_t *>(data), t, i);
 }
@@ -601,7 +660,7 @@ void feedRows(Program &program, const Feed &f, const Dataset &d,
               const Normalization &norm, SampleAt sampleAt) {
   int64_t n = d.samples();
   int64_t xs = d.x.numElements() / n, ys = d.y.numElements() / n;
-  void *x = program.input(f.entry, f.x->name);
+  void *x = inputOf(program, f.entry, f.x->name);
   for (int64_t r = 0; r < f.batch; ++r) {
     int64_t s = sampleAt(r);
     for (int64_t k = 0; k < xs; ++k) {
@@ -615,7 +674,7 @@ void feedRows(Program &program, const Feed &f, const Dataset &d,
   }
   if (!f.labels)
     return;
-  void *y = program.input(f.entry, f.labels->name);
+  void *y = inputOf(program, f.entry, f.labels->name);
   for (int64_t r = 0; r < f.batch; ++r) {
     int64_t s = sampleAt(r);
     for (int64_t k = 0; k < ys; ++k) {
@@ -697,7 +756,7 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
     if (!program.run("eval_step", error))
       runtimeError(error);
     if (perSample) {
-      const void *z = program.output("eval_step", sig.logits->name);
+      const void *z = outputOf(program, "eval_step", sig.logits->name);
       int64_t c = sig.classes;
       for (int64_t r = 0; r < rows; ++r) {
         int64_t label = static_cast<int64_t>(d.y.at(start + r));
@@ -719,7 +778,7 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
         correct += arg == label;
       }
     } else if (sig.loss && rows == f.batch) {
-      lossSum += elementAt(program.output("eval_step", sig.loss->name),
+      lossSum += elementAt(outputOf(program, "eval_step", sig.loss->name),
                            sig.loss->dtype, 0);
       ++fullBatches;
     }
@@ -822,14 +881,17 @@ Array persistentArray(Program &program, const ValueInfo &v) {
   Array a;
   a.shape = v.shape;
   a.dtype = v.dtype;
-  const auto *p = static_cast<const uint8_t *>(program.persistent(v.name));
+  const auto *p = static_cast<const uint8_t *>(persistentOf(program, v.name));
   a.bytes.assign(p, p + v.bytes);
   return a;
 }
 
 int run(const Options &o) {
   std::string error;
-  std::unique_ptr<Program> program = Program::load(o.model, error);
+  LoadOptions load;
+  load.cuda = o.cuda;
+  load.cuda.profile = o.profile;
+  std::unique_ptr<Program> program = Program::load(o.model, load, error);
   std::string model = o.model;
   if (!o.embeddedName.empty()) {
     ::unlink(o.model.c_str());
@@ -841,6 +903,9 @@ int run(const Options &o) {
     runtimeError(error);
   if (o.threads)
     program->setThreads(static_cast<int>(*o.threads));
+  if (program->target() == "cuda" && !o.quiet)
+    std::fprintf(stderr, "running on %s\n",
+                 program->deviceDescription().c_str());
   program->setProfiling(o.profile);
   if (!program->hasEntryPoint("train_step"))
     runtimeError("'" + model +
@@ -931,7 +996,7 @@ int run(const Options &o) {
                            "from the checkpoint's; the resumed run will not "
                            "repeat the original\n");
     for (size_t i = 0; i < ckpt.values.size(); ++i)
-      std::memcpy(program->persistent(ckpt.values[i].signature.name),
+      std::memcpy(persistentOf(*program, ckpt.values[i].signature.name),
                   ckpt.values[i].bytes.data(), ckpt.values[i].bytes.size());
     seed = ckpt.seed;
     shuffle = ckpt.shuffle;
@@ -951,6 +1016,9 @@ int run(const Options &o) {
                            trainNorm, stream, error))
     runtimeError("--data: " + error);
   stream.seek(position);
+  // The position after the last batch that ran (the stream reads one batch
+  // ahead, so on a GPU the next batch is prepared while a step computes).
+  BatchPosition consumed = stream.position();
 
   if (!o.checkpointDir.empty() && !isDirectory(o.checkpointDir) &&
       ::mkdir(o.checkpointDir.c_str(), 0755) != 0)
@@ -991,7 +1059,7 @@ int run(const Options &o) {
     Checkpoint c;
     c.modelName = program->modelName();
     c.step = step;
-    BatchPosition pos = stream.position();
+    BatchPosition pos = consumed;
     c.epoch = pos.epoch;
     c.batch = pos.batch;
     c.seed = seed;
@@ -1044,7 +1112,7 @@ int run(const Options &o) {
         epochLossCount ? epochLossSum / epochLossCount : std::nan("");
     char loss[32];
     std::snprintf(loss, sizeof(loss), "%.4f", meanLoss);
-    uint64_t epoch = stream.position().epoch + 1;
+    uint64_t epoch = consumed.epoch + 1;
     if (bar) {
       if (!force && std::chrono::steady_clock::now() - lastDraw <
                         std::chrono::milliseconds(100))
@@ -1088,11 +1156,15 @@ int run(const Options &o) {
   // Training.
   std::vector<float> xBatch(train.batch * stream.xSampleSize());
   std::vector<int64_t> yBatch(train.batch * stream.ySampleSize());
-  void *xIn = program->input("train_step", train.x->name);
-  void *yIn = program->input("train_step", train.labels->name);
+  bool prefetched = false;
   while (step < totalSteps) {
     auto stepStart = std::chrono::steady_clock::now();
-    stream.next(xBatch.data(), yBatch.data());
+    if (!prefetched)
+      stream.next(xBatch.data(), yBatch.data());
+    // Fetched each step: on a GPU this waits until the last step has
+    // copied its inputs.
+    void *xIn = inputOf(*program, "train_step", train.x->name);
+    void *yIn = inputOf(*program, "train_step", train.labels->name);
     if (train.x->dtype == DType::F32)
       std::memcpy(xIn, xBatch.data(), xBatch.size() * sizeof(float));
     else
@@ -1104,28 +1176,30 @@ int run(const Options &o) {
     auto runStartTime = std::chrono::steady_clock::now();
     if (!program->run("train_step", error))
       runtimeError(error);
-    double stepMs = secondsSince(runStartTime) * 1e3;
     ++step;
-    BatchPosition pos = stream.position();
+    BatchPosition pos = consumed = stream.position();
+    prefetched = step < totalSteps;
+    if (prefetched)
+      stream.next(xBatch.data(), yBatch.data());
     if (lossInfo) {
-      double loss = elementAt(program->output("train_step", lossInfo->name),
+      double loss = elementAt(outputOf(*program, "train_step", lossInfo->name),
                               lossInfo->dtype, 0);
       epochLossSum += loss;
       ++epochLossCount;
     }
     if (lrInfo)
-      lastLr = elementAt(program->output("train_step", lrInfo->name),
+      lastLr = elementAt(outputOf(*program, "train_step", lrInfo->name),
                          lrInfo->dtype, 0);
     if (metrics) {
       std::string line = "{\"step\": " + std::to_string(step) +
                          ", \"epoch\": " + std::to_string(pos.epoch + 1);
       for (const ValueInfo *v : scalars)
         line += ", " + jsonString(v->name) + ": " +
-                jsonNumber(elementAt(program->output("train_step", v->name),
+                jsonNumber(elementAt(outputOf(*program, "train_step", v->name),
                                      v->dtype, 0),
                            v->dtype);
       char ms[32];
-      std::snprintf(ms, sizeof(ms), "%.3f", stepMs);
+      std::snprintf(ms, sizeof(ms), "%.3f", secondsSince(runStartTime) * 1e3);
       line += ", \"step_ms\": " + std::string(ms) + "}\n";
       if (std::fputs(line.c_str(), metrics) < 0 || std::fflush(metrics) != 0)
         runtimeError("--metrics: cannot write '" + o.metrics +
@@ -1159,6 +1233,8 @@ int run(const Options &o) {
       saveCheckpoint();
   }
   endBarLine();
+  if (!program->synchronize(error))
+    runtimeError(error);
   if (!o.checkpointDir.empty() && checkpointedStep != step)
     saveCheckpoint();
 
@@ -1223,11 +1299,11 @@ int run(const Options &o) {
     // Inputs are copied before the run: the memory plan may reuse their
     // storage for temporaries once they are read.
     for (const ValueInfo &v : program->inputs("eval_step"))
-      add(v, program->input("eval_step", v.name));
+      add(v, inputOf(*program, "eval_step", v.name));
     if (!program->run("eval_step", error))
       runtimeError(error);
     for (const ValueInfo &v : program->outputs("eval_step"))
-      add(v, program->output("eval_step", v.name));
+      add(v, outputOf(*program, "eval_step", v.name));
     if (!writeNpz(o.dumpEval, arrays, error))
       runtimeError("--dump-eval: " + error);
   }
@@ -1238,7 +1314,7 @@ int run(const Options &o) {
                    "' holds no ONNX model to export");
     std::vector<NamedTensor> values;
     for (const ValueInfo &v : program->persistentValues())
-      values.push_back({v.name, v.dtype, v.shape, program->persistent(v.name)});
+      values.push_back({v.name, v.dtype, v.shape, persistentOf(*program, v.name)});
     if (!exportOnnx(onnxModel, values, o.exportOnnx, error))
       runtimeError("--export-onnx: " + error);
   }
@@ -1284,6 +1360,15 @@ int main(int argc, char **argv) {
   std::string artifact;
   bool embedded = embeddedArtifact(artifact);
   Options options = parseOptions(argc, argv, embedded);
+  if (options.cudaInfo) {
+    std::string description, error;
+    if (!probeCUDA(description, error)) {
+      std::printf("no usable GPU: %s\n", error.c_str());
+      return kRuntimeError;
+    }
+    std::printf("%s\n", description.c_str());
+    return 0;
+  }
   if (!embedded)
     return run(options);
   // Program::load reads a file: hand it a private copy of the artifact,

@@ -80,7 +80,8 @@ using LibraryFunction = void (*)(const int64_t *ints, size_t numInts,
 /// The function named `name` ("cpu.matmul", ...), or null.
 LibraryFunction findLibraryFunction(const std::string &name);
 
-/// Load-time validation of an (untrusted) call: the descriptor is well
+/// Load-time validation of an (untrusted) call (`cpu.*`, or `cuda.*`, whose
+/// descriptors are the same): the descriptor is well
 /// formed (counts, positive sizes, no int64 overflow, supported element
 /// type) and the byte sizes it implies for each buffer are <=
 /// bufferBytes[i]. On failure sets `error` (naming the function and what

@@ -4,16 +4,24 @@
 /// The C++ face of the runtime: loads a .trainopt artifact, allocates its
 /// arena (one per device, sized by the compiler's memory plan), loads the
 /// kernel binaries, and runs entry points (`train_step`, `eval_step`) as
-/// their command lists. Values are reached by name: persistent values
+/// their command lists, on the CPU or, for a `cuda` artifact, on a GPU
+/// (CUDADevice.h). Values are reached by name: persistent values
 /// (parameters, optimizer and model state, the step counter) live in the
 /// arena across steps and are updated in place; the inputs and outputs of
 /// an entry point are read and written around `run`. No MLIR or LLVM.
+///
+/// On a GPU the pointers are host copies: `run` only queues the step, an
+/// input's storage is handed out once the previous run has copied it to the
+/// device, an output's once the run has finished, and a persistent value's
+/// is brought up from the device when asked for and sent back before the
+/// next run. Re-fetch pointers after each `run` rather than keeping them.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef TRAINOPT_RUNTIME_PROGRAM_H
 #define TRAINOPT_RUNTIME_PROGRAM_H
 
+#include "trainopt/Runtime/CUDADevice.h"
 #include "trainopt/Runtime/Data.h"
 
 #include <cstdint>
@@ -52,6 +60,11 @@ struct ValueInfo {
   int64_t numElements() const;
 };
 
+struct LoadOptions {
+  /// For cuda artifacts.
+  CUDAOptions cuda;
+};
+
 class Program {
 public:
   /// Reads and checks `path` (framing, schema, plan bounds, kernel
@@ -59,10 +72,15 @@ public:
   /// and sets `error` (naming the file) on failure.
   static std::unique_ptr<Program> load(const std::string &path,
                                        std::string &error);
+  static std::unique_ptr<Program> load(const std::string &path,
+                                       const LoadOptions &options,
+                                       std::string &error);
   ~Program();
 
   const artifact::Artifact &artifact() const;
   const std::string &modelName() const;
+  /// "cpu" or "cuda".
+  const std::string &target() const;
   int64_t batchSize() const;
   bool hasEntryPoint(const std::string &entry) const;
 
@@ -74,24 +92,36 @@ public:
   const std::vector<ValueInfo> &inputs(const std::string &entry) const;
   const std::vector<ValueInfo> &outputs(const std::string &entry) const;
 
-  /// Storage of a persistent value, or null when there is none by that name.
+  /// Storage of a persistent value, or null when there is none by that name
+  /// (or, on a GPU, when the copy from the device failed: `lastError`).
   void *persistent(const std::string &name);
   /// Storage of an input of `entry`, written before `run`.
   void *input(const std::string &entry, const std::string &name);
-  /// Storage of an output of `entry`, valid after `run` until the next one.
+  /// Storage of an output of `entry`, valid after `run` until the next one
+  /// (null on a GPU when the run failed: `lastError`).
   const void *output(const std::string &entry, const std::string &name) const;
 
   /// Restores every persistent value to its initial value from the artifact.
-  void resetPersistent();
+  bool resetPersistent(std::string &error);
 
-  /// Runs the command list of `entry`. Fails with a message naming the
-  /// entry point and the command.
+  /// Runs (on a GPU: queues) the command list of `entry`. Fails with a
+  /// message naming the entry point and the command.
   bool run(const std::string &entry, std::string &error);
+  /// Waits until every queued run has finished (a no-op on the CPU).
+  bool synchronize(std::string &error);
+  /// Why the last null from persistent/input/output on a GPU.
+  std::string lastError() const;
+  /// "CPU", or the GPU's name, architecture and memory.
+  std::string deviceDescription() const;
+  /// Device memory the program holds: the arena, plus on a GPU the library
+  /// workspace.
+  uint64_t deviceBytes() const;
 
   /// Threads the CPU kernels and libraries may use (0: all cores).
   void setThreads(int threads);
 
-  /// Times every command of every run from now on (`profileReport`).
+  /// Times every command of every run from now on (`profileReport`). On a
+  /// GPU, profiling is chosen when loading (CUDAOptions::profile).
   void setProfiling(bool on);
   /// Per entry point: time per run and the most expensive commands.
   std::string profileReport() const;

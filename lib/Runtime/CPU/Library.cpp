@@ -1192,7 +1192,10 @@ bool trainopt::rt::checkLibraryCall(const std::string &name,
                                     const uint64_t *bufferBytes,
                                     size_t numBuffers, std::string &error) {
   (void)floats;
-  auto it = libraryTable().find(name);
+  // `cuda.*` calls share the CPU descriptors (CUDALibraryPlan.h).
+  std::string cpuName =
+      name.compare(0, 5, "cuda.") == 0 ? "cpu." + name.substr(5) : name;
+  auto it = libraryTable().find(cpuName);
   if (it == libraryTable().end()) {
     error = "unknown library function '" + name + "'";
     return false;

@@ -3,10 +3,12 @@
 /// \file
 /// Loads a .trainopt artifact: checks every buffer of the memory plan lies
 /// inside the arena, every command names known buffers, kernels and library
-/// functions with descriptors that fit their buffers, then allocates the
-/// arena once, loads the kernel shared object (from memory, through a
-/// memfd) and resolves each command to pointers, so `run` is a loop of
-/// indirect calls with no lookups.
+/// functions with descriptors that fit their buffers. A CPU artifact then
+/// gets its arena allocated once, its kernel shared object loaded (from
+/// memory, through a memfd) and each command resolved to pointers, so `run`
+/// is a loop of indirect calls with no lookups. A CUDA artifact is handed,
+/// resolved to arena regions, to a CUDAProgram (CUDADevice.h), and the
+/// values' host storage is its pinned mirrors.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,6 +16,7 @@
 
 #include "trainopt/Artifact/ArtifactFile.h"
 #include "trainopt/Runtime/CPULibrary.h"
+#include "trainopt/Runtime/CUDADevice.h"
 
 #include <algorithm>
 #include <chrono>
@@ -59,9 +62,13 @@ struct Command {
 };
 
 struct Entry {
+  size_t index = 0;
   std::vector<Command> commands;
   std::vector<ValueInfo> inputs, outputs;
+  /// CPU: storage in the arena. CUDA: the value's index in inputs/outputs.
   std::map<std::string, void *> inputData, outputData;
+  std::map<std::string, size_t> inputIndex, outputIndex;
+  CUDAEntry cuda;
 };
 
 bool dtypeOf(art::ElementType t, DType &out) {
@@ -101,20 +108,23 @@ bool isPersistent(art::Value::Kind k) {
 struct Program::Impl {
   std::string path;
   art::Artifact artifact;
-  uint8_t *arena = nullptr;
+  bool cuda = false;
+  CUDAOptions cudaOptions;
+  std::unique_ptr<CUDAProgram> device;
+  uint8_t *arena = nullptr; // CPU
   uint64_t arenaSize = 0;
   void *library = nullptr;
-  struct BufferRef {
-    uint64_t offset, size;
-  };
-  std::map<std::string, BufferRef> buffers;
+  std::map<std::string, ArenaRegion> buffers;
   std::map<std::string, Entry> entries;
   std::vector<ValueInfo> persistent;
+  /// CPU: storage in the arena. CUDA: the value's index in `persistent`.
   std::map<std::string, void *> persistentData;
-  std::vector<std::pair<void *, const std::string *>> initial;
+  std::map<std::string, size_t> persistentIndex;
+  std::vector<std::pair<ArenaRegion, const std::string *>> initial;
   bool profile = false;
 
   ~Impl() {
+    device.reset();
     if (library)
       dlclose(library);
     std::free(arena);
@@ -125,16 +135,16 @@ struct Program::Impl {
     return false;
   }
 
-  bool resolve(const std::string &name, std::string &error, void *&out,
-               uint64_t *size = nullptr) {
+  bool region(const std::string &name, std::string &error, ArenaRegion &out) {
     auto it = buffers.find(name);
     if (it == buffers.end())
       return fail(error, "unknown buffer '" + name + "'");
-    out = arena + it->second.offset;
-    if (size)
-      *size = it->second.size;
+    out = it->second;
     return true;
   }
+
+  /// Host storage of a buffer (CPU artifacts).
+  void *at(const ArenaRegion &r) { return arena + r.offset; }
 
   bool describe(const art::Value &v, ValueInfo &info, std::string &error) {
     info.name = v.name();
@@ -165,8 +175,8 @@ struct Program::Impl {
     for (const art::KernelBinary &k : artifact.kernels()) {
       if (k.format() != art::KernelBinary::CPU_SHARED_OBJECT)
         return fail(error, "kernel binary '" + k.name() +
-                               "' is not for the CPU; this runtime runs CPU "
-                               "artifacts");
+                               "' is not for the CPU, but the artifact's "
+                               "target is cpu");
       if (library)
         return fail(error, "more than one CPU kernel binary");
       int fd = memfd_create("trainopt-kernels", MFD_CLOEXEC);
@@ -193,15 +203,170 @@ struct Program::Impl {
     return true;
   }
 
+  /// The GPU kernels: one PTX module and, optionally, its cubin.
+  bool collectGPUKernels(CUDAProgramSpec &spec, std::string &error) {
+    for (const art::KernelBinary &k : artifact.kernels()) {
+      std::string *slot;
+      if (k.format() == art::KernelBinary::PTX)
+        slot = &spec.ptx;
+      else if (k.format() == art::KernelBinary::CUBIN)
+        slot = &spec.cubin;
+      else
+        return fail(error, "kernel binary '" + k.name() +
+                               "' is not PTX or a cubin, but the artifact's "
+                               "target is cuda");
+      if (!slot->empty())
+        return fail(error, "more than one GPU kernel binary of a format");
+      if (!spec.arch.empty() && spec.arch != k.target())
+        return fail(error, "the PTX and the cubin are for different GPUs");
+      spec.arch = k.target();
+      *slot = k.binary();
+    }
+    return true;
+  }
+
+  /// Checks command `c` of entry point `ep` and adds it to `entry`.
+  bool addCommand(const art::EntryPoint &ep, const art::Command &c,
+                  Entry &entry, std::string &error) {
+    auto failIn = [&](const std::string &message) {
+      return fail(error, "entry point '" + ep.name() + "': " + message);
+    };
+    Command cmd;
+    CUDACommand gpu;
+    auto regions = [&](const auto &names, std::vector<uint64_t> *sizes) {
+      for (const std::string &b : names) {
+        ArenaRegion r;
+        if (!region(b, error, r))
+          return false;
+        gpu.buffers.push_back(r);
+        cmd.buffers.push_back(at(r));
+        if (sizes)
+          sizes->push_back(r.size);
+      }
+      return true;
+    };
+    switch (c.command_case()) {
+    case art::Command::kLaunch: {
+      const art::KernelLaunch &l = c.launch();
+      cmd.kind = Command::Launch;
+      gpu.kind = CUDACommand::Launch;
+      cmd.what = gpu.what = "kernel " + l.kernel();
+      if (!regions(l.buffers(), nullptr))
+        return false;
+      if (cuda) {
+        if (l.grid_size() < 1 || l.grid_size() > 3 ||
+            l.block_size() != l.grid_size())
+          return failIn("kernel '" + l.kernel() +
+                        "' has no 1- to 3-D grid and block");
+        gpu.kernel = l.kernel();
+        for (int d = 0; d < l.grid_size(); ++d) {
+          gpu.grid[d] = l.grid(d);
+          gpu.block[d] = l.block(d);
+        }
+        gpu.sharedMemory = l.shared_memory();
+        break;
+      }
+      std::string symbol = l.kernel() + "_packed";
+      cmd.kernel = library ? reinterpret_cast<PackedKernel>(
+                                 dlsym(library, symbol.c_str()))
+                           : nullptr;
+      if (!cmd.kernel)
+        return failIn("kernel '" + l.kernel() + "' is not in the kernel object");
+      if (l.parallel_rows() > 0) {
+        std::string range = l.kernel() + "_range_packed";
+        cmd.rangeKernel =
+            reinterpret_cast<RangeKernel>(dlsym(library, range.c_str()));
+        if (!cmd.rangeKernel || l.parallel_rows() > uint64_t(INT64_MAX) ||
+            l.work() > uint64_t(INT64_MAX))
+          return failIn("kernel '" + l.kernel() +
+                        "' claims row ranges but the kernel object has no '" +
+                        range + "'");
+        cmd.rows = static_cast<int64_t>(l.parallel_rows());
+        cmd.work = static_cast<int64_t>(l.work());
+      }
+      break;
+    }
+    case art::Command::kLibraryCall: {
+      const art::LibraryCall &lc = c.library_call();
+      cmd.kind = Command::Library;
+      gpu.kind = CUDACommand::Library;
+      cmd.what = "library call " + lc.function() + " [";
+      for (int64_t v : lc.int_args())
+        cmd.what += std::to_string(v) + " ";
+      cmd.what.back() = ']';
+      gpu.what = cmd.what;
+      std::string prefix = cuda ? "cuda." : "cpu.";
+      if (lc.function().compare(0, prefix.size(), prefix) != 0)
+        return failIn("library function '" + lc.function() +
+                      "' is not for this artifact's target (expected " +
+                      prefix + "*)");
+      if (!cuda) {
+        cmd.library = findLibraryFunction(lc.function());
+        if (!cmd.library)
+          return failIn("unknown library function '" + lc.function() + "'");
+      }
+      std::vector<uint64_t> sizes;
+      if (!regions(lc.buffers(), &sizes))
+        return false;
+      cmd.ints.assign(lc.int_args().begin(), lc.int_args().end());
+      cmd.floats.assign(lc.float_args().begin(), lc.float_args().end());
+      std::string why;
+      if (!checkLibraryCall(lc.function(), cmd.ints.data(), cmd.ints.size(),
+                            cmd.floats.data(), cmd.floats.size(), sizes.data(),
+                            sizes.size(), why))
+        return failIn(why);
+      gpu.function = lc.function();
+      gpu.ints = cmd.ints;
+      gpu.floats = cmd.floats;
+      break;
+    }
+    case art::Command::kCopy: {
+      cmd.kind = Command::Copy;
+      gpu.kind = CUDACommand::Copy;
+      cmd.what = gpu.what = "copy " + c.copy().from() + " -> " + c.copy().to();
+      if (!regions(std::vector<std::string>{c.copy().from(), c.copy().to()},
+                   nullptr))
+        return false;
+      if (c.copy().size() > gpu.buffers[0].size ||
+          c.copy().size() > gpu.buffers[1].size)
+        return failIn(cmd.what + " copies more than its buffers hold");
+      cmd.size = gpu.size = c.copy().size();
+      break;
+    }
+    case art::Command::kFill: {
+      cmd.kind = Command::Fill;
+      gpu.kind = CUDACommand::Fill;
+      cmd.what = gpu.what = "fill " + c.fill().buffer();
+      if (!regions(std::vector<std::string>{c.fill().buffer()}, nullptr))
+        return false;
+      uint64_t size = gpu.buffers[0].size;
+      if (c.fill().value().empty() || size % c.fill().value().size())
+        return failIn(cmd.what + " has a pattern that does not tile it");
+      cmd.size = size;
+      cmd.fill = gpu.pattern = c.fill().value();
+      break;
+    }
+    default:
+      return failIn("has a command this runtime does not know (collectives "
+                    "need a multi-device runtime)");
+    }
+    if (cuda)
+      entry.cuda.commands.push_back(std::move(gpu));
+    else
+      entry.commands.push_back(std::move(cmd));
+    return true;
+  }
+
   bool load(std::string &error) {
     if (!art::readArtifact(path, artifact, error))
       return false;
-    if (artifact.target() != "cpu")
+    if (artifact.target() != "cpu" && artifact.target() != "cuda")
       return fail(error, "artifact is for target '" + artifact.target() +
-                             "'; this runtime runs cpu artifacts");
+                             "'; this runtime runs cpu and cuda artifacts");
+    cuda = artifact.target() == "cuda";
     const art::MemoryPlan &plan = artifact.memory_plan();
     if (plan.arena_size_size() != 1)
-      return fail(error, "memory plan must have exactly one CPU arena");
+      return fail(error, "memory plan must have exactly one arena");
     arenaSize = plan.arena_size(0);
     if (arenaSize > (uint64_t(1) << 46))
       return fail(error, "arena of " + std::to_string(arenaSize) +
@@ -210,183 +375,110 @@ struct Program::Impl {
       if (b.device() != 0 || b.offset() > arenaSize ||
           b.size() > arenaSize - b.offset())
         return fail(error, "buffer '" + b.name() + "' lies outside the arena");
-      if (!buffers.emplace(b.name(), BufferRef{b.offset(), b.size()}).second)
+      if (!buffers.emplace(b.name(), ArenaRegion{b.offset(), b.size()}).second)
         return fail(error, "buffer '" + b.name() + "' is planned twice");
     }
-    arena = static_cast<uint8_t *>(
-        std::aligned_alloc(64, std::max<uint64_t>(64, (arenaSize + 63) / 64 * 64)));
-    if (!arena)
-      return fail(error, "cannot allocate an arena of " +
-                             std::to_string(arenaSize) + " bytes");
-    std::memset(arena, 0, arenaSize);
+    if (!cuda) {
+      arena = static_cast<uint8_t *>(std::aligned_alloc(
+          64, std::max<uint64_t>(64, (arenaSize + 63) / 64 * 64)));
+      if (!arena)
+        return fail(error, "cannot allocate an arena of " +
+                               std::to_string(arenaSize) + " bytes");
+      std::memset(arena, 0, arenaSize);
+    }
     for (const art::InitialValue &init : artifact.initial_values()) {
-      void *data;
-      uint64_t size;
-      if (!resolve(init.name(), error, data, &size))
+      ArenaRegion r;
+      if (!region(init.name(), error, r))
         return false;
       if (!init.side_file().empty())
         return fail(error, "initial value '" + init.name() +
                                "' is in a side file; side files are not "
                                "supported by this runtime yet");
-      if (init.data().size() != size)
+      if (init.data().size() != r.size)
         return fail(error, "initial value '" + init.name() + "' has " +
                                std::to_string(init.data().size()) +
-                               " bytes, its buffer " + std::to_string(size));
-      initial.push_back({data, &init.data()});
+                               " bytes, its buffer " + std::to_string(r.size));
+      initial.push_back({r, &init.data()});
     }
-    if (!loadKernels(error))
+    CUDAProgramSpec spec;
+    spec.source = path;
+    spec.arenaSize = arenaSize;
+    if (cuda ? !collectGPUKernels(spec, error) : !loadKernels(error))
       return false;
 
+    std::vector<ArenaRegion> persistentRegions;
     for (const art::EntryPoint &ep : artifact.entry_points()) {
+      if (entries.count(ep.name()))
+        return fail(error, "entry point '" + ep.name() + "' appears twice");
       Entry &entry = entries[ep.name()];
+      entry.index = entries.size() - 1;
+      entry.cuda.name = ep.name();
       for (const art::Value &v : ep.arguments()) {
         ValueInfo info;
-        if (!describe(v, info, error))
-          return false;
-        void *data;
-        if (!resolve(v.buffer(), error, data))
+        ArenaRegion r;
+        if (!describe(v, info, error) || !region(v.buffer(), error, r))
           return false;
         if (isPersistent(v.kind())) {
-          if (!persistentData.count(v.name())) {
+          if (!persistentIndex.count(v.name())) {
+            persistentIndex[v.name()] = persistent.size();
+            persistentData[v.name()] = at(r);
             persistent.push_back(info);
-            persistentData[v.name()] = data;
+            persistentRegions.push_back(r);
           }
         } else {
+          entry.inputIndex[v.name()] = entry.inputs.size();
+          entry.inputData[v.name()] = at(r);
           entry.inputs.push_back(info);
-          entry.inputData[v.name()] = data;
+          entry.cuda.inputs.push_back(r);
         }
       }
       for (const art::Value &v : ep.results()) {
         if (v.updates() >= 0)
           continue;
         ValueInfo info;
-        if (!describe(v, info, error))
+        ArenaRegion r;
+        if (!describe(v, info, error) || !region(v.buffer(), error, r))
           return false;
-        void *data;
-        if (!resolve(v.buffer(), error, data))
-          return false;
+        entry.outputIndex[v.name()] = entry.outputs.size();
+        entry.outputData[v.name()] = at(r);
         entry.outputs.push_back(info);
-        entry.outputData[v.name()] = data;
+        entry.cuda.outputs.push_back(r);
       }
-      for (const art::Command &c : ep.commands()) {
-        Command cmd;
-        switch (c.command_case()) {
-        case art::Command::kLaunch: {
-          cmd.kind = Command::Launch;
-          cmd.what = "kernel " + c.launch().kernel();
-          std::string symbol = c.launch().kernel() + "_packed";
-          cmd.kernel = library ? reinterpret_cast<PackedKernel>(
-                                     dlsym(library, symbol.c_str()))
-                               : nullptr;
-          if (!cmd.kernel)
-            return fail(error, "entry point '" + ep.name() + "': kernel '" +
-                                   c.launch().kernel() +
-                                   "' is not in the kernel object");
-          if (c.launch().parallel_rows() > 0) {
-            std::string range = c.launch().kernel() + "_range_packed";
-            cmd.rangeKernel = reinterpret_cast<RangeKernel>(
-                dlsym(library, range.c_str()));
-            if (!cmd.rangeKernel ||
-                c.launch().parallel_rows() > uint64_t(INT64_MAX) ||
-                c.launch().work() > uint64_t(INT64_MAX))
-              return fail(error, "entry point '" + ep.name() + "': kernel '" +
-                                     c.launch().kernel() +
-                                     "' claims row ranges but the kernel "
-                                     "object has no '" + range + "'");
-            cmd.rows = static_cast<int64_t>(c.launch().parallel_rows());
-            cmd.work = static_cast<int64_t>(c.launch().work());
-          }
-          for (const std::string &b : c.launch().buffers()) {
-            void *p;
-            if (!resolve(b, error, p))
-              return false;
-            cmd.buffers.push_back(p);
-          }
-          break;
-        }
-        case art::Command::kLibraryCall: {
-          const art::LibraryCall &lc = c.library_call();
-          cmd.kind = Command::Library;
-          cmd.what = "library call " + lc.function() + " [";
-          for (int64_t v : lc.int_args())
-            cmd.what += std::to_string(v) + " ";
-          cmd.what.back() = ']';
-          cmd.library = findLibraryFunction(lc.function());
-          if (!cmd.library)
-            return fail(error, "entry point '" + ep.name() +
-                                   "': unknown library function '" +
-                                   lc.function() + "'");
-          std::vector<uint64_t> sizes;
-          for (const std::string &b : lc.buffers()) {
-            void *p;
-            uint64_t size;
-            if (!resolve(b, error, p, &size))
-              return false;
-            cmd.buffers.push_back(p);
-            sizes.push_back(size);
-          }
-          cmd.ints.assign(lc.int_args().begin(), lc.int_args().end());
-          cmd.floats.assign(lc.float_args().begin(), lc.float_args().end());
-          std::string why;
-          if (!checkLibraryCall(lc.function(), cmd.ints.data(),
-                                cmd.ints.size(), cmd.floats.data(),
-                                cmd.floats.size(), sizes.data(), sizes.size(),
-                                why))
-            return fail(error, "entry point '" + ep.name() + "': " + why);
-          break;
-        }
-        case art::Command::kCopy: {
-          cmd.kind = Command::Copy;
-          cmd.what = "copy " + c.copy().from() + " -> " + c.copy().to();
-          void *from, *to;
-          uint64_t fromSize, toSize;
-          if (!resolve(c.copy().from(), error, from, &fromSize) ||
-              !resolve(c.copy().to(), error, to, &toSize))
-            return false;
-          if (c.copy().size() > fromSize || c.copy().size() > toSize)
-            return fail(error, "entry point '" + ep.name() + "': " + cmd.what +
-                                   " copies more than its buffers hold");
-          cmd.buffers = {from, to};
-          cmd.size = c.copy().size();
-          break;
-        }
-        case art::Command::kFill: {
-          cmd.kind = Command::Fill;
-          cmd.what = "fill " + c.fill().buffer();
-          void *p;
-          uint64_t size;
-          if (!resolve(c.fill().buffer(), error, p, &size))
-            return false;
-          if (c.fill().value().empty() || size % c.fill().value().size())
-            return fail(error, "entry point '" + ep.name() + "': " + cmd.what +
-                                   " has a pattern that does not tile it");
-          cmd.buffers = {p};
-          cmd.size = size;
-          cmd.fill = c.fill().value();
-          break;
-        }
-        default:
-          return fail(error, "entry point '" + ep.name() +
-                                 "' has a command this runtime does not know "
-                                 "(collectives need a multi-device runtime)");
-        }
-        entry.commands.push_back(std::move(cmd));
-      }
+      for (const art::Command &c : ep.commands())
+        if (!addCommand(ep, c, entry, error))
+          return false;
     }
-    resetPersistentValues();
-    return true;
+    if (!cuda) {
+      resetPersistentValues();
+      return true;
+    }
+    // The entry points in index order, as the device numbers them.
+    spec.entries.resize(entries.size());
+    for (auto &[name, entry] : entries)
+      spec.entries[entry.index] = std::move(entry.cuda);
+    spec.persistent = std::move(persistentRegions);
+    spec.initial = initial;
+    device = CUDAProgram::create(spec, cudaOptions, error);
+    return device != nullptr;
   }
 
   void resetPersistentValues() {
-    for (auto &[data, bytes] : initial)
-      std::memcpy(data, bytes->data(), bytes->size());
+    for (auto &[r, bytes] : initial)
+      std::memcpy(at(r), bytes->data(), bytes->size());
   }
 };
 
 std::unique_ptr<Program> Program::load(const std::string &path,
                                        std::string &error) {
+  return load(path, LoadOptions(), error);
+}
+
+std::unique_ptr<Program> Program::load(const std::string &path,
+                                       const LoadOptions &options,
+                                       std::string &error) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
+  impl->cudaOptions = options.cuda;
   if (!impl->load(error))
     return nullptr;
   return std::unique_ptr<Program>(new Program(std::move(impl)));
@@ -399,6 +491,7 @@ const art::Artifact &Program::artifact() const { return impl_->artifact; }
 const std::string &Program::modelName() const {
   return impl_->artifact.model_name();
 }
+const std::string &Program::target() const { return impl_->artifact.target(); }
 int64_t Program::batchSize() const { return impl_->artifact.batch_size(); }
 bool Program::hasEntryPoint(const std::string &entry) const {
   return impl_->entries.count(entry) != 0;
@@ -418,6 +511,12 @@ const std::vector<ValueInfo> &Program::outputs(const std::string &entry) const {
   return it == impl_->entries.end() ? kNoValues : it->second.outputs;
 }
 void *Program::persistent(const std::string &name) {
+  if (impl_->device) {
+    auto it = impl_->persistentIndex.find(name);
+    return it == impl_->persistentIndex.end()
+               ? nullptr
+               : impl_->device->persistent(it->second);
+  }
   auto it = impl_->persistentData.find(name);
   return it == impl_->persistentData.end() ? nullptr : it->second;
 }
@@ -425,6 +524,12 @@ void *Program::input(const std::string &entry, const std::string &name) {
   auto it = impl_->entries.find(entry);
   if (it == impl_->entries.end())
     return nullptr;
+  if (impl_->device) {
+    auto v = it->second.inputIndex.find(name);
+    return v == it->second.inputIndex.end()
+               ? nullptr
+               : impl_->device->input(it->second.index, v->second);
+  }
   auto v = it->second.inputData.find(name);
   return v == it->second.inputData.end() ? nullptr : v->second;
 }
@@ -433,12 +538,36 @@ const void *Program::output(const std::string &entry,
   auto it = impl_->entries.find(entry);
   if (it == impl_->entries.end())
     return nullptr;
+  if (impl_->device) {
+    auto v = it->second.outputIndex.find(name);
+    return v == it->second.outputIndex.end()
+               ? nullptr
+               : impl_->device->output(it->second.index, v->second);
+  }
   auto v = it->second.outputData.find(name);
   return v == it->second.outputData.end() ? nullptr : v->second;
 }
-void Program::resetPersistent() { impl_->resetPersistentValues(); }
+bool Program::resetPersistent(std::string &error) {
+  if (impl_->device)
+    return impl_->device->resetPersistent(error);
+  impl_->resetPersistentValues();
+  return true;
+}
 void Program::setThreads(int threads) { setLibraryThreads(threads); }
 uint64_t Program::arenaBytes() const { return impl_->arenaSize; }
+
+bool Program::synchronize(std::string &error) {
+  return !impl_->device || impl_->device->synchronize(error);
+}
+std::string Program::lastError() const {
+  return impl_->device ? impl_->device->lastError() : std::string();
+}
+std::string Program::deviceDescription() const {
+  return impl_->device ? impl_->device->deviceDescription() : "CPU";
+}
+uint64_t Program::deviceBytes() const {
+  return impl_->device ? impl_->device->deviceBytes() : impl_->arenaSize;
+}
 
 bool Program::run(const std::string &entryName, std::string &error) {
   auto it = impl_->entries.find(entryName);
@@ -446,6 +575,8 @@ bool Program::run(const std::string &entryName, std::string &error) {
     error = impl_->path + ": no entry point '" + entryName + "'";
     return false;
   }
+  if (impl_->device)
+    return impl_->device->run(it->second.index, error);
   const bool profile = impl_->profile;
   for (Command &c : it->second.commands) {
     auto start = profile ? std::chrono::steady_clock::now()
@@ -486,6 +617,8 @@ bool Program::run(const std::string &entryName, std::string &error) {
 }
 
 std::string Program::profileReport() const {
+  if (impl_->device)
+    return impl_->device->profileReport();
   std::string out;
   for (const auto &[name, entry] : impl_->entries) {
     std::vector<const Command *> cmds;

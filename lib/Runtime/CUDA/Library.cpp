@@ -1,0 +1,617 @@
+//===- Library.cpp - `cuda.*` library calls -------------------------------===//
+//
+/// \file
+/// cuda.matmul through cuBLASLt, cuda.conv* through cuDNN, pools and
+/// scatter-add through the runtime's kernels (LibraryKernels.cu). The
+/// descriptors are those of the CPU library (CPULibrary.h), row-major.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Library.h"
+
+#include "LibraryKernels.h"
+#include "trainopt/Runtime/CUDALibraryPlan.h"
+
+#include <algorithm>
+#include <array>
+
+using namespace trainopt::rt;
+using namespace trainopt::rt::cuda;
+
+namespace {
+
+constexpr int64_t kF32 = 2;
+constexpr int64_t kI64 = 5;
+/// cuBLASLt's recommended workspace on Hopper.
+constexpr uint64_t kCublasLtWorkspace = uint64_t(32) << 20;
+
+/// The largest power of two (up to 256) that divides every address.
+uint32_t alignmentOf(std::initializer_list<CUdeviceptr> addresses) {
+  uint32_t align = 256;
+  for (CUdeviceptr a : addresses)
+    while (align > 1 && a % align)
+      align /= 2;
+  return align;
+}
+
+//===----------------------------------------------------------------------===//
+// Matmul: cuBLASLt
+//===----------------------------------------------------------------------===//
+
+/// Row-major out[M,N] = lhs[M,K] x rhs[K,N] is column-major
+/// out^T[N,M] = rhs^T[N,K] x lhs^T[K,M]: cuBLASLt's A is our rhs and its B
+/// our lhs, with no data movement.
+class MatmulCall : public LibraryCall {
+public:
+  explicit MatmulCall(LibraryContext &context) : context_(context) {}
+  ~MatmulCall() override {
+    CublasLt &lt = context_.cublasLt;
+    if (preference_)
+      lt.cublasLtMatmulPreferenceDestroy(preference_);
+    for (cublasLtMatrixLayout_t l : {a_, b_, c_})
+      if (l)
+        lt.cublasLtMatrixLayoutDestroy(l);
+    if (desc_)
+      lt.cublasLtMatmulDescDestroy(desc_);
+  }
+
+  bool plan(const std::vector<int64_t> &ints,
+            const std::vector<CUdeviceptr> &buffers, std::string &error) {
+    CublasLt &lt = context_.cublasLt;
+    int64_t r = ints[1];
+    const int64_t *mnk = ints.data() + 2 + 3 * r;
+    int64_t m = mnk[0], n = mnk[1], k = mnk[2];
+    bool ta = mnk[3] != 0, tb = mnk[4] != 0;
+    f64_ = ints[0] != kF32;
+    beta_ = mnk[5] != 0 ? 1.0 : 0.0;
+    MatmulBatchPlan batches = planMatmulBatches(ints.data());
+    size_t elem = f64_ ? 8 : 4;
+    for (const auto &o : batches.offsets)
+      calls_.push_back({buffers[2] + o[0] * elem, buffers[0] + o[1] * elem,
+                        buffers[1] + o[2] * elem});
+
+    auto check = [&](cublasStatus_t s, const char *what) {
+      if (s != CUBLAS_STATUS_SUCCESS)
+        error = std::string("cuBLASLt ") + what + ": " + describeCublas(s);
+      return s == CUBLAS_STATUS_SUCCESS;
+    };
+    cudaDataType_t type = f64_ ? CUDA_R_64F : CUDA_R_32F;
+    cublasComputeType_t compute =
+        f64_ ? CUBLAS_COMPUTE_64F
+             : (context_.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
+    if (!check(lt.cublasLtMatmulDescCreate(&desc_, compute, type),
+               "cannot create a matmul descriptor"))
+      return false;
+    cublasOperation_t opA = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opB = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (!check(lt.cublasLtMatmulDescSetAttribute(
+                   desc_, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA),
+               "TRANSA") ||
+        !check(lt.cublasLtMatmulDescSetAttribute(
+                   desc_, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB),
+               "TRANSB"))
+      return false;
+    // Column-major shapes as stored: A (rhs) is N x K, or K x N when
+    // transposed; B (lhs) is K x M, or M x K when transposed.
+    auto layout = [&](cublasLtMatrixLayout_t &l, int64_t rows, int64_t cols,
+                      int64_t stride) {
+      if (!check(lt.cublasLtMatrixLayoutCreate(&l, type, rows, cols, rows),
+                 "cannot create a matrix layout"))
+        return false;
+      if (batches.batch == 1)
+        return true;
+      int32_t count = static_cast<int32_t>(batches.batch);
+      return check(lt.cublasLtMatrixLayoutSetAttribute(
+                       l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                       sizeof count),
+                   "batch count") &&
+             check(lt.cublasLtMatrixLayoutSetAttribute(
+                       l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                       sizeof stride),
+                   "batch stride");
+    };
+    if (batches.batch > INT32_MAX) {
+      error = "cuBLASLt takes at most 2^31 - 1 batched products";
+      return false;
+    }
+    if (!layout(a_, tb ? k : n, tb ? n : k, batches.strideRhs) ||
+        !layout(b_, ta ? m : k, ta ? k : m, batches.strideLhs) ||
+        !layout(c_, n, m, batches.strideOut))
+      return false;
+
+    if (!check(lt.cublasLtMatmulPreferenceCreate(&preference_),
+               "cannot create a preference"))
+      return false;
+    uint64_t limit = kCublasLtWorkspace;
+    uint32_t alignA = 256, alignB = 256, alignC = 256;
+    for (const auto &c : calls_) {
+      alignC = std::min(alignC, alignmentOf({c[0]}));
+      alignB = std::min(alignB, alignmentOf({c[1]}));
+      alignA = std::min(alignA, alignmentOf({c[2]}));
+    }
+    auto strideAlign = [&](int64_t stride) {
+      return stride ? alignmentOf({CUdeviceptr(stride * elem)}) : 256u;
+    };
+    alignA = std::min(alignA, strideAlign(batches.strideRhs));
+    alignB = std::min(alignB, strideAlign(batches.strideLhs));
+    alignC = std::min(alignC, strideAlign(batches.strideOut));
+    if (!check(lt.cublasLtMatmulPreferenceSetAttribute(
+                   preference_, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                   &limit, sizeof limit),
+               "workspace preference") ||
+        !check(lt.cublasLtMatmulPreferenceSetAttribute(
+                   preference_, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                   &alignA, sizeof alignA),
+               "alignment preference") ||
+        !check(lt.cublasLtMatmulPreferenceSetAttribute(
+                   preference_, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                   &alignB, sizeof alignB),
+               "alignment preference") ||
+        !check(lt.cublasLtMatmulPreferenceSetAttribute(
+                   preference_, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                   &alignC, sizeof alignC),
+               "alignment preference") ||
+        !check(lt.cublasLtMatmulPreferenceSetAttribute(
+                   preference_, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                   &alignC, sizeof alignC),
+               "alignment preference"))
+      return false;
+    cublasLtMatmulHeuristicResult_t result = {};
+    int found = 0;
+    if (!check(lt.cublasLtMatmulAlgoGetHeuristic(
+                   context_.cublasLtHandle, desc_, a_, b_, c_, c_, preference_,
+                   1, &result, &found),
+               "found no algorithm"))
+      return false;
+    if (found == 0) {
+      error = "cuBLASLt found no algorithm for M=" + std::to_string(m) +
+              " N=" + std::to_string(n) + " K=" + std::to_string(k);
+      return false;
+    }
+    algo_ = result.algo;
+    workspace_ = result.workspaceSize;
+    return true;
+  }
+
+  uint64_t workspaceBytes() const override { return workspace_; }
+
+  bool enqueue(CUstream stream, CUdeviceptr workspace, uint64_t,
+               std::string &error) override {
+    float alpha32 = 1.0f, beta32 = static_cast<float>(beta_);
+    double alpha64 = 1.0;
+    const void *alpha = f64_ ? static_cast<const void *>(&alpha64) : &alpha32;
+    const void *beta = f64_ ? static_cast<const void *>(&beta_) : &beta32;
+    for (const auto &c : calls_) {
+      cublasStatus_t s = context_.cublasLt.cublasLtMatmul(
+          context_.cublasLtHandle, desc_, alpha,
+          reinterpret_cast<const void *>(c[2]), a_,
+          reinterpret_cast<const void *>(c[1]), b_, beta,
+          reinterpret_cast<const void *>(c[0]), c_,
+          reinterpret_cast<void *>(c[0]), c_, &algo_,
+          reinterpret_cast<void *>(workspace), workspace_,
+          reinterpret_cast<cudaStream_t>(stream));
+      if (s != CUBLAS_STATUS_SUCCESS) {
+        error = "cublasLtMatmul: " + describeCublas(s);
+        return false;
+      }
+    }
+    return true;
+  }
+
+private:
+  LibraryContext &context_;
+  bool f64_ = false;
+  double beta_ = 0.0;
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
+  cublasLtMatmulPreference_t preference_ = nullptr;
+  cublasLtMatmulAlgo_t algo_ = {};
+  uint64_t workspace_ = 0;
+  /// Per call: out, lhs, rhs.
+  std::vector<std::array<CUdeviceptr, 3>> calls_;
+};
+
+//===----------------------------------------------------------------------===//
+// Convolution: cuDNN
+//===----------------------------------------------------------------------===//
+
+enum class ConvKind { Forward, GradInput, GradFilter };
+
+/// The first usable algorithm of cuDNN's ranked list: succeeded, within the
+/// workspace limit, not TF32 when TF32 is off; deterministic ones first, so
+/// a run repeats bit for bit.
+template <typename Perf>
+int chooseAlgorithm(const Perf *perf, int count, bool allowTensorOps,
+                    uint64_t limit) {
+  int fallback = -1;
+  for (int i = 0; i < count; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit)
+      continue;
+    if (!allowTensorOps && perf[i].mathType != CUDNN_FMA_MATH &&
+        perf[i].mathType != CUDNN_DEFAULT_MATH)
+      continue;
+    if (perf[i].determinism == CUDNN_DETERMINISTIC)
+      return i;
+    if (fallback < 0)
+      fallback = i;
+  }
+  return fallback;
+}
+
+class ConvCall : public LibraryCall {
+public:
+  ConvCall(LibraryContext &context, ConvKind kind)
+      : context_(context), kind_(kind) {}
+  ~ConvCall() override {
+    Cudnn &dnn = context_.cudnn;
+    for (cudnnTensorDescriptor_t t : {x_, y_, bias_})
+      if (t)
+        dnn.cudnnDestroyTensorDescriptor(t);
+    if (w_)
+      dnn.cudnnDestroyFilterDescriptor(w_);
+    if (conv_)
+      dnn.cudnnDestroyConvolutionDescriptor(conv_);
+  }
+
+  bool plan(const std::vector<int64_t> &ints,
+            const std::vector<CUdeviceptr> &buffers, std::string &error) {
+    Cudnn &dnn = context_.cudnn;
+    cudnnHandle_t h = context_.cudnnHandle;
+    ConvPlan p;
+    if (!planConv(ints.data(), p, error))
+      return false;
+    f64_ = ints[0] != kF32;
+    cudnnDataType_t type = f64_ ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+    auto check = [&](cudnnStatus_t s, const char *what) {
+      if (s != CUDNN_STATUS_SUCCESS)
+        error = std::string("cuDNN ") + what + ": " + dnn.cudnnGetErrorString(s);
+      return s == CUDNN_STATUS_SUCCESS;
+    };
+    int nb = 2 + p.dims;
+    auto tensor = [&](cudnnTensorDescriptor_t &t, int64_t n, int64_t c,
+                      const int *spatial) {
+      int dims[5], strides[5];
+      dims[0] = static_cast<int>(n);
+      dims[1] = static_cast<int>(c);
+      for (int d = 0; d < p.dims; ++d)
+        dims[2 + d] = spatial[d];
+      strides[nb - 1] = 1;
+      for (int d = nb - 2; d >= 0; --d)
+        strides[d] = strides[d + 1] * dims[d + 1];
+      return check(dnn.cudnnCreateTensorDescriptor(&t), "tensor descriptor") &&
+             check(dnn.cudnnSetTensorNdDescriptor(t, type, nb, dims, strides),
+                   "tensor shape");
+    };
+    int ones[3] = {1, 1, 1};
+    if (!tensor(x_, p.n, p.cin, p.in.data()) ||
+        !tensor(y_, p.n, p.cout, p.out.data()) ||
+        (p.hasBias && !tensor(bias_, 1, p.cout, ones)))
+      return false;
+    int filter[5] = {static_cast<int>(p.cout),
+                     static_cast<int>(p.cin / p.groups)};
+    for (int d = 0; d < p.dims; ++d)
+      filter[2 + d] = p.kernel[d];
+    if (!check(dnn.cudnnCreateFilterDescriptor(&w_), "filter descriptor") ||
+        !check(dnn.cudnnSetFilterNdDescriptor(w_, type, CUDNN_TENSOR_NCHW, nb,
+                                              filter),
+               "filter shape") ||
+        !check(dnn.cudnnCreateConvolutionDescriptor(&conv_),
+               "convolution descriptor") ||
+        !check(dnn.cudnnSetConvolutionNdDescriptor(
+                   conv_, p.dims, p.pad.data(), p.stride.data(),
+                   p.dilation.data(), CUDNN_CROSS_CORRELATION, type),
+               "convolution shape") ||
+        !check(dnn.cudnnSetConvolutionGroupCount(conv_,
+                                                 static_cast<int>(p.groups)),
+               "group count"))
+      return false;
+    bool tensorOps = !f64_ && context_.tf32;
+    if (!check(dnn.cudnnSetConvolutionMathType(
+                   conv_, f64_ ? CUDNN_DEFAULT_MATH
+                               : (tensorOps ? CUDNN_TENSOR_OP_MATH
+                                            : CUDNN_FMA_MATH)),
+               "math type"))
+      return false;
+
+    constexpr int kMax = 16;
+    int found = 0, pick = -1;
+    cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+    size_t bytes = 0;
+    switch (kind_) {
+    case ConvKind::Forward: {
+      x = buffers[0], w = buffers[1], y = buffers[p.hasBias ? 3 : 2];
+      if (p.hasBias)
+        b = buffers[2];
+      cudnnConvolutionFwdAlgoPerf_t perf[kMax];
+      if (!check(dnn.cudnnGetConvolutionForwardAlgorithm_v7(
+                     h, x_, w_, conv_, y_, kMax, &found, perf),
+                 "forward algorithm"))
+        return false;
+      pick = chooseAlgorithm(perf, found, tensorOps, context_.workspaceLimit);
+      if (pick >= 0)
+        fwd_ = perf[pick].algo, math = perf[pick].mathType;
+      break;
+    }
+    case ConvKind::GradInput: {
+      y = buffers[0], w = buffers[1], x = buffers[2];
+      cudnnConvolutionBwdDataAlgoPerf_t perf[kMax];
+      if (!check(dnn.cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                     h, w_, y_, conv_, x_, kMax, &found, perf),
+                 "backward-data algorithm"))
+        return false;
+      pick = chooseAlgorithm(perf, found, tensorOps, context_.workspaceLimit);
+      if (pick >= 0)
+        data_ = perf[pick].algo, math = perf[pick].mathType;
+      break;
+    }
+    case ConvKind::GradFilter: {
+      x = buffers[0], y = buffers[1], w = buffers[2];
+      cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
+      if (!check(dnn.cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                     h, x_, y_, conv_, w_, kMax, &found, perf),
+                 "backward-filter algorithm"))
+        return false;
+      pick = chooseAlgorithm(perf, found, tensorOps, context_.workspaceLimit);
+      if (pick >= 0)
+        filter_ = perf[pick].algo, math = perf[pick].mathType;
+      break;
+    }
+    }
+    if (pick < 0) {
+      error = "cuDNN offers no algorithm for this convolution within a " +
+              std::to_string(context_.workspaceLimit >> 20) +
+              " MiB workspace";
+      return false;
+    }
+    if (!check(dnn.cudnnSetConvolutionMathType(conv_, math), "math type"))
+      return false;
+    switch (kind_) {
+    case ConvKind::Forward:
+      if (!check(dnn.cudnnGetConvolutionForwardWorkspaceSize(
+                     h, x_, w_, conv_, y_, fwd_, &bytes),
+                 "workspace size"))
+        return false;
+      break;
+    case ConvKind::GradInput:
+      if (!check(dnn.cudnnGetConvolutionBackwardDataWorkspaceSize(
+                     h, w_, y_, conv_, x_, data_, &bytes),
+                 "workspace size"))
+        return false;
+      break;
+    case ConvKind::GradFilter:
+      if (!check(dnn.cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                     h, x_, y_, conv_, w_, filter_, &bytes),
+                 "workspace size"))
+        return false;
+      break;
+    }
+    workspace_ = bytes;
+    return true;
+  }
+
+  uint64_t workspaceBytes() const override { return workspace_; }
+
+  bool enqueue(CUstream, CUdeviceptr workspace, uint64_t,
+               std::string &error) override {
+    Cudnn &dnn = context_.cudnn;
+    cudnnHandle_t h = context_.cudnnHandle;
+    float one32 = 1.0f, zero32 = 0.0f;
+    double one64 = 1.0, zero64 = 0.0;
+    const void *one = f64_ ? static_cast<const void *>(&one64) : &one32;
+    const void *zero = f64_ ? static_cast<const void *>(&zero64) : &zero32;
+    void *ws = reinterpret_cast<void *>(workspace);
+    auto ptr = [](CUdeviceptr p) { return reinterpret_cast<void *>(p); };
+    cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+    switch (kind_) {
+    case ConvKind::Forward:
+      s = dnn.cudnnConvolutionForward(h, one, x_, ptr(x), w_, ptr(w), conv_,
+                                      fwd_, ws, workspace_, zero, y_, ptr(y));
+      if (s == CUDNN_STATUS_SUCCESS && bias_)
+        s = dnn.cudnnAddTensor(h, one, bias_, ptr(b), one, y_, ptr(y));
+      break;
+    case ConvKind::GradInput:
+      s = dnn.cudnnConvolutionBackwardData(h, one, w_, ptr(w), y_, ptr(y),
+                                           conv_, data_, ws, workspace_, zero,
+                                           x_, ptr(x));
+      break;
+    case ConvKind::GradFilter:
+      s = dnn.cudnnConvolutionBackwardFilter(h, one, x_, ptr(x), y_, ptr(y),
+                                             conv_, filter_, ws, workspace_,
+                                             zero, w_, ptr(w));
+      break;
+    }
+    if (s != CUDNN_STATUS_SUCCESS) {
+      error = std::string("cuDNN: ") + dnn.cudnnGetErrorString(s);
+      return false;
+    }
+    return true;
+  }
+
+private:
+  LibraryContext &context_;
+  ConvKind kind_;
+  bool f64_ = false;
+  cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, bias_ = nullptr;
+  cudnnFilterDescriptor_t w_ = nullptr;
+  cudnnConvolutionDescriptor_t conv_ = nullptr;
+  cudnnConvolutionFwdAlgo_t fwd_ = {};
+  cudnnConvolutionBwdDataAlgo_t data_ = {};
+  cudnnConvolutionBwdFilterAlgo_t filter_ = {};
+  uint64_t workspace_ = 0;
+  /// The input (or its gradient), filter (or its gradient), output (or its
+  /// gradient) and bias.
+  CUdeviceptr x = 0, w = 0, y = 0, b = 0;
+};
+
+//===----------------------------------------------------------------------===//
+// Runtime kernels: pools, scatter-add
+//===----------------------------------------------------------------------===//
+
+/// A launch of one of the runtime's kernels with a by-value parameter
+/// struct followed by buffer pointers.
+template <typename Params> class KernelCall : public LibraryCall {
+public:
+  KernelCall(LibraryContext &context, CUfunction fn, const Params &params,
+             std::vector<CUdeviceptr> buffers, int64_t threads)
+      : context_(context), fn_(fn), params_(params),
+        buffers_(std::move(buffers)) {
+    int64_t blocks = (threads + kBlock - 1) / kBlock;
+    grid_ = static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, 1 << 20));
+  }
+
+  bool enqueue(CUstream stream, CUdeviceptr, uint64_t,
+               std::string &error) override {
+    void *args[8] = {&params_};
+    for (size_t i = 0; i < buffers_.size(); ++i)
+      args[i + 1] = &buffers_[i];
+    CUresult r = context_.driver->cuLaunchKernel(
+        fn_, grid_, 1, 1, kBlock, 1, 1, 0, stream, args, nullptr);
+    if (r != CUDA_SUCCESS) {
+      error = "cuLaunchKernel: " + context_.driver->describe(r);
+      return false;
+    }
+    return true;
+  }
+
+private:
+  static constexpr unsigned kBlock = 256;
+  LibraryContext &context_;
+  CUfunction fn_;
+  Params params_;
+  std::vector<CUdeviceptr> buffers_;
+  unsigned grid_ = 1;
+};
+
+PoolParams poolParams(const std::vector<int64_t> &ints, bool avg) {
+  PoolParams p = {};
+  int64_t s = ints[1];
+  p.planes = ints[2] * ints[3];
+  const int64_t *w = ints.data() + 4;
+  long long *fields[7] = {p.in, p.k, p.out, p.stride, p.dil, p.padB, p.padE};
+  int64_t lead = 3 - s;
+  for (int f = 0; f < 7; ++f)
+    for (int64_t d = 0; d < 3; ++d)
+      fields[f][d] = d < lead ? (f >= 5 ? 0 : 1) : w[f * s + d - lead];
+  p.includePad = avg ? ints[4 + 7 * s] : 0;
+  return p;
+}
+
+} // namespace
+
+LibraryCall::~LibraryCall() = default;
+
+bool LibraryContext::needCublasLt(std::string &error) {
+  if (cublasLtHandle)
+    return true;
+  if (!cublasLt.cublasLtCreate && !cublasLt.load(error))
+    return false;
+  cublasStatus_t s = cublasLt.cublasLtCreate(&cublasLtHandle);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    error = "cublasLtCreate: " + describeCublas(s);
+    cublasLtHandle = nullptr;
+    return false;
+  }
+  return true;
+}
+
+bool LibraryContext::needCudnn(CUstream stream, std::string &error) {
+  if (cudnnHandle)
+    return true;
+  if (!cudnn.cudnnCreate && !cudnn.load(error))
+    return false;
+  cudnnStatus_t s = cudnn.cudnnCreate(&cudnnHandle);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = cudnn.cudnnSetStream(cudnnHandle, reinterpret_cast<cudaStream_t>(stream));
+  if (s != CUDNN_STATUS_SUCCESS) {
+    error = std::string("cuDNN: ") + cudnn.cudnnGetErrorString(s);
+    return false;
+  }
+  return true;
+}
+
+CUfunction LibraryContext::kernel(const std::string &name, std::string &error) {
+  CUfunction fn = nullptr;
+  if (!kernels) {
+    error = "this runtime was built without its CUDA library kernels (no "
+            "nvcc at build time), so it cannot run '" + name + "'";
+    return nullptr;
+  }
+  CUresult r = driver->cuModuleGetFunction(&fn, kernels, name.c_str());
+  if (r != CUDA_SUCCESS) {
+    error = "the runtime's kernel '" + name + "' is missing: " +
+            driver->describe(r);
+    return nullptr;
+  }
+  return fn;
+}
+
+void LibraryContext::release() {
+  if (cublasLtHandle)
+    cublasLt.cublasLtDestroy(cublasLtHandle);
+  if (cudnnHandle)
+    cudnn.cudnnDestroy(cudnnHandle);
+  cublasLtHandle = nullptr;
+  cudnnHandle = nullptr;
+}
+
+std::unique_ptr<LibraryCall> trainopt::rt::cuda::planLibraryCall(
+    LibraryContext &context, CUstream stream, const std::string &function,
+    const std::vector<int64_t> &ints, const std::vector<CUdeviceptr> &buffers,
+    std::string &error) {
+  std::string suffix = ints[0] == kF32 ? "f32" : "f64";
+  if (function == "cuda.matmul") {
+    if (!context.needCublasLt(error))
+      return nullptr;
+    auto call = std::make_unique<MatmulCall>(context);
+    if (!call->plan(ints, buffers, error))
+      return nullptr;
+    return call;
+  }
+  if (function == "cuda.conv" || function == "cuda.conv_grad_input" ||
+      function == "cuda.conv_grad_filter") {
+    if (!context.needCudnn(stream, error))
+      return nullptr;
+    ConvKind kind = function == "cuda.conv" ? ConvKind::Forward
+                    : function == "cuda.conv_grad_input" ? ConvKind::GradInput
+                                                         : ConvKind::GradFilter;
+    auto call = std::make_unique<ConvCall>(context, kind);
+    if (!call->plan(ints, buffers, error))
+      return nullptr;
+    return call;
+  }
+  struct PoolFunction {
+    const char *name, *kernel;
+    bool avg, overInput;
+  };
+  static const PoolFunction pools[] = {
+      {"cuda.max_pool", "trainopt_max_pool_", false, false},
+      {"cuda.max_pool_grad", "trainopt_max_pool_grad_", false, true},
+      {"cuda.avg_pool", "trainopt_avg_pool_", true, false},
+      {"cuda.avg_pool_grad", "trainopt_avg_pool_grad_", true, true},
+  };
+  for (const PoolFunction &f : pools) {
+    if (function != f.name)
+      continue;
+    CUfunction fn = context.kernel(f.kernel + suffix, error);
+    if (!fn)
+      return nullptr;
+    PoolParams p = poolParams(ints, f.avg);
+    int64_t threads =
+        p.planes * (f.overInput ? p.in[0] * p.in[1] * p.in[2]
+                                : p.out[0] * p.out[1] * p.out[2]);
+    return std::make_unique<KernelCall<PoolParams>>(context, fn, p, buffers,
+                                                    threads);
+  }
+  if (function == "cuda.scatter_add") {
+    std::string name = "trainopt_scatter_add_" + suffix +
+                       (ints[1] == kI64 ? "_i64" : "_i32");
+    CUfunction fn = context.kernel(name, error);
+    if (!fn)
+      return nullptr;
+    ScatterAddParams p = {ints[2], ints[3], ints[4], ints[5]};
+    return std::make_unique<KernelCall<ScatterAddParams>>(
+        context, fn, p, buffers, p.outer * p.inner);
+  }
+  error = "no CUDA implementation of '" + function + "'";
+  return nullptr;
+}

@@ -1,0 +1,263 @@
+//===- LibraryKernels.cu - the CUDA library's own kernels -----------------===//
+//
+/// \file
+/// Pooling, scatter-add and fill kernels for `cuda.*` library calls whose
+/// semantics (the evaluator's, lib/Evaluator) cuDNN does not give: see
+/// LibraryKernels.h. One thread per output element, 64-bit indices, grid
+/// stride loops so any size fits a bounded grid.
+//
+//===----------------------------------------------------------------------===//
+
+#include "LibraryKernels.h"
+
+using trainopt::rt::cuda::FillParams;
+using trainopt::rt::cuda::PoolParams;
+using trainopt::rt::cuda::ScatterAddParams;
+
+namespace {
+
+#define GRID_STRIDE(i, n)                                                      \
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
+       i += (long long)gridDim.x * blockDim.x)
+
+/// The taps [lo, hi) of dim d that land inside the input for output o.
+__device__ inline void tapRange(const PoolParams &p, int d, long long o,
+                                long long &lo, long long &hi) {
+  long long base = o * p.stride[d] - p.padB[d];
+  long long dil = p.dil[d];
+  lo = base >= 0 ? 0 : (-base + dil - 1) / dil;
+  long long room = p.in[d] - base;
+  hi = room <= 0 ? 0 : min(p.k[d], (room + dil - 1) / dil);
+  if (hi < lo)
+    hi = lo;
+}
+
+__device__ inline long long paddedTaps(const PoolParams &p, int d,
+                                       long long o) {
+  long long room = p.in[d] + p.padE[d] - (o * p.stride[d] - p.padB[d]);
+  return room <= 0 ? 0 : min(p.k[d], (room + p.dil[d] - 1) / p.dil[d]);
+}
+
+/// Splits a plane offset into three spatial positions.
+__device__ inline void unflatten(const long long *dims, long long at,
+                                 long long pos[3]) {
+  pos[2] = at % dims[2];
+  at /= dims[2];
+  pos[1] = at % dims[1];
+  pos[0] = at / dims[1];
+}
+
+/// The input offset (in its plane) of the first maximum of window `o`, in
+/// window order with strict `>` (the CPU library's rule), or -1.
+template <typename T>
+__device__ long long windowArgmax(const PoolParams &p, const T *x,
+                                  const long long o[3]) {
+  long long lo[3], hi[3];
+  for (int d = 0; d < 3; ++d)
+    tapRange(p, d, o[d], lo[d], hi[d]);
+  long long best = -1;
+  T bestValue = T(0);
+  for (long long kd = lo[0]; kd < hi[0]; ++kd)
+    for (long long kh = lo[1]; kh < hi[1]; ++kh)
+      for (long long kw = lo[2]; kw < hi[2]; ++kw) {
+        long long at =
+            ((o[0] * p.stride[0] - p.padB[0] + kd * p.dil[0]) * p.in[1] +
+             o[1] * p.stride[1] - p.padB[1] + kh * p.dil[1]) *
+                p.in[2] +
+            o[2] * p.stride[2] - p.padB[2] + kw * p.dil[2];
+        if (best < 0 || x[at] > bestValue)
+          best = at, bestValue = x[at];
+      }
+  return best;
+}
+
+/// Calls fn(o[3], flat) for each window that has input position `pos` as a
+/// tap, in row-major output order.
+template <typename Fn>
+__device__ void forEachWindowOf(const PoolParams &p, const long long pos[3],
+                                const Fn &fn) {
+  long long first[3], last[3];
+  for (int d = 0; d < 3; ++d) {
+    long long shifted = pos[d] + p.padB[d]; // = o * stride + k * dil
+    long long reach = (p.k[d] - 1) * p.dil[d];
+    long long lo = shifted - reach <= 0
+                       ? 0
+                       : (shifted - reach + p.stride[d] - 1) / p.stride[d];
+    first[d] = lo;
+    last[d] = min(p.out[d] - 1, shifted / p.stride[d]);
+  }
+  long long o[3];
+  for (o[0] = first[0]; o[0] <= last[0]; ++o[0]) {
+    if ((pos[0] + p.padB[0] - o[0] * p.stride[0]) % p.dil[0])
+      continue;
+    for (o[1] = first[1]; o[1] <= last[1]; ++o[1]) {
+      if ((pos[1] + p.padB[1] - o[1] * p.stride[1]) % p.dil[1])
+        continue;
+      for (o[2] = first[2]; o[2] <= last[2]; ++o[2]) {
+        if ((pos[2] + p.padB[2] - o[2] * p.stride[2]) % p.dil[2])
+          continue;
+        fn(o, (o[0] * p.out[1] + o[1]) * p.out[2] + o[2]);
+      }
+    }
+  }
+}
+
+template <typename T>
+__device__ void maxPool(PoolParams p, const T *x, T *y) {
+  long long inSize = p.in[0] * p.in[1] * p.in[2];
+  long long outSize = p.out[0] * p.out[1] * p.out[2];
+  GRID_STRIDE(i, p.planes * outSize) {
+    long long plane = i / outSize, o[3];
+    unflatten(p.out, i % outSize, o);
+    // std::max's rule: a NaN never replaces the running maximum, which
+    // starts at -inf (a window with no tap inside the input gives -inf).
+    T acc = -T(INFINITY);
+    long long lo[3], hi[3];
+    for (int d = 0; d < 3; ++d)
+      tapRange(p, d, o[d], lo[d], hi[d]);
+    const T *xp = x + plane * inSize;
+    for (long long kd = lo[0]; kd < hi[0]; ++kd)
+      for (long long kh = lo[1]; kh < hi[1]; ++kh)
+        for (long long kw = lo[2]; kw < hi[2]; ++kw) {
+          T v = xp[((o[0] * p.stride[0] - p.padB[0] + kd * p.dil[0]) *
+                        p.in[1] +
+                    o[1] * p.stride[1] - p.padB[1] + kh * p.dil[1]) *
+                       p.in[2] +
+                   o[2] * p.stride[2] - p.padB[2] + kw * p.dil[2]];
+          acc = acc < v ? v : acc;
+        }
+    y[i] = acc;
+  }
+}
+
+template <typename T>
+__device__ void maxPoolGrad(PoolParams p, const T *x, const T *dy, T *dx) {
+  long long inSize = p.in[0] * p.in[1] * p.in[2];
+  long long outSize = p.out[0] * p.out[1] * p.out[2];
+  GRID_STRIDE(i, p.planes * inSize) {
+    long long plane = i / inSize, at = i % inSize, pos[3];
+    unflatten(p.in, at, pos);
+    const T *xp = x + plane * inSize;
+    const T *dyp = dy + plane * outSize;
+    T sum = T(0);
+    forEachWindowOf(p, pos, [&](const long long o[3], long long flat) {
+      if (windowArgmax(p, xp, o) == at)
+        sum += dyp[flat];
+    });
+    dx[i] = sum;
+  }
+}
+
+__device__ inline long long avgCount(const PoolParams &p,
+                                     const long long o[3]) {
+  long long count = 1;
+  for (int d = 0; d < 3; ++d) {
+    if (p.includePad) {
+      count *= paddedTaps(p, d, o[d]);
+    } else {
+      long long lo, hi;
+      tapRange(p, d, o[d], lo, hi);
+      count *= hi - lo;
+    }
+  }
+  return count > 1 ? count : 1;
+}
+
+template <typename T>
+__device__ void avgPool(PoolParams p, const T *x, T *y) {
+  long long inSize = p.in[0] * p.in[1] * p.in[2];
+  long long outSize = p.out[0] * p.out[1] * p.out[2];
+  GRID_STRIDE(i, p.planes * outSize) {
+    long long plane = i / outSize, o[3], lo[3], hi[3];
+    unflatten(p.out, i % outSize, o);
+    for (int d = 0; d < 3; ++d)
+      tapRange(p, d, o[d], lo[d], hi[d]);
+    const T *xp = x + plane * inSize;
+    double acc = 0.0;
+    for (long long kd = lo[0]; kd < hi[0]; ++kd)
+      for (long long kh = lo[1]; kh < hi[1]; ++kh)
+        for (long long kw = lo[2]; kw < hi[2]; ++kw)
+          acc += xp[((o[0] * p.stride[0] - p.padB[0] + kd * p.dil[0]) *
+                         p.in[1] +
+                     o[1] * p.stride[1] - p.padB[1] + kh * p.dil[1]) *
+                        p.in[2] +
+                    o[2] * p.stride[2] - p.padB[2] + kw * p.dil[2]];
+    y[i] = static_cast<T>(acc / avgCount(p, o));
+  }
+}
+
+template <typename T>
+__device__ void avgPoolGrad(PoolParams p, const T *dy, T *dx) {
+  long long inSize = p.in[0] * p.in[1] * p.in[2];
+  long long outSize = p.out[0] * p.out[1] * p.out[2];
+  GRID_STRIDE(i, p.planes * inSize) {
+    long long plane = i / inSize, pos[3];
+    unflatten(p.in, i % inSize, pos);
+    const T *dyp = dy + plane * outSize;
+    T sum = T(0);
+    forEachWindowOf(p, pos, [&](const long long o[3], long long flat) {
+      sum += static_cast<T>(static_cast<double>(dyp[flat]) / avgCount(p, o));
+    });
+    dx[i] = sum;
+  }
+}
+
+/// One thread per (outer, inner) column: zero it, then add the updates in
+/// index order.
+template <typename T, typename I>
+__device__ void scatterAdd(ScatterAddParams p, const I *indices,
+                           const T *updates, T *out) {
+  GRID_STRIDE(c, p.outer * p.inner) {
+    long long o = c / p.inner, i = c % p.inner;
+    T *column = out + o * p.axis * p.inner + i;
+    for (long long a = 0; a < p.axis; ++a)
+      column[a * p.inner] = T(0);
+    const T *src = updates + o * p.count * p.inner + i;
+    for (long long q = 0; q < p.count; ++q) {
+      long long v = static_cast<long long>(indices[q]);
+      if (v < -p.axis || v >= p.axis)
+        continue;
+      if (v < 0)
+        v += p.axis;
+      column[v * p.inner] += src[q * p.inner];
+    }
+  }
+}
+
+} // namespace
+
+extern "C" {
+
+#define TRAINOPT_POOL_KERNELS(T, suffix)                                       \
+  __global__ void trainopt_max_pool_##suffix(PoolParams p, const T *x, T *y) {  \
+    maxPool(p, x, y);                                                          \
+  }                                                                            \
+  __global__ void trainopt_max_pool_grad_##suffix(PoolParams p, const T *x,    \
+                                                  const T *dy, T *dx) {       \
+    maxPoolGrad(p, x, dy, dx);                                                 \
+  }                                                                            \
+  __global__ void trainopt_avg_pool_##suffix(PoolParams p, const T *x, T *y) {  \
+    avgPool(p, x, y);                                                          \
+  }                                                                            \
+  __global__ void trainopt_avg_pool_grad_##suffix(PoolParams p, const T *dy,   \
+                                                  T *dx) {                    \
+    avgPoolGrad(p, dy, dx);                                                    \
+  }                                                                            \
+  __global__ void trainopt_scatter_add_##suffix##_i64(                         \
+      ScatterAddParams p, const long long *indices, const T *updates,          \
+      T *out) {                                                                \
+    scatterAdd(p, indices, updates, out);                                      \
+  }                                                                            \
+  __global__ void trainopt_scatter_add_##suffix##_i32(                         \
+      ScatterAddParams p, const int *indices, const T *updates, T *out) {      \
+    scatterAdd(p, indices, updates, out);                                      \
+  }
+
+TRAINOPT_POOL_KERNELS(float, f32)
+TRAINOPT_POOL_KERNELS(double, f64)
+
+__global__ void trainopt_fill64(FillParams p, unsigned long long *out) {
+  GRID_STRIDE(i, p.words) { out[i] = p.pattern; }
+}
+
+} // extern "C"
