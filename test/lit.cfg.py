@@ -77,6 +77,16 @@ ptxas = shutil.which("ptxas") or os.path.join(cuda_root, "bin/ptxas")
 if os.access(ptxas, os.X_OK):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
-if config.enable_cuda and shutil.which("nvidia-smi") and subprocess.run(
-        ["nvidia-smi"], capture_output=True).returncode == 0:
-    config.available_features.add("cuda")
+# A usable GPU (driver, device): GPU tests carry `REQUIRES: cuda`.
+if config.enable_cuda:
+    try:
+        probe = subprocess.run(
+            [os.path.join(config.trainopt_tools_dir, "trainopt-run"), "--cuda-info"],
+            capture_output=True, text=True, timeout=120)
+        if probe.returncode == 0:
+            config.available_features.add("cuda")
+            lit_config.note(f"GPU tests run on {probe.stdout.strip()}")
+        else:
+            lit_config.note(f"GPU tests are UNSUPPORTED: {probe.stdout.strip()}")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        lit_config.note(f"GPU tests are UNSUPPORTED: {e}")

@@ -6,10 +6,20 @@
 /// every kernel tap, in double), in f32 and f64, on small shapes that
 /// exercise strides, dilations, asymmetric padding, groups, bias, 1-3
 /// spatial dims, broadcast batches and transposes; and the load-time checks.
+///
+/// Built a second time with TRAINOPT_TEST_CUDA_LIBRARY as
+/// TrainoptCUDALibraryTests: the same cases then run the `cuda.*` functions
+/// on a GPU (CUDALibraryRunner.h, TF32 off), and skip without one.
 //
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Runtime/CPULibrary.h"
+
+#ifdef TRAINOPT_TEST_CUDA_LIBRARY
+#include "CUDALibraryRunner.h"
+#include "trainopt/Runtime/CUDALibraryPlan.h"
+#define CPULibraryTest CUDALibraryTest
+#endif
 
 #include <gtest/gtest.h>
 
@@ -102,6 +112,12 @@ void invoke(const std::string &name, const Ints &ints,
   ASSERT_TRUE(checkLibraryCall(name, ints.data(), ints.size(), nullptr, 0,
                                sizes.data(), sizes.size(), error))
       << error;
+#ifdef TRAINOPT_TEST_CUDA_LIBRARY
+  ASSERT_TRUE(runCUDALibraryCall("cuda." + name.substr(4), ints, buffers,
+                                 error))
+      << error;
+  return;
+#endif
   LibraryFunction fn = findLibraryFunction(name);
   ASSERT_NE(fn, nullptr);
   fn(ints.data(), ints.size(), nullptr, 0, pointers.data());
@@ -213,6 +229,19 @@ template <typename Fn> void forEachConvTerm(const ConvCase &c, const Fn &fn) {
 /// Checks a convolution and its gradients against loops; returns the
 /// output, input-gradient and filter-gradient bytes, concatenated.
 template <typename T> Bytes runConvCase(const ConvCase &c, unsigned seed) {
+#ifdef TRAINOPT_TEST_CUDA_LIBRARY
+  {
+    // cuDNN pads both ends alike; a call it cannot express is refused at
+    // load (CUDALibraryPlan.h) rather than computed wrongly.
+    ConvPlan plan;
+    std::string why;
+    Ints ints = convInts(etype<T>(), c, c.bias);
+    if (!planConv(ints.data(), plan, why)) {
+      EXPECT_NE(c.w.padB, c.w.padE) << why;
+      return {};
+    }
+  }
+#endif
   std::mt19937 rng(seed);
   int64_t xSize = c.n * c.cin * product(c.w.in);
   int64_t wSize = c.cout * (c.cin / c.groups) * product(c.w.k);
@@ -272,7 +301,16 @@ template <typename Fn> void expectSameBitsAcrossThreads(const Fn &check) {
   setLibraryThreads(0);
 }
 
-template <typename T> class CPULibraryTest : public ::testing::Test {};
+template <typename T> class CPULibraryTest : public ::testing::Test {
+#ifdef TRAINOPT_TEST_CUDA_LIBRARY
+protected:
+  void SetUp() override {
+    std::string why;
+    if (!cudaAvailable(why))
+      GTEST_SKIP() << "no GPU: " << why;
+  }
+#endif
+};
 using ElementTypes = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(CPULibraryTest, ElementTypes);
 
@@ -610,6 +648,7 @@ TYPED_TEST(CPULibraryTest, ScatterAdd) {
   runScatterAddCase<T, int32_t>(2, 3, 3, {}, 83);
 }
 
+#ifndef TRAINOPT_TEST_CUDA_LIBRARY
 //===----------------------------------------------------------------------===//
 // Load-time checks
 //===----------------------------------------------------------------------===//
@@ -766,5 +805,7 @@ TEST(CPULibraryCheckTest, ScatterAdd) {
   bad[2] = bad[3] = bad[5] = int64_t(1) << 40;
   EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
 }
+
+#endif // TRAINOPT_TEST_CUDA_LIBRARY
 
 } // namespace

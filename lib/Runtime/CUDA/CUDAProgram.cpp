@@ -491,6 +491,9 @@ bool Impl::enqueueCommand(Command &c, const std::string &entry,
                           std::string &error) {
   std::string why;
   CUresult r = CUDA_SUCCESS;
+  if ((c.kind == CUDACommand::Copy || c.kind == CUDACommand::Fill) &&
+      c.size == 0)
+    return true;
   switch (c.kind) {
   case CUDACommand::Launch:
     r = driver_.cuLaunchKernel(c.function, c.grid[0], c.grid[1], c.grid[2],
@@ -546,8 +549,9 @@ bool Impl::enqueueCommand(Command &c, const std::string &entry,
 }
 
 bool Impl::enqueueCommands(Entry &e, std::string &error) {
+  // (Empty copies are skipped: a graph refuses a zero-byte copy node.)
   for (auto &[device, host] : e.inputs)
-    if (!check(driver_.cuMemcpyHtoDAsync(device, host.data, host.size, stream_),
+    if (host.size && !check(driver_.cuMemcpyHtoDAsync(device, host.data, host.size, stream_),
                "entry point '" + e.name + "': copying an input to the GPU",
                error))
       return false;
@@ -566,7 +570,7 @@ bool Impl::enqueueCommands(Entry &e, std::string &error) {
              error))
     return false;
   for (auto &[device, host] : e.outputs)
-    if (!check(driver_.cuMemcpyDtoHAsync(host.data, device, host.size, stream_),
+    if (host.size && !check(driver_.cuMemcpyDtoHAsync(host.data, device, host.size, stream_),
                "entry point '" + e.name + "': copying an output from the GPU",
                error))
       return false;
