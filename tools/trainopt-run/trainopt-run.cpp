@@ -129,8 +129,10 @@ Output:
                         progress bar
   --metrics=FILE.jsonl  one JSON object per step (step, epoch, loss, lr,
                         grad_norm, other scalar outputs of train_step,
-                        step_ms), then one with "summary": true; appended to
-                        when resuming
+                        step_ms: this step from its run to its outputs read,
+                        t_ms: since the first step of this run started),
+                        then one with "summary": true; appended to when
+                        resuming
   --no-train-eval       skip the final evaluation on the training data
   --eval-every-epoch    evaluate on --eval-data after every epoch
 
@@ -1200,7 +1202,9 @@ int run(const Options &o) {
                            v->dtype);
       char ms[32];
       std::snprintf(ms, sizeof(ms), "%.3f", secondsSince(runStartTime) * 1e3);
-      line += ", \"step_ms\": " + std::string(ms) + "}\n";
+      line += ", \"step_ms\": " + std::string(ms);
+      std::snprintf(ms, sizeof(ms), "%.3f", secondsSince(runStart) * 1e3);
+      line += ", \"t_ms\": " + std::string(ms) + "}\n";
       if (std::fputs(line.c_str(), metrics) < 0 || std::fflush(metrics) != 0)
         runtimeError("--metrics: cannot write '" + o.metrics +
                      "': " + std::strerror(errno));
@@ -1267,7 +1271,10 @@ int run(const Options &o) {
         ", \"steps\": " + std::to_string(step) +
         ", \"epochs\": " + jsonNumber(epochs) +
         ", \"time_s\": " + jsonNumber(trainTime) +
-        ", \"samples_per_s\": " + jsonNumber(samplesPerSecond) + "}\n";
+        ", \"samples_per_s\": " + jsonNumber(samplesPerSecond) +
+        ", \"device\": " + jsonString(program->deviceDescription()) +
+        ", \"device_bytes\": " + std::to_string(program->deviceBytes()) +
+        "}\n";
     bool ok = std::fputs(line.c_str(), metrics) >= 0;
     ok = (std::fclose(metrics) == 0) && ok;
     if (!ok)

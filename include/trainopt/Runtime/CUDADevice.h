@@ -88,7 +88,8 @@ struct CUDAProgramSpec {
   std::string arch; ///< the kernels' sm_XY
   std::string ptx, cubin;
   std::vector<CUDAEntry> entries;
-  /// The persistent values' regions and their initial bytes.
+  /// The persistent values' regions, and the initial bytes of buffers
+  /// (null: all zero).
   std::vector<ArenaRegion> persistent;
   std::vector<std::pair<ArenaRegion, const std::string *>> initial;
 };

@@ -26,6 +26,7 @@
 #include "trainopt/Runtime/CPULibrary.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <atomic>
@@ -152,18 +153,60 @@ void parallelFor(int64_t count, int64_t cost, int64_t grain, const Fn &fn) {
   });
 }
 
+/// OpenBLAS, opened on first use rather than linked, so the runtime
+/// binaries start (and run cuda artifacts) on machines without it.
+struct Blas {
+  decltype(&cblas_sgemm) sgemm = nullptr;
+  decltype(&cblas_dgemm) dgemm = nullptr;
+  decltype(&openblas_set_num_threads) setThreads = nullptr;
+  decltype(&openblas_get_num_threads) getThreads = nullptr;
+  std::string error;
+};
+
+const Blas &blas() {
+  static const Blas b = [] {
+    Blas b;
+    void *h = nullptr;
+    for (const char *name : {"libopenblas.so.0", "libopenblas.so"})
+      if ((h = dlopen(name, RTLD_NOW | RTLD_LOCAL)))
+        break;
+    if (!h) {
+      b.error = std::string("cannot load OpenBLAS (libopenblas.so.0): ") +
+                dlerror();
+      return b;
+    }
+    b.sgemm = reinterpret_cast<decltype(b.sgemm)>(dlsym(h, "cblas_sgemm"));
+    b.dgemm = reinterpret_cast<decltype(b.dgemm)>(dlsym(h, "cblas_dgemm"));
+    b.setThreads = reinterpret_cast<decltype(b.setThreads)>(
+        dlsym(h, "openblas_set_num_threads"));
+    b.getThreads = reinterpret_cast<decltype(b.getThreads)>(
+        dlsym(h, "openblas_get_num_threads"));
+    if (!b.sgemm || !b.dgemm || !b.setThreads || !b.getThreads) {
+      b.error = "libopenblas.so.0 lacks cblas_sgemm, cblas_dgemm or "
+                "openblas_set_num_threads";
+      b.sgemm = nullptr;
+      return b;
+    }
+    // One BLAS thread: the library's own pool spreads the work (see
+    // setLibraryThreads).
+    b.setThreads(1);
+    return b;
+  }();
+  return b;
+}
+
 /// Sets OpenBLAS to one thread while alive (when `single`): the callers run
 /// their GEMMs from several library threads at once.
 class SingleThreadedBlas {
 public:
   explicit SingleThreadedBlas(bool single)
-      : previous(single ? openblas_get_num_threads() : 1) {
+      : previous(single ? blas().getThreads() : 1) {
     if (previous > 1)
-      openblas_set_num_threads(1);
+      blas().setThreads(1);
   }
   ~SingleThreadedBlas() {
     if (previous > 1)
-      openblas_set_num_threads(previous);
+      blas().setThreads(previous);
   }
 
 private:
@@ -188,14 +231,14 @@ template <typename T> T *scratch(int slot, int64_t elements) {
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
           int64_t lda, const float *b, int64_t ldb, float beta, float *c,
           int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+  blas().sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
               tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
               beta, c, ldc);
 }
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
           int64_t lda, const double *b, int64_t ldb, double beta, double *c,
           int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+  blas().dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
               tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda, b, ldb,
               beta, c, ldc);
 }
@@ -1174,13 +1217,6 @@ const std::unordered_map<std::string, Entry> &libraryTable() {
 
 } // namespace
 
-namespace {
-/// Loading the library pins OpenBLAS to one thread (see setLibraryThreads).
-struct PinBlasThreads {
-  PinBlasThreads() { openblas_set_num_threads(1); }
-} pinBlasThreads;
-} // namespace
-
 LibraryFunction trainopt::rt::findLibraryFunction(const std::string &name) {
   auto it = libraryTable().find(name);
   return it == libraryTable().end() ? nullptr : it->second.fn;
@@ -1201,6 +1237,9 @@ bool trainopt::rt::checkLibraryCall(const std::string &name,
     return false;
   }
   CallChecker checker(name, ints, numInts, bufferBytes, numBuffers, error);
+  bool needsBlas = cpuName == "cpu.matmul" || cpuName.rfind("cpu.conv", 0) == 0;
+  if (name.compare(0, 4, "cpu.") == 0 && needsBlas && !blas().sgemm)
+    return checker.fail("needs OpenBLAS: " + blas().error);
   if (numFloats != 0)
     return checker.fail("expects no float args, got " +
                         std::to_string(numFloats));
@@ -1216,7 +1255,8 @@ void trainopt::rt::setLibraryThreads(int threads) {
   // convolutions over samples. Measured on the 2-core CI machine, the
   // MLP's step (six 256-row GEMMs) takes 3.6 ms with one OpenBLAS thread,
   // 6.6 ms with two, and 17 ms with two after the pool has run.
-  openblas_set_num_threads(1);
+  if (blas().setThreads)
+    blas().setThreads(1);
 }
 
 void trainopt::rt::parallelRows(

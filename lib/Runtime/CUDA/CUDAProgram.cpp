@@ -447,8 +447,8 @@ bool Impl::resetPersistent(std::string &error) {
   if (!check(driver_.cuMemsetD8Async(arena_, 0, arenaSize_, stream_),
              "cannot clear the arena", error))
     return false;
-  for (auto &[region, bytes] : initial_)
-    if (!check(driver_.cuMemcpyHtoDAsync(arena_ + region.offset, bytes->data(),
+  for (auto &[region, bytes] : initial_) // null: all zero
+    if (bytes && !check(driver_.cuMemcpyHtoDAsync(arena_ + region.offset, bytes->data(),
                                          bytes->size(), stream_),
                "cannot copy initial values to the GPU", error))
       return false;

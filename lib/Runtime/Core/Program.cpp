@@ -394,6 +394,13 @@ struct Program::Impl {
         return fail(error, "initial value '" + init.name() +
                                "' is in a side file; side files are not "
                                "supported by this runtime yet");
+      if (init.zeros()) {
+        if (!init.data().empty())
+          return fail(error, "initial value '" + init.name() +
+                                 "' is marked all-zero but has data");
+        initial.push_back({r, nullptr}); // cleared, not copied
+        continue;
+      }
       if (init.data().size() != r.size)
         return fail(error, "initial value '" + init.name() + "' has " +
                                std::to_string(init.data().size()) +
@@ -463,8 +470,12 @@ struct Program::Impl {
   }
 
   void resetPersistentValues() {
-    for (auto &[r, bytes] : initial)
-      std::memcpy(at(r), bytes->data(), bytes->size());
+    for (auto &[r, bytes] : initial) {
+      if (bytes)
+        std::memcpy(at(r), bytes->data(), bytes->size());
+      else
+        std::memset(at(r), 0, r.size);
+    }
   }
 };
 

@@ -50,6 +50,17 @@ constexpr uint64_t kAlignment = 64;
 
 uint64_t alignUp(uint64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
 
+/// An all-zero value (an optimizer slot, a counter) is stored as a flag, so
+/// an artifact is not twice its parameters' size.
+void setInitialValue(art::InitialValue &init, const std::string &name,
+                     std::string bytes) {
+  init.set_name(name);
+  if (std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; }))
+    init.set_zeros(true);
+  else
+    init.set_data(std::move(bytes));
+}
+
 art::ElementType elementType(Type t) {
   if (t.isF64())
     return art::F64;
@@ -173,9 +184,7 @@ struct ArtifactBuilder {
       return op.emitOpError("has a constant the CPU backend cannot store");
     std::string name = "const" + std::to_string(constants.size());
     addBuffer(name, bytes->size(), true);
-    art::InitialValue *init = artifact.add_initial_values();
-    init->set_name(name);
-    init->set_data(std::move(*bytes));
+    setInitialValue(*artifact.add_initial_values(), name, std::move(*bytes));
     constants[key] = name;
     return name;
   }
@@ -254,9 +263,8 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
   auto it = ab.persistentValues.find(v.name());
   if (it == ab.persistentValues.end()) {
     ab.addBuffer(info.buffer, tensorBytes(type), true);
-    art::InitialValue *init = ab.artifact.add_initial_values();
-    init->set_name(info.buffer);
-    init->set_data(std::move(initial));
+    setInitialValue(*ab.artifact.add_initial_values(), info.buffer,
+                    std::move(initial));
     ab.persistentValues[v.name()] = v;
   } else if (it->second.type().SerializeAsString() !=
              v.type().SerializeAsString()) {
