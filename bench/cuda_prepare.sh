@@ -38,7 +38,7 @@ for m in "$@"; do
   "$build/bin/trainopt-compile" "$out/work/$m.onnx" --target=cpu "${common[@]}" \
     -o "$out/work/$m-cpu.trainopt"
   [ $first = 1 ] || echo "," >> "$out/compile.json"; first=0
-  printf '"%s": %s' "$m" "$(echo "$end - $start" | bc)" >> "$out/compile.json"
+  awk -v m="$m" -v s="$start" -v e="$end" 'BEGIN{printf "\"%s\": %.3f", m, e - s}' >> "$out/compile.json"
   "$build/bin/trainopt-run" "$out/work/$m-cpu.trainopt" \
     --data="$out/work/$m-x.npy,$out/work/$m-y.npy" --steps "${refsteps[$m]}" \
     --no-shuffle --quiet --no-train-eval --metrics="$out/$m-cpu.jsonl"

@@ -88,16 +88,15 @@ public:
 
   void *input(size_t entry, size_t index) override {
     Entry &e = entries_[entry];
-    if (e.pending && !wait(e.inputsCopied, e.name, lastError_))
+    if (!bind(lastError_) ||
+        (e.pending && !wait(e.inputsCopied, e.name, lastError_)))
       return nullptr;
     return e.inputs[index].second.data;
   }
   const void *output(size_t entry, size_t index) override {
     Entry &e = entries_[entry];
-    if (e.pending) {
-      if (!finish(e, lastError_))
-        return nullptr;
-    }
+    if (!bind(lastError_) || (e.pending && !finish(e, lastError_)))
+      return nullptr;
     return e.outputs[index].second.data;
   }
   void *persistent(size_t index) override;
@@ -122,7 +121,12 @@ private:
   bool loadModules(const CUDAProgramSpec &spec, std::string &error);
   bool prepareCommand(const CUDACommand &c, const std::string &entry,
                       Command &out, std::string &error);
+  bool enqueueInputs(Entry &e, std::string &error);
   bool enqueueCommands(Entry &e, std::string &error);
+  /// Makes the program's context current on the calling thread.
+  bool bind(std::string &error) {
+    return check(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent", error);
+  }
   bool enqueueCommand(Command &c, const std::string &entry,
                       std::string &error);
   bool enqueueRun(Entry &e, std::string &error);
@@ -261,13 +265,12 @@ bool Impl::loadModules(const CUDAProgramSpec &spec, std::string &error) {
       return false;
     }
   }
+  // Without them (a GPU the fat binary has no code for), only the calls
+  // that need them fail, naming the kernel.
   if (trainoptCUDALibraryKernelsSize > 0 &&
-      !check(driver_.cuModuleLoadDataEx(&library_.kernels,
-                                        trainoptCUDALibraryKernels, 0, nullptr,
-                                        nullptr),
-             "cannot load the runtime's CUDA library kernels for " + arch,
-             error))
-    return false;
+      driver_.cuModuleLoadDataEx(&library_.kernels, trainoptCUDALibraryKernels,
+                                 0, nullptr, nullptr) != CUDA_SUCCESS)
+    library_.kernels = nullptr;
   if (library_.kernels)
     driver_.cuModuleGetFunction(&fill64_, library_.kernels, "trainopt_fill64");
   return true;
@@ -345,7 +348,7 @@ bool Impl::prepareCommand(const CUDACommand &c, const std::string &entry,
     out.size = c.buffers[0].size;
     std::string pattern = c.pattern;
     // Reduce the pattern to its shortest period among 1, 2, 4, 8 bytes.
-    for (size_t width : {1u, 2u, 4u}) {
+    for (size_t width : {1u, 2u, 4u, 8u}) {
       if (pattern.size() % width || pattern.size() <= width)
         continue;
       bool periodic = true;
@@ -441,7 +444,7 @@ bool Impl::prepare(const CUDAProgramSpec &spec, std::string &error) {
 }
 
 bool Impl::resetPersistent(std::string &error) {
-  if (!synchronize(error))
+  if (!bind(error) || !synchronize(error))
     return false;
   // The arena starts zeroed, like the CPU runtime's.
   if (!check(driver_.cuMemsetD8Async(arena_, 0, arenaSize_, stream_),
@@ -462,6 +465,8 @@ bool Impl::resetPersistent(std::string &error) {
 
 void *Impl::persistent(size_t index) {
   Persistent &p = persistent_[index];
+  if (!bind(lastError_))
+    return nullptr;
   if (p.fresh == Fresh::Device) {
     if (!synchronize(lastError_) ||
         !check(driver_.cuMemcpyDtoH(p.host.data, arena_ + p.region.offset,
@@ -548,16 +553,20 @@ bool Impl::enqueueCommand(Command &c, const std::string &entry,
   return true;
 }
 
-bool Impl::enqueueCommands(Entry &e, std::string &error) {
-  // (Empty copies are skipped: a graph refuses a zero-byte copy node.)
+bool Impl::enqueueInputs(Entry &e, std::string &error) {
+  // Outside any graph: an event recorded during a capture is never
+  // signalled by the graph's launches, and `input()` waits on this one.
   for (auto &[device, host] : e.inputs)
     if (host.size && !check(driver_.cuMemcpyHtoDAsync(device, host.data, host.size, stream_),
                "entry point '" + e.name + "': copying an input to the GPU",
                error))
       return false;
-  if (!check(driver_.cuEventRecord(e.inputsCopied, stream_), "cuEventRecord",
-             error))
-    return false;
+  return check(driver_.cuEventRecord(e.inputsCopied, stream_), "cuEventRecord",
+               error);
+}
+
+bool Impl::enqueueCommands(Entry &e, std::string &error) {
+  // (Empty copies are skipped: a graph refuses a zero-byte copy node.)
   for (size_t i = 0; i < e.commands.size(); ++i) {
     if (options_.profile && !check(driver_.cuEventRecord(e.marks[i], stream_),
                                    "cuEventRecord", error))
@@ -580,6 +589,8 @@ bool Impl::enqueueCommands(Entry &e, std::string &error) {
 bool Impl::enqueueRun(Entry &e, std::string &error) {
   // The first run goes eagerly: libraries initialize lazily, which a
   // capture does not allow. The second is captured, then replayed.
+  if (!enqueueInputs(e, error))
+    return false;
   if (!options_.graphs || e.graphFailed || e.runs == 0)
     return enqueueCommands(e, error);
   if (!e.graph) {
@@ -614,8 +625,7 @@ bool Impl::enqueueRun(Entry &e, std::string &error) {
 
 bool Impl::run(size_t entry, std::string &error) {
   Entry &e = entries_[entry];
-  if (!check(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent", error) ||
-      !pushPersistent(error) || !enqueueRun(e, error) ||
+  if (!bind(error) || !pushPersistent(error) || !enqueueRun(e, error) ||
       !check(driver_.cuEventRecord(e.done, stream_), "cuEventRecord", error))
     return false;
   ++e.runs;
@@ -657,6 +667,8 @@ bool Impl::finish(Entry &e, std::string &error) {
 }
 
 bool Impl::synchronize(std::string &error) {
+  if (!bind(error))
+    return false;
   for (Entry &e : entries_)
     if (e.pending && !finish(e, error))
       return false;

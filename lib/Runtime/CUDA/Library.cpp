@@ -218,17 +218,19 @@ private:
 enum class ConvKind { Forward, GradInput, GradFilter };
 
 /// The first usable algorithm of cuDNN's ranked list: succeeded, within the
-/// workspace limit, not TF32 when TF32 is off; deterministic ones first, so
-/// a run repeats bit for bit.
+/// workspace limit, of an allowed math type; deterministic ones first, so a
+/// run repeats bit for bit. Float32 without TF32 takes only FMA math
+/// (DEFAULT_MATH permits TF32 on Ampere and later); nothing may convert
+/// down to FP16 (TENSOR_OP_MATH_ALLOW_CONVERSION).
 template <typename Perf>
-int chooseAlgorithm(const Perf *perf, int count, bool allowTensorOps,
+int chooseAlgorithm(const Perf *perf, int count, bool f32, bool tf32,
                     uint64_t limit) {
   int fallback = -1;
   for (int i = 0; i < count; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit)
       continue;
-    if (!allowTensorOps && perf[i].mathType != CUDNN_FMA_MATH &&
-        perf[i].mathType != CUDNN_DEFAULT_MATH)
+    if (perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ||
+        (f32 && !tf32 && perf[i].mathType != CUDNN_FMA_MATH))
       continue;
     if (perf[i].determinism == CUDNN_DETERMINISTIC)
       return i;
@@ -327,7 +329,8 @@ public:
                      h, x_, w_, conv_, y_, kMax, &found, perf),
                  "forward algorithm"))
         return false;
-      pick = chooseAlgorithm(perf, found, tensorOps, context_.workspaceLimit);
+      pick = chooseAlgorithm(perf, found, !f64_, context_.tf32,
+                             context_.workspaceLimit);
       if (pick >= 0)
         fwd_ = perf[pick].algo, math = perf[pick].mathType;
       break;
@@ -339,7 +342,8 @@ public:
                      h, w_, y_, conv_, x_, kMax, &found, perf),
                  "backward-data algorithm"))
         return false;
-      pick = chooseAlgorithm(perf, found, tensorOps, context_.workspaceLimit);
+      pick = chooseAlgorithm(perf, found, !f64_, context_.tf32,
+                             context_.workspaceLimit);
       if (pick >= 0)
         data_ = perf[pick].algo, math = perf[pick].mathType;
       break;
@@ -351,7 +355,8 @@ public:
                      h, x_, y_, conv_, w_, kMax, &found, perf),
                  "backward-filter algorithm"))
         return false;
-      pick = chooseAlgorithm(perf, found, tensorOps, context_.workspaceLimit);
+      pick = chooseAlgorithm(perf, found, !f64_, context_.tf32,
+                             context_.workspaceLimit);
       if (pick >= 0)
         filter_ = perf[pick].algo, math = perf[pick].mathType;
       break;
@@ -524,6 +529,9 @@ bool LibraryContext::needCudnn(CUstream stream, std::string &error) {
     s = cudnn.cudnnSetStream(cudnnHandle, reinterpret_cast<cudaStream_t>(stream));
   if (s != CUDNN_STATUS_SUCCESS) {
     error = std::string("cuDNN: ") + cudnn.cudnnGetErrorString(s);
+    if (cudnnHandle)
+      cudnn.cudnnDestroy(cudnnHandle);
+    cudnnHandle = nullptr;
     return false;
   }
   return true;

@@ -97,7 +97,8 @@ bool trainopt::rt::planConv(const int64_t *ints, ConvPlan &plan,
     // cuDNN pads both ends by `pad`; with the begin padding the windows
     // start where ours do, and where the output sizes agree the windows
     // are the same (taps in either padding read zeros).
-    int64_t cudnnOut = (in + 2 * padB - dil * (k - 1) - 1) / stride + 1;
+    int64_t span = in + 2 * padB - dil * (k - 1) - 1; // >= 0: one window fits
+    int64_t cudnnOut = span < 0 ? 0 : span / stride + 1;
     if (cudnnOut != out) {
       error = "padding " + std::to_string(padB) + "/" + std::to_string(padE) +
               " of spatial dim " + std::to_string(d - lead) +
