@@ -26,9 +26,11 @@
 
 #include "trainopt/Target/KernelModule.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
@@ -41,6 +43,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
@@ -85,6 +88,210 @@ LogicalResult parallelLoopsFirst(ModuleOp kmod) {
   return success();
 }
 
+/// Reductions at least this long get a block of threads per output.
+constexpr int64_t kBlockReductionMin = 256;
+
+/// How output `i` of a reduction generic folds a value into its
+/// accumulator: the op that combines the output's block argument with the
+/// rest of the body and is yielded directly (`out = f(ins) + out`), its
+/// gpu.all_reduce kind and identity.
+struct Combiner {
+  Operation *op = nullptr;
+  gpu::AllReduceOperation kind;
+  double identity = 0;
+};
+
+std::optional<Combiner> combinerOf(linalg::GenericOp g, unsigned i) {
+  Block &body = g.getRegion().front();
+  BlockArgument acc = body.getArgument(g.getNumDpsInputs() + i);
+  if (!acc.hasOneUse())
+    return std::nullopt;
+  Operation *op = *acc.getUsers().begin();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  if (op->getNumResults() != 1 || yield.getOperand(i) != op->getResult(0) ||
+      op->getNumOperands() != 2 || op->getOperand(0) == op->getOperand(1))
+    return std::nullopt;
+  double inf = std::numeric_limits<double>::infinity();
+  Combiner c;
+  c.op = op;
+  if (isa<arith::AddFOp>(op))
+    c.kind = gpu::AllReduceOperation::ADD, c.identity = 0;
+  else if (isa<arith::MulFOp>(op))
+    c.kind = gpu::AllReduceOperation::MUL, c.identity = 1;
+  else if (isa<arith::MaximumFOp>(op))
+    c.kind = gpu::AllReduceOperation::MAXIMUMF, c.identity = -inf;
+  else if (isa<arith::MaxNumFOp>(op))
+    c.kind = gpu::AllReduceOperation::MAXNUMF, c.identity = -inf;
+  else if (isa<arith::MinimumFOp>(op))
+    c.kind = gpu::AllReduceOperation::MINIMUMF, c.identity = inf;
+  else if (isa<arith::MinNumFOp>(op))
+    c.kind = gpu::AllReduceOperation::MINNUMF, c.identity = inf;
+  else
+    return std::nullopt;
+  return c;
+}
+
+/// Splits `linear` into indices over `extents` (row-major).
+SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value linear,
+                               ArrayRef<int64_t> extents) {
+  SmallVector<Value> out(extents.size());
+  for (size_t i = extents.size(); i-- > 0;) {
+    Value extent = arith::ConstantIndexOp::create(b, loc, extents[i]);
+    out[i] = i == 0 ? linear : arith::RemUIOp::create(b, loc, linear, extent);
+    if (i > 0)
+      linear = arith::DivUIOp::create(b, loc, linear, extent);
+  }
+  return out;
+}
+
+/// Rewrites each float reduction generic whose reduction is at least
+/// kBlockReductionMin long into a gpu.launch with one block per output:
+/// the block's threads stride over the reduction, each folding its elements
+/// with the generic's body from the combiner's identity, then the block
+/// combines the partials with gpu.all_reduce (warp shuffles and shared
+/// memory) and thread 0 folds the result into the output. A thread per
+/// output, each running the whole reduction (the default), leaves the GPU
+/// nearly idle for the sums of a bias gradient, a BatchNorm statistic or a
+/// loss. The order of the sum differs from the CPU's (a tree, not a row).
+void blockReductions(ModuleOp kmod) {
+  SmallVector<linalg::GenericOp> generics;
+  kmod.walk([&](linalg::GenericOp g) { generics.push_back(g); });
+  for (linalg::GenericOp g : generics) {
+    if (!g.hasPureBufferSemantics() || g.getNumReductionLoops() == 0)
+      continue;
+    SmallVector<int64_t> ranges = g.getStaticLoopRanges();
+    SmallVector<utils::IteratorType> iterators = g.getIteratorTypesArray();
+    SmallVector<unsigned> parallelDims, reductionDims;
+    SmallVector<int64_t> parallelExtents, reductionExtents;
+    int64_t p = 1, r = 1;
+    bool ok = true;
+    for (unsigned d = 0; d < ranges.size(); ++d) {
+      ok &= !ShapedType::isDynamic(ranges[d]);
+      if (linalg::isParallelIterator(iterators[d])) {
+        parallelDims.push_back(d), parallelExtents.push_back(ranges[d]);
+        p *= ranges[d];
+      } else {
+        reductionDims.push_back(d), reductionExtents.push_back(ranges[d]);
+        r *= ranges[d];
+      }
+    }
+    if (!ok || r < kBlockReductionMin || p > INT32_MAX || p < 1)
+      continue;
+    SmallVector<Combiner> combiners;
+    for (unsigned i = 0; i < g.getNumDpsInits() && ok; ++i) {
+      OpOperand *init = g.getDpsInitOperand(i);
+      auto type = dyn_cast<MemRefType>(init->get().getType());
+      std::optional<Combiner> c = combinerOf(g, i);
+      AffineMap map = g.getMatchingIndexingMap(init);
+      ok = type && (type.getElementType().isF32() ||
+                    type.getElementType().isF64()) &&
+           c;
+      for (AffineExpr e : map.getResults())
+        for (unsigned d : reductionDims)
+          ok &= ok && !e.isFunctionOfDim(d);
+      if (ok)
+        combiners.push_back(*c);
+    }
+    if (!ok)
+      continue;
+
+    OpBuilder b(g);
+    Location loc = g.getLoc();
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    int64_t block = p < 32 ? 1024 : 256;
+    Value one = index(1);
+    auto launch = gpu::LaunchOp::create(b, loc, index(p), one, one,
+                                        index(block), one, one);
+    Block &body = launch.getBody().front();
+    b.setInsertionPointToStart(&body);
+    gpu::TerminatorOp::create(b, loc);
+    b.setInsertionPointToStart(&body);
+    Value tid = launch.getThreadIds().x;
+    SmallVector<Value> ivs(ranges.size());
+    SmallVector<Value> pIdx =
+        delinearize(b, loc, launch.getBlockIds().x, parallelExtents);
+    for (auto [k, d] : llvm::enumerate(parallelDims))
+      ivs[d] = pIdx[k];
+    // Operand `o`'s element at the current loop indices.
+    auto load = [&](OpBuilder &lb, OpOperand &o) -> Value {
+      Value v = o.get();
+      if (!isa<MemRefType>(v.getType()))
+        return v;
+      SmallVector<Value> at;
+      AffineMap map = g.getMatchingIndexingMap(&o);
+      for (unsigned k = 0; k < map.getNumResults(); ++k)
+        at.push_back(affine::AffineApplyOp::create(lb, loc, map.getSubMap({k}),
+                                                   ivs));
+      return memref::LoadOp::create(lb, loc, v, at);
+    };
+    SmallVector<Value> inits;
+    for (auto [i, c] : llvm::enumerate(combiners)) {
+      Type t = cast<MemRefType>(g.getDpsInitOperand(i)->get().getType())
+                   .getElementType();
+      inits.push_back(
+          arith::ConstantOp::create(b, loc, b.getFloatAttr(t, c.identity)));
+    }
+    Block &gbody = g.getRegion().front();
+    auto loop = scf::ForOp::create(
+        b, loc, tid, index(r), index(block), inits,
+        [&](OpBuilder &lb, Location, Value rIv, ValueRange accs) {
+          SmallVector<Value> rIdx = delinearize(lb, loc, rIv, reductionExtents);
+          for (auto [k, d] : llvm::enumerate(reductionDims))
+            ivs[d] = rIdx[k];
+          IRMapping mapping;
+          for (OpOperand *in : g.getDpsInputOperands())
+            mapping.map(gbody.getArgument(in->getOperandNumber()),
+                        load(lb, *in));
+          for (unsigned i = 0; i < combiners.size(); ++i)
+            mapping.map(gbody.getArgument(g.getNumDpsInputs() + i), accs[i]);
+          for (Operation &op : gbody.without_terminator()) {
+            if (auto idx = dyn_cast<linalg::IndexOp>(op)) {
+              mapping.map(idx.getResult(), ivs[idx.getDim()]);
+              continue;
+            }
+            lb.clone(op, mapping);
+          }
+          SmallVector<Value> next;
+          for (Value v : gbody.getTerminator()->getOperands())
+            next.push_back(mapping.lookupOrDefault(v));
+          scf::YieldOp::create(lb, loc, next);
+        });
+    // The outputs do not depend on the reduction dims (checked above).
+    for (unsigned d : reductionDims)
+      ivs[d] = index(0);
+    SmallVector<Value> reduced;
+    for (auto [i, c] : llvm::enumerate(combiners))
+      reduced.push_back(gpu::AllReduceOp::create(
+          b, loc, loop.getResult(i),
+          gpu::AllReduceOperationAttr::get(b.getContext(), c.kind),
+          b.getUnitAttr()));
+    Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tid,
+                                        index(0));
+    auto ifOp = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    for (auto [i, c] : llvm::enumerate(combiners)) {
+      OpOperand *init = g.getDpsInitOperand(i);
+      Value old = load(b, *init);
+      BlockArgument acc = gbody.getArgument(g.getNumDpsInputs() + i);
+      IRMapping mapping;
+      mapping.map(acc, old);
+      Value other = c.op->getOperand(0) == acc ? c.op->getOperand(1)
+                                                : c.op->getOperand(0);
+      mapping.map(other, reduced[i]);
+      Value result = b.clone(*c.op, mapping)->getResult(0);
+      SmallVector<Value> at;
+      AffineMap map = g.getMatchingIndexingMap(init);
+      for (unsigned k = 0; k < map.getNumResults(); ++k)
+        at.push_back(
+            affine::AffineApplyOp::create(b, loc, map.getSubMap({k}), ivs));
+      memref::StoreOp::create(b, loc, result, init->get(), at);
+    }
+    g.erase();
+  }
+}
+
 /// Wraps each run of top-level work outside a parallel loop (a sum down to
 /// a scalar, the store that initializes it) in a one-iteration parallel
 /// loop, so it becomes a one-thread kernel. (A block-wide tree reduction
@@ -100,7 +307,7 @@ void wrapSerialWork(ModuleOp kmod) {
     for (Operation &op : body) {
       if (isa<arith::ConstantOp>(op))
         continue;
-      if (!isa<scf::ParallelOp, memref::CollapseShapeOp,
+      if (!isa<scf::ParallelOp, gpu::LaunchOp, memref::CollapseShapeOp,
                memref::ExpandShapeOp, func::ReturnOp>(op)) {
         runs.back().push_back(&op);
         continue;
@@ -245,7 +452,8 @@ FailureOr<GPUKernels>
 mlir::trainopt::compileKernelsToPTX(ModuleOp module,
                                     const CUDATargetOptions &options) {
   MLIRContext *ctx = module.getContext();
-  ctx->loadDialect<gpu::GPUDialect, NVVM::NVVMDialect, scf::SCFDialect>();
+  ctx->loadDialect<affine::AffineDialect, gpu::GPUDialect, NVVM::NVVMDialect,
+                   scf::SCFDialect>();
   DialectRegistry registry;
   NVVM::registerNVVMTargetInterfaceExternalModels(registry);
   registerAllToLLVMIRTranslations(registry);
@@ -264,6 +472,7 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
   ModuleOp kmod = **bufferized;
   if (failed(foldKernelLoops(kmod)) || failed(parallelLoopsFirst(kmod)))
     return fail(module, "shaping the kernel loops failed");
+  blockReductions(kmod);
 
   PassManager toLoops(ctx, ModuleOp::getOperationName());
   if (failed(parsePassPipeline(
@@ -282,6 +491,12 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
       failed(toGPU.run(kmod)))
     return fail(module, "mapping the loops to GPU blocks and threads failed");
   sinkConstants(kmod);
+  if (!options.keepDir.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(options.keepDir + "/kernels-gpu.mlir", ec);
+    if (!ec)
+      kmod.print(os);
+  }
 
   std::string libdevice =
       options.cudaPath + "/nvvm/libdevice/libdevice.10.bc";
@@ -292,6 +507,14 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
   if (failed(parsePassPipeline("gpu-kernel-outlining", outline)) ||
       failed(outline.run(kmod)) || failed(mergeGPUModules(kmod)))
     return fail(module, "outlining the GPU kernels failed");
+  {
+    // gpu.all_reduce (block reductions) to shuffles and shared memory, and
+    // 64-bit shuffles (float64 sums) to pairs of 32-bit ones.
+    RewritePatternSet patterns(ctx);
+    populateGpuRewritePatterns(patterns);
+    if (failed(applyPatternsGreedily(kmod, std::move(patterns))))
+      return fail(module, "lowering the block reductions failed");
+  }
   std::string pipeline =
       "nvvm-attach-target{chip=" + options.arch + " O=3 l=" + libdevice +
       "},gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-"
