@@ -144,16 +144,46 @@ SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value linear,
   return out;
 }
 
-/// Rewrites each float reduction generic whose reduction is at least
-/// kBlockReductionMin long into a gpu.launch with one block per output:
-/// the block's threads stride over the reduction, each folding its elements
-/// with the generic's body from the combiner's identity, then the block
-/// combines the partials with gpu.all_reduce (warp shuffles and shared
-/// memory) and thread 0 folds the result into the output. A thread per
-/// output, each running the whole reduction (the default), leaves the GPU
-/// nearly idle for the sums of a bias gradient, a BatchNorm statistic or a
-/// loss. The order of the sum differs from the CPU's (a tree, not a row).
-void blockReductions(ModuleOp kmod) {
+/// The linalg.fill that initializes `buffer` right before `g` (only views
+/// between them), which the reduction kernel can take over, or null.
+linalg::FillOp fillBefore(linalg::GenericOp g, Value buffer) {
+  Value base = buffer;
+  if (auto view = base.getDefiningOp<memref::CollapseShapeOp>())
+    base = view.getSrc();
+  else if (auto view = base.getDefiningOp<memref::ExpandShapeOp>())
+    base = view.getSrc();
+  for (Operation *op = g->getPrevNode(); op; op = op->getPrevNode()) {
+    if (isa<memref::CollapseShapeOp, memref::ExpandShapeOp>(op))
+      continue;
+    auto fill = dyn_cast<linalg::FillOp>(op);
+    if (!fill || !fill.hasPureBufferSemantics())
+      return nullptr;
+    Value target = fill.getOutputs()[0];
+    if (target != buffer && target != base)
+      continue; // the fill of another output
+    // A constant value: the launch sinks it and keeps taking only buffers.
+    return fill.getInputs()[0].getDefiningOp<arith::ConstantOp>() ? fill
+                                                                   : nullptr;
+  }
+  return nullptr;
+}
+
+/// Rewrites every float reduction generic (outputs that fold one value per
+/// iteration with add, mul, max or min: `combinerOf`) into a gpu.launch
+/// whose threads accumulate in registers from the combiner's identity and
+/// fold the result into the output once; the linalg.fill that initializes
+/// an output right before is folded in too (its value replaces the load),
+/// which saves a launch. (convert-linalg-to-parallel-loops would load and
+/// store the output at every iteration.)
+///
+/// A reduction of at least kBlockReductionMin terms gets one block per
+/// output: its threads stride over the reduction and combine through
+/// gpu.all_reduce (warp shuffles and shared memory), and thread 0 writes;
+/// otherwise each thread computes one output. A thread per output, each
+/// running a long reduction, would leave the GPU nearly idle for the sums of
+/// a bias gradient, a BatchNorm statistic or a loss. The order of a block's
+/// sum differs from the CPU's (a tree, not a row).
+void reductionKernels(ModuleOp kmod) {
   SmallVector<linalg::GenericOp> generics;
   kmod.walk([&](linalg::GenericOp g) { generics.push_back(g); });
   for (linalg::GenericOp g : generics) {
@@ -175,7 +205,7 @@ void blockReductions(ModuleOp kmod) {
         r *= ranges[d];
       }
     }
-    if (!ok || r < kBlockReductionMin || p > INT32_MAX || p < 1)
+    if (!ok || r < 1 || p > INT32_MAX || p < 1)
       continue;
     SmallVector<Combiner> combiners;
     for (unsigned i = 0; i < g.getNumDpsInits() && ok; ++i) {
@@ -183,9 +213,11 @@ void blockReductions(ModuleOp kmod) {
       auto type = dyn_cast<MemRefType>(init->get().getType());
       std::optional<Combiner> c = combinerOf(g, i);
       AffineMap map = g.getMatchingIndexingMap(init);
+      // Each output element belongs to exactly one parallel iteration.
       ok = type && (type.getElementType().isF32() ||
                     type.getElementType().isF64()) &&
-           c;
+           c && map.isProjectedPermutation() &&
+           map.getNumResults() == parallelDims.size();
       for (AffineExpr e : map.getResults())
         for (unsigned d : reductionDims)
           ok &= ok && !e.isFunctionOfDim(d);
@@ -194,24 +226,44 @@ void blockReductions(ModuleOp kmod) {
     }
     if (!ok)
       continue;
+    // Fills to take over; two outputs may not share one.
+    SmallVector<linalg::FillOp> fills;
+    for (unsigned i = 0; i < combiners.size(); ++i) {
+      linalg::FillOp f = fillBefore(g, g.getDpsInitOperand(i)->get());
+      if (llvm::is_contained(fills, f))
+        f = nullptr;
+      fills.push_back(f);
+    }
 
     OpBuilder b(g);
     Location loc = g.getLoc();
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(b, loc, v);
     };
-    int64_t block = p < 32 ? 1024 : 256;
+    bool perBlock = r >= kBlockReductionMin;
+    int64_t block = perBlock ? (p < 32 ? 1024 : 256) : std::min<int64_t>(256, (p + 31) / 32 * 32);
+    int64_t grid = perBlock ? p : (p + block - 1) / block;
     Value one = index(1);
-    auto launch = gpu::LaunchOp::create(b, loc, index(p), one, one,
+    auto launch = gpu::LaunchOp::create(b, loc, index(grid), one, one,
                                         index(block), one, one);
     Block &body = launch.getBody().front();
     b.setInsertionPointToStart(&body);
     gpu::TerminatorOp::create(b, loc);
     b.setInsertionPointToStart(&body);
     Value tid = launch.getThreadIds().x;
+    Value bid = launch.getBlockIds().x;
+    // The output this thread (or block) computes, and whether it has one.
+    Value linear = bid, active;
+    if (!perBlock) {
+      linear = arith::AddIOp::create(
+          b, loc, arith::MulIOp::create(b, loc, bid, index(block)), tid);
+      active = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                     linear, index(p));
+      auto guard = scf::IfOp::create(b, loc, active, /*withElseRegion=*/false);
+      b.setInsertionPointToStart(&guard.getThenRegion().front());
+    }
     SmallVector<Value> ivs(ranges.size());
-    SmallVector<Value> pIdx =
-        delinearize(b, loc, launch.getBlockIds().x, parallelExtents);
+    SmallVector<Value> pIdx = delinearize(b, loc, linear, parallelExtents);
     for (auto [k, d] : llvm::enumerate(parallelDims))
       ivs[d] = pIdx[k];
     // Operand `o`'s element at the current loop indices.
@@ -235,7 +287,8 @@ void blockReductions(ModuleOp kmod) {
     }
     Block &gbody = g.getRegion().front();
     auto loop = scf::ForOp::create(
-        b, loc, tid, index(r), index(block), inits,
+        b, loc, perBlock ? tid : index(0), index(r),
+        perBlock ? index(block) : one, inits,
         [&](OpBuilder &lb, Location, Value rIv, ValueRange accs) {
           SmallVector<Value> rIdx = delinearize(lb, loc, rIv, reductionExtents);
           for (auto [k, d] : llvm::enumerate(reductionDims))
@@ -261,19 +314,21 @@ void blockReductions(ModuleOp kmod) {
     // The outputs do not depend on the reduction dims (checked above).
     for (unsigned d : reductionDims)
       ivs[d] = index(0);
-    SmallVector<Value> reduced;
-    for (auto [i, c] : llvm::enumerate(combiners))
-      reduced.push_back(gpu::AllReduceOp::create(
-          b, loc, loop.getResult(i),
-          gpu::AllReduceOperationAttr::get(b.getContext(), c.kind),
-          b.getUnitAttr()));
-    Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tid,
-                                        index(0));
-    auto ifOp = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
-    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    SmallVector<Value> reduced(loop.getResults());
+    if (perBlock) {
+      for (auto [i, c] : llvm::enumerate(combiners))
+        reduced[i] = gpu::AllReduceOp::create(
+            b, loc, loop.getResult(i),
+            gpu::AllReduceOperationAttr::get(b.getContext(), c.kind),
+            b.getUnitAttr());
+      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                          tid, index(0));
+      auto ifOp = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    }
     for (auto [i, c] : llvm::enumerate(combiners)) {
       OpOperand *init = g.getDpsInitOperand(i);
-      Value old = load(b, *init);
+      Value old = fills[i] ? fills[i].getInputs()[0] : load(b, *init);
       BlockArgument acc = gbody.getArgument(g.getNumDpsInputs() + i);
       IRMapping mapping;
       mapping.map(acc, old);
@@ -289,6 +344,9 @@ void blockReductions(ModuleOp kmod) {
       memref::StoreOp::create(b, loc, result, init->get(), at);
     }
     g.erase();
+    for (linalg::FillOp f : fills)
+      if (f)
+        f.erase();
   }
 }
 
@@ -472,7 +530,7 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
   ModuleOp kmod = **bufferized;
   if (failed(foldKernelLoops(kmod)) || failed(parallelLoopsFirst(kmod)))
     return fail(module, "shaping the kernel loops failed");
-  blockReductions(kmod);
+  reductionKernels(kmod);
 
   PassManager toLoops(ctx, ModuleOp::getOperationName());
   if (failed(parsePassPipeline(
