@@ -397,9 +397,6 @@ int main(int argc, char **argv) {
     return error("--target=" + target + " is not one of cpu, cuda");
   if (emit == "ptx" && target != "cuda")
     return error("--emit=ptx needs --target=cuda");
-  if (target == "cuda" && emit == "exe")
-    return error("--emit=exe needs --target=cpu (trainopt-run has no CUDA "
-                 "device yet)");
   std::string archError;
   if (cudaArch.getNumOccurrences() &&
       !mlir::trainopt::isValidCUDAArch(cudaArch, archError))

@@ -47,27 +47,35 @@ __device__ inline void unflatten(const long long *dims, long long at,
   pos[0] = at / dims[1];
 }
 
+/// Calls fn(at) with the input offset (in its plane) of each tap of window
+/// `o` that lies inside the input, in window order.
+template <typename Fn>
+__device__ void forEachTap(const PoolParams &p, const long long o[3],
+                           const Fn &fn) {
+  long long lo[3], hi[3], base[3];
+  for (int d = 0; d < 3; ++d) {
+    tapRange(p, d, o[d], lo[d], hi[d]);
+    base[d] = o[d] * p.stride[d] - p.padB[d];
+  }
+  for (long long kd = lo[0]; kd < hi[0]; ++kd)
+    for (long long kh = lo[1]; kh < hi[1]; ++kh)
+      for (long long kw = lo[2]; kw < hi[2]; ++kw)
+        fn(((base[0] + kd * p.dil[0]) * p.in[1] + base[1] + kh * p.dil[1]) *
+               p.in[2] +
+           base[2] + kw * p.dil[2]);
+}
+
 /// The input offset (in its plane) of the first maximum of window `o`, in
 /// window order with strict `>` (the CPU library's rule), or -1.
 template <typename T>
 __device__ long long windowArgmax(const PoolParams &p, const T *x,
                                   const long long o[3]) {
-  long long lo[3], hi[3];
-  for (int d = 0; d < 3; ++d)
-    tapRange(p, d, o[d], lo[d], hi[d]);
   long long best = -1;
   T bestValue = T(0);
-  for (long long kd = lo[0]; kd < hi[0]; ++kd)
-    for (long long kh = lo[1]; kh < hi[1]; ++kh)
-      for (long long kw = lo[2]; kw < hi[2]; ++kw) {
-        long long at =
-            ((o[0] * p.stride[0] - p.padB[0] + kd * p.dil[0]) * p.in[1] +
-             o[1] * p.stride[1] - p.padB[1] + kh * p.dil[1]) *
-                p.in[2] +
-            o[2] * p.stride[2] - p.padB[2] + kw * p.dil[2];
-        if (best < 0 || x[at] > bestValue)
-          best = at, bestValue = x[at];
-      }
+  forEachTap(p, o, [&](long long at) {
+    if (best < 0 || x[at] > bestValue)
+      best = at, bestValue = x[at];
+  });
   return best;
 }
 
@@ -112,20 +120,8 @@ __device__ void maxPool(PoolParams p, const T *x, T *y) {
     // std::max's rule: a NaN never replaces the running maximum, which
     // starts at -inf (a window with no tap inside the input gives -inf).
     T acc = -T(INFINITY);
-    long long lo[3], hi[3];
-    for (int d = 0; d < 3; ++d)
-      tapRange(p, d, o[d], lo[d], hi[d]);
     const T *xp = x + plane * inSize;
-    for (long long kd = lo[0]; kd < hi[0]; ++kd)
-      for (long long kh = lo[1]; kh < hi[1]; ++kh)
-        for (long long kw = lo[2]; kw < hi[2]; ++kw) {
-          T v = xp[((o[0] * p.stride[0] - p.padB[0] + kd * p.dil[0]) *
-                        p.in[1] +
-                    o[1] * p.stride[1] - p.padB[1] + kh * p.dil[1]) *
-                       p.in[2] +
-                   o[2] * p.stride[2] - p.padB[2] + kw * p.dil[2]];
-          acc = acc < v ? v : acc;
-        }
+    forEachTap(p, o, [&](long long at) { acc = acc < xp[at] ? xp[at] : acc; });
     y[i] = acc;
   }
 }
@@ -168,20 +164,11 @@ __device__ void avgPool(PoolParams p, const T *x, T *y) {
   long long inSize = p.in[0] * p.in[1] * p.in[2];
   long long outSize = p.out[0] * p.out[1] * p.out[2];
   GRID_STRIDE(i, p.planes * outSize) {
-    long long plane = i / outSize, o[3], lo[3], hi[3];
+    long long plane = i / outSize, o[3];
     unflatten(p.out, i % outSize, o);
-    for (int d = 0; d < 3; ++d)
-      tapRange(p, d, o[d], lo[d], hi[d]);
     const T *xp = x + plane * inSize;
     double acc = 0.0;
-    for (long long kd = lo[0]; kd < hi[0]; ++kd)
-      for (long long kh = lo[1]; kh < hi[1]; ++kh)
-        for (long long kw = lo[2]; kw < hi[2]; ++kw)
-          acc += xp[((o[0] * p.stride[0] - p.padB[0] + kd * p.dil[0]) *
-                         p.in[1] +
-                     o[1] * p.stride[1] - p.padB[1] + kh * p.dil[1]) *
-                        p.in[2] +
-                    o[2] * p.stride[2] - p.padB[2] + kw * p.dil[2]];
+    forEachTap(p, o, [&](long long at) { acc += xp[at]; });
     y[i] = static_cast<T>(acc / avgCount(p, o));
   }
 }
