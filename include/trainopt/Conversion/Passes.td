@@ -52,6 +52,13 @@ def TrainoptFuseElementwise : Pass<"trainopt-fuse-elementwise", "ModuleOp"> {
     statistic) into a large consumer would recompute it for every element of
     the consumer; such producers stay separate kernels and the consumer
     reads their result.
+
+    A producer with other uses is fused too when the consumer is
+    elementwise over the same iteration count and every other use comes
+    after the consumer: the fused op yields the producer's result as an
+    extra output and serves those uses (an optimizer's new momentum, read by
+    the parameter update and returned as state, is then one kernel with two
+    outputs instead of two kernels).
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }

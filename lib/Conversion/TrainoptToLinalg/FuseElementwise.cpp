@@ -27,6 +27,54 @@ int64_t iterations(linalg::LinalgOp op) {
   return n;
 }
 
+/// Whether every use of `producer`'s results other than by `consumer` comes
+/// after `consumer` in its block, so the fused op (placed at the consumer)
+/// can serve them.
+bool otherUsesFollow(Operation *producer, Operation *consumer) {
+  for (Operation *user : producer->getUsers())
+    if (user != consumer && (user->getBlock() != consumer->getBlock() ||
+                             !consumer->isBeforeInBlock(user)))
+      return false;
+  return true;
+}
+
+/// Upstream's elementwise fusion keeps a producer that has other uses and
+/// recomputes it inside the consumer: two kernels still run. Where the
+/// producer's other uses all follow the consumer (an optimizer's new
+/// momentum, used by the parameter update and returned as state), this
+/// pattern makes the fused op also yield the producer's result and
+/// replaces every use with it: one kernel, two outputs, one pass over
+/// memory.
+struct FuseIntoMultiOutput : public OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(linalg::GenericOp consumer,
+                                PatternRewriter &rewriter) const override {
+    if (consumer.getNumReductionLoops() != 0)
+      return failure();
+    for (OpOperand &operand : consumer->getOpOperands()) {
+      auto producer = operand.get().getDefiningOp<linalg::GenericOp>();
+      if (!producer || producer->hasOneUse() ||
+          !linalg::areElementwiseOpsFusable(&operand) ||
+          producer.getNumReductionLoops() != 0 ||
+          iterations(producer) != iterations(consumer) ||
+          !otherUsesFollow(producer, consumer))
+        continue;
+      FailureOr<linalg::ElementwiseOpFusionResult> fused =
+          linalg::fuseElementwiseOps(rewriter, &operand);
+      if (failed(fused))
+        continue;
+      for (auto [original, replacement] : fused->replacements)
+        rewriter.replaceAllUsesWith(original, replacement);
+      rewriter.eraseOp(consumer);
+      if (producer->use_empty())
+        rewriter.eraseOp(producer);
+      return success();
+    }
+    return failure();
+  }
+};
+
 struct FuseElementwisePass
     : public mlir::trainopt::impl::TrainoptFuseElementwiseBase<
           FuseElementwisePass> {
@@ -40,6 +88,7 @@ struct FuseElementwisePass
     };
     RewritePatternSet patterns(&getContext());
     linalg::populateElementwiseOpsFusionPatterns(patterns, control);
+    patterns.add<FuseIntoMultiOutput>(&getContext());
     linalg::populateEraseUnusedOperandsAndResultsPatterns(patterns);
     linalg::GenericOp::getCanonicalizationPatterns(patterns, &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

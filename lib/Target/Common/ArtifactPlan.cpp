@@ -458,18 +458,24 @@ double kernelFlops(func::FuncOp kernel) {
   return total;
 }
 
-/// Input operands a single-result elementwise kernel reads with the
-/// identity map at the result's type: it may write over them.
-SmallVector<unsigned> inPlaceOperands(func::FuncOp kernel) {
+/// Input operands an elementwise kernel (one generic) reads with the
+/// identity map at the type of its result `result`: that result may be
+/// written over them, since every iteration reads its elements before it
+/// writes the same index of each output.
+SmallVector<unsigned> inPlaceOperands(func::FuncOp kernel, unsigned result) {
   SmallVector<unsigned> out;
   if (!kernel->hasAttr("trainopt.elementwise") ||
-      kernel.getNumResults() != 1)
+      result >= kernel.getNumResults())
     return out;
   linalg::GenericOp generic;
-  kernel.walk([&](linalg::GenericOp g) { generic = g; });
-  if (!generic)
+  int64_t generics = 0;
+  kernel.walk([&](linalg::GenericOp g) {
+    generic = g;
+    ++generics;
+  });
+  if (!generic || generics != 1)
     return out;
-  Type resultType = kernel.getResultTypes()[0];
+  Type resultType = kernel.getResultTypes()[result];
   for (OpOperand *in : generic.getDpsInputOperands()) {
     auto arg = dyn_cast<BlockArgument>(in->get());
     if (!arg || arg.getOwner() != &kernel.getBody().front())
@@ -561,26 +567,32 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       auto kernel = symbols.lookup<func::FuncOp>(call.getCallee());
       if (!kernel || !kernel->hasAttr("trainopt.kernel"))
         return call.emitOpError("calls something that is not a kernel");
-      std::optional<int64_t> reuse;
-      SmallVector<unsigned> candidates = inPlaceOperands(kernel);
-      bool donatable =
-          call.getNumResults() == 1 &&
-          llvm::any_of(candidates, [&](unsigned i) {
-            auto it = updateTarget.find(call.getResult(0));
-            return it != updateTarget.end() &&
-                   call.getOperand(i) == it->second;
-          });
-      for (unsigned i : donatable ? SmallVector<unsigned>() : candidates) {
-        int64_t id = storageOf.lookup(call.getOperand(i));
-        Storage &s = storages[id];
-        if (s.kind == StorageKind::Scratch && s.last == time &&
-            s.bytes == tensorBytes(call.getResult(0).getType())) {
-          reuse = id;
-          break;
+      // Each result may take a dying scratch input it reads in place,
+      // unless it updates a value it reads in place (then it is donated
+      // that value's buffer below); two results never take the same one.
+      llvm::SmallDenseSet<int64_t> taken;
+      for (auto [j, r] : llvm::enumerate(call.getResults())) {
+        SmallVector<unsigned> candidates = inPlaceOperands(kernel, j);
+        bool donatable = llvm::any_of(candidates, [&](unsigned i) {
+          auto it = updateTarget.find(r);
+          return it != updateTarget.end() && call.getOperand(i) == it->second;
+        });
+        std::optional<int64_t> reuse;
+        for (unsigned i : donatable ? SmallVector<unsigned>() : candidates) {
+          int64_t id = storageOf.lookup(call.getOperand(i));
+          Storage &s = storages[id];
+          if (s.kind == StorageKind::Scratch && s.last == time &&
+              !taken.contains(id) &&
+              llvm::count_if(call.getOperands(), [&](Value o) {
+                return storageOf.lookup(o) == id;
+              }) == 1 &&
+              s.bytes == tensorBytes(r.getType())) {
+            reuse = id;
+            break;
+          }
         }
-      }
-      for (Value r : call.getResults()) {
         if (reuse) {
+          taken.insert(*reuse);
           assign(r, *reuse);
           ++inPlace;
           continue;
@@ -630,11 +642,18 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       if (!canDonate && s.kind == StorageKind::Scratch && !s.merged &&
           !donatedTo.contains(target) && p.last == s.def) {
         // The producer reads the old value: fine for an elementwise kernel
-        // that reads it with the identity map and writes nothing else.
+        // that reads it with the identity map, once, for this result.
         if (auto call = dyn_cast<func::CallOp>(schedule[s.def])) {
           auto kernel = symbols.lookup<func::FuncOp>(call.getCallee());
-          for (unsigned op : inPlaceOperands(kernel))
-            if (storageOf.lookup(call.getOperand(op)) == target &&
+          // The call's result this storage holds (the returned value may
+          // be a reshape of it).
+          unsigned j = 0;
+          while (j + 1 < call.getNumResults() &&
+                 storageOf.lookup(call.getResult(j)) != id)
+            ++j;
+          for (unsigned op : inPlaceOperands(kernel, j))
+            if (storageOf.lookup(call.getResult(j)) == id &&
+                storageOf.lookup(call.getOperand(op)) == target &&
                 llvm::count_if(call.getOperands(), [&](Value o) {
                   return storageOf.lookup(o) == target;
                 }) == 1)
