@@ -447,8 +447,8 @@ bool Impl::resetPersistent(std::string &error) {
   if (!bind(error) || !synchronize(error))
     return false;
   // The arena starts zeroed, like the CPU runtime's.
-  if (!check(driver_.cuMemsetD8Async(arena_, 0, arenaSize_, stream_),
-             "cannot clear the arena", error))
+  if (arenaSize_ && !check(driver_.cuMemsetD8Async(arena_, 0, arenaSize_, stream_),
+                           "cannot clear the arena", error))
     return false;
   for (auto &[region, bytes] : initial_) // null: all zero
     if (bytes && !check(driver_.cuMemcpyHtoDAsync(arena_ + region.offset, bytes->data(),

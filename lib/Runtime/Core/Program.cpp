@@ -143,8 +143,8 @@ struct Program::Impl {
     return true;
   }
 
-  /// Host storage of a buffer (CPU artifacts).
-  void *at(const ArenaRegion &r) { return arena + r.offset; }
+  /// Host storage of a buffer (CPU artifacts; null for a GPU's).
+  void *at(const ArenaRegion &r) { return arena ? arena + r.offset : nullptr; }
 
   bool describe(const art::Value &v, ValueInfo &info, std::string &error) {
     info.name = v.name();
