@@ -106,7 +106,7 @@ public:
   const std::string &lastError() const override { return lastError_; }
   std::string deviceDescription() const override { return description_; }
   uint64_t deviceBytes() const override {
-    return arenaSize_ + workspaceSize_ + fillScratch_;
+    return arenaSize_ + workspaceSize_;
   }
   std::string profileReport() const override;
 
@@ -143,7 +143,7 @@ private:
   CUstream stream_ = nullptr;
   CUmodule kernels_ = nullptr;
   CUdeviceptr arena_ = 0, workspace_ = 0;
-  uint64_t arenaSize_ = 0, workspaceSize_ = 0, fillScratch_ = 0;
+  uint64_t arenaSize_ = 0, workspaceSize_ = 0;
   CUfunction fill64_ = nullptr;
   std::vector<Entry> entries_;
   std::vector<Persistent> persistent_;
