@@ -1158,13 +1158,13 @@ int run(const Options &o) {
   // Training.
   std::vector<float> xBatch(train.batch * stream.xSampleSize());
   std::vector<int64_t> yBatch(train.batch * stream.ySampleSize());
-  bool prefetched = false;
-  while (step < totalSteps) {
-    auto stepStart = std::chrono::steady_clock::now();
-    if (!prefetched)
-      stream.next(xBatch.data(), yBatch.data());
-    // Fetched each step: on a GPU this waits until the last step has
-    // copied its inputs.
+  // On a GPU the next batch is written and its upload started while the
+  // current step computes (the inputs alternate between two buffer sets);
+  // on the CPU the step has finished when `run` returns.
+  bool pipelined = program->target() == "cuda";
+  bool staged = false;
+  auto writeBatch = [&]() {
+    stream.next(xBatch.data(), yBatch.data());
     void *xIn = inputOf(*program, "train_step", train.x->name);
     void *yIn = inputOf(*program, "train_step", train.labels->name);
     if (train.x->dtype == DType::F32)
@@ -1175,14 +1175,22 @@ int run(const Options &o) {
       std::memcpy(yIn, yBatch.data(), yBatch.size() * sizeof(int64_t));
     else
       std::copy(yBatch.begin(), yBatch.end(), static_cast<int32_t *>(yIn));
+  };
+  while (step < totalSteps) {
+    auto stepStart = std::chrono::steady_clock::now();
+    if (!staged)
+      writeBatch();
     auto runStartTime = std::chrono::steady_clock::now();
     if (!program->run("train_step", error))
       runtimeError(error);
     ++step;
     BatchPosition pos = consumed = stream.position();
-    prefetched = step < totalSteps;
-    if (prefetched)
-      stream.next(xBatch.data(), yBatch.data());
+    staged = pipelined && step < totalSteps;
+    if (staged) {
+      writeBatch();
+      if (!program->stageInputs("train_step", error))
+        runtimeError(error);
+    }
     if (lossInfo) {
       double loss = elementAt(outputOf(*program, "train_step", lossInfo->name),
                               lossInfo->dtype, 0);

@@ -14,15 +14,17 @@
 ///   PTX, JIT-compiled by the driver) and the runtime's own library kernels;
 /// - plans every library call once (cuBLASLt layouts and algorithm, cuDNN
 ///   descriptors and algorithm);
-/// - runs an entry point as: inputs host -> device, the commands, outputs
-///   device -> host, all on one stream. The first run of an entry point
-///   captures that sequence as a CUDA graph; later runs replay it with one
-///   launch (`graphs = false` launches the commands one by one).
+/// - runs an entry point as: its inputs copied host -> device on an upload
+///   stream (into one of two landing buffers), then on the compute stream a
+///   device copy into the arena, the commands and the outputs device ->
+///   host. The second run of an entry point captures the commands and
+///   output copies as a CUDA graph; later runs replay it with one launch
+///   (`graphs = false` launches the commands one by one).
 ///
-/// `run` returns once the work is queued. Reading an output waits for it;
-/// handing out an input's host buffer waits until the last run has copied
-/// it to the device, so the host can prepare the next batch while the GPU
-/// computes.
+/// `run` returns once the work is queued. Reading an output waits for it.
+/// Inputs alternate between two host/landing buffer sets, so the host can
+/// write the next batch, and `stageInputs` upload it, while the GPU is
+/// still computing the current step.
 //
 //===----------------------------------------------------------------------===//
 
@@ -103,8 +105,14 @@ public:
                                              std::string &error);
   virtual ~CUDAProgram();
 
-  /// Host buffer of input `index` of entry `entry`, to write before `run`.
+  /// Host buffer of input `index` of entry `entry` for its next run, to
+  /// write before `run`. Each entry has two sets, used by alternate runs,
+  /// so the host writes one while a run reads the other.
   virtual void *input(size_t entry, size_t index) = 0;
+  /// Starts copying the written inputs of `entry`'s next run to the GPU
+  /// now, on a second stream, overlapping the runs still queued (`run`
+  /// does it otherwise).
+  virtual bool stageInputs(size_t entry, std::string &error) = 0;
   /// Host copy of output `index`, valid after the last `run` of `entry`
   /// (waits for it). Null when a run failed (see `lastError`).
   virtual const void *output(size_t entry, size_t index) = 0;
@@ -122,8 +130,8 @@ public:
 
   /// "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)".
   virtual std::string deviceDescription() const = 0;
-  /// Device memory this program allocated: arena, workspaces, landing
-  /// buffers.
+  /// Device memory this program allocated: the arena, the library
+  /// workspace, the two sets of input landing buffers.
   virtual uint64_t deviceBytes() const = 0;
   /// With options.profile: per entry, GPU time per run and the most
   /// expensive commands.

@@ -109,6 +109,10 @@ public:
   bool run(const std::string &entry, std::string &error);
   /// Waits until every queued run has finished (a no-op on the CPU).
   bool synchronize(std::string &error);
+  /// On a GPU: starts copying the inputs written for `entry`'s next run
+  /// while earlier runs still compute (`run` does it otherwise). A no-op on
+  /// the CPU.
+  bool stageInputs(const std::string &entry, std::string &error);
   /// Why the last null from persistent/input/output on a GPU.
   std::string lastError() const;
   /// "CPU", or the GPU's name, architecture and memory.

@@ -54,14 +54,29 @@ struct Command {
   int64_t profileRuns = 0;
 };
 
+/// One of an entry point's two sets of input buffers: the host writes one
+/// while the other is uploaded or read by a run.
+struct InputSlot {
+  std::vector<HostBuffer> staging;   ///< pinned, written by the host
+  std::vector<CUdeviceptr> landing;  ///< device, filled by the upload stream
+  CUevent uploaded = nullptr;        ///< staging -> landing done
+  CUevent landed = nullptr;          ///< landing -> arena done (reusable)
+  bool staged = false;               ///< uploaded for the next run
+  bool used = false;                 ///< `uploaded` has been recorded
+};
+
 struct Entry {
   std::string name;
   std::vector<Command> commands;
-  std::vector<std::pair<CUdeviceptr, HostBuffer>> inputs, outputs;
+  std::vector<CUdeviceptr> inputs; ///< the inputs' arena buffers
+  std::vector<uint64_t> inputBytes;
+  InputSlot slots[2];
+  int next = 0; ///< the slot of the next run
+  std::vector<std::pair<CUdeviceptr, HostBuffer>> outputs;
   CUgraphExec graph = nullptr;
   bool graphFailed = false;
   int64_t runs = 0;
-  CUevent inputsCopied = nullptr, done = nullptr;
+  CUevent done = nullptr;
   bool pending = false; ///< a run was queued and not yet waited for
   std::vector<CUevent> marks; ///< profile: one before each command, one after
 };
@@ -88,11 +103,17 @@ public:
 
   void *input(size_t entry, size_t index) override {
     Entry &e = entries_[entry];
+    InputSlot &slot = e.slots[e.next];
+    // Wait until the slot's last upload (two runs ago, or a stageInputs
+    // for this run) has read the staging buffers; a staged slot written
+    // again is uploaded again.
     if (!bind(lastError_) ||
-        (e.pending && !wait(e.inputsCopied, e.name, lastError_)))
+        (slot.used && !wait(slot.uploaded, e.name, lastError_)))
       return nullptr;
-    return e.inputs[index].second.data;
+    slot.staged = false;
+    return slot.staging[index].data;
   }
+  bool stageInputs(size_t entry, std::string &error) override;
   const void *output(size_t entry, size_t index) override {
     Entry &e = entries_[entry];
     if (!bind(lastError_) || (e.pending && !finish(e, lastError_)))
@@ -106,7 +127,7 @@ public:
   const std::string &lastError() const override { return lastError_; }
   std::string deviceDescription() const override { return description_; }
   uint64_t deviceBytes() const override {
-    return arenaSize_ + workspaceSize_;
+    return arenaSize_ + workspaceSize_ + landingBytes_;
   }
   std::string profileReport() const override;
 
@@ -121,6 +142,7 @@ private:
   bool loadModules(const CUDAProgramSpec &spec, std::string &error);
   bool prepareCommand(const CUDACommand &c, const std::string &entry,
                       Command &out, std::string &error);
+  bool stage(Entry &e, std::string &error);
   bool enqueueInputs(Entry &e, std::string &error);
   bool enqueueCommands(Entry &e, std::string &error);
   /// Makes the program's context current on the calling thread.
@@ -141,6 +163,8 @@ private:
   CUdevice device_ = 0;
   CUcontext context_ = nullptr;
   CUstream stream_ = nullptr;
+  CUstream upload_ = nullptr; ///< input copies, overlapping the compute
+  uint64_t landingBytes_ = 0;
   CUmodule kernels_ = nullptr;
   CUdeviceptr arena_ = 0, workspace_ = 0;
   uint64_t arenaSize_ = 0, workspaceSize_ = 0;
@@ -160,9 +184,16 @@ Impl::~Impl() {
   for (Entry &e : entries_) {
     if (e.graph)
       driver_.cuGraphExecDestroy(e.graph);
-    for (CUevent ev : {e.inputsCopied, e.done})
-      if (ev)
-        driver_.cuEventDestroy(ev);
+    for (InputSlot &slot : e.slots) {
+      for (CUevent ev : {slot.uploaded, slot.landed})
+        if (ev)
+          driver_.cuEventDestroy(ev);
+      for (CUdeviceptr p : slot.landing)
+        if (p)
+          driver_.cuMemFree(p);
+    }
+    if (e.done)
+      driver_.cuEventDestroy(e.done);
     for (CUevent ev : e.marks)
       driver_.cuEventDestroy(ev);
     e.commands.clear(); // library calls release their descriptors
@@ -178,8 +209,9 @@ Impl::~Impl() {
     driver_.cuModuleUnload(kernels_);
   if (library_.kernels)
     driver_.cuModuleUnload(library_.kernels);
-  if (stream_)
-    driver_.cuStreamDestroy(stream_);
+  for (CUstream s : {stream_, upload_})
+    if (s)
+      driver_.cuStreamDestroy(s);
   driver_.cuDevicePrimaryCtxRelease(device_);
 }
 
@@ -203,6 +235,8 @@ bool Impl::open(std::string &error) {
              "cannot create a CUDA context", error) ||
       !check(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent", error) ||
       !check(driver_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING),
+             "cannot create a stream", error) ||
+      !check(driver_.cuStreamCreate(&upload_, CU_STREAM_NON_BLOCKING),
              "cannot create a stream", error))
     return false;
   char name[256] = {};
@@ -400,10 +434,26 @@ bool Impl::prepare(const CUDAProgramSpec &spec, std::string &error) {
       entry.commands.push_back(std::move(cmd));
     }
     for (const ArenaRegion &r : e.inputs) {
-      HostBuffer h;
-      if (!allocHost(r.size, h, error))
+      entry.inputs.push_back(arena_ + r.offset);
+      entry.inputBytes.push_back(r.size);
+    }
+    for (InputSlot &slot : entry.slots) {
+      for (const ArenaRegion &r : e.inputs) {
+        HostBuffer h;
+        CUdeviceptr landing = 0;
+        if (!allocHost(r.size, h, error) ||
+            (r.size && !check(driver_.cuMemAlloc(&landing, r.size),
+                              "cannot allocate an input buffer", error)))
+          return false;
+        slot.staging.push_back(h);
+        slot.landing.push_back(landing);
+        landingBytes_ += r.size;
+      }
+      if (!check(driver_.cuEventCreate(&slot.uploaded, CU_EVENT_DISABLE_TIMING),
+                 "cuEventCreate", error) ||
+          !check(driver_.cuEventCreate(&slot.landed, CU_EVENT_DISABLE_TIMING),
+                 "cuEventCreate", error))
         return false;
-      entry.inputs.push_back({arena_ + r.offset, h});
     }
     for (const ArenaRegion &r : e.outputs) {
       HostBuffer h;
@@ -411,10 +461,7 @@ bool Impl::prepare(const CUDAProgramSpec &spec, std::string &error) {
         return false;
       entry.outputs.push_back({arena_ + r.offset, h});
     }
-    if (!check(driver_.cuEventCreate(&entry.inputsCopied,
-                                     CU_EVENT_DISABLE_TIMING),
-               "cuEventCreate", error) ||
-        !check(driver_.cuEventCreate(&entry.done, CU_EVENT_DISABLE_TIMING),
+    if (!check(driver_.cuEventCreate(&entry.done, CU_EVENT_DISABLE_TIMING),
                "cuEventCreate", error))
       return false;
     if (options_.profile) {
@@ -553,16 +600,54 @@ bool Impl::enqueueCommand(Command &c, const std::string &entry,
   return true;
 }
 
-bool Impl::enqueueInputs(Entry &e, std::string &error) {
-  // Outside any graph: an event recorded during a capture is never
-  // signalled by the graph's launches, and `input()` waits on this one.
-  for (auto &[device, host] : e.inputs)
-    if (host.size && !check(driver_.cuMemcpyHtoDAsync(device, host.data, host.size, stream_),
+bool Impl::stage(Entry &e, std::string &error) {
+  InputSlot &slot = e.slots[e.next];
+  if (slot.staged)
+    return true;
+  // The landing buffers may still be read by the run that used this slot
+  // two runs ago (a wait on a never-recorded event is a no-op).
+  if (!check(driver_.cuStreamWaitEvent(upload_, slot.landed, 0),
+             "cuStreamWaitEvent", error))
+    return false;
+  for (size_t i = 0; i < e.inputs.size(); ++i)
+    if (e.inputBytes[i] &&
+        !check(driver_.cuMemcpyHtoDAsync(slot.landing[i], slot.staging[i].data,
+                                         e.inputBytes[i], upload_),
                "entry point '" + e.name + "': copying an input to the GPU",
                error))
       return false;
-  return check(driver_.cuEventRecord(e.inputsCopied, stream_), "cuEventRecord",
-               error);
+  if (!check(driver_.cuEventRecord(slot.uploaded, upload_), "cuEventRecord",
+             error))
+    return false;
+  slot.staged = slot.used = true;
+  return true;
+}
+
+bool Impl::stageInputs(size_t entry, std::string &error) {
+  return bind(error) && stage(entries_[entry], error);
+}
+
+bool Impl::enqueueInputs(Entry &e, std::string &error) {
+  // Outside any graph (an event recorded during a capture is never
+  // signalled by the graph's launches): the upload, then a device copy into
+  // the arena, which frees the slot's landing buffers for the next upload.
+  InputSlot &slot = e.slots[e.next];
+  if (!stage(e, error) ||
+      !check(driver_.cuStreamWaitEvent(stream_, slot.uploaded, 0),
+             "cuStreamWaitEvent", error))
+    return false;
+  for (size_t i = 0; i < e.inputs.size(); ++i)
+    if (e.inputBytes[i] &&
+        !check(driver_.cuMemcpyDtoDAsync(e.inputs[i], slot.landing[i],
+                                         e.inputBytes[i], stream_),
+               "entry point '" + e.name + "': copying an input", error))
+      return false;
+  if (!check(driver_.cuEventRecord(slot.landed, stream_), "cuEventRecord",
+             error))
+    return false;
+  slot.staged = false;
+  e.next ^= 1;
+  return true;
 }
 
 bool Impl::enqueueCommands(Entry &e, std::string &error) {

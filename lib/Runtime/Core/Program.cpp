@@ -570,6 +570,14 @@ uint64_t Program::arenaBytes() const { return impl_->arenaSize; }
 bool Program::synchronize(std::string &error) {
   return !impl_->device || impl_->device->synchronize(error);
 }
+bool Program::stageInputs(const std::string &entry, std::string &error) {
+  auto it = impl_->entries.find(entry);
+  if (it == impl_->entries.end()) {
+    error = impl_->path + ": no entry point '" + entry + "'";
+    return false;
+  }
+  return !impl_->device || impl_->device->stageInputs(it->second.index, error);
+}
 std::string Program::lastError() const {
   return impl_->device ? impl_->device->lastError() : std::string();
 }
