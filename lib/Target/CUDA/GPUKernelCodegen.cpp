@@ -595,15 +595,17 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
     WalkResult walk = func.walk([&](Operation *op) {
       auto launch = dyn_cast<gpu::LaunchFuncOp>(op);
       if (!launch) {
-        if (isa<memref::AllocOp, memref::CopyOp>(op))
-          return fail(op, "kernel '" + kernel.name +
-                              "' needs a temporary buffer, which GPU "
-                              "kernels cannot allocate"),
-                 WalkResult::interrupt();
-        if (isa<linalg::LinalgOp, scf::ForOp, scf::ParallelOp>(op))
-          return fail(op, "a loop of kernel '" + kernel.name +
-                              "' was not mapped to the GPU"),
-                 WalkResult::interrupt();
+        if (isa<memref::AllocOp, memref::CopyOp>(op)) {
+          (void)fail(op, "kernel '" + kernel.name +
+                             "' needs a temporary buffer, which GPU "
+                             "kernels cannot allocate");
+          return WalkResult::interrupt();
+        }
+        if (isa<linalg::LinalgOp, scf::ForOp, scf::ParallelOp>(op)) {
+          (void)fail(op, "a loop of kernel '" + kernel.name +
+                             "' was not mapped to the GPU");
+          return WalkResult::interrupt();
+        }
         return WalkResult::advance();
       }
       GPULaunch l;
@@ -612,20 +614,22 @@ mlir::trainopt::compileKernelsToPTX(ModuleOp module,
       std::optional<int64_t> bx = constantIndex(launch.getBlockSizeX());
       std::optional<int64_t> gy = constantIndex(launch.getGridSizeY());
       std::optional<int64_t> by = constantIndex(launch.getBlockSizeY());
-      if (!gx || !bx || gy != 1 || by != 1)
-        return fail(launch, "kernel '" + kernel.name +
-                                "': the launch shape is not a constant 1-D "
-                                "grid and block"),
-               WalkResult::interrupt();
+      if (!gx || !bx || gy != 1 || by != 1) {
+        (void)fail(launch, "kernel '" + kernel.name +
+                               "': the launch shape is not a constant 1-D "
+                               "grid and block");
+        return WalkResult::interrupt();
+      }
       l.grid = *gx;
       l.block = *bx;
       for (Value arg : launch.getKernelOperands()) {
         int64_t index = bufferIndex(arg);
-        if (index < 0)
-          return fail(launch, "kernel '" + kernel.name +
-                                  "': a launch argument is not one of its "
-                                  "buffers"),
-                 WalkResult::interrupt();
+        if (index < 0) {
+          (void)fail(launch, "kernel '" + kernel.name +
+                                 "': a launch argument is not one of its "
+                                 "buffers");
+          return WalkResult::interrupt();
+        }
         l.buffers.push_back(index);
       }
       kernel.launches.push_back(std::move(l));
