@@ -241,7 +241,10 @@ void reductionKernels(ModuleOp kmod) {
       return arith::ConstantIndexOp::create(b, loc, v);
     };
     bool perBlock = r >= kBlockReductionMin;
-    int64_t block = perBlock ? (p < 32 ? 1024 : 256) : std::min<int64_t>(256, (p + 31) / 32 * 32);
+    // A block per output: 1024 threads while the blocks fit two to an SM
+    // of the largest GPUs, else 256.
+    int64_t block = perBlock ? (p <= 264 ? 1024 : 256)
+                             : std::min<int64_t>(256, (p + 31) / 32 * 32);
     int64_t grid = perBlock ? p : (p + block - 1) / block;
     Value one = index(1);
     auto launch = gpu::LaunchOp::create(b, loc, index(grid), one, one,
@@ -286,39 +289,104 @@ void reductionKernels(ModuleOp kmod) {
           arith::ConstantOp::create(b, loc, b.getFloatAttr(t, c.identity)));
     }
     Block &gbody = g.getRegion().front();
-    auto loop = scf::ForOp::create(
-        b, loc, perBlock ? tid : index(0), index(r),
-        perBlock ? index(block) : one, inits,
-        [&](OpBuilder &lb, Location, Value rIv, ValueRange accs) {
-          SmallVector<Value> rIdx = delinearize(lb, loc, rIv, reductionExtents);
-          for (auto [k, d] : llvm::enumerate(reductionDims))
-            ivs[d] = rIdx[k];
-          IRMapping mapping;
-          for (OpOperand *in : g.getDpsInputOperands())
-            mapping.map(gbody.getArgument(in->getOperandNumber()),
-                        load(lb, *in));
-          for (unsigned i = 0; i < combiners.size(); ++i)
-            mapping.map(gbody.getArgument(g.getNumDpsInputs() + i), accs[i]);
-          for (Operation &op : gbody.without_terminator()) {
-            if (auto idx = dyn_cast<linalg::IndexOp>(op)) {
-              mapping.map(idx.getResult(), ivs[idx.getDim()]);
-              continue;
+    // Folds the reduction's element `rIv` into `accs` (one per output)
+    // with the generic's body.
+    auto foldAt = [&](OpBuilder &lb, Value rIv,
+                      ValueRange accs) -> SmallVector<Value> {
+      SmallVector<Value> rIdx = delinearize(lb, loc, rIv, reductionExtents);
+      for (auto [k, d] : llvm::enumerate(reductionDims))
+        ivs[d] = rIdx[k];
+      IRMapping mapping;
+      for (OpOperand *in : g.getDpsInputOperands())
+        mapping.map(gbody.getArgument(in->getOperandNumber()), load(lb, *in));
+      for (unsigned i = 0; i < combiners.size(); ++i)
+        mapping.map(gbody.getArgument(g.getNumDpsInputs() + i), accs[i]);
+      for (Operation &op : gbody.without_terminator()) {
+        if (auto idx = dyn_cast<linalg::IndexOp>(op)) {
+          mapping.map(idx.getResult(), ivs[idx.getDim()]);
+          continue;
+        }
+        lb.clone(op, mapping);
+      }
+      SmallVector<Value> next;
+      for (Value v : gbody.getTerminator()->getOperands())
+        next.push_back(mapping.lookupOrDefault(v));
+      return next;
+    };
+    // combine(a, b) for output i: the combiner with a as the accumulator.
+    auto combine = [&](OpBuilder &cb, unsigned i, Value a, Value v) {
+      const Combiner &c = combiners[i];
+      BlockArgument acc = gbody.getArgument(g.getNumDpsInputs() + i);
+      IRMapping mapping;
+      mapping.map(acc, a);
+      mapping.map(c.op->getOperand(0) == acc ? c.op->getOperand(1)
+                                            : c.op->getOperand(0),
+                  v);
+      return cb.clone(*c.op, mapping)->getResult(0);
+    };
+    SmallVector<Value> accs;
+    size_t n = combiners.size();
+    if (perBlock) {
+      // Four independent accumulators per thread, so four loads are in
+      // flight rather than one chain of load-add: the main loop takes
+      // elements t, t + B, t + 2B, t + 3B per step of 4B, the rest go to
+      // the first accumulator.
+      constexpr int64_t kUnroll = 4;
+      int64_t mainEnd = std::max<int64_t>(r - (kUnroll - 1) * block, 0);
+      SmallVector<Value> init4;
+      for (int64_t u = 0; u < kUnroll; ++u)
+        init4.append(inits.begin(), inits.end());
+      auto main = scf::ForOp::create(
+          b, loc, tid, index(mainEnd), index(kUnroll * block), init4,
+          [&](OpBuilder &lb, Location, Value iv, ValueRange all) {
+            SmallVector<Value> next;
+            for (int64_t u = 0; u < kUnroll; ++u) {
+              Value at = u == 0 ? iv
+                                : arith::AddIOp::create(
+                                      lb, loc, iv,
+                                      arith::ConstantIndexOp::create(
+                                          lb, loc, u * block));
+              SmallVector<Value> folded =
+                  foldAt(lb, at, all.slice(u * n, n));
+              next.append(folded.begin(), folded.end());
             }
-            lb.clone(op, mapping);
-          }
-          SmallVector<Value> next;
-          for (Value v : gbody.getTerminator()->getOperands())
-            next.push_back(mapping.lookupOrDefault(v));
-          scf::YieldOp::create(lb, loc, next);
-        });
+            scf::YieldOp::create(lb, loc, next);
+          });
+      // Where the main loop stopped: tid + ceil((mainEnd - tid) / 4B) * 4B.
+      Value left = arith::MaxSIOp::create(
+          b, loc, arith::SubIOp::create(b, loc, index(mainEnd), tid),
+          index(0));
+      Value steps = arith::CeilDivUIOp::create(b, loc, left,
+                                              index(kUnroll * block));
+      Value restStart = arith::AddIOp::create(
+          b, loc, tid,
+          arith::MulIOp::create(b, loc, steps, index(kUnroll * block)));
+      SmallVector<Value> first(main.getResults().take_front(n));
+      auto rest = scf::ForOp::create(
+          b, loc, restStart, index(r), index(block), first,
+          [&](OpBuilder &lb, Location, Value iv, ValueRange a) {
+            scf::YieldOp::create(lb, loc, foldAt(lb, iv, a));
+          });
+      accs.assign(rest.getResults().begin(), rest.getResults().end());
+      for (int64_t u = 1; u < kUnroll; ++u)
+        for (unsigned i = 0; i < n; ++i)
+          accs[i] = combine(b, i, accs[i], main.getResult(u * n + i));
+    } else {
+      auto loop = scf::ForOp::create(
+          b, loc, index(0), index(r), one, inits,
+          [&](OpBuilder &lb, Location, Value iv, ValueRange a) {
+            scf::YieldOp::create(lb, loc, foldAt(lb, iv, a));
+          });
+      accs.assign(loop.getResults().begin(), loop.getResults().end());
+    }
     // The outputs do not depend on the reduction dims (checked above).
     for (unsigned d : reductionDims)
       ivs[d] = index(0);
-    SmallVector<Value> reduced(loop.getResults());
+    SmallVector<Value> reduced(accs);
     if (perBlock) {
       for (auto [i, c] : llvm::enumerate(combiners))
         reduced[i] = gpu::AllReduceOp::create(
-            b, loc, loop.getResult(i),
+            b, loc, accs[i],
             gpu::AllReduceOperationAttr::get(b.getContext(), c.kind),
             b.getUnitAttr());
       Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
@@ -329,13 +397,7 @@ void reductionKernels(ModuleOp kmod) {
     for (auto [i, c] : llvm::enumerate(combiners)) {
       OpOperand *init = g.getDpsInitOperand(i);
       Value old = fills[i] ? fills[i].getInputs()[0] : load(b, *init);
-      BlockArgument acc = gbody.getArgument(g.getNumDpsInputs() + i);
-      IRMapping mapping;
-      mapping.map(acc, old);
-      Value other = c.op->getOperand(0) == acc ? c.op->getOperand(1)
-                                                : c.op->getOperand(0);
-      mapping.map(other, reduced[i]);
-      Value result = b.clone(*c.op, mapping)->getResult(0);
+      Value result = combine(b, i, old, reduced[i]);
       SmallVector<Value> at;
       AffineMap map = g.getMatchingIndexingMap(init);
       for (unsigned k = 0; k < map.getNumResults(); ++k)
