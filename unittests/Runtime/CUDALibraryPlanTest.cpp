@@ -34,7 +34,8 @@ Ints matmulInts(const Ints &out, const Ints &lhs, const Ints &rhs, int64_t m,
 /// defines them (CPULibrary.h) and as the plan enumerates them.
 void expectPlanCovers(const Ints &out, const Ints &lhs, const Ints &rhs) {
   int64_t m = 3, n = 5, k = 7;
-  MatmulBatchPlan plan = planMatmulBatches(matmulInts(out, lhs, rhs, m, n, k).data());
+  MatmulBatchPlan plan =
+      planMatmulBatches(matmulInts(out, lhs, rhs, m, n, k).data());
   std::multiset<std::tuple<int64_t, int64_t, int64_t>> expected, actual;
   int64_t batch = 1;
   for (int64_t d : out)
@@ -59,7 +60,8 @@ void expectPlanCovers(const Ints &out, const Ints &lhs, const Ints &rhs) {
 }
 
 TEST(CUDALibraryPlanTest, MatmulWithoutBatchIsOneGemm) {
-  MatmulBatchPlan plan = planMatmulBatches(matmulInts({}, {}, {}, 4, 5, 6).data());
+  MatmulBatchPlan plan =
+      planMatmulBatches(matmulInts({}, {}, {}, 4, 5, 6).data());
   EXPECT_EQ(plan.batch, 1);
   EXPECT_EQ(plan.offsets.size(), 1u);
 }
@@ -79,8 +81,8 @@ TEST(CUDALibraryPlanTest, MatmulBatchesMergeIntoOneCall) {
   EXPECT_EQ(b.strideRhs, 0);
   EXPECT_EQ(b.offsets.size(), 1u);
   // Unit batch dims vanish.
-  MatmulBatchPlan c =
-      planMatmulBatches(matmulInts({1, 4, 1}, {1, 4, 1}, {1, 1, 1}, 2, 2, 2).data());
+  MatmulBatchPlan c = planMatmulBatches(
+      matmulInts({1, 4, 1}, {1, 4, 1}, {1, 1, 1}, 2, 2, 2).data());
   EXPECT_EQ(c.batch, 4);
   EXPECT_EQ(c.offsets.size(), 1u);
 }
@@ -95,9 +97,13 @@ TEST(CUDALibraryPlanTest, MixedBroadcastLoopsOverOuterDims) {
 
 TEST(CUDALibraryPlanTest, MatmulPlansCoverEveryProduct) {
   const std::vector<std::tuple<Ints, Ints, Ints>> cases = {
-      {{2, 3}, {2, 1}, {1, 3}}, {{2, 3}, {1, 3}, {2, 3}}, {{4}, {1}, {4}},
-      {{2, 2}, {1, 1}, {1, 1}}, {{2, 3, 4}, {2, 1, 4}, {2, 3, 4}},
-      {{3, 1, 2}, {3, 1, 1}, {1, 1, 2}}, {{5}, {5}, {5}}};
+      {{2, 3}, {2, 1}, {1, 3}},
+      {{2, 3}, {1, 3}, {2, 3}},
+      {{4}, {1}, {4}},
+      {{2, 2}, {1, 1}, {1, 1}},
+      {{2, 3, 4}, {2, 1, 4}, {2, 3, 4}},
+      {{3, 1, 2}, {3, 1, 1}, {1, 1, 2}},
+      {{5}, {5}, {5}}};
   for (const auto &[out, lhs, rhs] : cases) {
     SCOPED_TRACE(::testing::PrintToString(out) + " " +
                  ::testing::PrintToString(lhs) + " " +

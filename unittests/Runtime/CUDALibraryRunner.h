@@ -1,4 +1,5 @@
-//===- CUDALibraryRunner.h - one library call on the GPU ---------*- C++ -*-===//
+//===- CUDALibraryRunner.h - one library call on the GPU ---------*- C++
+//-*-===//
 //
 /// \file
 /// Runs one `cuda.*` library call through a CUDAProgram built by hand (an

@@ -1,4 +1,5 @@
-//===- CUDADevice.h - a training program on one NVIDIA GPU -------*- C++ -*-===//
+//===- CUDADevice.h - a training program on one NVIDIA GPU -------*- C++
+//-*-===//
 //
 /// \file
 /// The CUDA half of the runtime (lib/Runtime/CUDA). `Program` (Program.h)

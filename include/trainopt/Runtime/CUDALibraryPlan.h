@@ -1,4 +1,5 @@
-//===- CUDALibraryPlan.h - how library calls map onto cuBLASLt/cuDNN -*- C++ -*-===//
+//===- CUDALibraryPlan.h - how library calls map onto cuBLASLt/cuDNN -*- C++
+//-*-===//
 //
 /// \file
 /// The host-side arithmetic of the CUDA library (lib/Runtime/CUDA), kept

@@ -25,6 +25,8 @@
 
 #include "trainopt/Runtime/CPULibrary.h"
 
+#include "trainopt/Runtime/WindowMath.h"
+
 #include <cblas.h>
 #include <dlfcn.h>
 
@@ -312,23 +314,18 @@ struct Window {
 };
 
 /// The kernel taps [lo, hi) of dim `d` that land inside the input for
-/// output position `o`.
+/// output position `o` (WindowMath.h).
 inline void tapRange(const Window &w, int d, int64_t o, int64_t &lo,
                      int64_t &hi) {
-  int64_t base = o * w.stride[d] - w.padB[d];
-  int64_t dil = w.dil[d];
-  lo = base >= 0 ? 0 : (-base + dil - 1) / dil;
-  int64_t room = w.in[d] - base; // taps need k * dil < room
-  hi = room <= 0 ? 0 : std::min(w.k[d], (room + dil - 1) / dil);
-  if (hi < lo)
-    hi = lo;
+  windowTaps<int64_t>(o, w.in[d], w.k[d], w.stride[d], w.dil[d], w.padB[d], lo,
+                      hi);
 }
 
-/// The taps of dim `d` inside the input or its padding (count_include_pad):
-/// the evaluator counts a tap whose position is below in + padEnd.
+/// The taps of dim `d` inside the input or its end padding
+/// (count_include_pad).
 inline int64_t paddedTaps(const Window &w, int d, int64_t o) {
-  int64_t room = w.in[d] + w.padE[d] - (o * w.stride[d] - w.padB[d]);
-  return room <= 0 ? 0 : std::min(w.k[d], (room + w.dil[d] - 1) / w.dil[d]);
+  return windowPaddedTaps<int64_t>(o, w.in[d], w.k[d], w.stride[d], w.dil[d],
+                                   w.padB[d], w.padE[d]);
 }
 
 struct ConvDesc {

@@ -57,12 +57,12 @@ struct Command {
 /// One of an entry point's two sets of input buffers: the host writes one
 /// while the other is uploaded or read by a run.
 struct InputSlot {
-  std::vector<HostBuffer> staging;   ///< pinned, written by the host
-  std::vector<CUdeviceptr> landing;  ///< device, filled by the upload stream
-  CUevent uploaded = nullptr;        ///< staging -> landing done
-  CUevent landed = nullptr;          ///< landing -> arena done (reusable)
-  bool staged = false;               ///< uploaded for the next run
-  bool used = false;                 ///< `uploaded` has been recorded
+  std::vector<HostBuffer> staging;  ///< pinned, written by the host
+  std::vector<CUdeviceptr> landing; ///< device, filled by the upload stream
+  CUevent uploaded = nullptr;       ///< staging -> landing done
+  CUevent landed = nullptr;         ///< landing -> arena done (reusable)
+  bool staged = false;              ///< uploaded for the next run
+  bool used = false;                ///< `uploaded` has been recorded
 };
 
 struct Entry {
@@ -77,7 +77,7 @@ struct Entry {
   bool graphFailed = false;
   int64_t runs = 0;
   CUevent done = nullptr;
-  bool pending = false; ///< a run was queued and not yet waited for
+  bool pending = false;       ///< a run was queued and not yet waited for
   std::vector<CUevent> marks; ///< profile: one before each command, one after
 };
 
@@ -149,8 +149,7 @@ private:
   bool bind(std::string &error) {
     return check(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent", error);
   }
-  bool enqueueCommand(Command &c, const std::string &entry,
-                      std::string &error);
+  bool enqueueCommand(Command &c, const std::string &entry, std::string &error);
   bool enqueueRun(Entry &e, std::string &error);
   bool wait(CUevent event, const std::string &entry, std::string &error);
   bool finish(Entry &e, std::string &error);
@@ -164,6 +163,9 @@ private:
   CUcontext context_ = nullptr;
   CUstream stream_ = nullptr;
   CUstream upload_ = nullptr; ///< input copies, overlapping the compute
+  /// Some persistent value was handed to the host (copy it back before the
+  /// next run); every persistent value's newest copy is on the device.
+  bool hostTouched_ = false, allOnDevice_ = true;
   uint64_t landingBytes_ = 0;
   CUmodule kernels_ = nullptr;
   CUdeviceptr arena_ = 0, workspace_ = 0;
@@ -280,22 +282,23 @@ bool Impl::loadModules(const CUDAProgramSpec &spec, std::string &error) {
   std::string arch = "sm_" + std::to_string(major) + std::to_string(minor);
   // A cubin runs only on its own architecture; the PTX is JIT-compiled by
   // the driver for a newer one.
-  bool cubinFits = !spec.cubin.empty() &&
-                   (spec.arch == arch || spec.arch == arch + "a");
+  bool cubinFits =
+      !spec.cubin.empty() && (spec.arch == arch || spec.arch == arch + "a");
   if (!spec.ptx.empty() || !spec.cubin.empty()) {
     char log[4096] = {};
     CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER,
                            CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
     void *values[] = {log, reinterpret_cast<void *>(uintptr_t(sizeof log))};
     std::string ptx = spec.ptx; // NUL-terminated for the JIT
-    const void *image = cubinFits ? static_cast<const void *>(spec.cubin.data())
-                                  : ptx.c_str();
+    const void *image =
+        cubinFits ? static_cast<const void *>(spec.cubin.data()) : ptx.c_str();
     CUresult r = driver_.cuModuleLoadDataEx(&kernels_, image, 2, opts, values);
     if (r != CUDA_SUCCESS) {
       error = source_ + ": cannot load the kernels (" +
               (cubinFits ? "cubin for " + spec.arch
                          : "PTX for " + spec.arch + " on " + arch) +
-              "): " + driver_.describe(r) + (log[0] ? std::string(": ") + log : "");
+              "): " + driver_.describe(r) +
+              (log[0] ? std::string(": ") + log : "");
       return false;
     }
   }
@@ -339,9 +342,8 @@ bool Impl::prepareCommand(const CUDACommand &c, const std::string &entry,
       return fail("the kernel takes more than " +
                   std::to_string(c.buffers.size()) + " parameters");
     int maxThreads = 0;
-    driver_.cuFuncGetAttribute(&maxThreads,
-                               CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK,
-                               out.function);
+    driver_.cuFuncGetAttribute(
+        &maxThreads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, out.function);
     uint64_t threads = uint64_t(c.block[0]) * c.block[1] * c.block[2];
     if (threads == 0 || threads > uint64_t(maxThreads) || c.grid[0] == 0 ||
         c.grid[1] == 0 || c.grid[1] > 65535 || c.grid[2] == 0 ||
@@ -365,8 +367,8 @@ bool Impl::prepareCommand(const CUDACommand &c, const std::string &entry,
     for (const ArenaRegion &b : c.buffers)
       buffers.push_back(at(b));
     std::string why;
-    out.call = planLibraryCall(library_, stream_, c.function, c.ints, buffers,
-                               why);
+    out.call =
+        planLibraryCall(library_, stream_, c.function, c.ints, buffers, why);
     if (!out.call)
       return fail(why);
     workspaceSize_ = std::max(workspaceSize_, out.call->workspaceBytes());
@@ -473,11 +475,10 @@ bool Impl::prepare(const CUDAProgramSpec &spec, std::string &error) {
     }
     entries_.push_back(std::move(entry));
   }
-  if (workspaceSize_ &&
-      !check(driver_.cuMemAlloc(&workspace_, workspaceSize_),
-             "cannot allocate the library workspace of " +
-                 std::to_string(workspaceSize_) + " bytes",
-             error))
+  if (workspaceSize_ && !check(driver_.cuMemAlloc(&workspace_, workspaceSize_),
+                               "cannot allocate the library workspace of " +
+                                   std::to_string(workspaceSize_) + " bytes",
+                               error))
     return false;
   for (const ArenaRegion &r : spec.persistent) {
     Persistent p;
@@ -494,11 +495,13 @@ bool Impl::resetPersistent(std::string &error) {
   if (!bind(error) || !synchronize(error))
     return false;
   // The arena starts zeroed, like the CPU runtime's.
-  if (arenaSize_ && !check(driver_.cuMemsetD8Async(arena_, 0, arenaSize_, stream_),
-                           "cannot clear the arena", error))
+  if (arenaSize_ &&
+      !check(driver_.cuMemsetD8Async(arena_, 0, arenaSize_, stream_),
+             "cannot clear the arena", error))
     return false;
   for (auto &[region, bytes] : initial_) // null: all zero
-    if (bytes && !check(driver_.cuMemcpyHtoDAsync(arena_ + region.offset, bytes->data(),
+    if (bytes &&
+        !check(driver_.cuMemcpyHtoDAsync(arena_ + region.offset, bytes->data(),
                                          bytes->size(), stream_),
                "cannot copy initial values to the GPU", error))
       return false;
@@ -507,6 +510,8 @@ bool Impl::resetPersistent(std::string &error) {
     return false;
   for (Persistent &p : persistent_)
     p.fresh = Fresh::Device;
+  hostTouched_ = false;
+  allOnDevice_ = true;
   return true;
 }
 
@@ -523,10 +528,16 @@ void *Impl::persistent(size_t index) {
   }
   // The caller may write through the pointer: copy back before a run.
   p.fresh = Fresh::Host;
+  hostTouched_ = true;
+  allOnDevice_ = false;
   return p.host.data;
 }
 
 bool Impl::pushPersistent(std::string &error) {
+  // Nothing to do on the steps between checkpoints (the common case).
+  if (!hostTouched_)
+    return true;
+  hostTouched_ = false;
   for (Persistent &p : persistent_) {
     if (p.fresh != Fresh::Host)
       continue;
@@ -548,10 +559,9 @@ bool Impl::enqueueCommand(Command &c, const std::string &entry,
     return true;
   switch (c.kind) {
   case CUDACommand::Launch:
-    r = driver_.cuLaunchKernel(c.function, c.grid[0], c.grid[1], c.grid[2],
-                               c.block[0], c.block[1], c.block[2],
-                               c.sharedMemory, stream_, c.params.data(),
-                               nullptr);
+    r = driver_.cuLaunchKernel(
+        c.function, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1],
+        c.block[2], c.sharedMemory, stream_, c.params.data(), nullptr);
     break;
   case CUDACommand::Library:
     if (!c.call->enqueue(stream_, workspace_, workspaceSize_, why)) {
@@ -659,12 +669,12 @@ bool Impl::enqueueCommands(Entry &e, std::string &error) {
     if (!enqueueCommand(e.commands[i], e.name, error))
       return false;
   }
-  if (options_.profile &&
-      !check(driver_.cuEventRecord(e.marks.back(), stream_), "cuEventRecord",
-             error))
+  if (options_.profile && !check(driver_.cuEventRecord(e.marks.back(), stream_),
+                                 "cuEventRecord", error))
     return false;
   for (auto &[device, host] : e.outputs)
-    if (host.size && !check(driver_.cuMemcpyDtoHAsync(host.data, device, host.size, stream_),
+    if (host.size &&
+        !check(driver_.cuMemcpyDtoHAsync(host.data, device, host.size, stream_),
                "entry point '" + e.name + "': copying an output from the GPU",
                error))
       return false;
@@ -681,11 +691,11 @@ bool Impl::enqueueRun(Entry &e, std::string &error) {
   if (!e.graph) {
     CUgraph graph = nullptr;
     std::string why;
-    CUresult r = driver_.cuStreamBeginCapture(stream_,
-                                              CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+    CUresult r = driver_.cuStreamBeginCapture(
+        stream_, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
     bool enqueued = r == CUDA_SUCCESS && enqueueCommands(e, why);
-    CUresult end = r == CUDA_SUCCESS ? driver_.cuStreamEndCapture(stream_, &graph)
-                                     : r;
+    CUresult end =
+        r == CUDA_SUCCESS ? driver_.cuStreamEndCapture(stream_, &graph) : r;
     if (enqueued && end == CUDA_SUCCESS)
       end = driver_.cuGraphInstantiate(&e.graph, graph, 0);
     if (graph)
@@ -715,8 +725,11 @@ bool Impl::run(size_t entry, std::string &error) {
     return false;
   ++e.runs;
   e.pending = true;
-  for (Persistent &p : persistent_)
-    p.fresh = Fresh::Device;
+  if (!allOnDevice_) {
+    for (Persistent &p : persistent_)
+      p.fresh = Fresh::Device;
+    allOnDevice_ = true;
+  }
   if (options_.profile || options_.syncEachCommand)
     return finish(e, error);
   return true;
@@ -726,8 +739,8 @@ bool Impl::wait(CUevent event, const std::string &entry, std::string &error) {
   CUresult r = driver_.cuEventSynchronize(event);
   if (r == CUDA_SUCCESS)
     return true;
-  error = source_ + ": entry point '" + entry + "' failed on the GPU: " +
-          driver_.describe(r) +
+  error = source_ + ": entry point '" + entry +
+          "' failed on the GPU: " + driver_.describe(r) +
           (options_.syncEachCommand
                ? std::string()
                : "; run again with --cuda-sync to name the failing command");

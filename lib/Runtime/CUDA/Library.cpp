@@ -78,7 +78,8 @@ public:
     cudaDataType_t type = f64_ ? CUDA_R_64F : CUDA_R_32F;
     cublasComputeType_t compute =
         f64_ ? CUBLAS_COMPUTE_64F
-             : (context_.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
+             : (context_.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                              : CUBLAS_COMPUTE_32F);
     if (!check(lt.cublasLtMatmulDescCreate(&desc_, compute, type),
                "cannot create a matmul descriptor"))
       return false;
@@ -158,9 +159,9 @@ public:
       return false;
     cublasLtMatmulHeuristicResult_t result = {};
     int found = 0;
-    if (!check(lt.cublasLtMatmulAlgoGetHeuristic(
-                   context_.cublasLtHandle, desc_, a_, b_, c_, c_, preference_,
-                   1, &result, &found),
+    if (!check(lt.cublasLtMatmulAlgoGetHeuristic(context_.cublasLtHandle, desc_,
+                                                 a_, b_, c_, c_, preference_, 1,
+                                                 &result, &found),
                "found no algorithm"))
       return false;
     if (found == 0) {
@@ -266,7 +267,8 @@ public:
     cudnnDataType_t type = f64_ ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
     auto check = [&](cudnnStatus_t s, const char *what) {
       if (s != CUDNN_STATUS_SUCCESS)
-        error = std::string("cuDNN ") + what + ": " + dnn.cudnnGetErrorString(s);
+        error =
+            std::string("cuDNN ") + what + ": " + dnn.cudnnGetErrorString(s);
       return s == CUDNN_STATUS_SUCCESS;
     };
     int nb = 2 + p.dims;
@@ -309,9 +311,9 @@ public:
       return false;
     bool tensorOps = !f64_ && context_.tf32;
     if (!check(dnn.cudnnSetConvolutionMathType(
-                   conv_, f64_ ? CUDNN_DEFAULT_MATH
-                               : (tensorOps ? CUDNN_TENSOR_OP_MATH
-                                            : CUDNN_FMA_MATH)),
+                   conv_,
+                   f64_ ? CUDNN_DEFAULT_MATH
+                        : (tensorOps ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH)),
                "math type"))
       return false;
 
@@ -364,16 +366,15 @@ public:
     }
     if (pick < 0) {
       error = "cuDNN offers no algorithm for this convolution within a " +
-              std::to_string(context_.workspaceLimit >> 20) +
-              " MiB workspace";
+              std::to_string(context_.workspaceLimit >> 20) + " MiB workspace";
       return false;
     }
     if (!check(dnn.cudnnSetConvolutionMathType(conv_, math), "math type"))
       return false;
     switch (kind_) {
     case ConvKind::Forward:
-      if (!check(dnn.cudnnGetConvolutionForwardWorkspaceSize(
-                     h, x_, w_, conv_, y_, fwd_, &bytes),
+      if (!check(dnn.cudnnGetConvolutionForwardWorkspaceSize(h, x_, w_, conv_,
+                                                             y_, fwd_, &bytes),
                  "workspace size"))
         return false;
       break;
@@ -469,8 +470,8 @@ public:
     void *args[8] = {&params_};
     for (size_t i = 0; i < buffers_.size(); ++i)
       args[i + 1] = &buffers_[i];
-    CUresult r = context_.driver->cuLaunchKernel(
-        fn_, grid_, 1, 1, kBlock, 1, 1, 0, stream, args, nullptr);
+    CUresult r = context_.driver->cuLaunchKernel(fn_, grid_, 1, 1, kBlock, 1, 1,
+                                                 0, stream, args, nullptr);
     if (r != CUDA_SUCCESS) {
       error = "cuLaunchKernel: " + context_.driver->describe(r);
       return false;
@@ -526,7 +527,8 @@ bool LibraryContext::needCudnn(CUstream stream, std::string &error) {
     return false;
   cudnnStatus_t s = cudnn.cudnnCreate(&cudnnHandle);
   if (s == CUDNN_STATUS_SUCCESS)
-    s = cudnn.cudnnSetStream(cudnnHandle, reinterpret_cast<cudaStream_t>(stream));
+    s = cudnn.cudnnSetStream(cudnnHandle,
+                             reinterpret_cast<cudaStream_t>(stream));
   if (s != CUDNN_STATUS_SUCCESS) {
     error = std::string("cuDNN: ") + cudnn.cudnnGetErrorString(s);
     if (cudnnHandle)
@@ -541,13 +543,14 @@ CUfunction LibraryContext::kernel(const std::string &name, std::string &error) {
   CUfunction fn = nullptr;
   if (!kernels) {
     error = "this runtime was built without its CUDA library kernels (no "
-            "nvcc at build time), so it cannot run '" + name + "'";
+            "nvcc at build time), so it cannot run '" +
+            name + "'";
     return nullptr;
   }
   CUresult r = driver->cuModuleGetFunction(&fn, kernels, name.c_str());
   if (r != CUDA_SUCCESS) {
-    error = "the runtime's kernel '" + name + "' is missing: " +
-            driver->describe(r);
+    error = "the runtime's kernel '" + name +
+            "' is missing: " + driver->describe(r);
     return nullptr;
   }
   return fn;
@@ -579,7 +582,7 @@ std::unique_ptr<LibraryCall> trainopt::rt::cuda::planLibraryCall(
       function == "cuda.conv_grad_filter") {
     if (!context.needCudnn(stream, error))
       return nullptr;
-    ConvKind kind = function == "cuda.conv" ? ConvKind::Forward
+    ConvKind kind = function == "cuda.conv"              ? ConvKind::Forward
                     : function == "cuda.conv_grad_input" ? ConvKind::GradInput
                                                          : ConvKind::GradFilter;
     auto call = std::make_unique<ConvCall>(context, kind);
@@ -604,15 +607,14 @@ std::unique_ptr<LibraryCall> trainopt::rt::cuda::planLibraryCall(
     if (!fn)
       return nullptr;
     PoolParams p = poolParams(ints, f.avg);
-    int64_t threads =
-        p.planes * (f.overInput ? p.in[0] * p.in[1] * p.in[2]
-                                : p.out[0] * p.out[1] * p.out[2]);
+    int64_t threads = p.planes * (f.overInput ? p.in[0] * p.in[1] * p.in[2]
+                                              : p.out[0] * p.out[1] * p.out[2]);
     return std::make_unique<KernelCall<PoolParams>>(context, fn, p, buffers,
                                                     threads);
   }
   if (function == "cuda.scatter_add") {
-    std::string name = "trainopt_scatter_add_" + suffix +
-                       (ints[1] == kI64 ? "_i64" : "_i32");
+    std::string name =
+        "trainopt_scatter_add_" + suffix + (ints[1] == kI64 ? "_i64" : "_i32");
     CUfunction fn = context.kernel(name, error);
     if (!fn)
       return nullptr;

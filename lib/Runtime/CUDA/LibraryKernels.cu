@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "LibraryKernels.h"
+#include "trainopt/Runtime/WindowMath.h"
 
 using trainopt::rt::cuda::FillParams;
 using trainopt::rt::cuda::PoolParams;
@@ -20,22 +21,18 @@ namespace {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
        i += (long long)gridDim.x * blockDim.x)
 
-/// The taps [lo, hi) of dim d that land inside the input for output o.
+/// The taps [lo, hi) of dim d that land inside the input for output o
+/// (WindowMath.h, shared with the CPU library).
 __device__ inline void tapRange(const PoolParams &p, int d, long long o,
                                 long long &lo, long long &hi) {
-  long long base = o * p.stride[d] - p.padB[d];
-  long long dil = p.dil[d];
-  lo = base >= 0 ? 0 : (-base + dil - 1) / dil;
-  long long room = p.in[d] - base;
-  hi = room <= 0 ? 0 : min(p.k[d], (room + dil - 1) / dil);
-  if (hi < lo)
-    hi = lo;
+  trainopt::rt::windowTaps<long long>(o, p.in[d], p.k[d], p.stride[d],
+                                      p.dil[d], p.padB[d], lo, hi);
 }
 
 __device__ inline long long paddedTaps(const PoolParams &p, int d,
                                        long long o) {
-  long long room = p.in[d] + p.padE[d] - (o * p.stride[d] - p.padB[d]);
-  return room <= 0 ? 0 : min(p.k[d], (room + p.dil[d] - 1) / p.dil[d]);
+  return trainopt::rt::windowPaddedTaps<long long>(
+      o, p.in[d], p.k[d], p.stride[d], p.dil[d], p.padB[d], p.padE[d]);
 }
 
 /// Splits a plane offset into three spatial positions.

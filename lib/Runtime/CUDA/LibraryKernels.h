@@ -1,4 +1,5 @@
-//===- LibraryKernels.h - parameters of the runtime's own kernels -*- C++ -*-===//
+//===- LibraryKernels.h - parameters of the runtime's own kernels -*- C++
+//-*-===//
 //
 /// \file
 /// The CUDA library functions that neither cuBLASLt nor cuDNN computes with

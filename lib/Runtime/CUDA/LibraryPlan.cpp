@@ -26,8 +26,8 @@ MatmulBatchPlan trainopt::rt::planMatmulBatches(const int64_t *ints) {
   int64_t so = m * n, sl = m * k, sr = k * n;
   for (int64_t d = r - 1; d >= 0; --d) {
     if (outB[d] != 1)
-      dims.insert(dims.begin(), Dim{outB[d], so, lB[d] == 1 ? 0 : sl,
-                                    rB[d] == 1 ? 0 : sr});
+      dims.insert(dims.begin(),
+                  Dim{outB[d], so, lB[d] == 1 ? 0 : sl, rB[d] == 1 ? 0 : sr});
     so *= outB[d];
     sl *= lB[d];
     sr *= rB[d];
@@ -35,9 +35,7 @@ MatmulBatchPlan trainopt::rt::planMatmulBatches(const int64_t *ints) {
   // Merge neighbours that one stride describes (innermost first).
   for (size_t i = dims.size(); i-- > 1;) {
     Dim &outer = dims[i - 1], &inner = dims[i];
-    auto merges = [&](int64_t o, int64_t in) {
-      return o == in * inner.count;
-    };
+    auto merges = [&](int64_t o, int64_t in) { return o == in * inner.count; };
     if (merges(outer.out, inner.out) && merges(outer.lhs, inner.lhs) &&
         merges(outer.rhs, inner.rhs)) {
       outer = Dim{outer.count * inner.count, inner.out, inner.lhs, inner.rhs};
