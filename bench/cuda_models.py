@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The models of the CUDA benchmark (bench/cuda_step_time.py), defined once
 in PyTorch and exported to ONNX with their weights, so trainopt and PyTorch
-train the same network from the same initial values:
+train the same network from initial values drawn from the same seed (the
+export writes a fingerprint of them, NAME-weights.json, and the benchmark
+checks that its own PyTorch draws the same values before comparing losses):
 
 - mlp1024: MLP 784-1024-1024-10 (ReLU), batch 256, SGD momentum 0.9;
 - cnn: the foundation issue's CNN (scripts/export_torch_models.py), batch
@@ -18,6 +20,7 @@ reference run here and the GPU runs on the GPU machine see the same batches:
 OUTDIR/NAME-x.npy and OUTDIR/NAME-y.npy.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -103,6 +106,12 @@ def build(name, seed=0):
     return cls().train(train)
 
 
+def fingerprint(model):
+    """Per parameter (in order): its sum and sum of squares, in float64."""
+    return [[float(p.detach().double().sum()), float(p.detach().double().square().sum())]
+            for p in model.parameters()]
+
+
 def export(name, path):
     cls, shape, _, _, _, _, train = CASES[name]
     model = build(name)
@@ -129,6 +138,8 @@ def main():
     for name in CASES:
         if not args.only or name == args.only:
             export(name, os.path.join(args.outdir, f"{name}.onnx"))
+            with open(os.path.join(args.outdir, f"{name}-weights.json"), "w") as f:
+                json.dump(fingerprint(build(name)), f)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ first=1
 for m in "$@"; do
   [ -n "${batch[$m]:-}" ] || { echo "unknown model '$m'" >&2; exit 2; }
   "$python" "$here/cuda_models.py" "$out/work" --only "$m"
+  cp "$out/work/$m-weights.json" "$out/"
   "$python" "$here/cuda_models.py" --data "$out/work" --only "$m"
   common=(--batch-size "${batch[$m]}" --loss=cross_entropy ${flags[$m]})
   start=$(date +%s.%N)

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Training on one GPU: trainopt against PyTorch eager, torch.compile and
 torch.compile(mode="reduce-overhead"), measured in the same run on the same
-GPU with the same model, batch, optimizer, initial weights and batches
+GPU with the same model, batch, optimizer and batches, and the same initial
+weights where this PyTorch draws what the exporting one drew (checked:
+`same_initial_weights`)
 (DESIGN.md section 6). Runs on the GPU machine over a bundle made on the
 build machine by bench/cuda_prepare.sh:
 
@@ -41,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cuda_models import CASES, SAMPLES, build, synthetic  # noqa: E402
+from cuda_models import CASES, SAMPLES, build, fingerprint, synthetic  # noqa: E402
 
 
 def run_trainopt(bundle, name, data, steps, extra=()):
@@ -154,6 +156,13 @@ def main():
             r[f"torch_{mode}_peak_bytes"] = peak
             r[f"torch_{mode}_loss_rel_diff_vs_trainopt_cpu"] = rel_diff(losses[:len(ref)], ref)
         r["trainopt_compile_s"] = compile_s.get(name)
+        # The PyTorch loss columns compare like with like only when this
+        # PyTorch draws the exported initial weights.
+        ref_w = json.load(open(os.path.join(bundle, f"{name}-weights.json")))
+        mine = fingerprint(build(name))
+        r["same_initial_weights"] = len(mine) == len(ref_w) and all(
+            abs(a - b) <= 1e-9 * max(1.0, abs(b))
+            for x, y in zip(mine, ref_w) for a, b in zip(x, y))
         results["models"][name] = r
         print(json.dumps({name: r}), flush=True)
 

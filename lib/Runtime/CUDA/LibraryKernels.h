@@ -13,8 +13,7 @@
 /// Every kernel gathers: one thread computes one output element from its
 /// inputs, in the order the CPU library sums them, so a gradient that
 /// several windows or indices feed is summed without atomics, the same way
-/// on every run (and bit-identical to the CPU library in float32 where the
-/// CPU sums in the same order).
+/// on every run, in the order the CPU library uses.
 //
 //===----------------------------------------------------------------------===//
 
