@@ -423,6 +423,8 @@ bool Impl::prepare(const CUDAProgramSpec &spec, std::string &error) {
                  " bytes (" + std::to_string(freeBytes) + " free)",
              error))
     return false;
+  // Library workspaces come out of what the arena left.
+  driver_.cuMemGetInfo(&freeBytes, &totalBytes);
   library_.workspaceLimit =
       std::min<uint64_t>(library_.workspaceLimit, freeBytes / 4);
 
