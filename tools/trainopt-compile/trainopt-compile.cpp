@@ -165,6 +165,12 @@ static cl::list<std::string> constInputs(
     cl::desc("NAME=FILE.pb binds graph input NAME to the serialized "
              "TensorProto in FILE.pb (repeatable)"),
     cl::cat(category));
+static cl::opt<bool> probeValues(
+    "probe-values",
+    cl::desc("Also return every intermediate value of @train_step, named "
+             "probe.K:OP:OPERANDS:NODE (trainopt-probe-values; for "
+             "scripts/difftest.py)"),
+    cl::init(false), cl::cat(category));
 static cl::opt<bool> elideWeights(
     "elide-weights",
     cl::desc("Print parameter values as '...' (smaller, not re-parsable)"),
@@ -419,6 +425,9 @@ int main(int argc, char **argv) {
       return error("--" + flag.opt->ArgStr + ": invalid value '" + value + "'");
     passOptions[flag.pass] += " " + flag.opt->ArgStr.str() + "=" + value;
   }
+  if (probeValues && !training)
+    return error("--probe-values needs --emit=train-mlir, kernel-mlir, "
+                 "artifact or exe");
   if (batchSize.getNumOccurrences() && batchSize <= 0)
     return error("--batch-size must be a positive integer, got " +
                  Twine(batchSize));
@@ -456,6 +465,8 @@ int main(int argc, char **argv) {
                            passOptions["trainopt-attach-loss"] +
                            "},trainopt-build-train-step{" +
                            passOptions["trainopt-build-train-step"] + "}";
+    if (probeValues)
+      pipeline += ",inline,trainopt-probe-values";
     if (failed(mlir::parsePassPipeline(pipeline, pm, errs())))
       return error("invalid training options");
     if (failed(pm.run(*module)))

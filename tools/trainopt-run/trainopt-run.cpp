@@ -150,6 +150,9 @@ Results:
                            model state, step counter) by name, uncompressed
   --dump-eval=FILE.npz     eval_step's inputs and outputs on the first eval
                            batch
+  --dump-step=FILE.npz     train_step's outputs and metrics after the last
+                           step (with trainopt-compile --probe-values: every
+                           intermediate value)
   --export-onnx=FILE.onnx  the trained model as an inference ONNX model
 
   --help                this text
@@ -179,7 +182,7 @@ struct Options {
   int64_t keepCheckpoints = 3;
   bool resume = false;
   std::string resumePath;
-  std::string saveParams, dumpEval, exportOnnx;
+  std::string saveParams, dumpEval, dumpStep, exportOnnx;
   /// For an executable that carries its model: its name, for messages
   /// (`model` is then a temporary copy of the artifact).
   std::string embeddedName;
@@ -334,6 +337,8 @@ Options parseOptions(int argc, char **argv, bool embedded) {
       o.saveParams = path();
     else if (flag == "--dump-eval")
       o.dumpEval = path();
+    else if (flag == "--dump-step")
+      o.dumpStep = path();
     else if (flag == "--export-onnx")
       o.exportOnnx = path();
     else
@@ -662,30 +667,20 @@ void feedRows(Program &program, const Feed &f, const Dataset &d,
               const Normalization &norm, SampleAt sampleAt) {
   int64_t n = d.samples();
   int64_t xs = d.x.numElements() / n, ys = d.y.numElements() / n;
-  void *x = inputOf(program, f.entry, f.x->name);
+  auto *x = static_cast<uint8_t *>(inputOf(program, f.entry, f.x->name));
   for (int64_t r = 0; r < f.batch; ++r) {
     int64_t s = sampleAt(r);
-    for (int64_t k = 0; k < xs; ++k) {
-      float v = static_cast<float>(
-          (d.x.at(s * xs + k) * norm.scale - norm.mean) / norm.std);
-      if (f.x->dtype == DType::F32)
-        static_cast<float *>(x)[r * xs + k] = v;
-      else
-        static_cast<double *>(x)[r * xs + k] = v;
-    }
+    for (int64_t k = 0; k < xs; ++k)
+      storeElement(x, f.x->dtype, r * xs + k, norm.apply(d.x.at(s * xs + k)));
   }
   if (!f.labels)
     return;
-  void *y = inputOf(program, f.entry, f.labels->name);
+  auto *y = static_cast<uint8_t *>(inputOf(program, f.entry, f.labels->name));
   for (int64_t r = 0; r < f.batch; ++r) {
     int64_t s = sampleAt(r);
-    for (int64_t k = 0; k < ys; ++k) {
-      auto label = static_cast<int64_t>(d.y.at(s * ys + k));
-      if (f.labels->dtype == DType::I64)
-        static_cast<int64_t *>(y)[r * ys + k] = label;
-      else
-        static_cast<int32_t *>(y)[r * ys + k] = static_cast<int32_t>(label);
-    }
+    for (int64_t k = 0; k < ys; ++k)
+      storeElement(y, f.labels->dtype, r * ys + k,
+                   static_cast<double>(d.y.intAt(s * ys + k)));
   }
 }
 
@@ -879,13 +874,18 @@ std::vector<ValueSignature> signatureOf(const Program &program) {
 }
 
 /// A copy of a persistent value as an array.
-Array persistentArray(Program &program, const ValueInfo &v) {
+/// A copy of the value `v` stored at `data`.
+Array arrayOf(const ValueInfo &v, const void *data) {
   Array a;
   a.shape = v.shape;
   a.dtype = v.dtype;
-  const auto *p = static_cast<const uint8_t *>(persistentOf(program, v.name));
-  a.bytes.assign(p, p + v.bytes);
+  const auto *p = static_cast<const uint8_t *>(data);
+  a.bytes.assign(p, p + v.numElements() * dtypeSize(v.dtype));
   return a;
+}
+
+Array persistentArray(Program &program, const ValueInfo &v) {
+  return arrayOf(v, persistentOf(program, v.name));
 }
 
 int run(const Options &o) {
@@ -1156,25 +1156,16 @@ int run(const Options &o) {
   };
 
   // Training.
-  std::vector<float> xBatch(train.batch * stream.xSampleSize());
-  std::vector<int64_t> yBatch(train.batch * stream.ySampleSize());
+  std::vector<std::pair<std::string, Array>> stepOutputs;
   // On a GPU the next batch is written and its upload started while the
   // current step computes (the inputs alternate between two buffer sets);
   // on the CPU the step has finished when `run` returns.
   bool pipelined = program->target() == "cuda";
   bool staged = false;
   auto writeBatch = [&]() {
-    stream.next(xBatch.data(), yBatch.data());
-    void *xIn = inputOf(*program, "train_step", train.x->name);
-    void *yIn = inputOf(*program, "train_step", train.labels->name);
-    if (train.x->dtype == DType::F32)
-      std::memcpy(xIn, xBatch.data(), xBatch.size() * sizeof(float));
-    else
-      std::copy(xBatch.begin(), xBatch.end(), static_cast<double *>(xIn));
-    if (train.labels->dtype == DType::I64)
-      std::memcpy(yIn, yBatch.data(), yBatch.size() * sizeof(int64_t));
-    else
-      std::copy(yBatch.begin(), yBatch.end(), static_cast<int32_t *>(yIn));
+    stream.next(inputOf(*program, "train_step", train.x->name), train.x->dtype,
+                inputOf(*program, "train_step", train.labels->name),
+                train.labels->dtype);
   };
   while (step < totalSteps) {
     auto stepStart = std::chrono::steady_clock::now();
@@ -1184,6 +1175,11 @@ int run(const Options &o) {
     if (!program->run("train_step", error))
       runtimeError(error);
     ++step;
+    // Kept before anything else runs: eval_step may reuse the arena.
+    if (!o.dumpStep.empty() && step == totalSteps)
+      for (const ValueInfo &v : program->outputs("train_step"))
+        stepOutputs.push_back(
+            {v.name, arrayOf(v, outputOf(*program, "train_step", v.name))});
     BatchPosition pos = consumed = stream.position();
     staged = pipelined && step < totalSteps;
     if (staged) {
@@ -1290,6 +1286,8 @@ int run(const Options &o) {
   }
 
   // Results.
+  if (!o.dumpStep.empty() && !writeNpz(o.dumpStep, stepOutputs, error))
+    runtimeError("--dump-step: " + error);
   if (!o.saveParams.empty()) {
     std::vector<std::pair<std::string, Array>> arrays;
     for (const ValueInfo &v : program->persistentValues())
@@ -1304,12 +1302,7 @@ int run(const Options &o) {
              [&](int64_t r) { return r % rows; });
     std::vector<std::pair<std::string, Array>> arrays;
     auto add = [&](const ValueInfo &v, const void *data) {
-      Array a;
-      a.shape = v.shape;
-      a.dtype = v.dtype;
-      const auto *p = static_cast<const uint8_t *>(data);
-      a.bytes.assign(p, p + v.numElements() * dtypeSize(v.dtype));
-      arrays.push_back({v.name, std::move(a)});
+      arrays.push_back({v.name, arrayOf(v, data)});
     };
     // Inputs are copied before the run: the memory plan may reuse their
     // storage for temporaries once they are read.

@@ -30,7 +30,7 @@ std::vector<int64_t> epochOrder(BatchStream &s) {
   std::vector<float> x(s.batchSize() * 2);
   std::vector<int64_t> y(s.batchSize());
   for (int64_t b = 0; b < s.batchesPerEpoch(); ++b) {
-    s.next(x.data(), y.data());
+    s.next(x.data(), DType::F32, y.data(), DType::I64);
     for (int64_t i = 0; i < s.batchSize(); ++i) {
       EXPECT_EQ(x[2 * i + 1], x[2 * i] + 0.5f);             // x rows stay whole
       EXPECT_EQ(y[i], static_cast<int64_t>(x[2 * i]) % 10); // labels follow
@@ -91,16 +91,16 @@ TEST(Batches, ResumeRepeatsAnUninterruptedRun) {
   for (int step = 0; step < 25; ++step) {
     if (step == 11)
       saved = full.position();
-    full.next(bx.data(), by.data());
+    full.next(bx.data(), DType::F32, by.data(), DType::I64);
   }
   resumed.seek(saved);
   BatchStream replay;
   ASSERT_TRUE(BatchStream::create(x, y, 4, true, 3, {}, replay, error));
   for (int step = 0; step < 25; ++step) {
-    replay.next(bx.data(), by.data());
+    replay.next(bx.data(), DType::F32, by.data(), DType::I64);
     if (step < 11)
       continue;
-    resumed.next(rx.data(), ry.data());
+    resumed.next(rx.data(), DType::F32, ry.data(), DType::I64);
     EXPECT_EQ(bx, rx) << "step " << step;
     EXPECT_EQ(by, ry) << "step " << step;
   }
@@ -115,8 +115,55 @@ TEST(Batches, Normalizes) {
       BatchStream::create(x, y, 2, false, 0, {0.5, 1.0, 2.0}, s, error));
   std::vector<float> bx(4);
   std::vector<int64_t> by(2);
-  s.next(bx.data(), by.data());
+  s.next(bx.data(), DType::F32, by.data(), DType::I64);
   EXPECT_FLOAT_EQ(bx[2], (1.0f * 0.5f - 1.0f) / 2.0f);
+}
+
+// Float64 data reaches a float64 input exactly (not through float32), and
+// int32 labels are written as int32.
+TEST(Batches, FeedsEveryDTypeExactly) {
+  Array x, y;
+  x.shape = {2, 1};
+  x.dtype = DType::F64;
+  double values[2] = {0.1, 1.0 + 0x1p-40};
+  x.bytes.resize(sizeof(values));
+  std::memcpy(x.bytes.data(), values, sizeof(values));
+  y.shape = {2};
+  y.dtype = DType::I64;
+  int64_t labels[2] = {7, 3};
+  y.bytes.resize(sizeof(labels));
+  std::memcpy(y.bytes.data(), labels, sizeof(labels));
+  BatchStream s;
+  std::string error;
+  ASSERT_TRUE(BatchStream::create(x, y, 2, false, 0, {}, s, error)) << error;
+  double bx[2];
+  int32_t by[2];
+  s.next(bx, DType::F64, by, DType::I32);
+  EXPECT_EQ(bx[0], 0.1);
+  EXPECT_EQ(bx[1], 1.0 + 0x1p-40);
+  EXPECT_EQ(by[0], 7);
+  EXPECT_EQ(by[1], 3);
+  float fx[2];
+  s.next(fx, DType::F32, by, DType::I32);
+  EXPECT_EQ(fx[0], 0.1f);
+  EXPECT_EQ(fx[1], 1.0f);
+}
+
+TEST(Data, StoresHalfRoundedToNearestEven) {
+  uint16_t h[6];
+  double in[6] = {1.0, 65504.0, 65520.0, 0x1p-24, 1.0 + 0x1p-11, -0.0};
+  for (int i = 0; i < 6; ++i)
+    storeElement(reinterpret_cast<uint8_t *>(h), DType::F16, i, in[i]);
+  EXPECT_EQ(h[0], 0x3c00);
+  EXPECT_EQ(h[1], 0x7bff);
+  EXPECT_EQ(h[2], 0x7c00); // rounds to infinity
+  EXPECT_EQ(h[3], 0x0001); // smallest subnormal
+  EXPECT_EQ(h[4], 0x3c00); // a tie rounds to even
+  EXPECT_EQ(h[5], 0x8000);
+  for (int i = 0; i < 6; ++i)
+    if (i != 2)
+      EXPECT_EQ(elementAsDouble(reinterpret_cast<uint8_t *>(h), DType::F16, i),
+                in[i] == 1.0 + 0x1p-11 ? 1.0 : in[i]);
 }
 
 TEST(Batches, RejectsMismatchedData) {

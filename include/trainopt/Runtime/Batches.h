@@ -23,6 +23,8 @@ namespace trainopt::rt {
 /// Input normalization: x' = (x * scale - mean) / std.
 struct Normalization {
   double scale = 1.0, mean = 0.0, std = 1.0;
+  /// x', in double: the identity normalization returns x unchanged.
+  double apply(double x) const { return (x * scale - mean) / std; }
 };
 
 /// Where a batch stream stands: batches of `epoch` before `batch` are done.
@@ -48,9 +50,11 @@ public:
   int64_t xSampleSize() const { return xSample_; }
   int64_t ySampleSize() const { return ySample_; }
 
-  /// Writes the next batch (x as float32 after normalization, y as int64)
-  /// and advances, starting a new shuffled epoch when one ends.
-  void next(float *x, int64_t *y);
+  /// Writes the next batch, x normalized (in double, then stored as
+  /// `xType`: data that needs no normalization arrives exactly as stored
+  /// whenever `xType` can hold it) and y as `yType`, and advances, starting
+  /// a new shuffled epoch when one ends.
+  void next(void *x, DType xType, void *y, DType yType);
   BatchPosition position() const { return pos_; }
   /// Continues from `pos` exactly as an uninterrupted stream would.
   void seek(BatchPosition pos);

@@ -42,6 +42,11 @@ struct Array {
 /// Element `i` of a dense array of `dtype` at `data`, converted to double.
 double elementAsDouble(const uint8_t *data, DType dtype, int64_t i);
 
+/// Stores `v` as element `i` of a dense array of `dtype` at `data`: rounded
+/// to nearest for float types (exact when `v` fits), truncated toward zero
+/// for integer types, nonzero as 1 for Bool.
+void storeElement(uint8_t *data, DType dtype, int64_t i, double v);
+
 /// Reads `path`, inflating it when it is gzip-compressed (by its magic, not
 /// its name). Fails with a message naming the file.
 bool readFile(const std::string &path, std::vector<uint8_t> &out,

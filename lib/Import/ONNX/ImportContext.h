@@ -179,6 +179,9 @@ public:
     setOutput(0, *value);
     return success();
   }
+  /// The model's producer_name: where ONNX leaves a convention open or a
+  /// producer's semantics differ from the spec, the producer decides.
+  llvm::StringRef producer() const;
   /// Keeps a parameter that feeds `value` out of training (BatchNorm
   /// statistics are state, not trainable weights).
   void markNonTrainable(Value value);

@@ -171,22 +171,20 @@ LogicalResult gelu(NodeContext &n) {
                      GeluApproximationAttr::get(n.getContext(), kind))}));
 }
 
-/// LeakyRelu(x) = max(x, 0) + alpha * min(x, 0).
+/// LeakyRelu(x) = x > 0 ? x : alpha * x, PyTorch's formula: at x = 0 the
+/// gradient is alpha, as torch's leaky_relu_backward gives (max(x, 0) +
+/// alpha * min(x, 0) would split it as (1 + alpha) / 2 at the tie).
 LogicalResult leakyRelu(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 0.01));
   if (failed(x) || failed(alpha))
     return failure();
   Type elt = n.inputType(0).getElementType();
-  Value zero = n.scalar(elt, 0.0);
-  FailureOr<Value> pos = n.create<MaxOp>({*x, zero});
-  FailureOr<Value> negPart = n.create<MinOp>({*x, zero});
-  if (failed(pos) || failed(negPart))
+  FailureOr<Value> positive = n.create<GreaterOp>({*x, n.scalar(elt, 0.0)});
+  FailureOr<Value> scaled = n.create<MulOp>({*x, n.scalar(elt, *alpha)});
+  if (failed(positive) || failed(scaled))
     return failure();
-  FailureOr<Value> scaled = n.create<MulOp>({*negPart, n.scalar(elt, *alpha)});
-  if (failed(scaled))
-    return failure();
-  return n.result(n.create<AddOp>({*pos, *scaled}));
+  return n.result(n.create<WhereOp>({*positive, *x, *scaled}));
 }
 
 /// The reduction axes of a Reduce* node, from the attribute (older versions)

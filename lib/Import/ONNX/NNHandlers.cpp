@@ -204,10 +204,15 @@ LogicalResult batchNorm(NodeContext &n) {
     n.setOutput(0, *y);
     return success();
   }
+  // The spec folds the biased batch variance into running_var; PyTorch,
+  // whose exporter writes the same node, folds the unbiased one, and a
+  // model exported from PyTorch trains as it does there.
+  bool unbiased = n.producer() == "pytorch";
   FailureOr<SmallVector<Value>> r = n.createMulti<BatchNormTrainOp>(
       operands,
       {n.named("epsilon", n.builder.getF64FloatAttr(*eps)),
-       n.named("momentum", n.builder.getF64FloatAttr(*momentum))},
+       n.named("momentum", n.builder.getF64FloatAttr(*momentum)),
+       n.named("unbiased_running_var", n.builder.getBoolAttr(unbiased))},
       {operands[0].getType(), operands[3].getType(), operands[4].getType()});
   if (failed(r))
     return failure();

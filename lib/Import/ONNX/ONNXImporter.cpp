@@ -115,6 +115,8 @@ public:
   DenseMap<Value, const onnx::TensorProto *> paramProtos;
   /// Parameters that must not be trained (BatchNorm statistics).
   llvm::DenseSet<Value> nonTrainable;
+  /// The model's producer_name ("pytorch" for torch.onnx.export).
+  std::string producer;
 
 private:
   static std::string parentDir(StringRef path) {
@@ -318,6 +320,7 @@ OwningOpRef<ModuleOp> Importer::run() {
     reportAll(fileLoc);
     return nullptr;
   }
+  producer = model.producer_name();
 
   // Opsets: the default domain must be within the supported range; other
   // domains only matter if a node uses them.
@@ -638,6 +641,8 @@ void NodeContext::setOutput(unsigned i, Value value) {
   if (i < outputs.size())
     outputs[i] = value;
 }
+
+StringRef NodeContext::producer() const { return importer.producer; }
 
 void NodeContext::markNonTrainable(Value value) {
   if (importer.paramProtos.count(value))

@@ -64,20 +64,22 @@ void BatchStream::shuffleEpoch() {
     std::swap(order_[i], order_[rng() % static_cast<uint64_t>(i + 1)]);
 }
 
-void BatchStream::next(float *x, int64_t *y) {
+void BatchStream::next(void *x, DType xType, void *y, DType yType) {
   if (pos_.batch == batchesPerEpoch()) {
     ++pos_.epoch;
     pos_.batch = 0;
     shuffleEpoch();
   }
+  auto *xb = static_cast<uint8_t *>(x);
+  auto *yb = static_cast<uint8_t *>(y);
   for (int64_t b = 0; b < batchSize_; ++b) {
     int64_t sample = order_[pos_.batch * batchSize_ + b];
     for (int64_t k = 0; k < xSample_; ++k)
-      x[b * xSample_ + k] = static_cast<float>(
-          (x_.at(sample * xSample_ + k) * norm_.scale - norm_.mean) /
-          norm_.std);
+      storeElement(xb, xType, b * xSample_ + k,
+                   norm_.apply(x_.at(sample * xSample_ + k)));
     for (int64_t k = 0; k < ySample_; ++k)
-      y[b * ySample_ + k] = static_cast<int64_t>(y_.at(sample * ySample_ + k));
+      storeElement(yb, yType, b * ySample_ + k,
+                   static_cast<double>(y_.intAt(sample * ySample_ + k)));
   }
   ++pos_.batch;
 }

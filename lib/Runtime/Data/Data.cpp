@@ -121,6 +121,55 @@ double trainopt::rt::elementAsDouble(const uint8_t *data, DType dtype,
   return 0.0;
 }
 
+/// The IEEE half nearest to `v` (ties to even), as bits.
+static uint16_t doubleToHalf(double v) {
+  uint16_t sign = std::signbit(v) ? 0x8000 : 0;
+  v = std::fabs(v);
+  if (std::isnan(v))
+    return sign | 0x7e00;
+  if (v >= 65520.0) // rounds to infinity
+    return sign | 0x7c00;
+  int exp;
+  std::frexp(v, &exp); // v = m * 2^exp, m in [0.5, 1)
+  // Units of the last place: 2^(exp - 11) for normals, 2^-24 below 2^-14.
+  int ulpExp = std::max(exp - 11, -24);
+  double units = std::nearbyint(std::ldexp(v, -ulpExp));
+  if (ulpExp == -24) // subnormal (or the smallest normal after rounding)
+    return sign | static_cast<uint16_t>(units);
+  // units in [2^10, 2^11]: a carry to 2^11 moves to the next binade.
+  int biased = ulpExp + 25;
+  if (units >= 2048.0)
+    units /= 2, ++biased;
+  return sign | static_cast<uint16_t>(biased << 10) |
+         static_cast<uint16_t>(static_cast<int>(units) - 1024);
+}
+
+void trainopt::rt::storeElement(uint8_t *data, DType dtype, int64_t i,
+                                double v) {
+  uint8_t *p = data + i * dtypeSize(dtype);
+  auto store = [&](auto x) { std::memcpy(p, &x, sizeof(x)); };
+  switch (dtype) {
+  case DType::F64:
+    return store(v);
+  case DType::F32:
+    return store(static_cast<float>(v));
+  case DType::F16:
+    return store(doubleToHalf(v));
+  case DType::I64:
+    return store(static_cast<int64_t>(v));
+  case DType::I32:
+    return store(static_cast<int32_t>(v));
+  case DType::I16:
+    return store(static_cast<int16_t>(v));
+  case DType::I8:
+    return store(static_cast<int8_t>(v));
+  case DType::U8:
+    return store(static_cast<uint8_t>(v));
+  case DType::Bool:
+    return store(static_cast<uint8_t>(v != 0.0));
+  }
+}
+
 int64_t Array::intAt(int64_t i) const {
   const uint8_t *p = bytes.data() + i * dtypeSize(dtype);
   auto load = [&](auto v) {

@@ -620,6 +620,16 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
   };
   SmallVector<PendingCopy> pendingCopies;
   llvm::SmallDenseSet<int64_t> donatedTo;
+  // Storages that updates overwrite: an output that is (a view of) one of
+  // them must be copied out before the updates land, or it would read the
+  // new value.
+  llvm::SmallDenseSet<int64_t> updated;
+  for (unsigned i = 0; i < ret.getNumOperands(); ++i)
+    if (auto updates = func.getResultAttrOfType<IntegerAttr>(
+            i, TrainoptDialect::kUpdatesAttrName))
+      updated.insert(storageOf.lookup(func.getArgument(updates.getInt())));
+  SmallVector<PendingCopy> outputCopies;
+  llvm::DenseMap<unsigned, int64_t> resultCopy;
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
     art::Value *result = entry->add_results();
     setType(result->mutable_type(), v.getType());
@@ -681,8 +691,17 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
                              outName == "lr" || outName == "loss_scale"
                          ? art::Value::METRIC
                          : art::Value::OUTPUT);
+    if (updated.contains(id)) {
+      int64_t copy = newStorage(StorageKind::Scratch, "",
+                                tensorBytes(v.getType()), end);
+      resultCopy[i] = copy;
+      outputCopies.push_back({id, copy});
+      id = copy;
+    }
     storages[id].last = end;
   }
+  pendingCopies.insert(pendingCopies.begin(), outputCopies.begin(),
+                       outputCopies.end());
 
   // Place scratch storages: greedy by size, first fit in time and space.
   std::string prefix = func.getSymName().str() + "/s";
@@ -734,7 +753,8 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
     art::Value *result = entry->mutable_results(i);
     if (result->updates() < 0)
-      result->set_buffer(storages[storageOf.lookup(v)].buffer);
+      result->set_buffer(storages[resultCopy.lookup_or(i, storageOf.lookup(v))]
+                             .buffer);
   }
 
   // Commands in schedule order.

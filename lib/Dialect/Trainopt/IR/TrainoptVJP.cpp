@@ -202,15 +202,18 @@ LogicalResult ClipOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   if (!g || !isFloatValue(x))
     return success();
   Grad G(builder, getLoc());
-  // The gradient passes where min <= x <= max (bounds included, as PyTorch).
+  // The gradient passes where min < x < max, bounds excluded: ONNX Clip
+  // comes from ReLU6 and Hardtanh (torch's hardtanh_backward), and an
+  // excluded lower bound agrees with Relu at 0. torch.clamp, which also
+  // exports to Clip, would pass it at the bounds; docs/autodiff.md says so.
   Value pass = g, zero = G.zerosLike(g);
   if (getMin())
-    pass = G.where(GreaterEqualOp::create(
+    pass = G.where(GreaterOp::create(
                        G.b, x, G.scalar(x, getMin()->convertToDouble())),
                    pass, zero);
   if (getMax())
     pass = G.where(
-        LessEqualOp::create(G.b, x, G.scalar(x, getMax()->convertToDouble())),
+        LessOp::create(G.b, x, G.scalar(x, getMax()->convertToDouble())),
         pass, zero);
   operandGrads[0] = pass;
   return success();

@@ -206,4 +206,54 @@ def TrainoptBuildTrainStep : Pass<"trainopt-build-train-step", "ModuleOp"> {
   ];
 }
 
+def TrainoptProbeValues : Pass<"trainopt-probe-values", "ModuleOp"> {
+  let summary = "Returns every intermediate value of a function as a named output";
+  let description = [{
+    A debugging pass for the differential tester
+    (`scripts/difftest.py`): every floating-point result of a trainopt op in
+    `func` (forward activations, every cotangent, the optimizer's
+    temporaries) becomes an extra result, and every `i1` result (the branch
+    decisions of `relu`, `clip`, `max`, `where`, ... and of their VJPs) an
+    extra result cast to f32 (0 or 1). The same probed function runs in the
+    reference evaluator and, compiled, in the runtime, so both sides can be
+    compared value by value.
+
+    Each extra result is tagged `trainopt.output` with the name
+    `probe.<k>:<op>:<operands>:<location>`: `k` numbers the probes in
+    program order; `op` is the op name without the dialect prefix
+    (`max_pool_grad` adds its window as `[k=3x3;s=2x2;p=1x1x1x1;d=1x1]`);
+    `operands` lists, comma-separated, each operand's probe number, `=V`
+    for a splat constant of value V, or `-`; `location` is the op's ONNX
+    node name (empty for ops the training passes added). Values the function already
+    returns, constants and non-float, non-i1 values are not probed. The
+    pass fails on a `func.call` in `func`: run `-inline` first, so the
+    values of the whole step are in one function.
+
+    The arithmetic is unchanged: the compiled program keeps its kernels and
+    library calls; probed values are only kept alive as outputs.
+
+    Before:
+    ```mlir
+    func.func @train_step(%x: tensor<4xf32>) -> tensor<f32> {
+      %0 = trainopt.relu %x : tensor<4xf32> loc("r")
+      %1 = trainopt.reduce_sum %0 : (tensor<4xf32>) -> tensor<f32>
+      return %1 : tensor<f32>
+    }
+    ```
+    After:
+    ```mlir
+    func.func @train_step(%x: tensor<4xf32>)
+        -> (tensor<f32>, tensor<4xf32> {trainopt.output = "probe.0:relu:-:r"}) {
+      %0 = trainopt.relu %x : tensor<4xf32> loc("r")
+      %1 = trainopt.reduce_sum %0 : (tensor<4xf32>) -> tensor<f32>
+      return %1, %0 : tensor<f32>, tensor<4xf32>
+    }
+    ```
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"train_step\"",
+           "The function whose values are probed">,
+  ];
+}
+
 #endif // TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_PASSES_TD

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""The differential tester: the compiled training step against the reference
+evaluator (and both against PyTorch float64), per parameter, after one SGD
+step (lr=1, cross-entropy) from the same weights and batch, over a corpus
+made by scripts/gen_difftest_corpus.py.
+
+For every model, mode and batch it
+  - compiles the model (trainopt-compile --target=T) and runs one step
+    (trainopt-run --steps 1 --save-params);
+  - runs the same @train_step in the evaluator (trainopt-eval);
+  - reports, per parameter (and BatchNorm running statistic), the measure
+    |update_compiled - update_reference| / |update_reference| (L2 norms;
+    parameters whose reference update is below 1e-3 of the largest are
+    ignored), its maximum over parameters, and the same for evaluator vs
+    PyTorch and compiled vs PyTorch;
+  - compiles the step again with --probe-values (every intermediate value
+    of the step becomes an output) and compares both sides value by value:
+    it counts the branch decisions that differ (comparisons: relu, clip,
+    max/min, abs, where and their VJPs; max-pool window argmaxes; floor and
+    ceil), with each flipped element's distance to its kink, and names the
+    first value that differs beyond tolerance and whether it sits at a kink.
+
+Modes:
+  f64  the strict oracle: float64 models and data; compiled vs evaluator and
+       evaluator vs PyTorch within --tol-f64 (1e-12 for the small models,
+       --tol-f64-small).
+  f32  kink-aware: float32 models; a batch passes when compiled vs
+       evaluator is within --tol-f32 (1e-4), or when the first differing
+       value is a branch flip (the deviation is attributed to the named
+       flips). A deviation on a batch without flips, or one whose first
+       difference is not at a kink, is a bug and fails.
+
+Usage (the repo's .venv python: numpy, onnx):
+    difftest.py --bin build/bin CORPUS [--models a,b] [--modes f64,f32]
+        [--batches N] [--target cpu|cuda] [--work DIR] [--json OUT]
+Exit status 1 when any batch fails. With --work, the dumps of both sides
+(compiled.npz, evaluator.npz: every probe) stay there for each batch.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+SMALL = {"linear", "tanh_mlp", "mlp", "conv_bn_relu"}
+COMPARE_OPS = {"greater", "greater_equal", "less", "less_equal", "equal"}
+ROUNDING_OPS = {"floor", "ceil"}
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+def initializers(onnx_path):
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(onnx_path)
+    return {t.name: numpy_helper.to_array(t).astype(np.float64)
+            for t in model.graph.initializer
+            if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)}
+
+
+def per_parameter(have, want):
+    """{name: relative L2 error} of update `have` against `want`, over the
+    parameters whose update is at least 1e-3 of the largest."""
+    norms = {n: float(np.linalg.norm(want[n])) for n in want if n in have}
+    if not norms:
+        return {}
+    big = max(norms.values())
+    return {n: float(np.linalg.norm(have[n] - want[n])) / norms[n]
+            for n in norms if norms[n] > 0 and norms[n] >= 1e-3 * big}
+
+
+def worst(errors):
+    if not errors:
+        return 0.0, "-"
+    name = max(errors, key=errors.get)
+    return errors[name], name
+
+
+class Probe:
+    PATTERN = re.compile(r"probe\.(\d+):([^:\[]+)(\[[^\]]*\])?:([^:]*):(.*)")
+
+    def __init__(self, key):
+        m = self.PATTERN.fullmatch(key)
+        if not m:
+            raise ValueError(f"not a probe name: {key}")
+        self.key, self.index, self.op = key, int(m.group(1)), m.group(2)
+        self.window = {}
+        if m.group(3):
+            for part in m.group(3)[1:-1].split(";"):
+                k, v = part.split("=")
+                self.window[k] = [int(d) for d in v.split("x")]
+        self.refs = m.group(4).split(",") if m.group(4) else []
+        self.node = m.group(5) or "(training step)"
+
+    def describe(self):
+        return f"{self.op} at {self.node} (probe {self.index})"
+
+
+def operand(ref, values):
+    """The value of a probe operand reference, or None."""
+    if ref.startswith("="):
+        return np.float64(float(ref[1:]))
+    if ref.isdigit():
+        return values.get(int(ref))
+    return None
+
+
+def window_argmax(x, w):
+    """The first maximum of every max-pool window, in window order (NCHW,
+    padding is -inf), and the gap between the best and second best value."""
+    k, s, d = w["k"], w["s"], w["d"]
+    p = w["p"]
+    nsp = len(k)
+    pad = [(0, 0), (0, 0)] + [(p[i], p[i + nsp]) for i in range(nsp)]
+    xp = np.pad(x, pad, constant_values=-np.inf)
+    span = [d[i] * (k[i] - 1) + 1 for i in range(nsp)]
+    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=tuple(range(2, 2 + nsp)))
+    for i in range(nsp):
+        win = np.take(win, range(0, win.shape[2 + i], s[i]), axis=2 + i)
+        win = np.take(win, range(0, span[i], d[i]), axis=2 + nsp + i)
+    flat = win.reshape(*win.shape[:2 + nsp], -1)
+    arg = np.argmax(flat, axis=-1)
+    top2 = np.sort(flat, axis=-1)[..., -2:] if flat.shape[-1] > 1 else np.concatenate(
+        [flat, flat], axis=-1)
+    return arg, top2[..., 1] - top2[..., 0]
+
+
+def operand_scale(p, values, r):
+    """The magnitude an op's rounding error scales with when its result
+    cancels: the largest operand (the mean absolute mass per output for
+    reductions, the product of the largest operands for products)."""
+    ops = [np.abs(values[int(x)]) for x in p.refs if x.isdigit() and int(x) in values]
+    ops = [o for o in ops if o.size and not np.isnan(o).all()]
+    if not ops:
+        return 0.0
+    if p.op in ("reduce_sum", "reduce_mean"):
+        mass = float(np.nansum(ops[0])) / max(r.size, 1)
+        return mass if p.op == "reduce_sum" else mass * r.size / ops[0].size
+    if p.op in ("mul", "matmul", "conv", "conv_grad_input", "conv_grad_filter") and len(ops) > 1:
+        return float(np.nanmax(ops[0])) * float(np.nanmax(ops[1]))
+    return max(float(np.nanmax(o)) for o in ops)
+
+
+def analyse_probes(comp, ref, tol):
+    """Branch flips and the first value that differs beyond `tol`."""
+    probes = sorted((Probe(k) for k in ref.files if k.startswith("probe.")),
+                    key=lambda p: p.index)
+    cvals = {p.index: comp[p.key].astype(np.float64) for p in probes if p.key in comp.files}
+    rvals = {p.index: ref[p.key].astype(np.float64) for p in probes}
+    flips, first = [], None
+    for p in probes:
+        if p.index not in cvals:
+            continue
+        c, r = cvals[p.index], rvals[p.index]
+        flipped, distance = 0, None
+        if p.op in COMPARE_OPS:
+            mask = c != r
+            flipped = int(mask.sum())
+            a, b = (operand(x, rvals) for x in p.refs[:2])
+            if flipped and a is not None and b is not None:
+                a, b = np.broadcast_to(a, r.shape), np.broadcast_to(b, r.shape)
+                scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-300)
+                distance = float(np.max(np.abs(a - b)[mask])) / scale
+        elif p.op in ROUNDING_OPS:
+            mask = c != r
+            flipped = int(mask.sum())
+            x = operand(p.refs[0], rvals)
+            if flipped and x is not None:
+                distance = float(np.max(np.abs(x - np.round(x))[mask]))
+        elif p.op == "max_pool_grad" and p.refs and p.refs[0].isdigit():
+            xi = int(p.refs[0])
+            if xi in cvals and xi in rvals:
+                ac, _ = window_argmax(cvals[xi], p.window)
+                ar, gap = window_argmax(rvals[xi], p.window)
+                mask = ac != ar
+                flipped = int(mask.sum())
+                if flipped:
+                    scale = max(float(np.max(np.abs(rvals[xi]))), 1e-300)
+                    distance = float(np.max(gap[mask])) / scale
+        if flipped:
+            flips.append({"probe": p.describe(), "elements": flipped,
+                          "max_distance": distance})
+        if r.size == 0:
+            continue
+        diff = np.where(np.isnan(c) & np.isnan(r), 0.0, np.abs(c - r))
+        scale = max(float(np.nanmax(np.abs(r))) if not np.all(np.isnan(r)) else 0.0,
+                    operand_scale(p, rvals, r), 1e-300)
+        err = float(np.max(diff)) / scale if not np.isnan(diff).any() else float("inf")
+        if first is None and err > tol:
+            first = {"probe": p.describe(), "rel_err": err, "at_kink": bool(flipped)}
+    return flips, first
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("corpus")
+    ap.add_argument("--models", help="comma-separated (default: the whole manifest)")
+    ap.add_argument("--modes", default="f64,f32")
+    ap.add_argument("--batches", type=int, help="batches per model (default: all)")
+    ap.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--tol-f64", type=float, default=1e-9)
+    ap.add_argument("--tol-f64-small", type=float, default=1e-12)
+    ap.add_argument("--tol-f32", type=float, default=1e-4)
+    ap.add_argument("--probe-tol-f32", type=float, default=1e-3,
+                    help="a probed value differs when its max abs error exceeds this "
+                         "fraction of its max abs value")
+    ap.add_argument("--probe-tol-f64", type=float, default=1e-9)
+    ap.add_argument("--work", help="keep every file here (default: a temporary directory)")
+    ap.add_argument("--json", help="write every row here")
+    args = ap.parse_args()
+    tool = lambda name: os.path.join(args.bin, name)
+    with open(os.path.join(args.corpus, "manifest.json")) as f:
+        manifest = json.load(f)
+    models = manifest["models"]
+    if args.models:
+        wanted = args.models.split(",")
+        unknown = set(wanted) - {m["name"] for m in models}
+        if unknown:
+            sys.exit(f"difftest: not in {args.corpus}/manifest.json: {', '.join(sorted(unknown))}")
+        models = [m for m in models if m["name"] in wanted]
+    work = args.work or tempfile.mkdtemp(prefix="difftest.")
+    rows, failures = [], 0
+    for model in models:
+        for mode in args.modes.split(","):
+            name = model["name"]
+            onnx_path = os.path.join(args.corpus, f"{name}.{mode}.onnx")
+            d = os.path.join(work, f"{name}.{mode}")
+            os.makedirs(d, exist_ok=True)
+            flags = [onnx_path, f"--batch-size={model['batch']}", "--loss=cross_entropy",
+                     "--optimizer=sgd", "--lr=1", f"--target={args.target}"]
+            art, probed, mlir = (os.path.join(d, f) for f in
+                                 ("step.trainopt", "probed.trainopt", "probed.mlir"))
+            try:
+                run([tool("trainopt-compile"), *flags, "-o", art])
+                run([tool("trainopt-compile"), *flags, "--probe-values", "-o", probed])
+                run([tool("trainopt-compile"), *flags[:-1], "--probe-values",
+                     "--emit=train-mlir", "-o", mlir])
+            except RuntimeError as e:
+                print(f"FAIL {name} {mode}: {e}")
+                failures += 1
+                continue
+            init = initializers(onnx_path)
+            tol = (args.tol_f64_small if name in SMALL else args.tol_f64) \
+                if mode == "f64" else args.tol_f32
+            probe_tol = args.probe_tol_f64 if mode == "f64" else args.probe_tol_f32
+            for stem in model["batches"][:args.batches]:
+                batch = np.load(os.path.join(args.corpus, stem + ".npz"))
+                torch_ref = np.load(os.path.join(args.corpus, stem + ".torch.npz"))
+                x = batch["x64"] if mode == "f64" else batch["x32"]
+                b = os.path.join(d, stem.split(".")[-1])
+                os.makedirs(b, exist_ok=True)
+                data, inputs = os.path.join(b, "data.npz"), os.path.join(b, "inputs.npz")
+                np.savez(data, x=x, y=batch["y"])
+                np.savez(inputs, x=x, labels=batch["y"])
+                files = {k: os.path.join(b, k + ".npz") for k in
+                         ("compiled", "compiled_params", "probed_params", "evaluator")}
+                common = [f"--data={data}", "--steps=1", "--no-shuffle", "--quiet",
+                          "--no-train-eval", "--scale=1"]
+                try:
+                    run([tool("trainopt-run"), art, *common,
+                         f"--save-params={files['compiled_params']}"])
+                    run([tool("trainopt-run"), probed, *common,
+                         f"--save-params={files['probed_params']}",
+                         f"--dump-step={files['compiled']}"])
+                    run([tool("trainopt-eval"), mlir, "--function=train_step",
+                         "--inputs", inputs, "-o", files["evaluator"]])
+                except RuntimeError as e:
+                    print(f"FAIL {name} {mode} {stem}: {e}")
+                    failures += 1
+                    continue
+                cp = np.load(files["compiled_params"])
+                pp = np.load(files["probed_params"])
+                ev = np.load(files["evaluator"])
+                upd = lambda src, key: src[key].astype(np.float64)
+                comp = {n: upd(cp, n) - init[n] for n in init if n in cp.files}
+                evalu = {n: upd(ev, "final." + n) - init[n] for n in init
+                         if "final." + n in ev.files}
+                torch_upd = {n: torch_ref[f"{mode}.{n}"] for n in init
+                             if f"{mode}.{n}" in torch_ref.files}
+                vs_eval = per_parameter(comp, evalu)
+                e_ce, p_ce = worst(vs_eval)
+                e_et, p_et = worst(per_parameter(evalu, torch_upd))
+                e_ct, _ = worst(per_parameter(comp, torch_upd))
+                probe_drift = max((float(np.max(np.abs(pp[n].astype(np.float64) - cp[n])))
+                                   for n in cp.files if n in pp.files), default=0.0)
+                flips, first = analyse_probes(np.load(files["compiled"]), ev, probe_tol)
+                params = len(vs_eval)
+                if mode == "f64":
+                    ok = e_ce <= tol and e_et <= tol and len(comp) == len(evalu) > 0
+                    verdict = "PASS" if ok else "FAIL"
+                else:
+                    explained = bool(flips) and first is not None and first["at_kink"]
+                    ok = len(comp) == len(evalu) > 0 and (e_ce <= tol or explained)
+                    verdict = ("PASS" if e_ce <= tol else "FLIP") if ok else "FAIL"
+                failures += not ok
+                row = {"model": name, "mode": mode, "batch": stem, "params": params,
+                       "compiled_vs_evaluator": e_ce, "worst_param": p_ce,
+                       "above_1e-3": sum(v > 1e-3 for v in vs_eval.values()),
+                       "evaluator_vs_torch": e_et, "compiled_vs_torch": e_ct,
+                       "probed_vs_plain": probe_drift, "flips": flips,
+                       "first_difference": first, "verdict": verdict}
+                rows.append(row)
+                flip_text = ("no flips" if not flips else
+                             f"{sum(f['elements'] for f in flips)} flipped decisions in "
+                             f"{len(flips)} ops")
+                print(f"{verdict} {name} {mode} {stem.split('.')[-1]}: compiled vs evaluator "
+                      f"{e_ce:.2e} ({p_ce}; {row['above_1e-3']}/{params} params above 1e-3), "
+                      f"evaluator vs torch {e_et:.2e}, compiled vs torch {e_ct:.2e}; "
+                      f"{flip_text}", flush=True)
+                if flips or first or not ok:
+                    for fl in flips[:8]:
+                        dist = ("?" if fl["max_distance"] is None
+                                else f"{fl['max_distance']:.1e}")
+                        print(f"    flip: {fl['probe']}: {fl['elements']} elements, "
+                              f"distance to the kink <= {dist} (relative)")
+                    if len(flips) > 8:
+                        print(f"    ... {len(flips) - 8} more flipped ops")
+                    if first:
+                        print(f"    first difference: {first['probe']}, rel err "
+                              f"{first['rel_err']:.2e}, "
+                              + ("a branch flip" if first["at_kink"] else "NOT at a kink"))
+                    print(f"    dumps: {files['compiled']} {files['evaluator']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    print(f"{len(rows)} batches, {failures} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
