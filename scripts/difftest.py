@@ -25,10 +25,13 @@ Modes:
        evaluator vs PyTorch within --tol-f64 (1e-12 for the small models,
        --tol-f64-small).
   f32  kink-aware: float32 models; a batch passes when compiled vs
-       evaluator is within --tol-f32 (1e-4), or when the first differing
-       value is a branch flip (the deviation is attributed to the named
-       flips). A deviation on a batch without flips, or one whose first
-       difference is not at a kink, is a bug and fails.
+       evaluator is within --tol-f32 (1e-4) (PASS), or when the first
+       differing value is a branch flip (FLIP: the deviation is attributed
+       to the named flips), or, without flips and with every probed value
+       within tolerance, when it is within --floor-factor of PyTorch
+       float32's own distance from float64 on that batch (NOISE: float32
+       rounding amplified by the model, e.g. BatchNorm over 8 elements).
+       Anything else is a bug and fails.
 
 Usage (the repo's .venv python: numpy, onnx):
     difftest.py --bin build/bin CORPUS [--models a,b] [--modes f64,f32]
@@ -134,20 +137,38 @@ def window_argmax(x, w):
     return arg, top2[..., 1] - top2[..., 0]
 
 
-def operand_scale(p, values, r):
-    """The magnitude an op's rounding error scales with when its result
-    cancels: the largest operand (the mean absolute mass per output for
-    reductions, the product of the largest operands for products)."""
-    ops = [np.abs(values[int(x)]) for x in p.refs if x.isdigit() and int(x) in values]
-    ops = [o for o in ops if o.size and not np.isnan(o).all()]
-    if not ops:
-        return 0.0
-    if p.op in ("reduce_sum", "reduce_mean"):
-        mass = float(np.nansum(ops[0])) / max(r.size, 1)
-        return mass if p.op == "reduce_sum" else mass * r.size / ops[0].size
-    if p.op in ("mul", "matmul", "conv", "conv_grad_input", "conv_grad_filter") and len(ops) > 1:
-        return float(np.nanmax(ops[0])) * float(np.nanmax(ops[1]))
-    return max(float(np.nanmax(o)) for o in ops)
+# Ops whose result is (a rearrangement or selection of) their operands, and
+# products: their rounding error scales with their operands' magnitudes,
+# which they inherit; a value that cancels (a BatchNorm mean of a
+# zero-mean input, a gradient that is analytically 0) keeps the scale of
+# what it was computed from, so its rounding noise is not a "difference".
+INHERIT = {"add", "sub", "neg", "broadcast_to", "reshape", "transpose", "slice", "concat",
+           "pad", "where", "max", "min", "relu", "clip", "cast", "reduce_max", "reduce_min",
+           "max_pool", "max_pool_grad", "avg_pool", "avg_pool_grad", "gather", "scatter_add",
+           "split"}
+PRODUCTS = {"mul", "matmul", "conv", "conv_grad_input", "conv_grad_filter"}
+
+
+def value_scale(p, values, scales, r):
+    """The magnitude the rounding error of probe `p` (value `r`) scales
+    with: its own largest element, or more where its operands cancel."""
+    own = float(np.nanmax(np.abs(r))) if r.size and not np.isnan(r).all() else 0.0
+    ins = []
+    for x in p.refs:
+        if x.isdigit() and int(x) in scales:
+            ins.append(scales[int(x)])
+        elif x.startswith("="):
+            ins.append(abs(float(x[1:])))
+    if p.op in ("reduce_sum", "reduce_mean") and p.refs and p.refs[0].isdigit() \
+            and int(p.refs[0]) in values:
+        x = np.abs(values[int(p.refs[0])])
+        mass = float(np.nansum(x)) / max(r.size, 1)
+        return max(own, mass if p.op == "reduce_sum" else mass * r.size / max(x.size, 1))
+    if p.op in INHERIT and ins:
+        return max([own] + ins)
+    if p.op in PRODUCTS and len(ins) > 1:
+        return max(own, ins[0] * ins[1])
+    return own
 
 
 def analyse_probes(comp, ref, tol):
@@ -156,7 +177,7 @@ def analyse_probes(comp, ref, tol):
                     key=lambda p: p.index)
     cvals = {p.index: comp[p.key].astype(np.float64) for p in probes if p.key in comp.files}
     rvals = {p.index: ref[p.key].astype(np.float64) for p in probes}
-    flips, first = [], None
+    flips, first, scales = [], None, {}
     for p in probes:
         if p.index not in cvals:
             continue
@@ -192,8 +213,8 @@ def analyse_probes(comp, ref, tol):
         if r.size == 0:
             continue
         diff = np.where(np.isnan(c) & np.isnan(r), 0.0, np.abs(c - r))
-        scale = max(float(np.nanmax(np.abs(r))) if not np.all(np.isnan(r)) else 0.0,
-                    operand_scale(p, rvals, r), 1e-300)
+        scales[p.index] = value_scale(p, rvals, scales, r)
+        scale = max(scales[p.index], 1e-300)
         err = float(np.max(diff)) / scale if not np.isnan(diff).any() else float("inf")
         if first is None and err > tol:
             first = {"probe": p.describe(), "rel_err": err, "at_kink": bool(flipped)}
@@ -216,6 +237,9 @@ def main():
                     help="a probed value differs when its max abs error exceeds this "
                          "fraction of its max abs value")
     ap.add_argument("--probe-tol-f64", type=float, default=1e-9)
+    ap.add_argument("--floor-factor", type=float, default=2.0,
+                    help="f32: a flip-free deviation above --tol-f32 passes (NOISE) when it is "
+                         "within this factor of PyTorch float32's own distance from float64")
     ap.add_argument("--work", help="keep every file here (default: a temporary directory)")
     ap.add_argument("--json", help="write every row here")
     args = ap.parse_args()
@@ -292,6 +316,11 @@ def main():
                 e_ce, p_ce = worst(vs_eval)
                 e_et, p_et = worst(per_parameter(evalu, torch_upd))
                 e_ct, _ = worst(per_parameter(comp, torch_upd))
+                # PyTorch float32 against float64 on the same data: how far
+                # float32 rounding alone moves this update (the noise floor).
+                floor, _ = worst(per_parameter(
+                    {n: torch_ref[f"t32.{n}"] for n in init if f"t32.{n}" in torch_ref.files},
+                    torch_upd)) if mode == "f32" else (0.0, "-")
                 probe_drift = max((float(np.max(np.abs(pp[n].astype(np.float64) - cp[n])))
                                    for n in cp.files if n in pp.files), default=0.0)
                 flips, first = analyse_probes(np.load(files["compiled"]), ev, probe_tol)
@@ -301,14 +330,19 @@ def main():
                     verdict = "PASS" if ok else "FAIL"
                 else:
                     explained = bool(flips) and first is not None and first["at_kink"]
-                    ok = len(comp) == len(evalu) > 0 and (e_ce <= tol or explained)
-                    verdict = ("PASS" if e_ce <= tol else "FLIP") if ok else "FAIL"
+                    # Without a flip, a deviation above tol is accepted only
+                    # at the float32 noise floor and when no probed value
+                    # differs beyond its tolerance.
+                    noise = not flips and first is None and e_ce <= args.floor_factor * floor
+                    ok = len(comp) == len(evalu) > 0 and (e_ce <= tol or explained or noise)
+                    verdict = ("PASS" if e_ce <= tol else "FLIP" if explained else "NOISE") \
+                        if ok else "FAIL"
                 failures += not ok
                 row = {"model": name, "mode": mode, "batch": stem, "params": params,
                        "compiled_vs_evaluator": e_ce, "worst_param": p_ce,
                        "above_1e-3": sum(v > 1e-3 for v in vs_eval.values()),
                        "evaluator_vs_torch": e_et, "compiled_vs_torch": e_ct,
-                       "probed_vs_plain": probe_drift, "flips": flips,
+                       "probed_vs_plain": probe_drift, "torch_f32_vs_f64": floor, "flips": flips,
                        "first_difference": first, "verdict": verdict}
                 rows.append(row)
                 flip_text = ("no flips" if not flips else
@@ -316,7 +350,8 @@ def main():
                              f"{len(flips)} ops")
                 print(f"{verdict} {name} {mode} {stem.split('.')[-1]}: compiled vs evaluator "
                       f"{e_ce:.2e} ({p_ce}; {row['above_1e-3']}/{params} params above 1e-3), "
-                      f"evaluator vs torch {e_et:.2e}, compiled vs torch {e_ct:.2e}; "
+                      f"evaluator vs torch {e_et:.2e}, compiled vs torch {e_ct:.2e}"
+                      + (f", torch f32 vs f64 {floor:.2e}; " if mode == "f32" else "; ") +
                       f"{flip_text}", flush=True)
                 if flips or first or not ok:
                     for fl in flips[:8]:

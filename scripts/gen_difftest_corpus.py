@@ -16,7 +16,8 @@ Runs with any Python that has torch and torchvision (Debian's
 python3-torch and python3-torchvision are enough):
     /usr/bin/python3 scripts/gen_difftest_corpus.py OUTDIR [--models a,b] [--batches 5]
 Writes OUTDIR/manifest.json, MODEL.f32.onnx, MODEL.f64.onnx,
-MODEL.bK.npz (x64, x32, y) and MODEL.bK.torch.npz (f64.NAME, f32.NAME).
+MODEL.bK.npz (x64, x32, y) and MODEL.bK.torch.npz (f64.NAME, f32.NAME:
+PyTorch float64 on the float64 and float32 data; t32.NAME: PyTorch float32).
 """
 import argparse
 import copy
@@ -119,10 +120,10 @@ def export(model, path, example):
     return model
 
 
-def sgd_update(model, x, y):
-    """PyTorch float64: the change of every parameter and float buffer after
-    one SGD step with lr=1 on cross-entropy (batch statistics in BN)."""
-    m = copy.deepcopy(model).double().train()
+def sgd_update(model, x, y, dtype=torch.float64):
+    """PyTorch in `dtype`: the change of every parameter and float buffer
+    after one SGD step with lr=1 on cross-entropy (batch statistics in BN)."""
+    m = copy.deepcopy(model).to(dtype).train()
     before = {k: v.detach().clone() for k, v in m.state_dict().items()
               if v.is_floating_point()}
     opt = torch.optim.SGD(m.parameters(), lr=1.0)
@@ -130,7 +131,7 @@ def sgd_update(model, x, y):
     F.cross_entropy(m(torch.from_numpy(x)), torch.from_numpy(y)).backward()
     opt.step()
     after = m.state_dict()
-    return {k: (after[k] - before[k]).numpy() for k in before}
+    return {k: (after[k] - before[k]).double().numpy() for k in before}
 
 
 def main():
@@ -162,6 +163,10 @@ def main():
             ref = {f"f64.{n}": v for n, v in sgd_update(m64, x64, y).items()}
             ref.update({f"f32.{n}": v for n, v in
                         sgd_update(m32, x32.astype(np.float64), y).items()})
+            # PyTorch's own float32 step: how far float32 rounding alone moves
+            # this update on this model and batch (the noise floor).
+            ref.update({f"t32.{n}": v for n, v in
+                        sgd_update(m32, x32, y, torch.float32).items()})
             np.savez(os.path.join(args.outdir, stem + ".torch.npz"), **ref)
             batches.append(stem)
         manifest["models"].append({"name": name, "batch": batch, "input_shape": list(shape),

@@ -129,6 +129,8 @@ static uint16_t doubleToHalf(double v) {
     return sign | 0x7e00;
   if (v >= 65520.0) // rounds to infinity
     return sign | 0x7c00;
+  if (v == 0.0)
+    return sign;
   int exp;
   std::frexp(v, &exp); // v = m * 2^exp, m in [0.5, 1)
   // Units of the last place: 2^(exp - 11) for normals, 2^-24 below 2^-14.

@@ -224,10 +224,10 @@ def TrainoptProbeValues : Pass<"trainopt-probe-values", "ModuleOp"> {
     (`max_pool_grad` adds its window as `[k=3x3;s=2x2;p=1x1x1x1;d=1x1]`);
     `operands` lists, comma-separated, each operand's probe number, `=V`
     for a splat constant of value V, or `-`; `location` is the op's ONNX
-    node name (empty for ops the training passes added). Values the function already
-    returns, constants and non-float, non-i1 values are not probed. The
-    pass fails on a `func.call` in `func`: run `-inline` first, so the
-    values of the whole step are in one function.
+    node name (empty for ops the training passes added). Values the
+    function already returns, constants and non-float, non-i1 values are
+    not probed. The pass fails on a `func.call` in `func`: run `-inline`
+    first, so the values of the whole step are in one function.
 
     The arithmetic is unchanged: the compiled program keeps its kernels and
     library calls; probed values are only kept alive as outputs.
