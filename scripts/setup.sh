@@ -12,7 +12,7 @@ APT_PACKAGES=(
   g++ cmake ninja-build ccache git libopenblas-dev
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   libonnx-dev libprotobuf-dev protobuf-compiler zlib1g-dev
-  python3 python3-venv python3-torch
+  python3 python3-venv python3-torch python3-torchvision
   libgtest-dev dataset-fashion-mnist
 )
 

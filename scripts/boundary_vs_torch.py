@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Piecewise ops at their kinks against PyTorch's autograd: each case is a
+tiny float64 model whose parameter sits exactly on the op's boundaries
+(ReLU at 0, ReLU6 and Hardtanh at their bounds, LeakyReLU at 0, Max/Min and
+amax ties, MaxPool ties, Abs at 0, Where), exported with torch.onnx.export,
+trained one SGD step (lr=1, cross-entropy) by the compiled program
+(trainopt-compile, trainopt-run) and by the reference evaluator
+(trainopt-eval), and compared with PyTorch's step from the same weights.
+A boundary rule that differs from PyTorch moves some element by O(0.1).
+
+Usage (a Python with torch and numpy, e.g. Debian's python3-torch):
+    boundary_vs_torch.py --bin build/bin [--cases relu,clip6,...]
+Prints one line per case; exits non-zero if any differs by more than 1e-12.
+"""
+import argparse
+import copy
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_torch_models import legacy_exporter  # noqa: E402
+
+BATCH = 3
+# Values on and around the kinks of every case below.
+EDGE = [-2.0, -1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 6.0, 6.0, 7.0]
+
+
+class Elementwise(nn.Module):
+    """logits = f(p) + x, with p a [1, 10] parameter on the kinks."""
+
+    def __init__(self, f, values=EDGE):
+        super().__init__()
+        self.f = f
+        self.p = nn.Parameter(torch.tensor([values], dtype=torch.float64))
+
+    def forward(self, x):
+        return self.f(self.p) + x
+
+
+class Pair(nn.Module):
+    """logits = f(p, q) + x: ties where p == q."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+        self.p = nn.Parameter(torch.tensor([EDGE], dtype=torch.float64))
+        self.q = nn.Parameter(torch.tensor([[0.0, -1.0, 1.0, 0.0, 2.0, 0.5, 1.0, 5.0, 6.0, 8.0]],
+                                           dtype=torch.float64))
+
+    def forward(self, x):
+        return self.f(self.p, self.q) + x
+
+
+class Pool(nn.Module):
+    """A 2x2 max-pool over a 4x5 parameter with ties inside windows
+    (PyTorch routes a tie to the first maximum in window order)."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor([[[[1.0, 1.0, 0.0, 2.0, 3.0],
+                                              [1.0, 0.5, 2.0, 2.0, 3.0],
+                                              [0.0, 0.0, 4.0, 1.0, 1.0],
+                                              [0.0, 0.0, 1.0, 4.0, 1.0]]]], dtype=torch.float64))
+
+    def forward(self, x):
+        # 3x3 windows, stride 1, padding 1: every element is in several
+        # windows, ties inside and across windows.
+        return torch.flatten(F.max_pool2d(self.p, 3, stride=1, padding=1), 1)[:, :10] + x
+
+
+class Amax(nn.Module):
+    """amax over a row with ties: PyTorch shares the gradient evenly."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 0.0]] * 5,
+                                           dtype=torch.float64))
+
+    def forward(self, x):
+        return torch.amax(self.p, dim=1, keepdim=False).unsqueeze(0) + x
+
+
+CASES = {
+    "relu": lambda: Elementwise(F.relu),
+    "relu6": lambda: Elementwise(F.relu6),
+    "hardtanh": lambda: Elementwise(lambda p: F.hardtanh(p, -1.0, 1.0)),
+    "leaky_relu": lambda: Elementwise(lambda p: F.leaky_relu(p, 0.1)),
+    "abs": lambda: Elementwise(torch.abs),
+    "where": lambda: Elementwise(lambda p: torch.where(p > 0, p * 3.0, p * -2.0)),
+    "maximum": lambda: Pair(torch.maximum),
+    "minimum": lambda: Pair(torch.minimum),
+    "max_pool": Pool,
+    "amax": Amax,
+}
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--tolerance", type=float, default=1e-12)
+    args = ap.parse_args()
+    tool = lambda name: os.path.join(args.bin, name)
+    rng = np.random.default_rng(0)
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.cases.split(","):
+            model = CASES[name]().double().train()
+            x = np.zeros((BATCH, 10))
+            y = rng.integers(0, 10, BATCH).astype(np.int64)
+            onnx_path = os.path.join(tmp, f"{name}.onnx")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(copy.deepcopy(model), (torch.from_numpy(x),), onnx_path,
+                                  opset_version=17, do_constant_folding=False,
+                                  training=torch.onnx.TrainingMode.TRAINING,
+                                  input_names=["x"], output_names=["logits"],
+                                  **legacy_exporter())
+            before = {k: v.detach().clone() for k, v in model.named_parameters()}
+            opt = torch.optim.SGD(model.parameters(), lr=1.0)
+            F.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+            opt.step()
+            want = {k: (v.detach() - before[k]).numpy() for k, v in model.named_parameters()}
+
+            flags = [onnx_path, f"--batch-size={BATCH}", "--loss=cross_entropy",
+                     "--optimizer=sgd", "--lr=1"]
+            art, mlir = os.path.join(tmp, f"{name}.trainopt"), os.path.join(tmp, f"{name}.mlir")
+            data, inputs = os.path.join(tmp, f"{name}.data.npz"), os.path.join(tmp, f"{name}.in.npz")
+            params, evaluated = os.path.join(tmp, f"{name}.p.npz"), os.path.join(tmp, f"{name}.e.npz")
+            np.savez(data, x=x, y=y)
+            np.savez(inputs, x=x, labels=y)
+            run([tool("trainopt-compile"), *flags, "-o", art])
+            run([tool("trainopt-compile"), *flags, "--emit=train-mlir", "-o", mlir])
+            run([tool("trainopt-run"), art, f"--data={data}", "--steps=1", "--no-shuffle",
+                 "--quiet", "--no-train-eval", "--scale=1", f"--save-params={params}"])
+            run([tool("trainopt-eval"), mlir, "--function=train_step", "--inputs", inputs,
+                 "-o", evaluated])
+            compiled, ev = np.load(params), np.load(evaluated)
+            errs = {}
+            for k, w in want.items():
+                start = before[k].numpy()
+                errs["compiled"] = max(errs.get("compiled", 0.0),
+                                       float(np.max(np.abs(compiled[k] - start - w))))
+                errs["evaluator"] = max(errs.get("evaluator", 0.0),
+                                        float(np.max(np.abs(ev["final." + k] - start - w))))
+            ok = all(e <= args.tolerance for e in errs.values())
+            failures += not ok
+            print(f"{name}: compiled vs torch {errs['compiled']:.1e}, evaluator vs torch "
+                  f"{errs['evaluator']:.1e} {'PASS' if ok else 'FAIL'}", flush=True)
+    print(f"{failures} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
