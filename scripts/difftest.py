@@ -18,7 +18,8 @@ For every model, mode and batch it
     it counts the branch decisions that differ (comparisons: relu, clip,
     max/min, abs, where and their VJPs; max-pool window argmaxes; floor and
     ceil), with each flipped element's distance to its kink, and names the
-    first value that differs beyond tolerance and whether it sits at a kink.
+    first value that differs beyond tolerance and whether it sits at a kink
+    or is computed from a flipped decision.
 
 Modes:
   f64  the strict oracle: float64 models and data; compiled vs evaluator and
@@ -26,8 +27,8 @@ Modes:
        --tol-f64-small), and every probed value within --probe-tol-f64.
   f32  kink-aware: float32 models; a batch passes when compiled vs
        evaluator is within --tol-f32 (1e-4) (PASS), or when the first
-       differing value is a branch flip (FLIP: the deviation is attributed
-       to the named flips), or, without flips and with every probed value
+       differing value is a branch flip or computed from one (FLIP: the
+       deviation is attributed to the named flips), or, without flips and with every probed value
        within tolerance, when it is within --floor-factor of PyTorch
        float32's own distance from float64 on that batch (NOISE: float32
        rounding amplified by the model, e.g. BatchNorm over 8 elements).
@@ -179,6 +180,8 @@ def analyse_probes(comp, ref, tol):
     cvals = {p.index: comp[p.key].astype(np.float64) for p in probes if p.key in comp.files}
     rvals = {p.index: ref[p.key].astype(np.float64) for p in probes}
     flips, first, scales = [], None, {}
+    # Probes computed from a flipped decision, directly or through others.
+    downstream = set()
     for p in probes:
         if p.index not in cvals:
             continue
@@ -211,6 +214,8 @@ def analyse_probes(comp, ref, tol):
         if flipped:
             flips.append({"probe": p.describe(), "elements": flipped,
                           "max_distance": distance})
+        if flipped or any(x.isdigit() and int(x) in downstream for x in p.refs):
+            downstream.add(p.index)
         if r.size == 0:
             continue
         diff = np.where(np.isnan(c) & np.isnan(r), 0.0, np.abs(c - r))
@@ -218,7 +223,8 @@ def analyse_probes(comp, ref, tol):
         scale = max(scales[p.index], 1e-300)
         err = float(np.max(diff)) / scale if not np.isnan(diff).any() else float("inf")
         if first is None and err > tol:
-            first = {"probe": p.describe(), "rel_err": err, "at_kink": bool(flipped)}
+            first = {"probe": p.describe(), "rel_err": err, "at_kink": bool(flipped),
+                     "after_flip": p.index in downstream}
     return flips, first
 
 
@@ -331,7 +337,10 @@ def main():
                           and len(comp) == len(evalu) > 0)
                     verdict = "PASS" if ok else "FAIL"
                 else:
-                    explained = bool(flips) and first is not None and first["at_kink"]
+                    # Attributed when the first value that differs is a
+                    # flipped decision or computed from one: nothing before
+                    # the flips differs beyond tolerance.
+                    explained = bool(flips) and first is not None and first["after_flip"]
                     # Without a flip, a deviation above tol is accepted only
                     # at the float32 noise floor and when no probed value
                     # differs beyond its tolerance.
@@ -366,7 +375,9 @@ def main():
                     if first:
                         print(f"    first difference: {first['probe']}, rel err "
                               f"{first['rel_err']:.2e}, "
-                              + ("a branch flip" if first["at_kink"] else "NOT at a kink"))
+                              + ("a branch flip" if first["at_kink"] else
+                                 "downstream of a branch flip" if first["after_flip"] else
+                                 "NOT at a kink and not downstream of one"))
                     print(f"    dumps: {files['compiled']} {files['evaluator']}")
     if args.json:
         with open(args.json, "w") as f:
