@@ -179,7 +179,7 @@ def analyse_probes(comp, ref, tol):
                     key=lambda p: p.index)
     cvals = {p.index: comp[p.key].astype(np.float64) for p in probes if p.key in comp.files}
     rvals = {p.index: ref[p.key].astype(np.float64) for p in probes}
-    flips, first, scales = [], None, {}
+    flips, first, scales, margin = [], None, {}, float("inf")
     # Probes computed from a flipped decision, directly or through others.
     downstream = set()
     for p in probes:
@@ -191,10 +191,17 @@ def analyse_probes(comp, ref, tol):
             mask = c != r
             flipped = int(mask.sum())
             a, b = (operand(x, rvals) for x in p.refs[:2])
-            if flipped and a is not None and b is not None:
+            if a is not None and b is not None:
                 a, b = np.broadcast_to(a, r.shape), np.broadcast_to(b, r.shape)
                 scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-300)
-                distance = float(np.max(np.abs(a - b)[mask])) / scale
+                gap = np.abs(a - b) / scale
+                if flipped:
+                    distance = float(np.max(gap[mask]))
+                # Exact ties (relu of an exact 0) are decided alike on both
+                # sides; the margin is the nearest inexact approach.
+                inexact = gap[gap > 0]
+                if inexact.size:
+                    margin = min(margin, float(inexact.min()))
         elif p.op in ROUNDING_OPS:
             mask = c != r
             flipped = int(mask.sum())
@@ -225,7 +232,7 @@ def analyse_probes(comp, ref, tol):
         if first is None and err > tol:
             first = {"probe": p.describe(), "rel_err": err, "at_kink": bool(flipped),
                      "after_flip": p.index in downstream}
-    return flips, first
+    return flips, first, margin
 
 
 def main():
@@ -330,7 +337,7 @@ def main():
                     torch_upd)) if mode == "f32" else (0.0, "-")
                 probe_drift = max((float(np.max(np.abs(pp[n].astype(np.float64) - cp[n])))
                                    for n in cp.files if n in pp.files), default=0.0)
-                flips, first = analyse_probes(np.load(files["compiled"]), ev, probe_tol)
+                flips, first, margin = analyse_probes(np.load(files["compiled"]), ev, probe_tol)
                 params = len(vs_eval)
                 if mode == "f64":
                     ok = (e_ce <= tol and e_et <= tol and first is None
@@ -353,10 +360,12 @@ def main():
                        "compiled_vs_evaluator": e_ce, "worst_param": p_ce,
                        "above_1e-3": sum(v > 1e-3 for v in vs_eval.values()),
                        "evaluator_vs_torch": e_et, "compiled_vs_torch": e_ct,
-                       "probed_vs_plain": probe_drift, "torch_f32_vs_f64": floor, "flips": flips,
+                       "probed_vs_plain": probe_drift, "torch_f32_vs_f64": floor,
+                       "kink_margin": margin, "flips": flips,
                        "first_difference": first, "verdict": verdict}
                 rows.append(row)
-                flip_text = ("no flips" if not flips else
+                flip_text = (f"kink margin {margin:.1e}, " if margin < float("inf") else "") + (
+                             "no flips" if not flips else
                              f"{sum(f['elements'] for f in flips)} flipped decisions in "
                              f"{len(flips)} ops")
                 print(f"{verdict} {name} {mode} {stem.split('.')[-1]}: compiled vs evaluator "
