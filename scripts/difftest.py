@@ -37,13 +37,15 @@ Modes:
 Usage (the repo's .venv python: numpy, onnx):
     difftest.py --bin build/bin CORPUS [--models a,b] [--modes f64,f32]
         [--batches N] [--target cpu|cuda] [--work DIR] [--json OUT]
-Exit status 1 when any batch fails. With --work, the dumps of both sides
-(compiled.npz, evaluator.npz: every probe) stay there for each batch.
+Exit status 1 when any batch fails. The dumps of both sides (compiled.npz,
+evaluator.npz: every probe) of each batch stay in --work; without it they
+go to a temporary directory that is removed unless a batch failed.
 """
 import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -392,6 +394,11 @@ def main():
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
     print(f"{len(rows)} batches, {failures} failures")
+    if not args.work:
+        if failures:
+            print(f"the dumps of both sides are in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0
 
 
