@@ -1,8 +1,10 @@
 // RUN: trainopt-opt %s -split-input-file -trainopt-attach-loss -verify-diagnostics | FileCheck %s
 
-// The model's own loss is named `loss`.
+// The model's own loss is named `loss`, a metric; the input it takes its
+// labels from has the labels role, whatever its name.
 // CHECK-LABEL: func.func @forward
-// CHECK-SAME: -> (tensor<8x10xf32>, tensor<f32> {trainopt.output = "loss"})
+// CHECK-SAME: %{{.*}}: tensor<8xi64> {trainopt.role = #trainopt<role labels>}
+// CHECK-SAME: -> (tensor<8x10xf32>, tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role metric>})
 func.func @forward(%z: tensor<8x10xf32>, %y: tensor<8xi64>) -> (tensor<8x10xf32>, tensor<f32>) {
   %l = trainopt.cross_entropy %z, %y {reduction = #trainopt<reduction mean>} : (tensor<8x10xf32>, tensor<8xi64>) -> tensor<f32>
   return %z, %l : tensor<8x10xf32>, tensor<f32>

@@ -2,12 +2,12 @@
 // RUN: trainopt-opt %s -split-input-file -trainopt-attach-loss="loss=mse loss-reduction=sum labels=target" -verify-diagnostics | FileCheck %s --check-prefix=MSE
 
 // CE-LABEL: func.func @forward
-// CE-SAME: %[[Y:[^:]*]]: tensor<8xi64> {trainopt.input = "labels"}
-// CE-SAME: -> (tensor<8x10xf32> {trainopt.output = "logits"}, tensor<f32> {trainopt.output = "loss"})
+// CE-SAME: %[[Y:[^:]*]]: tensor<8xi64> {trainopt.input = "labels", trainopt.role = #trainopt<role labels>}
+// CE-SAME: -> (tensor<8x10xf32> {trainopt.output = "logits"}, tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role metric>})
 // CE: %[[L:.*]] = trainopt.cross_entropy %[[LOGITS:.*]], %[[Y]] {reduction = #trainopt<reduction mean>}
 // CE: return %[[LOGITS]], %[[L]]
 // MSE-LABEL: func.func @forward
-// MSE-SAME: %{{.*}}: tensor<8x10xf32> {trainopt.input = "target"}
+// MSE-SAME: %{{.*}}: tensor<8x10xf32> {trainopt.input = "target", trainopt.role = #trainopt<role labels>}
 // MSE: trainopt.mse_loss %{{.*}}, %{{.*}} {reduction = #trainopt<reduction sum>}
 func.func @forward(%x: tensor<8x784xf32> {trainopt.input = "x"}, %w: tensor<10x784xf32>)
     -> (tensor<8x10xf32> {trainopt.output = "logits"}) {

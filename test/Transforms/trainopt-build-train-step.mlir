@@ -9,21 +9,21 @@ trainopt.parameter @b trainable : tensor<3xf32> = dense<0.0> : tensor<3xf32>
 trainopt.parameter @rm frozen : tensor<3xf32> = dense<0.0> : tensor<3xf32>
 trainopt.parameter @rv frozen : tensor<3xf32> = dense<1.0> : tensor<3xf32>
 // CHECK-LABEL: func.func @forward_train(
-// CHECK-SAME: %{{.*}}: tensor<i64> {trainopt.state = "step"}
+// CHECK-SAME: %{{.*}}: tensor<i64> {trainopt.role = #trainopt<role step>, trainopt.state = "step"}
 // CHECK: trainopt.batch_norm_train {{.*}}{unbiased_running_var = true}
 // CHECK: trainopt.dropout
 // CHECK-LABEL: func.func @forward_train_grad(
 // CHECK-LABEL: func.func @train_step(
 // CHECK-SAME: %[[W:[^:]*]]: tensor<3x4xf32> {trainopt.param = @w}
 // CHECK-SAME: {trainopt.param = @rm}
-// CHECK-SAME: %{{.*}}: tensor<3x4xf32> {trainopt.state = "exp_avg", trainopt.state_of = @w}
-// CHECK-SAME: %{{.*}}: tensor<3x4xf32> {trainopt.state = "exp_avg_sq", trainopt.state_of = @w}
-// CHECK-SAME: %{{.*}}: tensor<i64> {trainopt.state = "num_batches_tracked", trainopt.state_of = @rm}
-// CHECK-SAME: %[[STEP:[^:]*]]: tensor<i64> {trainopt.state = "step"}
+// CHECK-SAME: %{{.*}}: tensor<3x4xf32> {trainopt.role = #trainopt<role optimizer_state>, trainopt.state = "exp_avg", trainopt.state_of = @w}
+// CHECK-SAME: %{{.*}}: tensor<3x4xf32> {trainopt.role = #trainopt<role optimizer_state>, trainopt.state = "exp_avg_sq", trainopt.state_of = @w}
+// CHECK-SAME: %{{.*}}: tensor<i64> {trainopt.role = #trainopt<role model_state>, trainopt.state = "num_batches_tracked", trainopt.state_of = @rm}
+// CHECK-SAME: %[[STEP:[^:]*]]: tensor<i64> {trainopt.role = #trainopt<role step>, trainopt.state = "step"}
 // CHECK-SAME: {trainopt.input = "x"}
 // CHECK-SAME: -> (tensor<3x4xf32> {trainopt.updates = 0 : i64}, tensor<3x4xf32> {trainopt.updates = 5 : i64}, tensor<3x4xf32> {trainopt.updates = 6 : i64}
 // CHECK-SAME: tensor<3xf32> {trainopt.updates = 3 : i64}, tensor<3xf32> {trainopt.updates = 4 : i64}, tensor<i64> {trainopt.updates = 11 : i64}, tensor<i64> {trainopt.updates = 12 : i64}
-// CHECK-SAME: tensor<f32> {trainopt.output = "loss"}, tensor<f32> {trainopt.output = "grad_norm"}, tensor<f32> {trainopt.output = "lr"})
+// CHECK-SAME: tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role metric>}, tensor<f32> {trainopt.output = "grad_norm", trainopt.role = #trainopt<role metric>}, tensor<f32> {trainopt.output = "lr", trainopt.role = #trainopt<role metric>})
 // CHECK: call @forward_train_grad
 // CHECK: trainopt.sqrt
 // CHECK-LABEL: func.func @eval_step(

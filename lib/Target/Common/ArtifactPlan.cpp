@@ -230,22 +230,28 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
       return op.emitOpError("has an initial value the artifact cannot hold");
     initial = std::move(*bytes);
   } else if (state) {
+    // The training passes give every state argument its role.
+    std::optional<ValueRole> role = argumentRole(func, i);
+    if (role != ValueRole::optimizer_state && role != ValueRole::model_state &&
+        role != ValueRole::step)
+      return func.emitError() << "state argument " << i << " ('"
+                              << state.getValue()
+                              << "') has no optimizer_state, model_state or "
+                                 "step role";
+    v.set_kind(*role == ValueRole::step           ? art::Value::STEP
+               : *role == ValueRole::model_state ? art::Value::MODEL_STATE
+                                                  : art::Value::OPTIMIZER_STATE);
     if (stateOf) {
       v.set_name((stateOf.getValue() + "." + state.getValue()).str());
       v.set_state_of(stateOf.getValue().str());
-      v.set_kind(state.getValue() == "num_batches_tracked"
-                     ? art::Value::MODEL_STATE
-                     : art::Value::OPTIMIZER_STATE);
     } else {
       v.set_name(state.getValue().str());
-      v.set_kind(state.getValue() == "step" ? art::Value::STEP
-                                            : art::Value::MODEL_STATE);
     }
     initial.assign(tensorBytes(type), '\0');
   } else if (input) {
     v.set_name(input.getValue().str());
-    v.set_kind(input.getValue() == "labels" ? art::Value::LABELS
-                                            : art::Value::INPUT);
+    v.set_kind(argumentRole(func, i) == ValueRole::labels ? art::Value::LABELS
+                                                          : art::Value::INPUT);
     info.kind = StorageKind::Input;
     info.buffer = (func.getSymName() + "/" + input.getValue()).str();
     if (!ab.buffers.count(info.buffer))
@@ -687,8 +693,7 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
         i, TrainoptDialect::kOutputAttrName);
     std::string outName = name ? name.str() : "result" + std::to_string(i);
     result->set_name(outName);
-    result->set_kind(outName == "loss" || outName == "grad_norm" ||
-                             outName == "lr" || outName == "loss_scale"
+    result->set_kind(resultRole(func, i) == ValueRole::metric
                          ? art::Value::METRIC
                          : art::Value::OUTPUT);
     if (updated.contains(id)) {

@@ -293,3 +293,17 @@ func.func @input_attr(%a: tensor<8xf32> {trainopt.input = 3}) {
 
 // expected-error @+1 {{expected 'trainable' or 'frozen'}}
 trainopt.parameter @p learnable : tensor<4xf32>
+
+// -----
+
+// expected-error @+1 {{'trainopt.role' on argument 0 must be a #trainopt<role ...>, got "labels"}}
+func.func @role_attr(%a: tensor<8xi64> {trainopt.role = "labels"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'trainopt.role' on result 0 must be a #trainopt<role ...>, got 1 : i64}}
+func.func @role_result(%a: tensor<f32>) -> (tensor<f32> {trainopt.role = 1}) {
+  return %a : tensor<f32>
+}

@@ -64,11 +64,44 @@ Operation *TrainoptDialect::materializeConstant(OpBuilder &builder,
   return ConstantOp::create(builder, loc, elements);
 }
 
+/// `trainopt.role` must be a role.
+static LogicalResult verifyRoleAttr(Operation *op, StringRef what,
+                                    unsigned index, NamedAttribute attr) {
+  if (!isa<ValueRoleAttr>(attr.getValue()))
+    return op->emitError() << "'" << TrainoptDialect::kRoleAttrName << "' on "
+                           << what << " " << index
+                           << " must be a #trainopt<role ...>, got "
+                           << attr.getValue();
+  return success();
+}
+
+std::optional<ValueRole> mlir::trainopt::argumentRole(FunctionOpInterface f,
+                                                      unsigned i) {
+  if (auto r = f.getArgAttrOfType<ValueRoleAttr>(i, TrainoptDialect::kRoleAttrName))
+    return r.getValue();
+  return std::nullopt;
+}
+
+std::optional<ValueRole> mlir::trainopt::resultRole(FunctionOpInterface f,
+                                                    unsigned i) {
+  if (auto r =
+          f.getResultAttrOfType<ValueRoleAttr>(i, TrainoptDialect::kRoleAttrName))
+    return r.getValue();
+  return std::nullopt;
+}
+
+NamedAttribute mlir::trainopt::roleAttr(MLIRContext *ctx, ValueRole role) {
+  return NamedAttribute(StringAttr::get(ctx, TrainoptDialect::kRoleAttrName),
+                        ValueRoleAttr::get(ctx, role));
+}
+
 LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
                                                         unsigned regionIndex,
                                                         unsigned argIndex,
                                                         NamedAttribute attr) {
   auto func = dyn_cast<FunctionOpInterface>(op);
+  if (attr.getName() == kRoleAttrName)
+    return verifyRoleAttr(op, "argument", argIndex, attr);
   if (attr.getName() == kStateAttrName) {
     if (!isa<StringAttr>(attr.getValue()))
       return op->emitError() << "'" << kStateAttrName << "' on argument "
@@ -118,6 +151,8 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
 LogicalResult TrainoptDialect::verifyRegionResultAttribute(
     Operation *op, unsigned regionIndex, unsigned resultIndex,
     NamedAttribute attr) {
+  if (attr.getName() == kRoleAttrName)
+    return verifyRoleAttr(op, "result", resultIndex, attr);
   if (attr.getName() == kGradOfAttrName) {
     if (!isa<FlatSymbolRefAttr, IntegerAttr>(attr.getValue()))
       return op->emitError()

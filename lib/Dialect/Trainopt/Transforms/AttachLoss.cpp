@@ -23,6 +23,20 @@ namespace mlir::trainopt {
 using namespace mlir;
 using namespace mlir::trainopt;
 
+/// The function argument a model's own loss takes its labels from (through
+/// reshapes and casts), if any.
+static std::optional<BlockArgument> labelArgument(Operation *loss) {
+  if (!isa_and_nonnull<CrossEntropyOp, NllLossOp, MseLossOp>(loss))
+    return std::nullopt;
+  Value v = loss->getOperand(1);
+  while (Operation *def = v.getDefiningOp()) {
+    if (!isa<ReshapeOp, CastOp>(def))
+      return std::nullopt;
+    v = def->getOperand(0);
+  }
+  return cast<BlockArgument>(v);
+}
+
 /// Whether `v` is a reduced loss computed by the model.
 static bool isModelLoss(Value v) {
   Operation *def = v.getDefiningOp();
@@ -74,6 +88,13 @@ struct TrainoptAttachLossPass
                << "--loss=" << loss << " conflicts with the loss the model "
                << "computes itself (result " << *own << ")";
       func.setResultAttr(*own, TrainoptDialect::kOutputAttrName, lossName);
+      NamedAttribute metric = roleAttr(&getContext(), ValueRole::metric);
+      func.setResultAttr(*own, metric.getName(), metric.getValue());
+      // The labels are the input the loss compares the scores with, by
+      // role whatever the model calls it.
+      if (auto arg = labelArgument(ret.getOperand(*own).getDefiningOp()))
+        func.setArgAttr(arg->getArgNumber(), TrainoptDialect::kRoleAttrName,
+                        ValueRoleAttr::get(&getContext(), ValueRole::labels));
       return success();
     }
     if (loss.empty())
@@ -148,7 +169,8 @@ struct TrainoptAttachLossPass
             DictionaryAttr::get(
                 &getContext(),
                 {NamedAttribute(TrainoptDialect::kInputAttrName,
-                                StringAttr::get(&getContext(), labels))}),
+                                StringAttr::get(&getContext(), labels)),
+                 roleAttr(&getContext(), ValueRole::labels)}),
             func.getLoc())))
       return failure();
     Value labelArg = func.getArgument(labelIndex);
@@ -188,7 +210,8 @@ struct TrainoptAttachLossPass
                                 ? Attribute(func.getResultAttrDict(i))
                                 : b.getDictionaryAttr({}));
     resultAttrs.push_back(b.getDictionaryAttr(
-        b.getNamedAttr(TrainoptDialect::kOutputAttrName, lossName)));
+        {b.getNamedAttr(TrainoptDialect::kOutputAttrName, lossName),
+         roleAttr(&getContext(), ValueRole::metric)}));
     func.setType(
         b.getFunctionType(func.getArgumentTypes(),
                           llvm::to_vector(ValueRange(results).getTypes())));

@@ -310,8 +310,9 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
   unsigned numForwardArgs = train.getNumArguments();
   (void)train.insertArgument(
       numForwardArgs, i64Scalar,
-      b.getDictionaryAttr(b.getNamedAttr(TrainoptDialect::kStateAttrName,
-                                         b.getStringAttr("step"))),
+      b.getDictionaryAttr({b.getNamedAttr(TrainoptDialect::kStateAttrName,
+                                          b.getStringAttr("step")),
+                           roleAttr(ctx, ValueRole::step)}),
       train.getLoc());
   Value stepArg = tbody.getArgument(numForwardArgs);
   // State updates: forward argument index -> its new value.
@@ -422,7 +423,8 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
                           b.getStringAttr(slot)),
            b.getNamedAttr(
                TrainoptDialect::kStateOfAttrName,
-               forward.getArgAttr(i, TrainoptDialect::kParamAttrName))}));
+               forward.getArgAttr(i, TrainoptDialect::kParamAttrName)),
+           roleAttr(ctx, ValueRole::optimizer_state)}));
     }
   }
   // One update counter per BatchNorm (PyTorch's num_batches_tracked), keyed
@@ -436,12 +438,14 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
                         b.getStringAttr("num_batches_tracked")),
          b.getNamedAttr(TrainoptDialect::kStateOfAttrName,
                         forward.getArgAttr(stateUpdates[k].first,
-                                           TrainoptDialect::kParamAttrName))}));
+                                           TrainoptDialect::kParamAttrName)),
+         roleAttr(ctx, ValueRole::model_state)}));
   }
   unsigned stepIndex = argTypes.size();
   argTypes.push_back(i64Scalar);
-  argAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr(
-      TrainoptDialect::kStateAttrName, b.getStringAttr("step"))));
+  argAttrs.push_back(b.getDictionaryAttr(
+      {b.getNamedAttr(TrainoptDialect::kStateAttrName, b.getStringAttr("step")),
+       roleAttr(ctx, ValueRole::step)}));
   for (unsigned i : inputArgs) {
     stepIndexOfForwardArg[i] = argTypes.size();
     argTypes.push_back(forward.getArgument(i).getType());
@@ -613,8 +617,9 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
                          {"grad_norm", gradNorm},
                          {"lr", lrValue}}) {
     results.push_back(v);
-    resultAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr(
-        TrainoptDialect::kOutputAttrName, b.getStringAttr(name))));
+    resultAttrs.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr(TrainoptDialect::kOutputAttrName, b.getStringAttr(name)),
+         roleAttr(ctx, ValueRole::metric)}));
   }
   func::ReturnOp::create(b, m.loc, results);
   step.setType(b.getFunctionType(

@@ -29,4 +29,21 @@ def Trainopt_GeluApproximation : I32EnumAttr<"GeluApproximation",
 def Trainopt_GeluApproximationAttr : EnumAttr<Trainopt_Dialect,
     Trainopt_GeluApproximation, "gelu_approximation">;
 
+def Trainopt_ValueRole : I32EnumAttr<"ValueRole",
+    "what a function argument or result is to the training runtime", [
+      I32EnumAttrCase<"input", 0>,
+      I32EnumAttrCase<"labels", 1>,
+      I32EnumAttrCase<"parameter", 2>,
+      I32EnumAttrCase<"optimizer_state", 3>,
+      I32EnumAttrCase<"model_state", 4>,
+      I32EnumAttrCase<"step", 5>,
+      I32EnumAttrCase<"metric", 6>,
+      I32EnumAttrCase<"output", 7>,
+    ]> {
+  let cppNamespace = "::mlir::trainopt";
+  let genSpecializedAttr = 0;
+}
+def Trainopt_ValueRoleAttr : EnumAttr<Trainopt_Dialect, Trainopt_ValueRole,
+                                      "role">;
+
 #endif // TRAINOPT_DIALECT_TRAINOPT_IR_TRAINOPTATTRS_TD

@@ -60,6 +60,11 @@ def Trainopt_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kStateOfAttrName = "trainopt.state_of";
     /// Result attribute: the argument index this result replaces in place.
     static constexpr ::llvm::StringLiteral kUpdatesAttrName = "trainopt.updates";
+    /// Argument and result attribute: the value's role (`#trainopt<role
+    /// labels>`, ...), which the artifact maps to its value kind. Values
+    /// without one are inputs (arguments) or outputs (results); names never
+    /// decide a role.
+    static constexpr ::llvm::StringLiteral kRoleAttrName = "trainopt.role";
   }];
 }
 

@@ -15,6 +15,7 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
@@ -53,6 +54,12 @@ inferPoolResult(std::optional<Location> loc, RankedTensorType input,
 /// Number of elements of a static shape, or failure on a negative dim or
 /// int64 overflow.
 llvm::FailureOr<int64_t> checkedElementCount(llvm::ArrayRef<int64_t> shape);
+
+/// The `trainopt.role` of argument (result) `i` of `f`, if it has one.
+std::optional<ValueRole> argumentRole(FunctionOpInterface f, unsigned i);
+std::optional<ValueRole> resultRole(FunctionOpInterface f, unsigned i);
+/// The `trainopt.role = #trainopt<role ROLE>` attribute.
+NamedAttribute roleAttr(MLIRContext *ctx, ValueRole role);
 
 } // namespace trainopt
 } // namespace mlir
