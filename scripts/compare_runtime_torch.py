@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export_torch_models import CNN, MLP, ResNet, legacy_exporter  # noqa: E402
+from export_torch_models import CNN, GPT, MLP, ResNet, legacy_exporter  # noqa: E402
 
 OPTIMIZERS = {
     "sgd-slow": ("--optimizer=sgd --lr=0.005 --momentum=0.9",
@@ -41,12 +41,23 @@ OPTIMIZERS = {
     "adam": ("--optimizer=adam --lr=1e-3", lambda p: torch.optim.Adam(p, lr=1e-3)),
 }
 
-# name: (module class, batch, sample shape)
+# name: (module class, batch, sample shape); the GPT decoder takes int64
+# token ids (vocabulary 96, 16 per sample) and predicts the next id of a
+# learnable sequence.
 MODELS = {
     "mlp": (MLP, 32, (784,)),
     "cnn": (CNN, 16, (1, 28, 28)),
     "resnet": (ResNet, 8, (1, 28, 28)),
+    "gpt": (GPT, 4, "tokens"),
 }
+
+
+def token_data(n, rng, vocab=96, length=16):
+    """Sequences that count up modulo the vocabulary from random starts,
+    and their next ids."""
+    start = rng.integers(0, vocab, (n, 1))
+    seq = (start + np.arange(length + 1)) % vocab
+    return seq[:, :-1].astype(np.int64), seq[:, 1:].astype(np.int64)
 
 
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -73,10 +84,14 @@ def torch_losses(cls, base, make_opt, x, y, batch, steps, dtype):
     opt = make_opt(model.parameters())
     losses = []
     for k in range(steps):
-        xb = torch.from_numpy(x[k * batch:(k + 1) * batch]).to(dtype)
+        xb = torch.from_numpy(x[k * batch:(k + 1) * batch])
+        if xb.is_floating_point():
+            xb = xb.to(dtype)
         yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
         opt.zero_grad()
-        loss = F.cross_entropy(model(xb), yb)
+        logits = model(xb)
+        # [B, T, V] token logits: classes on the last axis (--class-axis=-1).
+        loss = F.cross_entropy(logits.transpose(1, 2) if logits.dim() == 3 else logits, yb)
         loss.backward()
         opt.step()
         losses.append(loss.item())
@@ -112,8 +127,10 @@ def main():
             # Real data: on random labels training fits noise, a chaotic
             # regime where any float32 rounding difference grows every step.
             n = args.steps * batch
-            real = fashion_mnist(n)
-            if real is not None:
+            real = fashion_mnist(n) if sample != "tokens" else None
+            if sample == "tokens":
+                x, y = token_data(n, rng)
+            elif real is not None:
                 x, y = real[0].reshape(n, *sample), real[1]
             else:
                 print("Fashion-MNIST not found; random inputs (more chaotic)")
@@ -132,6 +149,7 @@ def main():
                 artifact = os.path.join(tmp, f"{name}-{opt_name}.trainopt")
                 run([tool("trainopt-compile"), onnx_path, "--target=cpu",
                      f"--batch-size={batch}", "--loss=cross_entropy", *flags.split(),
+                     *(["--class-axis=-1"] if sample == "tokens" else []),
                      "-o", artifact])
                 metrics = os.path.join(tmp, f"{name}-{opt_name}.jsonl")
                 run([tool("trainopt-run"), artifact, f"--data={data}", "--no-shuffle",

@@ -85,13 +85,19 @@ Data (the first axis of every array is the sample axis):
                                          train-images-idx3-ubyte and
                                          train-labels-idx1-ubyte (or .gz)
                           IMAGES,LABELS  two IDX or .npy files
-                          FILE.npz       an archive with arrays x and y
+                          FILE.npz       an archive with one array per
+                                         input, named after it (token ids,
+                                         several inputs), or x and y
   --eval-data=DATA      evaluation data, the same forms (a DIR uses
                         t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte)
-                        A sample must have as many elements as one row of
-                        the program's input (28x28 data fits [B,1,28,28] or
-                        [B,784]); labels are fed as int64 and must lie in
-                        [0, C) when eval_step's logits are [B, C].
+                        Each input of the program is fed the array named
+                        after it, else the labels (by role) y and the only
+                        other input x, in the input's dtype. A sample must
+                        have as many elements as one row of the input (28x28
+                        data fits [B,1,28,28] or [B,784]); integer labels
+                        must lie in [0, C) when eval_step's logits are
+                        [B, C]. Float data inputs are normalized; labels
+                        and integer inputs are fed as they are.
 
 Length (exactly one; with --resume, the total counted from step 0):
   --epochs N            train N epochs (every full batch once; the last
@@ -474,11 +480,28 @@ std::string jsonString(const std::string &s) {
 // Data
 //===----------------------------------------------------------------------===//
 
-/// Inputs and labels with the files they came from, for messages.
+/// Named arrays with the same number of samples (first axis): `x` and `y`
+/// from a directory or IMAGES,LABELS, or every array of an .npz. The
+/// program's inputs are bound to them by name (bind()).
 struct Dataset {
-  Array x, y;
-  std::string xFile, yFile;
-  int64_t samples() const { return x.shape[0]; }
+  std::string spec;
+  std::vector<std::pair<std::string, Array>> arrays;
+  /// Where each array came from, for messages.
+  std::vector<std::string> files;
+  int64_t samples() const { return arrays[0].second.shape[0]; }
+  /// The index of the array called `name`, if any.
+  std::optional<size_t> find(const std::string &name) const {
+    for (size_t i = 0; i < arrays.size(); ++i)
+      if (arrays[i].first == name)
+        return i;
+    return std::nullopt;
+  }
+  std::string names() const {
+    std::string out;
+    for (const auto &a : arrays)
+      out += (out.empty() ? "" : ", ") + a.first;
+    return out;
+  }
 };
 
 bool isDirectory(const std::string &path) {
@@ -507,15 +530,18 @@ Array readSingle(const std::string &flag, const std::string &path) {
 Dataset loadDataset(const std::string &flag, const std::string &spec,
                     bool eval) {
   Dataset d;
+  d.spec = spec;
+  auto addFile = [&](const std::string &name, const std::string &file) {
+    d.arrays.push_back({name, readSingle(flag, file)});
+    d.files.push_back(file);
+  };
   if (size_t comma = spec.find(','); comma != std::string::npos) {
-    d.xFile = spec.substr(0, comma);
-    d.yFile = spec.substr(comma + 1);
-    if (d.xFile.empty() || d.yFile.empty() ||
-        d.yFile.find(',') != std::string::npos)
+    std::string xFile = spec.substr(0, comma), yFile = spec.substr(comma + 1);
+    if (xFile.empty() || yFile.empty() || yFile.find(',') != std::string::npos)
       usageError(flag + " expects DIR, IMAGES,LABELS or FILE.npz, got '" +
                  spec + "'");
-    d.x = readSingle(flag, d.xFile);
-    d.y = readSingle(flag, d.yFile);
+    addFile("x", xFile);
+    addFile("y", yFile);
   } else if (isDirectory(spec)) {
     const char *prefix = eval ? "t10k" : "train";
     auto find = [&](const std::string &stem) {
@@ -526,161 +552,180 @@ Dataset loadDataset(const std::string &flag, const std::string &spec,
       runtimeError(flag + ": directory '" + spec + "' has neither " + prefix +
                    stem + " nor " + prefix + stem + ".gz");
     };
-    d.xFile = find("-images-idx3-ubyte");
-    d.yFile = find("-labels-idx1-ubyte");
-    d.x = readSingle(flag, d.xFile);
-    d.y = readSingle(flag, d.yFile);
+    addFile("x", find("-images-idx3-ubyte"));
+    addFile("y", find("-labels-idx1-ubyte"));
   } else {
-    std::vector<std::pair<std::string, Array>> arrays;
     std::string error;
-    if (!readArrays(spec, arrays, error))
+    if (!readArrays(spec, d.arrays, error))
       runtimeError(flag + ": " + error);
-    if (arrays.size() == 1 && arrays[0].first.empty())
+    if (d.arrays.size() == 1 && d.arrays[0].first.empty())
       runtimeError(flag + ": '" + spec +
                    "' holds a single array; expected a directory, "
-                   "IMAGES,LABELS, or an .npz with arrays x and y");
-    std::string names;
-    bool haveX = false, haveY = false;
-    for (auto &[name, array] : arrays) {
-      names += (names.empty() ? "" : ", ") + name;
-      if (name == "x") {
-        d.x = std::move(array);
-        haveX = true;
-      } else if (name == "y") {
-        d.y = std::move(array);
-        haveY = true;
-      }
-    }
-    if (!haveX || !haveY)
-      runtimeError(flag + ": '" + spec +
-                   "' needs arrays named x and y; it has " +
-                   (names.empty() ? std::string("none") : names));
-    d.xFile = spec + ":x";
-    d.yFile = spec + ":y";
+                   "IMAGES,LABELS, or an .npz with arrays x and y (or one "
+                   "per input, named after it)");
+    if (d.arrays.empty())
+      runtimeError(flag + ": '" + spec + "' holds no arrays");
+    for (const auto &a : d.arrays)
+      d.files.push_back(spec + ":" + a.first);
   }
-  if (d.x.shape.empty() || d.x.shape[0] == 0)
-    runtimeError(flag + ": '" + d.xFile + "' has no samples (shape " +
-                 shapeString(d.x.shape) + ")");
-  if (d.y.shape.empty() || d.y.shape[0] != d.x.shape[0])
-    runtimeError(flag + ": '" + d.xFile + "' has " +
-                 std::to_string(d.x.shape[0]) + " samples but '" + d.yFile +
-                 "' has shape " + shapeString(d.y.shape));
+  for (size_t i = 0; i < d.arrays.size(); ++i) {
+    const Array &a = d.arrays[i].second;
+    if (a.shape.empty() || a.shape[0] == 0)
+      runtimeError(flag + ": '" + d.files[i] + "' has no samples (shape " +
+                   shapeString(a.shape) + ")");
+    if (a.shape[0] != d.arrays[0].second.shape[0])
+      runtimeError(flag + ": '" + d.files[0] + "' has " +
+                   std::to_string(d.arrays[0].second.shape[0]) +
+                   " samples but '" + d.files[i] + "' has shape " +
+                   shapeString(a.shape));
+  }
   return d;
 }
 
-/// The batch input and labels of an entry point.
+/// What an entry point is fed: its inputs (data and labels, by role) in
+/// signature order.
 struct Feed {
   std::string entry;
-  const ValueInfo *x = nullptr;
+  std::vector<const ValueInfo *> inputs;
+  /// The labels among `inputs`, if any.
   const ValueInfo *labels = nullptr;
   int64_t batch = 0;
+  /// Whether input `v` is normalized: data (not labels) of a float type.
+  static bool normalized(const ValueInfo &v) {
+    return v.kind == ValueKind::Input && isFloat(v.dtype);
+  }
 };
 
 Feed findFeed(const Program &program, const std::string &model,
               const std::string &entry, bool needLabels) {
   Feed f;
   f.entry = entry;
-  std::string others;
   for (const ValueInfo &v : program.inputs(entry)) {
-    if (v.kind == ValueKind::Input && !f.x)
-      f.x = &v;
-    else if (v.kind == ValueKind::Labels && !f.labels)
+    if (v.kind != ValueKind::Input && v.kind != ValueKind::Labels)
+      continue;
+    if (v.kind == ValueKind::Labels) {
+      if (f.labels)
+        runtimeError("'" + model + "': " + entry + " has two labels inputs, '" +
+                     f.labels->name + "' and '" + v.name +
+                     "'; trainopt-run feeds one");
       f.labels = &v;
-    else
-      others += " '" + v.name + "'";
-  }
-  if (!f.x || (needLabels && !f.labels) || !others.empty())
-    runtimeError("'" + model + "': " + entry +
-                 " must take one batch input and " +
-                 (needLabels ? "one" : "at most one") +
-                 " labels input; trainopt-run cannot feed" +
-                 (others.empty() ? std::string(" it") : others));
-  if (f.x->shape.empty() || f.x->shape[0] < 1)
-    runtimeError("'" + model + "': input '" + f.x->name + "' of " + entry +
-                 " has no batch axis (shape " + shapeString(f.x->shape) + ")");
-  f.batch = f.x->shape[0];
-  if (f.x->dtype != DType::F32 && f.x->dtype != DType::F64)
-    runtimeError("'" + model + "': input '" + f.x->name + "' of " + entry +
-                 " is " + dtypeName(f.x->dtype) +
-                 "; trainopt-run feeds float32 or float64 inputs");
-  if (f.labels) {
-    if (f.labels->shape.empty() || f.labels->shape[0] != f.batch)
-      runtimeError("'" + model + "': labels '" + f.labels->name + "' of " +
-                   entry + " have shape " + shapeString(f.labels->shape) +
+    }
+    if (v.shape.empty() || v.shape[0] < 1)
+      runtimeError("'" + model + "': input '" + v.name + "' of " + entry +
+                   " has no batch axis (shape " + shapeString(v.shape) + ")");
+    if (f.inputs.empty())
+      f.batch = v.shape[0];
+    else if (v.shape[0] != f.batch)
+      runtimeError("'" + model + "': input '" + v.name + "' of " + entry +
+                   " has shape " + shapeString(v.shape) +
                    ", expected a leading batch axis of " +
-                   std::to_string(f.batch));
-    if (f.labels->dtype != DType::I64 && f.labels->dtype != DType::I32)
-      runtimeError("'" + model + "': labels '" + f.labels->name + "' of " +
-                   entry + " are " + dtypeName(f.labels->dtype) +
-                   "; trainopt-run feeds int64 or int32 labels");
+                   std::to_string(f.batch) + " like '" + f.inputs[0]->name +
+                   "'");
+    f.inputs.push_back(&v);
   }
+  if (f.inputs.empty() || (needLabels && !f.labels))
+    runtimeError("'" + model + "': " + entry + " takes " +
+                 (f.inputs.empty() ? std::string("no batch input")
+                                   : std::string("no labels input")) +
+                 "; trainopt-run needs " +
+                 (needLabels ? "data and labels" : "a data input"));
   return f;
 }
 
-/// Checks that the samples of `d` fit the inputs of `f` and, when `classes`
-/// is known, that every label is a class index.
-void checkFits(const std::string &flag, const Dataset &d, const Feed &f,
-               int64_t classes) {
+/// The array of `d` each input of `f` is fed from: the one named after the
+/// input, else `y` for the labels and `x` for the only other input. Checks
+/// that the samples fit the inputs and, when `classes` is known, that
+/// integer labels are class indices.
+std::vector<size_t> bind(const std::string &flag, const Dataset &d,
+                         const Feed &f, int64_t classes) {
+  std::vector<size_t> columns;
+  size_t dataInputs = f.inputs.size() - (f.labels ? 1 : 0);
   int64_t n = d.samples();
-  int64_t xSample = d.x.numElements() / n;
-  int64_t inputSample = f.x->numElements() / f.batch;
-  if (xSample != inputSample) {
-    std::vector<int64_t> sampleShape(d.x.shape.begin() + 1, d.x.shape.end());
-    runtimeError(flag + ": '" + d.xFile + "' has samples of shape " +
-                 shapeString(sampleShape) + " (" + std::to_string(xSample) +
-                 " elements; data shape " + shapeString(d.x.shape) +
-                 "), which do not fit " + f.entry + "'s input '" + f.x->name +
-                 "' of shape " + shapeString(f.x->shape) + " (" +
-                 std::to_string(inputSample) + " elements per sample)");
+  for (const ValueInfo *v : f.inputs) {
+    std::optional<size_t> c = d.find(v->name);
+    if (!c && v == f.labels)
+      c = d.find("y");
+    if (!c && v != f.labels && dataInputs == 1)
+      c = d.find("x");
+    if (!c)
+      runtimeError(flag + ": '" + d.spec + "' has no array for " +
+                   (v == f.labels ? "the labels '" : "input '") + v->name +
+                   "' of " + f.entry + " (it has " + d.names() +
+                   "); name an .npz array after the input" +
+                   (v == f.labels ? std::string(" or 'y'")
+                    : dataInputs == 1 ? std::string(" or 'x'")
+                                      : std::string()));
+    const Array &a = d.arrays[*c].second;
+    const std::string &file = d.files[*c];
+    int64_t have = a.numElements() / n, want = v->numElements() / f.batch;
+    if (have != want) {
+      std::vector<int64_t> sampleShape(a.shape.begin() + 1, a.shape.end());
+      runtimeError(flag + ": '" + file + "' has samples of shape " +
+                   shapeString(sampleShape) + " (" + std::to_string(have) +
+                   " elements; data shape " + shapeString(a.shape) +
+                   "), which do not fit " + f.entry + "'s input '" + v->name +
+                   "' of shape " + shapeString(v->shape) + " (" +
+                   std::to_string(want) + " elements per sample)");
+    }
+    if (v == f.labels && !isFloat(v->dtype)) {
+      for (int64_t i = 0, e = a.numElements(); i < e; ++i) {
+        double x = a.at(i);
+        if (isFloat(a.dtype) && (!std::isfinite(x) || x != std::floor(x)))
+          runtimeError(flag + ": '" + file + "' label " + jsonNumber(x) +
+                       " at index " + std::to_string(i) +
+                       " is not an integer class index");
+        if (classes > 0 && (x < 0 || x >= static_cast<double>(classes)))
+          runtimeError(flag + ": '" + file + "' label " + jsonNumber(x) +
+                       " at index " + std::to_string(i) + " is outside [0, " +
+                       std::to_string(classes) + "): the model's logits have " +
+                       std::to_string(classes) + " classes");
+      }
+    }
+    columns.push_back(*c);
   }
-  if (!f.labels)
-    return;
-  int64_t ySample = d.y.numElements() / n;
-  int64_t labelSample = f.labels->numElements() / f.batch;
-  if (ySample != labelSample)
-    runtimeError(flag + ": '" + d.yFile + "' has labels of shape " +
-                 shapeString(d.y.shape) + ", which do not fit " + f.entry +
-                 "'s labels '" + f.labels->name + "' of shape " +
-                 shapeString(f.labels->shape) + " (" +
-                 std::to_string(labelSample) + " per sample)");
-  bool isFloat = d.y.dtype == DType::F64 || d.y.dtype == DType::F32 ||
-                 d.y.dtype == DType::F16;
-  for (int64_t i = 0, e = d.y.numElements(); i < e; ++i) {
-    double v = d.y.at(i);
-    if (isFloat && (!std::isfinite(v) || v != std::floor(v)))
-      runtimeError(flag + ": '" + d.yFile + "' label " + jsonNumber(v) +
-                   " at index " + std::to_string(i) +
-                   " is not an integer class index");
-    if (classes > 0 && (v < 0 || v >= static_cast<double>(classes)))
-      runtimeError(flag + ": '" + d.yFile + "' label " + jsonNumber(v) +
-                   " at index " + std::to_string(i) + " is outside [0, " +
-                   std::to_string(classes) + "): the model's logits have " +
-                   std::to_string(classes) + " classes");
-  }
+  return columns;
 }
 
-/// Writes `rows` normalized samples of `d` into `f`'s inputs, in the order
+/// The normalization of `d`'s data: --scale, --mean and --std, with uint8
+/// data (images) scaled by 1/255 by default.
+Normalization normalizationFor(const Options &o, const Dataset &d,
+                               const Feed &f,
+                               const std::vector<size_t> &columns) {
+  Normalization n;
+  bool bytes = false;
+  for (size_t i = 0; i < f.inputs.size(); ++i)
+    if (Feed::normalized(*f.inputs[i]))
+      bytes |= d.arrays[columns[i]].second.dtype == DType::U8;
+  n.scale = o.scale ? *o.scale : bytes ? 1.0 / 255.0 : 1.0;
+  n.mean = o.mean;
+  n.std = o.std;
+  return n;
+}
+
+/// Writes `f.batch` samples of `d` into `f`'s inputs, in the order
 /// `sampleAt(r)`; the arithmetic is BatchStream's, so evaluation sees what
 /// training sees.
 template <typename SampleAt>
 void feedRows(Program &program, const Feed &f, const Dataset &d,
-              const Normalization &norm, SampleAt sampleAt) {
+              const std::vector<size_t> &columns, const Normalization &norm,
+              SampleAt sampleAt) {
   int64_t n = d.samples();
-  int64_t xs = d.x.numElements() / n, ys = d.y.numElements() / n;
-  auto *x = static_cast<uint8_t *>(inputOf(program, f.entry, f.x->name));
-  for (int64_t r = 0; r < f.batch; ++r) {
-    int64_t s = sampleAt(r);
-    for (int64_t k = 0; k < xs; ++k)
-      storeElement(x, f.x->dtype, r * xs + k, norm.apply(d.x.at(s * xs + k)));
-  }
-  if (!f.labels)
-    return;
-  auto *y = static_cast<uint8_t *>(inputOf(program, f.entry, f.labels->name));
-  for (int64_t r = 0; r < f.batch; ++r) {
-    int64_t s = sampleAt(r);
-    for (int64_t k = 0; k < ys; ++k)
-      storeElement(y, f.labels->dtype, r * ys + k,
-                   static_cast<double>(d.y.intAt(s * ys + k)));
+  for (size_t i = 0; i < f.inputs.size(); ++i) {
+    const ValueInfo &v = *f.inputs[i];
+    const Array &a = d.arrays[columns[i]].second;
+    int64_t size = a.numElements() / n;
+    bool normalize = Feed::normalized(v);
+    auto *dst = static_cast<uint8_t *>(inputOf(program, f.entry, v.name));
+    for (int64_t r = 0; r < f.batch; ++r) {
+      int64_t s = sampleAt(r);
+      for (int64_t k = 0; k < size; ++k) {
+        int64_t at = s * size + k;
+        double x = normalize      ? norm.apply(a.at(at))
+                   : isFloat(a.dtype) ? a.at(at)
+                                      : static_cast<double>(a.intAt(at));
+        storeElement(dst, v.dtype, r * size + k, x);
+      }
+    }
   }
 }
 
@@ -737,17 +782,22 @@ struct EvalResult {
 /// With [B, C] logits the loss is the exact per-sample log-softmax
 /// cross-entropy; otherwise the mean of eval_step's loss over full batches.
 EvalResult evaluate(Program &program, const EvalSignature &sig,
-                    const Dataset &d, const Normalization &norm) {
+                    const Dataset &d, const std::vector<size_t> &columns,
+                    const Normalization &norm) {
   EvalResult result;
   const Feed &f = sig.feed;
   int64_t n = d.samples();
-  int64_t ys = d.y.numElements() / n;
-  bool perSample = sig.logits && f.labels && ys == 1;
+  const Array *labels = nullptr;
+  for (size_t i = 0; i < f.inputs.size(); ++i)
+    if (f.inputs[i] == f.labels)
+      labels = &d.arrays[columns[i]].second;
+  bool perSample = sig.logits && labels && labels->numElements() == n &&
+                   !isFloat(f.labels->dtype);
   double lossSum = 0, correct = 0;
   int64_t fullBatches = 0;
   for (int64_t start = 0; start < n; start += f.batch) {
     int64_t rows = std::min(f.batch, n - start);
-    feedRows(program, f, d, norm,
+    feedRows(program, f, d, columns, norm,
              [&](int64_t r) { return start + (r < rows ? r : r % rows); });
     std::string error;
     if (!program.run("eval_step", error))
@@ -756,7 +806,7 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
       const void *z = outputOf(program, "eval_step", sig.logits->name);
       int64_t c = sig.classes;
       for (int64_t r = 0; r < rows; ++r) {
-        int64_t label = static_cast<int64_t>(d.y.at(start + r));
+        int64_t label = static_cast<int64_t>(labels->at(start + r));
         double best = -std::numeric_limits<double>::infinity(), max = best;
         int64_t arg = 0;
         for (int64_t k = 0; k < c; ++k) {
@@ -924,23 +974,22 @@ int run(const Options &o) {
 
   // Data.
   Dataset trainData = loadDataset("--data", o.data, /*eval=*/false);
-  checkFits("--data", trainData, train, eval.classes);
+  std::vector<size_t> trainColumns =
+      bind("--data", trainData, train, eval.classes);
   std::optional<Dataset> evalData;
+  std::vector<size_t> evalColumns, trainEvalColumns;
   if (!o.evalData.empty()) {
     evalData = loadDataset("--eval-data", o.evalData, /*eval=*/true);
     if (eval.available)
-      checkFits("--eval-data", *evalData, eval.feed, eval.classes);
+      evalColumns = bind("--eval-data", *evalData, eval.feed, eval.classes);
   }
   if (eval.available)
-    checkFits("--data", trainData, eval.feed, eval.classes);
-  auto normFor = [&](const Dataset &d) {
-    Normalization n;
-    n.scale = o.scale ? *o.scale : d.x.dtype == DType::U8 ? 1.0 / 255.0 : 1.0;
-    n.mean = o.mean;
-    n.std = o.std;
-    return n;
+    trainEvalColumns = bind("--data", trainData, eval.feed, eval.classes);
+  Normalization trainNorm =
+      normalizationFor(o, trainData, train, trainColumns);
+  auto evalNorm = [&]() {
+    return normalizationFor(o, *evalData, eval.feed, evalColumns);
   };
-  Normalization trainNorm = normFor(trainData);
 
   // Where to start.
   uint64_t seed = o.seed;
@@ -953,7 +1002,7 @@ int run(const Options &o) {
   int64_t batchesPerEpoch = samples / train.batch;
   if (batchesPerEpoch < 1)
     runtimeError(
-        "--data: '" + trainData.xFile + "' has " + std::to_string(samples) +
+        "--data: '" + trainData.spec + "' has " + std::to_string(samples) +
         " samples, fewer than one batch of " + std::to_string(train.batch));
   uint64_t totalSteps =
       o.steps ? *o.steps : static_cast<uint64_t>(*o.epochs) * batchesPerEpoch;
@@ -1014,7 +1063,11 @@ int run(const Options &o) {
   }
 
   BatchStream stream;
-  if (!BatchStream::create(trainData.x, trainData.y, train.batch, shuffle, seed,
+  std::vector<BatchColumn> columns;
+  for (size_t i = 0; i < train.inputs.size(); ++i)
+    columns.push_back({trainData.arrays[trainColumns[i]].second,
+                       Feed::normalized(*train.inputs[i])});
+  if (!BatchStream::create(std::move(columns), train.batch, shuffle, seed,
                            trainNorm, stream, error))
     runtimeError("--data: " + error);
   stream.seek(position);
@@ -1163,9 +1216,10 @@ int run(const Options &o) {
   bool pipelined = program->target() == "cuda";
   bool staged = false;
   auto writeBatch = [&]() {
-    stream.next(inputOf(*program, "train_step", train.x->name), train.x->dtype,
-                inputOf(*program, "train_step", train.labels->name),
-                train.labels->dtype);
+    std::vector<BatchSlot> slots;
+    for (const ValueInfo *v : train.inputs)
+      slots.push_back({inputOf(*program, "train_step", v->name), v->dtype});
+    stream.next(slots);
   };
   while (step < totalSteps) {
     auto stepStart = std::chrono::steady_clock::now();
@@ -1227,7 +1281,8 @@ int run(const Options &o) {
                                     : std::nan(""));
       }
       if (o.evalEveryEpoch && eval.available) {
-        EvalResult r = evaluate(*program, eval, *evalData, normFor(*evalData));
+        EvalResult r =
+            evaluate(*program, eval, *evalData, evalColumns, evalNorm());
         endBarLine();
         std::fprintf(stderr, "epoch %llu: eval %s\n",
                      static_cast<unsigned long long>(pos.epoch + 1),
@@ -1249,9 +1304,10 @@ int run(const Options &o) {
   // Summary.
   std::optional<EvalResult> trainResult, evalResult;
   if (eval.available && o.trainEval)
-    trainResult = evaluate(*program, eval, trainData, trainNorm);
+    trainResult =
+        evaluate(*program, eval, trainData, trainEvalColumns, trainNorm);
   if (eval.available && evalData)
-    evalResult = evaluate(*program, eval, *evalData, normFor(*evalData));
+    evalResult = evaluate(*program, eval, *evalData, evalColumns, evalNorm());
   double samplesPerSecond =
       trainTime > 0 ? step * train.batch / trainTime : std::nan("");
   double epochs = static_cast<double>(step) / batchesPerEpoch;
@@ -1298,7 +1354,7 @@ int run(const Options &o) {
   if (!o.dumpEval.empty()) {
     const Dataset &d = *evalData;
     int64_t rows = std::min(eval.feed.batch, d.samples());
-    feedRows(*program, eval.feed, d, normFor(d),
+    feedRows(*program, eval.feed, d, evalColumns, evalNorm(),
              [&](int64_t r) { return r % rows; });
     std::vector<std::pair<std::string, Array>> arrays;
     auto add = [&](const ValueInfo &v, const void *data) {

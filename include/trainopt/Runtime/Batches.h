@@ -36,33 +36,57 @@ struct BatchPosition {
   }
 };
 
+/// One array a stream cuts into batches (samples on the first axis), and
+/// whether its values are normalized on the way in.
+struct BatchColumn {
+  Array data;
+  bool normalize = false;
+};
+
+/// Where a column's batch goes: a buffer of `type`.
+struct BatchSlot {
+  void *data = nullptr;
+  DType type = DType::F32;
+};
+
 class BatchStream {
 public:
-  /// Checks that `x` and `y` have the same number of samples and at least
-  /// one full batch; fails with a message otherwise.
+  /// Checks that every column has a sample axis, that they have the same
+  /// number of samples and at least one full batch; fails with a message
+  /// otherwise.
+  static bool create(std::vector<BatchColumn> columns, int64_t batchSize,
+                     bool shuffle, uint64_t seed, Normalization norm,
+                     BatchStream &out, std::string &error);
+  /// Inputs `x` (normalized) and labels `y`.
   static bool create(Array x, Array y, int64_t batchSize, bool shuffle,
                      uint64_t seed, Normalization norm, BatchStream &out,
                      std::string &error);
 
   int64_t batchSize() const { return batchSize_; }
   int64_t batchesPerEpoch() const { return samples_ / batchSize_; }
-  /// Elements of one sample of x (and of y).
-  int64_t xSampleSize() const { return xSample_; }
-  int64_t ySampleSize() const { return ySample_; }
+  size_t numColumns() const { return columns_.size(); }
+  /// Elements of one sample of column `i`.
+  int64_t sampleSize(size_t i) const { return sampleSizes_[i]; }
 
-  /// Writes the next batch, x normalized (in double, then stored as
-  /// `xType`: data that needs no normalization arrives exactly as stored
-  /// whenever `xType` can hold it) and y as `yType`, and advances, starting
-  /// a new shuffled epoch when one ends.
-  void next(void *x, DType xType, void *y, DType yType);
+  /// Writes the next batch of column i into `slots[i]`, normalized (in
+  /// double, then stored once as the slot's type) where the column says
+  /// so: data that needs no normalization arrives exactly as stored
+  /// whenever the slot's type can hold it. Advances, starting a new
+  /// shuffled epoch when one ends.
+  void next(const std::vector<BatchSlot> &slots);
+  /// The same for inputs and labels.
+  void next(void *x, DType xType, void *y, DType yType) {
+    next({{x, xType}, {y, yType}});
+  }
   BatchPosition position() const { return pos_; }
   /// Continues from `pos` exactly as an uninterrupted stream would.
   void seek(BatchPosition pos);
 
 private:
   void shuffleEpoch();
-  Array x_, y_;
-  int64_t batchSize_ = 1, samples_ = 0, xSample_ = 1, ySample_ = 1;
+  std::vector<BatchColumn> columns_;
+  std::vector<int64_t> sampleSizes_;
+  int64_t batchSize_ = 1, samples_ = 0;
   bool shuffle_ = true;
   uint64_t seed_ = 0;
   Normalization norm_;

@@ -25,6 +25,10 @@ enum class DType { F64, F32, F16, I64, I32, I16, I8, U8, Bool };
 unsigned dtypeSize(DType t);
 /// The name of `t`, for messages ("float32", "uint8", ...).
 const char *dtypeName(DType t);
+/// Whether `t` is a floating-point type.
+inline bool isFloat(DType t) {
+  return t == DType::F64 || t == DType::F32 || t == DType::F16;
+}
 
 /// A dense row-major array in host memory.
 struct Array {

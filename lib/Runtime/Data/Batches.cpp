@@ -17,23 +17,32 @@
 
 using namespace trainopt::rt;
 
-bool BatchStream::create(Array x, Array y, int64_t batchSize, bool shuffle,
-                         uint64_t seed, Normalization norm, BatchStream &out,
-                         std::string &error) {
-  if (x.shape.empty() || y.shape.empty()) {
-    error = "inputs and labels need a sample axis";
+bool BatchStream::create(std::vector<BatchColumn> columns, int64_t batchSize,
+                         bool shuffle, uint64_t seed, Normalization norm,
+                         BatchStream &out, std::string &error) {
+  if (columns.empty()) {
+    error = "no arrays to cut into batches";
     return false;
   }
-  if (x.shape[0] != y.shape[0]) {
-    error = "inputs have " + std::to_string(x.shape[0]) + " samples, labels " +
-            std::to_string(y.shape[0]);
-    return false;
-  }
-  if (batchSize < 1 || x.shape[0] < batchSize) {
+  for (const BatchColumn &c : columns)
+    if (c.data.shape.empty()) {
+      error = "inputs and labels need a sample axis";
+      return false;
+    }
+  int64_t samples = columns[0].data.shape[0];
+  for (size_t i = 1; i < columns.size(); ++i)
+    if (columns[i].data.shape[0] != samples) {
+      error = "inputs have " + std::to_string(samples) + " samples, " +
+              (columns.size() == 2 ? std::string("labels ")
+                                   : "array " + std::to_string(i) + " ") +
+              std::to_string(columns[i].data.shape[0]);
+      return false;
+    }
+  if (batchSize < 1 || samples < batchSize) {
     error = "batch size " + std::to_string(batchSize) +
             " needs at least that "
             "many samples, the data has " +
-            std::to_string(x.shape[0]);
+            std::to_string(samples);
     return false;
   }
   if (norm.std == 0.0) {
@@ -41,17 +50,26 @@ bool BatchStream::create(Array x, Array y, int64_t batchSize, bool shuffle,
     return false;
   }
   out = BatchStream();
-  out.samples_ = x.shape[0];
-  out.xSample_ = x.numElements() / out.samples_;
-  out.ySample_ = y.numElements() / out.samples_;
-  out.x_ = std::move(x);
-  out.y_ = std::move(y);
+  out.samples_ = samples;
+  for (const BatchColumn &c : columns)
+    out.sampleSizes_.push_back(samples ? c.data.numElements() / samples : 0);
+  out.columns_ = std::move(columns);
   out.batchSize_ = batchSize;
   out.shuffle_ = shuffle;
   out.seed_ = seed;
   out.norm_ = norm;
   out.shuffleEpoch();
   return true;
+}
+
+bool BatchStream::create(Array x, Array y, int64_t batchSize, bool shuffle,
+                         uint64_t seed, Normalization norm, BatchStream &out,
+                         std::string &error) {
+  std::vector<BatchColumn> columns(2);
+  columns[0] = {std::move(x), true};
+  columns[1] = {std::move(y), false};
+  return create(std::move(columns), batchSize, shuffle, seed, norm, out,
+                error);
 }
 
 void BatchStream::shuffleEpoch() {
@@ -64,22 +82,28 @@ void BatchStream::shuffleEpoch() {
     std::swap(order_[i], order_[rng() % static_cast<uint64_t>(i + 1)]);
 }
 
-void BatchStream::next(void *x, DType xType, void *y, DType yType) {
+void BatchStream::next(const std::vector<BatchSlot> &slots) {
   if (pos_.batch == batchesPerEpoch()) {
     ++pos_.epoch;
     pos_.batch = 0;
     shuffleEpoch();
   }
-  auto *xb = static_cast<uint8_t *>(x);
-  auto *yb = static_cast<uint8_t *>(y);
-  for (int64_t b = 0; b < batchSize_; ++b) {
-    int64_t sample = order_[pos_.batch * batchSize_ + b];
-    for (int64_t k = 0; k < xSample_; ++k)
-      storeElement(xb, xType, b * xSample_ + k,
-                   norm_.apply(x_.at(sample * xSample_ + k)));
-    for (int64_t k = 0; k < ySample_; ++k)
-      storeElement(yb, yType, b * ySample_ + k,
-                   static_cast<double>(y_.intAt(sample * ySample_ + k)));
+  for (size_t c = 0; c < columns_.size() && c < slots.size(); ++c) {
+    const BatchColumn &column = columns_[c];
+    auto *dst = static_cast<uint8_t *>(slots[c].data);
+    int64_t size = sampleSizes_[c];
+    for (int64_t b = 0; b < batchSize_; ++b) {
+      int64_t sample = order_[pos_.batch * batchSize_ + b];
+      for (int64_t k = 0; k < size; ++k) {
+        int64_t i = sample * size + k;
+        // Integer data goes through intAt, exact whatever its width.
+        double v = column.normalize ? norm_.apply(column.data.at(i))
+                   : isFloat(column.data.dtype)
+                       ? column.data.at(i)
+                       : static_cast<double>(column.data.intAt(i));
+        storeElement(dst, slots[c].type, b * size + k, v);
+      }
+    }
   }
   ++pos_.batch;
 }
