@@ -5,8 +5,11 @@
 |* Every function that can fail returns a status and, on failure, writes a   *|
 |* NUL-terminated message into `error` (at most `error_size` bytes).         *|
 |* Ownership: a program is owned by the caller from a successful load until  *|
-|* trainopt_program_free; pointers to value storage stay valid until then    *|
-|* and point into the program's arena (no copies).                           *|
+|* trainopt_program_free; names and shapes from trainopt_program_value stay *|
+|* valid until then. Storage pointers point into the program (no copies):   *|
+|* persistent values' until the free; an input's until the next run of its  *|
+|* entry point (on a GPU the inputs alternate between two buffers, so ask   *|
+|* again after each run); an output's until the next run.                   *|
 \*===----------------------------------------------------------------------===*/
 
 #ifndef TRAINOPT_RUNTIME_TRAINOPT_RUNTIME_H
@@ -25,6 +28,49 @@ typedef enum trainopt_status {
   TRAINOPT_OK = 0,
   TRAINOPT_ERROR = 1,
 } trainopt_status;
+
+/* What a value is to the training loop (the artifact's value kind). */
+typedef enum trainopt_role {
+  TRAINOPT_ROLE_PARAMETER = 0,
+  TRAINOPT_ROLE_OPTIMIZER_STATE = 1,
+  TRAINOPT_ROLE_MODEL_STATE = 2,
+  TRAINOPT_ROLE_STEP = 3,
+  TRAINOPT_ROLE_INPUT = 4,
+  TRAINOPT_ROLE_LABELS = 5,
+  TRAINOPT_ROLE_METRIC = 6,
+  TRAINOPT_ROLE_OUTPUT = 7,
+} trainopt_role;
+
+/* Element types. */
+typedef enum trainopt_dtype {
+  TRAINOPT_F64 = 0,
+  TRAINOPT_F32 = 1,
+  TRAINOPT_F16 = 2,
+  TRAINOPT_I64 = 3,
+  TRAINOPT_I32 = 4,
+  TRAINOPT_I16 = 5,
+  TRAINOPT_I8 = 6,
+  TRAINOPT_U8 = 7,
+  TRAINOPT_BOOL = 8,
+} trainopt_dtype;
+
+/* Which values to list: the persistent ones (parameters, optimizer and
+   model state, step; shared by all entry points), or an entry point's
+   inputs (data and labels) or outputs (metrics and model outputs). */
+typedef enum trainopt_value_set {
+  TRAINOPT_VALUES_PERSISTENT = 0,
+  TRAINOPT_VALUES_INPUTS = 1,
+  TRAINOPT_VALUES_OUTPUTS = 2,
+} trainopt_value_set;
+
+typedef struct trainopt_value_info {
+  const char *name;
+  trainopt_role role;
+  trainopt_dtype dtype;
+  int32_t rank;
+  const int64_t *shape; /* rank dims */
+  size_t bytes;
+} trainopt_value_info;
 
 /* Loads and checks `path`; on success `*out` owns the program. */
 trainopt_status trainopt_program_load(const char *path, trainopt_program **out,
@@ -51,6 +97,19 @@ void *trainopt_program_input(trainopt_program *program, const char *entry,
 const void *trainopt_program_output(trainopt_program *program,
                                     const char *entry, const char *name,
                                     size_t *bytes);
+
+/* The number of values in `set` (`entry` names the entry point for inputs
+   and outputs and is ignored for persistent values), or -1 when there is no
+   such entry point. */
+int64_t trainopt_program_num_values(const trainopt_program *program,
+                                    const char *entry, trainopt_value_set set);
+
+/* Value `index` (in [0, trainopt_program_num_values)) of `set`. */
+trainopt_status trainopt_program_value(const trainopt_program *program,
+                                       const char *entry,
+                                       trainopt_value_set set, int64_t index,
+                                       trainopt_value_info *out, char *error,
+                                       size_t error_size);
 
 /* The batch size the program was compiled for. */
 int64_t trainopt_program_batch_size(const trainopt_program *program);

@@ -10,9 +10,33 @@
 #include "trainopt/Runtime/Program.h"
 
 #include <cstring>
+#include <string>
 
+using trainopt::rt::DType;
 using trainopt::rt::Program;
 using trainopt::rt::ValueInfo;
+using trainopt::rt::ValueKind;
+
+// The C enums are the runtime's, value for value.
+static_assert(static_cast<int>(ValueKind::Parameter) == TRAINOPT_ROLE_PARAMETER &&
+              static_cast<int>(ValueKind::OptimizerState) ==
+                  TRAINOPT_ROLE_OPTIMIZER_STATE &&
+              static_cast<int>(ValueKind::ModelState) ==
+                  TRAINOPT_ROLE_MODEL_STATE &&
+              static_cast<int>(ValueKind::Step) == TRAINOPT_ROLE_STEP &&
+              static_cast<int>(ValueKind::Input) == TRAINOPT_ROLE_INPUT &&
+              static_cast<int>(ValueKind::Labels) == TRAINOPT_ROLE_LABELS &&
+              static_cast<int>(ValueKind::Metric) == TRAINOPT_ROLE_METRIC &&
+              static_cast<int>(ValueKind::Output) == TRAINOPT_ROLE_OUTPUT);
+static_assert(static_cast<int>(DType::F64) == TRAINOPT_F64 &&
+              static_cast<int>(DType::F32) == TRAINOPT_F32 &&
+              static_cast<int>(DType::F16) == TRAINOPT_F16 &&
+              static_cast<int>(DType::I64) == TRAINOPT_I64 &&
+              static_cast<int>(DType::I32) == TRAINOPT_I32 &&
+              static_cast<int>(DType::I16) == TRAINOPT_I16 &&
+              static_cast<int>(DType::I8) == TRAINOPT_I8 &&
+              static_cast<int>(DType::U8) == TRAINOPT_U8 &&
+              static_cast<int>(DType::Bool) == TRAINOPT_BOOL);
 
 struct trainopt_program {
   std::unique_ptr<Program> program;
@@ -89,6 +113,59 @@ const void *trainopt_program_output(trainopt_program *program,
   if (bytes)
     *bytes = bytesOf(program->program->outputs(entry), name);
   return program->program->output(entry, name);
+}
+
+/// The values of `set`, or null when `entry` names no entry point.
+static const std::vector<ValueInfo> *valueSet(const trainopt_program *program,
+                                              const char *entry,
+                                              trainopt_value_set set) {
+  const Program &p = *program->program;
+  if (set == TRAINOPT_VALUES_PERSISTENT)
+    return &p.persistentValues();
+  if (!entry || !p.hasEntryPoint(entry))
+    return nullptr;
+  if (set == TRAINOPT_VALUES_INPUTS)
+    return &p.inputs(entry);
+  if (set == TRAINOPT_VALUES_OUTPUTS)
+    return &p.outputs(entry);
+  return nullptr;
+}
+
+int64_t trainopt_program_num_values(const trainopt_program *program,
+                                    const char *entry,
+                                    trainopt_value_set set) {
+  if (!program)
+    return -1;
+  const std::vector<ValueInfo> *values = valueSet(program, entry, set);
+  return values ? static_cast<int64_t>(values->size()) : -1;
+}
+
+trainopt_status trainopt_program_value(const trainopt_program *program,
+                                       const char *entry,
+                                       trainopt_value_set set, int64_t index,
+                                       trainopt_value_info *out, char *error,
+                                       size_t error_size) {
+  if (!program || !out)
+    return failWith("trainopt_program_value: null argument", error,
+                    error_size);
+  const std::vector<ValueInfo> *values = valueSet(program, entry, set);
+  if (!values)
+    return failWith(std::string("trainopt_program_value: no entry point '") +
+                        (entry ? entry : "(null)") + "'",
+                    error, error_size);
+  if (index < 0 || index >= static_cast<int64_t>(values->size()))
+    return failWith("trainopt_program_value: index " + std::to_string(index) +
+                        " is outside [0, " + std::to_string(values->size()) +
+                        ")",
+                    error, error_size);
+  const ValueInfo &v = (*values)[index];
+  out->name = v.name.c_str();
+  out->role = static_cast<trainopt_role>(v.kind);
+  out->dtype = static_cast<trainopt_dtype>(v.dtype);
+  out->rank = static_cast<int32_t>(v.shape.size());
+  out->shape = v.shape.data();
+  out->bytes = v.bytes;
+  return TRAINOPT_OK;
 }
 
 int64_t trainopt_program_batch_size(const trainopt_program *program) {
