@@ -155,7 +155,8 @@ PRODUCTS = {"mul", "matmul", "conv", "conv_grad_input", "conv_grad_filter"}
 def value_scale(p, values, scales, r):
     """The magnitude the rounding error of probe `p` (value `r`) scales
     with: its own largest element, or more where its operands cancel."""
-    own = float(np.nanmax(np.abs(r))) if r.size and not np.isnan(r).all() else 0.0
+    finite = np.abs(r[np.isfinite(r)])
+    own = float(finite.max()) if finite.size else 0.0
     ins = []
     for x in p.refs:
         if x.isdigit() and int(x) in scales:
@@ -227,7 +228,10 @@ def analyse_probes(comp, ref, tol):
             downstream.add(p.index)
         if r.size == 0:
             continue
-        diff = np.where(np.isnan(c) & np.isnan(r), 0.0, np.abs(c - r))
+        # Equal values (infinities of a mask included) and NaN on both sides
+        # do not differ.
+        with np.errstate(invalid="ignore"):
+            diff = np.where((c == r) | (np.isnan(c) & np.isnan(r)), 0.0, np.abs(c - r))
         scales[p.index] = value_scale(p, rvals, scales, r)
         scale = max(scales[p.index], 1e-300)
         err = float(np.max(diff)) / scale if not np.isnan(diff).any() else float("inf")
@@ -278,7 +282,8 @@ def main():
             d = os.path.join(work, f"{name}.{mode}")
             os.makedirs(d, exist_ok=True)
             flags = [onnx_path, f"--batch-size={model['batch']}", "--loss=cross_entropy",
-                     "--optimizer=sgd", "--lr=1", f"--target={args.target}"]
+                     "--optimizer=sgd", "--lr=1", *model.get("flags", []),
+                     f"--target={args.target}"]
             art, probed, mlir = (os.path.join(d, f) for f in
                                  ("step.trainopt", "probed.trainopt", "probed.mlir"))
             try:

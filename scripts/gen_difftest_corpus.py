@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export_torch_models import CNN, MLP, MobileNetBlock, ResNet, legacy_exporter  # noqa: E402
+from export_torch_models import CNN, GPT, MLP, MobileNetBlock, ResNet, legacy_exporter  # noqa: E402
 
 
 class Linear(nn.Module):
@@ -64,6 +64,18 @@ class ConvBNReLU(nn.Module):
         return self.fc(torch.flatten(F.relu(self.bn(self.conv(x))), 1))
 
 
+class PadConv(nn.Module):
+    """Constant padding (ONNX Pad) before a convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 7 * 9, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.tanh(self.conv(F.pad(x, (1, 2, 0, 1)))), 1))
+
+
 def torchvision_model(name):
     import torchvision.models as tv
     makers = {
@@ -89,7 +101,15 @@ MODELS = {
     "cnn": (CNN, 2, (1, 28, 28), 10),
     "resnet": (ResNet, 4, (1, 28, 28), 10),
     "mobilenet_block": (MobileNetBlock, 2, (16, 14, 14), 10),
+    "pad_conv": (PadConv, 4, (3, 8, 8), 10),
+    # int64 token ids (vocabulary 96, 16 per sample), next-token labels:
+    # gather, layer_norm, gelu (erf and tanh), softmax, the causal mask,
+    # concat and split.
+    "gpt": (GPT, 4, "tokens", 96),
 }
+TOKENS = 16
+# Compile flags a model needs beyond the loss and optimizer.
+FLAGS = {"gpt": ["--class-axis=-1"]}
 for _name in ["mobilenet_v2", "mnasnet0_5", "googlenet", "shufflenet_v2", "regnet_y_400mf",
               "densenet", "resnet18"]:
     MODELS[_name] = (None, 2, (3, 64, 64), 1000 if _name != "densenet" else 1000)
@@ -128,7 +148,11 @@ def sgd_update(model, x, y, dtype=torch.float64):
               if v.is_floating_point()}
     opt = torch.optim.SGD(m.parameters(), lr=1.0)
     opt.zero_grad()
-    F.cross_entropy(m(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    logits = m(torch.from_numpy(x))
+    # [B, T, V] token logits: classes on the last axis.
+    if logits.dim() == 3:
+        logits = logits.transpose(1, 2)
+    F.cross_entropy(logits, torch.from_numpy(y)).backward()
     opt.step()
     after = m.state_dict()
     return {k: (after[k] - before[k]).double().numpy() for k in before}
@@ -147,30 +171,38 @@ def main():
         if name not in MODELS:
             sys.exit(f"unknown model '{name}'; known: {', '.join(MODELS)}")
         _, batch, shape, classes = MODELS[name]
+        tokens = shape == "tokens"
         model = build(name, args.seed)
-        example = torch.randn(batch, *shape)
+        example = (torch.randint(0, classes, (batch, TOKENS)) if tokens
+                   else torch.randn(batch, *shape))
         m32 = export(model, os.path.join(args.outdir, f"{name}.f32.onnx"), example)
         m64 = export(copy.deepcopy(model).double(), os.path.join(args.outdir, f"{name}.f64.onnx"),
-                     example.double())
+                     example if tokens else example.double())
         rng = np.random.default_rng(args.seed)
         batches = []
         for k in range(args.batches):
-            x64 = rng.standard_normal((batch, *shape))
-            x32 = x64.astype(np.float32)
-            y = rng.integers(0, classes, batch).astype(np.int64)
+            if tokens:
+                x64 = x32 = rng.integers(0, classes, (batch, TOKENS)).astype(np.int64)
+                y = rng.integers(0, classes, (batch, TOKENS)).astype(np.int64)
+            else:
+                x64 = rng.standard_normal((batch, *shape))
+                x32 = x64.astype(np.float32)
+                y = rng.integers(0, classes, batch).astype(np.int64)
             stem = f"{name}.b{k}"
             np.savez(os.path.join(args.outdir, stem + ".npz"), x64=x64, x32=x32, y=y)
             ref = {f"f64.{n}": v for n, v in sgd_update(m64, x64, y).items()}
             ref.update({f"f32.{n}": v for n, v in
-                        sgd_update(m32, x32.astype(np.float64), y).items()})
+                        sgd_update(m32, x32 if tokens else x32.astype(np.float64), y).items()})
             # PyTorch's own float32 step: how far float32 rounding alone moves
             # this update on this model and batch (the noise floor).
             ref.update({f"t32.{n}": v for n, v in
                         sgd_update(m32, x32, y, torch.float32).items()})
             np.savez(os.path.join(args.outdir, stem + ".torch.npz"), **ref)
             batches.append(stem)
-        manifest["models"].append({"name": name, "batch": batch, "input_shape": list(shape),
-                                   "classes": classes, "batches": batches})
+        manifest["models"].append({"name": name, "batch": batch,
+                                   "input_shape": [TOKENS] if tokens else list(shape),
+                                   "classes": classes, "batches": batches,
+                                   "flags": FLAGS.get(name, [])})
         print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, "
               f"{len(batches)} batches", flush=True)
     with open(os.path.join(args.outdir, "manifest.json"), "w") as f:

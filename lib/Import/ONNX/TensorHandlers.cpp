@@ -11,6 +11,7 @@
 #include "ImportContext.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Matchers.h"
 
 #include <cmath>
 
@@ -325,7 +326,64 @@ LogicalResult split(NodeContext &n) {
   return success();
 }
 
-/// Slice with ONNX clamping semantics; negative steps are not supported.
+/// A Slice with a negative step, folded: the dialect's slice strides
+/// forward, and exporters reverse constant lists this way (PyTorch's F.pad
+/// reverses its pads with Slice(step=-1)). ONNX clamps a negative-step
+/// start to [0, dim - 1] and its end to [-1, dim - 1].
+static LogicalResult foldReversingSlice(NodeContext &n, ArrayRef<int64_t> axes,
+                                        ArrayRef<int64_t> starts,
+                                        ArrayRef<int64_t> ends,
+                                        ArrayRef<int64_t> steps) {
+  if (!matchPattern(n.input(0), m_Constant()))
+    return n.fail("a negative step is supported only on constant data (it "
+                  "is folded)");
+  FailureOr<DenseElementsAttr> data = n.constantInput(0, "data");
+  if (failed(data))
+    return failure();
+  auto xt = n.inputType(0);
+  int64_t rank = xt.getRank();
+  // Per dim: the first index, the step and the count.
+  SmallVector<int64_t> first(rank, 0), step(rank, 1), count(xt.getShape());
+  for (size_t i = 0; i < axes.size(); ++i) {
+    FailureOr<int64_t> a = normalizeAxis(n, axes[i], rank);
+    if (failed(a))
+      return failure();
+    int64_t dim = xt.getDimSize(*a);
+    if (steps[i] == 0)
+      return n.fail("step 0 is not allowed");
+    int64_t b = starts[i] < 0 ? starts[i] + dim : starts[i];
+    int64_t e = ends[i] < 0 ? ends[i] + dim : ends[i];
+    if (steps[i] > 0) {
+      b = std::clamp<int64_t>(b, 0, dim);
+      e = std::clamp<int64_t>(e, 0, dim);
+      count[*a] = e > b ? (e - b + steps[i] - 1) / steps[i] : 0;
+    } else {
+      b = std::clamp<int64_t>(b, 0, dim - 1);
+      e = std::clamp<int64_t>(e, -1, dim - 1);
+      count[*a] = b > e ? (b - e - steps[i] - 1) / -steps[i] : 0;
+    }
+    first[*a] = b;
+    step[*a] = steps[i];
+  }
+  SmallVector<Attribute> in(data->getValues<Attribute>());
+  SmallVector<Attribute> out;
+  int64_t total = 1;
+  for (int64_t c : count)
+    total *= c;
+  SmallVector<int64_t> idx(rank, 0);
+  for (int64_t k = 0; k < total; ++k) {
+    int64_t linear = 0;
+    for (int64_t d = 0; d < rank; ++d)
+      linear = linear * xt.getDimSize(d) + first[d] + idx[d] * step[d];
+    out.push_back(in[linear]);
+    for (int64_t d = rank - 1; d >= 0 && ++idx[d] == count[d]; --d)
+      idx[d] = 0;
+  }
+  n.setOutput(0, n.constant(DenseElementsAttr::get(xt.clone(count), out)));
+  return success();
+}
+
+/// Slice with ONNX clamping semantics; a negative step only on constants.
 LogicalResult slice(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   FailureOr<SmallVector<int64_t>> starts = n.constantInts(1, "starts");
@@ -352,6 +410,8 @@ LogicalResult slice(NodeContext &n) {
   if (ends->size() != starts->size() || axes.size() != starts->size() ||
       steps.size() != starts->size())
     return n.fail("starts, ends, axes and steps differ in length");
+  if (llvm::any_of(steps, [](int64_t s) { return s < 0; }))
+    return foldReversingSlice(n, axes, *starts, *ends, steps);
   SmallVector<int64_t> start(rank, 0), limit(xt.getShape()), stride(rank, 1);
   for (size_t i = 0; i < axes.size(); ++i) {
     FailureOr<int64_t> a = normalizeAxis(n, axes[i], rank);
