@@ -178,3 +178,36 @@ TEST(Batches, RejectsMismatchedData) {
   EXPECT_FALSE(BatchStream::create(x, y, 4, true, 0, {}, s, error));
   EXPECT_NE(error.find("batch size 4"), std::string::npos);
 }
+
+// bfloat16: the upper half of a float32, rounded once to nearest even from
+// the double; NumPy has no bfloat16, so .npy files widen it to float32.
+TEST(Data, StoresBfloat16RoundedToNearestEven) {
+  uint16_t h[7];
+  double in[7] = {1.0, 1.0 + 0x1p-8, 1.0 + 0x1p-8 + 0x1p-30, -2.5, 0x1p-133,
+                  3.5e38, 0.0};
+  for (int i = 0; i < 7; ++i)
+    storeElement(reinterpret_cast<uint8_t *>(h), DType::BF16, i, in[i]);
+  EXPECT_EQ(h[0], 0x3f80);
+  EXPECT_EQ(h[1], 0x3f80); // a tie rounds to even
+  EXPECT_EQ(h[2], 0x3f81); // just above the tie: up (float32 would round twice)
+  EXPECT_EQ(h[3], 0xc020);
+  EXPECT_EQ(h[4], 0x0001); // the smallest subnormal
+  EXPECT_EQ(h[5], 0x7f80); // beyond the largest: infinity
+  EXPECT_EQ(h[6], 0x0000);
+  EXPECT_EQ(elementAsDouble(reinterpret_cast<uint8_t *>(h), DType::BF16, 3),
+            -2.5);
+  Array a;
+  a.shape = {2};
+  a.dtype = DType::BF16;
+  a.bytes.assign(reinterpret_cast<uint8_t *>(h), reinterpret_cast<uint8_t *>(h) + 4);
+  std::string npy = serializeNpy(a);
+  EXPECT_NE(npy.find("'descr': '<f4'"), std::string::npos);
+  Array back;
+  std::string error;
+  ASSERT_TRUE(parseNpy(reinterpret_cast<const uint8_t *>(npy.data()), npy.size(),
+                       "x", back, error))
+      << error;
+  EXPECT_EQ(back.dtype, DType::F32);
+  EXPECT_EQ(back.at(0), 1.0);
+  EXPECT_EQ(back.at(1), 1.0);
+}

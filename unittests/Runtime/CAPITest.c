@@ -21,8 +21,8 @@ static const char *roleName(trainopt_role r) {
 
 static const char *dtypeName(trainopt_dtype t) {
   static const char *names[] = {"f64", "f32", "f16", "i64", "i32",
-                                "i16", "i8",  "u8",  "bool"};
-  return (unsigned)t < 9 ? names[t] : "?";
+                                "i16", "i8",  "u8",  "bool", "bf16"};
+  return (unsigned)t < 10 ? names[t] : "?";
 }
 
 static void list(const trainopt_program *p, const char *entry,

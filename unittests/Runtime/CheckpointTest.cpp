@@ -141,6 +141,21 @@ TEST(Checkpoint, EmptyAndScalarValues) {
   EXPECT_EQ(r.values[0].signature.shape, (std::vector<int64_t>{0, 4}));
 }
 
+// A bfloat16 value keeps its dtype and bits (it was stored as int16).
+TEST(Checkpoint, KeepsBfloat16) {
+  TempDir dir;
+  Checkpoint c;
+  c.modelName = "amp";
+  c.values = {{{"w", "parameter", DType::BF16, {2}}, {0x80, 0x3f, 0x40, 0xc0}}};
+  std::string error, path;
+  ASSERT_TRUE(writeCheckpoint(dir.path(), c, path, error)) << error;
+  Checkpoint r;
+  ASSERT_TRUE(readCheckpoint(path, r, error)) << error;
+  ASSERT_EQ(r.values.size(), 1u);
+  EXPECT_EQ(r.values[0].signature.dtype, DType::BF16);
+  EXPECT_EQ(r.values[0].bytes, c.values[0].bytes);
+}
+
 TEST(Checkpoint, RefusesValueOfWrongSize) {
   TempDir dir;
   Checkpoint c = makeCheckpoint(1);

@@ -18,8 +18,9 @@
 
 namespace trainopt::rt {
 
-/// Element types of data arrays.
-enum class DType { F64, F32, F16, I64, I32, I16, I8, U8, Bool };
+/// Element types of data arrays and program values. BF16 is last so the
+/// numbering (the C API's trainopt_dtype) stays stable.
+enum class DType { F64, F32, F16, I64, I32, I16, I8, U8, Bool, BF16 };
 
 /// Bytes per element of `t`.
 unsigned dtypeSize(DType t);
@@ -27,7 +28,8 @@ unsigned dtypeSize(DType t);
 const char *dtypeName(DType t);
 /// Whether `t` is a floating-point type.
 inline bool isFloat(DType t) {
-  return t == DType::F64 || t == DType::F32 || t == DType::F16;
+  return t == DType::F64 || t == DType::F32 || t == DType::F16 ||
+         t == DType::BF16;
 }
 
 /// A dense row-major array in host memory.
@@ -76,7 +78,8 @@ bool readArrays(const std::string &path,
                 std::string &error);
 
 /// Serializes `a` as a `.npy` file (version 1.0, little-endian, C order, the
-/// header padded to 64 bytes as NumPy writes it).
+/// header padded to 64 bytes as NumPy writes it). NumPy has no bfloat16:
+/// BF16 arrays are written as float32, which holds every value exactly.
 std::string serializeNpy(const Array &a);
 
 /// Writes `arrays` to `path` as an uncompressed `.npz` archive (member

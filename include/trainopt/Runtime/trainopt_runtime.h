@@ -52,6 +52,7 @@ typedef enum trainopt_dtype {
   TRAINOPT_I8 = 6,
   TRAINOPT_U8 = 7,
   TRAINOPT_BOOL = 8,
+  TRAINOPT_BF16 = 9,
 } trainopt_dtype;
 
 /* Which values to list: the persistent ones (parameters, optimizer and

@@ -74,6 +74,8 @@ static uint8_t dtypeCode(DType t) {
     return 8;
   case DType::Bool:
     return 9;
+  case DType::BF16:
+    return 10;
   }
   return 0;
 }
@@ -81,8 +83,9 @@ static uint8_t dtypeCode(DType t) {
 static bool dtypeFromCode(uint8_t code, DType &t) {
   static const DType types[] = {DType::F64, DType::F32, DType::F16,
                                 DType::I64, DType::I32, DType::I16,
-                                DType::I8,  DType::U8,  DType::Bool};
-  if (code < 1 || code > 9)
+                                DType::I8,  DType::U8,  DType::Bool,
+                                DType::BF16};
+  if (code < 1 || code > 10)
     return false;
   t = types[code - 1];
   return true;

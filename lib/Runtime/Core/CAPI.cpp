@@ -36,7 +36,8 @@ static_assert(static_cast<int>(DType::F64) == TRAINOPT_F64 &&
               static_cast<int>(DType::I16) == TRAINOPT_I16 &&
               static_cast<int>(DType::I8) == TRAINOPT_I8 &&
               static_cast<int>(DType::U8) == TRAINOPT_U8 &&
-              static_cast<int>(DType::Bool) == TRAINOPT_BOOL);
+              static_cast<int>(DType::Bool) == TRAINOPT_BOOL &&
+              static_cast<int>(DType::BF16) == TRAINOPT_BF16);
 
 struct trainopt_program {
   std::unique_ptr<Program> program;

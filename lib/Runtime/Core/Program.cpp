@@ -76,7 +76,7 @@ bool dtypeOf(art::ElementType t, DType &out) {
   case art::F64: out = DType::F64; return true;
   case art::F32: out = DType::F32; return true;
   case art::F16: out = DType::F16; return true;
-  case art::BF16: out = DType::I16; return true;
+  case art::BF16: out = DType::BF16; return true;
   case art::I64: out = DType::I64; return true;
   case art::I32: out = DType::I32; return true;
   case art::I8: out = DType::I8; return true;

@@ -34,6 +34,7 @@ unsigned trainopt::rt::dtypeSize(DType t) {
   case DType::I32:
     return 4;
   case DType::F16:
+  case DType::BF16:
   case DType::I16:
     return 2;
   case DType::I8:
@@ -52,6 +53,8 @@ const char *trainopt::rt::dtypeName(DType t) {
     return "float32";
   case DType::F16:
     return "float16";
+  case DType::BF16:
+    return "bfloat16";
   case DType::I64:
     return "int64";
   case DType::I32:
@@ -88,6 +91,14 @@ static double halfToDouble(uint16_t h) {
   return sign ? -v : v;
 }
 
+/// A bfloat16 is the upper half of a float32.
+static double bfloat16ToDouble(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
 double Array::at(int64_t i) const {
   return elementAsDouble(bytes.data(), dtype, i);
 }
@@ -106,6 +117,8 @@ double trainopt::rt::elementAsDouble(const uint8_t *data, DType dtype,
     return load(float());
   case DType::F16:
     return halfToDouble(load(uint16_t()));
+  case DType::BF16:
+    return bfloat16ToDouble(load(uint16_t()));
   case DType::I64:
     return static_cast<double>(load(int64_t()));
   case DType::I32:
@@ -146,6 +159,28 @@ static uint16_t doubleToHalf(double v) {
          static_cast<uint16_t>(static_cast<int>(units) - 1024);
 }
 
+/// The bfloat16 nearest to `v` (ties to even), as bits: rounded once from
+/// the double (not through float32, which could round twice).
+static uint16_t doubleToBfloat16(double v) {
+  if (std::isnan(v))
+    return std::signbit(v) ? 0xffc0 : 0x7fc0;
+  double a = std::fabs(v);
+  if (a != 0.0 && std::isfinite(a)) {
+    int exp;
+    std::frexp(a, &exp);
+    // 8 significant bits; below 2^-126 the spacing stays 2^-133.
+    int ulpExp = std::max(exp - 8, -133);
+    a = std::ldexp(std::nearbyint(std::ldexp(a, -ulpExp)), ulpExp);
+  }
+  // Beyond the largest bfloat16 (0x7f7f) rounding goes to infinity; a
+  // rounded value is exact in float32 otherwise.
+  float f = a >= 0x1.ffp127 ? std::numeric_limits<float>::infinity()
+                            : static_cast<float>(a);
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  return static_cast<uint16_t>(bits >> 16) | (std::signbit(v) ? 0x8000 : 0);
+}
+
 void trainopt::rt::storeElement(uint8_t *data, DType dtype, int64_t i,
                                 double v) {
   uint8_t *p = data + i * dtypeSize(dtype);
@@ -157,6 +192,8 @@ void trainopt::rt::storeElement(uint8_t *data, DType dtype, int64_t i,
     return store(static_cast<float>(v));
   case DType::F16:
     return store(doubleToHalf(v));
+  case DType::BF16:
+    return store(doubleToBfloat16(v));
   case DType::I64:
     return store(static_cast<int64_t>(v));
   case DType::I32:
@@ -493,6 +530,8 @@ static const char *npyDescr(DType t) {
     return "<f4";
   case DType::F16:
     return "<f2";
+  case DType::BF16: // widened by serializeNpy
+    return "<f4";
   case DType::I64:
     return "<i8";
   case DType::I32:
@@ -509,7 +548,16 @@ static const char *npyDescr(DType t) {
   return "|u1";
 }
 
-std::string trainopt::rt::serializeNpy(const Array &a) {
+std::string trainopt::rt::serializeNpy(const Array &in) {
+  Array widened;
+  if (in.dtype == DType::BF16) {
+    widened.shape = in.shape;
+    widened.dtype = DType::F32;
+    widened.bytes.resize(in.bytes.size() * 2);
+    for (int64_t i = 0, e = in.numElements(); i < e; ++i)
+      storeElement(widened.bytes.data(), DType::F32, i, in.at(i));
+  }
+  const Array &a = in.dtype == DType::BF16 ? widened : in;
   std::string shape;
   for (size_t i = 0; i < a.shape.size(); ++i)
     shape += (i ? ", " : "") + std::to_string(a.shape[i]);

@@ -34,7 +34,7 @@ using namespace trainopt::rt;
 namespace {
 
 /// The runtime dtype of an ONNX element type, or false for one the runtime
-/// has no dtype for (bfloat16, strings, complex, ...).
+/// has no dtype for (strings, complex, ...).
 bool dtypeOf(int32_t onnxType, DType &out) {
   switch (onnxType) {
   case onnx::TensorProto::FLOAT:
@@ -45,6 +45,9 @@ bool dtypeOf(int32_t onnxType, DType &out) {
     return true;
   case onnx::TensorProto::FLOAT16:
     out = DType::F16;
+    return true;
+  case onnx::TensorProto::BFLOAT16:
+    out = DType::BF16;
     return true;
   case onnx::TensorProto::INT64:
     out = DType::I64;
