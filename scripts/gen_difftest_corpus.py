@@ -112,7 +112,7 @@ TOKENS = 16
 FLAGS = {"gpt": ["--class-axis=-1"]}
 for _name in ["mobilenet_v2", "mnasnet0_5", "googlenet", "shufflenet_v2", "regnet_y_400mf",
               "densenet", "resnet18"]:
-    MODELS[_name] = (None, 2, (3, 64, 64), 1000 if _name != "densenet" else 1000)
+    MODELS[_name] = (None, 2, (3, 64, 64), 1000)
 
 
 def build(name, seed):

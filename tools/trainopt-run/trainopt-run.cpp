@@ -718,13 +718,9 @@ void feedRows(Program &program, const Feed &f, const Dataset &d,
     auto *dst = static_cast<uint8_t *>(inputOf(program, f.entry, v.name));
     for (int64_t r = 0; r < f.batch; ++r) {
       int64_t s = sampleAt(r);
-      for (int64_t k = 0; k < size; ++k) {
-        int64_t at = s * size + k;
-        double x = normalize      ? norm.apply(a.at(at))
-                   : isFloat(a.dtype) ? a.at(at)
-                                      : static_cast<double>(a.intAt(at));
-        storeElement(dst, v.dtype, r * size + k, x);
-      }
+      for (int64_t k = 0; k < size; ++k)
+        storeElement(dst, v.dtype, r * size + k,
+                     batchValue(a, s * size + k, normalize, norm));
     }
   }
 }

@@ -36,6 +36,12 @@ struct BatchPosition {
   }
 };
 
+/// Element `i` of `src`, as a batch holds it: normalized in double when
+/// `normalize`, otherwise exactly (integers through intAt). Training batches
+/// and evaluation rows both use it, so evaluation sees what training sees.
+double batchValue(const Array &src, int64_t i, bool normalize,
+                  const Normalization &norm);
+
 /// One array a stream cuts into batches (samples on the first axis), and
 /// whether its values are normalized on the way in.
 struct BatchColumn {

@@ -17,6 +17,13 @@
 
 using namespace trainopt::rt;
 
+double trainopt::rt::batchValue(const Array &src, int64_t i, bool normalize,
+                                const Normalization &norm) {
+  if (normalize)
+    return norm.apply(src.at(i));
+  return isFloat(src.dtype) ? src.at(i) : static_cast<double>(src.intAt(i));
+}
+
 bool BatchStream::create(std::vector<BatchColumn> columns, int64_t batchSize,
                          bool shuffle, uint64_t seed, Normalization norm,
                          BatchStream &out, std::string &error) {
@@ -94,15 +101,10 @@ void BatchStream::next(const std::vector<BatchSlot> &slots) {
     int64_t size = sampleSizes_[c];
     for (int64_t b = 0; b < batchSize_; ++b) {
       int64_t sample = order_[pos_.batch * batchSize_ + b];
-      for (int64_t k = 0; k < size; ++k) {
-        int64_t i = sample * size + k;
-        // Integer data goes through intAt, exact whatever its width.
-        double v = column.normalize ? norm_.apply(column.data.at(i))
-                   : isFloat(column.data.dtype)
-                       ? column.data.at(i)
-                       : static_cast<double>(column.data.intAt(i));
-        storeElement(dst, slots[c].type, b * size + k, v);
-      }
+      for (int64_t k = 0; k < size; ++k)
+        storeElement(dst, slots[c].type, b * size + k,
+                     batchValue(column.data, sample * size + k,
+                                column.normalize, norm_));
     }
   }
   ++pos_.batch;
