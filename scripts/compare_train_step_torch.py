@@ -6,8 +6,10 @@ step and the final parameters.
 
 The model (Linear, BatchNorm1d, ReLU, Linear) is exported by PyTorch in
 inference mode, imported by trainopt-compile, given a cross-entropy loss by
-trainopt-attach-loss, and turned into @train_step by
-trainopt-build-train-step (BatchNorm in training mode, PyTorch momentum).
+trainopt-attach-loss, and turned into @train_step by the training
+pipeline (trainopt-training-pipeline: BatchNorm in training mode, PyTorch
+momentum, gradient transforms, schedule, optimizer). Lion, which torch does
+not have, is checked against a NumPy implementation of its published rule.
 
 Usage (any Python with torch and numpy, e.g. Debian's python3-torch):
     compare_train_step_torch.py --bin build/bin [--steps 10] [--tolerance 1e-5]
@@ -29,6 +31,33 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_torch_models import legacy_exporter  # noqa: E402
 
 BATCH, IN, HIDDEN, CLASSES = 6, 8, 16, 4
+
+
+class LionReference(torch.optim.Optimizer):
+    """Lion as published (Chen et al. 2023, "Symbolic Discovery of
+    Optimization Algorithms", Program 1), in NumPy float32:
+        c = beta1 * m + (1 - beta1) * g
+        p = p * (1 - lr * wd) - lr * sign(c)
+        m = beta2 * m + (1 - beta2) * g
+    torch has no Lion; this is the reference for trainopt's."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.99), weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        f = np.float32
+        for group in self.param_groups:
+            (b1, b2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                m = self.state[p].get("exp_avg", np.zeros(p.shape, np.float32))
+                g, w = p.grad.numpy(), p.numpy()
+                c = f(b1) * m + f(1 - b1) * g
+                w = w * f(1 - lr * wd) - f(lr) * np.sign(c)
+                self.state[p]["exp_avg"] = f(b2) * m + f(1 - b2) * g
+                p.copy_(torch.from_numpy(w.astype(np.float32)))
 
 # (name, trainopt flags, torch optimizer factory, torch scheduler factory)
 CONFIGS = [
@@ -73,6 +102,12 @@ CONFIGS = [
      lambda p: torch.optim.SGD(p, lr=0.1), None),
     ("sgd-clip-value", "optimizer=sgd lr=0.1 clip-grad-value=0.05",
      lambda p: torch.optim.SGD(p, lr=0.1), None),
+    ("lion", "optimizer=lion lr=0.01", lambda p: LionReference(p, lr=0.01), None),
+    ("lion-betas-wd", "optimizer=lion lr=0.005 beta1=0.95 beta2=0.98 weight-decay=0.1",
+     lambda p: LionReference(p, lr=0.005, betas=(0.95, 0.98), weight_decay=0.1), None),
+    ("lion-cosine-accum2", "optimizer=lion lr=0.01 grad-accum=2 lr-schedule=cosine total-steps=5",
+     lambda p: LionReference(p, lr=0.01),
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=5)),
     ("sgd-momentum-accum2", "optimizer=sgd lr=0.1 momentum=0.9 grad-accum=2",
      lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), None),
     ("adam-cosine-accum3", "optimizer=adam lr=0.01 grad-accum=3 lr-schedule=cosine total-steps=4",
@@ -132,7 +167,7 @@ def main():
         grad_mlir = os.path.join(tmp, "grad.mlir")
         run([os.path.join(args.bin, "trainopt-opt"), mlir,
              "-trainopt-attach-loss=loss=cross_entropy",
-             "-trainopt-build-train-step=optimizer=sgd", "-o", grad_mlir])
+             "-trainopt-build-train-step", "-o", grad_mlir])
         first = os.path.join(tmp, "first.npz")
         np.savez(first, x=xs[0], labels=ys[0])
         grads_out = os.path.join(tmp, "grads.npz")
@@ -154,8 +189,7 @@ def main():
         for name, flags, make_opt, make_sched in CONFIGS:
             step_mlir = os.path.join(tmp, f"{name}.mlir")
             run([os.path.join(args.bin, "trainopt-opt"), mlir,
-                 "-trainopt-attach-loss=loss=cross_entropy",
-                 f"-trainopt-build-train-step={flags}", "-o", step_mlir])
+                 f"-trainopt-training-pipeline=loss=cross_entropy {flags}", "-o", step_mlir])
             out = os.path.join(tmp, f"{name}.npz")
             run([os.path.join(args.bin, "trainopt-eval"), step_mlir, "--function=train_step",
                  "--inputs", inputs, "--repeat", str(args.steps), "-o", out])

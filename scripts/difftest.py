@@ -394,7 +394,12 @@ def main():
                               + ("a branch flip" if first["at_kink"] else
                                  "downstream of a branch flip" if first["after_flip"] else
                                  "NOT at a kink and not downstream of one"))
-                    print(f"    dumps: {files['compiled']} {files['evaluator']}")
+                    if args.work:
+                        print(f"    dumps: {files['compiled']} {files['evaluator']}")
+                # A deep model's dumps take hundreds of MB per batch: keep
+                # them only for failures, or everything with --work.
+                if verdict != "FAIL" and not args.work:
+                    shutil.rmtree(b, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -92,7 +92,11 @@ def torchvision_model(name):
 
 
 # name: (factory, batch, sample shape, classes). The torchvision models get
-# 3x64x64 images and batch 2, as in the compiled-vs-reference issue.
+# 3x64x64 images and batch 8. The compiled-vs-reference issue used batch 2:
+# there the last stages' BatchNorms normalize over 2x2x2 = 8 elements, each
+# amplifies float32 rounding by about 1.18x, and PyTorch's own float32
+# update is 1e-4 to 4e-4 off its float64 one (docs/difftest.md); batch 8
+# keeps the comparison above that floor (`--batch-size 2` reproduces it).
 MODELS = {
     "linear": (Linear, 4, (20,), 10),
     "tanh_mlp": (TanhMLP, 4, (20,), 10),
@@ -112,7 +116,7 @@ TOKENS = 16
 FLAGS = {"gpt": ["--class-axis=-1"]}
 for _name in ["mobilenet_v2", "mnasnet0_5", "googlenet", "shufflenet_v2", "regnet_y_400mf",
               "densenet", "resnet18"]:
-    MODELS[_name] = (None, 2, (3, 64, 64), 1000)
+    MODELS[_name] = (None, 8, (3, 64, 64), 1000)
 
 
 def build(name, seed):
@@ -164,6 +168,8 @@ def main():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--batches", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=0,
+                    help="override every model's batch (0: each model's own)")
     args = ap.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
     manifest = {"models": []}
@@ -171,6 +177,7 @@ def main():
         if name not in MODELS:
             sys.exit(f"unknown model '{name}'; known: {', '.join(MODELS)}")
         _, batch, shape, classes = MODELS[name]
+        batch = args.batch_size or batch
         tokens = shape == "tokens"
         model = build(name, args.seed)
         example = (torch.randint(0, classes, (batch, TOKENS)) if tokens

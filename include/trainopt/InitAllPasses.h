@@ -11,6 +11,7 @@
 
 #include "trainopt/Conversion/Passes.h"
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 #include "trainopt/Target/CPU/CPUTarget.h"
 
 #include "mlir/InitAllPasses.h"
@@ -20,6 +21,7 @@ namespace mlir::trainopt {
 /// Registers the passes `trainopt-opt` exposes.
 inline void registerAllPasses() {
   registerTrainoptPasses();
+  registerTrainingPipeline();
   registerTrainoptConversionPasses();
   registerCPUPipelines();
   // Upstream passes, so every step of the backend pipelines can be run alone.

@@ -4,7 +4,7 @@
 // labels from has the labels role, whatever its name.
 // CHECK-LABEL: func.func @forward
 // CHECK-SAME: %{{.*}}: tensor<8xi64> {trainopt.role = #trainopt<role labels>}
-// CHECK-SAME: -> (tensor<8x10xf32>, tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role metric>})
+// CHECK-SAME: -> (tensor<8x10xf32>, tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role loss>})
 func.func @forward(%z: tensor<8x10xf32>, %y: tensor<8xi64>) -> (tensor<8x10xf32>, tensor<f32>) {
   %l = trainopt.cross_entropy %z, %y {reduction = #trainopt<reduction mean>} : (tensor<8x10xf32>, tensor<8xi64>) -> tensor<f32>
   return %z, %l : tensor<8x10xf32>, tensor<f32>

@@ -3,7 +3,7 @@
 
 // CE-LABEL: func.func @forward
 // CE-SAME: %[[Y:[^:]*]]: tensor<8xi64> {trainopt.input = "labels", trainopt.role = #trainopt<role labels>}
-// CE-SAME: -> (tensor<8x10xf32> {trainopt.output = "logits"}, tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role metric>})
+// CE-SAME: -> (tensor<8x10xf32> {trainopt.output = "logits"}, tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role loss>})
 // CE: %[[L:.*]] = trainopt.cross_entropy %[[LOGITS:.*]], %[[Y]] {reduction = #trainopt<reduction mean>}
 // CE: return %[[LOGITS]], %[[L]]
 // MSE-LABEL: func.func @forward

@@ -12,12 +12,14 @@
 #include "trainopt/Import/ONNX/ONNXImporter.h"
 #include "trainopt/InitAllDialects.h"
 #include "trainopt/InitAllPasses.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 #include "trainopt/Runtime/OnnxExport.h"
 #include "trainopt/Target/CPU/CPUTarget.h"
 #include "trainopt/Target/CUDA/CUDATarget.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/IR/AsmState.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
@@ -40,7 +42,8 @@ using namespace llvm;
 
 static cl::OptionCategory category("trainopt-compile options");
 
-static cl::opt<std::string> inputPath(cl::Positional, cl::desc("<model.onnx>"),
+static cl::opt<std::string> inputPath(cl::Positional,
+                                      cl::desc("<model.onnx | model.mlir>"),
                                       cl::cat(category));
 static cl::opt<std::string> outputPath("o",
                                        cl::desc("Output file ('-' for stdout)"),
@@ -50,6 +53,11 @@ static cl::opt<bool> listONNXOps(
     "list-onnx-ops",
     cl::desc("Print the supported ONNX ops as 'OP_TYPE SINCE_VERSION' lines "
              "and exit"),
+    cl::init(false), cl::cat(category));
+static cl::opt<bool> listTrainingFlags(
+    "list-training-flags",
+    cl::desc("Print every training flag as 'NAME<TAB>STAGE PASS<TAB>HELP' "
+             "lines and exit"),
     cl::init(false), cl::cat(category));
 static cl::opt<std::string>
     emit("emit",
@@ -91,62 +99,24 @@ static cl::opt<std::string> keepIntermediates(
     cl::init(""), cl::value_desc("dir"), cl::cat(category));
 
 namespace {
-/// A training flag forwarded verbatim to the pass option of the same name.
-struct PassFlag {
-  const char *pass;
+/// A training flag: an option of a training stage (trainingOptions()), with
+/// the stage's name and help, forwarded to the pipeline as name=value.
+struct StageFlag {
+  const mlir::trainopt::TrainingOption *option;
   std::unique_ptr<cl::opt<std::string>> opt;
 };
 } // namespace
 
-/// The training flags: each is the option of the same name of
-/// trainopt-attach-loss or trainopt-build-train-step (docs/cli.md).
-static std::vector<PassFlag> &trainingFlags() {
-  static std::vector<PassFlag> flags = [] {
-    std::vector<PassFlag> f;
-    auto add = [&](const char *pass, const char *name, const char *help) {
-      f.push_back({pass, std::make_unique<cl::opt<std::string>>(
-                             StringRef(name), cl::desc(help),
-                             cl::value_desc("value"), cl::cat(category))});
-    };
-    const char *loss = "trainopt-attach-loss";
-    add(loss, "loss", "Loss to attach: cross_entropy, nll or mse");
-    add(loss, "labels", "Name of the labels input (default: labels)");
-    add(loss, "loss-input", "Output the loss applies to");
-    add(loss, "class-axis", "Class axis of the scores: 1 or -1");
-    add(loss, "loss-reduction", "mean or sum");
-    add(loss, "label-smoothing", "Label smoothing of cross_entropy");
-    add(loss, "ignore-index", "Label value that does not count");
-    const char *step = "trainopt-build-train-step";
-    add(step, "optimizer", "sgd, adam, adamw, adagrad, rmsprop or lamb");
-    add(step, "lr", "Learning rate");
-    add(step, "momentum", "Momentum (sgd, rmsprop)");
-    add(step, "dampening", "Dampening (sgd)");
-    add(step, "nesterov", "Nesterov momentum (sgd): true or false");
-    add(step, "weight-decay", "Weight decay");
-    add(step, "beta1", "First-moment decay (adam, adamw, lamb)");
-    add(step, "beta2", "Second-moment decay (adam, adamw, lamb)");
-    add(step, "eps", "Denominator term");
-    add(step, "alpha", "Smoothing constant (rmsprop)");
-    add(step, "lr-decay", "Learning-rate decay (adagrad)");
-    add(step, "lr-schedule",
-        "constant, step, multistep, exponential, cosine, "
-        "linear-warmup or one-cycle");
-    add(step, "warmup-steps", "Warmup steps (cosine, linear-warmup)");
-    add(step, "total-steps", "Steps of the run (cosine, one-cycle)");
-    add(step, "step-size", "Steps between decays (step)");
-    add(step, "gamma", "Decay factor (step, multistep, exponential)");
-    add(step, "milestones", "Comma-separated decay steps (multistep)");
-    add(step, "min-lr", "Final learning rate (cosine)");
-    add(step, "pct-start", "Rising fraction of the run (one-cycle)");
-    add(step, "div-factor", "Initial rate divisor (one-cycle)");
-    add(step, "final-div-factor", "Final rate divisor (one-cycle)");
-    add(step, "clip-grad-norm", "Clip gradients to this global L2 norm");
-    add(step, "clip-grad-value", "Clamp gradients to [-v, v]");
-    add(step, "no-weight-decay",
-        "Comma-separated globs of parameters "
-        "without weight decay");
-    add(step, "bn-momentum", "BatchNorm momentum (PyTorch convention)");
-    add(step, "grad-accum", "Micro-batches per optimizer update");
+/// The training flags, one per stage option (docs/cli.md lists them).
+static std::vector<StageFlag> &trainingFlags() {
+  static std::vector<StageFlag> flags = [] {
+    std::vector<StageFlag> f;
+    for (const mlir::trainopt::TrainingOption &o :
+         mlir::trainopt::trainingOptions())
+      f.push_back({&o, std::make_unique<cl::opt<std::string>>(
+                           StringRef(o.name), cl::desc(o.help),
+                           cl::value_desc(o.isList ? "a,b,..." : "value"),
+                           cl::cat(category))});
     return f;
   }();
   return flags;
@@ -181,9 +151,29 @@ static int fail(const Twine &message) {
   return 1;
 }
 
+/// Whether `path` holds an MLIR module (text in the trainopt dialect, as
+/// `--emit=mlir` writes it) rather than an ONNX protobuf, by content: its
+/// first non-blank text starts an MLIR module (`module`, `func.func`,
+/// `trainopt.`, a comment, an attribute alias or a generic op).
+static bool isMLIRFile(StringRef path) {
+  auto buffer = MemoryBuffer::getFileSlice(path, 4096, 0);
+  if (!buffer) // short files: the slice fails past the end
+    buffer = MemoryBuffer::getFile(path);
+  if (!buffer)
+    return false;
+  StringRef text = (*buffer)->getBuffer().ltrim();
+  for (StringRef start : {"module", "func.func", "trainopt.", "//", "#", "\""})
+    if (text.starts_with(start))
+      return true;
+  return false;
+}
+
 /// The ONNX model as the artifact keeps it: parameter data removed (the
-/// runtime holds the trained values), everything else as given.
+/// runtime holds the trained values), everything else as given. An MLIR
+/// input has none (so `trainopt-run --export-onnx` says it cannot export).
 static bool strippedModel(mlir::ModuleOp module, std::string &out) {
+  if (isMLIRFile(inputPath))
+    return false;
   auto buffer = MemoryBuffer::getFile(inputPath);
   if (!buffer)
     return false;
@@ -379,6 +369,12 @@ int main(int argc, char **argv) {
     WithColor::error(errs(), "trainopt-compile") << message << "\n";
     return 1;
   };
+  if (listTrainingFlags) {
+    for (const mlir::trainopt::TrainingOption &o :
+         mlir::trainopt::trainingOptions())
+      outs() << o.name << "\t" << o.stage << "\t" << o.help << "\n";
+    return 0;
+  }
   if (listONNXOps) {
     for (const mlir::trainopt::ONNXOpSupport &op :
          mlir::trainopt::getSupportedONNXOps())
@@ -413,17 +409,14 @@ int main(int argc, char **argv) {
     return error("--emit=" + emit + " writes a binary file; pass -o FILE");
   // The pass pipeline from the flags the user gave (unset flags keep the
   // passes' defaults, so "not given" stays distinguishable).
-  std::map<std::string, std::string> passOptions;
-  for (PassFlag &flag : trainingFlags()) {
+  mlir::trainopt::TrainingPipelineOptions trainingOptions;
+  for (StageFlag &flag : trainingFlags()) {
     if (!flag.opt->getNumOccurrences())
       continue;
     if (!training)
       return error("--" + flag.opt->ArgStr +
                    " needs --emit=train-mlir, kernel-mlir, artifact or exe");
-    std::string value = *flag.opt;
-    if (value.find_first_of(" {}") != std::string::npos)
-      return error("--" + flag.opt->ArgStr + ": invalid value '" + value + "'");
-    passOptions[flag.pass] += " " + flag.opt->ArgStr.str() + "=" + value;
+    trainingOptions.values.push_back({flag.option->name, *flag.opt});
   }
   if (probeValues && !training)
     return error("--probe-values needs --emit=train-mlir, kernel-mlir, "
@@ -455,20 +448,37 @@ int main(int argc, char **argv) {
     options.constantInputs.push_back({name.str(), file.str()});
   }
 
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      mlir::trainopt::importONNXModel(&context, inputPath, options);
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  if (isMLIRFile(inputPath)) {
+    // A trainopt module (from --emit=mlir, the Python frontend or a test):
+    // the importer's options do not apply.
+    for (const cl::Option *o :
+         {static_cast<const cl::Option *>(&batchSize),
+          static_cast<const cl::Option *>(&freeze),
+          static_cast<const cl::Option *>(&constInputs)})
+      if (o->getNumOccurrences())
+        return error("--" + o->ArgStr + " applies to ONNX models; '" +
+                     inputPath + "' is an MLIR module");
+    module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath.getValue(),
+                                                   &context);
+  } else {
+    module = mlir::trainopt::importONNXModel(&context, inputPath, options);
+  }
   if (!module)
     return 1;
   if (training) {
     mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
-    std::string pipeline = "trainopt-attach-loss{" +
-                           passOptions["trainopt-attach-loss"] +
-                           "},trainopt-build-train-step{" +
-                           passOptions["trainopt-build-train-step"] + "}";
-    if (probeValues)
-      pipeline += ",inline,trainopt-probe-values";
-    if (failed(mlir::parsePassPipeline(pipeline, pm, errs())))
-      return error("invalid training options");
+    if (failed(mlir::trainopt::buildTrainingPipeline(
+            pm, trainingOptions,
+            [&](const Twine &why) {
+              error(why);
+              return mlir::failure();
+            })))
+      return 1;
+    if (probeValues &&
+        failed(mlir::parsePassPipeline("inline,trainopt-probe-values", pm,
+                                       errs())))
+      return error("cannot build the probe pipeline");
     if (failed(pm.run(*module)))
       return 1;
   }

@@ -23,8 +23,13 @@ def TrainoptConvertToLinalg : Pass<"trainopt-convert-to-linalg", "ModuleOp"> {
     `avg_pool`, `avg_pool_grad`, `scatter_add`. `reshape` also stays: it is a
     view of its operand's buffer.
 
-    The lowering computes in the tensor's element type, as the compiled
-    kernels will (the reference evaluator computes in f64 and rounds).
+    Elementwise arithmetic computes in the tensor's element type, as the
+    compiled kernels will. Sums (`reduce_sum` and the sums inside
+    mean, softmax, normalizations and losses) of f32, f16 and bf16
+    accumulate in f64 and round once at the end: a gradient norm sums over
+    millions of elements, where f32 accumulation loses 1e-4. Max and min
+    reduce in the element type. (The reference evaluator computes every op
+    in f64 and rounds its result.)
 
     Before:
     ```mlir

@@ -693,7 +693,13 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
         i, TrainoptDialect::kOutputAttrName);
     std::string outName = name ? name.str() : "result" + std::to_string(i);
     result->set_name(outName);
-    result->set_kind(resultRole(func, i) == ValueRole::metric
+    std::optional<ValueRole> role = resultRole(func, i);
+    if (role == ValueRole::gradient || role == ValueRole::update_gate)
+      return func.emitError()
+             << "result " << i << " ('" << outName << "') is a "
+             << stringifyValueRole(*role)
+             << " of an unfinished training step; run trainopt-apply-optimizer";
+    result->set_kind(role == ValueRole::metric || role == ValueRole::loss
                          ? art::Value::METRIC
                          : art::Value::OUTPUT);
     if (updated.contains(id)) {

@@ -6,12 +6,13 @@
 /// *_pool_grad, scatter_add, interior pad), so the backward pass is ordinary
 /// IR that every later pass, the evaluator and the backends handle like the
 /// forward pass. Conventions follow PyTorch where the derivative is a choice
-/// (ties of max/min split evenly, clip passes the gradient at its bounds,
-/// max-pool routes to the first maximum).
+/// (ties of max/min split evenly, clip passes no gradient at its bounds as
+/// hardtanh_backward, max-pool routes to the first maximum).
 //
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+#include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
@@ -23,78 +24,6 @@ using namespace mlir;
 using namespace mlir::trainopt;
 
 namespace {
-
-/// Small arithmetic on tensors for writing VJPs.
-class Grad {
-public:
-  Grad(OpBuilder &builder, Location loc) : b(loc, builder) {}
-
-  ImplicitLocOpBuilder b;
-
-  static RankedTensorType type(Value v) {
-    return cast<RankedTensorType>(v.getType());
-  }
-  /// A 0-d constant of `like`'s element type.
-  Value scalar(Value like, double v) {
-    auto t = RankedTensorType::get({}, type(like).getElementType());
-    return ConstantOp::create(
-        b, DenseElementsAttr::get(t, b.getFloatAttr(t.getElementType(), v)));
-  }
-  Value zerosLike(Value v) {
-    return ConstantOp::create(
-        b, DenseElementsAttr::get(
-               type(v), b.getFloatAttr(type(v).getElementType(), 0.0)));
-  }
-  Value add(Value x, Value y) { return AddOp::create(b, x, y); }
-  Value sub(Value x, Value y) { return SubOp::create(b, x, y); }
-  Value mul(Value x, Value y) { return MulOp::create(b, x, y); }
-  Value div(Value x, Value y) { return DivOp::create(b, x, y); }
-  Value neg(Value x) { return NegOp::create(b, x); }
-  Value mul(Value x, double c) { return mul(x, scalar(x, c)); }
-  Value where(Value c, Value x, Value y) { return WhereOp::create(b, c, x, y); }
-  /// `flag` (i1) as 0/1 in `like`'s element type, same shape as `flag`.
-  Value asFloat(Value flag, Value like) {
-    return CastOp::create(b, type(flag).clone(type(like).getElementType()),
-                          flag);
-  }
-  Value sum(Value x, ArrayRef<int64_t> axes, bool keepdims) {
-    return ReduceSumOp::create(b, x, axes, keepdims);
-  }
-  Value broadcast(Value x, Type to) {
-    if (x.getType() == to)
-      return x;
-    return BroadcastToOp::create(b, to, x);
-  }
-  Value reshape(Value x, Type to) {
-    if (x.getType() == to)
-      return x;
-    return ReshapeOp::create(b, to, x);
-  }
-  /// Sums `g` over the dims that broadcasting added to reach `g`'s shape
-  /// from `target`'s: the cotangent of a broadcast operand.
-  Value reduceTo(Value g, Type targetType) {
-    auto target = cast<RankedTensorType>(targetType);
-    ArrayRef<int64_t> gs = type(g).getShape(), ts = target.getShape();
-    if (gs == ts)
-      return g;
-    int64_t offset = gs.size() - ts.size();
-    SmallVector<int64_t> axes;
-    for (int64_t d = 0; d < static_cast<int64_t>(gs.size()); ++d)
-      if (d < offset || (ts[d - offset] == 1 && gs[d] != 1))
-        axes.push_back(d);
-    Value summed = axes.empty() ? g : sum(g, axes, /*keepdims=*/true);
-    return reshape(summed, target.clone(type(g).getElementType()));
-  }
-  /// `x` reduced over `axes` without keepdims, put back to `full`'s shape.
-  Value expandFrom(Value reduced, ArrayRef<int64_t> axes, bool keepdims,
-                   RankedTensorType full) {
-    SmallVector<int64_t> kept(full.getShape());
-    for (int64_t a : axes)
-      kept[a] = 1;
-    Value r = keepdims ? reduced : reshape(reduced, type(reduced).clone(kept));
-    return broadcast(r, full.clone(type(reduced).getElementType()));
-  }
-};
 
 bool isFloatValue(Value v) {
   return isa<FloatType>(getElementTypeOrSelf(v.getType()));
@@ -117,7 +46,7 @@ firstOperandVJP(Operation *op, OpBuilder &builder, ArrayRef<Value> resultGrads,
   noGrads(operandGrads, op->getNumOperands());
   if (!resultGrads[0] || !isFloatValue(op->getOperand(0)))
     return success();
-  Grad G(builder, op->getLoc());
+  TensorBuilder G(builder, op->getLoc());
   operandGrads[0] = fn(G, resultGrads[0]);
   return success();
 }
@@ -133,7 +62,7 @@ firstOperandVJP(Operation *op, OpBuilder &builder, ArrayRef<Value> resultGrads,
     Value g = resultGrads[0];                                                  \
     if (!g || !isFloatValue(getX()))                                           \
       return success();                                                        \
-    Grad G(builder, getLoc());                                                 \
+    TensorBuilder G(builder, getLoc());                                                 \
     Value x = getX(), y = getY();                                              \
     (void)x;                                                                   \
     (void)y;                                                                   \
@@ -169,7 +98,7 @@ LogicalResult GeluOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   Value g = resultGrads[0], x = getX();
   if (!g)
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   Value half = G.scalar(x, 0.5), one = G.scalar(x, 1.0);
   Value d;
   if (getApproximation() == GeluApproximation::tanh) {
@@ -201,7 +130,7 @@ LogicalResult ClipOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   Value g = resultGrads[0], x = getX();
   if (!g || !isFloatValue(x))
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   // The gradient passes where min < x < max, bounds excluded: ONNX Clip
   // comes from ReLU6 and Hardtanh (torch's hardtanh_backward), and an
   // excluded lower bound agrees with Relu at 0. torch.clamp, which also
@@ -233,7 +162,7 @@ static LogicalResult binaryVJP(OpTy op, OpBuilder &builder,
   Value g = resultGrads[0];
   if (!g || !isFloatValue(op.getLhs()))
     return success();
-  Grad G(builder, op.getLoc());
+  TensorBuilder G(builder, op.getLoc());
   auto [dl, dr] = fn(G, g, op.getLhs(), op.getRhs(), op.getResult());
   operandGrads[0] = dl ? G.reduceTo(dl, op.getLhs().getType()) : Value();
   operandGrads[1] = dr ? G.reduceTo(dr, op.getRhs().getType()) : Value();
@@ -244,13 +173,13 @@ LogicalResult AddOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
                               SmallVectorImpl<Value> &operandGrads) {
   return binaryVJP(
       *this, builder, resultGrads, operandGrads,
-      [](Grad &G, Value g, Value, Value, Value) { return std::pair(g, g); });
+      [](TensorBuilder &G, Value g, Value, Value, Value) { return std::pair(g, g); });
 }
 
 LogicalResult SubOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
                               SmallVectorImpl<Value> &operandGrads) {
   return binaryVJP(*this, builder, resultGrads, operandGrads,
-                   [](Grad &G, Value g, Value, Value, Value) {
+                   [](TensorBuilder &G, Value g, Value, Value, Value) {
                      return std::pair(g, G.neg(g));
                    });
 }
@@ -258,7 +187,7 @@ LogicalResult SubOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
 LogicalResult MulOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
                               SmallVectorImpl<Value> &operandGrads) {
   return binaryVJP(*this, builder, resultGrads, operandGrads,
-                   [](Grad &G, Value g, Value a, Value b, Value) {
+                   [](TensorBuilder &G, Value g, Value a, Value b, Value) {
                      return std::pair(G.mul(g, b), G.mul(g, a));
                    });
 }
@@ -266,7 +195,7 @@ LogicalResult MulOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
 LogicalResult DivOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
                               SmallVectorImpl<Value> &operandGrads) {
   return binaryVJP(*this, builder, resultGrads, operandGrads,
-                   [](Grad &G, Value g, Value, Value b, Value y) {
+                   [](TensorBuilder &G, Value g, Value, Value b, Value y) {
                      Value da = G.div(g, b);
                      return std::pair(da, G.neg(G.mul(da, y)));
                    });
@@ -276,7 +205,7 @@ LogicalResult PowOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
                               SmallVectorImpl<Value> &operandGrads) {
   return binaryVJP(
       *this, builder, resultGrads, operandGrads,
-      [](Grad &G, Value g, Value a, Value b, Value y) {
+      [](TensorBuilder &G, Value g, Value a, Value b, Value y) {
         // d/da = b a^(b-1), 0 where b == 0; d/db = y log a, 0 where a == 0
         // (PyTorch's conventions, so 0^0 and 0^b stay finite).
         Value one = G.scalar(a, 1.0), zeroG = G.zerosLike(g);
@@ -298,7 +227,7 @@ static LogicalResult extremumVJP(OpTy op, OpBuilder &builder,
                                  ArrayRef<Value> resultGrads,
                                  SmallVectorImpl<Value> &operandGrads) {
   return binaryVJP(op, builder, resultGrads, operandGrads,
-                   [](Grad &G, Value g, Value a, Value b, Value) {
+                   [](TensorBuilder &G, Value g, Value a, Value b, Value) {
                      Value aFull = G.broadcast(a, G.type(g));
                      Value bFull = G.broadcast(b, G.type(g));
                      Value half = G.mul(g, 0.5), zero = G.zerosLike(g);
@@ -328,7 +257,7 @@ LogicalResult WhereOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   Value g = resultGrads[0];
   if (!g || !isFloatValue(getOnTrue()))
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   Value zero = G.zerosLike(g);
   operandGrads[1] =
       G.reduceTo(G.where(getCondition(), g, zero), getOnTrue().getType());
@@ -344,7 +273,7 @@ LogicalResult CastOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   // Only float-to-float casts carry a gradient (mixed precision).
   if (!g || !isFloatValue(getX()) || !isFloatValue(getY()))
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   operandGrads[0] = CastOp::create(G.b, getX().getType(), g);
   return success();
 }
@@ -360,7 +289,7 @@ LogicalResult ReduceSumOp::buildVJP(OpBuilder &builder,
   Value g = resultGrads[0];
   if (!g || !isFloatValue(getX()))
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   operandGrads[0] =
       G.expandFrom(g, getReducedAxes(), getKeepdims(), G.type(getX()));
   return success();
@@ -373,7 +302,7 @@ LogicalResult ReduceMeanOp::buildVJP(OpBuilder &builder,
   Value g = resultGrads[0];
   if (!g)
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   int64_t count = 1;
   for (int64_t a : getReducedAxes())
     count *= G.type(getX()).getDimSize(a);
@@ -393,7 +322,7 @@ static LogicalResult extremumReduceVJP(OpTy op, OpBuilder &builder,
   Value g = resultGrads[0], x = op.getX();
   if (!g || !isFloatValue(x))
     return success();
-  Grad G(builder, op.getLoc());
+  TensorBuilder G(builder, op.getLoc());
   auto xt = G.type(x);
   SmallVector<int64_t> axes = op.getReducedAxes();
   Value y = G.expandFrom(op.getResult(), axes, op.getKeepdims(), xt);
@@ -423,7 +352,7 @@ LogicalResult MatmulOp::buildVJP(OpBuilder &builder,
   Value g = resultGrads[0], a = getLhs(), b = getRhs();
   if (!g || !isFloatValue(a))
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   bool ta = getTransposeLhs(), tb = getTransposeRhs();
   // C = op(A) op(B). dop(A) = G op(B)^T, dop(B) = op(A)^T G; transposing
   // back where A or B entered transposed.
@@ -446,7 +375,7 @@ LogicalResult ConvOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   Value g = resultGrads[0];
   if (!g)
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   operandGrads[0] = ConvGradInputOp::create(
       G.b, getInput().getType(), getFilter(), g, getStrides(), getPadding(),
       getDilations(), getGroups());
@@ -466,7 +395,7 @@ LogicalResult MaxPoolOp::buildVJP(OpBuilder &builder,
                                   ArrayRef<Value> resultGrads,
                                   SmallVectorImpl<Value> &operandGrads) {
   return firstOperandVJP(*this, builder, resultGrads, operandGrads,
-                         [&](Grad &G, Value g) -> Value {
+                         [&](TensorBuilder &G, Value g) -> Value {
                            return MaxPoolGradOp::create(
                                G.b, getInput().getType(), getInput(), g,
                                getKernelShape(), getStrides(), getPadding(),
@@ -478,7 +407,7 @@ LogicalResult AvgPoolOp::buildVJP(OpBuilder &builder,
                                   ArrayRef<Value> resultGrads,
                                   SmallVectorImpl<Value> &operandGrads) {
   return firstOperandVJP(*this, builder, resultGrads, operandGrads,
-                         [&](Grad &G, Value g) -> Value {
+                         [&](TensorBuilder &G, Value g) -> Value {
                            return AvgPoolGradOp::create(
                                G.b, getInput().getType(), g, getKernelShape(),
                                getStrides(), getPadding(), getDilations(),
@@ -489,9 +418,9 @@ LogicalResult AvgPoolOp::buildVJP(OpBuilder &builder,
 /// The normalization backward shared by batch_norm_train and layer_norm:
 /// with xhat = (x - mean) * inv over `axes` (N elements each) and upstream
 /// `gxhat`, dx = inv / N * (N gxhat - sum(gxhat) - xhat sum(gxhat xhat)).
-static Value normalizeBackward(Grad &G, Value gxhat, Value xhat, Value inv,
+static Value normalizeBackward(TensorBuilder &G, Value gxhat, Value xhat, Value inv,
                                ArrayRef<int64_t> axes, int64_t count) {
-  auto t = Grad::type(xhat);
+  auto t = TensorBuilder::type(xhat);
   Value s1 = G.broadcast(G.sum(gxhat, axes, true), t);
   Value s2 = G.broadcast(G.sum(G.mul(gxhat, xhat), axes, true), t);
   Value inner = G.sub(G.sub(G.mul(gxhat, static_cast<double>(count)), s1),
@@ -501,9 +430,9 @@ static Value normalizeBackward(Grad &G, Value gxhat, Value xhat, Value inv,
 }
 
 /// Mean and 1/sqrt(var + eps) of `x` over `axes` (kept as size-1 dims).
-static std::pair<Value, Value> moments(Grad &G, Value x, ArrayRef<int64_t> axes,
+static std::pair<Value, Value> moments(TensorBuilder &G, Value x, ArrayRef<int64_t> axes,
                                        double eps) {
-  auto t = Grad::type(x);
+  auto t = TensorBuilder::type(x);
   Value mean = ReduceMeanOp::create(G.b, x, axes, true);
   Value centered = G.sub(x, G.broadcast(mean, t));
   Value var = ReduceMeanOp::create(G.b, G.mul(centered, centered), axes, true);
@@ -512,10 +441,10 @@ static std::pair<Value, Value> moments(Grad &G, Value x, ArrayRef<int64_t> axes,
 }
 
 /// Reshapes a per-channel [C] tensor to [1, C, 1, ...] for `x` of rank r.
-static Value channelView(Grad &G, Value c, RankedTensorType x) {
+static Value channelView(TensorBuilder &G, Value c, RankedTensorType x) {
   SmallVector<int64_t> shape(x.getRank(), 1);
   shape[1] = x.getDimSize(1);
-  return G.reshape(c, Grad::type(c).clone(shape));
+  return G.reshape(c, TensorBuilder::type(c).clone(shape));
 }
 
 LogicalResult BatchNormTrainOp::buildVJP(OpBuilder &builder,
@@ -527,7 +456,7 @@ LogicalResult BatchNormTrainOp::buildVJP(OpBuilder &builder,
   Value g = resultGrads[0], x = getX();
   if (!g)
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   auto xt = G.type(x);
   SmallVector<int64_t> axes{0};
   for (int64_t d = 2; d < xt.getRank(); ++d)
@@ -550,7 +479,7 @@ BatchNormInferenceOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   Value g = resultGrads[0], x = getX();
   if (!g)
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   auto xt = G.type(x);
   SmallVector<int64_t> axes{0};
   for (int64_t d = 2; d < xt.getRank(); ++d)
@@ -580,7 +509,7 @@ LogicalResult LayerNormOp::buildVJP(OpBuilder &builder,
   Value g = resultGrads[0], x = getX();
   if (!g)
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   auto xt = G.type(x);
   int64_t axis = getAxis(), count = 1;
   SmallVector<int64_t> normAxes, leadAxes;
@@ -613,7 +542,7 @@ LogicalResult SoftmaxOp::buildVJP(OpBuilder &builder,
   Value g = resultGrads[0], y = getY();
   if (!g)
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   int64_t axis = getAxis();
   Value dot = G.broadcast(G.sum(G.mul(g, y), {axis}, true), y.getType());
   operandGrads[0] = G.mul(y, G.sub(g, dot));
@@ -627,7 +556,7 @@ LogicalResult LogSoftmaxOp::buildVJP(OpBuilder &builder,
   Value g = resultGrads[0], y = getY();
   if (!g)
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   int64_t axis = getAxis();
   Value total = G.broadcast(G.sum(g, {axis}, true), y.getType());
   operandGrads[0] = G.sub(g, G.mul(ExpOp::create(G.b, y), total));
@@ -639,7 +568,7 @@ LogicalResult DropoutOp::buildVJP(OpBuilder &builder,
                                   SmallVectorImpl<Value> &operandGrads) {
   double scale = 1.0 / (1.0 - getRatio().convertToDouble());
   return firstOperandVJP(
-      *this, builder, resultGrads, operandGrads, [&](Grad &G, Value g) {
+      *this, builder, resultGrads, operandGrads, [&](TensorBuilder &G, Value g) {
         return G.mul(G.mul(g, G.asFloat(getMask(), g)), scale);
       });
 }
@@ -653,7 +582,7 @@ LogicalResult ReshapeOp::buildVJP(OpBuilder &builder,
                                   SmallVectorImpl<Value> &operandGrads) {
   return firstOperandVJP(
       *this, builder, resultGrads, operandGrads,
-      [&](Grad &G, Value g) { return G.reshape(g, getX().getType()); });
+      [&](TensorBuilder &G, Value g) { return G.reshape(g, getX().getType()); });
 }
 
 LogicalResult TransposeOp::buildVJP(OpBuilder &builder,
@@ -664,7 +593,7 @@ LogicalResult TransposeOp::buildVJP(OpBuilder &builder,
   for (auto [i, p] : llvm::enumerate(perm))
     inverse[p] = i;
   return firstOperandVJP(*this, builder, resultGrads, operandGrads,
-                         [&](Grad &G, Value g) -> Value {
+                         [&](TensorBuilder &G, Value g) -> Value {
                            return TransposeOp::create(G.b, g, inverse);
                          });
 }
@@ -674,7 +603,7 @@ LogicalResult BroadcastToOp::buildVJP(OpBuilder &builder,
                                       SmallVectorImpl<Value> &operandGrads) {
   return firstOperandVJP(
       *this, builder, resultGrads, operandGrads,
-      [&](Grad &G, Value g) { return G.reduceTo(g, getX().getType()); });
+      [&](TensorBuilder &G, Value g) { return G.reduceTo(g, getX().getType()); });
 }
 
 LogicalResult SliceOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
@@ -683,7 +612,7 @@ LogicalResult SliceOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   Value g = resultGrads[0];
   if (!g || !isFloatValue(getX()))
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   // Place g back with interior padding stride-1 between its elements.
   auto xt = G.type(getX()), gt = G.type(g);
   SmallVector<int64_t> low, high, interior;
@@ -706,7 +635,7 @@ LogicalResult PadOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   Value g = resultGrads[0];
   if (!g || !isFloatValue(getX()))
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   auto xt = G.type(getX());
   SmallVector<int64_t> start, limit, stride;
   for (int64_t d = 0; d < xt.getRank(); ++d) {
@@ -726,7 +655,7 @@ LogicalResult ConcatOp::buildVJP(OpBuilder &builder,
   Value g = resultGrads[0];
   if (!g || !isFloatValue(getResult()))
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   int64_t axis = getAxis(), offset = 0;
   auto gt = G.type(g);
   for (auto [i, in] : llvm::enumerate(getInputs())) {
@@ -747,7 +676,7 @@ LogicalResult SplitOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   if (!isFloatValue(getX()) ||
       llvm::all_of(resultGrads, [](Value v) { return !v; }))
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   SmallVector<Value> pieces;
   for (auto [g, r] : llvm::zip(resultGrads, getResults()))
     pieces.push_back(g ? g : G.zerosLike(r));
@@ -759,7 +688,7 @@ LogicalResult GatherOp::buildVJP(OpBuilder &builder,
                                  ArrayRef<Value> resultGrads,
                                  SmallVectorImpl<Value> &operandGrads) {
   return firstOperandVJP(*this, builder, resultGrads, operandGrads,
-                         [&](Grad &G, Value g) -> Value {
+                         [&](TensorBuilder &G, Value g) -> Value {
                            return ScatterAddOp::create(G.b, getData().getType(),
                                                        getIndices(), g,
                                                        getAxis());
@@ -769,7 +698,7 @@ LogicalResult GatherOp::buildVJP(OpBuilder &builder,
 LogicalResult TriluOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
                                 SmallVectorImpl<Value> &operandGrads) {
   return firstOperandVJP(*this, builder, resultGrads, operandGrads,
-                         [&](Grad &G, Value g) -> Value {
+                         [&](TensorBuilder &G, Value g) -> Value {
                            return TriluOp::create(G.b, g, getUpper(),
                                                   getDiagonal());
                          });
@@ -791,11 +720,11 @@ struct LabelLossParts {
 };
 } // namespace
 
-static LabelLossParts labelLossParts(Grad &G, Value g, Value scores,
+static LabelLossParts labelLossParts(TensorBuilder &G, Value g, Value scores,
                                      Value labels, Value weight,
                                      int64_t classAxis, Reduction reduction,
                                      std::optional<int64_t> ignoreIndex) {
-  auto st = Grad::type(scores), lt = Grad::type(labels);
+  auto st = TensorBuilder::type(scores), lt = TensorBuilder::type(labels);
   int64_t axis = classAxis < 0 ? classAxis + st.getRank() : classAxis;
   int64_t classes = st.getDimSize(axis);
   Type elt = st.getElementType();
@@ -849,11 +778,11 @@ static LabelLossParts labelLossParts(Grad &G, Value g, Value scores,
 }
 
 /// Expands a labels-shaped tensor to the scores' shape along the class axis.
-static Value alongClasses(Grad &G, Value v, RankedTensorType scores,
+static Value alongClasses(TensorBuilder &G, Value v, RankedTensorType scores,
                           int64_t axis) {
   SmallVector<int64_t> shape(scores.getShape());
   shape[axis] = 1;
-  return G.broadcast(G.reshape(v, Grad::type(v).clone(shape)), scores);
+  return G.broadcast(G.reshape(v, TensorBuilder::type(v).clone(shape)), scores);
 }
 
 /// The VJP of the class-label losses. With logp the log-probabilities
@@ -873,8 +802,8 @@ static LogicalResult labelLossVJP(Operation *op, OpBuilder &builder, Value g,
   noGrads(operandGrads, op->getNumOperands());
   if (!g)
     return success();
-  Grad G(builder, op->getLoc());
-  auto st = Grad::type(scores);
+  TensorBuilder G(builder, op->getLoc());
+  auto st = TensorBuilder::type(scores);
   int64_t axis = classAxis < 0 ? classAxis + st.getRank() : classAxis;
   int64_t classes = st.getDimSize(axis);
   LabelLossParts p = labelLossParts(G, g, scores, labels, weight, classAxis,
@@ -888,7 +817,7 @@ static LogicalResult labelLossVJP(Operation *op, OpBuilder &builder, Value g,
   if (weight) {
     SmallVector<int64_t> wShape(st.getRank(), 1);
     wShape[axis] = classes;
-    wk = G.broadcast(G.reshape(weight, Grad::type(weight).clone(wShape)), st);
+    wk = G.broadcast(G.reshape(weight, TensorBuilder::type(weight).clone(wShape)), st);
   } else {
     wk = G.broadcast(G.scalar(scores, 1.0), st);
   }
@@ -957,7 +886,7 @@ LogicalResult MseLossOp::buildVJP(OpBuilder &builder,
   Value g = resultGrads[0];
   if (!g)
     return success();
-  Grad G(builder, getLoc());
+  TensorBuilder G(builder, getLoc());
   auto t = G.type(getInput());
   double factor = 2.0;
   if (getReduction() == Reduction::mean)

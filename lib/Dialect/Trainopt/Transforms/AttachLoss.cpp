@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
@@ -57,6 +58,8 @@ struct TrainoptAttachLossPass
     : public mlir::trainopt::impl::TrainoptAttachLossBase<
           TrainoptAttachLossPass> {
   using TrainoptAttachLossBase::TrainoptAttachLossBase;
+  /// One option, to list all (TrainingPipeline.h).
+  const llvm::cl::Option &anyOption() const { return funcName; }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -88,8 +91,8 @@ struct TrainoptAttachLossPass
                << "--loss=" << loss << " conflicts with the loss the model "
                << "computes itself (result " << *own << ")";
       func.setResultAttr(*own, TrainoptDialect::kOutputAttrName, lossName);
-      NamedAttribute metric = roleAttr(&getContext(), ValueRole::metric);
-      func.setResultAttr(*own, metric.getName(), metric.getValue());
+      NamedAttribute lossRole = roleAttr(&getContext(), ValueRole::loss);
+      func.setResultAttr(*own, lossRole.getName(), lossRole.getValue());
       // The labels are the input the loss compares the scores with, by
       // role whatever the model calls it.
       if (auto arg = labelArgument(ret.getOperand(*own).getDefiningOp()))
@@ -211,7 +214,7 @@ struct TrainoptAttachLossPass
                                 : b.getDictionaryAttr({}));
     resultAttrs.push_back(b.getDictionaryAttr(
         {b.getNamedAttr(TrainoptDialect::kOutputAttrName, lossName),
-         roleAttr(&getContext(), ValueRole::metric)}));
+         roleAttr(&getContext(), ValueRole::loss)}));
     func.setType(
         b.getFunctionType(func.getArgumentTypes(),
                           llvm::to_vector(ValueRange(results).getTypes())));
@@ -220,3 +223,8 @@ struct TrainoptAttachLossPass
   }
 };
 } // namespace
+
+std::vector<TrainingOption> mlir::trainopt::stage_options::attachLossOptions() {
+  TrainoptAttachLossPass pass;
+  return passOptionsOf(pass.anyOption(), pass.getArgument());
+}

@@ -29,6 +29,11 @@ def Trainopt_GeluApproximation : I32EnumAttr<"GeluApproximation",
 def Trainopt_GeluApproximationAttr : EnumAttr<Trainopt_Dialect,
     Trainopt_GeluApproximation, "gelu_approximation">;
 
+// Roles of the values of a training step. `loss` is the metric the
+// gradients are taken of. `gradient` and `update_gate` exist only between
+// the training-step stages (trainopt-build-train-step produces gradients,
+// the gradient transforms may add a gate, trainopt-apply-optimizer consumes
+// both); an artifact never has them.
 def Trainopt_ValueRole : I32EnumAttr<"ValueRole",
     "what a function argument or result is to the training runtime", [
       I32EnumAttrCase<"input", 0>,
@@ -39,6 +44,9 @@ def Trainopt_ValueRole : I32EnumAttr<"ValueRole",
       I32EnumAttrCase<"step", 5>,
       I32EnumAttrCase<"metric", 6>,
       I32EnumAttrCase<"output", 7>,
+      I32EnumAttrCase<"loss", 8>,
+      I32EnumAttrCase<"gradient", 9>,
+      I32EnumAttrCase<"update_gate", 10>,
     ]> {
   let cppNamespace = "::mlir::trainopt";
   let genSpecializedAttr = 0;

@@ -58,8 +58,9 @@ def TrainoptAutodiff : Pass<"trainopt-autodiff", "ModuleOp"> {
 def TrainoptAttachLoss : Pass<"trainopt-attach-loss", "ModuleOp"> {
   let summary = "Makes the function return a scalar training loss";
   let description = [{
-    Ensures that `func` returns a loss, as a result named `loss`
-    (`trainopt.output = "loss"`):
+    Ensures that `func` returns a loss: a result with role `loss`
+    (`trainopt.role = #trainopt<role loss>`, named `trainopt.output =
+    "loss"`), which the later stages find by its role:
 
     - If the model computes its own loss (a result produced by
       `trainopt.cross_entropy`, `trainopt.nll_loss` or `trainopt.mse_loss`
@@ -83,7 +84,8 @@ def TrainoptAttachLoss : Pass<"trainopt-attach-loss", "ModuleOp"> {
     After:
     ```mlir
     func.func @forward(%x: tensor<8x784xf32>, %labels: tensor<8xi64> {trainopt.input = "labels"})
-        -> (tensor<8x10xf32> {trainopt.output = "logits"}, tensor<f32> {trainopt.output = "loss"})
+        -> (tensor<8x10xf32> {trainopt.output = "logits"},
+            tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role loss>})
     ```
   }];
   let options = [
@@ -110,65 +112,121 @@ def TrainoptAttachLoss : Pass<"trainopt-attach-loss", "ModuleOp"> {
 }
 
 def TrainoptBuildTrainStep : Pass<"trainopt-build-train-step", "ModuleOp"> {
-  let summary = "Builds @train_step and @eval_step from a function with a loss";
+  let summary = "Builds @train_step in gradient form from a function with a loss";
   let description = [{
-    From `func` (whose result named `loss` is the training loss, see
-    `trainopt-attach-loss`) builds:
+    The first training-step stage. From `func`, whose result with role
+    `loss` is the training loss (`trainopt-attach-loss`), it builds:
 
-    - `@train_step(params..., model state..., optimizer state..., step,
-      inputs..., labels...) -> (params'..., model state'..., optimizer
-      state'..., step', loss, grad_norm, lr)`: the forward pass in training
-      mode, the gradients (`trainopt-autodiff`), gradient clipping, the
-      learning rate of the schedule at `step`, and the optimizer update, with
-      PyTorch's semantics and defaults. Every updated value is a result
-      tagged `trainopt.updates = N`, the argument it replaces (the runtime
-      updates those buffers in place).
-    - `@eval_step(params..., model state..., inputs..., labels...) ->
-      (outputs..., loss)`: the forward pass in inference mode.
+    - `@<func>_train(args..., step)`: the forward pass in training mode.
+      `batch_norm_inference` over parameter statistics becomes
+      `batch_norm_train` (PyTorch momentum `bn-momentum`, unbiased running
+      variance), whose new running statistics are extra results tagged
+      `trainopt.updates`; every `dropout` draws from a seed of `step`, so
+      masks change every step.
+    - `@<func>_train_grad` by autodiff (`trainopt-autodiff`).
+    - `@train_step(params..., model state..., step, inputs...)` in
+      *gradient form*: results are the new running statistics, one
+      `num_batches_tracked` counter per BatchNorm (model state),
+      `step + 1` (every updated value tagged `trainopt.updates = N`, the
+      argument it replaces), the loss (role `loss`), and one result per
+      trainable parameter with role `gradient` and `trainopt.grad_of`.
 
-    Training mode: `batch_norm_inference` over frozen statistics becomes
-    `batch_norm_train` whose updated running statistics are model state
-    (PyTorch momentum `bn-momentum`, unbiased running variance), with one
-    update counter per BatchNorm (`num_batches_tracked`), and every
-    `dropout` draws from `seed(step)` so masks change every step. Inference
-    mode: BatchNorm uses the running statistics, dropout is the identity.
+    The later stages (`trainopt-transform-gradients`,
+    `trainopt-lr-schedule`, `trainopt-apply-optimizer`,
+    `trainopt-build-eval-step`) finish the step; the named pipeline
+    `trainopt-training-pipeline` runs them all. An artifact cannot be made
+    from a step in gradient form.
 
-    With `grad-accum = K`, every call of `@train_step` adds its gradient to
-    a `grad_accum` slot; every K-th call (by `step`) applies the optimizer to
-    the average and clears the slot, the others leave parameters and
-    optimizer state unchanged. The schedule and bias corrections count
-    optimizer updates, `floor(step / K)`.
-
-    Optimizers: `sgd` (momentum, dampening, nesterov, weight decay), `adam`,
-    `adamw`, `adagrad`, `rmsprop`, `lamb`. Schedules: `constant`, `step`,
-    `multistep`, `exponential`, `cosine` (with `warmup-steps`),
-    `linear-warmup`, `one-cycle`. Options that do not apply to the chosen
-    optimizer or schedule are errors that name them.
+    Before:
+    ```mlir
+    func.func @forward(%w: tensor<3xf32> {trainopt.param = @w}, %x: tensor<3xf32> {trainopt.input = "x"})
+        -> (tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role loss>})
+    ```
+    After (added):
+    ```mlir
+    func.func @train_step(%w: tensor<3xf32> {trainopt.param = @w},
+                          %step: tensor<i64> {trainopt.role = #trainopt<role step>, trainopt.state = "step"},
+                          %x: tensor<3xf32> {trainopt.input = "x"})
+        -> (tensor<i64> {trainopt.updates = 1 : i64},
+            tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role loss>},
+            tensor<3xf32> {trainopt.grad_of = @w, trainopt.role = #trainopt<role gradient>})
+    ```
   }];
   let options = [
     Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
            "The function with a `loss` result">,
-    Option<"optimizer", "optimizer", "std::string", /*default=*/"\"sgd\"",
-           "sgd, adam, adamw, adagrad, rmsprop or lamb">,
+    Option<"bnMomentum", "bn-momentum", "double", /*default=*/"0.1",
+           "BatchNorm running-statistics momentum, PyTorch convention">,
+  ];
+}
+
+def TrainoptTransformGradients : Pass<"trainopt-transform-gradients", "ModuleOp"> {
+  let summary = "Applies the gradient transforms of @train_step, in order";
+  let description = [{
+    Rewrites the `gradient` results of `@train_step` (gradient form, see
+    `trainopt-build-train-step`) through an ordered list of transforms,
+    each enabled by its option:
+
+    1. `grad-accum = K`: every call adds its gradient to a `grad_accum`
+       slot (optimizer state); the gradient becomes the slot's average, and
+       a result with role `update_gate` says whether this call is the K-th
+       (by `step`), when the slot is cleared. The optimizer applies its
+       update only through the gate, and counts applied updates in an
+       `optimizer_step` state for its schedule and bias corrections.
+    2. The global L2 norm, returned as the metric `grad_norm` (before
+       clipping, as PyTorch's `clip_grad_norm_` returns it). Always on.
+    3. `clip-grad-value = v`: every element clamped to [-v, v].
+    4. `clip-grad-norm = n`: all gradients scaled by
+       min(1, n / (norm + 1e-6)).
+
+    Later transforms (loss-scale unscale and skip, all-reduce) take their
+    place in this list. Each gate a transform adds is combined with the
+    existing one by `and`.
+
+    Before: `-> (..., tensor<3xf32> {trainopt.role = #trainopt<role gradient>, ...})`.
+    After (`clip-grad-norm=1.0`): the same result is the clipped gradient,
+    and `tensor<f32> {trainopt.output = "grad_norm", trainopt.role = #trainopt<role metric>}`
+    is added.
+  }];
+  let options = [
+    Option<"gradAccum", "grad-accum", "int64_t", /*default=*/"1",
+           "Accumulate gradients over this many micro-batches (calls of "
+           "@train_step) before each optimizer update">,
+    Option<"clipGradNorm", "clip-grad-norm", "double", /*default=*/"0.0",
+           "Scale gradients so their global L2 norm is at most this (0: off)">,
+    Option<"clipGradValue", "clip-grad-value", "double", /*default=*/"0.0",
+           "Clamp every gradient element to [-v, v] (0: off)">,
+  ];
+}
+
+def TrainoptLRSchedule : Pass<"trainopt-lr-schedule", "ModuleOp"> {
+  let summary = "Defines @lr_schedule, the learning rate as a function of the update count";
+  let description = [{
+    Adds `func.func private @lr_schedule(%updates: tensor<i64>) -> tensor<T>`
+    (T: the element type of `@train_step`'s loss): the learning rate used
+    for the update after `updates` earlier ones, as PyTorch's schedulers
+    give it. `trainopt-apply-optimizer` calls it with its update count.
+
+    Schedules: `constant`, `step` (`step-size`, `gamma`), `multistep`
+    (`milestones`, `gamma`), `exponential` (`gamma`), `cosine` (linear
+    `warmup-steps`, then cosine annealing to `min-lr` at `total-steps`),
+    `linear-warmup`, `one-cycle` (`total-steps`, `pct-start`,
+    `div-factor`, `final-div-factor`; cosine annealing). Options that do not
+    apply to the schedule are errors that name them.
+
+    After (`lr=0.1 lr-schedule=exponential gamma=0.5`):
+    ```mlir
+    func.func private @lr_schedule(%arg0: tensor<i64>) -> tensor<f32> {
+      %0 = trainopt.cast %arg0 : tensor<i64> to tensor<f32>
+      ...
+      %3 = trainopt.pow %2, %0 : ...
+      %4 = trainopt.mul %1, %3 : ...
+      return %4 : tensor<f32>
+    }
+    ```
+  }];
+  let options = [
     Option<"lr", "lr", "double", /*default=*/"1e-3", "Learning rate">,
-    Option<"momentum", "momentum", "double", /*default=*/"0.0",
-           "Momentum (sgd, rmsprop)">,
-    Option<"dampening", "dampening", "double", /*default=*/"0.0",
-           "Dampening of the momentum (sgd)">,
-    Option<"nesterov", "nesterov", "bool", /*default=*/"false",
-           "Nesterov momentum (sgd)">,
-    Option<"weightDecay", "weight-decay", "double", /*default=*/"-1.0",
-           "Weight decay (default: 0, and 1e-2 for adamw as PyTorch)">,
-    Option<"beta1", "beta1", "double", /*default=*/"0.9",
-           "First-moment decay (adam, adamw, lamb)">,
-    Option<"beta2", "beta2", "double", /*default=*/"0.999",
-           "Second-moment decay (adam, adamw, lamb)">,
-    Option<"eps", "eps", "double", /*default=*/"-1.0",
-           "Denominator term (default: 1e-8; adagrad 1e-10, lamb 1e-6)">,
-    Option<"alpha", "alpha", "double", /*default=*/"0.99",
-           "Smoothing constant (rmsprop)">,
-    Option<"lrDecay", "lr-decay", "double", /*default=*/"0.0",
-           "Learning-rate decay (adagrad)">,
     Option<"schedule", "lr-schedule", "std::string",
            /*default=*/"\"constant\"",
            "constant, step, multistep, exponential, cosine, linear-warmup "
@@ -192,17 +250,72 @@ def TrainoptBuildTrainStep : Pass<"trainopt-build-train-step", "ModuleOp"> {
     Option<"finalDivFactor", "final-div-factor", "double",
            /*default=*/"1e4",
            "Final rate is the initial rate / final-div-factor (one-cycle)">,
-    Option<"clipGradNorm", "clip-grad-norm", "double", /*default=*/"0.0",
-           "Scale gradients so their global L2 norm is at most this (0: off)">,
-    Option<"clipGradValue", "clip-grad-value", "double", /*default=*/"0.0",
-           "Clamp every gradient element to [-v, v] (0: off)">,
+  ];
+}
+
+def TrainoptApplyOptimizer : Pass<"trainopt-apply-optimizer", "ModuleOp"> {
+  let summary = "Replaces the gradients of @train_step by an optimizer update";
+  let description = [{
+    Consumes the `gradient` results (and the `update_gate`, if any) of
+    `@train_step` in gradient form: adds the optimizer's slots per
+    trainable parameter as `optimizer_state` arguments
+    (`trainopt.state = "<PyTorch state name>"`, `trainopt.state_of`), and
+    returns the new parameters and slots tagged `trainopt.updates`, and the
+    metric `lr` (from `@lr_schedule`, see `trainopt-lr-schedule`, which
+    must run first).
+
+    Each optimizer is one definition in `Optimizers.cpp` (its
+    hyperparameters with their defaults, slots and update rule); the pass
+    knows none by name. A hyperparameter flag the chosen optimizer does
+    not read is an error naming the optimizers that do. Under a gate the
+    parameters and slots keep their values where it is false, and an
+    `optimizer_step` state counts the updates applied; without one the
+    update count is `step`.
+
+    Optimizers: `sgd` (momentum, dampening, nesterov), `adam`, `adamw`
+    (weight decay 1e-2 by default), `adagrad` (lr-decay), `rmsprop`
+    (alpha, momentum), `lamb`, `lion` (beta1, beta2; betas 0.9, 0.99).
+
+    Before: `-> (..., tensor<3xf32> {trainopt.grad_of = @w, trainopt.role = #trainopt<role gradient>})`.
+    After (`optimizer=sgd`): `-> (..., tensor<3xf32> {trainopt.updates = 0 : i64}, ..., tensor<f32> {trainopt.output = "lr", ...})`.
+  }];
+  let options = [
+    Option<"optimizer", "optimizer", "std::string", /*default=*/"\"sgd\"",
+           "sgd, adam, adamw, adagrad, rmsprop, lamb or lion">,
+    Option<"momentum", "momentum", "double", /*default=*/"0.0",
+           "Momentum (sgd, rmsprop)">,
+    Option<"dampening", "dampening", "double", /*default=*/"0.0",
+           "Dampening of the momentum (sgd)">,
+    Option<"nesterov", "nesterov", "bool", /*default=*/"false",
+           "Nesterov momentum (sgd)">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.0",
+           "Weight decay (default: 0, and 1e-2 for adamw as PyTorch)">,
+    Option<"beta1", "beta1", "double", /*default=*/"0.9",
+           "First-moment decay (adam, adamw, lamb, lion)">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.999",
+           "Second-moment decay (adam, adamw, lamb; lion: 0.99)">,
+    Option<"eps", "eps", "double", /*default=*/"1e-8",
+           "Denominator term (default: 1e-8; adagrad 1e-10, lamb 1e-6)">,
+    Option<"alpha", "alpha", "double", /*default=*/"0.99",
+           "Smoothing constant (rmsprop)">,
+    Option<"lrDecay", "lr-decay", "double", /*default=*/"0.0",
+           "Learning-rate decay (adagrad)">,
     ListOption<"noWeightDecay", "no-weight-decay", "std::string",
                "Glob patterns of parameters without weight decay">,
-    Option<"bnMomentum", "bn-momentum", "double", /*default=*/"0.1",
-           "BatchNorm running-statistics momentum, PyTorch convention">,
-    Option<"gradAccum", "grad-accum", "int64_t", /*default=*/"1",
-           "Accumulate gradients over this many micro-batches (calls of "
-           "@train_step) before each optimizer update">,
+  ];
+}
+
+def TrainoptBuildEvalStep : Pass<"trainopt-build-eval-step", "ModuleOp"> {
+  let summary = "Builds @eval_step, the forward pass in inference mode";
+  let description = [{
+    Adds `@eval_step`, a copy of `func` in inference mode: `dropout` is the
+    identity (its mask all true), and `batch_norm_train` becomes
+    `batch_norm_inference` over the running statistics, which stay
+    unchanged. Same arguments and results as `func`.
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function">,
   ];
 }
 

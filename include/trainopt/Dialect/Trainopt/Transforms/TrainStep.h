@@ -1,0 +1,86 @@
+//===- TrainStep.h - the training step between its stages -------*- C++ -*-===//
+//
+/// \file
+/// The contract between the passes that build `@train_step`
+/// (docs/architecture.md, "The training step as stages"):
+///
+/// - trainopt-build-train-step writes it in *gradient form*: arguments
+///   `(params..., model state..., step, inputs..., labels...)`; results: the
+///   updated model state (`trainopt.updates = N`), `step + 1`, the loss
+///   (role `loss`) and one result per trainable parameter with role
+///   `gradient` and `trainopt.grad_of = @param`.
+/// - trainopt-transform-gradients rewrites the gradient results in place
+///   (accumulation, the norm metric, clipping; later loss scaling and
+///   all-reduce), adds its own state arguments, and may add a 0-d `i1`
+///   result with role `update_gate`: the optimizer applies the update only
+///   where it is true.
+/// - trainopt-lr-schedule defines `@lr_schedule(updates: i64) -> lr`.
+/// - trainopt-apply-optimizer consumes the gradients and the gate: it adds
+///   the optimizer state, the parameter updates and the `lr` metric.
+///
+/// Every stage finds values by role and attribute, never by name, and edits
+/// the function through `TrainStepFunction`, which keeps the
+/// `trainopt.updates` indices right when state arguments are inserted.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_TRAINSTEP_H
+#define TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_TRAINSTEP_H
+
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+
+namespace mlir::trainopt {
+
+/// The name of the training step and of the schedule function.
+inline constexpr llvm::StringLiteral kTrainStepName = "train_step";
+inline constexpr llvm::StringLiteral kLRScheduleName = "lr_schedule";
+
+class TrainStepFunction {
+public:
+  /// `@train_step` of `module`; emits an error naming `stage` and fails when
+  /// there is none or it has no `step` argument.
+  static FailureOr<TrainStepFunction> get(ModuleOp module, StringRef stage);
+
+  /// Op handles are values; `mutable` lets the const queries call them.
+  mutable func::FuncOp func;
+
+  func::ReturnOp returnOp() const {
+    return cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  }
+  /// The argument with role `step`.
+  BlockArgument step() const;
+  /// The argument `trainopt.param = @name`, or null.
+  BlockArgument parameter(StringRef name) const;
+  /// The result indices with `role`, in order.
+  SmallVector<unsigned> resultsWithRole(ValueRole role) const;
+  Value result(unsigned i) const { return returnOp().getOperand(i); }
+
+  /// Inserts a state argument just before the step argument, with `attrs`
+  /// (which should give its role and `trainopt.state`), and shifts the
+  /// `trainopt.updates` of later arguments.
+  BlockArgument addStateArgument(Type type, ArrayRef<NamedAttribute> attrs);
+  /// Appends a result.
+  void addResult(Value value, ArrayRef<NamedAttribute> attrs);
+  /// Appends a result that is the new value of argument `arg`.
+  void addUpdate(Value value, BlockArgument arg);
+  /// Appends a metric named `name`.
+  void addMetric(Value value, StringRef name);
+  void setResult(unsigned i, Value value);
+  void eraseResults(ArrayRef<unsigned> indices);
+  /// Moves the results with role `metric` or `loss` after every other
+  /// result, keeping their order.
+  void sinkMetrics();
+
+  /// A builder before the return.
+  OpBuilder builderAtEnd() const {
+    OpBuilder b(returnOp());
+    return b;
+  }
+};
+
+} // namespace mlir::trainopt
+
+#endif // TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_TRAINSTEP_H

@@ -1,0 +1,81 @@
+//===- EvalStep.cpp - @eval_step ------------------------------------------===//
+//
+/// \file
+/// The last training-step stage: the model function in inference mode.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+#include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/SymbolTable.h"
+
+namespace mlir::trainopt {
+#define GEN_PASS_DEF_TRAINOPTBUILDEVALSTEP
+#include "trainopt/Dialect/Trainopt/Transforms/Passes.h.inc"
+} // namespace mlir::trainopt
+
+using namespace mlir;
+using namespace mlir::trainopt;
+
+namespace {
+struct TrainoptBuildEvalStepPass
+    : public mlir::trainopt::impl::TrainoptBuildEvalStepBase<
+          TrainoptBuildEvalStepPass> {
+  using TrainoptBuildEvalStepBase::TrainoptBuildEvalStepBase;
+  /// One option, to list all (TrainingPipeline.h).
+  const llvm::cl::Option &anyOption() const { return funcName; }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto forward = module.lookupSymbol<func::FuncOp>(funcName);
+    if (!forward) {
+      module.emitError() << getArgument() << ": no function @" << funcName;
+      return signalPassFailure();
+    }
+    if (module.lookupSymbol("eval_step")) {
+      module.emitError() << getArgument()
+                         << ": the module already has an @eval_step";
+      return signalPassFailure();
+    }
+    SymbolTable symbols(module);
+    OpBuilder b(&getContext());
+    b.setInsertionPointToEnd(module.getBody());
+    auto eval = cast<func::FuncOp>(b.clone(*forward));
+    eval.setSymName("eval_step");
+    symbols.insert(eval);
+    SmallVector<DropoutOp> dropouts;
+    eval.walk([&](DropoutOp d) { dropouts.push_back(d); });
+    for (DropoutOp d : dropouts) {
+      d.getY().replaceAllUsesWith(d.getX());
+      b.setInsertionPoint(d);
+      d.getMask().replaceAllUsesWith(ConstantOp::create(
+          b, d.getLoc(),
+          DenseElementsAttr::get(cast<RankedTensorType>(d.getMask().getType()),
+                                 true)));
+      d.erase();
+    }
+    SmallVector<BatchNormTrainOp> bns;
+    eval.walk([&](BatchNormTrainOp bn) { bns.push_back(bn); });
+    for (BatchNormTrainOp bn : bns) {
+      // Inference reads the running statistics and leaves them unchanged.
+      b.setInsertionPoint(bn);
+      auto inf = BatchNormInferenceOp::create(
+          b, bn.getLoc(), bn.getX().getType(), bn.getX(), bn.getScale(),
+          bn.getBias(), bn.getRunningMean(), bn.getRunningVar(),
+          bn.getEpsilonAttr());
+      bn.getY().replaceAllUsesWith(inf.getY());
+      bn.getNewRunningMean().replaceAllUsesWith(bn.getRunningMean());
+      bn.getNewRunningVar().replaceAllUsesWith(bn.getRunningVar());
+      bn.erase();
+    }
+  }
+};
+} // namespace
+
+std::vector<TrainingOption> mlir::trainopt::stage_options::buildEvalStepOptions() {
+  TrainoptBuildEvalStepPass pass;
+  return passOptionsOf(pass.anyOption(), pass.getArgument());
+}

@@ -1,0 +1,188 @@
+//===- GradientTransforms.cpp - the gradient-transform stage --------------===//
+//
+/// \file
+/// Rewrites the gradients of `@train_step` (gradient form) through an
+/// ordered list of transforms. Each transform is one entry of
+/// `transforms()`: whether the options enable it, and what it does to the
+/// gradient set. Later issues add entries (loss-scale unscale and skip
+/// before the norm, all-reduce before accumulation) without touching the
+/// others.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
+#include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainStep.h"
+
+#include "mlir/IR/Builders.h"
+
+namespace mlir::trainopt {
+#define GEN_PASS_DEF_TRAINOPTTRANSFORMGRADIENTS
+#include "trainopt/Dialect/Trainopt/Transforms/Passes.h.inc"
+} // namespace mlir::trainopt
+
+using namespace mlir;
+using namespace mlir::trainopt;
+
+namespace {
+
+/// What a transform reads and edits.
+struct GradientSet {
+  TrainStepFunction &step;
+  TensorBuilder &m;
+  /// The gradient results, their current values and their parameters'
+  /// symbols, in result order.
+  SmallVector<unsigned> results;
+  SmallVector<Value> grads;
+  SmallVector<FlatSymbolRefAttr> params;
+  /// The loss's element type (metrics are in it).
+  Type metricType;
+  /// The update gate so far (0-d i1), or null: always update.
+  Value gate;
+
+  void andGate(Value g) { gate = gate ? m.logicalAnd(gate, g) : g; }
+};
+
+struct Options {
+  int64_t gradAccum;
+  double clipGradNorm, clipGradValue;
+};
+
+/// `grad-accum`: gradients summed into a slot, averaged and applied every
+/// K-th call.
+void accumulate(GradientSet &s, const Options &o) {
+  TensorBuilder &m = s.m;
+  MLIRContext *ctx = s.step.func.getContext();
+  Builder b(ctx);
+  Value step = s.step.step();
+  Value k = m.scalar(step, static_cast<double>(o.gradAccum));
+  Value next = m.add(step, 1.0);
+  // (step + 1) mod K == 0
+  Value apply = m.equal(m.sub(next, m.mul(m.div(next, k), k)),
+                        m.scalar(step, 0.0));
+  for (auto [t, g] : llvm::enumerate(s.grads)) {
+    BlockArgument slot = s.step.addStateArgument(
+        g.getType(),
+        {b.getNamedAttr(TrainoptDialect::kStateAttrName,
+                        b.getStringAttr("grad_accum")),
+         b.getNamedAttr(TrainoptDialect::kStateOfAttrName, s.params[t]),
+         roleAttr(ctx, ValueRole::optimizer_state)});
+    Value sum = m.add(slot, g);
+    s.step.addUpdate(m.where(apply, m.mul(sum, 0.0), sum), slot);
+    g = m.mul(sum, 1.0 / static_cast<double>(o.gradAccum));
+  }
+  s.andGate(apply);
+}
+
+/// The global L2 norm of the gradients, before clipping.
+Value globalNorm(GradientSet &s) {
+  TensorBuilder &m = s.m;
+  Value normSq = m.scalar(s.metricType, 0.0);
+  for (Value g : s.grads)
+    normSq = m.add(normSq, m.cast(m.sumSquares(g), s.metricType));
+  return m.sqrt(normSq);
+}
+
+/// The list, in order. `norm` is always on: its value is the `grad_norm`
+/// metric and what clipping by norm scales with.
+struct Transform {
+  const char *name;
+  bool (*enabled)(const Options &);
+  void (*apply)(GradientSet &, const Options &, Value &norm);
+};
+
+const Transform transformList[] = {
+    {"accumulate", [](const Options &o) { return o.gradAccum > 1; },
+     [](GradientSet &s, const Options &o, Value &) { accumulate(s, o); }},
+    {"norm", [](const Options &) { return true; },
+     [](GradientSet &s, const Options &, Value &norm) {
+       norm = globalNorm(s);
+       s.step.addMetric(norm, "grad_norm");
+     }},
+    {"clip-value", [](const Options &o) { return o.clipGradValue > 0.0; },
+     [](GradientSet &s, const Options &o, Value &) {
+       Builder b(s.step.func.getContext());
+       for (Value &g : s.grads)
+         g = ClipOp::create(s.m.b, g, b.getF64FloatAttr(-o.clipGradValue),
+                            b.getF64FloatAttr(o.clipGradValue));
+     }},
+    {"clip-norm", [](const Options &o) { return o.clipGradNorm > 0.0; },
+     [](GradientSet &s, const Options &o, Value &norm) {
+       TensorBuilder &m = s.m;
+       Value coef = m.min(m.div(m.scalar(norm, o.clipGradNorm),
+                                m.add(norm, 1e-6)),
+                          m.scalar(norm, 1.0));
+       for (Value &g : s.grads)
+         g = m.mul(g, m.cast(coef, TensorBuilder::elementType(g)));
+     }},
+};
+
+struct TrainoptTransformGradientsPass
+    : public mlir::trainopt::impl::TrainoptTransformGradientsBase<
+          TrainoptTransformGradientsPass> {
+  using TrainoptTransformGradientsBase::TrainoptTransformGradientsBase;
+  /// One option, to list all (TrainingPipeline.h).
+  const llvm::cl::Option &anyOption() const { return gradAccum; }
+
+  void runOnOperation() override {
+    auto bad = [&](StringRef flag, const Twine &why) {
+      getOperation().emitError() << "--" << flag << ": " << why;
+      signalPassFailure();
+    };
+    if (gradAccum < 1)
+      return bad("grad-accum", "must be >= 1");
+    if (clipGradNorm < 0.0 || clipGradValue < 0.0)
+      return bad(clipGradNorm < 0.0 ? "clip-grad-norm" : "clip-grad-value",
+                 "must be >= 0");
+    FailureOr<TrainStepFunction> step =
+        TrainStepFunction::get(getOperation(), getArgument());
+    if (failed(step))
+      return signalPassFailure();
+    SmallVector<unsigned> losses = step->resultsWithRole(ValueRole::loss);
+    if (losses.size() != 1) {
+      step->func.emitError() << getArgument()
+                             << ": expects one result with role loss, got "
+                             << losses.size();
+      return signalPassFailure();
+    }
+    OpBuilder b = step->builderAtEnd();
+    TensorBuilder m(b, step->func.getLoc());
+    GradientSet s{*step, m};
+    s.metricType = TensorBuilder::elementType(step->result(losses[0]));
+    for (unsigned i : step->resultsWithRole(ValueRole::gradient)) {
+      s.results.push_back(i);
+      s.grads.push_back(step->result(i));
+      s.params.push_back(step->func.getResultAttrOfType<FlatSymbolRefAttr>(
+          i, TrainoptDialect::kGradOfAttrName));
+    }
+    SmallVector<unsigned> gates = step->resultsWithRole(ValueRole::update_gate);
+    if (!gates.empty())
+      s.gate = step->result(gates[0]);
+    Options o{gradAccum, clipGradNorm, clipGradValue};
+    Value norm;
+    for (const Transform &t : transformList)
+      if (t.enabled(o)) {
+        m.b.setInsertionPoint(step->returnOp());
+        t.apply(s, o, norm);
+      }
+    // Results added by transforms come after the old ones, so the indices
+    // of the gradients still hold.
+    for (auto [i, g] : llvm::zip(s.results, s.grads))
+      step->setResult(i, g);
+    if (s.gate) {
+      if (gates.empty())
+        step->addResult(s.gate, {roleAttr(&getContext(),
+                                          ValueRole::update_gate)});
+      else
+        step->setResult(gates[0], s.gate);
+    }
+  }
+};
+
+} // namespace
+
+std::vector<TrainingOption> mlir::trainopt::stage_options::transformGradientsOptions() {
+  TrainoptTransformGradientsPass pass;
+  return passOptionsOf(pass.anyOption(), pass.getArgument());
+}
