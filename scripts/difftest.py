@@ -53,6 +53,13 @@ import tempfile
 import numpy as np
 
 SMALL = {"linear", "tanh_mlp", "mlp", "conv_bn_relu"}
+
+
+class _NoReference:
+    files = ()
+
+
+NO_REF = _NoReference()
 COMPARE_OPS = {"greater", "greater_equal", "less", "less_equal", "equal"}
 ROUNDING_OPS = {"floor", "ceil"}
 
@@ -64,10 +71,15 @@ def run(cmd):
     return r.stdout
 
 
-def initializers(onnx_path):
+def initializers(model_path):
+    """The initial value of every float parameter: the ONNX initializers, or
+    for an MLIR model the `.init.npz` written beside it."""
+    if model_path.endswith(".mlir"):
+        init = np.load(model_path[:-len(".mlir")] + ".init.npz")
+        return {n: init[n].astype(np.float64) for n in init.files}
     import onnx
     from onnx import numpy_helper
-    model = onnx.load(onnx_path)
+    model = onnx.load(model_path)
     return {t.name: numpy_helper.to_array(t).astype(np.float64)
             for t in model.graph.initializer
             if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)}
@@ -262,6 +274,8 @@ def main():
                          "within this factor of PyTorch float32's own distance from float64")
     ap.add_argument("--work", help="keep every file here (default: a temporary directory)")
     ap.add_argument("--json", help="write every row here")
+    ap.add_argument("--coverage", help="write {op: [models]} here: the ops whose values "
+                    "were compared on a batch that did not fail")
     args = ap.parse_args()
     tool = lambda name: os.path.join(args.bin, name)
     with open(os.path.join(args.corpus, "manifest.json")) as f:
@@ -278,10 +292,16 @@ def main():
     for model in models:
         for mode in args.modes.split(","):
             name = model["name"]
-            onnx_path = os.path.join(args.corpus, f"{name}.{mode}.onnx")
+            # An ONNX model exported from PyTorch, or an MLIR module (the
+            # single-op corpus of scripts/gen_op_corpus.py).
+            model_path = os.path.join(args.corpus,
+                                      f"{name}.{mode}.{model.get('format', 'onnx')}")
             d = os.path.join(work, f"{name}.{mode}")
             os.makedirs(d, exist_ok=True)
-            flags = [onnx_path, f"--batch-size={model['batch']}", "--loss=cross_entropy",
+            flags = [model_path, *([f"--batch-size={model['batch']}"]
+                                   if model.get("format", "onnx") == "onnx" else []),
+                     *([f"--loss={model.get('loss', 'cross_entropy')}"]
+                       if model.get("loss", "cross_entropy") else []),
                      "--optimizer=sgd", "--lr=1", *model.get("flags", []),
                      f"--target={args.target}"]
             art, probed, mlir = (os.path.join(d, f) for f in
@@ -295,13 +315,16 @@ def main():
                 print(f"FAIL {name} {mode}: {e}")
                 failures += 1
                 continue
-            init = initializers(onnx_path)
-            tol = (args.tol_f64_small if name in SMALL else args.tol_f64) \
+            init = initializers(model_path)
+            small = name in SMALL or model.get("small", False)
+            tol = (args.tol_f64_small if small else args.tol_f64) \
                 if mode == "f64" else args.tol_f32
             probe_tol = args.probe_tol_f64 if mode == "f64" else args.probe_tol_f32
             for stem in model["batches"][:args.batches]:
                 batch = np.load(os.path.join(args.corpus, stem + ".npz"))
-                torch_ref = np.load(os.path.join(args.corpus, stem + ".torch.npz"))
+                ref_path = os.path.join(args.corpus, stem + ".torch.npz")
+                # Models not from PyTorch have no PyTorch reference.
+                torch_ref = np.load(ref_path) if os.path.exists(ref_path) else NO_REF
                 x = batch["x64"] if mode == "f64" else batch["x32"]
                 b = os.path.join(d, stem.split(".")[-1])
                 os.makedirs(b, exist_ok=True)
@@ -344,7 +367,11 @@ def main():
                     torch_upd)) if mode == "f32" else (0.0, "-")
                 probe_drift = max((float(np.max(np.abs(pp[n].astype(np.float64) - cp[n])))
                                    for n in cp.files if n in pp.files), default=0.0)
-                flips, first, margin = analyse_probes(np.load(files["compiled"]), ev, probe_tol)
+                dump = np.load(files["compiled"])
+                flips, first, margin = analyse_probes(dump, ev, probe_tol)
+                # The ops whose every value was compared (probe.K:OP...).
+                ops = sorted({k.split(":")[1].split("[")[0] for k in dump.files
+                              if k.startswith("probe.")})
                 params = len(vs_eval)
                 if mode == "f64":
                     ok = (e_ce <= tol and e_et <= tol and first is None
@@ -369,7 +396,8 @@ def main():
                        "evaluator_vs_torch": e_et, "compiled_vs_torch": e_ct,
                        "probed_vs_plain": probe_drift, "torch_f32_vs_f64": floor,
                        "kink_margin": margin, "flips": flips,
-                       "first_difference": first, "verdict": verdict}
+                       "first_difference": first, "verdict": verdict, "ops": ops,
+                       "covers": model.get("covers", [])}
                 rows.append(row)
                 flip_text = (f"kink margin {margin:.1e}, " if margin < float("inf") else "") + (
                              "no flips" if not flips else
@@ -403,6 +431,14 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
+    if args.coverage:
+        cover = {}
+        for r in rows:
+            if r["verdict"] != "FAIL":
+                for op in r["ops"] + r.get("covers", []):
+                    cover.setdefault(op, set()).add(r["model"])
+        with open(args.coverage, "w") as f:
+            json.dump({op: sorted(m) for op, m in sorted(cover.items())}, f, indent=1)
     print(f"{len(rows)} batches, {failures} failures")
     if not args.work:
         if failures:

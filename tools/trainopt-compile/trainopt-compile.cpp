@@ -452,10 +452,11 @@ int main(int argc, char **argv) {
   if (isMLIRFile(inputPath)) {
     // A trainopt module (from --emit=mlir, the Python frontend or a test):
     // the importer's options do not apply.
+    // (cl::list overloads unary &: std::addressof gets the option.)
     for (const cl::Option *o :
-         {static_cast<const cl::Option *>(&batchSize),
-          static_cast<const cl::Option *>(&freeze),
-          static_cast<const cl::Option *>(&constInputs)})
+         {static_cast<const cl::Option *>(std::addressof(batchSize)),
+          static_cast<const cl::Option *>(std::addressof(freeze)),
+          static_cast<const cl::Option *>(std::addressof(constInputs))})
       if (o->getNumOccurrences())
         return error("--" + o->ArgStr + " applies to ONNX models; '" +
                      inputPath + "' is an MLIR module");

@@ -482,12 +482,41 @@ SmallVector<unsigned> inPlaceOperands(func::FuncOp kernel, unsigned result) {
   if (!generic || generics != 1)
     return out;
   Type resultType = kernel.getResultTypes()[result];
+  // The body's block arguments the result's value is computed from. The
+  // kernels are compiled with noalias buffers (KernelCodegen.cpp), so LLVM
+  // keeps a load before a store to the same address only when the stored
+  // value depends on it: an output may take over an input's buffer only if
+  // it is computed from that input (with two in-place outputs, one not
+  // depending on its buffer's input, the other's load could move after
+  // its store).
+  llvm::SmallPtrSet<Value, 8> reads;
+  {
+    Block &body = generic.getRegion().front();
+    SmallVector<Value> work{body.getTerminator()->getOperand(result)};
+    llvm::SmallPtrSet<Operation *, 16> seen;
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      if (auto arg = dyn_cast<BlockArgument>(v)) {
+        reads.insert(arg);
+        continue;
+      }
+      Operation *def = v.getDefiningOp();
+      if (!def || def->getBlock() != &body || !seen.insert(def).second)
+        continue;
+      llvm::append_range(work, def->getOperands());
+    }
+  }
   for (OpOperand *in : generic.getDpsInputOperands()) {
     auto arg = dyn_cast<BlockArgument>(in->get());
     if (!arg || arg.getOwner() != &kernel.getBody().front())
       continue;
-    if (arg.getType() == resultType &&
-        generic.getMatchingIndexingMap(in).isIdentity())
+    // Its only read: this identity-mapped input, which the result is
+    // computed from. A second read (the same argument as another input
+    // with a broadcast or transposed map, or a tensor.extract in the body)
+    // would see elements already overwritten.
+    if (arg.getType() == resultType && arg.hasOneUse() &&
+        generic.getMatchingIndexingMap(in).isIdentity() &&
+        reads.contains(generic.getMatchingBlockArgument(in)))
       out.push_back(arg.getArgNumber());
   }
   return out;
@@ -520,6 +549,10 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
     s.buffer = std::move(buffer);
     s.bytes = bytes;
     s.def = def;
+    // A result nothing reads is still written when its kernel runs: it is
+    // live at least at its definition, or the arena would place live values
+    // under it.
+    s.last = def;
     storages.push_back(s);
     return static_cast<int64_t>(storages.size() - 1);
   };

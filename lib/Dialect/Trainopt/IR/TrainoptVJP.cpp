@@ -62,7 +62,7 @@ firstOperandVJP(Operation *op, OpBuilder &builder, ArrayRef<Value> resultGrads,
     Value g = resultGrads[0];                                                  \
     if (!g || !isFloatValue(getX()))                                           \
       return success();                                                        \
-    TensorBuilder G(builder, getLoc());                                                 \
+    TensorBuilder G(builder, getLoc());                                        \
     Value x = getX(), y = getY();                                              \
     (void)x;                                                                   \
     (void)y;                                                                   \
@@ -71,6 +71,17 @@ firstOperandVJP(Operation *op, OpBuilder &builder, ArrayRef<Value> resultGrads,
   }
 
 UNARY_VJP(NegOp, G.neg(g))
+
+/// Piecewise constant: zero almost everywhere, so no cotangent (PyTorch's
+/// floor and ceil backward are zeros).
+#define ZERO_VJP(OP)                                                           \
+  LogicalResult OP::buildVJP(OpBuilder &, ArrayRef<Value>,                     \
+                             SmallVectorImpl<Value> &operandGrads) {           \
+    noGrads(operandGrads, 1);                                                  \
+    return success();                                                          \
+  }
+ZERO_VJP(FloorOp)
+ZERO_VJP(CeilOp)
 UNARY_VJP(ExpOp, G.mul(g, y))
 UNARY_VJP(LogOp, G.div(g, x))
 UNARY_VJP(SqrtOp, G.div(G.mul(g, 0.5), y))

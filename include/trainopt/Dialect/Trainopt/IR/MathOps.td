@@ -44,9 +44,11 @@ def Trainopt_ReluOp : Trainopt_UnaryOp<"relu", Trainopt_SignedTensor,
 def Trainopt_ErfOp : Trainopt_UnaryOp<"erf", Trainopt_FloatTensor, "erf(x)">;
 def Trainopt_SinOp : Trainopt_UnaryOp<"sin", Trainopt_FloatTensor, "sin(x)">;
 def Trainopt_CosOp : Trainopt_UnaryOp<"cos", Trainopt_FloatTensor, "cos(x)">;
+// Floor and ceil are piecewise constant: their VJP gives no gradient (zero,
+// as torch.floor's backward), so a model may round on a path to the loss.
 def Trainopt_FloorOp : Trainopt_UnaryOp<"floor", Trainopt_FloatTensor,
-                                        "floor(x)", []>;
-def Trainopt_CeilOp : Trainopt_UnaryOp<"ceil", Trainopt_FloatTensor, "ceil(x)", []>;
+                                        "floor(x)">;
+def Trainopt_CeilOp : Trainopt_UnaryOp<"ceil", Trainopt_FloatTensor, "ceil(x)">;
 def Trainopt_NotOp : Trainopt_UnaryOp<"not", Trainopt_BoolTensor,
                                       "logical not of x", []>;
 
