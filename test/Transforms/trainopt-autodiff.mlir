@@ -52,16 +52,18 @@ func.func @forward(%a: tensor<2xf32> {trainopt.param = @used}, %b: tensor<3xf32>
 
 // -----
 
-// Every op without a VJP on the path to the loss is reported at once.
-trainopt.parameter @w trainable : tensor<4xf32>
+// Every op without a VJP on the path to the loss is reported at once (the
+// backward ops have none: no double backward yet).
+trainopt.parameter @w trainable : tensor<1x1x2x2xf32>
 // expected-error @+1 {{cannot differentiate @forward: 2 ops have no VJP}}
-func.func @forward(%w: tensor<4xf32> {trainopt.param = @w}) -> tensor<f32> {
-  // expected-note @+1 {{'trainopt.floor' has no VJP}}
-  %f = trainopt.floor %w : tensor<4xf32>
-  // expected-note @+1 {{'trainopt.ceil' has no VJP}}
-  %c = trainopt.ceil %w : tensor<4xf32>
-  %s = trainopt.add %f, %c : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
-  %l = trainopt.reduce_sum %s : (tensor<4xf32>) -> tensor<f32>
+func.func @forward(%w: tensor<1x1x2x2xf32> {trainopt.param = @w}) -> tensor<f32> {
+  // expected-note @+1 {{'trainopt.avg_pool_grad' has no VJP}}
+  %a = trainopt.avg_pool_grad %w {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x1x2x2xf32>) -> tensor<1x1x4x4xf32>
+  %x = trainopt.constant dense<1.0> : tensor<1x1x4x4xf32>
+  // expected-note @+1 {{'trainopt.max_pool_grad' has no VJP}}
+  %m = trainopt.max_pool_grad %x, %w {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x1x4x4xf32>, tensor<1x1x2x2xf32>) -> tensor<1x1x4x4xf32>
+  %s = trainopt.add %a, %m : (tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
+  %l = trainopt.reduce_sum %s : (tensor<1x1x4x4xf32>) -> tensor<f32>
   return %l : tensor<f32>
 }
 

@@ -12,6 +12,7 @@
 #include "trainopt/Import/ONNX/ONNXImporter.h"
 #include "trainopt/InitAllDialects.h"
 #include "trainopt/InitAllPasses.h"
+#include "trainopt/Compiler/Compile.h"
 #include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 #include "trainopt/Runtime/OnnxExport.h"
 #include "trainopt/Target/CPU/CPUTarget.h"
@@ -151,42 +152,6 @@ static int fail(const Twine &message) {
   return 1;
 }
 
-/// Whether `path` holds an MLIR module (text in the trainopt dialect, as
-/// `--emit=mlir` writes it) rather than an ONNX protobuf, by content: its
-/// first non-blank text starts an MLIR module (`module`, `func.func`,
-/// `trainopt.`, a comment, an attribute alias or a generic op).
-static bool isMLIRFile(StringRef path) {
-  auto buffer = MemoryBuffer::getFileSlice(path, 4096, 0);
-  if (!buffer) // short files: the slice fails past the end
-    buffer = MemoryBuffer::getFile(path);
-  if (!buffer)
-    return false;
-  StringRef text = (*buffer)->getBuffer().ltrim();
-  for (StringRef start : {"module", "func.func", "trainopt.", "//", "#", "\""})
-    if (text.starts_with(start))
-      return true;
-  return false;
-}
-
-/// The ONNX model as the artifact keeps it: parameter data removed (the
-/// runtime holds the trained values), everything else as given. An MLIR
-/// input has none (so `trainopt-run --export-onnx` says it cannot export).
-static bool strippedModel(mlir::ModuleOp module, std::string &out) {
-  if (isMLIRFile(inputPath))
-    return false;
-  auto buffer = MemoryBuffer::getFile(inputPath);
-  if (!buffer)
-    return false;
-  llvm::StringSet<> parameters;
-  module.walk([&](mlir::trainopt::ParameterOp p) {
-    parameters.insert(p.getSymName());
-  });
-  std::string error;
-  return trainopt::rt::stripInitializerData(
-      (*buffer)->getBuffer().str(), out, error,
-      [&](const std::string &name) { return !parameters.contains(name); });
-}
-
 static void printReport(const json::Object &r) {
   auto num = [&](StringRef key) {
     if (auto v = r.getNumber(key))
@@ -276,37 +241,14 @@ static int writeExecutable(const std::string &artifactPath) {
   return 0;
 }
 
-static int writeArtifact(mlir::ModuleOp module) {
-  trainopt::artifact::Artifact artifact;
-  artifact.set_producer("trainopt-compile 0.1");
-  artifact.set_model_name(sys::path::stem(inputPath).str());
+static int writeArtifact(mlir::ModuleOp module,
+                         const mlir::trainopt::CompileOptions &options) {
   if (!keepIntermediates.empty())
     sys::fs::create_directories(keepIntermediates);
+  trainopt::artifact::Artifact artifact;
   json::Object r;
-  if (target == "cuda") {
-    if (failed(mlir::trainopt::emitCUDAArtifact(module, cudaOptions(),
-                                                artifact, r)))
-      return 1;
-  } else {
-    mlir::trainopt::CPUTargetOptions options;
-    options.cpu = cpuName;
-    options.keepDir = keepIntermediates;
-    if (failed(mlir::trainopt::emitCPUArtifact(module, options, artifact, r)))
-      return 1;
-    r["cpu"] = cpuName.empty() ? std::string("host") : std::string(cpuName);
-  }
-  for (const auto &entry : artifact.entry_points())
-    for (const auto &v : entry.arguments())
-      if (v.kind() == trainopt::artifact::Value::INPUT && v.type().shape_size())
-        artifact.set_batch_size(v.type().shape(0));
-  std::string onnx;
-  if (strippedModel(module, onnx))
-    artifact.set_onnx_model(std::move(onnx));
-  r["model"] = artifact.model_name();
-  r["batch_size"] = artifact.batch_size();
-  std::string reportJson;
-  raw_string_ostream(reportJson) << json::Value(json::Object(r));
-  artifact.set_report_json(reportJson);
+  if (failed(mlir::trainopt::buildArtifact(module, options, artifact, r)))
+    return 1;
   std::string artifactPath =
       emit == "exe" ? outputPath + ".trainopt.tmp" : std::string(outputPath);
   std::string writeError;
@@ -437,61 +379,32 @@ int main(int argc, char **argv) {
     os << d.str() << "\n";
     return mlir::success();
   });
-  mlir::trainopt::ONNXImportOptions options;
+  mlir::trainopt::CompileOptions options;
+  options.inputPath = inputPath;
   if (batchSize.getNumOccurrences())
-    options.batchSize = batchSize;
-  options.frozen.assign(freeze.begin(), freeze.end());
+    options.import.batchSize = batchSize;
+  options.import.frozen.assign(freeze.begin(), freeze.end());
   for (const std::string &spec : constInputs) {
     auto [name, file] = StringRef(spec).split('=');
     if (name.empty() || file.empty())
       return error("--const-input expects NAME=FILE.pb, got '" + spec + "'");
-    options.constantInputs.push_back({name.str(), file.str()});
+    options.import.constantInputs.push_back({name.str(), file.str()});
   }
-
-  mlir::OwningOpRef<mlir::ModuleOp> module;
-  if (isMLIRFile(inputPath)) {
-    // A trainopt module (from --emit=mlir, the Python frontend or a test):
-    // the importer's options do not apply.
-    // (cl::list overloads unary &: std::addressof gets the option.)
-    for (const cl::Option *o :
-         {static_cast<const cl::Option *>(std::addressof(batchSize)),
-          static_cast<const cl::Option *>(std::addressof(freeze)),
-          static_cast<const cl::Option *>(std::addressof(constInputs))})
-      if (o->getNumOccurrences())
-        return error("--" + o->ArgStr + " applies to ONNX models; '" +
-                     inputPath + "' is an MLIR module");
-    module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath.getValue(),
-                                                   &context);
-  } else {
-    module = mlir::trainopt::importONNXModel(&context, inputPath, options);
-  }
+  options.training = std::move(trainingOptions);
+  options.probeValues = probeValues;
+  options.target = target;
+  options.cpu.cpu = cpuName;
+  options.cpu.keepDir = keepIntermediates;
+  options.cuda = cudaOptions();
+  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::trainopt::compileModule(
+      context, options,
+      backend    ? mlir::trainopt::CompileStage::Kernels
+      : training ? mlir::trainopt::CompileStage::Train
+                 : mlir::trainopt::CompileStage::Import);
   if (!module)
     return 1;
-  if (training) {
-    mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
-    if (failed(mlir::trainopt::buildTrainingPipeline(
-            pm, trainingOptions,
-            [&](const Twine &why) {
-              error(why);
-              return mlir::failure();
-            })))
-      return 1;
-    if (probeValues &&
-        failed(mlir::parsePassPipeline("inline,trainopt-probe-values", pm,
-                                       errs())))
-      return error("cannot build the probe pipeline");
-    if (failed(pm.run(*module)))
-      return 1;
-  }
-
-  if (backend) {
-    mlir::PassManager pm(&context, mlir::ModuleOp::getOperationName());
-    mlir::trainopt::buildCPUKernelPipeline(pm);
-    if (failed(pm.run(*module)))
-      return 1;
-  }
   if (emit == "artifact" || emit == "exe")
-    return writeArtifact(*module);
+    return writeArtifact(*module, options);
   if (emit == "ptx")
     return writePTX(*module);
 

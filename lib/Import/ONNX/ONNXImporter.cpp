@@ -14,6 +14,7 @@
 #include "ImportContext.h"
 
 #include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.h"
+#include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -729,16 +730,7 @@ Value NodeContext::constant(DenseElementsAttr value) {
 }
 
 Value NodeContext::scalar(Type elementType, double value) {
-  auto type = RankedTensorType::get({}, elementType);
-  if (isa<FloatType>(elementType))
-    return constant(
-        DenseElementsAttr::get(type, builder.getFloatAttr(elementType, value)));
-  // Saturate: a float attribute may exceed the integer range.
-  double clamped = std::clamp(value, -0x1p63, 0x1p63 - 1024.0);
-  return constant(DenseElementsAttr::get(
-      type, builder.getIntegerAttr(
-                elementType,
-                static_cast<int64_t>(std::isnan(value) ? 0.0 : clamped))));
+  return TensorBuilder(builder, loc).scalar(elementType, value);
 }
 
 OwningOpRef<ModuleOp>

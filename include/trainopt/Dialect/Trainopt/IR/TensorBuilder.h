@@ -17,6 +17,9 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/TypeUtilities.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace mlir::trainopt {
 
 class TensorBuilder {
@@ -30,15 +33,18 @@ public:
   }
   static Type elementType(Value v) { return getElementTypeOrSelf(v); }
 
-  /// A 0-d constant of element type `elt` (float or integer).
+  /// A 0-d constant of element type `elt` (float or integer; an integer
+  /// saturates, and NaN becomes 0, as a float attribute may exceed the
+  /// integer range).
   Value scalar(Type elt, double v) {
     auto t = RankedTensorType::get({}, elt);
     if (isa<FloatType>(elt))
       return ConstantOp::create(
           b, DenseElementsAttr::get(t, b.getFloatAttr(elt, v)));
+    double clamped = std::isnan(v) ? 0.0 : std::clamp(v, -0x1p63, 0x1p63 - 1024.0);
     return ConstantOp::create(
         b, DenseElementsAttr::get(
-               t, b.getIntegerAttr(elt, static_cast<int64_t>(v))));
+               t, b.getIntegerAttr(elt, static_cast<int64_t>(clamped))));
   }
   /// A 0-d constant of `like`'s element type.
   Value scalar(Value like, double v) { return scalar(elementType(like), v); }

@@ -1,0 +1,72 @@
+//===- Compile.h - the compiler as a library ---------------------*- C++ -*-===//
+//
+/// \file
+/// Import -> training pipeline -> backend pipeline -> artifact, as
+/// functions: what `trainopt-compile` calls (the tool keeps argument
+/// handling and file writing) and what the Python package will call.
+/// Diagnostics go to the context's handlers; nothing is written to disk.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_COMPILER_COMPILE_H
+#define TRAINOPT_COMPILER_COMPILE_H
+
+#include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
+#include "trainopt/Import/ONNX/ONNXImporter.h"
+#include "trainopt/Target/CPU/CPUTarget.h"
+#include "trainopt/Target/CUDA/CUDATarget.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/JSON.h"
+
+#include <string>
+
+namespace trainopt::artifact {
+class Artifact;
+} // namespace trainopt::artifact
+
+namespace mlir::trainopt {
+
+/// How far `compileModule` goes.
+enum class CompileStage {
+  Import,  ///< the model function `@forward` (--emit=mlir)
+  Train,   ///< plus @train_step and @eval_step (--emit=train-mlir)
+  Kernels, ///< plus the backend's kernel pipeline (--emit=kernel-mlir)
+};
+
+struct CompileOptions {
+  /// An ONNX model, or a trainopt MLIR module (recognized by content).
+  std::string inputPath;
+  /// ONNX only: an MLIR input with any of these set is an error.
+  ONNXImportOptions import;
+  TrainingPipelineOptions training;
+  /// Also return every intermediate value of @train_step (difftest).
+  bool probeValues = false;
+  /// "cpu" or "cuda".
+  std::string target = "cpu";
+  CPUTargetOptions cpu;
+  CUDATargetOptions cuda;
+};
+
+/// Whether `path` holds a trainopt MLIR module rather than ONNX: its first
+/// non-blank text starts an MLIR module.
+bool isMLIRFile(llvm::StringRef path);
+
+/// Imports `options.inputPath` and runs the pipelines up to `stopAfter`.
+/// Null on failure (the reasons were reported to the context).
+OwningOpRef<ModuleOp> compileModule(MLIRContext &context,
+                                    const CompileOptions &options,
+                                    CompileStage stopAfter);
+
+/// The artifact of `module` (compiled to `CompileStage::Kernels`) for
+/// `options.target`, with what the compiler decided in `report` (also
+/// stored in the artifact). The ONNX input, less parameter data, is kept
+/// for `--export-onnx`.
+LogicalResult buildArtifact(ModuleOp module, const CompileOptions &options,
+                            ::trainopt::artifact::Artifact &artifact,
+                            llvm::json::Object &report);
+
+} // namespace mlir::trainopt
+
+#endif // TRAINOPT_COMPILER_COMPILE_H

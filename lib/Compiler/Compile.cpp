@@ -1,0 +1,131 @@
+//===- Compile.cpp - the compiler as a library ----------------------------===//
+//
+/// \file
+/// The stages of `trainopt-compile`, without its flags and files.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Compiler/Compile.h"
+
+#include "trainopt/Artifact/artifact.pb.h"
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+#include "trainopt/Runtime/OnnxExport.h"
+
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+using namespace mlir;
+using namespace mlir::trainopt;
+
+bool mlir::trainopt::isMLIRFile(StringRef path) {
+  auto buffer = llvm::MemoryBuffer::getFileSlice(path, 4096, 0);
+  if (!buffer) // short files: the slice fails past the end
+    buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer)
+    return false;
+  StringRef text = (*buffer)->getBuffer().ltrim();
+  for (StringRef start : {"module", "func.func", "trainopt.", "//", "#", "\""})
+    if (text.starts_with(start))
+      return true;
+  return false;
+}
+
+OwningOpRef<ModuleOp>
+mlir::trainopt::compileModule(MLIRContext &context,
+                              const CompileOptions &options,
+                              CompileStage stopAfter) {
+  OwningOpRef<ModuleOp> module;
+  if (isMLIRFile(options.inputPath)) {
+    // A trainopt module (from --emit=mlir, the Python frontend or a test).
+    const ONNXImportOptions &imp = options.import;
+    if (imp.batchSize || !imp.frozen.empty() || !imp.constantInputs.empty()) {
+      emitError(UnknownLoc::get(&context))
+          << "--batch-size, --freeze and --const-input apply to ONNX models; '"
+          << options.inputPath << "' is an MLIR module";
+      return nullptr;
+    }
+    module = parseSourceFile<ModuleOp>(options.inputPath, &context);
+  } else {
+    module = importONNXModel(&context, options.inputPath, options.import);
+  }
+  if (!module || stopAfter == CompileStage::Import)
+    return module;
+  PassManager training(&context, ModuleOp::getOperationName());
+  std::string why;
+  if (failed(buildTrainingPipeline(training, options.training,
+                                   [&](const Twine &message) {
+                                     why = message.str();
+                                     return failure();
+                                   }))) {
+    emitError(UnknownLoc::get(&context)) << why;
+    return nullptr;
+  }
+  if (options.probeValues &&
+      failed(parsePassPipeline("inline,trainopt-probe-values", training))) {
+    emitError(UnknownLoc::get(&context)) << "cannot build the probe pipeline";
+    return nullptr;
+  }
+  if (failed(training.run(*module)))
+    return nullptr;
+  if (stopAfter == CompileStage::Train)
+    return module;
+  PassManager backend(&context, ModuleOp::getOperationName());
+  buildCPUKernelPipeline(backend); // the tensor-level pipeline of both targets
+  if (failed(backend.run(*module)))
+    return nullptr;
+  return module;
+}
+
+/// The ONNX model as the artifact keeps it: parameter data removed (the
+/// runtime holds the trained values), everything else as given. An MLIR
+/// input has none (so `trainopt-run --export-onnx` says it cannot export).
+static bool strippedModel(ModuleOp module, StringRef inputPath,
+                          std::string &out) {
+  if (isMLIRFile(inputPath))
+    return false;
+  auto buffer = llvm::MemoryBuffer::getFile(inputPath);
+  if (!buffer)
+    return false;
+  llvm::StringSet<> parameters;
+  module.walk([&](ParameterOp p) { parameters.insert(p.getSymName()); });
+  std::string error;
+  return ::trainopt::rt::stripInitializerData(
+      (*buffer)->getBuffer().str(), out, error,
+      [&](const std::string &name) { return !parameters.contains(name); });
+}
+
+LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
+                                            const CompileOptions &options,
+                                            ::trainopt::artifact::Artifact &artifact,
+                                            llvm::json::Object &report) {
+  artifact.set_producer("trainopt-compile 0.1");
+  artifact.set_model_name(llvm::sys::path::stem(options.inputPath).str());
+  if (options.target == "cuda") {
+    if (failed(emitCUDAArtifact(module, options.cuda, artifact, report)))
+      return failure();
+  } else {
+    if (failed(emitCPUArtifact(module, options.cpu, artifact, report)))
+      return failure();
+    report["cpu"] =
+        options.cpu.cpu.empty() ? std::string("host") : options.cpu.cpu;
+  }
+  for (const auto &entry : artifact.entry_points())
+    for (const auto &v : entry.arguments())
+      if (v.kind() == ::trainopt::artifact::Value::INPUT &&
+          v.type().shape_size())
+        artifact.set_batch_size(v.type().shape(0));
+  std::string onnx;
+  if (strippedModel(module, options.inputPath, onnx))
+    artifact.set_onnx_model(std::move(onnx));
+  report["model"] = artifact.model_name();
+  report["batch_size"] = artifact.batch_size();
+  std::string reportJson;
+  llvm::raw_string_ostream(reportJson)
+      << llvm::json::Value(llvm::json::Object(report));
+  artifact.set_report_json(reportJson);
+  return success();
+}
