@@ -13,6 +13,7 @@
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
 #include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 #include "trainopt/Target/CPU/CPUTarget.h"
+#include "trainopt/Target/TargetPasses.h"
 
 #include "mlir/InitAllPasses.h"
 
@@ -23,6 +24,7 @@ inline void registerAllPasses() {
   registerTrainoptPasses();
   registerTrainingPipeline();
   registerTrainoptConversionPasses();
+  registerTrainoptTargetPasses();
   registerCPUPipelines();
   // Upstream passes, so every step of the backend pipelines can be run alone.
   mlir::registerAllPasses();

@@ -4,8 +4,8 @@
 /// What every target writes into a `.trainopt` artifact from a module that
 /// has been through the kernel pipeline: the signature of `@train_step` and
 /// `@eval_step`, initial values, the memory plan (one arena: persistent
-/// buffers, then scratch shared by the entry points; in-place reuse,
-/// donation, greedy-by-size placement, the max-live lower bound) and the
+/// buffers, then scratch shared by the entry points; the plan of each entry
+/// point is the analysis of MemoryPlan.h, serialized here) and the
 /// command lists (kernel launches by outlined-kernel name with their
 /// buffers, library calls `<prefix>.<function>` with the integer
 /// descriptors of include/trainopt/Runtime/CPULibrary.h, copies). The target

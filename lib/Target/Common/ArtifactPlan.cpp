@@ -25,6 +25,7 @@
 #include "trainopt/Target/ArtifactPlan.h"
 
 #include "trainopt/Artifact/artifact.pb.h"
+#include "trainopt/Target/MemoryPlan.h"
 #include "trainopt/Conversion/Passes.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
@@ -46,9 +47,9 @@ namespace art = ::trainopt::artifact;
 
 namespace {
 
-constexpr uint64_t kAlignment = 64;
-
-uint64_t alignUp(uint64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
+uint64_t alignUp(uint64_t v) {
+  return (v + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+}
 
 /// An all-zero value (an optimizer slot, a counter) is stored as a flag, so
 /// an artifact is not twice its parameters' size.
@@ -83,11 +84,6 @@ art::ElementType elementType(Type t) {
 
 uint64_t elementBytes(Type t) {
   return t.isInteger(1) ? 1 : (t.getIntOrFloatBitWidth() + 7) / 8;
-}
-
-uint64_t tensorBytes(Type t) {
-  auto tt = cast<RankedTensorType>(t);
-  return tt.getNumElements() * elementBytes(tt.getElementType());
 }
 
 void setType(art::TensorType *out, Type t) {
@@ -128,16 +124,6 @@ FailureOr<std::string> attrBytes(ElementsAttr attr) {
   }
   return std::string(raw.begin(), raw.end());
 }
-
-enum class StorageKind { Persistent, Constant, Input, Scratch };
-
-struct Storage {
-  StorageKind kind = StorageKind::Scratch;
-  std::string buffer;
-  uint64_t bytes = 0;
-  int64_t def = 0, last = -1;
-  bool merged = false; // folded into another storage
-};
 
 /// Module-wide state: persistent and constant buffers, shared by entries.
 struct ArtifactBuilder {
@@ -464,348 +450,77 @@ double kernelFlops(func::FuncOp kernel) {
   return total;
 }
 
-/// Input operands an elementwise kernel (one generic) reads with the
-/// identity map at the type of its result `result`: that result may be
-/// written over them, since every iteration reads its elements before it
-/// writes the same index of each output.
-SmallVector<unsigned> inPlaceOperands(func::FuncOp kernel, unsigned result) {
-  SmallVector<unsigned> out;
-  if (!kernel->hasAttr("trainopt.elementwise") ||
-      result >= kernel.getNumResults())
-    return out;
-  linalg::GenericOp generic;
-  int64_t generics = 0;
-  kernel.walk([&](linalg::GenericOp g) {
-    generic = g;
-    ++generics;
-  });
-  if (!generic || generics != 1)
-    return out;
-  Type resultType = kernel.getResultTypes()[result];
-  // The body's block arguments the result's value is computed from. The
-  // kernels are compiled with noalias buffers (KernelCodegen.cpp), so LLVM
-  // keeps a load before a store to the same address only when the stored
-  // value depends on it: an output may take over an input's buffer only if
-  // it is computed from that input (with two in-place outputs, one not
-  // depending on its buffer's input, the other's load could move after
-  // its store).
-  llvm::SmallPtrSet<Value, 8> reads;
-  {
-    Block &body = generic.getRegion().front();
-    SmallVector<Value> work{body.getTerminator()->getOperand(result)};
-    llvm::SmallPtrSet<Operation *, 16> seen;
-    while (!work.empty()) {
-      Value v = work.pop_back_val();
-      if (auto arg = dyn_cast<BlockArgument>(v)) {
-        reads.insert(arg);
-        continue;
-      }
-      Operation *def = v.getDefiningOp();
-      if (!def || def->getBlock() != &body || !seen.insert(def).second)
-        continue;
-      llvm::append_range(work, def->getOperands());
-    }
-  }
-  for (OpOperand *in : generic.getDpsInputOperands()) {
-    auto arg = dyn_cast<BlockArgument>(in->get());
-    if (!arg || arg.getOwner() != &kernel.getBody().front())
-      continue;
-    // Its only read: this identity-mapped input, which the result is
-    // computed from. A second read (the same argument as another input
-    // with a broadcast or transposed map, or a tensor.extract in the body)
-    // would see elements already overwritten.
-    if (arg.getType() == resultType && arg.hasOneUse() &&
-        generic.getMatchingIndexingMap(in).isIdentity() &&
-        reads.contains(generic.getMatchingBlockArgument(in)))
-      out.push_back(arg.getArgNumber());
-  }
-  return out;
-}
-
 LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
   art::EntryPoint *entry = artifact.add_entry_points();
   entry->set_name(func.getSymName().str());
-  Block &body = func.front();
-  SmallVector<Operation *> schedule;
-  for (Operation &op : body)
-    schedule.push_back(&op);
-  int64_t end = schedule.size() - 1; // the return
-  llvm::DenseMap<Operation *, int64_t> position;
-  for (auto [i, op] : llvm::enumerate(schedule))
-    position[op] = i;
-  auto lastUse = [&](Value v) {
-    int64_t last = -1;
-    for (Operation *user : v.getUsers())
-      last = std::max(last, position.lookup(user));
-    return last;
-  };
-
-  std::vector<Storage> storages;
-  llvm::DenseMap<Value, int64_t> storageOf;
-  auto newStorage = [&](StorageKind kind, std::string buffer, uint64_t bytes,
-                        int64_t def) {
-    Storage s;
-    s.kind = kind;
-    s.buffer = std::move(buffer);
-    s.bytes = bytes;
-    s.def = def;
-    // A result nothing reads is still written when its kernel runs: it is
-    // live at least at its definition, or the arena would place live values
-    // under it.
-    s.last = def;
-    storages.push_back(s);
-    return static_cast<int64_t>(storages.size() - 1);
-  };
-  auto assign = [&](Value v, int64_t id) {
-    storageOf[v] = id;
-    storages[id].last = std::max(storages[id].last, lastUse(v));
-  };
-
-  // Arguments.
+  SmallVector<std::pair<StorageKind, std::string>> argStorage;
   for (unsigned i = 0; i < func.getNumArguments(); ++i) {
     FailureOr<ArgInfo> info = describeArgument(*this, func, i);
     if (failed(info))
       return failure();
     *entry->add_arguments() = info->value;
-    assign(func.getArgument(i),
-           newStorage(info->kind, info->buffer,
-                      tensorBytes(func.getArgument(i).getType()), -1));
+    argStorage.push_back({info->kind, info->buffer});
+  }
+  for (unsigned i = 0; i < func.getNumResults(); ++i) {
+    std::optional<ValueRole> role = resultRole(func, i);
+    if (role == ValueRole::gradient || role == ValueRole::update_gate)
+      return func.emitError()
+             << "result " << i << " is a " << stringifyValueRole(*role)
+             << " of an unfinished training step; run trainopt-apply-optimizer";
   }
 
-  // Storages of op results, with in-place reuse.
-  SymbolTable symbols(module);
-  // The argument each returned update replaces: a kernel that computes an
-  // update from the old value at the same index is better donated the old
-  // value's buffer (below) than a dying scratch input, which would cost a
-  // copy at the end.
-  llvm::DenseMap<Value, Value> updateTarget;
-  {
-    auto ret = cast<func::ReturnOp>(body.getTerminator());
-    for (auto [i, v] : llvm::enumerate(ret.getOperands()))
-      if (auto updates = func.getResultAttrOfType<IntegerAttr>(
-              i, TrainoptDialect::kUpdatesAttrName))
-        updateTarget[v] = func.getArgument(updates.getInt());
+  // The memory plan (MemoryPlan.cpp); below, its serialization.
+  FailureOr<MemoryPlan> planned = planMemory(
+      func, argStorage,
+      [&](arith::ConstantOp c) { return constantBuffer(c); });
+  if (failed(planned))
+    return failure();
+  MemoryPlan &plan = *planned;
+  std::vector<Storage> &storages = plan.storages;
+  inPlace += plan.inPlace;
+  donated += plan.donated;
+  std::string prefix = func.getSymName().str() + "/s";
+  for (int64_t id : plan.scratch) {
+    Storage &s = storages[id];
+    s.buffer = prefix + std::to_string(id);
+    art::Buffer *b = addBuffer(s.buffer, s.bytes, false);
+    b->set_offset(s.offset); // relative; rebased after all entries
+    scratchBuffers.push_back(s.buffer);
   }
-  for (auto [t, op] : llvm::enumerate(schedule)) {
-    int64_t time = t;
-    if (auto c = dyn_cast<arith::ConstantOp>(op)) {
-      if (!isa<RankedTensorType>(c.getType()))
-        continue;
-      FailureOr<std::string> name = constantBuffer(c);
-      if (failed(name))
-        return failure();
-      assign(c.getResult(), newStorage(StorageKind::Constant, *name,
-                                       tensorBytes(c.getType()), -1));
-      continue;
-    }
-    if (auto r = dyn_cast<ReshapeOp>(op)) {
-      assign(r.getResult(), storageOf.lookup(r.getX()));
-      continue;
-    }
-    if (auto call = dyn_cast<func::CallOp>(op)) {
-      auto kernel = symbols.lookup<func::FuncOp>(call.getCallee());
-      if (!kernel || !kernel->hasAttr("trainopt.kernel"))
-        return call.emitOpError("calls something that is not a kernel");
-      // Each result may take a dying scratch input it reads in place,
-      // unless it updates a value it reads in place (then it is donated
-      // that value's buffer below); two results never take the same one.
-      llvm::SmallDenseSet<int64_t> taken;
-      for (auto [j, r] : llvm::enumerate(call.getResults())) {
-        SmallVector<unsigned> candidates = inPlaceOperands(kernel, j);
-        bool donatable = llvm::any_of(candidates, [&](unsigned i) {
-          auto it = updateTarget.find(r);
-          return it != updateTarget.end() && call.getOperand(i) == it->second;
-        });
-        std::optional<int64_t> reuse;
-        for (unsigned i : donatable ? SmallVector<unsigned>() : candidates) {
-          int64_t id = storageOf.lookup(call.getOperand(i));
-          Storage &s = storages[id];
-          if (s.kind == StorageKind::Scratch && s.last == time &&
-              !taken.contains(id) &&
-              llvm::count_if(call.getOperands(), [&](Value o) {
-                return storageOf.lookup(o) == id;
-              }) == 1 &&
-              s.bytes == tensorBytes(r.getType())) {
-            reuse = id;
-            break;
-          }
-        }
-        if (reuse) {
-          taken.insert(*reuse);
-          assign(r, *reuse);
-          ++inPlace;
-          continue;
-        }
-        assign(r, newStorage(StorageKind::Scratch, "", tensorBytes(r.getType()),
-                             time));
-      }
-      continue;
-    }
-    if (isLibraryOp(op)) {
-      for (Value r : op->getResults())
-        assign(r, newStorage(StorageKind::Scratch, "", tensorBytes(r.getType()),
-                             time));
-      continue;
-    }
-    if (isa<func::ReturnOp>(op))
-      continue;
-    return op->emitOpError("cannot be compiled for the CPU");
-  }
+  scratchSize = std::max(scratchSize, plan.scratchSize);
+  scratchLowerBound = std::max(scratchLowerBound, plan.lowerBound);
 
-  // Results: donation into the values they replace, or copies at the end.
-  auto ret = cast<func::ReturnOp>(body.getTerminator());
-  struct PendingCopy {
-    int64_t from, to;
-  };
-  SmallVector<PendingCopy> pendingCopies;
-  llvm::SmallDenseSet<int64_t> donatedTo;
-  // Storages that updates overwrite: an output that is (a view of) one of
-  // them must be copied out before the updates land, or it would read the
-  // new value.
-  llvm::SmallDenseSet<int64_t> updated;
-  for (unsigned i = 0; i < ret.getNumOperands(); ++i)
-    if (auto updates = func.getResultAttrOfType<IntegerAttr>(
-            i, TrainoptDialect::kUpdatesAttrName))
-      updated.insert(storageOf.lookup(func.getArgument(updates.getInt())));
-  SmallVector<PendingCopy> outputCopies;
-  llvm::DenseMap<unsigned, int64_t> resultCopy;
+  auto ret = cast<func::ReturnOp>(func.front().getTerminator());
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
     art::Value *result = entry->add_results();
     setType(result->mutable_type(), v.getType());
     result->set_updates(-1);
-    int64_t id = storageOf.lookup(v);
+    result->set_buffer(storages[plan.resultStorage[i]].buffer);
     if (auto updates = func.getResultAttrOfType<IntegerAttr>(
             i, TrainoptDialect::kUpdatesAttrName)) {
       int64_t argIndex = updates.getInt();
       result->set_updates(argIndex);
       result->set_name(entry->arguments(argIndex).name());
       result->set_kind(entry->arguments(argIndex).kind());
-      int64_t target = storageOf.lookup(func.getArgument(argIndex));
-      result->set_buffer(storages[target].buffer);
-      if (id == target)
-        continue;
-      Storage &s = storages[id];
-      Storage &p = storages[target];
-      bool canDonate = s.kind == StorageKind::Scratch && !s.merged &&
-                       !donatedTo.contains(target) && p.last < s.def;
-      if (!canDonate && s.kind == StorageKind::Scratch && !s.merged &&
-          !donatedTo.contains(target) && p.last == s.def) {
-        // The producer reads the old value: fine for an elementwise kernel
-        // that reads it with the identity map, once, for this result.
-        if (auto call = dyn_cast<func::CallOp>(schedule[s.def])) {
-          auto kernel = symbols.lookup<func::FuncOp>(call.getCallee());
-          // The call's result this storage holds (the returned value may
-          // be a reshape of it).
-          unsigned j = 0;
-          while (j + 1 < call.getNumResults() &&
-                 storageOf.lookup(call.getResult(j)) != id)
-            ++j;
-          for (unsigned op : inPlaceOperands(kernel, j))
-            if (storageOf.lookup(call.getResult(j)) == id &&
-                storageOf.lookup(call.getOperand(op)) == target &&
-                llvm::count_if(call.getOperands(), [&](Value o) {
-                  return storageOf.lookup(o) == target;
-                }) == 1)
-              canDonate = true;
-        }
-      }
-      if (canDonate) {
-        for (auto &[value, sid] : storageOf)
-          if (sid == id)
-            sid = target;
-        s.merged = true;
-        donatedTo.insert(target);
-        ++donated;
-        continue;
-      }
-      storages[id].last = end;
-      pendingCopies.push_back({id, target});
       continue;
     }
     auto name = func.getResultAttrOfType<StringAttr>(
         i, TrainoptDialect::kOutputAttrName);
-    std::string outName = name ? name.str() : "result" + std::to_string(i);
-    result->set_name(outName);
+    result->set_name(name ? name.str() : "result" + std::to_string(i));
     std::optional<ValueRole> role = resultRole(func, i);
-    if (role == ValueRole::gradient || role == ValueRole::update_gate)
-      return func.emitError()
-             << "result " << i << " ('" << outName << "') is a "
-             << stringifyValueRole(*role)
-             << " of an unfinished training step; run trainopt-apply-optimizer";
     result->set_kind(role == ValueRole::metric || role == ValueRole::loss
                          ? art::Value::METRIC
                          : art::Value::OUTPUT);
-    if (updated.contains(id)) {
-      int64_t copy = newStorage(StorageKind::Scratch, "",
-                                tensorBytes(v.getType()), end);
-      resultCopy[i] = copy;
-      outputCopies.push_back({id, copy});
-      id = copy;
-    }
-    storages[id].last = end;
-  }
-  pendingCopies.insert(pendingCopies.begin(), outputCopies.begin(),
-                       outputCopies.end());
-
-  // Place scratch storages: greedy by size, first fit in time and space.
-  std::string prefix = func.getSymName().str() + "/s";
-  SmallVector<int64_t> scratch;
-  for (auto [id, s] : llvm::enumerate(storages))
-    if (s.kind == StorageKind::Scratch && !s.merged)
-      scratch.push_back(id);
-  llvm::stable_sort(scratch, [&](int64_t a, int64_t b) {
-    return storages[a].bytes > storages[b].bytes;
-  });
-  struct Placed {
-    uint64_t offset, size;
-    int64_t def, last;
-  };
-  std::vector<Placed> placed;
-  uint64_t regionSize = 0;
-  for (int64_t id : scratch) {
-    Storage &s = storages[id];
-    uint64_t size = alignUp(std::max<uint64_t>(s.bytes, 1));
-    std::vector<std::pair<uint64_t, uint64_t>> busy;
-    for (const Placed &p : placed)
-      if (!(p.last < s.def || s.last < p.def))
-        busy.push_back({p.offset, p.offset + p.size});
-    llvm::sort(busy);
-    uint64_t offset = 0;
-    for (auto [lo, hi] : busy) {
-      if (offset + size <= lo)
-        break;
-      offset = std::max(offset, hi);
-    }
-    placed.push_back({offset, size, s.def, s.last});
-    regionSize = std::max(regionSize, offset + size);
-    s.buffer = prefix + std::to_string(id);
-    art::Buffer *b = addBuffer(s.buffer, s.bytes, false);
-    b->set_offset(offset); // relative; rebased after all entries
-    scratchBuffers.push_back(s.buffer);
-  }
-  uint64_t lowerBound = 0;
-  for (int64_t t = 0; t <= end; ++t) {
-    uint64_t live = 0;
-    for (const Placed &p : placed)
-      if (p.def <= t && t <= p.last)
-        live += p.size;
-    lowerBound = std::max(lowerBound, live);
-  }
-  scratchSize = std::max(scratchSize, regionSize);
-  scratchLowerBound = std::max(scratchLowerBound, lowerBound);
-
-  for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
-    art::Value *result = entry->mutable_results(i);
-    if (result->updates() < 0)
-      result->set_buffer(storages[resultCopy.lookup_or(i, storageOf.lookup(v))]
-                             .buffer);
   }
 
   // Commands in schedule order.
-  auto bufferOf = [&](Value v) { return storages[storageOf.lookup(v)].buffer; };
+  SymbolTable symbols(module);
+  auto bufferOf = [&](Value v) {
+    return storages[plan.storageOf.lookup(v)].buffer;
+  };
   double entryFlops = 0;
   int64_t entryKernels = 0, entryCalls = 0;
-  for (Operation *op : schedule) {
+  for (Operation *op : plan.schedule) {
     if (auto call = dyn_cast<func::CallOp>(op)) {
       auto kernel = symbols.lookup<func::FuncOp>(call.getCallee());
       art::KernelLaunch *launch = entry->add_commands()->mutable_launch();
@@ -834,7 +549,7 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       ++entryCalls;
     }
   }
-  for (PendingCopy c : pendingCopies) {
+  for (MemoryPlan::Copy c : plan.copies) {
     art::Copy *copy = entry->add_commands()->mutable_copy();
     copy->set_from(storages[c.from].buffer);
     copy->set_to(storages[c.to].buffer);
@@ -849,10 +564,10 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       {"name", func.getSymName()},
       {"kernels", entryKernels},
       {"library_calls", entryCalls},
-      {"copies", static_cast<int64_t>(pendingCopies.size())},
+      {"copies", static_cast<int64_t>(plan.copies.size())},
       {"flops", entryFlops},
-      {"scratch_bytes", regionSize},
-      {"scratch_lower_bound_bytes", lowerBound}});
+      {"scratch_bytes", plan.scratchSize},
+      {"scratch_lower_bound_bytes", plan.lowerBound}});
   return success();
 }
 
