@@ -15,6 +15,8 @@
 
 #include "trainopt/Runtime/CPULibrary.h"
 
+#include "trainopt/Artifact/LibraryCalls.h"
+
 #ifdef TRAINOPT_TEST_CUDA_LIBRARY
 #include "CUDALibraryRunner.h"
 #include "trainopt/Runtime/CUDALibraryPlan.h"
@@ -35,6 +37,7 @@ using namespace trainopt::rt;
 namespace {
 
 using Ints = std::vector<int64_t>;
+namespace calls = trainopt::calls;
 using Values = std::vector<double>;
 using Bytes = std::vector<unsigned char>;
 
@@ -154,14 +157,17 @@ struct Win {
                   1);
     return o;
   }
-  /// The descriptor's seven [S] groups.
-  void append(Ints &ints) const {
-    for (const Ints *g : {&in, &k})
-      ints.insert(ints.end(), g->begin(), g->end());
+  /// The descriptor's window (LibraryCalls.h).
+  calls::Window window() const {
+    calls::Window w;
+    w.rank = rank();
     Ints o = out();
-    ints.insert(ints.end(), o.begin(), o.end());
-    for (const Ints *g : {&stride, &dil, &padB, &padE})
-      ints.insert(ints.end(), g->begin(), g->end());
+    for (size_t d = 0; d < rank(); ++d) {
+      w.in[d] = in[d], w.kernel[d] = k[d], w.out[d] = o[d];
+      w.strides[d] = stride[d], w.dilations[d] = dil[d];
+      w.padBegin[d] = padB[d], w.padEnd[d] = padE[d];
+    }
+    return w;
   }
 };
 
@@ -200,11 +206,19 @@ struct ConvCase {
   bool bias;
 };
 
+calls::Types types(int64_t et) {
+  calls::Types t;
+  t.element = t.accumulate = et;
+  return t;
+}
+
 Ints convInts(int64_t et, const ConvCase &c, bool bias) {
-  Ints ints{et, static_cast<int64_t>(c.w.rank()), bias ? 1 : 0, c.n, c.cin,
-            c.cout, c.groups};
-  c.w.append(ints);
-  return ints;
+  calls::ConvCall call;
+  call.types = types(et);
+  call.hasBias = bias;
+  call.n = c.n, call.cin = c.cin, call.cout = c.cout, call.groups = c.groups;
+  call.window = c.w.window();
+  return call.encode();
 }
 
 /// Calls fn(xIndex, wIndex, yIndex) for every product of the convolution.
@@ -236,7 +250,9 @@ template <typename T> Bytes runConvCase(const ConvCase &c, unsigned seed) {
     ConvPlan plan;
     std::string why;
     Ints ints = convInts(etype<T>(), c, c.bias);
-    if (!planConv(ints.data(), plan, why)) {
+    calls::ConvCall call;
+    if (!calls::ConvCall::decode(ints.data(), ints.size(), call, why) ||
+        !planConv(call, plan, why)) {
       EXPECT_NE(c.w.padB, c.w.padE) << why;
       return {};
     }
@@ -393,10 +409,13 @@ struct PoolCase {
   Win w;
 };
 
+/// A max pool's descriptor; an average pool's adds countIncludePad.
 Ints poolInts(int64_t et, const PoolCase &p) {
-  Ints ints{et, static_cast<int64_t>(p.w.rank()), p.n, p.c};
-  p.w.append(ints);
-  return ints;
+  calls::PoolCall call;
+  call.types = types(et);
+  call.n = p.n, call.c = p.c;
+  call.window = p.w.window();
+  return call.encode();
 }
 
 template <typename T> void runMaxPoolCase(const PoolCase &pc, unsigned seed) {
@@ -509,7 +528,8 @@ TYPED_TEST(CPULibraryTest, AvgPool) {
 TYPED_TEST(CPULibraryTest, MaxPoolTiesGoToTheFirstMaximum) {
   using T = TypeParam;
   // One 2x2 window of equal values: the gradient goes to element 0.
-  Ints ints{etype<T>(), 2, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+  Ints ints = poolInts(etype<T>(), {1, 1, {{2, 2}, {2, 2}, {1, 1}, {1, 1},
+                                           {0, 0}, {0, 0}}});
   std::vector<Bytes> bufs{toBytes<T>({3, 3, 3, 3}), toBytes<T>({5}),
                           toBytes<T>({9, 9, 9, 9})};
   invoke("cpu.max_pool_grad", ints, bufs);
@@ -553,10 +573,14 @@ template <typename T> Bytes runMatmulCase(const MatmulCase &c, unsigned seed) {
         y[at] = (c.accumulate ? y0[at] : 0.0) + sum;
       }
   }
-  Ints ints{etype<T>(), static_cast<int64_t>(c.outBatch.size())};
-  for (const Ints *g : {&c.outBatch, &c.lhsBatch, &c.rhsBatch})
-    ints.insert(ints.end(), g->begin(), g->end());
-  ints.insert(ints.end(), {c.m, c.n, c.k, c.ta, c.tb, c.accumulate});
+  calls::MatmulCall call;
+  call.types = types(etype<T>());
+  call.outBatch = c.outBatch, call.lhsBatch = c.lhsBatch,
+  call.rhsBatch = c.rhsBatch;
+  call.m = c.m, call.n = c.n, call.k = c.k;
+  call.transposeLhs = c.ta, call.transposeRhs = c.tb;
+  call.accumulateOut = c.accumulate;
+  Ints ints = call.encode();
   std::vector<Bytes> bufs{toBytes<T>(a), toBytes<T>(b),
                           toBytes<T>(c.accumulate ? y0 : Values(y.size(), 7))};
   invoke("cpu.matmul", ints, bufs);
@@ -633,9 +657,12 @@ void runScatterAddCase(int64_t outer, int64_t axis, int64_t inner,
   if (!idx.empty())
     std::memcpy(idx.data(), indices.data(), idx.size());
   std::vector<Bytes> bufs{idx, toBytes<T>(u), toBytes<T>(Values(y.size(), 7))};
-  invoke("cpu.scatter_add",
-         {etype<T>(), sizeof(I) == 8 ? 5 : 6, outer, axis, count, inner},
-         bufs);
+  calls::ScatterAddCall call;
+  call.types = types(etype<T>());
+  call.indexElement = sizeof(I) == 8 ? calls::kI64 : calls::kI32;
+  call.outer = outer, call.outAxis = axis, call.numIndices = count,
+  call.inner = inner;
+  invoke("cpu.scatter_add", call.encode(), bufs);
   expectNear<T>(fromBytes<T>(bufs[2]), y, "scatter_add");
 }
 
@@ -668,7 +695,9 @@ TEST(CPULibraryCheckTest, UnknownFunction) {
 }
 
 TEST(CPULibraryCheckTest, Matmul) {
-  Ints ints{2, 1, 2, 2, 1, 3, 4, 5, 0, 0, 0};
+  // [F32, F32, R = 1, outBatch 2, lhsBatch 2, rhsBatch 1, M 3, N 4, K 5,
+  //  transposes, accumulateOut]
+  Ints ints{2, 2, 1, 2, 2, 1, 3, 4, 5, 0, 0, 0};
   std::vector<uint64_t> sizes{2 * 3 * 5 * 4, 5 * 4 * 4, 2 * 3 * 4 * 4};
   EXPECT_EQ(checkError("cpu.matmul", ints, sizes), "");
   // Too few ints.
@@ -683,21 +712,27 @@ TEST(CPULibraryCheckTest, Matmul) {
   EXPECT_NE(error.find("rhs"), std::string::npos) << error;
   // An unknown element type.
   Ints bad = ints;
-  bad[0] = 5;
+  bad[0] = bad[1] = 5;
   EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
+  // An accumulate type this library does not implement.
+  bad = ints;
+  bad[1] = 1;
+  error = checkError("cpu.matmul", bad, sizes);
+  EXPECT_NE(error.find("accumulates in element type 1"), std::string::npos)
+      << error;
   // Negative sizes and batch dims that do not broadcast.
   bad = ints;
-  bad[6] = -4;
+  bad[7] = -4;
   EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
   bad = ints;
-  bad[2] = -2;
+  bad[3] = -2;
   EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
   bad = ints;
-  bad[3] = 3;
+  bad[4] = 3;
   EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
   // Overflowing sizes.
   bad = ints;
-  bad[6] = bad[7] = int64_t(1) << 31;
+  bad[7] = bad[8] = int64_t(1) << 31;
   EXPECT_NE(checkError("cpu.matmul", bad, sizes), "");
   // A float arg.
   std::string e;
@@ -730,18 +765,19 @@ TEST(CPULibraryCheckTest, Conv) {
   bad[6] = 4;
   EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
   // A wrong output size, a negative pad, a zero stride.
+  // (The window: S at 7, then its groups from 8.)
   bad = ints;
-  bad[7 + 4] += 1;
+  bad[8 + 4] += 1;
   EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
   bad = ints;
-  bad[7 + 10] = -1;
+  bad[8 + 10] = -1;
   EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
   bad = ints;
-  bad[7 + 6] = 0;
+  bad[8 + 6] = 0;
   EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
   // S out of range.
   bad = ints;
-  bad[1] = 4;
+  bad[7] = 4;
   EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
   // Gradients take no bias.
   Ints grad = convInts(2, c, false);
@@ -777,32 +813,32 @@ TEST(CPULibraryCheckTest, Pools) {
   bad[0] = 0;
   EXPECT_NE(checkError("cpu.max_pool", bad, {x, y}), "");
   bad = ints;
-  bad[4 + 2] = -3;
+  bad[5 + 2] = -3;
   EXPECT_NE(checkError("cpu.max_pool", bad, {x, y}), "");
 }
 
 TEST(CPULibraryCheckTest, ScatterAdd) {
-  Ints ints{2, 5, 2, 10, 3, 4};
+  Ints ints{2, 2, 5, 2, 10, 3, 4};
   std::vector<uint64_t> sizes{3 * 8, 2 * 3 * 4 * 4, 2 * 10 * 4 * 4};
   EXPECT_EQ(checkError("cpu.scatter_add", ints, sizes), "");
-  EXPECT_NE(checkError("cpu.scatter_add", {2, 5, 2, 10, 3}, sizes), "");
+  EXPECT_NE(checkError("cpu.scatter_add", {2, 2, 5, 2, 10, 3}, sizes), "");
   Ints bad = ints;
-  bad[1] = 2;
+  bad[2] = 2;
   EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
   bad = ints;
-  bad[0] = 6;
+  bad[0] = bad[1] = 6;
   EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
   bad = ints;
-  bad[4] = -1;
+  bad[5] = -1;
   EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
   // I32 indices need half the bytes.
   bad = ints;
-  bad[1] = 6;
+  bad[2] = 6;
   EXPECT_EQ(checkError("cpu.scatter_add", bad, {12, sizes[1], sizes[2]}), "");
   EXPECT_NE(checkError("cpu.scatter_add", ints, {12, sizes[1], sizes[2]}), "");
   EXPECT_NE(checkError("cpu.scatter_add", ints, {sizes[0], sizes[1], 10}), "");
   bad = ints;
-  bad[2] = bad[3] = bad[5] = int64_t(1) << 40;
+  bad[3] = bad[4] = bad[6] = int64_t(1) << 40;
   EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
 }
 

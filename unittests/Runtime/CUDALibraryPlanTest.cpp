@@ -21,13 +21,14 @@ namespace {
 
 using Ints = std::vector<int64_t>;
 
-Ints matmulInts(const Ints &out, const Ints &lhs, const Ints &rhs, int64_t m,
-                int64_t n, int64_t k) {
-  Ints ints{2, static_cast<int64_t>(out.size())};
-  for (const Ints *g : {&out, &lhs, &rhs})
-    ints.insert(ints.end(), g->begin(), g->end());
-  ints.insert(ints.end(), {m, n, k, 0, 0, 0});
-  return ints;
+namespace calls = trainopt::calls;
+
+calls::MatmulCall matmulCall(const Ints &out, const Ints &lhs, const Ints &rhs,
+                             int64_t m, int64_t n, int64_t k) {
+  calls::MatmulCall call;
+  call.outBatch = out, call.lhsBatch = lhs, call.rhsBatch = rhs;
+  call.m = m, call.n = n, call.k = k;
+  return call;
 }
 
 /// Every product's (out, lhs, rhs) element offsets, as the descriptor
@@ -35,7 +36,7 @@ Ints matmulInts(const Ints &out, const Ints &lhs, const Ints &rhs, int64_t m,
 void expectPlanCovers(const Ints &out, const Ints &lhs, const Ints &rhs) {
   int64_t m = 3, n = 5, k = 7;
   MatmulBatchPlan plan =
-      planMatmulBatches(matmulInts(out, lhs, rhs, m, n, k).data());
+      planMatmulBatches(matmulCall(out, lhs, rhs, m, n, k));
   std::multiset<std::tuple<int64_t, int64_t, int64_t>> expected, actual;
   int64_t batch = 1;
   for (int64_t d : out)
@@ -61,7 +62,7 @@ void expectPlanCovers(const Ints &out, const Ints &lhs, const Ints &rhs) {
 
 TEST(CUDALibraryPlanTest, MatmulWithoutBatchIsOneGemm) {
   MatmulBatchPlan plan =
-      planMatmulBatches(matmulInts({}, {}, {}, 4, 5, 6).data());
+      planMatmulBatches(matmulCall({}, {}, {}, 4, 5, 6));
   EXPECT_EQ(plan.batch, 1);
   EXPECT_EQ(plan.offsets.size(), 1u);
 }
@@ -69,27 +70,27 @@ TEST(CUDALibraryPlanTest, MatmulWithoutBatchIsOneGemm) {
 TEST(CUDALibraryPlanTest, MatmulBatchesMergeIntoOneCall) {
   // Same batch dims everywhere, and a fully broadcast rhs: one call.
   MatmulBatchPlan a =
-      planMatmulBatches(matmulInts({2, 3}, {2, 3}, {2, 3}, 4, 5, 6).data());
+      planMatmulBatches(matmulCall({2, 3}, {2, 3}, {2, 3}, 4, 5, 6));
   EXPECT_EQ(a.batch, 6);
   EXPECT_EQ(a.offsets.size(), 1u);
   EXPECT_EQ(a.strideOut, 20);
   EXPECT_EQ(a.strideLhs, 24);
   EXPECT_EQ(a.strideRhs, 30);
   MatmulBatchPlan b =
-      planMatmulBatches(matmulInts({2, 3}, {2, 3}, {1, 1}, 4, 5, 6).data());
+      planMatmulBatches(matmulCall({2, 3}, {2, 3}, {1, 1}, 4, 5, 6));
   EXPECT_EQ(b.batch, 6);
   EXPECT_EQ(b.strideRhs, 0);
   EXPECT_EQ(b.offsets.size(), 1u);
   // Unit batch dims vanish.
   MatmulBatchPlan c = planMatmulBatches(
-      matmulInts({1, 4, 1}, {1, 4, 1}, {1, 1, 1}, 2, 2, 2).data());
+      matmulCall({1, 4, 1}, {1, 4, 1}, {1, 1, 1}, 2, 2, 2));
   EXPECT_EQ(c.batch, 4);
   EXPECT_EQ(c.offsets.size(), 1u);
 }
 
 TEST(CUDALibraryPlanTest, MixedBroadcastLoopsOverOuterDims) {
   MatmulBatchPlan p =
-      planMatmulBatches(matmulInts({2, 3}, {2, 1}, {1, 3}, 4, 5, 6).data());
+      planMatmulBatches(matmulCall({2, 3}, {2, 1}, {1, 3}, 4, 5, 6));
   EXPECT_EQ(p.batch, 3);
   EXPECT_EQ(p.offsets.size(), 2u);
   EXPECT_EQ(p.strideLhs, 0);
@@ -112,23 +113,26 @@ TEST(CUDALibraryPlanTest, MatmulPlansCoverEveryProduct) {
   }
 }
 
-Ints convInts(int64_t s, const Ints &in, const Ints &k, const Ints &out,
-              const Ints &stride, const Ints &padB, const Ints &padE) {
-  Ints ints{2, s, 0, 2, 3, 4, 1};
-  for (const Ints *g : {&in, &k, &out, &stride})
-    ints.insert(ints.end(), g->begin(), g->end());
-  for (int64_t d = 0; d < s; ++d)
-    ints.push_back(1); // dilation
-  for (const Ints *g : {&padB, &padE})
-    ints.insert(ints.end(), g->begin(), g->end());
-  return ints;
+calls::ConvCall convCall(int64_t s, const Ints &in, const Ints &k,
+                         const Ints &out, const Ints &stride, const Ints &padB,
+                         const Ints &padE) {
+  calls::ConvCall call;
+  call.n = 2, call.cin = 3, call.cout = 4, call.groups = 1;
+  calls::Window &w = call.window;
+  w.rank = s;
+  for (int64_t d = 0; d < s; ++d) {
+    w.in[d] = in[d], w.kernel[d] = k[d], w.out[d] = out[d];
+    w.strides[d] = stride[d], w.dilations[d] = 1;
+    w.padBegin[d] = padB[d], w.padEnd[d] = padE[d];
+  }
+  return call;
 }
 
 TEST(CUDALibraryPlanTest, ConvSymmetricPadding) {
   ConvPlan plan;
   std::string error;
   ASSERT_TRUE(planConv(
-      convInts(2, {8, 8}, {3, 3}, {8, 8}, {1, 1}, {1, 1}, {1, 1}).data(), plan,
+      convCall(2, {8, 8}, {3, 3}, {8, 8}, {1, 1}, {1, 1}, {1, 1}), plan,
       error))
       << error;
   EXPECT_EQ(plan.dims, 2);
@@ -140,7 +144,7 @@ TEST(CUDALibraryPlanTest, Conv1DGetsALeadingUnitDim) {
   ConvPlan plan;
   std::string error;
   ASSERT_TRUE(
-      planConv(convInts(1, {10}, {3}, {4}, {2}, {0}, {0}).data(), plan, error))
+      planConv(convCall(1, {10}, {3}, {4}, {2}, {0}, {0}), plan, error))
       << error;
   EXPECT_EQ(plan.dims, 2);
   EXPECT_EQ(plan.in[0], 1);
@@ -155,7 +159,7 @@ TEST(CUDALibraryPlanTest, AsymmetricPaddingThatChangesNothingIsAccepted) {
   ConvPlan plan;
   std::string error;
   EXPECT_TRUE(planConv(
-      convInts(2, {8, 8}, {2, 2}, {4, 4}, {2, 2}, {0, 0}, {1, 1}).data(), plan,
+      convCall(2, {8, 8}, {2, 2}, {4, 4}, {2, 2}, {0, 0}, {1, 1}), plan,
       error))
       << error;
 }
@@ -164,7 +168,7 @@ TEST(CUDALibraryPlanTest, AsymmetricPaddingCuDNNCannotExpressIsRefused) {
   ConvPlan plan;
   std::string error;
   EXPECT_FALSE(planConv(
-      convInts(2, {8, 8}, {3, 3}, {8, 8}, {1, 1}, {2, 2}, {0, 0}).data(), plan,
+      convCall(2, {8, 8}, {3, 3}, {8, 8}, {1, 1}, {2, 2}, {0, 0}), plan,
       error));
   EXPECT_NE(error.find("not symmetric enough for cuDNN"), std::string::npos)
       << error;

@@ -8,12 +8,18 @@
 /// buffers in NC-spatial layout. No MLIR or LLVM.
 ///
 /// A call is described by the command's `int_args` (no function uses
-/// `float_args`; the count must be 0). Every descriptor starts with the
-/// element type, as the artifact codes it: F64 = 1, F32 = 2. `[S]` below is
-/// a group of S consecutive ints, one per spatial dim, S in {1, 2, 3}.
+/// `float_args`; the count must be 0), whose layout is the typed
+/// descriptors of include/trainopt/Artifact/LibraryCalls.h (`MatmulCall`,
+/// `ConvCall`, `PoolCall`, `ScatterAddCall`), written by the compiler with
+/// `encode` and read here with `decode`. Every descriptor starts with the
+/// element type and the accumulate type, as the artifact codes them (F64 =
+/// 1, F32 = 2); this library accumulates in the element type and refuses
+/// any other pair at load. `[S]` below is a group of S consecutive ints, one
+/// per spatial dim, S in {1, 2, 3}; `window` is S, then seven [S] groups:
+/// inSpatial, kernel, outSpatial, strides, dilations, padBegin, padEnd.
 ///
 /// - `cpu.matmul`, buffers [lhs, rhs, out]; ints
-///   [etype, R, outBatch[R], lhsBatch[R], rhsBatch[R], M, N, K,
+///   [etype, acctype, R, outBatch[R], lhsBatch[R], rhsBatch[R], M, N, K,
 ///    transposeLhs, transposeRhs, accumulate].
 ///   out is outBatch x M x N; lhs is lhsBatch x M x K (lhsBatch x K x M when
 ///   transposed); rhs is rhsBatch x K x N (rhsBatch x N x K when
@@ -21,8 +27,7 @@
 ///   batch dims; each lhs/rhs batch dim is 1 (broadcast) or the out dim.
 ///   accumulate = 1: out += lhs x rhs, else out = lhs x rhs.
 /// - `cpu.conv`, buffers [input, filter, bias (iff hasBias), out]; ints
-///   [etype, S, hasBias, N, Cin, Cout, groups, inSpatial[S], kernel[S],
-///    outSpatial[S], strides[S], dilations[S], padBegin[S], padEnd[S]].
+///   [etype, acctype, hasBias, N, Cin, Cout, groups, window].
 ///   input [N, Cin, in...], filter [Cout, Cin/groups, kernel...], bias
 ///   [Cout], out [N, Cout, out...]; outSpatial must be
 ///   (in + padBegin + padEnd - dilation * (kernel - 1) - 1) / stride + 1.
@@ -33,8 +38,7 @@
 ///   ints with hasBias = 0. gradFilter [Cout, Cin/groups, k...] is
 ///   overwritten.
 /// - `cpu.max_pool`, buffers [input, out]; ints
-///   [etype, S, N, C, inSpatial[S], kernel[S], outSpatial[S], strides[S],
-///    dilations[S], padBegin[S], padEnd[S]]. Padding acts as -inf; a window
+///   [etype, acctype, N, C, window]. Padding acts as -inf; a window
 ///   with no element inside the input gives -inf; NaNs are skipped (the
 ///   evaluator's std::max).
 /// - `cpu.max_pool_grad`, buffers [input, gradOut, gradInput]; the max_pool
@@ -47,7 +51,7 @@
 ///   least 1.
 /// - `cpu.avg_pool_grad`, buffers [gradOut, gradInput]; the avg_pool ints.
 /// - `cpu.scatter_add`, buffers [indices, updates, out]; ints
-///   [etype, indexEtype, outer, outAxis, numIndices, inner] with indexEtype
+///   [etype, acctype, indexEtype, outer, outAxis, numIndices, inner] with indexEtype
 ///   I64 = 5 or I32 = 6. For `trainopt.scatter_add` along `axis` with a
 ///   result of shape D and indices of any shape: outer = prod(D[:axis]),
 ///   outAxis = D[axis], numIndices = the number of indices (>= 0), inner =

@@ -13,6 +13,8 @@
 #ifndef TRAINOPT_RUNTIME_CUDALIBRARYPLAN_H
 #define TRAINOPT_RUNTIME_CUDALIBRARYPLAN_H
 
+#include "trainopt/Artifact/LibraryCalls.h"
+
 #include <array>
 #include <cstdint>
 #include <string>
@@ -31,7 +33,7 @@ struct MatmulBatchPlan {
 };
 
 /// Plans the batch dims of a checked `cuda.matmul` descriptor (the ints).
-MatmulBatchPlan planMatmulBatches(const int64_t *ints);
+MatmulBatchPlan planMatmulBatches(const calls::MatmulCall &call);
 
 /// A checked `cuda.conv*` descriptor as cuDNN sees it: 2 or 3 spatial dims
 /// (a 1-D conv gets a leading unit dim) and one symmetric padding.
@@ -45,7 +47,7 @@ struct ConvPlan {
 /// Fails (with the reason) when cuDNN's output size formula, with the begin
 /// padding on both sides, does not give the descriptor's output size, or a
 /// size does not fit cuDNN's int.
-bool planConv(const int64_t *ints, ConvPlan &plan, std::string &error);
+bool planConv(const calls::ConvCall &call, ConvPlan &plan, std::string &error);
 
 } // namespace trainopt::rt
 

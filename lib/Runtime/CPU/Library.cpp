@@ -25,12 +25,15 @@
 
 #include "trainopt/Runtime/CPULibrary.h"
 
+#include "trainopt/Artifact/LibraryCalls.h"
+
 #include "trainopt/Runtime/WindowMath.h"
 
 #include <cblas.h>
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cassert>
 #include <atomic>
 #include <climits>
 #include <cmath>
@@ -48,7 +51,11 @@ using namespace trainopt::rt;
 namespace {
 
 /// Element type codes of the artifact.
-enum : int64_t { kF64 = 1, kF32 = 2, kI64 = 5, kI32 = 6 };
+namespace calls = trainopt::calls;
+using calls::kF32;
+using calls::kF64;
+using calls::kI32;
+using calls::kI64;
 
 /// Below this many element operations a loop runs on the calling thread.
 constexpr int64_t kMinParallelWork = 1 << 15;
@@ -293,13 +300,17 @@ void parallelGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
 struct Window {
   int64_t in[3], k[3], out[3], stride[3], dil[3], padB[3], padE[3];
 
-  /// Reads the seven [S] groups at `p`.
-  void parse(const int64_t *p, int64_t s) {
-    int64_t lead = 3 - s;
+  /// The descriptor's window, its S dims right-aligned in three (the
+  /// leading ones of size 1, no padding).
+  explicit Window(const calls::Window &cw) {
+    int64_t s = cw.rank, lead = 3 - s;
     int64_t *fields[7] = {in, k, out, stride, dil, padB, padE};
+    const int64_t *from[7] = {cw.in,        cw.kernel,    cw.out,
+                              cw.strides,   cw.dilations, cw.padBegin,
+                              cw.padEnd};
     for (int f = 0; f < 7; ++f)
       for (int64_t d = 0; d < 3; ++d)
-        fields[f][d] = d < lead ? (f >= 5 ? 0 : 1) : p[f * s + d - lead];
+        fields[f][d] = d < lead ? (f >= 5 ? 0 : 1) : from[f][d - lead];
   }
   int64_t inSize() const { return in[0] * in[1] * in[2]; }
   int64_t kSize() const { return k[0] * k[1] * k[2]; }
@@ -331,37 +342,52 @@ inline int64_t paddedTaps(const Window &w, int d, int64_t o) {
 struct ConvDesc {
   int64_t s, hasBias, n, cin, cout, groups;
   Window w;
-  explicit ConvDesc(const int64_t *ints) {
-    s = ints[1], hasBias = ints[2], n = ints[3], cin = ints[4],
-    cout = ints[5], groups = ints[6];
-    w.parse(ints + 7, s);
-  }
+  explicit ConvDesc(const calls::ConvCall &call)
+      : s(call.window.rank), hasBias(call.hasBias), n(call.n), cin(call.cin),
+        cout(call.cout), groups(call.groups), w(call.window) {}
 };
 
 struct PoolDesc {
   int64_t s, n, c;
   bool includePad = false;
   Window w;
-  PoolDesc(const int64_t *ints, bool avg) {
-    s = ints[1], n = ints[2], c = ints[3];
-    w.parse(ints + 4, s);
-    if (avg)
-      includePad = ints[4 + 7 * s] != 0;
-  }
+  explicit PoolDesc(const calls::PoolCall &call)
+      : s(call.window.rank), n(call.n), c(call.c),
+        includePad(call.countIncludePad), w(call.window) {}
 };
+
+/// A descriptor that checkLibraryCall accepted at load time.
+template <typename Call>
+Call decoded(const int64_t *ints, size_t numInts) {
+  Call call;
+  std::string error;
+  bool ok = Call::decode(ints, numInts, call, error);
+  assert(ok && "descriptor not checked at load time");
+  (void)ok;
+  return call;
+}
+template <bool Average>
+calls::PoolCall decodedPool(const int64_t *ints, size_t numInts) {
+  calls::PoolCall call;
+  std::string error;
+  bool ok = calls::PoolCall::decode(ints, numInts, Average, call, error);
+  assert(ok && "descriptor not checked at load time");
+  (void)ok;
+  return call;
+}
 
 //===----------------------------------------------------------------------===//
 // Matmul
 //===----------------------------------------------------------------------===//
 
 template <typename T>
-void matmulImpl(const int64_t *ints, void *const *buffers) {
-  int64_t r = ints[1];
-  const int64_t *outB = ints + 2, *lB = outB + r, *rB = lB + r;
-  const int64_t *mnk = rB + r;
-  int64_t m = mnk[0], n = mnk[1], k = mnk[2];
-  bool ta = mnk[3] != 0, tb = mnk[4] != 0;
-  T beta = mnk[5] != 0 ? T(1) : T(0);
+void matmulImpl(const calls::MatmulCall &call, void *const *buffers) {
+  int64_t r = call.outBatch.size();
+  const int64_t *outB = call.outBatch.data(), *lB = call.lhsBatch.data(),
+                *rB = call.rhsBatch.data();
+  int64_t m = call.m, n = call.n, k = call.k;
+  bool ta = call.transposeLhs, tb = call.transposeRhs;
+  T beta = call.accumulateOut ? T(1) : T(0);
   const T *lhs = static_cast<const T *>(buffers[0]);
   const T *rhs = static_cast<const T *>(buffers[1]);
   T *out = static_cast<T *>(buffers[2]);
@@ -497,8 +523,8 @@ struct ConvShape {
   ConvDesc c;
   int64_t cinG, coutG, p, inSize, kk;
   bool identity;
-  explicit ConvShape(const int64_t *ints)
-      : c(ints), cinG(c.cin / c.groups), coutG(c.cout / c.groups),
+  explicit ConvShape(const calls::ConvCall &call)
+      : c(call), cinG(c.cin / c.groups), coutG(c.cout / c.groups),
         p(c.w.outSize()), inSize(c.w.inSize()), kk(cinG * c.w.kSize()),
         identity(c.w.isIdentity()) {}
   /// Element operations of one sample, for parallelFor.
@@ -518,8 +544,8 @@ template <typename Fn> void forEachSample(const ConvShape &s, const Fn &fn) {
               });
 }
 
-template <typename T> void convImpl(const int64_t *ints, void *const *buffers) {
-  ConvShape s(ints);
+template <typename T> void convImpl(const calls::ConvCall &call, void *const *buffers) {
+  ConvShape s(call);
   const ConvDesc &c = s.c;
   const T *x = static_cast<const T *>(buffers[0]);
   const T *wt = static_cast<const T *>(buffers[1]);
@@ -546,8 +572,8 @@ template <typename T> void convImpl(const int64_t *ints, void *const *buffers) {
 }
 
 template <typename T>
-void convGradInputImpl(const int64_t *ints, void *const *buffers) {
-  ConvShape s(ints);
+void convGradInputImpl(const calls::ConvCall &call, void *const *buffers) {
+  ConvShape s(call);
   const ConvDesc &c = s.c;
   const T *dy = static_cast<const T *>(buffers[0]);
   const T *wt = static_cast<const T *>(buffers[1]);
@@ -578,8 +604,8 @@ constexpr int64_t kGradFilterChunks = 8;
 constexpr int64_t kGradFilterPartialBytes = int64_t(64) << 20;
 
 template <typename T>
-void convGradFilterImpl(const int64_t *ints, void *const *buffers) {
-  ConvShape s(ints);
+void convGradFilterImpl(const calls::ConvCall &call, void *const *buffers) {
+  ConvShape s(call);
   const ConvDesc &c = s.c;
   const T *x = static_cast<const T *>(buffers[0]);
   const T *dy = static_cast<const T *>(buffers[1]);
@@ -678,8 +704,8 @@ int64_t poolGrain(const PoolDesc &d) {
 }
 
 template <typename T>
-void maxPoolImpl(const int64_t *ints, void *const *buffers) {
-  PoolDesc d(ints, false);
+void maxPoolImpl(const calls::PoolCall &call, void *const *buffers) {
+  PoolDesc d(call);
   const Window &w = d.w;
   const T *x = static_cast<const T *>(buffers[0]);
   T *y = static_cast<T *>(buffers[1]);
@@ -720,8 +746,8 @@ void maxPoolImpl(const int64_t *ints, void *const *buffers) {
 }
 
 template <typename T>
-void maxPoolGradImpl(const int64_t *ints, void *const *buffers) {
-  PoolDesc d(ints, false);
+void maxPoolGradImpl(const calls::PoolCall &call, void *const *buffers) {
+  PoolDesc d(call);
   const Window &w = d.w;
   const T *x = static_cast<const T *>(buffers[0]);
   const T *dy = static_cast<const T *>(buffers[1]);
@@ -782,8 +808,8 @@ inline int64_t avgCount(const Window &w, bool includePad, const int64_t *lo,
 }
 
 template <typename T>
-void avgPoolImpl(const int64_t *ints, void *const *buffers) {
-  PoolDesc d(ints, true);
+void avgPoolImpl(const calls::PoolCall &call, void *const *buffers) {
+  PoolDesc d(call);
   const Window &w = d.w;
   const T *x = static_cast<const T *>(buffers[0]);
   T *y = static_cast<T *>(buffers[1]);
@@ -811,8 +837,8 @@ void avgPoolImpl(const int64_t *ints, void *const *buffers) {
 }
 
 template <typename T>
-void avgPoolGradImpl(const int64_t *ints, void *const *buffers) {
-  PoolDesc d(ints, true);
+void avgPoolGradImpl(const calls::PoolCall &call, void *const *buffers) {
+  PoolDesc d(call);
   const Window &w = d.w;
   const T *dy = static_cast<const T *>(buffers[0]);
   T *dx = static_cast<T *>(buffers[1]);
@@ -845,8 +871,9 @@ void avgPoolGradImpl(const int64_t *ints, void *const *buffers) {
 //===----------------------------------------------------------------------===//
 
 template <typename T, typename I>
-void scatterAddImpl(const int64_t *ints, void *const *buffers) {
-  int64_t outer = ints[2], axis = ints[3], count = ints[4], inner = ints[5];
+void scatterAddImpl(const calls::ScatterAddCall &call, void *const *buffers) {
+  int64_t outer = call.outer, axis = call.outAxis, count = call.numIndices,
+          inner = call.inner;
   const I *indices = static_cast<const I *>(buffers[0]);
   const T *updates = static_cast<const T *>(buffers[1]);
   T *out = static_cast<T *>(buffers[2]);
@@ -869,36 +896,40 @@ void scatterAddImpl(const int64_t *ints, void *const *buffers) {
 // Entry points
 //===----------------------------------------------------------------------===//
 
-#define TRAINOPT_FLOAT_ENTRY(name, impl)                                       \
-  void name(const int64_t *ints, size_t, const double *, size_t,              \
+#define TRAINOPT_FLOAT_ENTRY(name, impl, decode)                               \
+  void name(const int64_t *ints, size_t numInts, const double *, size_t,      \
             void *const *buffers) {                                            \
-    if (ints[0] == kF32)                                                       \
-      impl<float>(ints, buffers);                                              \
+    auto call = decode(ints, numInts);                                         \
+    if (call.types.element == kF32)                                            \
+      impl<float>(call, buffers);                                              \
     else                                                                       \
-      impl<double>(ints, buffers);                                             \
+      impl<double>(call, buffers);                                             \
   }
 
-TRAINOPT_FLOAT_ENTRY(matmulEntry, matmulImpl)
-TRAINOPT_FLOAT_ENTRY(convEntry, convImpl)
-TRAINOPT_FLOAT_ENTRY(convGradInputEntry, convGradInputImpl)
-TRAINOPT_FLOAT_ENTRY(convGradFilterEntry, convGradFilterImpl)
-TRAINOPT_FLOAT_ENTRY(maxPoolEntry, maxPoolImpl)
-TRAINOPT_FLOAT_ENTRY(maxPoolGradEntry, maxPoolGradImpl)
-TRAINOPT_FLOAT_ENTRY(avgPoolEntry, avgPoolImpl)
-TRAINOPT_FLOAT_ENTRY(avgPoolGradEntry, avgPoolGradImpl)
+TRAINOPT_FLOAT_ENTRY(matmulEntry, matmulImpl, decoded<calls::MatmulCall>)
+TRAINOPT_FLOAT_ENTRY(convEntry, convImpl, decoded<calls::ConvCall>)
+TRAINOPT_FLOAT_ENTRY(convGradInputEntry, convGradInputImpl,
+                     decoded<calls::ConvCall>)
+TRAINOPT_FLOAT_ENTRY(convGradFilterEntry, convGradFilterImpl,
+                     decoded<calls::ConvCall>)
+TRAINOPT_FLOAT_ENTRY(maxPoolEntry, maxPoolImpl, decodedPool<false>)
+TRAINOPT_FLOAT_ENTRY(maxPoolGradEntry, maxPoolGradImpl, decodedPool<false>)
+TRAINOPT_FLOAT_ENTRY(avgPoolEntry, avgPoolImpl, decodedPool<true>)
+TRAINOPT_FLOAT_ENTRY(avgPoolGradEntry, avgPoolGradImpl, decodedPool<true>)
 #undef TRAINOPT_FLOAT_ENTRY
 
-void scatterAddEntry(const int64_t *ints, size_t, const double *, size_t,
-                     void *const *buffers) {
-  bool f32 = ints[0] == kF32, i64 = ints[1] == kI64;
+void scatterAddEntry(const int64_t *ints, size_t numInts, const double *,
+                     size_t, void *const *buffers) {
+  auto call = decoded<calls::ScatterAddCall>(ints, numInts);
+  bool f32 = call.types.element == kF32, i64 = call.indexElement == kI64;
   if (f32 && i64)
-    scatterAddImpl<float, int64_t>(ints, buffers);
+    scatterAddImpl<float, int64_t>(call, buffers);
   else if (f32)
-    scatterAddImpl<float, int32_t>(ints, buffers);
+    scatterAddImpl<float, int32_t>(call, buffers);
   else if (i64)
-    scatterAddImpl<double, int64_t>(ints, buffers);
+    scatterAddImpl<double, int64_t>(call, buffers);
   else
-    scatterAddImpl<double, int32_t>(ints, buffers);
+    scatterAddImpl<double, int32_t>(call, buffers);
 }
 
 //===----------------------------------------------------------------------===//
@@ -919,18 +950,15 @@ public:
     return false;
   }
 
-  /// At least `n` ints.
-  bool atLeast(size_t n) {
-    if (numInts >= n)
-      return true;
-    return fail("expects at least " + std::to_string(n) + " int args, got " +
-                std::to_string(numInts));
+  /// Decodes the descriptor (LibraryCalls.h) into `call`.
+  template <typename Call> bool decode(Call &call) {
+    std::string why;
+    return Call::decode(ints, numInts, call, why) || fail(why);
   }
-  bool exactly(size_t n, const std::string &layout) {
-    if (numInts == n)
-      return true;
-    return fail("expects " + std::to_string(n) + " int args (" + layout +
-                "), got " + std::to_string(numInts));
+  bool decodePool(bool average, calls::PoolCall &call) {
+    std::string why;
+    return calls::PoolCall::decode(ints, numInts, average, call, why) ||
+           fail(why);
   }
   bool buffers(size_t n) {
     if (numBuffers == n)
@@ -938,26 +966,25 @@ public:
     return fail("expects " + std::to_string(n) + " buffers, got " +
                 std::to_string(numBuffers));
   }
-  /// The float element type at ints[i]; sets `elem` to its size.
-  bool floatType(size_t i, int64_t &elem) {
-    if (ints[i] == kF32 || ints[i] == kF64) {
-      elem = ints[i] == kF32 ? 4 : 8;
-      return true;
-    }
-    return fail("expects element type F64 (1) or F32 (2), got " +
-                std::to_string(ints[i]));
+  /// The element and accumulate types this library implements: F64 or F32,
+  /// accumulating in the same type. Sets `elem` to the element size.
+  bool types(const calls::Types &t, int64_t &elem) {
+    if (t.element != kF32 && t.element != kF64)
+      return fail("expects element type F64 (1) or F32 (2), got " +
+                  std::to_string(t.element));
+    if (t.accumulate != t.element)
+      return fail("accumulates in element type " +
+                  std::to_string(t.accumulate) +
+                  "; this library accumulates in the element type (" +
+                  std::to_string(t.element) + ")");
+    elem = t.element == kF32 ? 4 : 8;
+    return true;
   }
-  bool atLeastValue(size_t i, int64_t min, const char *what) {
-    if (ints[i] >= min)
+  bool atLeastValue(int64_t v, int64_t min, const char *what) {
+    if (v >= min)
       return true;
     return fail("expects " + std::string(what) + " >= " + std::to_string(min) +
-                ", got " + std::to_string(ints[i]));
-  }
-  bool flag(size_t i, const char *what) {
-    if (ints[i] == 0 || ints[i] == 1)
-      return true;
-    return fail("expects " + std::string(what) + " to be 0 or 1, got " +
-                std::to_string(ints[i]));
+                ", got " + std::to_string(v));
   }
   bool atMostInt(int64_t v, const char *what) {
     if (v <= INT_MAX)
@@ -986,14 +1013,14 @@ public:
                 " bytes, got " + std::to_string(bufferBytes[i]));
   }
 
-  /// The seven [S] window groups at ints[at]; sets the total input and
-  /// output spatial sizes and the kernel size.
-  bool window(size_t at, int64_t s, int64_t &inSize, int64_t &kSize,
+  /// A conv or pool window; sets the total input and output spatial sizes
+  /// and the kernel size.
+  bool window(const calls::Window &w, int64_t &inSize, int64_t &kSize,
               int64_t &outSize) {
-    const int64_t *in = ints + at, *k = in + s, *out = k + s, *str = out + s,
-                  *dil = str + s, *pb = dil + s, *pe = pb + s;
+    const int64_t *in = w.in, *k = w.kernel, *out = w.out, *str = w.strides,
+                  *dil = w.dilations, *pb = w.padBegin, *pe = w.padEnd;
     inSize = kSize = outSize = 1;
-    for (int64_t d = 0; d < s; ++d) {
+    for (int64_t d = 0; d < w.rank; ++d) {
       std::string dim = " of spatial dim " + std::to_string(d);
       if (in[d] < 1 || k[d] < 1 || out[d] < 1)
         return fail("expects positive input, kernel and output sizes" + dim +
@@ -1026,14 +1053,6 @@ public:
     return true;
   }
 
-  /// ints[1] as the spatial rank S.
-  bool spatialRank(int64_t &s) {
-    s = ints[1];
-    if (s >= 1 && s <= 3)
-      return true;
-    return fail("expects 1, 2 or 3 spatial dims, got " + std::to_string(s));
-  }
-
   const std::string &name;
   const int64_t *ints;
   size_t numInts;
@@ -1043,39 +1062,28 @@ public:
 };
 
 bool checkMatmul(CallChecker &c) {
+  calls::MatmulCall call;
   int64_t elem;
-  if (!c.atLeast(2) || !c.floatType(0, elem))
+  if (!c.decode(call) || !c.types(call.types, elem) || !c.buffers(3))
     return false;
-  int64_t r = c.ints[1];
-  if (r < 0 || r > 64)
-    return c.fail("expects 0 to 64 batch dims, got " + std::to_string(r));
-  if (!c.exactly(8 + 3 * r, "8 + 3 * R with R = " + std::to_string(r)) ||
-      !c.buffers(3))
-    return false;
-  const int64_t *outB = c.ints + 2, *lB = outB + r, *rB = lB + r;
   int64_t batch = 1, lCount = 1, rCount = 1;
-  for (int64_t d = 0; d < r; ++d) {
-    if (outB[d] < 1)
-      return c.fail("expects positive batch dims, got " +
-                    std::to_string(outB[d]) + " at " + std::to_string(d));
-    if ((lB[d] != 1 && lB[d] != outB[d]) || (rB[d] != 1 && rB[d] != outB[d]))
+  for (size_t d = 0; d < call.outBatch.size(); ++d) {
+    int64_t o = call.outBatch[d], l = call.lhsBatch[d], r = call.rhsBatch[d];
+    if (o < 1)
+      return c.fail("expects positive batch dims, got " + std::to_string(o) +
+                    " at " + std::to_string(d));
+    if ((l != 1 && l != o) || (r != 1 && r != o))
       return c.fail("expects operand batch dim " + std::to_string(d) +
-                    " to be 1 or " + std::to_string(outB[d]) + ", got " +
-                    std::to_string(lB[d]) + " and " + std::to_string(rB[d]));
-    if (!c.product({batch, outB[d]}, batch) ||
-        !c.product({lCount, lB[d]}, lCount) ||
-        !c.product({rCount, rB[d]}, rCount))
+                    " to be 1 or " + std::to_string(o) + ", got " +
+                    std::to_string(l) + " and " + std::to_string(r));
+    if (!c.product({batch, o}, batch) || !c.product({lCount, l}, lCount) ||
+        !c.product({rCount, r}, rCount))
       return false;
   }
-  size_t at = 2 + 3 * r;
-  for (size_t i = at; i < at + 3; ++i)
-    if (!c.atLeastValue(i, 1, "M, N and K") ||
-        !c.atMostInt(c.ints[i], "M, N or K"))
+  for (int64_t v : {call.m, call.n, call.k})
+    if (!c.atLeastValue(v, 1, "M, N and K") || !c.atMostInt(v, "M, N or K"))
       return false;
-  if (!c.flag(at + 3, "transposeLhs") || !c.flag(at + 4, "transposeRhs") ||
-      !c.flag(at + 5, "accumulate"))
-    return false;
-  int64_t m = c.ints[at], n = c.ints[at + 1], k = c.ints[at + 2];
+  int64_t m = call.m, n = call.n, k = call.k;
   int64_t lhs, rhs, out;
   return c.product({lCount, m, k}, lhs) && c.product({rCount, k, n}, rhs) &&
          c.product({batch, m, n}, out) && c.fits(0, lhs, elem, "lhs") &&
@@ -1085,26 +1093,25 @@ bool checkMatmul(CallChecker &c) {
 enum class ConvKind { Forward, GradInput, GradFilter };
 
 bool checkConv(CallChecker &c, ConvKind kind) {
-  int64_t elem, s;
-  if (!c.atLeast(2) || !c.floatType(0, elem) || !c.spatialRank(s) ||
-      !c.exactly(7 + 7 * s, "7 + 7 * S with S = " + std::to_string(s)) ||
-      !c.flag(2, "hasBias"))
+  calls::ConvCall call;
+  int64_t elem;
+  if (!c.decode(call) || !c.types(call.types, elem))
     return false;
-  int64_t hasBias = c.ints[2];
+  int64_t hasBias = call.hasBias;
   if (kind != ConvKind::Forward && hasBias)
     return c.fail("expects hasBias = 0");
   if (!c.buffers(3 + hasBias))
     return false;
-  for (size_t i = 3; i < 7; ++i)
-    if (!c.atLeastValue(i, 1, "N, Cin, Cout and groups"))
+  for (int64_t v : {call.n, call.cin, call.cout, call.groups})
+    if (!c.atLeastValue(v, 1, "N, Cin, Cout and groups"))
       return false;
-  int64_t n = c.ints[3], cin = c.ints[4], cout = c.ints[5], groups = c.ints[6];
+  int64_t n = call.n, cin = call.cin, cout = call.cout, groups = call.groups;
   if (cin % groups || cout % groups)
     return c.fail("expects groups " + std::to_string(groups) +
                   " to divide Cin " + std::to_string(cin) + " and Cout " +
                   std::to_string(cout));
   int64_t inSize, kSize, outSize;
-  if (!c.window(7, s, inSize, kSize, outSize))
+  if (!c.window(call.window, inSize, kSize, outSize))
     return false;
   int64_t cinG = cin / groups, coutG = cout / groups;
   int64_t x, w, y, kk, colBytes;
@@ -1134,20 +1141,16 @@ enum class PoolKind { Max, MaxGrad, Avg, AvgGrad };
 
 bool checkPool(CallChecker &c, PoolKind kind) {
   bool avg = kind == PoolKind::Avg || kind == PoolKind::AvgGrad;
-  int64_t elem, s;
-  if (!c.atLeast(2) || !c.floatType(0, elem) || !c.spatialRank(s) ||
-      !c.exactly(4 + 7 * s + avg, avg ? "5 + 7 * S with S = " +
-                                            std::to_string(s)
-                                      : "4 + 7 * S with S = " +
-                                            std::to_string(s)) ||
-      (avg && !c.flag(4 + 7 * s, "countIncludePad")) ||
+  calls::PoolCall call;
+  int64_t elem;
+  if (!c.decodePool(avg, call) || !c.types(call.types, elem) ||
       !c.buffers(kind == PoolKind::MaxGrad ? 3 : 2) ||
-      !c.atLeastValue(2, 1, "N") || !c.atLeastValue(3, 1, "C"))
+      !c.atLeastValue(call.n, 1, "N") || !c.atLeastValue(call.c, 1, "C"))
     return false;
   int64_t inSize, kSize, outSize, x, y;
-  if (!c.window(4, s, inSize, kSize, outSize) ||
-      !c.product({c.ints[2], c.ints[3], inSize}, x) ||
-      !c.product({c.ints[2], c.ints[3], outSize}, y))
+  if (!c.window(call.window, inSize, kSize, outSize) ||
+      !c.product({call.n, call.c, inSize}, x) ||
+      !c.product({call.n, call.c, outSize}, y))
     return false;
   switch (kind) {
   case PoolKind::Max:
@@ -1163,21 +1166,23 @@ bool checkPool(CallChecker &c, PoolKind kind) {
 }
 
 bool checkScatterAdd(CallChecker &c) {
+  calls::ScatterAddCall call;
   int64_t elem;
-  if (!c.exactly(6, "etype, indexEtype, outer, outAxis, numIndices, inner") ||
-      !c.floatType(0, elem) || !c.buffers(3))
+  if (!c.decode(call) || !c.types(call.types, elem) || !c.buffers(3))
     return false;
-  if (c.ints[1] != kI64 && c.ints[1] != kI32)
+  if (call.indexElement != kI64 && call.indexElement != kI32)
     return c.fail("expects index element type I64 (5) or I32 (6), got " +
-                  std::to_string(c.ints[1]));
-  if (!c.atLeastValue(2, 1, "outer") || !c.atLeastValue(3, 1, "outAxis") ||
-      !c.atLeastValue(4, 0, "numIndices") || !c.atLeastValue(5, 1, "inner"))
+                  std::to_string(call.indexElement));
+  if (!c.atLeastValue(call.outer, 1, "outer") ||
+      !c.atLeastValue(call.outAxis, 1, "outAxis") ||
+      !c.atLeastValue(call.numIndices, 0, "numIndices") ||
+      !c.atLeastValue(call.inner, 1, "inner"))
     return false;
-  int64_t outer = c.ints[2], axis = c.ints[3], count = c.ints[4],
-          inner = c.ints[5], updates, out;
-  return c.product({outer, count, inner}, updates) &&
-         c.product({outer, axis, inner}, out) &&
-         c.fits(0, count, c.ints[1] == kI64 ? 8 : 4, "indices") &&
+  int64_t updates, out;
+  return c.product({call.outer, call.numIndices, call.inner}, updates) &&
+         c.product({call.outer, call.outAxis, call.inner}, out) &&
+         c.fits(0, call.numIndices, call.indexElement == kI64 ? 8 : 4,
+                "indices") &&
          c.fits(1, updates, elem, "updates") && c.fits(2, out, elem, "out");
 }
 

@@ -13,6 +13,7 @@
 #include "trainopt/Runtime/CUDALibraryPlan.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <array>
 
 using namespace trainopt::rt;
@@ -20,8 +21,9 @@ using namespace trainopt::rt::cuda;
 
 namespace {
 
-constexpr int64_t kF32 = 2;
-constexpr int64_t kI64 = 5;
+namespace calls = trainopt::calls;
+using calls::kF32;
+using calls::kI64;
 /// cuBLASLt's recommended workspace on Hopper.
 constexpr uint64_t kCublasLtWorkspace = uint64_t(32) << 20;
 
@@ -55,16 +57,14 @@ public:
       lt.cublasLtMatmulDescDestroy(desc_);
   }
 
-  bool plan(const std::vector<int64_t> &ints,
+  bool plan(const calls::MatmulCall &desc,
             const std::vector<CUdeviceptr> &buffers, std::string &error) {
     CublasLt &lt = context_.cublasLt;
-    int64_t r = ints[1];
-    const int64_t *mnk = ints.data() + 2 + 3 * r;
-    int64_t m = mnk[0], n = mnk[1], k = mnk[2];
-    bool ta = mnk[3] != 0, tb = mnk[4] != 0;
-    f64_ = ints[0] != kF32;
-    beta_ = mnk[5] != 0 ? 1.0 : 0.0;
-    MatmulBatchPlan batches = planMatmulBatches(ints.data());
+    int64_t m = desc.m, n = desc.n, k = desc.k;
+    bool ta = desc.transposeLhs, tb = desc.transposeRhs;
+    f64_ = desc.types.element != kF32;
+    beta_ = desc.accumulateOut ? 1.0 : 0.0;
+    MatmulBatchPlan batches = planMatmulBatches(desc);
     size_t elem = f64_ ? 8 : 4;
     for (const auto &o : batches.offsets)
       calls_.push_back({buffers[2] + o[0] * elem, buffers[0] + o[1] * elem,
@@ -256,14 +256,14 @@ public:
       dnn.cudnnDestroyConvolutionDescriptor(conv_);
   }
 
-  bool plan(const std::vector<int64_t> &ints,
+  bool plan(const calls::ConvCall &desc,
             const std::vector<CUdeviceptr> &buffers, std::string &error) {
     Cudnn &dnn = context_.cudnn;
     cudnnHandle_t h = context_.cudnnHandle;
     ConvPlan p;
-    if (!planConv(ints.data(), p, error))
+    if (!planConv(desc, p, error))
       return false;
-    f64_ = ints[0] != kF32;
+    f64_ = desc.types.element != kF32;
     cudnnDataType_t type = f64_ ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
     auto check = [&](cudnnStatus_t s, const char *what) {
       if (s != CUDNN_STATUS_SUCCESS)
@@ -488,17 +488,19 @@ private:
   unsigned grid_ = 1;
 };
 
-PoolParams poolParams(const std::vector<int64_t> &ints, bool avg) {
+PoolParams poolParams(const calls::PoolCall &desc) {
   PoolParams p = {};
-  int64_t s = ints[1];
-  p.planes = ints[2] * ints[3];
-  const int64_t *w = ints.data() + 4;
+  const calls::Window &w = desc.window;
+  int64_t s = w.rank;
+  p.planes = desc.n * desc.c;
   long long *fields[7] = {p.in, p.k, p.out, p.stride, p.dil, p.padB, p.padE};
+  const int64_t *from[7] = {w.in,        w.kernel,    w.out,   w.strides,
+                            w.dilations, w.padBegin, w.padEnd};
   int64_t lead = 3 - s;
   for (int f = 0; f < 7; ++f)
     for (int64_t d = 0; d < 3; ++d)
-      fields[f][d] = d < lead ? (f >= 5 ? 0 : 1) : w[f * s + d - lead];
-  p.includePad = avg ? ints[4 + 7 * s] : 0;
+      fields[f][d] = d < lead ? (f >= 5 ? 0 : 1) : from[f][d - lead];
+  p.includePad = desc.countIncludePad;
   return p;
 }
 
@@ -569,12 +571,19 @@ std::unique_ptr<LibraryCall> trainopt::rt::cuda::planLibraryCall(
     LibraryContext &context, CUstream stream, const std::string &function,
     const std::vector<int64_t> &ints, const std::vector<CUdeviceptr> &buffers,
     std::string &error) {
+  // The descriptors passed checkLibraryCall at load; decoding them again
+  // only types them (LibraryCalls.h).
   std::string suffix = ints[0] == kF32 ? "f32" : "f64";
+  auto decode = [&](auto &desc) {
+    return std::remove_reference_t<decltype(desc)>::decode(
+        ints.data(), ints.size(), desc, error);
+  };
   if (function == "cuda.matmul") {
-    if (!context.needCublasLt(error))
+    calls::MatmulCall desc;
+    if (!decode(desc) || !context.needCublasLt(error))
       return nullptr;
     auto call = std::make_unique<MatmulCall>(context);
-    if (!call->plan(ints, buffers, error))
+    if (!call->plan(desc, buffers, error))
       return nullptr;
     return call;
   }
@@ -585,8 +594,11 @@ std::unique_ptr<LibraryCall> trainopt::rt::cuda::planLibraryCall(
     ConvKind kind = function == "cuda.conv"              ? ConvKind::Forward
                     : function == "cuda.conv_grad_input" ? ConvKind::GradInput
                                                          : ConvKind::GradFilter;
+    calls::ConvCall desc;
+    if (!decode(desc))
+      return nullptr;
     auto call = std::make_unique<ConvCall>(context, kind);
-    if (!call->plan(ints, buffers, error))
+    if (!call->plan(desc, buffers, error))
       return nullptr;
     return call;
   }
@@ -606,19 +618,26 @@ std::unique_ptr<LibraryCall> trainopt::rt::cuda::planLibraryCall(
     CUfunction fn = context.kernel(f.kernel + suffix, error);
     if (!fn)
       return nullptr;
-    PoolParams p = poolParams(ints, f.avg);
+    calls::PoolCall desc;
+    if (!calls::PoolCall::decode(ints.data(), ints.size(), f.avg, desc, error))
+      return nullptr;
+    PoolParams p = poolParams(desc);
     int64_t threads = p.planes * (f.overInput ? p.in[0] * p.in[1] * p.in[2]
                                               : p.out[0] * p.out[1] * p.out[2]);
     return std::make_unique<KernelCall<PoolParams>>(context, fn, p, buffers,
                                                     threads);
   }
   if (function == "cuda.scatter_add") {
-    std::string name =
-        "trainopt_scatter_add_" + suffix + (ints[1] == kI64 ? "_i64" : "_i32");
+    calls::ScatterAddCall desc;
+    if (!decode(desc))
+      return nullptr;
+    std::string name = "trainopt_scatter_add_" + suffix +
+                       (desc.indexElement == kI64 ? "_i64" : "_i32");
     CUfunction fn = context.kernel(name, error);
     if (!fn)
       return nullptr;
-    ScatterAddParams p = {ints[2], ints[3], ints[4], ints[5]};
+    ScatterAddParams p = {desc.outer, desc.outAxis, desc.numIndices,
+                          desc.inner};
     return std::make_unique<KernelCall<ScatterAddParams>>(
         context, fn, p, buffers, p.outer * p.inner);
   }

@@ -11,11 +11,12 @@
 
 using namespace trainopt::rt;
 
-MatmulBatchPlan trainopt::rt::planMatmulBatches(const int64_t *ints) {
-  int64_t r = ints[1];
-  const int64_t *outB = ints + 2, *lB = outB + r, *rB = lB + r;
-  const int64_t *mnk = rB + r;
-  int64_t m = mnk[0], n = mnk[1], k = mnk[2];
+MatmulBatchPlan
+trainopt::rt::planMatmulBatches(const calls::MatmulCall &call) {
+  int64_t r = call.outBatch.size();
+  const int64_t *outB = call.outBatch.data(), *lB = call.lhsBatch.data(),
+                *rB = call.rhsBatch.data();
+  int64_t m = call.m, n = call.n, k = call.k;
 
   // Each batch dim with its element stride in out, lhs and rhs (0 where
   // the operand broadcasts), innermost last; unit dims dropped.
@@ -63,15 +64,15 @@ MatmulBatchPlan trainopt::rt::planMatmulBatches(const int64_t *ints) {
   return plan;
 }
 
-bool trainopt::rt::planConv(const int64_t *ints, ConvPlan &plan,
+bool trainopt::rt::planConv(const calls::ConvCall &call, ConvPlan &plan,
                             std::string &error) {
-  int64_t s = ints[1];
-  plan.hasBias = ints[2] != 0;
-  plan.n = ints[3];
-  plan.cin = ints[4];
-  plan.cout = ints[5];
-  plan.groups = ints[6];
-  const int64_t *p = ints + 7;
+  const calls::Window &w = call.window;
+  int64_t s = w.rank;
+  plan.hasBias = call.hasBias;
+  plan.n = call.n;
+  plan.cin = call.cin;
+  plan.cout = call.cout;
+  plan.groups = call.groups;
   plan.dims = s == 1 ? 2 : static_cast<int>(s);
   int lead = plan.dims - static_cast<int>(s);
   auto fits = [&](int64_t v, const char *what) {
@@ -85,8 +86,8 @@ bool trainopt::rt::planConv(const int64_t *ints, ConvPlan &plan,
     int64_t in = 1, k = 1, out = 1, stride = 1, dil = 1, padB = 0, padE = 0;
     if (d >= lead) {
       int64_t i = d - lead;
-      in = p[i], k = p[s + i], out = p[2 * s + i], stride = p[3 * s + i];
-      dil = p[4 * s + i], padB = p[5 * s + i], padE = p[6 * s + i];
+      in = w.in[i], k = w.kernel[i], out = w.out[i], stride = w.strides[i];
+      dil = w.dilations[i], padB = w.padBegin[i], padE = w.padEnd[i];
     }
     if (!fits(in, "a spatial size") || !fits(k, "a kernel size") ||
         !fits(out, "an output size") || !fits(stride, "a stride") ||

@@ -24,6 +24,7 @@
 
 #include "trainopt/Target/ArtifactPlan.h"
 
+#include "trainopt/Artifact/LibraryCalls.h"
 #include "trainopt/Artifact/artifact.pb.h"
 #include "trainopt/Target/MemoryPlan.h"
 #include "trainopt/Conversion/Passes.h"
@@ -44,6 +45,7 @@
 using namespace mlir;
 using namespace mlir::trainopt;
 namespace art = ::trainopt::artifact;
+namespace calls = ::trainopt::calls;
 
 namespace {
 
@@ -267,10 +269,6 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
 }
 
 /// Library-call descriptors (layouts in Runtime/CPULibrary.h).
-void appendSpatial(SmallVectorImpl<int64_t> &ints, ArrayRef<int64_t> values) {
-  ints.append(values.begin(), values.end());
-}
-
 SmallVector<int64_t> dims(Value v) {
   return llvm::to_vector(cast<RankedTensorType>(v.getType()).getShape());
 }
@@ -282,9 +280,37 @@ Type elementTypeOf(Value v) {
 struct LibraryCall {
   std::string function;
   SmallVector<Value> buffers;
-  SmallVector<int64_t> ints;
+  std::vector<int64_t> ints;
   double flops = 0;
 };
+
+/// The element type of a call's float buffers, and what it accumulates in:
+/// the element type itself (the CPU library's BLAS and loops, cuBLASLt and
+/// cuDNN in float32 or float64).
+calls::Types callTypes(Type et) {
+  calls::Types t;
+  t.element = t.accumulate = elementType(et);
+  return t;
+}
+
+/// The window of a conv or pool over the spatial dims of `x` and `y`.
+calls::Window callWindow(ArrayRef<int64_t> xs, ArrayRef<int64_t> ks,
+                         ArrayRef<int64_t> ys, ArrayRef<int64_t> strides,
+                         ArrayRef<int64_t> dilations,
+                         ArrayRef<int64_t> padding) {
+  calls::Window w;
+  w.rank = xs.size() - 2;
+  for (int64_t d = 0; d < w.rank; ++d) {
+    w.in[d] = xs[2 + d];
+    w.kernel[d] = ks[d];
+    w.out[d] = ys[2 + d];
+    w.strides[d] = strides[d];
+    w.dilations[d] = dilations[d];
+    w.padBegin[d] = padding[d];
+    w.padEnd[d] = padding[w.rank + d];
+  }
+  return w;
+}
 
 LibraryCall convCall(const char *name, Value x, Value w, Value y,
                      ArrayRef<int64_t> strides, ArrayRef<int64_t> padding,
@@ -294,15 +320,13 @@ LibraryCall convCall(const char *name, Value x, Value w, Value y,
   call.function = name;
   call.buffers = std::move(buffers);
   SmallVector<int64_t> xs = dims(x), ws = dims(w), ys = dims(y);
-  int64_t s = xs.size() - 2;
-  call.ints = {elementType(et), s, hasBias, xs[0], xs[1], ws[0], groups};
-  appendSpatial(call.ints, ArrayRef<int64_t>(xs).drop_front(2));
-  appendSpatial(call.ints, ArrayRef<int64_t>(ws).drop_front(2));
-  appendSpatial(call.ints, ArrayRef<int64_t>(ys).drop_front(2));
-  appendSpatial(call.ints, strides);
-  appendSpatial(call.ints, dilations);
-  appendSpatial(call.ints, padding.take_front(s));
-  appendSpatial(call.ints, padding.drop_front(s));
+  calls::ConvCall desc;
+  desc.types = callTypes(et);
+  desc.hasBias = hasBias;
+  desc.n = xs[0], desc.cin = xs[1], desc.cout = ws[0], desc.groups = groups;
+  desc.window = callWindow(xs, ArrayRef<int64_t>(ws).drop_front(2), ys,
+                           strides, dilations, padding);
+  call.ints = desc.encode();
   double outPoints = 1, kernelPoints = 1;
   for (int64_t d : ArrayRef<int64_t>(ys).drop_front(2))
     outPoints *= d;
@@ -320,17 +344,13 @@ LibraryCall poolCall(const char *name, Value x, Value y,
   call.function = name;
   call.buffers = std::move(buffers);
   SmallVector<int64_t> xs = dims(x), ys = dims(y);
-  int64_t s = xs.size() - 2;
-  call.ints = {elementType(elementTypeOf(x)), s, xs[0], xs[1]};
-  appendSpatial(call.ints, ArrayRef<int64_t>(xs).drop_front(2));
-  appendSpatial(call.ints, kernel);
-  appendSpatial(call.ints, ArrayRef<int64_t>(ys).drop_front(2));
-  appendSpatial(call.ints, strides);
-  appendSpatial(call.ints, dilations);
-  appendSpatial(call.ints, padding.take_front(s));
-  appendSpatial(call.ints, padding.drop_front(s));
-  if (includePad)
-    call.ints.push_back(*includePad);
+  calls::PoolCall desc;
+  desc.types = callTypes(elementTypeOf(x));
+  desc.n = xs[0], desc.c = xs[1];
+  desc.window = callWindow(xs, kernel, ys, strides, dilations, padding);
+  desc.average = includePad.has_value();
+  desc.countIncludePad = includePad.value_or(false);
+  call.ints = desc.encode();
   double n = 1;
   for (int64_t d : ys)
     n *= d;
@@ -350,18 +370,22 @@ FailureOr<LibraryCall> libraryCall(Operation *op) {
     int64_t rank = o.size(), batchRank = rank - 2;
     int64_t m = o[rank - 2], n = o[rank - 1];
     int64_t k = mm.getTransposeLhs() ? l[l.size() - 2] : l.back();
-    call.ints = {elementType(elementTypeOf(mm.getResult())), batchRank};
     auto batchOf = [&](ArrayRef<int64_t> shape) {
-      SmallVector<int64_t> b(batchRank, 1);
+      std::vector<int64_t> b(batchRank, 1);
       int64_t own = shape.size() - 2;
       for (int64_t i = 0; i < own; ++i)
         b[batchRank - own + i] = shape[i];
       return b;
     };
-    appendSpatial(call.ints, ArrayRef<int64_t>(o).take_front(batchRank));
-    appendSpatial(call.ints, batchOf(l));
-    appendSpatial(call.ints, batchOf(r));
-    call.ints.append({m, n, k, mm.getTransposeLhs(), mm.getTransposeRhs(), 0});
+    calls::MatmulCall desc;
+    desc.types = callTypes(elementTypeOf(mm.getResult()));
+    desc.outBatch.assign(o.begin(), o.begin() + batchRank);
+    desc.lhsBatch = batchOf(l);
+    desc.rhsBatch = batchOf(r);
+    desc.m = m, desc.n = n, desc.k = k;
+    desc.transposeLhs = mm.getTransposeLhs();
+    desc.transposeRhs = mm.getTransposeRhs();
+    call.ints = desc.encode();
     double batch = 1;
     for (int64_t d : ArrayRef<int64_t>(o).take_front(batchRank))
       batch *= d;
@@ -422,9 +446,12 @@ FailureOr<LibraryCall> libraryCall(Operation *op) {
       inner *= d[i];
     int64_t numIndices =
         cast<RankedTensorType>(s.getIndices().getType()).getNumElements();
-    call.ints = {elementType(elementTypeOf(s.getResult())),
-                 elementType(elementTypeOf(s.getIndices())), outer, d[axis],
-                 numIndices, inner};
+    calls::ScatterAddCall desc;
+    desc.types = callTypes(elementTypeOf(s.getResult()));
+    desc.indexElement = elementType(elementTypeOf(s.getIndices()));
+    desc.outer = outer, desc.outAxis = d[axis], desc.numIndices = numIndices,
+    desc.inner = inner;
+    call.ints = desc.encode();
     call.flops = outer * numIndices * inner;
     return call;
   }
