@@ -400,6 +400,8 @@ const char *kindName(ValueKind k) {
     return "metric";
   case ValueKind::Output:
     return "output";
+  case ValueKind::Loss:
+    return "loss";
   }
   return "?";
 }
@@ -757,7 +759,7 @@ EvalSignature findEval(const Program &program, const std::string &model) {
       rank2 = &v;
       ++rank2Count;
     }
-    if (v.name == "loss" && v.numElements() == 1)
+    if (v.kind == ValueKind::Loss && v.numElements() == 1)
       e.loss = &v;
   }
   if (!e.logits && rank2Count == 1)
@@ -1086,25 +1088,26 @@ int run(const Options &o) {
                    "': " + std::strerror(errno));
   }
 
-  // Scalar outputs of train_step, reported every step: loss, lr, grad_norm
-  // first.
+  // Scalar outputs of train_step, reported every step: the loss (by its
+  // kind), lr and grad_norm (metrics, by name) first.
   std::vector<const ValueInfo *> scalars;
   const ValueInfo *lossInfo = nullptr, *lrInfo = nullptr;
-  for (const char *name : {"loss", "lr", "grad_norm"})
+  for (const ValueInfo &v : program->outputs("train_step"))
+    if (v.kind == ValueKind::Loss && v.numElements() == 1)
+      scalars.push_back(lossInfo = &v);
+  for (const char *name : {"lr", "grad_norm"})
     for (const ValueInfo &v : program->outputs("train_step"))
-      if (v.name == name && v.numElements() == 1)
+      if (v.kind == ValueKind::Metric && v.name == name &&
+          v.numElements() == 1)
         scalars.push_back(&v);
   for (const ValueInfo &v : program->outputs("train_step"))
     if (v.numElements() == 1 &&
         std::find(scalars.begin(), scalars.end(), &v) == scalars.end() &&
         (v.kind == ValueKind::Metric || v.kind == ValueKind::Output))
       scalars.push_back(&v);
-  for (const ValueInfo *v : scalars) {
-    if (v->name == "loss")
-      lossInfo = v;
-    if (v->name == "lr")
+  for (const ValueInfo *v : scalars)
+    if (v->kind == ValueKind::Metric && v->name == "lr")
       lrInfo = v;
-  }
 
   auto makeCheckpoint = [&]() {
     Checkpoint c;

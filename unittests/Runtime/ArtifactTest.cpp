@@ -79,10 +79,11 @@ TEST(Artifact, RejectsForeignTruncatedCorruptAndNewerFiles) {
             std::string::npos);
 
   std::vector<char> newer = good;
-  newer[8] = 2;
+  newer[8] = 3;
   dump(path, newer);
   EXPECT_FALSE(readArtifact(path, a, error));
-  EXPECT_NE(error.find("format version 2; this runtime reads version 1"),
-            std::string::npos);
+  EXPECT_NE(error.find("format version 3; this runtime reads version 2"),
+            std::string::npos)
+      << error;
   std::remove(path.c_str());
 }

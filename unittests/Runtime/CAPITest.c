@@ -15,8 +15,8 @@
 static const char *roleName(trainopt_role r) {
   static const char *names[] = {"parameter", "optimizer_state", "model_state",
                                 "step",      "input",           "labels",
-                                "metric",    "output"};
-  return (unsigned)r < 8 ? names[r] : "?";
+                                "metric",    "output",          "loss"};
+  return (unsigned)r < 9 ? names[r] : "?";
 }
 
 static const char *dtypeName(trainopt_dtype t) {

@@ -20,8 +20,9 @@
 
 namespace trainopt::artifact {
 
-/// The format version this code reads and writes.
-inline constexpr uint32_t kFormatVersion = 1;
+/// The format version this code reads and writes. 2: library-call
+/// descriptors carry the accumulate type (LibraryCalls.h).
+inline constexpr uint32_t kFormatVersion = 2;
 
 /// Writes `artifact` to `path` atomically (temporary file, fsync, rename).
 bool writeArtifact(const Artifact &artifact, const std::string &path,

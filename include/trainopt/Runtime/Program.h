@@ -45,6 +45,8 @@ enum class ValueKind {
   Labels,
   Metric,
   Output,
+  /// The training loss (a metric; the gradients are of it).
+  Loss,
 };
 
 /// A named value of the program and where it lives.

@@ -39,6 +39,7 @@ typedef enum trainopt_role {
   TRAINOPT_ROLE_LABELS = 5,
   TRAINOPT_ROLE_METRIC = 6,
   TRAINOPT_ROLE_OUTPUT = 7,
+  TRAINOPT_ROLE_LOSS = 8, /* the training loss (a metric) */
 } trainopt_role;
 
 /* Element types. */

@@ -27,7 +27,8 @@ static_assert(static_cast<int>(ValueKind::Parameter) == TRAINOPT_ROLE_PARAMETER 
               static_cast<int>(ValueKind::Input) == TRAINOPT_ROLE_INPUT &&
               static_cast<int>(ValueKind::Labels) == TRAINOPT_ROLE_LABELS &&
               static_cast<int>(ValueKind::Metric) == TRAINOPT_ROLE_METRIC &&
-              static_cast<int>(ValueKind::Output) == TRAINOPT_ROLE_OUTPUT);
+              static_cast<int>(ValueKind::Output) == TRAINOPT_ROLE_OUTPUT &&
+              static_cast<int>(ValueKind::Loss) == TRAINOPT_ROLE_LOSS);
 static_assert(static_cast<int>(DType::F64) == TRAINOPT_F64 &&
               static_cast<int>(DType::F32) == TRAINOPT_F32 &&
               static_cast<int>(DType::F16) == TRAINOPT_F16 &&

@@ -94,6 +94,7 @@ ValueKind kindOf(art::Value::Kind k) {
   case art::Value::INPUT: return ValueKind::Input;
   case art::Value::LABELS: return ValueKind::Labels;
   case art::Value::METRIC: return ValueKind::Metric;
+  case art::Value::LOSS: return ValueKind::Loss;
   default: return ValueKind::Output;
   }
 }

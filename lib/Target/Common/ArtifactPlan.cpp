@@ -535,9 +535,9 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
         i, TrainoptDialect::kOutputAttrName);
     result->set_name(name ? name.str() : "result" + std::to_string(i));
     std::optional<ValueRole> role = resultRole(func, i);
-    result->set_kind(role == ValueRole::metric || role == ValueRole::loss
-                         ? art::Value::METRIC
-                         : art::Value::OUTPUT);
+    result->set_kind(role == ValueRole::loss     ? art::Value::LOSS
+                     : role == ValueRole::metric ? art::Value::METRIC
+                                                 : art::Value::OUTPUT);
   }
 
   // Commands in schedule order.

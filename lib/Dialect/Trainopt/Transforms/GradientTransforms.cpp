@@ -139,17 +139,13 @@ struct TrainoptTransformGradientsPass
         TrainStepFunction::get(getOperation(), getArgument());
     if (failed(step))
       return signalPassFailure();
-    SmallVector<unsigned> losses = step->resultsWithRole(ValueRole::loss);
-    if (losses.size() != 1) {
-      step->func.emitError() << getArgument()
-                             << ": expects one result with role loss, got "
-                             << losses.size();
+    FailureOr<Value> loss = step->loss(getArgument());
+    if (failed(loss))
       return signalPassFailure();
-    }
     OpBuilder b = step->builderAtEnd();
     TensorBuilder m(b, step->func.getLoc());
     GradientSet s{*step, m};
-    s.metricType = TensorBuilder::elementType(step->result(losses[0]));
+    s.metricType = TensorBuilder::elementType(*loss);
     for (unsigned i : step->resultsWithRole(ValueRole::gradient)) {
       s.results.push_back(i);
       s.grads.push_back(step->result(i));

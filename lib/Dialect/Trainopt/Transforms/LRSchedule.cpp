@@ -150,19 +150,15 @@ void TrainoptLRSchedulePass::runOnOperation() {
   FailureOr<TrainStepFunction> step = TrainStepFunction::get(module, getArgument());
   if (failed(step))
     return signalPassFailure();
-  SmallVector<unsigned> losses = step->resultsWithRole(ValueRole::loss);
-  if (losses.size() != 1) {
-    step->func.emitError() << getArgument()
-                           << ": expects one result with role loss, got "
-                           << losses.size();
+  FailureOr<Value> loss = step->loss(getArgument());
+  if (failed(loss))
     return signalPassFailure();
-  }
   if (module.lookupSymbol(kLRScheduleName)) {
     module.emitError() << getArgument() << ": the module already has a @"
                        << kLRScheduleName;
     return signalPassFailure();
   }
-  Type elt = TensorBuilder::elementType(step->result(losses[0]));
+  Type elt = TensorBuilder::elementType(*loss);
   OpBuilder b(&getContext());
   b.setInsertionPointAfter(step->func);
   auto i64Scalar = RankedTensorType::get({}, b.getI64Type());

@@ -58,6 +58,15 @@ BlockArgument TrainStepFunction::parameter(StringRef name) const {
   return {};
 }
 
+FailureOr<Value> TrainStepFunction::loss(StringRef stage) const {
+  SmallVector<unsigned> losses = resultsWithRole(ValueRole::loss);
+  if (losses.size() != 1)
+    return func.emitError() << stage
+                            << ": expects one result with role loss, got "
+                            << losses.size();
+  return result(losses[0]);
+}
+
 SmallVector<unsigned> TrainStepFunction::resultsWithRole(ValueRole role) const {
   SmallVector<unsigned> out;
   for (unsigned i = 0; i < func.getNumResults(); ++i)

@@ -54,6 +54,9 @@ public:
   BlockArgument step() const;
   /// The argument `trainopt.param = @name`, or null.
   BlockArgument parameter(StringRef name) const;
+  /// The one result with role `loss`; emits an error naming `stage` and
+  /// fails when there is not exactly one.
+  FailureOr<Value> loss(StringRef stage) const;
   /// The result indices with `role`, in order.
   SmallVector<unsigned> resultsWithRole(ValueRole role) const;
   Value result(unsigned i) const { return returnOp().getOperand(i); }
