@@ -1,0 +1,81 @@
+//===- Trainer.h - the training loop as a library ----------------*- C++ -*-===//
+//
+/// \file
+/// The trainer: loads a compiled artifact, feeds batches to `train_step` by
+/// the program's signature (any number of inputs of any dtype, labels by
+/// role), reports progress and per-step metrics, checkpoints and resumes
+/// bit-identically, evaluates with `eval_step`, and saves the trained
+/// values as `.npz` or an ONNX model. `trainopt-run` and the `--emit=exe`
+/// executable are flags around it; the C API and the Python package will
+/// call it too. No MLIR or LLVM.
+///
+/// Errors are thrown as `TrainerError` (a code and a message naming the
+/// file, flag or value); nothing exits the process.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_RUNTIME_TRAINER_H
+#define TRAINOPT_RUNTIME_TRAINER_H
+
+#include "trainopt/Runtime/Program.h"
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace trainopt::rt {
+
+/// Exit codes of a failed run: 1 for anything that fails while running (a
+/// file, the model, a checkpoint), 2 for a usage error (a bad flag or
+/// value).
+inline constexpr int kRuntimeError = 1;
+inline constexpr int kUsageError = 2;
+
+struct TrainerError : std::runtime_error {
+  TrainerError(int code, const std::string &message)
+      : std::runtime_error(message), code(code) {}
+  int code;
+};
+
+[[noreturn]] void usageError(const std::string &message);
+[[noreturn]] void runtimeError(const std::string &message);
+/// Prints `error` as `trainopt-run: error: ...` (ending a progress bar's
+/// line first), with a hint to --help for usage errors.
+void reportTrainerError(const TrainerError &error);
+
+/// What to train and how (trainopt-run's flags, docs/cli.md).
+struct TrainerOptions {
+  std::string model;
+  std::string data, evalData;
+  std::optional<int64_t> epochs, steps;
+  uint64_t seed = 0;
+  bool seedGiven = false;
+  bool shuffle = true;
+  std::optional<double> scale;
+  double mean = 0.0, std = 1.0;
+  std::optional<int64_t> threads;
+  std::optional<int64_t> logEvery;
+  bool quiet = false;
+  bool profile = false;
+  CUDAOptions cuda;
+  bool cudaInfo = false;
+  std::string metrics;
+  bool trainEval = true, evalEveryEpoch = false;
+  std::string checkpointDir;
+  int64_t checkpointEvery = 0;
+  int64_t keepCheckpoints = 3;
+  bool resume = false;
+  std::string resumePath;
+  std::string saveParams, dumpEval, dumpStep, exportOnnx;
+  /// For an executable that carries its model: its name, for messages
+  /// (`model` is then a temporary copy of the artifact).
+  std::string embeddedName;
+};
+
+/// Runs the training `options` describe; returns 0 or throws TrainerError.
+int train(const TrainerOptions &options);
+
+} // namespace trainopt::rt
+
+#endif // TRAINOPT_RUNTIME_TRAINER_H

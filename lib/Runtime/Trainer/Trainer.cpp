@@ -1,0 +1,1075 @@
+//===- Trainer.cpp - the training loop as a library -----------------------===//
+//
+/// \file
+/// Implements Trainer.h: data and feeding by signature, evaluation, the
+/// loop with metrics, checkpoints and resume, and the final exports.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Runtime/Trainer.h"
+
+#include "trainopt/Artifact/artifact.pb.h"
+#include "trainopt/Runtime/Batches.h"
+#include "trainopt/Runtime/Checkpoint.h"
+#include "trainopt/Runtime/Data.h"
+#include "trainopt/Runtime/OnnxExport.h"
+#include "trainopt/Runtime/Program.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace trainopt::rt;
+
+namespace {
+
+/// Whether the progress bar holds the cursor: a message first ends its line.
+bool barShown = false;
+
+using Options = TrainerOptions;
+
+std::string shapeString(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+const char *kindName(ValueKind k) {
+  switch (k) {
+  case ValueKind::Parameter:
+    return "parameter";
+  case ValueKind::OptimizerState:
+    return "optimizer_state";
+  case ValueKind::ModelState:
+    return "model_state";
+  case ValueKind::Step:
+    return "step";
+  case ValueKind::Input:
+    return "input";
+  case ValueKind::Labels:
+    return "labels";
+  case ValueKind::Metric:
+    return "metric";
+  case ValueKind::Output:
+    return "output";
+  case ValueKind::Loss:
+    return "loss";
+  }
+  return "?";
+}
+
+/// Element `i` of `data` (of type `t`) as a double.
+/// A program's value storage, or a runtime error (on a GPU, a failed run
+/// shows up when its outputs are read).
+const void *outputOf(const Program &program, const std::string &entry,
+                     const std::string &name) {
+  const void *data = program.output(entry, name);
+  if (!data)
+    runtimeError(program.lastError().empty()
+                     ? "no output '" + name + "' of " + entry
+                     : program.lastError());
+  return data;
+}
+void *inputOf(Program &program, const std::string &entry,
+              const std::string &name) {
+  void *data = program.input(entry, name);
+  if (!data)
+    runtimeError(program.lastError().empty()
+                     ? "no input '" + name + "' of " + entry
+                     : program.lastError());
+  return data;
+}
+void *persistentOf(Program &program, const std::string &name) {
+  void *data = program.persistent(name);
+  if (!data)
+    runtimeError(program.lastError().empty()
+                     ? "no persistent value '" + name + "'"
+                     : program.lastError());
+  return data;
+}
+
+double elementAt(const void *data, DType t, int64_t i) {
+  return elementAsDouble(static_cast<const uint8_t *>(data), t, i);
+}
+
+/// `v` for JSON: the shortest decimal that reads back as the same value of
+/// `t` (a float32 loss prints as 0.1234, not 0.123399995); null when not
+/// finite.
+std::string jsonNumber(double v, DType t = DType::F64) {
+  if (!std::isfinite(v))
+    return "null";
+  char buf[40];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    std::snprintf(buf, sizeof(buf), "%.0f", v);
+    return buf;
+  }
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+    double back = std::strtod(buf, nullptr);
+    if (t == DType::F32 || t == DType::F16
+            ? static_cast<float>(back) == static_cast<float>(v)
+            : back == v)
+      break;
+  }
+  return buf;
+}
+
+std::string jsonString(const std::string &s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+//===----------------------------------------------------------------------===//
+// Data
+//===----------------------------------------------------------------------===//
+
+/// Named arrays with the same number of samples (first axis): `x` and `y`
+/// from a directory or IMAGES,LABELS, or every array of an .npz. The
+/// program's inputs are bound to them by name (bind()).
+struct Dataset {
+  std::string spec;
+  std::vector<std::pair<std::string, Array>> arrays;
+  /// Where each array came from, for messages.
+  std::vector<std::string> files;
+  int64_t samples() const { return arrays[0].second.shape[0]; }
+  /// The index of the array called `name`, if any.
+  std::optional<size_t> find(const std::string &name) const {
+    for (size_t i = 0; i < arrays.size(); ++i)
+      if (arrays[i].first == name)
+        return i;
+    return std::nullopt;
+  }
+  std::string names() const {
+    std::string out;
+    for (const auto &a : arrays)
+      out += (out.empty() ? "" : ", ") + a.first;
+    return out;
+  }
+};
+
+bool isDirectory(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+/// One array from an IDX or .npy file.
+Array readSingle(const std::string &flag, const std::string &path) {
+  std::vector<std::pair<std::string, Array>> arrays;
+  std::string error;
+  if (!readArrays(path, arrays, error))
+    runtimeError(flag + ": " + error);
+  if (arrays.size() != 1 || !arrays[0].first.empty())
+    runtimeError(flag + ": '" + path +
+                 "' is an .npz archive; IMAGES,LABELS expects two IDX or "
+                 ".npy files (pass the .npz alone for arrays x and y)");
+  return std::move(arrays[0].second);
+}
+
+Dataset loadDataset(const std::string &flag, const std::string &spec,
+                    bool eval) {
+  Dataset d;
+  d.spec = spec;
+  auto addFile = [&](const std::string &name, const std::string &file) {
+    d.arrays.push_back({name, readSingle(flag, file)});
+    d.files.push_back(file);
+  };
+  if (size_t comma = spec.find(','); comma != std::string::npos) {
+    std::string xFile = spec.substr(0, comma), yFile = spec.substr(comma + 1);
+    if (xFile.empty() || yFile.empty() || yFile.find(',') != std::string::npos)
+      usageError(flag + " expects DIR, IMAGES,LABELS or FILE.npz, got '" +
+                 spec + "'");
+    addFile("x", xFile);
+    addFile("y", yFile);
+  } else if (isDirectory(spec)) {
+    const char *prefix = eval ? "t10k" : "train";
+    auto find = [&](const std::string &stem) {
+      std::string base = spec + "/" + prefix + stem;
+      for (const std::string &candidate : {base, base + ".gz"})
+        if (exists(candidate))
+          return candidate;
+      runtimeError(flag + ": directory '" + spec + "' has neither " + prefix +
+                   stem + " nor " + prefix + stem + ".gz");
+    };
+    addFile("x", find("-images-idx3-ubyte"));
+    addFile("y", find("-labels-idx1-ubyte"));
+  } else {
+    std::string error;
+    if (!readArrays(spec, d.arrays, error))
+      runtimeError(flag + ": " + error);
+    if (d.arrays.size() == 1 && d.arrays[0].first.empty())
+      runtimeError(flag + ": '" + spec +
+                   "' holds a single array; expected a directory, "
+                   "IMAGES,LABELS, or an .npz with arrays x and y (or one "
+                   "per input, named after it)");
+    if (d.arrays.empty())
+      runtimeError(flag + ": '" + spec + "' holds no arrays");
+    for (const auto &a : d.arrays)
+      d.files.push_back(spec + ":" + a.first);
+  }
+  for (size_t i = 0; i < d.arrays.size(); ++i) {
+    const Array &a = d.arrays[i].second;
+    if (a.shape.empty() || a.shape[0] == 0)
+      runtimeError(flag + ": '" + d.files[i] + "' has no samples (shape " +
+                   shapeString(a.shape) + ")");
+    if (a.shape[0] != d.arrays[0].second.shape[0])
+      runtimeError(flag + ": '" + d.files[0] + "' has " +
+                   std::to_string(d.arrays[0].second.shape[0]) +
+                   " samples but '" + d.files[i] + "' has shape " +
+                   shapeString(a.shape));
+  }
+  return d;
+}
+
+/// What an entry point is fed: its inputs (data and labels, by role) in
+/// signature order.
+struct Feed {
+  std::string entry;
+  std::vector<const ValueInfo *> inputs;
+  /// The labels among `inputs`, if any.
+  const ValueInfo *labels = nullptr;
+  int64_t batch = 0;
+  /// Whether input `v` is normalized: data (not labels) of a float type.
+  static bool normalized(const ValueInfo &v) {
+    return v.kind == ValueKind::Input && isFloat(v.dtype);
+  }
+};
+
+Feed findFeed(const Program &program, const std::string &model,
+              const std::string &entry, bool needLabels) {
+  Feed f;
+  f.entry = entry;
+  for (const ValueInfo &v : program.inputs(entry)) {
+    if (v.kind != ValueKind::Input && v.kind != ValueKind::Labels)
+      continue;
+    if (v.kind == ValueKind::Labels) {
+      if (f.labels)
+        runtimeError("'" + model + "': " + entry + " has two labels inputs, '" +
+                     f.labels->name + "' and '" + v.name +
+                     "'; trainopt-run feeds one");
+      f.labels = &v;
+    }
+    if (v.shape.empty() || v.shape[0] < 1)
+      runtimeError("'" + model + "': input '" + v.name + "' of " + entry +
+                   " has no batch axis (shape " + shapeString(v.shape) + ")");
+    if (f.inputs.empty())
+      f.batch = v.shape[0];
+    else if (v.shape[0] != f.batch)
+      runtimeError("'" + model + "': input '" + v.name + "' of " + entry +
+                   " has shape " + shapeString(v.shape) +
+                   ", expected a leading batch axis of " +
+                   std::to_string(f.batch) + " like '" + f.inputs[0]->name +
+                   "'");
+    f.inputs.push_back(&v);
+  }
+  if (f.inputs.empty() || (needLabels && !f.labels))
+    runtimeError("'" + model + "': " + entry + " takes " +
+                 (f.inputs.empty() ? std::string("no batch input")
+                                   : std::string("no labels input")) +
+                 "; trainopt-run needs " +
+                 (needLabels ? "data and labels" : "a data input"));
+  return f;
+}
+
+/// The array of `d` each input of `f` is fed from: the one named after the
+/// input, else `y` for the labels and `x` for the only other input. Checks
+/// that the samples fit the inputs and, when `classes` is known, that
+/// integer labels are class indices.
+std::vector<size_t> bind(const std::string &flag, const Dataset &d,
+                         const Feed &f, int64_t classes) {
+  std::vector<size_t> columns;
+  size_t dataInputs = f.inputs.size() - (f.labels ? 1 : 0);
+  int64_t n = d.samples();
+  for (const ValueInfo *v : f.inputs) {
+    std::optional<size_t> c = d.find(v->name);
+    if (!c && v == f.labels)
+      c = d.find("y");
+    if (!c && v != f.labels && dataInputs == 1)
+      c = d.find("x");
+    if (!c)
+      runtimeError(flag + ": '" + d.spec + "' has no array for " +
+                   (v == f.labels ? "the labels '" : "input '") + v->name +
+                   "' of " + f.entry + " (it has " + d.names() +
+                   "); name an .npz array after the input" +
+                   (v == f.labels ? std::string(" or 'y'")
+                    : dataInputs == 1 ? std::string(" or 'x'")
+                                      : std::string()));
+    const Array &a = d.arrays[*c].second;
+    const std::string &file = d.files[*c];
+    int64_t have = a.numElements() / n, want = v->numElements() / f.batch;
+    if (have != want) {
+      std::vector<int64_t> sampleShape(a.shape.begin() + 1, a.shape.end());
+      runtimeError(flag + ": '" + file + "' has samples of shape " +
+                   shapeString(sampleShape) + " (" + std::to_string(have) +
+                   " elements; data shape " + shapeString(a.shape) +
+                   "), which do not fit " + f.entry + "'s input '" + v->name +
+                   "' of shape " + shapeString(v->shape) + " (" +
+                   std::to_string(want) + " elements per sample)");
+    }
+    if (v == f.labels && !isFloat(v->dtype)) {
+      for (int64_t i = 0, e = a.numElements(); i < e; ++i) {
+        double x = a.at(i);
+        if (isFloat(a.dtype) && (!std::isfinite(x) || x != std::floor(x)))
+          runtimeError(flag + ": '" + file + "' label " + jsonNumber(x) +
+                       " at index " + std::to_string(i) +
+                       " is not an integer class index");
+        if (classes > 0 && (x < 0 || x >= static_cast<double>(classes)))
+          runtimeError(flag + ": '" + file + "' label " + jsonNumber(x) +
+                       " at index " + std::to_string(i) + " is outside [0, " +
+                       std::to_string(classes) + "): the model's logits have " +
+                       std::to_string(classes) + " classes");
+      }
+    }
+    columns.push_back(*c);
+  }
+  return columns;
+}
+
+/// The normalization of `d`'s data: --scale, --mean and --std, with uint8
+/// data (images) scaled by 1/255 by default.
+Normalization normalizationFor(const Options &o, const Dataset &d,
+                               const Feed &f,
+                               const std::vector<size_t> &columns) {
+  Normalization n;
+  bool bytes = false;
+  for (size_t i = 0; i < f.inputs.size(); ++i)
+    if (Feed::normalized(*f.inputs[i]))
+      bytes |= d.arrays[columns[i]].second.dtype == DType::U8;
+  n.scale = o.scale ? *o.scale : bytes ? 1.0 / 255.0 : 1.0;
+  n.mean = o.mean;
+  n.std = o.std;
+  return n;
+}
+
+/// Writes `f.batch` samples of `d` into `f`'s inputs, in the order
+/// `sampleAt(r)`; the arithmetic is BatchStream's, so evaluation sees what
+/// training sees.
+template <typename SampleAt>
+void feedRows(Program &program, const Feed &f, const Dataset &d,
+              const std::vector<size_t> &columns, const Normalization &norm,
+              SampleAt sampleAt) {
+  int64_t n = d.samples();
+  for (size_t i = 0; i < f.inputs.size(); ++i) {
+    const ValueInfo &v = *f.inputs[i];
+    const Array &a = d.arrays[columns[i]].second;
+    int64_t size = a.numElements() / n;
+    bool normalize = Feed::normalized(v);
+    auto *dst = static_cast<uint8_t *>(inputOf(program, f.entry, v.name));
+    for (int64_t r = 0; r < f.batch; ++r) {
+      int64_t s = sampleAt(r);
+      for (int64_t k = 0; k < size; ++k)
+        storeElement(dst, v.dtype, r * size + k,
+                     batchValue(a, s * size + k, normalize, norm));
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Evaluation
+//===----------------------------------------------------------------------===//
+
+/// What eval_step reports, found once.
+struct EvalSignature {
+  bool available = false;
+  Feed feed;
+  /// The [B, C] logits, if any.
+  const ValueInfo *logits = nullptr;
+  int64_t classes = 0;
+  /// The scalar loss, if any.
+  const ValueInfo *loss = nullptr;
+};
+
+EvalSignature findEval(const Program &program, const std::string &model) {
+  EvalSignature e;
+  if (!program.hasEntryPoint("eval_step"))
+    return e;
+  e.available = true;
+  e.feed = findFeed(program, model, "eval_step", /*needLabels=*/false);
+  const ValueInfo *rank2 = nullptr;
+  int rank2Count = 0;
+  for (const ValueInfo &v : program.outputs("eval_step")) {
+    bool fits =
+        v.shape.size() == 2 && v.shape[0] == e.feed.batch && v.shape[1] > 0;
+    if (v.name == "logits" && fits)
+      e.logits = &v;
+    if (v.kind == ValueKind::Output && fits) {
+      rank2 = &v;
+      ++rank2Count;
+    }
+    if (v.kind == ValueKind::Loss && v.numElements() == 1)
+      e.loss = &v;
+  }
+  if (!e.logits && rank2Count == 1)
+    e.logits = rank2;
+  if (e.logits)
+    e.classes = e.logits->shape[1];
+  return e;
+}
+
+struct EvalResult {
+  double loss = std::numeric_limits<double>::quiet_NaN();
+  double accuracy = std::numeric_limits<double>::quiet_NaN();
+  int64_t samples = 0;
+};
+
+/// Runs eval_step over every sample of `d` in order. The last partial batch
+/// is padded with copies of its real samples, and only real rows count.
+/// With [B, C] logits the loss is the exact per-sample log-softmax
+/// cross-entropy; otherwise the mean of eval_step's loss over full batches.
+EvalResult evaluate(Program &program, const EvalSignature &sig,
+                    const Dataset &d, const std::vector<size_t> &columns,
+                    const Normalization &norm) {
+  EvalResult result;
+  const Feed &f = sig.feed;
+  int64_t n = d.samples();
+  const Array *labels = nullptr;
+  for (size_t i = 0; i < f.inputs.size(); ++i)
+    if (f.inputs[i] == f.labels)
+      labels = &d.arrays[columns[i]].second;
+  bool perSample = sig.logits && labels && labels->numElements() == n &&
+                   !isFloat(f.labels->dtype);
+  double lossSum = 0, correct = 0;
+  int64_t fullBatches = 0;
+  for (int64_t start = 0; start < n; start += f.batch) {
+    int64_t rows = std::min(f.batch, n - start);
+    feedRows(program, f, d, columns, norm,
+             [&](int64_t r) { return start + (r < rows ? r : r % rows); });
+    std::string error;
+    if (!program.run("eval_step", error))
+      runtimeError(error);
+    if (perSample) {
+      const void *z = outputOf(program, "eval_step", sig.logits->name);
+      int64_t c = sig.classes;
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t label = static_cast<int64_t>(labels->at(start + r));
+        double best = -std::numeric_limits<double>::infinity(), max = best;
+        int64_t arg = 0;
+        for (int64_t k = 0; k < c; ++k) {
+          double v = elementAt(z, sig.logits->dtype, r * c + k);
+          if (v > best) {
+            best = v;
+            arg = k;
+          }
+          max = std::max(max, v);
+        }
+        double sum = 0;
+        for (int64_t k = 0; k < c; ++k)
+          sum += std::exp(elementAt(z, sig.logits->dtype, r * c + k) - max);
+        lossSum += max + std::log(sum) -
+                   elementAt(z, sig.logits->dtype, r * c + label);
+        correct += arg == label;
+      }
+    } else if (sig.loss && rows == f.batch) {
+      lossSum += elementAt(outputOf(program, "eval_step", sig.loss->name),
+                           sig.loss->dtype, 0);
+      ++fullBatches;
+    }
+  }
+  result.samples = n;
+  if (perSample) {
+    result.loss = lossSum / static_cast<double>(n);
+    result.accuracy = correct / static_cast<double>(n);
+  } else if (fullBatches > 0) {
+    result.loss = lossSum / static_cast<double>(fullBatches);
+  }
+  return result;
+}
+
+std::string describeResult(const EvalResult &r) {
+  char buf[160];
+  std::string acc =
+      std::isfinite(r.accuracy)
+          ? (std::snprintf(buf, sizeof(buf), "%.2f%%", 100.0 * r.accuracy),
+             std::string(buf))
+          : std::string("n/a");
+  std::string loss =
+      std::isfinite(r.loss)
+          ? (std::snprintf(buf, sizeof(buf), "%.6f", r.loss), std::string(buf))
+          : std::string("n/a");
+  return "loss " + loss + "  accuracy " + acc + "  (" +
+         std::to_string(r.samples) + " samples)";
+}
+
+//===----------------------------------------------------------------------===//
+// Progress and metrics
+//===----------------------------------------------------------------------===//
+
+std::string formatDuration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0)
+    return "?";
+  long s = std::lround(seconds);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof(buf), "%ld:%02ld:%02ld", s / 3600, s / 60 % 60,
+                  s % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%ld:%02ld", s / 60, s % 60);
+  return buf;
+}
+
+/// Drops the lines of an earlier, interrupted run that lie beyond the
+/// checkpoint it resumes from, so the file reads as one uninterrupted run.
+void trimMetrics(const std::string &path, uint64_t step) {
+  std::ifstream in(path);
+  if (!in)
+    return;
+  auto numberAfter = [](const std::string &line, const std::string &key,
+                        double &v) {
+    size_t at = line.find("\"" + key + "\": ");
+    if (at == std::string::npos)
+      return false;
+    v = std::strtod(line.c_str() + at + key.size() + 4, nullptr);
+    return true;
+  };
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    double v;
+    if (line.rfind("{\"step\": ", 0) == 0 && numberAfter(line, "step", v) &&
+        v > static_cast<double>(step))
+      continue;
+    if (line.find("\"summary\": true") != std::string::npos &&
+        numberAfter(line, "steps", v) && v > static_cast<double>(step))
+      continue;
+    kept += line + "\n";
+  }
+  in.close();
+  std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::trunc);
+  out << kept;
+  out.close();
+  if (!out || std::rename(tmp.c_str(), path.c_str()) != 0)
+    runtimeError("--metrics: cannot rewrite '" + path +
+                 "': " + std::strerror(errno));
+}
+
+double secondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
+      .count();
+}
+
+//===----------------------------------------------------------------------===//
+// The run
+//===----------------------------------------------------------------------===//
+
+std::vector<ValueSignature> signatureOf(const Program &program) {
+  std::vector<ValueSignature> out;
+  for (const ValueInfo &v : program.persistentValues())
+    out.push_back({v.name, kindName(v.kind), v.dtype, v.shape});
+  return out;
+}
+
+/// A copy of a persistent value as an array.
+/// A copy of the value `v` stored at `data`.
+Array arrayOf(const ValueInfo &v, const void *data) {
+  Array a;
+  a.shape = v.shape;
+  a.dtype = v.dtype;
+  const auto *p = static_cast<const uint8_t *>(data);
+  a.bytes.assign(p, p + v.numElements() * dtypeSize(v.dtype));
+  return a;
+}
+
+Array persistentArray(Program &program, const ValueInfo &v) {
+  return arrayOf(v, persistentOf(program, v.name));
+}
+
+} // namespace
+
+[[noreturn]] void trainopt::rt::usageError(const std::string &message) {
+  throw TrainerError(kUsageError, message);
+}
+[[noreturn]] void trainopt::rt::runtimeError(const std::string &message) {
+  throw TrainerError(kRuntimeError, message);
+}
+
+void trainopt::rt::reportTrainerError(const TrainerError &error) {
+  if (barShown)
+    std::fputc('\n', stderr);
+  barShown = false;
+  std::fprintf(stderr, "trainopt-run: error: %s\n", error.what());
+  if (error.code == kUsageError)
+    std::fprintf(stderr, "run 'trainopt-run --help' for the flags\n");
+}
+
+int trainopt::rt::train(const TrainerOptions &o) {
+
+  std::string error;
+  LoadOptions load;
+  load.cuda = o.cuda;
+  load.cuda.profile = o.profile;
+  std::unique_ptr<Program> program = Program::load(o.model, load, error);
+  std::string model = o.model;
+  if (!o.embeddedName.empty()) {
+    ::unlink(o.model.c_str());
+    model = o.embeddedName;
+    if (!program)
+      error = "the model embedded in '" + model + "': " + error;
+  }
+  if (!program)
+    runtimeError(error);
+  if (o.threads)
+    program->setThreads(static_cast<int>(*o.threads));
+  if (program->target() == "cuda" && !o.quiet)
+    std::fprintf(stderr, "running on %s\n",
+                 program->deviceDescription().c_str());
+  program->setProfiling(o.profile);
+  if (!program->hasEntryPoint("train_step"))
+    runtimeError("'" + model +
+                 "' has no train_step (compile it with --emit=train-mlir)");
+  Feed train = findFeed(*program, model, "train_step", /*needLabels=*/true);
+  EvalSignature eval = findEval(*program, model);
+  if (!eval.available && (!o.evalData.empty() || o.trainEval))
+    std::fprintf(stderr,
+                 "trainopt-run: warning: '%s' has no eval_step; skipping "
+                 "evaluation\n",
+                 model.c_str());
+  if (!eval.available && !o.dumpEval.empty())
+    runtimeError("--dump-eval: '" + model + "' has no eval_step");
+
+  // Data.
+  Dataset trainData = loadDataset("--data", o.data, /*eval=*/false);
+  std::vector<size_t> trainColumns =
+      bind("--data", trainData, train, eval.classes);
+  std::optional<Dataset> evalData;
+  std::vector<size_t> evalColumns, trainEvalColumns;
+  if (!o.evalData.empty()) {
+    evalData = loadDataset("--eval-data", o.evalData, /*eval=*/true);
+    if (eval.available)
+      evalColumns = bind("--eval-data", *evalData, eval.feed, eval.classes);
+  }
+  if (eval.available)
+    trainEvalColumns = bind("--data", trainData, eval.feed, eval.classes);
+  Normalization trainNorm =
+      normalizationFor(o, trainData, train, trainColumns);
+  auto evalNorm = [&]() {
+    return normalizationFor(o, *evalData, eval.feed, evalColumns);
+  };
+
+  // Where to start.
+  uint64_t seed = o.seed;
+  bool shuffle = o.shuffle;
+  uint64_t step = 0;
+  BatchPosition position;
+  double trainTime = 0, epochLossSum = 0;
+  uint64_t epochLossCount = 0;
+  int64_t samples = trainData.samples();
+  int64_t batchesPerEpoch = samples / train.batch;
+  if (batchesPerEpoch < 1)
+    runtimeError(
+        "--data: '" + trainData.spec + "' has " + std::to_string(samples) +
+        " samples, fewer than one batch of " + std::to_string(train.batch));
+  uint64_t totalSteps =
+      o.steps ? *o.steps : static_cast<uint64_t>(*o.epochs) * batchesPerEpoch;
+  std::vector<ValueSignature> signature = signatureOf(*program);
+  if (o.resume) {
+    std::string path = o.resumePath;
+    if (path.empty() && !findLatestCheckpoint(o.checkpointDir, path, error))
+      runtimeError("--resume: " + error);
+    Checkpoint ckpt;
+    if (!readCheckpoint(path, ckpt, error) ||
+        !checkCompatible(ckpt, path, program->modelName(), signature, error))
+      runtimeError("--resume: " + error);
+    uint64_t ckptSamples = ckpt.counter("train_samples");
+    uint64_t ckptBatch = ckpt.counter("batch_size");
+    if (ckptSamples != static_cast<uint64_t>(samples) ||
+        ckptBatch != static_cast<uint64_t>(train.batch))
+      runtimeError("--resume: checkpoint '" + path + "' was taken with " +
+                   std::to_string(ckptSamples) +
+                   " training samples in batches of " +
+                   std::to_string(ckptBatch) + "; --data has " +
+                   std::to_string(samples) + " samples in batches of " +
+                   std::to_string(train.batch));
+    if (ckpt.step > totalSteps)
+      runtimeError("--resume: checkpoint '" + path + "' is at step " +
+                   std::to_string(ckpt.step) + ", beyond the " +
+                   std::to_string(totalSteps) + " steps of this run");
+    if (o.seedGiven && o.seed != ckpt.seed)
+      std::fprintf(stderr,
+                   "trainopt-run: warning: --seed %llu ignored: resuming with "
+                   "the checkpoint's seed %llu\n",
+                   static_cast<unsigned long long>(o.seed),
+                   static_cast<unsigned long long>(ckpt.seed));
+    if (o.shuffle != ckpt.shuffle)
+      std::fprintf(stderr,
+                   "trainopt-run: warning: resuming %s shuffling, as the "
+                   "checkpoint was taken\n",
+                   ckpt.shuffle ? "with" : "without");
+    if (ckpt.metric("scale", trainNorm.scale) != trainNorm.scale ||
+        ckpt.metric("mean", trainNorm.mean) != trainNorm.mean ||
+        ckpt.metric("std", trainNorm.std) != trainNorm.std)
+      std::fprintf(stderr, "trainopt-run: warning: the normalization differs "
+                           "from the checkpoint's; the resumed run will not "
+                           "repeat the original\n");
+    for (size_t i = 0; i < ckpt.values.size(); ++i)
+      std::memcpy(persistentOf(*program, ckpt.values[i].signature.name),
+                  ckpt.values[i].bytes.data(), ckpt.values[i].bytes.size());
+    seed = ckpt.seed;
+    shuffle = ckpt.shuffle;
+    step = ckpt.step;
+    position.epoch = ckpt.epoch;
+    position.batch = ckpt.batch;
+    trainTime = ckpt.metric("time_s");
+    epochLossSum = ckpt.metric("epoch_loss_sum");
+    epochLossCount = ckpt.counter("epoch_loss_count");
+    if (!o.quiet)
+      std::fprintf(stderr, "resuming from '%s' at step %llu\n", path.c_str(),
+                   static_cast<unsigned long long>(step));
+  }
+
+  BatchStream stream;
+  std::vector<BatchColumn> columns;
+  for (size_t i = 0; i < train.inputs.size(); ++i)
+    columns.push_back({trainData.arrays[trainColumns[i]].second,
+                       Feed::normalized(*train.inputs[i])});
+  if (!BatchStream::create(std::move(columns), train.batch, shuffle, seed,
+                           trainNorm, stream, error))
+    runtimeError("--data: " + error);
+  stream.seek(position);
+  // The position after the last batch that ran (the stream reads one batch
+  // ahead, so on a GPU the next batch is prepared while a step computes).
+  BatchPosition consumed = stream.position();
+
+  if (!o.checkpointDir.empty() && !isDirectory(o.checkpointDir) &&
+      ::mkdir(o.checkpointDir.c_str(), 0755) != 0)
+    runtimeError("--checkpoint-dir: cannot create '" + o.checkpointDir +
+                 "': " + std::strerror(errno));
+
+  FILE *metrics = nullptr;
+  if (!o.metrics.empty()) {
+    if (o.resume)
+      trimMetrics(o.metrics, step);
+    metrics = std::fopen(o.metrics.c_str(), o.resume ? "a" : "w");
+    if (!metrics)
+      runtimeError("--metrics: cannot open '" + o.metrics +
+                   "': " + std::strerror(errno));
+  }
+
+  // Scalar outputs of train_step, reported every step: the loss (by its
+  // kind), lr and grad_norm (metrics, by name) first.
+  std::vector<const ValueInfo *> scalars;
+  const ValueInfo *lossInfo = nullptr, *lrInfo = nullptr;
+  for (const ValueInfo &v : program->outputs("train_step"))
+    if (v.kind == ValueKind::Loss && v.numElements() == 1)
+      scalars.push_back(lossInfo = &v);
+  for (const char *name : {"lr", "grad_norm"})
+    for (const ValueInfo &v : program->outputs("train_step"))
+      if (v.kind == ValueKind::Metric && v.name == name &&
+          v.numElements() == 1)
+        scalars.push_back(&v);
+  for (const ValueInfo &v : program->outputs("train_step"))
+    if (v.numElements() == 1 &&
+        std::find(scalars.begin(), scalars.end(), &v) == scalars.end() &&
+        (v.kind == ValueKind::Metric || v.kind == ValueKind::Output))
+      scalars.push_back(&v);
+  for (const ValueInfo *v : scalars)
+    if (v->kind == ValueKind::Metric && v->name == "lr")
+      lrInfo = v;
+
+  auto makeCheckpoint = [&]() {
+    Checkpoint c;
+    c.modelName = program->modelName();
+    c.step = step;
+    BatchPosition pos = consumed;
+    c.epoch = pos.epoch;
+    c.batch = pos.batch;
+    c.seed = seed;
+    c.shuffle = shuffle;
+    c.counters = {{"train_samples", static_cast<uint64_t>(samples)},
+                  {"batch_size", static_cast<uint64_t>(train.batch)},
+                  {"epoch_loss_count", epochLossCount}};
+    c.metrics = {{"time_s", trainTime},
+                 {"epoch_loss_sum", epochLossSum},
+                 {"scale", trainNorm.scale},
+                 {"mean", trainNorm.mean},
+                 {"std", trainNorm.std}};
+    for (const ValueInfo &v : program->persistentValues()) {
+      Array a = persistentArray(*program, v);
+      c.values.push_back(
+          {{v.name, kindName(v.kind), v.dtype, v.shape}, std::move(a.bytes)});
+    }
+    return c;
+  };
+  // Resuming from the newest checkpoint of the directory: the current step
+  // is already saved there.
+  uint64_t checkpointedStep =
+      o.resume && o.resumePath.empty() ? step : UINT64_MAX;
+  auto saveCheckpoint = [&]() {
+    std::string path;
+    if (!writeCheckpoint(o.checkpointDir, makeCheckpoint(), path, error) ||
+        !keepLast(o.checkpointDir, static_cast<size_t>(o.keepCheckpoints),
+                  error))
+      runtimeError("--checkpoint-dir: " + error);
+    checkpointedStep = step;
+  };
+
+  // Progress.
+  bool bar = !o.quiet && ::isatty(STDERR_FILENO);
+  uint64_t epochSteps = std::min<uint64_t>(batchesPerEpoch, totalSteps);
+  uint64_t logEvery =
+      o.logEvery ? *o.logEvery : std::max<uint64_t>(1, epochSteps / 10);
+  uint64_t totalEpochs = (totalSteps + batchesPerEpoch - 1) / batchesPerEpoch;
+  uint64_t startStep = step;
+  auto runStart = std::chrono::steady_clock::now();
+  auto lastDraw = runStart - std::chrono::seconds(1);
+  double lastLr = std::numeric_limits<double>::quiet_NaN();
+  auto progress = [&](bool force) {
+    double elapsed = secondsSince(runStart);
+    uint64_t done = step - startStep;
+    double rate = elapsed > 0 ? done * train.batch / elapsed : 0;
+    double eta =
+        done > 0 ? (totalSteps - step) * (elapsed / done) : std::nan("");
+    double meanLoss =
+        epochLossCount ? epochLossSum / epochLossCount : std::nan("");
+    char loss[32];
+    std::snprintf(loss, sizeof(loss), "%.4f", meanLoss);
+    uint64_t epoch = consumed.epoch + 1;
+    if (bar) {
+      if (!force && std::chrono::steady_clock::now() - lastDraw <
+                        std::chrono::milliseconds(100))
+        return;
+      lastDraw = std::chrono::steady_clock::now();
+      constexpr int width = 24;
+      int filled =
+          static_cast<int>(width * step / std::max<uint64_t>(1, totalSteps));
+      std::string b(filled, '=');
+      if (filled < width)
+        b += '>' + std::string(width - filled - 1, ' ');
+      std::fprintf(stderr,
+                   "\r\033[Kepoch %llu/%llu [%s] %llu/%llu loss %s  %.0f "
+                   "samples/s  ETA %s",
+                   static_cast<unsigned long long>(epoch),
+                   static_cast<unsigned long long>(totalEpochs), b.c_str(),
+                   static_cast<unsigned long long>(step),
+                   static_cast<unsigned long long>(totalSteps), loss, rate,
+                   formatDuration(eta).c_str());
+      std::fflush(stderr);
+      barShown = true;
+    } else if (!o.quiet) {
+      std::fprintf(stderr,
+                   "epoch %llu/%llu step %llu/%llu loss %s lr %s %.0f "
+                   "samples/s ETA %s\n",
+                   static_cast<unsigned long long>(epoch),
+                   static_cast<unsigned long long>(totalEpochs),
+                   static_cast<unsigned long long>(step),
+                   static_cast<unsigned long long>(totalSteps), loss,
+                   jsonNumber(lastLr, DType::F32).c_str(), rate,
+                   formatDuration(eta).c_str());
+    }
+  };
+  auto endBarLine = [&]() {
+    if (barShown) {
+      std::fputc('\n', stderr);
+      barShown = false;
+    }
+  };
+
+  // Training.
+  std::vector<std::pair<std::string, Array>> stepOutputs;
+  // On a GPU the next batch is written and its upload started while the
+  // current step computes (the inputs alternate between two buffer sets);
+  // on the CPU the step has finished when `run` returns.
+  bool pipelined = program->target() == "cuda";
+  bool staged = false;
+  auto writeBatch = [&]() {
+    std::vector<BatchSlot> slots;
+    for (const ValueInfo *v : train.inputs)
+      slots.push_back({inputOf(*program, "train_step", v->name), v->dtype});
+    stream.next(slots);
+  };
+  while (step < totalSteps) {
+    auto stepStart = std::chrono::steady_clock::now();
+    if (!staged)
+      writeBatch();
+    auto runStartTime = std::chrono::steady_clock::now();
+    if (!program->run("train_step", error))
+      runtimeError(error);
+    ++step;
+    // Kept before anything else runs: eval_step may reuse the arena.
+    if (!o.dumpStep.empty() && step == totalSteps)
+      for (const ValueInfo &v : program->outputs("train_step"))
+        stepOutputs.push_back(
+            {v.name, arrayOf(v, outputOf(*program, "train_step", v.name))});
+    BatchPosition pos = consumed = stream.position();
+    staged = pipelined && step < totalSteps;
+    if (staged) {
+      writeBatch();
+      if (!program->stageInputs("train_step", error))
+        runtimeError(error);
+    }
+    if (lossInfo) {
+      double loss = elementAt(outputOf(*program, "train_step", lossInfo->name),
+                              lossInfo->dtype, 0);
+      epochLossSum += loss;
+      ++epochLossCount;
+    }
+    if (lrInfo)
+      lastLr = elementAt(outputOf(*program, "train_step", lrInfo->name),
+                         lrInfo->dtype, 0);
+    if (metrics) {
+      std::string line = "{\"step\": " + std::to_string(step) +
+                         ", \"epoch\": " + std::to_string(pos.epoch + 1);
+      for (const ValueInfo *v : scalars)
+        line += ", " + jsonString(v->name) + ": " +
+                jsonNumber(elementAt(outputOf(*program, "train_step", v->name),
+                                     v->dtype, 0),
+                           v->dtype);
+      char ms[32];
+      std::snprintf(ms, sizeof(ms), "%.3f", secondsSince(runStartTime) * 1e3);
+      line += ", \"step_ms\": " + std::string(ms);
+      std::snprintf(ms, sizeof(ms), "%.3f", secondsSince(runStart) * 1e3);
+      line += ", \"t_ms\": " + std::string(ms) + "}\n";
+      if (std::fputs(line.c_str(), metrics) < 0 || std::fflush(metrics) != 0)
+        runtimeError("--metrics: cannot write '" + o.metrics +
+                     "': " + std::strerror(errno));
+    }
+    trainTime += secondsSince(stepStart);
+    bool epochEnd = pos.batch == batchesPerEpoch;
+    if (!o.quiet &&
+        (bar || step % logEvery == 0 || step == totalSteps || epochEnd))
+      progress(step == totalSteps || epochEnd);
+    if (epochEnd) {
+      if (!o.quiet) {
+        endBarLine();
+        std::fprintf(stderr, "epoch %llu: mean train_step loss %.6f\n",
+                     static_cast<unsigned long long>(pos.epoch + 1),
+                     epochLossCount ? epochLossSum / epochLossCount
+                                    : std::nan(""));
+      }
+      if (o.evalEveryEpoch && eval.available) {
+        EvalResult r =
+            evaluate(*program, eval, *evalData, evalColumns, evalNorm());
+        endBarLine();
+        std::fprintf(stderr, "epoch %llu: eval %s\n",
+                     static_cast<unsigned long long>(pos.epoch + 1),
+                     describeResult(r).c_str());
+      }
+      epochLossSum = 0;
+      epochLossCount = 0;
+    }
+    if (o.checkpointEvery > 0 &&
+        step % static_cast<uint64_t>(o.checkpointEvery) == 0)
+      saveCheckpoint();
+  }
+  endBarLine();
+  if (!program->synchronize(error))
+    runtimeError(error);
+  if (!o.checkpointDir.empty() && checkpointedStep != step)
+    saveCheckpoint();
+
+  // Summary.
+  std::optional<EvalResult> trainResult, evalResult;
+  if (eval.available && o.trainEval)
+    trainResult =
+        evaluate(*program, eval, trainData, trainEvalColumns, trainNorm);
+  if (eval.available && evalData)
+    evalResult = evaluate(*program, eval, *evalData, evalColumns, evalNorm());
+  double samplesPerSecond =
+      trainTime > 0 ? step * train.batch / trainTime : std::nan("");
+  double epochs = static_cast<double>(step) / batchesPerEpoch;
+  std::printf("trained %llu steps (%.2f epochs) in %.2f s, %.0f samples/s\n",
+              static_cast<unsigned long long>(step), epochs, trainTime,
+              samplesPerSecond);
+  if (trainResult)
+    std::printf("train %s\n", describeResult(*trainResult).c_str());
+  if (evalResult)
+    std::printf("eval  %s\n", describeResult(*evalResult).c_str());
+  std::fflush(stdout);
+  if (metrics) {
+    auto field = [](const std::optional<EvalResult> &r, bool loss) {
+      return r ? jsonNumber(loss ? r->loss : r->accuracy) : "null";
+    };
+    std::string line =
+        "{\"summary\": true, \"train_loss\": " + field(trainResult, true) +
+        ", \"train_accuracy\": " + field(trainResult, false) +
+        ", \"eval_loss\": " + field(evalResult, true) +
+        ", \"eval_accuracy\": " + field(evalResult, false) +
+        ", \"steps\": " + std::to_string(step) +
+        ", \"epochs\": " + jsonNumber(epochs) +
+        ", \"time_s\": " + jsonNumber(trainTime) +
+        ", \"samples_per_s\": " + jsonNumber(samplesPerSecond) +
+        ", \"device\": " + jsonString(program->deviceDescription()) +
+        ", \"device_bytes\": " + std::to_string(program->deviceBytes()) +
+        "}\n";
+    bool ok = std::fputs(line.c_str(), metrics) >= 0;
+    ok = (std::fclose(metrics) == 0) && ok;
+    if (!ok)
+      runtimeError("--metrics: cannot write '" + o.metrics + "'");
+  }
+
+  // Results.
+  if (!o.dumpStep.empty() && !writeNpz(o.dumpStep, stepOutputs, error))
+    runtimeError("--dump-step: " + error);
+  if (!o.saveParams.empty()) {
+    std::vector<std::pair<std::string, Array>> arrays;
+    for (const ValueInfo &v : program->persistentValues())
+      arrays.push_back({v.name, persistentArray(*program, v)});
+    if (!writeNpz(o.saveParams, arrays, error))
+      runtimeError("--save-params: " + error);
+  }
+  if (!o.dumpEval.empty()) {
+    const Dataset &d = *evalData;
+    int64_t rows = std::min(eval.feed.batch, d.samples());
+    feedRows(*program, eval.feed, d, evalColumns, evalNorm(),
+             [&](int64_t r) { return r % rows; });
+    std::vector<std::pair<std::string, Array>> arrays;
+    auto add = [&](const ValueInfo &v, const void *data) {
+      arrays.push_back({v.name, arrayOf(v, data)});
+    };
+    // Inputs are copied before the run: the memory plan may reuse their
+    // storage for temporaries once they are read.
+    for (const ValueInfo &v : program->inputs("eval_step"))
+      add(v, inputOf(*program, "eval_step", v.name));
+    if (!program->run("eval_step", error))
+      runtimeError(error);
+    for (const ValueInfo &v : program->outputs("eval_step"))
+      add(v, outputOf(*program, "eval_step", v.name));
+    if (!writeNpz(o.dumpEval, arrays, error))
+      runtimeError("--dump-eval: " + error);
+  }
+  if (!o.exportOnnx.empty()) {
+    const std::string &onnxModel = program->artifact().onnx_model();
+    if (onnxModel.empty())
+      runtimeError("--export-onnx: '" + model +
+                   "' holds no ONNX model to export");
+    std::vector<NamedTensor> values;
+    for (const ValueInfo &v : program->persistentValues())
+      values.push_back({v.name, v.dtype, v.shape, persistentOf(*program, v.name)});
+    if (!exportOnnx(onnxModel, values, o.exportOnnx, error))
+      runtimeError("--export-onnx: " + error);
+  }
+  if (o.profile)
+    std::fputs(program->profileReport().c_str(), stdout);
+  return 0;
+}
+
+/// The artifact appended to this executable by trainopt-compile --emit=exe
+/// (artifact bytes, uint64 length, "TOEXE001"), or false when there is none.
