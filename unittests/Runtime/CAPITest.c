@@ -3,7 +3,8 @@
 |* Compiled as C, so the header stays C. Loads a compiled model, lists the   *|
 |* values of train_step by role, dtype and shape, feeds zeros and class 0,   *|
 |* runs one step, reads the loss, and checks the errors of a missing entry  *|
-|* point, an index out of range and a missing file. Run by                   *|
+|* point, an index out of range and a missing file; with data and a        *|
+|* metrics path, trains two steps through trainopt_train. Run by           *|
 |* test/Runtime/capi.test.                                                   *|
 \*===----------------------------------------------------------------------===*/
 
@@ -47,8 +48,9 @@ static void list(const trainopt_program *p, const char *entry,
 int main(int argc, char **argv) {
   char error[512];
   trainopt_program *p = NULL;
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s MODEL.trainopt\n", argv[0]);
+  if (argc != 2 && argc != 4) {
+    fprintf(stderr, "usage: %s MODEL.trainopt [--data=D --metrics=M]\n",
+            argv[0]);
     return 2;
   }
   if (trainopt_program_load(argv[1], &p, error, sizeof error) != TRAINOPT_OK) {
@@ -92,5 +94,18 @@ int main(int argc, char **argv) {
   if (trainopt_program_load("/nonexistent/model.trainopt", &p, error,
                             sizeof error) != TRAINOPT_OK)
     printf("missing file: %s\n", error);
+
+  /* The trainer: two steps on the data in argv[2], then a bad flag. */
+  if (argc > 3) {
+    const char *train[] = {argv[1], argv[2], "--steps=2", "--quiet",
+                           "--no-train-eval", argv[3]};
+    if (trainopt_train(6, train, error, sizeof error) == TRAINOPT_OK)
+      printf("trained\n");
+    else
+      printf("train failed: %s\n", error);
+    const char *bad[] = {argv[1], argv[2], "--steps=0"};
+    if (trainopt_train(3, bad, error, sizeof error) != TRAINOPT_OK)
+      printf("bad flag: %s\n", error);
+  }
   return 0;
 }

@@ -23,6 +23,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace trainopt::rt {
 
@@ -71,7 +72,17 @@ struct TrainerOptions {
   /// For an executable that carries its model: its name, for messages
   /// (`model` is then a temporary copy of the artifact).
   std::string embeddedName;
+  /// --help was given: nothing else was parsed.
+  bool help = false;
 };
+
+/// trainopt-run's flags (`args` without the program name; docs/cli.md).
+/// `embedded`: the executable carries its model, so no MODEL is taken.
+/// Throws TrainerError (kUsageError) on a bad flag or value.
+TrainerOptions parseTrainerFlags(const std::vector<std::string> &args,
+                                 bool embedded);
+/// The text of --help.
+const char *trainerHelp();
 
 /// Runs the training `options` describe; returns 0 or throws TrainerError.
 int train(const TrainerOptions &options);

@@ -119,6 +119,15 @@ int64_t trainopt_program_batch_size(const trainopt_program *program);
 /* Threads for the CPU libraries (0: all cores). */
 void trainopt_program_set_threads(trainopt_program *program, int threads);
 
+/* Trains as `trainopt-run ARGS...` does (docs/cli.md): `argv` holds the
+   `argc` arguments without a program name (the model, --data, --steps, ...);
+   progress and the summary go to stderr and stdout unless --quiet. Returns
+   TRAINOPT_ERROR with the message in `error` for a bad flag or anything that
+   fails while training. Defined by the trainer library
+   (include/trainopt/Runtime/Trainer.h). */
+trainopt_status trainopt_train(int argc, const char *const *argv, char *error,
+                               size_t error_size);
+
 #ifdef __cplusplus
 }
 #endif
