@@ -1,0 +1,316 @@
+//===- CPUDevice.cpp - a training program on the CPU ----------------------===//
+//
+/// \file
+/// The CPU device (Device.h): the arena allocated once on the host, the
+/// kernel shared object loaded from memory (memfd_create + dlopen), and
+/// every command resolved to pointers, so `run` is a loop of indirect calls
+/// with no lookups. Also `createDevice`, the one place that picks a device
+/// by the artifact's target.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Runtime/Device.h"
+
+#include "trainopt/Runtime/CPULibrary.h"
+#include "trainopt/Runtime/CUDADevice.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+using namespace trainopt::rt;
+
+
+namespace {
+
+using PackedKernel = void (*)(void **);
+using RangeKernel = void (*)(void **, int64_t, int64_t);
+
+struct Command {
+  DeviceCommand::Kind kind;
+  std::string what; // for messages
+  PackedKernel kernel = nullptr;
+  RangeKernel rangeKernel = nullptr; // rows [begin, end) of `kernel`
+  int64_t rows = 0, work = 0;
+  LibraryFunction library = nullptr;
+  std::vector<void *> buffers;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  size_t size = 0;
+  std::string fill;
+  double profileMs = 0;
+  int64_t profileCount = 0;
+};
+
+struct Entry {
+  std::string name;
+  std::vector<Command> commands;
+  std::vector<void *> inputs, outputs;
+};
+
+class CPUDevice final : public Device {
+public:
+  ~CPUDevice() override {
+    if (library)
+      dlclose(library);
+    std::free(arena);
+  }
+
+  bool prepare(const DeviceProgramSpec &spec, std::string &error);
+
+  void *input(size_t entry, size_t index) override {
+    return entries[entry].inputs[index];
+  }
+  bool stageInputs(size_t, std::string &) override { return true; }
+  const void *output(size_t entry, size_t index) override {
+    return entries[entry].outputs[index];
+  }
+  void *persistent(size_t index) override { return persistentData[index]; }
+  bool resetPersistent(std::string &) override {
+    for (auto &[r, bytes] : initial) {
+      if (bytes)
+        std::memcpy(at(r), bytes->data(), bytes->size());
+      else
+        std::memset(at(r), 0, r.size);
+    }
+    return true;
+  }
+  bool run(size_t entry, std::string &error) override;
+  bool synchronize(std::string &) override { return true; }
+  const std::string &lastError() const override { return noError; }
+  std::string deviceDescription() const override { return "CPU"; }
+  uint64_t deviceBytes() const override { return arenaSize; }
+  void setProfiling(bool on) override { profile = on; }
+  std::string profileReport() const override;
+
+private:
+  void *at(const ArenaRegion &r) { return arena + r.offset; }
+  bool loadKernels(const std::string &object, std::string &error);
+  bool resolve(const DeviceCommand &c, Command &cmd, std::string &error);
+
+  std::string source;
+  uint8_t *arena = nullptr;
+  uint64_t arenaSize = 0;
+  void *library = nullptr;
+  std::vector<Entry> entries;
+  std::vector<void *> persistentData;
+  std::vector<std::pair<ArenaRegion, const std::string *>> initial;
+  bool profile = false;
+  std::string noError;
+};
+
+bool CPUDevice::loadKernels(const std::string &bytes, std::string &error) {
+  if (bytes.empty())
+    return true;
+  auto fail = [&](const std::string &message) {
+    error = source + ": " + message;
+    return false;
+  };
+  int fd = memfd_create("trainopt-kernels", MFD_CLOEXEC);
+  if (fd < 0)
+    return fail("memfd_create failed: " + std::string(std::strerror(errno)));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) {
+      ::close(fd);
+      return fail("cannot stage the kernel object");
+    }
+    done += n;
+  }
+  std::string fdPath = "/proc/self/fd/" + std::to_string(fd);
+  library = dlopen(fdPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ::close(fd);
+  if (!library)
+    return fail(std::string("cannot load the kernel object: ") + dlerror());
+  return true;
+}
+
+bool CPUDevice::resolve(const DeviceCommand &c, Command &cmd,
+                        std::string &error) {
+  cmd.kind = c.kind;
+  cmd.what = c.what;
+  for (const ArenaRegion &r : c.buffers)
+    cmd.buffers.push_back(at(r));
+  switch (c.kind) {
+  case DeviceCommand::Launch: {
+    std::string symbol = c.kernel + "_packed";
+    cmd.kernel = library ? reinterpret_cast<PackedKernel>(
+                               dlsym(library, symbol.c_str()))
+                         : nullptr;
+    if (!cmd.kernel) {
+      error = "kernel '" + c.kernel + "' is not in the kernel object";
+      return false;
+    }
+    if (c.rows > 0) {
+      std::string range = c.kernel + "_range_packed";
+      cmd.rangeKernel =
+          reinterpret_cast<RangeKernel>(dlsym(library, range.c_str()));
+      if (!cmd.rangeKernel) {
+        error = "kernel '" + c.kernel +
+                "' claims row ranges but the kernel object has no '" + range +
+                "'";
+        return false;
+      }
+      cmd.rows = c.rows;
+      cmd.work = c.work;
+    }
+    return true;
+  }
+  case DeviceCommand::Library:
+    cmd.library = findLibraryFunction(c.function);
+    if (!cmd.library) {
+      error = "unknown library function '" + c.function + "'";
+      return false;
+    }
+    cmd.ints = c.ints;
+    cmd.floats = c.floats;
+    return true;
+  case DeviceCommand::Copy:
+    cmd.size = c.size;
+    return true;
+  case DeviceCommand::Fill:
+    cmd.size = c.buffers[0].size;
+    cmd.fill = c.pattern;
+    return true;
+  }
+  return false;
+}
+
+bool CPUDevice::prepare(const DeviceProgramSpec &spec, std::string &error) {
+  source = spec.source;
+  arenaSize = spec.arenaSize;
+  arena = static_cast<uint8_t *>(std::aligned_alloc(
+      64, std::max<uint64_t>(64, (arenaSize + 63) / 64 * 64)));
+  if (!arena) {
+    error = source + ": cannot allocate an arena of " +
+            std::to_string(arenaSize) + " bytes";
+    return false;
+  }
+  std::memset(arena, 0, arenaSize);
+  if (!loadKernels(spec.cpuObject, error))
+    return false;
+  for (const DeviceEntry &e : spec.entries) {
+    Entry entry;
+    entry.name = e.name;
+    for (const DeviceCommand &c : e.commands) {
+      Command cmd;
+      std::string why;
+      if (!resolve(c, cmd, why)) {
+        error = source + ": entry point '" + e.name + "': " + why;
+        return false;
+      }
+      entry.commands.push_back(std::move(cmd));
+    }
+    for (const ArenaRegion &r : e.inputs)
+      entry.inputs.push_back(at(r));
+    for (const ArenaRegion &r : e.outputs)
+      entry.outputs.push_back(at(r));
+    entries.push_back(std::move(entry));
+  }
+  for (const ArenaRegion &r : spec.persistent)
+    persistentData.push_back(at(r));
+  initial = spec.initial;
+  std::string unused;
+  return resetPersistent(unused);
+}
+
+bool CPUDevice::run(size_t entryIndex, std::string &) {
+  for (Command &c : entries[entryIndex].commands) {
+    auto start = profile ? std::chrono::steady_clock::now()
+                         : std::chrono::steady_clock::time_point();
+    switch (c.kind) {
+    case DeviceCommand::Launch:
+      if (c.rangeKernel) {
+        void **buffers = c.buffers.data();
+        RangeKernel kernel = c.rangeKernel;
+        parallelRows(c.rows, c.work, [=](int64_t begin, int64_t end) {
+          kernel(buffers, begin, end);
+        });
+      } else {
+        c.kernel(c.buffers.data());
+      }
+      break;
+    case DeviceCommand::Library:
+      c.library(c.ints.data(), c.ints.size(), c.floats.data(), c.floats.size(),
+                c.buffers.data());
+      break;
+    case DeviceCommand::Copy:
+      std::memmove(c.buffers[1], c.buffers[0], c.size);
+      break;
+    case DeviceCommand::Fill:
+      for (size_t off = 0; off < c.size; off += c.fill.size())
+        std::memcpy(static_cast<char *>(c.buffers[0]) + off, c.fill.data(),
+                    c.fill.size());
+      break;
+    }
+    if (profile) {
+      std::chrono::duration<double, std::milli> ms =
+          std::chrono::steady_clock::now() - start;
+      c.profileMs += ms.count();
+      ++c.profileCount;
+    }
+  }
+  return true;
+}
+
+std::string CPUDevice::profileReport() const {
+  std::string out;
+  for (const Entry &entry : entries) {
+    std::vector<const Command *> cmds;
+    double total = 0;
+    for (const Command &c : entry.commands) {
+      cmds.push_back(&c);
+      total += c.profileMs;
+    }
+    if (total == 0)
+      continue;
+    std::sort(cmds.begin(), cmds.end(), [](const Command *a, const Command *b) {
+      return a->profileMs > b->profileMs;
+    });
+    char line[256];
+    std::snprintf(line, sizeof line, "%s: %.3f ms per run over %zu commands\n",
+                  entry.name.c_str(),
+                  total / std::max<int64_t>(cmds[0]->profileCount, 1),
+                  cmds.size());
+    out += line;
+    for (size_t i = 0; i < cmds.size() && i < 25; ++i) {
+      std::snprintf(line, sizeof line, "  %6.1f%%  %8.3f ms  %s\n",
+                    100.0 * cmds[i]->profileMs / total,
+                    cmds[i]->profileMs /
+                        std::max<int64_t>(cmds[i]->profileCount, 1),
+                    cmds[i]->what.c_str());
+      out += line;
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+std::unique_ptr<Device>
+trainopt::rt::createCPUDevice(const DeviceProgramSpec &spec,
+                              std::string &error) {
+  auto device = std::make_unique<CPUDevice>();
+  if (!device->prepare(spec, error))
+    return nullptr;
+  return device;
+}
+
+std::unique_ptr<Device> trainopt::rt::createDevice(
+    const std::string &target, const DeviceProgramSpec &spec,
+    const CUDAOptions &cuda, std::string &error) {
+  if (target == "cuda")
+    return CUDAProgram::create(spec, cuda, error);
+  if (target == "cpu")
+    return createCPUDevice(spec, error);
+  error = spec.source + ": no device runs target '" + target + "'";
+  return nullptr;
+}
