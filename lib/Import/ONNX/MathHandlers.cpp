@@ -187,6 +187,236 @@ LogicalResult leakyRelu(NodeContext &n) {
   return n.result(n.create<WhereOp>({*positive, *x, *scaled}));
 }
 
+//===----------------------------------------------------------------------===//
+// Activations, decomposed into trainopt ops
+//===----------------------------------------------------------------------===//
+//
+// Each activation below is a short chain of existing ops: fusion makes it
+// one elementwise kernel, and the VJP, the evaluator and both backends come
+// with the parts. Where PyTorch's derivative at a kink is a choice, the
+// chain is written so that autodiff of it gives PyTorch's value there
+// (checked by test/Transforms/boundary-vs-torch.test).
+
+/// Builds f(x) for the node's input `x` of element type `elt`; the
+/// handlers below only say what f is.
+template <typename Fn> LogicalResult activation(NodeContext &n, Fn &&fn) {
+  FailureOr<Value> x = n.required(0);
+  if (failed(x))
+    return failure();
+  return n.result(fn(*x, n.inputType(0).getElementType()));
+}
+
+/// where(x > t, x, alpha * (exp(x / s) - 1)): Elu (s = 1) and Celu
+/// (s = alpha). At x = t = 0 the negative branch is taken, as torch's
+/// elu_backward does, so the derivative there is exp(0) * alpha / s.
+FailureOr<Value> expLinear(NodeContext &n, Value x, Type elt, double alpha,
+                           double s) {
+  FailureOr<Value> positive = n.create<GreaterOp>({x, n.scalar(elt, 0.0)});
+  FailureOr<Value> scaled =
+      s == 1.0 ? FailureOr<Value>(x) : n.create<MulOp>({x, n.scalar(elt, 1.0 / s)});
+  if (failed(positive) || failed(scaled))
+    return failure();
+  FailureOr<Value> e = n.create<ExpOp>({*scaled});
+  if (failed(e))
+    return failure();
+  FailureOr<Value> em1 = n.create<SubOp>({*e, n.scalar(elt, 1.0)});
+  if (failed(em1))
+    return failure();
+  FailureOr<Value> neg = n.create<MulOp>({*em1, n.scalar(elt, alpha)});
+  if (failed(neg))
+    return failure();
+  return n.create<WhereOp>({*positive, x, *neg});
+}
+
+/// Softplus(x) = max(x, 0) + log(1 + exp(-|x|)): no overflow for large x,
+/// and the derivative is sigmoid(x) everywhere, 0.5 at 0 (max's tie shares
+/// the cotangent evenly, abs has derivative 0 there).
+FailureOr<Value> softplus(NodeContext &n, Value x, Type elt) {
+  FailureOr<Value> pos = n.create<MaxOp>({x, n.scalar(elt, 0.0)});
+  FailureOr<Value> a = n.create<AbsOp>({x});
+  if (failed(pos) || failed(a))
+    return failure();
+  FailureOr<Value> na = n.create<NegOp>({*a});
+  if (failed(na))
+    return failure();
+  FailureOr<Value> e = n.create<ExpOp>({*na});
+  if (failed(e))
+    return failure();
+  FailureOr<Value> e1 = n.create<AddOp>({*e, n.scalar(elt, 1.0)});
+  if (failed(e1))
+    return failure();
+  FailureOr<Value> l = n.create<LogOp>({*e1});
+  if (failed(l))
+    return failure();
+  return n.create<AddOp>({*pos, *l});
+}
+
+LogicalResult eluOp(NodeContext &n) {
+  FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 1.0));
+  if (failed(alpha))
+    return failure();
+  return activation(n, [&](Value x, Type elt) {
+    return expLinear(n, x, elt, *alpha, 1.0);
+  });
+}
+
+LogicalResult celuOp(NodeContext &n) {
+  FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 1.0));
+  if (failed(alpha))
+    return failure();
+  if (*alpha == 0.0)
+    return n.fail("alpha must not be 0");
+  return activation(n, [&](Value x, Type elt) {
+    return expLinear(n, x, elt, *alpha, *alpha);
+  });
+}
+
+/// Selu = gamma * Elu(alpha).
+/// Without attributes, the constants in double (the ONNX defaults are
+/// their float32 roundings, 1.67326319... and 1.05070102...), so a float64
+/// model computes PyTorch's SELU.
+LogicalResult seluOp(NodeContext &n) {
+  FailureOr<double> alpha =
+      n.check(n.attrs.getFloat("alpha", 1.6732632423543772848170429916717));
+  FailureOr<double> gamma =
+      n.check(n.attrs.getFloat("gamma", 1.0507009873554804934193349852946));
+  if (failed(alpha) || failed(gamma))
+    return failure();
+  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
+    FailureOr<Value> e = expLinear(n, x, elt, *alpha, 1.0);
+    if (failed(e))
+      return failure();
+    return n.create<MulOp>({*e, n.scalar(elt, *gamma)});
+  });
+}
+
+/// HardSigmoid = clip(alpha * x + beta, 0, 1); clip passes no gradient at
+/// its bounds, as torch's hardsigmoid_backward (open interval).
+FailureOr<Value> hardSigmoid(NodeContext &n, Value x, Type elt, double alpha,
+                             double beta) {
+  FailureOr<Value> ax = n.create<MulOp>({x, n.scalar(elt, alpha)});
+  if (failed(ax))
+    return failure();
+  FailureOr<Value> axb = n.create<AddOp>({*ax, n.scalar(elt, beta)});
+  if (failed(axb))
+    return failure();
+  return n.create<ClipOp>({*axb}, {n.named("min", n.builder.getF64FloatAttr(0.0)),
+                                   n.named("max", n.builder.getF64FloatAttr(1.0))});
+}
+
+LogicalResult hardSigmoidOp(NodeContext &n) {
+  FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 0.2));
+  FailureOr<double> beta = n.check(n.attrs.getFloat("beta", 0.5));
+  if (failed(alpha) || failed(beta))
+    return failure();
+  return activation(n, [&](Value x, Type elt) {
+    return hardSigmoid(n, x, elt, *alpha, *beta);
+  });
+}
+
+/// HardSwish = x * HardSigmoid(x, 1/6, 1/2), written as torch's vectorized
+/// hardswish_backward computes its gradient: x < -3: 0; x < 3: x * (x + 3)
+/// / 6 (derivative (2x + 3) / 6, so -0.5 at -3); from 3 on: x (derivative
+/// 1 at 3). (torch's scalar path, used for a tensor's last elements, gives
+/// 1.5 at exactly 3; the vectorized one handles all the others.)
+LogicalResult hardSwishOp(NodeContext &n) {
+  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
+    FailureOr<Value> low = n.create<LessOp>({x, n.scalar(elt, -3.0)});
+    FailureOr<Value> mid = n.create<LessOp>({x, n.scalar(elt, 3.0)});
+    FailureOr<Value> x3 = n.create<AddOp>({x, n.scalar(elt, 3.0)});
+    if (failed(low) || failed(mid) || failed(x3))
+      return failure();
+    FailureOr<Value> prod = n.create<MulOp>({x, *x3});
+    if (failed(prod))
+      return failure();
+    FailureOr<Value> quad = n.create<MulOp>({*prod, n.scalar(elt, 1.0 / 6.0)});
+    if (failed(quad))
+      return failure();
+    FailureOr<Value> upper = n.create<WhereOp>({*mid, *quad, x});
+    if (failed(upper))
+      return failure();
+    return n.create<WhereOp>({*low, n.scalar(elt, 0.0), *upper});
+  });
+}
+
+LogicalResult softplusOp(NodeContext &n) {
+  return activation(n, [&](Value x, Type elt) { return softplus(n, x, elt); });
+}
+
+/// Softsign = x / (1 + |x|).
+LogicalResult softsignOp(NodeContext &n) {
+  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
+    FailureOr<Value> a = n.create<AbsOp>({x});
+    if (failed(a))
+      return failure();
+    FailureOr<Value> d = n.create<AddOp>({*a, n.scalar(elt, 1.0)});
+    if (failed(d))
+      return failure();
+    return n.create<DivOp>({x, *d});
+  });
+}
+
+/// Mish = x * tanh(Softplus(x)).
+LogicalResult mishOp(NodeContext &n) {
+  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
+    FailureOr<Value> sp = softplus(n, x, elt);
+    if (failed(sp))
+      return failure();
+    FailureOr<Value> t = n.create<TanhOp>({*sp});
+    if (failed(t))
+      return failure();
+    return n.create<MulOp>({x, *t});
+  });
+}
+
+/// ThresholdedRelu = x > alpha ? x : 0 (torch.nn.Threshold with value 0:
+/// the gradient passes where x > alpha).
+LogicalResult thresholdedReluOp(NodeContext &n) {
+  FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 1.0));
+  if (failed(alpha))
+    return failure();
+  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
+    FailureOr<Value> above = n.create<GreaterOp>({x, n.scalar(elt, *alpha)});
+    if (failed(above))
+      return failure();
+    return n.create<WhereOp>({*above, x, n.scalar(elt, 0.0)});
+  });
+}
+
+/// Sign = (x > 0) - (x < 0) in x's type: 0 at 0, and no gradient (torch's
+/// sign backward is zeros).
+LogicalResult signOp(NodeContext &n) {
+  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
+    Value zero = n.scalar(elt, 0.0);
+    FailureOr<Value> gt = n.create<GreaterOp>({x, zero});
+    FailureOr<Value> lt = n.create<LessOp>({x, zero});
+    if (failed(gt) || failed(lt))
+      return failure();
+    auto type = cast<RankedTensorType>(x.getType());
+    FailureOr<Value> p = n.create<CastOp>({*gt}, {}, type);
+    FailureOr<Value> q = n.create<CastOp>({*lt}, {}, type);
+    if (failed(p) || failed(q))
+      return failure();
+    return n.create<SubOp>({*p, *q});
+  });
+}
+
+/// PRelu = where(x > 0, x, slope * x), slope broadcast to x: at 0 the
+/// negative branch, as torch's prelu backward (the slope's gradient is x
+/// there, 0).
+LogicalResult preluOp(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<Value> slope = n.required(1);
+  if (failed(x) || failed(slope))
+    return failure();
+  Type elt = n.inputType(0).getElementType();
+  FailureOr<Value> positive = n.create<GreaterOp>({*x, n.scalar(elt, 0.0)});
+  FailureOr<Value> scaled = n.create<MulOp>({*x, *slope});
+  if (failed(positive) || failed(scaled))
+    return failure();
+  return n.result(n.create<WhereOp>({*positive, *x, *scaled}));
+}
+
 /// The reduction axes of a Reduce* node, from the attribute (older versions)
 /// or the optional second input; std::nullopt means "no-op".
 FailureOr<std::optional<SmallVector<int64_t>>>
@@ -391,6 +621,17 @@ void onnx_import::registerMathHandlers(HandlerTable &t) {
   t.on("Clip", 13, clip);
   t.on("Gelu", 20, gelu);
   t.on("LeakyRelu", 6, leakyRelu);
+  t.on("Elu", 6, eluOp);
+  t.on("Celu", 12, celuOp);
+  t.on("Selu", 6, seluOp);
+  t.on("HardSigmoid", 6, hardSigmoidOp);
+  t.on("HardSwish", 14, hardSwishOp);
+  t.on("Softplus", 1, softplusOp);
+  t.on("Softsign", 1, softsignOp);
+  t.on("Mish", 18, mishOp);
+  t.on("ThresholdedRelu", 10, thresholdedReluOp);
+  t.on("Sign", 13, signOp);
+  t.on("PRelu", 9, preluOp);
   t.on("ReduceSum", 13, reduce<ReduceSumOp, true>);
   t.on("ReduceMean", 13, reduce<ReduceMeanOp, false>);
   t.on("ReduceMean", 18, reduce<ReduceMeanOp, true>);
