@@ -71,6 +71,27 @@ CASES = {
   %8 = trainopt.add %4, %5 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
   %9 = trainopt.add %6, %7 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
   %y = trainopt.add %9, %8 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>"""),
+    "trigonometric": dict(
+        covers=["tan", "asin", "acos", "atan", "sinh", "cosh"],
+        params={"w": (6,)},
+        body="""
+  %a = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<6xT>) -> tensor<4x6xT>
+  %t = trainopt.tanh %a : tensor<4x6xT>
+  %c = trainopt.constant dense<0.9> : tensor<T>
+  %u = trainopt.mul %t, %c : (tensor<4x6xT>, tensor<T>) -> tensor<4x6xT>
+  %half = trainopt.constant dense<0.5> : tensor<T>
+  %h = trainopt.mul %a, %half : (tensor<4x6xT>, tensor<T>) -> tensor<4x6xT>
+  %0 = trainopt.tan %u : tensor<4x6xT>
+  %1 = trainopt.asin %u : tensor<4x6xT>
+  %2 = trainopt.acos %u : tensor<4x6xT>
+  %3 = trainopt.atan %a : tensor<4x6xT>
+  %4 = trainopt.sinh %h : tensor<4x6xT>
+  %5 = trainopt.cosh %h : tensor<4x6xT>
+  %6 = trainopt.add %0, %1 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %7 = trainopt.add %2, %3 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %8 = trainopt.add %4, %5 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %9 = trainopt.add %6, %7 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %y = trainopt.add %9, %8 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>"""),
     "piecewise": dict(
         covers=["abs", "relu", "clip", "max", "min", "floor", "ceil", "gelu", "sub"],
         params={"w": (6,), "b": (6,)},

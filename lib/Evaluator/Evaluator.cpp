@@ -654,6 +654,24 @@ LogicalResult Interpreter::evaluate(Operation *op) {
       .Case([&](CosOp o) {
         return unary(o, [](double x) { return std::cos(x); });
       })
+      .Case([&](TanOp o) {
+        return unary(o, [](double x) { return std::tan(x); });
+      })
+      .Case([&](AsinOp o) {
+        return unary(o, [](double x) { return std::asin(x); });
+      })
+      .Case([&](AcosOp o) {
+        return unary(o, [](double x) { return std::acos(x); });
+      })
+      .Case([&](AtanOp o) {
+        return unary(o, [](double x) { return std::atan(x); });
+      })
+      .Case([&](SinhOp o) {
+        return unary(o, [](double x) { return std::sinh(x); });
+      })
+      .Case([&](CoshOp o) {
+        return unary(o, [](double x) { return std::cosh(x); });
+      })
       .Case([&](FloorOp o) {
         return unary(o, [](double x) { return std::floor(x); });
       })

@@ -29,6 +29,62 @@ func.func @exp(%x: tensor<2x3xf64>) -> tensor<f64> {
     return %loss : tensor<f64>
 }
 
+// CHECK: @tan: {{.*}}: PASS
+func.func @tan(%x: tensor<2x3xf64>) -> tensor<f64> {
+    %y = trainopt.tan %x : tensor<2x3xf64>
+    %sin = trainopt.sin %y : tensor<2x3xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x3xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
+// CHECK: @atan: {{.*}}: PASS
+func.func @atan(%x: tensor<2x3xf64>) -> tensor<f64> {
+    %y = trainopt.atan %x : tensor<2x3xf64>
+    %sin = trainopt.sin %y : tensor<2x3xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x3xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
+// CHECK: @sinh: {{.*}}: PASS
+func.func @sinh(%x: tensor<2x3xf64>) -> tensor<f64> {
+    %y = trainopt.sinh %x : tensor<2x3xf64>
+    %sin = trainopt.sin %y : tensor<2x3xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x3xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
+// CHECK: @cosh: {{.*}}: PASS
+func.func @cosh(%x: tensor<2x3xf64>) -> tensor<f64> {
+    %y = trainopt.cosh %x : tensor<2x3xf64>
+    %sin = trainopt.sin %y : tensor<2x3xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x3xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
+// CHECK: @asin: {{.*}}: PASS
+// (the argument squashed into (-0.9, 0.9), inside the domain)
+func.func @asin(%x: tensor<2x3xf64>) -> tensor<f64> {
+    %t = trainopt.tanh %x : tensor<2x3xf64>
+    %c = trainopt.constant dense<0.9> : tensor<f64>
+    %u = trainopt.mul %t, %c : (tensor<2x3xf64>, tensor<f64>) -> tensor<2x3xf64>
+    %y = trainopt.asin %u : tensor<2x3xf64>
+    %sin = trainopt.sin %y : tensor<2x3xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x3xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
+// CHECK: @acos: {{.*}}: PASS
+// (the argument squashed into (-0.9, 0.9), inside the domain)
+func.func @acos(%x: tensor<2x3xf64>) -> tensor<f64> {
+    %t = trainopt.tanh %x : tensor<2x3xf64>
+    %c = trainopt.constant dense<0.9> : tensor<f64>
+    %u = trainopt.mul %t, %c : (tensor<2x3xf64>, tensor<f64>) -> tensor<2x3xf64>
+    %y = trainopt.acos %u : tensor<2x3xf64>
+    %sin = trainopt.sin %y : tensor<2x3xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x3xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
 // CHECK: @tanh: {{.*}}: PASS
 func.func @tanh(%x: tensor<2x3xf64>) -> tensor<f64> {
     %y = trainopt.tanh %x : tensor<2x3xf64>

@@ -590,6 +590,24 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
   addElementwise<SinOp>(patterns, [](Scalar &s, SinOp, ValueRange a) {
     return math::SinOp::create(s.b, s.loc, a[0]).getResult();
   });
+  addElementwise<TanOp>(patterns, [](Scalar &s, TanOp, ValueRange a) {
+    return math::TanOp::create(s.b, s.loc, a[0]).getResult();
+  });
+  addElementwise<AsinOp>(patterns, [](Scalar &s, AsinOp, ValueRange a) {
+    return math::AsinOp::create(s.b, s.loc, a[0]).getResult();
+  });
+  addElementwise<AcosOp>(patterns, [](Scalar &s, AcosOp, ValueRange a) {
+    return math::AcosOp::create(s.b, s.loc, a[0]).getResult();
+  });
+  addElementwise<AtanOp>(patterns, [](Scalar &s, AtanOp, ValueRange a) {
+    return math::AtanOp::create(s.b, s.loc, a[0]).getResult();
+  });
+  addElementwise<SinhOp>(patterns, [](Scalar &s, SinhOp, ValueRange a) {
+    return math::SinhOp::create(s.b, s.loc, a[0]).getResult();
+  });
+  addElementwise<CoshOp>(patterns, [](Scalar &s, CoshOp, ValueRange a) {
+    return math::CoshOp::create(s.b, s.loc, a[0]).getResult();
+  });
   addElementwise<CosOp>(patterns, [](Scalar &s, CosOp, ValueRange a) {
     return math::CosOp::create(s.b, s.loc, a[0]).getResult();
   });

@@ -9,6 +9,8 @@
 
 #include "ImportContext.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace mlir::trainopt;
 using namespace mlir::trainopt::onnx_import;
@@ -417,6 +419,41 @@ LogicalResult preluOp(NodeContext &n) {
   return n.result(n.create<WhereOp>({*positive, *x, *scaled}));
 }
 
+/// IsNaN = not(x == x).
+LogicalResult isNaNOp(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  if (failed(x))
+    return failure();
+  FailureOr<Value> same = n.create<EqualOp>({*x, *x});
+  if (failed(same))
+    return failure();
+  return n.result(n.create<NotOp>({*same}));
+}
+
+/// IsInf = (x == +inf, if detect_positive) or (x == -inf, if
+/// detect_negative).
+LogicalResult isInfOp(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> pos = n.check(n.attrs.getInt("detect_positive", 1));
+  FailureOr<int64_t> neg = n.check(n.attrs.getInt("detect_negative", 1));
+  if (failed(x) || failed(pos) || failed(neg))
+    return failure();
+  Type elt = n.inputType(0).getElementType();
+  double inf = std::numeric_limits<double>::infinity();
+  FailureOr<Value> isPos = n.create<EqualOp>({*x, n.scalar(elt, inf)});
+  FailureOr<Value> isNeg = n.create<EqualOp>({*x, n.scalar(elt, -inf)});
+  if (failed(isPos) || failed(isNeg))
+    return failure();
+  if (*pos && *neg)
+    return n.result(n.create<OrOp>({*isPos, *isNeg}));
+  if (*pos)
+    return n.result(isPos);
+  if (*neg)
+    return n.result(isNeg);
+  // Neither: all false.
+  return n.result(n.create<AndOp>({*isPos, *isNeg}));
+}
+
 /// The reduction axes of a Reduce* node, from the attribute (older versions)
 /// or the optional second input; std::nullopt means "no-op".
 FailureOr<std::optional<SmallVector<int64_t>>>
@@ -594,6 +631,14 @@ void onnx_import::registerMathHandlers(HandlerTable &t) {
   t.on("Erf", 13, unary<ErfOp>);
   t.on("Sin", 7, unary<SinOp>);
   t.on("Cos", 7, unary<CosOp>);
+  t.on("Tan", 7, unary<TanOp>);
+  t.on("Asin", 7, unary<AsinOp>);
+  t.on("Acos", 7, unary<AcosOp>);
+  t.on("Atan", 7, unary<AtanOp>);
+  t.on("Sinh", 9, unary<SinhOp>);
+  t.on("Cosh", 9, unary<CoshOp>);
+  t.on("IsNaN", 13, isNaNOp);
+  t.on("IsInf", 10, isInfOp);
   t.on("Floor", 13, unary<FloorOp>);
   t.on("Ceil", 13, unary<CeilOp>);
   t.on("Not", 1, unary<NotOp>);

@@ -91,6 +91,13 @@ UNARY_VJP(TanhOp, G.mul(g, G.sub(G.scalar(y, 1.0), G.mul(y, y))))
 UNARY_VJP(SigmoidOp, G.mul(g, G.mul(y, G.sub(G.scalar(y, 1.0), y))))
 UNARY_VJP(SinOp, G.mul(g, CosOp::create(G.b, x)))
 UNARY_VJP(CosOp, G.neg(G.mul(g, SinOp::create(G.b, x))))
+UNARY_VJP(TanOp, G.mul(g, G.add(G.mul(y, y), 1.0)))
+UNARY_VJP(AsinOp, G.div(g, G.sqrt(G.sub(G.scalar(x, 1.0), G.mul(x, x)))))
+UNARY_VJP(AcosOp,
+          G.neg(G.div(g, G.sqrt(G.sub(G.scalar(x, 1.0), G.mul(x, x))))))
+UNARY_VJP(AtanOp, G.div(g, G.add(G.mul(x, x), 1.0)))
+UNARY_VJP(SinhOp, G.mul(g, CoshOp::create(G.b, x)))
+UNARY_VJP(CoshOp, G.mul(g, SinhOp::create(G.b, x)))
 UNARY_VJP(ReluOp, G.where(GreaterOp::create(G.b, x, G.scalar(x, 0.0)), g,
                           G.zerosLike(g)))
 // d erf(x) = 2/sqrt(pi) exp(-x^2).

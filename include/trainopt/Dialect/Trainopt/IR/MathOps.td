@@ -44,6 +44,12 @@ def Trainopt_ReluOp : Trainopt_UnaryOp<"relu", Trainopt_SignedTensor,
 def Trainopt_ErfOp : Trainopt_UnaryOp<"erf", Trainopt_FloatTensor, "erf(x)">;
 def Trainopt_SinOp : Trainopt_UnaryOp<"sin", Trainopt_FloatTensor, "sin(x)">;
 def Trainopt_CosOp : Trainopt_UnaryOp<"cos", Trainopt_FloatTensor, "cos(x)">;
+def Trainopt_TanOp : Trainopt_UnaryOp<"tan", Trainopt_FloatTensor, "tan(x)">;
+def Trainopt_AsinOp : Trainopt_UnaryOp<"asin", Trainopt_FloatTensor, "asin(x)">;
+def Trainopt_AcosOp : Trainopt_UnaryOp<"acos", Trainopt_FloatTensor, "acos(x)">;
+def Trainopt_AtanOp : Trainopt_UnaryOp<"atan", Trainopt_FloatTensor, "atan(x)">;
+def Trainopt_SinhOp : Trainopt_UnaryOp<"sinh", Trainopt_FloatTensor, "sinh(x)">;
+def Trainopt_CoshOp : Trainopt_UnaryOp<"cosh", Trainopt_FloatTensor, "cosh(x)">;
 // Floor and ceil are piecewise constant: their VJP gives no gradient (zero,
 // as torch.floor's backward), so a model may round on a path to the loss.
 def Trainopt_FloorOp : Trainopt_UnaryOp<"floor", Trainopt_FloatTensor,
