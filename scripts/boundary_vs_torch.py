@@ -116,6 +116,27 @@ class PRelu(nn.Module):
         return torch.flatten(self.act(self.p), 1) + x
 
 
+class Norm(nn.Module):
+    """A normalization over a [1, 4, 5] parameter (GroupNorm and
+    InstanceNorm export as ONNX InstanceNormalization; affine parameters
+    trained too), the first 10 outputs as logits."""
+
+    def __init__(self, norm):
+        super().__init__()
+        self.norm = norm.double()
+        self.p = nn.Parameter(torch.tensor(
+            [[[0.5, -1.0, 2.0, 0.0, 1.5], [1.0, 1.0, -2.0, 0.25, 3.0],
+              [-0.5, 0.0, 0.0, 4.0, -3.0], [2.0, -2.0, 1.0, -1.0, 0.5]]],
+            dtype=torch.float64))
+        with torch.no_grad():
+            if getattr(self.norm, "weight", None) is not None:
+                self.norm.weight.copy_(torch.tensor([0.5, 1.5, -1.0, 2.0]))
+                self.norm.bias.copy_(torch.tensor([0.1, -0.2, 0.3, 0.0]))
+
+    def forward(self, x):
+        return torch.flatten(self.norm(self.p), 1)[:, :10] + x
+
+
 CASES = {
     "relu": lambda: Elementwise(F.relu),
     "relu6": lambda: Elementwise(F.relu6),
@@ -139,6 +160,13 @@ CASES = {
     "softsign": lambda: Elementwise(F.softsign, SMOOTH),
     "sign": lambda: Elementwise(lambda p: torch.sign(p) * p, SMOOTH),
     "prelu": lambda: PRelu(),
+    # Normalizations and reductions the importer decomposes (smooth: these
+    # check the decompositions' values and gradients, not kinks).
+    "group_norm": lambda: Norm(nn.GroupNorm(2, 4)),
+    "instance_norm": lambda: Norm(nn.InstanceNorm1d(4, affine=True)),
+    "normalize": lambda: Elementwise(lambda p: F.normalize(p, dim=1), SMOOTH),
+    "logsumexp": lambda: Elementwise(
+        lambda p: p - torch.logsumexp(p, dim=1, keepdim=True), SMOOTH),
 }
 
 

@@ -511,6 +511,79 @@ LogicalResult reduce(NodeContext &n) {
              n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))}));
 }
 
+/// ReduceL1, ReduceL2, ReduceSumSquare and ReduceLogSumExp as sum
+/// reductions between elementwise ops: g(sum(f(x))). LogSumExp subtracts the
+/// max first (its gradient path cancels: the result's derivative is the
+/// softmax). With noop_with_empty_axes and no axes, f and g apply
+/// elementwise, as the ONNX reference does.
+enum class CompositeReduce { L1, L2, SumSquare, LogSumExp };
+
+template <CompositeReduce Kind, bool AxesAsInput>
+LogicalResult reduceComposite(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> keepdims = n.check(n.attrs.getInt("keepdims", 1));
+  if (failed(x) || failed(keepdims))
+    return failure();
+  auto axes = reduceAxes(n, AxesAsInput, n.inputType(0).getRank());
+  if (failed(axes))
+    return failure();
+  Type elt = n.inputType(0).getElementType();
+  auto square = [&](Value v) { return n.create<MulOp>({v, v}); };
+  if (!*axes) { // elementwise
+    switch (Kind) {
+    case CompositeReduce::L1:
+    case CompositeReduce::L2:
+      return n.result(n.create<AbsOp>({*x}));
+    case CompositeReduce::SumSquare:
+      return n.result(square(*x));
+    case CompositeReduce::LogSumExp:
+      n.setOutput(0, *x);
+      return success();
+    }
+  }
+  auto reduceAttrs = [&](bool keep) {
+    return SmallVector<NamedAttribute>{
+        n.named("axes", n.builder.getDenseI64ArrayAttr(**axes)),
+        n.named("keepdims", n.builder.getBoolAttr(keep))};
+  };
+  if (Kind == CompositeReduce::LogSumExp) {
+    FailureOr<Value> m = n.create<ReduceMaxOp>({*x}, reduceAttrs(true));
+    if (failed(m))
+      return failure();
+    FailureOr<Value> d = n.create<SubOp>({*x, *m});
+    if (failed(d))
+      return failure();
+    FailureOr<Value> e = n.create<ExpOp>({*d});
+    if (failed(e))
+      return failure();
+    FailureOr<Value> sum = n.create<ReduceSumOp>({*e}, reduceAttrs(true));
+    if (failed(sum))
+      return failure();
+    FailureOr<Value> l = n.create<LogOp>({*sum});
+    if (failed(l))
+      return failure();
+    FailureOr<Value> y = n.create<AddOp>({*l, *m});
+    if (failed(y) || *keepdims)
+      return n.result(y);
+    // Drop the reduced dims.
+    auto t = cast<RankedTensorType>((*y).getType());
+    SmallVector<int64_t> shape;
+    for (int64_t d = 0; d < t.getRank(); ++d)
+      if (!llvm::is_contained(**axes, d))
+        shape.push_back(t.getDimSize(d));
+    return n.result(n.create<ReshapeOp>({*y}, {}, t.clone(shape)));
+  }
+  FailureOr<Value> f = Kind == CompositeReduce::L1 ? n.create<AbsOp>({*x})
+                                                   : square(*x);
+  if (failed(f))
+    return failure();
+  FailureOr<Value> sum = n.create<ReduceSumOp>({*f}, reduceAttrs(*keepdims));
+  if (failed(sum) || Kind != CompositeReduce::L2)
+    return n.result(sum);
+  (void)elt;
+  return n.result(n.create<SqrtOp>({*sum}));
+}
+
 LogicalResult argMax(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 0));
@@ -684,6 +757,18 @@ void onnx_import::registerMathHandlers(HandlerTable &t) {
   t.on("ReduceMax", 18, reduce<ReduceMaxOp, true>);
   t.on("ReduceMin", 13, reduce<ReduceMinOp, false>);
   t.on("ReduceMin", 18, reduce<ReduceMinOp, true>);
+  t.on("ReduceL1", 13, reduceComposite<CompositeReduce::L1, false>);
+  t.on("ReduceL1", 18, reduceComposite<CompositeReduce::L1, true>);
+  t.on("ReduceL2", 13, reduceComposite<CompositeReduce::L2, false>);
+  t.on("ReduceL2", 18, reduceComposite<CompositeReduce::L2, true>);
+  t.on("ReduceSumSquare", 13,
+       reduceComposite<CompositeReduce::SumSquare, false>);
+  t.on("ReduceSumSquare", 18,
+       reduceComposite<CompositeReduce::SumSquare, true>);
+  t.on("ReduceLogSumExp", 13,
+       reduceComposite<CompositeReduce::LogSumExp, false>);
+  t.on("ReduceLogSumExp", 18,
+       reduceComposite<CompositeReduce::LogSumExp, true>);
   t.on("ArgMax", 13, argMax);
   t.on("MatMul", 13, matmul);
   t.on("Gemm", 13, gemm);

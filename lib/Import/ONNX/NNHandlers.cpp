@@ -283,6 +283,72 @@ LogicalResult layerNorm(NodeContext &n) {
       xt));
 }
 
+/// InstanceNormalization: `layer_norm` over the spatial dims (axis 2,
+/// biased variance, no affine), then the per-channel scale and bias.
+/// PyTorch's GroupNorm exports through it (reshaped to [N, groups, -1]).
+LogicalResult instanceNorm(NodeContext &n) {
+  FailureOr<Value> x = n.required(0), scale = n.required(1),
+                   bias = n.required(2);
+  FailureOr<double> eps = n.check(n.attrs.getFloat("epsilon", 1e-5));
+  if (failed(x) || failed(scale) || failed(bias) || failed(eps))
+    return failure();
+  auto xt = n.inputType(0);
+  if (xt.getRank() < 3)
+    return n.fail("expects an input of rank >= 3 ([N, C, D...]), got rank " +
+                  Twine(xt.getRank()));
+  // layer_norm takes a scale of the normalized shape: ones.
+  auto spatial = xt.clone(xt.getShape().drop_front(2));
+  Value ones = n.constant(DenseElementsAttr::get(
+      spatial, n.builder.getFloatAttr(xt.getElementType(), 1.0)));
+  FailureOr<Value> normalized = n.create<LayerNormOp>(
+      {*x, ones},
+      {n.named("axis", n.builder.getI64IntegerAttr(2)),
+       n.named("epsilon", n.builder.getF64FloatAttr(*eps))},
+      xt);
+  if (failed(normalized))
+    return failure();
+  // [C] -> [C, 1, ..., 1], broadcasting against [N, C, D...].
+  SmallVector<int64_t> perChannel(xt.getRank() - 1, 1);
+  perChannel[0] = xt.getDimSize(1);
+  auto channelType = xt.clone(perChannel);
+  FailureOr<Value> s = n.create<ReshapeOp>({*scale}, {}, channelType);
+  FailureOr<Value> b = n.create<ReshapeOp>({*bias}, {}, channelType);
+  if (failed(s) || failed(b))
+    return failure();
+  FailureOr<Value> scaled = n.create<MulOp>({*normalized, *s});
+  if (failed(scaled))
+    return failure();
+  return n.result(n.create<AddOp>({*scaled, *b}));
+}
+
+/// LpNormalization: x / ||x||_p along `axis`, p = 1 or 2 (no epsilon, as
+/// the ONNX definition).
+LogicalResult lpNorm(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", -1));
+  FailureOr<int64_t> p = n.check(n.attrs.getInt("p", 2));
+  if (failed(x) || failed(axis) || failed(p))
+    return failure();
+  if (*p != 1 && *p != 2)
+    return n.fail("p must be 1 or 2, got " + Twine(*p));
+  FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
+  if (failed(a))
+    return failure();
+  FailureOr<Value> f =
+      *p == 1 ? n.create<AbsOp>({*x}) : n.create<MulOp>({*x, *x});
+  if (failed(f))
+    return failure();
+  FailureOr<Value> sum = n.create<ReduceSumOp>(
+      {*f}, {n.named("axes", n.builder.getDenseI64ArrayAttr({*a})),
+             n.named("keepdims", n.builder.getBoolAttr(true))});
+  if (failed(sum))
+    return failure();
+  FailureOr<Value> norm = *p == 1 ? sum : n.create<SqrtOp>({*sum});
+  if (failed(norm))
+    return failure();
+  return n.result(n.create<DivOp>({*x, *norm}));
+}
+
 template <typename OpTy> LogicalResult softmax(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", -1));
@@ -355,6 +421,8 @@ void onnx_import::registerNNHandlers(HandlerTable &t) {
   t.on("BatchNormalization", 9, batchNorm);
   t.on("BatchNormalization", 14, batchNorm);
   t.on("LayerNormalization", 17, layerNorm);
+  t.on("InstanceNormalization", 6, instanceNorm);
+  t.on("LpNormalization", 1, lpNorm);
   t.on("Softmax", 13, softmax<SoftmaxOp>);
   t.on("LogSoftmax", 13, softmax<LogSoftmaxOp>);
   t.on("Dropout", 13, dropout);
