@@ -321,6 +321,50 @@ LogicalResult instanceNorm(NodeContext &n) {
   return n.result(n.create<AddOp>({*scaled, *b}));
 }
 
+/// MeanVarianceNormalization: (x - mean) / (std + 1e-9) over `axes`
+/// (default [0, 2, 3]), with the biased variance, as the ONNX function
+/// body (which computes it as E[x^2] - E[x]^2; the centered form here is
+/// the same value with less cancellation).
+LogicalResult meanVarianceNorm(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<SmallVector<int64_t>> axesAttr =
+      n.check(n.attrs.getInts("axes", SmallVector<int64_t>{0, 2, 3}));
+  if (failed(x) || failed(axesAttr))
+    return failure();
+  int64_t rank = n.inputType(0).getRank();
+  SmallVector<int64_t> axes;
+  for (int64_t a : *axesAttr) {
+    FailureOr<int64_t> na = normalizeAxis(n, a, rank);
+    if (failed(na))
+      return failure();
+    axes.push_back(*na);
+  }
+  llvm::sort(axes);
+  SmallVector<NamedAttribute> reduceAttrs{
+      n.named("axes", n.builder.getDenseI64ArrayAttr(axes)),
+      n.named("keepdims", n.builder.getBoolAttr(true))};
+  Type elt = n.inputType(0).getElementType();
+  FailureOr<Value> mean = n.create<ReduceMeanOp>({*x}, reduceAttrs);
+  if (failed(mean))
+    return failure();
+  FailureOr<Value> centered = n.create<SubOp>({*x, *mean});
+  if (failed(centered))
+    return failure();
+  FailureOr<Value> sq = n.create<MulOp>({*centered, *centered});
+  if (failed(sq))
+    return failure();
+  FailureOr<Value> var = n.create<ReduceMeanOp>({*sq}, reduceAttrs);
+  if (failed(var))
+    return failure();
+  FailureOr<Value> std = n.create<SqrtOp>({*var});
+  if (failed(std))
+    return failure();
+  FailureOr<Value> denom = n.create<AddOp>({*std, n.scalar(elt, 1e-9)});
+  if (failed(denom))
+    return failure();
+  return n.result(n.create<DivOp>({*centered, *denom}));
+}
+
 /// LpNormalization: x / ||x||_p along `axis`, p = 1 or 2 (no epsilon, as
 /// the ONNX definition).
 LogicalResult lpNorm(NodeContext &n) {
@@ -423,6 +467,7 @@ void onnx_import::registerNNHandlers(HandlerTable &t) {
   t.on("LayerNormalization", 17, layerNorm);
   t.on("InstanceNormalization", 6, instanceNorm);
   t.on("LpNormalization", 1, lpNorm);
+  t.on("MeanVarianceNormalization", 13, meanVarianceNorm);
   t.on("Softmax", 13, softmax<SoftmaxOp>);
   t.on("LogSoftmax", 13, softmax<LogSoftmaxOp>);
   t.on("Dropout", 13, dropout);
