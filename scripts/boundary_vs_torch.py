@@ -160,6 +160,8 @@ CASES = {
     "softsign": lambda: Elementwise(F.softsign, SMOOTH),
     "sign": lambda: Elementwise(lambda p: torch.sign(p) * p, SMOOTH),
     "prelu": lambda: PRelu(),
+    "hardshrink": lambda: Elementwise(lambda p: F.hardshrink(p, 0.5), SMOOTH),
+    "softshrink": lambda: Elementwise(lambda p: F.softshrink(p, 1.0), SMOOTH),
     # Normalizations and reductions the importer decomposes (smooth: these
     # check the decompositions' values and gradients, not kinks).
     "group_norm": lambda: Norm(nn.GroupNorm(2, 4)),

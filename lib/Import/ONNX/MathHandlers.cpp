@@ -385,6 +385,28 @@ LogicalResult thresholdedReluOp(NodeContext &n) {
   });
 }
 
+/// Shrink = x < -lambd ? x + bias : x > lambd ? x - bias : 0 (PyTorch's
+/// Hardshrink, bias 0, and Softshrink, bias = lambd): strict comparisons, so
+/// no gradient at +-lambd, as torch's hardshrink/softshrink backward.
+LogicalResult shrinkOp(NodeContext &n) {
+  FailureOr<double> lambd = n.check(n.attrs.getFloat("lambd", 0.5));
+  FailureOr<double> bias = n.check(n.attrs.getFloat("bias", 0.0));
+  if (failed(lambd) || failed(bias))
+    return failure();
+  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
+    FailureOr<Value> low = n.create<LessOp>({x, n.scalar(elt, -*lambd)});
+    FailureOr<Value> high = n.create<GreaterOp>({x, n.scalar(elt, *lambd)});
+    FailureOr<Value> up = n.create<AddOp>({x, n.scalar(elt, *bias)});
+    FailureOr<Value> down = n.create<SubOp>({x, n.scalar(elt, *bias)});
+    if (failed(low) || failed(high) || failed(up) || failed(down))
+      return failure();
+    FailureOr<Value> outer = n.create<WhereOp>({*high, *down, n.scalar(elt, 0.0)});
+    if (failed(outer))
+      return failure();
+    return n.create<WhereOp>({*low, *up, *outer});
+  });
+}
+
 /// Sign = (x > 0) - (x < 0) in x's type: 0 at 0, and no gradient (torch's
 /// sign backward is zeros).
 LogicalResult signOp(NodeContext &n) {
@@ -749,6 +771,7 @@ void onnx_import::registerMathHandlers(HandlerTable &t) {
   t.on("Mish", 18, mishOp);
   t.on("ThresholdedRelu", 10, thresholdedReluOp);
   t.on("Sign", 13, signOp);
+  t.on("Shrink", 9, shrinkOp);
   t.on("PRelu", 9, preluOp);
   t.on("ReduceSum", 13, reduce<ReduceSumOp, true>);
   t.on("ReduceMean", 13, reduce<ReduceMeanOp, false>);
