@@ -310,8 +310,14 @@ void Importer::reportAll(Location loc) {
   InFlightDiagnostic diag = emitError(loc);
   diag << "cannot import ONNX model '" << path << "': " << problems.all().size()
        << (problems.all().size() == 1 ? " problem" : " problems");
-  for (const std::string &p : problems.all())
+  bool unsupportedOp = false;
+  for (const std::string &p : problems.all()) {
     diag << "\n  - " << p;
+    unsupportedOp |= StringRef(p).contains(": unsupported op");
+  }
+  if (unsupportedOp)
+    diag << "\n`trainopt-compile --list-onnx-ops` lists the supported ops "
+            "and the opsets they take";
 }
 
 OwningOpRef<ModuleOp> Importer::run() {
@@ -347,8 +353,25 @@ OwningOpRef<ModuleOp> Importer::run() {
   const HandlerTable &table = handlerTable();
   // Every unsupported op is listed once, before anything is built.
   for (auto [index, node] : llvm::enumerate(graph.node())) {
-    if (!table.find(node.domain(), node.op_type(), opset))
-      problems.add(describeNode(node, opset, index) + ": unsupported op");
+    if (table.find(node.domain(), node.op_type(), opset))
+      continue;
+    std::string problem = describeNode(node, opset, index) + ": unsupported op";
+    // Supported at a later opset: say which, so a re-export fixes it.
+    for (int64_t later = opset + 1; later <= kMaxONNXOpset; ++later)
+      if (table.find(node.domain(), node.op_type(), later)) {
+        problem += " at this opset; supported from opset " +
+                   std::to_string(later) + " (export with opset_version=" +
+                   std::to_string(later) + ")";
+        break;
+      }
+    // Where a model commonly gets it, and what to do about it.
+    StringRef type = node.op_type();
+    if (type == "RandomUniformLike" || type == "RandomNormalLike" ||
+        type == "Bernoulli")
+      problem += "; random ops come from stochastic depth or dropout-like "
+                 "layers: export with their drop probability 0 until they "
+                 "are supported";
+    problems.add(problem);
   }
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
