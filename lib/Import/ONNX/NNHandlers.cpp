@@ -221,6 +221,31 @@ LogicalResult batchNorm(NodeContext &n) {
   return success();
 }
 
+/// The mean of `x` over `axes` (kept as size-1 dims), x minus it, and the
+/// biased variance: the statistics of LayerNormalization's extra outputs
+/// and of MeanVarianceNormalization.
+struct Moments {
+  Value mean, centered, variance;
+};
+FailureOr<Moments> moments(NodeContext &n, Value x, ArrayRef<int64_t> axes) {
+  SmallVector<NamedAttribute> reduceAttrs{
+      n.named("axes", n.builder.getDenseI64ArrayAttr(axes)),
+      n.named("keepdims", n.builder.getBoolAttr(true))};
+  FailureOr<Value> mean = n.create<ReduceMeanOp>({x}, reduceAttrs);
+  if (failed(mean))
+    return failure();
+  FailureOr<Value> centered = n.create<SubOp>({x, *mean});
+  if (failed(centered))
+    return failure();
+  FailureOr<Value> sq = n.create<MulOp>({*centered, *centered});
+  if (failed(sq))
+    return failure();
+  FailureOr<Value> var = n.create<ReduceMeanOp>({*sq}, reduceAttrs);
+  if (failed(var))
+    return failure();
+  return Moments{*mean, *centered, *var};
+}
+
 LogicalResult layerNorm(NodeContext &n) {
   FailureOr<Value> x = n.required(0), scale = n.required(1);
   FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", -1));
@@ -235,29 +260,19 @@ LogicalResult layerNorm(NodeContext &n) {
     // over dims [axis, rank), kept as size-1 dims.
     SmallVector<int64_t> axes =
         llvm::to_vector(llvm::seq<int64_t>(*a, n.inputType(0).getRank()));
-    SmallVector<NamedAttribute> reduceAttrs{
-        n.named("axes", n.builder.getDenseI64ArrayAttr(axes)),
-        n.named("keepdims", n.builder.getBoolAttr(true))};
-    FailureOr<Value> mean = n.create<ReduceMeanOp>({*x}, reduceAttrs);
-    if (failed(mean))
+    FailureOr<Moments> m = moments(n, *x, axes);
+    if (failed(m))
       return failure();
-    FailureOr<Value> centered = n.create<SubOp>({*x, *mean});
-    if (failed(centered))
-      return failure();
-    FailureOr<Value> sq = n.create<MulOp>({*centered, *centered});
-    if (failed(sq))
-      return failure();
-    FailureOr<Value> var = n.create<ReduceMeanOp>({*sq}, reduceAttrs);
-    if (failed(var))
-      return failure();
+    Value mean = m->mean;
     Type elt = n.inputType(0).getElementType();
-    FailureOr<Value> shifted = n.create<AddOp>({*var, n.scalar(elt, *eps)});
+    FailureOr<Value> shifted =
+        n.create<AddOp>({m->variance, n.scalar(elt, *eps)});
     if (failed(shifted))
       return failure();
     FailureOr<Value> invStd = n.create<RsqrtOp>({*shifted});
     if (failed(invStd))
       return failure();
-    n.setOutput(1, *mean);
+    n.setOutput(1, mean);
     n.setOutput(2, *invStd);
   }
   // ONNX lets scale and bias broadcast to the normalized shape.
@@ -340,29 +355,17 @@ LogicalResult meanVarianceNorm(NodeContext &n) {
     axes.push_back(*na);
   }
   llvm::sort(axes);
-  SmallVector<NamedAttribute> reduceAttrs{
-      n.named("axes", n.builder.getDenseI64ArrayAttr(axes)),
-      n.named("keepdims", n.builder.getBoolAttr(true))};
   Type elt = n.inputType(0).getElementType();
-  FailureOr<Value> mean = n.create<ReduceMeanOp>({*x}, reduceAttrs);
-  if (failed(mean))
+  FailureOr<Moments> m = moments(n, *x, axes);
+  if (failed(m))
     return failure();
-  FailureOr<Value> centered = n.create<SubOp>({*x, *mean});
-  if (failed(centered))
-    return failure();
-  FailureOr<Value> sq = n.create<MulOp>({*centered, *centered});
-  if (failed(sq))
-    return failure();
-  FailureOr<Value> var = n.create<ReduceMeanOp>({*sq}, reduceAttrs);
-  if (failed(var))
-    return failure();
-  FailureOr<Value> std = n.create<SqrtOp>({*var});
+  FailureOr<Value> std = n.create<SqrtOp>({m->variance});
   if (failed(std))
     return failure();
   FailureOr<Value> denom = n.create<AddOp>({*std, n.scalar(elt, 1e-9)});
   if (failed(denom))
     return failure();
-  return n.result(n.create<DivOp>({*centered, *denom}));
+  return n.result(n.create<DivOp>({m->centered, *denom}));
 }
 
 /// LpNormalization: x / ||x||_p along `axis`, p = 1 or 2 (no epsilon, as
