@@ -16,25 +16,12 @@
 
 #include "trainopt/Runtime/Trainer.h"
 
-#include "trainopt/Artifact/artifact.pb.h"
-#include "trainopt/Runtime/Batches.h"
-#include "trainopt/Runtime/Checkpoint.h"
-#include "trainopt/Runtime/Data.h"
-#include "trainopt/Runtime/OnnxExport.h"
-#include "trainopt/Runtime/Program.h"
-
-#include <algorithm>
 #include <cerrno>
-#include <chrono>
-#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
-#include <limits>
-#include <memory>
-#include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -54,22 +54,22 @@ struct TrainoptApplyOptimizerPass
   /// One option, to list all (TrainingPipeline.h).
   const llvm::cl::Option &anyOption() const { return optimizer; }
 
-  /// The hyperparameter flags given, by name.
+  /// The hyperparameter flags given, by their option names (Passes.td).
   llvm::StringMap<double> givenFlags() {
     llvm::StringMap<double> given;
-    auto put = [&](auto &opt, StringRef name, double v) {
+    auto put = [&](auto &opt, double v) {
       if (opt.hasValue())
-        given[name] = v;
+        given[opt.ArgStr] = v;
     };
-    put(momentum, "momentum", momentum);
-    put(dampening, "dampening", dampening);
-    put(nesterov, "nesterov", nesterov ? 1.0 : 0.0);
-    put(weightDecay, "weight-decay", weightDecay);
-    put(beta1, "beta1", beta1);
-    put(beta2, "beta2", beta2);
-    put(eps, "eps", eps);
-    put(alpha, "alpha", alpha);
-    put(lrDecay, "lr-decay", lrDecay);
+    put(momentum, momentum);
+    put(dampening, dampening);
+    put(nesterov, nesterov ? 1.0 : 0.0);
+    put(weightDecay, weightDecay);
+    put(beta1, beta1);
+    put(beta2, beta2);
+    put(eps, eps);
+    put(alpha, alpha);
+    put(lrDecay, lrDecay);
     return given;
   }
 
