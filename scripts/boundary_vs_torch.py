@@ -4,7 +4,10 @@ tiny float64 model whose parameter sits exactly on the op's boundaries
 (ReLU at 0, ReLU6 and Hardtanh at their bounds, LeakyReLU at 0, Max/Min and
 amax ties, MaxPool ties, Abs at 0, Where, and the activations the importer
 decomposes: HardSigmoid and HardSwish at +-3, ELU, CELU, SELU, Softplus,
-Softsign, Sign and PReLU at 0), exported with torch.onnx.export,
+Softsign, Sign and PReLU at 0), and the composite ops the importer
+decomposes (ConvTranspose, Resize, CumSum, Einsum, GatherElements,
+ScatterElements, TopK, ReduceProd, Tile, DepthToSpace, LSTM, GRU, RNN,
+Mod), exported with torch.onnx.export,
 trained one SGD step (lr=1, cross-entropy) by the compiled program
 (trainopt-compile, trainopt-run) and by the reference evaluator
 (trainopt-eval), and compared with PyTorch's step from the same weights.
@@ -137,6 +140,42 @@ class Norm(nn.Module):
         return torch.flatten(self.norm(self.p), 1)[:, :10] + x
 
 
+class Shaped(nn.Module):
+    """logits = flatten(f(p, *extra)) @ M: a parameter p of `shape` (values
+    from a fixed generator, or `values`), the composite op f, and a fixed
+    random projection M onto 10 logits so every output element reaches the
+    loss. `modules` (trained too) are the op's own layers."""
+
+    def __init__(self, f, shape, values=None, modules=None, seed=1):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.f = f
+        self.layers = nn.ModuleList(modules or [])
+        init = torch.randn(shape, generator=g, dtype=torch.float64)
+        if values is not None:
+            init = torch.tensor(values, dtype=torch.float64).reshape(shape)
+        self.p = nn.Parameter(init)
+        with torch.no_grad():
+            out = f(self, init).reshape(1, -1)
+        self.register_buffer("m", torch.randn(out.shape[1], 10, generator=g,
+                                              dtype=torch.float64) / out.shape[1] ** 0.5)
+
+    def forward(self, x):
+        return self.f(self, self.p).reshape(1, -1) @ self.m + x
+
+
+def rnn_output(layer):
+    """The sequence output and final states of a recurrent layer."""
+    def f(m, p):
+        y, state = m.layers[0](p)
+        states = state if isinstance(state, tuple) else (state,)
+        return torch.cat([y.reshape(-1)] + [s.reshape(-1) for s in states])
+    return lambda: Shaped(f, (1, 4, 3), modules=[layer.double()])
+
+
+INDEX = torch.tensor([[2, 0, 1], [1, 1, 3], [0, 3, 3]])
+
+
 CASES = {
     "relu": lambda: Elementwise(F.relu),
     "relu6": lambda: Elementwise(F.relu6),
@@ -169,6 +208,43 @@ CASES = {
     "normalize": lambda: Elementwise(lambda p: F.normalize(p, dim=1), SMOOTH),
     "logsumexp": lambda: Elementwise(
         lambda p: p - torch.logsumexp(p, dim=1, keepdim=True), SMOOTH),
+    # Ops the importer decomposes into gathers, scatters, pads, matmuls and
+    # conv_grad_input (values and gradients; kinks only where noted).
+    "conv_transpose": lambda: Shaped(lambda m, p: m.layers[0](p), (1, 2, 3, 3), modules=[
+        nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1).double()]),
+    "conv_transpose_1d": lambda: Shaped(lambda m, p: m.layers[0](p), (1, 4, 5), modules=[
+        nn.ConvTranspose1d(4, 4, 3, stride=2, groups=2, dilation=2).double()]),
+    "upsample_bilinear": lambda: Shaped(lambda m, p: F.interpolate(
+        p, scale_factor=2, mode="bilinear", align_corners=False), (1, 2, 3, 4)),
+    "upsample_bilinear_ac": lambda: Shaped(lambda m, p: F.interpolate(
+        p, size=(5, 7), mode="bilinear", align_corners=True), (1, 2, 3, 4)),
+    "upsample_nearest": lambda: Shaped(lambda m, p: F.interpolate(
+        p, scale_factor=2, mode="nearest"), (1, 2, 3, 4)),
+    "cumsum": lambda: Shaped(lambda m, p: torch.cumsum(p, dim=1), (3, 5)),
+    "einsum": lambda: Shaped(lambda m, p: torch.einsum(
+        "bij,bjk->bik", p[:, :, :3], p[:, :3, :]), (2, 3, 4)),
+    # A subscript summed out before the contraction, and an ellipsis.
+    "einsum_sum": lambda: Shaped(lambda m, p: torch.einsum(
+        "...ij,...kj->...k", p, p[:, 1:, :] * 2.0), (2, 3, 4)),
+    "gather_elements": lambda: Shaped(lambda m, p: torch.gather(p, 1, INDEX), (3, 4)),
+    # Distinct indices per row: with repeats, ONNX leaves ScatterElements
+    # undefined (trainopt adds the updates, torch keeps one).
+    "scatter_elements": lambda: Shaped(lambda m, p: p[:, :4].scatter(
+        1, torch.tensor([[2, 0], [1, 3], [0, 3]]), p[:, 4:6]), (3, 6)),
+    # torch.topk's order among ties is unspecified (trainopt takes the lowest
+    # index first), so the values here are distinct.
+    "topk": lambda: Shaped(lambda m, p: torch.topk(p, 3, dim=1).values, (2, 5)),
+    "topk_smallest": lambda: Shaped(
+        lambda m, p: torch.topk(p, 2, dim=0, largest=False).values, (4, 3)),
+    # Zeros in the product: the gradient there is the product of the rest.
+    "prod": lambda: Shaped(lambda m, p: torch.prod(p, dim=1), (3, 4),
+                           values=[1.5, 0.0, 2.0, -1.0, 0.0, 0.0, 3.0, 1.0, 0.5, -2.0, 1.5, 2.0]),
+    "tile": lambda: Shaped(lambda m, p: p.repeat(2, 3), (2, 2)),
+    "pixel_shuffle": lambda: Shaped(lambda m, p: F.pixel_shuffle(p, 2), (1, 8, 2, 2)),
+    "lstm": rnn_output(nn.LSTM(3, 5, batch_first=True)),
+    "gru_bidirectional": rnn_output(nn.GRU(3, 4, bidirectional=True, batch_first=True)),
+    "rnn_relu": rnn_output(nn.RNN(3, 4, nonlinearity="relu", batch_first=True)),
+    "fmod": lambda: Shaped(lambda m, p: torch.fmod(p, 0.7), (2, 5)),
 }
 
 

@@ -64,7 +64,7 @@ def case_truncated(out):
 def case_unsupported(out):
     write(small_model(
         [helper.make_node("Relu", ["x"], ["a"], name="relu"),
-         helper.make_node("LSTM", ["a", "w", "r"], ["b"], name="lstm1", hidden_size=3),
+         helper.make_node("Unique", ["a"], ["b"], name="unique1"),
          helper.make_node("FusedGemm", ["b"], ["c"], name="fused", domain="com.microsoft"),
          helper.make_node("Det", ["c"], ["y"], name="det")],
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),

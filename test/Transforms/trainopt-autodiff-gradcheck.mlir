@@ -325,6 +325,16 @@ func.func @conv_grouped_strided_padded_dilated(%x: tensor<2x4x7x6xf64>, %w: tens
     return %loss : tensor<f64>
 }
 
+// ConvTranspose imports to conv_grad_input, so it is differentiable in
+// both operands (bilinear: a conv and a conv_grad_filter).
+// CHECK: @conv_grad_input_grouped_strided_padded_dilated: {{.*}}: PASS
+func.func @conv_grad_input_grouped_strided_padded_dilated(%w: tensor<6x2x3x2xf64>, %dy: tensor<2x6x4x5xf64>) -> tensor<f64> {
+    %y = trainopt.conv_grad_input %w, %dy {strides = array<i64: 2, 1>, padding = array<i64: 1, 0, 2, 1>, dilations = array<i64: 1, 2>, groups = 2 : i64} : (tensor<6x2x3x2xf64>, tensor<2x6x4x5xf64>) -> tensor<2x4x7x6xf64>
+    %sin = trainopt.sin %y : tensor<2x4x7x6xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x4x7x6xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
 // CHECK: @conv_1d: {{.*}}: PASS
 func.func @conv_1d(%x: tensor<2x3x8xf64>, %w: tensor<4x3x3xf64>) -> tensor<f64> {
     %y = trainopt.conv %x, %w {strides = array<i64: 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1>} : (tensor<2x3x8xf64>, tensor<4x3x3xf64>) -> tensor<2x4x8xf64>
@@ -478,6 +488,17 @@ func.func @gather_axis1(%t: tensor<2x5x3xf64>) -> tensor<f64> {
     %y = trainopt.gather %t, %i {axis = 1 : i64} : (tensor<2x5x3xf64>, tensor<3xi64>) -> tensor<2x3x3xf64>
     %sin = trainopt.sin %y : tensor<2x3x3xf64>
     %loss = trainopt.reduce_sum %sin : (tensor<2x3x3xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
+// ScatterElements and ScatterND import to scatter_add; its VJP for the
+// updates is the gather at the same (here repeated and negative) indices.
+// CHECK: @scatter_add: {{.*}}: PASS
+func.func @scatter_add(%u: tensor<2x3x2xf64>) -> tensor<f64> {
+    %i = trainopt.constant dense<[1, -1, 1]> : tensor<3xi64>
+    %y = trainopt.scatter_add %i, %u {axis = 1 : i64} : (tensor<3xi64>, tensor<2x3x2xf64>) -> tensor<2x4x2xf64>
+    %sin = trainopt.sin %y : tensor<2x4x2xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x4x2xf64>) -> tensor<f64>
     return %loss : tensor<f64>
 }
 

@@ -265,6 +265,85 @@ private:
   bool failedOnce = false;
 };
 
+/// Builds an importer decomposition as a straight line of ops: every call
+/// creates through NodeContext::create (inference, folding, problems), and
+/// after the first failure every later call returns a null Value, so a
+/// decomposition is written without a check per op and finishes with
+/// `n.result(c.done(y))` or `c.ok()`.
+class Composer {
+public:
+  explicit Composer(NodeContext &n) : n(n) {}
+
+  template <typename OpTy>
+  Value op(ValueRange operands, ArrayRef<NamedAttribute> attributes = {},
+           std::optional<Type> resultType = std::nullopt) {
+    if (failedOnce || llvm::any_of(operands, [](Value v) { return !v; })) {
+      failedOnce = true;
+      return {};
+    }
+    FailureOr<Value> r = n.create<OpTy>(operands, attributes, resultType);
+    if (failed(r)) {
+      failedOnce = true;
+      return {};
+    }
+    return *r;
+  }
+  /// Records `message` for the node; later calls return null.
+  Value fail(const llvm::Twine &message) {
+    (void)n.fail(message);
+    failedOnce = true;
+    return {};
+  }
+  bool ok() const { return !failedOnce; }
+  /// `v`, or failure if anything on the way failed.
+  FailureOr<Value> done(Value v) const {
+    if (failedOnce || !v)
+      return failure();
+    return v;
+  }
+
+  static RankedTensorType type(Value v) {
+    return llvm::cast<RankedTensorType>(v.getType());
+  }
+  static Type elementType(Value v) { return type(v).getElementType(); }
+
+  Value scalar(Type elt, double v) { return n.scalar(elt, v); }
+  /// A 0-d constant of `like`'s element type.
+  Value scalar(Value like, double v) {
+    return like ? n.scalar(elementType(like), v) : Value();
+  }
+  /// An i64 constant of `shape` (a 1-D one of `values.size()` by default).
+  Value i64s(ArrayRef<int64_t> values, std::optional<ArrayRef<int64_t>> shape =
+                                           std::nullopt);
+
+  Value add(Value a, Value b) { return op<AddOp>({a, b}); }
+  Value sub(Value a, Value b) { return op<SubOp>({a, b}); }
+  Value mul(Value a, Value b) { return op<MulOp>({a, b}); }
+  Value div(Value a, Value b) { return op<DivOp>({a, b}); }
+  Value add(Value a, double c) { return add(a, scalar(a, c)); }
+  Value mul(Value a, double c) { return mul(a, scalar(a, c)); }
+  Value where(Value c, Value a, Value b) { return op<WhereOp>({c, a, b}); }
+  Value less(Value a, Value b) { return op<LessOp>({a, b}); }
+  Value equal(Value a, Value b) { return op<EqualOp>({a, b}); }
+  Value cast(Value x, Type elt);
+  Value reshape(Value x, ArrayRef<int64_t> shape);
+  Value transpose(Value x, ArrayRef<int64_t> perm);
+  Value broadcast(Value x, ArrayRef<int64_t> shape);
+  Value slice(Value x, int64_t axis, int64_t start, int64_t limit,
+              int64_t stride = 1);
+  Value pad(Value x, int64_t axis, int64_t low, int64_t high,
+            double value = 0.0);
+  Value gather(Value data, Value indices, int64_t axis);
+  Value sum(Value x, ArrayRef<int64_t> axes, bool keepdims);
+  Value matmul(Value a, Value b, bool transposeA = false,
+               bool transposeB = false);
+  Value concat(ValueRange parts, int64_t axis);
+
+private:
+  NodeContext &n;
+  bool failedOnce = false;
+};
+
 /// A node handler: imports one node or records why it cannot.
 using Handler = std::function<LogicalResult(NodeContext &)>;
 
@@ -296,6 +375,8 @@ void registerMathHandlers(HandlerTable &table);
 void registerNNHandlers(HandlerTable &table);
 void registerTensorHandlers(HandlerTable &table);
 void registerLossHandlers(HandlerTable &table);
+void registerIndexHandlers(HandlerTable &table);
+void registerRecurrentHandlers(HandlerTable &table);
 
 /// Normalizes a possibly negative axis for `rank`; fails outside [-rank, rank).
 FailureOr<int64_t> normalizeAxis(NodeContext &n, int64_t axis, int64_t rank);

@@ -9,7 +9,9 @@
 
 #include "ImportContext.h"
 
+#include <cctype>
 #include <limits>
+#include <map>
 
 using namespace mlir;
 using namespace mlir::trainopt;
@@ -606,23 +608,6 @@ LogicalResult reduceComposite(NodeContext &n) {
   return n.result(n.create<SqrtOp>({*sum}));
 }
 
-LogicalResult argMax(NodeContext &n) {
-  FailureOr<Value> x = n.required(0);
-  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 0));
-  FailureOr<int64_t> keepdims = n.check(n.attrs.getInt("keepdims", 1));
-  FailureOr<int64_t> last = n.check(n.attrs.getInt("select_last_index", 0));
-  if (failed(x) || failed(axis) || failed(keepdims) || failed(last))
-    return failure();
-  if (*last)
-    return n.fail("select_last_index = 1 is not supported");
-  FailureOr<int64_t> a = normalizeAxis(n, *axis, n.inputType(0).getRank());
-  if (failed(a))
-    return failure();
-  return n.result(n.create<ArgMaxOp>(
-      {*x}, {n.named("axis", n.builder.getI64IntegerAttr(*a)),
-             n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))}));
-}
-
 /// Reshapes `v` to `shape` (same element type).
 FailureOr<Value> reshapeTo(NodeContext &n, Value v, ArrayRef<int64_t> shape) {
   auto type = cast<RankedTensorType>(v.getType());
@@ -711,6 +696,357 @@ LogicalResult gemm(NodeContext &n) {
   return success();
 }
 
+/// ReduceProd as a balanced tree of elementwise products over the reduced
+/// elements (moved last and flattened; odd counts padded with 1): the
+/// gradient flows through the multiplications, so it is exact where
+/// elements are zero, which prod / x is not.
+template <bool AxesAsInput> LogicalResult reduceProd(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> keepdims = n.check(n.attrs.getInt("keepdims", 1));
+  if (failed(x) || failed(keepdims))
+    return failure();
+  auto xt = n.inputType(0);
+  auto axes = reduceAxes(n, AxesAsInput, xt.getRank());
+  if (failed(axes))
+    return failure();
+  if (!*axes) {
+    n.setOutput(0, *x);
+    return success();
+  }
+  Composer c(n);
+  SmallVector<int64_t> perm, keptShape, outShape;
+  int64_t kept = 1, reduced = 1;
+  for (int64_t d = 0; d < xt.getRank(); ++d) {
+    bool r = llvm::is_contained(**axes, d);
+    if (!r) {
+      perm.push_back(d);
+      keptShape.push_back(xt.getDimSize(d));
+      kept *= xt.getDimSize(d);
+    }
+    if (!r || *keepdims)
+      outShape.push_back(r ? 1 : xt.getDimSize(d));
+  }
+  for (int64_t d : **axes) {
+    perm.push_back(d);
+    reduced *= xt.getDimSize(d);
+  }
+  if (reduced == 0) { // the empty product
+    Type elt = xt.getElementType();
+    Attribute one = isa<FloatType>(elt)
+                        ? Attribute(n.builder.getFloatAttr(elt, 1.0))
+                        : Attribute(n.builder.getIntegerAttr(elt, 1));
+    n.setOutput(0, n.constant(DenseElementsAttr::get(xt.clone(outShape), one)));
+    return success();
+  }
+  Value v = c.reshape(c.transpose(*x, perm), {kept, reduced});
+  for (int64_t len = reduced; len > 1; len = (len + 1) / 2) {
+    if (len % 2)
+      v = c.pad(v, 1, 0, 1, 1.0);
+    int64_t half = (len + 1) / 2;
+    v = c.mul(c.slice(v, 1, 0, half), c.slice(v, 1, half, 2 * half));
+  }
+  return n.result(c.done(c.reshape(v, outShape)));
+}
+
+/// Mod. Integers: r = a - b * (a / b) with the truncating division, so
+/// fmod = 1 is C's %; fmod = 0 (the default, Python's %) then moves a
+/// nonzero r whose sign differs from b's by b. Floats (fmod must be 1):
+/// a - b * trunc(a / b), whose gradient is PyTorch's fmod's (1 for a,
+/// -trunc(a / b) for b); unlike std::fmod it rounds when the quotient is
+/// large. Shape arithmetic on constants folds.
+LogicalResult modOp(NodeContext &n) {
+  FailureOr<Value> a = n.required(0), b = n.required(1);
+  FailureOr<int64_t> fmod = n.check(n.attrs.getInt("fmod", 0));
+  if (failed(a) || failed(b) || failed(fmod))
+    return failure();
+  Composer c(n);
+  Type elt = n.inputType(0).getElementType();
+  if (isa<FloatType>(elt)) {
+    if (!*fmod)
+      return n.fail("fmod = 0 on floating-point inputs (the ONNX spec "
+                    "requires fmod = 1 for them)");
+    Value q = c.div(*a, *b);
+    Value t = c.where(c.less(q, c.scalar(elt, 0.0)), c.op<CeilOp>({q}),
+                      c.op<FloorOp>({q}));
+    return n.result(c.done(c.sub(*a, c.mul(*b, t))));
+  }
+  Value r = c.sub(*a, c.mul(*b, c.div(*a, *b)));
+  if (*fmod)
+    return n.result(c.done(r));
+  Value zero = c.scalar(elt, 0.0);
+  Value nonzero = c.op<NotOp>({c.equal(r, zero)});
+  Value signsDiffer = c.op<XorOp>({c.less(r, zero), c.less(*b, zero)});
+  Value fix = c.op<AndOp>({nonzero, signsDiffer});
+  return n.result(c.done(c.where(fix, c.add(r, *b), r)));
+}
+
+/// CumSum as a log-step (Hillis-Steele) scan: log2(L) rounds of x +=
+/// shift(x, s), each a slice and a zero pad, so integers stay exact and the
+/// gradient is the reverse scan. `exclusive` shifts by one first; `reverse`
+/// shifts the other way.
+LogicalResult cumSum(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<SmallVector<int64_t>> axisValue = n.constantInts(1, "axis");
+  FailureOr<int64_t> exclusive = n.check(n.attrs.getInt("exclusive", 0));
+  FailureOr<int64_t> reverse = n.check(n.attrs.getInt("reverse", 0));
+  if (failed(x) || failed(axisValue) || failed(exclusive) || failed(reverse))
+    return failure();
+  if (axisValue->size() != 1)
+    return n.fail("axis must be a scalar");
+  auto xt = n.inputType(0);
+  FailureOr<int64_t> axis = normalizeAxis(n, axisValue->front(), xt.getRank());
+  if (failed(axis))
+    return failure();
+  int64_t len = xt.getDimSize(*axis);
+  Composer c(n);
+  // shift(v, s): v moved s places along the scan direction, zero filled.
+  auto shift = [&](Value v, int64_t s) {
+    if (*reverse)
+      return c.pad(c.slice(v, *axis, s, len), *axis, 0, s);
+    return c.pad(c.slice(v, *axis, 0, len - s), *axis, s, 0);
+  };
+  Value v = *x;
+  if (*exclusive && len > 0)
+    v = shift(v, 1);
+  for (int64_t s = 1; s < len; s *= 2)
+    v = c.add(v, shift(v, s));
+  return n.result(c.done(v));
+}
+
+/// ArgMax and ArgMin (ArgMin is ArgMax of -x). select_last_index takes the
+/// last of tied extremes: ArgMax of x reversed along the axis, mapped back
+/// as (dim - 1 - index).
+template <bool IsMin> LogicalResult argExtreme(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 0));
+  FailureOr<int64_t> keepdims = n.check(n.attrs.getInt("keepdims", 1));
+  FailureOr<int64_t> last = n.check(n.attrs.getInt("select_last_index", 0));
+  if (failed(x) || failed(axis) || failed(keepdims) || failed(last))
+    return failure();
+  auto xt = n.inputType(0);
+  FailureOr<int64_t> a = normalizeAxis(n, *axis, xt.getRank());
+  if (failed(a))
+    return failure();
+  if (IsMin && !xt.getElementType().isSignlessInteger() &&
+      !isa<FloatType>(xt.getElementType()))
+    return n.fail("ArgMin needs a signed element type");
+  Composer c(n);
+  Value v = IsMin ? c.op<NegOp>({*x}) : *x;
+  int64_t dim = xt.getDimSize(*a);
+  if (*last) {
+    SmallVector<int64_t> reversed;
+    for (int64_t i = dim - 1; i >= 0; --i)
+      reversed.push_back(i);
+    v = c.gather(v, c.i64s(reversed), *a);
+  }
+  Value idx = c.op<ArgMaxOp>(
+      {v}, {n.named("axis", n.builder.getI64IntegerAttr(*a)),
+            n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))});
+  if (*last)
+    idx = c.sub(c.i64s({dim - 1}, ArrayRef<int64_t>{}), idx);
+  return n.result(c.done(idx));
+}
+
+/// Einsum as transposes, reshapes, sums and batched matmuls: operands are
+/// contracted pairwise from the left; a subscript that no later operand and
+/// not the output needs is summed out first. Ellipses are supported;
+/// repeated subscripts in one operand (diagonals) are not.
+class EinsumLowering {
+public:
+  explicit EinsumLowering(NodeContext &n) : n(n), c(n) {}
+
+  LogicalResult run() {
+    FailureOr<std::string> eq = n.check(n.attrs.getString("equation"));
+    if (failed(eq))
+      return failure();
+    std::string text;
+    for (char ch : *eq)
+      if (!std::isspace(static_cast<unsigned char>(ch)))
+        text.push_back(ch);
+    size_t arrow = text.find("->");
+    std::string lhs = text.substr(0, arrow);
+    SmallVector<StringRef> parts;
+    StringRef(lhs).split(parts, ',');
+    SmallVector<std::string> terms;
+    for (StringRef t : parts)
+      terms.push_back(t.str());
+    if (terms.size() != n.numInputs())
+      return n.fail("equation '" + *eq + "' has " + Twine(terms.size()) +
+                    " operand terms for " + Twine(n.numInputs()) + " inputs");
+    // Ellipsis dims get labels 256 + k, counted from the right.
+    int64_t ellipsisRank = 0;
+    for (auto [i, t] : llvm::enumerate(terms)) {
+      FailureOr<Value> v = n.required(i);
+      if (failed(v))
+        return failure();
+      FailureOr<SmallVector<int>> labels = parse(t, n.inputType(i).getRank());
+      if (failed(labels))
+        return failure();
+      for (int l : *labels)
+        if (l >= 256)
+          ellipsisRank = std::max<int64_t>(ellipsisRank, l - 255);
+      operands.push_back({*v, *labels});
+    }
+    SmallVector<int> out;
+    if (arrow != std::string::npos) {
+      FailureOr<SmallVector<int>> o =
+          parse(text.substr(arrow + 2), -1, ellipsisRank);
+      if (failed(o))
+        return failure();
+      out = *o;
+    } else {
+      // Implicit output: ellipsis dims, then labels used once, sorted.
+      for (int64_t k = ellipsisRank - 1; k >= 0; --k)
+        out.push_back(256 + k);
+      std::map<int, int> count;
+      for (auto &o : operands)
+        for (int l : o.labels)
+          if (l < 256)
+            ++count[l];
+      for (auto [l, k] : count)
+        if (k == 1)
+          out.push_back(l);
+    }
+    for (auto &o : operands)
+      if (failed(checkSizes(o)))
+        return failure();
+    Term acc = operands.front();
+    for (size_t i = 1; i < operands.size(); ++i)
+      acc = contract(acc, operands[i], needed(out, i + 1));
+    acc = sumOut(acc, out);
+    for (int l : out)
+      if (!llvm::is_contained(acc.labels, l))
+        return n.fail("output subscript " + labelName(l) +
+                      " appears in no operand");
+    SmallVector<int64_t> perm;
+    for (int l : out)
+      perm.push_back(llvm::find(acc.labels, l) - acc.labels.begin());
+    return n.result(c.done(c.transpose(acc.value, perm)));
+  }
+
+private:
+  struct Term {
+    Value value;
+    SmallVector<int> labels;
+  };
+
+  static std::string labelName(int l) {
+    return l >= 256 ? "'...'" : "'" + std::string(1, static_cast<char>(l)) + "'";
+  }
+
+  /// Labels of one term; `rank` < 0 for the output, where an ellipsis
+  /// stands for `ellipsisRank` dims.
+  FailureOr<SmallVector<int>> parse(StringRef term, int64_t rank,
+                                    int64_t ellipsisRank = 0) {
+    SmallVector<int> labels;
+    size_t dots = term.find("...");
+    int64_t letters = term.size() - (dots == StringRef::npos ? 0 : 3);
+    int64_t covered = rank < 0 ? ellipsisRank : rank - letters;
+    if (covered < 0 || (dots == StringRef::npos && rank >= 0 && covered != 0))
+      return n.fail("subscripts '" + term + "' do not match an operand of rank " +
+                    Twine(rank));
+    for (size_t i = 0; i < term.size(); ++i) {
+      if (i == dots) {
+        for (int64_t k = covered - 1; k >= 0; --k)
+          labels.push_back(256 + k);
+        i += 2;
+        continue;
+      }
+      if (!std::isalpha(static_cast<unsigned char>(term[i])))
+        return n.fail("subscripts '" + term + "' may hold only letters and one '...'");
+      if (llvm::is_contained(labels, term[i]))
+        return n.fail("subscript '" + Twine(term[i]) +
+                      "' repeats in one term (a diagonal), which is not supported");
+      labels.push_back(term[i]);
+    }
+    return labels;
+  }
+
+  LogicalResult checkSizes(const Term &t) {
+    auto shape = Composer::type(t.value).getShape();
+    for (auto [l, d] : llvm::zip(t.labels, shape)) {
+      auto [it, inserted] = sizes.try_emplace(l, d);
+      if (!inserted && it->second != d)
+        return n.fail("subscript " + labelName(l) + " has sizes " +
+                      Twine(it->second) + " and " + Twine(d));
+    }
+    return success();
+  }
+
+  /// Labels the output or operands from `from` on still need.
+  SmallVector<int> needed(ArrayRef<int> out, size_t from) {
+    SmallVector<int> keep(out);
+    for (size_t i = from; i < operands.size(); ++i)
+      llvm::append_range(keep, operands[i].labels);
+    return keep;
+  }
+
+  /// Sums the labels of `t` not in `keep`.
+  Term sumOut(Term t, ArrayRef<int> keep) {
+    SmallVector<int64_t> axes;
+    SmallVector<int> rest;
+    for (auto [i, l] : llvm::enumerate(t.labels)) {
+      if (llvm::is_contained(keep, l))
+        rest.push_back(l);
+      else
+        axes.push_back(i);
+    }
+    return {c.sum(t.value, axes, /*keepdims=*/false), rest};
+  }
+
+  /// Permutes `t` to `order` and reshapes it to the products of the groups.
+  Value arrange(const Term &t, ArrayRef<SmallVector<int>> groups) {
+    SmallVector<int64_t> perm, shape;
+    for (const SmallVector<int> &g : groups) {
+      int64_t size = 1;
+      for (int l : g) {
+        perm.push_back(llvm::find(t.labels, l) - t.labels.begin());
+        size *= sizes[l];
+      }
+      shape.push_back(size);
+    }
+    return c.reshape(c.transpose(t.value, perm), shape);
+  }
+
+  Term contract(Term a, Term b, ArrayRef<int> keep) {
+    SmallVector<int> keepA(keep), keepB(keep);
+    llvm::append_range(keepA, b.labels);
+    llvm::append_range(keepB, a.labels);
+    a = sumOut(a, keepA);
+    b = sumOut(b, keepB);
+    SmallVector<int> batch, contracted, aOnly, bOnly;
+    for (int l : a.labels) {
+      bool inB = llvm::is_contained(b.labels, l);
+      if (inB && llvm::is_contained(keep, l))
+        batch.push_back(l);
+      else if (inB)
+        contracted.push_back(l);
+      else
+        aOnly.push_back(l);
+    }
+    for (int l : b.labels)
+      if (!llvm::is_contained(a.labels, l))
+        bOnly.push_back(l);
+    Value lhs = arrange(a, {batch, aOnly, contracted});
+    Value rhs = arrange(b, {batch, contracted, bOnly});
+    Value product = c.matmul(lhs, rhs);
+    SmallVector<int> labels(batch);
+    llvm::append_range(labels, aOnly);
+    llvm::append_range(labels, bOnly);
+    SmallVector<int64_t> shape;
+    for (int l : labels)
+      shape.push_back(sizes[l]);
+    return {c.reshape(product, shape), labels};
+  }
+
+  NodeContext &n;
+  Composer c;
+  SmallVector<Term> operands;
+  std::map<int, int64_t> sizes;
+};
+
+LogicalResult einsum(NodeContext &n) { return EinsumLowering(n).run(); }
+
 } // namespace
 
 void onnx_import::registerMathHandlers(HandlerTable &t) {
@@ -792,7 +1128,13 @@ void onnx_import::registerMathHandlers(HandlerTable &t) {
        reduceComposite<CompositeReduce::LogSumExp, false>);
   t.on("ReduceLogSumExp", 18,
        reduceComposite<CompositeReduce::LogSumExp, true>);
-  t.on("ArgMax", 13, argMax);
+  t.on("ArgMax", 13, argExtreme<false>);
+  t.on("ArgMin", 13, argExtreme<true>);
+  t.on("ReduceProd", 13, reduceProd<false>);
+  t.on("ReduceProd", 18, reduceProd<true>);
+  t.on("Mod", 13, modOp);
+  t.on("CumSum", 14, cumSum);
+  t.on("Einsum", 12, einsum);
   t.on("MatMul", 13, matmul);
   t.on("Gemm", 13, gemm);
 }

@@ -8,6 +8,9 @@
 
 #include "ImportContext.h"
 
+#include <algorithm>
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::trainopt;
 using namespace mlir::trainopt::onnx_import;
@@ -456,10 +459,345 @@ LogicalResult dropout(NodeContext &n) {
   return success();
 }
 
+/// ConvTranspose as `trainopt.conv_grad_input`: a transposed convolution is
+/// the input gradient of the convolution with the same attributes, and
+/// ONNX's weight layout [C_in, C_out / group, k...] is that convolution's
+/// filter. Output size s (in - 1) + output_padding + (k - 1) d + 1 - pads;
+/// `output_shape` (and auto_pad SAME_*) chooses the pads instead.
+LogicalResult convTranspose(NodeContext &n) {
+  FailureOr<Value> x = n.required(0), f = n.required(1);
+  FailureOr<int64_t> groups = n.check(n.attrs.getInt("group", 1));
+  if (failed(x) || failed(f) || failed(groups))
+    return failure();
+  auto xt = n.inputType(0), ft = n.inputType(1);
+  int64_t rank = xt.getRank() - 2;
+  if (rank < 1 || ft.getRank() != xt.getRank())
+    return n.fail("expects input and weight of equal rank >= 3");
+  if (*groups < 1 || xt.getDimSize(1) != ft.getDimSize(0) ||
+      ft.getDimSize(0) % *groups)
+    return n.fail("weight [C_in, C_out/group, k...] must have the input's " +
+                  Twine(xt.getDimSize(1)) + " channels, divisible by group " +
+                  Twine(*groups));
+  SmallVector<int64_t> ones(rank, 1), zeros(rank, 0), pads0(2 * rank, 0);
+  ArrayRef<int64_t> kernel = ft.getShape().drop_front(2);
+  auto strides = n.check(n.attrs.getInts("strides", ones));
+  auto dilations = n.check(n.attrs.getInts("dilations", ones));
+  auto pads = n.check(n.attrs.getInts("pads", pads0));
+  auto outPad = n.check(n.attrs.getInts("output_padding", zeros));
+  auto outShape = n.check(n.attrs.getInts("output_shape", SmallVector<int64_t>()));
+  auto declared = n.check(n.attrs.getInts("kernel_shape", SmallVector<int64_t>(kernel)));
+  auto autoPad = n.check(n.attrs.getString("auto_pad", std::string("NOTSET")));
+  if (failed(strides) || failed(dilations) || failed(pads) || failed(outPad) ||
+      failed(outShape) || failed(declared) || failed(autoPad))
+    return failure();
+  if (ArrayRef<int64_t>(*declared) != kernel)
+    return n.fail("kernel_shape does not match the weight's spatial dims");
+  if (strides->size() != size_t(rank) || dilations->size() != size_t(rank) ||
+      pads->size() != size_t(2 * rank) || outPad->size() != size_t(rank) ||
+      (!outShape->empty() && outShape->size() != size_t(rank)))
+    return n.fail("strides, dilations, output_padding and output_shape need " +
+                  Twine(rank) + " values, pads " + Twine(2 * rank));
+  bool same = *autoPad == "SAME_UPPER" || *autoPad == "SAME_LOWER";
+  if (!same && *autoPad != "NOTSET" && *autoPad != "VALID")
+    return n.fail("auto_pad '" + *autoPad +
+                  "' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER");
+  if (*autoPad == "VALID")
+    pads->assign(2 * rank, 0);
+  SmallVector<int64_t> resultShape{xt.getDimSize(0),
+                                   ft.getDimSize(1) * *groups};
+  for (int64_t i = 0; i < rank; ++i) {
+    int64_t s = (*strides)[i], in = xt.getDimSize(i + 2);
+    if (s < 1 || (*dilations)[i] < 1)
+      return n.fail("strides and dilations must be >= 1");
+    if ((*outPad)[i] < 0 || (*outPad)[i] >= std::max(s, (*dilations)[i]))
+      return n.fail("output_padding must be below the stride or dilation");
+    int64_t full = s * (in - 1) + (*outPad)[i] +
+                   (kernel[i] - 1) * (*dilations)[i] + 1;
+    if (!outShape->empty() || same) {
+      int64_t target = outShape->empty() ? in * s : (*outShape)[i];
+      int64_t total = full - target;
+      if (total < 0) {
+        // A target beyond the full size appends zeros, as output_padding
+        // does; the convolution it transposes must still fit.
+        if ((*outPad)[i] - total >= s)
+          return n.fail("output_shape " + Twine(target) + " exceeds the "
+                        "full transposed size " + Twine(full) +
+                        " by a stride or more");
+        full = target;
+        total = 0;
+      }
+      // As the ONNX reference: SAME_UPPER puts the extra pad at the end.
+      bool upper = *autoPad != "SAME_LOWER";
+      (*pads)[i] = upper ? total / 2 : total - total / 2;
+      (*pads)[i + rank] = total - (*pads)[i];
+    }
+    int64_t size = full - (*pads)[i] - (*pads)[i + rank];
+    if (size < 1)
+      return n.fail("the output would be empty along spatial dim " + Twine(i));
+    resultShape.push_back(size);
+  }
+  Composer c(n);
+  Value y = c.op<ConvGradInputOp>(
+      {*f, *x},
+      {n.named("strides", n.builder.getDenseI64ArrayAttr(*strides)),
+       n.named("padding", n.builder.getDenseI64ArrayAttr(*pads)),
+       n.named("dilations", n.builder.getDenseI64ArrayAttr(*dilations)),
+       n.named("groups", n.builder.getI64IntegerAttr(*groups))},
+      xt.clone(resultShape));
+  if (Value bias = n.input(2)) {
+    SmallVector<int64_t> biasShape(xt.getRank(), 1);
+    biasShape[1] = resultShape[1];
+    y = c.add(y, c.reshape(bias, biasShape));
+  }
+  return n.result(c.done(y));
+}
+
+/// Resize with mode nearest, linear (bilinear, trilinear) or cubic,
+/// separably: per resized axis, each output element is a weighted sum of
+/// taps (1 for nearest, 2 for linear, 4 for cubic) at constant source
+/// indices, i.e. a gather per tap times constant weights, the last axis
+/// first, as PyTorch's upsample kernels order their arithmetic. Coordinate
+/// modes: half_pixel, half_pixel_symmetric, pytorch_half_pixel,
+/// align_corners, asymmetric. Taps outside the input read its edge (the
+/// ONNX reference's edge padding); the gradient is the gathers'.
+class ResizeLowering {
+public:
+  explicit ResizeLowering(NodeContext &n) : n(n), c(n) {}
+
+  LogicalResult run() {
+    FailureOr<Value> x = n.required(0);
+    auto mode = n.check(n.attrs.getString("mode", std::string("nearest")));
+    auto coord = n.check(n.attrs.getString("coordinate_transformation_mode",
+                                           std::string("half_pixel")));
+    auto nearest = n.check(
+        n.attrs.getString("nearest_mode", std::string("round_prefer_floor")));
+    auto antialias = n.check(n.attrs.getInt("antialias", 0));
+    auto policy = n.check(
+        n.attrs.getString("keep_aspect_ratio_policy", std::string("stretch")));
+    auto cubicA = n.check(n.attrs.getFloat("cubic_coeff_a", -0.75));
+    auto exclude = n.check(n.attrs.getInt("exclude_outside", 0));
+    if (failed(x) || failed(mode) || failed(coord) || failed(nearest) ||
+        failed(antialias) || failed(policy) || failed(cubicA) ||
+        failed(exclude))
+      return failure();
+    if (*mode != "nearest" && *mode != "linear" && *mode != "cubic")
+      return n.fail("mode '" + *mode + "' is not one of nearest, linear, cubic");
+    if (*coord != "half_pixel" && *coord != "pytorch_half_pixel" &&
+        *coord != "align_corners" && *coord != "asymmetric" &&
+        *coord != "half_pixel_symmetric")
+      return n.fail("coordinate_transformation_mode '" + *coord +
+                    "' is not supported (half_pixel, half_pixel_symmetric, "
+                    "pytorch_half_pixel, align_corners and asymmetric are)");
+    if (*nearest != "round_prefer_floor" && *nearest != "round_prefer_ceil" &&
+        *nearest != "floor" && *nearest != "ceil")
+      return n.fail("nearest_mode '" + *nearest + "' is not one of "
+                    "round_prefer_floor, round_prefer_ceil, floor, ceil");
+    if (*policy != "stretch" && *policy != "not_larger" &&
+        *policy != "not_smaller")
+      return n.fail("keep_aspect_ratio_policy '" + *policy +
+                    "' is not one of stretch, not_larger, not_smaller");
+    spec = {*mode, *coord, *nearest, *cubicA, *exclude != 0};
+    auto xt = n.inputType(0);
+    int64_t rank = xt.getRank();
+    SmallVector<int64_t> axes = llvm::to_vector(llvm::seq<int64_t>(0, rank));
+    if (n.attrs.has("axes")) {
+      auto given = n.check(n.attrs.getInts("axes"));
+      if (failed(given))
+        return failure();
+      axes.clear();
+      for (int64_t a : *given) {
+        FailureOr<int64_t> na = normalizeAxis(n, a, rank);
+        if (failed(na))
+          return failure();
+        axes.push_back(*na);
+      }
+    }
+    SmallVector<double> scales(rank, 1.0);
+    SmallVector<int64_t> sizes(xt.getShape());
+    if (failed(readScalesOrSizes(axes, *policy, scales, sizes)))
+      return failure();
+    if (*antialias &&
+        llvm::any_of(scales, [](double s) { return s < 1.0; }))
+      return n.fail("antialias = 1 when downsampling is not supported");
+    Value y = *x;
+    for (int64_t d = rank - 1; d >= 0; --d) {
+      if (sizes[d] == xt.getDimSize(d) && scales[d] == 1.0)
+        continue;
+      if (sizes[d] < 1)
+        return n.fail("output size along axis " + Twine(d) + " is " +
+                      Twine(sizes[d]));
+      y = resizeAxis(y, d, xt.getDimSize(d), sizes[d], scales[d]);
+    }
+    return n.result(c.done(y));
+  }
+
+private:
+  struct Spec {
+    std::string mode, coord, nearest;
+    double cubicA;
+    bool excludeOutside;
+  };
+
+  LogicalResult readScalesOrSizes(ArrayRef<int64_t> axes, StringRef policy,
+                                  SmallVectorImpl<double> &scales,
+                                  SmallVectorImpl<int64_t> &sizes) {
+    auto xt = n.inputType(0);
+    bool haveScales = false;
+    if (n.input(2)) {
+      FailureOr<DenseElementsAttr> s = n.constantInput(2, "scales");
+      if (failed(s))
+        return failure();
+      if (s->getNumElements() != 0) {
+        if (s->getNumElements() != static_cast<int64_t>(axes.size()))
+          return n.fail("scales has " + Twine(s->getNumElements()) +
+                        " values for " + Twine(axes.size()) + " axes");
+        for (auto [a, v] : llvm::zip(axes, s->getValues<APFloat>())) {
+          scales[a] = decimalDouble(v.convertToFloat());
+          if (!(scales[a] > 0))
+            return n.fail("scales must be positive");
+          sizes[a] = static_cast<int64_t>(
+              std::floor(xt.getDimSize(a) * scales[a]));
+        }
+        haveScales = true;
+      }
+    }
+    if (n.input(3)) {
+      if (haveScales)
+        return n.fail("has both scales and sizes; give only one");
+      FailureOr<SmallVector<int64_t>> s = n.constantInts(3, "sizes");
+      if (failed(s))
+        return failure();
+      if (s->size() != axes.size())
+        return n.fail("sizes has " + Twine(s->size()) + " values for " +
+                      Twine(axes.size()) + " axes");
+      for (auto [a, v] : llvm::zip(axes, *s)) {
+        sizes[a] = v;
+        scales[a] = static_cast<double>(v) / xt.getDimSize(a);
+      }
+      if (policy != "stretch") {
+        // One scale for all axes: the largest that fits (not_larger) or the
+        // smallest that covers (not_smaller); sizes rounded from it.
+        double common = scales[axes.front()];
+        for (int64_t a : axes)
+          common = policy == "not_larger" ? std::min(common, scales[a])
+                                          : std::max(common, scales[a]);
+        for (int64_t a : axes) {
+          scales[a] = common;
+          sizes[a] = static_cast<int64_t>(
+              std::nearbyint(common * xt.getDimSize(a)));
+        }
+      }
+      return success();
+    }
+    if (!haveScales)
+      return n.fail("needs scales or sizes");
+    return success();
+  }
+
+  /// The source coordinate of output position `o` along an axis of `in`
+  /// elements resized by `scale` to `out` (ONNX uses the unrounded in *
+  /// scale where the formula needs the output length).
+  double source(int64_t o, int64_t in, int64_t out, double scale) const {
+    double length = in * scale;
+    if (spec.coord == "align_corners")
+      return length == 1 ? 0.0 : o * static_cast<double>(in - 1) / (length - 1);
+    if (spec.coord == "asymmetric")
+      return o / scale;
+    if (spec.coord == "pytorch_half_pixel" && out == 1)
+      return 0.0;
+    if (spec.coord == "half_pixel_symmetric") {
+      double adjustment = out / length;
+      double offset = in / 2.0 * (1 - adjustment);
+      return offset + (o + 0.5) / scale - 0.5;
+    }
+    return (o + 0.5) / scale - 0.5;
+  }
+
+  /// The taps of output position `o`: (source index, weight) pairs.
+  SmallVector<std::pair<int64_t, double>, 4> taps(double s, int64_t in) const {
+    auto clampIndex = [&](int64_t i) { return std::clamp<int64_t>(i, 0, in - 1); };
+    if (spec.mode == "nearest") {
+      StringRef m = spec.nearest;
+      double r = m == "floor"               ? std::floor(s)
+                 : m == "ceil"              ? std::ceil(s)
+                 : m == "round_prefer_ceil" ? std::floor(s + 0.5)
+                                            : std::ceil(s - 0.5);
+      return {{clampIndex(static_cast<int64_t>(r)), 1.0}};
+    }
+    if (spec.mode == "linear") {
+      double clamped = std::clamp(s, 0.0, static_cast<double>(in - 1));
+      int64_t i0 = static_cast<int64_t>(std::floor(clamped));
+      double w = clamped - i0;
+      return {{i0, 1.0 - w}, {clampIndex(i0 + 1), w}};
+    }
+    // Cubic convolution (Keys) with coefficient A.
+    int64_t base = static_cast<int64_t>(std::floor(s));
+    double t = s - base, A = spec.cubicA;
+    auto far = [&](double d) { return ((A * d - 5 * A) * d + 8 * A) * d - 4 * A; };
+    auto near = [&](double d) { return ((A + 2) * d - (A + 3)) * d * d + 1; };
+    double w[4] = {far(t + 1), near(t), near(1 - t), far(2 - t)};
+    SmallVector<std::pair<int64_t, double>, 4> out;
+    double total = 0;
+    for (int k = 0; k < 4; ++k) {
+      int64_t i = base - 1 + k;
+      if (spec.excludeOutside && (i < 0 || i >= in))
+        w[k] = 0;
+      total += w[k];
+      out.push_back({clampIndex(i), w[k]});
+    }
+    if (spec.excludeOutside && total != 0)
+      for (auto &tap : out)
+        tap.second /= total;
+    return out;
+  }
+
+  Value resizeAxis(Value v, int64_t axis, int64_t in, int64_t out,
+                   double scale) {
+    SmallVector<SmallVector<int64_t>> index;
+    SmallVector<SmallVector<double>> weight;
+    for (int64_t o = 0; o < out; ++o) {
+      auto t = taps(source(o, in, out, scale), in);
+      index.resize(t.size());
+      weight.resize(t.size());
+      for (auto [k, tap] : llvm::enumerate(t)) {
+        index[k].push_back(tap.first);
+        weight[k].push_back(tap.second);
+      }
+    }
+    Type elt = Composer::elementType(v);
+    SmallVector<int64_t> wshape(Composer::type(v).getRank(), 1);
+    wshape[axis] = out;
+    Value sum;
+    for (auto [idx, w] : llvm::zip(index, weight)) {
+      Value term = c.gather(v, c.i64s(idx), axis);
+      if (index.size() > 1) {
+        SmallVector<Attribute> values;
+        for (double x : w)
+          values.push_back(n.builder.getFloatAttr(elt, x));
+        term = c.mul(n.constant(DenseElementsAttr::get(
+                         RankedTensorType::get(wshape, elt), values)),
+                     term);
+      }
+      sum = sum ? c.add(sum, term) : term;
+    }
+    return sum;
+  }
+
+  NodeContext &n;
+  Composer c;
+  Spec spec;
+};
+
+LogicalResult resize(NodeContext &n) { return ResizeLowering(n).run(); }
+
 } // namespace
 
 void onnx_import::registerNNHandlers(HandlerTable &t) {
   t.on("Conv", 11, conv);
+  t.on("ConvTranspose", 11, convTranspose);
+  t.on("Resize", 13, resize);
+  t.on("Resize", 18, resize);
+  t.on("Resize", 19, resize);
   t.on("MaxPool", 12, pool<true>);
   t.on("AveragePool", 11, pool<false>);
   t.on("AveragePool", 19, pool<false>);

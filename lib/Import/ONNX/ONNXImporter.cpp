@@ -68,6 +68,8 @@ static const HandlerTable &handlerTable() {
     registerNNHandlers(t);
     registerTensorHandlers(t);
     registerLossHandlers(t);
+    registerIndexHandlers(t);
+    registerRecurrentHandlers(t);
     return t;
   }();
   return table;
@@ -754,6 +756,97 @@ Value NodeContext::constant(DenseElementsAttr value) {
 
 Value NodeContext::scalar(Type elementType, double value) {
   return TensorBuilder(builder, loc).scalar(elementType, value);
+}
+
+//===----------------------------------------------------------------------===//
+// Composer
+//===----------------------------------------------------------------------===//
+
+Value Composer::i64s(ArrayRef<int64_t> values,
+                     std::optional<ArrayRef<int64_t>> shape) {
+  SmallVector<int64_t> dims =
+      shape ? SmallVector<int64_t>(*shape)
+            : SmallVector<int64_t>{static_cast<int64_t>(values.size())};
+  auto type = RankedTensorType::get(dims, n.builder.getI64Type());
+  return n.constant(DenseElementsAttr::get(type, values));
+}
+
+Value Composer::cast(Value x, Type elt) {
+  if (!x || elementType(x) == elt)
+    return x;
+  return op<CastOp>({x}, {}, type(x).clone(elt));
+}
+
+Value Composer::reshape(Value x, ArrayRef<int64_t> shape) {
+  if (!x || type(x).getShape() == shape)
+    return x;
+  return op<ReshapeOp>({x}, {}, type(x).clone(shape));
+}
+
+Value Composer::transpose(Value x, ArrayRef<int64_t> perm) {
+  if (!x || llvm::equal(perm, llvm::seq<int64_t>(0, perm.size())))
+    return x;
+  return op<TransposeOp>(
+      {x}, {n.named("permutation", n.builder.getDenseI64ArrayAttr(perm))});
+}
+
+Value Composer::broadcast(Value x, ArrayRef<int64_t> shape) {
+  if (!x || type(x).getShape() == shape)
+    return x;
+  return op<BroadcastToOp>({x}, {}, type(x).clone(shape));
+}
+
+Value Composer::slice(Value x, int64_t axis, int64_t start, int64_t limit,
+                      int64_t stride) {
+  if (!x)
+    return x;
+  ArrayRef<int64_t> shape = type(x).getShape();
+  SmallVector<int64_t> starts(shape.size(), 0), limits(shape), strides(
+                                                                  shape.size(), 1);
+  starts[axis] = start;
+  limits[axis] = limit;
+  strides[axis] = stride;
+  return op<SliceOp>({x}, {n.named("start", n.builder.getDenseI64ArrayAttr(starts)),
+                           n.named("limit", n.builder.getDenseI64ArrayAttr(limits)),
+                           n.named("stride", n.builder.getDenseI64ArrayAttr(strides))});
+}
+
+Value Composer::pad(Value x, int64_t axis, int64_t low, int64_t high,
+                    double value) {
+  if (!x)
+    return x;
+  SmallVector<int64_t> lows(type(x).getRank(), 0), highs(type(x).getRank(), 0);
+  lows[axis] = low;
+  highs[axis] = high;
+  return op<PadOp>({x}, {n.named("low", n.builder.getDenseI64ArrayAttr(lows)),
+                         n.named("high", n.builder.getDenseI64ArrayAttr(highs)),
+                         n.named("value", n.builder.getF64FloatAttr(value))});
+}
+
+Value Composer::gather(Value data, Value indices, int64_t axis) {
+  return op<GatherOp>({data, indices},
+                      {n.named("axis", n.builder.getI64IntegerAttr(axis))});
+}
+
+Value Composer::sum(Value x, ArrayRef<int64_t> axes, bool keepdims) {
+  if (axes.empty())
+    return x;
+  return op<ReduceSumOp>(
+      {x}, {n.named("axes", n.builder.getDenseI64ArrayAttr(axes)),
+            n.named("keepdims", n.builder.getBoolAttr(keepdims))});
+}
+
+Value Composer::matmul(Value a, Value b, bool transposeA, bool transposeB) {
+  return op<MatmulOp>(
+      {a, b}, {n.named("transpose_lhs", n.builder.getBoolAttr(transposeA)),
+               n.named("transpose_rhs", n.builder.getBoolAttr(transposeB))});
+}
+
+Value Composer::concat(ValueRange parts, int64_t axis) {
+  if (parts.size() == 1)
+    return parts.front();
+  return op<ConcatOp>(parts,
+                      {n.named("axis", n.builder.getI64IntegerAttr(axis))});
 }
 
 OwningOpRef<ModuleOp>

@@ -605,6 +605,67 @@ LogicalResult range(NodeContext &n) {
   return success();
 }
 
+/// Tile as broadcast: [d0, d1] with repeats [r0, r1] is [1, d0, 1, d1]
+/// broadcast to [r0, d0, r1, d1], reshaped to [r0 d0, r1 d1] (the gradient
+/// is the broadcast's: a sum over the copies).
+LogicalResult tile(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<SmallVector<int64_t>> repeats = n.constantInts(1, "repeats");
+  if (failed(x) || failed(repeats))
+    return failure();
+  ArrayRef<int64_t> shape = n.inputType(0).getShape();
+  if (repeats->size() != shape.size())
+    return n.fail("repeats has " + Twine(repeats->size()) +
+                  " values for an input of rank " + Twine(shape.size()));
+  SmallVector<int64_t> spread, copies, tiled;
+  for (auto [d, r] : llvm::zip(shape, *repeats)) {
+    if (r < 0)
+      return n.fail("repeats must not be negative, got " + Twine(r));
+    spread.append({1, d});
+    copies.append({r, d});
+    tiled.push_back(r * d);
+  }
+  Composer c(n);
+  return n.result(
+      c.done(c.reshape(c.broadcast(c.reshape(*x, spread), copies), tiled)));
+}
+
+/// DepthToSpace and SpaceToDepth: a reshape, a transpose and a reshape.
+template <bool ToSpace> LogicalResult depthSpace(NodeContext &n) {
+  FailureOr<Value> x = n.required(0);
+  FailureOr<int64_t> block = n.check(n.attrs.getInt("blocksize"));
+  FailureOr<std::string> mode = n.check(n.attrs.getString("mode", "DCR"));
+  if (failed(x) || failed(block) || failed(mode))
+    return failure();
+  auto xt = n.inputType(0);
+  if (xt.getRank() != 4)
+    return n.fail("expects a 4-D input, got rank " + Twine(xt.getRank()));
+  int64_t b = *block, N = xt.getDimSize(0), C = xt.getDimSize(1),
+          H = xt.getDimSize(2), W = xt.getDimSize(3);
+  if (b <= 0)
+    return n.fail("blocksize must be positive");
+  Composer c(n);
+  if (ToSpace) {
+    if (*mode != "DCR" && *mode != "CRD")
+      return n.fail("mode must be DCR or CRD, got '" + *mode + "'");
+    if (C % (b * b))
+      return n.fail("channels " + Twine(C) + " are not divisible by blocksize^2 = " +
+                    Twine(b * b));
+    int64_t c2 = C / (b * b);
+    Value v = *mode == "DCR" ? c.transpose(c.reshape(*x, {N, b, b, c2, H, W}),
+                                           {0, 3, 4, 1, 5, 2})
+                             : c.transpose(c.reshape(*x, {N, c2, b, b, H, W}),
+                                           {0, 1, 4, 2, 5, 3});
+    return n.result(c.done(c.reshape(v, {N, c2, H * b, W * b})));
+  }
+  if (H % b || W % b)
+    return n.fail("spatial dims " + Twine(H) + "x" + Twine(W) +
+                  " are not divisible by blocksize " + Twine(b));
+  Value v = c.transpose(c.reshape(*x, {N, C, H / b, b, W / b, b}),
+                        {0, 3, 5, 1, 2, 4});
+  return n.result(c.done(c.reshape(v, {N, C * b * b, H / b, W / b})));
+}
+
 } // namespace
 
 void onnx_import::registerTensorHandlers(HandlerTable &t) {
@@ -629,4 +690,7 @@ void onnx_import::registerTensorHandlers(HandlerTable &t) {
   t.on("Pad", 18, pad);
   t.on("ConstantOfShape", 9, constantOfShape);
   t.on("Range", 11, range);
+  t.on("Tile", 13, tile);
+  t.on("DepthToSpace", 13, depthSpace<true>);
+  t.on("SpaceToDepth", 13, depthSpace<false>);
 }

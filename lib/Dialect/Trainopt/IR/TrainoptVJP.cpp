@@ -409,6 +409,26 @@ LogicalResult ConvOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
   return success();
 }
 
+/// conv_grad_input is linear in the filter and in the cotangent it
+/// transposes: its VJP for `rhs` is the forward conv of the result's
+/// cotangent, and for `lhs` the filter gradient of that conv.
+LogicalResult ConvGradInputOp::buildVJP(OpBuilder &builder,
+                                        ArrayRef<Value> resultGrads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  noGrads(operandGrads, getNumOperands());
+  Value g = resultGrads[0];
+  if (!g)
+    return success();
+  TensorBuilder G(builder, getLoc());
+  operandGrads[0] = ConvGradFilterOp::create(
+      G.b, getLhs().getType(), g, getRhs(), getStrides(), getPadding(),
+      getDilations(), getGroups());
+  operandGrads[1] = ConvOp::create(G.b, getRhs().getType(), g, getLhs(),
+                                   Value(), getStrides(), getPadding(),
+                                   getDilations(), getGroups());
+  return success();
+}
+
 LogicalResult MaxPoolOp::buildVJP(OpBuilder &builder,
                                   ArrayRef<Value> resultGrads,
                                   SmallVectorImpl<Value> &operandGrads) {
@@ -711,6 +731,18 @@ LogicalResult GatherOp::buildVJP(OpBuilder &builder,
                                                        getIndices(), g,
                                                        getAxis());
                          });
+}
+
+LogicalResult ScatterAddOp::buildVJP(OpBuilder &builder,
+                                     ArrayRef<Value> resultGrads,
+                                     SmallVectorImpl<Value> &operandGrads) {
+  noGrads(operandGrads, getNumOperands());
+  if (!resultGrads[0] || !isFloatValue(getUpdates()))
+    return success();
+  TensorBuilder G(builder, getLoc());
+  operandGrads[1] = GatherOp::create(G.b, getUpdates().getType(),
+                                     resultGrads[0], getIndices(), getAxis());
+  return success();
 }
 
 LogicalResult TriluOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,

@@ -206,8 +206,9 @@ def Trainopt_DropoutOp : Trainopt_Op<"dropout", [Pure, DeclareOpInterfaceMethods
 // Backward ops (built by the VJPs of conv and pooling)
 //===----------------------------------------------------------------------===//
 
-class Trainopt_ConvGradOp<string mnemonic, string what> : Trainopt_Op<mnemonic,
-    [Pure, AllElementTypesMatch<["lhs", "rhs", "result"]>]> {
+class Trainopt_ConvGradOp<string mnemonic, string what, list<Trait> traits = []>
+    : Trainopt_Op<mnemonic,
+    !listconcat([Pure, AllElementTypesMatch<["lhs", "rhs", "result"]>], traits)> {
   let summary = "gradient of trainopt.conv with respect to its " # what;
   let arguments = (ins Trainopt_FloatTensor:$lhs, Trainopt_FloatTensor:$rhs,
                        DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$padding,
@@ -218,12 +219,15 @@ class Trainopt_ConvGradOp<string mnemonic, string what> : Trainopt_Op<mnemonic,
   let hasVerifier = 1;
 }
 
-def Trainopt_ConvGradInputOp : Trainopt_ConvGradOp<"conv_grad_input", "input"> {
+def Trainopt_ConvGradInputOp : Trainopt_ConvGradOp<"conv_grad_input", "input",
+    [DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
   let description = [{
     Given the filter (`lhs`, `[F, C/groups, k...]`) and the output cotangent
     (`rhs`, `[N, F, o...]`) of a `trainopt.conv` with these attributes,
     computes the input cotangent (the result, `[N, C, d...]`, whose shape
-    fixes the input size): a transposed convolution.
+    fixes the input size): a transposed convolution. ONNX `ConvTranspose`
+    imports to it, so it is differentiable: bilinear, its VJP is a `conv`
+    (for `rhs`) and a `conv_grad_filter` (for `lhs`).
 
     ```mlir
     %dx = trainopt.conv_grad_input %w, %dy {strides = array<i64: 1, 1>,

@@ -220,6 +220,7 @@ def Trainopt_PadOp : Trainopt_Op<"pad", [Pure, DeclareOpInterfaceMethods<Trainop
 }
 
 def Trainopt_ScatterAddOp : Trainopt_Op<"scatter_add", [Pure,
+    DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     AllElementTypesMatch<["updates", "result"]>]> {
   let summary = "adds slices into a zero tensor at indices along an axis";
   let description = [{
@@ -227,6 +228,8 @@ def Trainopt_ScatterAddOp : Trainopt_Op<"scatter_add", [Pure,
     shape) is zero except that for every index position `p`,
     `updates[..., p, ...]` is added to the slice at `indices[p]` along
     `axis`; repeated indices accumulate. Negative indices count from the end.
+    ONNX `ScatterElements` and `ScatterND` import to it; its VJP for
+    `updates` is the `gather` at the same indices.
 
     ```mlir
     %dtable = trainopt.scatter_add %ids, %de {axis = 0 : i64}
