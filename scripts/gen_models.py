@@ -214,7 +214,30 @@ def gpt(vocab=96, seq=16, dim=64, heads=4):
     return b.model()
 
 
-MODELS = {"mlp": mlp, "cnn": cnn, "resnet": resnet, "mobilenet": mobilenet, "gpt": gpt}
+def stochastic():
+    """An MLP with every random op PyTorch exports: stochastic depth on a
+    residual branch (RandomUniformLike, Less, Cast, as torchvision's
+    StochasticDepth exports), Gaussian noise (RandomNormalLike) and a
+    Bernoulli mask from data-dependent probabilities."""
+    b = Builder("stochastic")
+    x = b.input("x", TensorProto.FLOAT, ["batch", 784])
+    h = b.op("Relu", [b.linear(x, 784, 64, "fc1")])
+    row = b.op("ReduceMean", [h], axes=[1], keepdims=1)
+    u = b.op("RandomUniformLike", [row])
+    keep = b.op("Cast", [b.op("Less", [u, b.const(0.8, np.float32)])], to=TensorProto.FLOAT)
+    branch = b.op("Relu", [b.linear(h, 64, 64, "fc2")])
+    h = b.op("Add", [h, b.op("Div", [b.op("Mul", [branch, keep]), b.const(0.8, np.float32)])])
+    h = b.op("Add", [h, b.op("RandomNormalLike", [h], scale=0.1)])
+    gate = b.op("Sigmoid", [b.linear(h, 64, 64, "gate")])
+    h = b.op("Mul", [h, b.op("Bernoulli", [gate])])
+    b.output(b.linear(h, 64, 10, "fc3"), "logits", TensorProto.FLOAT, ["batch", 10])
+    m = b.model()
+    m.opset_import[0].version = 17
+    return m
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "resnet": resnet, "mobilenet": mobilenet, "gpt": gpt,
+          "stochastic": stochastic}
 
 
 def main():

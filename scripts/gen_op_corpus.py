@@ -196,7 +196,7 @@ CASES = {
   %y = trainopt.add %mp, %ap : (tensor<2x6x3x3xT>, tensor<2x6x3x3xT>) -> tensor<2x6x3x3xT>"""),
     "normalization": dict(
         covers=["batch_norm_train", "batch_norm_inference", "layer_norm", "softmax",
-                "log_softmax", "dropout"],
+                "log_softmax", "dropout", "random"],
         x=(4, 3, 2, 2), params={"g": (3,), "b": (3,), "lg": (2, 2), "lb": (2, 2)},
         y=(4, 3, 2, 2),
         body="""
@@ -209,7 +209,11 @@ CASES = {
   %ls = trainopt.log_softmax %i {axis = 3 : i64} : tensor<4x3x2x2xT>
   %seed = trainopt.constant dense<11> : tensor<i64>
   %d, %dm = trainopt.dropout %ls, %seed {ratio = 0.25 : f64} : tensor<4x3x2x2xT>, tensor<i64> -> tensor<4x3x2x2xi1>
-  %y = trainopt.add %sm, %d : (tensor<4x3x2x2xT>, tensor<4x3x2x2xT>) -> tensor<4x3x2x2xT>"""),
+  %nz = trainopt.random %seed {distribution = #trainopt<distribution normal>, a = 0.5 : f64, b = 0.1 : f64} : tensor<i64> -> tensor<4x3x2x2xT>
+  %uz = trainopt.random %seed {distribution = #trainopt<distribution uniform>, a = -1.0 : f64, b = 1.0 : f64} : tensor<i64> -> tensor<1x3x1x1xT>
+  %sn = trainopt.mul %sm, %nz : (tensor<4x3x2x2xT>, tensor<4x3x2x2xT>) -> tensor<4x3x2x2xT>
+  %du = trainopt.mul %d, %uz : (tensor<4x3x2x2xT>, tensor<1x3x1x1xT>) -> tensor<4x3x2x2xT>
+  %y = trainopt.add %sn, %du : (tensor<4x3x2x2xT>, tensor<4x3x2x2xT>) -> tensor<4x3x2x2xT>"""),
     "losses": dict(
         covers=["cross_entropy", "nll_loss", "mse_loss"],
         params={"w": (6,), "cw": (6,)}, loss="own", labels=(4,), classes=6,

@@ -850,6 +850,17 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         bind(o.getMask(), std::move(mask));
         return success();
       })
+      .Case([&](RandomOp o) {
+        int64_t seed = get(o.getSeed()).ints[0];
+        double a = o.getA().convertToDouble(), b = o.getB().convertToDouble();
+        bool normal = o.getDistribution() == Distribution::normal;
+        HostTensor y = like(o.getResult());
+        for (int64_t i = 0, e = y.numElements(); i < e; ++i)
+          y.set(i, normal ? a + b * ::trainopt::normalDraw(seed, i)
+                          : a + (b - a) * ::trainopt::dropoutUniform(seed, i));
+        bind(o.getResult(), std::move(y));
+        return success();
+      })
       .Case([&](ReshapeOp o) {
         HostTensor y = get(o.getX());
         y.shape.assign(o.getType().getShape().begin(),

@@ -518,7 +518,9 @@ Value linearIndex(Scalar &s, ArrayRef<int64_t> shape) {
 
 /// The dropout keep test of Support/Random.h, in IR: splitmix64 of
 /// seed * golden + index, top 53 bits as a double in [0, 1), >= ratio.
-Value dropoutKeeps(Scalar &s, Value seed, Value index, double ratio) {
+/// The uniform draw in [0, 1) (f64) of include/trainopt/Support/Random.h
+/// for `index` under `seed` (both i64).
+Value uniformDraw(Scalar &s, Value seed, Value index) {
   Type i64 = s.b.getI64Type();
   auto c = [&](uint64_t v) {
     return arith::ConstantOp::create(
@@ -535,9 +537,30 @@ Value dropoutKeeps(Scalar &s, Value seed, Value index, double ratio) {
   x = xorShift(x, 31);
   Value top = arith::ShRUIOp::create(s.b, s.loc, x, c(11));
   Value u = arith::UIToFPOp::create(s.b, s.loc, s.b.getF64Type(), top);
-  u = s.mul(u, s.cst(s.b.getF64Type(), 0x1.0p-53));
-  return arith::CmpFOp::create(s.b, s.loc, arith::CmpFPredicate::OGE, u,
+  return s.mul(u, s.cst(s.b.getF64Type(), 0x1.0p-53));
+}
+
+/// Whether dropout with `ratio` keeps element `index` under `seed`.
+Value dropoutKeeps(Scalar &s, Value seed, Value index, double ratio) {
+  return arith::CmpFOp::create(s.b, s.loc, arith::CmpFPredicate::OGE,
+                               uniformDraw(s, seed, index),
                                s.cst(s.b.getF64Type(), ratio));
+}
+
+/// The standard normal draw of element `index` (Random.h's normalDraw).
+Value normalDraw(Scalar &s, Value seed, Value index) {
+  Type i64 = s.b.getI64Type(), f64 = s.b.getF64Type();
+  Value two = arith::ConstantOp::create(s.b, s.loc, IntegerAttr::get(i64, 2));
+  Value one = arith::ConstantOp::create(s.b, s.loc, IntegerAttr::get(i64, 1));
+  Value even = s.mul(index, two);
+  Value u1 = uniformDraw(s, seed, even);
+  Value u2 = uniformDraw(s, seed, s.add(even, one));
+  Value radius = math::SqrtOp::create(
+      s.b, s.loc,
+      s.mul(s.cst(f64, -2.0),
+            math::LogOp::create(s.b, s.loc, s.sub(s.cst(f64, 1.0), u1))));
+  Value angle = s.mul(s.cst(f64, 6.283185307179586476925286766559), u2);
+  return s.mul(radius, math::CosOp::create(s.b, s.loc, angle));
 }
 
 } // namespace
@@ -913,6 +936,32 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
                           s.cst(t, 0.0));
         });
     r.replaceOp(op, {y, mask});
+    return success();
+  });
+
+  addLambda<RandomOp>(patterns, [](RandomOp op, PatternRewriter &r) {
+    Location loc = op.getLoc();
+    RankedTensorType yt = op.getType();
+    ArrayRef<int64_t> shape = yt.getShape();
+    SmallVector<AffineMap> maps = {
+        AffineMap::get(shape.size(), 0, r.getContext())};
+    double a = op.getA().convertToDouble(), b = op.getB().convertToDouble();
+    bool normal = op.getDistribution() == Distribution::normal;
+    Value y = elementwiseMaps(
+        r, loc, shape, yt.getElementType(), {op.getSeed()}, maps,
+        [&](OpBuilder &builder, Location l, ValueRange args) {
+          Scalar s{builder, l};
+          Value seed = s.convert(args[0], builder.getI64Type());
+          Value index = linearIndex(s, shape);
+          Type f64 = builder.getF64Type();
+          Value v = normal ? s.add(s.cst(f64, a),
+                                   s.mul(s.cst(f64, b), normalDraw(s, seed, index)))
+                           : s.add(s.cst(f64, a),
+                                   s.mul(s.cst(f64, b - a),
+                                         uniformDraw(s, seed, index)));
+          return s.convert(v, yt.getElementType());
+        });
+    r.replaceOp(op, y);
     return success();
   });
 

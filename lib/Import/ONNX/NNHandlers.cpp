@@ -790,6 +790,103 @@ private:
 
 LogicalResult resize(NodeContext &n) { return ResizeLowering(n).run(); }
 
+/// The seed of a random node: its index in the graph (so every node draws
+/// its own stream), mixed with the `seed` attribute where given. The
+/// training step advances it every step, as Dropout's.
+FailureOr<Value> randomSeed(NodeContext &n) {
+  FailureOr<double> attr = n.check(n.attrs.getFloat("seed", 0.0));
+  if (failed(attr))
+    return failure();
+  int64_t seed = n.index;
+  if (n.attrs.has("seed"))
+    seed += static_cast<int64_t>(std::fmod(*attr, 0x1p40)) * 65537;
+  return n.constant(
+      DenseElementsAttr::get(RankedTensorType::get({}, n.builder.getI64Type()),
+                             n.builder.getI64IntegerAttr(seed)));
+}
+
+/// The float element type of a random node: its `dtype` attribute, else
+/// `fallback`.
+FailureOr<Type> randomElementType(NodeContext &n, Type fallback) {
+  if (!n.attrs.has("dtype"))
+    return fallback;
+  FailureOr<int64_t> dtype = n.check(n.attrs.getInt("dtype"));
+  if (failed(dtype))
+    return failure();
+  Type elt = convertElementType(n.getContext(), *dtype);
+  if (!elt || !isa<FloatType>(elt))
+    return n.fail("dtype " + onnxTypeName(*dtype) +
+                  " is not a floating-point type");
+  return elt;
+}
+
+/// RandomUniform(Like) and RandomNormal(Like): a `trainopt.random` of the
+/// shape attribute or of the input's shape.
+template <bool Normal, bool Like> LogicalResult randomOp(NodeContext &n) {
+  SmallVector<int64_t> shape;
+  Type fallback = n.builder.getF32Type();
+  if (Like) {
+    FailureOr<Value> x = n.required(0);
+    if (failed(x))
+      return failure();
+    shape.assign(n.inputType(0).getShape().begin(),
+                 n.inputType(0).getShape().end());
+    if (isa<FloatType>(n.inputType(0).getElementType()))
+      fallback = n.inputType(0).getElementType();
+  } else {
+    FailureOr<SmallVector<int64_t>> s = n.check(n.attrs.getInts("shape"));
+    if (failed(s))
+      return failure();
+    if (llvm::any_of(*s, [](int64_t d) { return d < 0; }))
+      return n.fail("shape must not have negative dims");
+    shape = *s;
+  }
+  FailureOr<Type> elt = randomElementType(n, fallback);
+  FailureOr<double> a = n.check(n.attrs.getFloat(Normal ? "mean" : "low", 0.0));
+  FailureOr<double> b = n.check(n.attrs.getFloat(Normal ? "scale" : "high", 1.0));
+  FailureOr<Value> seed = randomSeed(n);
+  if (failed(elt) || failed(a) || failed(b) || failed(seed))
+    return failure();
+  return n.result(n.create<RandomOp>(
+      {*seed},
+      {n.named("distribution",
+               DistributionAttr::get(n.getContext(), Normal
+                                                         ? Distribution::normal
+                                                         : Distribution::uniform)),
+       n.named("a", n.builder.getF64FloatAttr(*a)),
+       n.named("b", n.builder.getF64FloatAttr(*b))},
+      RankedTensorType::get(shape, *elt)));
+}
+
+/// Bernoulli(p) = (uniform draw < p), in `dtype` (default p's type).
+LogicalResult bernoulli(NodeContext &n) {
+  FailureOr<Value> p = n.required(0);
+  FailureOr<Value> seed = randomSeed(n);
+  if (failed(p) || failed(seed))
+    return failure();
+  auto pt = n.inputType(0);
+  if (!isa<FloatType>(pt.getElementType()))
+    return n.fail("probabilities must be floating-point");
+  Type outElt = pt.getElementType();
+  if (n.attrs.has("dtype")) {
+    FailureOr<int64_t> dtype = n.check(n.attrs.getInt("dtype"));
+    if (failed(dtype))
+      return failure();
+    outElt = convertElementType(n.getContext(), *dtype);
+    if (!outElt)
+      return n.fail("dtype " + onnxTypeName(*dtype) + " is not supported");
+  }
+  Composer c(n);
+  Value u = c.op<RandomOp>(
+      {*seed},
+      {n.named("distribution",
+               DistributionAttr::get(n.getContext(), Distribution::uniform)),
+       n.named("a", n.builder.getF64FloatAttr(0.0)),
+       n.named("b", n.builder.getF64FloatAttr(1.0))},
+      pt);
+  return n.result(c.done(c.cast(c.less(u, *p), outElt)));
+}
+
 } // namespace
 
 void onnx_import::registerNNHandlers(HandlerTable &t) {
@@ -812,4 +909,9 @@ void onnx_import::registerNNHandlers(HandlerTable &t) {
   t.on("Softmax", 13, softmax<SoftmaxOp>);
   t.on("LogSoftmax", 13, softmax<LogSoftmaxOp>);
   t.on("Dropout", 13, dropout);
+  t.on("RandomUniform", 1, randomOp<false, false>);
+  t.on("RandomUniformLike", 1, randomOp<false, true>);
+  t.on("RandomNormal", 1, randomOp<true, false>);
+  t.on("RandomNormalLike", 1, randomOp<true, true>);
+  t.on("Bernoulli", 15, bernoulli);
 }

@@ -61,6 +61,27 @@ const HandlerEntry *HandlerTable::find(StringRef domain, StringRef opType,
   return best;
 }
 
+/// Where an unsupported op commonly comes from and what to do instead, as
+/// a suffix of the problem ("" when there is nothing to say).
+static std::string workaround(const onnx::NodeProto &node) {
+  StringRef type = node.op_type();
+  if (node.domain() == "com.microsoft")
+    return "; an ONNX Runtime contrib op: export the model from its framework "
+           "(not an ONNX Runtime-optimized file)";
+  if (type == "If" || type == "Loop" || type == "Scan")
+    return "; control flow: export by tracing (torch.onnx.export without "
+           "torch.jit.script), so loops over static lengths unroll";
+  if (type == "NonZero" || type == "Unique" || type == "NonMaxSuppression" ||
+      type == "Compress")
+    return "; its output shape depends on the data, and trainopt compiles "
+           "static shapes";
+  if (type == "SequenceConstruct" || type == "SequenceAt" ||
+      type == "SplitToSequence" || type == "ConcatFromSequence")
+    return "; sequences are not tensors: return tensors (torch.stack) "
+           "instead of lists";
+  return "";
+}
+
 static const HandlerTable &handlerTable() {
   static const HandlerTable table = [] {
     HandlerTable t;
@@ -366,13 +387,7 @@ OwningOpRef<ModuleOp> Importer::run() {
                    std::to_string(later) + ")";
         break;
       }
-    // Where a model commonly gets it, and what to do about it.
-    StringRef type = node.op_type();
-    if (type == "RandomUniformLike" || type == "RandomNormalLike" ||
-        type == "Bernoulli")
-      problem += "; random ops come from stochastic depth or dropout-like "
-                 "layers: export with their drop probability 0 until they "
-                 "are supported";
+    problem += workaround(node);
     problems.add(problem);
   }
 

@@ -17,6 +17,8 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/MathExtras.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::trainopt;
 
@@ -443,6 +445,19 @@ LogicalResult DropoutOp::verify() {
   double ratio = getRatio().convertToDouble();
   if (!(ratio >= 0.0 && ratio < 1.0))
     return emitOpError() << "expects ratio in [0, 1), got " << ratio;
+  return success();
+}
+
+LogicalResult RandomOp::verify() {
+  double a = getA().convertToDouble(), b = getB().convertToDouble();
+  if (!std::isfinite(a) || !std::isfinite(b))
+    return emitOpError() << "expects finite parameters, got " << a << " and "
+                         << b;
+  if (getDistribution() == Distribution::uniform && !(a <= b))
+    return emitOpError() << "expects low <= high, got " << a << " and " << b;
+  if (getDistribution() == Distribution::normal && !(b >= 0))
+    return emitOpError() << "expects a non-negative standard deviation, got "
+                         << b;
   return success();
 }
 

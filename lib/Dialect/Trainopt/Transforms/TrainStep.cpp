@@ -155,6 +155,16 @@ void TrainStepFunction::sinkMetrics() {
 //===----------------------------------------------------------------------===//
 
 namespace {
+/// The seed operand that the training step advances every step: those of
+/// trainopt.dropout and trainopt.random; null for other ops.
+OpOperand *stepSeed(Operation *op) {
+  if (auto dropout = dyn_cast<DropoutOp>(op))
+    return &dropout.getSeedMutable();
+  if (auto random = dyn_cast<RandomOp>(op))
+    return &random.getSeedMutable();
+  return nullptr;
+}
+
 struct TrainoptBuildTrainStepPass
     : public mlir::trainopt::impl::TrainoptBuildTrainStepBase<
           TrainoptBuildTrainStepPass> {
@@ -226,7 +236,7 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
   SmallVector<Operation *> ops;
   for (Operation &op : tbody.without_terminator())
     ops.push_back(&op);
-  int64_t dropoutIndex = 0;
+  int64_t seededIndex = 0;
   for (Operation *op : ops) {
     if (auto bn = dyn_cast<BatchNormInferenceOp>(op)) {
       auto mean = dyn_cast<BlockArgument>(bn.getMean());
@@ -253,15 +263,15 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
         stateUpdates.push_back({mean.getArgNumber(), bn.getNewRunningMean()});
         stateUpdates.push_back({var.getArgNumber(), bn.getNewRunningVar()});
       }
-    } else if (auto dropout = dyn_cast<DropoutOp>(op)) {
-      // seed = step * P + (the node's seed + a per-node offset): a new,
-      // reproducible mask every step and for every dropout.
-      b.setInsertionPoint(dropout);
-      TensorBuilder m(b, dropout.getLoc());
+    } else if (OpOperand *seedOperand = stepSeed(op)) {
+      // seed = step * P + (the node's seed + a per-op offset): a new,
+      // reproducible draw every step and for every dropout or random op.
+      b.setInsertionPoint(op);
+      TensorBuilder m(b, op->getLoc());
       Value seed = m.add(
           m.mul(stepArg, 1000003.0),
-          m.add(dropout.getSeed(), m.scalar(stepArg, 7919.0 * dropoutIndex++)));
-      dropout.getSeedMutable().assign(seed);
+          m.add(seedOperand->get(), m.scalar(stepArg, 7919.0 * seededIndex++)));
+      seedOperand->set(seed);
     }
   }
   // Expose the state updates as results.

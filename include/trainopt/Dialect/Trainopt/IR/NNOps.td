@@ -202,6 +202,32 @@ def Trainopt_DropoutOp : Trainopt_Op<"dropout", [Pure, DeclareOpInterfaceMethods
   let hasVerifier = 1;
 }
 
+def Trainopt_RandomOp : Trainopt_Op<"random", [Pure]> {
+  let summary = "random tensor drawn from an explicit seed";
+  let description = [{
+    Draws every element from `distribution`: `uniform` in [`a`, `b`), or
+    `normal` with mean `a` and standard deviation `b`. Like
+    `trainopt.dropout`, the draw is a pure function of `seed` (a 0-d `i64`)
+    and the element index (include/trainopt/Support/Random.h), so every
+    backend and the evaluator agree, and the training step advances the seed
+    every step (a resumed run draws the same values). A normal element `i`
+    is Box-Muller on the uniform draws `2i` and `2i + 1`. The draw is made in
+    f64 and rounded to the result type. ONNX RandomUniform(Like),
+    RandomNormal(Like) and Bernoulli import to it.
+
+    ```mlir
+    %u = trainopt.random %seed {distribution = #trainopt.distribution<uniform>,
+        a = 0.0 : f64, b = 1.0 : f64} : tensor<i64> -> tensor<8x1x1x1xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_SeedTensor:$seed,
+                       Trainopt_DistributionAttr:$distribution, F64Attr:$a,
+                       F64Attr:$b);
+  let results = (outs Trainopt_FloatTensor:$result);
+  let assemblyFormat = "$seed attr-dict `:` type($seed) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Backward ops (built by the VJPs of conv and pooling)
 //===----------------------------------------------------------------------===//

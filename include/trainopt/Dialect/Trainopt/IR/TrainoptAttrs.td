@@ -29,6 +29,17 @@ def Trainopt_GeluApproximation : I32EnumAttr<"GeluApproximation",
 def Trainopt_GeluApproximationAttr : EnumAttr<Trainopt_Dialect,
     Trainopt_GeluApproximation, "gelu_approximation">;
 
+def Trainopt_Distribution : I32EnumAttr<"Distribution",
+    "the distribution of trainopt.random", [
+      I32EnumAttrCase<"uniform", 0>,
+      I32EnumAttrCase<"normal", 1>,
+    ]> {
+  let cppNamespace = "::mlir::trainopt";
+  let genSpecializedAttr = 0;
+}
+def Trainopt_DistributionAttr : EnumAttr<Trainopt_Dialect,
+    Trainopt_Distribution, "distribution">;
+
 // Roles of the values of a training step. `loss` is the metric the
 // gradients are taken of. `gradient` and `update_gate` exist only between
 // the training-step stages (trainopt-build-train-step produces gradients,
