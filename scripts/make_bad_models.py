@@ -218,6 +218,26 @@ def case_hostile(out):
     write(model, out)
 
 
+def case_eval_export(out):
+    """What torch.onnx.export's defaults write for Conv-BatchNorm-ReLU: the
+    BatchNorm folded into the Conv, whose weight gets a generated name; and
+    a BatchNormalization left in inference form."""
+    w = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "onnx::Conv_7")
+    b = numpy_helper.from_array(np.zeros(4, np.float32), "onnx::Conv_8")
+    stats = [numpy_helper.from_array(np.full(4, v, np.float32), n)
+             for n, v in (("bn.weight", 1.0), ("bn.bias", 0.0), ("bn.running_mean", 0.0),
+                          ("bn.running_var", 1.0))]
+    write(small_model(
+        [helper.make_node("Conv", ["x", "onnx::Conv_7", "onnx::Conv_8"], ["c"], name="/conv1/Conv",
+                          pads=[1, 1, 1, 1]),
+         helper.make_node("BatchNormalization", ["c", "bn.weight", "bn.bias", "bn.running_mean",
+                                                 "bn.running_var"], ["n"], name="/bn/BatchNorm"),
+         helper.make_node("Relu", ["n"], ["y"], name="/relu/Relu")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4, 8, 8])],
+        [w, b] + stats), out)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -373,9 +373,12 @@ int main(int argc, char **argv) {
   mlir::MLIRContext context(registry);
   // Import errors name the file, node and op themselves; print them plainly.
   mlir::ScopedDiagnosticHandler diagnostics(&context, [](mlir::Diagnostic &d) {
-    raw_ostream &os = d.getSeverity() == mlir::DiagnosticSeverity::Error
-                          ? WithColor::error(errs(), "trainopt-compile")
-                          : WithColor::note(errs(), "trainopt-compile");
+    raw_ostream &os =
+        d.getSeverity() == mlir::DiagnosticSeverity::Error
+            ? WithColor::error(errs(), "trainopt-compile")
+        : d.getSeverity() == mlir::DiagnosticSeverity::Warning
+            ? WithColor::warning(errs(), "trainopt-compile")
+            : WithColor::note(errs(), "trainopt-compile");
     os << d.str() << "\n";
     return mlir::success();
   });

@@ -72,6 +72,16 @@ bool parseNpz(const std::vector<uint8_t> &bytes, const std::string &what,
               std::vector<std::pair<std::string, Array>> &out,
               std::string &error);
 
+/// Reads a token file for language-model training, as llm.c writes them:
+/// either with llm.c's 1024-byte header (int32 magic 20240520, version 1 for
+/// uint16 or 2 for uint32 tokens, token count) or headerless, `tokenBytes`
+/// (2 or 4) little-endian unsigned ids. The tokens become `(count - 1) /
+/// window` non-overlapping samples: `x[i]` is tokens [i w, i w + w) and
+/// `y[i]` the same window shifted by one (the next tokens), both int32.
+bool readTokenWindows(const std::string &path, int64_t window,
+                      unsigned tokenBytes, Array &x, Array &y,
+                      std::string &error);
+
 /// Reads an IDX, `.npy` or `.npz` file by content.
 bool readArrays(const std::string &path,
                 std::vector<std::pair<std::string, Array>> &out,

@@ -49,6 +49,8 @@ void reportTrainerError(const TrainerError &error);
 struct TrainerOptions {
   std::string model;
   std::string data, evalData;
+  /// Bytes per token of a headerless token file (`--data=tokens:FILE`).
+  unsigned tokenBytes = 2;
   std::optional<int64_t> epochs, steps;
   uint64_t seed = 0;
   bool seedGiven = false;

@@ -82,6 +82,42 @@ static std::string workaround(const onnx::NodeProto &node) {
   return "";
 }
 
+/// Evidence that a model was exported in PyTorch's default eval mode, where
+/// BatchNorm is folded into the preceding Conv (whose weight then gets a
+/// generated name, `onnx::Conv_N`) or kept with its running statistics, and
+/// Dropout is removed: training that graph trains a different model. Empty
+/// when there is none.
+static std::vector<std::string>
+evalModeEvidence(const onnx::GraphProto &graph) {
+  llvm::StringSet<> initializers;
+  for (const onnx::TensorProto &t : graph.initializer())
+    initializers.insert(t.name());
+  std::vector<std::string> evidence;
+  for (auto [index, node] : llvm::enumerate(graph.node())) {
+    std::string name = node.name().empty() ? "#" + std::to_string(index)
+                                           : "'" + node.name() + "'";
+    if (node.op_type() == "BatchNormalization" && node.domain().empty()) {
+      bool training = false;
+      for (const onnx::AttributeProto &a : node.attribute())
+        if (a.name() == "training_mode")
+          training = a.i() != 0;
+      bool statsOut = node.output_size() > 1 && !node.output(1).empty();
+      if (!training && !statsOut)
+        evidence.push_back("BatchNormalization node " + name +
+                           " is in inference form (training_mode = 0, no "
+                           "running-statistics outputs)");
+    }
+    if (node.op_type() == "Conv" && node.domain().empty() &&
+        node.input_size() > 1 &&
+        StringRef(node.input(1)).starts_with("onnx::Conv_") &&
+        initializers.contains(node.input(1)))
+      evidence.push_back("Conv node " + name + " has the weight '" +
+                         node.input(1) + "', the name PyTorch gives a "
+                         "BatchNorm folded into a convolution");
+  }
+  return evidence;
+}
+
 static const HandlerTable &handlerTable() {
   static const HandlerTable table = [] {
     HandlerTable t;
@@ -609,6 +645,21 @@ OwningOpRef<ModuleOp> Importer::run() {
   func.setAllArgAttrs(finalArgAttrs);
   func.setAllResultAttrs(
       SmallVector<Attribute>(resultAttrs.begin(), resultAttrs.end()));
+
+  std::vector<std::string> evidence = evalModeEvidence(graph);
+  if (!evidence.empty()) {
+    InFlightDiagnostic warning = emitWarning(fileLoc);
+    warning << "'" << path << "' looks exported in eval mode: "
+            << evidence.front();
+    if (evidence.size() > 1)
+      warning << " (and " << evidence.size() - 1 << " more)";
+    warning << ". An eval-mode export folds BatchNorm into the convolutions "
+               "and removes Dropout, so the model trained is not the one "
+               "defined; export for training with torch.onnx.export(..., "
+               "training=torch.onnx.TrainingMode.TRAINING, "
+               "do_constant_folding=False) (docs/from-pytorch.md, "
+               "scripts/export_for_training.py)";
+  }
 
   if (failed(verify(*module))) {
     emitError(fileLoc) << "internal error: the imported module of '" << path

@@ -694,3 +694,81 @@ bool trainopt::rt::writeNpz(
   }
   return true;
 }
+
+bool trainopt::rt::readTokenWindows(const std::string &path,
+                                         int64_t window, unsigned tokenBytes,
+                                         Array &x, Array &y,
+                                         std::string &error) {
+  std::vector<uint8_t> bytes;
+  if (!readFile(path, bytes, error))
+    return false;
+  auto int32At = [&](size_t i) {
+    int32_t v;
+    std::memcpy(&v, bytes.data() + 4 * i, 4);
+    return v;
+  };
+  size_t offset = 0;
+  uint64_t count = 0;
+  constexpr int32_t kMagic = 20240520;
+  constexpr size_t kHeaderBytes = 256 * 4;
+  if (bytes.size() >= kHeaderBytes && int32At(0) == kMagic) {
+    int32_t version = int32At(1);
+    if (version != 1 && version != 2) {
+      error = "'" + path + "' has an llm.c header of version " +
+              std::to_string(version) + "; expected 1 (uint16) or 2 (uint32)";
+      return false;
+    }
+    tokenBytes = version == 1 ? 2 : 4;
+    offset = kHeaderBytes;
+    count = static_cast<uint32_t>(int32At(2));
+    if (offset + count * tokenBytes != bytes.size()) {
+      error = "'" + path + "' declares " + std::to_string(count) +
+              " tokens in its header but holds " +
+              std::to_string((bytes.size() - offset) / tokenBytes);
+      return false;
+    }
+  } else {
+    if (tokenBytes != 2 && tokenBytes != 4) {
+      error = "token width must be 2 or 4 bytes";
+      return false;
+    }
+    if (bytes.size() % tokenBytes) {
+      error = "'" + path + "' has " + std::to_string(bytes.size()) +
+              " bytes, not a whole number of " + std::to_string(tokenBytes) +
+              "-byte tokens";
+      return false;
+    }
+    count = bytes.size() / tokenBytes;
+  }
+  if (window < 1 || count < static_cast<uint64_t>(window) + 1) {
+    error = "'" + path + "' holds " + std::to_string(count) +
+            " tokens, fewer than one window of " + std::to_string(window) +
+            " + 1";
+    return false;
+  }
+  int64_t samples = static_cast<int64_t>((count - 1) / window);
+  auto token = [&](uint64_t i) -> int64_t {
+    const uint8_t *p = bytes.data() + offset + i * tokenBytes;
+    return tokenBytes == 2 ? int64_t(p[0] | p[1] << 8)
+                           : int64_t(uint32_t(p[0]) | uint32_t(p[1]) << 8 |
+                                     uint32_t(p[2]) << 16 |
+                                     uint32_t(p[3]) << 24);
+  };
+  for (Array *a : {&x, &y}) {
+    a->shape = {samples, window};
+    a->dtype = DType::I32;
+    a->bytes.assign(static_cast<size_t>(samples * window) * 4, 0);
+  }
+  for (int64_t i = 0; i < samples * window; ++i) {
+    int64_t in = token(i), next = token(i + 1);
+    if (in > INT32_MAX || next > INT32_MAX) {
+      error = "'" + path + "' has the token id " +
+              std::to_string(std::max(in, next)) + ", above 2^31 - 1";
+      return false;
+    }
+    int32_t a = static_cast<int32_t>(in), b = static_cast<int32_t>(next);
+    std::memcpy(x.bytes.data() + 4 * i, &a, 4);
+    std::memcpy(y.bytes.data() + 4 * i, &b, 4);
+  }
+  return true;
+}

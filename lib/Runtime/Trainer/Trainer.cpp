@@ -59,6 +59,13 @@ Data (the first axis of every array is the sample axis):
                           FILE.npz       an archive with one array per
                                          input, named after it (token ids,
                                          several inputs), or x and y
+                          tokens:FILE    a token file (llm.c's .bin with
+                                         its header, or raw uint16 ids; see
+                                         --token-bytes) cut into windows of
+                                         the model's sequence length T:
+                                         inputs x and next tokens y
+  --token-bytes=N       bytes per token of a headerless token file: 2
+                        (uint16, default) or 4 (uint32)
   --eval-data=DATA      evaluation data, the same forms (a DIR uses
                         t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte)
                         Each input of the program is fed the array named
@@ -206,6 +213,13 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
       o.data = path();
     else if (flag == "--eval-data")
       o.evalData = path();
+    else if (flag == "--token-bytes") {
+      int64_t bytes = parseInteger(flag, value(), 2, "2 or 4");
+      if (bytes != 2 && bytes != 4)
+        usageError("--token-bytes expects 2 or 4, got " +
+                   std::to_string(bytes));
+      o.tokenBytes = static_cast<unsigned>(bytes);
+    }
     else if (flag == "--epochs")
       o.epochs = parseInteger(flag, value(), 1, "a positive integer");
     else if (flag == "--steps")
@@ -472,10 +486,27 @@ Array readSingle(const std::string &flag, const std::string &path) {
   return std::move(arrays[0].second);
 }
 
+/// Loads DATA: a directory, IMAGES,LABELS, an .npz, or `tokens:FILE` (a
+/// token file cut into windows of `window` tokens, the length of the
+/// model's [B, T] token input; 0 when it has none).
 Dataset loadDataset(const std::string &flag, const std::string &spec,
-                    bool eval) {
+                    bool eval, int64_t window, unsigned tokenBytes) {
   Dataset d;
   d.spec = spec;
+  if (spec.rfind("tokens:", 0) == 0) {
+    std::string file = spec.substr(7);
+    if (window < 1)
+      usageError(flag + "=tokens:FILE needs a model whose data input is a "
+                        "[B, T] integer tensor (token ids)");
+    Array x, y;
+    std::string error;
+    if (!readTokenWindows(file, window, tokenBytes, x, y, error))
+      runtimeError(flag + ": " + error);
+    d.arrays.push_back({"x", std::move(x)});
+    d.arrays.push_back({"y", std::move(y)});
+    d.files = {file + " (inputs)", file + " (next tokens)"};
+    return d;
+  }
   auto addFile = [&](const std::string &name, const std::string &file) {
     d.arrays.push_back({name, readSingle(flag, file)});
     d.files.push_back(file);
@@ -540,6 +571,16 @@ struct Feed {
     return v.kind == ValueKind::Input && isFloat(v.dtype);
   }
 };
+
+/// The sequence length T of the feed's integer data input [B, T], the
+/// window of a token-file dataset; 0 if there is none.
+int64_t tokenWindow(const Feed &feed) {
+  for (const ValueInfo *v : feed.inputs)
+    if (v->kind == ValueKind::Input && !isFloat(v->dtype) &&
+        v->shape.size() == 2)
+      return v->shape[1];
+  return 0;
+}
 
 Feed findFeed(const Program &program, const std::string &model,
               const std::string &entry, bool needLabels) {
@@ -933,13 +974,15 @@ int trainopt::rt::train(const TrainerOptions &o) {
     runtimeError("--dump-eval: '" + model + "' has no eval_step");
 
   // Data.
-  Dataset trainData = loadDataset("--data", o.data, /*eval=*/false);
+  Dataset trainData = loadDataset("--data", o.data, /*eval=*/false,
+                                  tokenWindow(train), o.tokenBytes);
   std::vector<size_t> trainColumns =
       bind("--data", trainData, train, eval.classes);
   std::optional<Dataset> evalData;
   std::vector<size_t> evalColumns, trainEvalColumns;
   if (!o.evalData.empty()) {
-    evalData = loadDataset("--eval-data", o.evalData, /*eval=*/true);
+    evalData = loadDataset("--eval-data", o.evalData, /*eval=*/true,
+                           tokenWindow(train), o.tokenBytes);
     if (eval.available)
       evalColumns = bind("--eval-data", *evalData, eval.feed, eval.classes);
   }
