@@ -44,6 +44,7 @@
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -208,6 +209,39 @@ LogicalResult fail(ModuleOp module, const Twine &message) {
   return module.emitError() << "CPU code generation: " << message;
 }
 
+/// LLVM's default pipeline at `optLevel`, vectorizing but without loop
+/// unrolling: the kernels' inner loops have constant trip counts, and full
+/// unrolling turns a 256-element reduction into a 3000-instruction block
+/// whose scheduling (quadratic in the block) dominated compile time (31 s
+/// of 34 for a small U-Net; 3.4 s without). Step times did not get worse
+/// (A/B, 2 threads: MobileNetV3-small 41.6-44.8 ms against 45.5-77.3,
+/// ResNet-18 148-169 ms against 149-174): the vectorizer's interleaving
+/// already gives the loops their parallelism, and the code is smaller.
+void optimizeKernels(llvm::Module &module, llvm::TargetMachine &machine,
+                     unsigned optLevel) {
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopUnrolling = false;
+  tuning.LoopInterleaving = true;
+  tuning.LoopVectorization = optLevel > 1;
+  tuning.SLPVectorization = optLevel > 1;
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&machine, tuning);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::OptimizationLevel level = optLevel == 0   ? llvm::OptimizationLevel::O0
+                                  : optLevel == 1 ? llvm::OptimizationLevel::O1
+                                  : optLevel == 2 ? llvm::OptimizationLevel::O2
+                                                  : llvm::OptimizationLevel::O3;
+  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(level);
+  mpm.run(module, mam);
+}
+
 } // namespace
 
 FailureOr<CompiledKernels>
@@ -286,11 +320,7 @@ mlir::trainopt::compileKernels(ModuleOp module,
     if (!features.empty())
       f.addFnAttr("target-features", features);
   }
-  auto optimize =
-      makeOptimizingTransformer(options.optLevel, 0, machine.get());
-  if (llvm::Error err = optimize(llvmModule.get()))
-    return fail(module, "LLVM optimization failed: " +
-                            llvm::toString(std::move(err)));
+  optimizeKernels(*llvmModule, *machine, options.optLevel);
 
   // Object file, then a shared object through the C driver.
   SmallString<128> dir;
