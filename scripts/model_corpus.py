@@ -7,15 +7,18 @@ stochastic depth off.
 
 Per model it reports: the ONNX op types of the export, whether it compiled
 (and the compile time), and the loss of every step against PyTorch float64
-(and, as the yardstick, PyTorch float32's own distance from float64). A
+(and, as the yardstick, PyTorch float32's own distance from float64).
+Each model is exported and trained twice, in float64 and in float32. A
 model passes when
   - step 0's loss (a pure forward) is within 1e-5 of PyTorch float64's
-    (relative), and
-  - every later loss is within max(1e-4, 3 x PyTorch float32's distance
-    from float64 at that step) of PyTorch float64's: on batches clear of
-    kinks that is 1e-4; where a ReLU or max-pool flip cannot be avoided
-    (small batches through BatchNorm amplify one), trainopt's float32 stays
-    within the order of PyTorch's own float32 error.
+    (relative), in both precisions;
+  - in float64, every loss is within 1e-4 of PyTorch float64's (the same
+    arithmetic up to rounding order: in practice 1e-10 or better);
+  - in float32, every loss is within max(1e-4, 3 x the largest distance
+    of PyTorch float32 from float64 over the run): with random labels and
+    batch-8 BatchNorm at the deepest layers, the dynamics amplify rounding
+    (PyTorch's own float32 drifts up to 100% from float64 on ResNet-50 by
+    step 10), so float32 can only be held to PyTorch float32's standard.
 
 --dropout-check MODEL trains MODEL with its dropout (and stochastic depth)
 on: the loss must decrease on a small repeated dataset, and a run stopped
@@ -184,7 +187,8 @@ MODELS = {
     "vit_b_16_depth2": Spec(vit_reduced, "image", 8, IMAGE, 10, False),
     "swin_t_depth1": Spec(swin_reduced, "image", 8, IMAGE, 10, False),
     "squeezenet1_1": Spec(tv("squeezenet1_1", num_classes=10), "image", 8, IMAGE, 10, False),
-    "vgg11": Spec(tv("vgg11", num_classes=10), "image", 8, IMAGE, 10, False),
+    # VGG's adaptive pooling to 7x7 exports only from a multiple of 7.
+    "vgg11": Spec(tv("vgg11", num_classes=10), "image", 2, (3, 224, 224), 10, False),
     "transformer_lm": Spec(TransformerLM, "tokens", 8, (64, 16), 64, True),
     "mha_classifier": Spec(AttentionClassifier, "sequence", 8, (12, 16), 10, True),
     "lstm_lm": Spec(lambda: RecurrentLM(nn.LSTM), "tokens", 8, (64, 12), 64, True),
@@ -244,13 +248,16 @@ def torch_losses(model, x, y, spec, steps, dtype):
     return losses
 
 
-def run(cmd, timeout=1800):
+def run(cmd, what="", timeout=1800):
+    """Runs a tool: (stdout, seconds); a failure raises with its error
+    lines (an import error lists its problems on the following lines)."""
     start = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     elapsed = time.perf_counter() - start
     if r.returncode != 0:
-        lines = (r.stderr or r.stdout).strip().splitlines()
-        raise RuntimeError(next((l for l in lines if "error" in l), lines[-1] if lines else "failed"))
+        lines = [l.strip() for l in (r.stderr or r.stdout).strip().splitlines()
+                 if "warning" not in l]
+        raise RuntimeError(f"{what}: " + " ".join(lines[:4]))
     return r.stdout, elapsed
 
 
@@ -304,45 +311,63 @@ def rel(a, b):
     return abs(a - b) / max(abs(b), 1e-12)
 
 
+def compile_and_train(name, spec, model, dtype, x, y, loss_flags, args, tmp):
+    """Exports `model` in `dtype`, compiles it, trains args.steps steps:
+    (losses, compile seconds, op types, node count)."""
+    tag = "f64" if dtype == torch.float64 else "f32"
+    onnx_path = os.path.join(tmp, f"{name}.{tag}.onnx")
+    example = torch.from_numpy(x[:spec.batch])
+    if example.is_floating_point():
+        example = example.to(dtype)
+    export_for_training(copy.deepcopy(model).to(dtype), (example,), onnx_path)
+    ops, nodes = onnx_ops(onnx_path)
+    art = os.path.join(tmp, f"{name}.{tag}.trainopt")
+    flags = [f"--batch-size={spec.batch}", "--loss=cross_entropy", *loss_flags,
+             "--optimizer=sgd", f"--lr={LR}", f"--momentum={MOMENTUM}"]
+    _, compile_s = run([os.path.join(args.bin, "trainopt-compile"), onnx_path, *flags,
+                        "-o", art], what="compile")
+    data = os.path.join(tmp, f"{name}.npz")
+    np.savez(data, x=x, y=y)
+    metrics = os.path.join(tmp, f"{name}.{tag}.jsonl")
+    run([os.path.join(args.bin, "trainopt-run"), art, f"--data={data}", "--no-shuffle",
+         f"--steps={args.steps}", f"--metrics={metrics}", "--quiet", "--no-train-eval",
+         "--scale=1", f"--threads={args.threads}"], what="train")
+    losses = [json.loads(line)["loss"] for line in open(metrics) if '"summary"' not in line]
+    return losses, compile_s, ops, nodes
+
+
 def check_model(name, args, tmp):
+    """Trains the model in float64 and float32 with trainopt and PyTorch.
+
+    float64 is the strict check: the same arithmetic up to rounding order,
+    so over 10 steps even chaotic dynamics (small BatchNorm batches at the
+    deepest layers, random labels) keep trainopt within 1e-4 of PyTorch
+    float64. float32 rounding is amplified by those dynamics, for PyTorch's
+    float32 as well: trainopt's float32 losses must stay within 3 times
+    PyTorch float32's largest distance from float64 over the run (and
+    within 1e-4 where PyTorch's own stays below it)."""
     spec = MODELS[name]
     torch.manual_seed(0)
     model = without_dropout(spec.factory()).train()
     rng = np.random.default_rng(0)
     x, y, loss_flags = batches(spec, args.steps, rng)
-    onnx_path = os.path.join(tmp, f"{name}.onnx")
-    export_for_training(model, (torch.from_numpy(x[:spec.batch]),), onnx_path)
-    ops, nodes = onnx_ops(onnx_path)
-    row = dict(model=name, ops=ops, nodes=nodes)
-    art = os.path.join(tmp, f"{name}.trainopt")
-    flags = [f"--batch-size={spec.batch}", "--loss=cross_entropy", *loss_flags,
-             "--optimizer=sgd", f"--lr={LR}", f"--momentum={MOMENTUM}"]
+    row = dict(model=name, ops=[], nodes=0)
     try:
-        _, row["compile_s"] = run([os.path.join(args.bin, "trainopt-compile"), onnx_path,
-                                   *flags, "-o", art])
+        o64, _, _, _ = compile_and_train(name, spec, model, torch.float64, x, y, loss_flags,
+                                         args, tmp)
+        o32, row["compile_s"], row["ops"], row["nodes"] = compile_and_train(
+            name, spec, model, torch.float32, x, y, loss_flags, args, tmp)
     except RuntimeError as e:
-        row["error"] = f"compile: {e}"
+        row["error"] = str(e)
         return row
-    data = os.path.join(tmp, f"{name}.npz")
-    np.savez(data, x=x, y=y)
-    metrics = os.path.join(tmp, f"{name}.jsonl")
-    try:
-        run([os.path.join(args.bin, "trainopt-run"), art, f"--data={data}", "--no-shuffle",
-             f"--steps={args.steps}", f"--metrics={metrics}", "--quiet", "--no-train-eval",
-             "--scale=1", f"--threads={args.threads}"])
-    except RuntimeError as e:
-        row["error"] = f"train: {e}"
-        return row
-    ours = [json.loads(line)["loss"] for line in open(metrics) if '"summary"' not in line]
     t64 = torch_losses(model, x, y, spec, args.steps, torch.float64)
     t32 = torch_losses(model, x, y, spec, args.steps, torch.float32)
-    row["first"] = rel(ours[0], t64[0])
-    row["later"] = max((rel(o, t) for o, t in zip(ours[1:], t64[1:])), default=0.0)
+    row["first64"], row["first32"] = rel(o64[0], t64[0]), rel(o32[0], t64[0])
+    row["all64"] = max(rel(o, t) for o, t in zip(o64, t64))
+    row["all32"] = max(rel(o, t) for o, t in zip(o32, t64))
     row["t32"] = max(rel(a, b) for a, b in zip(t32, t64))
-    row["losses"] = (ours, t64)
-    ok = row["first"] <= 1e-5 and all(
-        rel(o, t) <= max(1e-4, 3 * rel(a, t)) for o, t, a in zip(ours[1:], t64[1:], t32[1:]))
-    row["ok"] = ok
+    row["ok"] = (row["first64"] <= 1e-5 and row["first32"] <= 1e-5 and row["all64"] <= 1e-4
+                 and row["all32"] <= max(1e-4, 3 * row["t32"]))
     return row
 
 
@@ -386,21 +411,20 @@ def dropout_check(name, args, tmp):
 
 
 def markdown(rows, steps):
-    out = ["| model | ONNX ops (nodes) | compiled | compile time | trained | step 0 vs torch f64 "
-           f"| steps 1-{steps - 1}: max vs torch f64 | torch f32 vs f64 | result |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| model | ONNX op types (nodes) | compiled | compile time (f32) | trained | "
+           f"f64: max over {steps} steps vs torch f64 | f32: step 0 | f32: max over {steps} steps "
+           "| torch f32 vs f64 | result |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        ops = f"{len(r['ops'])} ({r['nodes']})"
+        ops = f"{len(r['ops'])} ({r['nodes']})" if r["ops"] else ""
         if "error" in r:
-            compiled = "no" if r["error"].startswith("compile") else "yes"
-            out.append(f"| {r['model']} | {ops} | {compiled} | "
-                       f"{r.get('compile_s', 0):.1f} s | no | | | | {r['error']} |"
-                       if compiled == "yes" else
-                       f"| {r['model']} | {ops} | no | | no | | | | {r['error']} |")
+            compiled = "no" if not r["error"].startswith("train") else "yes"
+            out.append(f"| {r['model']} | {ops} | {compiled} | | no | | | | | "
+                       f"{r['error'].replace('|', '/')} |")
             continue
         out.append(f"| {r['model']} | {ops} | yes | {r['compile_s']:.1f} s | yes | "
-                   f"{r['first']:.1e} | {r['later']:.1e} | {r['t32']:.1e} | "
-                   f"{'PASS' if r['ok'] else 'FAIL'} |")
+                   f"{r['all64']:.1e} | {r['first32']:.1e} | {r['all32']:.1e} | "
+                   f"{r['t32']:.1e} | {'PASS' if r['ok'] else 'FAIL'} |")
     return "\n".join(out) + "\n"
 
 
@@ -426,16 +450,17 @@ def main():
             try:
                 row = check_model(name, args, tmp)
             except Exception as e:  # an export failure is a row too
-                row = dict(model=name, ops=[], nodes=0, error=f"export: {e}".splitlines()[0])
+                row = dict(model=name, ops=[], nodes=0,
+                           error=f"export: {str(e).splitlines()[0][:200]}")
             rows.append(row)
             failures += not row.get("ok", False)
             if "error" in row:
                 print(f"{name}: FAIL {row['error']}", flush=True)
             else:
                 print(f"{name}: {len(row['ops'])} op types, compiled in {row['compile_s']:.1f} s; "
-                      f"step 0 vs torch f64 {row['first']:.1e}, steps 1-{args.steps - 1} max "
-                      f"{row['later']:.1e} (torch f32 vs f64 {row['t32']:.1e}) "
-                      f"{'PASS' if row['ok'] else 'FAIL'}", flush=True)
+                      f"f64 vs torch f64 max {row['all64']:.1e}; f32 vs torch f64: step 0 "
+                      f"{row['first32']:.1e}, max {row['all32']:.1e} (torch f32 vs f64 "
+                      f"{row['t32']:.1e}) {'PASS' if row['ok'] else 'FAIL'}", flush=True)
         if args.dropout_check:
             failures += not dropout_check(args.dropout_check, args, tmp)
     table = markdown(rows, args.steps)

@@ -33,8 +33,6 @@ KNOWN_LIMITS = [
      "element type outside the dialect's f64/f32/f16/bf16/i64/i32/i8/i1 (DESIGN 3.1)"),
     (r"not a tensor", "optional and sequence values are not tensors"),
     (r"select_last_index = 1", "ArgMax/ArgMin select_last_index = 1"),
-    (r"negative step is supported only on constant data",
-     "Slice with negative steps on data (folded on constants)"),
     (r"pad mode '(edge|reflect|wrap)'", "Pad modes other than constant"),
     (r"Indices output of MaxPool", "MaxPool's Indices output (argmax positions)"),
     (r"AveragePool with ceil_mode and count_include_pad",

@@ -326,20 +326,16 @@ LogicalResult split(NodeContext &n) {
   return success();
 }
 
-/// A Slice with a negative step, folded: the dialect's slice strides
-/// forward, and exporters reverse constant lists this way (PyTorch's F.pad
-/// reverses its pads with Slice(step=-1)). ONNX clamps a negative-step
-/// start to [0, dim - 1] and its end to [-1, dim - 1].
-static LogicalResult foldReversingSlice(NodeContext &n, ArrayRef<int64_t> axes,
-                                        ArrayRef<int64_t> starts,
-                                        ArrayRef<int64_t> ends,
-                                        ArrayRef<int64_t> steps) {
-  if (!matchPattern(n.input(0), m_Constant()))
-    return n.fail("a negative step is supported only on constant data (it "
-                  "is folded)");
-  FailureOr<DenseElementsAttr> data = n.constantInput(0, "data");
-  if (failed(data))
-    return failure();
+/// A Slice with a negative step: the dialect's slice strides forward.
+/// Constant data is folded (exporters reverse constant lists this way:
+/// PyTorch's F.pad reverses its pads with Slice(step=-1)); other data is
+/// gathered at constant indices along each sliced axis (its gradient is the
+/// gathers' scatter). ONNX clamps a negative-step start to [0, dim - 1] and
+/// its end to [-1, dim - 1].
+static LogicalResult reversingSlice(NodeContext &n, ArrayRef<int64_t> axes,
+                                    ArrayRef<int64_t> starts,
+                                    ArrayRef<int64_t> ends,
+                                    ArrayRef<int64_t> steps) {
   auto xt = n.inputType(0);
   int64_t rank = xt.getRank();
   // Per dim: the first index, the step and the count.
@@ -365,6 +361,22 @@ static LogicalResult foldReversingSlice(NodeContext &n, ArrayRef<int64_t> axes,
     first[*a] = b;
     step[*a] = steps[i];
   }
+  if (!matchPattern(n.input(0), m_Constant())) {
+    Composer c(n);
+    Value v = n.input(0);
+    for (int64_t d = 0; d < rank; ++d) {
+      if (first[d] == 0 && step[d] == 1 && count[d] == xt.getDimSize(d))
+        continue;
+      SmallVector<int64_t> indices;
+      for (int64_t k = 0; k < count[d]; ++k)
+        indices.push_back(first[d] + k * step[d]);
+      v = c.gather(v, c.i64s(indices), d);
+    }
+    return n.result(c.done(v));
+  }
+  FailureOr<DenseElementsAttr> data = n.constantInput(0, "data");
+  if (failed(data))
+    return failure();
   SmallVector<Attribute> in(data->getValues<Attribute>());
   SmallVector<Attribute> out;
   int64_t total = 1;
@@ -383,7 +395,7 @@ static LogicalResult foldReversingSlice(NodeContext &n, ArrayRef<int64_t> axes,
   return success();
 }
 
-/// Slice with ONNX clamping semantics; a negative step only on constants.
+/// Slice with ONNX clamping semantics.
 LogicalResult slice(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   FailureOr<SmallVector<int64_t>> starts = n.constantInts(1, "starts");
@@ -411,7 +423,7 @@ LogicalResult slice(NodeContext &n) {
       steps.size() != starts->size())
     return n.fail("starts, ends, axes and steps differ in length");
   if (llvm::any_of(steps, [](int64_t s) { return s < 0; }))
-    return foldReversingSlice(n, axes, *starts, *ends, steps);
+    return reversingSlice(n, axes, *starts, *ends, steps);
   SmallVector<int64_t> start(rank, 0), limit(xt.getShape()), stride(rank, 1);
   for (size_t i = 0; i < axes.size(); ++i) {
     FailureOr<int64_t> a = normalizeAxis(n, axes[i], rank);

@@ -255,6 +255,42 @@ OpFoldResult GreaterEqualOp::fold(FoldAdaptor adaptor) {
                      [](int c) { return c >= 0; });
 }
 
+/// Folds a logical op on constant booleans (shape arithmetic: the sign fix
+/// of an integer Mod).
+template <typename Fn>
+static Attribute foldLogical(ArrayRef<Attribute> operands, Type type, Fn fn) {
+  return foldBroadcast(
+      operands, type,
+      [&](const APInt &a, const APInt &b, Type elt) -> std::optional<Attribute> {
+        return IntegerAttr::get(elt, fn(!a.isZero(), !b.isZero()));
+      },
+      [](APFloat, const APFloat &, Type) -> std::optional<Attribute> {
+        return std::nullopt;
+      });
+}
+
+OpFoldResult AndOp::fold(FoldAdaptor adaptor) {
+  return foldLogical(adaptor.getOperands(), getType(),
+                     [](bool a, bool b) { return a && b; });
+}
+OpFoldResult OrOp::fold(FoldAdaptor adaptor) {
+  return foldLogical(adaptor.getOperands(), getType(),
+                     [](bool a, bool b) { return a || b; });
+}
+OpFoldResult XorOp::fold(FoldAdaptor adaptor) {
+  return foldLogical(adaptor.getOperands(), getType(),
+                     [](bool a, bool b) { return a != b; });
+}
+OpFoldResult NotOp::fold(FoldAdaptor adaptor) {
+  DenseElementsAttr x = foldable(adaptor.getX());
+  if (!x)
+    return {};
+  SmallVector<bool> out;
+  for (bool v : x.getValues<bool>())
+    out.push_back(!v);
+  return DenseElementsAttr::get(cast<ShapedType>(getType()), out);
+}
+
 OpFoldResult NegOp::fold(FoldAdaptor adaptor) {
   DenseElementsAttr x = foldable(adaptor.getX());
   if (!x)
@@ -272,7 +308,25 @@ OpFoldResult WhereOp::fold(FoldAdaptor adaptor) {
     if (picked.getType() == getType())
       return picked;
   }
-  return {};
+  // All three constant (shape arithmetic such as PyTorch's expand of -1
+  // dims): select elementwise, with broadcasting.
+  DenseElementsAttr c = foldable(adaptor.getCondition()),
+                    a = foldable(adaptor.getOnTrue()),
+                    b = foldable(adaptor.getOnFalse());
+  auto type = cast<RankedTensorType>(getType());
+  if (!c || !a || !b || type.getNumElements() > kMaxFoldElements)
+    return {};
+  auto av = a.getValues<Attribute>(), bv = b.getValues<Attribute>();
+  auto cv = c.getValues<bool>();
+  SmallVector<Attribute> out;
+  for (int64_t i = 0, e = type.getNumElements(); i < e; ++i) {
+    bool pick = cv[broadcastSource(type.getShape(), c.getType().getShape(), i)];
+    out.push_back(pick ? av[broadcastSource(type.getShape(),
+                                            a.getType().getShape(), i)]
+                       : bv[broadcastSource(type.getShape(),
+                                            b.getType().getShape(), i)]);
+  }
+  return DenseElementsAttr::get(type, out);
 }
 
 /// Converts one constant element to `to`, following `trainopt.cast`.

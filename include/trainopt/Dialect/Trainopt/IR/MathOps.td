@@ -56,7 +56,9 @@ def Trainopt_FloorOp : Trainopt_UnaryOp<"floor", Trainopt_FloatTensor,
                                         "floor(x)">;
 def Trainopt_CeilOp : Trainopt_UnaryOp<"ceil", Trainopt_FloatTensor, "ceil(x)">;
 def Trainopt_NotOp : Trainopt_UnaryOp<"not", Trainopt_BoolTensor,
-                                      "logical not of x", []>;
+                                      "logical not of x", []> {
+  let hasFolder = 1;
+}
 
 def Trainopt_GeluOp : Trainopt_Op<"gelu",
     [Pure, Elementwise, SameOperandsAndResultType, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>]> {
@@ -167,6 +169,7 @@ class Trainopt_LogicalOp<string mnemonic, string formula>
   let arguments = (ins Trainopt_BoolTensor:$lhs, Trainopt_BoolTensor:$rhs);
   let results = (outs Trainopt_BoolTensor:$result);
   let resultElementType = "::mlir::IntegerType::get(context, 1)";
+  let hasFolder = 1;
 }
 
 def Trainopt_AndOp : Trainopt_LogicalOp<"and", "lhs and rhs">;
