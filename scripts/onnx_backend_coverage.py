@@ -69,9 +69,11 @@ def load_pb(path, declared=None):
 
 
 # Ops whose outputs depend on a random generator: the reference draws with
-# NumPy, trainopt.dropout with its own counter-based generator (see
-# include/trainopt/Support/Random.h), so outputs cannot agree elementwise.
-RANDOM_OPS = {"Dropout"}
+# NumPy, trainopt.dropout and trainopt.random with their own counter-based
+# generator (see include/trainopt/Support/Random.h), so outputs cannot agree
+# elementwise.
+RANDOM_OPS = {"Dropout", "Bernoulli", "RandomUniform", "RandomUniformLike", "RandomNormal",
+              "RandomNormalLike"}
 
 # Tests whose expected outputs follow a different, documented convention.
 KNOWN_NUMERIC = [
@@ -253,8 +255,11 @@ def main():
             "\nWith `--evaluator`, each imported model also runs in the reference\n"
             "evaluator (`trainopt-eval`) on the test inputs and its outputs are\n"
             "compared with the expected ones (relative and absolute tolerance 1e-4\n"
-            "for float32, 1e-2 for 16-bit floats, exact for integers). Dropout tests\n"
-            "are not compared (the reference draws with NumPy's generator). "
+            "for float32, 1e-2 for 16-bit floats, exact for integers). Tests of\n"
+            "random ops (Dropout, Bernoulli, RandomUniform/Normal(Like)) are not\n"
+            "compared: the reference draws with NumPy's generator, trainopt with its\n"
+            "own (include/trainopt/Support/Random.h); test/Runtime/random-ops.test\n"
+            "checks that the compiled program and the evaluator draw alike. "
             f"{len(documented)} bfloat16 cast tests differ by design: "
             f"{KNOWN_NUMERIC[0][1]}. {len(mismatches)} other models differ.\n")
     if args.markdown:
