@@ -44,6 +44,8 @@ def export_for_training(module, example_inputs, path, *, opset=17, input_names=N
     pass, which would otherwise update BatchNorm's running statistics of the
     module you keep. `example_inputs` is a tuple of tensors; its first
     dimension is the batch (symbolic in the file when `dynamic_batch`).
+    Float buffers other than BatchNorm's running statistics (attention
+    masks, fixed tables) are recorded as not trainable (mark_frozen).
     Returns the input and output names used."""
     example_inputs = tuple(example_inputs)
     input_names = input_names or (["x"] if len(example_inputs) == 1 else
@@ -58,7 +60,34 @@ def export_for_training(module, example_inputs, path, *, opset=17, input_names=N
                           training=torch.onnx.TrainingMode.TRAINING,
                           input_names=input_names, output_names=output_names,
                           dynamic_axes=axes, **legacy_exporter())
+    buffers = [name for name, b in module.named_buffers()
+               if b.is_floating_point() and not name.endswith(("running_mean", "running_var"))]
+    if buffers:
+        mark_frozen(path, buffers)
     return input_names, output_names
+
+
+def mark_frozen(path, names):
+    """Records `names` (the module's buffers: masks, fixed tables) in the
+    model's metadata_props under "trainopt.frozen", so trainopt-compile
+    keeps them out of training as PyTorch does; ONNX exports buffers and
+    parameters alike as initializers. Appends the field to the serialized
+    ModelProto (repeated fields may come in any order), so neither the onnx
+    package nor a rewrite of the file is needed."""
+    def varint(n):
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def field(number, payload):  # a length-delimited field
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    entry = field(1, b"trainopt.frozen") + field(2, ",".join(names).encode())
+    with open(path, "ab") as f:
+        f.write(field(14, entry))  # ModelProto.metadata_props
 
 
 def main():

@@ -18,6 +18,8 @@
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinDialect.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/IR/TypeUtilities.h"
@@ -34,6 +36,7 @@
 
 #include <climits>
 #include <cmath>
+#include <cstring>
 
 using namespace mlir;
 using namespace mlir::trainopt;
@@ -116,6 +119,30 @@ evalModeEvidence(const onnx::GraphProto &graph) {
                          "BatchNorm folded into a convolution");
   }
   return evidence;
+}
+
+/// Whether every element of a float initializer is finite.
+static bool allFinite(ElementsAttr value) {
+  auto resource = dyn_cast<DenseResourceElementsAttr>(value);
+  if (!resource || !resource.getRawHandle().getBlob())
+    return true;
+  ArrayRef<char> bytes = resource.getRawHandle().getBlob()->getData();
+  Type elt = value.getElementType();
+  auto scan = [&](auto zero) {
+    using T = decltype(zero);
+    for (size_t i = 0; i + sizeof(T) <= bytes.size(); i += sizeof(T)) {
+      T v;
+      std::memcpy(&v, bytes.data() + i, sizeof(T));
+      if (!std::isfinite(v))
+        return false;
+    }
+    return true;
+  };
+  if (elt.isF32())
+    return scan(0.0f);
+  if (elt.isF64())
+    return scan(0.0);
+  return true;
 }
 
 static const HandlerTable &handlerTable() {
@@ -438,6 +465,16 @@ OwningOpRef<ModuleOp> Importer::run() {
   llvm::StringSet<> frozen;
   for (const std::string &name : options.frozen)
     frozen.insert(name);
+  // Buffers the exporter listed (scripts/export_for_training.py writes the
+  // module's non-parameter buffers, such as attention masks, here): state of
+  // the model, not weights.
+  for (const onnx::StringStringEntryProto &entry : model.metadata_props())
+    if (entry.key() == kFrozenMetadataKey) {
+      SmallVector<StringRef> names;
+      StringRef(entry.value()).split(names, ',', -1, /*KeepEmpty=*/false);
+      for (StringRef name : names)
+        frozen.insert(name.trim());
+    }
   llvm::StringSet<> seen;
   struct Param {
     const onnx::TensorProto *proto;
@@ -458,11 +495,13 @@ OwningOpRef<ModuleOp> Importer::run() {
         poisoned.insert(init.name());
         continue;
       }
+      // A tensor holding inf or NaN (an additive attention mask) cannot be
+      // a weight gradient descent trains.
+      bool trainable = !frozen.contains(init.name()) && allFinite(*value);
       auto op = ParameterOp::create(
           builder, NameLoc::get(builder.getStringAttr(init.name()), fileLoc),
           builder.getStringAttr(init.name()), TypeAttr::get(value->getType()),
-          frozen.contains(init.name()) ? UnitAttr() : builder.getUnitAttr(),
-          *value);
+          trainable ? builder.getUnitAttr() : UnitAttr(), *value);
       params.push_back({&init, op});
     } else {
       FailureOr<DenseElementsAttr> value =

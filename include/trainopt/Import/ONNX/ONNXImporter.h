@@ -35,6 +35,11 @@ struct ONNXImportOptions {
 };
 
 /// The oldest and newest default-domain opset the importer accepts.
+/// The metadata_props key whose value (comma-separated initializer names)
+/// lists initializers that are not trained: buffers of the exported module
+/// (scripts/export_for_training.py writes it), as `--freeze` does.
+inline constexpr const char *kFrozenMetadataKey = "trainopt.frozen";
+
 inline constexpr int64_t kMinONNXOpset = 13;
 inline constexpr int64_t kMaxONNXOpset = 21;
 
