@@ -8,17 +8,19 @@ stochastic depth off.
 Per model it reports: the ONNX op types of the export, whether it compiled
 (and the compile time), and the loss of every step against PyTorch float64
 (and, as the yardstick, PyTorch float32's own distance from float64).
-Each model is exported and trained twice, in float64 and in float32. A
-model passes when
-  - step 0's loss (a pure forward) is within 1e-5 of PyTorch float64's
-    (relative), in both precisions;
-  - in float64, every loss is within 1e-4 of PyTorch float64's (the same
-    arithmetic up to rounding order: in practice 1e-10 or better);
-  - in float32, every loss is within max(1e-4, 3 x the largest distance
-    of PyTorch float32 from float64 over the run): with random labels and
-    batch-8 BatchNorm at the deepest layers, the dynamics amplify rounding
-    (PyTorch's own float32 drifts up to 100% from float64 on ResNet-50 by
-    step 10), so float32 can only be held to PyTorch float32's standard.
+Each model is exported and trained twice, in float64 and in float32.
+Training from random initialization on random labels at batch 8 is chaotic
+in the deep models: PyTorch float64 with its weights scaled by 1 + 1e-13
+ends up to 1e-2 away from itself after 10 steps (ResNet-50, RegNet). Each
+step is therefore held to the larger of 1e-4 (relative, against PyTorch
+float64) and PyTorch's own behaviour at that step:
+  - step 0's loss (a pure forward) within 1e-5, in both precisions;
+  - float64: within max(1e-4, 100 x the distance of the perturbed PyTorch
+    float64 run) -- plain 1e-4 on every step where PyTorch's spread is
+    below 1e-6, which is all steps of most models and the first steps of
+    all (a wrong gradient shows at step 1);
+  - float32: within max(1e-4, 3 x PyTorch float32's largest distance from
+    float64 so far).
 
 --dropout-check MODEL trains MODEL with its dropout (and stochastic depth)
 on: the loss must decrease on a small repeated dataset, and a run stopped
@@ -199,7 +201,10 @@ MODELS = {
     "conv1d": Spec(Conv1dNet, "image", 8, (4, 64), 10, True),
 }
 
-LR, MOMENTUM = 0.01, 0.9
+LR, MOMENTUM = 1e-3, 0.9
+# The relative weight perturbation that measures how far PyTorch float64
+# itself moves from rounding-level differences over the run.
+PERTURBATION = 1e-13
 
 
 def without_dropout(model):
@@ -227,9 +232,13 @@ def batches(spec, steps, rng):
     return x, rng.integers(0, spec.classes, n).astype(np.int64), []
 
 
-def torch_losses(model, x, y, spec, steps, dtype):
-    """PyTorch's losses of `steps` SGD steps from `model`'s weights."""
+def torch_losses(model, x, y, spec, steps, dtype, perturb=0.0):
+    """PyTorch's losses of `steps` SGD steps from `model`'s weights (each
+    scaled by 1 + `perturb`)."""
     m = copy.deepcopy(model).to(dtype).train()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(1 + perturb)
     opt = torch.optim.SGD(m.parameters(), lr=LR, momentum=MOMENTUM)
     losses = []
     for k in range(steps):
@@ -339,13 +348,15 @@ def compile_and_train(name, spec, model, dtype, x, y, loss_flags, args, tmp):
 def check_model(name, args, tmp):
     """Trains the model in float64 and float32 with trainopt and PyTorch.
 
-    float64 is the strict check: the same arithmetic up to rounding order,
-    so over 10 steps even chaotic dynamics (small BatchNorm batches at the
-    deepest layers, random labels) keep trainopt within 1e-4 of PyTorch
-    float64. float32 rounding is amplified by those dynamics, for PyTorch's
-    float32 as well: trainopt's float32 losses must stay within 3 times
-    PyTorch float32's largest distance from float64 over the run (and
-    within 1e-4 where PyTorch's own stays below it)."""
+    Training from random initialization on random labels at batch 8 is
+    chaotic in the deep models: a 1e-13 relative change of the weights moves
+    PyTorch float64's own loss by up to 1e-2 by step 10 (ResNet-50, RegNet).
+    So each step is held to the larger of 1e-4 and what PyTorch itself does
+    there: in float64, 100 x PyTorch float64's distance from its run with
+    weights perturbed by PERTURBATION (rounding-level; while that is small,
+    as in every step of most models and the first steps of all, this is the
+    plain 1e-4); in float32, 3 x PyTorch float32's largest distance from
+    float64 so far. A wrong gradient shows at step 1, where both are tiny."""
     spec = MODELS[name]
     torch.manual_seed(0)
     model = without_dropout(spec.factory()).train()
@@ -361,13 +372,20 @@ def check_model(name, args, tmp):
         row["error"] = str(e)
         return row
     t64 = torch_losses(model, x, y, spec, args.steps, torch.float64)
+    p64 = torch_losses(model, x, y, spec, args.steps, torch.float64, PERTURBATION)
     t32 = torch_losses(model, x, y, spec, args.steps, torch.float32)
-    row["first64"], row["first32"] = rel(o64[0], t64[0]), rel(o32[0], t64[0])
-    row["all64"] = max(rel(o, t) for o, t in zip(o64, t64))
-    row["all32"] = max(rel(o, t) for o, t in zip(o32, t64))
-    row["t32"] = max(rel(a, b) for a, b in zip(t32, t64))
-    row["ok"] = (row["first64"] <= 1e-5 and row["first32"] <= 1e-5 and row["all64"] <= 1e-4
-                 and row["all32"] <= max(1e-4, 3 * row["t32"]))
+    chaos = [rel(a, b) for a, b in zip(p64, t64)]
+    d32 = [rel(a, b) for a, b in zip(t32, t64)]
+    e64 = [rel(o, t) for o, t in zip(o64, t64)]
+    e32 = [rel(o, t) for o, t in zip(o32, t64)]
+    row["first32"], row["all64"], row["all32"] = e32[0], max(e64), max(e32)
+    row["chaos"], row["t32"] = max(chaos), max(d32)
+    # Steps held to plain 1e-4 in float64 (PyTorch's own spread below it).
+    row["clear"] = sum(100 * c <= 1e-4 for c in chaos)
+    ok64 = all(e <= max(1e-4, 100 * c) for e, c in zip(e64, chaos))
+    ok32 = e32[0] <= 1e-5 and all(
+        e <= max(1e-4, 3 * max(d32[:k + 1])) for k, e in enumerate(e32))
+    row["ok"] = e64[0] <= 1e-5 and ok64 and ok32
     return row
 
 
@@ -412,19 +430,20 @@ def dropout_check(name, args, tmp):
 
 def markdown(rows, steps):
     out = ["| model | ONNX op types (nodes) | compiled | compile time (f32) | trained | "
-           f"f64: max over {steps} steps vs torch f64 | f32: step 0 | f32: max over {steps} steps "
-           "| torch f32 vs f64 | result |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           f"f64: max over {steps} steps vs torch f64 | torch f64 spread (steps under 1e-6) | "
+           f"f32: step 0 | f32: max over {steps} steps | torch f32 vs f64 | result |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         ops = f"{len(r['ops'])} ({r['nodes']})" if r["ops"] else ""
         if "error" in r:
             compiled = "no" if not r["error"].startswith("train") else "yes"
-            out.append(f"| {r['model']} | {ops} | {compiled} | | no | | | | | "
+            out.append(f"| {r['model']} | {ops} | {compiled} | | no | | | | | | "
                        f"{r['error'].replace('|', '/')} |")
             continue
         out.append(f"| {r['model']} | {ops} | yes | {r['compile_s']:.1f} s | yes | "
-                   f"{r['all64']:.1e} | {r['first32']:.1e} | {r['all32']:.1e} | "
-                   f"{r['t32']:.1e} | {'PASS' if r['ok'] else 'FAIL'} |")
+                   f"{r['all64']:.1e} | {r['chaos']:.1e} ({r['clear']}/{steps}) | "
+                   f"{r['first32']:.1e} | {r['all32']:.1e} | {r['t32']:.1e} | "
+                   f"{'PASS' if r['ok'] else 'FAIL'} |")
     return "\n".join(out) + "\n"
 
 
@@ -458,7 +477,9 @@ def main():
                 print(f"{name}: FAIL {row['error']}", flush=True)
             else:
                 print(f"{name}: {len(row['ops'])} op types, compiled in {row['compile_s']:.1f} s; "
-                      f"f64 vs torch f64 max {row['all64']:.1e}; f32 vs torch f64: step 0 "
+                      f"f64 vs torch f64 max {row['all64']:.1e} (torch f64 spread "
+                      f"{row['chaos']:.1e}, {row['clear']}/{args.steps} steps under 1e-6); "
+                      f"f32 vs torch f64: step 0 "
                       f"{row['first32']:.1e}, max {row['all32']:.1e} (torch f32 vs f64 "
                       f"{row['t32']:.1e}) {'PASS' if row['ok'] else 'FAIL'}", flush=True)
         if args.dropout_check:
