@@ -11,16 +11,16 @@ Per model it reports: the ONNX op types of the export, whether it compiled
 Each model is exported and trained twice, in float64 and in float32.
 Training from random initialization on random labels at batch 8 is chaotic
 in the deep models: PyTorch float64 with its weights scaled by 1 + 1e-13
-ends up to 1e-2 away from itself after 10 steps (ResNet-50, RegNet). Each
+ends up to 4e-2 away from itself after 10 steps (ResNet-50, RegNet). Each
 step is therefore held to the larger of 1e-4 (relative, against PyTorch
-float64) and PyTorch's own behaviour at that step:
+float64) and PyTorch's own spread by that step:
   - step 0's loss (a pure forward) within 1e-5, in both precisions;
-  - float64: within max(1e-4, 100 x the distance of the perturbed PyTorch
-    float64 run) -- plain 1e-4 on every step where PyTorch's spread is
-    below 1e-6, which is all steps of most models and the first steps of
-    all (a wrong gradient shows at step 1);
-  - float32: within max(1e-4, 3 x PyTorch float32's largest distance from
-    float64 so far).
+  - float64: within max(1e-4, 100 x the distance of PyTorch float64 from
+    its run with weights perturbed by 1e-13) -- plain 1e-4 while that
+    spread is below 1e-6, which is every step of most models and the first
+    steps of all (a wrong gradient shows at step 1);
+  - float32: within max(1e-4, 10 x the larger of PyTorch float32's distance
+    from float64 and PyTorch float64's spread under a 1e-7 perturbation).
 
 --dropout-check MODEL trains MODEL with its dropout (and stochastic depth)
 on: the loss must decrease on a small repeated dataset, and a run stopped
@@ -202,9 +202,10 @@ MODELS = {
 }
 
 LR, MOMENTUM = 1e-3, 0.9
-# The relative weight perturbation that measures how far PyTorch float64
-# itself moves from rounding-level differences over the run.
-PERTURBATION = 1e-13
+# Relative weight perturbations that measure how far PyTorch float64 itself
+# moves over the run from differences at float64 and at float32 rounding
+# level.
+PERTURB64, PERTURB32 = 1e-13, 1e-7
 
 
 def without_dropout(model):
@@ -352,11 +353,13 @@ def check_model(name, args, tmp):
     chaotic in the deep models: a 1e-13 relative change of the weights moves
     PyTorch float64's own loss by up to 1e-2 by step 10 (ResNet-50, RegNet).
     So each step is held to the larger of 1e-4 and what PyTorch itself does
-    there: in float64, 100 x PyTorch float64's distance from its run with
-    weights perturbed by PERTURBATION (rounding-level; while that is small,
-    as in every step of most models and the first steps of all, this is the
-    plain 1e-4); in float32, 3 x PyTorch float32's largest distance from
-    float64 so far. A wrong gradient shows at step 1, where both are tiny."""
+    by then (running maxima over the steps so far): in float64, 100 x the
+    distance of PyTorch float64 from its run with weights perturbed by
+    PERTURB64 (while that is small, as in every step of most models and the
+    first steps of all, this is the plain 1e-4); in float32, 10 x the larger
+    of PyTorch float32's distance from float64 and PyTorch float64's
+    distance from its run perturbed by PERTURB32 (float32 rounding level).
+    A wrong gradient shows at step 1, where all of these are tiny."""
     spec = MODELS[name]
     torch.manual_seed(0)
     model = without_dropout(spec.factory()).train()
@@ -372,20 +375,21 @@ def check_model(name, args, tmp):
         row["error"] = str(e)
         return row
     t64 = torch_losses(model, x, y, spec, args.steps, torch.float64)
-    p64 = torch_losses(model, x, y, spec, args.steps, torch.float64, PERTURBATION)
+    p64 = torch_losses(model, x, y, spec, args.steps, torch.float64, PERTURB64)
+    p32 = torch_losses(model, x, y, spec, args.steps, torch.float64, PERTURB32)
     t32 = torch_losses(model, x, y, spec, args.steps, torch.float32)
-    chaos = [rel(a, b) for a, b in zip(p64, t64)]
-    d32 = [rel(a, b) for a, b in zip(t32, t64)]
+    running_max = lambda v: [max(v[:k + 1]) for k in range(len(v))]
+    spread64 = running_max([rel(a, b) for a, b in zip(p64, t64)])
+    spread32 = running_max([max(rel(a, b), rel(c, b)) for a, b, c in zip(p32, t64, t32)])
     e64 = [rel(o, t) for o, t in zip(o64, t64)]
     e32 = [rel(o, t) for o, t in zip(o32, t64)]
     row["first32"], row["all64"], row["all32"] = e32[0], max(e64), max(e32)
-    row["chaos"], row["t32"] = max(chaos), max(d32)
-    # Steps held to plain 1e-4 in float64 (PyTorch's own spread below it).
-    row["clear"] = sum(100 * c <= 1e-4 for c in chaos)
-    ok64 = all(e <= max(1e-4, 100 * c) for e, c in zip(e64, chaos))
-    ok32 = e32[0] <= 1e-5 and all(
-        e <= max(1e-4, 3 * max(d32[:k + 1])) for k, e in enumerate(e32))
-    row["ok"] = e64[0] <= 1e-5 and ok64 and ok32
+    row["chaos"], row["t32"] = spread64[-1], spread32[-1]
+    # Steps held to plain 1e-4 in float64 (PyTorch's own spread below 1e-6).
+    row["clear"] = sum(100 * c <= 1e-4 for c in spread64)
+    ok64 = all(e <= max(1e-4, 100 * c) for e, c in zip(e64, spread64))
+    ok32 = all(e <= max(1e-4, 10 * c) for e, c in zip(e32, spread32))
+    row["ok"] = e64[0] <= 1e-5 and e32[0] <= 1e-5 and ok64 and ok32
     return row
 
 
@@ -430,8 +434,9 @@ def dropout_check(name, args, tmp):
 
 def markdown(rows, steps):
     out = ["| model | ONNX op types (nodes) | compiled | compile time (f32) | trained | "
-           f"f64: max over {steps} steps vs torch f64 | torch f64 spread (steps under 1e-6) | "
-           f"f32: step 0 | f32: max over {steps} steps | torch f32 vs f64 | result |",
+           f"f64: max over {steps} steps vs torch f64 | torch f64 spread at 1e-13 (steps "
+           f"under 1e-6) | f32: step 0 | f32: max over {steps} steps | torch spread at float32 "
+           "rounding | result |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         ops = f"{len(r['ops'])} ({r['nodes']})" if r["ops"] else ""
@@ -480,8 +485,8 @@ def main():
                       f"f64 vs torch f64 max {row['all64']:.1e} (torch f64 spread "
                       f"{row['chaos']:.1e}, {row['clear']}/{args.steps} steps under 1e-6); "
                       f"f32 vs torch f64: step 0 "
-                      f"{row['first32']:.1e}, max {row['all32']:.1e} (torch f32 vs f64 "
-                      f"{row['t32']:.1e}) {'PASS' if row['ok'] else 'FAIL'}", flush=True)
+                      f"{row['first32']:.1e}, max {row['all32']:.1e} (torch spread at float32 "
+                      f"rounding {row['t32']:.1e}) {'PASS' if row['ok'] else 'FAIL'}", flush=True)
         if args.dropout_check:
             failures += not dropout_check(args.dropout_check, args, tmp)
     table = markdown(rows, args.steps)
