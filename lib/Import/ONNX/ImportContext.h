@@ -380,6 +380,9 @@ void registerRecurrentHandlers(HandlerTable &table);
 
 /// Normalizes a possibly negative axis for `rank`; fails outside [-rank, rank).
 FailureOr<int64_t> normalizeAxis(NodeContext &n, int64_t axis, int64_t rank);
+/// The axis attribute `name` (or `defaultAxis`), normalized for `rank`.
+FailureOr<int64_t> axisAttribute(NodeContext &n, llvm::StringRef name,
+                                 int64_t defaultAxis, int64_t rank);
 
 } // namespace mlir::trainopt::onnx_import
 

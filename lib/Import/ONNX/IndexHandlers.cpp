@@ -76,11 +76,10 @@ LogicalResult checkElementShapes(NodeContext &n, RankedTensorType data,
 
 LogicalResult gatherElements(NodeContext &n) {
   FailureOr<Value> data = n.required(0), indices = n.required(1);
-  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 0));
-  if (failed(data) || failed(indices) || failed(axis))
+  if (failed(data) || failed(indices))
     return failure();
   auto dt = n.inputType(0);
-  FailureOr<int64_t> a = normalizeAxis(n, *axis, dt.getRank());
+  FailureOr<int64_t> a = axisAttribute(n, "axis", 0, dt.getRank());
   if (failed(a) || failed(checkElementShapes(n, dt, n.inputType(1), *a)))
     return failure();
   Composer c(n);
@@ -249,11 +248,10 @@ Value iotaAlong(Composer &c, int64_t rank, int64_t axis, int64_t dim) {
 /// gradient: the output is piecewise constant).
 LogicalResult hardmax(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
-  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", -1));
-  if (failed(x) || failed(axis))
+  if (failed(x))
     return failure();
   auto xt = n.inputType(0);
-  FailureOr<int64_t> a = normalizeAxis(n, *axis, xt.getRank());
+  FailureOr<int64_t> a = axisAttribute(n, "axis", -1, xt.getRank());
   if (failed(a))
     return failure();
   Composer c(n);
@@ -275,12 +273,11 @@ constexpr int64_t kMaxTopK = 64;
 LogicalResult topK(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
   FailureOr<SmallVector<int64_t>> kValue = n.constantInts(1, "K");
-  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", -1));
   FailureOr<int64_t> largest = n.check(n.attrs.getInt("largest", 1));
-  if (failed(x) || failed(kValue) || failed(axis) || failed(largest))
+  if (failed(x) || failed(kValue) || failed(largest))
     return failure();
   auto xt = n.inputType(0);
-  FailureOr<int64_t> a = normalizeAxis(n, *axis, xt.getRank());
+  FailureOr<int64_t> a = axisAttribute(n, "axis", -1, xt.getRank());
   if (failed(a))
     return failure();
   if (kValue->size() != 1)

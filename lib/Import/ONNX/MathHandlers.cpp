@@ -818,13 +818,12 @@ LogicalResult cumSum(NodeContext &n) {
 /// as (dim - 1 - index).
 template <bool IsMin> LogicalResult argExtreme(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
-  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 0));
   FailureOr<int64_t> keepdims = n.check(n.attrs.getInt("keepdims", 1));
   FailureOr<int64_t> last = n.check(n.attrs.getInt("select_last_index", 0));
-  if (failed(x) || failed(axis) || failed(keepdims) || failed(last))
+  if (failed(x) || failed(keepdims) || failed(last))
     return failure();
   auto xt = n.inputType(0);
-  FailureOr<int64_t> a = normalizeAxis(n, *axis, xt.getRank());
+  FailureOr<int64_t> a = axisAttribute(n, "axis", 0, xt.getRank());
   if (failed(a))
     return failure();
   if (IsMin && !xt.getElementType().isSignlessInteger() &&

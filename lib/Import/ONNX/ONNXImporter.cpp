@@ -178,6 +178,16 @@ FailureOr<int64_t> onnx_import::normalizeAxis(NodeContext &n, int64_t axis,
   return axis < 0 ? axis + rank : axis;
 }
 
+FailureOr<int64_t> onnx_import::axisAttribute(NodeContext &n,
+                                              llvm::StringRef name,
+                                              int64_t defaultAxis,
+                                              int64_t rank) {
+  FailureOr<int64_t> axis = n.check(n.attrs.getInt(name, defaultAxis));
+  if (failed(axis))
+    return failure();
+  return normalizeAxis(n, *axis, rank);
+}
+
 //===----------------------------------------------------------------------===//
 // Importer
 //===----------------------------------------------------------------------===//

@@ -278,11 +278,10 @@ LogicalResult concat(NodeContext &n) {
 /// Split: sizes from the input (13+), from num_outputs (18+) or even.
 LogicalResult split(NodeContext &n) {
   FailureOr<Value> x = n.required(0);
-  FailureOr<int64_t> axis = n.check(n.attrs.getInt("axis", 0));
-  if (failed(x) || failed(axis))
+  if (failed(x))
     return failure();
   auto xt = n.inputType(0);
-  FailureOr<int64_t> a = normalizeAxis(n, *axis, xt.getRank());
+  FailureOr<int64_t> a = axisAttribute(n, "axis", 0, xt.getRank());
   if (failed(a))
     return failure();
   int64_t dim = xt.getDimSize(*a);
