@@ -226,6 +226,9 @@ CASES = {
     # A subscript summed out before the contraction, and an ellipsis.
     "einsum_sum": lambda: Shaped(lambda m, p: torch.einsum(
         "...ij,...kj->...k", p, p[:, 1:, :] * 2.0), (2, 3, 4)),
+    # A diagonal (a subscript repeated in one term) and a trace.
+    "einsum_diagonal": lambda: Shaped(lambda m, p: torch.einsum("bii->bi", p) + torch.einsum(
+        "bjj->b", p).unsqueeze(1), (2, 3, 3)),
     "gather_elements": lambda: Shaped(lambda m, p: torch.gather(p, 1, INDEX), (3, 4)),
     # Distinct indices per row: with repeats, ONNX leaves ScatterElements
     # undefined (trainopt adds the updates, torch keeps one).

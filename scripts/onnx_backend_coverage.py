@@ -37,7 +37,6 @@ KNOWN_LIMITS = [
     (r"Indices output of MaxPool", "MaxPool's Indices output (argmax positions)"),
     (r"AveragePool with ceil_mode and count_include_pad",
      "AveragePool with both ceil_mode and count_include_pad"),
-    (r"repeats in one term \(a diagonal\)", "Einsum diagonals (a subscript repeated in one term)"),
     (r"batch_dims other than 0", "GatherND with batch_dims > 0"),
     (r"antialias = 1 when downsampling", "Resize antialias when downsampling"),
     (r"'tf_crop_and_resize' is not supported", "Resize tf_crop_and_resize (TensorFlow's crop boxes)"),

@@ -848,8 +848,8 @@ template <bool IsMin> LogicalResult argExtreme(NodeContext &n) {
 
 /// Einsum as transposes, reshapes, sums and batched matmuls: operands are
 /// contracted pairwise from the left; a subscript that no later operand and
-/// not the output needs is summed out first. Ellipses are supported;
-/// repeated subscripts in one operand (diagonals) are not.
+/// not the output needs is summed out first. Ellipses are supported, and
+/// a subscript repeated in one operand takes its diagonal.
 class EinsumLowering {
 public:
   explicit EinsumLowering(NodeContext &n) : n(n), c(n) {}
@@ -907,7 +907,7 @@ public:
           out.push_back(l);
     }
     for (auto &o : operands)
-      if (failed(checkSizes(o)))
+      if (failed(takeDiagonals(o)) || failed(checkSizes(o)))
         return failure();
     Term acc = operands.front();
     for (size_t i = 1; i < operands.size(); ++i)
@@ -953,12 +953,52 @@ private:
       }
       if (!std::isalpha(static_cast<unsigned char>(term[i])))
         return n.fail("subscripts '" + term + "' may hold only letters and one '...'");
-      if (llvm::is_contained(labels, term[i]))
-        return n.fail("subscript '" + Twine(term[i]) +
-                      "' repeats in one term (a diagonal), which is not supported");
+      if (rank < 0 && llvm::is_contained(labels, term[i]))
+        return n.fail("output subscript '" + Twine(term[i]) + "' repeats");
       labels.push_back(term[i]);
     }
     return labels;
+  }
+
+  /// A subscript repeated in one term takes the diagonal: the two dims
+  /// are made adjacent, merged and gathered at i (n + 1); its gradient is
+  /// the gather's scatter onto the diagonal.
+  LogicalResult takeDiagonals(Term &t) {
+    for (;;) {
+      std::optional<std::pair<size_t, size_t>> repeat;
+      for (size_t p = 0; p < t.labels.size() && !repeat; ++p)
+        for (size_t q = p + 1; q < t.labels.size() && !repeat; ++q)
+          if (t.labels[p] == t.labels[q])
+            repeat = {p, q};
+      if (!repeat)
+        return success();
+      auto [p, q] = *repeat;
+      ArrayRef<int64_t> shape = Composer::type(t.value).getShape();
+      int64_t size = shape[p];
+      if (shape[q] != size)
+        return n.fail("subscript " + labelName(t.labels[p]) +
+                      " repeats with sizes " + Twine(size) + " and " +
+                      Twine(shape[q]));
+      SmallVector<int64_t> perm, merged;
+      SmallVector<int> labels;
+      for (size_t d = 0; d < shape.size(); ++d) {
+        if (d == q)
+          continue;
+        perm.push_back(d);
+        labels.push_back(t.labels[d]);
+        merged.push_back(d == p ? size * size : shape[d]);
+        if (d == p)
+          perm.push_back(q);
+      }
+      SmallVector<int64_t> diagonal;
+      for (int64_t i = 0; i < size; ++i)
+        diagonal.push_back(i * (size + 1));
+      t.value = c.gather(c.reshape(c.transpose(t.value, perm), merged),
+                         c.i64s(diagonal), p);
+      t.labels = labels;
+      if (!c.ok())
+        return failure();
+    }
   }
 
   LogicalResult checkSizes(const Term &t) {
