@@ -315,6 +315,8 @@ public:
   /// An i64 constant of `shape` (a 1-D one of `values.size()` by default).
   Value i64s(ArrayRef<int64_t> values, std::optional<ArrayRef<int64_t>> shape =
                                            std::nullopt);
+  /// A 0-d i64 constant.
+  Value i64(int64_t value) { return i64s({value}, ArrayRef<int64_t>{}); }
 
   Value add(Value a, Value b) { return op<AddOp>({a, b}); }
   Value sub(Value a, Value b) { return op<SubOp>({a, b}); }

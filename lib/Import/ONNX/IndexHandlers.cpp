@@ -55,8 +55,8 @@ Value elementIndices(Composer &c, Value indices, ArrayRef<int64_t> dataShape,
     }
   }
   Value idx = normalizedIndices(
-      c, indices, c.i64s({dataShape[axis]}, ArrayRef<int64_t>{}));
-  return c.add(c.mul(idx, c.i64s({strides[axis]}, ArrayRef<int64_t>{})),
+      c, indices, c.i64(dataShape[axis]));
+  return c.add(c.mul(idx, c.i64(strides[axis])),
                c.i64s(base, shape));
 }
 
@@ -224,7 +224,7 @@ LogicalResult oneHot(NodeContext &n) {
   if (isa<FloatType>(it.getElementType()))
     *indices = c.cast(*indices, IntegerType::get(n.getContext(), 64));
   Value idx = normalizedIndices(c, *indices,
-                                c.i64s({depth}, ArrayRef<int64_t>{}));
+                                c.i64(depth));
   SmallVector<int64_t> expanded(it.getShape()), iotaShape(it.getRank() + 1, 1);
   expanded.insert(expanded.begin() + *a, 1);
   iotaShape[*a] = depth;

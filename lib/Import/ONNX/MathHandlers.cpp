@@ -201,66 +201,40 @@ LogicalResult leakyRelu(NodeContext &n) {
 // chain is written so that autodiff of it gives PyTorch's value there
 // (checked by test/Transforms/boundary-vs-torch.test).
 
-/// Builds f(x) for the node's input `x` of element type `elt`; the
-/// handlers below only say what f is.
+/// Builds f(x) for the node's input `x` of element type `elt` with a
+/// Composer; the handlers below only say what f is.
 template <typename Fn> LogicalResult activation(NodeContext &n, Fn &&fn) {
   FailureOr<Value> x = n.required(0);
   if (failed(x))
     return failure();
-  return n.result(fn(*x, n.inputType(0).getElementType()));
+  Composer c(n);
+  return n.result(c.done(fn(c, *x, n.inputType(0).getElementType())));
 }
 
 /// where(x > t, x, alpha * (exp(x / s) - 1)): Elu (s = 1) and Celu
 /// (s = alpha). At x = t = 0 the negative branch is taken, as torch's
 /// elu_backward does, so the derivative there is exp(0) * alpha / s.
-FailureOr<Value> expLinear(NodeContext &n, Value x, Type elt, double alpha,
-                           double s) {
-  FailureOr<Value> positive = n.create<GreaterOp>({x, n.scalar(elt, 0.0)});
-  FailureOr<Value> scaled =
-      s == 1.0 ? FailureOr<Value>(x) : n.create<MulOp>({x, n.scalar(elt, 1.0 / s)});
-  if (failed(positive) || failed(scaled))
-    return failure();
-  FailureOr<Value> e = n.create<ExpOp>({*scaled});
-  if (failed(e))
-    return failure();
-  FailureOr<Value> em1 = n.create<SubOp>({*e, n.scalar(elt, 1.0)});
-  if (failed(em1))
-    return failure();
-  FailureOr<Value> neg = n.create<MulOp>({*em1, n.scalar(elt, alpha)});
-  if (failed(neg))
-    return failure();
-  return n.create<WhereOp>({*positive, x, *neg});
+Value expLinear(Composer &c, Value x, Type elt, double alpha, double s) {
+  Value scaled = s == 1.0 ? x : c.mul(x, 1.0 / s);
+  Value negative = c.mul(c.add(c.op<ExpOp>({scaled}), -1.0), alpha);
+  return c.where(c.op<GreaterOp>({x, c.scalar(elt, 0.0)}), x, negative);
 }
 
 /// Softplus(x) = max(x, 0) + log(1 + exp(-|x|)): no overflow for large x,
 /// and the derivative is sigmoid(x) everywhere, 0.5 at 0 (max's tie shares
 /// the cotangent evenly, abs has derivative 0 there).
-FailureOr<Value> softplus(NodeContext &n, Value x, Type elt) {
-  FailureOr<Value> pos = n.create<MaxOp>({x, n.scalar(elt, 0.0)});
-  FailureOr<Value> a = n.create<AbsOp>({x});
-  if (failed(pos) || failed(a))
-    return failure();
-  FailureOr<Value> na = n.create<NegOp>({*a});
-  if (failed(na))
-    return failure();
-  FailureOr<Value> e = n.create<ExpOp>({*na});
-  if (failed(e))
-    return failure();
-  FailureOr<Value> e1 = n.create<AddOp>({*e, n.scalar(elt, 1.0)});
-  if (failed(e1))
-    return failure();
-  FailureOr<Value> l = n.create<LogOp>({*e1});
-  if (failed(l))
-    return failure();
-  return n.create<AddOp>({*pos, *l});
+Value softplus(Composer &c, Value x, Type elt) {
+  Value tail = c.op<LogOp>(
+      {c.add(c.op<ExpOp>({c.op<NegOp>({c.op<AbsOp>({x})})}), 1.0)});
+  return c.add(c.op<MaxOp>({x, c.scalar(elt, 0.0)}), tail);
 }
 
 LogicalResult eluOp(NodeContext &n) {
   FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 1.0));
   if (failed(alpha))
     return failure();
-  return activation(n, [&](Value x, Type elt) {
-    return expLinear(n, x, elt, *alpha, 1.0);
+  return activation(n, [&](Composer &c, Value x, Type elt) {
+    return expLinear(c, x, elt, *alpha, 1.0);
   });
 }
 
@@ -270,8 +244,8 @@ LogicalResult celuOp(NodeContext &n) {
     return failure();
   if (*alpha == 0.0)
     return n.fail("alpha must not be 0");
-  return activation(n, [&](Value x, Type elt) {
-    return expLinear(n, x, elt, *alpha, *alpha);
+  return activation(n, [&](Composer &c, Value x, Type elt) {
+    return expLinear(c, x, elt, *alpha, *alpha);
   });
 }
 
@@ -286,35 +260,22 @@ LogicalResult seluOp(NodeContext &n) {
       n.check(n.attrs.getFloat("gamma", 1.0507009873554804934193349852946));
   if (failed(alpha) || failed(gamma))
     return failure();
-  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
-    FailureOr<Value> e = expLinear(n, x, elt, *alpha, 1.0);
-    if (failed(e))
-      return failure();
-    return n.create<MulOp>({*e, n.scalar(elt, *gamma)});
+  return activation(n, [&](Composer &c, Value x, Type elt) {
+    return c.mul(expLinear(c, x, elt, *alpha, 1.0), *gamma);
   });
 }
 
 /// HardSigmoid = clip(alpha * x + beta, 0, 1); clip passes no gradient at
 /// its bounds, as torch's hardsigmoid_backward (open interval).
-FailureOr<Value> hardSigmoid(NodeContext &n, Value x, Type elt, double alpha,
-                             double beta) {
-  FailureOr<Value> ax = n.create<MulOp>({x, n.scalar(elt, alpha)});
-  if (failed(ax))
-    return failure();
-  FailureOr<Value> axb = n.create<AddOp>({*ax, n.scalar(elt, beta)});
-  if (failed(axb))
-    return failure();
-  return n.create<ClipOp>({*axb}, {n.named("min", n.builder.getF64FloatAttr(0.0)),
-                                   n.named("max", n.builder.getF64FloatAttr(1.0))});
-}
-
 LogicalResult hardSigmoidOp(NodeContext &n) {
   FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 0.2));
   FailureOr<double> beta = n.check(n.attrs.getFloat("beta", 0.5));
   if (failed(alpha) || failed(beta))
     return failure();
-  return activation(n, [&](Value x, Type elt) {
-    return hardSigmoid(n, x, elt, *alpha, *beta);
+  return activation(n, [&](Composer &c, Value x, Type) {
+    return c.op<ClipOp>({c.add(c.mul(x, *alpha), *beta)},
+                        {n.named("min", n.builder.getF64FloatAttr(0.0)),
+                         n.named("max", n.builder.getF64FloatAttr(1.0))});
   });
 }
 
@@ -324,52 +285,30 @@ LogicalResult hardSigmoidOp(NodeContext &n) {
 /// 1 at 3). (torch's scalar path, used for a tensor's last elements, gives
 /// 1.5 at exactly 3; the vectorized one handles all the others.)
 LogicalResult hardSwishOp(NodeContext &n) {
-  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
-    FailureOr<Value> low = n.create<LessOp>({x, n.scalar(elt, -3.0)});
-    FailureOr<Value> mid = n.create<LessOp>({x, n.scalar(elt, 3.0)});
-    FailureOr<Value> x3 = n.create<AddOp>({x, n.scalar(elt, 3.0)});
-    if (failed(low) || failed(mid) || failed(x3))
-      return failure();
-    FailureOr<Value> prod = n.create<MulOp>({x, *x3});
-    if (failed(prod))
-      return failure();
-    FailureOr<Value> quad = n.create<MulOp>({*prod, n.scalar(elt, 1.0 / 6.0)});
-    if (failed(quad))
-      return failure();
-    FailureOr<Value> upper = n.create<WhereOp>({*mid, *quad, x});
-    if (failed(upper))
-      return failure();
-    return n.create<WhereOp>({*low, n.scalar(elt, 0.0), *upper});
+  return activation(n, [&](Composer &c, Value x, Type elt) {
+    Value quad = c.mul(c.mul(x, c.add(x, 3.0)), 1.0 / 6.0);
+    Value upper = c.where(c.less(x, c.scalar(elt, 3.0)), quad, x);
+    return c.where(c.less(x, c.scalar(elt, -3.0)), c.scalar(elt, 0.0), upper);
   });
 }
 
 LogicalResult softplusOp(NodeContext &n) {
-  return activation(n, [&](Value x, Type elt) { return softplus(n, x, elt); });
+  return activation(n, [&](Composer &c, Value x, Type elt) {
+    return softplus(c, x, elt);
+  });
 }
 
 /// Softsign = x / (1 + |x|).
 LogicalResult softsignOp(NodeContext &n) {
-  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
-    FailureOr<Value> a = n.create<AbsOp>({x});
-    if (failed(a))
-      return failure();
-    FailureOr<Value> d = n.create<AddOp>({*a, n.scalar(elt, 1.0)});
-    if (failed(d))
-      return failure();
-    return n.create<DivOp>({x, *d});
+  return activation(n, [&](Composer &c, Value x, Type) {
+    return c.div(x, c.add(c.op<AbsOp>({x}), 1.0));
   });
 }
 
 /// Mish = x * tanh(Softplus(x)).
 LogicalResult mishOp(NodeContext &n) {
-  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
-    FailureOr<Value> sp = softplus(n, x, elt);
-    if (failed(sp))
-      return failure();
-    FailureOr<Value> t = n.create<TanhOp>({*sp});
-    if (failed(t))
-      return failure();
-    return n.create<MulOp>({x, *t});
+  return activation(n, [&](Composer &c, Value x, Type elt) {
+    return c.mul(x, c.op<TanhOp>({softplus(c, x, elt)}));
   });
 }
 
@@ -379,11 +318,9 @@ LogicalResult thresholdedReluOp(NodeContext &n) {
   FailureOr<double> alpha = n.check(n.attrs.getFloat("alpha", 1.0));
   if (failed(alpha))
     return failure();
-  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
-    FailureOr<Value> above = n.create<GreaterOp>({x, n.scalar(elt, *alpha)});
-    if (failed(above))
-      return failure();
-    return n.create<WhereOp>({*above, x, n.scalar(elt, 0.0)});
+  return activation(n, [&](Composer &c, Value x, Type elt) {
+    return c.where(c.op<GreaterOp>({x, c.scalar(elt, *alpha)}), x,
+                   c.scalar(elt, 0.0));
   });
 }
 
@@ -395,35 +332,20 @@ LogicalResult shrinkOp(NodeContext &n) {
   FailureOr<double> bias = n.check(n.attrs.getFloat("bias", 0.0));
   if (failed(lambd) || failed(bias))
     return failure();
-  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
-    FailureOr<Value> low = n.create<LessOp>({x, n.scalar(elt, -*lambd)});
-    FailureOr<Value> high = n.create<GreaterOp>({x, n.scalar(elt, *lambd)});
-    FailureOr<Value> up = n.create<AddOp>({x, n.scalar(elt, *bias)});
-    FailureOr<Value> down = n.create<SubOp>({x, n.scalar(elt, *bias)});
-    if (failed(low) || failed(high) || failed(up) || failed(down))
-      return failure();
-    FailureOr<Value> outer = n.create<WhereOp>({*high, *down, n.scalar(elt, 0.0)});
-    if (failed(outer))
-      return failure();
-    return n.create<WhereOp>({*low, *up, *outer});
+  return activation(n, [&](Composer &c, Value x, Type elt) {
+    Value outer = c.where(c.op<GreaterOp>({x, c.scalar(elt, *lambd)}),
+                          c.add(x, -*bias), c.scalar(elt, 0.0));
+    return c.where(c.less(x, c.scalar(elt, -*lambd)), c.add(x, *bias), outer);
   });
 }
 
 /// Sign = (x > 0) - (x < 0) in x's type: 0 at 0, and no gradient (torch's
 /// sign backward is zeros).
 LogicalResult signOp(NodeContext &n) {
-  return activation(n, [&](Value x, Type elt) -> FailureOr<Value> {
-    Value zero = n.scalar(elt, 0.0);
-    FailureOr<Value> gt = n.create<GreaterOp>({x, zero});
-    FailureOr<Value> lt = n.create<LessOp>({x, zero});
-    if (failed(gt) || failed(lt))
-      return failure();
-    auto type = cast<RankedTensorType>(x.getType());
-    FailureOr<Value> p = n.create<CastOp>({*gt}, {}, type);
-    FailureOr<Value> q = n.create<CastOp>({*lt}, {}, type);
-    if (failed(p) || failed(q))
-      return failure();
-    return n.create<SubOp>({*p, *q});
+  return activation(n, [&](Composer &c, Value x, Type elt) {
+    Value zero = c.scalar(elt, 0.0);
+    return c.sub(c.cast(c.op<GreaterOp>({x, zero}), elt),
+                 c.cast(c.less(x, zero), elt));
   });
 }
 
@@ -435,12 +357,10 @@ LogicalResult preluOp(NodeContext &n) {
   FailureOr<Value> slope = n.required(1);
   if (failed(x) || failed(slope))
     return failure();
+  Composer c(n);
   Type elt = n.inputType(0).getElementType();
-  FailureOr<Value> positive = n.create<GreaterOp>({*x, n.scalar(elt, 0.0)});
-  FailureOr<Value> scaled = n.create<MulOp>({*x, *slope});
-  if (failed(positive) || failed(scaled))
-    return failure();
-  return n.result(n.create<WhereOp>({*positive, *x, *scaled}));
+  return n.result(c.done(c.where(c.op<GreaterOp>({*x, c.scalar(elt, 0.0)}),
+                                 *x, c.mul(*x, *slope))));
 }
 
 /// IsNaN = not(x == x).
@@ -842,7 +762,7 @@ template <bool IsMin> LogicalResult argExtreme(NodeContext &n) {
       {v}, {n.named("axis", n.builder.getI64IntegerAttr(*a)),
             n.named("keepdims", n.builder.getBoolAttr(*keepdims != 0))});
   if (*last)
-    idx = c.sub(c.i64s({dim - 1}, ArrayRef<int64_t>{}), idx);
+    idx = c.sub(c.i64(dim - 1), idx);
   return n.result(c.done(idx));
 }
 
