@@ -198,6 +198,13 @@ template <bool ND> LogicalResult scatter(NodeContext &n) {
   return n.result(c.done(c.reshape(*y, dt.getShape())));
 }
 
+/// `iota` along `axis` of a rank-`rank` tensor with `dim` elements there.
+Value iotaAlong(Composer &c, int64_t rank, int64_t axis, int64_t dim) {
+  SmallVector<int64_t> shape(rank, 1);
+  shape[axis] = dim;
+  return c.i64s(llvm::to_vector(llvm::seq<int64_t>(0, dim)), shape);
+}
+
 /// OneHot: where(indices (unsqueezed at axis) == iota(depth), on, off);
 /// negative indices count from depth, indices outside [-depth, depth) give
 /// a row of `off`.
@@ -225,23 +232,14 @@ LogicalResult oneHot(NodeContext &n) {
     *indices = c.cast(*indices, IntegerType::get(n.getContext(), 64));
   Value idx = normalizedIndices(c, *indices,
                                 c.i64(depth));
-  SmallVector<int64_t> expanded(it.getShape()), iotaShape(it.getRank() + 1, 1);
+  SmallVector<int64_t> expanded(it.getShape());
   expanded.insert(expanded.begin() + *a, 1);
-  iotaShape[*a] = depth;
   Value hit = c.equal(c.reshape(idx, expanded),
-                      c.i64s(llvm::to_vector(llvm::seq<int64_t>(0, depth)),
-                             iotaShape));
+                      iotaAlong(c, it.getRank() + 1, *a, depth));
   Value flat = c.reshape(*values, {2});
   Value off = c.reshape(c.slice(flat, 0, 0, 1), {});
   Value on = c.reshape(c.slice(flat, 0, 1, 2), {});
   return n.result(c.done(c.where(hit, on, off)));
-}
-
-/// `iota` along `axis` of a rank-`rank` tensor with `dim` elements there.
-Value iotaAlong(Composer &c, int64_t rank, int64_t axis, int64_t dim) {
-  SmallVector<int64_t> shape(rank, 1);
-  shape[axis] = dim;
-  return c.i64s(llvm::to_vector(llvm::seq<int64_t>(0, dim)), shape);
 }
 
 /// Hardmax: 1 at the first maximum along the axis, 0 elsewhere (no
