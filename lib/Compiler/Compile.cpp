@@ -38,6 +38,9 @@ OwningOpRef<ModuleOp>
 mlir::trainopt::compileModule(MLIRContext &context,
                               const CompileOptions &options,
                               CompileStage stopAfter) {
+  TimingScope untimed;
+  TimingScope &timing = options.timing ? *options.timing : untimed;
+  TimingScope importTime = timing.nest("import");
   OwningOpRef<ModuleOp> module;
   if (isMLIRFile(options.inputPath)) {
     // A trainopt module (from --emit=mlir, the Python frontend or a test).
@@ -52,6 +55,7 @@ mlir::trainopt::compileModule(MLIRContext &context,
   } else {
     module = importONNXModel(&context, options.inputPath, options.import);
   }
+  importTime.stop();
   if (!module || stopAfter == CompileStage::Import)
     return module;
   PassManager training(&context, ModuleOp::getOperationName());
@@ -69,12 +73,19 @@ mlir::trainopt::compileModule(MLIRContext &context,
     emitError(UnknownLoc::get(&context)) << "cannot build the probe pipeline";
     return nullptr;
   }
+  TimingScope trainingTime = timing.nest("training passes");
+  if (options.timing)
+    training.enableTiming(trainingTime);
   if (failed(training.run(*module)))
     return nullptr;
+  trainingTime.stop();
   if (stopAfter == CompileStage::Train)
     return module;
   PassManager backend(&context, ModuleOp::getOperationName());
   buildCPUKernelPipeline(backend); // the tensor-level pipeline of both targets
+  TimingScope backendTime = timing.nest("kernel passes");
+  if (options.timing)
+    backend.enableTiming(backendTime);
   if (failed(backend.run(*module)))
     return nullptr;
   return module;
@@ -104,11 +115,15 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
                                             llvm::json::Object &report) {
   artifact.set_producer("trainopt-compile 0.1");
   artifact.set_model_name(llvm::sys::path::stem(options.inputPath).str());
+  TimingScope untimed;
+  TimingScope artifactTime =
+      (options.timing ? *options.timing : untimed).nest("artifact");
   if (options.target == "cuda") {
     if (failed(emitCUDAArtifact(module, options.cuda, artifact, report)))
       return failure();
   } else {
-    if (failed(emitCPUArtifact(module, options.cpu, artifact, report)))
+    if (failed(emitCPUArtifact(module, options.cpu, artifact, report,
+                               artifactTime)))
       return failure();
     report["cpu"] =
         options.cpu.cpu.empty() ? std::string("host") : options.cpu.cpu;

@@ -26,6 +26,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -136,6 +137,19 @@ static cl::list<std::string> constInputs(
     cl::desc("NAME=FILE.pb binds graph input NAME to the serialized "
              "TensorProto in FILE.pb (repeatable)"),
     cl::cat(category));
+static cl::opt<int64_t> kernelGroupOps(
+    "kernel-group-ops",
+    cl::desc("CPU: compile the kernels in groups of at least this many "
+             "operations, side by side on the machine's threads (tuning and "
+             "tests)"),
+    cl::init(1500), cl::Hidden);
+
+static cl::opt<bool> timeReport(
+    "time-report",
+    cl::desc("Print the time of each compiler stage and pass to stderr "
+             "(wall and user seconds, as a tree)"),
+    cl::init(false));
+
 static cl::opt<bool> probeValues(
     "probe-values",
     cl::desc("Also return every intermediate value of @train_step, named "
@@ -177,8 +191,13 @@ static void printReport(const json::Object &r) {
   std::string split =
       r.getString("target").value_or("cpu") == "cuda"
           ? std::string()
-          : formatv(" ({0} split by rows over threads)",
-                    int64_t(num("row_split_launches")))
+          : formatv(" ({0} split by rows over threads; compiled {1})",
+                    int64_t(num("row_split_launches")),
+                    num("kernel_groups") > 1
+                        ? formatv("in {0} groups side by side",
+                                  int64_t(num("kernel_groups")))
+                              .str()
+                        : std::string("as one group"))
                 .str();
   outs() << formatv("kernels:              {0} generated, {1} launches{2}, "
                     "{3} library calls, {4} copies\n",
@@ -382,8 +401,15 @@ int main(int argc, char **argv) {
     os << d.str() << "\n";
     return mlir::success();
   });
+  // Destroyed last, after every scope: prints the report on the way out.
+  mlir::DefaultTimingManager timingManager;
+  timingManager.setEnabled(timeReport);
+  timingManager.setDisplayMode(mlir::DefaultTimingManager::DisplayMode::Tree);
+  mlir::TimingScope rootTiming = timingManager.getRootScope();
   mlir::trainopt::CompileOptions options;
   options.inputPath = inputPath;
+  if (timeReport)
+    options.timing = &rootTiming;
   if (batchSize.getNumOccurrences())
     options.import.batchSize = batchSize;
   options.import.frozen.assign(freeze.begin(), freeze.end());
@@ -398,6 +424,10 @@ int main(int argc, char **argv) {
   options.target = target;
   options.cpu.cpu = cpuName;
   options.cpu.keepDir = keepIntermediates;
+  if (kernelGroupOps < 1)
+    return error("--kernel-group-ops expects a positive number, got " +
+                 std::to_string(kernelGroupOps));
+  options.cpu.groupOps = kernelGroupOps;
   options.cuda = cudaOptions();
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::trainopt::compileModule(
       context, options,

@@ -18,6 +18,7 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/Support/JSON.h"
 
 #include <string>
@@ -47,6 +48,9 @@ struct CompileOptions {
   std::string target = "cpu";
   CPUTargetOptions cpu;
   CUDATargetOptions cuda;
+  /// Where each stage and pass records its time (--time-report); null:
+  /// nothing is timed.
+  TimingScope *timing = nullptr;
 };
 
 /// Whether `path` holds a trainopt MLIR module rather than ONNX: its first

@@ -5,7 +5,7 @@
 
 include "mlir/Pass/PassBase.td"
 
-def TrainoptConvertToLinalg : Pass<"trainopt-convert-to-linalg", "ModuleOp"> {
+def TrainoptConvertToLinalg : Pass<"trainopt-convert-to-linalg"> {
   let summary = "Lowers trainopt ops to linalg on tensors, keeping library ops";
   let description = [{
     Rewrites every trainopt op that generated code computes into
@@ -47,7 +47,7 @@ def TrainoptConvertToLinalg : Pass<"trainopt-convert-to-linalg", "ModuleOp"> {
                            "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect"];
 }
 
-def TrainoptFuseElementwise : Pass<"trainopt-fuse-elementwise", "ModuleOp"> {
+def TrainoptFuseElementwise : Pass<"trainopt-fuse-elementwise"> {
   let summary = "Fuses elementwise linalg producers into consumers of the same size";
   let description = [{
     Upstream elementwise fusion (`populateElementwiseOpsFusionPatterns`)
@@ -66,6 +66,23 @@ def TrainoptFuseElementwise : Pass<"trainopt-fuse-elementwise", "ModuleOp"> {
     outputs instead of two kernels).
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def TrainoptDropUncalledFunctions
+    : Pass<"trainopt-drop-uncalled-functions", "ModuleOp"> {
+  let summary = "Erases the functions no entry point calls any more";
+  let description = [{
+    Once the inliner has put `@forward_train_grad`, `@forward` and their
+    kind into the entry points (`train_step`, `eval_step`, or the functions
+    named by `entry-points`), those functions are dead weight: lowering and
+    fusing them was two thirds of the kernel pipeline's time on a large
+    model, for code nothing runs. The pass erases every function that is
+    not an entry point and that no symbol use refers to.
+  }];
+  let options = [
+    ListOption<"entryPoints", "entry-points", "std::string",
+               "Functions to keep whatever refers to them (default: train_step, eval_step)">,
+  ];
 }
 
 def TrainoptOutlineKernels : Pass<"trainopt-outline-kernels", "ModuleOp"> {

@@ -12,9 +12,12 @@
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/StringSet.h"
 
 namespace mlir::trainopt {
+#define GEN_PASS_DEF_TRAINOPTDROPUNCALLEDFUNCTIONS
 #define GEN_PASS_DEF_TRAINOPTOUTLINEKERNELS
 #include "trainopt/Conversion/Passes.h.inc"
 } // namespace mlir::trainopt
@@ -197,6 +200,34 @@ struct OutlineKernelsPass
                             "kernel, a library op, a view or a constant");
     }
     return success();
+  }
+};
+
+struct DropUncalledFunctionsPass
+    : public mlir::trainopt::impl::TrainoptDropUncalledFunctionsBase<
+          DropUncalledFunctionsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    llvm::StringSet<> keep;
+    for (const std::string &name : entryPoints)
+      keep.insert(name);
+    if (keep.empty())
+      for (StringRef name : {"train_step", "eval_step"})
+        keep.insert(name);
+    // Erasing a function can leave its callees unused: repeat to a fixpoint.
+    for (bool erased = true; erased;) {
+      erased = false;
+      for (auto func :
+           llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
+        if (keep.contains(func.getSymName()) ||
+            !SymbolTable::symbolKnownUseEmpty(func, module))
+          continue;
+        func.erase();
+        erased = true;
+      }
+    }
   }
 };
 

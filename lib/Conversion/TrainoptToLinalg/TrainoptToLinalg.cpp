@@ -1161,11 +1161,11 @@ struct ConvertToLinalgPass
     config.setUseTopDownTraversal(true);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
                                      config))) {
-      getOperation().emitError("trainopt-convert-to-linalg did not converge");
+      getOperation()->emitError("trainopt-convert-to-linalg did not converge");
       return signalPassFailure();
     }
     // Everything but library ops, views and calls must be gone.
-    WalkResult walk = getOperation().walk([&](Operation *op) {
+    WalkResult walk = getOperation()->walk([&](Operation *op) {
       if (op->getDialect() && op->getDialect()->getNamespace() == "trainopt" &&
           !isLibraryOp(op) && !isa<ReshapeOp, ParameterOp>(op)) {
         op->emitOpError("has no lowering to linalg");

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Runtime/CUDADevice.h"
+#include "trainopt/Runtime/ProfileReport.h"
 
 #include "CUDAApi.h"
 #include "Library.h"
@@ -779,31 +780,22 @@ bool Impl::synchronize(std::string &error) {
 std::string Impl::profileReport() const {
   std::string out;
   for (const Entry &e : entries_) {
-    std::vector<const Command *> cmds;
+    std::vector<ProfiledCommand> cmds;
     double total = 0;
     int64_t runs = 0;
     for (const Command &c : e.commands) {
-      cmds.push_back(&c);
+      cmds.push_back({&c.what, c.profileMs});
       total += c.profileMs;
       runs = std::max(runs, c.profileRuns);
     }
     if (total == 0 || runs == 0)
       continue;
-    std::sort(cmds.begin(), cmds.end(), [](const Command *a, const Command *b) {
-      return a->profileMs > b->profileMs;
-    });
     char line[512];
     std::snprintf(line, sizeof line,
                   "%s: %.3f ms of GPU time per run over %zu commands\n",
                   e.name.c_str(), total / runs, cmds.size());
     out += line;
-    for (size_t i = 0; i < cmds.size() && i < 25; ++i) {
-      std::snprintf(line, sizeof line, "  %6.1f%%  %8.3f ms  %s\n",
-                    100.0 * cmds[i]->profileMs / total,
-                    cmds[i]->profileMs / std::max<int64_t>(runs, 1),
-                    cmds[i]->what.c_str());
-      out += line;
-    }
+    out += profileTable(std::move(cmds), total, runs);
   }
   return out;
 }

@@ -13,6 +13,7 @@
 
 #include "trainopt/Runtime/CPULibrary.h"
 #include "trainopt/Runtime/CUDADevice.h"
+#include "trainopt/Runtime/ProfileReport.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -264,31 +265,21 @@ bool CPUDevice::run(size_t entryIndex, std::string &) {
 std::string CPUDevice::profileReport() const {
   std::string out;
   for (const Entry &entry : entries) {
-    std::vector<const Command *> cmds;
+    std::vector<ProfiledCommand> cmds;
     double total = 0;
+    int64_t runs = 0;
     for (const Command &c : entry.commands) {
-      cmds.push_back(&c);
+      cmds.push_back({&c.what, c.profileMs});
       total += c.profileMs;
+      runs = std::max(runs, c.profileCount);
     }
-    if (total == 0)
+    if (total == 0 || runs == 0)
       continue;
-    std::sort(cmds.begin(), cmds.end(), [](const Command *a, const Command *b) {
-      return a->profileMs > b->profileMs;
-    });
     char line[256];
     std::snprintf(line, sizeof line, "%s: %.3f ms per run over %zu commands\n",
-                  entry.name.c_str(),
-                  total / std::max<int64_t>(cmds[0]->profileCount, 1),
-                  cmds.size());
+                  entry.name.c_str(), total / runs, cmds.size());
     out += line;
-    for (size_t i = 0; i < cmds.size() && i < 25; ++i) {
-      std::snprintf(line, sizeof line, "  %6.1f%%  %8.3f ms  %s\n",
-                    100.0 * cmds[i]->profileMs / total,
-                    cmds[i]->profileMs /
-                        std::max<int64_t>(cmds[i]->profileCount, 1),
-                    cmds[i]->what.c_str());
-      out += line;
-    }
+    out += profileTable(std::move(cmds), total, runs);
   }
   return out;
 }

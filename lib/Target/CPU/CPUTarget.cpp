@@ -16,6 +16,7 @@
 #include "trainopt/Conversion/Passes.h"
 #include "trainopt/Target/ArtifactPlan.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -26,11 +27,14 @@ namespace art = ::trainopt::artifact;
 
 void mlir::trainopt::buildCPUKernelPipeline(OpPassManager &pm) {
   pm.addPass(createInlinerPass());
-  pm.addPass(createTrainoptConvertToLinalg());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createTrainoptFuseElementwise());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
+  pm.addPass(createTrainoptDropUncalledFunctions());
+  // Per function, so @train_step and @eval_step are lowered side by side.
+  OpPassManager &perFunction = pm.nest<func::FuncOp>();
+  perFunction.addPass(createTrainoptConvertToLinalg());
+  perFunction.addPass(createCanonicalizerPass());
+  perFunction.addPass(createTrainoptFuseElementwise());
+  perFunction.addPass(createCanonicalizerPass());
+  perFunction.addPass(createCSEPass());
   pm.addPass(createTrainoptOutlineKernels());
   pm.addPass(createSymbolDCEPass());
 }
@@ -38,7 +42,8 @@ void mlir::trainopt::buildCPUKernelPipeline(OpPassManager &pm) {
 void mlir::trainopt::registerCPUPipelines() {
   PassPipelineRegistration<>(
       "trainopt-cpu-kernel-pipeline",
-      "Inline, lower trainopt to linalg, fuse elementwise chains and outline "
+      "Inline, drop uncalled functions, lower trainopt to linalg, fuse "
+      "elementwise chains (per function) and outline "
       "kernels (the tensor-level part of --target=cpu)",
       [](OpPassManager &pm) { buildCPUKernelPipeline(pm); });
 }
@@ -46,13 +51,17 @@ void mlir::trainopt::registerCPUPipelines() {
 LogicalResult mlir::trainopt::emitCPUArtifact(ModuleOp module,
                                               const CPUTargetOptions &options,
                                               art::Artifact &artifact,
-                                              llvm::json::Object &report) {
+                                              llvm::json::Object &report,
+                                              TimingScope &timing) {
+  TimingScope planTime = timing.nest("memory plan and commands");
   FailureOr<SmallVector<func::FuncOp>> kernels =
       emitArtifactPlan(module, "cpu", "cpu", artifact, report);
+  planTime.stop();
   if (failed(kernels))
     return failure();
+  TimingScope codegenTime = timing.nest("kernel code generation");
   FailureOr<CompiledKernels> compiled =
-      compileKernels(module, *kernels, options);
+      compileKernels(module, *kernels, options, codegenTime);
   if (failed(compiled))
     return failure();
   int64_t rowSplit = 0;
@@ -73,6 +82,7 @@ LogicalResult mlir::trainopt::emitCPUArtifact(ModuleOp module,
   binary->set_target(options.cpu.empty() ? "host" : options.cpu);
   binary->set_binary(std::move(compiled->object));
   report["row_split_launches"] = rowSplit;
+  report["kernel_groups"] = compiled->groups;
   report["kernel_object_bytes"] =
       static_cast<int64_t>(binary->binary().size());
   return success();

@@ -29,11 +29,15 @@ struct ParallelKernel {
 struct CompiledKernels {
   std::string object; ///< the shared object's bytes
   llvm::StringMap<ParallelKernel> parallel;
+  int64_t groups = 0; ///< kernel groups compiled side by side
 };
 
+/// Compiles `kernels` (functions of `module`), timing each phase under
+/// `timing`.
 FailureOr<CompiledKernels> compileKernels(ModuleOp module,
-                                      ArrayRef<func::FuncOp> kernels,
-                                      const CPUTargetOptions &options);
+                                          ArrayRef<func::FuncOp> kernels,
+                                          const CPUTargetOptions &options,
+                                          TimingScope &timing);
 
 } // namespace mlir::trainopt
 

@@ -34,3 +34,21 @@ func.func @eval_step(%a: tensor<64xf32>, %b: tensor<64xf32>) -> (tensor<64xf32>,
   %2 = trainopt.mul %0, %a : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
   return %2, %1 : tensor<64xf32>, tensor<f32>
 }
+
+// RUN: trainopt-opt %s --trainopt-convert-to-linalg --trainopt-fuse-elementwise | FileCheck --check-prefix=TWICE %s
+// A consumer that reads the producer through two operands (a square)
+// while the producer has another use: its operands are deduplicated first,
+// then it fuses as any other, one kernel with both values as outputs (fused
+// with the duplicate operand, it would read its own output through it).
+// TWICE-LABEL: func.func @square(
+// TWICE: %[[K:.*]]:2 = linalg.generic {{.*}} ins(%arg0, %arg1 :
+// TWICE: %[[SUM:.*]] = arith.addf
+// TWICE: %[[SQ:.*]] = arith.mulf %[[SUM]], %[[SUM]]
+// TWICE: linalg.yield %[[SUM]], %[[SQ]]
+// TWICE-NOT: linalg.generic
+// TWICE: return %[[K]]#1, %[[K]]#0
+func.func @square(%a: tensor<64xf32>, %b: tensor<64xf32>) -> (tensor<64xf32>, tensor<64xf32>) {
+  %0 = trainopt.add %a, %b : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+  %1 = trainopt.mul %0, %0 : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+  return %1, %0 : tensor<64xf32>, tensor<64xf32>
+}

@@ -15,6 +15,7 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/Support/JSON.h"
 
 #include <string>
@@ -35,10 +36,15 @@ struct CPUTargetOptions {
   std::string linker = "cc";
   /// Where to leave the kernel module, LLVM IR and object (empty: nowhere).
   std::string keepDir;
+  /// The kernels are compiled in groups of at least this many operations,
+  /// side by side on the context's threads (KernelCodegen.cpp).
+  int64_t groupOps = 1500;
 };
 
-/// Adds the tensor-level CPU pipeline: inline the train step's calls, lower
-/// trainopt to linalg, fuse elementwise chains, outline kernels.
+/// Adds the tensor-level CPU pipeline: inline the train step's calls, drop
+/// the functions nothing calls any more, lower trainopt to linalg and fuse
+/// elementwise chains (each entry point on its own thread), outline
+/// kernels.
 void buildCPUKernelPipeline(OpPassManager &pm);
 
 /// Registers `trainopt-cpu-kernel-pipeline` with the pass registry.
@@ -47,10 +53,11 @@ void registerCPUPipelines();
 /// Fills `artifact` (signature, initial values, memory plan, commands,
 /// kernel binary) from `module`, which has been through the kernel
 /// pipeline, and describes the decisions in `report`. Emits diagnostics and
-/// fails on what it cannot compile.
+/// fails on what it cannot compile. Its phases are timed under `timing`.
 LogicalResult emitCPUArtifact(ModuleOp module, const CPUTargetOptions &options,
                               ::trainopt::artifact::Artifact &artifact,
-                              llvm::json::Object &report);
+                              llvm::json::Object &report,
+                              TimingScope &timing);
 
 } // namespace mlir::trainopt
 
