@@ -5,10 +5,13 @@
 /// shared object through upstream MLIR: each kernel is rewritten in
 /// destination-passing style over memrefs (inputs read through
 /// `to_tensor`, results written with `materialize_in_destination`),
-/// bufferized in place, lowered linalg -> loops -> LLVM dialect with bare
-/// pointers, translated to LLVM IR, optimized, emitted as an object file and
-/// linked with the C driver. Every kernel gets a `<name>_packed(void **)`
-/// wrapper, the one calling convention the runtime knows.
+/// bufferized in place; then the kernels are split into groups that are
+/// compiled side by side on the context's threads, each lowered linalg ->
+/// loops -> LLVM dialect with bare pointers, translated to LLVM IR (its own
+/// LLVM context), optimized and emitted as an object file; the C driver
+/// links the objects into one shared object. Every kernel gets a
+/// `<name>_packed(void **)` wrapper, the one calling convention the runtime
+/// knows.
 ///
 /// Three rewrites between bufferization and lowering shape the loops for
 /// LLVM's vectorizer and for threads:
