@@ -491,8 +491,14 @@ def main():
             failures += not dropout_check(args.dropout_check, args, tmp)
     table = markdown(rows, args.steps)
     if args.markdown:
+        # The prose above the table is written by hand: keep it.
+        prose = ""
+        if os.path.exists(args.markdown):
+            text = open(args.markdown).read()
+            start = text.find("| model |")
+            prose = text[:start] if start > 0 else ""
         with open(args.markdown, "w") as f:
-            f.write(table)
+            f.write(prose + table)
     print(f"{len(rows)} models, {failures} failures")
     return 1 if failures else 0
 
