@@ -142,13 +142,13 @@ static cl::opt<int64_t> kernelGroupOps(
     cl::desc("CPU: compile the kernels in groups of at least this many "
              "operations, side by side on the machine's threads (tuning and "
              "tests)"),
-    cl::init(1500), cl::Hidden);
+    cl::init(1500), cl::Hidden, cl::cat(category));
 
 static cl::opt<bool> timeReport(
     "time-report",
     cl::desc("Print the time of each compiler stage and pass to stderr "
              "(wall and user seconds, as a tree)"),
-    cl::init(false));
+    cl::init(false), cl::cat(category));
 
 static cl::opt<bool> probeValues(
     "probe-values",
@@ -401,7 +401,8 @@ int main(int argc, char **argv) {
     os << d.str() << "\n";
     return mlir::success();
   });
-  // Destroyed last, after every scope: prints the report on the way out.
+  // Declared before the root scope, so it outlives it: it prints the
+  // report (--time-report) when main returns.
   mlir::DefaultTimingManager timingManager;
   timingManager.setEnabled(timeReport);
   timingManager.setDisplayMode(mlir::DefaultTimingManager::DisplayMode::Tree);
