@@ -39,7 +39,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
-#include "mlir/IR/Threading.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
@@ -56,6 +56,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/ThreadPool.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
@@ -454,11 +455,35 @@ mlir::trainopt::compileKernels(ModuleOp module,
   compiled.groups = groups.size();
   for (size_t i = 0; i < groups.size(); ++i)
     objects.push_back((dir + "/kernels." + Twine(i) + ".o").str());
-  if (failed(failableParallelForEachN(
-          ctx, size_t(0), groups.size(), [&](size_t i) {
-            return compileGroup(*groups[i], i, compiled.parallel, native,
-                                options, objects[i], phase);
-          })))
+  // Workers of their own, not the context's pool: a group's pass manager
+  // runs nested pipelines on that pool, and a pool worker waiting for those
+  // could leave the other groups to one thread (2 runs in 8 took twice as
+  // long, all groups on one thread). Diagnostics keep the groups' order.
+  size_t threads = ctx->isMultithreadingEnabled()
+                       ? std::min<size_t>(groups.size(),
+                                          ctx->getThreadPool().getMaxConcurrency())
+                       : 1;
+  ParallelDiagnosticHandler diagnostics(ctx);
+  std::atomic<size_t> next(0);
+  std::atomic<bool> anyFailed(false);
+  auto work = [&] {
+    for (size_t i; !anyFailed && (i = next++) < groups.size();) {
+      diagnostics.setOrderIDForThread(i);
+      if (failed(compileGroup(*groups[i], i, compiled.parallel, native,
+                              options, objects[i], phase)))
+        anyFailed = true;
+      diagnostics.eraseOrderIDForThread();
+    }
+  };
+  if (threads <= 1) {
+    work();
+  } else {
+    llvm::StdThreadPool pool(llvm::hardware_concurrency(threads));
+    for (size_t t = 0; t < threads; ++t)
+      pool.async(work);
+    pool.wait();
+  }
+  if (anyFailed)
     return failure();
 
   phase = timing.nest("link");
