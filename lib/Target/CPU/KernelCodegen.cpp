@@ -6,10 +6,10 @@
 /// destination-passing style over memrefs (inputs read through
 /// `to_tensor`, results written with `materialize_in_destination`),
 /// bufferized in place; then the kernels are split into groups that are
-/// compiled side by side on the context's threads, each lowered linalg ->
-/// loops -> LLVM dialect with bare pointers, translated to LLVM IR (its own
-/// LLVM context), optimized and emitted as an object file; the C driver
-/// links the objects into one shared object. Every kernel gets a
+/// compiled side by side on as many threads as the context's pool has,
+/// each lowered linalg -> loops -> LLVM dialect with bare pointers,
+/// translated to LLVM IR (its own LLVM context), optimized and emitted as
+/// an object file; the C driver links the objects into one shared object. Every kernel gets a
 /// `<name>_packed(void **)` wrapper, the one calling convention the runtime
 /// knows.
 ///
@@ -447,8 +447,8 @@ mlir::trainopt::compileKernels(ModuleOp module,
     llvm::sys::fs::remove(dir);
   });
 
-  // The groups compile side by side on the context's threads (one after
-  // another when threading is off); times below are summed over threads.
+  // The groups compile side by side (one after another when threading is
+  // off); times below are summed over threads.
   phase = timing.nest("compile kernel groups (summed over threads)");
   SmallVector<OwningOpRef<ModuleOp>> groups =
       splitIntoGroups(*kmod, options.groupOps);
