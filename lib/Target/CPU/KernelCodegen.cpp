@@ -392,6 +392,7 @@ mlir::trainopt::compileKernels(ModuleOp module,
   if (failed(bufferized))
     return failure();
   OwningOpRef<ModuleOp> kmod = std::move(*bufferized);
+  phase = timing.nest("shape loops");
   if (failed(shapeLoops(*kmod, compiled.parallel)))
     return fail(module, "folding the kernel loops failed");
   if (!options.keepDir.empty()) {
