@@ -30,8 +30,8 @@ struct ProfiledCommand {
 /// The lines after an entry point's heading: time per run by kind of
 /// command, then the `top` costliest commands. `total` is the sum of the
 /// commands' times.
-inline std::string profileTable(std::vector<ProfiledCommand> cmds,
-                                double total, int64_t runs, size_t top = 25) {
+inline std::string profileTable(std::vector<ProfiledCommand> cmds, double total,
+                                int64_t runs, size_t top = 25) {
   double perRun = 1.0 / static_cast<double>(std::max<int64_t>(runs, 1));
   std::map<std::string, std::pair<double, int>> byKind;
   for (const ProfiledCommand &c : cmds) {
@@ -45,9 +45,10 @@ inline std::string profileTable(std::vector<ProfiledCommand> cmds,
   }
   std::vector<std::pair<std::string, std::pair<double, int>>> kinds(
       byKind.begin(), byKind.end());
-  std::stable_sort(kinds.begin(), kinds.end(), [](const auto &a, const auto &b) {
-    return a.second.first > b.second.first;
-  });
+  std::stable_sort(kinds.begin(), kinds.end(),
+                   [](const auto &a, const auto &b) {
+                     return a.second.first > b.second.first;
+                   });
   std::stable_sort(cmds.begin(), cmds.end(),
                    [](const ProfiledCommand &a, const ProfiledCommand &b) {
                      return a.ms > b.ms;

@@ -67,10 +67,9 @@ struct FuseIntoMultiOutput : public OpRewritePattern<linalg::GenericOp> {
       // A consumer that reads the producer through two operands would,
       // fused, read its own result through the other one.
       if (!producer || producer->hasOneUse() ||
-          llvm::count_if(consumer->getOperands(),
-                         [&](Value v) {
-                           return v.getDefiningOp() == producer;
-                         }) != 1 ||
+          llvm::count_if(
+              consumer->getOperands(),
+              [&](Value v) { return v.getDefiningOp() == producer; }) != 1 ||
           !linalg::areElementwiseOpsFusable(&operand) ||
           producer.getNumReductionLoops() != 0 ||
           iterations(producer) != iterations(consumer) ||
@@ -113,8 +112,8 @@ struct FuseElementwisePass
     GreedyRewriteConfig config;
     config.setRegionSimplificationLevel(GreedySimplifyRegionLevel::Disabled);
     config.enableFolding(false);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
-                                     config)))
+    if (failed(
+            applyPatternsGreedily(getOperation(), std::move(patterns), config)))
       signalPassFailure();
   }
 };

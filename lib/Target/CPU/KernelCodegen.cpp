@@ -9,7 +9,8 @@
 /// compiled side by side on as many threads as the context's pool has,
 /// each lowered linalg -> loops -> LLVM dialect with bare pointers,
 /// translated to LLVM IR (its own LLVM context), optimized and emitted as
-/// an object file; the C driver links the objects into one shared object. Every kernel gets a
+/// an object file; the C driver links the objects into one shared object. Every
+/// kernel gets a
 /// `<name>_packed(void **)` wrapper, the one calling convention the runtime
 /// knows.
 ///
@@ -34,9 +35,9 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
@@ -65,10 +66,10 @@
 #include <atomic>
 
 using namespace mlir;
+using mlir::trainopt::buildBufferizedKernels;
 using mlir::trainopt::CompiledKernels;
 using mlir::trainopt::CPUTargetOptions;
 using mlir::trainopt::ParallelKernel;
-using mlir::trainopt::buildBufferizedKernels;
 
 namespace {
 
@@ -280,8 +281,9 @@ constexpr int64_t kMaxGroups = 32;
 /// equal size (counted in operations), each of at least `minOps`. Small
 /// groups even out the threads' loads (DenseNet-121, 31,000 operations on
 /// 2 threads: 3 groups 9.2 s, 8 groups 7.9 s, 31 groups 7.3 s) and cost
-/// little each (a target machine, a pass pipeline, an object file). The split depends on the kernels alone, not on the thread count,
-/// so every machine compiles the same groups into the same shared object.
+/// little each (a target machine, a pass pipeline, an object file). The split
+/// depends on the kernels alone, not on the thread count, so every machine
+/// compiles the same groups into the same shared object.
 SmallVector<OwningOpRef<ModuleOp>> splitIntoGroups(ModuleOp kmod,
                                                    int64_t minOps) {
   SmallVector<std::pair<func::FuncOp, int64_t>> funcs;
@@ -292,8 +294,9 @@ SmallVector<OwningOpRef<ModuleOp>> splitIntoGroups(ModuleOp kmod,
     funcs.push_back({f, n});
     total += n;
   }
-  int64_t count = std::clamp<int64_t>(
-      total / std::max<int64_t>(minOps, 1), 1, std::min<int64_t>(kMaxGroups, funcs.size()));
+  int64_t count =
+      std::clamp<int64_t>(total / std::max<int64_t>(minOps, 1), 1,
+                          std::min<int64_t>(kMaxGroups, funcs.size()));
   SmallVector<OwningOpRef<ModuleOp>> groups;
   int64_t done = 0;
   for (auto [f, n] : funcs) {
@@ -317,8 +320,8 @@ LogicalResult compileGroup(ModuleOp group, unsigned index,
                            const CPUTargetOptions &options,
                            const std::string &objPath, TimingScope &timing) {
   auto fail = [&](const Twine &message) {
-    return group.emitError() << "CPU code generation, kernel group " << index
-                             << ": " << message;
+    return group.emitError()
+           << "CPU code generation, kernel group " << index << ": " << message;
   };
   TimingScope phase = timing.nest("lower to the LLVM dialect");
   PassManager pm(group.getContext(), ModuleOp::getOperationName());
@@ -368,9 +371,8 @@ LogicalResult compileGroup(ModuleOp group, unsigned index,
   if (os.has_error())
     return fail("cannot write " + objPath + ": " + os.error().message());
   if (!options.keepDir.empty()) {
-    llvm::raw_fd_ostream ll(options.keepDir + "/kernels." +
-                                std::to_string(index) + ".ll",
-                            ec);
+    llvm::raw_fd_ostream ll(
+        options.keepDir + "/kernels." + std::to_string(index) + ".ll", ec);
     if (!ec)
       llvmModule->print(ll, nullptr);
   }
@@ -380,8 +382,7 @@ LogicalResult compileGroup(ModuleOp group, unsigned index,
 } // namespace
 
 FailureOr<CompiledKernels>
-mlir::trainopt::compileKernels(ModuleOp module,
-                               ArrayRef<func::FuncOp> kernels,
+mlir::trainopt::compileKernels(ModuleOp module, ArrayRef<func::FuncOp> kernels,
                                const CPUTargetOptions &options,
                                TimingScope &timing) {
   MLIRContext *ctx = module.getContext();
@@ -463,18 +464,19 @@ mlir::trainopt::compileKernels(ModuleOp module,
   // runs nested pipelines on that pool, and a pool worker waiting for those
   // could leave the other groups to one thread (2 runs in 8 took twice as
   // long, all groups on one thread). Diagnostics keep the groups' order.
-  size_t threads = ctx->isMultithreadingEnabled()
-                       ? std::min<size_t>(groups.size(),
-                                          ctx->getThreadPool().getMaxConcurrency())
-                       : 1;
+  size_t threads =
+      ctx->isMultithreadingEnabled()
+          ? std::min<size_t>(groups.size(),
+                             ctx->getThreadPool().getMaxConcurrency())
+          : 1;
   ParallelDiagnosticHandler diagnostics(ctx);
   std::atomic<size_t> next(0);
   std::atomic<bool> anyFailed(false);
   auto work = [&] {
     for (size_t i; !anyFailed && (i = next++) < groups.size();) {
       diagnostics.setOrderIDForThread(i);
-      if (failed(compileGroup(*groups[i], i, compiled.parallel, native,
-                              options, objects[i], phase)))
+      if (failed(compileGroup(*groups[i], i, compiled.parallel, native, options,
+                              objects[i], phase)))
         anyFailed = true;
       diagnostics.eraseOrderIDForThread();
     }

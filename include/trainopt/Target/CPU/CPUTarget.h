@@ -56,8 +56,7 @@ void registerCPUPipelines();
 /// fails on what it cannot compile. Its phases are timed under `timing`.
 LogicalResult emitCPUArtifact(ModuleOp module, const CPUTargetOptions &options,
                               ::trainopt::artifact::Artifact &artifact,
-                              llvm::json::Object &report,
-                              TimingScope &timing);
+                              llvm::json::Object &report, TimingScope &timing);
 
 } // namespace mlir::trainopt
 
