@@ -48,6 +48,13 @@ LogicalResult initChain(Value init, SmallVectorImpl<Operation *> &ops) {
   return failure();
 }
 
+/// The entry points a pass option names, or the two steps by default.
+SmallVector<std::string> entryPointsOr(ArrayRef<std::string> named) {
+  if (named.empty())
+    return {"train_step", "eval_step"};
+  return SmallVector<std::string>(named.begin(), named.end());
+}
+
 bool isElementwise(linalg::GenericOp g) {
   if (g.getNumReductionLoops() != 0)
     return false;
@@ -64,10 +71,7 @@ struct OutlineKernelsPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    SmallVector<std::string> entries(entryPoints.begin(), entryPoints.end());
-    if (entries.empty())
-      entries = {"train_step", "eval_step"};
-    for (const std::string &name : entries) {
+    for (const std::string &name : entryPointsOr(entryPoints)) {
       auto func = module.lookupSymbol<func::FuncOp>(name);
       if (!func)
         continue;
@@ -210,24 +214,32 @@ struct DropUncalledFunctionsPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    llvm::StringSet<> keep;
-    for (const std::string &name : entryPoints)
-      keep.insert(name);
-    if (keep.empty())
-      for (StringRef name : {"train_step", "eval_step"})
-        keep.insert(name);
-    // Erasing a function can leave its callees unused: repeat to a fixpoint.
-    for (bool erased = true; erased;) {
-      erased = false;
-      for (auto func :
-           llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
-        if (keep.contains(func.getSymName()) ||
-            !SymbolTable::symbolKnownUseEmpty(func, module))
-          continue;
-        func.erase();
-        erased = true;
-      }
-    }
+    SymbolTable symbols(module);
+    // The functions that the entry points and the module's other ops
+    // (parameters, globals) refer to, directly or through other functions,
+    // in one walk of each; the rest is erased.
+    llvm::StringSet<> live;
+    SmallVector<Operation *> worklist;
+    auto reach = [&](StringRef name) {
+      if (!live.insert(name).second)
+        return;
+      if (auto func = symbols.lookup<func::FuncOp>(name))
+        worklist.push_back(func);
+    };
+    for (const std::string &name : entryPointsOr(entryPoints))
+      reach(name);
+    for (Operation &op : module.getBody()->getOperations())
+      if (!isa<func::FuncOp>(op))
+        worklist.push_back(&op);
+    while (!worklist.empty())
+      worklist.pop_back_val()->walk([&](Operation *op) {
+        op->getAttrDictionary().walk([&](SymbolRefAttr ref) {
+          reach(ref.getRootReference().getValue());
+        });
+      });
+    for (auto func : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
+      if (!live.contains(func.getSymName()))
+        symbols.erase(func);
   }
 };
 

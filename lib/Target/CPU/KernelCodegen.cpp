@@ -298,6 +298,8 @@ SmallVector<OwningOpRef<ModuleOp>> splitIntoGroups(ModuleOp kmod,
       std::clamp<int64_t>(total / std::max<int64_t>(minOps, 1), 1,
                           std::min<int64_t>(kMaxGroups, funcs.size()));
   SmallVector<OwningOpRef<ModuleOp>> groups;
+  if (funcs.empty()) // still one object, so the shared object links
+    groups.push_back(ModuleOp::create(kmod.getLoc()));
   int64_t done = 0;
   for (auto [f, n] : funcs) {
     // Group g takes the kernels that start in [g, g + 1) * total / count.
@@ -320,8 +322,7 @@ LogicalResult compileGroup(ModuleOp group, unsigned index,
                            const CPUTargetOptions &options,
                            const std::string &objPath, TimingScope &timing) {
   auto fail = [&](const Twine &message) {
-    return group.emitError()
-           << "CPU code generation, kernel group " << index << ": " << message;
+    return ::fail(group, "kernel group " + Twine(index) + ": " + message);
   };
   TimingScope phase = timing.nest("lower to the LLVM dialect");
   PassManager pm(group.getContext(), ModuleOp::getOperationName());
