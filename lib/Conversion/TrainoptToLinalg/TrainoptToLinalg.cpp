@@ -224,12 +224,17 @@ Value reduce(OpBuilder &b, Location loc, Value x, ArrayRef<int64_t> axes,
     initValue = kind == ReduceKind::Max
                     ? static_cast<double>(std::numeric_limits<int64_t>::min())
                     : static_cast<double>(std::numeric_limits<int64_t>::max());
-  // Sums of narrower floats accumulate in f64: a gradient norm sums over
-  // millions of elements, where float32 accumulation loses 1e-4.
+  // Sums accumulate wider than their elements: f32 in f64 (a gradient norm
+  // sums over millions of elements, where float32 accumulation loses 1e-4),
+  // bf16 and f16 in f32 (as every mixed-precision library does; f64 would
+  // halve the vector width for no bit the bf16 result keeps).
   Type acc = et;
-  if (kind == ReduceKind::Sum && isa<FloatType>(et) &&
-      cast<FloatType>(et).getWidth() < 64)
-    acc = b.getF64Type();
+  if (kind == ReduceKind::Sum && isa<FloatType>(et)) {
+    unsigned width = cast<FloatType>(et).getWidth();
+    acc = width < 32   ? Type(b.getF32Type())
+          : width < 64 ? Type(b.getF64Type())
+                       : et;
+  }
   Value empty = tensor::EmptyOp::create(b, loc, outShape, acc);
   Value init =
       linalg::FillOp::create(b, loc, s.cst(acc, initValue), empty).getResult(0);

@@ -20,6 +20,15 @@
 ///
 /// Every loop nest treats the spatial dims as three, padding a lower rank
 /// with leading unit dims (size 1, kernel 1, stride 1, no padding).
+///
+/// bf16 and f16 calls (mixed precision) are stored narrow and computed in
+/// f32: their buffers are widened into f32 staging buffers, the f32 code
+/// runs, and the written buffers are rounded back. This machine class (x86
+/// without AVX-512 BF16) has no faster bf16 GEMM: Debian's OpenBLAS 0.3.21
+/// is built without `cblas_sbgemm`, and oneDNN 2.6 (libdnnl-dev) creates no
+/// bf16 matmul primitive without AVX-512, while its f32 matmul ran at half
+/// OpenBLAS's SGEMM speed (256x1024x1024: 80 against 163 GFLOP/s, 2
+/// threads). The widening costs O(size) against the GEMM's O(M N K).
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,6 +36,7 @@
 
 #include "trainopt/Artifact/LibraryCalls.h"
 
+#include "trainopt/Runtime/NarrowFloat.h"
 #include "trainopt/Runtime/WindowMath.h"
 
 #include <cblas.h>
@@ -52,6 +62,8 @@ namespace {
 
 /// Element type codes of the artifact.
 namespace calls = trainopt::calls;
+using calls::kBF16;
+using calls::kF16;
 using calls::kF32;
 using calls::kF64;
 using calls::kI32;
@@ -893,43 +905,186 @@ void scatterAddImpl(const calls::ScatterAddCall &call, void *const *buffers) {
 }
 
 //===----------------------------------------------------------------------===//
+// bf16 and f16: stored narrow, computed in f32
+//===----------------------------------------------------------------------===//
+
+/// How a call uses one of its buffers.
+struct BufferUse {
+  int64_t elements = 0;
+  bool read = false, written = false;
+  /// Whether it holds the call's float elements (not indices).
+  bool isFloat = true;
+};
+using BufferUses = std::vector<BufferUse>;
+
+BufferUse in(int64_t elements) { return {elements, true, false, true}; }
+BufferUse out(int64_t elements) { return {elements, false, true, true}; }
+
+BufferUses matmulUses(const calls::MatmulCall &c) {
+  int64_t batch = 1, l = 1, r = 1;
+  for (size_t d = 0; d < c.outBatch.size(); ++d)
+    batch *= c.outBatch[d], l *= c.lhsBatch[d], r *= c.rhsBatch[d];
+  BufferUse o = out(batch * c.m * c.n);
+  o.read = c.accumulateOut;
+  return {in(l * c.m * c.k), in(r * c.k * c.n), o};
+}
+/// Input, filter and output elements of a convolution.
+struct ConvSizes {
+  int64_t x, w, y;
+  explicit ConvSizes(const calls::ConvCall &call) {
+    ConvShape s(call);
+    x = s.c.n * s.c.cin * s.inSize;
+    w = s.c.cout * s.kk;
+    y = s.c.n * s.c.cout * s.p;
+  }
+};
+BufferUses convUses(const calls::ConvCall &c) {
+  ConvSizes z(c);
+  BufferUses u = {in(z.x), in(z.w)};
+  if (c.hasBias)
+    u.push_back(in(c.cout));
+  u.push_back(out(z.y));
+  return u;
+}
+BufferUses convGradInputUses(const calls::ConvCall &c) {
+  ConvSizes z(c);
+  return {in(z.y), in(z.w), out(z.x)};
+}
+BufferUses convGradFilterUses(const calls::ConvCall &c) {
+  ConvSizes z(c);
+  return {in(z.x), in(z.y), out(z.w)};
+}
+/// Input and output elements of a pool.
+std::pair<int64_t, int64_t> poolSizes(const calls::PoolCall &c) {
+  Window w(c.window);
+  return {c.n * c.c * w.inSize(), c.n * c.c * w.outSize()};
+}
+BufferUses maxPoolUses(const calls::PoolCall &c) {
+  auto [x, y] = poolSizes(c);
+  return {in(x), out(y)};
+}
+BufferUses maxPoolGradUses(const calls::PoolCall &c) {
+  auto [x, y] = poolSizes(c);
+  return {in(x), in(y), out(x)};
+}
+BufferUses avgPoolGradUses(const calls::PoolCall &c) {
+  auto [x, y] = poolSizes(c);
+  return {in(y), out(x)};
+}
+BufferUses scatterAddUses(const calls::ScatterAddCall &c) {
+  BufferUse indices = in(c.numIndices);
+  indices.isFloat = false;
+  return {indices, in(c.outer * c.numIndices * c.inner),
+          out(c.outer * c.outAxis * c.inner)};
+}
+
+/// Converts `count` elements between a narrow type (kBF16, kF16) and f32,
+/// over the library threads when large.
+void widen(int64_t element, const void *from, float *to, int64_t count) {
+  const uint16_t *h = static_cast<const uint16_t *>(from);
+  parallelFor(count, 1, 1 << 16, [&](int64_t begin, int64_t end, int) {
+    if (element == kBF16)
+      for (int64_t i = begin; i < end; ++i)
+        to[i] = bf16ToFloat(h[i]);
+    else
+      for (int64_t i = begin; i < end; ++i)
+        to[i] = halfToFloat(h[i]);
+  });
+}
+void narrow(int64_t element, const float *from, void *to, int64_t count) {
+  uint16_t *h = static_cast<uint16_t *>(to);
+  parallelFor(count, 1, 1 << 16, [&](int64_t begin, int64_t end, int) {
+    if (element == kBF16)
+      for (int64_t i = begin; i < end; ++i)
+        h[i] = floatToBf16(from[i]);
+    else
+      for (int64_t i = begin; i < end; ++i)
+        h[i] = floatToHalf(from[i]);
+  });
+}
+
+/// Runs `run(wideBuffers)` on f32 copies of a narrow call's float buffers:
+/// the read ones widened before, the written ones rounded back after. The
+/// staging buffers are this thread's and only grow.
+template <typename Fn>
+void widened(int64_t element, const BufferUses &uses, void *const *buffers,
+             const Fn &run) {
+  constexpr size_t kMaxBuffers = 4;
+  thread_local std::vector<float> staging[kMaxBuffers];
+  assert(uses.size() <= kMaxBuffers && "more buffers than staging slots");
+  void *wide[kMaxBuffers] = {};
+  for (size_t i = 0; i < uses.size(); ++i) {
+    const BufferUse &u = uses[i];
+    if (!u.isFloat) {
+      wide[i] = buffers[i];
+      continue;
+    }
+    std::vector<float> &st = staging[i];
+    if (st.size() < static_cast<size_t>(u.elements))
+      st.resize(u.elements);
+    if (u.read)
+      widen(element, buffers[i], st.data(), u.elements);
+    wide[i] = st.data();
+  }
+  run(static_cast<void *const *>(wide));
+  for (size_t i = 0; i < uses.size(); ++i)
+    if (uses[i].isFloat && uses[i].written)
+      narrow(element, staging[i].data(), buffers[i], uses[i].elements);
+}
+
+//===----------------------------------------------------------------------===//
 // Entry points
 //===----------------------------------------------------------------------===//
 
-#define TRAINOPT_FLOAT_ENTRY(name, impl, decode)                               \
+#define TRAINOPT_FLOAT_ENTRY(name, impl, decode, uses)                         \
   void name(const int64_t *ints, size_t numInts, const double *, size_t,      \
             void *const *buffers) {                                            \
     auto call = decode(ints, numInts);                                         \
     if (call.types.element == kF32)                                            \
       impl<float>(call, buffers);                                              \
-    else                                                                       \
+    else if (call.types.element == kF64)                                       \
       impl<double>(call, buffers);                                             \
+    else                                                                       \
+      widened(call.types.element, uses(call), buffers,                         \
+              [&](void *const *wide) { impl<float>(call, wide); });            \
   }
 
-TRAINOPT_FLOAT_ENTRY(matmulEntry, matmulImpl, decoded<calls::MatmulCall>)
-TRAINOPT_FLOAT_ENTRY(convEntry, convImpl, decoded<calls::ConvCall>)
+TRAINOPT_FLOAT_ENTRY(matmulEntry, matmulImpl, decoded<calls::MatmulCall>,
+                     matmulUses)
+TRAINOPT_FLOAT_ENTRY(convEntry, convImpl, decoded<calls::ConvCall>, convUses)
 TRAINOPT_FLOAT_ENTRY(convGradInputEntry, convGradInputImpl,
-                     decoded<calls::ConvCall>)
+                     decoded<calls::ConvCall>, convGradInputUses)
 TRAINOPT_FLOAT_ENTRY(convGradFilterEntry, convGradFilterImpl,
-                     decoded<calls::ConvCall>)
-TRAINOPT_FLOAT_ENTRY(maxPoolEntry, maxPoolImpl, decodedPool<false>)
-TRAINOPT_FLOAT_ENTRY(maxPoolGradEntry, maxPoolGradImpl, decodedPool<false>)
-TRAINOPT_FLOAT_ENTRY(avgPoolEntry, avgPoolImpl, decodedPool<true>)
-TRAINOPT_FLOAT_ENTRY(avgPoolGradEntry, avgPoolGradImpl, decodedPool<true>)
+                     decoded<calls::ConvCall>, convGradFilterUses)
+TRAINOPT_FLOAT_ENTRY(maxPoolEntry, maxPoolImpl, decodedPool<false>,
+                     maxPoolUses)
+TRAINOPT_FLOAT_ENTRY(maxPoolGradEntry, maxPoolGradImpl, decodedPool<false>,
+                     maxPoolGradUses)
+TRAINOPT_FLOAT_ENTRY(avgPoolEntry, avgPoolImpl, decodedPool<true>,
+                     maxPoolUses)
+TRAINOPT_FLOAT_ENTRY(avgPoolGradEntry, avgPoolGradImpl, decodedPool<true>,
+                     avgPoolGradUses)
 #undef TRAINOPT_FLOAT_ENTRY
+
+template <typename T>
+void scatterAddByIndex(const calls::ScatterAddCall &call,
+                       void *const *buffers) {
+  if (call.indexElement == kI64)
+    scatterAddImpl<T, int64_t>(call, buffers);
+  else
+    scatterAddImpl<T, int32_t>(call, buffers);
+}
 
 void scatterAddEntry(const int64_t *ints, size_t numInts, const double *,
                      size_t, void *const *buffers) {
   auto call = decoded<calls::ScatterAddCall>(ints, numInts);
-  bool f32 = call.types.element == kF32, i64 = call.indexElement == kI64;
-  if (f32 && i64)
-    scatterAddImpl<float, int64_t>(call, buffers);
-  else if (f32)
-    scatterAddImpl<float, int32_t>(call, buffers);
-  else if (i64)
-    scatterAddImpl<double, int64_t>(call, buffers);
+  if (call.types.element == kF32)
+    scatterAddByIndex<float>(call, buffers);
+  else if (call.types.element == kF64)
+    scatterAddByIndex<double>(call, buffers);
   else
-    scatterAddImpl<double, int32_t>(call, buffers);
+    widened(call.types.element, scatterAddUses(call), buffers,
+            [&](void *const *wide) { scatterAddByIndex<float>(call, wide); });
 }
 
 //===----------------------------------------------------------------------===//
@@ -966,18 +1121,23 @@ public:
     return fail("expects " + std::to_string(n) + " buffers, got " +
                 std::to_string(numBuffers));
   }
-  /// The element and accumulate types this library implements: F64 or F32,
-  /// accumulating in the same type. Sets `elem` to the element size.
+  /// The element and accumulate types this library implements: F64 or F32
+  /// accumulating in the element type, BF16 or F16 accumulating in F32.
+  /// Sets `elem` to the element size.
   bool types(const calls::Types &t, int64_t &elem) {
-    if (t.element != kF32 && t.element != kF64)
-      return fail("expects element type F64 (1) or F32 (2), got " +
+    bool narrow = t.element == kBF16 || t.element == kF16;
+    if (t.element != kF32 && t.element != kF64 && !narrow)
+      return fail("expects element type F64 (1), F32 (2), F16 (3) or BF16 "
+                  "(4), got " +
                   std::to_string(t.element));
-    if (t.accumulate != t.element)
+    int64_t accumulate = narrow ? kF32 : t.element;
+    if (t.accumulate != accumulate)
       return fail("accumulates in element type " +
                   std::to_string(t.accumulate) +
-                  "; this library accumulates in the element type (" +
-                  std::to_string(t.element) + ")");
-    elem = t.element == kF32 ? 4 : 8;
+                  "; this library accumulates element type " +
+                  std::to_string(t.element) + " in " +
+                  std::to_string(accumulate));
+    elem = narrow ? 2 : t.element == kF32 ? 4 : 8;
     return true;
   }
   bool atLeastValue(int64_t v, int64_t min, const char *what) {
@@ -1245,6 +1405,11 @@ bool trainopt::rt::checkLibraryCall(const std::string &name,
   if (numFloats != 0)
     return checker.fail("expects no float args, got " +
                         std::to_string(numFloats));
+  // Every descriptor starts with its element type (LibraryCalls.h).
+  if (name.compare(0, 5, "cuda.") == 0 && numInts > 0 &&
+      (ints[0] == kBF16 || ints[0] == kF16))
+    return checker.fail("bf16 and f16 library calls are not implemented by "
+                        "the CUDA runtime yet (compile with --amp=off)");
   return it->second.check(checker);
 }
 

@@ -258,6 +258,88 @@ void optimizeKernels(llvm::Module &module, llvm::TargetMachine &machine,
   mpm.run(module, mam);
 }
 
+/// Moves bf16 through the kernels as i16. The lowering computes in f32 and
+/// keeps bf16 only in memory (its conversions are integer code), but the
+/// loads, stores, selects and constants of bf16 values remain, and x86
+/// without AVX-512 BF16 holds a bfloat value in a register as f32: storing
+/// it then rounds with a libcall (`__truncsfbf2`, which libgcc 12 lacks).
+/// With opaque pointers a load or store may take any type, so each of
+/// these ops is retyped to i16 behind bitcasts, and the pairs of bitcasts
+/// fold away; no bfloat value is left for LLVM to promote.
+void moveBF16AsI16(ModuleOp module) {
+  auto isBF16 = [](Type t) {
+    return isa<BFloat16Type>(getElementTypeOrSelf(t));
+  };
+  auto asI16 = [](Type t) {
+    Type i16 = IntegerType::get(t.getContext(), 16);
+    if (auto v = dyn_cast<VectorType>(t))
+      return Type(v.clone(i16));
+    return i16;
+  };
+  SmallVector<Operation *> work;
+  module.walk([&](Operation *op) {
+    if (isa<LLVM::LoadOp, LLVM::StoreOp, LLVM::SelectOp, LLVM::ConstantOp>(
+            op) &&
+        (llvm::any_of(op->getResultTypes(), isBF16) ||
+         llvm::any_of(op->getOperandTypes(), isBF16)))
+      work.push_back(op);
+  });
+  OpBuilder b(module.getContext());
+  auto toInt = [&](Value v) -> Value {
+    if (!isBF16(v.getType()))
+      return v;
+    if (auto back = v.getDefiningOp<LLVM::BitcastOp>())
+      if (back.getArg().getType() == asI16(v.getType()))
+        return back.getArg();
+    return LLVM::BitcastOp::create(b, v.getLoc(), asI16(v.getType()), v);
+  };
+  for (Operation *op : work) {
+    b.setInsertionPoint(op);
+    Value intResult;
+    if (auto load = dyn_cast<LLVM::LoadOp>(op)) {
+      auto i = LLVM::LoadOp::create(b, load.getLoc(), asI16(load.getType()),
+                                    load.getAddr(), load.getAlignment().value_or(0),
+                                    load.getVolatile_(), load.getNontemporal());
+      intResult = i.getResult();
+    } else if (auto store = dyn_cast<LLVM::StoreOp>(op)) {
+      store.getValueMutable().assign(toInt(store.getValue()));
+      continue;
+    } else if (auto sel = dyn_cast<LLVM::SelectOp>(op)) {
+      intResult = LLVM::SelectOp::create(b, sel.getLoc(), sel.getCondition(),
+                                         toInt(sel.getTrueValue()),
+                                         toInt(sel.getFalseValue()));
+    } else {
+      auto c = cast<LLVM::ConstantOp>(op);
+      Attribute value = c.getValue();
+      Type it = asI16(c.getType());
+      Attribute intValue;
+      if (auto f = dyn_cast<FloatAttr>(value))
+        intValue = IntegerAttr::get(it, f.getValue().bitcastToAPInt());
+      else if (auto d = dyn_cast<DenseFPElementsAttr>(value))
+        intValue = d.bitcast(IntegerType::get(c.getContext(), 16));
+      else
+        continue;
+      intResult = LLVM::ConstantOp::create(b, c.getLoc(), it,
+                                           cast<TypedAttr>(intValue));
+    }
+    Value back =
+        LLVM::BitcastOp::create(b, op->getLoc(), op->getResultTypes()[0],
+                                intResult);
+    op->getResult(0).replaceAllUsesWith(back);
+    op->erase();
+  }
+  // bitcast(bitcast(x : i16 -> bf16) : bf16 -> i16) is x.
+  module.walk([&](LLVM::BitcastOp cast) {
+    auto inner = cast.getArg().getDefiningOp<LLVM::BitcastOp>();
+    if (inner && inner.getArg().getType() == cast.getType()) {
+      cast.replaceAllUsesWith(inner.getArg());
+      cast.erase();
+      if (inner->use_empty())
+        inner.erase();
+    }
+  });
+}
+
 /// The LLVM target of the kernels, and how each function is marked.
 struct NativeTarget {
   const llvm::Target *target = nullptr;
@@ -268,7 +350,14 @@ struct NativeTarget {
 constexpr llvm::StringLiteral kLoweringPipeline =
     "canonicalize,func.func(convert-linalg-to-loops),lower-affine,"
     "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
-    "finalize-memref-to-llvm,convert-math-to-llvm,"
+    "finalize-memref-to-llvm,"
+    // bf16 and f16 are storage types: their arithmetic runs in f32, and the
+    // conversions are integer code (round to nearest even), so no libgcc
+    // soft-float routine and no AVX-512 BF16 instruction is needed.
+    "func.func(math-extend-to-supported-types{target-type=f32},"
+    "arith-emulate-unsupported-floats{source-types=bf16,f16 target-type=f32}),"
+    "arith-expand{include-bf16=true},"
+    "convert-math-to-llvm,"
     "convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"
     "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1},"
     "convert-cf-to-llvm,reconcile-unrealized-casts";
@@ -330,6 +419,7 @@ LogicalResult compileGroup(ModuleOp group, unsigned index,
     return fail("cannot build the lowering pipeline");
   if (failed(pm.run(group)))
     return fail("lowering the kernels to the LLVM dialect failed");
+  moveBF16AsI16(group);
 
   phase = timing.nest("translate to LLVM IR");
   llvm::LLVMContext llvmContext;

@@ -285,11 +285,14 @@ struct LibraryCall {
 };
 
 /// The element type of a call's float buffers, and what it accumulates in:
-/// the element type itself (the CPU library's BLAS and loops, cuBLASLt and
-/// cuDNN in float32 or float64).
+/// the element type itself for f32 and f64 (the CPU library's BLAS and
+/// loops, cuBLASLt and cuDNN), f32 for bf16 and f16 (mixed precision: the
+/// CPU library widens to f32 for its SGEMM; cuBLASLt and cuDNN take the
+/// narrow inputs with an f32 compute type).
 calls::Types callTypes(Type et) {
   calls::Types t;
-  t.element = t.accumulate = elementType(et);
+  t.element = elementType(et);
+  t.accumulate = et.isBF16() || et.isF16() ? calls::kF32 : t.element;
   return t;
 }
 

@@ -366,9 +366,37 @@ static Attribute castElement(Attribute value, Type to) {
                                        : v.sextOrTrunc(width));
 }
 
+/// Whether every value of float type `from` is exactly a value of `via`
+/// (bf16 and f16 in f32, f32 in f64).
+static bool holdsExactly(Type via, Type from) {
+  auto v = dyn_cast<FloatType>(via), f = dyn_cast<FloatType>(from);
+  if (!v || !f)
+    return false;
+  const llvm::fltSemantics &vs = v.getFloatSemantics(),
+                           &fs = f.getFloatSemantics();
+  return llvm::APFloat::semanticsPrecision(vs) >=
+             llvm::APFloat::semanticsPrecision(fs) &&
+         llvm::APFloat::semanticsMaxExponent(vs) >=
+             llvm::APFloat::semanticsMaxExponent(fs) &&
+         llvm::APFloat::semanticsMinExponent(vs) <=
+             llvm::APFloat::semanticsMinExponent(fs);
+}
+
 OpFoldResult CastOp::fold(FoldAdaptor adaptor) {
   if (getX().getType() == getType())
     return getX();
+  // cast(cast(x : A -> B) : B -> C) is cast(x : A -> C) when B holds every
+  // A exactly (bf16 -> f32 -> bf16 is x; f32 -> bf16 -> f32 is not).
+  if (auto inner = getX().getDefiningOp<CastOp>()) {
+    Type a = inner.getX().getType().getElementType(),
+         b = inner.getType().getElementType();
+    if (holdsExactly(b, a) && isa<FloatType>(getType().getElementType())) {
+      if (inner.getX().getType() == getType())
+        return inner.getX();
+      getXMutable().assign(inner.getX());
+      return getResult();
+    }
+  }
   DenseElementsAttr x = foldable(adaptor.getX());
   if (!x)
     return {};

@@ -27,6 +27,7 @@ struct Stage {
 };
 const Stage stages[] = {
     {"trainopt-attach-loss", stage_options::attachLossOptions},
+    {"trainopt-assign-precision", stage_options::assignPrecisionOptions},
     {"trainopt-build-train-step",
      stage_options::buildTrainStepOptions},
     {"trainopt-transform-gradients",

@@ -111,6 +111,64 @@ def TrainoptAttachLoss : Pass<"trainopt-attach-loss", "ModuleOp"> {
   ];
 }
 
+def TrainoptAssignPrecision : Pass<"trainopt-assign-precision", "ModuleOp"> {
+  let summary = "Runs the model in bf16 or fp16 where the precision policy allows";
+  let description = [{
+    Mixed-precision assignment (automatic mixed precision, AMP), between loss
+    attachment and autodiff, so that the backward pass mirrors the forward
+    through the casts' VJPs. With `amp=bf16` or `amp=fp16` it rewrites `func`
+    op by op, in order, by a policy modelled on `torch.autocast`:
+
+    - ops in the policy's `low_precision` list (matmul, conv) take every
+      floating-point operand in the low type and produce it;
+    - ops in its `fp32` list (softmax, losses, normalization, exp, log, pow,
+      sums and means) take and produce f32;
+    - every other op follows its inputs: the widest float type among its
+      operands that are activations. Parameters and constants do not vote,
+      so a bias added to a bf16 matmul is cast to bf16 (as in
+      `torch.nn.functional.linear` under autocast) rather than pulling the
+      sum up to f32.
+
+    Each value is cast at most once to each type, so a weight's low-precision
+    copy is made once per step, from its f32 master; parameters, optimizer
+    state and the optimizer's arithmetic stay f32. The function's results
+    keep their types (a low-precision output is cast back). A cleanup then
+    folds cast chains that are exact (bf16 -> f32 -> bf16 is the identity;
+    f32 -> bf16 -> f32 is not and stays) and casts of constants.
+
+    `amp-policy` replaces the built-in policy (docs/mixed-precision.md gives
+    its format and reasons) with a JSON file; `amp-keep-fp32` keeps the
+    listed op kinds (`softmax`) or ONNX node names in f32. It fails, naming
+    the option, on an unknown op kind or node name, on a model with f64
+    parameters or inputs, or on an unreadable policy.
+
+    Before (`amp=bf16`):
+    ```mlir
+    %y = trainopt.matmul %x, %w : (tensor<8x4xf32>, tensor<4x2xf32>) -> tensor<8x2xf32>
+    %z = trainopt.add %y, %b : (tensor<8x2xf32>, tensor<2xf32>) -> tensor<8x2xf32>
+    ```
+    After:
+    ```mlir
+    %xl = trainopt.cast %x : tensor<8x4xf32> to tensor<8x4xbf16>
+    %wl = trainopt.cast %w : tensor<4x2xf32> to tensor<4x2xbf16>
+    %y = trainopt.matmul %xl, %wl : (tensor<8x4xbf16>, tensor<4x2xbf16>) -> tensor<8x2xbf16>
+    %bl = trainopt.cast %b : tensor<2xf32> to tensor<2xbf16>
+    %z = trainopt.add %y, %bl : (tensor<8x2xbf16>, tensor<2xbf16>) -> tensor<8x2xbf16>
+    ```
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function to assign precisions in">,
+    Option<"amp", "amp", "std::string", /*default=*/"\"off\"",
+           "Automatic mixed precision: off, bf16 or fp16">,
+    Option<"policyPath", "amp-policy", "std::string", /*default=*/"\"\"",
+           "A JSON precision policy replacing the built-in one "
+           "(docs/mixed-precision.md)">,
+    ListOption<"keepFp32", "amp-keep-fp32", "std::string",
+               "Op kinds or ONNX node names kept in f32">,
+  ];
+}
+
 def TrainoptBuildTrainStep : Pass<"trainopt-build-train-step", "ModuleOp"> {
   let summary = "Builds @train_step in gradient form from a function with a loss";
   let description = [{

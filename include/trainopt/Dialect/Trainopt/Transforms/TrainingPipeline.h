@@ -1,8 +1,9 @@
 //===- TrainingPipeline.h - the training pipeline as data -------*- C++ -*-===//
 //
 /// \file
-/// The training pipeline: loss attachment, the gradient-form step,
-/// gradient transforms, schedule, optimizer, eval step. Its options are the
+/// The training pipeline: loss attachment, precision assignment, the
+/// gradient-form step, gradient transforms, schedule, optimizer, eval step.
+/// Its options are the
 /// stage passes' own options (Passes.td is their one source of names,
 /// defaults and help): `trainingOptions()` lists them, `trainopt-compile`
 /// makes its training flags from that list, and `buildTrainingPipeline`
@@ -59,6 +60,7 @@ std::vector<TrainingOption> passOptionsOf(const llvm::cl::Option &any,
 /// The options of each stage, defined beside the stage pass (its options
 /// are protected members only the pass class can name).
 std::vector<TrainingOption> attachLossOptions();
+std::vector<TrainingOption> assignPrecisionOptions();
 std::vector<TrainingOption> buildTrainStepOptions();
 std::vector<TrainingOption> transformGradientsOptions();
 std::vector<TrainingOption> lrScheduleOptions();
