@@ -1060,14 +1060,17 @@ mlir::trainopt::evaluateFunction(func::FuncOp func,
 
 std::optional<HostTensor>
 mlir::trainopt::parameterInitialValue(func::FuncOp func, unsigned index) {
-  auto ref = func.getArgAttrOfType<FlatSymbolRefAttr>(
-      index, TrainoptDialect::kParamAttrName);
-  if (!ref)
+  ElementsAttr value = func.getArgAttrOfType<DenseElementsAttr>(
+      index, TrainoptDialect::kInitAttrName);
+  if (auto ref = func.getArgAttrOfType<FlatSymbolRefAttr>(
+          index, TrainoptDialect::kParamAttrName)) {
+    auto param = SymbolTable::lookupNearestSymbolFrom<ParameterOp>(func, ref);
+    if (param && param.getInitialValue())
+      value = *param.getInitialValue();
+  }
+  if (!value)
     return std::nullopt;
-  auto param = SymbolTable::lookupNearestSymbolFrom<ParameterOp>(func, ref);
-  if (!param || !param.getInitialValue())
-    return std::nullopt;
-  llvm::Expected<HostTensor> t = tensorFromAttr(*param.getInitialValue());
+  llvm::Expected<HostTensor> t = tensorFromAttr(value);
   if (!t) {
     llvm::consumeError(t.takeError());
     return std::nullopt;

@@ -26,8 +26,8 @@ namespace mlir::trainopt {
 FailureOr<SmallVector<HostTensor>>
 evaluateFunction(func::FuncOp func, ArrayRef<HostTensor> arguments);
 
-/// The initial value of the parameter bound to argument `index` of `func`,
-/// if the argument binds a `trainopt.parameter` that has one.
+/// The initial value of argument `index` of `func`: that of the
+/// `trainopt.parameter` it binds, or a state argument's `trainopt.init`.
 std::optional<HostTensor> parameterInitialValue(func::FuncOp func,
                                                 unsigned index);
 

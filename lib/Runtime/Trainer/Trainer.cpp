@@ -1110,9 +1110,14 @@ int trainopt::rt::train(const TrainerOptions &o) {
         std::find(scalars.begin(), scalars.end(), &v) == scalars.end() &&
         (v.kind == ValueKind::Metric || v.kind == ValueKind::Output))
       scalars.push_back(&v);
+  // `skipped` (loss scaling): 1 on a step whose gradients overflowed.
+  const ValueInfo *skippedInfo = nullptr;
   for (const ValueInfo *v : scalars)
     if (v->kind == ValueKind::Metric && v->name == "lr")
       lrInfo = v;
+    else if (v->kind == ValueKind::Metric && v->name == "skipped")
+      skippedInfo = v;
+  uint64_t skippedSteps = 0;
 
   auto makeCheckpoint = [&]() {
     Checkpoint c;
@@ -1254,6 +1259,10 @@ int trainopt::rt::train(const TrainerOptions &o) {
     if (lrInfo)
       lastLr = elementAt(outputOf(*program, "train_step", lrInfo->name),
                          lrInfo->dtype, 0);
+    if (skippedInfo &&
+        elementAt(outputOf(*program, "train_step", skippedInfo->name),
+                  skippedInfo->dtype, 0) != 0)
+      ++skippedSteps;
     if (metrics) {
       std::string line = "{\"step\": " + std::to_string(step) +
                          ", \"epoch\": " + std::to_string(pos.epoch + 1);
@@ -1318,6 +1327,11 @@ int trainopt::rt::train(const TrainerOptions &o) {
   std::printf("trained %llu steps (%.2f epochs) in %.2f s, %.0f samples/s\n",
               static_cast<unsigned long long>(step), epochs, trainTime,
               samplesPerSecond);
+  if (skippedInfo)
+    std::printf("skipped %llu of %llu steps (gradients overflowed the loss "
+                "scale; this run's steps only)\n",
+                static_cast<unsigned long long>(skippedSteps),
+                static_cast<unsigned long long>(step - startStep));
   if (trainResult)
     std::printf("train %s\n", describeResult(*trainResult).c_str());
   if (evalResult)

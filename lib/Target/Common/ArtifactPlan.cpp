@@ -235,7 +235,17 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
     } else {
       v.set_name(state.getValue().str());
     }
-    initial.assign(tensorBytes(type), '\0');
+    if (auto init = func.getArgAttrOfType<DenseElementsAttr>(
+            i, TrainoptDialect::kInitAttrName)) {
+      FailureOr<std::string> bytes = attrBytes(init);
+      if (failed(bytes))
+        return func.emitError() << "state argument " << i
+                                << " has an initial value the artifact "
+                                   "cannot hold";
+      initial = std::move(*bytes);
+    } else {
+      initial.assign(tensorBytes(type), '\0');
+    }
   } else if (input) {
     v.set_name(input.getValue().str());
     v.set_kind(argumentRole(func, i) == ValueRole::labels ? art::Value::LABELS

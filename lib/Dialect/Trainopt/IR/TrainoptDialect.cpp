@@ -108,6 +108,16 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
                              << argIndex << " must be a string";
     return success();
   }
+  if (attr.getName() == kInitAttrName) {
+    auto init = dyn_cast<DenseElementsAttr>(attr.getValue());
+    Type argType = func ? func.getArgumentTypes()[argIndex] : Type();
+    if (!init || (argType && init.getType() != argType))
+      return op->emitError() << "'" << kInitAttrName << "' on argument "
+                             << argIndex
+                             << " must be dense elements of the argument's "
+                                "type";
+    return success();
+  }
   if (attr.getName() == kStateOfAttrName) {
     if (!isa<FlatSymbolRefAttr>(attr.getValue()))
       return op->emitError() << "'" << kStateOfAttrName << "' on argument "

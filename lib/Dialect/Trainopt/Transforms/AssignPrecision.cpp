@@ -16,11 +16,15 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
+
+#include <cmath>
 
 namespace mlir::trainopt {
 #define GEN_PASS_DEF_TRAINOPTASSIGNPRECISION
@@ -72,7 +76,9 @@ FailureOr<PrecisionPolicy> parsePolicy(StringRef text, StringRef source,
     return fail("expects a JSON object");
   std::optional<int64_t> version = root->getInteger("version");
   if (version != 1)
-    return fail("expects \"version\": 1");
+    return fail("expects \"version\": 1, got " +
+                (root->get("version") ? llvm::formatv("{0}", *root->get("version")).str()
+                                      : std::string("none")));
   llvm::StringSet<> known = opKinds(ctx);
   PrecisionPolicy policy;
   for (const auto &[key, value] : *root) {
@@ -197,16 +203,23 @@ private:
     auto it = policy.kinds.find(kind);
     if (it != policy.kinds.end())
       return it->second == Precision::Low ? low : f32;
-    // Follows its activation inputs: the widest of their float types.
-    Type widest;
-    for (Value v : op->getOperands())
-      if (isFloatTensor(v.getType()) && !isWeightLike(v)) {
-        Type t = elementTypeOf(v);
-        if (!widest || t.getIntOrFloatBitWidth() >
-                           widest.getIntOrFloatBitWidth())
-          widest = t;
-      }
-    return widest;
+    // Follows its activation inputs: the widest of their float types; an op
+    // on weights alone (a weight transform, or after a weight-only matmul)
+    // follows all its float inputs.
+    auto widestOf = [&](bool activationsOnly) {
+      Type widest;
+      for (Value v : op->getOperands())
+        if (isFloatTensor(v.getType()) &&
+            !(activationsOnly && isWeightLike(v))) {
+          Type t = elementTypeOf(v);
+          if (!widest || t.getIntOrFloatBitWidth() >
+                             widest.getIntOrFloatBitWidth())
+            widest = t;
+        }
+      return widest;
+    };
+    Type widest = widestOf(/*activationsOnly=*/true);
+    return widest ? widest : widestOf(/*activationsOnly=*/false);
   }
 
   LogicalResult assign(Operation *op) {
@@ -269,6 +282,42 @@ struct TrainoptAssignPrecisionPass
     if (amp != "off" && amp != "bf16" && amp != "fp16")
       return emitError(loc) << "--amp: expects off, bf16 or fp16, got '"
                             << amp << "'";
+    // Loss scaling: fp16 only; dynamic by default there.
+    std::optional<double> fixedScale;
+    bool scaling = lossScale == "dynamic" || (lossScale == "auto" && amp == "fp16");
+    if (lossScale != "auto" && lossScale != "dynamic" && lossScale != "off") {
+      double s;
+      if (StringRef(lossScale).getAsDouble(s) || !(s > 0.0) || std::isinf(s))
+        return emitError(loc) << "--loss-scale: expects dynamic, off or a "
+                                 "positive scale, got '"
+                              << lossScale << "'";
+      fixedScale = s;
+      scaling = true;
+    }
+    if (lossScale != "auto" && lossScale != "off" && amp != "fp16")
+      return emitError(loc)
+             << "--loss-scale: " << (amp == "bf16" ? "bf16 has f32's range "
+                                                     "and needs no loss "
+                                                     "scaling"
+                                                   : "loss scaling is for "
+                                                     "fp16 training")
+             << "; it applies with --amp=fp16";
+    if (!(lossScaleInit > 0.0) || std::isinf(lossScaleInit))
+      return emitError(loc) << "--loss-scale-init: expects a positive "
+                               "finite scale, got "
+                            << lossScaleInit;
+    if (lossScaleGrowthInterval < 1)
+      return emitError(loc) << "--loss-scale-growth-interval: expects >= 1, "
+                               "got "
+                            << lossScaleGrowthInterval;
+    if (!(lossScaleGrowthFactor > 1.0))
+      return emitError(loc) << "--loss-scale-growth-factor: expects > 1, got "
+                            << lossScaleGrowthFactor;
+    if (!(lossScaleBackoffFactor > 0.0 && lossScaleBackoffFactor < 1.0))
+      return emitError(loc) << "--loss-scale-backoff-factor: expects a value "
+                               "in (0, 1), got "
+                            << lossScaleBackoffFactor;
+
     if (amp == "off") {
       if (!policyPath.empty() || !keepFp32.empty())
         return emitError(loc)
@@ -280,6 +329,22 @@ struct TrainoptAssignPrecisionPass
     if (!func)
       return module.emitError()
              << "trainopt-assign-precision: no function @" << funcName;
+    if (scaling) {
+      Builder b(ctx);
+      func->setAttr(
+          TrainoptDialect::kLossScaleAttrName,
+          b.getDictionaryAttr(
+              {b.getNamedAttr("init",
+                              b.getF64FloatAttr(fixedScale.value_or(
+                                  lossScaleInit))),
+               b.getNamedAttr("dynamic", b.getBoolAttr(!fixedScale)),
+               b.getNamedAttr("growth_interval",
+                              b.getI64IntegerAttr(lossScaleGrowthInterval)),
+               b.getNamedAttr("growth_factor",
+                              b.getF64FloatAttr(lossScaleGrowthFactor)),
+               b.getNamedAttr("backoff_factor",
+                              b.getF64FloatAttr(lossScaleBackoffFactor))}));
+    }
     for (BlockArgument arg : func.getArguments())
       if (isFloatTensor(arg.getType()) && !elementTypeOf(arg).isF32()) {
         auto name = func.getArgAttrOfType<StringAttr>(
@@ -334,6 +399,12 @@ struct TrainoptAssignPrecisionPass
     config.setStrictness(GreedyRewriteStrictness::ExistingAndNewOps);
     (void)applyOpPatternsGreedily(assigner.casts, FrozenRewritePatternSet(),
                                   config);
+    // Constants and model casts whose only users were folded casts.
+    SmallVector<Operation *> ops;
+    func.walk([&](Operation *op) { ops.push_back(op); });
+    for (Operation *op : llvm::reverse(ops))
+      if (isa<CastOp, ConstantOp>(op) && isOpTriviallyDead(op))
+        op->erase();
     if (failed(verify(func)))
       return func.emitError()
              << "trainopt-assign-precision: the rewritten function does not "

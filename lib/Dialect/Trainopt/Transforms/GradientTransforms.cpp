@@ -17,6 +17,8 @@
 
 #include "mlir/IR/Builders.h"
 
+#include <limits>
+
 namespace mlir::trainopt {
 #define GEN_PASS_DEF_TRAINOPTTRANSFORMGRADIENTS
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h.inc"
@@ -44,9 +46,19 @@ struct GradientSet {
   void andGate(Value g) { gate = gate ? m.logicalAnd(gate, g) : g; }
 };
 
+/// The loss scaling that trainopt-assign-precision configured
+/// (`trainopt.loss_scale` on @train_step), and its state argument.
+struct LossScaling {
+  BlockArgument scale;
+  bool dynamic = false;
+  int64_t growthInterval = 0;
+  double growthFactor = 0, backoffFactor = 0;
+};
+
 struct Options {
   int64_t gradAccum;
   double clipGradNorm, clipGradValue;
+  std::optional<LossScaling> lossScaling;
 };
 
 /// `grad-accum`: gradients summed into a slot, averaged and applied every
@@ -84,6 +96,58 @@ Value globalNorm(GradientSet &s) {
   return m.sqrt(normSq);
 }
 
+/// Loss scaling, with torch.amp.GradScaler's semantics: the gradients are
+/// those of loss * scale; they are unscaled (times the f32 reciprocal of
+/// the scale), and the step is skipped (the update gate is false) when any
+/// is inf or NaN. The check rides on the global norm's sum of squares,
+/// which is not finite exactly when an element is not, or when the scaled
+/// norm passes f32's range (1.8e19; a true gradient norm above 2.8e14 at
+/// the default scale), where GradScaler would still step. A dynamic scale
+/// then backs off after an overflow, or grows after `growth_interval`
+/// finite steps in a row (if the grown scale is finite), as
+/// `_amp_update_scale_` does. Sets `norm` to the unscaled gradients' norm.
+void unscale(GradientSet &s, const LossScaling &ls, Value &norm) {
+  TensorBuilder &m = s.m;
+  MLIRContext *ctx = s.step.func.getContext();
+  Builder b(ctx);
+  Value scale = ls.scale;
+  Value inv = m.div(m.scalar(scale, 1.0), scale);
+  Value inf = m.scalar(scale, std::numeric_limits<double>::infinity());
+  Value normSq = m.scalar(s.metricType, 0.0);
+  for (Value g : s.grads)
+    normSq = m.add(normSq, m.cast(m.sumSquares(g), s.metricType));
+  // normSq >= 0, so it is finite exactly when below inf (NaN compares false).
+  Value finite = m.less(
+      normSq, m.scalar(normSq, std::numeric_limits<double>::infinity()));
+  norm = m.mul(m.sqrt(normSq), m.cast(inv, s.metricType));
+  for (Value &g : s.grads)
+    g = m.mul(g, m.cast(inv, TensorBuilder::elementType(g)));
+  s.andGate(finite);
+  s.step.addMetric(m.cast(scale, s.metricType), "loss_scale");
+  s.step.addMetric(
+      m.where(finite, m.scalar(s.metricType, 0.0), m.scalar(s.metricType, 1.0)),
+      "skipped");
+  if (!ls.dynamic)
+    return;
+  BlockArgument tracker = s.step.addStateArgument(
+      RankedTensorType::get({}, b.getI64Type()),
+      {b.getNamedAttr(TrainoptDialect::kStateAttrName,
+                      b.getStringAttr("loss_scale_growth_tracker")),
+       roleAttr(ctx, ValueRole::optimizer_state)});
+  Value next = m.add(tracker, 1.0);
+  Value grow = m.logicalAnd(
+      finite, m.equal(next, m.scalar(tracker,
+                                     static_cast<double>(ls.growthInterval))));
+  Value grown = m.mul(scale, ls.growthFactor);
+  grown = m.where(m.less(grown, inf), grown, scale);
+  Value newScale =
+      m.where(finite, m.where(grow, grown, scale), m.mul(scale, ls.backoffFactor));
+  Value zero = m.scalar(tracker, 0.0);
+  Value newTracker = m.where(grow, zero, m.where(finite, next, zero));
+  s.step.addUpdate(newScale, ls.scale);
+  s.step.addUpdate(newTracker, tracker);
+}
+
 /// The list, in order. `norm` is always on: its value is the `grad_norm`
 /// metric and what clipping by norm scales with.
 struct Transform {
@@ -95,9 +159,14 @@ struct Transform {
 const Transform transformList[] = {
     {"accumulate", [](const Options &o) { return o.gradAccum > 1; },
      [](GradientSet &s, const Options &o, Value &) { accumulate(s, o); }},
+    {"unscale", [](const Options &o) { return o.lossScaling.has_value(); },
+     [](GradientSet &s, const Options &o, Value &norm) {
+       unscale(s, *o.lossScaling, norm);
+     }},
     {"norm", [](const Options &) { return true; },
      [](GradientSet &s, const Options &, Value &norm) {
-       norm = globalNorm(s);
+       if (!norm) // unscale computed it from the scaled gradients
+         norm = globalNorm(s);
        s.step.addMetric(norm, "grad_norm");
      }},
     {"clip-value", [](const Options &o) { return o.clipGradValue > 0.0; },
@@ -155,7 +224,36 @@ struct TrainoptTransformGradientsPass
     SmallVector<unsigned> gates = step->resultsWithRole(ValueRole::update_gate);
     if (!gates.empty())
       s.gate = step->result(gates[0]);
-    Options o{gradAccum, clipGradNorm, clipGradValue};
+    Options o{gradAccum, clipGradNorm, clipGradValue, std::nullopt};
+    if (auto config = step->func->getAttrOfType<DictionaryAttr>(
+            TrainoptDialect::kLossScaleAttrName)) {
+      LossScaling ls;
+      for (BlockArgument arg : step->func.getArguments())
+        if (auto state = step->func.getArgAttrOfType<StringAttr>(
+                arg.getArgNumber(), TrainoptDialect::kStateAttrName);
+            state && state.getValue() == "loss_scale")
+          ls.scale = arg;
+      auto dynamic = config.getAs<BoolAttr>("dynamic");
+      auto interval = config.getAs<IntegerAttr>("growth_interval");
+      auto growth = config.getAs<FloatAttr>("growth_factor");
+      auto backoff = config.getAs<FloatAttr>("backoff_factor");
+      if (!ls.scale || !dynamic || !interval || !growth || !backoff) {
+        step->func.emitError()
+            << "trainopt-transform-gradients: '"
+            << TrainoptDialect::kLossScaleAttrName
+            << "' needs a loss_scale state argument and dynamic, "
+               "growth_interval, growth_factor and backoff_factor";
+        return signalPassFailure();
+      }
+      ls.dynamic = dynamic.getValue();
+      ls.growthInterval = interval.getInt();
+      ls.growthFactor = growth.getValueAsDouble();
+      ls.backoffFactor = backoff.getValueAsDouble();
+      if (gradAccum > 1)
+        return bad("grad-accum",
+                   "cannot be combined with loss scaling (--amp=fp16) yet");
+      o.lossScaling = ls;
+    }
     Value norm;
     for (const Transform &t : transformList)
       if (t.enabled(o)) {

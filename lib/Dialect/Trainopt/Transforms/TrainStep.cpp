@@ -231,6 +231,17 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
                            roleAttr(ctx, ValueRole::step)}),
       train.getLoc());
   Value stepArg = tbody.getArgument(numForwardArgs);
+  // Loss scaling (trainopt-assign-precision): the gradients are those of
+  // loss * scale, an extra argument after the step.
+  auto lossScaling =
+      forward->getAttrOfType<DictionaryAttr>(TrainoptDialect::kLossScaleAttrName);
+  auto f32Scalar = RankedTensorType::get({}, b.getF32Type());
+  Value scaleArg;
+  if (lossScaling) {
+    (void)train.insertArgument(numForwardArgs + 1, f32Scalar,
+                               b.getDictionaryAttr({}), train.getLoc());
+    scaleArg = tbody.getArgument(numForwardArgs + 1);
+  }
   // State updates: forward argument index -> its new value.
   SmallVector<std::pair<unsigned, Value>> stateUpdates;
   SmallVector<Operation *> ops;
@@ -287,7 +298,17 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
     tresultAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr(
         TrainoptDialect::kUpdatesAttrName, b.getI64IntegerAttr(arg))));
   }
+  // What autodiff differentiates: the loss, or the scaled loss (last).
+  unsigned differentiated = *lossIndex;
   b.setInsertionPoint(tret);
+  if (scaleArg) {
+    TensorBuilder tm(b, tret.getLoc());
+    Value loss = tresults[*lossIndex];
+    differentiated = tresults.size();
+    tresults.push_back(
+        tm.mul(loss, tm.cast(scaleArg, TensorBuilder::elementType(loss))));
+    tresultAttrs.push_back(b.getDictionaryAttr({}));
+  }
   func::ReturnOp::create(b, tret.getLoc(), tresults);
   tret.erase();
   train.setType(
@@ -297,7 +318,7 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
 
   // 2. Gradients of the trainable parameters.
   FailureOr<func::FuncOp> grad =
-      differentiate(train, *lossIndex, GradientArguments::Trainable,
+      differentiate(train, differentiated, GradientArguments::Trainable,
                     /*keepResults=*/true);
   if (failed(grad))
     return signalPassFailure();
@@ -339,6 +360,21 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
                                            TrainoptDialect::kParamAttrName)),
          roleAttr(ctx, ValueRole::model_state)}));
   }
+  // The loss scale (optimizer state, starting at the configured scale).
+  std::optional<unsigned> scaleIndex;
+  if (lossScaling) {
+    scaleIndex = argTypes.size();
+    argTypes.push_back(f32Scalar);
+    auto init = cast<FloatAttr>(lossScaling.get("init"));
+    argAttrs.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr(TrainoptDialect::kStateAttrName,
+                        b.getStringAttr("loss_scale")),
+         b.getNamedAttr(TrainoptDialect::kInitAttrName,
+                        DenseElementsAttr::get(
+                            f32Scalar, static_cast<float>(
+                                           init.getValueAsDouble()))),
+         roleAttr(ctx, ValueRole::optimizer_state)}));
+  }
   unsigned stepIndex = argTypes.size();
   argTypes.push_back(i64Scalar);
   argAttrs.push_back(b.getDictionaryAttr(
@@ -366,6 +402,10 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
     callArgs.push_back(body->getArgument(stepIndexOfForwardArg[i]));
   Value stepValue = body->getArgument(stepIndex);
   callArgs.push_back(stepValue);
+  if (scaleIndex) {
+    callArgs.push_back(body->getArgument(*scaleIndex));
+    step->setAttr(TrainoptDialect::kLossScaleAttrName, lossScaling);
+  }
   auto call = func::CallOp::create(b, forward.getLoc(), *grad, callArgs);
   func::ReturnOp::create(b, forward.getLoc(), ValueRange{});
   TrainStepFunction sf{step};

@@ -56,6 +56,14 @@ def Trainopt_Dialect : Dialect {
     /// Argument attribute of training state: "step" or an optimizer slot
     /// ("momentum_buffer", "exp_avg", "exp_avg_sq", "sum", "square_avg").
     static constexpr ::llvm::StringLiteral kStateAttrName = "trainopt.state";
+    /// Argument attribute of a state argument: its initial value (dense,
+    /// of the argument's type); state without one starts at zero.
+    static constexpr ::llvm::StringLiteral kInitAttrName = "trainopt.init";
+    /// Function attribute of the model function and @train_step: the loss
+    /// scaling configuration (trainopt-assign-precision), a dictionary
+    /// {init, dynamic, growth_interval, growth_factor, backoff_factor}.
+    static constexpr ::llvm::StringLiteral kLossScaleAttrName =
+        "trainopt.loss_scale";
     /// Argument attribute: the parameter an optimizer slot belongs to.
     static constexpr ::llvm::StringLiteral kStateOfAttrName = "trainopt.state_of";
     /// Result attribute: the argument index this result replaces in place.

@@ -136,6 +136,17 @@ def TrainoptAssignPrecision : Pass<"trainopt-assign-precision", "ModuleOp"> {
     folds cast chains that are exact (bf16 -> f32 -> bf16 is the identity;
     f32 -> bf16 -> f32 is not and stays) and casts of constants.
 
+    Loss scaling (fp16's range ends at 65504, and small gradients flush to
+    zero below 6e-8): with `loss-scale=dynamic` (the default under
+    `amp=fp16`) or a fixed scale, the pass records the configuration on
+    `func` as `trainopt.loss_scale = {init, dynamic, growth_interval,
+    growth_factor, backoff_factor}`; `trainopt-build-train-step` then
+    differentiates the loss times a `loss_scale` state, and
+    `trainopt-transform-gradients` unscales, skips overflowed steps and
+    updates the scale with `torch.amp.GradScaler`'s rule. bf16 has f32's
+    range and takes no loss scaling: `loss-scale` with `amp=bf16` or
+    `amp=off` is an error.
+
     `amp-policy` replaces the built-in policy (docs/mixed-precision.md gives
     its format and reasons) with a JSON file; `amp-keep-fp32` keeps the
     listed op kinds (`softmax`) or ONNX node names in f32. It fails, naming
@@ -166,6 +177,24 @@ def TrainoptAssignPrecision : Pass<"trainopt-assign-precision", "ModuleOp"> {
            "(docs/mixed-precision.md)">,
     ListOption<"keepFp32", "amp-keep-fp32", "std::string",
                "Op kinds or ONNX node names kept in f32">,
+    Option<"lossScale", "loss-scale", "std::string", /*default=*/"\"auto\"",
+           "Loss scaling: dynamic, off, or a fixed scale S (auto: dynamic "
+           "with --amp=fp16, off otherwise)">,
+    Option<"lossScaleInit", "loss-scale-init", "double",
+           /*default=*/"65536.0",
+           "The dynamic loss scale's initial value (GradScaler init_scale)">,
+    Option<"lossScaleGrowthInterval", "loss-scale-growth-interval", "int64_t",
+           /*default=*/"2000",
+           "Finite steps in a row after which the dynamic scale grows "
+           "(GradScaler growth_interval)">,
+    Option<"lossScaleGrowthFactor", "loss-scale-growth-factor", "double",
+           /*default=*/"2.0",
+           "What the dynamic scale is multiplied by when it grows "
+           "(GradScaler growth_factor)">,
+    Option<"lossScaleBackoffFactor", "loss-scale-backoff-factor", "double",
+           /*default=*/"0.5",
+           "What the dynamic scale is multiplied by after an overflow "
+           "(GradScaler backoff_factor)">,
   ];
 }
 
