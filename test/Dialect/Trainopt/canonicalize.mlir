@@ -78,3 +78,23 @@ func.func @compare_select(%x: tensor<3xf32>, %y: tensor<3xf32>) -> (tensor<3xi1>
   %w = trainopt.where %t, %x, %y : (tensor<i1>, tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32>
   return %gt, %ff, %w : tensor<3xi1>, tensor<3xf32>, tensor<3xf32>
 }
+
+// -----
+
+// Cast chains fold where the middle type holds the first exactly:
+// bf16 -> f32 -> bf16 is the value itself, bf16 -> f32 -> f16 is one cast
+// bf16 -> f16; f32 -> bf16 -> f32 rounds and stays.
+// CHECK-LABEL: func.func @cast_chains
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<4xbf16>, %[[Y:[^:]*]]: tensor<4xf32>)
+// CHECK-NEXT: %[[D:.*]] = trainopt.cast %[[Y]] : tensor<4xf32> to tensor<4xbf16>
+// CHECK-NEXT: %[[U:.*]] = trainopt.cast %[[D]] : tensor<4xbf16> to tensor<4xf32>
+// CHECK-NEXT: %[[H:.*]] = trainopt.cast %[[X]] : tensor<4xbf16> to tensor<4xf16>
+// CHECK-NEXT: return %[[X]], %[[U]], %[[H]]
+func.func @cast_chains(%x: tensor<4xbf16>, %y: tensor<4xf32>) -> (tensor<4xbf16>, tensor<4xf32>, tensor<4xf16>) {
+  %0 = trainopt.cast %x : tensor<4xbf16> to tensor<4xf32>
+  %1 = trainopt.cast %0 : tensor<4xf32> to tensor<4xbf16>
+  %2 = trainopt.cast %y : tensor<4xf32> to tensor<4xbf16>
+  %3 = trainopt.cast %2 : tensor<4xbf16> to tensor<4xf32>
+  %4 = trainopt.cast %0 : tensor<4xf32> to tensor<4xf16>
+  return %1, %3, %4 : tensor<4xbf16>, tensor<4xf32>, tensor<4xf16>
+}

@@ -309,7 +309,7 @@ struct TrainoptAssignPrecisionPass
     if (lossScaleGrowthInterval < 1)
       return emitError(loc) << "--loss-scale-growth-interval: expects >= 1, "
                                "got "
-                            << lossScaleGrowthInterval;
+                            << static_cast<int64_t>(lossScaleGrowthInterval);
     if (!(lossScaleGrowthFactor > 1.0))
       return emitError(loc) << "--loss-scale-growth-factor: expects > 1, got "
                             << lossScaleGrowthFactor;
