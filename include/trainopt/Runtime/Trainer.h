@@ -60,6 +60,8 @@ struct TrainerOptions {
   std::optional<int64_t> threads;
   std::optional<int64_t> logEvery;
   bool quiet = false;
+  /// Name the first non-finite value of each skipped step (probes).
+  bool explainOverflow = false;
   bool profile = false;
   CUDAOptions cuda;
   bool cudaInfo = false;

@@ -105,6 +105,11 @@ Runtime:
 
 Output:
   --quiet               no progress output (the summary is still printed)
+  --explain-overflow    on every step skipped by loss scaling (--amp=fp16),
+                        name the first value of the step, forward then
+                        backward, that is inf or NaN, with its op and its
+                        ONNX node, input or parameter (needs
+                        trainopt-compile --probe-values)
   --profile             time every command of the compiled program and print,
                         per entry point, the time per run and the costliest
                         kernels and library calls
@@ -268,6 +273,9 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
     else if (flag == "--quiet") {
       noValue();
       o.quiet = true;
+    } else if (flag == "--explain-overflow") {
+      noValue();
+      o.explainOverflow = true;
     } else if (flag == "--profile") {
       noValue();
       o.profile = true;
@@ -1118,6 +1126,48 @@ int trainopt::rt::train(const TrainerOptions &o) {
     else if (v->kind == ValueKind::Metric && v->name == "skipped")
       skippedInfo = v;
   uint64_t skippedSteps = 0;
+  // --explain-overflow: the probes (trainopt-compile --probe-values), in
+  // the step's order, named probe.K:OP:OPERANDS:NODE.
+  std::vector<const ValueInfo *> probes;
+  if (o.explainOverflow) {
+    if (!skippedInfo)
+      usageError("--explain-overflow: '" + o.model +
+                 "' has no loss scaling (compile with --amp=fp16)");
+    for (const ValueInfo &v : program->outputs("train_step"))
+      if (v.name.rfind("probe.", 0) == 0)
+        probes.push_back(&v);
+    if (probes.empty())
+      usageError("--explain-overflow: '" + o.model +
+                 "' has no probes; compile it with trainopt-compile "
+                 "--probe-values");
+  }
+  auto explainOverflow = [&]() {
+    for (const ValueInfo *v : probes) {
+      const void *data = outputOf(*program, "train_step", v->name);
+      for (int64_t i = 0, e = v->numElements(); i < e; ++i) {
+        if (std::isfinite(elementAt(data, v->dtype, i)))
+          continue;
+        // probe.K:OP:OPERANDS:NODE
+        std::string name = v->name;
+        size_t op = name.find(':') + 1, operands = name.find(':', op);
+        std::string node = name.substr(name.rfind(':') + 1);
+        std::fprintf(stderr,
+                     "step %llu skipped: the first value that is not finite "
+                     "is %s, the result of %s%s (element %lld)\n",
+                     static_cast<unsigned long long>(step),
+                     name.substr(0, op - 1).c_str(),
+                     name.substr(op, operands - op).c_str(),
+                     node.empty() ? " (added by the training passes)"
+                                  : (" at '" + node + "'").c_str(),
+                     static_cast<long long>(i));
+        return;
+      }
+    }
+    std::fprintf(stderr,
+                 "step %llu skipped, but every probed value is finite (the "
+                 "scaled gradient norm passed float32's range)\n",
+                 static_cast<unsigned long long>(step));
+  };
 
   auto makeCheckpoint = [&]() {
     Checkpoint c;
@@ -1261,8 +1311,13 @@ int trainopt::rt::train(const TrainerOptions &o) {
                          lrInfo->dtype, 0);
     if (skippedInfo &&
         elementAt(outputOf(*program, "train_step", skippedInfo->name),
-                  skippedInfo->dtype, 0) != 0)
+                  skippedInfo->dtype, 0) != 0) {
       ++skippedSteps;
+      if (o.explainOverflow) {
+        endBarLine();
+        explainOverflow();
+      }
+    }
     if (metrics) {
       std::string line = "{\"step\": " + std::to_string(step) +
                          ", \"epoch\": " + std::to_string(pos.epoch + 1);

@@ -189,7 +189,19 @@ private:
     else
       b.setInsertionPointToStart(&func.getBody().front());
     auto type = cast<RankedTensorType>(v.getType()).clone(to);
-    auto c = CastOp::create(b, v.getLoc(), type, v);
+    // A cast is located at its value: the producing op (its ONNX node), or
+    // the input or parameter, by name (--explain-overflow names it).
+    Location loc = v.getLoc();
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      unsigned i = arg.getArgNumber();
+      if (auto name = func.getArgAttrOfType<StringAttr>(
+              i, TrainoptDialect::kInputAttrName))
+        loc = NameLoc::get(name, loc);
+      else if (auto param = func.getArgAttrOfType<FlatSymbolRefAttr>(
+                   i, TrainoptDialect::kParamAttrName))
+        loc = NameLoc::get(param.getAttr(), loc);
+    }
+    auto c = CastOp::create(b, loc, type, v);
     casts.push_back(c);
     cached = c.getResult();
     return cached;
