@@ -33,6 +33,16 @@ Modes:
        float32's own distance from float64 on that batch (NOISE: float32
        rounding amplified by the model, e.g. BatchNorm over 8 elements).
        Anything else is a bug and fails.
+  bf16, fp16  mixed precision (trainopt-compile --amp=MODE, fp16 with its
+       dynamic loss scaling) on the float32 models: the evaluator runs the
+       same step, rounding every value to its type (bf16/fp16 where the
+       precision policy put it), while the compiled kernels and library
+       calls accumulate sums in f32 in another order; a result then rounds
+       to a neighbouring bf16 or fp16 value now and then, and the step
+       propagates it. A batch passes within --tol-bf16 / --tol-fp16 (PASS),
+       or when the first probed value that differs beyond --probe-tol-bf16
+       / --probe-tol-fp16 is a branch flip or computed from one (FLIP).
+       "compiled vs torch" is against PyTorch float32.
 
 Usage (the repo's .venv python: numpy, onnx):
     difftest.py --bin build/bin CORPUS [--models a,b] [--modes f64,f32]
@@ -269,6 +279,12 @@ def main():
                     help="a probed value differs when its max abs error exceeds this "
                          "fraction of its max abs value")
     ap.add_argument("--probe-tol-f64", type=float, default=1e-9)
+    ap.add_argument("--tol-bf16", type=float, default=3e-2)
+    ap.add_argument("--tol-fp16", type=float, default=5e-3)
+    ap.add_argument("--probe-tol-bf16", type=float, default=2 ** -7,
+                    help="two bf16 ulps (8 significant bits) of the value's largest element")
+    ap.add_argument("--probe-tol-fp16", type=float, default=2 ** -10,
+                    help="two fp16 ulps (11 significant bits) of the value's largest element")
     ap.add_argument("--floor-factor", type=float, default=2.0,
                     help="f32: a flip-free deviation above --tol-f32 passes (NOISE) when it is "
                          "within this factor of PyTorch float32's own distance from float64")
@@ -294,8 +310,10 @@ def main():
             name = model["name"]
             # An ONNX model exported from PyTorch, or an MLIR module (the
             # single-op corpus of scripts/gen_op_corpus.py).
-            model_path = os.path.join(args.corpus,
-                                      f"{name}.{mode}.{model.get('format', 'onnx')}")
+            amp = mode in ("bf16", "fp16")
+            # Mixed precision starts from the float32 model.
+            model_path = os.path.join(args.corpus, f"{name}.{'f32' if amp else mode}."
+                                      f"{model.get('format', 'onnx')}")
             d = os.path.join(work, f"{name}.{mode}")
             os.makedirs(d, exist_ok=True)
             flags = [model_path, *([f"--batch-size={model['batch']}"]
@@ -303,6 +321,7 @@ def main():
                      *([f"--loss={model.get('loss', 'cross_entropy')}"]
                        if model.get("loss", "cross_entropy") else []),
                      "--optimizer=sgd", "--lr=1", *model.get("flags", []),
+                     *([f"--amp={mode}"] if amp else []),
                      f"--target={args.target}"]
             art, probed, mlir = (os.path.join(d, f) for f in
                                  ("step.trainopt", "probed.trainopt", "probed.mlir"))
@@ -318,8 +337,8 @@ def main():
             init = initializers(model_path)
             small = name in SMALL or model.get("small", False)
             tol = (args.tol_f64_small if small else args.tol_f64) \
-                if mode == "f64" else args.tol_f32
-            probe_tol = args.probe_tol_f64 if mode == "f64" else args.probe_tol_f32
+                if mode == "f64" else getattr(args, f"tol_{mode}")
+            probe_tol = getattr(args, f"probe_tol_{mode}")
             for stem in model["batches"][:args.batches]:
                 batch = np.load(os.path.join(args.corpus, stem + ".npz"))
                 ref_path = os.path.join(args.corpus, stem + ".torch.npz")
@@ -354,11 +373,12 @@ def main():
                 comp = {n: upd(cp, n) - init[n] for n in init if n in cp.files}
                 evalu = {n: upd(ev, "final." + n) - init[n] for n in init
                          if "final." + n in ev.files}
-                torch_upd = {n: torch_ref[f"{mode}.{n}"] for n in init
-                             if f"{mode}.{n}" in torch_ref.files}
+                torch_mode = "f32" if amp else mode
+                torch_upd = {n: torch_ref[f"{torch_mode}.{n}"] for n in init
+                             if f"{torch_mode}.{n}" in torch_ref.files}
                 vs_eval = per_parameter(comp, evalu)
                 e_ce, p_ce = worst(vs_eval)
-                e_et, p_et = worst(per_parameter(evalu, torch_upd))
+                e_et, p_et = worst(per_parameter(evalu, torch_upd)) if not amp else (0.0, "-")
                 e_ct, _ = worst(per_parameter(comp, torch_upd))
                 # PyTorch float32 against float64 on the same data: how far
                 # float32 rounding alone moves this update (the noise floor).
@@ -385,7 +405,8 @@ def main():
                     # Without a flip, a deviation above tol is accepted only
                     # at the float32 noise floor and when no probed value
                     # differs beyond its tolerance.
-                    noise = not flips and first is None and e_ce <= args.floor_factor * floor
+                    noise = (not amp and not flips and first is None
+                             and e_ce <= args.floor_factor * floor)
                     ok = len(comp) == len(evalu) > 0 and (e_ce <= tol or explained or noise)
                     verdict = ("PASS" if e_ce <= tol else "FLIP" if explained else "NOISE") \
                         if ok else "FAIL"
