@@ -10,6 +10,7 @@
 #include "trainopt/Artifact/artifact.pb.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 #include "trainopt/Runtime/OnnxExport.h"
+#include "trainopt/Target/ArtifactPlan.h"
 
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
@@ -109,6 +110,40 @@ static bool strippedModel(ModuleOp module, StringRef inputPath,
       [&](const std::string &name) { return !parameters.contains(name); });
 }
 
+/// The training options that belong to mixed precision (its stage's own).
+static bool isAmpOption(StringRef name) {
+  return llvm::any_of(stage_options::assignPrecisionOptions(),
+                      [&](const TrainingOption &o) { return o.name == name; });
+}
+
+/// Under --amp with `reportFp32Arena`: the arena of the same model planned
+/// without mixed precision, beside the AMP arena in `report`.
+static LogicalResult reportFp32Arena(ModuleOp module,
+                                     const CompileOptions &options,
+                                     llvm::json::Object &report) {
+  bool amp = llvm::any_of(options.training.values, [](const auto &v) {
+    return v.first == "amp" && v.second != "off";
+  });
+  if (!options.reportFp32Arena || !amp)
+    return success();
+  CompileOptions fp32 = options;
+  fp32.timing = nullptr;
+  fp32.probeValues = false;
+  llvm::erase_if(fp32.training.values,
+                 [](const auto &v) { return isAmpOption(v.first); });
+  OwningOpRef<ModuleOp> plain =
+      compileModule(*module.getContext(), fp32, CompileStage::Kernels);
+  if (!plain)
+    return failure();
+  ::trainopt::artifact::Artifact scratch;
+  llvm::json::Object plainReport;
+  if (failed(emitArtifactPlan(*plain, options.target, options.target, scratch,
+                              plainReport)))
+    return failure();
+  report["fp32_arena_bytes"] = *plainReport.getInteger("arena_bytes");
+  return success();
+}
+
 LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
                                             const CompileOptions &options,
                                             ::trainopt::artifact::Artifact &artifact,
@@ -128,6 +163,8 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
     report["cpu"] =
         options.cpu.cpu.empty() ? std::string("host") : options.cpu.cpu;
   }
+  if (failed(reportFp32Arena(module, options, report)))
+    return failure();
   for (const auto &entry : artifact.entry_points())
     for (const auto &v : entry.arguments())
       if (v.kind() == ::trainopt::artifact::Value::INPUT &&

@@ -214,6 +214,11 @@ static void printReport(const json::Object &r) {
                     mib(num("arena_bytes")), mib(num("arena_lower_bound_bytes")),
                     mib(num("persistent_bytes")), mib(num("scratch_bytes")),
                     mib(num("scratch_lower_bound_bytes")));
+  if (r.getInteger("fp32_arena_bytes"))
+    outs() << formatv("arena without --amp:  {0:f3} MiB (this arena is "
+                      "{1:f2}x of it)\n",
+                      mib(num("fp32_arena_bytes")),
+                      num("arena_bytes") / num("fp32_arena_bytes"));
 }
 
 static mlir::trainopt::CUDATargetOptions cudaOptions() {
@@ -422,6 +427,7 @@ int main(int argc, char **argv) {
   }
   options.training = std::move(trainingOptions);
   options.probeValues = probeValues;
+  options.reportFp32Arena = report.getNumOccurrences() > 0;
   options.target = target;
   options.cpu.cpu = cpuName;
   options.cpu.keepDir = keepIntermediates;

@@ -51,6 +51,10 @@ struct CompileOptions {
   /// Where each stage and pass records its time (--time-report); null:
   /// nothing is timed.
   TimingScope *timing = nullptr;
+  /// Under --amp: also plan the same model without mixed precision and
+  /// report its arena (`fp32_arena_bytes`, --report). Costs a second pass
+  /// through the training and kernel pipelines, no code generation.
+  bool reportFp32Arena = false;
 };
 
 /// Whether `path` holds a trainopt MLIR module rather than ONNX: its first
