@@ -49,9 +49,14 @@ struct NamedTensor {
 /// directory, fsync, rename). Values that name no initializer (optimizer
 /// slots, counters) are ignored. Fails with a message naming the file and
 /// the initializer or node; `path` is then left as it was.
+///
+/// With `dtype` BF16 or F16 the float32 initializers are stored in that type
+/// and cast back to float32 at the top of the graph (weights at half the
+/// size; the ops compute in float32).
+enum class ExportDType { F32, BF16, F16 };
 bool exportOnnx(const std::string &modelBytes,
                 const std::vector<NamedTensor> &values, const std::string &path,
-                std::string &error);
+                std::string &error, ExportDType dtype = ExportDType::F32);
 
 /// Clears initializer data from a serialized model (what the compiler
 /// stores): keeps names, dims, types. The data of floating-point

@@ -60,6 +60,8 @@ struct TrainerOptions {
   std::optional<int64_t> threads;
   std::optional<int64_t> logEvery;
   bool quiet = false;
+  /// --export-dtype: fp32, bf16 or fp16.
+  std::string exportDtype = "fp32";
   /// Name the first non-finite value of each skipped step (probes).
   bool explainOverflow = false;
   bool profile = false;

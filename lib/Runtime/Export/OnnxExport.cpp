@@ -13,6 +13,8 @@
 
 #include "trainopt/Runtime/OnnxExport.h"
 
+#include "trainopt/Runtime/NarrowFloat.h"
+
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
@@ -415,11 +417,77 @@ bool writeAtomically(const std::string &path, const std::string &bytes,
   return true;
 }
 
+/// Stores every float32 initializer as `dtype` (FLOAT16 or BFLOAT16, round
+/// to nearest even) under a new name, with a Cast back to float32 at the top
+/// of the graph under the old one: half the bytes on disk and in memory at
+/// load, while every op still computes in float32 (ONNX Runtime's CPU
+/// kernels for float16 and bfloat16 are few).
+bool narrowInitializers(onnx::GraphProto &graph, int32_t dtype,
+                        std::string &error) {
+  std::set<std::string> taken;
+  collectReads(graph, taken);
+  for (const onnx::TensorProto &t : graph.initializer())
+    taken.insert(t.name());
+  for (const onnx::NodeProto &n : graph.node())
+    for (const std::string &o : n.output())
+      taken.insert(o);
+  std::vector<onnx::NodeProto> casts;
+  for (onnx::TensorProto &init : *graph.mutable_initializer()) {
+    if (init.data_type() != onnx::TensorProto::FLOAT)
+      continue;
+    if (!init.has_raw_data()) {
+      error = "initializer '" + init.name() + "' has no raw data to narrow";
+      return false;
+    }
+    const std::string &raw = init.raw_data();
+    size_t count = raw.size() / 4;
+    std::string narrow(count * 2, '\0');
+    for (size_t i = 0; i < count; ++i) {
+      uint32_t bits = uint32_t(uint8_t(raw[4 * i])) |
+                      uint32_t(uint8_t(raw[4 * i + 1])) << 8 |
+                      uint32_t(uint8_t(raw[4 * i + 2])) << 16 |
+                      uint32_t(uint8_t(raw[4 * i + 3])) << 24;
+      float f = bitsFloat(bits);
+      uint16_t h = dtype == onnx::TensorProto::BFLOAT16 ? floatToBf16(f)
+                                                        : floatToHalf(f);
+      narrow[2 * i] = static_cast<char>(h & 0xff);
+      narrow[2 * i + 1] = static_cast<char>(h >> 8);
+    }
+    std::string original = init.name(), stored = original + "_" +
+        (dtype == onnx::TensorProto::BFLOAT16 ? "bf16" : "fp16");
+    while (taken.count(stored))
+      stored += "_";
+    taken.insert(stored);
+    init.set_name(stored);
+    init.set_data_type(dtype);
+    init.set_raw_data(std::move(narrow));
+    onnx::NodeProto cast;
+    cast.set_op_type("Cast");
+    cast.set_name("trainopt_widen_" + original);
+    cast.add_input(stored);
+    cast.add_output(original);
+    onnx::AttributeProto *to = cast.add_attribute();
+    to->set_name("to");
+    to->set_type(onnx::AttributeProto::INT);
+    to->set_i(onnx::TensorProto::FLOAT);
+    casts.push_back(std::move(cast));
+  }
+  // The casts go first, so the graph stays topologically sorted.
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+  for (onnx::NodeProto &c : casts)
+    *nodes.Add() = std::move(c);
+  for (onnx::NodeProto &n : *graph.mutable_node())
+    *nodes.Add() = std::move(n);
+  graph.mutable_node()->Swap(&nodes);
+  return true;
+}
+
 } // namespace
 
 bool trainopt::rt::exportOnnx(const std::string &modelBytes,
                               const std::vector<NamedTensor> &values,
-                              const std::string &path, std::string &error) {
+                              const std::string &path, std::string &error,
+                              ExportDType dtype) {
   auto fail = [&](const std::string &message) {
     error = "cannot export the model to '" + path + "': " + message;
     return false;
@@ -434,6 +502,21 @@ bool trainopt::rt::exportOnnx(const std::string &modelBytes,
   removeDead(graph);
   if (!fillInitializers(graph, values, message))
     return fail(message);
+  if (dtype != ExportDType::F32) {
+    // Cast to bfloat16 and float16 inputs is in every opset since 13.
+    for (const onnx::OperatorSetIdProto &opset : model.opset_import())
+      if ((opset.domain().empty() || opset.domain() == "ai.onnx") &&
+          opset.version() < 13)
+        return fail("--export-dtype needs opset 13 or later (Cast from "
+                    "bfloat16), the model has " +
+                    std::to_string(opset.version()));
+    if (!narrowInitializers(graph,
+                            dtype == ExportDType::BF16
+                                ? onnx::TensorProto::BFLOAT16
+                                : onnx::TensorProto::FLOAT16,
+                            message))
+      return fail(message);
+  }
   std::string bytes;
   if (!model.SerializeToString(&bytes))
     return fail("the model does not serialize (over 2 GiB?)");

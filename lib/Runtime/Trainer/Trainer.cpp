@@ -143,6 +143,10 @@ Results:
                            step (with trainopt-compile --probe-values: every
                            intermediate value)
   --export-onnx=FILE.onnx  the trained model as an inference ONNX model
+  --export-dtype=fp32|bf16|fp16
+                           the exported weights' type (default fp32); bf16
+                           and fp16 store them at half the size, cast to
+                           float32 in the graph
 
   --help                this text
 
@@ -311,12 +315,21 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
       o.dumpStep = path();
     else if (flag == "--export-onnx")
       o.exportOnnx = path();
+    else if (flag == "--export-dtype") {
+      o.exportDtype = value();
+      if (o.exportDtype != "fp32" && o.exportDtype != "bf16" &&
+          o.exportDtype != "fp16")
+        usageError("--export-dtype expects fp32, bf16 or fp16, got '" +
+                   o.exportDtype + "'");
+    }
     else
       usageError("unknown flag '" + flag + "'");
   }
 
   if (o.cudaInfo)
     return o;
+  if (o.exportDtype != "fp32" && o.exportOnnx.empty())
+    usageError("--export-dtype needs --export-onnx");
   if (o.model.empty() && !embedded)
     usageError("no model given (trainopt-run MODEL.trainopt --data=... "
                "--epochs N)");
@@ -1452,7 +1465,10 @@ int trainopt::rt::train(const TrainerOptions &o) {
     std::vector<NamedTensor> values;
     for (const ValueInfo &v : program->persistentValues())
       values.push_back({v.name, v.dtype, v.shape, persistentOf(*program, v.name)});
-    if (!exportOnnx(onnxModel, values, o.exportOnnx, error))
+    if (!exportOnnx(onnxModel, values, o.exportOnnx, error,
+                    o.exportDtype == "bf16"   ? ExportDType::BF16
+                    : o.exportDtype == "fp16" ? ExportDType::F16
+                                              : ExportDType::F32))
       runtimeError("--export-onnx: " + error);
   }
   if (o.profile)
