@@ -138,10 +138,16 @@ void unscale(GradientSet &s, const LossScaling &ls, Value &norm) {
   Value grow = m.logicalAnd(
       finite, m.equal(next, m.scalar(tracker,
                                      static_cast<double>(ls.growthInterval))));
-  Value grown = m.mul(scale, ls.growthFactor);
+  // As PyTorch: the float scale times the double factor, stored as float
+  // (3e6 * 0.3 is 900000, where f32(0.3) would give 900000.06).
+  Type f32 = TensorBuilder::elementType(scale);
+  auto times = [&](double factor) {
+    return m.cast(m.mul(m.cast(scale, b.getF64Type()), factor), f32);
+  };
+  Value grown = times(ls.growthFactor);
   grown = m.where(m.less(grown, inf), grown, scale);
   Value newScale =
-      m.where(finite, m.where(grow, grown, scale), m.mul(scale, ls.backoffFactor));
+      m.where(finite, m.where(grow, grown, scale), times(ls.backoffFactor));
   Value zero = m.scalar(tracker, 0.0);
   Value newTracker = m.where(grow, zero, m.where(finite, next, zero));
   s.step.addUpdate(newScale, ls.scale);
