@@ -13,7 +13,11 @@
 # target's losses (1e-3 relative with TF32, 1e-4 without); CUDA-graph
 # replay against plain launches (identical); two runs (identical
 # parameters); resume from a checkpoint (identical parameters); and a
-# per-command GPU profile of each model.
+# per-command GPU profile of each model; and the same models in mixed
+# precision (--amp=bf16, --amp=fp16 with dynamic loss scaling: cuBLASLt
+# bf16/f16 GEMMs and cuDNN convolutions with f32 accumulation) against the
+# CPU target's AMP losses (3e-2 relative; both round to bf16/fp16, in
+# different summation orders) and loss scales (identical).
 set -euo pipefail
 build=$(realpath "$1"); out=$2
 src=$(dirname "$(dirname "$(realpath "$0")")")
@@ -49,6 +53,14 @@ for m in mlp cnn; do
   "$build/bin/trainopt-compile" "$out/work/$m.onnx" --target=cpu "${flags[@]}" -o "$out/work/$m-cpu.trainopt"
   "$build/bin/trainopt-run" "$out/work/$m-cpu.trainopt" --data="$out/x.npy,$out/y.npy" --steps 50 \
     --seed 2 --quiet --no-train-eval --metrics="$out/$m-cpu.jsonl"
+  for amp in bf16 fp16; do
+    "$build/bin/trainopt-compile" "$out/work/$m.onnx" --target=cuda "${flags[@]}" --amp=$amp \
+      -o "$out/$m-$amp-cuda.trainopt"
+    "$build/bin/trainopt-compile" "$out/work/$m.onnx" --target=cpu "${flags[@]}" --amp=$amp \
+      -o "$out/work/$m-$amp-cpu.trainopt"
+    "$build/bin/trainopt-run" "$out/work/$m-$amp-cpu.trainopt" --data="$out/x.npy,$out/y.npy" \
+      --steps 50 --seed 2 --quiet --no-train-eval --metrics="$out/$m-$amp-cpu.jsonl"
+  done
 done
 rm -rf "$out/work"
 cat > "$out/run.sh" <<'RUN'
@@ -83,6 +95,12 @@ for m in mlp cnn; do
   check $m-resume-equals sh -c "python3 '$B/same_npz.py' '$R/$m-resumed.npz' '$R/$m-cuda.npz' | grep -q '^identical'"
   check $m-profile run "$A" --steps 20 --profile
   for f in "$R/$m-vs-cpu-tf32.log" "$R/$m-vs-cpu-fp32.log"; do echo "$(basename "$f" .log): $(head -1 "$f")"; done
+  for amp in bf16 fp16; do
+    check $m-$amp-train run "$B/$m-$amp-cuda.trainopt" --steps 50 --metrics="$R/$m-$amp-cuda.jsonl"
+    check $m-$amp-vs-cpu python3 "$B/compare_metrics.py" "$R/$m-$amp-cuda.jsonl" "$B/$m-$amp-cpu.jsonl" --rtol 3e-2
+    echo "$m-$amp-vs-cpu: $(head -1 "$R/$m-$amp-vs-cpu.log")"
+  done
+  check $m-fp16-scales sh -c "grep -o '\"loss_scale\": [0-9.e+]*, \"skipped\": [01]' '$R/$m-fp16-cuda.jsonl' > '$R/$m-fp16-scales.cuda' && grep -o '\"loss_scale\": [0-9.e+]*, \"skipped\": [01]' '$B/$m-fp16-cpu.jsonl' | cmp - '$R/$m-fp16-scales.cuda'"
 done
 echo "$failed failed"
 exit $failed

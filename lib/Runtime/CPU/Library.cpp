@@ -1405,11 +1405,6 @@ bool trainopt::rt::checkLibraryCall(const std::string &name,
   if (numFloats != 0)
     return checker.fail("expects no float args, got " +
                         std::to_string(numFloats));
-  // Every descriptor starts with its element type (LibraryCalls.h).
-  if (name.compare(0, 5, "cuda.") == 0 && numInts > 0 &&
-      (ints[0] == kBF16 || ints[0] == kF16))
-    return checker.fail("bf16 and f16 library calls are not implemented by "
-                        "the CUDA runtime yet (compile with --amp=off)");
   return it->second.check(checker);
 }
 

@@ -22,8 +22,34 @@ using namespace trainopt::rt::cuda;
 namespace {
 
 namespace calls = trainopt::calls;
+using calls::kBF16;
+using calls::kF16;
 using calls::kF32;
+using calls::kF64;
 using calls::kI64;
+
+/// A call's element type as cuBLASLt, cuDNN and the runtime's kernels name
+/// it. bf16 and f16 (mixed precision) compute in f32: cuBLASLt's compute
+/// type 32F, cuDNN's convolution type FLOAT, the kernels' ComputeT.
+struct ElementKind {
+  size_t bytes;
+  cudaDataType_t blas;
+  cudnnDataType_t dnn;
+  const char *suffix; ///< of the runtime's kernels: trainopt_max_pool_<suffix>
+  bool isF64, isNarrow;
+};
+ElementKind elementKind(int64_t code) {
+  switch (code) {
+  case kF64:
+    return {8, CUDA_R_64F, CUDNN_DATA_DOUBLE, "f64", true, false};
+  case kBF16:
+    return {2, CUDA_R_16BF, CUDNN_DATA_BFLOAT16, "bf16", false, true};
+  case kF16:
+    return {2, CUDA_R_16F, CUDNN_DATA_HALF, "f16", false, true};
+  default: // checked at load: F32
+    return {4, CUDA_R_32F, CUDNN_DATA_FLOAT, "f32", false, false};
+  }
+}
 /// cuBLASLt's recommended workspace on Hopper.
 constexpr uint64_t kCublasLtWorkspace = uint64_t(32) << 20;
 
@@ -62,10 +88,11 @@ public:
     CublasLt &lt = context_.cublasLt;
     int64_t m = desc.m, n = desc.n, k = desc.k;
     bool ta = desc.transposeLhs, tb = desc.transposeRhs;
-    f64_ = desc.types.element != kF32;
+    ElementKind kind = elementKind(desc.types.element);
+    f64_ = kind.isF64;
     beta_ = desc.accumulateOut ? 1.0 : 0.0;
     MatmulBatchPlan batches = planMatmulBatches(desc);
-    size_t elem = f64_ ? 8 : 4;
+    size_t elem = kind.bytes;
     for (const auto &o : batches.offsets)
       calls_.push_back({buffers[2] + o[0] * elem, buffers[0] + o[1] * elem,
                         buffers[1] + o[2] * elem});
@@ -75,12 +102,14 @@ public:
         error = std::string("cuBLASLt ") + what + ": " + describeCublas(s);
       return s == CUBLAS_STATUS_SUCCESS;
     };
-    cudaDataType_t type = f64_ ? CUDA_R_64F : CUDA_R_32F;
+    cudaDataType_t type = kind.blas;
+    // bf16/f16 inputs and output, f32 accumulation and scale (alpha, beta).
     cublasComputeType_t compute =
         f64_ ? CUBLAS_COMPUTE_64F
-             : (context_.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
-                              : CUBLAS_COMPUTE_32F);
-    if (!check(lt.cublasLtMatmulDescCreate(&desc_, compute, type),
+             : (context_.tf32 && !kind.isNarrow ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                : CUBLAS_COMPUTE_32F);
+    cudaDataType_t scaleType = f64_ ? CUDA_R_64F : CUDA_R_32F;
+    if (!check(lt.cublasLtMatmulDescCreate(&desc_, compute, scaleType),
                "cannot create a matmul descriptor"))
       return false;
     cublasOperation_t opA = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -263,8 +292,12 @@ public:
     ConvPlan p;
     if (!planConv(desc, p, error))
       return false;
-    f64_ = desc.types.element != kF32;
-    cudnnDataType_t type = f64_ ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+    ElementKind kind = elementKind(desc.types.element);
+    f64_ = kind.isF64;
+    narrow_ = kind.isNarrow;
+    cudnnDataType_t type = kind.dnn;
+    // The convolution's compute type: f32 for bf16/f16 data.
+    cudnnDataType_t computeType = narrow_ ? CUDNN_DATA_FLOAT : type;
     auto check = [&](cudnnStatus_t s, const char *what) {
       if (s != CUDNN_STATUS_SUCCESS)
         error =
@@ -303,13 +336,15 @@ public:
                "convolution descriptor") ||
         !check(dnn.cudnnSetConvolutionNdDescriptor(
                    conv_, p.dims, p.pad.data(), p.stride.data(),
-                   p.dilation.data(), CUDNN_CROSS_CORRELATION, type),
+                   p.dilation.data(), CUDNN_CROSS_CORRELATION, computeType),
                "convolution shape") ||
         !check(dnn.cudnnSetConvolutionGroupCount(conv_,
                                                  static_cast<int>(p.groups)),
                "group count"))
       return false;
-    bool tensorOps = !f64_ && context_.tf32;
+    // bf16/f16 convolutions run on tensor cores (f32 accumulation) whatever
+    // --no-tf32 says: TF32 concerns f32 inputs only.
+    bool tensorOps = narrow_ || (!f64_ && context_.tf32);
     if (!check(dnn.cudnnSetConvolutionMathType(
                    conv_,
                    f64_ ? CUDNN_DEFAULT_MATH
@@ -331,7 +366,7 @@ public:
                      h, x_, w_, conv_, y_, kMax, &found, perf),
                  "forward algorithm"))
         return false;
-      pick = chooseAlgorithm(perf, found, !f64_, context_.tf32,
+      pick = chooseAlgorithm(perf, found, !f64_ && !narrow_, context_.tf32,
                              context_.workspaceLimit);
       if (pick >= 0)
         fwd_ = perf[pick].algo, math = perf[pick].mathType;
@@ -344,7 +379,7 @@ public:
                      h, w_, y_, conv_, x_, kMax, &found, perf),
                  "backward-data algorithm"))
         return false;
-      pick = chooseAlgorithm(perf, found, !f64_, context_.tf32,
+      pick = chooseAlgorithm(perf, found, !f64_ && !narrow_, context_.tf32,
                              context_.workspaceLimit);
       if (pick >= 0)
         data_ = perf[pick].algo, math = perf[pick].mathType;
@@ -357,7 +392,7 @@ public:
                      h, x_, y_, conv_, w_, kMax, &found, perf),
                  "backward-filter algorithm"))
         return false;
-      pick = chooseAlgorithm(perf, found, !f64_, context_.tf32,
+      pick = chooseAlgorithm(perf, found, !f64_ && !narrow_, context_.tf32,
                              context_.workspaceLimit);
       if (pick >= 0)
         filter_ = perf[pick].algo, math = perf[pick].mathType;
@@ -436,6 +471,7 @@ public:
 private:
   LibraryContext &context_;
   ConvKind kind_;
+  bool narrow_ = false;
   bool f64_ = false;
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, bias_ = nullptr;
   cudnnFilterDescriptor_t w_ = nullptr;
@@ -573,7 +609,7 @@ std::unique_ptr<LibraryCall> trainopt::rt::cuda::planLibraryCall(
     std::string &error) {
   // The descriptors passed checkLibraryCall at load; decoding them again
   // only types them (LibraryCalls.h).
-  std::string suffix = ints[0] == kF32 ? "f32" : "f64";
+  std::string suffix = elementKind(ints[0]).suffix;
   auto decode = [&](auto &desc) {
     return std::remove_reference_t<decltype(desc)>::decode(
         ints.data(), ints.size(), desc, error);

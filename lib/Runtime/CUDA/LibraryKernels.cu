@@ -4,18 +4,43 @@
 /// Pooling, scatter-add and fill kernels for `cuda.*` library calls whose
 /// semantics (the evaluator's, lib/Evaluator) cuDNN does not give: see
 /// LibraryKernels.h. One thread per output element, 64-bit indices, grid
-/// stride loops so any size fits a bounded grid.
+/// stride loops so any size fits a bounded grid. bf16 and f16 tensors
+/// (mixed precision) are read into f32 and computed there, as the CPU
+/// library does; scatter-add alone rounds at every addition (it adds into
+/// the output in place).
 //
 //===----------------------------------------------------------------------===//
 
 #include "LibraryKernels.h"
 #include "trainopt/Runtime/WindowMath.h"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 using trainopt::rt::cuda::FillParams;
 using trainopt::rt::cuda::PoolParams;
 using trainopt::rt::cuda::ScatterAddParams;
 
 namespace {
+
+/// The type a tensor of element type T is computed in: f32 for the 16-bit
+/// storage types, else T; `ld` and `st` convert (round to nearest even).
+template <typename T> struct Compute { using type = T; };
+template <> struct Compute<__nv_bfloat16> { using type = float; };
+template <> struct Compute<__half> { using type = float; };
+template <typename T> using ComputeT = typename Compute<T>::type;
+
+__device__ inline float ld(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ inline float ld(__half v) { return __half2float(v); }
+__device__ inline float ld(float v) { return v; }
+__device__ inline double ld(double v) { return v; }
+template <typename T> __device__ inline T st(ComputeT<T> v);
+template <> __device__ inline __nv_bfloat16 st(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <> __device__ inline __half st(float v) { return __float2half_rn(v); }
+template <> __device__ inline float st(float v) { return v; }
+template <> __device__ inline double st(double v) { return v; }
 
 #define GRID_STRIDE(i, n)                                                      \
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
@@ -68,10 +93,10 @@ template <typename T>
 __device__ long long windowArgmax(const PoolParams &p, const T *x,
                                   const long long o[3]) {
   long long best = -1;
-  T bestValue = T(0);
+  ComputeT<T> bestValue = 0;
   forEachTap(p, o, [&](long long at) {
-    if (best < 0 || x[at] > bestValue)
-      best = at, bestValue = x[at];
+    if (best < 0 || ld(x[at]) > bestValue)
+      best = at, bestValue = ld(x[at]);
   });
   return best;
 }
@@ -116,10 +141,13 @@ __device__ void maxPool(PoolParams p, const T *x, T *y) {
     unflatten(p.out, i % outSize, o);
     // std::max's rule: a NaN never replaces the running maximum, which
     // starts at -inf (a window with no tap inside the input gives -inf).
-    T acc = -T(INFINITY);
+    ComputeT<T> acc = -ComputeT<T>(INFINITY);
     const T *xp = x + plane * inSize;
-    forEachTap(p, o, [&](long long at) { acc = acc < xp[at] ? xp[at] : acc; });
-    y[i] = acc;
+    forEachTap(p, o, [&](long long at) {
+      ComputeT<T> v = ld(xp[at]);
+      acc = acc < v ? v : acc;
+    });
+    y[i] = st<T>(acc);
   }
 }
 
@@ -132,12 +160,12 @@ __device__ void maxPoolGrad(PoolParams p, const T *x, const T *dy, T *dx) {
     unflatten(p.in, at, pos);
     const T *xp = x + plane * inSize;
     const T *dyp = dy + plane * outSize;
-    T sum = T(0);
+    ComputeT<T> sum = 0;
     forEachWindowOf(p, pos, [&](const long long o[3], long long flat) {
       if (windowArgmax(p, xp, o) == at)
-        sum += dyp[flat];
+        sum += ld(dyp[flat]);
     });
-    dx[i] = sum;
+    dx[i] = st<T>(sum);
   }
 }
 
@@ -165,8 +193,8 @@ __device__ void avgPool(PoolParams p, const T *x, T *y) {
     unflatten(p.out, i % outSize, o);
     const T *xp = x + plane * inSize;
     double acc = 0.0;
-    forEachTap(p, o, [&](long long at) { acc += xp[at]; });
-    y[i] = static_cast<T>(acc / avgCount(p, o));
+    forEachTap(p, o, [&](long long at) { acc += ld(xp[at]); });
+    y[i] = st<T>(static_cast<ComputeT<T>>(acc / avgCount(p, o)));
   }
 }
 
@@ -178,11 +206,12 @@ __device__ void avgPoolGrad(PoolParams p, const T *dy, T *dx) {
     long long plane = i / inSize, pos[3];
     unflatten(p.in, i % inSize, pos);
     const T *dyp = dy + plane * outSize;
-    T sum = T(0);
+    ComputeT<T> sum = 0;
     forEachWindowOf(p, pos, [&](const long long o[3], long long flat) {
-      sum += static_cast<T>(static_cast<double>(dyp[flat]) / avgCount(p, o));
+      sum += static_cast<ComputeT<T>>(static_cast<double>(ld(dyp[flat])) /
+                                      avgCount(p, o));
     });
-    dx[i] = sum;
+    dx[i] = st<T>(sum);
   }
 }
 
@@ -195,7 +224,7 @@ __device__ void scatterAdd(ScatterAddParams p, const I *indices,
     long long o = c / p.inner, i = c % p.inner;
     T *column = out + o * p.axis * p.inner + i;
     for (long long a = 0; a < p.axis; ++a)
-      column[a * p.inner] = T(0);
+      column[a * p.inner] = st<T>(0);
     const T *src = updates + o * p.count * p.inner + i;
     for (long long q = 0; q < p.count; ++q) {
       long long v = static_cast<long long>(indices[q]);
@@ -203,7 +232,7 @@ __device__ void scatterAdd(ScatterAddParams p, const I *indices,
         continue;
       if (v < 0)
         v += p.axis;
-      column[v * p.inner] += src[q * p.inner];
+      column[v * p.inner] = st<T>(ld(column[v * p.inner]) + ld(src[q * p.inner]));
     }
   }
 }
@@ -239,6 +268,8 @@ extern "C" {
 
 TRAINOPT_POOL_KERNELS(float, f32)
 TRAINOPT_POOL_KERNELS(double, f64)
+TRAINOPT_POOL_KERNELS(__nv_bfloat16, bf16)
+TRAINOPT_POOL_KERNELS(__half, f16)
 
 __global__ void trainopt_fill64(FillParams p, unsigned long long *out) {
   GRID_STRIDE(i, p.words) { out[i] = p.pattern; }
