@@ -3,7 +3,8 @@
 /// \file
 /// Every function against a naive loop nest written here from the op
 /// definitions (the reference evaluator's loops: every output element,
-/// every kernel tap, in double), in f32 and f64, on small shapes that
+/// every kernel tap, in double), in f32 and f64, and in bf16 and f16 (stored
+/// 16-bit, computed in f32: mixed precision), on small shapes that
 /// exercise strides, dilations, asymmetric padding, groups, bias, 1-3
 /// spatial dims, broadcast batches and transposes; and the load-time checks.
 ///
@@ -16,6 +17,7 @@
 #include "trainopt/Runtime/CPULibrary.h"
 
 #include "trainopt/Artifact/LibraryCalls.h"
+#include "trainopt/Runtime/NarrowFloat.h"
 
 #ifdef TRAINOPT_TEST_CUDA_LIBRARY
 #include "CUDALibraryRunner.h"
@@ -30,6 +32,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace trainopt::rt;
@@ -74,7 +77,30 @@ Values tiedValues(std::mt19937 &rng, int64_t n) {
   return v;
 }
 
-template <typename T> int64_t etype() { return sizeof(T) == 4 ? 2 : 1; }
+/// A 16-bit float element (bf16 or f16), held as its bits; converts to and
+/// from double through float, rounding to nearest even.
+template <uint16_t (*Narrow)(float), float (*Widen)(uint16_t), int64_t Code,
+          int Bits>
+struct Float16 {
+  static constexpr int64_t kCode = Code;
+  /// Significant bits (for the tolerance).
+  static constexpr int kBits = Bits;
+  uint16_t bits = 0;
+  Float16() = default;
+  explicit Float16(double v) : bits(Narrow(static_cast<float>(v))) {}
+  operator double() const { return Widen(bits); }
+};
+using BF16 = Float16<floatToBf16, bf16ToFloat, calls::kBF16, 8>;
+using F16 = Float16<floatToHalf, halfToFloat, calls::kF16, 11>;
+
+template <typename T> int64_t etype() {
+  if constexpr (std::is_same_v<T, float>)
+    return calls::kF32;
+  else if constexpr (std::is_same_v<T, double>)
+    return calls::kF64;
+  else
+    return T::kCode;
+}
 
 template <typename T> Bytes toBytes(const Values &v) {
   Bytes b(v.size() * sizeof(T));
@@ -130,7 +156,12 @@ template <typename T>
 void expectNear(const Values &actual, const Values &expected,
                 const std::string &what) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
-  double tol = sizeof(T) == 4 ? 2e-4 : 1e-10;
+  // 16-bit types: the result's rounding (half an ulp) and the f32 sums'.
+  double tol;
+  if constexpr (sizeof(T) == 2)
+    tol = std::ldexp(1.0, 1 - T::kBits);
+  else
+    tol = sizeof(T) == 4 ? 2e-4 : 1e-10;
   int reported = 0;
   for (size_t i = 0; i < actual.size(); ++i) {
     if (std::isinf(expected[i]) && actual[i] == expected[i])
@@ -209,6 +240,8 @@ struct ConvCase {
 calls::Types types(int64_t et) {
   calls::Types t;
   t.element = t.accumulate = et;
+  if (et == calls::kBF16 || et == calls::kF16)
+    t.accumulate = calls::kF32;
   return t;
 }
 
@@ -327,7 +360,7 @@ protected:
   }
 #endif
 };
-using ElementTypes = ::testing::Types<float, double>;
+using ElementTypes = ::testing::Types<float, double, BF16, F16>;
 TYPED_TEST_SUITE(CPULibraryTest, ElementTypes);
 
 TYPED_TEST(CPULibraryTest, Conv2DPaddedWithBias) {
@@ -754,8 +787,11 @@ TEST(CPULibraryCheckTest, Conv) {
   EXPECT_NE(checkError("cpu.conv", Ints(ints.begin(), ints.end() - 1),
                        {x, w, b, y}),
             "");
+  // Not a float element type; f16 accumulating in f16 (only f32 is).
   Ints bad = ints;
-  bad[0] = 3;
+  bad[0] = calls::kI64;
+  EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
+  bad[0] = bad[1] = calls::kF16;
   EXPECT_NE(checkError("cpu.conv", bad, {x, w, b, y}), "");
   bad = ints;
   bad[3] = -2;
