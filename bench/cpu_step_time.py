@@ -14,8 +14,14 @@ train_step: the compiled program, inputs already in the arena); PyTorch's
 is zero_grad + forward + loss + backward + optimizer step on tensors
 already in memory. Both exclude data loading. The first steps of each are
 warm-up and not counted.
+
+With --amp bf16 each case also runs trainopt --amp=bf16 and PyTorch under
+torch.autocast("cpu", dtype=torch.bfloat16), and prints a second table:
+the bf16 step time, its speedup over our own fp32 step, the ratio to
+PyTorch's autocast step, and the arena with AMP against without.
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -29,17 +35,91 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
-from export_torch_models import CNN, MLP, legacy_exporter  # noqa: E402
+from export_torch_models import CNN, GPT, MLP, legacy_exporter  # noqa: E402
+
+class WideMLP(torch.nn.Module):
+    """The mixed-precision issue's MLP: 784-1024-1024-10."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(784, 1024)
+        self.fc2 = torch.nn.Linear(1024, 1024)
+        self.fc3 = torch.nn.Linear(1024, 10)
+
+    def forward(self, x):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def bench_gpt():
+    """A GPT-style decoder block sized for a step of tens of milliseconds:
+    vocabulary 512, 64 tokens, width 256, 4 heads."""
+    return GPT(vocab=512, seq=64, dim=256, heads=4)
+
 
 CASES = [
-    # name, module, batch, sample shape, trainopt flags, torch optimizer
+    # name, module, batch, sample shape (or "tokens:VOCAB:LENGTH"), trainopt
+    # flags, torch optimizer
     ("mlp", MLP, 64, (784,), "--optimizer=sgd --lr=0.05 --momentum=0.9",
      lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
     ("mlp", MLP, 256, (784,), "--optimizer=adam --lr=1e-3",
      lambda p: torch.optim.Adam(p, lr=1e-3)),
     ("cnn", CNN, 64, (1, 28, 28), "--optimizer=adam --lr=1e-3",
      lambda p: torch.optim.Adam(p, lr=1e-3)),
+    ("mlp1024", WideMLP, 256, (784,), "--optimizer=adam --lr=1e-3",
+     lambda p: torch.optim.Adam(p, lr=1e-3)),
+    ("gpt", bench_gpt, 16, "tokens:512:64", "--optimizer=adamw --lr=1e-3",
+     lambda p: torch.optim.AdamW(p, lr=1e-3)),
 ]
+
+
+def batches(sample, n, rng):
+    """Inputs and labels: random floats and classes, or token ids and their
+    next ids."""
+    if isinstance(sample, str):
+        _, vocab, length = sample.split(":")
+        vocab, length = int(vocab), int(length)
+        start = rng.integers(0, vocab, (n, 1))
+        seq = (start + np.arange(length + 1)) % vocab
+        return seq[:, :-1].astype(np.int64), seq[:, 1:].astype(np.int64), ["--class-axis=-1"]
+    return (rng.random((n, *sample)).astype(np.float32),
+            rng.integers(0, 10, n).astype(np.int64), [])
+
+
+def time_trainopt(tool, onnx_path, artifact, flags, data, args):
+    """(median step ms, compile s, arena bytes) of a trainopt artifact."""
+    t0 = time.perf_counter()
+    report = artifact + ".json"
+    subprocess.run([tool("trainopt-compile"), onnx_path, "--target=cpu", *flags,
+                    "-o", artifact, f"--report={report}"], check=True)
+    compile_s = time.perf_counter() - t0
+    metrics = artifact + ".jsonl"
+    subprocess.run([tool("trainopt-run"), artifact, f"--data={data}", "--no-shuffle",
+                    f"--steps={args.steps + args.warmup}", f"--threads={args.threads}",
+                    f"--metrics={metrics}", "--quiet", "--no-train-eval", "--scale=1"],
+                   check=True, stdout=subprocess.DEVNULL)
+    lines = [json.loads(l) for l in open(metrics)]
+    ms = statistics.median(l["step_ms"] for l in lines
+                           if not l.get("summary") and l["step"] > args.warmup)
+    return ms, compile_s, json.load(open(report))["arena_bytes"]
+
+
+def time_torch(model, make_opt, x, y, batch, args, amp=None):
+    """Median ms of zero_grad + forward + loss + backward + step, under
+    torch.autocast("cpu", dtype=amp) when given."""
+    opt = make_opt(model.parameters())
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    times = []
+    for k in range(args.steps + args.warmup):
+        xb, yb = xt[k * batch:(k + 1) * batch], yt[k * batch:(k + 1) * batch]
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=amp) if amp else contextlib.nullcontext():
+            logits = model(xb)
+            loss = F.cross_entropy(logits.transpose(1, 2) if logits.dim() == 3 else logits, yb)
+        loss.backward()
+        opt.step()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times[args.warmup:])
 
 
 def main():
@@ -50,6 +130,10 @@ def main():
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--cases", default="")
+    ap.add_argument("--amp", choices=["bf16"],
+                    help="also time trainopt --amp=bf16 and PyTorch under "
+                         "torch.autocast('cpu', dtype=torch.bfloat16), and report the arena "
+                         "with and without AMP")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tool = lambda name: os.path.join(args.bin, name)
@@ -63,47 +147,43 @@ def main():
             model = cls().train()
             rng = np.random.default_rng(0)
             n = batch * (args.steps + args.warmup)
-            x = rng.random((n, *sample)).astype(np.float32)
-            y = rng.integers(0, 10, n).astype(np.int64)
+            x, y, extra = batches(sample, n, rng)
             onnx_path = os.path.join(tmp, f"{tag}.onnx")
             torch.onnx.export(model, (torch.from_numpy(x[:batch]),), onnx_path,
                               opset_version=17, do_constant_folding=False,
                               input_names=["x"], output_names=["logits"],
                               training=torch.onnx.TrainingMode.TRAINING, **legacy_exporter())
-            artifact = os.path.join(tmp, f"{tag}.trainopt")
-            t0 = time.perf_counter()
-            subprocess.run([tool("trainopt-compile"), onnx_path, "--target=cpu",
-                            f"--batch-size={batch}", "--loss=cross_entropy", *flags.split(),
-                            "-o", artifact], check=True)
-            compile_s = time.perf_counter() - t0
             data = os.path.join(tmp, f"{tag}.npz")
             np.savez(data, x=x, y=y)
-            metrics = os.path.join(tmp, f"{tag}.jsonl")
-            subprocess.run([tool("trainopt-run"), artifact, f"--data={data}", "--no-shuffle",
-                            f"--steps={args.steps + args.warmup}", f"--threads={args.threads}",
-                            f"--metrics={metrics}", "--quiet", "--no-train-eval", "--scale=1"],
-                           check=True, stdout=subprocess.DEVNULL)
-            lines = [json.loads(l) for l in open(metrics)]
-            ours = statistics.median(l["step_ms"] for l in lines
-                                     if not l.get("summary") and l["step"] > args.warmup)
-            opt = make_opt(model.parameters())
-            xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-            times = []
-            for k in range(args.steps + args.warmup):
-                xb, yb = xt[k * batch:(k + 1) * batch], yt[k * batch:(k + 1) * batch]
-                t0 = time.perf_counter()
-                opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(xb), yb)
-                loss.backward()
-                opt.step()
-                times.append((time.perf_counter() - t0) * 1e3)
-            theirs = statistics.median(times[args.warmup:])
-            rows.append((tag, ours, theirs, compile_s))
+            common = [f"--batch-size={batch}", "--loss=cross_entropy", *extra, *flags.split()]
+            ours, compile_s, arena = time_trainopt(
+                tool, onnx_path, os.path.join(tmp, f"{tag}.trainopt"), common, data, args)
+            state = {k: v.clone() for k, v in model.state_dict().items()}
+            theirs = time_torch(model, make_opt, x, y, batch, args)
+            row = {"tag": tag, "ours": ours, "theirs": theirs, "compile_s": compile_s,
+                   "arena": arena}
+            if args.amp:
+                row["ours_amp"], _, row["arena_amp"] = time_trainopt(
+                    tool, onnx_path, os.path.join(tmp, f"{tag}.amp.trainopt"),
+                    common + [f"--amp={args.amp}"], data, args)
+                model.load_state_dict(state)
+                row["theirs_amp"] = time_torch(model, make_opt, x, y, batch, args,
+                                               amp=torch.bfloat16)
+            rows.append(row)
     print(f"threads={args.threads} torch={torch.__version__} steps={args.steps} "
           f"(median after {args.warmup} warm-up steps)")
     print(f"{'case':24s} {'trainopt ms':>12s} {'PyTorch ms':>11s} {'ratio':>7s} {'compile s':>10s}")
-    for tag, ours, theirs, compile_s in rows:
-        print(f"{tag:24s} {ours:12.3f} {theirs:11.3f} {ours / theirs:7.2f} {compile_s:10.2f}")
+    for r in rows:
+        print(f"{r['tag']:24s} {r['ours']:12.3f} {r['theirs']:11.3f} "
+              f"{r['ours'] / r['theirs']:7.2f} {r['compile_s']:10.2f}")
+    if args.amp:
+        print(f"\nmixed precision ({args.amp}; PyTorch: torch.autocast('cpu'))")
+        print(f"{'case':24s} {'ours ms':>9s} {'vs our fp32':>12s} {'PyTorch ms':>11s} "
+              f"{'ratio':>7s} {'arena MiB':>10s} {'vs fp32':>8s}")
+        for r in rows:
+            print(f"{r['tag']:24s} {r['ours_amp']:9.3f} {r['ours'] / r['ours_amp']:11.2f}x "
+                  f"{r['theirs_amp']:11.3f} {r['ours_amp'] / r['theirs_amp']:7.2f} "
+                  f"{r['arena_amp'] / 2**20:10.2f} {r['arena_amp'] / r['arena']:7.2f}x")
 
 
 if __name__ == "__main__":
