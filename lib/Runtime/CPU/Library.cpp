@@ -1037,7 +1037,7 @@ void widened(int64_t element, const BufferUses &uses, void *const *buffers,
 //===----------------------------------------------------------------------===//
 
 #define TRAINOPT_FLOAT_ENTRY(name, impl, decode, uses)                         \
-  void name(const int64_t *ints, size_t numInts, const double *, size_t,      \
+  void name(const int64_t *ints, size_t numInts, const double *, size_t,       \
             void *const *buffers) {                                            \
     auto call = decode(ints, numInts);                                         \
     if (call.types.element == kF32)                                            \
@@ -1056,12 +1056,10 @@ TRAINOPT_FLOAT_ENTRY(convGradInputEntry, convGradInputImpl,
                      decoded<calls::ConvCall>, convGradInputUses)
 TRAINOPT_FLOAT_ENTRY(convGradFilterEntry, convGradFilterImpl,
                      decoded<calls::ConvCall>, convGradFilterUses)
-TRAINOPT_FLOAT_ENTRY(maxPoolEntry, maxPoolImpl, decodedPool<false>,
-                     maxPoolUses)
+TRAINOPT_FLOAT_ENTRY(maxPoolEntry, maxPoolImpl, decodedPool<false>, maxPoolUses)
 TRAINOPT_FLOAT_ENTRY(maxPoolGradEntry, maxPoolGradImpl, decodedPool<false>,
                      maxPoolGradUses)
-TRAINOPT_FLOAT_ENTRY(avgPoolEntry, avgPoolImpl, decodedPool<true>,
-                     maxPoolUses)
+TRAINOPT_FLOAT_ENTRY(avgPoolEntry, avgPoolImpl, decodedPool<true>, maxPoolUses)
 TRAINOPT_FLOAT_ENTRY(avgPoolGradEntry, avgPoolGradImpl, decodedPool<true>,
                      avgPoolGradUses)
 #undef TRAINOPT_FLOAT_ENTRY
@@ -1132,11 +1130,10 @@ public:
                   std::to_string(t.element));
     int64_t accumulate = narrow ? kF32 : t.element;
     if (t.accumulate != accumulate)
-      return fail("accumulates in element type " +
-                  std::to_string(t.accumulate) +
-                  "; this library accumulates element type " +
-                  std::to_string(t.element) + " in " +
-                  std::to_string(accumulate));
+      return fail(
+          "accumulates in element type " + std::to_string(t.accumulate) +
+          "; this library accumulates element type " +
+          std::to_string(t.element) + " in " + std::to_string(accumulate));
     elem = narrow ? 2 : t.element == kF32 ? 4 : 8;
     return true;
   }

@@ -232,7 +232,8 @@ __device__ void scatterAdd(ScatterAddParams p, const I *indices,
         continue;
       if (v < 0)
         v += p.axis;
-      column[v * p.inner] = st<T>(ld(column[v * p.inner]) + ld(src[q * p.inner]));
+      column[v * p.inner] =
+          st<T>(ld(column[v * p.inner]) + ld(src[q * p.inner]));
     }
   }
 }

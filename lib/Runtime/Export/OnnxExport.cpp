@@ -453,8 +453,10 @@ bool narrowInitializers(onnx::GraphProto &graph, int32_t dtype,
       narrow[2 * i] = static_cast<char>(h & 0xff);
       narrow[2 * i + 1] = static_cast<char>(h >> 8);
     }
-    std::string original = init.name(), stored = original + "_" +
-        (dtype == onnx::TensorProto::BFLOAT16 ? "bf16" : "fp16");
+    std::string original = init.name(),
+                stored =
+                    original + "_" +
+                    (dtype == onnx::TensorProto::BFLOAT16 ? "bf16" : "fp16");
     while (taken.count(stored))
       stored += "_";
     taken.insert(stored);

@@ -321,8 +321,7 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
           o.exportDtype != "fp16")
         usageError("--export-dtype expects fp32, bf16 or fp16, got '" +
                    o.exportDtype + "'");
-    }
-    else
+    } else
       usageError("unknown flag '" + flag + "'");
   }
 

@@ -297,9 +297,10 @@ void moveBF16AsI16(ModuleOp module) {
     b.setInsertionPoint(op);
     Value intResult;
     if (auto load = dyn_cast<LLVM::LoadOp>(op)) {
-      auto i = LLVM::LoadOp::create(b, load.getLoc(), asI16(load.getType()),
-                                    load.getAddr(), load.getAlignment().value_or(0),
-                                    load.getVolatile_(), load.getNontemporal());
+      auto i =
+          LLVM::LoadOp::create(b, load.getLoc(), asI16(load.getType()),
+                               load.getAddr(), load.getAlignment().value_or(0),
+                               load.getVolatile_(), load.getNontemporal());
       intResult = i.getResult();
     } else if (auto store = dyn_cast<LLVM::StoreOp>(op)) {
       store.getValueMutable().assign(toInt(store.getValue()));
@@ -322,9 +323,8 @@ void moveBF16AsI16(ModuleOp module) {
       intResult = LLVM::ConstantOp::create(b, c.getLoc(), it,
                                            cast<TypedAttr>(intValue));
     }
-    Value back =
-        LLVM::BitcastOp::create(b, op->getLoc(), op->getResultTypes()[0],
-                                intResult);
+    Value back = LLVM::BitcastOp::create(b, op->getLoc(),
+                                         op->getResultTypes()[0], intResult);
     op->getResult(0).replaceAllUsesWith(back);
     op->erase();
   }

@@ -112,10 +112,10 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
     auto init = dyn_cast<DenseElementsAttr>(attr.getValue());
     Type argType = func ? func.getArgumentTypes()[argIndex] : Type();
     if (!init || (argType && init.getType() != argType))
-      return op->emitError() << "'" << kInitAttrName << "' on argument "
-                             << argIndex
-                             << " must be dense elements of the argument's "
-                                "type";
+      return op->emitError()
+             << "'" << kInitAttrName << "' on argument " << argIndex
+             << " must be dense elements of the argument's "
+                "type";
     return success();
   }
   if (attr.getName() == kStateOfAttrName) {

@@ -16,8 +16,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
-#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -77,8 +77,9 @@ FailureOr<PrecisionPolicy> parsePolicy(StringRef text, StringRef source,
   std::optional<int64_t> version = root->getInteger("version");
   if (version != 1)
     return fail("expects \"version\": 1, got " +
-                (root->get("version") ? llvm::formatv("{0}", *root->get("version")).str()
-                                      : std::string("none")));
+                (root->get("version")
+                     ? llvm::formatv("{0}", *root->get("version")).str()
+                     : std::string("none")));
   llvm::StringSet<> known = opKinds(ctx);
   PrecisionPolicy policy;
   for (const auto &[key, value] : *root) {
@@ -95,8 +96,7 @@ FailureOr<PrecisionPolicy> parsePolicy(StringRef text, StringRef source,
                   "\" (expects version, about, low_precision, fp32)");
     const llvm::json::Object *kinds = value.getAsObject();
     if (!kinds)
-      return fail("\"" + list +
-                  "\" expects an object of op kind -> reason");
+      return fail("\"" + list + "\" expects an object of op kind -> reason");
     for (const auto &entry : *kinds) {
       StringRef kind = entry.first;
       if (!known.contains(kind))
@@ -165,8 +165,8 @@ private:
       return it->second;
     bool result;
     if (auto arg = dyn_cast<BlockArgument>(v))
-      result = static_cast<bool>(func.getArgAttr(
-          arg.getArgNumber(), TrainoptDialect::kParamAttrName));
+      result = static_cast<bool>(
+          func.getArgAttr(arg.getArgNumber(), TrainoptDialect::kParamAttrName));
     else
       result = llvm::all_of(v.getDefiningOp()->getOperands(),
                             [&](Value o) { return isWeightLike(o); });
@@ -224,8 +224,8 @@ private:
         if (isFloatTensor(v.getType()) &&
             !(activationsOnly && isWeightLike(v))) {
           Type t = elementTypeOf(v);
-          if (!widest || t.getIntOrFloatBitWidth() >
-                             widest.getIntOrFloatBitWidth())
+          if (!widest ||
+              t.getIntOrFloatBitWidth() > widest.getIntOrFloatBitWidth())
             widest = t;
         }
       return widest;
@@ -254,13 +254,11 @@ private:
               op->getContext(), op->getLoc(), op->getOperands(),
               op->getRawDictionaryAttrs(), op->getPropertiesStorage(),
               op->getRegions(), types)))
-        return op->emitOpError("cannot infer its result types in ")
-               << to;
+        return op->emitOpError("cannot infer its result types in ") << to;
     } else {
       for (Type t : op->getResultTypes())
-        types.push_back(isFloatTensor(t)
-                            ? cast<RankedTensorType>(t).clone(to)
-                            : t);
+        types.push_back(isFloatTensor(t) ? cast<RankedTensorType>(t).clone(to)
+                                         : t);
     }
     for (auto [result, type] : llvm::zip_equal(op->getResults(), types))
       result.setType(type);
@@ -288,15 +286,13 @@ struct TrainoptAssignPrecisionPass
       signalPassFailure();
   }
 
-  LogicalResult runOnModule(ModuleOp module) {
-    MLIRContext *ctx = module.getContext();
-    Location loc = module.getLoc();
-    if (amp != "off" && amp != "bf16" && amp != "fp16")
-      return emitError(loc) << "--amp: expects off, bf16 or fp16, got '"
-                            << amp << "'";
-    // Loss scaling: fp16 only; dynamic by default there.
+  /// The loss-scaling configuration (`trainopt.loss_scale`) the options
+  /// ask for: null without loss scaling; fails on a bad option.
+  FailureOr<DictionaryAttr> lossScaling(MLIRContext *ctx, Location loc) {
+    // fp16 only; dynamic by default there.
     std::optional<double> fixedScale;
-    bool scaling = lossScale == "dynamic" || (lossScale == "auto" && amp == "fp16");
+    bool scaling =
+        lossScale == "dynamic" || (lossScale == "auto" && amp == "fp16");
     if (lossScale != "auto" && lossScale != "dynamic" && lossScale != "off") {
       double s;
       if (StringRef(lossScale).getAsDouble(s) || !(s > 0.0) || std::isinf(s))
@@ -307,13 +303,13 @@ struct TrainoptAssignPrecisionPass
       scaling = true;
     }
     if (lossScale != "auto" && lossScale != "off" && amp != "fp16")
-      return emitError(loc)
-             << "--loss-scale: " << (amp == "bf16" ? "bf16 has f32's range "
-                                                     "and needs no loss "
-                                                     "scaling"
-                                                   : "loss scaling is for "
-                                                     "fp16 training")
-             << "; it applies with --amp=fp16";
+      return emitError(loc) << "--loss-scale: "
+                            << (amp == "bf16" ? "bf16 has f32's range "
+                                                "and needs no loss "
+                                                "scaling"
+                                              : "loss scaling is for "
+                                                "fp16 training")
+                            << "; it applies with --amp=fp16";
     if (!(lossScaleInit > 0.0) || std::isinf(lossScaleInit))
       return emitError(loc) << "--loss-scale-init: expects a positive "
                                "finite scale, got "
@@ -329,7 +325,30 @@ struct TrainoptAssignPrecisionPass
       return emitError(loc) << "--loss-scale-backoff-factor: expects a value "
                                "in (0, 1), got "
                             << lossScaleBackoffFactor;
+    if (!scaling || amp != "fp16")
+      return DictionaryAttr();
+    Builder b(ctx);
+    return b.getDictionaryAttr(
+        {b.getNamedAttr("init",
+                        b.getF64FloatAttr(fixedScale.value_or(lossScaleInit))),
+         b.getNamedAttr("dynamic", b.getBoolAttr(!fixedScale)),
+         b.getNamedAttr("growth_interval",
+                        b.getI64IntegerAttr(lossScaleGrowthInterval)),
+         b.getNamedAttr("growth_factor",
+                        b.getF64FloatAttr(lossScaleGrowthFactor)),
+         b.getNamedAttr("backoff_factor",
+                        b.getF64FloatAttr(lossScaleBackoffFactor))});
+  }
 
+  LogicalResult runOnModule(ModuleOp module) {
+    MLIRContext *ctx = module.getContext();
+    Location loc = module.getLoc();
+    if (amp != "off" && amp != "bf16" && amp != "fp16")
+      return emitError(loc)
+             << "--amp: expects off, bf16 or fp16, got '" << amp << "'";
+    FailureOr<DictionaryAttr> scaling = lossScaling(ctx, loc);
+    if (failed(scaling))
+      return failure();
     if (amp == "off") {
       if (!policyPath.empty() || !keepFp32.empty())
         return emitError(loc)
@@ -341,22 +360,6 @@ struct TrainoptAssignPrecisionPass
     if (!func)
       return module.emitError()
              << "trainopt-assign-precision: no function @" << funcName;
-    if (scaling) {
-      Builder b(ctx);
-      func->setAttr(
-          TrainoptDialect::kLossScaleAttrName,
-          b.getDictionaryAttr(
-              {b.getNamedAttr("init",
-                              b.getF64FloatAttr(fixedScale.value_or(
-                                  lossScaleInit))),
-               b.getNamedAttr("dynamic", b.getBoolAttr(!fixedScale)),
-               b.getNamedAttr("growth_interval",
-                              b.getI64IntegerAttr(lossScaleGrowthInterval)),
-               b.getNamedAttr("growth_factor",
-                              b.getF64FloatAttr(lossScaleGrowthFactor)),
-               b.getNamedAttr("backoff_factor",
-                              b.getF64FloatAttr(lossScaleBackoffFactor))}));
-    }
     for (BlockArgument arg : func.getArguments())
       if (isFloatTensor(arg.getType()) && !elementTypeOf(arg).isF32()) {
         auto name = func.getArgAttrOfType<StringAttr>(
@@ -366,9 +369,12 @@ struct TrainoptAssignPrecisionPass
         return emitError(loc)
                << "--amp=" << amp << ": mixed precision starts from an f32 "
                << "model, but "
-               << (param ? "parameter '" + param.getValue().str() + "'"
-                         : "input '" + (name ? name.str() : "#" +
-                                        std::to_string(arg.getArgNumber())) + "'")
+               << (param
+                       ? "parameter '" + param.getValue().str() + "'"
+                       : "input '" +
+                             (name ? name.str()
+                                   : "#" + std::to_string(arg.getArgNumber())) +
+                             "'")
                << " is " << elementTypeOf(arg);
       }
 
@@ -376,9 +382,9 @@ struct TrainoptAssignPrecisionPass
     if (!policyPath.empty()) {
       auto buffer = llvm::MemoryBuffer::getFile(policyPath, /*IsText=*/true);
       if (!buffer)
-        return emitError(loc) << "--amp-policy " << policyPath
-                              << ": cannot read: "
-                              << buffer.getError().message();
+        return emitError(loc)
+               << "--amp-policy " << policyPath
+               << ": cannot read: " << buffer.getError().message();
       text = (*buffer)->getBuffer().str();
       source = policyPath;
     }
@@ -400,6 +406,8 @@ struct TrainoptAssignPrecisionPass
       keep.insert(name);
     }
 
+    if (*scaling)
+      func->setAttr(TrainoptDialect::kLossScaleAttrName, *scaling);
     Type low = amp == "bf16" ? Type(BFloat16Type::get(ctx))
                              : Type(Float16Type::get(ctx));
     Assigner assigner(func, *policy, low, keep);

@@ -117,8 +117,8 @@ void unscale(GradientSet &s, const LossScaling &ls, Value &norm) {
   for (Value g : s.grads)
     normSq = m.add(normSq, m.cast(m.sumSquares(g), s.metricType));
   // normSq >= 0, so it is finite exactly when below inf (NaN compares false).
-  Value finite = m.less(
-      normSq, m.scalar(normSq, std::numeric_limits<double>::infinity()));
+  Value finite =
+      m.less(normSq, m.scalar(normSq, std::numeric_limits<double>::infinity()));
   norm = m.mul(m.sqrt(normSq), m.cast(inv, s.metricType));
   for (Value &g : s.grads)
     g = m.mul(g, m.cast(inv, TensorBuilder::elementType(g)));
@@ -136,8 +136,8 @@ void unscale(GradientSet &s, const LossScaling &ls, Value &norm) {
        roleAttr(ctx, ValueRole::optimizer_state)});
   Value next = m.add(tracker, 1.0);
   Value grow = m.logicalAnd(
-      finite, m.equal(next, m.scalar(tracker,
-                                     static_cast<double>(ls.growthInterval))));
+      finite,
+      m.equal(next, m.scalar(tracker, static_cast<double>(ls.growthInterval))));
   // As PyTorch: the float scale times the double factor, stored as float
   // (3e6 * 0.3 is 900000, where f32(0.3) would give 900000.06).
   Type f32 = TensorBuilder::elementType(scale);

@@ -233,8 +233,8 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
   Value stepArg = tbody.getArgument(numForwardArgs);
   // Loss scaling (trainopt-assign-precision): the gradients are those of
   // loss * scale, an extra argument after the step.
-  auto lossScaling =
-      forward->getAttrOfType<DictionaryAttr>(TrainoptDialect::kLossScaleAttrName);
+  auto lossScaling = forward->getAttrOfType<DictionaryAttr>(
+      TrainoptDialect::kLossScaleAttrName);
   auto f32Scalar = RankedTensorType::get({}, b.getF32Type());
   Value scaleArg;
   if (lossScaling) {
@@ -369,10 +369,10 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
     argAttrs.push_back(b.getDictionaryAttr(
         {b.getNamedAttr(TrainoptDialect::kStateAttrName,
                         b.getStringAttr("loss_scale")),
-         b.getNamedAttr(TrainoptDialect::kInitAttrName,
-                        DenseElementsAttr::get(
-                            f32Scalar, static_cast<float>(
-                                           init.getValueAsDouble()))),
+         b.getNamedAttr(
+             TrainoptDialect::kInitAttrName,
+             DenseElementsAttr::get(
+                 f32Scalar, static_cast<float>(init.getValueAsDouble()))),
          roleAttr(ctx, ValueRole::optimizer_state)}));
   }
   unsigned stepIndex = argTypes.size();

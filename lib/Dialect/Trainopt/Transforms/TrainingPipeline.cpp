@@ -28,13 +28,10 @@ struct Stage {
 const Stage stages[] = {
     {"trainopt-attach-loss", stage_options::attachLossOptions},
     {"trainopt-assign-precision", stage_options::assignPrecisionOptions},
-    {"trainopt-build-train-step",
-     stage_options::buildTrainStepOptions},
-    {"trainopt-transform-gradients",
-     stage_options::transformGradientsOptions},
+    {"trainopt-build-train-step", stage_options::buildTrainStepOptions},
+    {"trainopt-transform-gradients", stage_options::transformGradientsOptions},
     {"trainopt-lr-schedule", stage_options::lrScheduleOptions},
-    {"trainopt-apply-optimizer",
-     stage_options::applyOptimizerOptions},
+    {"trainopt-apply-optimizer", stage_options::applyOptimizerOptions},
     {"trainopt-build-eval-step", stage_options::buildEvalStepOptions},
 };
 
