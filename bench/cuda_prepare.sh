@@ -12,6 +12,11 @@
 #   bench/cuda_prepare.sh build .bench-small mlp1024 cnn
 #   bench/cuda_prepare.sh build .bench-resnet resnet18
 # then, there: python3 bench/cuda_step_time.py --bundle .bench-small
+#
+# With TRAINOPT_AMP=bf16 (or fp16) every artifact, and the CPU reference, is
+# compiled with --amp=bf16, and the bundle says so (OUT/amp): the GPU side
+# then runs PyTorch under torch.autocast("cuda", dtype=torch.bfloat16), e.g.
+#   TRAINOPT_AMP=bf16 bench/cuda_prepare.sh build .bench-resnet-bf16 resnet18
 set -euo pipefail
 build=$(realpath "$1"); out=$2; shift 2
 [ $# -gt 0 ] || { echo "usage: $0 BUILD_DIR OUT MODEL..." >&2; exit 2; }
@@ -31,7 +36,8 @@ for m in "$@"; do
   "$python" "$here/cuda_models.py" "$out/work" --only "$m"
   cp "$out/work/$m-weights.json" "$out/"
   "$python" "$here/cuda_models.py" --data "$out/work" --only "$m"
-  common=(--batch-size "${batch[$m]}" --loss=cross_entropy ${flags[$m]})
+  common=(--batch-size "${batch[$m]}" --loss=cross_entropy ${flags[$m]}
+          ${TRAINOPT_AMP:+--amp=$TRAINOPT_AMP})
   start=$(date +%s.%N)
   "$build/bin/trainopt-compile" "$out/work/$m.onnx" --target=cuda "${common[@]}" \
     -o "$out/$m-cuda.trainopt" --report="$out/$m-cuda-report.json"
@@ -45,6 +51,7 @@ for m in "$@"; do
     --no-shuffle --quiet --no-train-eval --metrics="$out/$m-cpu.jsonl"
 done
 echo "}" >> "$out/compile.json"
+[ -z "${TRAINOPT_AMP:-}" ] || echo "$TRAINOPT_AMP" > "$out/amp"
 cp "$build/bin/trainopt-run" "$out/bin/"
 # Every library trainopt-run loads that is not part of glibc or the C++
 # runtime (the GPU machine has its own of those).

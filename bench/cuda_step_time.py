@@ -29,7 +29,13 @@ reads the loss back every step; PyTorch's loop does not, which favours
 it); PyTorch's is wall time over the timed steps between two
 torch.cuda.synchronize(). TF32 is allowed on both sides (PyTorch:
 allow_tf32 for matmuls and cuDNN; trainopt: its default).
+
+Mixed precision: a bundle prepared with TRAINOPT_AMP=bf16 (its `amp` file)
+holds --amp=bf16 artifacts and CPU references; PyTorch then runs forward
+and loss under torch.autocast("cuda", dtype=torch.bfloat16), with fp32
+parameters and optimizer, in every mode.
 """
+import contextlib
 import argparse
 import json
 import os
@@ -65,8 +71,9 @@ def trainopt_step_ms(records, warmup):
     return (t[-1] - t[warmup - 1]) / (len(t) - warmup)
 
 
-def torch_run(name, x_host, y_host, mode, steps, warmup):
-    """Returns (ms per step, first-step seconds, peak bytes, losses)."""
+def torch_run(name, x_host, y_host, mode, steps, warmup, amp=None):
+    """Returns (ms per step, first-step seconds, peak bytes, losses); under
+    torch.autocast("cuda", dtype=amp) when given."""
     _, _, _, batch, _, make_opt, _ = CASES[name]
     torch._dynamo.reset() if hasattr(torch, "_dynamo") else None
     model = build(name).cuda()
@@ -74,7 +81,8 @@ def torch_run(name, x_host, y_host, mode, steps, warmup):
 
     def step(xb, yb):
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(xb.float() / 255.0), yb)
+        with torch.autocast("cuda", dtype=amp) if amp else contextlib.nullcontext():
+            loss = F.cross_entropy(model(xb.float() / 255.0), yb)
         loss.backward()
         opt.step()
         return loss.detach()
@@ -125,8 +133,12 @@ def main():
     data = os.path.join("/tmp", "trainopt-bench-data")
     os.makedirs(data, exist_ok=True)
     compile_s = json.load(open(os.path.join(bundle, "compile.json")))
+    amp_path = os.path.join(bundle, "amp")
+    amp_name = open(amp_path).read().strip() if os.path.exists(amp_path) else ""
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16, "": None}[amp_name]
     names = [n for n in CASES if os.path.exists(os.path.join(bundle, f"{n}-cuda.trainopt"))]
-    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "models": {}}
+    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+               "amp": amp_name or "off", "models": {}}
     for name in names:
         x, y = synthetic(name)
         np.save(os.path.join(data, f"{name}-x.npy"), x)
@@ -150,7 +162,7 @@ def main():
         for mode in args.modes.split(","):
             if mode == "reduce-overhead" and name == "resnet18":
                 continue
-            ms, first, peak, losses = torch_run(name, xt, yt, mode, steps, args.warmup)
+            ms, first, peak, losses = torch_run(name, xt, yt, mode, steps, args.warmup, amp)
             r[f"torch_{mode}_ms"] = ms
             r[f"torch_{mode}_first_s"] = first
             r[f"torch_{mode}_peak_bytes"] = peak
@@ -166,8 +178,8 @@ def main():
         results["models"][name] = r
         print(json.dumps({name: r}), flush=True)
 
-    print(f"\n{results['device']}, PyTorch {results['torch']}; ms per training step "
-          f"(ratio = trainopt / PyTorch)")
+    print(f"\n{results['device']}, PyTorch {results['torch']}, AMP {results['amp']}; "
+          f"ms per training step (ratio = trainopt / PyTorch)")
     print("| model | batch | trainopt | (no graph) | eager | ratio | compile | ratio "
           "| reduce-overhead | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
