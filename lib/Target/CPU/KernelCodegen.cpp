@@ -346,21 +346,50 @@ struct NativeTarget {
   std::string triple, cpu, features;
 };
 
-/// The kernels' lowering from bufferized linalg to the LLVM dialect.
-constexpr llvm::StringLiteral kLoweringPipeline =
+/// The kernels' lowering from bufferized linalg to the LLVM dialect, in
+/// two parts around the 16-bit float passes (kNarrowFloatPasses).
+constexpr llvm::StringLiteral kLoweringHead =
     "canonicalize,func.func(convert-linalg-to-loops),lower-affine,"
     "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
-    "finalize-memref-to-llvm,"
-    // bf16 and f16 are storage types: their arithmetic runs in f32, and the
-    // conversions are integer code (round to nearest even), so no libgcc
-    // soft-float routine and no AVX-512 BF16 instruction is needed.
-    "func.func(math-extend-to-supported-types{target-type=f32},"
-    "arith-emulate-unsupported-floats{source-types=bf16,f16 target-type=f32}),"
-    "arith-expand{include-bf16=true},"
+    "finalize-memref-to-llvm,";
+constexpr llvm::StringLiteral kLoweringTail =
     "convert-math-to-llvm,"
     "convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"
     "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1},"
     "convert-cf-to-llvm,reconcile-unrealized-casts";
+/// bf16 and f16 are storage types: their arithmetic runs in f32, and the
+/// conversions are integer code (round to nearest even), so no libgcc
+/// soft-float routine and no AVX-512 BF16 instruction is needed. Only for
+/// groups that have 16-bit floats (mixed precision): the passes cost
+/// compile time, and arith-expand would also rewrite f32 min/max.
+constexpr llvm::StringLiteral kNarrowFloatPasses =
+    "func.func(math-extend-to-supported-types{target-type=f32},"
+    "arith-emulate-unsupported-floats{source-types=bf16,f16 target-type=f32}),"
+    "arith-expand{include-bf16=true},";
+
+/// The lowering pipeline, with the 16-bit float passes when `narrow`.
+std::string loweringPipeline(bool narrow) {
+  return (kLoweringHead + (narrow ? kNarrowFloatPasses : "") + kLoweringTail)
+      .str();
+}
+
+/// Whether any value or argument of `module` has bf16 or f16 elements.
+bool hasNarrowFloats(ModuleOp module) {
+  auto narrow = [](Type t) {
+    Type e = getElementTypeOrSelf(t);
+    return isa<BFloat16Type, Float16Type>(e);
+  };
+  WalkResult r = module.walk([&](Operation *op) {
+    if (llvm::any_of(op->getResultTypes(), narrow))
+      return WalkResult::interrupt();
+    for (Region &region : op->getRegions())
+      for (Block &block : region)
+        if (llvm::any_of(block.getArgumentTypes(), narrow))
+          return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return r.wasInterrupted();
+}
 
 /// At most this many groups, whatever the model: enough to keep a large
 /// machine's threads busy and to even out the groups' unequal costs.
@@ -415,11 +444,13 @@ LogicalResult compileGroup(ModuleOp group, unsigned index,
   };
   TimingScope phase = timing.nest("lower to the LLVM dialect");
   PassManager pm(group.getContext(), ModuleOp::getOperationName());
-  if (failed(parsePassPipeline(kLoweringPipeline, pm)))
+  bool narrow = hasNarrowFloats(group);
+  if (failed(parsePassPipeline(loweringPipeline(narrow), pm)))
     return fail("cannot build the lowering pipeline");
   if (failed(pm.run(group)))
     return fail("lowering the kernels to the LLVM dialect failed");
-  moveBF16AsI16(group);
+  if (narrow)
+    moveBF16AsI16(group);
 
   phase = timing.nest("translate to LLVM IR");
   llvm::LLVMContext llvmContext;
@@ -501,7 +532,7 @@ mlir::trainopt::compileKernels(ModuleOp module, ArrayRef<func::FuncOp> kernels,
   // the dialects the lowering loads, the translations, the LLVM target.
   {
     PassManager pm(ctx, ModuleOp::getOperationName());
-    if (failed(parsePassPipeline(kLoweringPipeline, pm)))
+    if (failed(parsePassPipeline(loweringPipeline(/*narrow=*/true), pm)))
       return fail(module, "cannot build the lowering pipeline");
     DialectRegistry dependencies;
     pm.getDependentDialects(dependencies);
