@@ -117,3 +117,8 @@ func.func @forward(%w1: tensor<8x6xf32> {trainopt.param = @fc1.weight}, %b1: ten
 // ERR-BACKOFF: error: --loss-scale-backoff-factor: expects a value in (0, 1), got 1.5
 // RUN: not trainopt-opt %s -trainopt-assign-precision="amp=fp16 loss-scale-init=0" 2>&1 | FileCheck %s --check-prefix=ERR-INIT
 // ERR-INIT: error: --loss-scale-init: expects a positive finite scale, got 0
+
+// BatchNorm stays f32: a policy that puts it in low precision is refused (one
+// that does not list it keeps it in f32).
+// RUN: not trainopt-opt %s -trainopt-assign-precision="amp=bf16 amp-policy=%S/Inputs/amp-policy-bn-low.json" 2>&1 | FileCheck %s --check-prefix=ERR-BN
+// ERR-BN: error: --amp-policy {{.*}}amp-policy-bn-low.json: 'batch_norm_train' must be in "fp32" (its running statistics are f32 model state)

@@ -260,3 +260,23 @@ func.func @forward(%a: tensor<4x2xf32> {trainopt.param = @a}, %b: tensor<2x4xf32
   %s = trainopt.mul %y, %c : (tensor<3x4xf32>, tensor<f32>) -> tensor<3x4xf32>
   return %s : tensor<3x4xf32>
 }
+
+// -----
+
+// An op of another dialect keeps its types: the call takes the f32 value,
+// cast back from the bf16 matmul.
+// CHECK-LABEL: func.func @forward(
+// CHECK: %[[MM:.*]] = trainopt.matmul %{{.*}}, %{{.*}} : (tensor<2x4xbf16>, tensor<4x3xbf16>) -> tensor<2x3xbf16>
+// CHECK: %[[UP:.*]] = trainopt.cast %[[MM]] : tensor<2x3xbf16> to tensor<2x3xf32>
+// CHECK: call @helper(%[[UP]]) : (tensor<2x3xf32>) -> tensor<2x3xf32>
+func.func private @helper(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %0 = trainopt.tanh %x : tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+trainopt.parameter @w trainable : tensor<4x3xf32>
+func.func @forward(%w: tensor<4x3xf32> {trainopt.param = @w}, %x: tensor<2x4xf32> {trainopt.input = "x"})
+    -> (tensor<2x3xf32> {trainopt.output = "y"}) {
+  %0 = trainopt.matmul %x, %w : (tensor<2x4xf32>, tensor<4x3xf32>) -> tensor<2x3xf32>
+  %1 = func.call @helper(%0) : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  return %1 : tensor<2x3xf32>
+}

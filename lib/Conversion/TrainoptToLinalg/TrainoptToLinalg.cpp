@@ -103,10 +103,16 @@ struct Scalar {
       return x;
     auto ff = dyn_cast<FloatType>(from);
     auto ft = dyn_cast<FloatType>(to);
-    if (ff && ft)
+    if (ff && ft) {
+      // f16 <-> bf16 (same width, neither holds the other) goes through f32,
+      // which holds both exactly: one rounding, as the evaluator's.
+      if (ff.getWidth() == ft.getWidth())
+        return arith::TruncFOp::create(
+            b, loc, to, arith::ExtFOp::create(b, loc, b.getF32Type(), x));
       return ff.getWidth() < ft.getWidth()
                  ? arith::ExtFOp::create(b, loc, to, x).getResult()
                  : arith::TruncFOp::create(b, loc, to, x).getResult();
+    }
     if (to.isInteger(1))
       return ff ? arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE, x,
                                         cst(from, 0.0))

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -432,24 +433,39 @@ bool narrowInitializers(onnx::GraphProto &graph, int32_t dtype,
     for (const std::string &o : n.output())
       taken.insert(o);
   std::vector<onnx::NodeProto> casts;
+  bool bf16 = dtype == onnx::TensorProto::BFLOAT16;
   for (onnx::TensorProto &init : *graph.mutable_initializer()) {
     if (init.data_type() != onnx::TensorProto::FLOAT)
       continue;
-    if (!init.has_raw_data()) {
-      error = "initializer '" + init.name() + "' has no raw data to narrow";
+    // Trained values are raw data (fillInitializers); constants the stored
+    // model kept may hold float_data.
+    std::vector<float> values;
+    if (init.has_raw_data()) {
+      const std::string &raw = init.raw_data();
+      for (size_t i = 0; i + 4 <= raw.size(); i += 4)
+        values.push_back(bitsFloat(uint32_t(uint8_t(raw[i])) |
+                                   uint32_t(uint8_t(raw[i + 1])) << 8 |
+                                   uint32_t(uint8_t(raw[i + 2])) << 16 |
+                                   uint32_t(uint8_t(raw[i + 3])) << 24));
+    } else if (init.float_data_size() > 0 || numElements(init.dims()) == 0) {
+      values.assign(init.float_data().begin(), init.float_data().end());
+    } else {
+      error = "initializer '" + init.name() +
+              "' has no inline data to narrow (external data)";
       return false;
     }
-    const std::string &raw = init.raw_data();
-    size_t count = raw.size() / 4;
-    std::string narrow(count * 2, '\0');
-    for (size_t i = 0; i < count; ++i) {
-      uint32_t bits = uint32_t(uint8_t(raw[4 * i])) |
-                      uint32_t(uint8_t(raw[4 * i + 1])) << 8 |
-                      uint32_t(uint8_t(raw[4 * i + 2])) << 16 |
-                      uint32_t(uint8_t(raw[4 * i + 3])) << 24;
-      float f = bitsFloat(bits);
-      uint16_t h = dtype == onnx::TensorProto::BFLOAT16 ? floatToBf16(f)
-                                                        : floatToHalf(f);
+    std::string narrow(values.size() * 2, '\0');
+    for (size_t i = 0; i < values.size(); ++i) {
+      float f = values[i];
+      // fp16 ends at 65504: a finite weight beyond it would become inf.
+      if (!bf16 && std::isfinite(f) && std::fabs(f) >= 65520.0f) {
+        error = "initializer '" + init.name() + "' holds " +
+                std::to_string(f) +
+                ", beyond fp16's range (65504); export it with "
+                "--export-dtype=bf16 or fp32";
+        return false;
+      }
+      uint16_t h = bf16 ? floatToBf16(f) : floatToHalf(f);
       narrow[2 * i] = static_cast<char>(h & 0xff);
       narrow[2 * i + 1] = static_cast<char>(h >> 8);
     }
@@ -460,8 +476,16 @@ bool narrowInitializers(onnx::GraphProto &graph, int32_t dtype,
     while (taken.count(stored))
       stored += "_";
     taken.insert(stored);
+    // Before IR version 4 every initializer is also a graph input: that
+    // entry follows the initializer.
+    for (onnx::ValueInfoProto &input : *graph.mutable_input())
+      if (input.name() == original) {
+        input.set_name(stored);
+        input.mutable_type()->mutable_tensor_type()->set_elem_type(dtype);
+      }
     init.set_name(stored);
     init.set_data_type(dtype);
+    init.clear_float_data();
     init.set_raw_data(std::move(narrow));
     onnx::NodeProto cast;
     cast.set_op_type("Cast");
@@ -505,11 +529,12 @@ bool trainopt::rt::exportOnnx(const std::string &modelBytes,
   if (!fillInitializers(graph, values, message))
     return fail(message);
   if (dtype != ExportDType::F32) {
-    // Cast to bfloat16 and float16 inputs is in every opset since 13.
+    // Cast from bfloat16 is in ONNX since opset 13 (from float16 since 6).
     for (const onnx::OperatorSetIdProto &opset : model.opset_import())
-      if ((opset.domain().empty() || opset.domain() == "ai.onnx") &&
+      if (dtype == ExportDType::BF16 &&
+          (opset.domain().empty() || opset.domain() == "ai.onnx") &&
           opset.version() < 13)
-        return fail("--export-dtype needs opset 13 or later (Cast from "
+        return fail("--export-dtype=bf16 needs opset 13 or later (Cast from "
                     "bfloat16), the model has " +
                     std::to_string(opset.version()));
     if (!narrowInitializers(graph,

@@ -27,6 +27,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1098,6 +1099,21 @@ int trainopt::rt::train(const TrainerOptions &o) {
   // ahead, so on a GPU the next batch is prepared while a step computes).
   BatchPosition consumed = stream.position();
 
+  // Flags checked against the program before any file is touched.
+  if (o.explainOverflow) {
+    bool scaled = false, probed = false;
+    for (const ValueInfo &v : program->outputs("train_step")) {
+      scaled |= v.kind == ValueKind::Metric && v.name == "skipped";
+      probed |= v.name.rfind("probe.", 0) == 0;
+    }
+    if (!scaled)
+      usageError("--explain-overflow: '" + o.model +
+                 "' has no loss scaling (compile with --amp=fp16)");
+    if (!probed)
+      usageError("--explain-overflow: '" + o.model +
+                 "' has no probes; compile it with trainopt-compile "
+                 "--probe-values");
+  }
   if (!o.checkpointDir.empty() && !isDirectory(o.checkpointDir) &&
       ::mkdir(o.checkpointDir.c_str(), 0755) != 0)
     runtimeError("--checkpoint-dir: cannot create '" + o.checkpointDir +
@@ -1141,34 +1157,47 @@ int trainopt::rt::train(const TrainerOptions &o) {
   // --explain-overflow: the probes (trainopt-compile --probe-values), in
   // the step's order, named probe.K:OP:OPERANDS:NODE.
   std::vector<const ValueInfo *> probes;
-  if (o.explainOverflow) {
-    if (!skippedInfo)
-      usageError("--explain-overflow: '" + o.model +
-                 "' has no loss scaling (compile with --amp=fp16)");
+  if (o.explainOverflow)
     for (const ValueInfo &v : program->outputs("train_step"))
       if (v.name.rfind("probe.", 0) == 0)
         probes.push_back(&v);
-    if (probes.empty())
-      usageError("--explain-overflow: '" + o.model +
-                 "' has no probes; compile it with trainopt-compile "
-                 "--probe-values");
-  }
+  // The first probe (probe.K:OP:OPERANDS:NODE, in the step's order) with a
+  // non-finite element although none of its operands has one: where the
+  // overflow starts. A value that is inf by construction (an attention
+  // mask's -inf, from a splat "=-inf" operand) has a non-finite operand
+  // and is passed over.
   auto explainOverflow = [&]() {
+    std::set<std::string> nonFinite; // probe numbers
     for (const ValueInfo *v : probes) {
-      const void *data = outputOf(*program, "train_step", v->name);
+      const std::string &name = v->name;
+      size_t op = name.find(':') + 1, operands = name.find(':', op) + 1;
+      std::string number = name.substr(6, op - 7);
+      std::string refs = name.substr(operands, name.find(':', operands) - operands);
+      bool inherited = false;
+      for (size_t at = 0; at <= refs.size();) {
+        size_t comma = refs.find(',', at);
+        std::string ref = refs.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        inherited |= nonFinite.count(ref) > 0 ||
+                     (ref.size() > 1 && ref[0] == '=' &&
+                      !std::isfinite(std::strtod(ref.c_str() + 1, nullptr)));
+        if (comma == std::string::npos)
+          break;
+        at = comma + 1;
+      }
+      const void *data = outputOf(*program, "train_step", name);
       for (int64_t i = 0, e = v->numElements(); i < e; ++i) {
         if (std::isfinite(elementAt(data, v->dtype, i)))
           continue;
-        // probe.K:OP:OPERANDS:NODE
-        std::string name = v->name;
-        size_t op = name.find(':') + 1, operands = name.find(':', op);
+        nonFinite.insert(number);
+        if (inherited)
+          break;
         std::string node = name.substr(name.rfind(':') + 1);
         std::fprintf(stderr,
                      "step %llu skipped: the first value that is not finite "
                      "is %s, the result of %s%s (element %lld)\n",
                      static_cast<unsigned long long>(step),
                      name.substr(0, op - 1).c_str(),
-                     name.substr(op, operands - op).c_str(),
+                     name.substr(op, operands - 1 - op).c_str(),
                      node.empty() ? " (added by the training passes)"
                                   : (" at '" + node + "'").c_str(),
                      static_cast<long long>(i));
@@ -1176,8 +1205,9 @@ int trainopt::rt::train(const TrainerOptions &o) {
       }
     }
     std::fprintf(stderr,
-                 "step %llu skipped, but every probed value is finite (the "
-                 "scaled gradient norm passed float32's range)\n",
+                 "step %llu skipped, but no probed value becomes inf or NaN "
+                 "from finite operands (the scaled gradient norm passed "
+                 "float32's range, or a non-finite value came in)\n",
                  static_cast<unsigned long long>(step));
   };
 

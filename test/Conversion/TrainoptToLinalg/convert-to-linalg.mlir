@@ -85,3 +85,24 @@ func.func @dropout(%x: tensor<8xf32>, %s: tensor<i64>) -> tensor<8xf32> {
   %y, %m = trainopt.dropout %x, %s {ratio = 0.5 : f64} : tensor<8xf32>, tensor<i64> -> tensor<8xi1>
   return %y : tensor<8xf32>
 }
+
+// -----
+
+// Neither of f16 and bf16 holds the other: a cast between them goes through
+// f32, which holds both (one rounding). Sums of bf16 accumulate in f32.
+// CHECK-LABEL: func.func @f16_to_bf16
+// CHECK: %[[W:.*]] = arith.extf %{{.*}} : f16 to f32
+// CHECK: arith.truncf %[[W]] : f32 to bf16
+// CHECK-LABEL: func.func @sum_bf16
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<f32>)
+// CHECK: arith.extf %{{.*}} : bf16 to f32
+// CHECK: arith.addf %{{.*}}, %{{.*}} : f32
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+func.func @f16_to_bf16(%x: tensor<4xf16>) -> tensor<4xbf16> {
+  %0 = trainopt.cast %x : tensor<4xf16> to tensor<4xbf16>
+  return %0 : tensor<4xbf16>
+}
+func.func @sum_bf16(%x: tensor<4x8xbf16>) -> tensor<bf16> {
+  %0 = trainopt.reduce_sum %x : (tensor<4x8xbf16>) -> tensor<bf16>
+  return %0 : tensor<bf16>
+}

@@ -105,6 +105,16 @@ FailureOr<PrecisionPolicy> parsePolicy(StringRef text, StringRef source,
         return fail("op kind '" + kind + "' is in both lists");
     }
   }
+  // trainopt-build-train-step finds a BatchNorm's running statistics as
+  // parameters and updates them in place: they stay f32 operands, so
+  // BatchNorm is f32 whether the policy lists it or not.
+  for (StringRef kind : {"batch_norm_inference", "batch_norm_train"}) {
+    auto [it, added] = policy.kinds.try_emplace(kind, Precision::F32);
+    if (!added && it->second != Precision::F32)
+      return fail("'" + kind +
+                  "' must be in \"fp32\" (its running statistics are f32 "
+                  "model state)");
+  }
   return policy;
 }
 
@@ -235,6 +245,17 @@ private:
   }
 
   LogicalResult assign(Operation *op) {
+    // An op of another dialect (a call) keeps its types: its operands are
+    // cast back to what they were.
+    if (!isa<TrainoptDialect>(op->getDialect())) {
+      for (OpOperand &operand : op->getOpOperands())
+        if (auto it = originalType.find(operand.get());
+            it != originalType.end())
+          operand.set(castTo(operand.get(),
+                             cast<RankedTensorType>(it->second)
+                                 .getElementType()));
+      return success();
+    }
     // Casts the model makes itself say their own types.
     if (isa<CastOp, ConstantOp>(op) ||
         !llvm::any_of(op->getOperandTypes(), isFloatTensor))
@@ -261,7 +282,10 @@ private:
                                          : t);
     }
     for (auto [result, type] : llvm::zip_equal(op->getResults(), types))
-      result.setType(type);
+      if (result.getType() != type) {
+        originalType.try_emplace(result, result.getType());
+        result.setType(type);
+      }
     return success();
   }
 
@@ -271,6 +295,8 @@ private:
   const llvm::StringSet<> &keep;
   Type f32;
   DenseMap<Value, bool> weightLike;
+  /// The type a retyped result had before.
+  DenseMap<Value, Type> originalType;
   DenseMap<std::pair<Value, Type>, Value> castCache;
 };
 
@@ -301,6 +327,10 @@ struct TrainoptAssignPrecisionPass
                               << lossScale << "'";
       fixedScale = s;
       scaling = true;
+      if (lossScaleInit.hasValue())
+        return emitError(loc) << "--loss-scale-init: applies to "
+                                 "--loss-scale=dynamic; --loss-scale="
+                              << lossScale << " is the scale itself";
     }
     if (lossScale != "auto" && lossScale != "off" && amp != "fp16")
       return emitError(loc) << "--loss-scale: "

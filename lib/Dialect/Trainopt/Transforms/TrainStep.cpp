@@ -237,6 +237,11 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
       TrainoptDialect::kLossScaleAttrName);
   auto f32Scalar = RankedTensorType::get({}, b.getF32Type());
   Value scaleArg;
+  if (lossScaling && !isa_and_nonnull<FloatAttr>(lossScaling.get("init"))) {
+    forward.emitError() << "'" << TrainoptDialect::kLossScaleAttrName
+                        << "' needs a float 'init' (the initial scale)";
+    return signalPassFailure();
+  }
   if (lossScaling) {
     (void)train.insertArgument(numForwardArgs + 1, f32Scalar,
                                b.getDictionaryAttr({}), train.getLoc());

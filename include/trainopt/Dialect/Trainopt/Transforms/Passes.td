@@ -150,8 +150,11 @@ def TrainoptAssignPrecision : Pass<"trainopt-assign-precision", "ModuleOp"> {
     `amp-policy` replaces the built-in policy (docs/mixed-precision.md gives
     its format and reasons) with a JSON file; `amp-keep-fp32` keeps the
     listed op kinds (`softmax`) or ONNX node names in f32. It fails, naming
-    the option, on an unknown op kind or node name, on a model with f64
-    parameters or inputs, or on an unreadable policy.
+    the option, on an unknown op kind or node name, on a model whose float
+    parameters or inputs are not all f32, on an unreadable policy, or on a
+    policy that puts BatchNorm in low precision (its running statistics are
+    f32 model state; a policy that does not list it keeps it in f32). Ops of
+    other dialects (a call) keep their types: their operands are cast back.
 
     Before (`amp=bf16`):
     ```mlir
