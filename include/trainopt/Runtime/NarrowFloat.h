@@ -18,6 +18,7 @@
 
 namespace trainopt::rt {
 
+/// The bits of `f`, and the float of bits `u`.
 inline uint32_t floatBits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -29,8 +30,10 @@ inline float bitsFloat(uint32_t u) {
   return f;
 }
 
+/// bf16 (the upper half of an f32) to f32, exactly.
 inline float bf16ToFloat(uint16_t h) { return bitsFloat(uint32_t(h) << 16); }
 
+/// The bf16 nearest to `f`, ties to even; NaN stays a quiet NaN.
 inline uint16_t floatToBf16(float f) {
   uint32_t u = floatBits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) // NaN: keep it quiet
@@ -39,6 +42,7 @@ inline uint16_t floatToBf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+/// IEEE half to f32, exactly (subnormals included).
 inline float halfToFloat(uint16_t h) {
   uint32_t sign = uint32_t(h & 0x8000u) << 16, em = h & 0x7fffu;
   if (em >= 0x7c00u) // inf, NaN
@@ -49,6 +53,8 @@ inline float halfToFloat(uint16_t h) {
   return bitsFloat(sign | floatBits(float(em) * 0x1p-24f));
 }
 
+/// The IEEE half nearest to `f`, ties to even: 65520 and beyond become inf,
+/// magnitudes up to 2^-25 become zero; NaN stays a quiet NaN.
 inline uint16_t floatToHalf(float f) {
   uint32_t x = floatBits(f), sign = x & 0x80000000u;
   x ^= sign;

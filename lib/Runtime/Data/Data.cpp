@@ -10,6 +10,8 @@
 
 #include "trainopt/Runtime/Data.h"
 
+#include "trainopt/Runtime/NarrowFloat.h"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -78,27 +80,6 @@ int64_t Array::numElements() const {
   return n;
 }
 
-static double halfToDouble(uint16_t h) {
-  int sign = h >> 15, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-  double v;
-  if (exp == 0)
-    v = std::ldexp(frac, -24);
-  else if (exp == 31)
-    v = frac ? std::numeric_limits<double>::quiet_NaN()
-             : std::numeric_limits<double>::infinity();
-  else
-    v = std::ldexp(frac + 1024, exp - 25);
-  return sign ? -v : v;
-}
-
-/// A bfloat16 is the upper half of a float32.
-static double bfloat16ToDouble(uint16_t h) {
-  uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-
 double Array::at(int64_t i) const {
   return elementAsDouble(bytes.data(), dtype, i);
 }
@@ -116,9 +97,9 @@ double trainopt::rt::elementAsDouble(const uint8_t *data, DType dtype,
   case DType::F32:
     return load(float());
   case DType::F16:
-    return halfToDouble(load(uint16_t()));
+    return halfToFloat(load(uint16_t()));
   case DType::BF16:
-    return bfloat16ToDouble(load(uint16_t()));
+    return bf16ToFloat(load(uint16_t()));
   case DType::I64:
     return static_cast<double>(load(int64_t()));
   case DType::I32:
@@ -134,7 +115,8 @@ double trainopt::rt::elementAsDouble(const uint8_t *data, DType dtype,
   return 0.0;
 }
 
-/// The IEEE half nearest to `v` (ties to even), as bits.
+/// The IEEE half nearest to `v` (ties to even), as bits. Rounded once from
+/// the double; NarrowFloat.h's floatToHalf rounds from a float.
 static uint16_t doubleToHalf(double v) {
   uint16_t sign = std::signbit(v) ? 0x8000 : 0;
   v = std::fabs(v);
