@@ -9,7 +9,8 @@
 /// Every descriptor starts with [element, accumulate]: the element type of
 /// the float buffers and the type the call accumulates sums in, both as
 /// artifact.proto's ElementType codes. A runtime refuses a pair it does not
-/// implement (today: accumulate = element, F64 or F32).
+/// implement (today: F64 and F32 accumulating in themselves, BF16 and F16 in
+/// F32).
 ///
 /// `decode` checks the structure only (the count of ints, ranks, flags);
 /// sizes, overflow and buffer sizes are the runtime's load-time checks

@@ -13,8 +13,9 @@
 /// `ConvCall`, `PoolCall`, `ScatterAddCall`), written by the compiler with
 /// `encode` and read here with `decode`. Every descriptor starts with the
 /// element type and the accumulate type, as the artifact codes them (F64 =
-/// 1, F32 = 2); this library accumulates in the element type and refuses
-/// any other pair at load. `[S]` below is a group of S consecutive ints, one
+/// 1, F32 = 2, F16 = 3, BF16 = 4); this library accumulates F64 and F32 in
+/// themselves and F16 and BF16 in F32 (widening the buffers around its f32
+/// code), and refuses any other pair at load. `[S]` below is a group of S consecutive ints, one
 /// per spatial dim, S in {1, 2, 3}; `window` is S, then seven [S] groups:
 /// inSpatial, kernel, outSpatial, strides, dilations, padBegin, padEnd.
 ///
