@@ -11,6 +11,7 @@
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
 #include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 
+#include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -131,14 +132,8 @@ StringRef nodeName(Location loc) {
   return name;
 }
 
-bool isFloatTensor(Type t) {
-  auto rt = dyn_cast<RankedTensorType>(t);
-  return rt && isa<FloatType>(rt.getElementType());
-}
-
-Type elementTypeOf(Value v) {
-  return cast<RankedTensorType>(v.getType()).getElementType();
-}
+constexpr auto isFloatTensor = TensorBuilder::isFloatTensor;
+constexpr auto elementTypeOf = TensorBuilder::elementType;
 
 /// Rewrites one function by the policy.
 class Assigner {

@@ -32,6 +32,11 @@ public:
     return llvm::cast<RankedTensorType>(v.getType());
   }
   static Type elementType(Value v) { return getElementTypeOrSelf(v); }
+  /// Whether `t` is a ranked tensor of floats.
+  static bool isFloatTensor(Type t) {
+    auto rt = llvm::dyn_cast<RankedTensorType>(t);
+    return rt && llvm::isa<FloatType>(rt.getElementType());
+  }
 
   /// A 0-d constant of element type `elt` (float or integer; an integer
   /// saturates, and NaN becomes 0, as a float attribute may exceed the
