@@ -941,6 +941,79 @@ Array persistentArray(Program &program, const ValueInfo &v) {
   return arrayOf(v, persistentOf(program, v.name));
 }
 
+/// A probe of `train_step` (trainopt-compile --probe-values), named
+/// probe.K:OP:OPERANDS:NODE: OPERANDS are the probe numbers, splat
+/// constants (=V) or - of the op's operands; NODE is the ONNX node, input
+/// or parameter ("" for values the training passes added).
+struct Probe {
+  const ValueInfo *value;
+  std::string number, op, node;
+  std::vector<std::string> operands;
+};
+
+/// The probes of `program`, in the step's order (forward, then backward).
+std::vector<Probe> probesOf(const Program &program) {
+  std::vector<Probe> probes;
+  for (const ValueInfo &v : program.outputs("train_step")) {
+    if (v.name.rfind("probe.", 0) != 0)
+      continue;
+    size_t c1 = v.name.find(':'), c2 = v.name.find(':', c1 + 1),
+           c3 = v.name.find(':', c2 + 1);
+    if (c1 == std::string::npos || c2 == std::string::npos ||
+        c3 == std::string::npos)
+      continue; // not a name the probe pass writes
+    Probe p{&v, v.name.substr(6, c1 - 6), v.name.substr(c1 + 1, c2 - c1 - 1),
+            v.name.substr(c3 + 1), {}};
+    std::string refs = v.name.substr(c2 + 1, c3 - c2 - 1);
+    for (size_t at = 0; !refs.empty();) {
+      size_t comma = refs.find(',', at);
+      p.operands.push_back(refs.substr(at, comma - at));
+      if (comma == std::string::npos)
+        break;
+      at = comma + 1;
+    }
+    probes.push_back(std::move(p));
+  }
+  return probes;
+}
+
+/// Prints where the overflow of a skipped step starts: the first probe with
+/// a non-finite element although none of its operands has one. A value
+/// that is inf by construction (an attention mask's -inf, from a splat
+/// "=-inf" operand) has a non-finite operand and is passed over.
+void explainOverflow(const Program &program, const std::vector<Probe> &probes,
+                     uint64_t step) {
+  std::set<std::string> nonFinite; // probe numbers
+  for (const Probe &p : probes) {
+    bool inherited = false;
+    for (const std::string &ref : p.operands)
+      inherited |= nonFinite.count(ref) > 0 ||
+                   (ref.size() > 1 && ref[0] == '=' &&
+                    !std::isfinite(std::strtod(ref.c_str() + 1, nullptr)));
+    const void *data = outputOf(program, "train_step", p.value->name);
+    for (int64_t i = 0, e = p.value->numElements(); i < e; ++i) {
+      if (std::isfinite(elementAt(data, p.value->dtype, i)))
+        continue;
+      nonFinite.insert(p.number);
+      if (inherited)
+        break;
+      std::string at = p.node.empty() ? " (added by the training passes)"
+                                      : " at '" + p.node + "'";
+      std::fprintf(stderr,
+                   "step %llu skipped: the first value that is not finite "
+                   "is probe.%s, the result of %s%s (element %lld)\n",
+                   static_cast<unsigned long long>(step), p.number.c_str(),
+                   p.op.c_str(), at.c_str(), static_cast<long long>(i));
+      return;
+    }
+  }
+  std::fprintf(stderr,
+               "step %llu skipped, but no probed value becomes inf or NaN "
+               "from finite operands (the scaled gradient norm passed "
+               "float32's range, or a non-finite value came in)\n",
+               static_cast<unsigned long long>(step));
+}
+
 } // namespace
 
 [[noreturn]] void trainopt::rt::usageError(const std::string &message) {
@@ -1100,16 +1173,17 @@ int trainopt::rt::train(const TrainerOptions &o) {
   BatchPosition consumed = stream.position();
 
   // Flags checked against the program before any file is touched.
+  // --explain-overflow: the probes, parsed once.
+  std::vector<Probe> probes;
   if (o.explainOverflow) {
-    bool scaled = false, probed = false;
-    for (const ValueInfo &v : program->outputs("train_step")) {
+    bool scaled = false;
+    for (const ValueInfo &v : program->outputs("train_step"))
       scaled |= v.kind == ValueKind::Metric && v.name == "skipped";
-      probed |= v.name.rfind("probe.", 0) == 0;
-    }
     if (!scaled)
       usageError("--explain-overflow: '" + o.model +
                  "' has no loss scaling (compile with --amp=fp16)");
-    if (!probed)
+    probes = probesOf(*program);
+    if (probes.empty())
       usageError("--explain-overflow: '" + o.model +
                  "' has no probes; compile it with trainopt-compile "
                  "--probe-values");
@@ -1154,62 +1228,6 @@ int trainopt::rt::train(const TrainerOptions &o) {
     else if (v->kind == ValueKind::Metric && v->name == "skipped")
       skippedInfo = v;
   uint64_t skippedSteps = 0;
-  // --explain-overflow: the probes (trainopt-compile --probe-values), in
-  // the step's order, named probe.K:OP:OPERANDS:NODE.
-  std::vector<const ValueInfo *> probes;
-  if (o.explainOverflow)
-    for (const ValueInfo &v : program->outputs("train_step"))
-      if (v.name.rfind("probe.", 0) == 0)
-        probes.push_back(&v);
-  // The first probe (probe.K:OP:OPERANDS:NODE, in the step's order) with a
-  // non-finite element although none of its operands has one: where the
-  // overflow starts. A value that is inf by construction (an attention
-  // mask's -inf, from a splat "=-inf" operand) has a non-finite operand
-  // and is passed over.
-  auto explainOverflow = [&]() {
-    std::set<std::string> nonFinite; // probe numbers
-    for (const ValueInfo *v : probes) {
-      const std::string &name = v->name;
-      size_t op = name.find(':') + 1, operands = name.find(':', op) + 1;
-      std::string number = name.substr(6, op - 7);
-      std::string refs = name.substr(operands, name.find(':', operands) - operands);
-      bool inherited = false;
-      for (size_t at = 0; at <= refs.size();) {
-        size_t comma = refs.find(',', at);
-        std::string ref = refs.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-        inherited |= nonFinite.count(ref) > 0 ||
-                     (ref.size() > 1 && ref[0] == '=' &&
-                      !std::isfinite(std::strtod(ref.c_str() + 1, nullptr)));
-        if (comma == std::string::npos)
-          break;
-        at = comma + 1;
-      }
-      const void *data = outputOf(*program, "train_step", name);
-      for (int64_t i = 0, e = v->numElements(); i < e; ++i) {
-        if (std::isfinite(elementAt(data, v->dtype, i)))
-          continue;
-        nonFinite.insert(number);
-        if (inherited)
-          break;
-        std::string node = name.substr(name.rfind(':') + 1);
-        std::fprintf(stderr,
-                     "step %llu skipped: the first value that is not finite "
-                     "is %s, the result of %s%s (element %lld)\n",
-                     static_cast<unsigned long long>(step),
-                     name.substr(0, op - 1).c_str(),
-                     name.substr(op, operands - 1 - op).c_str(),
-                     node.empty() ? " (added by the training passes)"
-                                  : (" at '" + node + "'").c_str(),
-                     static_cast<long long>(i));
-        return;
-      }
-    }
-    std::fprintf(stderr,
-                 "step %llu skipped, but no probed value becomes inf or NaN "
-                 "from finite operands (the scaled gradient norm passed "
-                 "float32's range, or a non-finite value came in)\n",
-                 static_cast<unsigned long long>(step));
-  };
 
   auto makeCheckpoint = [&]() {
     Checkpoint c;
@@ -1357,7 +1375,7 @@ int trainopt::rt::train(const TrainerOptions &o) {
       ++skippedSteps;
       if (o.explainOverflow) {
         endBarLine();
-        explainOverflow();
+        explainOverflow(*program, probes, step);
       }
     }
     if (metrics) {

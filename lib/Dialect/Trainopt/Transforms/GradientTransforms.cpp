@@ -87,14 +87,17 @@ void accumulate(GradientSet &s, const Options &o) {
   s.andGate(apply);
 }
 
-/// The global L2 norm of the gradients, before clipping.
-Value globalNorm(GradientSet &s) {
+/// The sum of squares of all gradients (in the metric type).
+Value sumOfSquares(GradientSet &s) {
   TensorBuilder &m = s.m;
   Value normSq = m.scalar(s.metricType, 0.0);
   for (Value g : s.grads)
     normSq = m.add(normSq, m.cast(m.sumSquares(g), s.metricType));
-  return m.sqrt(normSq);
+  return normSq;
 }
+
+/// The global L2 norm of the gradients, before clipping.
+Value globalNorm(GradientSet &s) { return s.m.sqrt(sumOfSquares(s)); }
 
 /// Loss scaling, with torch.amp.GradScaler's semantics: the gradients are
 /// those of loss * scale; they are unscaled (times the f32 reciprocal of
@@ -113,9 +116,7 @@ void unscale(GradientSet &s, const LossScaling &ls, Value &norm) {
   Value scale = ls.scale;
   Value inv = m.div(m.scalar(scale, 1.0), scale);
   Value inf = m.scalar(scale, std::numeric_limits<double>::infinity());
-  Value normSq = m.scalar(s.metricType, 0.0);
-  for (Value g : s.grads)
-    normSq = m.add(normSq, m.cast(m.sumSquares(g), s.metricType));
+  Value normSq = sumOfSquares(s);
   // normSq >= 0, so it is finite exactly when below inf (NaN compares false).
   Value finite =
       m.less(normSq, m.scalar(normSq, std::numeric_limits<double>::infinity()));
