@@ -962,8 +962,11 @@ std::vector<Probe> probesOf(const Program &program) {
     if (c1 == std::string::npos || c2 == std::string::npos ||
         c3 == std::string::npos)
       continue; // not a name the probe pass writes
-    Probe p{&v, v.name.substr(6, c1 - 6), v.name.substr(c1 + 1, c2 - c1 - 1),
-            v.name.substr(c3 + 1), {}};
+    Probe p{&v,
+            v.name.substr(6, c1 - 6),
+            v.name.substr(c1 + 1, c2 - c1 - 1),
+            v.name.substr(c3 + 1),
+            {}};
     std::string refs = v.name.substr(c2 + 1, c3 - c2 - 1);
     for (size_t at = 0; !refs.empty();) {
       size_t comma = refs.find(',', at);
