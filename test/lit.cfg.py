@@ -77,6 +77,18 @@ ptxas = shutil.which("ptxas") or os.path.join(cuda_root, "bin/ptxas")
 if os.access(ptxas, os.X_OK):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
+# Open MPI's launcher, for the collectives of sharded jobs: those tests
+# carry `REQUIRES: mpi`. mpirun refuses to run as root without
+# --allow-run-as-root (harmless otherwise), and --oversubscribe lets a job
+# have more ranks than the machine has cores.
+mpirun = shutil.which("mpirun")
+if mpirun:
+    config.available_features.add("mpi")
+    config.substitutions.append(
+        ("%mpirun", f"{mpirun} --allow-run-as-root --oversubscribe"))
+else:
+    lit_config.warning("mpirun is not on PATH (Debian: openmpi-bin): "
+                       "collective tests are UNSUPPORTED")
 # A usable GPU (driver, device): GPU tests carry `REQUIRES: cuda`.
 if config.enable_cuda:
     try:

@@ -13,6 +13,7 @@
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 #include "trainopt/Support/Random.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -859,6 +860,26 @@ LogicalResult Interpreter::evaluate(Operation *op) {
           y.set(i, normal ? a + b * ::trainopt::normalDraw(seed, i)
                           : a + (b - a) * ::trainopt::dropoutUniform(seed, i));
         bind(o.getResult(), std::move(y));
+        return success();
+      })
+      .Case([&](GradSyncOp o) {
+        bind(o.getResult(), get(o.getGradient()));
+        return success();
+      })
+      .Case([&](AllReduceOp o) -> LogicalResult {
+        // The evaluator is one process: a group of one rank only.
+        auto grid = SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(
+            o, o.getGridAttr());
+        if (!grid)
+          return o.emitOpError("names no shard.grid");
+        for (int16_t a : o.getGridAxes())
+          if (grid.getShape()[a] != 1)
+            return o.emitOpError("runs over ")
+                   << grid.getShape()[a]
+                   << " ranks; the evaluator runs one process (evaluate the "
+                      "program compiled without --mesh)";
+        for (auto [in, r] : llvm::zip(o.getInputs(), o.getResults()))
+          bind(r, get(in));
         return success();
       })
       .Case([&](ReshapeOp o) {

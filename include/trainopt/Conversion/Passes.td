@@ -111,4 +111,21 @@ def TrainoptOutlineKernels : Pass<"trainopt-outline-kernels", "ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def TrainoptScheduleCollectives
+    : Pass<"trainopt-schedule-collectives", "ModuleOp"> {
+  let summary = "Issues each collective as soon as its inputs are computed";
+  let description = [{
+    At the kernel level (after `trainopt-outline-kernels`), moves each
+    `trainopt.all_reduce` of an entry point up to just after the last
+    definition of its inputs. The artifact starts it there and waits for
+    it just before the first command that reads a result, so the kernels
+    in between (the rest of the backward, for a gradient bucket) run while
+    it communicates. Every rank compiles the same program, so the order of
+    collectives stays the same on all ranks.
+
+    Before: `%g = call @k7(...)`, `%h = call @k8(...)`, then
+    `trainopt.all_reduce %g`. After: the all-reduce right after `@k7`.
+  }];
+}
+
 #endif // TRAINOPT_CONVERSION_PASSES_TD

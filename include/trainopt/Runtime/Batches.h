@@ -68,8 +68,17 @@ public:
                      uint64_t seed, Normalization norm, BatchStream &out,
                      std::string &error);
 
+  /// Makes this stream rank `rank`'s share of `ranks` data-parallel
+  /// ranks: a (global) batch is `ranks` local batches of the same shuffled
+  /// order, and this stream feeds the `rank`-th (samples [rank * B,
+  /// (rank + 1) * B) of each global batch). Positions count global
+  /// batches, so every rank, and a one-process run with the global batch
+  /// size, walk the same sequence. Fails when an epoch holds no global
+  /// batch.
+  bool shard(int64_t rank, int64_t ranks, std::string &error);
+
   int64_t batchSize() const { return batchSize_; }
-  int64_t batchesPerEpoch() const { return samples_ / batchSize_; }
+  int64_t batchesPerEpoch() const { return samples_ / (batchSize_ * ranks_); }
   size_t numColumns() const { return columns_.size(); }
   /// Elements of one sample of column `i`.
   int64_t sampleSize(size_t i) const { return sampleSizes_[i]; }
@@ -93,6 +102,7 @@ private:
   std::vector<BatchColumn> columns_;
   std::vector<int64_t> sampleSizes_;
   int64_t batchSize_ = 1, samples_ = 0;
+  int64_t rank_ = 0, ranks_ = 1;
   bool shuffle_ = true;
   uint64_t seed_ = 0;
   Normalization norm_;

@@ -1,4 +1,5 @@
-//===- Device.h - a training program on one device ---------------*- C++ -*-===//
+//===- Device.h - a training program on one device ---------------*- C++
+//-*-===//
 //
 /// \file
 /// The device interface `Program` (Program.h) drives without knowing the
@@ -8,14 +9,15 @@
 /// persistent values and the initial bytes. `createDevice` hands the spec
 /// to the target's device: the CPU (CPUDevice.cpp: one host arena, the
 /// kernel object loaded from memory, commands resolved to function
-/// pointers) or a GPU (CUDADevice.h). Several devices per process, and
-/// collectives between them, will be more implementations of this
-/// interface and more command kinds.
+/// pointers) or a GPU (CUDADevice.h). A sharded program's collectives are
+/// commands too, run through the spec's communicator (Communicator.h).
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef TRAINOPT_RUNTIME_DEVICE_H
 #define TRAINOPT_RUNTIME_DEVICE_H
+
+#include "trainopt/Runtime/Communicator.h"
 
 #include <cstdint>
 #include <memory>
@@ -32,7 +34,7 @@ struct ArenaRegion {
 
 /// One command of an entry point, its buffers resolved to arena regions.
 struct DeviceCommand {
-  enum Kind { Launch, Library, Copy, Fill } kind = Launch;
+  enum Kind { Launch, Library, Copy, Fill, Collective } kind = Launch;
   std::string what; ///< for messages: "kernel k", "library call f [...]"
   // Launch
   std::string kernel;
@@ -49,6 +51,13 @@ struct DeviceCommand {
   std::vector<ArenaRegion> buffers;
   uint64_t size = 0;   ///< Copy: bytes
   std::string pattern; ///< Fill: the repeated bytes
+  // Collective (an all-reduce): the start has `buffers` = inputs, then one
+  // output per input; its wait (same `collective`) has none.
+  uint32_t collective = 0;
+  bool wait = false;
+  std::string group; ///< the mesh axis
+  ReduceKind reduction = ReduceKind::Sum;
+  DType dtype = DType::F32;
 };
 
 struct DeviceEntry {
@@ -71,6 +80,8 @@ struct DeviceProgramSpec {
   /// (null: all zero).
   std::vector<ArenaRegion> persistent;
   std::vector<std::pair<ArenaRegion, const std::string *>> initial;
+  /// A sharded program's link to the other ranks (null: one device).
+  Communicator *communicator = nullptr;
 };
 
 class Device {

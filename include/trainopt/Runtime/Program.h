@@ -22,6 +22,7 @@
 #define TRAINOPT_RUNTIME_PROGRAM_H
 
 #include "trainopt/Runtime/CUDADevice.h"
+#include "trainopt/Runtime/Communicator.h"
 #include "trainopt/Runtime/Data.h"
 
 #include <cstdint>
@@ -65,6 +66,8 @@ struct ValueInfo {
 struct LoadOptions {
   /// For cuda artifacts.
   CUDAOptions cuda;
+  /// For sharded artifacts run by mpirun.
+  CommunicatorOptions collectives;
 };
 
 class Program {
@@ -134,6 +137,13 @@ public:
 
   /// Size in bytes of the arena of device 0.
   uint64_t arenaBytes() const;
+
+  /// A sharded artifact's mesh (no axes: one device), and the communicator
+  /// with the other ranks of the job (null unless the mesh has more than
+  /// one rank). `load` creates it: the job must be started by mpirun with
+  /// the mesh's number of ranks, all loading the same artifact.
+  const Mesh &mesh() const;
+  Communicator *communicator() const;
 
   struct Impl;
 

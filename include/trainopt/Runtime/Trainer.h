@@ -67,6 +67,9 @@ struct TrainerOptions {
   bool profile = false;
   CUDAOptions cuda;
   bool cudaInfo = false;
+  /// A sharded artifact's collectives (--collective-timeout,
+  /// --reduce-order).
+  CommunicatorOptions collectives;
   std::string metrics;
   bool trainEval = true, evalEveryEpoch = false;
   std::string checkpointDir;

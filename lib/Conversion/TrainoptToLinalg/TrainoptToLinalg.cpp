@@ -746,6 +746,11 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
   });
 
   // Constants become arith constants (splats fold into kernel bodies).
+  // Without trainopt-shard-step the marker is the identity.
+  addLambda<GradSyncOp>(patterns, [](GradSyncOp op, PatternRewriter &r) {
+    r.replaceOp(op, op.getGradient());
+    return success();
+  });
   addLambda<ConstantOp>(patterns, [](ConstantOp op, PatternRewriter &r) {
     r.replaceOpWithNewOp<arith::ConstantOp>(
         op, cast<TypedAttr>(op.getValue()));
@@ -1175,10 +1180,11 @@ struct ConvertToLinalgPass
       getOperation()->emitError("trainopt-convert-to-linalg did not converge");
       return signalPassFailure();
     }
-    // Everything but library ops, views and calls must be gone.
+    // Everything but library ops, collectives, views and calls must be
+    // gone.
     WalkResult walk = getOperation()->walk([&](Operation *op) {
       if (op->getDialect() && op->getDialect()->getNamespace() == "trainopt" &&
-          !isLibraryOp(op) && !isa<ReshapeOp, ParameterOp>(op)) {
+          !isLibraryOp(op) && !isa<ReshapeOp, ParameterOp, AllReduceOp>(op)) {
         op->emitOpError("has no lowering to linalg");
         return WalkResult::interrupt();
       }

@@ -408,6 +408,10 @@ bool Impl::prepareCommand(const CUDACommand &c, const std::string &entry,
     std::memcpy(&out.fillValue, pattern.data(), pattern.size());
     return true;
   }
+  case CUDACommand::Collective:
+    // The compiler refuses sharded CUDA programs until NCCL is wired in.
+    return fail("collectives need NCCL, which this GPU runtime does not "
+                "drive yet; sharded programs run on the CPU");
   }
   return fail("unknown command kind");
 }
@@ -598,6 +602,8 @@ bool Impl::enqueueCommand(Command &c, const std::string &entry,
                                  args, nullptr);
     }
     }
+    break;
+  case CUDACommand::Collective: // refused by prepareCommand
     break;
   }
   if (r != CUDA_SUCCESS) {

@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <map>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -46,6 +47,17 @@ struct Command {
   std::vector<double> floats;
   size_t size = 0;
   std::string fill;
+  // Collective: the start packs its inputs into `staging`, hands it to the
+  // communicator and keeps the handle; the wait (`start` is its start's
+  // index) unpacks into the start's outputs.
+  bool wait = false;
+  size_t start = 0;
+  std::string group;
+  ReduceKind reduction = ReduceKind::Sum;
+  DType dtype = DType::F32;
+  std::vector<uint64_t> sizes;
+  std::vector<uint8_t> staging;
+  Communicator::Handle handle = 0;
   double profileMs = 0;
   int64_t profileCount = 0;
 };
@@ -95,6 +107,8 @@ private:
   void *at(const ArenaRegion &r) { return arena + r.offset; }
   bool loadKernels(const std::string &object, std::string &error);
   bool resolve(const DeviceCommand &c, Command &cmd, std::string &error);
+  bool runCollective(std::vector<Command> &commands, Command &c,
+                     std::string &error);
 
   std::string source;
   uint8_t *arena = nullptr;
@@ -103,6 +117,9 @@ private:
   std::vector<Entry> entries;
   std::vector<void *> persistentData;
   std::vector<std::pair<ArenaRegion, const std::string *>> initial;
+  Communicator *communicator = nullptr;
+  /// Collectives started and not yet waited for.
+  int64_t inFlight = 0;
   bool profile = false;
   std::string noError;
 };
@@ -181,6 +198,20 @@ bool CPUDevice::resolve(const DeviceCommand &c, Command &cmd,
     cmd.size = c.buffers[0].size;
     cmd.fill = c.pattern;
     return true;
+  case DeviceCommand::Collective: {
+    cmd.wait = c.wait;
+    cmd.group = c.group;
+    cmd.reduction = c.reduction;
+    cmd.dtype = c.dtype;
+    uint64_t total = 0;
+    for (size_t i = 0; i < c.buffers.size() / 2; ++i) {
+      cmd.sizes.push_back(c.buffers[i].size);
+      total += c.buffers[i].size;
+    }
+    if (!c.wait)
+      cmd.staging.resize(total);
+    return true;
+  }
   }
   return false;
 }
@@ -201,12 +232,20 @@ bool CPUDevice::prepare(const DeviceProgramSpec &spec, std::string &error) {
   for (const DeviceEntry &e : spec.entries) {
     Entry entry;
     entry.name = e.name;
+    std::map<uint32_t, size_t> started;
     for (const DeviceCommand &c : e.commands) {
       Command cmd;
       std::string why;
       if (!resolve(c, cmd, why)) {
         error = source + ": entry point '" + e.name + "': " + why;
         return false;
+      }
+      if (c.kind == DeviceCommand::Collective) {
+        // Program checked the pairing: each wait follows its start.
+        if (c.wait)
+          cmd.start = started[c.collective];
+        else
+          started[c.collective] = entry.commands.size();
       }
       entry.commands.push_back(std::move(cmd));
     }
@@ -219,12 +258,14 @@ bool CPUDevice::prepare(const DeviceProgramSpec &spec, std::string &error) {
   for (const ArenaRegion &r : spec.persistent)
     persistentData.push_back(at(r));
   initial = spec.initial;
+  communicator = spec.communicator;
   std::string unused;
   return resetPersistent(unused);
 }
 
-bool CPUDevice::run(size_t entryIndex, std::string &) {
-  for (Command &c : entries[entryIndex].commands) {
+bool CPUDevice::run(size_t entryIndex, std::string &error) {
+  std::vector<Command> &commands = entries[entryIndex].commands;
+  for (Command &c : commands) {
     auto start = profile ? std::chrono::steady_clock::now()
                          : std::chrono::steady_clock::time_point();
     switch (c.kind) {
@@ -251,13 +292,55 @@ bool CPUDevice::run(size_t entryIndex, std::string &) {
         std::memcpy(static_cast<char *>(c.buffers[0]) + off, c.fill.data(),
                     c.fill.size());
       break;
+    case DeviceCommand::Collective:
+      if (!runCollective(commands, c, error)) {
+        error = source + ": entry point '" + entries[entryIndex].name +
+                "': " + error;
+        return false;
+      }
+      break;
     }
+    // Open MPI moves started collectives along only inside MPI calls.
+    if (inFlight && communicator)
+      communicator->progress();
     if (profile) {
       std::chrono::duration<double, std::milli> ms =
           std::chrono::steady_clock::now() - start;
       c.profileMs += ms.count();
       ++c.profileCount;
     }
+  }
+  return true;
+}
+
+bool CPUDevice::runCollective(std::vector<Command> &commands, Command &c,
+                              std::string &error) {
+  if (!c.wait) {
+    size_t n = c.sizes.size();
+    uint64_t offset = 0;
+    for (size_t i = 0; i < n; ++i) {
+      std::memcpy(c.staging.data() + offset, c.buffers[i], c.sizes[i]);
+      offset += c.sizes[i];
+    }
+    ++inFlight;
+    // A mesh of one rank has no communicator: the sum is the input.
+    if (!communicator)
+      return true;
+    return communicator->startAllReduce(
+        c.staging.data(),
+        static_cast<int64_t>(c.staging.size() / dtypeSize(c.dtype)), c.dtype,
+        c.reduction, c.group, c.what, c.handle, error);
+  }
+  Command &start = commands[c.start];
+  --inFlight;
+  if (communicator && !communicator->wait(start.handle, error))
+    return false;
+  size_t n = start.sizes.size();
+  uint64_t offset = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::memcpy(start.buffers[n + i], start.staging.data() + offset,
+                start.sizes[i]);
+    offset += start.sizes[i];
   }
   return true;
 }

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <map>
+#include <set>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -93,6 +94,12 @@ struct Program::Impl {
   std::map<std::string, Entry> entries;
   std::vector<ValueInfo> persistent;
   std::map<std::string, size_t> persistentIndex;
+  /// A sharded artifact's mesh (no axes: one device) and the link to the
+  /// other ranks (null for a mesh of one).
+  Mesh mesh;
+  CommunicatorOptions communicatorOptions;
+  std::unique_ptr<Communicator> communicator;
+  std::map<std::string, std::set<uint32_t>> startedCollectives;
 
   bool fail(std::string &error, const std::string &message) {
     error = path + ": " + message;
@@ -263,11 +270,102 @@ struct Program::Impl {
       cmd.pattern = c.fill().value();
       break;
     }
+    case art::Command::kCollective: {
+      const art::Collective &col = c.collective();
+      cmd.kind = DeviceCommand::Collective;
+      cmd.collective = col.id();
+      cmd.wait = col.wait();
+      cmd.what = std::string(col.wait() ? "wait for " : "") + col.op() + " #" +
+                 std::to_string(col.id());
+      if (col.op() != "all_reduce")
+        return failIn("collective '" + col.op() +
+                      "' is not known to this runtime (expected all_reduce)");
+      std::set<uint32_t> &started = startedCollectives[ep.name()];
+      if (col.wait()) {
+        if (!col.buffers().empty() || !started.erase(col.id()))
+          return failIn(cmd.what + " waits for a collective that was not "
+                                   "started before it");
+        break;
+      }
+      if (!started.insert(col.id()).second)
+        return failIn(cmd.what + " is started twice");
+      if (!mesh.size() ||
+          std::none_of(mesh.axes.begin(), mesh.axes.end(),
+                       [&](const auto &a) { return a.first == col.group(); }))
+        return failIn(cmd.what + " runs over '" + col.group() +
+                      "', which is no axis of the artifact's mesh");
+      cmd.group = col.group();
+      if (col.reduction() == "sum")
+        cmd.reduction = ReduceKind::Sum;
+      else if (col.reduction() == "max")
+        cmd.reduction = ReduceKind::Max;
+      else if (col.reduction() == "min")
+        cmd.reduction = ReduceKind::Min;
+      else
+        return failIn(cmd.what + " has an unknown reduction '" +
+                      col.reduction() + "'");
+      if (!dtypeOf(col.element_type(), cmd.dtype) || cmd.dtype == DType::Bool)
+        return failIn(cmd.what + " has no numeric element type");
+      std::vector<uint64_t> sizes;
+      if (!regions(col.buffers(), &sizes))
+        return false;
+      size_t n = sizes.size() / 2;
+      if (sizes.empty() || sizes.size() % 2)
+        return failIn(cmd.what + " needs inputs and as many outputs");
+      for (size_t i = 0; i < n; ++i)
+        if (sizes[i] != sizes[n + i] || sizes[i] % dtypeSize(cmd.dtype))
+          return failIn(cmd.what + " has an output unlike its input, or a "
+                                   "buffer that is no whole number of "
+                                   "elements");
+      break;
+    }
     default:
-      return failIn("has a command this runtime does not know (collectives "
-                    "need a multi-device runtime)");
+      return failIn("has a command this runtime does not know");
     }
     out.commands.push_back(std::move(cmd));
+    return true;
+  }
+
+  /// The mesh of a sharded artifact, and for more than one rank the
+  /// communicator: the job must come from mpirun with as many ranks, and
+  /// every rank must have loaded the same artifact.
+  bool connect(std::string &error) {
+    if (!artifact.has_mesh())
+      return true;
+    std::string text;
+    for (const art::MeshAxis &a : artifact.mesh().axes()) {
+      if (a.name().empty() || a.size() < 1 || a.size() > (1 << 20))
+        return fail(error, "the mesh has an axis without a name or size");
+      mesh.axes.push_back({a.name(), a.size()});
+      text +=
+          (text.empty() ? "" : ",") + a.name() + "=" + std::to_string(a.size());
+    }
+    if (mesh.axes.empty() || mesh.size() > (1 << 20))
+      return fail(error, "the mesh has no axes, or too many ranks");
+    if (mesh.size() == 1)
+      return true;
+    std::string n = std::to_string(mesh.size());
+    if (!launchInfo().underMpirun)
+      return fail(error, "is sharded over " + n + " ranks (mesh " + text +
+                             "); start it with mpirun, e.g. `mpirun -np " + n +
+                             " trainopt-run " + path + " ...`");
+    std::string why;
+    communicator = createMPICommunicator(mesh, communicatorOptions, why);
+    if (!communicator)
+      return fail(error, why);
+    // Ranks must run one program: compare a hash of the artifact.
+    std::string bytes = artifact.SerializeAsString();
+    uint64_t hash = 1469598103934665603ull;
+    for (unsigned char ch : bytes)
+      hash = (hash ^ ch) * 1099511628211ull;
+    std::vector<uint64_t> hashes;
+    if (!communicator->allGather(hash, hashes, "artifact check", why))
+      return fail(error, why);
+    for (size_t r = 0; r < hashes.size(); ++r)
+      if (hashes[r] != hashes[0])
+        return fail(error, "rank " + std::to_string(r) +
+                               " loaded a different artifact than rank 0; "
+                               "every rank must run the same file");
     return true;
   }
 
@@ -292,9 +390,12 @@ struct Program::Impl {
       if (!buffers.emplace(b.name(), ArenaRegion{b.offset(), b.size()}).second)
         return fail(error, "buffer '" + b.name() + "' is planned twice");
     }
+    if (!connect(error))
+      return false;
     DeviceProgramSpec spec;
     spec.source = path;
     spec.arenaSize = arenaSize;
+    spec.communicator = communicator.get();
     for (const art::InitialValue &init : artifact.initial_values()) {
       ArenaRegion r;
       if (!region(init.name(), error, r))
@@ -358,6 +459,9 @@ struct Program::Impl {
       for (const art::Command &c : ep.commands())
         if (!addCommand(ep, c, out, error))
           return false;
+      if (!startedCollectives[ep.name()].empty())
+        return fail(error, "entry point '" + ep.name() +
+                               "' starts a collective it never waits for");
     }
     device = createDevice(artifact.target(), spec, cudaOptions, error);
     return device != nullptr;
@@ -375,6 +479,7 @@ std::unique_ptr<Program> Program::load(const std::string &path,
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->cudaOptions = options.cuda;
+  impl->communicatorOptions = options.collectives;
   if (!impl->load(error))
     return nullptr;
   return std::unique_ptr<Program>(new Program(std::move(impl)));
@@ -436,6 +541,10 @@ bool Program::resetPersistent(std::string &error) {
 }
 void Program::setThreads(int threads) { setLibraryThreads(threads); }
 uint64_t Program::arenaBytes() const { return impl_->arenaSize; }
+Communicator *Program::communicator() const {
+  return impl_->communicator.get();
+}
+const Mesh &Program::mesh() const { return impl_->mesh; }
 
 bool Program::synchronize(std::string &error) {
   return impl_->device->synchronize(error);

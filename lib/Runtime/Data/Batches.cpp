@@ -100,7 +100,7 @@ void BatchStream::next(const std::vector<BatchSlot> &slots) {
     auto *dst = static_cast<uint8_t *>(slots[c].data);
     int64_t size = sampleSizes_[c];
     for (int64_t b = 0; b < batchSize_; ++b) {
-      int64_t sample = order_[pos_.batch * batchSize_ + b];
+      int64_t sample = order_[(pos_.batch * ranks_ + rank_) * batchSize_ + b];
       for (int64_t k = 0; k < size; ++k)
         storeElement(dst, slots[c].type, b * size + k,
                      batchValue(column.data, sample * size + k,
@@ -108,6 +108,24 @@ void BatchStream::next(const std::vector<BatchSlot> &slots) {
     }
   }
   ++pos_.batch;
+}
+
+bool BatchStream::shard(int64_t rank, int64_t ranks, std::string &error) {
+  if (ranks < 1 || rank < 0 || rank >= ranks) {
+    error = "rank " + std::to_string(rank) + " of " + std::to_string(ranks);
+    return false;
+  }
+  if (samples_ < batchSize_ * ranks) {
+    error = "a global batch of " + std::to_string(batchSize_) + " x " +
+            std::to_string(ranks) +
+            " ranks needs at least that many "
+            "samples, the data has " +
+            std::to_string(samples_);
+    return false;
+  }
+  rank_ = rank;
+  ranks_ = ranks;
+  return true;
 }
 
 void BatchStream::seek(BatchPosition pos) {

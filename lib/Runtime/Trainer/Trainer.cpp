@@ -92,7 +92,9 @@ Batches:
   --std S
 
 Runtime:
-  --threads N           threads of the CPU kernels and libraries (0: all)
+  --threads N           threads of the CPU kernels and libraries (0: all;
+                        default: all, or under mpirun the cores of this
+                        node divided by its ranks)
   --cuda-device N       the GPU (CUDA ordinal, default 0) for cuda artifacts
   --no-cuda-graph       launch a cuda artifact's commands one by one instead
                         of replaying each entry point as a CUDA graph
@@ -103,6 +105,15 @@ Runtime:
                         names its command (slow)
   --cuda-info           print the GPU a cuda artifact would run on, or why
                         there is none, and exit (0: a GPU is usable)
+
+Several processes (a sharded artifact, trainopt-compile --mesh; start
+it with mpirun -np N, docs/distributed.md):
+  --collective-timeout S  a collective that has not finished after S
+                        seconds ends the job with an error naming it and
+                        the rank (default 300)
+  --reduce-order=rank|mpi  rank: sums in rank order, the same bits on every
+                        rank and for every run (default); mpi: MPI's own
+                        all-reduce
 
 Output:
   --quiet               no progress output (the summary is still printed)
@@ -275,7 +286,17 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
     }
     else if (flag == "--log-every")
       o.logEvery = parseInteger(flag, value(), 1, "a positive integer");
-    else if (flag == "--quiet") {
+    else if (flag == "--collective-timeout") {
+      double t = parseReal(flag, value());
+      if (!(t > 0))
+        usageError(flag + " expects seconds > 0, got '" + flag + "'");
+      o.collectives.timeoutSeconds = t;
+    } else if (flag == "--reduce-order") {
+      std::string v = value();
+      if (v != "rank" && v != "mpi")
+        usageError(flag + " expects rank or mpi, got '" + v + "'");
+      o.collectives.deterministic = v == "rank";
+    } else if (flag == "--quiet") {
       noValue();
       o.quiet = true;
     } else if (flag == "--explain-overflow") {
@@ -1035,12 +1056,13 @@ void trainopt::rt::reportTrainerError(const TrainerError &error) {
     std::fprintf(stderr, "run 'trainopt-run --help' for the flags\n");
 }
 
-int trainopt::rt::train(const TrainerOptions &o) {
-
+int trainopt::rt::train(const TrainerOptions &given) {
+  TrainerOptions o = given;
   std::string error;
   LoadOptions load;
   load.cuda = o.cuda;
   load.cuda.profile = o.profile;
+  load.collectives = o.collectives;
   std::unique_ptr<Program> program = Program::load(o.model, load, error);
   std::string model = o.model;
   if (!o.embeddedName.empty()) {
@@ -1051,8 +1073,25 @@ int trainopt::rt::train(const TrainerOptions &o) {
   }
   if (!program)
     runtimeError(error);
+  // A sharded program: this rank's part of the data-parallel group. Rank 0
+  // alone reports and writes files; every rank holds the same parameters.
+  Communicator *comm = program->communicator();
+  int rank = comm ? comm->rank() : 0;
+  int64_t dp = comm ? comm->groupSize("dp") : 1;
+  int dpRank = comm ? comm->coordinate("dp") : 0;
+  if (rank != 0) {
+    o.quiet = true;
+    o.metrics.clear();
+    o.saveParams.clear();
+    o.exportOnnx.clear();
+    o.dumpEval.clear();
+    o.dumpStep.clear();
+    o.profile = false;
+  }
   if (o.threads)
     program->setThreads(static_cast<int>(*o.threads));
+  else if (comm)
+    program->setThreads(launchInfo().coresPerRank);
   if (program->target() == "cuda" && !o.quiet)
     std::fprintf(stderr, "running on %s\n",
                  program->deviceDescription().c_str());
@@ -1099,11 +1138,16 @@ int trainopt::rt::train(const TrainerOptions &o) {
   double trainTime = 0, epochLossSum = 0;
   uint64_t epochLossCount = 0;
   int64_t samples = trainData.samples();
-  int64_t batchesPerEpoch = samples / train.batch;
+  // The global batch: every data-parallel rank's batch (docs/distributed.md).
+  int64_t globalBatch = train.batch * dp;
+  int64_t batchesPerEpoch = samples / globalBatch;
   if (batchesPerEpoch < 1)
     runtimeError(
         "--data: '" + trainData.spec + "' has " + std::to_string(samples) +
-        " samples, fewer than one batch of " + std::to_string(train.batch));
+        " samples, fewer than one batch of " + std::to_string(globalBatch) +
+        (dp > 1 ? " (" + std::to_string(train.batch) + " on each of " +
+                      std::to_string(dp) + " ranks)"
+                : std::string()));
   uint64_t totalSteps =
       o.steps ? *o.steps : static_cast<uint64_t>(*o.epochs) * batchesPerEpoch;
   std::vector<ValueSignature> signature = signatureOf(*program);
@@ -1118,13 +1162,13 @@ int trainopt::rt::train(const TrainerOptions &o) {
     uint64_t ckptSamples = ckpt.counter("train_samples");
     uint64_t ckptBatch = ckpt.counter("batch_size");
     if (ckptSamples != static_cast<uint64_t>(samples) ||
-        ckptBatch != static_cast<uint64_t>(train.batch))
+        ckptBatch != static_cast<uint64_t>(globalBatch))
       runtimeError("--resume: checkpoint '" + path + "' was taken with " +
                    std::to_string(ckptSamples) +
-                   " training samples in batches of " +
+                   " training samples in (global) batches of " +
                    std::to_string(ckptBatch) + "; --data has " +
                    std::to_string(samples) + " samples in batches of " +
-                   std::to_string(train.batch));
+                   std::to_string(globalBatch));
     if (ckpt.step > totalSteps)
       runtimeError("--resume: checkpoint '" + path + "' is at step " +
                    std::to_string(ckpt.step) + ", beyond the " +
@@ -1168,7 +1212,8 @@ int trainopt::rt::train(const TrainerOptions &o) {
     columns.push_back({trainData.arrays[trainColumns[i]].second,
                        Feed::normalized(*train.inputs[i])});
   if (!BatchStream::create(std::move(columns), train.batch, shuffle, seed,
-                           trainNorm, stream, error))
+                           trainNorm, stream, error) ||
+      !stream.shard(dpRank, dp, error))
     runtimeError("--data: " + error);
   stream.seek(position);
   // The position after the last batch that ran (the stream reads one batch
@@ -1191,7 +1236,7 @@ int trainopt::rt::train(const TrainerOptions &o) {
                  "' has no probes; compile it with trainopt-compile "
                  "--probe-values");
   }
-  if (!o.checkpointDir.empty() && !isDirectory(o.checkpointDir) &&
+  if (!o.checkpointDir.empty() && rank == 0 && !isDirectory(o.checkpointDir) &&
       ::mkdir(o.checkpointDir.c_str(), 0755) != 0)
     runtimeError("--checkpoint-dir: cannot create '" + o.checkpointDir +
                  "': " + std::strerror(errno));
@@ -1242,7 +1287,7 @@ int trainopt::rt::train(const TrainerOptions &o) {
     c.seed = seed;
     c.shuffle = shuffle;
     c.counters = {{"train_samples", static_cast<uint64_t>(samples)},
-                  {"batch_size", static_cast<uint64_t>(train.batch)},
+                  {"batch_size", static_cast<uint64_t>(globalBatch)},
                   {"epoch_loss_count", epochLossCount}};
     c.metrics = {{"time_s", trainTime},
                  {"epoch_loss_sum", epochLossSum},
@@ -1261,11 +1306,17 @@ int trainopt::rt::train(const TrainerOptions &o) {
   uint64_t checkpointedStep =
       o.resume && o.resumePath.empty() ? step : UINT64_MAX;
   auto saveCheckpoint = [&]() {
+    // Data parallel: the ranks hold the same parameters and optimizer
+    // state, so rank 0 writes the checkpoint (with its BatchNorm
+    // statistics) and the others wait until it is committed.
     std::string path;
-    if (!writeCheckpoint(o.checkpointDir, makeCheckpoint(), path, error) ||
-        !keepLast(o.checkpointDir, static_cast<size_t>(o.keepCheckpoints),
-                  error))
+    if (rank == 0 &&
+        (!writeCheckpoint(o.checkpointDir, makeCheckpoint(), path, error) ||
+         !keepLast(o.checkpointDir, static_cast<size_t>(o.keepCheckpoints),
+                   error)))
       runtimeError("--checkpoint-dir: " + error);
+    if (comm && !comm->barrier("checkpoint", error))
+      runtimeError(error);
     checkpointedStep = step;
   };
 
@@ -1282,7 +1333,7 @@ int trainopt::rt::train(const TrainerOptions &o) {
   auto progress = [&](bool force) {
     double elapsed = secondsSince(runStart);
     uint64_t done = step - startStep;
-    double rate = elapsed > 0 ? done * train.batch / elapsed : 0;
+    double rate = elapsed > 0 ? done * globalBatch / elapsed : 0;
     double eta =
         done > 0 ? (totalSteps - step) * (elapsed / done) : std::nan("");
     double meanLoss =
@@ -1439,12 +1490,16 @@ int trainopt::rt::train(const TrainerOptions &o) {
         evaluate(*program, eval, trainData, trainEvalColumns, trainNorm);
   if (eval.available && evalData)
     evalResult = evaluate(*program, eval, *evalData, evalColumns, evalNorm());
-  double samplesPerSecond =
-      trainTime > 0 ? step * train.batch / trainTime : std::nan("");
+  double samplesPerSecond = trainTime > 0
+                                ? (step - startStep) * globalBatch / trainTime
+                                : std::nan("");
   double epochs = static_cast<double>(step) / batchesPerEpoch;
-  std::printf("trained %llu steps (%.2f epochs) in %.2f s, %.0f samples/s\n",
+  if (rank != 0)
+    return 0;
+  std::printf("trained %llu steps (%.2f epochs) in %.2f s, %.0f samples/s%s\n",
               static_cast<unsigned long long>(step), epochs, trainTime,
-              samplesPerSecond);
+              samplesPerSecond,
+              dp > 1 ? (" on " + std::to_string(dp) + " ranks").c_str() : "");
   if (skippedInfo)
     std::printf("skipped %llu of %llu steps (gradients overflowed the loss "
                 "scale; this run's steps only)\n",

@@ -36,6 +36,7 @@ void mlir::trainopt::buildCPUKernelPipeline(OpPassManager &pm) {
   perFunction.addPass(createCanonicalizerPass());
   perFunction.addPass(createCSEPass());
   pm.addPass(createTrainoptOutlineKernels());
+  pm.addPass(createTrainoptScheduleCollectives());
   pm.addPass(createSymbolDCEPass());
 }
 
@@ -43,8 +44,8 @@ void mlir::trainopt::registerCPUPipelines() {
   PassPipelineRegistration<>(
       "trainopt-cpu-kernel-pipeline",
       "Inline, drop uncalled functions, lower trainopt to linalg, fuse "
-      "elementwise chains (per function) and outline "
-      "kernels (the tensor-level part of --target=cpu)",
+      "elementwise chains (per function), outline kernels and "
+      "start collectives early (the tensor-level part of --target=cpu)",
       [](OpPassManager &pm) { buildCPUKernelPipeline(pm); });
 }
 

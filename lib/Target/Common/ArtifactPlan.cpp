@@ -35,9 +35,10 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "llvm/ADT/StringSet.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/StringSet.h"
 
 #include <algorithm>
 #include <map>
@@ -147,6 +148,18 @@ struct ArtifactBuilder {
           donated = 0;
   llvm::json::Array entryReports;
 
+  /// The mesh's axis sizes (empty: one device).
+  llvm::StringMap<int64_t> meshAxes;
+  /// Collectives per entry point (ids), and the bytes they reduce per run
+  /// of train_step, by op.
+  uint32_t collectiveIds = 0;
+  std::map<std::string, uint64_t> communicationBytes;
+  int64_t collectives = 0;
+
+  int64_t axisSize(StringRef axis) const { return meshAxes.lookup(axis); }
+  FailureOr<art::Collective> collective(AllReduceOp op);
+  LogicalResult readMesh();
+
   art::Buffer *addBuffer(const std::string &name, uint64_t bytes,
                          bool fixed) {
     art::Buffer *b = artifact.mutable_memory_plan()->add_buffers();
@@ -247,6 +260,24 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
       initial.assign(tensorBytes(type), '\0');
     }
   } else if (input) {
+    if (auto sharding = func.getArgAttrOfType<StringAttr>(
+            i, TrainoptDialect::kShardingAttrName);
+        sharding && !sharding.getValue().empty()) {
+      // "AXIS:DIM": the global value is the ranks' along DIM.
+      auto [axis, dimText] = sharding.getValue().split(':');
+      int64_t dim = -1, ranks = ab.axisSize(axis);
+      auto tt = cast<RankedTensorType>(type);
+      if (dimText.getAsInteger(10, dim) || dim < 0 || dim >= tt.getRank() ||
+          ranks < 1)
+        return func.emitError()
+               << "argument " << i << " has sharding '" << sharding.getValue()
+               << "'; expected AXIS:DIM with an axis of the mesh";
+      SmallVector<int64_t> global(tt.getShape());
+      global[dim] *= ranks;
+      setType(v.mutable_global_type(),
+              RankedTensorType::get(global, tt.getElementType()));
+      v.set_sharding(sharding.str());
+    }
     v.set_name(input.getValue().str());
     v.set_kind(argumentRole(func, i) == ValueRole::labels ? art::Value::LABELS
                                                           : art::Value::INPUT);
@@ -471,6 +502,70 @@ FailureOr<LibraryCall> libraryCall(Operation *op) {
   return op->emitOpError("has no CPU library call");
 }
 
+/// The mesh of the entry points (`trainopt.mesh`), into `meshAxes` and the
+/// artifact.
+LogicalResult ArtifactBuilder::readMesh() {
+  FlatSymbolRefAttr ref;
+  for (const char *name : {"train_step", "eval_step"}) {
+    auto func = module.lookupSymbol<func::FuncOp>(name);
+    auto mesh = func ? func->getAttrOfType<FlatSymbolRefAttr>(
+                           TrainoptDialect::kMeshAttrName)
+                     : FlatSymbolRefAttr();
+    if (func && ref != mesh && ref)
+      return func.emitError("the entry points run on different meshes");
+    if (func)
+      ref = mesh;
+  }
+  if (!ref)
+    return success();
+  auto grid = module.lookupSymbol<shard::GridOp>(ref.getAttr());
+  auto names =
+      grid ? grid->getAttrOfType<ArrayAttr>(TrainoptDialect::kAxesAttrName)
+           : ArrayAttr();
+  if (!names || static_cast<int64_t>(names.size()) != grid.getRank())
+    return module.emitError()
+           << "the mesh " << ref << " is no shard.grid with one name per axis";
+  art::Mesh *mesh = artifact.mutable_mesh();
+  for (auto [name, size] : llvm::zip(names, grid.getShape())) {
+    auto s = dyn_cast<StringAttr>(name);
+    if (!s || size < 1)
+      return grid.emitOpError("needs named axes of static sizes");
+    meshAxes[s.getValue()] = size;
+    art::MeshAxis *axis = mesh->add_axes();
+    axis->set_name(s.str());
+    axis->set_size(size);
+  }
+  return success();
+}
+
+/// The start command of `op`, without its id and buffers.
+FailureOr<art::Collective> ArtifactBuilder::collective(AllReduceOp op) {
+  if (libraryPrefix != "cpu")
+    return op.emitOpError("has no ")
+           << libraryPrefix
+           << " runtime collective yet: sharded programs run on the CPU "
+              "(MPI) for now";
+  auto grid =
+      SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(op, op.getGridAttr());
+  auto names =
+      grid ? grid->getAttrOfType<ArrayAttr>(TrainoptDialect::kAxesAttrName)
+           : ArrayAttr();
+  if (!names || static_cast<int64_t>(names.size()) != grid.getRank() ||
+      op.getGridAxes().size() != 1)
+    return op.emitOpError("needs one axis of a grid with named axes ('")
+           << TrainoptDialect::kAxesAttrName << "')";
+  art::Collective c;
+  c.set_op("all_reduce");
+  auto axis = dyn_cast<StringAttr>(names[op.getGridAxes()[0]]);
+  if (!axis)
+    return op.emitOpError("has a grid axis without a name");
+  c.set_group(axis.str());
+  c.set_reduction(stringifyCollectiveReduction(op.getReduction()).str());
+  c.set_element_type(elementType(
+      cast<RankedTensorType>(op.getInputs()[0].getType()).getElementType()));
+  return c;
+}
+
 /// Estimated FLOPs of a kernel: iterations times arithmetic ops per
 /// iteration.
 double kernelFlops(func::FuncOp kernel) {
@@ -560,7 +655,51 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
   };
   double entryFlops = 0;
   int64_t entryKernels = 0, entryCalls = 0;
+  // Started collectives by the values they produce: each is waited for
+  // just before the first command that reads one (views included).
+  llvm::DenseMap<Value, uint32_t> pending;
+  auto waitFor = [&](Operation *op) {
+    for (Value v : op->getOperands()) {
+      auto it = pending.find(v);
+      if (it == pending.end())
+        continue;
+      uint32_t id = it->second;
+      art::Collective *wait = entry->add_commands()->mutable_collective();
+      wait->set_op("all_reduce");
+      wait->set_id(id);
+      wait->set_wait(true);
+      SmallVector<Value> done;
+      for (auto &[value, started] : pending)
+        if (started == id)
+          done.push_back(value);
+      for (Value d : done)
+        pending.erase(d);
+    }
+  };
   for (Operation *op : plan.schedule) {
+    if (auto r = dyn_cast<ReshapeOp>(op)) {
+      if (auto it = pending.find(r.getX()); it != pending.end())
+        pending[r.getResult()] = it->second;
+      continue;
+    }
+    waitFor(op);
+    if (auto reduce = dyn_cast<AllReduceOp>(op)) {
+      FailureOr<art::Collective> c = collective(reduce);
+      if (failed(c))
+        return failure();
+      c->set_id(collectiveIds++);
+      for (Value v : reduce.getInputs())
+        c->add_buffers(bufferOf(v));
+      for (Value v : reduce.getResults()) {
+        c->add_buffers(bufferOf(v));
+        pending[v] = c->id();
+        if (func.getSymName() == "train_step")
+          communicationBytes[c->op()] += tensorBytes(v.getType());
+      }
+      ++collectives;
+      *entry->add_commands()->mutable_collective() = std::move(*c);
+      continue;
+    }
     if (auto call = dyn_cast<func::CallOp>(op)) {
       auto kernel = symbols.lookup<func::FuncOp>(call.getCallee());
       art::KernelLaunch *launch = entry->add_commands()->mutable_launch();
@@ -589,6 +728,9 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       ++entryCalls;
     }
   }
+  if (!pending.empty())
+    return func.emitError("a collective's result is never read, not even "
+                          "by the return");
   for (MemoryPlan::Copy c : plan.copies) {
     art::Copy *copy = entry->add_commands()->mutable_copy();
     copy->set_from(storages[c.from].buffer);
@@ -620,6 +762,8 @@ mlir::trainopt::emitArtifactPlan(ModuleOp module, StringRef target,
                                  llvm::json::Object &report) {
   ArtifactBuilder ab{module, artifact, report, libraryPrefix.str()};
   artifact.set_target(target.str());
+  if (failed(ab.readMesh()))
+    return failure();
   for (const char *name : {"train_step", "eval_step"}) {
     auto func = module.lookupSymbol<func::FuncOp>(name);
     if (!func)
@@ -665,5 +809,16 @@ mlir::trainopt::emitArtifactPlan(ModuleOp module, StringRef target,
   report["scratch_bytes"] = ab.scratchSize;
   report["scratch_lower_bound_bytes"] = ab.scratchLowerBound;
   report["entry_points"] = std::move(ab.entryReports);
+  if (artifact.has_mesh()) {
+    llvm::json::Object mesh, bytes;
+    for (const art::MeshAxis &a : artifact.mesh().axes())
+      mesh[a.name()] = a.size();
+    for (const auto &[op, n] : ab.communicationBytes)
+      bytes[op] = n;
+    report["mesh"] = std::move(mesh);
+    report["collectives"] = ab.collectives;
+    // Bytes each rank contributes per train_step, by collective.
+    report["communication_bytes_per_step"] = std::move(bytes);
+  }
   return ab.kernels;
 }

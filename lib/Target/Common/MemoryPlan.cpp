@@ -209,6 +209,25 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
       }
       continue;
     }
+    if (auto reduce = dyn_cast<AllReduceOp>(op)) {
+      // The runtime packs the inputs into its own buffer when the
+      // collective starts and unpacks the results when it is waited for
+      // (before the first reader), so a result may take a dying scratch
+      // input's storage; the result's storage is reserved from the start.
+      for (auto [in, r] : llvm::zip(reduce.getInputs(), reduce.getResults())) {
+        int64_t id = storageOf.lookup(in);
+        Storage &s = storages[id];
+        if (s.kind == StorageKind::Scratch && s.last == time &&
+            llvm::count(reduce.getInputs(), in) == 1) {
+          assign(r, id);
+          ++plan.inPlace;
+          continue;
+        }
+        assign(r, newStorage(StorageKind::Scratch, "", tensorBytes(r.getType()),
+                             time));
+      }
+      continue;
+    }
     if (isLibraryOp(op)) {
       for (Value r : op->getResults())
         assign(r, newStorage(StorageKind::Scratch, "", tensorBytes(r.getType()),

@@ -124,6 +124,24 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
                              << argIndex << " must be a parameter symbol";
     return success();
   }
+  if (attr.getName() == kShardingAttrName) {
+    auto sharding = dyn_cast<StringAttr>(attr.getValue());
+    Type argType = func ? func.getArgumentTypes()[argIndex] : Type();
+    int64_t dim = -1;
+    if (!sharding)
+      return op->emitError() << "'" << kShardingAttrName << "' on argument "
+                             << argIndex << " must be a string";
+    auto [axis, dimText] = sharding.getValue().split(':');
+    auto tt = dyn_cast_or_null<RankedTensorType>(argType);
+    if (!sharding.getValue().empty() &&
+        (axis.empty() || dimText.getAsInteger(10, dim) || dim < 0 ||
+         (tt && dim >= tt.getRank())))
+      return op->emitError()
+             << "'" << kShardingAttrName << "' on argument " << argIndex
+             << " must be \"AXIS:DIM\" with a dim of the argument, got "
+             << attr.getValue();
+    return success();
+  }
   if (attr.getName() == kInputAttrName) {
     if (!isa<StringAttr>(attr.getValue()))
       return op->emitError()

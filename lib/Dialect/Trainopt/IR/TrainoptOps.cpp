@@ -9,6 +9,7 @@
 
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Diagnostics.h"
@@ -765,3 +766,52 @@ MseLossOp::inferReturnTypes(MLIRContext *context,
 
 #define GET_OP_CLASSES
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+LogicalResult AllReduceOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location>,
+                                            AllReduceOp::Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  llvm::append_range(types, adaptor.getInputs().getTypes());
+  return success();
+}
+
+LogicalResult AllReduceOp::verify() {
+  if (getInputs().empty())
+    return emitOpError("expects at least one input");
+  Type element = getElementTypeOrSelf(getInputs().front().getType());
+  for (Value v : getInputs())
+    if (getElementTypeOrSelf(v.getType()) != element)
+      return emitOpError() << "expects inputs of one element type (a bucket), "
+                              "got "
+                           << element << " and "
+                           << getElementTypeOrSelf(v.getType());
+  ArrayRef<int16_t> axes = getGridAxes();
+  if (axes.empty())
+    return emitOpError("expects at least one grid axis");
+  for (auto [i, a] : llvm::enumerate(axes)) {
+    if (a < 0)
+      return emitOpError() << "expects grid axes >= 0, got " << a;
+    if (i > 0 && a <= axes[i - 1])
+      return emitOpError("expects strictly increasing grid axes");
+  }
+  return success();
+}
+
+LogicalResult
+AllReduceOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto grid =
+      symbolTable.lookupNearestSymbolFrom<shard::GridOp>(*this, getGridAttr());
+  if (!grid)
+    return emitOpError() << "expects '" << getGrid()
+                         << "' to name a shard.grid";
+  int64_t rank = grid.getRank();
+  for (int16_t a : getGridAxes())
+    if (a >= rank)
+      return emitOpError() << "grid axis " << a << " is out of range: '"
+                           << getGrid() << "' has " << rank << " axes";
+  return success();
+}

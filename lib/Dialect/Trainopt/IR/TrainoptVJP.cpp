@@ -947,3 +947,18 @@ LogicalResult MseLossOp::buildVJP(OpBuilder &builder,
   operandGrads[1] = G.neg(d);
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+LogicalResult AllReduceOp::buildVJP(OpBuilder &, ArrayRef<Value> resultGrads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  if (getReduction() != CollectiveReduction::sum)
+    return emitOpError("has a VJP only as a sum, not as ")
+           << stringifyCollectiveReduction(getReduction());
+  // The result is replicated over the group: each rank's cotangent is the
+  // whole cotangent of every contribution (the op's description).
+  operandGrads.assign(resultGrads.begin(), resultGrads.end());
+  return success();
+}

@@ -166,6 +166,15 @@ struct Transform {
 const Transform transformList[] = {
     {"accumulate", [](const Options &o) { return o.gradAccum > 1; },
      [](GradientSet &s, const Options &o, Value &) { accumulate(s, o); }},
+    // Where replicas combine their gradients: after accumulation, so they
+    // communicate once per update's worth of micro-batches' sum, and before
+    // the overflow check and the norm, which must see the combined values
+    // (trainopt-shard-step).
+    {"sync", [](const Options &) { return true; },
+     [](GradientSet &s, const Options &, Value &) {
+       for (auto [g, param] : llvm::zip(s.grads, s.params))
+         g = GradSyncOp::create(s.m.b, g, param);
+     }},
     {"unscale", [](const Options &o) { return o.lossScaling.has_value(); },
      [](GradientSet &s, const Options &o, Value &norm) {
        unscale(s, *o.lossScaling, norm);

@@ -33,6 +33,7 @@ const Stage stages[] = {
     {"trainopt-lr-schedule", stage_options::lrScheduleOptions},
     {"trainopt-apply-optimizer", stage_options::applyOptimizerOptions},
     {"trainopt-build-eval-step", stage_options::buildEvalStepOptions},
+    {"trainopt-shard-step", stage_options::shardStepOptions},
 };
 
 } // namespace
@@ -97,7 +98,7 @@ void mlir::trainopt::registerTrainingPipeline() {
       "trainopt-training-pipeline",
       "The training stages, from a model function to @train_step and "
       "@eval_step; takes the options of every stage "
-      "(trainopt-attach-loss ... trainopt-build-eval-step)",
+      "(trainopt-attach-loss ... trainopt-shard-step)",
       [](OpPassManager &pm, StringRef text,
          function_ref<LogicalResult(const Twine &)> error) {
         TrainingPipelineOptions options;

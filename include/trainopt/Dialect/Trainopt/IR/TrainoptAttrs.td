@@ -45,6 +45,18 @@ def Trainopt_DistributionAttr : EnumAttr<Trainopt_Dialect,
 // the training-step stages (trainopt-build-train-step produces gradients,
 // the gradient transforms may add a gate, trainopt-apply-optimizer consumes
 // both); an artifact never has them.
+def Trainopt_CollectiveReduction : I32EnumAttr<"CollectiveReduction",
+    "how a collective combines the ranks' values", [
+      I32EnumAttrCase<"sum", 0>,
+      I32EnumAttrCase<"max", 1>,
+      I32EnumAttrCase<"min", 2>,
+    ]> {
+  let cppNamespace = "::mlir::trainopt";
+  let genSpecializedAttr = 0;
+}
+def Trainopt_CollectiveReductionAttr : EnumAttr<Trainopt_Dialect, Trainopt_CollectiveReduction,
+                                       "collective_reduction">;
+
 def Trainopt_ValueRole : I32EnumAttr<"ValueRole",
     "what a function argument or result is to the training runtime", [
       I32EnumAttrCase<"input", 0>,

@@ -73,6 +73,16 @@ def Trainopt_Dialect : Dialect {
     /// without one are inputs (arguments) or outputs (results); names never
     /// decide a role.
     static constexpr ::llvm::StringLiteral kRoleAttrName = "trainopt.role";
+    /// Attribute of the `shard.grid` a sharded program runs on: its axis
+    /// names (`["dp", "tp"]`), one per dimension of the grid's shape.
+    static constexpr ::llvm::StringLiteral kAxesAttrName = "trainopt.axes";
+    /// Function attribute of a partitioned entry point: the grid symbol.
+    static constexpr ::llvm::StringLiteral kMeshAttrName = "trainopt.mesh";
+    /// Argument and result attribute of a partitioned entry point: how the
+    /// global value is split over the grid, `"dp:0"` (dim 0 over axis dp),
+    /// or `""` / absent for replicated (docs/distributed.md).
+    static constexpr ::llvm::StringLiteral kShardingAttrName =
+        "trainopt.sharding";
   }];
 }
 

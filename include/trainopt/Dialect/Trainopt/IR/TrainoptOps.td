@@ -10,5 +10,6 @@ include "trainopt/Dialect/Trainopt/IR/MathOps.td"
 include "trainopt/Dialect/Trainopt/IR/NNOps.td"
 include "trainopt/Dialect/Trainopt/IR/TensorOps.td"
 include "trainopt/Dialect/Trainopt/IR/LossOps.td"
+include "trainopt/Dialect/Trainopt/IR/CollectiveOps.td"
 
 #endif // TRAINOPT_DIALECT_TRAINOPT_IR_TRAINOPTOPS_TD

@@ -263,15 +263,19 @@ def TrainoptTransformGradients : Pass<"trainopt-transform-gradients", "ModuleOp"
        (by `step`), when the slot is cleared. The optimizer applies its
        update only through the gate, and counts applied updates in an
        `optimizer_step` state for its schedule and bias corrections.
-    2. The global L2 norm, returned as the metric `grad_norm` (before
+    2. Always: a `trainopt.grad_sync` marker per gradient, where
+       data-parallel replicas combine their gradients
+       (`trainopt-shard-step` replaces it).
+    3. Loss scaling (when `trainopt.loss_scale` is set by
+       `trainopt-assign-precision`): unscale, skip on inf/NaN, update the
+       scale.
+    4. The global L2 norm, returned as the metric `grad_norm` (before
        clipping, as PyTorch's `clip_grad_norm_` returns it). Always on.
-    3. `clip-grad-value = v`: every element clamped to [-v, v].
-    4. `clip-grad-norm = n`: all gradients scaled by
+    5. `clip-grad-value = v`: every element clamped to [-v, v].
+    6. `clip-grad-norm = n`: all gradients scaled by
        min(1, n / (norm + 1e-6)).
 
-    Later transforms (loss-scale unscale and skip, all-reduce) take their
-    place in this list. Each gate a transform adds is combined with the
-    existing one by `and`.
+    Each gate a transform adds is combined with the existing one by `and`.
 
     Before: `-> (..., tensor<3xf32> {trainopt.role = #trainopt<role gradient>, ...})`.
     After (`clip-grad-norm=1.0`): the same result is the clipped gradient,
@@ -406,6 +410,50 @@ def TrainoptBuildEvalStep : Pass<"trainopt-build-eval-step", "ModuleOp"> {
   let options = [
     Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
            "The model function">,
+  ];
+}
+
+def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
+  let summary = "Partitions @train_step and @eval_step over a device mesh";
+  let description = [{
+    The sharding stage, after the optimizer (so optimizer state can be
+    sharded) and the eval step. Without `mesh` it only drops the
+    `trainopt.grad_sync` markers: the single-device program is unchanged.
+
+    With `mesh = "dp=N"` the step becomes the program of one of N
+    data-parallel ranks (docs/distributed.md). Each rank runs the model on
+    its own `batch-size` samples, so the global batch is N times that;
+    the local shapes are the compiled ones. The pass
+
+    - declares the mesh as an upstream `shard.grid @mesh(shape = N)` with
+      `trainopt.axes = ["dp"]`, and names it in `trainopt.mesh` on both
+      entry points; inputs and labels get `trainopt.sharding = "dp:0"`
+      (split on dim 0 over dp), everything else is replicated;
+    - replaces the `grad_sync` markers by bucketed all-reduces: gradients
+      are taken in the order the backward produces them and packed into
+      buckets of at most `bucket-mb` MiB of one element type (a larger
+      gradient is a bucket alone); each bucket's `trainopt.all_reduce` is
+      placed right after its last gradient is computed, so it runs while
+      the rest of the backward does, and each gradient becomes its
+      bucket's sum times 1/N where the marker was;
+    - averages the `loss` result over the ranks (an all-reduce times 1/N),
+      so every rank reports the global batch's loss.
+
+    BatchNorm statistics stay local to each rank (PyTorch DDP semantics).
+    `tp` and `pp` axes larger than 1 are refused for now.
+
+    Before: `%s = trainopt.grad_sync %g {param = @fc.weight} : tensor<10xf32>`.
+    After (`mesh=dp=2`):
+    `%r = trainopt.all_reduce sum %g on @mesh axes = [0] : tensor<10xf32>`
+    after `%g`'s definition, and `trainopt.mul %r, 0.5` in place of `%s`.
+  }];
+  let dependentDialects = ["mlir::shard::ShardDialect"];
+  let options = [
+    Option<"mesh", "mesh", "std::string", /*default=*/"\"\"",
+           "The device mesh, dp=N (data parallel over N processes); empty: "
+           "one device">,
+    Option<"bucketMb", "bucket-mb", "double", /*default=*/"25.0",
+           "Largest gradient bucket of one all-reduce, in MiB">,
   ];
 }
 

@@ -66,6 +66,7 @@ std::vector<TrainingOption> transformGradientsOptions();
 std::vector<TrainingOption> lrScheduleOptions();
 std::vector<TrainingOption> applyOptimizerOptions();
 std::vector<TrainingOption> buildEvalStepOptions();
+std::vector<TrainingOption> shardStepOptions();
 } // namespace stage_options
 
 } // namespace mlir::trainopt

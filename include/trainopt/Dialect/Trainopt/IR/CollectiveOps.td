@@ -1,0 +1,75 @@
+//===- CollectiveOps.td - trainopt collectives between ranks -*- tablegen -*-===//
+//
+// Collectives of a partitioned (per-rank) program. They run on the grid of
+// an upstream `shard.grid` (the mesh: its shape; the axis names are its
+// `trainopt.axes` attribute) over the group of `grid_axes`, with the
+// upstream dialect's conventions for the two. They are not `Pure`: every
+// rank must issue the same collectives in the same order, so no pass may
+// drop, merge or reorder one on its own.
+
+#ifndef TRAINOPT_DIALECT_TRAINOPT_IR_COLLECTIVEOPS_TD
+#define TRAINOPT_DIALECT_TRAINOPT_IR_COLLECTIVEOPS_TD
+
+include "trainopt/Dialect/Trainopt/IR/TrainoptDialect.td"
+include "trainopt/Dialect/Trainopt/IR/TrainoptAttrs.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "trainopt/Dialect/Trainopt/IR/TrainoptInterfaces.td"
+
+def Trainopt_AllReduceOp : Trainopt_Op<"all_reduce", [
+    DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>, InferTypeOpAdaptor]> {
+  let summary = "combines tensors elementwise across the ranks of a group";
+  let description = [{
+    Every rank of the group of `grid_axes` on grid `grid` contributes
+    `inputs`; every rank receives, per input, the elementwise `reduction`
+    (sum, max or min) of all contributions. Several inputs of one element
+    type form a bucket: the runtime packs them into one buffer and issues
+    one collective for all of them. With the runtime's deterministic order
+    (the default) a sum is `((x0 + x1) + x2) + ...` in rank order, bit for
+    bit on every rank.
+
+    Its VJP (a sum only) is the identity: the result is replicated over the
+    group, so each rank's cotangent of it is already the whole cotangent,
+    and every contribution's cotangent is that (Megatron's `g` operator).
+
+    ```mlir
+    shard.grid @mesh(shape = 2) {trainopt.axes = ["dp"]}
+    %w, %b = trainopt.all_reduce sum %gw, %gb on @mesh axes = [0]
+        : tensor<10x784xf32>, tensor<10xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<Trainopt_NumericTensor>:$inputs,
+                       FlatSymbolRefAttr:$grid,
+                       DenseI16ArrayAttr:$grid_axes,
+                       Trainopt_CollectiveReductionAttr:$reduction);
+  let results = (outs Variadic<Trainopt_NumericTensor>:$results);
+  let assemblyFormat = [{
+    $reduction $inputs `on` $grid `axes` `=` $grid_axes attr-dict `:`
+    type($inputs)
+  }];
+  let hasVerifier = 1;
+}
+
+def Trainopt_GradSyncOp : Trainopt_Op<"grad_sync", [Pure,
+    AllTypesMatch<["gradient", "result"]>]> {
+  let summary = "marks where a parameter's gradient is complete on one replica";
+  let description = [{
+    trainopt-transform-gradients places one per trainable parameter, on
+    the gradient as it leaves accumulation and before unscaling, the norm
+    and clipping: the point where data-parallel replicas must combine their
+    gradients. trainopt-shard-step replaces it by that combination (a
+    bucketed all-reduce and the mean over the replicas) or, without a mesh,
+    by its operand; lowering treats a remaining one as the identity.
+
+    ```mlir
+    %s = trainopt.grad_sync %g {param = @fc.weight} : tensor<10x784xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_Tensor:$gradient, FlatSymbolRefAttr:$param);
+  let results = (outs Trainopt_Tensor:$result);
+  let assemblyFormat = "$gradient attr-dict `:` type($gradient)";
+}
+
+#endif // TRAINOPT_DIALECT_TRAINOPT_IR_COLLECTIVEOPS_TD

@@ -1,0 +1,129 @@
+//===- Communicator.h - collectives between the ranks of a job --*- C++ -*-===//
+//
+/// \file
+/// The processes of one `mpirun` job, and the collectives a sharded program
+/// runs between them (DESIGN.md 3.7; docs/distributed.md). A communicator
+/// is the world of ranks plus one group per mesh axis: on a mesh
+/// `dp=2,tp=2` (row-major, the last axis fastest) the `dp` group of a rank
+/// is the ranks that differ from it only in their `dp` coordinate.
+///
+/// The CPU implementation is Open MPI, opened with dlopen (libmpi.so.40)
+/// when a sharded artifact loads, so the runtime starts and runs
+/// single-process artifacts on a machine without MPI. Its handles are Open
+/// MPI's exported globals (`ompi_mpi_comm_world`, ...): the runtime is tied
+/// to Open MPI's ABI, as Debian ships it.
+///
+/// Collectives are started and waited for separately, so a program can
+/// issue an all-reduce as soon as its input is ready and compute while it
+/// runs; `progress` lets MPI move started collectives along between
+/// commands (Open MPI has no progress thread). Every wait gives up after
+/// the communicator's timeout with an error naming the collective, the
+/// group and this rank; the caller then aborts the job.
+///
+/// Deterministic mode (the default) reduces in rank order, independently of
+/// MPI's algorithm: an all-to-all hands rank r the r-th chunk of every
+/// rank's buffer, rank r sums its chunk as ((c0 + c1) + c2) + ..., and an
+/// all-gather returns the sums. It moves 2(N-1)/N of the buffer per rank,
+/// as a ring all-reduce does, and gives every rank the same bits, equal to
+/// summing the N contributions one after another in one process.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_RUNTIME_COMMUNICATOR_H
+#define TRAINOPT_RUNTIME_COMMUNICATOR_H
+
+#include "trainopt/Runtime/Data.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trainopt::rt {
+
+/// A mesh: named axes and their sizes, row-major (the last axis fastest).
+struct Mesh {
+  std::vector<std::pair<std::string, int64_t>> axes;
+  int64_t size() const {
+    int64_t n = 1;
+    for (const auto &a : axes)
+      n *= a.second;
+    return n;
+  }
+};
+
+enum class ReduceKind { Sum, Max, Min };
+
+/// How the job was launched, from the environment mpirun sets
+/// (OMPI_COMM_WORLD_SIZE/RANK): world size 1 and rank 0 without mpirun.
+struct LaunchInfo {
+  bool underMpirun = false;
+  int rank = 0, size = 1;
+  /// Cores per rank: the cores this process may use, divided by the ranks
+  /// on this node (OMPI_COMM_WORLD_LOCAL_SIZE) that share them. mpirun binds
+  /// each rank by default (a core each for up to 2 ranks, a socket beyond,
+  /// nothing when oversubscribed): a rank bound to one core gets 1 whatever
+  /// the machine; `mpirun --bind-to none` or `--map-by slot:PE=n` gives more.
+  int coresPerRank = 1;
+};
+LaunchInfo launchInfo();
+
+struct CommunicatorOptions {
+  /// Every wait fails after this many seconds.
+  double timeoutSeconds = 300;
+  /// Rank-order reductions (above); false: MPI's own all-reduce.
+  bool deterministic = true;
+};
+
+class Communicator {
+public:
+  /// A started collective.
+  using Handle = int64_t;
+
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual const Mesh &mesh() const = 0;
+  /// This rank's coordinate along `axis`, and the size of its group.
+  virtual int coordinate(const std::string &axis) const = 0;
+  virtual int groupSize(const std::string &axis) const = 0;
+
+  /// Starts an in-place all-reduce of `count` elements of `dtype` at `data`
+  /// over the group of `axis`. `data` must stay untouched until `wait`.
+  /// `what` names the collective in errors.
+  virtual bool startAllReduce(void *data, int64_t count, DType dtype,
+                              ReduceKind kind, const std::string &axis,
+                              const std::string &what, Handle &handle,
+                              std::string &error) = 0;
+  /// Waits for a started collective (polling, up to the timeout).
+  virtual bool wait(Handle handle, std::string &error) = 0;
+  /// Lets started collectives advance; cheap, called between commands.
+  virtual void progress() = 0;
+
+  /// Blocking helpers for the trainer (host memory, world group unless an
+  /// axis is given), each bounded by the timeout.
+  virtual bool allReduce(void *data, int64_t count, DType dtype,
+                         ReduceKind kind, const std::string &axis,
+                         const std::string &what, std::string &error) = 0;
+  virtual bool broadcast(void *data, int64_t bytes, int root,
+                         const std::string &what, std::string &error) = 0;
+  /// Every rank's `value`, in rank order.
+  virtual bool allGather(uint64_t value, std::vector<uint64_t> &values,
+                         const std::string &what, std::string &error) = 0;
+  virtual bool barrier(const std::string &what, std::string &error) = 0;
+  /// Ends the whole job (MPI_Abort) after a fatal error on this rank.
+  [[noreturn]] virtual void abort(int code) = 0;
+};
+
+/// The communicator of this process for `mesh`: opens Open MPI,
+/// initializes it, checks that the world size equals the mesh's, and
+/// splits one group per axis. Null with `error` set when MPI cannot be
+/// opened or the sizes differ.
+std::unique_ptr<Communicator>
+createMPICommunicator(const Mesh &mesh, const CommunicatorOptions &options,
+                      std::string &error);
+
+} // namespace trainopt::rt
+
+#endif // TRAINOPT_RUNTIME_COMMUNICATOR_H

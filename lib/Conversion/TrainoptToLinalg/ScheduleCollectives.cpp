@@ -1,0 +1,51 @@
+//===- ScheduleCollectives.cpp - start collectives early -----------------===//
+//
+/// \file
+/// `trainopt-schedule-collectives`: each collective of a step program moves
+/// up to just after its inputs' last definition, so its communication
+/// overlaps the commands that follow it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Conversion/Passes.h"
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+namespace mlir::trainopt {
+#define GEN_PASS_DEF_TRAINOPTSCHEDULECOLLECTIVES
+#include "trainopt/Conversion/Passes.h.inc"
+} // namespace mlir::trainopt
+
+using namespace mlir;
+using namespace mlir::trainopt;
+
+namespace {
+struct ScheduleCollectivesPass
+    : public mlir::trainopt::impl::TrainoptScheduleCollectivesBase<
+          ScheduleCollectivesPass> {
+  void runOnOperation() override {
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      Block &body = func.getBody().front();
+      SmallVector<AllReduceOp> collectives(body.getOps<AllReduceOp>());
+      for (AllReduceOp op : collectives) {
+        // The latest input definition in this block (inputs defined
+        // elsewhere are block arguments: available from the start).
+        Operation *last = nullptr;
+        for (Value in : op.getInputs()) {
+          Operation *def = in.getDefiningOp();
+          if (def && def->getBlock() == &body &&
+              (!last || last->isBeforeInBlock(def)))
+            last = def;
+        }
+        if (last)
+          op->moveAfter(last);
+        else
+          op->moveBefore(&body.front());
+      }
+    }
+  }
+};
+} // namespace
