@@ -29,6 +29,8 @@ import numpy as np
 NOT_COMPUTATIONS = {
     "constant": "a value, not a computation (every case has constants)",
     "parameter": "a module-level declaration, not a computation",
+    "grad_sync": "a marker in the training step that trainopt-shard-step "
+                 "replaces, not part of a model",
 }
 
 X = "tensor<4x6xT>"  # the default input
@@ -36,8 +38,19 @@ X = "tensor<4x6xT>"  # the default input
 # name: dict(covers=[ops], x=shape, params={name: shape}, body=MLIR lines
 # computing %y from %x and the parameters (T is the element type), y=shape
 # of %y, loss="mse" (against random targets) or "own" (%y is a loss op's
-# result; the int64 labels %t have shape `labels` and `classes` classes)).
+# result; the int64 labels %t have shape `labels` and `classes` classes)),
+# module=MLIR lines before the parameters.
 CASES = {
+    # A mesh of one rank: the sum over the group is the value itself, and
+    # the VJP passes the cotangent through (the compiled program runs the
+    # collective's pack and unpack with no communicator).
+    "all_reduce": dict(
+        covers=["all_reduce"],
+        module='shard.grid @mesh(shape = 1) {trainopt.axes = ["dp"]}',
+        params={"w": (4, 6)},
+        body="""
+  %p = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %y = trainopt.all_reduce sum %p on @mesh axes = [0] : tensor<4x6xT>"""),
     "unary_smooth": dict(
         covers=["neg", "exp", "tanh", "sigmoid", "erf", "sin", "cos", "add", "mul"],
         params={"w": (6,)},
@@ -251,7 +264,7 @@ def module(case, dtype, params):
     t = {np.float32: "f32", np.float64: "f64"}[dtype]
     x = case.get("x", (4, 6))
     y = case.get("y", x)
-    lines = []
+    lines = [case["module"]] if "module" in case else []
     for name, value in params.items():
         lines.append(f"trainopt.parameter @{name} trainable : tensor<{dims(value.shape)}x{t}> = "
                      f"dense<{literal(value)}> : tensor<{dims(value.shape)}x{t}>")

@@ -29,7 +29,8 @@ bool mlir::trainopt::isMLIRFile(StringRef path) {
   if (!buffer)
     return false;
   StringRef text = (*buffer)->getBuffer().ltrim();
-  for (StringRef start : {"module", "func.func", "trainopt.", "//", "#", "\""})
+  for (StringRef start :
+       {"module", "func.func", "trainopt.", "shard.", "//", "#", "\""})
     if (text.starts_with(start))
       return true;
   return false;

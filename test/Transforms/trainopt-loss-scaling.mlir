@@ -21,9 +21,10 @@
 // CHECK-SAME: {trainopt.role = #trainopt<role update_gate>}
 // CHECK-SAME: attributes {trainopt.loss_scale =
 // CHECK: %[[G:.*]]:{{[0-9]+}} = call @forward_train_grad({{.*}}, %[[SCALE]])
+// CHECK: %[[SYNC:.*]] = trainopt.grad_sync %[[G]]#{{[0-9]+}} {param = @w}
 // CHECK: %[[INV:.*]] = trainopt.div %{{.*}}, %[[SCALE]]
 // CHECK: %[[FINITE:.*]] = trainopt.less %{{.*}}, %{{.*}} : (tensor<f32>, tensor<f32>) -> tensor<i1>
-// CHECK: trainopt.mul %[[G]]#{{[0-9]+}}, %[[INV]] : (tensor<3x2xf32>, tensor<f32>)
+// CHECK: trainopt.mul %[[SYNC]], %[[INV]] : (tensor<3x2xf32>, tensor<f32>)
 // CHECK: trainopt.constant dense<3> : tensor<i64>
 // CHECK: trainopt.cast %[[SCALE]] : tensor<f32> to tensor<f64>
 // CHECK: trainopt.constant dense<2.000000e+00> : tensor<f64>

@@ -214,6 +214,34 @@ static void printReport(const json::Object &r) {
                     mib(num("arena_bytes")), mib(num("arena_lower_bound_bytes")),
                     mib(num("persistent_bytes")), mib(num("scratch_bytes")),
                     mib(num("scratch_lower_bound_bytes")));
+  if (const json::Object *mesh = r.getObject("mesh")) {
+    std::string axes;
+    for (const auto &[name, size] : *mesh)
+      axes += (axes.empty() ? "" : ",") + name.str() + "=" +
+              std::to_string(size.getAsInteger().value_or(0));
+    outs() << formatv("mesh:                 {0} (the artifact is one rank's "
+                      "program; shapes are per rank)\n",
+                      axes);
+    if (const json::Object *bytes = r.getObject("communication_bytes_per_step"))
+      for (const auto &[op, n] : *bytes)
+        outs() << formatv("communication:        {0}: {1:f3} MiB per rank per "
+                          "train step\n",
+                          op.str(), mib(double(n.getAsInteger().value_or(0))));
+    if (const json::Array *list = r.getArray("train_step_collectives"))
+      for (const json::Value &v : *list) {
+        const json::Object *c = v.getAsObject();
+        if (!c)
+          continue;
+        auto n = [&](StringRef k) { return c->getInteger(k).value_or(0); };
+        outs() << formatv("  {0} #{1} over {2}: {3} tensors, {4} bytes; "
+                          "starts at command {5}, waited for at {6} ({7} "
+                          "commands overlap it)\n",
+                          c->getString("op").value_or("?"), n("id"),
+                          c->getString("group").value_or("?"), n("tensors"),
+                          n("bytes"), n("start"), n("wait"),
+                          n("overlapped_commands"));
+      }
+  }
   if (r.getInteger("fp32_arena_bytes"))
     outs() << formatv("arena without --amp:  {0:f3} MiB (this arena is "
                       "{1:f2}x of it)\n",

@@ -30,6 +30,9 @@ struct ScheduleCollectivesPass
         continue;
       Block &body = func.getBody().front();
       SmallVector<AllReduceOp> collectives(body.getOps<AllReduceOp>());
+      // Collectives that land after the same op keep their order (null:
+      // the block's start).
+      llvm::DenseMap<Operation *, Operation *> lastAfter;
       for (AllReduceOp op : collectives) {
         // The latest input definition in this block (inputs defined
         // elsewhere are block arguments: available from the start).
@@ -40,10 +43,14 @@ struct ScheduleCollectivesPass
               (!last || last->isBeforeInBlock(def)))
             last = def;
         }
-        if (last)
+        Operation *&previous = lastAfter[last];
+        if (previous)
+          op->moveAfter(previous);
+        else if (last)
           op->moveAfter(last);
         else
           op->moveBefore(&body.front());
+        previous = op;
       }
     }
   }

@@ -155,6 +155,9 @@ struct ArtifactBuilder {
   uint32_t collectiveIds = 0;
   std::map<std::string, uint64_t> communicationBytes;
   int64_t collectives = 0;
+  /// train_step's collectives: what each reduces and where it starts and
+  /// is waited for in the command list (--report).
+  llvm::json::Array collectiveReports;
 
   int64_t axisSize(StringRef axis) const { return meshAxes.lookup(axis); }
   FailureOr<art::Collective> collective(AllReduceOp op);
@@ -516,8 +519,14 @@ LogicalResult ArtifactBuilder::readMesh() {
     if (func)
       ref = mesh;
   }
-  if (!ref)
-    return success();
+  // A module whose collectives run on its one grid, without the sharding
+  // stage's annotation (a hand-written or single-op program).
+  if (!ref) {
+    auto grids = llvm::to_vector(module.getOps<shard::GridOp>());
+    if (grids.size() != 1)
+      return success();
+    ref = FlatSymbolRefAttr::get(grids[0].getSymNameAttr());
+  }
   auto grid = module.lookupSymbol<shard::GridOp>(ref.getAttr());
   auto names =
       grid ? grid->getAttrOfType<ArrayAttr>(TrainoptDialect::kAxesAttrName)
@@ -658,6 +667,8 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
   // Started collectives by the values they produce: each is waited for
   // just before the first command that reads one (views included).
   llvm::DenseMap<Value, uint32_t> pending;
+  // Per started collective: its report entry, and commands run since.
+  std::map<uint32_t, llvm::json::Object> started;
   auto waitFor = [&](Operation *op) {
     for (Value v : op->getOperands()) {
       auto it = pending.find(v);
@@ -668,6 +679,15 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       wait->set_op("all_reduce");
       wait->set_id(id);
       wait->set_wait(true);
+      llvm::json::Object &r = started[id];
+      int64_t start = *r.getInteger("start");
+      r["wait"] = entry->commands_size() - 1;
+      // Commands between the start and the wait: compute that runs while
+      // the collective communicates.
+      r["overlapped_commands"] = entry->commands_size() - 2 - start;
+      if (func.getSymName() == "train_step")
+        collectiveReports.push_back(std::move(r));
+      started.erase(id);
       SmallVector<Value> done;
       for (auto &[value, started] : pending)
         if (started == id)
@@ -690,12 +710,21 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       c->set_id(collectiveIds++);
       for (Value v : reduce.getInputs())
         c->add_buffers(bufferOf(v));
+      uint64_t bytes = 0;
       for (Value v : reduce.getResults()) {
         c->add_buffers(bufferOf(v));
         pending[v] = c->id();
-        if (func.getSymName() == "train_step")
-          communicationBytes[c->op()] += tensorBytes(v.getType());
+        bytes += tensorBytes(v.getType());
       }
+      if (func.getSymName() == "train_step")
+        communicationBytes[c->op()] += bytes;
+      started[c->id()] = llvm::json::Object{
+          {"id", static_cast<int64_t>(c->id())},
+          {"op", c->op()},
+          {"group", c->group()},
+          {"tensors", static_cast<int64_t>(reduce.getNumResults())},
+          {"bytes", bytes},
+          {"start", entry->commands_size()}};
       ++collectives;
       *entry->add_commands()->mutable_collective() = std::move(*c);
       continue;
@@ -819,6 +848,7 @@ mlir::trainopt::emitArtifactPlan(ModuleOp module, StringRef target,
     report["collectives"] = ab.collectives;
     // Bytes each rank contributes per train_step, by collective.
     report["communication_bytes_per_step"] = std::move(bytes);
+    report["train_step_collectives"] = std::move(ab.collectiveReports);
   }
   return ab.kernels;
 }

@@ -307,3 +307,45 @@ func.func @role_attr(%a: tensor<8xi64> {trainopt.role = "labels"}) {
 func.func @role_result(%a: tensor<f32>) -> (tensor<f32> {trainopt.role = 1}) {
   return %a : tensor<f32>
 }
+
+// -----
+
+shard.grid @mesh(shape = 2) {trainopt.axes = ["dp"]}
+func.func @all_reduce_axis(%x: tensor<4xf32>) {
+  // expected-error @+1 {{grid axis 1 is out of range: 'mesh' has 1 axes}}
+  %0 = trainopt.all_reduce sum %x on @mesh axes = [1] : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @all_reduce_no_grid(%x: tensor<4xf32>) {
+  // expected-error @+1 {{expects 'nowhere' to name a shard.grid}}
+  %0 = trainopt.all_reduce sum %x on @nowhere axes = [0] : tensor<4xf32>
+  return
+}
+
+// -----
+
+shard.grid @mesh(shape = 2x2) {trainopt.axes = ["dp", "tp"]}
+func.func @all_reduce_axes_order(%x: tensor<4xf32>) {
+  // expected-error @+1 {{expects strictly increasing grid axes}}
+  %0 = trainopt.all_reduce sum %x on @mesh axes = [1, 0] : tensor<4xf32>
+  return
+}
+
+// -----
+
+shard.grid @mesh(shape = 2) {trainopt.axes = ["dp"]}
+func.func @all_reduce_bucket_types(%x: tensor<4xf32>, %y: tensor<4xbf16>) {
+  // expected-error @+1 {{expects inputs of one element type (a bucket), got 'f32' and 'bf16'}}
+  %0:2 = trainopt.all_reduce sum %x, %y on @mesh axes = [0] : tensor<4xf32>, tensor<4xbf16>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'trainopt.sharding' on argument 0 must be "AXIS:DIM" with a dim of the argument, got "dp:2"}}
+func.func @sharding_dim(%x: tensor<4x3xf32> {trainopt.sharding = "dp:2"}) {
+  return
+}

@@ -227,3 +227,21 @@ func.func @losses(%logits: tensor<32x10xf32>, %labels: tensor<32xi64>, %w: tenso
   %4 = trainopt.mse_loss %p, %p {reduction = #trainopt<reduction mean>} : (tensor<32x1xf32>, tensor<32x1xf32>) -> tensor<f32>
   return %0, %1, %2, %3, %4 : tensor<f32>, tensor<32xf32>, tensor<f32>, tensor<f32>, tensor<f32>
 }
+
+// -----
+
+// Collectives run on an upstream shard.grid; a bucket is one all-reduce of
+// several tensors of one element type.
+// CHECK: shard.grid @mesh(shape = 2x2) {trainopt.axes = ["dp", "tp"]}
+// CHECK-LABEL: func.func @collectives
+// CHECK: %{{.*}}:2 = trainopt.all_reduce sum %{{.*}}, %{{.*}} on @mesh axes = [0] : tensor<10x4xf32>, tensor<10xf32>
+// CHECK: trainopt.all_reduce max %{{.*}} on @mesh axes = [0, 1] : tensor<i64>
+// CHECK: trainopt.grad_sync %{{.*}} {param = @w} : tensor<10x4xf32>
+shard.grid @mesh(shape = 2x2) {trainopt.axes = ["dp", "tp"]}
+func.func @collectives(%w: tensor<10x4xf32>, %b: tensor<10xf32>, %n: tensor<i64>)
+    -> (tensor<10x4xf32>, tensor<10xf32>, tensor<i64>, tensor<10x4xf32>) {
+  %0:2 = trainopt.all_reduce sum %w, %b on @mesh axes = [0] : tensor<10x4xf32>, tensor<10xf32>
+  %1 = trainopt.all_reduce max %n on @mesh axes = [0, 1] : tensor<i64>
+  %2 = trainopt.grad_sync %w {param = @w} : tensor<10x4xf32>
+  return %0#0, %0#1, %1, %2 : tensor<10x4xf32>, tensor<10xf32>, tensor<i64>, tensor<10x4xf32>
+}

@@ -220,6 +220,9 @@ struct TrainoptShardStepPass
       buckets[it->second].bytes += bytes;
       buckets[it->second].syncs.push_back(s);
     }
+    // Buckets are placed in readiness order: a bucket whose last gradient
+    // comes from the same op as the previous bucket's goes after it.
+    Operation *previous = nullptr;
     for (Bucket &bucket : buckets) {
       SmallVector<Value> grads;
       Value last;
@@ -232,12 +235,16 @@ struct TrainoptShardStepPass
       // After the last gradient's definition; once the gradient function
       // is inlined, trainopt-schedule-collectives moves it up to where the
       // backward computes that gradient.
-      if (Operation *def = last.getDefiningOp())
-        b.setInsertionPointAfter(def);
+      Operation *after = last.getDefiningOp();
+      if (previous && (!after || after->isBeforeInBlock(previous)))
+        after = previous;
+      if (after)
+        b.setInsertionPointAfter(after);
       else
         b.setInsertionPointToStart(&body);
       auto reduce =
           AllReduceOp::create(b, last.getLoc(), grads, gridRef, dpAxes, sum);
+      previous = reduce;
       for (auto [s, r] : llvm::zip(bucket.syncs, reduce.getResults())) {
         b.setInsertionPoint(s);
         TensorBuilder m(b, s.getLoc());

@@ -1,0 +1,69 @@
+// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer -trainopt-build-eval-step '-trainopt-shard-step=mesh=dp=2 bucket-mb=0.00004' | FileCheck %s
+// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer -trainopt-build-eval-step -trainopt-shard-step | FileCheck %s --check-prefix=NOMESH
+// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients | FileCheck %s --check-prefix=MARK
+// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=2,tp=2' 2>&1 | FileCheck %s --check-prefix=TP
+// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=0' 2>&1 | FileCheck %s --check-prefix=SIZE
+// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=xp=2' 2>&1 | FileCheck %s --check-prefix=AXIS
+// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=2 bucket-mb=0' 2>&1 | FileCheck %s --check-prefix=BUCKET
+
+// trainopt-transform-gradients marks each gradient where replicas combine
+// them: after accumulation, before the norm.
+// MARK-LABEL: func.func @train_step(
+// MARK: trainopt.grad_sync %{{.*}} {param = @w} : tensor<3x4xf32>
+// MARK: trainopt.grad_sync %{{.*}} {param = @b} : tensor<3xf32>
+// MARK: trainopt.grad_sync %{{.*}} {param = @v} : tensor<2x3xf32>
+// MARK: trainopt.sqrt
+
+// The mesh is an upstream shard.grid with named axes; inputs and labels of
+// both entry points are split on dim 0 over dp. The backward computes the
+// gradient of @v first, then @b, then @w (as the callee returns them): a
+// 0.00004 MiB (41-byte) cap puts @v (24 bytes) and @b (12) in the first
+// bucket and @w (48) alone in the second, in that order, right after the
+// gradient function. Each gradient is then its bucket's sum times 1/2 where
+// its marker was; the loss is averaged over the ranks.
+// CHECK: shard.grid @mesh(shape = 2) {trainopt.axes = ["dp"]}
+// CHECK-LABEL: func.func @train_step(
+// CHECK-SAME: %{{.*}}: tensor<5x4xf32> {trainopt.input = "x", trainopt.sharding = "dp:0"}
+// CHECK-SAME: %{{.*}}: tensor<5xi64> {trainopt.input = "labels", trainopt.role = #trainopt<role labels>, trainopt.sharding = "dp:0"}
+// CHECK-SAME: attributes {trainopt.mesh = @mesh}
+// CHECK: %[[G:.*]]:5 = call @forward_train_grad(
+// CHECK-NEXT: %[[B1:.*]]:2 = trainopt.all_reduce sum %[[G]]#4, %[[G]]#3 on @mesh axes = [0] : tensor<2x3xf32>, tensor<3xf32>
+// CHECK-NEXT: %[[B2:.*]] = trainopt.all_reduce sum %[[G]]#2 on @mesh axes = [0] : tensor<3x4xf32>
+// CHECK: %[[HALF:.*]] = trainopt.constant dense<5.000000e-01> : tensor<f32>
+// CHECK-NEXT: trainopt.mul %[[B2]], %[[HALF]]
+// CHECK: trainopt.mul %[[B1]]#1,
+// CHECK: trainopt.mul %[[B1]]#0,
+// CHECK: %[[L:.*]] = trainopt.all_reduce sum %[[G]]#1 on @mesh axes = [0] : tensor<f32>
+// CHECK: %[[LM:.*]] = trainopt.mul %[[L]],
+// CHECK: return {{.*}}%[[LM]]
+// CHECK-LABEL: func.func @eval_step(
+// CHECK-SAME: trainopt.sharding = "dp:0"
+// CHECK-SAME: attributes {trainopt.mesh = @mesh}
+// CHECK-NOT: trainopt.all_reduce
+
+// Without a mesh the program is the single-device one: no grid, no
+// collectives, no markers.
+// NOMESH-NOT: shard.grid
+// NOMESH-NOT: trainopt.all_reduce
+// NOMESH-NOT: trainopt.grad_sync
+// NOMESH-NOT: trainopt.sharding
+// NOMESH-LABEL: func.func @train_step(
+
+// TP: error: --mesh: tp=2: tensor parallelism is not implemented yet; this build shards over dp only
+// SIZE: error: --mesh: 'dp=0' is not AXIS=N with N >= 1
+// AXIS: error: --mesh: unknown axis 'xp' (expected dp, tp or pp)
+// BUCKET: error: --bucket-mb: must be > 0
+trainopt.parameter @w trainable : tensor<3x4xf32> = dense<0.1> : tensor<3x4xf32>
+trainopt.parameter @b trainable : tensor<3xf32> = dense<0.0> : tensor<3xf32>
+trainopt.parameter @v trainable : tensor<2x3xf32> = dense<0.2> : tensor<2x3xf32>
+func.func @forward(%w: tensor<3x4xf32> {trainopt.param = @w}, %b: tensor<3xf32> {trainopt.param = @b},
+                   %v: tensor<2x3xf32> {trainopt.param = @v},
+                   %x: tensor<5x4xf32> {trainopt.input = "x"}, %y: tensor<5xi64> {trainopt.input = "labels", trainopt.role = #trainopt<role labels>})
+    -> (tensor<5x2xf32> {trainopt.output = "logits"}, tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role loss>}) {
+  %0 = trainopt.matmul %x, %w {transpose_rhs = true} : (tensor<5x4xf32>, tensor<3x4xf32>) -> tensor<5x3xf32>
+  %1 = trainopt.add %0, %b : (tensor<5x3xf32>, tensor<3xf32>) -> tensor<5x3xf32>
+  %2 = trainopt.relu %1 : tensor<5x3xf32>
+  %3 = trainopt.matmul %2, %v {transpose_rhs = true} : (tensor<5x3xf32>, tensor<2x3xf32>) -> tensor<5x2xf32>
+  %l = trainopt.cross_entropy %3, %y {reduction = #trainopt<reduction mean>} : (tensor<5x2xf32>, tensor<5xi64>) -> tensor<f32>
+  return %3, %l : tensor<5x2xf32>, tensor<f32>
+}
