@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libonnx-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   python3 python3-venv python3-torch python3-torchvision
   libgtest-dev dataset-fashion-mnist
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()
