@@ -805,10 +805,24 @@ struct EvalResult {
 /// is padded with copies of its real samples, and only real rows count.
 /// With [B, C] logits the loss is the exact per-sample log-softmax
 /// cross-entropy; otherwise the mean of eval_step's loss over full batches.
+/// A data-parallel program shares the batches out over its ranks (batch i
+/// on rank i mod N, with rank 0's model state, as PyTorch DDP broadcasts
+/// its buffers) and sums the totals.
 EvalResult evaluate(Program &program, const EvalSignature &sig,
                     const Dataset &d, const std::vector<size_t> &columns,
                     const Normalization &norm) {
   EvalResult result;
+  Communicator *comm = program.communicator();
+  int64_t ranks = comm ? comm->groupSize("dp") : 1;
+  int64_t rank = comm ? comm->coordinate("dp") : 0;
+  std::string error;
+  if (comm)
+    for (const ValueInfo &v : program.persistentValues())
+      if (v.kind == ValueKind::ModelState &&
+          !comm->broadcast(persistentOf(program, v.name),
+                           static_cast<int64_t>(v.bytes), 0,
+                           "model state '" + v.name + "'", error))
+        runtimeError(error);
   const Feed &f = sig.feed;
   int64_t n = d.samples();
   const Array *labels = nullptr;
@@ -820,10 +834,11 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
   double lossSum = 0, correct = 0;
   int64_t fullBatches = 0;
   for (int64_t start = 0; start < n; start += f.batch) {
+    if ((start / f.batch) % ranks != rank)
+      continue;
     int64_t rows = std::min(f.batch, n - start);
     feedRows(program, f, d, columns, norm,
              [&](int64_t r) { return start + (r < rows ? r : r % rows); });
-    std::string error;
     if (!program.run("eval_step", error))
       runtimeError(error);
     if (perSample) {
@@ -853,6 +868,15 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
                            sig.loss->dtype, 0);
       ++fullBatches;
     }
+  }
+  if (comm) {
+    double totals[3] = {lossSum, correct, static_cast<double>(fullBatches)};
+    if (!comm->allReduce(totals, 3, DType::F64, ReduceKind::Sum, "dp",
+                         "evaluation totals", error))
+      runtimeError(error);
+    lossSum = totals[0];
+    correct = totals[1];
+    fullBatches = static_cast<int64_t>(totals[2]);
   }
   result.samples = n;
   if (perSample) {
