@@ -76,6 +76,20 @@ struct CommunicatorOptions {
   bool deterministic = true;
 };
 
+/// What the all-reduces a program started (startAllReduce) have cost this
+/// rank, from timestamps: `activeSeconds` sums each one's time from its
+/// start to the moment it was seen complete, `exposedSeconds` the time
+/// spent blocked in `wait` for them. Their ratio is the share of
+/// communication compute did not hide.
+struct CollectiveStats {
+  int64_t allReduces = 0;
+  /// Bytes this rank sent (the rank-order scheme: its N - 1 chunks in the
+  /// all-to-all and in the all-gather; MPI's own: a ring's 2(N-1)/N of the
+  /// buffer), and the buffers' bytes.
+  uint64_t bytesSent = 0, bytesReduced = 0;
+  double activeSeconds = 0, exposedSeconds = 0;
+};
+
 class Communicator {
 public:
   /// A started collective.
@@ -100,6 +114,8 @@ public:
   virtual bool wait(Handle handle, std::string &error) = 0;
   /// Lets started collectives advance; cheap, called between commands.
   virtual void progress() = 0;
+  /// The started all-reduces' costs so far.
+  virtual const CollectiveStats &stats() const = 0;
 
   /// Blocking helpers for the trainer (host memory, world group unless an
   /// axis is given), each bounded by the timeout.

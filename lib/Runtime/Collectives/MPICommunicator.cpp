@@ -330,6 +330,10 @@ struct Collective {
   std::string label; // "all-reduce 'bucket 0'"
   const Group *group = nullptr;
   std::string error;
+  /// An all-reduce a program started (counted in the stats): when it
+  /// started, and when it was first seen complete.
+  bool counted = false;
+  std::chrono::steady_clock::time_point startTime, doneTime;
 
   uint8_t *data = nullptr;
   int64_t count = 0, chunk = 0;
@@ -375,6 +379,7 @@ public:
                       Handle &handle, std::string &error) override;
   bool wait(Handle handle, std::string &error) override;
   void progress() override;
+  const CollectiveStats &stats() const override { return statistics; }
 
   bool allReduce(void *data, int64_t count, DType dtype, ReduceKind kind,
                  const std::string &axis, const std::string &what,
@@ -416,6 +421,9 @@ private:
   std::vector<Group> axes;
   std::map<Handle, std::unique_ptr<Collective>> started;
   Handle nextHandle = 1;
+  CollectiveStats statistics;
+  /// Whether startAllReduce counts in `statistics`.
+  bool counting = true;
 };
 
 bool MPICommunicator::createGroups(std::string &error) {
@@ -539,7 +547,14 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   op->dtype = dtype;
   op->kind = kind;
   op->elementSize = dtypeSize(dtype);
+  CollectiveStats ignored;
+  CollectiveStats &stats = counting ? statistics : ignored;
+  op->counted = counting;
+  op->startTime = std::chrono::steady_clock::now();
+  ++stats.allReduces;
+  stats.bytesReduced += uint64_t(count) * op->elementSize;
   if (count == 0 || group.size == 1) {
+    op->doneTime = op->startTime;
     op->stage = Collective::Stage::Done;
     handle = add(std::move(op));
     return true;
@@ -561,6 +576,9 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
                     : kind == ReduceKind::Max ? mpi.ompi_mpi_op_max
                                               : mpi.ompi_mpi_op_min;
     op->stage = Collective::Stage::Plain;
+    // A ring's share; MPI picks its own algorithm.
+    stats.bytesSent += uint64_t(count) * op->elementSize * 2 *
+                       uint64_t(group.size - 1) / uint64_t(group.size);
     int rc = mpi.MPI_Iallreduce(MPI_IN_PLACE, data, int(count), type, reduce,
                                 group.comm, &op->request);
     if (rc != MPI_SUCCESS) {
@@ -591,6 +609,8 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   }
   op->received.resize(size_t(op->chunk * n) * op->elementSize);
   op->stage = Collective::Stage::Exchange;
+  // N - 1 chunks out in the all-to-all, and again in the all-gather.
+  stats.bytesSent += 2 * uint64_t(n - 1) * uint64_t(chunkBytes);
   int rc = mpi.MPI_Ialltoall(send, int(chunkBytes), mpi.ompi_mpi_byte,
                              op->received.data(), int(chunkBytes),
                              mpi.ompi_mpi_byte, group.comm, &op->request);
@@ -614,6 +634,7 @@ void MPICommunicator::advance(Collective &op, bool mayGather) {
     switch (op.stage) {
     case Collective::Stage::Plain:
       op.stage = Collective::Stage::Done;
+      op.doneTime = std::chrono::steady_clock::now();
       return;
     case Collective::Stage::Exchange:
       op.stage = Collective::Stage::Exchanged;
@@ -625,6 +646,7 @@ void MPICommunicator::advance(Collective &op, bool mayGather) {
       op.padded = {};
       op.received = {};
       op.stage = Collective::Stage::Done;
+      op.doneTime = std::chrono::steady_clock::now();
       return;
     default:
       return;
@@ -668,8 +690,16 @@ bool MPICommunicator::wait(Handle handle, std::string &error) {
             std::to_string(handle) + " (never started, or already waited for)";
     return false;
   }
+  auto begin = std::chrono::steady_clock::now();
   if (!poll(*it->second, error))
     return false;
+  const Collective &op = *it->second;
+  if (op.counted) {
+    using Seconds = std::chrono::duration<double>;
+    statistics.exposedSeconds +=
+        Seconds(std::chrono::steady_clock::now() - begin).count();
+    statistics.activeSeconds += Seconds(op.doneTime - op.startTime).count();
+  }
   started.erase(it);
   return true;
 }
@@ -709,9 +739,13 @@ bool MPICommunicator::poll(Collective &op, std::string &error) {
 bool MPICommunicator::allReduce(void *data, int64_t count, DType dtype,
                                 ReduceKind kind, const std::string &axis,
                                 const std::string &what, std::string &error) {
+  // The trainer's own reductions stay out of the program's statistics.
   Handle handle;
-  return startAllReduce(data, count, dtype, kind, axis, what, handle, error) &&
-         wait(handle, error);
+  counting = false;
+  bool started =
+      startAllReduce(data, count, dtype, kind, axis, what, handle, error);
+  counting = true;
+  return started && wait(handle, error);
 }
 
 template <typename Start, typename Finish>

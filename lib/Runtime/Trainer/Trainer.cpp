@@ -888,6 +888,20 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
   return result;
 }
 
+/// The summary's communication figures of a sharded run (rank 0's; the
+/// ranks are symmetric), or nothing.
+std::string communicationFields(const Communicator *comm) {
+  if (!comm)
+    return "";
+  const CollectiveStats &s = comm->stats();
+  return ", \"ranks\": " + std::to_string(comm->size()) +
+         ", \"all_reduces\": " + std::to_string(s.allReduces) +
+         ", \"comm_bytes_reduced\": " + std::to_string(s.bytesReduced) +
+         ", \"comm_bytes_sent\": " + std::to_string(s.bytesSent) +
+         ", \"comm_active_s\": " + jsonNumber(s.activeSeconds) +
+         ", \"comm_exposed_s\": " + jsonNumber(s.exposedSeconds);
+}
+
 std::string describeResult(const EvalResult &r) {
   char buf[160];
   std::string acc =
@@ -1524,6 +1538,19 @@ int trainopt::rt::train(const TrainerOptions &given) {
               static_cast<unsigned long long>(step), epochs, trainTime,
               samplesPerSecond,
               dp > 1 ? (" on " + std::to_string(dp) + " ranks").c_str() : "");
+  if (comm && comm->stats().allReduces > 0 && step > startStep) {
+    const CollectiveStats &cs = comm->stats();
+    double steps = static_cast<double>(step - startStep);
+    std::printf("communication: %.3f MiB all-reduced and %.3f MiB sent per "
+                "step by each rank; %.1f%% of %.2f ms per step hidden behind "
+                "compute\n",
+                cs.bytesReduced / steps / 1048576.0,
+                cs.bytesSent / steps / 1048576.0,
+                cs.activeSeconds > 0
+                    ? 100.0 * (1.0 - cs.exposedSeconds / cs.activeSeconds)
+                    : 100.0,
+                1e3 * cs.activeSeconds / steps);
+  }
   if (skippedInfo)
     std::printf("skipped %llu of %llu steps (gradients overflowed the loss "
                 "scale; this run's steps only)\n",
@@ -1547,9 +1574,9 @@ int trainopt::rt::train(const TrainerOptions &given) {
         ", \"epochs\": " + jsonNumber(epochs) +
         ", \"time_s\": " + jsonNumber(trainTime) +
         ", \"samples_per_s\": " + jsonNumber(samplesPerSecond) +
+        communicationFields(comm) +
         ", \"device\": " + jsonString(program->deviceDescription()) +
-        ", \"device_bytes\": " + std::to_string(program->deviceBytes()) +
-        "}\n";
+        ", \"device_bytes\": " + std::to_string(program->deviceBytes()) + "}\n";
     bool ok = std::fputs(line.c_str(), metrics) >= 0;
     ok = (std::fclose(metrics) == 0) && ok;
     if (!ok)
