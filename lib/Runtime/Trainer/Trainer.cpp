@@ -29,6 +29,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -888,6 +889,14 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
   return result;
 }
 
+/// The most memory this process has held (resident, in bytes).
+uint64_t peakResidentBytes() {
+  struct rusage usage;
+  if (::getrusage(RUSAGE_SELF, &usage) != 0)
+    return 0;
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024; // Linux: KiB
+}
+
 /// The summary's communication figures of a sharded run (rank 0's; the
 /// ranks are symmetric), or nothing.
 std::string communicationFields(const Communicator *comm) {
@@ -1576,7 +1585,8 @@ int trainopt::rt::train(const TrainerOptions &given) {
         ", \"samples_per_s\": " + jsonNumber(samplesPerSecond) +
         communicationFields(comm) +
         ", \"device\": " + jsonString(program->deviceDescription()) +
-        ", \"device_bytes\": " + std::to_string(program->deviceBytes()) + "}\n";
+        ", \"device_bytes\": " + std::to_string(program->deviceBytes()) +
+        ", \"peak_rss_bytes\": " + std::to_string(peakResidentBytes()) + "}\n";
     bool ok = std::fputs(line.c_str(), metrics) >= 0;
     ok = (std::fclose(metrics) == 0) && ok;
     if (!ok)

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Data-parallel training on the CPU: trainopt over Open MPI against
+PyTorch DDP (gloo), measured in the same run on the same machine, with the
+same model, per-rank batch, global batch, optimizer and number of ranks
+(DESIGN.md section 6; docs/distributed.md). A benchmark, not a test.
+
+Per model and rank count it prints:
+- step time (median of rank 0's steps after warm-up) of both, and the
+  ratio trainopt / DDP;
+- per-rank peak memory (max resident set over the ranks) of both, and the
+  ratio;
+- trainopt's bytes sent per rank per step against the ring all-reduce
+  minimum 2(N-1)/N * S, S the gradient bytes;
+- the share of trainopt's communication hidden behind compute, from
+  timestamps: 1 - (time blocked waiting) / (time the all-reduces were
+  active, start to completion).
+
+Run it with a Python that has the PyPI torch wheel, numpy and onnx, e.g.:
+    python -m venv /tmp/tv && /tmp/tv/bin/pip install torch numpy onnx==1.16.2
+    /tmp/tv/bin/python bench/distributed.py --bin build/bin [--ranks 2,4]
+
+Each rank gets cores / N threads (at least one); with more ranks than
+cores (4 on this 2-core machine) both sides are oversubscribed and the
+figures show scheduling as much as communication.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from cpu_step_time import batches, bench_gpt  # noqa: E402
+from export_torch_models import CNN, MLP, legacy_exporter  # noqa: E402
+
+MPIRUN = ["mpirun", "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+
+CASES = [
+    # name, module, per-rank batch, sample, trainopt flags, torch optimizer
+    ("mlp", MLP, 64, (784,), "--optimizer=sgd --lr=0.05 --momentum=0.9",
+     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+    ("cnn", CNN, 32, (1, 28, 28), "--optimizer=adam --lr=1e-3",
+     lambda p: torch.optim.Adam(p, lr=1e-3)),
+    ("gpt", bench_gpt, 8, "tokens:512:64", "--optimizer=adamw --lr=1e-3",
+     lambda p: torch.optim.AdamW(p, lr=1e-3)),
+]
+
+
+def threads_per_rank(ranks):
+    return max(1, len(os.sched_getaffinity(0)) // ranks)
+
+
+def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args):
+    artifact = os.path.join(tmp, f"{tag}.trainopt")
+    report = artifact + ".json"
+    subprocess.run([tool("trainopt-compile"), onnx_path, *flags, f"--mesh=dp={ranks}",
+                    "-o", artifact, f"--report={report}"], check=True)
+    metrics = artifact + ".jsonl"
+    # --bind-to none: the ranks share the cores as the PyTorch processes do.
+    subprocess.run(MPIRUN + ["--bind-to", "none", "-np", str(ranks), tool("trainopt-run"),
+                             artifact, f"--data={data}", "--no-shuffle",
+                             f"--steps={args.steps + args.warmup}",
+                             f"--threads={threads_per_rank(ranks)}", f"--metrics={metrics}",
+                             "--quiet", "--no-train-eval", "--scale=1"],
+                   check=True, stdout=subprocess.DEVNULL)
+    lines = [json.loads(l) for l in open(metrics)]
+    summary = lines[-1]
+    steps = [l for l in lines if not l.get("summary")]
+    ms = statistics.median(l["step_ms"] for l in steps if l["step"] > args.warmup)
+    rep = json.load(open(report))
+    grad_bytes = rep["communication_bytes_per_step"]["all_reduce"]
+    n = summary["steps"]
+    return {
+        "ms": ms,
+        "rss": summary["peak_rss_bytes"],
+        "arena": rep["arena_bytes"],
+        "sent": summary["comm_bytes_sent"] / n,
+        "ring_min": 2 * (ranks - 1) / ranks * grad_bytes,
+        "hidden": 1 - summary["comm_exposed_s"] / max(summary["comm_active_s"], 1e-12),
+        "active_ms": 1e3 * summary["comm_active_s"] / n,
+    }
+
+
+def ddp_worker(rank, ranks, port, cls, make_opt, x, y, batch, args, out):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=ranks)
+    torch.set_num_threads(threads_per_rank(ranks))
+    torch.manual_seed(0)
+    model = torch.nn.parallel.DistributedDataParallel(cls().train())
+    opt = make_opt(model.parameters())
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    times = []
+    g = batch * ranks
+    for k in range(args.steps + args.warmup):
+        lo = k * g + rank * batch
+        xb, yb = xt[lo:lo + batch], yt[lo:lo + batch]
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        logits = model(xb)
+        loss = F.cross_entropy(logits.transpose(1, 2) if logits.dim() == 3 else logits, yb)
+        loss.backward()
+        opt.step()
+        times.append((time.perf_counter() - t0) * 1e3)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    dist.destroy_process_group()
+    out.put((rank, statistics.median(times[args.warmup:]), rss))
+
+
+def run_ddp(cls, make_opt, x, y, batch, ranks, args, port):
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=ddp_worker,
+                         args=(r, ranks, port, cls, make_opt, x, y, batch, args, out))
+             for r in range(ranks)]
+    for p in procs:
+        p.start()
+    results = sorted(out.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return {"ms": results[0][1], "rss": max(r[2] for r in results)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--ranks", default="2,4")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--cases", default="", help="comma-separated names (mlp,cnn,gpt)")
+    args = ap.parse_args()
+    tool = lambda name: os.path.join(args.bin, name)
+    rows = []
+    port = 29500 + os.getpid() % 1000
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cls, batch, sample, flags, make_opt in CASES:
+            if args.cases and name not in args.cases.split(","):
+                continue
+            for ranks in [int(r) for r in args.ranks.split(",")]:
+                tag = f"{name}-np{ranks}"
+                torch.manual_seed(0)
+                model = cls().train()
+                rng = np.random.default_rng(0)
+                n = batch * ranks * (args.steps + args.warmup)
+                x, y, extra = batches(sample, n, rng)
+                onnx_path = os.path.join(tmp, f"{tag}.onnx")
+                torch.onnx.export(model, (torch.from_numpy(x[:batch]),), onnx_path,
+                                  opset_version=17, do_constant_folding=False,
+                                  input_names=["x"], output_names=["logits"],
+                                  training=torch.onnx.TrainingMode.TRAINING,
+                                  **legacy_exporter())
+                data = os.path.join(tmp, f"{tag}.npz")
+                np.savez(data, x=x, y=y)
+                common = [f"--batch-size={batch}", "--loss=cross_entropy", *extra,
+                          *flags.split()]
+                ours = run_trainopt(tool, onnx_path, tmp, tag, common, data, ranks, args)
+                port += 1
+                theirs = run_ddp(cls, make_opt, x, y, batch, ranks, args, port)
+                rows.append((tag, batch, ours, theirs))
+    print(f"torch={torch.__version__} steps={args.steps} (median of rank 0 after "
+          f"{args.warmup} warm-up) cores={len(os.sched_getaffinity(0))}")
+    print(f"{'case':10s} {'B/rank':>6s} {'trainopt ms':>11s} {'DDP ms':>8s} {'ratio':>6s} "
+          f"{'ours MiB':>9s} {'DDP MiB':>8s} {'ratio':>6s} {'sent/ring-min':>13s} "
+          f"{'hidden':>7s} {'comm ms':>8s}")
+    for tag, batch, o, t in rows:
+        print(f"{tag:10s} {batch:6d} {o['ms']:11.2f} {t['ms']:8.2f} {o['ms'] / t['ms']:6.2f} "
+              f"{o['rss'] / 2**20:9.1f} {t['rss'] / 2**20:8.1f} {o['rss'] / t['rss']:6.2f} "
+              f"{o['sent'] / o['ring_min']:13.3f} {100 * o['hidden']:6.1f}% "
+              f"{o['active_ms']:8.2f}")
+    print("FSDP: not compared (it shards parameters, ZeRO-3's counterpart, which "
+          "trainopt does not do yet)")
+
+
+if __name__ == "__main__":
+    main()
