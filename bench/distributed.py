@@ -46,14 +46,24 @@ from export_torch_models import CNN, MLP, legacy_exporter  # noqa: E402
 
 MPIRUN = ["mpirun", "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
 
+def sgd_momentum(p):
+    return torch.optim.SGD(p, lr=0.05, momentum=0.9)
+
+
+def adam(p):
+    return torch.optim.Adam(p, lr=1e-3)
+
+
+def adamw(p):
+    return torch.optim.AdamW(p, lr=1e-3)
+
+
+# Module-level callables: the DDP workers are spawned processes.
 CASES = [
     # name, module, per-rank batch, sample, trainopt flags, torch optimizer
-    ("mlp", MLP, 64, (784,), "--optimizer=sgd --lr=0.05 --momentum=0.9",
-     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
-    ("cnn", CNN, 32, (1, 28, 28), "--optimizer=adam --lr=1e-3",
-     lambda p: torch.optim.Adam(p, lr=1e-3)),
-    ("gpt", bench_gpt, 8, "tokens:512:64", "--optimizer=adamw --lr=1e-3",
-     lambda p: torch.optim.AdamW(p, lr=1e-3)),
+    ("mlp", MLP, 64, (784,), "--optimizer=sgd --lr=0.05 --momentum=0.9", sgd_momentum),
+    ("cnn", CNN, 32, (1, 28, 28), "--optimizer=adam --lr=1e-3", adam),
+    ("gpt", bench_gpt, 8, "tokens:512:64", "--optimizer=adamw --lr=1e-3", adamw),
 ]
 
 
