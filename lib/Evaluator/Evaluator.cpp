@@ -866,6 +866,18 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         bind(o.getResult(), get(o.getGradient()));
         return success();
       })
+      .Case<AllGatherOp, RankSliceOp>([&](auto o) -> LogicalResult {
+        // A group of one: the whole is the part.
+        HostTensor y = get(o.getInput());
+        y.shape.assign(o.getType().getShape().begin(),
+                       o.getType().getShape().end());
+        if (o.getInput().getType().getDimSize(0) != o.getType().getDimSize(0))
+          return o.emitOpError("runs over more than one rank; the evaluator "
+                               "runs one process (evaluate the program "
+                               "compiled without --mesh)");
+        bind(o.getResult(), std::move(y));
+        return success();
+      })
       .Case([&](AllReduceOp o) -> LogicalResult {
         // The evaluator is one process: a group of one rank only.
         auto grid = SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(

@@ -29,6 +29,10 @@ void populateTrainoptToLinalgPatterns(RewritePatternSet &patterns);
 /// True for the ops the backends implement with a library call.
 bool isLibraryOp(Operation *op);
 
+/// True for the ops the runtime runs between ranks (all_reduce, all_gather,
+/// rank_slice): they stay in the step program as commands.
+bool isCollectiveOp(Operation *op);
+
 #define GEN_PASS_REGISTRATION
 #include "trainopt/Conversion/Passes.h.inc"
 

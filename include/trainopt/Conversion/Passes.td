@@ -116,7 +116,8 @@ def TrainoptScheduleCollectives
   let summary = "Issues each collective as soon as its inputs are computed";
   let description = [{
     At the kernel level (after `trainopt-outline-kernels`), moves each
-    `trainopt.all_reduce` of an entry point up to just after the last
+    `trainopt.all_reduce` and `trainopt.all_gather` of an entry point up to
+    just after the last
     definition of its inputs. The artifact starts it there and waits for
     it just before the first command that reads a result, so the kernels
     in between (the rest of the backward, for a gradient bucket) run while

@@ -82,11 +82,12 @@ struct CommunicatorOptions {
 /// spent blocked in `wait` for them. Their ratio is the share of
 /// communication compute did not hide.
 struct CollectiveStats {
-  int64_t allReduces = 0;
-  /// Bytes this rank sent (the rank-order scheme: its N - 1 chunks in the
-  /// all-to-all and in the all-gather; MPI's own: a ring's 2(N-1)/N of the
-  /// buffer), and the buffers' bytes.
-  uint64_t bytesSent = 0, bytesReduced = 0;
+  int64_t collectives = 0;
+  /// Bytes this rank sent (an all-reduce in rank order: its N - 1 chunks in
+  /// the all-to-all and in the all-gather; MPI's own: a ring's 2(N-1)/N of
+  /// the buffer; an all-gather: its part to N - 1 ranks), the all-reduced
+  /// buffers' bytes and the all-gathered results' bytes.
+  uint64_t bytesSent = 0, bytesReduced = 0, bytesGathered = 0;
   double activeSeconds = 0, exposedSeconds = 0;
 };
 
@@ -110,6 +111,13 @@ public:
                               ReduceKind kind, const std::string &axis,
                               const std::string &what, Handle &handle,
                               std::string &error) = 0;
+  /// Starts an all-gather: `bytes` from `input` (copied at once: the caller
+  /// may reuse it) of every rank of `axis`'s group, in group-rank order,
+  /// into `output` (group size x `bytes`), which must stay untouched until
+  /// `wait`.
+  virtual bool startAllGather(const void *input, int64_t bytes, void *output,
+                              const std::string &axis, const std::string &what,
+                              Handle &handle, std::string &error) = 0;
   /// Waits for a started collective (polling, up to the timeout).
   virtual bool wait(Handle handle, std::string &error) = 0;
   /// Lets started collectives advance; cheap, called between commands.
@@ -124,6 +132,10 @@ public:
                          const std::string &what, std::string &error) = 0;
   virtual bool broadcast(void *data, int64_t bytes, int root,
                          const std::string &what, std::string &error) = 0;
+  /// The blocking all-gather of `bytes` per rank of `axis`'s group.
+  virtual bool allGatherBytes(const void *input, int64_t bytes, void *output,
+                              const std::string &axis, const std::string &what,
+                              std::string &error) = 0;
   /// Every rank's `value`, in rank order.
   virtual bool allGather(uint64_t value, std::vector<uint64_t> &values,
                          const std::string &what, std::string &error) = 0;

@@ -197,9 +197,8 @@ struct OutlineKernelsPass
       if (op->use_empty() && isPure(op) && !op->hasTrait<OpTrait::IsTerminator>())
         op->erase();
     for (Operation &op : func.getBody().front()) {
-      if (isa<func::CallOp, func::ReturnOp, arith::ConstantOp, ReshapeOp,
-              AllReduceOp>(op) ||
-          isLibraryOp(&op))
+      if (isa<func::CallOp, func::ReturnOp, arith::ConstantOp, ReshapeOp>(op) ||
+          isLibraryOp(&op) || isCollectiveOp(&op))
         continue;
       return op.emitOpError("cannot be part of a step program; expected a "
                             "kernel, a library op, a collective, a view or a "

@@ -29,15 +29,19 @@ struct ScheduleCollectivesPass
       if (func.isExternal())
         continue;
       Block &body = func.getBody().front();
-      SmallVector<AllReduceOp> collectives(body.getOps<AllReduceOp>());
+      // Those that communicate; rank_slice is a local copy.
+      SmallVector<Operation *> collectives;
+      for (Operation &op : body)
+        if (isa<AllReduceOp, AllGatherOp>(op))
+          collectives.push_back(&op);
       // Collectives that land after the same op keep their order (null:
       // the block's start).
       llvm::DenseMap<Operation *, Operation *> lastAfter;
-      for (AllReduceOp op : collectives) {
+      for (Operation *op : collectives) {
         // The latest input definition in this block (inputs defined
         // elsewhere are block arguments: available from the start).
         Operation *last = nullptr;
-        for (Value in : op.getInputs()) {
+        for (Value in : op->getOperands()) {
           Operation *def = in.getDefiningOp();
           if (def && def->getBlock() == &body &&
               (!last || last->isBeforeInBlock(def)))

@@ -28,6 +28,10 @@ namespace mlir::trainopt {
 using namespace mlir;
 using namespace mlir::trainopt;
 
+bool mlir::trainopt::isCollectiveOp(Operation *op) {
+  return isa<AllReduceOp, AllGatherOp, RankSliceOp>(op);
+}
+
 bool mlir::trainopt::isLibraryOp(Operation *op) {
   return isa<MatmulOp, ConvOp, ConvGradInputOp, ConvGradFilterOp, MaxPoolOp,
              MaxPoolGradOp, AvgPoolOp, AvgPoolGradOp, ScatterAddOp>(op);
@@ -1184,7 +1188,8 @@ struct ConvertToLinalgPass
     // gone.
     WalkResult walk = getOperation()->walk([&](Operation *op) {
       if (op->getDialect() && op->getDialect()->getNamespace() == "trainopt" &&
-          !isLibraryOp(op) && !isa<ReshapeOp, ParameterOp, AllReduceOp>(op)) {
+          !isLibraryOp(op) && !isCollectiveOp(op) &&
+          !isa<ReshapeOp, ParameterOp>(op)) {
         op->emitOpError("has no lowering to linalg");
         return WalkResult::interrupt();
       }

@@ -32,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <exception>
 #include <map>
 #include <sched.h>
 #include <thread>
@@ -377,6 +378,12 @@ public:
   bool startAllReduce(void *data, int64_t count, DType dtype, ReduceKind kind,
                       const std::string &axis, const std::string &what,
                       Handle &handle, std::string &error) override;
+  bool startAllGather(const void *input, int64_t bytes, void *output,
+                      const std::string &axis, const std::string &what,
+                      Handle &handle, std::string &error) override;
+  bool allGatherBytes(const void *input, int64_t bytes, void *output,
+                      const std::string &axis, const std::string &what,
+                      std::string &error) override;
   bool wait(Handle handle, std::string &error) override;
   void progress() override;
   const CollectiveStats &stats() const override { return statistics; }
@@ -469,7 +476,11 @@ bool MPICommunicator::createGroups(std::string &error) {
 
 MPICommunicator::~MPICommunicator() {
   // MPI_Finalize with requests outstanding would hang or crash; a job gets
-  // here with some only after a failure, on its way out.
+  // here with some only after a failure, on its way out. An error thrown
+  // through here must not wait in MPI_Finalize for ranks that will never
+  // finalize: this process exits with its error, and mpirun ends the job.
+  if (std::uncaught_exceptions() > 0)
+    return;
   for (const auto &entry : started)
     if (entry.second->inFlight())
       return;
@@ -551,7 +562,7 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   CollectiveStats &stats = counting ? statistics : ignored;
   op->counted = counting;
   op->startTime = std::chrono::steady_clock::now();
-  ++stats.allReduces;
+  ++stats.collectives;
   stats.bytesReduced += uint64_t(count) * op->elementSize;
   if (count == 0 || group.size == 1) {
     op->doneTime = op->startTime;
@@ -621,6 +632,63 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   }
   handle = add(std::move(op));
   return true;
+}
+
+bool MPICommunicator::startAllGather(const void *input, int64_t bytes,
+                                     void *output, const std::string &axis,
+                                     const std::string &what, Handle &handle,
+                                     std::string &error) {
+  auto op = std::make_unique<Collective>();
+  op->label = "all-gather '" + what + "'";
+  op->group = groupFor(axis, op->label, error);
+  if (!op->group)
+    return false;
+  if (bytes < 0 || bytes > INT_MAX) {
+    error = prefix() + ": " + op->label + ": " + std::to_string(bytes) +
+            " bytes per rank are more than one MPI call takes (2^31 - 1)";
+    return false;
+  }
+  const Group &group = *op->group;
+  CollectiveStats ignored;
+  CollectiveStats &stats = counting ? statistics : ignored;
+  op->counted = counting;
+  op->startTime = std::chrono::steady_clock::now();
+  ++stats.collectives;
+  stats.bytesGathered += uint64_t(bytes) * uint64_t(group.size);
+  stats.bytesSent += uint64_t(bytes) * uint64_t(group.size - 1);
+  // The input is copied, so the caller's buffer is free at once.
+  op->received.assign(static_cast<const uint8_t *>(input),
+                      static_cast<const uint8_t *>(input) + bytes);
+  if (group.size == 1 || bytes == 0) {
+    std::memcpy(output, input, size_t(bytes));
+    op->stage = Collective::Stage::Done;
+    op->doneTime = op->startTime;
+    handle = add(std::move(op));
+    return true;
+  }
+  op->stage = Collective::Stage::Plain;
+  int rc = mpi.MPI_Iallgather(op->received.data(), int(bytes),
+                              mpi.ompi_mpi_byte, output, int(bytes),
+                              mpi.ompi_mpi_byte, group.comm, &op->request);
+  if (rc != MPI_SUCCESS) {
+    fail(*op, "MPI_Iallgather", rc);
+    error = op->error;
+    return false;
+  }
+  handle = add(std::move(op));
+  return true;
+}
+
+bool MPICommunicator::allGatherBytes(const void *input, int64_t bytes,
+                                     void *output, const std::string &axis,
+                                     const std::string &what,
+                                     std::string &error) {
+  Handle handle;
+  counting = false;
+  bool started =
+      startAllGather(input, bytes, output, axis, what, handle, error);
+  counting = true;
+  return started && wait(handle, error);
 }
 
 void MPICommunicator::advance(Collective &op, bool mayGather) {

@@ -50,6 +50,7 @@ struct Command {
   // Collective: the start packs its inputs into `staging`, hands it to the
   // communicator and keeps the handle; the wait (`start` is its start's
   // index) unpacks into the start's outputs.
+  DeviceCommand::CollectiveKind collectiveKind = DeviceCommand::AllReduce;
   bool wait = false;
   size_t start = 0;
   std::string group;
@@ -199,16 +200,20 @@ bool CPUDevice::resolve(const DeviceCommand &c, Command &cmd,
     cmd.fill = c.pattern;
     return true;
   case DeviceCommand::Collective: {
+    cmd.collectiveKind = c.collectiveKind;
     cmd.wait = c.wait;
     cmd.group = c.group;
     cmd.reduction = c.reduction;
     cmd.dtype = c.dtype;
+    // An all-reduce's input sizes; an all-gather's or a slice's both.
+    bool reduce = c.collectiveKind == DeviceCommand::AllReduce;
     uint64_t total = 0;
-    for (size_t i = 0; i < c.buffers.size() / 2; ++i) {
+    for (size_t i = 0; i < (reduce ? c.buffers.size() / 2 : c.buffers.size());
+         ++i) {
       cmd.sizes.push_back(c.buffers[i].size);
       total += c.buffers[i].size;
     }
-    if (!c.wait)
+    if (!c.wait && c.collectiveKind == DeviceCommand::AllReduce)
       cmd.staging.resize(total);
     return true;
   }
@@ -315,6 +320,26 @@ bool CPUDevice::run(size_t entryIndex, std::string &error) {
 
 bool CPUDevice::runCollective(std::vector<Command> &commands, Command &c,
                               std::string &error) {
+  if (c.collectiveKind == DeviceCommand::RankSlice) {
+    // buffers: {whole, part}; this rank's part of the whole.
+    uint64_t part = c.sizes[1];
+    int64_t coordinate = communicator ? communicator->coordinate(c.group) : 0;
+    std::memcpy(c.buffers[1],
+                static_cast<const uint8_t *>(c.buffers[0]) + coordinate * part,
+                part);
+    return true;
+  }
+  if (c.collectiveKind == DeviceCommand::AllGather && !c.wait) {
+    ++inFlight;
+    // buffers: {part, whole}; a mesh of one rank: the whole is the part.
+    if (!communicator) {
+      std::memcpy(c.buffers[1], c.buffers[0], c.sizes[0]);
+      return true;
+    }
+    return communicator->startAllGather(
+        c.buffers[0], static_cast<int64_t>(c.sizes[0]), c.buffers[1], c.group,
+        c.what, c.handle, error);
+  }
   if (!c.wait) {
     size_t n = c.sizes.size();
     uint64_t offset = 0;
@@ -335,6 +360,8 @@ bool CPUDevice::runCollective(std::vector<Command> &commands, Command &c,
   --inFlight;
   if (communicator && !communicator->wait(start.handle, error))
     return false;
+  if (start.collectiveKind == DeviceCommand::AllGather)
+    return true; // gathered in place
   size_t n = start.sizes.size();
   uint64_t offset = 0;
   for (size_t i = 0; i < n; ++i) {

@@ -129,6 +129,35 @@ struct Program::Impl {
       n *= d;
     }
     info.bytes = n * dtypeSize(info.dtype);
+    if (!v.sharding().empty() && isPersistent(v.kind())) {
+      // Only flat shards of persistent values are sharded state.
+      uint64_t whole = 1;
+      for (int64_t d : v.global_type().shape()) {
+        if (d < 0 || (d && whole > UINT64_MAX / uint64_t(d)))
+          return fail(error, "value '" + v.name() +
+                                 "' has an invalid global "
+                                 "shape");
+        whole *= d;
+      }
+      int64_t ranks = 0;
+      auto [axis, how] =
+          std::make_pair(v.sharding().substr(0, v.sharding().find(':')),
+                         v.sharding().substr(v.sharding().find(':') + 1));
+      for (const auto &a : mesh.axes)
+        if (a.first == axis)
+          ranks = a.second;
+      if (how != "flat" || ranks < 1 || info.shape.size() != 1 ||
+          (whole + ranks - 1) / ranks != n)
+        return fail(error, "value '" + v.name() + "' has sharding '" +
+                               v.sharding() + "' that does not split its " +
+                               std::to_string(whole) +
+                               " elements over the "
+                               "mesh into its " +
+                               std::to_string(n));
+      info.sharding = v.sharding();
+      info.globalShape.assign(v.global_type().shape().begin(),
+                              v.global_type().shape().end());
+    }
     auto it = buffers.find(v.buffer());
     if (it == buffers.end())
       return fail(error, "value '" + v.name() + "' has no buffer");
@@ -277,9 +306,16 @@ struct Program::Impl {
       cmd.wait = col.wait();
       cmd.what = std::string(col.wait() ? "wait for " : "") + col.op() + " #" +
                  std::to_string(col.id());
-      if (col.op() != "all_reduce")
+      if (col.op() == "all_reduce")
+        cmd.collectiveKind = DeviceCommand::AllReduce;
+      else if (col.op() == "all_gather")
+        cmd.collectiveKind = DeviceCommand::AllGather;
+      else if (col.op() == "rank_slice" && !col.wait())
+        cmd.collectiveKind = DeviceCommand::RankSlice;
+      else
         return failIn("collective '" + col.op() +
-                      "' is not known to this runtime (expected all_reduce)");
+                      "' is not known to this runtime (expected all_reduce, "
+                      "all_gather or rank_slice)");
       std::set<uint32_t> &started = startedCollectives[ep.name()];
       if (col.wait()) {
         if (!col.buffers().empty() || !started.erase(col.id()))
@@ -287,15 +323,22 @@ struct Program::Impl {
                                    "started before it");
         break;
       }
-      if (!started.insert(col.id()).second)
+      if (cmd.collectiveKind != DeviceCommand::RankSlice &&
+          !started.insert(col.id()).second)
         return failIn(cmd.what + " is started twice");
-      if (!mesh.size() ||
-          std::none_of(mesh.axes.begin(), mesh.axes.end(),
-                       [&](const auto &a) { return a.first == col.group(); }))
+      auto axis =
+          std::find_if(mesh.axes.begin(), mesh.axes.end(),
+                       [&](const auto &a) { return a.first == col.group(); });
+      if (axis == mesh.axes.end())
         return failIn(cmd.what + " runs over '" + col.group() +
                       "', which is no axis of the artifact's mesh");
       cmd.group = col.group();
-      if (col.reduction() == "sum")
+      bool reduces = cmd.collectiveKind == DeviceCommand::AllReduce;
+      if (!reduces && !col.reduction().empty())
+        return failIn(cmd.what + " has a reduction, but does not reduce");
+      if (!reduces)
+        ;
+      else if (col.reduction() == "sum")
         cmd.reduction = ReduceKind::Sum;
       else if (col.reduction() == "max")
         cmd.reduction = ReduceKind::Max;
@@ -304,11 +347,22 @@ struct Program::Impl {
       else
         return failIn(cmd.what + " has an unknown reduction '" +
                       col.reduction() + "'");
-      if (!dtypeOf(col.element_type(), cmd.dtype) || cmd.dtype == DType::Bool)
+      if (!dtypeOf(col.element_type(), cmd.dtype) ||
+          (reduces && cmd.dtype == DType::Bool))
         return failIn(cmd.what + " has no numeric element type");
       std::vector<uint64_t> sizes;
       if (!regions(col.buffers(), &sizes))
         return false;
+      if (cmd.collectiveKind != DeviceCommand::AllReduce) {
+        // {part, whole} for an all-gather, {whole, part} for a slice.
+        uint64_t group = static_cast<uint64_t>(axis->second);
+        bool gather = cmd.collectiveKind == DeviceCommand::AllGather;
+        if (sizes.size() != 2 ||
+            sizes[gather ? 1 : 0] != sizes[gather ? 0 : 1] * group)
+          return failIn(cmd.what + " needs an input and an output, one " +
+                        std::to_string(group) + " times the other");
+        break;
+      }
       size_t n = sizes.size() / 2;
       if (sizes.empty() || sizes.size() % 2)
         return failIn(cmd.what + " needs inputs and as many outputs");

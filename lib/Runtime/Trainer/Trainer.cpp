@@ -241,8 +241,7 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
         usageError("--token-bytes expects 2 or 4, got " +
                    std::to_string(bytes));
       o.tokenBytes = static_cast<unsigned>(bytes);
-    }
-    else if (flag == "--epochs")
+    } else if (flag == "--epochs")
       o.epochs = parseInteger(flag, value(), 1, "a positive integer");
     else if (flag == "--steps")
       o.steps = parseInteger(flag, value(), 1, "a positive integer");
@@ -284,8 +283,7 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
     } else if (flag == "--cuda-info") {
       noValue();
       o.cudaInfo = true;
-    }
-    else if (flag == "--log-every")
+    } else if (flag == "--log-every")
       o.logEvery = parseInteger(flag, value(), 1, "a positive integer");
     else if (flag == "--collective-timeout") {
       double t = parseReal(flag, value());
@@ -373,7 +371,6 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
 //===----------------------------------------------------------------------===//
 // Values
 //===----------------------------------------------------------------------===//
-
 
 std::string shapeString(const std::vector<int64_t> &shape) {
   std::string s = "[";
@@ -532,8 +529,8 @@ Array readSingle(const std::string &flag, const std::string &path) {
 /// Loads DATA: a directory, IMAGES,LABELS, an .npz, or `tokens:FILE` (a
 /// token file cut into windows of `window` tokens, the length of the
 /// model's [B, T] token input; 0 when it has none).
-Dataset loadDataset(const std::string &flag, const std::string &spec,
-                    bool eval, int64_t window, unsigned tokenBytes) {
+Dataset loadDataset(const std::string &flag, const std::string &spec, bool eval,
+                    int64_t window, unsigned tokenBytes) {
   Dataset d;
   d.spec = spec;
   if (spec.rfind("tokens:", 0) == 0) {
@@ -681,7 +678,7 @@ std::vector<size_t> bind(const std::string &flag, const Dataset &d,
                    (v == f.labels ? "the labels '" : "input '") + v->name +
                    "' of " + f.entry + " (it has " + d.names() +
                    "); name an .npz array after the input" +
-                   (v == f.labels ? std::string(" or 'y'")
+                   (v == f.labels     ? std::string(" or 'y'")
                     : dataInputs == 1 ? std::string(" or 'x'")
                                       : std::string()));
     const Array &a = d.arrays[*c].second;
@@ -904,7 +901,7 @@ std::string communicationFields(const Communicator *comm) {
     return "";
   const CollectiveStats &s = comm->stats();
   return ", \"ranks\": " + std::to_string(comm->size()) +
-         ", \"all_reduces\": " + std::to_string(s.allReduces) +
+         ", \"collectives\": " + std::to_string(s.collectives) +
          ", \"comm_bytes_reduced\": " + std::to_string(s.bytesReduced) +
          ", \"comm_bytes_sent\": " + std::to_string(s.bytesSent) +
          ", \"comm_active_s\": " + jsonNumber(s.activeSeconds) +
@@ -987,10 +984,13 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
 // The run
 //===----------------------------------------------------------------------===//
 
+/// The persistent values as checkpoints hold them: sharded values whole,
+/// so a checkpoint resumes on any mesh.
 std::vector<ValueSignature> signatureOf(const Program &program) {
   std::vector<ValueSignature> out;
   for (const ValueInfo &v : program.persistentValues())
-    out.push_back({v.name, kindName(v.kind), v.dtype, v.shape});
+    out.push_back({v.name, kindName(v.kind), v.dtype,
+                   v.sharding.empty() ? v.shape : v.globalShape});
   return out;
 }
 
@@ -1005,8 +1005,54 @@ Array arrayOf(const ValueInfo &v, const void *data) {
   return a;
 }
 
+/// The mesh axis of a sharded value ("dp" of "dp:flat").
+std::string shardAxis(const ValueInfo &v) {
+  return v.sharding.substr(0, v.sharding.find(':'));
+}
+
+/// A copy of persistent value `v`, whole: a sharded value is gathered from
+/// every rank of its axis, so every rank must call this for it.
 Array persistentArray(Program &program, const ValueInfo &v) {
-  return arrayOf(v, persistentOf(program, v.name));
+  const void *local = persistentOf(program, v.name);
+  if (v.sharding.empty())
+    return arrayOf(v, local);
+  Communicator *comm = program.communicator();
+  Array a;
+  a.shape = v.globalShape;
+  a.dtype = v.dtype;
+  int64_t whole = 1;
+  for (int64_t d : v.globalShape)
+    whole *= d;
+  int64_t ranks = comm ? comm->groupSize(shardAxis(v)) : 1;
+  std::vector<uint8_t> gathered(v.bytes * ranks);
+  std::string error;
+  if (!comm)
+    std::memcpy(gathered.data(), local, v.bytes);
+  else if (!comm->allGatherBytes(local, static_cast<int64_t>(v.bytes),
+                                 gathered.data(), shardAxis(v),
+                                 "the shards of '" + v.name + "'", error))
+    runtimeError(error);
+  // Drop the padding after the last element.
+  gathered.resize(whole * dtypeSize(v.dtype));
+  a.bytes = std::move(gathered);
+  return a;
+}
+
+/// Writes the whole value `bytes` into persistent value `v`: a sharded
+/// value takes this rank's part (zero past the last element).
+void setPersistent(Program &program, const ValueInfo &v,
+                   const std::vector<uint8_t> &bytes) {
+  void *local = persistentOf(program, v.name);
+  if (v.sharding.empty()) {
+    std::memcpy(local, bytes.data(), std::min(bytes.size(), v.bytes));
+    return;
+  }
+  Communicator *comm = program.communicator();
+  uint64_t first = comm ? comm->coordinate(shardAxis(v)) * v.bytes : 0;
+  std::memset(local, 0, v.bytes);
+  if (first < bytes.size())
+    std::memcpy(local, bytes.data() + first,
+                std::min<uint64_t>(v.bytes, bytes.size() - first));
 }
 
 /// A probe of `train_step` (trainopt-compile --probe-values), named
@@ -1171,8 +1217,7 @@ int trainopt::rt::train(const TrainerOptions &given) {
   }
   if (eval.available)
     trainEvalColumns = bind("--data", trainData, eval.feed, eval.classes);
-  Normalization trainNorm =
-      normalizationFor(o, trainData, train, trainColumns);
+  Normalization trainNorm = normalizationFor(o, trainData, train, trainColumns);
   auto evalNorm = [&]() {
     return normalizationFor(o, *evalData, eval.feed, evalColumns);
   };
@@ -1238,8 +1283,9 @@ int trainopt::rt::train(const TrainerOptions &given) {
                            "from the checkpoint's; the resumed run will not "
                            "repeat the original\n");
     for (size_t i = 0; i < ckpt.values.size(); ++i)
-      std::memcpy(persistentOf(*program, ckpt.values[i].signature.name),
-                  ckpt.values[i].bytes.data(), ckpt.values[i].bytes.size());
+      for (const ValueInfo &v : program->persistentValues())
+        if (v.name == ckpt.values[i].signature.name)
+          setPersistent(*program, v, ckpt.values[i].bytes);
     seed = ckpt.seed;
     shuffle = ckpt.shuffle;
     step = ckpt.step;
@@ -1307,8 +1353,7 @@ int trainopt::rt::train(const TrainerOptions &given) {
       scalars.push_back(lossInfo = &v);
   for (const char *name : {"lr", "grad_norm"})
     for (const ValueInfo &v : program->outputs("train_step"))
-      if (v.kind == ValueKind::Metric && v.name == name &&
-          v.numElements() == 1)
+      if (v.kind == ValueKind::Metric && v.name == name && v.numElements() == 1)
         scalars.push_back(&v);
   for (const ValueInfo &v : program->outputs("train_step"))
     if (v.numElements() == 1 &&
@@ -1344,7 +1389,7 @@ int trainopt::rt::train(const TrainerOptions &given) {
     for (const ValueInfo &v : program->persistentValues()) {
       Array a = persistentArray(*program, v);
       c.values.push_back(
-          {{v.name, kindName(v.kind), v.dtype, v.shape}, std::move(a.bytes)});
+          {{v.name, kindName(v.kind), v.dtype, a.shape}, std::move(a.bytes)});
     }
     return c;
   };
@@ -1356,11 +1401,12 @@ int trainopt::rt::train(const TrainerOptions &given) {
     // Data parallel: the ranks hold the same parameters and optimizer
     // state, so rank 0 writes the checkpoint (with its BatchNorm
     // statistics) and the others wait until it is committed.
+    // Every rank: sharded values are gathered.
+    Checkpoint c = makeCheckpoint();
     std::string path;
-    if (rank == 0 &&
-        (!writeCheckpoint(o.checkpointDir, makeCheckpoint(), path, error) ||
-         !keepLast(o.checkpointDir, static_cast<size_t>(o.keepCheckpoints),
-                   error)))
+    if (rank == 0 && (!writeCheckpoint(o.checkpointDir, c, path, error) ||
+                      !keepLast(o.checkpointDir,
+                                static_cast<size_t>(o.keepCheckpoints), error)))
       runtimeError("--checkpoint-dir: " + error);
     if (comm && !comm->barrier("checkpoint", error))
       runtimeError(error);
@@ -1541,34 +1587,37 @@ int trainopt::rt::train(const TrainerOptions &given) {
                                 ? (step - startStep) * globalBatch / trainTime
                                 : std::nan("");
   double epochs = static_cast<double>(step) / batchesPerEpoch;
-  if (rank != 0)
-    return 0;
-  std::printf("trained %llu steps (%.2f epochs) in %.2f s, %.0f samples/s%s\n",
-              static_cast<unsigned long long>(step), epochs, trainTime,
-              samplesPerSecond,
-              dp > 1 ? (" on " + std::to_string(dp) + " ranks").c_str() : "");
-  if (comm && comm->stats().allReduces > 0 && step > startStep) {
-    const CollectiveStats &cs = comm->stats();
-    double steps = static_cast<double>(step - startStep);
-    std::printf("communication: %.3f MiB all-reduced and %.3f MiB sent per "
-                "step by each rank; %.1f%% of %.2f ms per step hidden behind "
-                "compute\n",
-                cs.bytesReduced / steps / 1048576.0,
-                cs.bytesSent / steps / 1048576.0,
-                cs.activeSeconds > 0
-                    ? 100.0 * (1.0 - cs.exposedSeconds / cs.activeSeconds)
-                    : 100.0,
-                1e3 * cs.activeSeconds / steps);
+  // Rank 0 reports; the others still join the collectives below.
+  if (rank == 0) {
+    std::printf(
+        "trained %llu steps (%.2f epochs) in %.2f s, %.0f samples/s%s\n",
+        static_cast<unsigned long long>(step), epochs, trainTime,
+        samplesPerSecond,
+        dp > 1 ? (" on " + std::to_string(dp) + " ranks").c_str() : "");
+    if (comm && comm->stats().collectives > 0 && step > startStep) {
+      const CollectiveStats &cs = comm->stats();
+      double steps = static_cast<double>(step - startStep);
+      std::printf("communication: %.3f MiB all-reduced, %.3f MiB gathered "
+                  "and %.3f MiB sent per step by each rank; %.1f%% of %.2f ms "
+                  "per step hidden behind compute\n",
+                  cs.bytesReduced / steps / 1048576.0,
+                  cs.bytesGathered / steps / 1048576.0,
+                  cs.bytesSent / steps / 1048576.0,
+                  cs.activeSeconds > 0
+                      ? 100.0 * (1.0 - cs.exposedSeconds / cs.activeSeconds)
+                      : 100.0,
+                  1e3 * cs.activeSeconds / steps);
+    }
+    if (skippedInfo)
+      std::printf("skipped %llu of %llu steps (gradients overflowed the loss "
+                  "scale; this run's steps only)\n",
+                  static_cast<unsigned long long>(skippedSteps),
+                  static_cast<unsigned long long>(step - startStep));
+    if (trainResult)
+      std::printf("train %s\n", describeResult(*trainResult).c_str());
+    if (evalResult)
+      std::printf("eval  %s\n", describeResult(*evalResult).c_str());
   }
-  if (skippedInfo)
-    std::printf("skipped %llu of %llu steps (gradients overflowed the loss "
-                "scale; this run's steps only)\n",
-                static_cast<unsigned long long>(skippedSteps),
-                static_cast<unsigned long long>(step - startStep));
-  if (trainResult)
-    std::printf("train %s\n", describeResult(*trainResult).c_str());
-  if (evalResult)
-    std::printf("eval  %s\n", describeResult(*evalResult).c_str());
   std::fflush(stdout);
   if (metrics) {
     auto field = [](const std::optional<EvalResult> &r, bool loss) {
@@ -1596,11 +1645,12 @@ int trainopt::rt::train(const TrainerOptions &given) {
   // Results.
   if (!o.dumpStep.empty() && !writeNpz(o.dumpStep, stepOutputs, error))
     runtimeError("--dump-step: " + error);
-  if (!o.saveParams.empty()) {
+  if (!given.saveParams.empty()) {
+    // Every rank gathers the sharded values; rank 0 writes.
     std::vector<std::pair<std::string, Array>> arrays;
     for (const ValueInfo &v : program->persistentValues())
       arrays.push_back({v.name, persistentArray(*program, v)});
-    if (!writeNpz(o.saveParams, arrays, error))
+    if (rank == 0 && !writeNpz(o.saveParams, arrays, error))
       runtimeError("--save-params: " + error);
   }
   if (!o.dumpEval.empty()) {
@@ -1630,7 +1680,8 @@ int trainopt::rt::train(const TrainerOptions &given) {
                    "' holds no ONNX model to export");
     std::vector<NamedTensor> values;
     for (const ValueInfo &v : program->persistentValues())
-      values.push_back({v.name, v.dtype, v.shape, persistentOf(*program, v.name)});
+      values.push_back(
+          {v.name, v.dtype, v.shape, persistentOf(*program, v.name)});
     if (!exportOnnx(onnxModel, values, o.exportOnnx, error,
                     o.exportDtype == "bf16"   ? ExportDType::BF16
                     : o.exportDtype == "fp16" ? ExportDType::F16

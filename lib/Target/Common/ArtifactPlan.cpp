@@ -160,7 +160,9 @@ struct ArtifactBuilder {
   llvm::json::Array collectiveReports;
 
   int64_t axisSize(StringRef axis) const { return meshAxes.lookup(axis); }
-  FailureOr<art::Collective> collective(AllReduceOp op);
+  FailureOr<art::Collective> collective(Operation *op, FlatSymbolRefAttr grid,
+                                        ArrayRef<int16_t> gridAxes,
+                                        StringRef name, Type element);
   LogicalResult readMesh();
 
   art::Buffer *addBuffer(const std::string &name, uint64_t bytes,
@@ -250,6 +252,22 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
       v.set_state_of(stateOf.getValue().str());
     } else {
       v.set_name(state.getValue().str());
+    }
+    // ZeRO: a flat shard of a value of `trainopt.global_type`.
+    if (auto sharding = func.getArgAttrOfType<StringAttr>(
+            i, TrainoptDialect::kShardingAttrName);
+        sharding && !sharding.getValue().empty()) {
+      auto global = func.getArgAttrOfType<TypeAttr>(
+          i, TrainoptDialect::kGlobalTypeAttrName);
+      auto [axis, how] = sharding.getValue().split(':');
+      if (!global || how != "flat" || ab.axisSize(axis) < 1)
+        return func.emitError()
+               << "state argument " << i << " has sharding '"
+               << sharding.getValue()
+               << "'; expected AXIS:flat over a mesh axis, with "
+               << TrainoptDialect::kGlobalTypeAttrName;
+      v.set_sharding(sharding.str());
+      setType(v.mutable_global_type(), global.getValue());
     }
     if (auto init = func.getArgAttrOfType<DenseElementsAttr>(
             i, TrainoptDialect::kInitAttrName)) {
@@ -547,31 +565,32 @@ LogicalResult ArtifactBuilder::readMesh() {
   return success();
 }
 
-/// The start command of `op`, without its id and buffers.
-FailureOr<art::Collective> ArtifactBuilder::collective(AllReduceOp op) {
+/// The start command of collective `op` (`name`: all_reduce, all_gather,
+/// rank_slice), without its id, reduction and buffers.
+FailureOr<art::Collective>
+ArtifactBuilder::collective(Operation *op, FlatSymbolRefAttr gridRef,
+                            ArrayRef<int16_t> gridAxes, StringRef name,
+                            Type element) {
   if (libraryPrefix != "cpu")
-    return op.emitOpError("has no ")
+    return op->emitOpError("has no ")
            << libraryPrefix
            << " runtime collective yet: sharded programs run on the CPU "
               "(MPI) for now";
-  auto grid =
-      SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(op, op.getGridAttr());
+  auto grid = SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(op, gridRef);
   auto names =
       grid ? grid->getAttrOfType<ArrayAttr>(TrainoptDialect::kAxesAttrName)
            : ArrayAttr();
   if (!names || static_cast<int64_t>(names.size()) != grid.getRank() ||
-      op.getGridAxes().size() != 1)
-    return op.emitOpError("needs one axis of a grid with named axes ('")
+      gridAxes.size() != 1)
+    return op->emitOpError("needs one axis of a grid with named axes ('")
            << TrainoptDialect::kAxesAttrName << "')";
   art::Collective c;
-  c.set_op("all_reduce");
-  auto axis = dyn_cast<StringAttr>(names[op.getGridAxes()[0]]);
+  c.set_op(name.str());
+  auto axis = dyn_cast<StringAttr>(names[gridAxes[0]]);
   if (!axis)
-    return op.emitOpError("has a grid axis without a name");
+    return op->emitOpError("has a grid axis without a name");
   c.set_group(axis.str());
-  c.set_reduction(stringifyCollectiveReduction(op.getReduction()).str());
-  c.set_element_type(elementType(
-      cast<RankedTensorType>(op.getInputs()[0].getType()).getElementType()));
+  c.set_element_type(elementType(element));
   return c;
 }
 
@@ -676,10 +695,10 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
         continue;
       uint32_t id = it->second;
       art::Collective *wait = entry->add_commands()->mutable_collective();
-      wait->set_op("all_reduce");
+      llvm::json::Object &r = started[id];
+      wait->set_op(r.getString("op")->str());
       wait->set_id(id);
       wait->set_wait(true);
-      llvm::json::Object &r = started[id];
       int64_t start = *r.getInteger("start");
       r["wait"] = entry->commands_size() - 1;
       // Commands between the start and the wait: compute that runs while
@@ -703,10 +722,52 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       continue;
     }
     waitFor(op);
-    if (auto reduce = dyn_cast<AllReduceOp>(op)) {
-      FailureOr<art::Collective> c = collective(reduce);
+    if (auto slice = dyn_cast<RankSliceOp>(op)) {
+      // A local copy: one command, no wait.
+      FailureOr<art::Collective> c =
+          collective(slice, slice.getGridAttr(), slice.getGridAxes(),
+                     "rank_slice", slice.getType().getElementType());
       if (failed(c))
         return failure();
+      c->set_id(collectiveIds++);
+      c->add_buffers(bufferOf(slice.getInput()));
+      c->add_buffers(bufferOf(slice.getResult()));
+      *entry->add_commands()->mutable_collective() = std::move(*c);
+      continue;
+    }
+    if (auto gather = dyn_cast<AllGatherOp>(op)) {
+      FailureOr<art::Collective> c =
+          collective(gather, gather.getGridAttr(), gather.getGridAxes(),
+                     "all_gather", gather.getType().getElementType());
+      if (failed(c))
+        return failure();
+      c->set_id(collectiveIds++);
+      c->add_buffers(bufferOf(gather.getInput()));
+      c->add_buffers(bufferOf(gather.getResult()));
+      pending[gather.getResult()] = c->id();
+      uint64_t bytes = tensorBytes(gather.getType());
+      if (func.getSymName() == "train_step")
+        communicationBytes[c->op()] += bytes;
+      started[c->id()] =
+          llvm::json::Object{{"id", static_cast<int64_t>(c->id())},
+                             {"op", c->op()},
+                             {"group", c->group()},
+                             {"tensors", 1},
+                             {"bytes", bytes},
+                             {"start", entry->commands_size()}};
+      ++collectives;
+      *entry->add_commands()->mutable_collective() = std::move(*c);
+      continue;
+    }
+    if (auto reduce = dyn_cast<AllReduceOp>(op)) {
+      FailureOr<art::Collective> c = collective(
+          reduce, reduce.getGridAttr(), reduce.getGridAxes(), "all_reduce",
+          cast<RankedTensorType>(reduce.getInputs()[0].getType())
+              .getElementType());
+      if (failed(c))
+        return failure();
+      c->set_reduction(
+          stringifyCollectiveReduction(reduce.getReduction()).str());
       c->set_id(collectiveIds++);
       for (Value v : reduce.getInputs())
         c->add_buffers(bufferOf(v));

@@ -228,6 +228,15 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
       }
       continue;
     }
+    if (isa<AllGatherOp, RankSliceOp>(op)) {
+      // The runtime copies the input when the command runs (an all-gather's
+      // into a buffer of its own); the result is written by the wait (or at
+      // once), into storage reserved from here.
+      assign(op->getResult(0),
+             newStorage(StorageKind::Scratch, "",
+                        tensorBytes(op->getResult(0).getType()), time));
+      continue;
+    }
     if (isLibraryOp(op)) {
       for (Value r : op->getResults())
         assign(r, newStorage(StorageKind::Scratch, "", tensorBytes(r.getType()),

@@ -133,13 +133,21 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
                              << argIndex << " must be a string";
     auto [axis, dimText] = sharding.getValue().split(':');
     auto tt = dyn_cast_or_null<RankedTensorType>(argType);
-    if (!sharding.getValue().empty() &&
+    if (!sharding.getValue().empty() && dimText != "flat" &&
         (axis.empty() || dimText.getAsInteger(10, dim) || dim < 0 ||
          (tt && dim >= tt.getRank())))
       return op->emitError()
              << "'" << kShardingAttrName << "' on argument " << argIndex
-             << " must be \"AXIS:DIM\" with a dim of the argument, got "
+             << " must be \"AXIS:DIM\" with a dim of the argument or "
+                "\"AXIS:flat\", got "
              << attr.getValue();
+    return success();
+  }
+  if (attr.getName() == kGlobalTypeAttrName) {
+    auto type = dyn_cast<TypeAttr>(attr.getValue());
+    if (!type || !isa<RankedTensorType>(type.getValue()))
+      return op->emitError() << "'" << kGlobalTypeAttrName << "' on argument "
+                             << argIndex << " must be a ranked tensor type";
     return success();
   }
   if (attr.getName() == kInputAttrName) {

@@ -771,6 +771,42 @@ MseLossOp::inferReturnTypes(MLIRContext *context,
 // Collectives
 //===----------------------------------------------------------------------===//
 
+/// Grid axes: at least one, >= 0, strictly increasing.
+static LogicalResult verifyGridAxes(Operation *op, ArrayRef<int16_t> axes) {
+  if (axes.empty())
+    return op->emitOpError("expects at least one grid axis");
+  for (auto [i, a] : llvm::enumerate(axes)) {
+    if (a < 0)
+      return op->emitOpError() << "expects grid axes >= 0, got " << a;
+    if (i > 0 && a <= axes[i - 1])
+      return op->emitOpError("expects strictly increasing grid axes");
+  }
+  return success();
+}
+
+/// The group size of `axes` on the shard.grid `gridRef`, after checking
+/// that the grid exists and has the axes; -1 for a dynamic grid axis.
+static FailureOr<int64_t> verifyGridUse(Operation *op,
+                                        FlatSymbolRefAttr gridRef,
+                                        ArrayRef<int16_t> axes,
+                                        SymbolTableCollection &symbolTable) {
+  auto grid = symbolTable.lookupNearestSymbolFrom<shard::GridOp>(op, gridRef);
+  if (!grid)
+    return op->emitOpError()
+           << "expects '" << gridRef.getValue() << "' to name a shard.grid";
+  int64_t rank = grid.getRank();
+  int64_t size = 1;
+  for (int16_t a : axes) {
+    if (a >= rank)
+      return op->emitOpError()
+             << "grid axis " << a << " is out of range: '" << gridRef.getValue()
+             << "' has " << rank << " axes";
+    int64_t n = grid.getShape()[a];
+    size = (size < 0 || ShapedType::isDynamic(n)) ? -1 : size * n;
+  }
+  return size;
+}
+
 LogicalResult AllReduceOp::inferReturnTypes(MLIRContext *,
                                             std::optional<Location>,
                                             AllReduceOp::Adaptor adaptor,
@@ -789,29 +825,60 @@ LogicalResult AllReduceOp::verify() {
                               "got "
                            << element << " and "
                            << getElementTypeOrSelf(v.getType());
-  ArrayRef<int16_t> axes = getGridAxes();
-  if (axes.empty())
-    return emitOpError("expects at least one grid axis");
-  for (auto [i, a] : llvm::enumerate(axes)) {
-    if (a < 0)
-      return emitOpError() << "expects grid axes >= 0, got " << a;
-    if (i > 0 && a <= axes[i - 1])
-      return emitOpError("expects strictly increasing grid axes");
-  }
-  return success();
+  return verifyGridAxes(*this, getGridAxes());
 }
 
 LogicalResult
 AllReduceOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
-  auto grid =
-      symbolTable.lookupNearestSymbolFrom<shard::GridOp>(*this, getGridAttr());
-  if (!grid)
-    return emitOpError() << "expects '" << getGrid()
-                         << "' to name a shard.grid";
-  int64_t rank = grid.getRank();
-  for (int16_t a : getGridAxes())
-    if (a >= rank)
-      return emitOpError() << "grid axis " << a << " is out of range: '"
-                           << getGrid() << "' has " << rank << " axes";
+  return verifyGridUse(*this, getGridAttr(), getGridAxes(), symbolTable);
+}
+
+/// all_gather and rank_slice: `whole` is `part` with dim 0 times the group.
+static LogicalResult verifyPartOfWhole(Operation *op, RankedTensorType part,
+                                       RankedTensorType whole) {
+  if (part.getRank() < 1 || part.getRank() != whole.getRank() ||
+      part.getShape().drop_front() != whole.getShape().drop_front())
+    return op->emitOpError()
+           << "expects tensors that differ in dim 0 only, got " << part
+           << " and " << whole;
+  if (part.getDimSize(0) == 0 || whole.getDimSize(0) % part.getDimSize(0))
+    return op->emitOpError() << "expects dim 0 of " << whole
+                             << " to be a multiple of dim 0 of " << part;
   return success();
+}
+
+static LogicalResult verifyGroupMultiple(Operation *op, FlatSymbolRefAttr grid,
+                                         ArrayRef<int16_t> axes,
+                                         RankedTensorType part,
+                                         RankedTensorType whole,
+                                         SymbolTableCollection &symbols) {
+  FailureOr<int64_t> size = verifyGridUse(op, grid, axes, symbols);
+  if (failed(size))
+    return failure();
+  if (*size > 0 && whole.getDimSize(0) != part.getDimSize(0) * *size)
+    return op->emitOpError() << "expects dim 0 of " << whole << " to be "
+                             << *size << " (the group) times dim 0 of " << part;
+  return success();
+}
+
+LogicalResult AllGatherOp::verify() {
+  if (failed(verifyGridAxes(*this, getGridAxes())))
+    return failure();
+  return verifyPartOfWhole(*this, getInput().getType(), getType());
+}
+
+LogicalResult AllGatherOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  return verifyGroupMultiple(*this, getGridAttr(), getGridAxes(),
+                             getInput().getType(), getType(), symbols);
+}
+
+LogicalResult RankSliceOp::verify() {
+  if (failed(verifyGridAxes(*this, getGridAxes())))
+    return failure();
+  return verifyPartOfWhole(*this, getType(), getInput().getType());
+}
+
+LogicalResult RankSliceOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  return verifyGroupMultiple(*this, getGridAttr(), getGridAxes(), getType(),
+                             getInput().getType(), symbols);
 }

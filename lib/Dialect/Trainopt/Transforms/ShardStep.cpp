@@ -17,6 +17,8 @@
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringExtras.h"
 
 namespace mlir::trainopt {
@@ -95,6 +97,146 @@ readyAt(Value v, const llvm::DenseMap<Operation *, int64_t> &position) {
   return {position.lookup(def), inner};
 }
 
+/// Ops the optimizer's update is written with that act element by element
+/// (a rank-0 operand broadcasts), so they compute a flat shard of a
+/// parameter's update from the shards of their operands.
+bool isElementwise(Operation *op) {
+  return op->getNumResults() == 1 && op->getNumRegions() == 0 &&
+         (op->hasTrait<OpTrait::Elementwise>() ||
+          isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, WhereOp, AndOp,
+              OrOp, XorOp, EqualOp, LessOp, LessEqualOp, GreaterOp,
+              GreaterEqualOp, ClipOp>(op));
+}
+
+/// ZeRO-1 for one parameter: its optimizer slots become flat shards of
+/// 1/N of the parameter (zero-padded to a multiple of N), and the update
+/// runs on this rank's shard of every operand; the updated parameter is
+/// gathered back. Returns why it stays replicated, or "" when sharded.
+std::string
+shardOptimizerState(TrainStepFunction &step, unsigned paramResult,
+                    BlockArgument param,
+                    ArrayRef<std::pair<BlockArgument, unsigned>> slots,
+                    FlatSymbolRefAttr grid, int16_t axis, int64_t ranks) {
+  func::FuncOp f = step.func;
+  auto shape = cast<RankedTensorType>(param.getType());
+  int64_t numel = shape.getNumElements();
+  int64_t chunk = (numel + ranks - 1) / ranks;
+  for (auto [slot, result] : slots) {
+    if (slot.getType() != shape)
+      return "its optimizer state is not of its shape";
+    if (auto init = f.getArgAttrOfType<DenseElementsAttr>(
+            slot.getArgNumber(), TrainoptDialect::kInitAttrName);
+        init && !init.isSplat())
+      return "an optimizer slot starts from a value that is not uniform";
+  }
+  // The update: the elementwise ops from the parameter, its slots, rank-0
+  // values and same-shaped inputs (the gradient) to the new values.
+  llvm::SetVector<Operation *> region;
+  llvm::SetVector<Value> inputs; // same-shaped values to take shards of
+  SmallVector<Value> work{step.result(paramResult)};
+  for (auto [slot, result] : slots)
+    work.push_back(step.result(result));
+  llvm::DenseSet<Value> seen;
+  auto isSlot = [&](Value v) {
+    return llvm::any_of(slots, [&](const auto &s) { return s.first == v; });
+  };
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    if (!seen.insert(v).second)
+      continue;
+    auto t = dyn_cast<RankedTensorType>(v.getType());
+    if (!t)
+      return "its update reads a value that is not a tensor";
+    if (t.getRank() == 0)
+      continue; // a scalar broadcasts to any shard
+    if (t.getShape() != shape.getShape()) {
+      std::string s;
+      llvm::raw_string_ostream os(s);
+      os << "its update reads a value of type " << t
+         << ", which does not split with the parameter";
+      return s;
+    }
+    if (isSlot(v))
+      continue;
+    Operation *def = v.getDefiningOp();
+    if (!def || !isa<TrainoptDialect>(def->getDialect()) ||
+        !isElementwise(def)) {
+      inputs.insert(v);
+      continue;
+    }
+    region.insert(def);
+    llvm::append_range(work, def->getOperands());
+  }
+  if (region.empty())
+    return "its update is not elementwise";
+
+  // Shards of the inputs, the region on them, and the results.
+  OpBuilder b(step.returnOp());
+  TensorBuilder m(b, f.getLoc());
+  MLIRContext *ctx = f.getContext();
+  auto axes = b.getDenseI16ArrayAttr({axis});
+  auto shardType = [&](Type element) {
+    return RankedTensorType::get({chunk}, element);
+  };
+  IRMapping map;
+  for (Value in : inputs) {
+    Type element = getElementTypeOrSelf(in);
+    Value flat = m.reshape(in, RankedTensorType::get({numel}, element));
+    if (chunk * ranks != numel) {
+      auto padType = RankedTensorType::get({chunk * ranks - numel}, element);
+      Value zeros = ConstantOp::create(
+          m.b, cast<DenseElementsAttr>(b.getZeroAttr(padType)));
+      flat = ConcatOp::create(m.b, ValueRange{flat, zeros}, 0);
+    }
+    map.map(in, RankSliceOp::create(m.b, shardType(element), flat, grid, axes)
+                    .getResult());
+  }
+  // The slots become shards.
+  SmallVector<Type> argTypes(f.getArgumentTypes());
+  for (auto [slot, result] : slots) {
+    Type element = getElementTypeOrSelf(slot);
+    slot.setType(shardType(element));
+    argTypes[slot.getArgNumber()] = slot.getType();
+    f.setArgAttr(slot.getArgNumber(), TrainoptDialect::kShardingAttrName,
+                 StringAttr::get(ctx, "dp:flat"));
+    f.setArgAttr(slot.getArgNumber(), TrainoptDialect::kGlobalTypeAttrName,
+                 TypeAttr::get(shape));
+    if (auto init = f.getArgAttrOfType<DenseElementsAttr>(
+            slot.getArgNumber(), TrainoptDialect::kInitAttrName))
+      f.setArgAttr(slot.getArgNumber(), TrainoptDialect::kInitAttrName,
+                   init.resizeSplat(cast<ShapedType>(slot.getType())));
+  }
+  SmallVector<Operation *> ordered(region.begin(), region.end());
+  llvm::sort(ordered,
+             [](Operation *x, Operation *y) { return x->isBeforeInBlock(y); });
+  for (Operation *op : ordered) {
+    Operation *copy = b.clone(*op, map);
+    copy->getResult(0).setType(
+        shardType(getElementTypeOrSelf(op->getResult(0))));
+  }
+  // The new parameter, gathered; the new slots stay shards.
+  Value newParam = map.lookupOrDefault(step.result(paramResult));
+  Type element = getElementTypeOrSelf(newParam);
+  Value whole =
+      AllGatherOp::create(m.b, RankedTensorType::get({chunk * ranks}, element),
+                          newParam, grid, axes);
+  if (chunk * ranks != numel)
+    whole = SliceOp::create(m.b, RankedTensorType::get({numel}, element), whole,
+                            b.getDenseI64ArrayAttr({0}),
+                            b.getDenseI64ArrayAttr({numel}),
+                            b.getDenseI64ArrayAttr({1}));
+  step.setResult(paramResult, m.reshape(whole, shape));
+  for (auto [slot, result] : slots)
+    step.setResult(result, map.lookupOrDefault(step.result(result)));
+  SmallVector<Type> resultTypes(step.returnOp().getOperandTypes());
+  f.setType(FunctionType::get(ctx, argTypes, resultTypes));
+  // The full-size update is dead now.
+  for (Operation *op : llvm::reverse(ordered))
+    if (op->use_empty())
+      op->erase();
+  return "";
+}
+
 struct TrainoptShardStepPass
     : public mlir::trainopt::impl::TrainoptShardStepBase<
           TrainoptShardStepPass> {
@@ -128,6 +270,13 @@ struct TrainoptShardStepPass
                                "build shards over dp only");
     if (!(bucketMb > 0.0))
       return bad("bucket-mb", "must be > 0");
+    if (zero < 0 || zero > 3)
+      return bad("zero", "must be 0, 1, 2 or 3");
+    if (zero > 1)
+      return bad("zero", "ZeRO-" + Twine(zero) + " (sharded gradients" +
+                             (zero == 3 ? " and parameters" : "") +
+                             ") is not implemented yet; --zero=1 shards the "
+                             "optimizer state");
     if (module.lookupSymbol(kGridName))
       return bad("mesh", "the module already has a symbol @" + kGridName);
 
@@ -252,6 +401,61 @@ struct TrainoptShardStepPass
         s.erase();
       }
     }
+
+    // ZeRO-1: each trainable parameter's optimizer state, flat over dp.
+    SmallVector<NamedAttribute> decisions;
+    auto note = [&](StringRef param, const Twine &why) {
+      decisions.push_back(b.getNamedAttr(param, b.getStringAttr(why.str())));
+    };
+    for (unsigned i = 0, e = step->returnOp().getNumOperands(); i < e; ++i) {
+      auto updates = step->func.getResultAttrOfType<IntegerAttr>(
+          i, TrainoptDialect::kUpdatesAttrName);
+      if (!updates)
+        continue;
+      BlockArgument arg = step->func.getArgument(updates.getInt());
+      auto param = step->func.getArgAttrOfType<FlatSymbolRefAttr>(
+          arg.getArgNumber(), TrainoptDialect::kParamAttrName);
+      if (!param)
+        continue;
+      SmallVector<std::pair<BlockArgument, unsigned>> slots;
+      for (unsigned j = 0; j < e; ++j) {
+        auto u = step->func.getResultAttrOfType<IntegerAttr>(
+            j, TrainoptDialect::kUpdatesAttrName);
+        if (!u)
+          continue;
+        unsigned a = u.getInt();
+        auto of = step->func.getArgAttrOfType<FlatSymbolRefAttr>(
+            a, TrainoptDialect::kStateOfAttrName);
+        auto state = step->func.getArgAttrOfType<StringAttr>(
+            a, TrainoptDialect::kStateAttrName);
+        // Accumulated gradients are combined whole, before the update.
+        if (of == param && state && state.getValue() != "grad_accum")
+          slots.push_back({step->func.getArgument(a), j});
+      }
+      std::string replicated = "replicated over dp (data parallel)";
+      if (zero < 1) {
+        note(param.getValue(), replicated);
+        continue;
+      }
+      if (slots.empty()) {
+        note(param.getValue(), replicated + "; its optimizer has no state "
+                                            "to shard");
+        continue;
+      }
+      std::string why =
+          shardOptimizerState(*step, i, arg, slots, gridRef, dpAxis, dp);
+      if (why.empty())
+        note(param.getValue(),
+             "replicated over dp; its " + Twine(slots.size()) +
+                 " optimizer slot(s) flat over dp (ZeRO-1), each rank "
+                 "updating 1/" +
+                 Twine(dp) + " of it");
+      else
+        note(param.getValue(),
+             replicated + "; optimizer state kept whole: " + why);
+    }
+    step->func->setAttr("trainopt.sharding_decisions",
+                        b.getDictionaryAttr(decisions));
 
     // The loss every rank reports: the global batch's.
     FailureOr<Value> loss = step->loss(getArgument());

@@ -52,6 +52,56 @@ def Trainopt_AllReduceOp : Trainopt_Op<"all_reduce", [
   let hasVerifier = 1;
 }
 
+def Trainopt_AllGatherOp : Trainopt_Op<"all_gather", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    AllElementTypesMatch<["input", "result"]>]> {
+  let summary = "concatenates the ranks' tensors along dim 0";
+  let description = [{
+    Every rank of the group of `grid_axes` contributes `input`; every rank
+    receives the contributions concatenated along dim 0 in group-rank
+    order, so dim 0 of the result is the group size times the input's.
+    ZeRO gathers the parameter shards each rank updated with it.
+
+    ```mlir
+    %p = trainopt.all_gather %chunk on @mesh axes = [0]
+        : tensor<512xf32> -> tensor<1024xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_Tensor:$input, FlatSymbolRefAttr:$grid,
+                       DenseI16ArrayAttr:$grid_axes);
+  let results = (outs Trainopt_Tensor:$result);
+  let assemblyFormat = [{
+    $input `on` $grid `axes` `=` $grid_axes attr-dict `:` type($input) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Trainopt_RankSliceOp : Trainopt_Op<"rank_slice", [Pure,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    AllElementTypesMatch<["input", "result"]>]> {
+  let summary = "this rank's equal part of a tensor along dim 0";
+  let description = [{
+    Dim 0 of `input` is the group size of `grid_axes` times the result's;
+    rank r of the group (its coordinate) takes part r. No communication:
+    the inverse of `trainopt.all_gather`, and how ZeRO takes a rank's
+    shard of a replicated value.
+
+    ```mlir
+    %chunk = trainopt.rank_slice %p on @mesh axes = [0]
+        : tensor<1024xf32> -> tensor<512xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_Tensor:$input, FlatSymbolRefAttr:$grid,
+                       DenseI16ArrayAttr:$grid_axes);
+  let results = (outs Trainopt_Tensor:$result);
+  let assemblyFormat = [{
+    $input `on` $grid `axes` `=` $grid_axes attr-dict `:` type($input) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def Trainopt_GradSyncOp : Trainopt_Op<"grad_sync", [Pure,
     AllTypesMatch<["gradient", "result"]>]> {
   let summary = "marks where a parameter's gradient is complete on one replica";

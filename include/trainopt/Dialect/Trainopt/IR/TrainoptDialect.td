@@ -80,9 +80,14 @@ def Trainopt_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kMeshAttrName = "trainopt.mesh";
     /// Argument and result attribute of a partitioned entry point: how the
     /// global value is split over the grid, `"dp:0"` (dim 0 over axis dp),
-    /// or `""` / absent for replicated (docs/distributed.md).
+    /// `"dp:flat"` (flattened, zero-padded to a multiple of the axis size
+    /// and split evenly: ZeRO's shards), or `""` / absent for replicated
+    /// (docs/distributed.md).
     static constexpr ::llvm::StringLiteral kShardingAttrName =
         "trainopt.sharding";
+    /// Argument attribute of a `flat`-sharded value: its global type.
+    static constexpr ::llvm::StringLiteral kGlobalTypeAttrName =
+        "trainopt.global_type";
   }];
 }
 

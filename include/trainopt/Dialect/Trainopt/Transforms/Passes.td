@@ -439,6 +439,16 @@ def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
     - averages the `loss` result over the ranks (an all-reduce times 1/N),
       so every rank reports the global batch's loss.
 
+    With `zero = 1` (ZeRO-1), each trainable parameter's optimizer slots
+    become flat shards: the parameter's elements, zero-padded to a multiple
+    of N, split evenly (`trainopt.sharding = "dp:flat"` and
+    `trainopt.global_type` on the slot). The update, which must be
+    elementwise (every optimizer but LAMB), runs on this rank's shard of
+    each operand (`trainopt.rank_slice`), and the new parameter is gathered
+    back (`trainopt.all_gather`). A parameter whose update is not
+    elementwise keeps its state whole. `trainopt.sharding_decisions` on
+    `@train_step` says, per parameter, what it got and why.
+
     BatchNorm statistics stay local to each rank (PyTorch DDP semantics).
     `tp` and `pp` axes larger than 1 are refused for now.
 
@@ -454,6 +464,9 @@ def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
            "one device">,
     Option<"bucketMb", "bucket-mb", "double", /*default=*/"25.0",
            "Largest gradient bucket of one all-reduce, in MiB">,
+    Option<"zero", "zero", "int64_t", /*default=*/"0",
+           "ZeRO stage over dp: 0 replicates everything, 1 shards the "
+           "optimizer state (2 and 3 are not implemented yet)">,
   ];
 }
 
