@@ -51,6 +51,16 @@ CASES = {
         body="""
   %p = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
   %y = trainopt.all_reduce sum %p on @mesh axes = [0] : tensor<4x6xT>"""),
+    # The same mesh: ZeRO's shard of a value and the gather of the shards.
+    "rank_slice_all_gather": dict(
+        covers=["rank_slice", "all_gather"],
+        module='shard.grid @mesh(shape = 1) {trainopt.axes = ["dp"]}',
+        params={"w": (4, 6)},
+        body="""
+  %p = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %s = trainopt.rank_slice %p on @mesh axes = [0] : tensor<4x6xT> -> tensor<4x6xT>
+  %q = trainopt.tanh %s : tensor<4x6xT>
+  %y = trainopt.all_gather %q on @mesh axes = [0] : tensor<4x6xT> -> tensor<4x6xT>"""),
     "unary_smooth": dict(
         covers=["neg", "exp", "tanh", "sigmoid", "erf", "sin", "cos", "add", "mul"],
         params={"w": (6,)},

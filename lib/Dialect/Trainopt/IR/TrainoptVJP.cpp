@@ -962,3 +962,25 @@ LogicalResult AllReduceOp::buildVJP(OpBuilder &, ArrayRef<Value> resultGrads,
   operandGrads.assign(resultGrads.begin(), resultGrads.end());
   return success();
 }
+
+LogicalResult AllGatherOp::buildVJP(OpBuilder &builder,
+                                    ArrayRef<Value> resultGrads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  return firstOperandVJP(*this, builder, resultGrads, operandGrads,
+                         [&](TensorBuilder &G, Value g) -> Value {
+                           return RankSliceOp::create(G.b, getInput().getType(),
+                                                      g, getGridAttr(),
+                                                      getGridAxesAttr());
+                         });
+}
+
+LogicalResult RankSliceOp::buildVJP(OpBuilder &builder,
+                                    ArrayRef<Value> resultGrads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  return firstOperandVJP(*this, builder, resultGrads, operandGrads,
+                         [&](TensorBuilder &G, Value g) -> Value {
+                           return AllGatherOp::create(G.b, getInput().getType(),
+                                                      g, getGridAttr(),
+                                                      getGridAxesAttr());
+                         });
+}

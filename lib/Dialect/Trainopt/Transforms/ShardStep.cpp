@@ -167,8 +167,53 @@ shardOptimizerState(TrainStepFunction &step, unsigned paramResult,
     region.insert(def);
     llvm::append_range(work, def->getOperands());
   }
-  if (region.empty())
+  // Only the update may read the slots and what is computed from them
+  // (LAMB's norms would need them whole). Values that do not depend on the
+  // slots but have other readers (the gradient, which the norm reads) are
+  // inputs instead: their shards are taken, the whole stays.
+  llvm::DenseSet<Operation *> fromSlots;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (Operation *op : region)
+      if (!fromSlots.contains(op) &&
+          llvm::any_of(op->getOperands(), [&](Value v) {
+            Operation *d = v.getDefiningOp();
+            return isSlot(v) || (d && fromSlots.contains(d));
+          }))
+        changed = fromSlots.insert(op).second || changed;
+  }
+  auto readOutside = [&](Value v) {
+    return llvm::any_of(v.getUsers(), [&](Operation *user) {
+      return !region.contains(user) && user != step.returnOp().getOperation();
+    });
+  };
+  for (auto [slot, result] : slots)
+    if (readOutside(slot))
+      return "its optimizer state is read outside its elementwise update";
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (Operation *op : llvm::to_vector(region)) {
+      if (!readOutside(op->getResult(0)))
+        continue;
+      if (fromSlots.contains(op))
+        return "its update also feeds a reduction over the whole parameter "
+               "(as LAMB's trust ratio does), which a shard cannot compute";
+      region.remove(op);
+      changed = true;
+    }
+  }
+  if (fromSlots.empty() || region.empty())
     return "its update is not elementwise";
+  // The inputs: what region ops read that is neither computed in the region
+  // nor a slot nor a scalar.
+  inputs.clear();
+  for (Operation *op : region)
+    for (Value v : op->getOperands()) {
+      Operation *d = v.getDefiningOp();
+      if (!isSlot(v) && !(d && region.contains(d)) &&
+          cast<RankedTensorType>(v.getType()).getRank() > 0)
+        inputs.insert(v);
+    }
 
   // Shards of the inputs, the region on them, and the results.
   OpBuilder b(step.returnOp());

@@ -53,6 +53,7 @@ def Trainopt_AllReduceOp : Trainopt_Op<"all_reduce", [
 }
 
 def Trainopt_AllGatherOp : Trainopt_Op<"all_gather", [
+    DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     DeclareOpInterfaceMethods<SymbolUserOpInterface>,
     AllElementTypesMatch<["input", "result"]>]> {
   let summary = "concatenates the ranks' tensors along dim 0";
@@ -61,6 +62,10 @@ def Trainopt_AllGatherOp : Trainopt_Op<"all_gather", [
     receives the contributions concatenated along dim 0 in group-rank
     order, so dim 0 of the result is the group size times the input's.
     ZeRO gathers the parameter shards each rank updated with it.
+
+    Its VJP is `rank_slice` of the cotangent: the result is replicated, so
+    its cotangent is the same on every rank, and rank r's part is what its
+    contribution affects (the same convention as `all_reduce`).
 
     ```mlir
     %p = trainopt.all_gather %chunk on @mesh axes = [0]
@@ -78,6 +83,7 @@ def Trainopt_AllGatherOp : Trainopt_Op<"all_gather", [
 }
 
 def Trainopt_RankSliceOp : Trainopt_Op<"rank_slice", [Pure,
+    DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     DeclareOpInterfaceMethods<SymbolUserOpInterface>,
     AllElementTypesMatch<["input", "result"]>]> {
   let summary = "this rank's equal part of a tensor along dim 0";
@@ -85,7 +91,9 @@ def Trainopt_RankSliceOp : Trainopt_Op<"rank_slice", [Pure,
     Dim 0 of `input` is the group size of `grid_axes` times the result's;
     rank r of the group (its coordinate) takes part r. No communication:
     the inverse of `trainopt.all_gather`, and how ZeRO takes a rank's
-    shard of a replicated value.
+    shard of a replicated value. Its VJP is the `all_gather` of the parts'
+    cotangents: the input is replicated, and each rank's part carries the
+    cotangent of its own slice.
 
     ```mlir
     %chunk = trainopt.rank_slice %p on @mesh axes = [0]
