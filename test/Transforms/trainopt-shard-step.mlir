@@ -1,6 +1,9 @@
 // RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer -trainopt-build-eval-step '-trainopt-shard-step=mesh=dp=2 bucket-mb=0.00004' | FileCheck %s
 // RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer -trainopt-build-eval-step -trainopt-shard-step | FileCheck %s --check-prefix=NOMESH
 // RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients | FileCheck %s --check-prefix=MARK
+// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' '-trainopt-shard-step=mesh=dp=4 zero=1' | FileCheck %s --check-prefix=ZERO
+// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=lamb' '-trainopt-shard-step=mesh=dp=4 zero=1' | FileCheck %s --check-prefix=LAMB
+// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=2 zero=2' 2>&1 | FileCheck %s --check-prefix=ZERO2
 // RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=2,tp=2' 2>&1 | FileCheck %s --check-prefix=TP
 // RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=0' 2>&1 | FileCheck %s --check-prefix=SIZE
 // RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=xp=2' 2>&1 | FileCheck %s --check-prefix=AXIS
@@ -25,7 +28,7 @@
 // CHECK-LABEL: func.func @train_step(
 // CHECK-SAME: %{{.*}}: tensor<5x4xf32> {trainopt.input = "x", trainopt.sharding = "dp:0"}
 // CHECK-SAME: %{{.*}}: tensor<5xi64> {trainopt.input = "labels", trainopt.role = #trainopt<role labels>, trainopt.sharding = "dp:0"}
-// CHECK-SAME: attributes {trainopt.mesh = @mesh}
+// CHECK-SAME: attributes {trainopt.mesh = @mesh, trainopt.sharding_decisions = {b = "replicated over dp (data parallel)"
 // CHECK: %[[G:.*]]:5 = call @forward_train_grad(
 // CHECK-NEXT: %[[B1:.*]]:2 = trainopt.all_reduce sum %[[G]]#4, %[[G]]#3 on @mesh axes = [0] : tensor<2x3xf32>, tensor<3xf32>
 // CHECK-NEXT: %[[B2:.*]] = trainopt.all_reduce sum %[[G]]#2 on @mesh axes = [0] : tensor<3x4xf32>
@@ -49,6 +52,28 @@
 // NOMESH-NOT: trainopt.sharding
 // NOMESH-LABEL: func.func @train_step(
 
+// ZeRO-1 over 4 ranks: each momentum buffer is a flat shard (w: 12
+// elements, 3 per rank; b: 3 elements padded to 4, 1 per rank), with the
+// global type beside it. The update runs on this rank's shards of the
+// parameter and the gradient (padded with zeros where needed), and the new
+// parameter is gathered back and unpadded. The decisions say why.
+// ZERO-LABEL: func.func @train_step(
+// ZERO-SAME: %{{[^:]*}}: tensor<3xf32> {trainopt.global_type = tensor<3x4xf32>, trainopt.role = #trainopt<role optimizer_state>, trainopt.sharding = "dp:flat", trainopt.state = "momentum_buffer", trainopt.state_of = @w}
+// ZERO-SAME: %{{[^:]*}}: tensor<1xf32> {trainopt.global_type = tensor<3xf32>, trainopt.role = #trainopt<role optimizer_state>, trainopt.sharding = "dp:flat", trainopt.state = "momentum_buffer", trainopt.state_of = @b}
+// ZERO-SAME: trainopt.sharding_decisions = {b = "replicated over dp; its 1 optimizer slot(s) flat over dp (ZeRO-1), each rank updating 1/4 of it"
+// ZERO: trainopt.rank_slice %{{.*}} on @mesh axes = [0] : tensor<12xf32> -> tensor<3xf32>
+// ZERO: %[[WG:.*]] = trainopt.all_gather %{{.*}} on @mesh axes = [0] : tensor<3xf32> -> tensor<12xf32>
+// ZERO: trainopt.reshape %[[WG]] : tensor<12xf32> -> tensor<3x4xf32>
+// ZERO: %[[PAD:.*]] = trainopt.concat %arg1, %{{.*}} {axis = 0 : i64} : (tensor<3xf32>, tensor<1xf32>) -> tensor<4xf32>
+// ZERO: trainopt.rank_slice %[[PAD]] on @mesh axes = [0] : tensor<4xf32> -> tensor<1xf32>
+// ZERO: %[[BG:.*]] = trainopt.all_gather %{{.*}} on @mesh axes = [0] : tensor<1xf32> -> tensor<4xf32>
+// ZERO: trainopt.slice %[[BG]] {limit = array<i64: 3>, start = array<i64: 0>, stride = array<i64: 1>} : (tensor<4xf32>) -> tensor<3xf32>
+
+// LAMB's trust ratio reduces over the whole update: its state stays whole.
+// LAMB: trainopt.sharding_decisions = {b = "replicated over dp (data parallel); optimizer state kept whole: its update also feeds a reduction over the whole parameter (as LAMB's trust ratio does), which a shard cannot compute"
+// LAMB-NOT: trainopt.rank_slice
+
+// ZERO2: error: --zero: ZeRO-2 (sharded gradients) is not implemented yet; --zero=1 shards the optimizer state
 // TP: error: --mesh: tp=2: tensor parallelism is not implemented yet; this build shards over dp only
 // SIZE: error: --mesh: 'dp=0' is not AXIS=N with N >= 1
 // AXIS: error: --mesh: unknown axis 'xp' (expected dp, tp or pp)

@@ -227,6 +227,10 @@ static void printReport(const json::Object &r) {
         outs() << formatv("communication:        {0}: {1:f3} MiB per rank per "
                           "train step\n",
                           op.str(), mib(double(n.getAsInteger().value_or(0))));
+    if (const json::Object *why = r.getObject("sharding_decisions"))
+      for (const auto &[param, text] : *why)
+        outs() << formatv("  parameter {0}: {1}\n", param.str(),
+                          text.getAsString().value_or(""));
     if (const json::Array *list = r.getArray("train_step_collectives"))
       for (const json::Value &v : *list) {
         const json::Object *c = v.getAsObject();

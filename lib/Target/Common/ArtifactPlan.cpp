@@ -910,6 +910,15 @@ mlir::trainopt::emitArtifactPlan(ModuleOp module, StringRef target,
     // Bytes each rank contributes per train_step, by collective.
     report["communication_bytes_per_step"] = std::move(bytes);
     report["train_step_collectives"] = std::move(ab.collectiveReports);
+    // Per parameter, the sharding it got and why (trainopt-shard-step).
+    llvm::json::Object decisions;
+    if (auto step = module.lookupSymbol<func::FuncOp>("train_step"))
+      if (auto d = step->getAttrOfType<DictionaryAttr>(
+              "trainopt.sharding_decisions"))
+        for (NamedAttribute a : d)
+          if (auto why = dyn_cast<StringAttr>(a.getValue()))
+            decisions[a.getName().getValue()] = why.str();
+    report["sharding_decisions"] = std::move(decisions);
   }
   return ab.kernels;
 }

@@ -349,3 +349,30 @@ func.func @all_reduce_bucket_types(%x: tensor<4xf32>, %y: tensor<4xbf16>) {
 func.func @sharding_dim(%x: tensor<4x3xf32> {trainopt.sharding = "dp:2"}) {
   return
 }
+
+// -----
+
+shard.grid @mesh(shape = 2x2) {trainopt.axes = ["dp", "tp"]}
+func.func @all_gather_group(%x: tensor<4xf32>) {
+  // expected-error @+1 {{expects dim 0 of 'tensor<16xf32>' to be 2 (the group) times dim 0 of 'tensor<4xf32>'}}
+  %0 = trainopt.all_gather %x on @mesh axes = [1] : tensor<4xf32> -> tensor<16xf32>
+  return
+}
+
+// -----
+
+shard.grid @mesh(shape = 2) {trainopt.axes = ["dp"]}
+func.func @rank_slice_dims(%x: tensor<8x3xf32>) {
+  // expected-error @+1 {{expects tensors that differ in dim 0 only, got 'tensor<4x2xf32>' and 'tensor<8x3xf32>'}}
+  %0 = trainopt.rank_slice %x on @mesh axes = [0] : tensor<8x3xf32> -> tensor<4x2xf32>
+  return
+}
+
+// -----
+
+shard.grid @mesh(shape = 4) {trainopt.axes = ["dp"]}
+func.func @rank_slice_multiple(%x: tensor<6xf32>) {
+  // expected-error @+1 {{expects dim 0 of 'tensor<6xf32>' to be a multiple of dim 0 of 'tensor<4xf32>'}}
+  %0 = trainopt.rank_slice %x on @mesh axes = [0] : tensor<6xf32> -> tensor<4xf32>
+  return
+}
