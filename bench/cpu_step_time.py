@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
-from export_torch_models import CNN, GPT, MLP, legacy_exporter  # noqa: E402
+from export_torch_models import CNN, GPT, MLP, export_training  # noqa: E402
 
 class WideMLP(torch.nn.Module):
     """The mixed-precision issue's MLP: 784-1024-1024-10."""
@@ -149,10 +149,7 @@ def main():
             n = batch * (args.steps + args.warmup)
             x, y, extra = batches(sample, n, rng)
             onnx_path = os.path.join(tmp, f"{tag}.onnx")
-            torch.onnx.export(model, (torch.from_numpy(x[:batch]),), onnx_path,
-                              opset_version=17, do_constant_folding=False,
-                              input_names=["x"], output_names=["logits"],
-                              training=torch.onnx.TrainingMode.TRAINING, **legacy_exporter())
+            export_training(model, torch.from_numpy(x[:batch]), onnx_path)
             data = os.path.join(tmp, f"{tag}.npz")
             np.savez(data, x=x, y=y)
             common = [f"--batch-size={batch}", "--loss=cross_entropy", *extra, *flags.split()]

@@ -13,7 +13,11 @@ Per model and rank count it prints:
   minimum 2(N-1)/N * S, S the gradient bytes;
 - the share of trainopt's communication hidden behind compute, from
   timestamps: 1 - (time blocked waiting) / (time the all-reduces were
-  active, start to completion).
+  active, start to completion);
+- the step time trainopt-compile --report predicts with its alpha-beta
+  cost model (shared-memory link, --compute-gflops calibrated below from
+  the one-process step), against the measured one;
+- the per-rank peak memory again with ZeRO-1 (--zero=1).
 
 Run it with a Python that has the PyPI torch wheel, numpy and onnx, e.g.:
     python -m venv /tmp/tv && /tmp/tv/bin/pip install torch numpy onnx==1.16.2
@@ -42,7 +46,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 from cpu_step_time import batches, bench_gpt  # noqa: E402
-from export_torch_models import CNN, MLP, legacy_exporter  # noqa: E402
+from export_torch_models import CNN, MLP, export_training  # noqa: E402
 
 MPIRUN = ["mpirun", "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
 
@@ -71,11 +75,11 @@ def threads_per_rank(ranks):
     return max(1, len(os.sched_getaffinity(0)) // ranks)
 
 
-def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args):
+def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args, extra=()):
     artifact = os.path.join(tmp, f"{tag}.trainopt")
     report = artifact + ".json"
     subprocess.run([tool("trainopt-compile"), onnx_path, *flags, f"--mesh=dp={ranks}",
-                    "-o", artifact, f"--report={report}"], check=True)
+                    *extra, "-o", artifact, f"--report={report}"], check=True)
     metrics = artifact + ".jsonl"
     # --bind-to none: the ranks share the cores as the PyTorch processes do.
     subprocess.run(MPIRUN + ["--bind-to", "none", "-np", str(ranks), tool("trainopt-run"),
@@ -89,16 +93,20 @@ def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args):
     steps = [l for l in lines if not l.get("summary")]
     ms = statistics.median(l["step_ms"] for l in steps if l["step"] > args.warmup)
     rep = json.load(open(report))
-    grad_bytes = rep["communication_bytes_per_step"]["all_reduce"]
+    grad_bytes = rep.get("communication_bytes_per_step", {}).get("all_reduce", 0)
     n = summary["steps"]
     return {
         "ms": ms,
         "rss": summary["peak_rss_bytes"],
         "arena": rep["arena_bytes"],
-        "sent": summary["comm_bytes_sent"] / n,
-        "ring_min": 2 * (ranks - 1) / ranks * grad_bytes,
-        "hidden": 1 - summary["comm_exposed_s"] / max(summary["comm_active_s"], 1e-12),
-        "active_ms": 1e3 * summary["comm_active_s"] / n,
+        # Communication figures exist only with more than one rank.
+        "sent": summary.get("comm_bytes_sent", 0) / n,
+        "ring_min": max(2 * (ranks - 1) / ranks * grad_bytes, 1e-30),
+        "hidden": 1 - summary.get("comm_exposed_s", 0) / max(summary.get("comm_active_s", 0),
+                                                              1e-12),
+        "active_ms": 1e3 * summary.get("comm_active_s", 0) / n,
+        "predicted_ms": rep.get("predicted_step_ms", float("nan")),
+        "flops": rep["flops_per_step"],
     }
 
 
@@ -166,16 +174,23 @@ def main():
                 n = batch * ranks * (args.steps + args.warmup)
                 x, y, extra = batches(sample, n, rng)
                 onnx_path = os.path.join(tmp, f"{tag}.onnx")
-                torch.onnx.export(model, (torch.from_numpy(x[:batch]),), onnx_path,
-                                  opset_version=17, do_constant_folding=False,
-                                  input_names=["x"], output_names=["logits"],
-                                  training=torch.onnx.TrainingMode.TRAINING,
-                                  **legacy_exporter())
+                export_training(model, torch.from_numpy(x[:batch]), onnx_path)
                 data = os.path.join(tmp, f"{tag}.npz")
                 np.savez(data, x=x, y=y)
                 common = [f"--batch-size={batch}", "--loss=cross_entropy", *extra,
                           *flags.split()]
-                ours = run_trainopt(tool, onnx_path, tmp, tag, common, data, ranks, args)
+                # The compute rate of the cost model, from one process's step
+                # on this machine (a 1-rank mesh: the same program, no
+                # communication).
+                one = run_trainopt(tool, onnx_path, tmp, tag + "-one", common, data, 1, args)
+                # The machine's rate, shared by the N ranks.
+                gflops = one["flops"] / (one["ms"] * 1e-3) / 1e9 / ranks
+                cost = [f"--compute-gflops={gflops:.3f}"]
+                ours = run_trainopt(tool, onnx_path, tmp, tag, common + cost, data, ranks, args)
+                zero = run_trainopt(tool, onnx_path, tmp, tag + "-zero1", common + cost, data,
+                                    ranks, args, ["--zero=1"])
+                ours["zero_rss"] = zero["rss"]
+                ours["zero_ms"] = zero["ms"]
                 port += 1
                 theirs = run_ddp(cls, make_opt, x, y, batch, ranks, args, port)
                 rows.append((tag, batch, ours, theirs))
@@ -183,12 +198,14 @@ def main():
           f"{args.warmup} warm-up) cores={len(os.sched_getaffinity(0))}")
     print(f"{'case':10s} {'B/rank':>6s} {'trainopt ms':>11s} {'DDP ms':>8s} {'ratio':>6s} "
           f"{'ours MiB':>9s} {'DDP MiB':>8s} {'ratio':>6s} {'sent/ring-min':>13s} "
-          f"{'hidden':>7s} {'comm ms':>8s}")
+          f"{'hidden':>7s} {'comm ms':>8s} {'predicted':>9s} {'ZeRO-1 MiB':>10s} "
+          f"{'ZeRO-1 ms':>9s}")
     for tag, batch, o, t in rows:
         print(f"{tag:10s} {batch:6d} {o['ms']:11.2f} {t['ms']:8.2f} {o['ms'] / t['ms']:6.2f} "
               f"{o['rss'] / 2**20:9.1f} {t['rss'] / 2**20:8.1f} {o['rss'] / t['rss']:6.2f} "
               f"{o['sent'] / o['ring_min']:13.3f} {100 * o['hidden']:6.1f}% "
-              f"{o['active_ms']:8.2f}")
+              f"{o['active_ms']:8.2f} {o['predicted_ms']:9.2f} {o['zero_rss'] / 2**20:10.1f} "
+              f"{o['zero_ms']:9.2f}")
     print("FSDP: not compared (it shards parameters, ZeRO-3's counterpart, which "
           "trainopt does not do yet)")
 

@@ -25,6 +25,14 @@ def legacy_exporter():
     return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
 
+def export_training(model, example, path):
+    """Exports `model` for training (training mode, no constant folding,
+    opset 17) with input "x" and output "logits"."""
+    torch.onnx.export(model, (example,), path, opset_version=17, do_constant_folding=False,
+                      input_names=["x"], output_names=["logits"],
+                      training=torch.onnx.TrainingMode.TRAINING, **legacy_exporter())
+
+
 class MLP(nn.Module):
     def __init__(self):
         super().__init__()

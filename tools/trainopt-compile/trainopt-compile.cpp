@@ -9,15 +9,17 @@
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Artifact/ArtifactFile.h"
+#include "trainopt/Artifact/artifact.pb.h"
+#include "trainopt/Compiler/Compile.h"
+#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 #include "trainopt/Import/ONNX/ONNXImporter.h"
 #include "trainopt/InitAllDialects.h"
 #include "trainopt/InitAllPasses.h"
-#include "trainopt/Compiler/Compile.h"
-#include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 #include "trainopt/Runtime/OnnxExport.h"
+#include "trainopt/Target/ArtifactPlan.h"
 #include "trainopt/Target/CPU/CPUTarget.h"
 #include "trainopt/Target/CUDA/CUDATarget.h"
-#include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
@@ -144,6 +146,16 @@ static cl::opt<int64_t> kernelGroupOps(
              "tests)"),
     cl::init(1500), cl::Hidden, cl::cat(category));
 
+static cl::opt<int64_t>
+    worldSize("world-size",
+              cl::desc("With --mesh=auto: the number of processes to plan for"),
+              cl::init(0), cl::cat(category));
+static cl::opt<std::string> memoryBudget(
+    "memory-budget",
+    cl::desc("With --mesh=auto: the most memory a rank may use (bytes, or "
+             "with a KiB, MiB or GiB suffix)"),
+    cl::init(""), cl::cat(category));
+
 static cl::opt<bool> timeReport(
     "time-report",
     cl::desc("Print the time of each compiler stage and pass to stderr "
@@ -227,6 +239,18 @@ static void printReport(const json::Object &r) {
         outs() << formatv("communication:        {0}: {1:f3} MiB per rank per "
                           "train step\n",
                           op.str(), mib(double(n.getAsInteger().value_or(0))));
+    if (const json::Object *model = r.getObject("cost_model"))
+      outs() << formatv(
+          "predicted step:       {0:f3} ms = compute {1:f3} ms + exposed "
+          "communication {2:f3} of {3:f3} ms (alpha-beta model: {4}, "
+          "{5} us, {6} GB/s; {7} GFLOP/s)\n",
+          num("predicted_step_ms"), num("predicted_compute_ms"),
+          num("predicted_exposed_communication_ms"),
+          num("predicted_communication_ms"),
+          model->getString("link").value_or("?"),
+          model->getNumber("latency_us").value_or(0),
+          model->getNumber("gbps").value_or(0),
+          model->getNumber("compute_gflops").value_or(0));
     if (const json::Object *why = r.getObject("sharding_decisions"))
       for (const auto &[param, text] : *why)
         outs() << formatv("  parameter {0}: {1}\n", param.str(),
@@ -297,6 +321,109 @@ static int writeExecutable(const std::string &artifactPath) {
   return 0;
 }
 
+/// `--memory-budget`: bytes, or a number with a KiB/MiB/GiB suffix.
+static std::optional<double> parseBytes(StringRef text) {
+  double scale = 1;
+  for (auto [suffix, factor] : {std::pair<StringRef, double>{"KiB", 1024.0},
+                                {"MiB", 1048576.0},
+                                {"GiB", 1073741824.0}})
+    if (text.consume_back(suffix)) {
+      scale = factor;
+      break;
+    }
+  double v = 0;
+  if (text.trim().getAsDouble(v) || !(v > 0))
+    return std::nullopt;
+  return v * scale;
+}
+
+/// `--mesh=auto`: plans each mesh the compiler can build for `worldSize`
+/// ranks (data parallel, with and without ZeRO-1) with the cost model,
+/// prints the ranking, and sets `options` to the fastest one whose memory
+/// per rank fits the budget. The memory per rank is the arena plus the
+/// runtime's collective buffers (docs/distributed.md).
+static int chooseMesh(mlir::MLIRContext &context,
+                      mlir::trainopt::CompileOptions &options) {
+  std::optional<double> budget;
+  if (!memoryBudget.empty() && !(budget = parseBytes(memoryBudget)))
+    return fail("--memory-budget expects bytes or a number with KiB, MiB "
+                "or GiB, got '" +
+                memoryBudget + "'");
+  auto &values = options.training.values;
+  auto given = [&](StringRef name) {
+    return llvm::find_if(values,
+                         [&](const auto &v) { return v.first == name; });
+  };
+  std::vector<std::string> zeros = {"0", "1"};
+  if (auto z = given("zero"); z != values.end())
+    zeros = {z->second};
+  struct Plan {
+    std::string mesh, zero;
+    double ms = 0, bytes = 0;
+  };
+  std::vector<Plan> plans;
+  for (const std::string &zero : zeros) {
+    mlir::trainopt::CompileOptions candidate = options;
+    candidate.timing = nullptr;
+    candidate.reportFp32Arena = false;
+    auto &v = candidate.training.values;
+    llvm::erase_if(v, [](const auto &o) {
+      return o.first == "mesh" || o.first == "zero";
+    });
+    Plan plan{"dp=" + std::to_string(worldSize), zero};
+    v.push_back({"mesh", plan.mesh});
+    v.push_back({"zero", zero});
+    mlir::OwningOpRef<mlir::ModuleOp> module = mlir::trainopt::compileModule(
+        context, candidate, mlir::trainopt::CompileStage::Kernels);
+    if (!module)
+      return 1;
+    ::trainopt::artifact::Artifact scratch;
+    json::Object r;
+    if (failed(mlir::trainopt::emitArtifactPlan(*module, candidate.target,
+                                                candidate.target, scratch, r)))
+      return 1;
+    auto num = [&](StringRef key) {
+      return r.getNumber(key).value_or(double(r.getInteger(key).value_or(0)));
+    };
+    double reduced = 0, gathered = 0;
+    if (const json::Object *c = r.getObject("communication_bytes_per_step")) {
+      reduced = c->getInteger("all_reduce").value_or(0);
+      gathered = c->getInteger("all_gather").value_or(0);
+    }
+    plan.ms = num("predicted_step_ms");
+    plan.bytes = num("arena_bytes") + 2 * reduced + gathered / worldSize;
+    plans.push_back(plan);
+  }
+  std::stable_sort(plans.begin(), plans.end(),
+                   [](const Plan &a, const Plan &b) { return a.ms < b.ms; });
+  const Plan *chosen = nullptr;
+  for (const Plan &p : plans)
+    if (!chosen && (!budget || p.bytes <= *budget))
+      chosen = &p;
+  outs() << formatv(
+      "--mesh=auto for {0} ranks{1}:\n", worldSize.getValue(),
+      budget
+          ? formatv(", at most {0:f1} MiB per rank", *budget / 1048576.0).str()
+          : std::string());
+  for (const Plan &p : plans)
+    outs() << formatv("  {0} {1,-14} predicted step {2,9:f3} ms, {3,9:f2} "
+                      "MiB per rank{4}\n",
+                      &p == chosen ? "*" : " ", p.mesh + " zero=" + p.zero,
+                      p.ms, p.bytes / 1048576.0,
+                      budget && p.bytes > *budget ? " (over the budget)" : "");
+  outs() << "  (tp and pp meshes are not implemented yet)\n";
+  outs().flush();
+  if (!chosen)
+    return fail("--mesh=auto: no mesh for " + Twine(worldSize) +
+                " ranks fits --memory-budget=" + memoryBudget);
+  llvm::erase_if(values, [](const auto &o) {
+    return o.first == "mesh" || o.first == "zero";
+  });
+  values.push_back({"mesh", chosen->mesh});
+  values.push_back({"zero", chosen->zero});
+  return 0;
+}
+
 static int writeArtifact(mlir::ModuleOp module,
                          const mlir::trainopt::CompileOptions &options) {
   if (!keepIntermediates.empty())
@@ -363,10 +490,7 @@ int main(int argc, char **argv) {
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv, "trainopt compiler\n");
 
-  auto error = [](const Twine &message) {
-    WithColor::error(errs(), "trainopt-compile") << message << "\n";
-    return 1;
-  };
+  auto error = [](const Twine &message) { return fail(message); };
   if (listTrainingFlags) {
     for (const mlir::trainopt::TrainingOption &o :
          mlir::trainopt::trainingOptions())
@@ -468,6 +592,23 @@ int main(int argc, char **argv) {
                  std::to_string(kernelGroupOps));
   options.cpu.groupOps = kernelGroupOps;
   options.cuda = cudaOptions();
+  bool autoMesh = llvm::any_of(options.training.values, [](const auto &v) {
+    return v.first == "mesh" && v.second == "auto";
+  });
+  if (autoMesh != (worldSize.getNumOccurrences() > 0))
+    return error(autoMesh ? "--mesh=auto needs --world-size=N"
+                          : "--world-size needs --mesh=auto");
+  if (autoMesh && worldSize < 1)
+    return error("--world-size must be a positive integer, got " +
+                 Twine(worldSize));
+  if (!autoMesh && memoryBudget.getNumOccurrences())
+    return error("--memory-budget needs --mesh=auto (rematerialization "
+                 "under a budget is not implemented yet)");
+  if (autoMesh && !backend)
+    return error("--mesh=auto needs --emit=kernel-mlir, artifact or exe");
+  if (autoMesh)
+    if (int rc = chooseMesh(context, options))
+      return rc;
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::trainopt::compileModule(
       context, options,
       backend    ? mlir::trainopt::CompileStage::Kernels

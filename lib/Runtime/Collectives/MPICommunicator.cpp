@@ -411,6 +411,13 @@ private:
   void advance(Collective &op, bool mayGather);
   /// Registers a started collective.
   Handle add(std::unique_ptr<Collective> op);
+  /// Registers `op` once its MPI call `call` returned `rc`; false with
+  /// `error` set when the call failed.
+  bool launched(std::unique_ptr<Collective> op, const char *call, int rc,
+                Handle &handle, std::string &error);
+  /// Stamps `op`'s start; the statistics it counts in (scratch ones for
+  /// the trainer's own collectives).
+  CollectiveStats &startCounting(Collective &op);
   /// Advances every started collective until `op` is done (true), fails
   /// or runs out of time.
   bool poll(Collective &op, std::string &error);
@@ -532,6 +539,26 @@ Communicator::Handle MPICommunicator::add(std::unique_ptr<Collective> op) {
   return handle;
 }
 
+bool MPICommunicator::launched(std::unique_ptr<Collective> op, const char *call,
+                               int rc, Handle &handle, std::string &error) {
+  if (rc != MPI_SUCCESS) {
+    fail(*op, call, rc);
+    error = op->error;
+    return false;
+  }
+  handle = add(std::move(op));
+  return true;
+}
+
+CollectiveStats &MPICommunicator::startCounting(Collective &op) {
+  static thread_local CollectiveStats ignored;
+  op.counted = counting;
+  op.startTime = std::chrono::steady_clock::now();
+  CollectiveStats &stats = counting ? statistics : ignored;
+  ++stats.collectives;
+  return stats;
+}
+
 bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
                                      ReduceKind kind, const std::string &axis,
                                      const std::string &what, Handle &handle,
@@ -558,11 +585,7 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   op->dtype = dtype;
   op->kind = kind;
   op->elementSize = dtypeSize(dtype);
-  CollectiveStats ignored;
-  CollectiveStats &stats = counting ? statistics : ignored;
-  op->counted = counting;
-  op->startTime = std::chrono::steady_clock::now();
-  ++stats.collectives;
+  CollectiveStats &stats = startCounting(*op);
   stats.bytesReduced += uint64_t(count) * op->elementSize;
   if (count == 0 || group.size == 1) {
     op->doneTime = op->startTime;
@@ -592,13 +615,7 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
                        uint64_t(group.size - 1) / uint64_t(group.size);
     int rc = mpi.MPI_Iallreduce(MPI_IN_PLACE, data, int(count), type, reduce,
                                 group.comm, &op->request);
-    if (rc != MPI_SUCCESS) {
-      fail(*op, "MPI_Iallreduce", rc);
-      error = op->error;
-      return false;
-    }
-    handle = add(std::move(op));
-    return true;
+    return launched(std::move(op), "MPI_Iallreduce", rc, handle, error);
   }
 
   // Rank order: chunk r of every rank goes to rank r (an all-to-all of
@@ -625,13 +642,7 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   int rc = mpi.MPI_Ialltoall(send, int(chunkBytes), mpi.ompi_mpi_byte,
                              op->received.data(), int(chunkBytes),
                              mpi.ompi_mpi_byte, group.comm, &op->request);
-  if (rc != MPI_SUCCESS) {
-    fail(*op, "MPI_Ialltoall", rc);
-    error = op->error;
-    return false;
-  }
-  handle = add(std::move(op));
-  return true;
+  return launched(std::move(op), "MPI_Ialltoall", rc, handle, error);
 }
 
 bool MPICommunicator::startAllGather(const void *input, int64_t bytes,
@@ -649,11 +660,7 @@ bool MPICommunicator::startAllGather(const void *input, int64_t bytes,
     return false;
   }
   const Group &group = *op->group;
-  CollectiveStats ignored;
-  CollectiveStats &stats = counting ? statistics : ignored;
-  op->counted = counting;
-  op->startTime = std::chrono::steady_clock::now();
-  ++stats.collectives;
+  CollectiveStats &stats = startCounting(*op);
   stats.bytesGathered += uint64_t(bytes) * uint64_t(group.size);
   stats.bytesSent += uint64_t(bytes) * uint64_t(group.size - 1);
   // The input is copied, so the caller's buffer is free at once.
@@ -670,13 +677,7 @@ bool MPICommunicator::startAllGather(const void *input, int64_t bytes,
   int rc = mpi.MPI_Iallgather(op->received.data(), int(bytes),
                               mpi.ompi_mpi_byte, output, int(bytes),
                               mpi.ompi_mpi_byte, group.comm, &op->request);
-  if (rc != MPI_SUCCESS) {
-    fail(*op, "MPI_Iallgather", rc);
-    error = op->error;
-    return false;
-  }
-  handle = add(std::move(op));
-  return true;
+  return launched(std::move(op), "MPI_Iallgather", rc, handle, error);
 }
 
 bool MPICommunicator::allGatherBytes(const void *input, int64_t bytes,

@@ -704,6 +704,7 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       // Commands between the start and the wait: compute that runs while
       // the collective communicates.
       r["overlapped_commands"] = entry->commands_size() - 2 - start;
+      r["overlapped_flops"] = entryFlops - *r.getNumber("flops_at_start");
       if (func.getSymName() == "train_step")
         collectiveReports.push_back(std::move(r));
       started.erase(id);
@@ -722,40 +723,37 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       continue;
     }
     waitFor(op);
-    if (auto slice = dyn_cast<RankSliceOp>(op)) {
-      // A local copy: one command, no wait.
+    if (isa<RankSliceOp, AllGatherOp>(op)) {
+      // {input, output}. A rank slice is a local copy: one command, no
+      // wait; an all-gather is waited for before its result's first reader.
+      auto slice = dyn_cast<RankSliceOp>(op);
+      auto gather = dyn_cast<AllGatherOp>(op);
+      Value result = op->getResult(0);
       FailureOr<art::Collective> c =
-          collective(slice, slice.getGridAttr(), slice.getGridAxes(),
-                     "rank_slice", slice.getType().getElementType());
+          collective(op, slice ? slice.getGridAttr() : gather.getGridAttr(),
+                     slice ? slice.getGridAxes() : gather.getGridAxes(),
+                     slice ? "rank_slice" : "all_gather",
+                     cast<RankedTensorType>(result.getType()).getElementType());
       if (failed(c))
         return failure();
       c->set_id(collectiveIds++);
-      c->add_buffers(bufferOf(slice.getInput()));
-      c->add_buffers(bufferOf(slice.getResult()));
-      *entry->add_commands()->mutable_collective() = std::move(*c);
-      continue;
-    }
-    if (auto gather = dyn_cast<AllGatherOp>(op)) {
-      FailureOr<art::Collective> c =
-          collective(gather, gather.getGridAttr(), gather.getGridAxes(),
-                     "all_gather", gather.getType().getElementType());
-      if (failed(c))
-        return failure();
-      c->set_id(collectiveIds++);
-      c->add_buffers(bufferOf(gather.getInput()));
-      c->add_buffers(bufferOf(gather.getResult()));
-      pending[gather.getResult()] = c->id();
-      uint64_t bytes = tensorBytes(gather.getType());
-      if (func.getSymName() == "train_step")
-        communicationBytes[c->op()] += bytes;
-      started[c->id()] =
-          llvm::json::Object{{"id", static_cast<int64_t>(c->id())},
-                             {"op", c->op()},
-                             {"group", c->group()},
-                             {"tensors", 1},
-                             {"bytes", bytes},
-                             {"start", entry->commands_size()}};
-      ++collectives;
+      c->add_buffers(bufferOf(op->getOperand(0)));
+      c->add_buffers(bufferOf(result));
+      if (gather) {
+        pending[result] = c->id();
+        uint64_t bytes = tensorBytes(result.getType());
+        if (func.getSymName() == "train_step")
+          communicationBytes[c->op()] += bytes;
+        started[c->id()] =
+            llvm::json::Object{{"id", static_cast<int64_t>(c->id())},
+                               {"op", c->op()},
+                               {"group", c->group()},
+                               {"tensors", 1},
+                               {"bytes", bytes},
+                               {"start", entry->commands_size()},
+                               {"flops_at_start", entryFlops}};
+        ++collectives;
+      }
       *entry->add_commands()->mutable_collective() = std::move(*c);
       continue;
     }
@@ -785,7 +783,8 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
           {"group", c->group()},
           {"tensors", static_cast<int64_t>(reduce.getNumResults())},
           {"bytes", bytes},
-          {"start", entry->commands_size()}};
+          {"start", entry->commands_size()},
+          {"flops_at_start", entryFlops}};
       ++collectives;
       *entry->add_commands()->mutable_collective() = std::move(*c);
       continue;
@@ -841,6 +840,53 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       {"scratch_bytes", plan.scratchSize},
       {"scratch_lower_bound_bytes", plan.lowerBound}});
   return success();
+}
+
+/// The alpha-beta cost model of train_step (`trainopt.cost_model`, set by
+/// trainopt-shard-step): compute at a rate, each collective at latency x
+/// messages + bytes sent / bandwidth (ring counts: an all-reduce sends
+/// 2(N-1)/N of its buffer in 2(N-1) messages, an all-gather (N-1)/N of its
+/// result in N-1), of which what the compute between its start and its
+/// wait does not cover is exposed. Adds the prediction to `report` and to
+/// each collective's entry.
+void predictStepTime(ModuleOp module, ArtifactBuilder &ab,
+                     llvm::json::Object &report) {
+  auto step = module.lookupSymbol<func::FuncOp>("train_step");
+  auto model = step ? step->getAttrOfType<DictionaryAttr>("trainopt.cost_model")
+                    : DictionaryAttr();
+  if (!model)
+    return;
+  auto number = [&](StringRef key) {
+    auto f = model.getAs<FloatAttr>(key);
+    return f ? f.getValueAsDouble() : 0.0;
+  };
+  double alpha = number("latency_us") * 1e-6, beta = number("gbps") * 1e9,
+         rate = number("compute_gflops") * 1e9;
+  if (!(beta > 0) || !(rate > 0))
+    return;
+  double compute = ab.flops / rate, communication = 0, exposed = 0;
+  for (llvm::json::Value &v : ab.collectiveReports) {
+    llvm::json::Object &c = *v.getAsObject();
+    double n = static_cast<double>(ab.axisSize(*c.getString("group")));
+    double bytes = *c.getNumber("bytes");
+    bool reduce = *c.getString("op") == "all_reduce";
+    double messages = (reduce ? 2 : 1) * (n - 1);
+    double t = messages * alpha + messages / n * bytes / beta;
+    double hidden = std::min(t, *c.getNumber("overlapped_flops") / rate);
+    c["predicted_ms"] = 1e3 * t;
+    c["predicted_exposed_ms"] = 1e3 * (t - hidden);
+    communication += t;
+    exposed += t - hidden;
+  }
+  report["cost_model"] =
+      llvm::json::Object{{"link", model.getAs<StringAttr>("link").str()},
+                         {"latency_us", number("latency_us")},
+                         {"gbps", number("gbps")},
+                         {"compute_gflops", number("compute_gflops")}};
+  report["predicted_step_ms"] = 1e3 * (compute + exposed);
+  report["predicted_compute_ms"] = 1e3 * compute;
+  report["predicted_communication_ms"] = 1e3 * communication;
+  report["predicted_exposed_communication_ms"] = 1e3 * exposed;
 }
 
 } // namespace
@@ -909,6 +955,7 @@ mlir::trainopt::emitArtifactPlan(ModuleOp module, StringRef target,
     report["collectives"] = ab.collectives;
     // Bytes each rank contributes per train_step, by collective.
     report["communication_bytes_per_step"] = std::move(bytes);
+    predictStepTime(module, ab, report);
     report["train_step_collectives"] = std::move(ab.collectiveReports);
     // Per parameter, the sharding it got and why (trainopt-shard-step).
     llvm::json::Object decisions;

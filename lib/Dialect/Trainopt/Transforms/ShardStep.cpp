@@ -317,6 +317,29 @@ struct TrainoptShardStepPass
       return bad("bucket-mb", "must be > 0");
     if (zero < 0 || zero > 3)
       return bad("zero", "must be 0, 1, 2 or 3");
+    // The alpha-beta link (docs/distributed.md gives the defaults' sources).
+    double latencyUs = 0, gbps = 0;
+    if (link == "shm") {
+      latencyUs = 2;
+      gbps = 10;
+    } else if (link == "nvlink") {
+      latencyUs = 10;
+      gbps = 300;
+    } else if (link == "ib") {
+      latencyUs = 10;
+      gbps = 25;
+    } else {
+      return bad("link", "'" + link + "' is not shm, nvlink or ib");
+    }
+    if (linkLatencyUs < 0 || linkGbps < 0 || !(computeGflops > 0))
+      return bad(linkLatencyUs < 0 ? "link-latency-us"
+                 : linkGbps < 0    ? "link-gbps"
+                                   : "compute-gflops",
+                 "must be >= 0 (the link-* flags) or > 0 (compute-gflops)");
+    if (linkLatencyUs > 0)
+      latencyUs = linkLatencyUs;
+    if (linkGbps > 0)
+      gbps = linkGbps;
     if (zero > 1)
       return bad("zero", "ZeRO-" + Twine(zero) + " (sharded gradients" +
                              (zero == 3 ? " and parameters" : "") +
@@ -363,6 +386,14 @@ struct TrainoptShardStepPass
         TrainStepFunction::get(module, getArgument());
     if (failed(step))
       return signalPassFailure();
+    step->func->setAttr(
+        "trainopt.cost_model",
+        b.getDictionaryAttr(
+            {b.getNamedAttr("link", b.getStringAttr(link)),
+             b.getNamedAttr("latency_us", b.getF64FloatAttr(latencyUs)),
+             b.getNamedAttr("gbps", b.getF64FloatAttr(gbps)),
+             b.getNamedAttr("compute_gflops",
+                            b.getF64FloatAttr(computeGflops))}));
     SmallVector<GradSyncOp> syncs;
     step->func.walk([&](GradSyncOp s) { syncs.push_back(s); });
     if (dp == 1) {

@@ -449,6 +449,10 @@ def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
     elementwise keeps its state whole. `trainopt.sharding_decisions` on
     `@train_step` says, per parameter, what it got and why.
 
+    The cost model (`--report`, docs/distributed.md) is recorded as
+    `trainopt.cost_model` on `@train_step`: a latency-bandwidth (alpha-beta)
+    link from `link` and its overrides, and a compute rate.
+
     BatchNorm statistics stay local to each rank (PyTorch DDP semantics).
     `tp` and `pp` axes larger than 1 are refused for now.
 
@@ -467,6 +471,18 @@ def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
     Option<"zero", "zero", "int64_t", /*default=*/"0",
            "ZeRO stage over dp: 0 replicates everything, 1 shards the "
            "optimizer state (2 and 3 are not implemented yet)">,
+    Option<"link", "link", "std::string", /*default=*/"\"shm\"",
+           "The cost model's link between ranks: shm (shared memory: 2 us, "
+           "10 GB/s), nvlink (10 us, 300 GB/s) or ib (InfiniBand HDR: "
+           "10 us, 25 GB/s)">,
+    Option<"linkLatencyUs", "link-latency-us", "double", /*default=*/"0.0",
+           "The cost model's latency per message, in microseconds (0: the "
+           "link's)">,
+    Option<"linkGbps", "link-gbps", "double", /*default=*/"0.0",
+           "The cost model's bandwidth per rank and direction, in GB/s (0: "
+           "the link's)">,
+    Option<"computeGflops", "compute-gflops", "double", /*default=*/"50.0",
+           "The cost model's compute rate per rank, in GFLOP/s">,
   ];
 }
 
