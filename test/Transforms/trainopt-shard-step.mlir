@@ -28,7 +28,7 @@
 // CHECK-LABEL: func.func @train_step(
 // CHECK-SAME: %{{.*}}: tensor<5x4xf32> {trainopt.input = "x", trainopt.sharding = "dp:0"}
 // CHECK-SAME: %{{.*}}: tensor<5xi64> {trainopt.input = "labels", trainopt.role = #trainopt<role labels>, trainopt.sharding = "dp:0"}
-// CHECK-SAME: attributes {trainopt.mesh = @mesh, trainopt.sharding_decisions = {b = "replicated over dp (data parallel)"
+// CHECK-SAME: attributes {trainopt.cost_model = {compute_gflops = 5.000000e+01 : f64, gbps = 1.000000e+01 : f64, latency_us = 2.000000e+00 : f64, link = "shm"}, trainopt.mesh = @mesh, trainopt.sharding_decisions = {b = "replicated over dp (data parallel)"
 // CHECK: %[[G:.*]]:5 = call @forward_train_grad(
 // CHECK-NEXT: %[[B1:.*]]:2 = trainopt.all_reduce sum %[[G]]#4, %[[G]]#3 on @mesh axes = [0] : tensor<2x3xf32>, tensor<3xf32>
 // CHECK-NEXT: %[[B2:.*]] = trainopt.all_reduce sum %[[G]]#2 on @mesh axes = [0] : tensor<3x4xf32>

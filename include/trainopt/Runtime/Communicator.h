@@ -18,7 +18,7 @@
 /// runs; `progress` lets MPI move started collectives along between
 /// commands (Open MPI has no progress thread). Every wait gives up after
 /// the communicator's timeout with an error naming the collective, the
-/// group and this rank; the caller then aborts the job.
+/// group and this rank; the trainer then aborts the job (`abort`).
 ///
 /// Deterministic mode (the default) reduces in rank order, independently of
 /// MPI's algorithm: an all-to-all hands rank r the r-th chunk of every
@@ -139,7 +139,10 @@ public:
   /// Every rank's `value`, in rank order.
   virtual bool allGather(uint64_t value, std::vector<uint64_t> &values,
                          const std::string &what, std::string &error) = 0;
-  virtual bool barrier(const std::string &what, std::string &error) = 0;
+  /// `timeoutSeconds` > 0 replaces the communicator's timeout (a barrier
+  /// that waits for rank 0 to write a checkpoint may need longer).
+  virtual bool barrier(const std::string &what, std::string &error,
+                       double timeoutSeconds = 0) = 0;
   /// Ends the whole job (MPI_Abort) after a fatal error on this rank.
   [[noreturn]] virtual void abort(int code) = 0;
 };

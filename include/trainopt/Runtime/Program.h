@@ -60,10 +60,11 @@ struct ValueInfo {
   /// For optimizer state: the parameter it belongs to.
   std::string stateOf;
   size_t bytes = 0;
-  /// A sharded value (ZeRO's optimizer state): how the whole splits,
-  /// "dp:flat" (flattened, zero-padded to a multiple of the axis size,
-  /// split evenly; `shape` is this rank's part), and the whole's shape.
-  /// Empty for a value every rank holds whole.
+  /// A sharded value: how the whole splits, "dp:flat" (ZeRO's optimizer
+  /// state: flattened, zero-padded to a multiple of the axis size, split
+  /// evenly; `shape` is this rank's part) or "dp:mean" (each rank's own
+  /// value, the whole their mean: accumulated gradients), and the whole's
+  /// shape. Empty for a value every rank holds whole.
   std::string sharding;
   std::vector<int64_t> globalShape;
   int64_t numElements() const;

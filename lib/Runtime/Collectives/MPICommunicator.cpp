@@ -395,7 +395,8 @@ public:
                  std::string &error) override;
   bool allGather(uint64_t value, std::vector<uint64_t> &values,
                  const std::string &what, std::string &error) override;
-  bool barrier(const std::string &what, std::string &error) override;
+  bool barrier(const std::string &what, std::string &error,
+               double timeoutSeconds = 0) override;
   [[noreturn]] void abort(int code) override;
 
 private:
@@ -420,12 +421,12 @@ private:
   CollectiveStats &startCounting(Collective &op);
   /// Advances every started collective until `op` is done (true), fails
   /// or runs out of time.
-  bool poll(Collective &op, std::string &error);
+  bool poll(Collective &op, std::string &error, double timeoutSeconds = 0);
   /// Runs `op`, a collective of one request that `start` makes, to its end;
   /// `finish` then reads the buffers `op` owns.
   template <typename Start, typename Finish>
   bool runPlain(std::unique_ptr<Collective> op, Start start, Finish finish,
-                std::string &error);
+                std::string &error, double timeoutSeconds = 0);
 
   const MPIApi &mpi;
   Mesh theMesh;
@@ -684,12 +685,21 @@ bool MPICommunicator::allGatherBytes(const void *input, int64_t bytes,
                                      void *output, const std::string &axis,
                                      const std::string &what,
                                      std::string &error) {
+  // Into a buffer of its own, left allocated after a timeout (as
+  // allReduce's).
+  const Group *group = findGroup(axis);
+  auto *owned = new std::vector<uint8_t>(size_t(std::max<int64_t>(bytes, 0)) *
+                                         (group ? group->size : 1));
   Handle handle;
   counting = false;
-  bool started =
-      startAllGather(input, bytes, output, axis, what, handle, error);
+  bool ok =
+      startAllGather(input, bytes, owned->data(), axis, what, handle, error);
   counting = true;
-  return started && wait(handle, error);
+  if (!ok || !wait(handle, error))
+    return false;
+  std::memcpy(output, owned->data(), owned->size());
+  delete owned;
+  return true;
 }
 
 void MPICommunicator::advance(Collective &op, bool mayGather) {
@@ -773,7 +783,9 @@ bool MPICommunicator::wait(Handle handle, std::string &error) {
   return true;
 }
 
-bool MPICommunicator::poll(Collective &op, std::string &error) {
+bool MPICommunicator::poll(Collective &op, std::string &error,
+                           double timeoutSeconds) {
+  double limit = timeoutSeconds > 0 ? timeoutSeconds : options.timeoutSeconds;
   auto begin = std::chrono::steady_clock::now();
   for (;;) {
     // Every started collective, not only this one, so ranks may wait for
@@ -790,7 +802,7 @@ bool MPICommunicator::poll(Collective &op, std::string &error) {
     double waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - begin)
             .count();
-    if (waited >= options.timeoutSeconds) {
+    if (waited >= limit) {
       error = prefix() + ": " + op.label + " over " + op.group->describe() +
               " did not finish within " + formatSeconds(waited) +
               " s: another rank died, hung or runs a different program";
@@ -808,18 +820,29 @@ bool MPICommunicator::poll(Collective &op, std::string &error) {
 bool MPICommunicator::allReduce(void *data, int64_t count, DType dtype,
                                 ReduceKind kind, const std::string &axis,
                                 const std::string &what, std::string &error) {
-  // The trainer's own reductions stay out of the program's statistics.
+  // The trainer's own reductions stay out of the program's statistics. MPI
+  // works on a copy: after a timeout it may still write to it, so the copy
+  // is then left allocated rather than freed under it.
+  auto *owned = new std::vector<uint8_t>(static_cast<const uint8_t *>(data),
+                                         static_cast<const uint8_t *>(data) +
+                                             std::max<int64_t>(count, 0) *
+                                                 dtypeSize(dtype));
   Handle handle;
   counting = false;
-  bool started =
-      startAllReduce(data, count, dtype, kind, axis, what, handle, error);
+  bool ok = startAllReduce(owned->data(), count, dtype, kind, axis, what,
+                           handle, error);
   counting = true;
-  return started && wait(handle, error);
+  if (!ok || !wait(handle, error))
+    return false;
+  std::memcpy(data, owned->data(), owned->size());
+  delete owned;
+  return true;
 }
 
 template <typename Start, typename Finish>
 bool MPICommunicator::runPlain(std::unique_ptr<Collective> op, Start start,
-                               Finish finish, std::string &error) {
+                               Finish finish, std::string &error,
+                               double timeoutSeconds) {
   op->stage = Collective::Stage::Done;
   if (op->group->size > 1) {
     const char *call = nullptr;
@@ -834,7 +857,7 @@ bool MPICommunicator::runPlain(std::unique_ptr<Collective> op, Start start,
   Collective &running = *op;
   Handle handle = add(std::move(op));
   // On failure `op` stays registered: MPI may still write to its buffers.
-  if (!poll(running, error))
+  if (!poll(running, error, timeoutSeconds))
     return false;
   finish(running);
   started.erase(handle);
@@ -895,7 +918,8 @@ bool MPICommunicator::allGather(uint64_t value, std::vector<uint64_t> &values,
       error);
 }
 
-bool MPICommunicator::barrier(const std::string &what, std::string &error) {
+bool MPICommunicator::barrier(const std::string &what, std::string &error,
+                              double timeoutSeconds) {
   auto op = std::make_unique<Collective>();
   op->label = "barrier '" + what + "'";
   op->group = &world;
@@ -905,7 +929,7 @@ bool MPICommunicator::barrier(const std::string &what, std::string &error) {
         call = "MPI_Ibarrier";
         return mpi.MPI_Ibarrier(world.comm, &running.request);
       },
-      [](Collective &) {}, error);
+      [](Collective &) {}, error, timeoutSeconds);
 }
 
 void MPICommunicator::abort(int code) {

@@ -146,8 +146,9 @@ struct Program::Impl {
       for (const auto &a : mesh.axes)
         if (a.first == axis)
           ranks = a.second;
-      if (how != "flat" || ranks < 1 || info.shape.size() != 1 ||
-          (whole + ranks - 1) / ranks != n)
+      bool mean = how == "mean" && whole == n;
+      if (!mean && (how != "flat" || ranks < 1 || info.shape.size() != 1 ||
+                    (whole + ranks - 1) / ranks != n))
         return fail(error, "value '" + v.name() + "' has sharding '" +
                                v.sharding() + "' that does not split its " +
                                std::to_string(whole) +

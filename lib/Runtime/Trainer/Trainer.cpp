@@ -1020,12 +1020,29 @@ Array persistentArray(Program &program, const ValueInfo &v) {
   Array a;
   a.shape = v.globalShape;
   a.dtype = v.dtype;
+  std::string error;
+  if (v.sharding.size() > 5 &&
+      v.sharding.compare(v.sharding.size() - 5, 5, ":mean") == 0) {
+    // Every rank's own value; the whole is their mean (in double).
+    a = arrayOf(v, local);
+    int64_t n = v.numElements();
+    std::vector<double> sum(n);
+    for (int64_t i = 0; i < n; ++i)
+      sum[i] = a.at(i);
+    if (comm &&
+        !comm->allReduce(sum.data(), n, DType::F64, ReduceKind::Sum,
+                         shardAxis(v), "the mean of '" + v.name + "'", error))
+      runtimeError(error);
+    double ranks = comm ? comm->groupSize(shardAxis(v)) : 1;
+    for (int64_t i = 0; i < n; ++i)
+      storeElement(a.bytes.data(), v.dtype, i, sum[i] / ranks);
+    return a;
+  }
   int64_t whole = 1;
   for (int64_t d : v.globalShape)
     whole *= d;
   int64_t ranks = comm ? comm->groupSize(shardAxis(v)) : 1;
   std::vector<uint8_t> gathered(v.bytes * ranks);
-  std::string error;
   if (!comm)
     std::memcpy(gathered.data(), local, v.bytes);
   else if (!comm->allGatherBytes(local, static_cast<int64_t>(v.bytes),
@@ -1043,7 +1060,7 @@ Array persistentArray(Program &program, const ValueInfo &v) {
 void setPersistent(Program &program, const ValueInfo &v,
                    const std::vector<uint8_t> &bytes) {
   void *local = persistentOf(program, v.name);
-  if (v.sharding.empty()) {
+  if (v.sharding.empty() || v.sharding.find(":flat") == std::string::npos) {
     std::memcpy(local, bytes.data(), std::min(bytes.size(), v.bytes));
     return;
   }
@@ -1149,14 +1166,16 @@ void trainopt::rt::reportTrainerError(const TrainerError &error) {
     std::fprintf(stderr, "run 'trainopt-run --help' for the flags\n");
 }
 
-int trainopt::rt::train(const TrainerOptions &given) {
+/// The run, with the program it loads left in `program` for train().
+static int trainWith(const TrainerOptions &given,
+                     std::unique_ptr<Program> &program) {
   TrainerOptions o = given;
   std::string error;
   LoadOptions load;
   load.cuda = o.cuda;
   load.cuda.profile = o.profile;
   load.collectives = o.collectives;
-  std::unique_ptr<Program> program = Program::load(o.model, load, error);
+  program = Program::load(o.model, load, error);
   std::string model = o.model;
   if (!o.embeddedName.empty()) {
     ::unlink(o.model.c_str());
@@ -1174,6 +1193,7 @@ int trainopt::rt::train(const TrainerOptions &given) {
   int dpRank = comm ? comm->coordinate("dp") : 0;
   if (rank != 0) {
     o.quiet = true;
+    o.explainOverflow = false;
     o.metrics.clear();
     o.saveParams.clear();
     o.exportOnnx.clear();
@@ -1408,7 +1428,11 @@ int trainopt::rt::train(const TrainerOptions &given) {
                       !keepLast(o.checkpointDir,
                                 static_cast<size_t>(o.keepCheckpoints), error)))
       runtimeError("--checkpoint-dir: " + error);
-    if (comm && !comm->barrier("checkpoint", error))
+    // Rank 0 may write for a while: the others wait up to ten times the
+    // collective timeout (at least an hour).
+    if (comm &&
+        !comm->barrier("checkpoint", error,
+                       std::max(3600.0, 10 * o.collectives.timeoutSeconds)))
       runtimeError(error);
     checkpointedStep = step;
   };
@@ -1556,12 +1580,14 @@ int trainopt::rt::train(const TrainerOptions &given) {
                                     : std::nan(""));
       }
       if (o.evalEveryEpoch && eval.available) {
+        // Every rank evaluates its share; rank 0 reports.
         EvalResult r =
             evaluate(*program, eval, *evalData, evalColumns, evalNorm());
         endBarLine();
-        std::fprintf(stderr, "epoch %llu: eval %s\n",
-                     static_cast<unsigned long long>(pos.epoch + 1),
-                     describeResult(r).c_str());
+        if (rank == 0)
+          std::fprintf(stderr, "epoch %llu: eval %s\n",
+                       static_cast<unsigned long long>(pos.epoch + 1),
+                       describeResult(r).c_str());
       }
       epochLossSum = 0;
       epochLossCount = 0;
@@ -1691,6 +1717,22 @@ int trainopt::rt::train(const TrainerOptions &given) {
   if (o.profile)
     std::fputs(program->profileReport().c_str(), stdout);
   return 0;
+}
+
+int trainopt::rt::train(const TrainerOptions &given) {
+  std::unique_ptr<Program> program;
+  try {
+    return trainWith(given, program);
+  } catch (const TrainerError &e) {
+    // A rank that fails ends the whole job: the others would wait for it
+    // in their next collective until the timeout.
+    Communicator *comm = program ? program->communicator() : nullptr;
+    if (!comm)
+      throw;
+    reportTrainerError(e);
+    comm->abort(e.code);
+  }
+  return kRuntimeError; // not reached: abort ends the process
 }
 
 /// The artifact appended to this executable by trainopt-compile --emit=exe

@@ -260,14 +260,15 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
       auto global = func.getArgAttrOfType<TypeAttr>(
           i, TrainoptDialect::kGlobalTypeAttrName);
       auto [axis, how] = sharding.getValue().split(':');
-      if (!global || how != "flat" || ab.axisSize(axis) < 1)
+      bool mean = how == "mean";
+      if ((!mean && (!global || how != "flat")) || ab.axisSize(axis) < 1)
         return func.emitError()
                << "state argument " << i << " has sharding '"
                << sharding.getValue()
-               << "'; expected AXIS:flat over a mesh axis, with "
-               << TrainoptDialect::kGlobalTypeAttrName;
+               << "'; expected AXIS:mean, or AXIS:flat with "
+               << TrainoptDialect::kGlobalTypeAttrName << ", over a mesh axis";
       v.set_sharding(sharding.str());
-      setType(v.mutable_global_type(), global.getValue());
+      setType(v.mutable_global_type(), mean ? type : global.getValue());
     }
     if (auto init = func.getArgAttrOfType<DenseElementsAttr>(
             i, TrainoptDialect::kInitAttrName)) {

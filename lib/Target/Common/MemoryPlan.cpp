@@ -214,11 +214,16 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
       // collective starts and unpacks the results when it is waited for
       // (before the first reader), so a result may take a dying scratch
       // input's storage; the result's storage is reserved from the start.
+      llvm::SmallDenseSet<int64_t> taken;
       for (auto [in, r] : llvm::zip(reduce.getInputs(), reduce.getResults())) {
         int64_t id = storageOf.lookup(in);
         Storage &s = storages[id];
+        // Not twice: two inputs may be views of one storage.
         if (s.kind == StorageKind::Scratch && s.last == time &&
-            llvm::count(reduce.getInputs(), in) == 1) {
+            llvm::count_if(
+                reduce.getInputs(),
+                [&](Value o) { return storageOf.lookup(o) == id; }) == 1 &&
+            taken.insert(id).second) {
           assign(r, id);
           ++plan.inPlace;
           continue;
@@ -246,6 +251,19 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
     if (isa<func::ReturnOp>(op))
       continue;
     return op->emitOpError("cannot be compiled for the CPU");
+  }
+
+  // The wait of a collective writes all its results when the first of them
+  // is read: each result's storage lives until its siblings' do (a result
+  // nobody reads would otherwise be placed over by later values).
+  for (Operation *op : schedule) {
+    if (!isa<AllReduceOp>(op))
+      continue;
+    int64_t last = -1;
+    for (Value r : op->getResults())
+      last = std::max(last, storages[storageOf.lookup(r)].last);
+    for (Value r : op->getResults())
+      storages[storageOf.lookup(r)].last = last;
   }
 
   // Results: donation into the values they replace, or copies at the end.

@@ -134,12 +134,13 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
     auto [axis, dimText] = sharding.getValue().split(':');
     auto tt = dyn_cast_or_null<RankedTensorType>(argType);
     if (!sharding.getValue().empty() && dimText != "flat" &&
+        dimText != "mean" &&
         (axis.empty() || dimText.getAsInteger(10, dim) || dim < 0 ||
          (tt && dim >= tt.getRank())))
       return op->emitError()
              << "'" << kShardingAttrName << "' on argument " << argIndex
              << " must be \"AXIS:DIM\" with a dim of the argument or "
-                "\"AXIS:flat\", got "
+                "\"AXIS:flat\" or \"AXIS:mean\", got "
              << attr.getValue();
     return success();
   }

@@ -166,8 +166,9 @@ struct Transform {
 const Transform transformList[] = {
     {"accumulate", [](const Options &o) { return o.gradAccum > 1; },
      [](GradientSet &s, const Options &o, Value &) { accumulate(s, o); }},
-    // Where replicas combine their gradients: after accumulation, so they
-    // communicate once per update's worth of micro-batches' sum, and before
+    // Where replicas combine their gradients: after accumulation (the step
+    // has no control flow, so they still communicate on every micro-batch:
+    // the accumulated average, which only the K-th applies), and before
     // the overflow check and the norm, which must see the combined values
     // (trainopt-shard-step).
     {"sync", [](const Options &) { return true; },

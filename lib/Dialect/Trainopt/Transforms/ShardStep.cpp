@@ -478,6 +478,16 @@ struct TrainoptShardStepPass
       }
     }
 
+    // Accumulated gradients are each rank's own until they are combined:
+    // a checkpoint holds their mean (docs/distributed.md).
+    for (BlockArgument arg : step->func.getArguments())
+      if (auto state = step->func.getArgAttrOfType<StringAttr>(
+              arg.getArgNumber(), TrainoptDialect::kStateAttrName);
+          state && state.getValue() == "grad_accum")
+        step->func.setArgAttr(arg.getArgNumber(),
+                              TrainoptDialect::kShardingAttrName,
+                              b.getStringAttr("dp:mean"));
+
     // ZeRO-1: each trainable parameter's optimizer state, flat over dp.
     SmallVector<NamedAttribute> decisions;
     auto note = [&](StringRef param, const Twine &why) {
@@ -491,7 +501,11 @@ struct TrainoptShardStepPass
       BlockArgument arg = step->func.getArgument(updates.getInt());
       auto param = step->func.getArgAttrOfType<FlatSymbolRefAttr>(
           arg.getArgNumber(), TrainoptDialect::kParamAttrName);
-      if (!param)
+      auto declared = param ? SymbolTable::lookupNearestSymbolFrom<ParameterOp>(
+                                  step->func, param)
+                            : ParameterOp();
+      // Frozen values (BatchNorm statistics) are model state, not trained.
+      if (!declared || !declared.getTrainable())
         continue;
       SmallVector<std::pair<BlockArgument, unsigned>> slots;
       for (unsigned j = 0; j < e; ++j) {

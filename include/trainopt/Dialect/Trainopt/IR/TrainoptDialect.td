@@ -81,7 +81,9 @@ def Trainopt_Dialect : Dialect {
     /// Argument and result attribute of a partitioned entry point: how the
     /// global value is split over the grid, `"dp:0"` (dim 0 over axis dp),
     /// `"dp:flat"` (flattened, zero-padded to a multiple of the axis size
-    /// and split evenly: ZeRO's shards), or `""` / absent for replicated
+    /// and split evenly: ZeRO's shards), `"dp:mean"` (each rank holds its
+    /// own value and the whole is their mean: accumulated gradients before
+    /// they are combined), or `""` / absent for replicated
     /// (docs/distributed.md).
     static constexpr ::llvm::StringLiteral kShardingAttrName =
         "trainopt.sharding";
