@@ -345,7 +345,7 @@ func.func @all_reduce_bucket_types(%x: tensor<4xf32>, %y: tensor<4xbf16>) {
 
 // -----
 
-// expected-error @+1 {{'trainopt.sharding' on argument 0 must be "AXIS:DIM" with a dim of the argument or "AXIS:flat", got "dp:2"}}
+// expected-error @+1 {{'trainopt.sharding' on argument 0 must be "AXIS:DIM" with a dim of the argument or "AXIS:flat" or "AXIS:mean", got "dp:2"}}
 func.func @sharding_dim(%x: tensor<4x3xf32> {trainopt.sharding = "dp:2"}) {
   return
 }
