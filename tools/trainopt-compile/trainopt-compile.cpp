@@ -116,11 +116,16 @@ static std::vector<StageFlag> &trainingFlags() {
   static std::vector<StageFlag> flags = [] {
     std::vector<StageFlag> f;
     for (const mlir::trainopt::TrainingOption &o :
-         mlir::trainopt::trainingOptions())
+         mlir::trainopt::trainingOptions()) {
       f.push_back({&o, std::make_unique<cl::opt<std::string>>(
                            StringRef(o.name), cl::desc(o.help),
                            cl::value_desc(o.isList ? "a,b,..." : "value"),
                            cl::cat(category))});
+      // A boolean alone (--nesterov) is true; it must not take the next
+      // argument as its value.
+      if (o.isFlag)
+        f.back().opt->setValueExpectedFlag(cl::ValueOptional);
+    }
     return f;
   }();
   return flags;
@@ -538,7 +543,10 @@ int main(int argc, char **argv) {
     if (!training)
       return error("--" + flag.opt->ArgStr +
                    " needs --emit=train-mlir, kernel-mlir, artifact or exe");
-    trainingOptions.values.push_back({flag.option->name, *flag.opt});
+    trainingOptions.values.push_back(
+        {flag.option->name, flag.option->isFlag && flag.opt->empty()
+                                ? std::string("true")
+                                : std::string(*flag.opt)});
   }
   if (probeValues && !training)
     return error("--probe-values needs --emit=train-mlir, kernel-mlir, "

@@ -60,7 +60,8 @@ mlir::trainopt::stage_options::passOptionsOf(const llvm::cl::Option &any,
       if (o->ArgStr == "func")
         continue;
       own.push_back({stage.str(), o->ArgStr.str(), o->HelpStr.str(),
-                     (o->getMiscFlags() & llvm::cl::CommaSeparated) != 0});
+                     (o->getMiscFlags() & llvm::cl::CommaSeparated) != 0,
+                     o->getValueExpectedFlag() == llvm::cl::ValueOptional});
     }
   std::sort(own.begin(), own.end(),
             [](const TrainingOption &a, const TrainingOption &b) {

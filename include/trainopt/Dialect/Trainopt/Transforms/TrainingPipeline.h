@@ -30,6 +30,8 @@ struct TrainingOption {
   std::string name;  ///< the option (and trainopt-compile flag) name
   std::string help;
   bool isList = false;
+  /// A boolean: `--name` alone means true.
+  bool isFlag = false;
 };
 
 /// Every option of every training stage, in pipeline order, except the
