@@ -878,7 +878,7 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         bind(o.getResult(), std::move(y));
         return success();
       })
-      .Case([&](AllReduceOp o) -> LogicalResult {
+      .Case<AllReduceOp, ReduceScatterOp>([&](auto o) -> LogicalResult {
         // The evaluator is one process: a group of one rank only.
         auto grid = SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(
             o, o.getGridAttr());
@@ -890,8 +890,12 @@ LogicalResult Interpreter::evaluate(Operation *op) {
                    << grid.getShape()[a]
                    << " ranks; the evaluator runs one process (evaluate the "
                       "program compiled without --mesh)";
-        for (auto [in, r] : llvm::zip(o.getInputs(), o.getResults()))
-          bind(r, get(in));
+        for (auto [in, r] : llvm::zip(o.getInputs(), o.getResults())) {
+          HostTensor y = get(in);
+          auto t = cast<RankedTensorType>(r.getType());
+          y.shape.assign(t.getShape().begin(), t.getShape().end());
+          bind(r, std::move(y));
+        }
         return success();
       })
       .Case([&](ReshapeOp o) {

@@ -51,6 +51,13 @@ struct Mesh {
       n *= a.second;
     return n;
   }
+  /// The size of axis `name` (0 when the mesh has no such axis).
+  int64_t axisSize(const std::string &name) const {
+    for (const auto &a : axes)
+      if (a.first == name)
+        return a.second;
+    return 0;
+  }
 };
 
 enum class ReduceKind { Sum, Max, Min };
@@ -111,6 +118,16 @@ public:
                               ReduceKind kind, const std::string &axis,
                               const std::string &what, Handle &handle,
                               std::string &error) = 0;
+  /// Starts a reduce-scatter over the group of `axis` (N ranks): `input`
+  /// holds N parts of `count` elements of `dtype`; rank r receives in
+  /// `output` the elementwise reduction of every rank's part r (in rank
+  /// order when deterministic, bit for bit that part of the all-reduce).
+  /// Both must stay untouched until `wait`.
+  virtual bool startReduceScatter(const void *input, void *output,
+                                  int64_t count, DType dtype, ReduceKind kind,
+                                  const std::string &axis,
+                                  const std::string &what, Handle &handle,
+                                  std::string &error) = 0;
   /// Starts an all-gather: `bytes` from `input` (copied at once: the caller
   /// may reuse it) of every rank of `axis`'s group, in group-rank order,
   /// into `output` (group size x `bytes`), which must stay untouched until

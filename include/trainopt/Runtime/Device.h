@@ -51,10 +51,11 @@ struct DeviceCommand {
   std::vector<ArenaRegion> buffers;
   uint64_t size = 0;   ///< Copy: bytes
   std::string pattern; ///< Fill: the repeated bytes
-  // Collective: an all-reduce's start has `buffers` = inputs, then one
-  // output per input; an all-gather's and a rank slice's {input, output};
-  // a wait (same `collective`) has none. A rank slice has no wait.
-  enum CollectiveKind { AllReduce, AllGather, RankSlice };
+  // Collective: an all-reduce's and a reduce-scatter's start has
+  // `buffers` = inputs, then one output per input; an all-gather's and a
+  // rank slice's {input, output}; a wait (same `collective`) has none. A
+  // rank slice has no wait.
+  enum CollectiveKind { AllReduce, ReduceScatter, AllGather, RankSlice };
   CollectiveKind collectiveKind = AllReduce;
   uint32_t collective = 0;
   bool wait = false;

@@ -32,7 +32,7 @@ struct ScheduleCollectivesPass
       // Those that communicate; rank_slice is a local copy.
       SmallVector<Operation *> collectives;
       for (Operation &op : body)
-        if (isa<AllReduceOp, AllGatherOp>(op))
+        if (isa<AllReduceOp, ReduceScatterOp, AllGatherOp>(op))
           collectives.push_back(&op);
       // Collectives that land after the same op keep their order (null:
       // the block's start).

@@ -29,7 +29,7 @@ using namespace mlir;
 using namespace mlir::trainopt;
 
 bool mlir::trainopt::isCollectiveOp(Operation *op) {
-  return isa<AllReduceOp, AllGatherOp, RankSliceOp>(op);
+  return isa<AllReduceOp, ReduceScatterOp, AllGatherOp, RankSliceOp>(op);
 }
 
 bool mlir::trainopt::isLibraryOp(Operation *op) {

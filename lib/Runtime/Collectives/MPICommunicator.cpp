@@ -58,6 +58,7 @@ namespace {
   X(MPI_Comm_set_errhandler)                                                   \
   X(MPI_Test)                                                                  \
   X(MPI_Iallreduce)                                                            \
+  X(MPI_Ireduce_scatter_block)                                                 \
   X(MPI_Ialltoall)                                                             \
   X(MPI_Iallgather)                                                            \
   X(MPI_Ibcast)                                                                \
@@ -337,6 +338,9 @@ struct Collective {
   std::chrono::steady_clock::time_point startTime, doneTime;
 
   uint8_t *data = nullptr;
+  /// A reduce-scatter's part: written when the all-to-all is summed, and
+  /// the collective ends there (no all-gather).
+  uint8_t *output = nullptr;
   int64_t count = 0, chunk = 0;
   unsigned elementSize = 0;
   DType dtype = DType::F32;
@@ -378,6 +382,10 @@ public:
   bool startAllReduce(void *data, int64_t count, DType dtype, ReduceKind kind,
                       const std::string &axis, const std::string &what,
                       Handle &handle, std::string &error) override;
+  bool startReduceScatter(const void *input, void *output, int64_t count,
+                          DType dtype, ReduceKind kind, const std::string &axis,
+                          const std::string &what, Handle &handle,
+                          std::string &error) override;
   bool startAllGather(const void *input, int64_t bytes, void *output,
                       const std::string &axis, const std::string &what,
                       Handle &handle, std::string &error) override;
@@ -646,6 +654,75 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   return launched(std::move(op), "MPI_Ialltoall", rc, handle, error);
 }
 
+bool MPICommunicator::startReduceScatter(const void *input, void *output,
+                                         int64_t count, DType dtype,
+                                         ReduceKind kind,
+                                         const std::string &axis,
+                                         const std::string &what,
+                                         Handle &handle, std::string &error) {
+  auto op = std::make_unique<Collective>();
+  op->label = "reduce-scatter '" + what + "'";
+  op->group = groupFor(axis, op->label, error);
+  if (!op->group)
+    return false;
+  if (!canReduce(dtype)) {
+    error = prefix() + ": " + op->label + ": cannot reduce " +
+            dtypeName(dtype) +
+            " (float32, float64, bfloat16, float16, int32 and int64 can be)";
+    return false;
+  }
+  const Group &group = *op->group;
+  op->elementSize = dtypeSize(dtype);
+  int64_t partBytes = count * op->elementSize;
+  if (count < 0 || partBytes > INT_MAX) {
+    error = prefix() + ": " + op->label + ": parts of " +
+            std::to_string(count) +
+            " elements are negative or more than one MPI call takes (2^31 - "
+            "1 bytes)";
+    return false;
+  }
+  op->data = static_cast<uint8_t *>(const_cast<void *>(input));
+  op->output = static_cast<uint8_t *>(output);
+  op->count = count * group.size;
+  op->chunk = count;
+  op->dtype = dtype;
+  op->kind = kind;
+  CollectiveStats &stats = startCounting(*op);
+  stats.bytesReduced += uint64_t(count) * group.size * op->elementSize;
+  // N - 1 parts out, in either algorithm.
+  stats.bytesSent += uint64_t(group.size - 1) * uint64_t(partBytes);
+  if (count == 0 || group.size == 1) {
+    std::memcpy(output, input, size_t(partBytes));
+    op->doneTime = op->startTime;
+    op->stage = Collective::Stage::Done;
+    handle = add(std::move(op));
+    return true;
+  }
+  MPI_Datatype type = dtype == DType::F32   ? mpi.ompi_mpi_float
+                      : dtype == DType::F64 ? mpi.ompi_mpi_double
+                      : dtype == DType::I32 ? mpi.ompi_mpi_int32_t
+                      : dtype == DType::I64 ? mpi.ompi_mpi_int64_t
+                                            : nullptr;
+  if (!options.deterministic && type) {
+    MPI_Op reduce = kind == ReduceKind::Sum   ? mpi.ompi_mpi_op_sum
+                    : kind == ReduceKind::Max ? mpi.ompi_mpi_op_max
+                                              : mpi.ompi_mpi_op_min;
+    op->stage = Collective::Stage::Plain;
+    int rc = mpi.MPI_Ireduce_scatter_block(input, output, int(count), type,
+                                           reduce, group.comm, &op->request);
+    return launched(std::move(op), "MPI_Ireduce_scatter_block", rc, handle,
+                    error);
+  }
+  // Rank order: the all-to-all of the rank-order all-reduce, whose sum is
+  // this rank's part.
+  op->received.resize(size_t(op->count) * op->elementSize);
+  op->stage = Collective::Stage::Exchange;
+  int rc = mpi.MPI_Ialltoall(input, int(partBytes), mpi.ompi_mpi_byte,
+                             op->received.data(), int(partBytes),
+                             mpi.ompi_mpi_byte, group.comm, &op->request);
+  return launched(std::move(op), "MPI_Ialltoall", rc, handle, error);
+}
+
 bool MPICommunicator::startAllGather(const void *input, int64_t bytes,
                                      void *output, const std::string &axis,
                                      const std::string &what, Handle &handle,
@@ -731,13 +808,21 @@ void MPICommunicator::advance(Collective &op, bool mayGather) {
       return;
     }
   }
-  if (op.stage != Collective::Stage::Exchanged || !mayGather)
+  // A reduce-scatter starts nothing more, so it need not wait its turn.
+  if (op.stage != Collective::Stage::Exchanged || (!mayGather && !op.output))
     return;
   // ((c0 + c1) + c2) + ..., into chunk 0 of `received`.
   size_t chunkBytes = size_t(op.chunk) * op.elementSize;
   uint8_t *sum = op.received.data();
   for (int r = 1; r < op.group->size; ++r)
     combineChunk(sum, sum + r * chunkBytes, op.chunk, op.dtype, op.kind);
+  if (op.output) {
+    std::memcpy(op.output, sum, chunkBytes);
+    op.received = {};
+    op.stage = Collective::Stage::Done;
+    op.doneTime = std::chrono::steady_clock::now();
+    return;
+  }
   uint8_t *target = op.padded.empty() ? op.data : op.padded.data();
   op.stage = Collective::Stage::Gather;
   int rc = mpi.MPI_Iallgather(sum, int(chunkBytes), mpi.ompi_mpi_byte, target,
@@ -756,8 +841,9 @@ void MPICommunicator::progress() {
     bool mayGather =
         std::find(waiting.begin(), waiting.end(), op.group) == waiting.end();
     advance(op, mayGather);
-    if (op.stage == Collective::Stage::Exchange ||
-        op.stage == Collective::Stage::Exchanged)
+    // (A reduce-scatter starts no all-gather: nothing waits for it.)
+    if (!op.output && (op.stage == Collective::Stage::Exchange ||
+                       op.stage == Collective::Stage::Exchanged))
       waiting.push_back(op.group);
   }
 }

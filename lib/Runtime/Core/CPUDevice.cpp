@@ -205,16 +205,24 @@ bool CPUDevice::resolve(const DeviceCommand &c, Command &cmd,
     cmd.group = c.group;
     cmd.reduction = c.reduction;
     cmd.dtype = c.dtype;
-    // An all-reduce's input sizes; an all-gather's or a slice's both.
-    bool reduce = c.collectiveKind == DeviceCommand::AllReduce;
+    // A reduction's input sizes; an all-gather's or a slice's both.
+    bool reduce = c.collectiveKind == DeviceCommand::AllReduce ||
+                  c.collectiveKind == DeviceCommand::ReduceScatter;
     uint64_t total = 0;
     for (size_t i = 0; i < (reduce ? c.buffers.size() / 2 : c.buffers.size());
          ++i) {
       cmd.sizes.push_back(c.buffers[i].size);
       total += c.buffers[i].size;
     }
-    if (!c.wait && c.collectiveKind == DeviceCommand::AllReduce)
-      cmd.staging.resize(total);
+    // A reduce-scatter's staging holds the packed inputs, then this
+    // rank's part of their reduction.
+    uint64_t group =
+        communicator ? std::max(communicator->groupSize(c.group), 1) : 1;
+    if (!c.wait && reduce)
+      cmd.staging.resize(
+          total + (c.collectiveKind == DeviceCommand::ReduceScatter
+                       ? total / group
+                       : 0));
     return true;
   }
   }
@@ -340,6 +348,33 @@ bool CPUDevice::runCollective(std::vector<Command> &commands, Command &c,
         c.buffers[0], static_cast<int64_t>(c.sizes[0]), c.buffers[1], c.group,
         c.what, c.handle, error);
   }
+  if (!c.wait && c.collectiveKind == DeviceCommand::ReduceScatter) {
+    // Packed rank-major: part r of every input, for r = 0, 1, ..., so the
+    // communicator's part r is rank r's parts of all of them.
+    int64_t group = communicator ? communicator->groupSize(c.group) : 1;
+    size_t n = c.sizes.size();
+    uint64_t total = 0, offset = 0;
+    for (uint64_t size : c.sizes)
+      total += size;
+    for (int64_t r = 0; r < group; ++r)
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t part = c.sizes[i] / group;
+        std::memcpy(c.staging.data() + offset,
+                    static_cast<const uint8_t *>(c.buffers[i]) + r * part,
+                    part);
+        offset += part;
+      }
+    ++inFlight;
+    // A mesh of one rank: the part is the whole.
+    if (!communicator) {
+      std::memcpy(c.staging.data() + total, c.staging.data(), total);
+      return true;
+    }
+    return communicator->startReduceScatter(
+        c.staging.data(), c.staging.data() + total,
+        static_cast<int64_t>(total / group / dtypeSize(c.dtype)), c.dtype,
+        c.reduction, c.group, c.what, c.handle, error);
+  }
   if (!c.wait) {
     size_t n = c.sizes.size();
     uint64_t offset = 0;
@@ -363,11 +398,17 @@ bool CPUDevice::runCollective(std::vector<Command> &commands, Command &c,
   if (start.collectiveKind == DeviceCommand::AllGather)
     return true; // gathered in place
   size_t n = start.sizes.size();
-  uint64_t offset = 0;
+  uint64_t offset = 0, parts = 1;
+  if (start.collectiveKind == DeviceCommand::ReduceScatter) {
+    // This rank's parts follow the packed inputs.
+    parts = communicator ? communicator->groupSize(start.group) : 1;
+    for (uint64_t size : start.sizes)
+      offset += size;
+  }
   for (size_t i = 0; i < n; ++i) {
     std::memcpy(start.buffers[n + i], start.staging.data() + offset,
-                start.sizes[i]);
-    offset += start.sizes[i];
+                start.sizes[i] / parts);
+    offset += start.sizes[i] / parts;
   }
   return true;
 }

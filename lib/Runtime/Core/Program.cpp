@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <dlfcn.h>
 #include <map>
 #include <set>
@@ -100,6 +101,22 @@ struct Program::Impl {
   CommunicatorOptions communicatorOptions;
   std::unique_ptr<Communicator> communicator;
   std::map<std::string, std::set<uint32_t>> startedCollectives;
+  /// This rank's parts of the initial values of flat-sharded parameters.
+  std::deque<std::string> initialParts;
+
+  /// The mesh axis of the flat-sharded value stored in `buffer` ("" for
+  /// any other buffer).
+  std::string flatShardAxis(const std::string &buffer) const {
+    for (const art::EntryPoint &ep : artifact.entry_points())
+      for (const art::Value &v : ep.arguments())
+        if (v.buffer() == buffer) {
+          const std::string &s = v.sharding();
+          size_t colon = s.find(':');
+          if (colon != std::string::npos && s.substr(colon) == ":flat")
+            return s.substr(0, colon);
+        }
+    return "";
+  }
 
   bool fail(std::string &error, const std::string &message) {
     error = path + ": " + message;
@@ -309,6 +326,8 @@ struct Program::Impl {
                  std::to_string(col.id());
       if (col.op() == "all_reduce")
         cmd.collectiveKind = DeviceCommand::AllReduce;
+      else if (col.op() == "reduce_scatter")
+        cmd.collectiveKind = DeviceCommand::ReduceScatter;
       else if (col.op() == "all_gather")
         cmd.collectiveKind = DeviceCommand::AllGather;
       else if (col.op() == "rank_slice" && !col.wait())
@@ -316,7 +335,7 @@ struct Program::Impl {
       else
         return failIn("collective '" + col.op() +
                       "' is not known to this runtime (expected all_reduce, "
-                      "all_gather or rank_slice)");
+                      "reduce_scatter, all_gather or rank_slice)");
       std::set<uint32_t> &started = startedCollectives[ep.name()];
       if (col.wait()) {
         if (!col.buffers().empty() || !started.erase(col.id()))
@@ -334,7 +353,8 @@ struct Program::Impl {
         return failIn(cmd.what + " runs over '" + col.group() +
                       "', which is no axis of the artifact's mesh");
       cmd.group = col.group();
-      bool reduces = cmd.collectiveKind == DeviceCommand::AllReduce;
+      bool reduces = cmd.collectiveKind == DeviceCommand::AllReduce ||
+                     cmd.collectiveKind == DeviceCommand::ReduceScatter;
       if (!reduces && !col.reduction().empty())
         return failIn(cmd.what + " has a reduction, but does not reduce");
       if (!reduces)
@@ -354,7 +374,7 @@ struct Program::Impl {
       std::vector<uint64_t> sizes;
       if (!regions(col.buffers(), &sizes))
         return false;
-      if (cmd.collectiveKind != DeviceCommand::AllReduce) {
+      if (!reduces) {
         // {part, whole} for an all-gather, {whole, part} for a slice.
         uint64_t group = static_cast<uint64_t>(axis->second);
         bool gather = cmd.collectiveKind == DeviceCommand::AllGather;
@@ -367,11 +387,18 @@ struct Program::Impl {
       size_t n = sizes.size() / 2;
       if (sizes.empty() || sizes.size() % 2)
         return failIn(cmd.what + " needs inputs and as many outputs");
+      // A reduce-scatter's output is its input over the group.
+      uint64_t parts = cmd.collectiveKind == DeviceCommand::ReduceScatter
+                           ? static_cast<uint64_t>(axis->second)
+                           : 1;
       for (size_t i = 0; i < n; ++i)
-        if (sizes[i] != sizes[n + i] || sizes[i] % dtypeSize(cmd.dtype))
-          return failIn(cmd.what + " has an output unlike its input, or a "
-                                   "buffer that is no whole number of "
-                                   "elements");
+        if (sizes[i] != sizes[n + i] * parts ||
+            sizes[n + i] % dtypeSize(cmd.dtype))
+          return failIn(cmd.what + " has an output that is not " +
+                        (parts > 1 ? "1/" + std::to_string(parts) + " of "
+                                   : std::string("like ")) +
+                        "its input, or a buffer that is no whole number of "
+                        "elements");
       break;
     }
     default:
@@ -464,6 +491,22 @@ struct Program::Impl {
           return fail(error, "initial value '" + init.name() +
                                  "' is marked all-zero but has data");
         spec.initial.push_back({r, nullptr}); // cleared, not copied
+        continue;
+      }
+      if (std::string axis = flatShardAxis(init.name());
+          !axis.empty() && init.data().size() > r.size &&
+          init.data().size() <= r.size * uint64_t(mesh.axisSize(axis))) {
+        // A ZeRO-3 parameter's whole initial value: this rank's part of it,
+        // zero past the last element.
+        uint64_t first =
+            r.size * uint64_t(communicator ? communicator->coordinate(axis) : 0);
+        std::string &part = initialParts.emplace_back(r.size, '\0');
+        if (first < init.data().size())
+          init.data().copy(part.data(),
+                           std::min<uint64_t>(r.size,
+                                              init.data().size() - first),
+                           first);
+        spec.initial.push_back({r, &part});
         continue;
       }
       if (init.data().size() != r.size)

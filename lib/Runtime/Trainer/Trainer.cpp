@@ -1623,7 +1623,7 @@ static int trainWith(const TrainerOptions &given,
     if (comm && comm->stats().collectives > 0 && step > startStep) {
       const CollectiveStats &cs = comm->stats();
       double steps = static_cast<double>(step - startStep);
-      std::printf("communication: %.3f MiB all-reduced, %.3f MiB gathered "
+      std::printf("communication: %.3f MiB reduced, %.3f MiB gathered "
                   "and %.3f MiB sent per step by each rank; %.1f%% of %.2f ms "
                   "per step hidden behind compute\n",
                   cs.bytesReduced / steps / 1048576.0,
@@ -1669,7 +1669,8 @@ static int trainWith(const TrainerOptions &given,
   }
 
   // Results.
-  if (!o.dumpStep.empty() && !writeNpz(o.dumpStep, stepOutputs, error))
+  if (!o.dumpStep.empty() && rank == 0 &&
+      !writeNpz(o.dumpStep, stepOutputs, error))
     runtimeError("--dump-step: " + error);
   if (!given.saveParams.empty()) {
     // Every rank gathers the sharded values; rank 0 writes.
@@ -1696,7 +1697,7 @@ static int trainWith(const TrainerOptions &given,
       runtimeError(error);
     for (const ValueInfo &v : program->outputs("eval_step"))
       add(v, outputOf(*program, "eval_step", v.name));
-    if (!writeNpz(o.dumpEval, arrays, error))
+    if (rank == 0 && !writeNpz(o.dumpEval, arrays, error))
       runtimeError("--dump-eval: " + error);
   }
   if (!o.exportOnnx.empty()) {
@@ -1704,11 +1705,18 @@ static int trainWith(const TrainerOptions &given,
     if (onnxModel.empty())
       runtimeError("--export-onnx: '" + model +
                    "' holds no ONNX model to export");
-    std::vector<NamedTensor> values;
+    // Every rank gathers the sharded values (ZeRO-3 parameters); rank 0
+    // writes.
+    std::vector<Array> whole;
     for (const ValueInfo &v : program->persistentValues())
-      values.push_back(
-          {v.name, v.dtype, v.shape, persistentOf(*program, v.name)});
-    if (!exportOnnx(onnxModel, values, o.exportOnnx, error,
+      whole.push_back(persistentArray(*program, v));
+    std::vector<NamedTensor> values;
+    const std::vector<ValueInfo> &persistent = program->persistentValues();
+    for (size_t i = 0; i < persistent.size(); ++i)
+      values.push_back({persistent[i].name, persistent[i].dtype,
+                        whole[i].shape, whole[i].bytes.data()});
+    if (rank == 0 &&
+        !exportOnnx(onnxModel, values, o.exportOnnx, error,
                     o.exportDtype == "bf16"   ? ExportDType::BF16
                     : o.exportDtype == "fp16" ? ExportDType::F16
                                               : ExportDType::F32))

@@ -221,6 +221,28 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
   auto input =
       func.getArgAttrOfType<StringAttr>(i, TrainoptDialect::kInputAttrName);
   std::string initial;
+  // ZeRO: a flat shard of a value of `trainopt.global_type` (a parameter's
+  // initial value is the whole one: the runtime takes its rank's part), or
+  // each rank's own value, whose whole is the ranks' mean.
+  auto describeSharding = [&]() -> LogicalResult {
+    auto sharding =
+        func.getArgAttrOfType<StringAttr>(i, TrainoptDialect::kShardingAttrName);
+    if (!sharding || sharding.getValue().empty())
+      return success();
+    auto global = func.getArgAttrOfType<TypeAttr>(
+        i, TrainoptDialect::kGlobalTypeAttrName);
+    auto [axis, how] = sharding.getValue().split(':');
+    bool mean = how == "mean" && !param;
+    if ((!mean && (!global || how != "flat")) || ab.axisSize(axis) < 1)
+      return func.emitError()
+             << "argument " << i << " has sharding '" << sharding.getValue()
+             << "'; expected AXIS:flat with "
+             << TrainoptDialect::kGlobalTypeAttrName << " over a mesh axis"
+             << (param ? "" : ", or AXIS:mean");
+    v.set_sharding(sharding.str());
+    setType(v.mutable_global_type(), mean ? type : global.getValue());
+    return success();
+  };
   if (param) {
     auto op = SymbolTable::lookupNearestSymbolFrom<ParameterOp>(func, param);
     if (!op)
@@ -235,6 +257,8 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
     if (failed(bytes))
       return op.emitOpError("has an initial value the artifact cannot hold");
     initial = std::move(*bytes);
+    if (failed(describeSharding()))
+      return failure();
   } else if (state) {
     // The training passes give every state argument its role.
     std::optional<ValueRole> role = argumentRole(func, i);
@@ -253,23 +277,8 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
     } else {
       v.set_name(state.getValue().str());
     }
-    // ZeRO: a flat shard of a value of `trainopt.global_type`.
-    if (auto sharding = func.getArgAttrOfType<StringAttr>(
-            i, TrainoptDialect::kShardingAttrName);
-        sharding && !sharding.getValue().empty()) {
-      auto global = func.getArgAttrOfType<TypeAttr>(
-          i, TrainoptDialect::kGlobalTypeAttrName);
-      auto [axis, how] = sharding.getValue().split(':');
-      bool mean = how == "mean";
-      if ((!mean && (!global || how != "flat")) || ab.axisSize(axis) < 1)
-        return func.emitError()
-               << "state argument " << i << " has sharding '"
-               << sharding.getValue()
-               << "'; expected AXIS:mean, or AXIS:flat with "
-               << TrainoptDialect::kGlobalTypeAttrName << ", over a mesh axis";
-      v.set_sharding(sharding.str());
-      setType(v.mutable_global_type(), mean ? type : global.getValue());
-    }
+    if (failed(describeSharding()))
+      return failure();
     if (auto init = func.getArgAttrOfType<DenseElementsAttr>(
             i, TrainoptDialect::kInitAttrName)) {
       FailureOr<std::string> bytes = attrBytes(init);
@@ -566,8 +575,8 @@ LogicalResult ArtifactBuilder::readMesh() {
   return success();
 }
 
-/// The start command of collective `op` (`name`: all_reduce, all_gather,
-/// rank_slice), without its id, reduction and buffers.
+/// The start command of collective `op` (`name`: all_reduce,
+/// reduce_scatter, all_gather, rank_slice), without its id, reduction and buffers.
 FailureOr<art::Collective>
 ArtifactBuilder::collective(Operation *op, FlatSymbolRefAttr gridRef,
                             ArrayRef<int16_t> gridAxes, StringRef name,
@@ -758,23 +767,35 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       *entry->add_commands()->mutable_collective() = std::move(*c);
       continue;
     }
-    if (auto reduce = dyn_cast<AllReduceOp>(op)) {
+    if (isa<AllReduceOp, ReduceScatterOp>(op)) {
+      // {inputs..., results...}; each result is waited for before its
+      // first reader. A reduce-scatter's bytes are its inputs' (what a
+      // ring moves (N-1)/N of), an all-reduce's its results'.
+      auto scatter = dyn_cast<ReduceScatterOp>(op);
+      auto reduce = dyn_cast<AllReduceOp>(op);
       FailureOr<art::Collective> c = collective(
-          reduce, reduce.getGridAttr(), reduce.getGridAxes(), "all_reduce",
-          cast<RankedTensorType>(reduce.getInputs()[0].getType())
-              .getElementType());
+          op, scatter ? scatter.getGridAttr() : reduce.getGridAttr(),
+          scatter ? scatter.getGridAxes() : reduce.getGridAxes(),
+          scatter ? "reduce_scatter" : "all_reduce",
+          cast<RankedTensorType>(op->getOperand(0).getType()).getElementType());
       if (failed(c))
         return failure();
-      c->set_reduction(
-          stringifyCollectiveReduction(reduce.getReduction()).str());
+      c->set_reduction(stringifyCollectiveReduction(
+                           scatter ? scatter.getReduction()
+                                   : reduce.getReduction())
+                           .str());
       c->set_id(collectiveIds++);
-      for (Value v : reduce.getInputs())
-        c->add_buffers(bufferOf(v));
       uint64_t bytes = 0;
-      for (Value v : reduce.getResults()) {
+      for (Value v : op->getOperands()) {
+        c->add_buffers(bufferOf(v));
+        if (scatter)
+          bytes += tensorBytes(v.getType());
+      }
+      for (Value v : op->getResults()) {
         c->add_buffers(bufferOf(v));
         pending[v] = c->id();
-        bytes += tensorBytes(v.getType());
+        if (!scatter)
+          bytes += tensorBytes(v.getType());
       }
       if (func.getSymName() == "train_step")
         communicationBytes[c->op()] += bytes;
@@ -782,7 +803,7 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
           {"id", static_cast<int64_t>(c->id())},
           {"op", c->op()},
           {"group", c->group()},
-          {"tensors", static_cast<int64_t>(reduce.getNumResults())},
+          {"tensors", static_cast<int64_t>(op->getNumResults())},
           {"bytes", bytes},
           {"start", entry->commands_size()},
           {"flops_at_start", entryFlops}};
@@ -870,6 +891,8 @@ void predictStepTime(ModuleOp module, ArtifactBuilder &ab,
     llvm::json::Object &c = *v.getAsObject();
     double n = static_cast<double>(ab.axisSize(*c.getString("group")));
     double bytes = *c.getNumber("bytes");
+    // A ring all-reduce is a reduce-scatter then an all-gather: 2(N-1)
+    // steps of S/N; either half alone is N-1 of them.
     bool reduce = *c.getString("op") == "all_reduce";
     double messages = (reduce ? 2 : 1) * (n - 1);
     double t = messages * alpha + messages / n * bytes / beta;

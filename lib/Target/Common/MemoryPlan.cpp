@@ -188,7 +188,10 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
         for (unsigned i : donatable ? SmallVector<unsigned>() : candidates) {
           int64_t id = storageOf.lookup(call.getOperand(i));
           Storage &s = storages[id];
-          if (s.kind == StorageKind::Scratch && s.last == time &&
+          // (A reduce-scatter's smaller result has storage of its own: its
+        // buffer is its size.)
+        if (isa<AllReduceOp>(op) && s.kind == StorageKind::Scratch &&
+            s.last == time &&
               !taken.contains(id) &&
               llvm::count_if(call.getOperands(), [&](Value o) {
                 return storageOf.lookup(o) == id;
@@ -209,19 +212,22 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
       }
       continue;
     }
-    if (auto reduce = dyn_cast<AllReduceOp>(op)) {
+    if (isa<AllReduceOp, ReduceScatterOp>(op)) {
       // The runtime packs the inputs into its own buffer when the
       // collective starts and unpacks the results when it is waited for
       // (before the first reader), so a result may take a dying scratch
       // input's storage; the result's storage is reserved from the start.
       llvm::SmallDenseSet<int64_t> taken;
-      for (auto [in, r] : llvm::zip(reduce.getInputs(), reduce.getResults())) {
+      for (auto [in, r] : llvm::zip(op->getOperands(), op->getResults())) {
         int64_t id = storageOf.lookup(in);
         Storage &s = storages[id];
         // Not twice: two inputs may be views of one storage.
-        if (s.kind == StorageKind::Scratch && s.last == time &&
+        // (A reduce-scatter's smaller result has storage of its own: its
+        // buffer is its size.)
+        if (isa<AllReduceOp>(op) && s.kind == StorageKind::Scratch &&
+            s.last == time &&
             llvm::count_if(
-                reduce.getInputs(),
+                op->getOperands(),
                 [&](Value o) { return storageOf.lookup(o) == id; }) == 1 &&
             taken.insert(id).second) {
           assign(r, id);
@@ -257,7 +263,7 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
   // is read: each result's storage lives until its siblings' do (a result
   // nobody reads would otherwise be placed over by later values).
   for (Operation *op : schedule) {
-    if (!isa<AllReduceOp>(op))
+    if (!isa<AllReduceOp, ReduceScatterOp>(op))
       continue;
     int64_t last = -1;
     for (Value r : op->getResults())

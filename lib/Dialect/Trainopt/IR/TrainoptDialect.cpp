@@ -178,6 +178,10 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
     return op->emitError() << "argument " << argIndex
                            << " refers to unknown parameter " << ref;
   Type argType = func.getArgumentTypes()[argIndex];
+  // A ZeRO-3 shard binds the parameter whose type is its global type.
+  if (auto global = func.getArgAttrOfType<TypeAttr>(argIndex,
+                                                    kGlobalTypeAttrName))
+    argType = global.getValue();
   if (param.getType() != argType)
     return op->emitError() << "argument " << argIndex << " of type " << argType
                            << " binds parameter " << ref << " of type "

@@ -861,6 +861,39 @@ static LogicalResult verifyGroupMultiple(Operation *op, FlatSymbolRefAttr grid,
   return success();
 }
 
+LogicalResult ReduceScatterOp::verify() {
+  if (getInputs().empty())
+    return emitOpError("expects at least one input");
+  if (getInputs().size() != getResults().size())
+    return emitOpError() << "expects one result per input, got "
+                         << getInputs().size() << " inputs and "
+                         << getResults().size() << " results";
+  Type element = getElementTypeOrSelf(getInputs().front().getType());
+  for (auto [in, out] : llvm::zip(getInputs(), getResults())) {
+    if (getElementTypeOrSelf(in.getType()) != element ||
+        getElementTypeOrSelf(out.getType()) != element)
+      return emitOpError() << "expects inputs and results of one element "
+                              "type (a bucket), got "
+                           << element << " and " << in.getType() << " -> "
+                           << out.getType();
+    if (failed(verifyPartOfWhole(*this, cast<RankedTensorType>(out.getType()),
+                                 cast<RankedTensorType>(in.getType()))))
+      return failure();
+  }
+  return verifyGridAxes(*this, getGridAxes());
+}
+
+LogicalResult
+ReduceScatterOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  for (auto [in, out] : llvm::zip(getInputs(), getResults()))
+    if (failed(verifyGroupMultiple(*this, getGridAttr(), getGridAxes(),
+                                   cast<RankedTensorType>(out.getType()),
+                                   cast<RankedTensorType>(in.getType()),
+                                   symbols)))
+      return failure();
+  return success();
+}
+
 LogicalResult AllGatherOp::verify() {
   if (failed(verifyGridAxes(*this, getGridAxes())))
     return failure();

@@ -963,6 +963,23 @@ LogicalResult AllReduceOp::buildVJP(OpBuilder &, ArrayRef<Value> resultGrads,
   return success();
 }
 
+LogicalResult ReduceScatterOp::buildVJP(OpBuilder &builder,
+                                        ArrayRef<Value> resultGrads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  if (getReduction() != CollectiveReduction::sum)
+    return emitOpError("has a VJP only as a sum, not as ")
+           << stringifyCollectiveReduction(getReduction());
+  // Every contribution reaches every part: its cotangent is the parts'
+  // cotangents, gathered (the op's description).
+  for (auto [in, g] : llvm::zip(getInputs(), resultGrads))
+    operandGrads.push_back(
+        g ? AllGatherOp::create(builder, getLoc(), in.getType(), g,
+                                getGridAttr(), getGridAxesAttr())
+                .getResult()
+          : Value());
+  return success();
+}
+
 LogicalResult AllGatherOp::buildVJP(OpBuilder &builder,
                                     ArrayRef<Value> resultGrads,
                                     SmallVectorImpl<Value> &operandGrads) {

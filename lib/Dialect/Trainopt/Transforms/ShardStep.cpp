@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringExtras.h"
 
@@ -282,6 +283,282 @@ shardOptimizerState(TrainStepFunction &step, unsigned paramResult,
   return "";
 }
 
+/// A gradient as data parallelism combines it: result `index` of bucket
+/// `reduce`, and `mean`, that times 1/N, which the step reads.
+struct CombinedGradient {
+  AllReduceOp reduce;
+  unsigned index = 0;
+  Value mean;
+};
+
+/// ZeRO-2's view of a ZeRO-1 parameter's combined gradient: the shards
+/// the update takes of it (reached through a flattening reshape and zero
+/// padding) and the sums of its squares (the global norm).
+struct ScatteredGradient {
+  CombinedGradient combined;
+  int64_t numel = 0;
+  SmallVector<RankSliceOp> slices;
+  SmallVector<ReduceSumOp> squares;
+};
+
+/// Fills `g`'s slices and squares; returns why the gradient must be
+/// combined whole instead ("" when it need not).
+std::string findShardReaders(ScatteredGradient &g) {
+  SmallVector<Value> work{g.combined.mean};
+  llvm::SmallPtrSet<Operation *, 8> seen; // mul(g, g) uses g twice
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    for (Operation *user : v.getUsers()) {
+      if (!seen.insert(user).second)
+        continue;
+      if (isa<ReshapeOp>(user) ||
+          (isa<ConcatOp>(user) && user->getOperand(0) == v)) {
+        work.push_back(user->getResult(0));
+        continue;
+      }
+      if (auto slice = dyn_cast<RankSliceOp>(user)) {
+        g.slices.push_back(slice);
+        continue;
+      }
+      // mul(g, g) summed over everything: a share of the norm.
+      if (v == g.combined.mean && isa<MulOp>(user) &&
+          user->getOperand(0) == v && user->getOperand(1) == v &&
+          llvm::all_of(user->getUsers(), [](Operation *u) {
+            auto sum = dyn_cast<ReduceSumOp>(u);
+            return sum && sum.getType().getRank() == 0;
+          })) {
+        for (Operation *u : user->getUsers())
+          g.squares.push_back(cast<ReduceSumOp>(u));
+        continue;
+      }
+      return ("its combined gradient is also read by '" +
+              user->getName().getStringRef() +
+              "', which needs it whole")
+          .str();
+    }
+  }
+  if (g.slices.empty())
+    return "its update does not read its gradient's shard";
+  return "";
+}
+
+/// Erases `op` and the ops that only it read, up the chain.
+void eraseDeadChain(Operation *op) {
+  // An op may be reached twice (mul(g, g)); erased ones are not looked at.
+  llvm::SetVector<Operation *> work;
+  llvm::DenseSet<Operation *> erased;
+  work.insert(op);
+  while (!work.empty()) {
+    Operation *o = work.pop_back_val();
+    if (erased.contains(o) || !o->use_empty() || isa<func::CallOp>(o))
+      continue;
+    SmallVector<Operation *> defs;
+    for (Value v : o->getOperands())
+      if (Operation *d = v.getDefiningOp())
+        defs.push_back(d);
+    erased.insert(o);
+    o->erase();
+    for (Operation *d : defs)
+      if (!erased.contains(d) && !isa<AllReduceOp, ReduceScatterOp>(d))
+        work.insert(d);
+  }
+}
+
+/// ZeRO-2: each gradient of `grads` is reduce-scattered instead of
+/// all-reduced (a bucket's scattered gradients form one reduce-scatter in
+/// its place), the update reads this rank's part of the sum directly, and
+/// the global norm sums the ranks' sums of squares of their parts (one
+/// all-reduce per element type, where the first sum of squares was).
+void scatterGradients(MutableArrayRef<ScatteredGradient> grads,
+                      FlatSymbolRefAttr grid, int16_t axis, int64_t ranks,
+                      double inverse) {
+  if (grads.empty())
+    return;
+  MLIRContext *ctx = grid.getContext();
+  auto axes = DenseI16ArrayAttr::get(ctx, {axis});
+  auto sum = CollectiveReductionAttr::get(ctx, CollectiveReduction::sum);
+  llvm::MapVector<Operation *, SmallVector<ScatteredGradient *>> byBucket;
+  for (ScatteredGradient &g : grads)
+    byBucket[g.combined.reduce].push_back(&g);
+  llvm::DenseMap<ScatteredGradient *, Value> part;
+  for (auto &[op, members] : byBucket) {
+    auto reduce = cast<AllReduceOp>(op);
+    OpBuilder b(reduce);
+    TensorBuilder m(b, reduce.getLoc());
+    SmallVector<Value> inputs;
+    SmallVector<Type> types;
+    for (ScatteredGradient *g : members) {
+      Value local = reduce.getInputs()[g->combined.index];
+      Type element = getElementTypeOrSelf(local);
+      int64_t chunk = (g->numel + ranks - 1) / ranks;
+      Value flat =
+          m.reshape(local, RankedTensorType::get({g->numel}, element));
+      if (chunk * ranks != g->numel) {
+        auto padType =
+            RankedTensorType::get({chunk * ranks - g->numel}, element);
+        flat = ConcatOp::create(
+            b, reduce.getLoc(),
+            ValueRange{flat, ConstantOp::create(
+                                 b, reduce.getLoc(),
+                                 cast<DenseElementsAttr>(
+                                     b.getZeroAttr(padType)))},
+            0);
+      }
+      inputs.push_back(flat);
+      types.push_back(RankedTensorType::get({chunk}, element));
+    }
+    auto scatter = ReduceScatterOp::create(b, reduce.getLoc(), types, inputs,
+                                           grid, axes, sum);
+    for (auto [g, r] : llvm::zip(members, scatter.getResults()))
+      part[g] = m.mul(r, inverse);
+    // The bucket's other gradients stay all-reduced, in one collective.
+    SmallVector<Value> kept;
+    SmallVector<unsigned> keptIndex;
+    for (auto [i, in] : llvm::enumerate(reduce.getInputs()))
+      if (llvm::none_of(members, [&, i = i](ScatteredGradient *g) {
+            return g->combined.index == i;
+          })) {
+        kept.push_back(in);
+        keptIndex.push_back(i);
+      }
+    if (!kept.empty()) {
+      auto rest = AllReduceOp::create(b, reduce.getLoc(), kept,
+                                      reduce.getGridAttr(),
+                                      reduce.getGridAxesAttr(),
+                                      reduce.getReductionAttr());
+      for (auto [i, r] : llvm::zip(keptIndex, rest.getResults()))
+        reduce->getResult(i).replaceAllUsesWith(r);
+    }
+    // Each shard the update took is now this rank's part of the sum.
+    for (ScatteredGradient *g : members)
+      for (RankSliceOp slice : g->slices) {
+        slice.replaceAllUsesWith(part[g]);
+        eraseDeadChain(slice);
+      }
+  }
+  // The norm: this rank's share of each sum of squares, combined.
+  SmallVector<ReduceSumOp> squares;
+  for (ScatteredGradient &g : grads)
+    llvm::append_range(squares, g.squares);
+  if (!squares.empty()) {
+    Operation *first = *llvm::min_element(
+        squares, [](ReduceSumOp x, ReduceSumOp y) {
+          return x->isBeforeInBlock(y);
+        });
+    OpBuilder b(first);
+    TensorBuilder m(b, first->getLoc());
+    llvm::MapVector<Type, SmallVector<ReduceSumOp>> byElement;
+    llvm::MapVector<Type, SmallVector<Value>> shares;
+    for (ScatteredGradient &g : grads)
+      for (ReduceSumOp square : g.squares) {
+        Type element = getElementTypeOrSelf(square.getType());
+        byElement[element].push_back(square);
+        shares[element].push_back(m.sumSquares(part[&g]));
+      }
+    for (auto &[element, list] : byElement) {
+      auto reduce = AllReduceOp::create(b, first->getLoc(), shares[element],
+                                        grid, axes, sum);
+      for (auto [square, r] : llvm::zip(list, reduce.getResults())) {
+        square.replaceAllUsesWith(r);
+        eraseDeadChain(square);
+      }
+    }
+  }
+  // The whole buckets' results (and their means) are unread now.
+  for (auto &[op, members] : byBucket) {
+    for (Value r : op->getResults())
+      for (Operation *user : llvm::make_early_inc_range(r.getUsers()))
+        eraseDeadChain(user);
+    if (llvm::all_of(op->getResults(), [](Value r) { return r.use_empty(); }))
+      op->erase();
+  }
+}
+
+/// ZeRO-3 for parameter `param` (argument `arg` of the step, its update
+/// result `paramResult`), whose optimizer state and gradient ZeRO-1 and -2
+/// sharded: it is kept as its flat shard, gathered whole at the start of
+/// every entry point that reads it, and the step returns the updated shard
+/// instead of gathering it. `gatherTail` holds, per function, the last op
+/// of the gathers placed so far.
+void shardParameter(ModuleOp module, TrainStepFunction &step,
+                    unsigned paramResult, BlockArgument arg,
+                    FlatSymbolRefAttr param, FlatSymbolRefAttr grid,
+                    int16_t axis, int64_t ranks,
+                    llvm::DenseMap<Operation *, Operation *> &gatherTail) {
+  MLIRContext *ctx = module.getContext();
+  auto shape = cast<RankedTensorType>(arg.getType());
+  Type element = shape.getElementType();
+  int64_t numel = shape.getNumElements();
+  int64_t chunk = (numel + ranks - 1) / ranks;
+  auto shardType = RankedTensorType::get({chunk}, element);
+  auto axes = DenseI16ArrayAttr::get(ctx, {axis});
+  // The updated shard, before the gather ZeRO-1 put after it.
+  Value result = step.result(paramResult);
+  Operation *tail = result.getDefiningOp();
+  while (tail && isa<ReshapeOp, SliceOp>(tail))
+    tail = tail->getOperand(0).getDefiningOp();
+  auto gathered = cast<AllGatherOp>(tail);
+  step.setResult(paramResult, gathered.getInput());
+  eraseDeadChain(result.getDefiningOp());
+
+  auto reshard = [&](func::FuncOp f, BlockArgument a) {
+    a.setType(shardType);
+    f.setArgAttr(a.getArgNumber(), TrainoptDialect::kShardingAttrName,
+                 StringAttr::get(ctx, "dp:flat"));
+    f.setArgAttr(a.getArgNumber(), TrainoptDialect::kGlobalTypeAttrName,
+                 TypeAttr::get(shape));
+    // After the gathers of earlier parameters, in the parameters' order.
+    OpBuilder b = OpBuilder::atBlockBegin(&f.getBody().front());
+    if (Operation *last = gatherTail.lookup(f))
+      b.setInsertionPointAfter(last);
+    TensorBuilder m(b, f.getLoc());
+    auto gather = AllGatherOp::create(
+        b, f.getLoc(), RankedTensorType::get({chunk * ranks}, element), a,
+        grid, axes);
+    Value whole = gather;
+    if (chunk * ranks != numel)
+      whole = SliceOp::create(b, f.getLoc(),
+                              RankedTensorType::get({numel}, element), whole,
+                              b.getDenseI64ArrayAttr({0}),
+                              b.getDenseI64ArrayAttr({numel}),
+                              b.getDenseI64ArrayAttr({1}));
+    whole = m.reshape(whole, shape);
+    gatherTail[f] = whole.getDefiningOp();
+    a.replaceAllUsesExcept(whole, gather);
+    // This rank's part of the gathered whole is the shard itself.
+    SmallVector<RankSliceOp> slices;
+    SmallVector<Value> work{whole};
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      for (Operation *user : v.getUsers()) {
+        if (auto slice = dyn_cast<RankSliceOp>(user))
+          slices.push_back(slice);
+        else if (isa<ReshapeOp>(user) ||
+                 (isa<ConcatOp>(user) && user->getOperand(0) == v))
+          work.push_back(user->getResult(0));
+      }
+    }
+    for (RankSliceOp slice : slices) {
+      slice.replaceAllUsesWith(a);
+      eraseDeadChain(slice);
+    }
+    f.setType(FunctionType::get(
+        ctx, f.getBody().front().getArgumentTypes(),
+        cast<func::ReturnOp>(f.getBody().front().getTerminator())
+            .getOperandTypes()));
+  };
+  reshard(step.func, arg);
+  for (auto f : module.getOps<func::FuncOp>()) {
+    if (f == step.func || f.isExternal() ||
+        !f->hasAttr(TrainoptDialect::kMeshAttrName))
+      continue;
+    for (BlockArgument a : f.getArguments())
+      if (f.getArgAttrOfType<FlatSymbolRefAttr>(
+              a.getArgNumber(), TrainoptDialect::kParamAttrName) == param)
+        reshard(f, a);
+  }
+}
+
 struct TrainoptShardStepPass
     : public mlir::trainopt::impl::TrainoptShardStepBase<
           TrainoptShardStepPass> {
@@ -340,11 +617,6 @@ struct TrainoptShardStepPass
       latencyUs = linkLatencyUs;
     if (linkGbps > 0)
       gbps = linkGbps;
-    if (zero > 1)
-      return bad("zero", "ZeRO-" + Twine(zero) + " (sharded gradients" +
-                             (zero == 3 ? " and parameters" : "") +
-                             ") is not implemented yet; --zero=1 shards the "
-                             "optimizer state");
     if (module.lookupSymbol(kGridName))
       return bad("mesh", "the module already has a symbol @" + kGridName);
 
@@ -445,6 +717,7 @@ struct TrainoptShardStepPass
       buckets[it->second].bytes += bytes;
       buckets[it->second].syncs.push_back(s);
     }
+    llvm::DenseMap<Attribute, CombinedGradient> combined;
     // Buckets are placed in readiness order: a bucket whose last gradient
     // comes from the same op as the previous bucket's goes after it.
     Operation *previous = nullptr;
@@ -470,10 +743,13 @@ struct TrainoptShardStepPass
       auto reduce =
           AllReduceOp::create(b, last.getLoc(), grads, gridRef, dpAxes, sum);
       previous = reduce;
-      for (auto [s, r] : llvm::zip(bucket.syncs, reduce.getResults())) {
+      for (auto [i, s, r] :
+           llvm::enumerate(bucket.syncs, reduce.getResults())) {
         b.setInsertionPoint(s);
         TensorBuilder m(b, s.getLoc());
-        s.replaceAllUsesWith(m.mul(r, inverse));
+        Value mean = m.mul(r, inverse);
+        combined[s.getParamAttr()] = {reduce, static_cast<unsigned>(i), mean};
+        s.replaceAllUsesWith(mean);
         s.erase();
       }
     }
@@ -490,6 +766,8 @@ struct TrainoptShardStepPass
 
     // ZeRO-1: each trainable parameter's optimizer state, flat over dp.
     SmallVector<NamedAttribute> decisions;
+    SmallVector<ScatteredGradient> scattered;
+    SmallVector<std::tuple<unsigned, BlockArgument, FlatSymbolRefAttr>> zero3;
     auto note = [&](StringRef param, const Twine &why) {
       decisions.push_back(b.getNamedAttr(param, b.getStringAttr(why.str())));
     };
@@ -534,16 +812,45 @@ struct TrainoptShardStepPass
       }
       std::string why =
           shardOptimizerState(*step, i, arg, slots, gridRef, dpAxis, dp);
-      if (why.empty())
-        note(param.getValue(),
-             "replicated over dp; its " + Twine(slots.size()) +
-                 " optimizer slot(s) flat over dp (ZeRO-1), each rank "
-                 "updating 1/" +
-                 Twine(dp) + " of it");
-      else
+      if (!why.empty()) {
         note(param.getValue(),
              replicated + "; optimizer state kept whole: " + why);
+        continue;
+      }
+      std::string sharded = "its " + std::to_string(slots.size()) +
+                            " optimizer slot(s) flat over dp (ZeRO-1), each "
+                            "rank updating 1/" +
+                            std::to_string(dp) + " of it";
+      auto found = combined.find(param);
+      ScatteredGradient g;
+      if (zero >= 2 && found != combined.end()) {
+        g.combined = found->second;
+        g.numel = cast<RankedTensorType>(arg.getType()).getNumElements();
+        why = findShardReaders(g);
+      } else if (zero >= 2) {
+        why = "its gradient is not combined by a bucket";
+      }
+      if (zero < 2) {
+        note(param.getValue(), "replicated over dp; " + sharded);
+      } else if (!why.empty()) {
+        note(param.getValue(), "replicated over dp; " + sharded +
+                                   "; gradient all-reduced whole: " + why);
+      } else {
+        scattered.push_back(std::move(g));
+        zero3.push_back({i, arg, param});
+        note(param.getValue(),
+             (zero == 3 ? "flat over dp (ZeRO-3), gathered whole at the "
+                          "start of each step; "
+                        : "replicated over dp; ") +
+                 sharded + "; its gradient reduce-scattered (ZeRO-2)");
+      }
     }
+    scatterGradients(scattered, gridRef, dpAxis, dp, inverse);
+    llvm::DenseMap<Operation *, Operation *> gatherTail;
+    if (zero == 3)
+      for (auto [result, arg, param] : zero3)
+        shardParameter(module, *step, result, arg, param, gridRef, dpAxis, dp,
+                       gatherTail);
     step->func->setAttr("trainopt.sharding_decisions",
                         b.getDictionaryAttr(decisions));
 

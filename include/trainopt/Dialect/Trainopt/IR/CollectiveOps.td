@@ -52,6 +52,43 @@ def Trainopt_AllReduceOp : Trainopt_Op<"all_reduce", [
   let hasVerifier = 1;
 }
 
+def Trainopt_ReduceScatterOp : Trainopt_Op<"reduce_scatter", [
+    DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "combines tensors across a group and keeps this rank's part";
+  let description = [{
+    Every rank of the group of `grid_axes` on grid `grid` contributes
+    `inputs`; rank r of the group (its coordinate) receives, per input,
+    part r along dim 0 of the elementwise `reduction` of all contributions:
+    the all-reduce's result, split evenly along dim 0 over the group. Dim 0
+    of each input is the group size times its result's. Several inputs of
+    one element type form a bucket, one collective for all. With the
+    runtime's deterministic order (the default) a part is bit for bit the
+    same part of the all-reduce in rank order.
+
+    ZeRO-2 and -3 combine the gradients with it: each rank keeps the part
+    of the summed gradient that its shard of the optimizer updates.
+
+    Its VJP (a sum only) is the `all_gather` of the parts' cotangents: each
+    contribution affects every part, the part of rank r through rank r.
+
+    ```mlir
+    %g0, %g1 = trainopt.reduce_scatter sum %flat0, %flat1 on @mesh axes = [0]
+        : tensor<7840xf32>, tensor<10xf32> -> tensor<3920xf32>, tensor<5xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<Trainopt_NumericTensor>:$inputs,
+                       FlatSymbolRefAttr:$grid,
+                       DenseI16ArrayAttr:$grid_axes,
+                       Trainopt_CollectiveReductionAttr:$reduction);
+  let results = (outs Variadic<Trainopt_NumericTensor>:$results);
+  let assemblyFormat = [{
+    $reduction $inputs `on` $grid `axes` `=` $grid_axes attr-dict `:`
+    type($inputs) `->` type($results)
+  }];
+  let hasVerifier = 1;
+}
+
 def Trainopt_AllGatherOp : Trainopt_Op<"all_gather", [
     DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     DeclareOpInterfaceMethods<SymbolUserOpInterface>,

@@ -446,8 +446,23 @@ def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
     elementwise (every optimizer but LAMB), runs on this rank's shard of
     each operand (`trainopt.rank_slice`), and the new parameter is gathered
     back (`trainopt.all_gather`). A parameter whose update is not
-    elementwise keeps its state whole. `trainopt.sharding_decisions` on
-    `@train_step` says, per parameter, what it got and why.
+    elementwise keeps its state whole.
+
+    With `zero = 2` (ZeRO-2), a ZeRO-1 parameter's gradient is
+    `trainopt.reduce_scatter`ed instead (its bucket's scattered gradients
+    in one collective where the bucket's all-reduce was): each rank gets
+    only the part of the sum its update reads, and the global norm sums
+    the ranks' sums of squares of their parts (one all-reduce of scalars).
+    A gradient read whole elsewhere stays all-reduced.
+
+    With `zero = 3` (ZeRO-3), such a parameter is itself kept as its flat
+    shard: every entry point that reads it gathers it whole at its start
+    (the gathered value lives until its last reader in the backward: this
+    build does not free and re-gather it between forward and backward),
+    and the step returns the updated shard without gathering it.
+
+    `trainopt.sharding_decisions` on `@train_step` says, per parameter,
+    what it got and why.
 
     The cost model (`--report`, docs/distributed.md) is recorded as
     `trainopt.cost_model` on `@train_step`: a latency-bandwidth (alpha-beta)
@@ -470,7 +485,7 @@ def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
            "Largest gradient bucket of one all-reduce, in MiB">,
     Option<"zero", "zero", "int64_t", /*default=*/"0",
            "ZeRO stage over dp: 0 replicates everything, 1 shards the "
-           "optimizer state (2 and 3 are not implemented yet)">,
+           "optimizer state, 2 also the gradients, 3 also the parameters">,
     Option<"link", "link", "std::string", /*default=*/"\"shm\"",
            "The cost model's link between ranks: shm (shared memory: 2 us, "
            "10 GB/s), nvlink (10 us, 300 GB/s) or ib (InfiniBand HDR: "
