@@ -139,8 +139,11 @@ public:
   virtual bool wait(Handle handle, std::string &error) = 0;
   /// Lets started collectives advance; cheap, called between commands.
   virtual void progress() = 0;
-  /// The started all-reduces' costs so far.
+  /// The started collectives' costs so far.
   virtual const CollectiveStats &stats() const = 0;
+  /// Whether the collectives started from now on count in `stats` (the
+  /// trainer counts train_step's, not evaluation's).
+  virtual void countCollectives(bool on) = 0;
 
   /// Blocking helpers for the trainer (host memory, world group unless an
   /// axis is given), each bounded by the timeout.

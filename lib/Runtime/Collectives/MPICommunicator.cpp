@@ -395,6 +395,7 @@ public:
   bool wait(Handle handle, std::string &error) override;
   void progress() override;
   const CollectiveStats &stats() const override { return statistics; }
+  void countCollectives(bool on) override { counting = on; }
 
   bool allReduce(void *data, int64_t count, DType dtype, ReduceKind kind,
                  const std::string &axis, const std::string &what,
@@ -445,7 +446,7 @@ private:
   std::map<Handle, std::unique_ptr<Collective>> started;
   Handle nextHandle = 1;
   CollectiveStats statistics;
-  /// Whether startAllReduce counts in `statistics`.
+  /// Whether started collectives count in `statistics`.
   bool counting = true;
 };
 
@@ -768,10 +769,11 @@ bool MPICommunicator::allGatherBytes(const void *input, int64_t bytes,
   auto *owned = new std::vector<uint8_t>(size_t(std::max<int64_t>(bytes, 0)) *
                                          (group ? group->size : 1));
   Handle handle;
+  bool was = counting;
   counting = false;
   bool ok =
       startAllGather(input, bytes, owned->data(), axis, what, handle, error);
-  counting = true;
+  counting = was;
   if (!ok || !wait(handle, error))
     return false;
   std::memcpy(output, owned->data(), owned->size());
@@ -914,10 +916,11 @@ bool MPICommunicator::allReduce(void *data, int64_t count, DType dtype,
                                              std::max<int64_t>(count, 0) *
                                                  dtypeSize(dtype));
   Handle handle;
+  bool was = counting;
   counting = false;
   bool ok = startAllReduce(owned->data(), count, dtype, kind, axis, what,
                            handle, error);
-  counting = true;
+  counting = was;
   if (!ok || !wait(handle, error))
     return false;
   std::memcpy(data, owned->data(), owned->size());

@@ -831,14 +831,30 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
                    !isFloat(f.labels->dtype);
   double lossSum = 0, correct = 0;
   int64_t fullBatches = 0;
-  for (int64_t start = 0; start < n; start += f.batch) {
-    if ((start / f.batch) % ranks != rank)
-      continue;
+  // Every rank runs eval_step equally often (a ZeRO-3 eval_step gathers
+  // the parameters): a rank past the last batch runs batch 0 again and
+  // ignores it.
+  int64_t batches = (n + f.batch - 1) / f.batch;
+  struct Uncounted { // the step's communication figures leave evaluation out
+    Communicator *comm;
+    ~Uncounted() {
+      if (comm)
+        comm->countCollectives(true);
+    }
+  } uncounted{comm};
+  if (comm)
+    comm->countCollectives(false);
+  for (int64_t round = 0; round * ranks < batches; ++round) {
+    int64_t batch = round * ranks + rank;
+    bool real = batch < batches;
+    int64_t start = real ? batch * f.batch : 0;
     int64_t rows = std::min(f.batch, n - start);
     feedRows(program, f, d, columns, norm,
              [&](int64_t r) { return start + (r < rows ? r : r % rows); });
     if (!program.run("eval_step", error))
       runtimeError(error);
+    if (!real)
+      continue;
     if (perSample) {
       const void *z = outputOf(program, "eval_step", sig.logits->name);
       int64_t c = sig.classes;
@@ -1669,8 +1685,7 @@ static int trainWith(const TrainerOptions &given,
   }
 
   // Results.
-  if (!o.dumpStep.empty() && rank == 0 &&
-      !writeNpz(o.dumpStep, stepOutputs, error))
+  if (!o.dumpStep.empty() && !writeNpz(o.dumpStep, stepOutputs, error))
     runtimeError("--dump-step: " + error);
   if (!given.saveParams.empty()) {
     // Every rank gathers the sharded values; rank 0 writes.
@@ -1680,7 +1695,9 @@ static int trainWith(const TrainerOptions &given,
     if (rank == 0 && !writeNpz(o.saveParams, arrays, error))
       runtimeError("--save-params: " + error);
   }
-  if (!o.dumpEval.empty()) {
+  // Every rank runs the dump's eval_step (it may gather ZeRO-3
+  // parameters); rank 0 writes.
+  if (!given.dumpEval.empty()) {
     const Dataset &d = *evalData;
     int64_t rows = std::min(eval.feed.batch, d.samples());
     feedRows(*program, eval.feed, d, evalColumns, evalNorm(),
@@ -1697,10 +1714,10 @@ static int trainWith(const TrainerOptions &given,
       runtimeError(error);
     for (const ValueInfo &v : program->outputs("eval_step"))
       add(v, outputOf(*program, "eval_step", v.name));
-    if (rank == 0 && !writeNpz(o.dumpEval, arrays, error))
+    if (rank == 0 && !writeNpz(given.dumpEval, arrays, error))
       runtimeError("--dump-eval: " + error);
   }
-  if (!o.exportOnnx.empty()) {
+  if (!given.exportOnnx.empty()) {
     const std::string &onnxModel = program->artifact().onnx_model();
     if (onnxModel.empty())
       runtimeError("--export-onnx: '" + model +
@@ -1716,7 +1733,7 @@ static int trainWith(const TrainerOptions &given,
       values.push_back({persistent[i].name, persistent[i].dtype,
                         whole[i].shape, whole[i].bytes.data()});
     if (rank == 0 &&
-        !exportOnnx(onnxModel, values, o.exportOnnx, error,
+        !exportOnnx(onnxModel, values, given.exportOnnx, error,
                     o.exportDtype == "bf16"   ? ExportDType::BF16
                     : o.exportDtype == "fp16" ? ExportDType::F16
                                               : ExportDType::F32))
