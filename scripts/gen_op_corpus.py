@@ -51,6 +51,17 @@ CASES = {
         body="""
   %p = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
   %y = trainopt.all_reduce sum %p on @mesh axes = [0] : tensor<4x6xT>"""),
+    # The same mesh: ZeRO-2's reduce-scatter of a bucket of two (each
+    # rank's part is the whole) and its VJP, an all-gather.
+    "reduce_scatter": dict(
+        covers=["reduce_scatter"],
+        module='shard.grid @mesh(shape = 1) {trainopt.axes = ["dp"]}',
+        params={"w": (4, 6)},
+        body="""
+  %p = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %q = trainopt.exp %p : tensor<4x6xT>
+  %r:2 = trainopt.reduce_scatter sum %p, %q on @mesh axes = [0] : tensor<4x6xT>, tensor<4x6xT> -> tensor<4x6xT>, tensor<4x6xT>
+  %y = trainopt.mul %r#0, %r#1 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>"""),
     # The same mesh: ZeRO's shard of a value and the gather of the shards.
     "rank_slice_all_gather": dict(
         covers=["rank_slice", "all_gather"],

@@ -497,6 +497,71 @@ int runSum(const Mesh &mesh) {
   }
   checks.agree("many in flight, all-gathers in order");
 
+  // Reduce-scatters (ZeRO-2) started between all-reduces of the same group
+  // and waited for in either order: each rank's part is, bit for bit, its
+  // part of the rank-order all-reduce; parts of one element work too.
+  {
+    struct Case {
+      std::string axis;
+      DType dtype;
+      int64_t part;
+      uint64_t seed;
+      bool scatter;
+      std::vector<uint8_t> data, out;
+      Communicator::Handle handle = 0;
+    };
+    std::string last = axes.back();
+    std::vector<Case> cases = {
+        {"", DType::F32, 100003, 9101, true, {}, {}},
+        {"", DType::F32, 1001, 9102, false, {}, {}},
+        {last, DType::BF16, 1, 9103, true, {}, {}},
+        {"", DType::F64, 17, 9104, true, {}, {}},
+        {last, DType::F32, 7, 9105, false, {}, {}}};
+    for (Case &c : cases) {
+      int64_t n = comm->groupSize(c.axis);
+      int64_t count = c.scatter ? c.part * n : c.part;
+      c.data = contribution(rank, count, c.dtype, c.seed);
+      c.out.assign(size_t(c.part) * dtypeSize(c.dtype), 0xAB);
+      bool ok = c.scatter
+                    ? comm->startReduceScatter(c.data.data(), c.out.data(),
+                                               c.part, c.dtype, ReduceKind::Sum,
+                                               c.axis, "scatter", c.handle,
+                                               error)
+                    : comm->startAllReduce(c.data.data(), c.part, c.dtype,
+                                           ReduceKind::Sum, c.axis, "between",
+                                           c.handle, error);
+      if (!ok)
+        fatal(error);
+      if (rank == 1)
+        comm->progress();
+    }
+    for (size_t i = 0; i < cases.size(); ++i) {
+      Case &c = cases[rank % 2 ? cases.size() - 1 - i : i];
+      if (!comm->wait(c.handle, error))
+        fatal(error);
+    }
+    for (Case &c : cases) {
+      int64_t n = comm->groupSize(c.axis);
+      std::vector<uint8_t> whole =
+          reference(members(mesh, rank, c.axis), c.scatter ? c.part * n : c.part,
+                    c.dtype, ReduceKind::Sum, c.seed);
+      size_t bytes = size_t(c.part) * dtypeSize(c.dtype);
+      std::vector<uint8_t> want(whole.begin() + (c.scatter
+                                                     ? comm->coordinate(c.axis) *
+                                                           bytes
+                                                     : 0),
+                                whole.begin() +
+                                    (c.scatter ? comm->coordinate(c.axis) + 1
+                                               : 1) *
+                                        bytes);
+      const std::vector<uint8_t> &got = c.scatter ? c.out : c.data;
+      checks.expect(got == want, "reduce-scatter case " +
+                                     std::to_string(c.seed) + ": " +
+                                     firstDifference(got, want, c.dtype));
+    }
+  }
+  checks.agree("reduce-scatters between all-reduces");
+
   // MPI's own all-reduce: a second communicator (MPI is initialized once).
   {
     CommunicatorOptions fast = options;
@@ -541,6 +606,26 @@ int runSum(const Mesh &mesh) {
                                           firstDifference(data, want, dtype));
         }
       }
+    // MPI's own reduce-scatter, of integers (exact in any order).
+    {
+      int64_t part = 1001;
+      uint64_t s = seed++;
+      std::vector<uint8_t> data =
+          contribution(rank, part * size, DType::I64, s);
+      std::vector<uint8_t> out(size_t(part) * 8);
+      Communicator::Handle handle;
+      if (!mpiOrder->startReduceScatter(data.data(), out.data(), part,
+                                        DType::I64, ReduceKind::Sum, "",
+                                        "mpi scatter", handle, error) ||
+          !mpiOrder->wait(handle, error))
+        fatal(error);
+      std::vector<uint8_t> whole =
+          reference(world, part * size, DType::I64, ReduceKind::Sum, s);
+      std::vector<uint8_t> want(whole.begin() + rank * part * 8,
+                                whole.begin() + (rank + 1) * part * 8);
+      checks.expect(out == want, "mpi reduce-scatter: " +
+                                     firstDifference(out, want, DType::I64));
+    }
     std::vector<float> big(1000), small(1000);
     for (int i = 0; i < 1000; ++i)
       big[i] = small[i] = float(mix(rank * 1000 + i) % 1000);
