@@ -3,7 +3,8 @@
 // RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients | FileCheck %s --check-prefix=MARK
 // RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' '-trainopt-shard-step=mesh=dp=4 zero=1' | FileCheck %s --check-prefix=ZERO
 // RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=lamb' '-trainopt-shard-step=mesh=dp=4 zero=1' | FileCheck %s --check-prefix=LAMB
-// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=2 zero=2' 2>&1 | FileCheck %s --check-prefix=ZERO2
+// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' '-trainopt-shard-step=mesh=dp=4 zero=2' | FileCheck %s --check-prefix=ZERO2
+// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' -trainopt-build-eval-step '-trainopt-shard-step=mesh=dp=4 zero=3' | FileCheck %s --check-prefix=ZERO3
 // RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=2,tp=2' 2>&1 | FileCheck %s --check-prefix=TP
 // RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=0' 2>&1 | FileCheck %s --check-prefix=SIZE
 // RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=xp=2' 2>&1 | FileCheck %s --check-prefix=AXIS
@@ -73,7 +74,47 @@
 // LAMB: trainopt.sharding_decisions = {b = "replicated over dp (data parallel); optimizer state kept whole: its update also feeds a reduction over the whole parameter (as LAMB's trust ratio does), which a shard cannot compute"
 // LAMB-NOT: trainopt.rank_slice
 
-// ZERO2: error: --zero: ZeRO-2 (sharded gradients) is not implemented yet; --zero=1 shards the optimizer state
+// ZeRO-2: the three gradients, flattened and zero-padded to multiples of
+// 4, are reduce-scattered in one collective where their bucket's
+// all-reduce was; each rank's part times 1/4 is what the update reads,
+// and the global norm sums the ranks'
+// sums of squares of their parts (one all-reduce of three scalars).
+// ZERO2-LABEL: func.func @train_step(
+// ZERO2-SAME: sharding_decisions = {b = "replicated over dp; its 1 optimizer slot(s) flat over dp (ZeRO-1), each rank updating 1/4 of it; its gradient reduce-scattered (ZeRO-2)"
+// ZERO2: %[[G:.*]]:5 = call @forward_train_grad(
+// ZERO2-NEXT: %[[W:.*]] = trainopt.reshape %[[G]]#2 : tensor<3x4xf32> -> tensor<12xf32>
+// ZERO2: %[[B:.*]] = trainopt.concat %[[G]]#3, %{{.*}} {axis = 0 : i64} : (tensor<3xf32>, tensor<1xf32>) -> tensor<4xf32>
+// ZERO2: %[[V:.*]] = trainopt.concat %{{.*}}, %{{.*}} {axis = 0 : i64} : (tensor<6xf32>, tensor<2xf32>) -> tensor<8xf32>
+// ZERO2-NEXT: %[[RS:.*]]:3 = trainopt.reduce_scatter sum %[[W]], %[[B]], %[[V]] on @mesh axes = [0] : tensor<12xf32>, tensor<4xf32>, tensor<8xf32> -> tensor<3xf32>, tensor<1xf32>, tensor<2xf32>
+// ZERO2: %[[WP:.*]] = trainopt.mul %[[RS]]#0, %{{.*}} : (tensor<3xf32>, tensor<f32>) -> tensor<3xf32>
+// ZERO2: %[[SQ:.*]] = trainopt.mul %[[WP]], %[[WP]] : (tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32>
+// ZERO2-NEXT: %[[SS:.*]] = trainopt.reduce_sum %[[SQ]] : (tensor<3xf32>) -> tensor<f32>
+// ZERO2: trainopt.all_reduce sum %[[SS]], %{{.*}}, %{{.*}} on @mesh axes = [0] : tensor<f32>, tensor<f32>, tensor<f32>
+// ZERO2: trainopt.where %{{.*}}, %[[WP]], %{{.*}} : (tensor<i1>, tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32>
+// ZERO2: trainopt.all_gather %{{.*}} on @mesh axes = [0] : tensor<3xf32> -> tensor<12xf32>
+
+// ZeRO-3: the parameters themselves are flat shards (the global type beside
+// them), gathered whole at the start of both entry points in the
+// parameters' order; the update reads the shard itself and the step
+// returns the updated shard.
+// ZERO3-LABEL: func.func @train_step(
+// ZERO3-SAME: %[[PW:[^:]*]]: tensor<3xf32> {trainopt.global_type = tensor<3x4xf32>, trainopt.param = @w, trainopt.sharding = "dp:flat"}
+// ZERO3-SAME: -> (tensor<i64> {trainopt.updates = 6 : i64}, tensor<3xf32> {trainopt.updates = 0 : i64}
+// ZERO3-SAME: w = "flat over dp (ZeRO-3), gathered whole at the start of each step; its 1 optimizer slot(s) flat over dp (ZeRO-1), each rank updating 1/4 of it; its gradient reduce-scattered (ZeRO-2)"
+// ZERO3-NEXT: %[[GW:.*]] = trainopt.all_gather %[[PW]] on @mesh axes = [0] : tensor<3xf32> -> tensor<12xf32>
+// ZERO3-NEXT: %[[WW:.*]] = trainopt.reshape %[[GW]] : tensor<12xf32> -> tensor<3x4xf32>
+// ZERO3-NEXT: trainopt.all_gather %{{.*}} on @mesh axes = [0] : tensor<1xf32> -> tensor<4xf32>
+// ZERO3-NEXT: trainopt.slice
+// ZERO3-NEXT: trainopt.all_gather %{{.*}} on @mesh axes = [0] : tensor<2xf32> -> tensor<8xf32>
+// ZERO3: call @forward_train_grad(%[[WW]],
+// ZERO3: %[[NW:.*]] = trainopt.sub %[[PW]], %{{.*}} : (tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32>
+// ZERO3-NOT: trainopt.all_gather
+// ZERO3: return %{{[^,]*}}, %[[NW]],
+// ZERO3-LABEL: func.func @eval_step(
+// ZERO3-SAME: %[[EW:[^:]*]]: tensor<3xf32> {trainopt.global_type = tensor<3x4xf32>, trainopt.param = @w, trainopt.sharding = "dp:flat"}
+// ZERO3-NEXT: %[[EG:.*]] = trainopt.all_gather %[[EW]] on @mesh axes = [0] : tensor<3xf32> -> tensor<12xf32>
+// ZERO3-NEXT: %[[EWW:.*]] = trainopt.reshape %[[EG]] : tensor<12xf32> -> tensor<3x4xf32>
+// ZERO3: trainopt.matmul %{{.*}}, %[[EWW]]
 // TP: error: --mesh: tp=2: tensor parallelism is not implemented yet; this build shards over dp only
 // SIZE: error: --mesh: 'dp=0' is not AXIS=N with N >= 1
 // AXIS: error: --mesh: unknown axis 'xp' (expected dp, tp or pp)

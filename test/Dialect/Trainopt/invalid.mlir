@@ -376,3 +376,30 @@ func.func @rank_slice_multiple(%x: tensor<6xf32>) {
   %0 = trainopt.rank_slice %x on @mesh axes = [0] : tensor<6xf32> -> tensor<4xf32>
   return
 }
+
+// -----
+
+shard.grid @mesh(shape = 4) {trainopt.axes = ["dp"]}
+func.func @reduce_scatter_group(%x: tensor<8xf32>) {
+  // expected-error @+1 {{expects dim 0 of 'tensor<8xf32>' to be 4 (the group) times dim 0 of 'tensor<4xf32>'}}
+  %0 = trainopt.reduce_scatter sum %x on @mesh axes = [0] : tensor<8xf32> -> tensor<4xf32>
+  return
+}
+
+// -----
+
+shard.grid @mesh(shape = 2) {trainopt.axes = ["dp"]}
+func.func @reduce_scatter_bucket_types(%x: tensor<4xf32>, %y: tensor<4xbf16>) {
+  // expected-error @+1 {{expects inputs and results of one element type (a bucket)}}
+  %0:2 = trainopt.reduce_scatter sum %x, %y on @mesh axes = [0] : tensor<4xf32>, tensor<4xbf16> -> tensor<2xf32>, tensor<2xbf16>
+  return
+}
+
+// -----
+
+shard.grid @mesh(shape = 2) {trainopt.axes = ["dp"]}
+func.func @reduce_scatter_results(%x: tensor<4xf32>) {
+  // expected-error @+1 {{expects one result per input, got 1 inputs and 2 results}}
+  %0:2 = trainopt.reduce_scatter sum %x on @mesh axes = [0] : tensor<4xf32> -> tensor<2xf32>, tensor<2xf32>
+  return
+}
