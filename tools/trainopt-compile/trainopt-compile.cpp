@@ -343,7 +343,7 @@ static std::optional<double> parseBytes(StringRef text) {
 }
 
 /// `--mesh=auto`: plans each mesh the compiler can build for `worldSize`
-/// ranks (data parallel, with and without ZeRO-1) with the cost model,
+/// ranks (data parallel, with ZeRO stages 0 to 3) with the cost model,
 /// prints the ranking, and sets `options` to the fastest one whose memory
 /// per rank fits the budget. The memory per rank is the arena plus the
 /// runtime's collective buffers (docs/distributed.md).
@@ -359,7 +359,7 @@ static int chooseMesh(mlir::MLIRContext &context,
     return llvm::find_if(values,
                          [&](const auto &v) { return v.first == name; });
   };
-  std::vector<std::string> zeros = {"0", "1"};
+  std::vector<std::string> zeros = {"0", "1", "2", "3"};
   if (auto z = given("zero"); z != values.end())
     zeros = {z->second};
   struct Plan {
@@ -390,13 +390,17 @@ static int chooseMesh(mlir::MLIRContext &context,
     auto num = [&](StringRef key) {
       return r.getNumber(key).value_or(double(r.getInteger(key).value_or(0)));
     };
-    double reduced = 0, gathered = 0;
+    double reduced = 0, scattered = 0, gathered = 0;
     if (const json::Object *c = r.getObject("communication_bytes_per_step")) {
       reduced = c->getInteger("all_reduce").value_or(0);
+      scattered = c->getInteger("reduce_scatter").value_or(0);
       gathered = c->getInteger("all_gather").value_or(0);
     }
     plan.ms = num("predicted_step_ms");
-    plan.bytes = num("arena_bytes") + 2 * reduced + gathered / worldSize;
+    // The runtime's staging: an all-reduce's buffer and what it receives,
+    // a reduce-scatter's and its part, an all-gather's copy of its part.
+    plan.bytes = num("arena_bytes") + 2 * reduced +
+                 scattered * (1 + 1.0 / worldSize) + gathered / worldSize;
     plans.push_back(plan);
   }
   std::stable_sort(plans.begin(), plans.end(),
