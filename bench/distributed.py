@@ -17,7 +17,11 @@ Per model and rank count it prints:
 - the step time trainopt-compile --report predicts with its alpha-beta
   cost model (shared-memory link, --compute-gflops calibrated below from
   the one-process step), against the measured one;
-- the per-rank peak memory again with ZeRO-1 (--zero=1).
+- with ZeRO-1, -2 and -3 (--zero=1|2|3): per-rank persistent bytes (the
+  compiler's report), peak memory and step time, against PyTorch FSDP
+  (fully_shard on every module with parameters of its own, then the root:
+  parameters, gradients and optimizer state sharded, as ZeRO-3) with the
+  same gloo backend.
 
 Run it with a Python that has the PyPI torch wheel, numpy and onnx, e.g.:
     python -m venv /tmp/tv && /tmp/tv/bin/pip install torch numpy onnx==1.16.2
@@ -107,16 +111,29 @@ def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args, extra=()):
         "active_ms": 1e3 * summary.get("comm_active_s", 0) / n,
         "predicted_ms": rep.get("predicted_step_ms", float("nan")),
         "flops": rep["flops_per_step"],
+        "persistent": rep["persistent_bytes"],
     }
 
 
-def ddp_worker(rank, ranks, port, cls, make_opt, x, y, batch, args, out):
+def fsdp(model):
+    """FSDP2 over gloo: every module with parameters of its own is a unit,
+    then the root (as an auto-wrap policy by module would)."""
+    from torch.distributed.fsdp import fully_shard
+    for m in list(model.modules())[1:]:
+        if any(True for _ in m.parameters(recurse=False)):
+            fully_shard(m)
+    fully_shard(model)
+    return model
+
+
+def ddp_worker(rank, ranks, port, cls, make_opt, x, y, batch, args, out, sharded=False):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=ranks)
     torch.set_num_threads(threads_per_rank(ranks))
     torch.manual_seed(0)
-    model = torch.nn.parallel.DistributedDataParallel(cls().train())
+    model = (fsdp(cls().train()) if sharded
+             else torch.nn.parallel.DistributedDataParallel(cls().train()))
     opt = make_opt(model.parameters())
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     times = []
@@ -136,11 +153,11 @@ def ddp_worker(rank, ranks, port, cls, make_opt, x, y, batch, args, out):
     out.put((rank, statistics.median(times[args.warmup:]), rss))
 
 
-def run_ddp(cls, make_opt, x, y, batch, ranks, args, port):
+def run_ddp(cls, make_opt, x, y, batch, ranks, args, port, sharded=False):
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=ddp_worker,
-                         args=(r, ranks, port, cls, make_opt, x, y, batch, args, out))
+                         args=(r, ranks, port, cls, make_opt, x, y, batch, args, out, sharded))
              for r in range(ranks)]
     for p in procs:
         p.start()
@@ -187,27 +204,36 @@ def main():
                 gflops = one["flops"] / (one["ms"] * 1e-3) / 1e9 / ranks
                 cost = [f"--compute-gflops={gflops:.3f}"]
                 ours = run_trainopt(tool, onnx_path, tmp, tag, common + cost, data, ranks, args)
-                zero = run_trainopt(tool, onnx_path, tmp, tag + "-zero1", common + cost, data,
-                                    ranks, args, ["--zero=1"])
-                ours["zero_rss"] = zero["rss"]
-                ours["zero_ms"] = zero["ms"]
+                ours["zero"] = [ours] + [
+                    run_trainopt(tool, onnx_path, tmp, f"{tag}-zero{z}", common + cost, data,
+                                 ranks, args, [f"--zero={z}"]) for z in (1, 2, 3)]
                 port += 1
                 theirs = run_ddp(cls, make_opt, x, y, batch, ranks, args, port)
+                port += 1
+                theirs["fsdp"] = run_ddp(cls, make_opt, x, y, batch, ranks, args, port,
+                                         sharded=True)
                 rows.append((tag, batch, ours, theirs))
     print(f"torch={torch.__version__} steps={args.steps} (median of rank 0 after "
           f"{args.warmup} warm-up) cores={len(os.sched_getaffinity(0))}")
     print(f"{'case':10s} {'B/rank':>6s} {'trainopt ms':>11s} {'DDP ms':>8s} {'ratio':>6s} "
           f"{'ours MiB':>9s} {'DDP MiB':>8s} {'ratio':>6s} {'sent/ring-min':>13s} "
-          f"{'hidden':>7s} {'comm ms':>8s} {'predicted':>9s} {'ZeRO-1 MiB':>10s} "
-          f"{'ZeRO-1 ms':>9s}")
+          f"{'hidden':>7s} {'comm ms':>8s} {'predicted':>9s}")
     for tag, batch, o, t in rows:
         print(f"{tag:10s} {batch:6d} {o['ms']:11.2f} {t['ms']:8.2f} {o['ms'] / t['ms']:6.2f} "
               f"{o['rss'] / 2**20:9.1f} {t['rss'] / 2**20:8.1f} {o['rss'] / t['rss']:6.2f} "
               f"{o['sent'] / o['ring_min']:13.3f} {100 * o['hidden']:6.1f}% "
-              f"{o['active_ms']:8.2f} {o['predicted_ms']:9.2f} {o['zero_rss'] / 2**20:10.1f} "
-              f"{o['zero_ms']:9.2f}")
-    print("FSDP: not compared (it shards parameters, ZeRO-3's counterpart, which "
-          "trainopt does not do yet)")
+              f"{o['active_ms']:8.2f} {o['predicted_ms']:9.2f}")
+    print()
+    print("ZeRO stages 0-3: persistent MiB per rank (compiler report) / peak RSS MiB / "
+          "step ms (predicted ms); FSDP: peak RSS MiB / step ms; last: ZeRO-3 / FSDP")
+    print(f"{'case':10s} " + " ".join(f"{'ZeRO-' + str(z):>26s}" for z in range(4)) +
+          f" {'FSDP':>14s} {'ms ratio':>8s} {'RSS ratio':>9s}")
+    for tag, batch, o, t in rows:
+        cells = " ".join(f"{z['persistent'] / 2**20:6.2f}/{z['rss'] / 2**20:6.1f}/"
+                         f"{z['ms']:5.2f} ({z['predicted_ms']:5.2f})" for z in o["zero"])
+        f, z3 = t["fsdp"], o["zero"][3]
+        print(f"{tag:10s} {cells} {f['rss'] / 2**20:6.1f}/{f['ms']:7.2f} "
+              f"{z3['ms'] / f['ms']:8.2f} {z3['rss'] / f['rss']:9.2f}")
 
 
 if __name__ == "__main__":
