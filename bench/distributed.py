@@ -19,9 +19,9 @@ Per model and rank count it prints:
   the one-process step), against the measured one;
 - with ZeRO-1, -2 and -3 (--zero=1|2|3): per-rank persistent bytes (the
   compiler's report), peak memory and step time, against PyTorch FSDP
-  (fully_shard on every module with parameters of its own, then the root:
-  parameters, gradients and optimizer state sharded, as ZeRO-3) with the
-  same gloo backend.
+  (fully_shard on the root: parameters, gradients and optimizer state
+  sharded, the parameters gathered at the start of the step as ZeRO-3
+  does) with the same gloo backend.
 
 Run it with a Python that has the PyPI torch wheel, numpy and onnx, e.g.:
     python -m venv /tmp/tv && /tmp/tv/bin/pip install torch numpy onnx==1.16.2
@@ -116,12 +116,11 @@ def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args, extra=()):
 
 
 def fsdp(model):
-    """FSDP2 over gloo: every module with parameters of its own is a unit,
-    then the root (as an auto-wrap policy by module would)."""
+    """FSDP2 over gloo with one unit, the root: parameters gathered at the
+    start of the forward, as trainopt's ZeRO-3 does. (Per-module units do
+    not work for the GPT model, whose forward reads wpe.weight outside
+    wpe's own forward.)"""
     from torch.distributed.fsdp import fully_shard
-    for m in list(model.modules())[1:]:
-        if any(True for _ in m.parameters(recurse=False)):
-            fully_shard(m)
     fully_shard(model)
     return model
 

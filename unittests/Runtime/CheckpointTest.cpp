@@ -125,6 +125,87 @@ TEST(Checkpoint, RoundTrip) {
   EXPECT_NE(::access(dir.file(".ckpt-000000000042.ckpt.tmp").c_str(), F_OK), 0);
 }
 
+/// `values` f32 as bytes.
+std::vector<uint8_t> floats(std::initializer_list<float> values) {
+  std::vector<uint8_t> out(values.size() * 4);
+  std::memcpy(out.data(), values.begin(), out.size());
+  return out;
+}
+
+TEST(Checkpoint, ShardedRoundTripPutsValuesTogether) {
+  TempDir dir;
+  std::string error, path;
+  // 2 ranks over dp: "w" (5 elements) flat over dp in parts of 3 (zero
+  // padded), "acc" each rank's own (its mean is the whole), "b" replicated
+  // (rank 0's).
+  auto shard = [&](int rank) {
+    Checkpoint c;
+    c.modelName = "mlp";
+    c.step = 7;
+    c.counters = {{"batch_size", 64}};
+    if (rank == 0)
+      c.values.push_back({{"b", "parameter", DType::F32, {2}}, floats({1, 2})});
+    c.values.push_back({{"w", "parameter", DType::F32, {3}},
+                        rank == 0 ? floats({1, 2, 3}) : floats({4, 5, 0})});
+    c.values.push_back({{"acc", "optimizer_state", DType::F32, {2}},
+                        rank == 0 ? floats({1, 10}) : floats({3, 20})});
+    return c;
+  };
+  ASSERT_TRUE(beginShardedCheckpoint(dir.path(), 7, error)) << error;
+  // Uncommitted: not a checkpoint yet.
+  EXPECT_FALSE(findLatestCheckpoint(dir.path(), path, error));
+  for (int r = 0; r < 2; ++r)
+    ASSERT_TRUE(writeCheckpointShard(dir.path(), r, shard(r), error)) << error;
+  ShardManifest m;
+  m.mesh = {{"dp", 2}};
+  m.coordinates = {{0}, {1}};
+  m.values = {{{"b", "parameter", DType::F32, {2}}, ""},
+              {{"w", "parameter", DType::F32, {5}}, "dp:flat"},
+              {{"acc", "optimizer_state", DType::F32, {2}}, "dp:mean"}};
+  ASSERT_TRUE(commitShardedCheckpoint(dir.path(), 7, m, path, error)) << error;
+  EXPECT_EQ(path, dir.file("ckpt-000000000007.ckpt"));
+  std::string latest;
+  ASSERT_TRUE(findLatestCheckpoint(dir.path(), latest, error)) << error;
+  EXPECT_EQ(latest, path);
+  Checkpoint r;
+  ASSERT_TRUE(readCheckpoint(path, r, error)) << error;
+  EXPECT_EQ(r.step, 7u);
+  EXPECT_EQ(r.counter("batch_size"), 64u);
+  ASSERT_EQ(r.values.size(), 3u);
+  EXPECT_EQ(r.values[0].bytes, floats({1, 2}));
+  EXPECT_EQ(r.values[1].signature.shape, std::vector<int64_t>{5});
+  EXPECT_EQ(r.values[1].bytes, floats({1, 2, 3, 4, 5}));
+  EXPECT_EQ(r.values[2].bytes, floats({2, 15}));
+  EXPECT_EQ(r.fingerprint, signatureFingerprint(signaturesOf(r)));
+
+  // A damaged manifest and a missing rank file are refused, naming them.
+  std::string manifest = path + "/MANIFEST";
+  std::vector<uint8_t> text = readBytes(manifest);
+  std::string edited(text.begin(), text.end());
+  edited.replace(edited.find("mesh dp=2"), 9, "mesh dp=3");
+  writeBytes(manifest, std::vector<uint8_t>(edited.begin(), edited.end()));
+  EXPECT_FALSE(readCheckpoint(path, r, error));
+  EXPECT_TRUE(contains(error, "MANIFEST") && contains(error, "3 ranks"))
+      << error;
+  writeBytes(manifest, text);
+  ASSERT_EQ(std::rename((path + "/rank-00001.ckpt").c_str(),
+                        (path + "/gone").c_str()),
+            0);
+  EXPECT_FALSE(readCheckpoint(path, r, error));
+  EXPECT_TRUE(contains(error, "rank-00001.ckpt")) << error;
+
+  // keepLast removes old sharded checkpoints and killed writers' temporary
+  // directories.
+  ASSERT_TRUE(writeCheckpoint(dir.path(), makeCheckpoint(9), error)) << error;
+  ASSERT_TRUE(beginShardedCheckpoint(dir.path(), 8, error)) << error;
+  ASSERT_TRUE(keepLast(dir.path(), 1, error)) << error;
+  EXPECT_NE(::access(path.c_str(), F_OK), 0);
+  EXPECT_NE(::access(dir.file(".ckpt-000000000008.ckpt.tmp").c_str(), F_OK),
+            0);
+  ASSERT_TRUE(findLatestCheckpoint(dir.path(), latest, error)) << error;
+  EXPECT_EQ(latest, dir.file("ckpt-000000000009.ckpt"));
+}
+
 TEST(Checkpoint, EmptyAndScalarValues) {
   TempDir dir;
   Checkpoint c;

@@ -136,6 +136,43 @@ bool listCheckpoints(const std::string &dir,
 /// greater than the newest checkpoint.
 bool keepLast(const std::string &dir, size_t n, std::string &error);
 
+/// Sharded checkpoints (docs/distributed.md). A job of several ranks
+/// writes a checkpoint as a directory under the checkpoint name
+/// (`ckpt-<step>.ckpt/`) holding one file per rank (`rank-<r>.ckpt`, the
+/// single-file format: rank 0's has every value, each other rank's only
+/// its sharded ones, all of this rank's size) and a `MANIFEST` (text: the
+/// step, the mesh, each file's coordinates, and each value's whole shape
+/// and sharding). It is committed across ranks in one rename: rank 0
+/// creates `.ckpt-<step>.ckpt.tmp/` (beginShardedCheckpoint), every rank
+/// writes its file there (writeCheckpointShard), and after a barrier rank
+/// 0 writes the manifest and renames the directory
+/// (commitShardedCheckpoint). A job killed at any point leaves only a
+/// temporary directory, which no reader looks at and keepLast removes.
+/// readCheckpoint and the directory functions above accept both forms:
+/// reading a sharded checkpoint puts the whole values together, so it
+/// resumes on any mesh.
+struct ShardManifest {
+  /// The mesh axes and sizes; per rank (file), its coordinates.
+  std::vector<std::pair<std::string, int64_t>> mesh;
+  std::vector<std::vector<int64_t>> coordinates;
+  /// Every value, whole, with its sharding ("" when replicated,
+  /// "AXIS:flat" or "AXIS:mean").
+  struct Value {
+    ValueSignature whole;
+    std::string sharding;
+  };
+  std::vector<Value> values;
+};
+/// "rank-00003.ckpt".
+std::string shardFileName(int64_t rank);
+bool beginShardedCheckpoint(const std::string &dir, uint64_t step,
+                            std::string &error);
+bool writeCheckpointShard(const std::string &dir, int64_t rank,
+                          const Checkpoint &shard, std::string &error);
+/// Sets `path` to the committed checkpoint.
+bool commitShardedCheckpoint(const std::string &dir, uint64_t step,
+                             const ShardManifest &manifest, std::string &path,
+                             std::string &error);
 } // namespace trainopt::rt
 
 #endif // TRAINOPT_RUNTIME_CHECKPOINT_H

@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -212,10 +213,10 @@ static bool writeAll(int fd, const void *data, size_t size) {
   return true;
 }
 
-bool trainopt::rt::writeCheckpoint(const std::string &dir,
-                                   const Checkpoint &ckpt, std::string &path,
-                                   std::string &error) {
-  std::string name = checkpointFileName(ckpt.step);
+/// Writes `ckpt` atomically as `dir`/`name`; `path` is set to it.
+static bool writeFile(const std::string &dir, const std::string &name,
+                      const Checkpoint &ckpt, std::string &path,
+                      std::string &error) {
   path = joinPath(dir, name);
   std::vector<ValueSignature> signatures = signaturesOf(ckpt);
   for (const CheckpointValue &v : ckpt.values) {
@@ -312,6 +313,12 @@ bool trainopt::rt::writeCheckpoint(const std::string &dir,
 }
 
 bool trainopt::rt::writeCheckpoint(const std::string &dir,
+                                   const Checkpoint &ckpt, std::string &path,
+                                   std::string &error) {
+  return writeFile(dir, checkpointFileName(ckpt.step), ckpt, path, error);
+}
+
+bool trainopt::rt::writeCheckpoint(const std::string &dir,
                                    const Checkpoint &ckpt, std::string &error) {
   std::string path;
   return writeCheckpoint(dir, ckpt, path, error);
@@ -352,8 +359,14 @@ static std::string shapeString(const std::vector<int64_t> &shape) {
   return s + "]";
 }
 
+static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
+                                  std::string &error);
+
 bool trainopt::rt::readCheckpoint(const std::string &path, Checkpoint &ckpt,
                                   std::string &error) {
+  struct stat dirStat;
+  if (::stat(path.c_str(), &dirStat) == 0 && S_ISDIR(dirStat.st_mode))
+    return readShardedCheckpoint(path, ckpt, error);
   auto fail = [&](const std::string &why) {
     error = "checkpoint '" + path + "' " + why;
     return false;
@@ -579,6 +592,23 @@ bool trainopt::rt::findLatestCheckpoint(const std::string &dir,
   return true;
 }
 
+/// Removes a checkpoint file, or a sharded checkpoint's directory and the
+/// files in it; false (errno set) when it cannot.
+static bool removeCheckpoint(const std::string &path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0)
+    return false;
+  if (!S_ISDIR(st.st_mode))
+    return ::unlink(path.c_str()) == 0;
+  if (DIR *d = ::opendir(path.c_str())) {
+    while (struct dirent *entry = ::readdir(d))
+      if (std::strcmp(entry->d_name, ".") && std::strcmp(entry->d_name, ".."))
+        ::unlink(joinPath(path, entry->d_name).c_str());
+    ::closedir(d);
+  }
+  return ::rmdir(path.c_str()) == 0;
+}
+
 bool trainopt::rt::keepLast(const std::string &dir, size_t n,
                             std::string &error) {
   std::vector<std::pair<uint64_t, std::string>> all;
@@ -588,7 +618,7 @@ bool trainopt::rt::keepLast(const std::string &dir, size_t n,
     return true;
   if (n > 0 && all.size() > n)
     for (size_t i = 0; i + n < all.size(); ++i)
-      if (::unlink(all[i].second.c_str()) != 0 && errno != ENOENT) {
+      if (!removeCheckpoint(all[i].second) && errno != ENOENT) {
         error = "cannot delete old checkpoint '" + all[i].second +
                 "': " + std::strerror(errno);
         return false;
@@ -609,6 +639,358 @@ bool trainopt::rt::keepLast(const std::string &dir, size_t n,
   }
   ::closedir(d);
   for (const std::string &path : stale)
-    ::unlink(path.c_str());
+    removeCheckpoint(path);
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Sharded checkpoints
+//===----------------------------------------------------------------------===//
+
+static constexpr const char *kManifestName = "MANIFEST";
+static constexpr const char *kManifestMagic = "trainopt sharded checkpoint 1";
+
+std::string trainopt::rt::shardFileName(int64_t rank) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "rank-%05lld.ckpt",
+                static_cast<long long>(rank));
+  return buf;
+}
+
+/// The temporary directory of a sharded checkpoint of `step`.
+static std::string shardTempDir(const std::string &dir, uint64_t step) {
+  return joinPath(dir, "." + checkpointFileName(step) + kTempSuffix);
+}
+
+bool trainopt::rt::beginShardedCheckpoint(const std::string &dir,
+                                          uint64_t step, std::string &error) {
+  std::string tmp = shardTempDir(dir, step);
+  removeCheckpoint(tmp); // a killed writer's
+  if (::mkdir(tmp.c_str(), 0755) != 0) {
+    error = "cannot create '" + tmp + "': " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+bool trainopt::rt::writeCheckpointShard(const std::string &dir, int64_t rank,
+                                        const Checkpoint &shard,
+                                        std::string &error) {
+  std::string path;
+  return writeFile(shardTempDir(dir, shard.step), shardFileName(rank), shard,
+                   path, error);
+}
+
+/// Names go into the manifest's lines with `%`, space and control bytes as
+/// %XX.
+static std::string escapeName(const std::string &name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (c == '%' || c <= ' ' || c == 0x7f) {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+static bool unescapeName(const std::string &text, std::string &name) {
+  name.clear();
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      name += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size() || !std::isxdigit(uint8_t(text[i + 1])) ||
+        !std::isxdigit(uint8_t(text[i + 2])))
+      return false;
+    name += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+    i += 2;
+  }
+  return true;
+}
+
+bool trainopt::rt::commitShardedCheckpoint(const std::string &dir,
+                                           uint64_t step,
+                                           const ShardManifest &manifest,
+                                           std::string &path,
+                                           std::string &error) {
+  std::string tmp = shardTempDir(dir, step);
+  path = joinPath(dir, checkpointFileName(step));
+  std::string text = std::string(kManifestMagic) + "\nstep " +
+                     std::to_string(step) + "\nmesh";
+  for (const auto &[axis, size] : manifest.mesh)
+    text += " " + escapeName(axis) + "=" + std::to_string(size);
+  text += "\n";
+  for (size_t r = 0; r < manifest.coordinates.size(); ++r) {
+    text += "file " + shardFileName(static_cast<int64_t>(r));
+    for (int64_t c : manifest.coordinates[r])
+      text += " " + std::to_string(c);
+    text += "\n";
+  }
+  for (const ShardManifest::Value &v : manifest.values) {
+    text += "value " + escapeName(v.whole.name) + " " +
+            escapeName(v.whole.kind) + " " + dtypeName(v.whole.dtype) + " " +
+            (v.sharding.empty() ? "-" : escapeName(v.sharding)) + " [";
+    for (size_t i = 0; i < v.whole.shape.size(); ++i)
+      text += (i ? "," : "") + std::to_string(v.whole.shape[i]);
+    text += "]\n";
+  }
+  std::string manifestPath = joinPath(tmp, kManifestName);
+  int fd = ::open(manifestPath.c_str(),
+                  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0 && writeAll(fd, text.data(), text.size()) &&
+            ::fsync(fd) == 0;
+  int savedErrno = errno;
+  if (fd >= 0)
+    ok = (::close(fd) == 0) && ok;
+  auto syncDir = [](const std::string &d) {
+    int dfd = ::open(d.empty() ? "." : d.c_str(),
+                     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool synced = dfd >= 0 && ::fsync(dfd) == 0;
+    if (dfd >= 0)
+      ::close(dfd);
+    return synced;
+  };
+  if (!ok || !syncDir(tmp)) {
+    error = "cannot write '" + manifestPath + "': " + std::strerror(savedErrno);
+    return false;
+  }
+  // The one rename that commits it (over an older checkpoint of the same
+  // step, which is removed first: a rename cannot replace a directory
+  // that has files).
+  removeCheckpoint(path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0 || !syncDir(dir)) {
+    error = "cannot commit '" + tmp + "' as '" + path +
+            "': " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+/// Reads the manifest of the sharded checkpoint `path`.
+static bool dtypeFromName(const std::string &name, DType &t) {
+  for (DType d : {DType::F64, DType::F32, DType::F16, DType::I64, DType::I32,
+                  DType::I16, DType::I8, DType::U8, DType::Bool, DType::BF16})
+    if (name == dtypeName(d)) {
+      t = d;
+      return true;
+    }
+  return false;
+}
+
+static bool readManifest(const std::string &path, uint64_t &step,
+                         ShardManifest &manifest, std::string &error) {
+  std::string file = joinPath(path, kManifestName);
+  FILE *f = std::fopen(file.c_str(), "rb");
+  if (!f) {
+    error = "checkpoint '" + path +
+            "' is not a regular file, and as a sharded checkpoint's "
+            "directory it has no readable " +
+            kManifestName + ": " + std::strerror(errno);
+    return false;
+  }
+  std::string text;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
+    text.append(buf, n);
+  std::fclose(f);
+  auto bad = [&](size_t line, const std::string &why) {
+    error = "'" + file + "' line " + std::to_string(line) + ": " + why;
+    return false;
+  };
+  std::vector<std::string> lines;
+  for (size_t at = 0; at < text.size();) {
+    size_t nl = text.find('\n', at);
+    lines.push_back(text.substr(at, nl - at));
+    at = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  if (lines.empty() || lines[0] != kManifestMagic)
+    return bad(1, std::string("expected '") + kManifestMagic + "'");
+  auto words = [](const std::string &line) {
+    std::vector<std::string> out;
+    for (size_t at = 0; at < line.size();) {
+      size_t sp = line.find(' ', at);
+      out.push_back(line.substr(at, sp - at));
+      at = sp == std::string::npos ? line.size() : sp + 1;
+    }
+    return out;
+  };
+  auto integer = [](const std::string &w, int64_t &v) {
+    if (w.empty() || w.size() > 18 ||
+        !std::all_of(w.begin() + (w[0] == '-'), w.end(),
+                     [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    v = std::stoll(w);
+    return true;
+  };
+  bool sawStep = false, sawMesh = false;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::vector<std::string> w = words(lines[i]);
+    if (w.empty() || (w.size() == 1 && w[0].empty()))
+      continue;
+    int64_t v = 0;
+    if (w[0] == "step" && w.size() == 2 && integer(w[1], v) && v >= 0) {
+      step = static_cast<uint64_t>(v);
+      sawStep = true;
+    } else if (w[0] == "mesh") {
+      for (size_t k = 1; k < w.size(); ++k) {
+        size_t eq = w[k].find('=');
+        std::string axis;
+        if (eq == std::string::npos || !unescapeName(w[k].substr(0, eq), axis) ||
+            !integer(w[k].substr(eq + 1), v) || v < 1 || v > (1 << 20))
+          return bad(i + 1, "expected 'mesh AXIS=N ...'");
+        manifest.mesh.push_back({axis, v});
+      }
+      sawMesh = !manifest.mesh.empty();
+    } else if (w[0] == "file" && sawMesh &&
+               w.size() == 2 + manifest.mesh.size() &&
+               w[1] == shardFileName(
+                           static_cast<int64_t>(manifest.coordinates.size()))) {
+      std::vector<int64_t> coords;
+      for (size_t k = 0; k < manifest.mesh.size(); ++k) {
+        if (!integer(w[2 + k], v) || v < 0 || v >= manifest.mesh[k].second)
+          return bad(i + 1, "a coordinate outside the mesh");
+        coords.push_back(v);
+      }
+      manifest.coordinates.push_back(std::move(coords));
+    } else if (w[0] == "value" && w.size() == 6) {
+      ShardManifest::Value value;
+      std::string dims = w[5];
+      if (!unescapeName(w[1], value.whole.name) ||
+          !unescapeName(w[2], value.whole.kind) ||
+          !dtypeFromName(w[3], value.whole.dtype) ||
+          (w[4] != "-" && !unescapeName(w[4], value.sharding)) ||
+          dims.size() < 2 || dims.front() != '[' || dims.back() != ']')
+        return bad(i + 1, "expected 'value NAME KIND DTYPE SHARDING [DIMS]'");
+      dims = dims.substr(1, dims.size() - 2);
+      for (size_t at = 0; !dims.empty() && at <= dims.size();) {
+        size_t comma = dims.find(',', at);
+        if (!integer(dims.substr(at, comma - at), v) || v < 0)
+          return bad(i + 1, "a dimension that is no size");
+        value.whole.shape.push_back(v);
+        at = comma == std::string::npos ? dims.size() + 1 : comma + 1;
+      }
+      manifest.values.push_back(std::move(value));
+    } else {
+      return bad(i + 1, "unexpected '" + lines[i].substr(0, 60) + "'");
+    }
+  }
+  if (!sawStep || !sawMesh || manifest.coordinates.empty())
+    return bad(lines.size(), "the step, the mesh or the files are missing");
+  int64_t ranks = 1;
+  for (const auto &a : manifest.mesh)
+    ranks *= a.second;
+  if (static_cast<int64_t>(manifest.coordinates.size()) != ranks)
+    return bad(lines.size(), "the mesh has " + std::to_string(ranks) +
+                                 " ranks, the manifest lists " +
+                                 std::to_string(manifest.coordinates.size()) +
+                                 " files");
+  return true;
+}
+
+/// Reads every rank's file of the sharded checkpoint `path` and puts the
+/// whole values together, as a single-file checkpoint holds them: a
+/// replicated value from rank 0's file, AXIS:flat parts concatenated in
+/// coordinate order (padding dropped), AXIS:mean values averaged (in
+/// double), both over the ranks whose other coordinates are 0.
+static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
+                                  std::string &error) {
+  uint64_t step = 0;
+  ShardManifest manifest;
+  if (!readManifest(path, step, manifest, error))
+    return false;
+  std::vector<Checkpoint> shards(manifest.coordinates.size());
+  for (size_t r = 0; r < shards.size(); ++r) {
+    if (!readCheckpoint(joinPath(path, shardFileName(int64_t(r))), shards[r],
+                        error))
+      return false;
+    if (shards[r].step != step || shards[r].modelName != shards[0].modelName) {
+      error = "sharded checkpoint '" + path + "': " + shardFileName(int64_t(r)) +
+              " is of another step or model than its manifest";
+      return false;
+    }
+  }
+  auto find = [](const Checkpoint &c,
+                 const std::string &name) -> const CheckpointValue * {
+    for (const CheckpointValue &v : c.values)
+      if (v.signature.name == name)
+        return &v;
+    return nullptr;
+  };
+  ckpt = shards[0];
+  ckpt.values.clear();
+  for (const ShardManifest::Value &mv : manifest.values) {
+    auto fail = [&](const std::string &why) {
+      error = "sharded checkpoint '" + path + "': value '" + mv.whole.name +
+              "' " + why;
+      return false;
+    };
+    uint64_t wholeBytes;
+    if (!byteSize(mv.whole, wholeBytes))
+      return fail("has an invalid shape");
+    CheckpointValue out{mv.whole, {}};
+    if (mv.sharding.empty()) {
+      const CheckpointValue *v = find(shards[0], mv.whole.name);
+      if (!v || v->bytes.size() != wholeBytes)
+        return fail("is missing from " + shardFileName(0) + " or of another "
+                    "size");
+      out.bytes = v->bytes;
+      ckpt.values.push_back(std::move(out));
+      continue;
+    }
+    size_t colon = mv.sharding.find(':');
+    std::string axis = mv.sharding.substr(0, colon);
+    std::string how =
+        colon == std::string::npos ? "" : mv.sharding.substr(colon + 1);
+    size_t a = 0;
+    while (a < manifest.mesh.size() && manifest.mesh[a].first != axis)
+      ++a;
+    if (a == manifest.mesh.size() || (how != "flat" && how != "mean"))
+      return fail("has sharding '" + mv.sharding +
+                  "' (expected AXIS:flat or AXIS:mean over a mesh axis)");
+    // The files along the axis, by coordinate.
+    std::vector<const CheckpointValue *> parts(manifest.mesh[a].second);
+    for (size_t r = 0; r < shards.size(); ++r) {
+      const std::vector<int64_t> &c = manifest.coordinates[r];
+      bool onAxis = true;
+      for (size_t k = 0; k < c.size(); ++k)
+        onAxis = onAxis && (k == a || c[k] == 0);
+      if (onAxis)
+        parts[c[a]] = find(shards[r], mv.whole.name);
+    }
+    for (const CheckpointValue *p : parts)
+      if (!p || p->signature.dtype != mv.whole.dtype)
+        return fail("is missing from a rank's file, or of another type");
+    if (how == "flat") {
+      for (const CheckpointValue *p : parts)
+        out.bytes.insert(out.bytes.end(), p->bytes.begin(), p->bytes.end());
+      // Parts of ceil(n / N) elements: n padded to a multiple of N.
+      uint64_t element = dtypeSize(mv.whole.dtype), n = wholeBytes / element,
+               ranks = parts.size();
+      if (out.bytes.size() != (n + ranks - 1) / ranks * ranks * element)
+        return fail("has parts that do not make up its " +
+                    std::to_string(wholeBytes) + " bytes");
+      out.bytes.resize(wholeBytes);
+    } else {
+      int64_t n = static_cast<int64_t>(wholeBytes / dtypeSize(mv.whole.dtype));
+      std::vector<double> sum(n, 0.0);
+      for (const CheckpointValue *p : parts) {
+        if (p->bytes.size() != wholeBytes)
+          return fail("has a rank's value of another size");
+        for (int64_t i = 0; i < n; ++i)
+          sum[i] += elementAsDouble(p->bytes.data(), mv.whole.dtype, i);
+      }
+      out.bytes.resize(wholeBytes);
+      for (int64_t i = 0; i < n; ++i)
+        storeElement(out.bytes.data(), mv.whole.dtype, i,
+                     sum[i] / static_cast<double>(parts.size()));
+    }
+    ckpt.values.push_back(std::move(out));
+  }
+  ckpt.fingerprint = signatureFingerprint(signaturesOf(ckpt));
   return true;
 }

@@ -1405,7 +1405,10 @@ static int trainWith(const TrainerOptions &given,
       skippedInfo = v;
   uint64_t skippedSteps = 0;
 
-  auto makeCheckpoint = [&]() {
+  // A checkpoint's metadata and values: whole (sharded values gathered:
+  // every rank must call it), or this rank's own for a sharded checkpoint
+  // (rank 0 every value, the others their sharded ones).
+  auto makeCheckpoint = [&](bool whole) {
     Checkpoint c;
     c.modelName = program->modelName();
     c.step = step;
@@ -1423,7 +1426,10 @@ static int trainWith(const TrainerOptions &given,
                  {"mean", trainNorm.mean},
                  {"std", trainNorm.std}};
     for (const ValueInfo &v : program->persistentValues()) {
-      Array a = persistentArray(*program, v);
+      if (!whole && rank != 0 && v.sharding.empty())
+        continue;
+      Array a = whole ? persistentArray(*program, v)
+                      : arrayOf(v, persistentOf(*program, v.name));
       c.values.push_back(
           {{v.name, kindName(v.kind), v.dtype, a.shape}, std::move(a.bytes)});
     }
@@ -1434,22 +1440,58 @@ static int trainWith(const TrainerOptions &given,
   uint64_t checkpointedStep =
       o.resume && o.resumePath.empty() ? step : UINT64_MAX;
   auto saveCheckpoint = [&]() {
-    // Data parallel: the ranks hold the same parameters and optimizer
-    // state, so rank 0 writes the checkpoint (with its BatchNorm
-    // statistics) and the others wait until it is committed.
-    // Every rank: sharded values are gathered.
-    Checkpoint c = makeCheckpoint();
     std::string path;
-    if (rank == 0 && (!writeCheckpoint(o.checkpointDir, c, path, error) ||
-                      !keepLast(o.checkpointDir,
-                                static_cast<size_t>(o.keepCheckpoints), error)))
+    if (!comm) {
+      if (!writeCheckpoint(o.checkpointDir, makeCheckpoint(true), path,
+                           error) ||
+          !keepLast(o.checkpointDir, static_cast<size_t>(o.keepCheckpoints),
+                    error))
+        runtimeError("--checkpoint-dir: " + error);
+      checkpointedStep = step;
+      return;
+    }
+    // Several ranks: a sharded checkpoint (Checkpoint.h), committed by one
+    // rename once every rank's file is on disk. Writing may take a while:
+    // the barriers wait up to ten times the collective timeout (at least
+    // an hour). The replicated values are rank 0's (its BatchNorm
+    // statistics, as DDP).
+    double patience = std::max(3600.0, 10 * o.collectives.timeoutSeconds);
+    auto barrier = [&](const char *what) {
+      if (!comm->barrier(what, error, patience))
+        runtimeError(error);
+    };
+    if (rank == 0 && !beginShardedCheckpoint(o.checkpointDir, step, error))
       runtimeError("--checkpoint-dir: " + error);
-    // Rank 0 may write for a while: the others wait up to ten times the
-    // collective timeout (at least an hour).
-    if (comm &&
-        !comm->barrier("checkpoint", error,
-                       std::max(3600.0, 10 * o.collectives.timeoutSeconds)))
-      runtimeError(error);
+    barrier("checkpoint directory");
+    if (!writeCheckpointShard(o.checkpointDir, rank, makeCheckpoint(false),
+                              error))
+      runtimeError("--checkpoint-dir: " + error);
+    barrier("checkpoint files");
+    if (rank == 0) {
+      ShardManifest manifest;
+      const Mesh &mesh = comm->mesh();
+      manifest.mesh = mesh.axes;
+      for (int64_t r = 0; r < mesh.size(); ++r) {
+        // Row-major, as the communicator's groups.
+        std::vector<int64_t> coords(mesh.axes.size());
+        int64_t stride = 1;
+        for (size_t k = mesh.axes.size(); k-- > 0;) {
+          coords[k] = (r / stride) % mesh.axes[k].second;
+          stride *= mesh.axes[k].second;
+        }
+        manifest.coordinates.push_back(std::move(coords));
+      }
+      std::vector<ValueSignature> whole = signatureOf(*program);
+      for (size_t i = 0; i < whole.size(); ++i)
+        manifest.values.push_back(
+            {whole[i], program->persistentValues()[i].sharding});
+      if (!commitShardedCheckpoint(o.checkpointDir, step, manifest, path,
+                                   error) ||
+          !keepLast(o.checkpointDir, static_cast<size_t>(o.keepCheckpoints),
+                    error))
+        runtimeError("--checkpoint-dir: " + error);
+    }
+    barrier("checkpoint commit");
     checkpointedStep = step;
   };
 
