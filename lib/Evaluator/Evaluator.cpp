@@ -866,6 +866,10 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         bind(o.getResult(), get(o.getGradient()));
         return success();
       })
+      .Case([&](CopyToGroupOp o) {
+        bind(o.getResult(), get(o.getInput()));
+        return success();
+      })
       .Case<AllGatherOp, RankSliceOp>([&](auto o) -> LogicalResult {
         // A group of one: the whole is the part.
         HostTensor y = get(o.getInput());

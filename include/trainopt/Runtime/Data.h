@@ -53,6 +53,15 @@ double elementAsDouble(const uint8_t *data, DType dtype, int64_t i);
 /// for integer types, nonzero as 1 for Bool.
 void storeElement(uint8_t *data, DType dtype, int64_t i, double v);
 
+/// Part `index` of `parts` equal parts along dim `dim` of the row-major
+/// array of `shape` (the whole) and `elementSize`-byte elements at
+/// `whole`: copied into `part` (`toWhole` false) or from it into its place
+/// in `whole` (`toWhole` true). How tensor parallelism's "AXIS:DIM" values
+/// split (docs/distributed.md).
+void copyPart(uint8_t *whole, const std::vector<int64_t> &shape, size_t dim,
+              int64_t parts, int64_t index, size_t elementSize, uint8_t *part,
+              bool toWhole);
+
 /// Reads `path`, inflating it when it is gzip-compressed (by its magic, not
 /// its name). Fails with a message naming the file.
 bool readFile(const std::string &path, std::vector<uint8_t> &out,

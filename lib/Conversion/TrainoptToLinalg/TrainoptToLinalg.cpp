@@ -755,6 +755,11 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
     r.replaceOp(op, op.getGradient());
     return success();
   });
+  // Entering a tensor-parallel region communicates only in the backward.
+  addLambda<CopyToGroupOp>(patterns, [](CopyToGroupOp op, PatternRewriter &r) {
+    r.replaceOp(op, op.getInput());
+    return success();
+  });
   addLambda<ConstantOp>(patterns, [](ConstantOp op, PatternRewriter &r) {
     r.replaceOpWithNewOp<arith::ConstantOp>(
         op, cast<TypedAttr>(op.getValue()));

@@ -949,9 +949,15 @@ static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
     size_t a = 0;
     while (a < manifest.mesh.size() && manifest.mesh[a].first != axis)
       ++a;
-    if (a == manifest.mesh.size() || (how != "flat" && how != "mean"))
+    bool alongDim =
+        !how.empty() && how.size() < 3 &&
+        std::all_of(how.begin(), how.end(),
+                    [](char c) { return c >= '0' && c <= '9'; });
+    if (a == manifest.mesh.size() ||
+        (how != "flat" && how != "mean" && !alongDim))
       return fail("has sharding '" + mv.sharding +
-                  "' (expected AXIS:flat or AXIS:mean over a mesh axis)");
+                  "' (expected AXIS:flat, AXIS:mean or AXIS:DIM over a mesh "
+                  "axis)");
     // The files along the axis, by coordinate.
     std::vector<const CheckpointValue *> parts(manifest.mesh[a].second);
     for (size_t r = 0; r < shards.size(); ++r) {
@@ -965,7 +971,22 @@ static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
     for (const CheckpointValue *p : parts)
       if (!p || p->signature.dtype != mv.whole.dtype)
         return fail("is missing from a rank's file, or of another type");
-    if (how == "flat") {
+    if (alongDim) {
+      size_t dim = std::stoul(how);
+      int64_t ranks = static_cast<int64_t>(parts.size());
+      if (dim >= mv.whole.shape.size() || mv.whole.shape[dim] % ranks)
+        return fail("is split along dim " + how + ", which its shape does "
+                    "not have or does not divide");
+      out.bytes.resize(wholeBytes);
+      for (int64_t r = 0; r < ranks; ++r) {
+        if (parts[r]->bytes.size() * ranks != wholeBytes)
+          return fail("has a rank's part of another size");
+        copyPart(out.bytes.data(), mv.whole.shape, dim, ranks, r,
+                 dtypeSize(mv.whole.dtype),
+                 const_cast<uint8_t *>(parts[r]->bytes.data()),
+                 /*toWhole=*/true);
+      }
+    } else if (how == "flat") {
       for (const CheckpointValue *p : parts)
         out.bytes.insert(out.bytes.end(), p->bytes.begin(), p->bytes.end());
       // Parts of ceil(n / N) elements: n padded to a multiple of N.

@@ -104,18 +104,51 @@ struct Program::Impl {
   /// This rank's parts of the initial values of flat-sharded parameters.
   std::deque<std::string> initialParts;
 
-  /// The mesh axis of the flat-sharded value stored in `buffer` ("" for
-  /// any other buffer).
-  std::string flatShardAxis(const std::string &buffer) const {
+  /// The split (AXIS:flat or AXIS:DIM) value stored in `buffer`, or null.
+  const art::Value *shardedValue(const std::string &buffer) const {
     for (const art::EntryPoint &ep : artifact.entry_points())
       for (const art::Value &v : ep.arguments())
-        if (v.buffer() == buffer) {
-          const std::string &s = v.sharding();
-          size_t colon = s.find(':');
-          if (colon != std::string::npos && s.substr(colon) == ":flat")
-            return s.substr(0, colon);
-        }
-    return "";
+        if (v.buffer() == buffer && !v.sharding().empty() &&
+            v.sharding().find(":mean") == std::string::npos &&
+            v.kind() != art::Value::INPUT && v.kind() != art::Value::LABELS)
+          return &v;
+    return nullptr;
+  }
+
+  /// This rank's part of `v`'s whole initial value `whole`, `bytes` long,
+  /// appended to initialParts: flat (zero past the last element) or along
+  /// a dim.
+  bool initialPart(const art::Value &v, const std::string &whole,
+                   uint64_t bytes, std::string &error) {
+    const std::string &s = v.sharding();
+    std::string axis = s.substr(0, s.find(':')), how = s.substr(s.find(':') + 1);
+    int64_t ranks = mesh.axisSize(axis);
+    int64_t index = communicator ? communicator->coordinate(axis) : 0;
+    std::string &part = initialParts.emplace_back(bytes, '\0');
+    if (ranks < 1 || whole.size() > bytes * uint64_t(ranks))
+      return fail(error, "initial value of '" + v.name() + "' has " +
+                             std::to_string(whole.size()) +
+                             " bytes, more than its sharding '" + s +
+                             "' holds");
+    if (how == "flat") {
+      uint64_t first = bytes * uint64_t(index);
+      if (first < whole.size())
+        whole.copy(part.data(), std::min<uint64_t>(bytes, whole.size() - first),
+                   first);
+      return true;
+    }
+    std::vector<int64_t> shape(v.global_type().shape().begin(),
+                               v.global_type().shape().end());
+    DType dtype;
+    size_t dim = std::stoul(how);
+    if (!dtypeOf(v.type().element_type(), dtype) || dim >= shape.size() ||
+        whole.size() != bytes * uint64_t(ranks))
+      return fail(error, "initial value of '" + v.name() +
+                             "' does not split as its sharding '" + s + "'");
+    copyPart(reinterpret_cast<uint8_t *>(const_cast<char *>(whole.data())),
+             shape, dim, ranks, index, dtypeSize(dtype),
+             reinterpret_cast<uint8_t *>(part.data()), /*toWhole=*/false);
+    return true;
   }
 
   bool fail(std::string &error, const std::string &message) {
@@ -164,8 +197,25 @@ struct Program::Impl {
         if (a.first == axis)
           ranks = a.second;
       bool mean = how == "mean" && whole == n;
-      if (!mean && (how != "flat" || ranks < 1 || info.shape.size() != 1 ||
-                    (whole + ranks - 1) / ranks != n))
+      // AXIS:DIM (tensor parallelism): the whole's dim DIM is the axis size
+      // times this rank's.
+      bool dim = !how.empty() &&
+                 std::all_of(how.begin(), how.end(),
+                             [](char c) { return c >= '0' && c <= '9'; }) &&
+                 how.size() < 3;
+      if (dim) {
+        size_t d = std::stoul(how);
+        std::vector<int64_t> expect(info.shape);
+        if (d < expect.size())
+          expect[d] *= ranks;
+        dim = d < expect.size() && ranks >= 1 &&
+              std::equal(expect.begin(), expect.end(),
+                         v.global_type().shape().begin(),
+                         v.global_type().shape().end());
+      }
+      if (!mean && !dim &&
+          (how != "flat" || ranks < 1 || info.shape.size() != 1 ||
+           (whole + ranks - 1) / ranks != n))
         return fail(error, "value '" + v.name() + "' has sharding '" +
                                v.sharding() + "' that does not split its " +
                                std::to_string(whole) +
@@ -493,20 +543,12 @@ struct Program::Impl {
         spec.initial.push_back({r, nullptr}); // cleared, not copied
         continue;
       }
-      if (std::string axis = flatShardAxis(init.name());
-          !axis.empty() && init.data().size() > r.size &&
-          init.data().size() <= r.size * uint64_t(mesh.axisSize(axis))) {
-        // A ZeRO-3 parameter's whole initial value: this rank's part of it,
-        // zero past the last element.
-        uint64_t first =
-            r.size * uint64_t(communicator ? communicator->coordinate(axis) : 0);
-        std::string &part = initialParts.emplace_back(r.size, '\0');
-        if (first < init.data().size())
-          init.data().copy(part.data(),
-                           std::min<uint64_t>(r.size,
-                                              init.data().size() - first),
-                           first);
-        spec.initial.push_back({r, &part});
+      if (const art::Value *v = shardedValue(init.name());
+          v && init.data().size() > r.size) {
+        // A split parameter's whole initial value: this rank's part of it.
+        if (!initialPart(*v, init.data(), r.size, error))
+          return false;
+        spec.initial.push_back({r, &initialParts.back()});
         continue;
       }
       if (init.data().size() != r.size)

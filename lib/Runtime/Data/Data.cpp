@@ -754,3 +754,25 @@ bool trainopt::rt::readTokenWindows(const std::string &path,
   }
   return true;
 }
+
+void trainopt::rt::copyPart(uint8_t *whole, const std::vector<int64_t> &shape,
+                            size_t dim, int64_t parts, int64_t index,
+                            size_t elementSize, uint8_t *part, bool toWhole) {
+  // outer x (rows of dim) x inner: part `index` is rows [index r, index r +
+  // r) of every outer block, r = dim / parts.
+  int64_t outer = 1, inner = static_cast<int64_t>(elementSize);
+  for (size_t d = 0; d < dim; ++d)
+    outer *= shape[d];
+  for (size_t d = dim + 1; d < shape.size(); ++d)
+    inner *= shape[d];
+  int64_t rows = shape[dim] / parts;
+  size_t run = static_cast<size_t>(rows * inner);
+  for (int64_t o = 0; o < outer; ++o) {
+    uint8_t *w = whole + (o * shape[dim] + index * rows) * inner;
+    uint8_t *p = part + o * rows * inner;
+    if (toWhole)
+      std::memcpy(w, p, run);
+    else
+      std::memcpy(p, w, run);
+  }
+}

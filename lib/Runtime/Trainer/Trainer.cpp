@@ -811,8 +811,11 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
                     const Normalization &norm) {
   EvalResult result;
   Communicator *comm = program.communicator();
-  int64_t ranks = comm ? comm->groupSize("dp") : 1;
-  int64_t rank = comm ? comm->coordinate("dp") : 0;
+  // A mesh without a dp axis (tensor parallel only) is one data-parallel
+  // group.
+  bool dataParallel = comm && comm->groupSize("dp") > 0;
+  int64_t ranks = dataParallel ? comm->groupSize("dp") : 1;
+  int64_t rank = dataParallel ? comm->coordinate("dp") : 0;
   std::string error;
   if (comm)
     for (const ValueInfo &v : program.persistentValues())
@@ -883,7 +886,7 @@ EvalResult evaluate(Program &program, const EvalSignature &sig,
       ++fullBatches;
     }
   }
-  if (comm) {
+  if (dataParallel) {
     double totals[3] = {lossSum, correct, static_cast<double>(fullBatches)};
     if (!comm->allReduce(totals, 3, DType::F64, ReduceKind::Sum, "dp",
                          "evaluation totals", error))
@@ -1026,6 +1029,16 @@ std::string shardAxis(const ValueInfo &v) {
   return v.sharding.substr(0, v.sharding.find(':'));
 }
 
+/// The dim a value split along a dim ("tp:1") is split along.
+std::optional<size_t> shardDim(const ValueInfo &v) {
+  std::string how = v.sharding.substr(v.sharding.find(':') + 1);
+  if (v.sharding.empty() || how.empty() ||
+      !std::all_of(how.begin(), how.end(),
+                   [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  return std::stoul(how);
+}
+
 /// A copy of persistent value `v`, whole: a sharded value is gathered from
 /// every rank of its axis, so every rank must call this for it.
 Array persistentArray(Program &program, const ValueInfo &v) {
@@ -1065,6 +1078,15 @@ Array persistentArray(Program &program, const ValueInfo &v) {
                                  gathered.data(), shardAxis(v),
                                  "the shards of '" + v.name + "'", error))
     runtimeError(error);
+  if (std::optional<size_t> dim = shardDim(v)) {
+    // Parts along a dim (tensor parallelism), in coordinate order.
+    a.bytes.resize(whole * dtypeSize(v.dtype));
+    for (int64_t r = 0; r < ranks; ++r)
+      copyPart(a.bytes.data(), v.globalShape, *dim, ranks, r,
+               dtypeSize(v.dtype), gathered.data() + r * v.bytes,
+               /*toWhole=*/true);
+    return a;
+  }
   // Drop the padding after the last element.
   gathered.resize(whole * dtypeSize(v.dtype));
   a.bytes = std::move(gathered);
@@ -1076,11 +1098,18 @@ Array persistentArray(Program &program, const ValueInfo &v) {
 void setPersistent(Program &program, const ValueInfo &v,
                    const std::vector<uint8_t> &bytes) {
   void *local = persistentOf(program, v.name);
-  if (v.sharding.empty() || v.sharding.find(":flat") == std::string::npos) {
+  if (v.sharding.empty() || v.sharding.find(":mean") != std::string::npos) {
     std::memcpy(local, bytes.data(), std::min(bytes.size(), v.bytes));
     return;
   }
   Communicator *comm = program.communicator();
+  if (std::optional<size_t> dim = shardDim(v)) {
+    int64_t ranks = comm ? comm->groupSize(shardAxis(v)) : 1;
+    copyPart(const_cast<uint8_t *>(bytes.data()), v.globalShape, *dim, ranks,
+             comm ? comm->coordinate(shardAxis(v)) : 0, dtypeSize(v.dtype),
+             static_cast<uint8_t *>(local), /*toWhole=*/false);
+    return;
+  }
   uint64_t first = comm ? comm->coordinate(shardAxis(v)) * v.bytes : 0;
   std::memset(local, 0, v.bytes);
   if (first < bytes.size())
@@ -1205,8 +1234,9 @@ static int trainWith(const TrainerOptions &given,
   // alone reports and writes files; every rank holds the same parameters.
   Communicator *comm = program->communicator();
   int rank = comm ? comm->rank() : 0;
-  int64_t dp = comm ? comm->groupSize("dp") : 1;
-  int dpRank = comm ? comm->coordinate("dp") : 0;
+  // (A mesh without a dp axis is one data-parallel group.)
+  int64_t dp = comm ? std::max(comm->groupSize("dp"), 1) : 1;
+  int dpRank = comm ? std::max(comm->coordinate("dp"), 0) : 0;
   if (rank != 0) {
     o.quiet = true;
     o.explainOverflow = false;

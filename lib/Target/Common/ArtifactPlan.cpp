@@ -233,10 +233,14 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
         i, TrainoptDialect::kGlobalTypeAttrName);
     auto [axis, how] = sharding.getValue().split(':');
     bool mean = how == "mean" && !param;
-    if ((!mean && (!global || how != "flat")) || ab.axisSize(axis) < 1)
+    unsigned dim = 0;
+    bool alongDim = !how.getAsInteger(10, dim) && global &&
+                    dim < cast<RankedTensorType>(type).getRank();
+    if ((!mean && !alongDim && (!global || how != "flat")) ||
+        ab.axisSize(axis) < 1)
       return func.emitError()
              << "argument " << i << " has sharding '" << sharding.getValue()
-             << "'; expected AXIS:flat with "
+             << "'; expected AXIS:flat or AXIS:DIM with "
              << TrainoptDialect::kGlobalTypeAttrName << " over a mesh axis"
              << (param ? "" : ", or AXIS:mean");
     v.set_sharding(sharding.str());

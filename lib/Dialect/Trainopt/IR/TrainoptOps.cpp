@@ -894,6 +894,14 @@ ReduceScatterOp::verifySymbolUses(SymbolTableCollection &symbols) {
   return success();
 }
 
+LogicalResult CopyToGroupOp::verify() {
+  return verifyGridAxes(*this, getGridAxes());
+}
+
+LogicalResult CopyToGroupOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  return verifyGridUse(*this, getGridAttr(), getGridAxes(), symbols);
+}
+
 LogicalResult AllGatherOp::verify() {
   if (failed(verifyGridAxes(*this, getGridAxes())))
     return failure();

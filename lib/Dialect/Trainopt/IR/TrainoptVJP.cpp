@@ -980,6 +980,23 @@ LogicalResult ReduceScatterOp::buildVJP(OpBuilder &builder,
   return success();
 }
 
+LogicalResult CopyToGroupOp::buildVJP(OpBuilder &builder,
+                                      ArrayRef<Value> resultGrads,
+                                      SmallVectorImpl<Value> &operandGrads) {
+  // Each rank's cotangent is its part's contribution: their sum is the
+  // whole (the op's description).
+  return firstOperandVJP(*this, builder, resultGrads, operandGrads,
+                         [&](TensorBuilder &G, Value g) -> Value {
+                           auto sum = CollectiveReductionAttr::get(
+                               getContext(), CollectiveReduction::sum);
+                           return AllReduceOp::create(G.b, getLoc(),
+                                                      ValueRange{g},
+                                                      getGridAttr(),
+                                                      getGridAxesAttr(), sum)
+                               .getResult(0);
+                         });
+}
+
 LogicalResult AllGatherOp::buildVJP(OpBuilder &builder,
                                     ArrayRef<Value> resultGrads,
                                     SmallVectorImpl<Value> &operandGrads) {

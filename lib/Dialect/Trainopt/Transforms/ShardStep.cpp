@@ -34,33 +34,6 @@ namespace {
 
 inline constexpr llvm::StringLiteral kGridName = "mesh";
 
-/// `dp=2,tp=1`: axis names and sizes, in the order given.
-FailureOr<SmallVector<std::pair<std::string, int64_t>>>
-parseMesh(StringRef text, std::string &why) {
-  SmallVector<std::pair<std::string, int64_t>> axes;
-  SmallVector<StringRef> items;
-  text.split(items, ',');
-  for (StringRef item : items) {
-    auto [name, value] = item.trim().split('=');
-    int64_t size = 0;
-    if (value.getAsInteger(10, size) || size < 1) {
-      why = "'" + item.str() + "' is not AXIS=N with N >= 1";
-      return failure();
-    }
-    if (name != "dp" && name != "tp" && name != "pp") {
-      why = "unknown axis '" + name.str() + "' (expected dp, tp or pp)";
-      return failure();
-    }
-    if (llvm::any_of(axes,
-                     [&, n = name](const auto &a) { return a.first == n; })) {
-      why = "axis '" + name.str() + "' is given twice";
-      return failure();
-    }
-    axes.push_back({name.str(), size});
-  }
-  return axes;
-}
-
 /// Whether argument `i` of `f` is a batch value (an input or the labels).
 bool isBatchArgument(func::FuncOp f, unsigned i) {
   std::optional<ValueRole> role = argumentRole(f, i);
@@ -564,7 +537,7 @@ struct TrainoptShardStepPass
           TrainoptShardStepPass> {
   using TrainoptShardStepBase::TrainoptShardStepBase;
   /// One option, to list all (TrainingPipeline.h).
-  const llvm::cl::Option &anyOption() const { return mesh; }
+  const llvm::cl::Option &anyOption() const { return bucketMb; }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -572,24 +545,18 @@ struct TrainoptShardStepPass
       module.emitError() << "--" << flag << ": " << why;
       signalPassFailure();
     };
-    if (mesh.empty()) {
+    // The mesh trainopt-partition-model declared.
+    auto grid = module.lookupSymbol<shard::GridOp>(kGridName);
+    auto names =
+        grid ? grid->getAttrOfType<ArrayAttr>(TrainoptDialect::kAxesAttrName)
+             : ArrayAttr();
+    if (!grid || !names) {
       module.walk([](GradSyncOp sync) {
         sync.replaceAllUsesWith(sync.getGradient());
         sync.erase();
       });
       return;
     }
-    std::string why;
-    FailureOr<SmallVector<std::pair<std::string, int64_t>>> axes =
-        parseMesh(mesh, why);
-    if (failed(axes))
-      return bad("mesh", why);
-    for (const auto &[name, size] : *axes)
-      if (name != "dp" && size > 1)
-        return bad("mesh", name + "=" + Twine(size) + ": " +
-                               (name == "tp" ? "tensor" : "pipeline") +
-                               " parallelism is not implemented yet; this "
-                               "build shards over dp only");
     if (!(bucketMb > 0.0))
       return bad("bucket-mb", "must be > 0");
     if (zero < 0 || zero > 3)
@@ -617,28 +584,22 @@ struct TrainoptShardStepPass
       latencyUs = linkLatencyUs;
     if (linkGbps > 0)
       gbps = linkGbps;
-    if (module.lookupSymbol(kGridName))
-      return bad("mesh", "the module already has a symbol @" + kGridName);
 
-    // The grid, first in the module so every entry point sees it.
     OpBuilder b(module.getBodyRegion());
-    b.setInsertionPointToStart(module.getBody());
-    SmallVector<int64_t> shape;
-    SmallVector<Attribute> names;
-    for (const auto &[name, size] : *axes) {
-      shape.push_back(size);
-      names.push_back(b.getStringAttr(name));
-    }
-    auto grid = shard::GridOp::create(b, module.getLoc(), kGridName, shape);
-    grid->setAttr(TrainoptDialect::kAxesAttrName, b.getArrayAttr(names));
     auto gridRef = FlatSymbolRefAttr::get(grid.getSymNameAttr());
     int16_t dpAxis = -1;
-    int64_t dp = 1;
-    for (auto [i, axis] : llvm::enumerate(*axes))
-      if (axis.first == "dp") {
+    int64_t dp = 1, tp = 1;
+    for (auto [i, name] : llvm::enumerate(names.getAsValueRange<StringAttr>())) {
+      if (name == "dp") {
         dpAxis = static_cast<int16_t>(i);
-        dp = axis.second;
+        dp = grid.getShape()[i];
+      } else if (name == "tp") {
+        tp = grid.getShape()[i];
       }
+    }
+    if (zero > 0 && tp > 1)
+      return bad("zero", "ZeRO with tensor parallelism (tp=" + Twine(tp) +
+                             ") is not implemented yet");
 
     for (StringRef entry :
          {StringRef(kTrainStepName), StringRef("eval_step")}) {
@@ -666,6 +627,28 @@ struct TrainoptShardStepPass
              b.getNamedAttr("gbps", b.getF64FloatAttr(gbps)),
              b.getNamedAttr("compute_gflops",
                             b.getF64FloatAttr(computeGflops))}));
+    // Tensor parallelism (trainopt-partition-model): a split parameter's
+    // optimizer slots are split with it, and its decision comes first.
+    llvm::StringMap<std::string> tpDecision;
+    for (auto f : module.getOps<func::FuncOp>())
+      if (auto d = f->getAttrOfType<DictionaryAttr>("trainopt.tp_decisions"))
+        for (NamedAttribute a : d)
+          tpDecision[a.getName()] = cast<StringAttr>(a.getValue()).str();
+    func::FuncOp stepFunc = step->func;
+    for (BlockArgument arg : stepFunc.getArguments()) {
+      auto of = stepFunc.getArgAttrOfType<FlatSymbolRefAttr>(
+          arg.getArgNumber(), TrainoptDialect::kStateOfAttrName);
+      if (!of)
+        continue;
+      for (BlockArgument p : stepFunc.getArguments())
+        if (stepFunc.getArgAttrOfType<FlatSymbolRefAttr>(
+                p.getArgNumber(), TrainoptDialect::kParamAttrName) == of &&
+            p.getType() == arg.getType())
+          for (StringRef name : {TrainoptDialect::kShardingAttrName,
+                                 TrainoptDialect::kGlobalTypeAttrName})
+            if (Attribute a = stepFunc.getArgAttr(p.getArgNumber(), name))
+              stepFunc.setArgAttr(arg.getArgNumber(), name, a);
+    }
     SmallVector<GradSyncOp> syncs;
     step->func.walk([&](GradSyncOp s) { syncs.push_back(s); });
     if (dp == 1) {
@@ -673,6 +656,12 @@ struct TrainoptShardStepPass
         s.replaceAllUsesWith(s.getGradient());
         s.erase();
       }
+      SmallVector<NamedAttribute> decisions;
+      for (const auto &entry : tpDecision)
+        decisions.push_back(b.getNamedAttr(entry.getKey(),
+                                           b.getStringAttr(entry.getValue())));
+      step->func->setAttr("trainopt.sharding_decisions",
+                          b.getDictionaryAttr(decisions));
       return;
     }
     Block &body = step->func.getBody().front();
@@ -769,7 +758,11 @@ struct TrainoptShardStepPass
     SmallVector<ScatteredGradient> scattered;
     SmallVector<std::tuple<unsigned, BlockArgument, FlatSymbolRefAttr>> zero3;
     auto note = [&](StringRef param, const Twine &why) {
-      decisions.push_back(b.getNamedAttr(param, b.getStringAttr(why.str())));
+      auto tp = tpDecision.find(param);
+      decisions.push_back(b.getNamedAttr(
+          param, b.getStringAttr(tp == tpDecision.end()
+                                     ? why.str()
+                                     : tp->getValue() + "; " + why.str())));
     };
     for (unsigned i = 0, e = step->returnOp().getNumOperands(); i < e; ++i) {
       auto updates = step->func.getResultAttrOfType<IntegerAttr>(

@@ -26,6 +26,7 @@ struct Stage {
   std::vector<TrainingOption> (*options)();
 };
 const Stage stages[] = {
+    {"trainopt-partition-model", stage_options::partitionModelOptions},
     {"trainopt-attach-loss", stage_options::attachLossOptions},
     {"trainopt-assign-precision", stage_options::assignPrecisionOptions},
     {"trainopt-build-train-step", stage_options::buildTrainStepOptions},

@@ -147,6 +147,33 @@ def Trainopt_RankSliceOp : Trainopt_Op<"rank_slice", [Pure,
   let hasVerifier = 1;
 }
 
+def Trainopt_CopyToGroupOp : Trainopt_Op<"copy_to_group", [Pure,
+    DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "enters a tensor-parallel region: identity, all-reduced VJP";
+  let description = [{
+    The identity on `input`, which every rank of the group of `grid_axes`
+    holds whole (replicated), where the ranks go on to use it in different
+    ways (each with its own part of the next layer's weights). Its VJP is
+    the `all_reduce sum` of the cotangent over the group: each rank's
+    cotangent is only its part's contribution. Megatron-LM's `f` operator;
+    `trainopt.all_reduce` at the region's end is its `g`. No communication
+    in the forward; lowering makes it the identity.
+
+    ```mlir
+    %x1 = trainopt.copy_to_group %x on @mesh axes = [1] : tensor<32x784xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_Tensor:$input, FlatSymbolRefAttr:$grid,
+                       DenseI16ArrayAttr:$grid_axes);
+  let results = (outs Trainopt_Tensor:$result);
+  let assemblyFormat = [{
+    $input `on` $grid `axes` `=` $grid_axes attr-dict `:` type($input)
+  }];
+  let hasVerifier = 1;
+}
+
 def Trainopt_GradSyncOp : Trainopt_Op<"grad_sync", [Pure,
     AllTypesMatch<["gradient", "result"]>]> {
   let summary = "marks where a parameter's gradient is complete on one replica";

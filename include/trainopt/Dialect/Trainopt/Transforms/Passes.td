@@ -413,22 +413,63 @@ def TrainoptBuildEvalStep : Pass<"trainopt-build-eval-step", "ModuleOp"> {
   ];
 }
 
+def TrainoptPartitionModel : Pass<"trainopt-partition-model", "ModuleOp"> {
+  let summary = "Declares the device mesh and splits the model over its tp axis";
+  let description = [{
+    The first training stage. With a `mesh` (`dp=N[,tp=M]`), declares it as
+    an upstream `shard.grid @mesh` with the axis names in `trainopt.axes`;
+    trainopt-shard-step, the last stage, reads it from there.
+
+    Over a `tp` axis larger than 1 it splits the model function `func`
+    before autodiff, Megatron-LM style: every `matmul(x, W1)` (with an
+    optional bias `+ b1`) followed, through unary elementwise ops only, by
+    `matmul(., W2)` is a pair; W1 and b1 are split along the hidden
+    features (column parallel, `trainopt.sharding = "tp:D"` and
+    `trainopt.global_type` on the argument), W2 along the same features
+    (row parallel). `x` enters the region through `trainopt.copy_to_group`
+    (identity; its VJP all-reduces the input's cotangent) and the second
+    product, a partial sum on each rank, is `trainopt.all_reduce`d before
+    anything else reads it (a bias of the second matmul is added to the
+    whole). Autodiff then derives the backward of the split forward, and
+    every split parameter's gradient is its rank's part, exact. A matmul
+    that does not fit the pattern (the last layer, a weight read twice)
+    stays replicated; `trainopt.tp_decisions` on the function says why, and
+    `--report` prints it. A tp that does not divide a split dimension is an
+    error naming the parameter and its type. `pp` axes larger than 1 are
+    refused for now.
+
+    Before (`mesh=tp=2`): `%h = trainopt.matmul %x, %w1 {transpose_rhs = true}
+    : (tensor<8x4xf32>, tensor<6x4xf32>) -> tensor<8x6xf32>`.
+    After: `%w1 : tensor<3x4xf32> {trainopt.sharding = "tp:0", ...}` and
+    `trainopt.matmul %xc, %w1 ... -> tensor<8x3xf32>`.
+  }];
+  let dependentDialects = ["mlir::shard::ShardDialect"];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function to split">,
+    Option<"mesh", "mesh", "std::string", /*default=*/"\"\"",
+           "The device mesh, dp=N[,tp=M] (data parallel over N groups of M "
+           "tensor-parallel processes); empty: one device">,
+  ];
+}
+
 def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
   let summary = "Partitions @train_step and @eval_step over a device mesh";
   let description = [{
     The sharding stage, after the optimizer (so optimizer state can be
-    sharded) and the eval step. Without `mesh` it only drops the
+    sharded) and the eval step. Without a mesh (the `shard.grid @mesh`
+    that trainopt-partition-model declares) it only drops the
     `trainopt.grad_sync` markers: the single-device program is unchanged.
 
-    With `mesh = "dp=N"` the step becomes the program of one of N
-    data-parallel ranks (docs/distributed.md). Each rank runs the model on
-    its own `batch-size` samples, so the global batch is N times that;
-    the local shapes are the compiled ones. The pass
+    With a mesh whose `dp` axis has N ranks the step becomes the program of
+    one of N data-parallel ranks (docs/distributed.md). Each rank runs the
+    model on its own `batch-size` samples, so the global batch is N times
+    that; the local shapes are the compiled ones. The pass
 
-    - declares the mesh as an upstream `shard.grid @mesh(shape = N)` with
-      `trainopt.axes = ["dp"]`, and names it in `trainopt.mesh` on both
-      entry points; inputs and labels get `trainopt.sharding = "dp:0"`
-      (split on dim 0 over dp), everything else is replicated;
+    - names the mesh in `trainopt.mesh` on both entry points; inputs and
+      labels get `trainopt.sharding = "dp:0"` (split on dim 0 over dp);
+      the optimizer slots of a parameter split over tp get its sharding;
+      everything else is replicated;
     - replaces the `grad_sync` markers by bucketed all-reduces: gradients
       are taken in the order the backward produces them and packed into
       buckets of at most `bucket-mb` MiB of one element type (a larger
@@ -469,18 +510,15 @@ def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
     link from `link` and its overrides, and a compute rate.
 
     BatchNorm statistics stay local to each rank (PyTorch DDP semantics).
-    `tp` and `pp` axes larger than 1 are refused for now.
+    ZeRO is refused with a `tp` axis larger than 1 for now.
 
     Before: `%s = trainopt.grad_sync %g {param = @fc.weight} : tensor<10xf32>`.
-    After (`mesh=dp=2`):
+    After (a mesh `dp=2`):
     `%r = trainopt.all_reduce sum %g on @mesh axes = [0] : tensor<10xf32>`
     after `%g`'s definition, and `trainopt.mul %r, 0.5` in place of `%s`.
   }];
   let dependentDialects = ["mlir::shard::ShardDialect"];
   let options = [
-    Option<"mesh", "mesh", "std::string", /*default=*/"\"\"",
-           "The device mesh, dp=N (data parallel over N processes); empty: "
-           "one device">,
     Option<"bucketMb", "bucket-mb", "double", /*default=*/"25.0",
            "Largest gradient bucket of one all-reduce, in MiB">,
     Option<"zero", "zero", "int64_t", /*default=*/"0",
