@@ -42,7 +42,7 @@
 
 // NOMESH-NOT: shard.grid
 // NOMESH-NOT: trainopt.sharding
-// DIVIDE: error: --mesh: tp=4 does not divide dim 0 of parameter @w1 (tensor<6x4xf32>)
+// DIVIDE: error: --mesh: tp=4 does not divide dim 0 of parameter @w1 ('tensor<6x4xf32>')
 // PP: error: --mesh: pp=2: pipeline parallelism is not implemented yet; this build shards over dp and tp
 // SIZE: error: --mesh: 'dp=0' is not AXIS=N with N >= 1
 // AXIS: error: --mesh: unknown axis 'xp' (expected dp, tp or pp)
@@ -55,7 +55,7 @@ trainopt.parameter @w4 trainable : tensor<2x6xf32> = dense<0.2> : tensor<2x6xf32
 func.func @forward(%w1: tensor<6x4xf32> {trainopt.param = @w1}, %b1: tensor<6xf32> {trainopt.param = @b1},
                    %w2: tensor<4x6xf32> {trainopt.param = @w2}, %b2: tensor<4xf32> {trainopt.param = @b2},
                    %w3: tensor<6x4xf32> {trainopt.param = @w3}, %w4: tensor<2x6xf32> {trainopt.param = @w4},
-                   %x: tensor<5x4xf32> {trainopt.input = "x"}, %y: tensor<5xi64> {trainopt.input = "labels", trainopt.role = #trainopt<role labels>})
+                   %x: tensor<5x4xf32> {trainopt.input = "x"})
     -> (tensor<5x2xf32> {trainopt.output = "logits"}) {
   %0 = trainopt.matmul %x, %w1 {transpose_rhs = true} : (tensor<5x4xf32>, tensor<6x4xf32>) -> tensor<5x6xf32>
   %1 = trainopt.add %0, %b1 : (tensor<5x6xf32>, tensor<6xf32>) -> tensor<5x6xf32>

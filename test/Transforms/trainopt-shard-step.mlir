@@ -1,14 +1,11 @@
-// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer -trainopt-build-eval-step '-trainopt-shard-step=mesh=dp=2 bucket-mb=0.00004' | FileCheck %s
+// RUN: trainopt-opt %s '-trainopt-partition-model=mesh=dp=2' -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer -trainopt-build-eval-step '-trainopt-shard-step=bucket-mb=0.00004' | FileCheck %s
 // RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer -trainopt-build-eval-step -trainopt-shard-step | FileCheck %s --check-prefix=NOMESH
 // RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients | FileCheck %s --check-prefix=MARK
-// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' '-trainopt-shard-step=mesh=dp=4 zero=1' | FileCheck %s --check-prefix=ZERO
-// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=lamb' '-trainopt-shard-step=mesh=dp=4 zero=1' | FileCheck %s --check-prefix=LAMB
-// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' '-trainopt-shard-step=mesh=dp=4 zero=2' | FileCheck %s --check-prefix=ZERO2
-// RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' -trainopt-build-eval-step '-trainopt-shard-step=mesh=dp=4 zero=3' | FileCheck %s --check-prefix=ZERO3
-// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=2,tp=2' 2>&1 | FileCheck %s --check-prefix=TP
-// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=0' 2>&1 | FileCheck %s --check-prefix=SIZE
-// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=xp=2' 2>&1 | FileCheck %s --check-prefix=AXIS
-// RUN: not trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=mesh=dp=2 bucket-mb=0' 2>&1 | FileCheck %s --check-prefix=BUCKET
+// RUN: trainopt-opt %s '-trainopt-partition-model=mesh=dp=4' -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' '-trainopt-shard-step=zero=1' | FileCheck %s --check-prefix=ZERO
+// RUN: trainopt-opt %s '-trainopt-partition-model=mesh=dp=4' -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=lamb' '-trainopt-shard-step=zero=1' | FileCheck %s --check-prefix=LAMB
+// RUN: trainopt-opt %s '-trainopt-partition-model=mesh=dp=4' -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' '-trainopt-shard-step=zero=2' | FileCheck %s --check-prefix=ZERO2
+// RUN: trainopt-opt %s '-trainopt-partition-model=mesh=dp=4' -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule '-trainopt-apply-optimizer=optimizer=sgd momentum=0.9' -trainopt-build-eval-step '-trainopt-shard-step=zero=3' | FileCheck %s --check-prefix=ZERO3
+// RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=dp=2' -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer '-trainopt-shard-step=bucket-mb=0' 2>&1 | FileCheck %s --check-prefix=BUCKET
 
 // trainopt-transform-gradients marks each gradient where replicas combine
 // them: after accumulation, before the norm.
@@ -115,9 +112,6 @@
 // ZERO3-NEXT: %[[EG:.*]] = trainopt.all_gather %[[EW]] on @mesh axes = [0] : tensor<3xf32> -> tensor<12xf32>
 // ZERO3-NEXT: %[[EWW:.*]] = trainopt.reshape %[[EG]] : tensor<12xf32> -> tensor<3x4xf32>
 // ZERO3: trainopt.matmul %{{.*}}, %[[EWW]]
-// TP: error: --mesh: tp=2: tensor parallelism is not implemented yet; this build shards over dp only
-// SIZE: error: --mesh: 'dp=0' is not AXIS=N with N >= 1
-// AXIS: error: --mesh: unknown axis 'xp' (expected dp, tp or pp)
 // BUCKET: error: --bucket-mb: must be > 0
 trainopt.parameter @w trainable : tensor<3x4xf32> = dense<0.1> : tensor<3x4xf32>
 trainopt.parameter @b trainable : tensor<3xf32> = dense<0.0> : tensor<3xf32>

@@ -343,7 +343,8 @@ static std::optional<double> parseBytes(StringRef text) {
 }
 
 /// `--mesh=auto`: plans each mesh the compiler can build for `worldSize`
-/// ranks (data parallel, with ZeRO stages 0 to 3) with the cost model,
+/// ranks (data parallel with ZeRO stages 0 to 3, data x tensor parallel)
+/// with the cost model,
 /// prints the ranking, and sets `options` to the fastest one whose memory
 /// per rank fits the budget. The memory per rank is the arena plus the
 /// runtime's collective buffers (docs/distributed.md).
@@ -364,10 +365,32 @@ static int chooseMesh(mlir::MLIRContext &context,
     zeros = {z->second};
   struct Plan {
     std::string mesh, zero;
+    /// The batch of one data-parallel group: the same global batch for
+    /// every plan (--batch-size x world size).
+    int64_t batch = 0;
     double ms = 0, bytes = 0;
   };
-  std::vector<Plan> plans;
-  for (const std::string &zero : zeros) {
+  int64_t batch = options.import.batchSize.value_or(0);
+  // Data parallel with each ZeRO stage; then tensor parallel over each
+  // divisor t of the world (ZeRO 0: ZeRO with tp is not built).
+  std::vector<Plan> candidates, plans;
+  for (const std::string &zero : zeros)
+    candidates.push_back({"dp=" + std::to_string(worldSize), zero, batch});
+  std::vector<std::string> impossible;
+  if (llvm::is_contained(zeros, "0"))
+    for (int64_t t = 2; t <= worldSize; ++t) {
+      if (worldSize % t)
+        continue;
+      std::string mesh =
+          (worldSize > t ? "dp=" + std::to_string(worldSize / t) + "," : "") +
+          "tp=" + std::to_string(t);
+      if (batch > 0)
+        candidates.push_back({mesh, "0", batch * t});
+      else
+        impossible.push_back(mesh + ": needs --batch-size (the batch of a "
+                                    "tensor-parallel group is t times it)");
+    }
+  for (Plan plan : candidates) {
     mlir::trainopt::CompileOptions candidate = options;
     candidate.timing = nullptr;
     candidate.reportFp32Arena = false;
@@ -375,11 +398,27 @@ static int chooseMesh(mlir::MLIRContext &context,
     llvm::erase_if(v, [](const auto &o) {
       return o.first == "mesh" || o.first == "zero";
     });
-    Plan plan{"dp=" + std::to_string(worldSize), zero};
     v.push_back({"mesh", plan.mesh});
-    v.push_back({"zero", zero});
+    v.push_back({"zero", plan.zero});
+    if (plan.batch > 0)
+      candidate.import.batchSize = plan.batch;
+    // A tp the model's dims do not divide is not a plan, not an error.
+    bool tensorParallel = plan.mesh.find("tp=") != std::string::npos;
+    std::string firstError;
+    std::optional<mlir::ScopedDiagnosticHandler> quiet;
+    if (tensorParallel)
+      quiet.emplace(&context, [&](mlir::Diagnostic &d) {
+        if (firstError.empty())
+          firstError = d.str();
+        return mlir::success();
+      });
     mlir::OwningOpRef<mlir::ModuleOp> module = mlir::trainopt::compileModule(
         context, candidate, mlir::trainopt::CompileStage::Kernels);
+    quiet.reset();
+    if (!module && tensorParallel) {
+      impossible.push_back(plan.mesh + ": " + firstError);
+      continue;
+    }
     if (!module)
       return 1;
     ::trainopt::artifact::Artifact scratch;
@@ -417,10 +456,17 @@ static int chooseMesh(mlir::MLIRContext &context,
   for (const Plan &p : plans)
     outs() << formatv("  {0} {1,-14} predicted step {2,9:f3} ms, {3,9:f2} "
                       "MiB per rank{4}\n",
-                      &p == chosen ? "*" : " ", p.mesh + " zero=" + p.zero,
+                      &p == chosen ? "*" : " ",
+                      p.mesh + " zero=" + p.zero +
+                          (p.batch != batch
+                               ? " (--batch-size=" + std::to_string(p.batch) +
+                                     ")"
+                               : std::string()),
                       p.ms, p.bytes / 1048576.0,
                       budget && p.bytes > *budget ? " (over the budget)" : "");
-  outs() << "  (tp and pp meshes are not implemented yet)\n";
+  for (const std::string &why : impossible)
+    outs() << "    not possible: " << why << "\n";
+  outs() << "  (pp meshes are not implemented yet)\n";
   outs().flush();
   if (!chosen)
     return fail("--mesh=auto: no mesh for " + Twine(worldSize) +
@@ -430,6 +476,8 @@ static int chooseMesh(mlir::MLIRContext &context,
   });
   values.push_back({"mesh", chosen->mesh});
   values.push_back({"zero", chosen->zero});
+  if (chosen->batch > 0)
+    options.import.batchSize = chosen->batch;
   return 0;
 }
 

@@ -11,11 +11,13 @@
 
 #include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainStep.h"
 #include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringSet.h"
 
 namespace mlir::trainopt {
@@ -77,15 +79,15 @@ StringRef paramName(func::FuncOp f, BlockArgument a) {
       .getValue();
 }
 
-/// One Megatron MLP block: matmul(x, W1) [+ b1], unary elementwise ops,
-/// matmul(., W2) [+ b2]. W1 is split along its output features (column
+/// One Megatron MLP block: matmul(x, W1) [+ b1], elementwise ops (with
+/// scalar constants), matmul(., W2) [+ b2]. W1 is split along its output features (column
 /// parallel) with b1, W2 along its input features (row parallel); b2 stays
 /// whole and is added after the partial products are summed.
 struct Block2 {
   MatmulOp first, second;
   BlockArgument w1, b1, w2;
   AddOp bias1;
-  SmallVector<Operation *> chain; // unary ops between the two
+  SmallVector<Operation *> chain; // elementwise ops between the two
   int64_t hidden = 0;
   int64_t w1Dim = 0, w2Dim = 0; // the split dims
 };
@@ -120,16 +122,42 @@ FailureOr<Block2> matchBlock(func::FuncOp f, MatmulOp first,
       h = add.getResult();
     }
   }
-  while (Operation *u = single(h)) {
-    if (u->getNumOperands() != 1 || u->getNumResults() != 1 ||
-        !u->hasTrait<OpTrait::Elementwise>() ||
-        u->getResult(0).getType() != h.getType())
-      break;
-    blk.chain.push_back(u);
-    h = u->getResult(0);
-  }
-  auto second = dyn_cast_or_null<MatmulOp>(single(h));
-  if (!second || second.getLhs() != h || second.getTransposeLhs()) {
+  // The elementwise ops from h to the second matmul (GELU is a small DAG
+  // of them), each result of h's shape, every other operand a scalar.
+  llvm::SetVector<Value> region;
+  region.insert(h);
+  MatmulOp second;
+  bool ok = true;
+  for (size_t i = 0; ok && i < region.size(); ++i)
+    for (Operation *u : region[i].getUsers()) {
+      if (auto m = dyn_cast<MatmulOp>(u); m && m.getLhs() == region[i]) {
+        ok = ok && (!second || second == m);
+        second = m;
+        continue;
+      }
+      ok = ok && isElementwise(u) &&
+           u->getResult(0).getType() == h.getType();
+      if (ok && region.insert(u->getResult(0)))
+        blk.chain.push_back(u);
+    }
+  // Their other operands are scalars (checked once the region is whole: an
+  // op may read two region values found at different times).
+  ok = ok && llvm::all_of(blk.chain, [&](Operation *op) {
+         return llvm::all_of(op->getOperands(), [&](Value o) {
+           return region.contains(o) ||
+                  cast<RankedTensorType>(o.getType()).getRank() == 0;
+         });
+       });
+  // Every region value is read inside it or by the second matmul only.
+  bool closed =
+      ok && second && !second.getTransposeLhs() &&
+      llvm::all_of(region, [&](Value v) {
+        return llvm::all_of(v.getUsers(), [&](Operation *u) {
+          return u == second.getOperation() ||
+                 llvm::is_contained(blk.chain, u);
+        });
+      });
+  if (!closed) {
     why = "its matmul is not followed, through a bias and elementwise ops, "
           "by a second one to pair with (column then row split)";
     return failure();
@@ -263,11 +291,11 @@ struct TrainoptPartitionModelPass
       Value x = blk->first.getLhs();
       blk->first.getLhsMutable().assign(
           CopyToGroupOp::create(b, blk->first.getLoc(), x, gridRef, tpAxes));
-      for (Value v :
-           {blk->first.getResult(),
-            blk->bias1 ? blk->bias1.getResult() : Value()})
-        if (v)
-          v.setType(split(v.getType(), -1, tp));
+      SmallVector<Value> hidden{blk->first.getResult()};
+      if (blk->bias1)
+        hidden.push_back(blk->bias1.getResult());
+      for (Value v : hidden)
+        v.setType(split(v.getType(), -1, tp));
       for (Operation *op : blk->chain)
         op->getResult(0).setType(split(op->getResult(0).getType(), -1, tp));
       // Row parallel: each rank's product is a partial sum over its hidden

@@ -71,17 +71,6 @@ readyAt(Value v, const llvm::DenseMap<Operation *, int64_t> &position) {
   return {position.lookup(def), inner};
 }
 
-/// Ops the optimizer's update is written with that act element by element
-/// (a rank-0 operand broadcasts), so they compute a flat shard of a
-/// parameter's update from the shards of their operands.
-bool isElementwise(Operation *op) {
-  return op->getNumResults() == 1 && op->getNumRegions() == 0 &&
-         (op->hasTrait<OpTrait::Elementwise>() ||
-          isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, WhereOp, AndOp,
-              OrOp, XorOp, EqualOp, LessOp, LessEqualOp, GreaterOp,
-              GreaterEqualOp, ClipOp>(op));
-}
-
 /// ZeRO-1 for one parameter: its optimizer slots become flat shards of
 /// 1/N of the parameter (zero-padded to a multiple of N), and the update
 /// runs on this rank's shard of every operand; the updated parameter is

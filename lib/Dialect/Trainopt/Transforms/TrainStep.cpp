@@ -442,3 +442,11 @@ std::vector<TrainingOption> mlir::trainopt::stage_options::buildTrainStepOptions
   TrainoptBuildTrainStepPass pass;
   return passOptionsOf(pass.anyOption(), pass.getArgument());
 }
+
+bool mlir::trainopt::isElementwise(Operation *op) {
+  return op->getNumResults() == 1 && op->getNumRegions() == 0 &&
+         (op->hasTrait<OpTrait::Elementwise>() ||
+          isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, WhereOp, AndOp,
+              OrOp, XorOp, EqualOp, LessOp, LessEqualOp, GreaterOp,
+              GreaterEqualOp, ClipOp>(op));
+}

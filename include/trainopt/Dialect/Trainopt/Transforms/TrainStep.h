@@ -84,6 +84,12 @@ public:
   }
 };
 
+/// Ops that act element by element with one result (a rank-0 operand
+/// broadcasts), so they compute any part of their result from the same
+/// parts of their operands: what ZeRO's sharded update and tensor
+/// parallelism's split activations are written with.
+bool isElementwise(Operation *op);
+
 } // namespace mlir::trainopt
 
 #endif // TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_TRAINSTEP_H
