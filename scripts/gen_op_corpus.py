@@ -62,6 +62,16 @@ CASES = {
   %q = trainopt.exp %p : tensor<4x6xT>
   %r:2 = trainopt.reduce_scatter sum %p, %q on @mesh axes = [0] : tensor<4x6xT>, tensor<4x6xT> -> tensor<4x6xT>, tensor<4x6xT>
   %y = trainopt.mul %r#0, %r#1 : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>"""),
+    # The same mesh: entering a tensor-parallel region (the identity; its
+    # VJP all-reduces the cotangent, here over one rank).
+    "copy_to_group": dict(
+        covers=["copy_to_group"],
+        module='shard.grid @mesh(shape = 1) {trainopt.axes = ["tp"]}',
+        params={"w": (4, 6)},
+        body="""
+  %p = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %c = trainopt.copy_to_group %p on @mesh axes = [0] : tensor<4x6xT>
+  %y = trainopt.tanh %c : tensor<4x6xT>"""),
     # The same mesh: ZeRO's shard of a value and the gather of the shards.
     "rank_slice_all_gather": dict(
         covers=["rank_slice", "all_gather"],

@@ -12,6 +12,7 @@
 #define TRAINOPT_RUNTIME_DATA_H
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +53,11 @@ double elementAsDouble(const uint8_t *data, DType dtype, int64_t i);
 /// to nearest for float types (exact when `v` fits), truncated toward zero
 /// for integer types, nonzero as 1 for Bool.
 void storeElement(uint8_t *data, DType dtype, int64_t i, double v);
+
+/// The dim of a sharding "AXIS:DIM" (a value split along a dim, as tensor
+/// parallelism splits its weights); nothing for "AXIS:flat", "AXIS:mean"
+/// or "" (docs/distributed.md).
+std::optional<size_t> shardingDim(const std::string &sharding);
 
 /// Part `index` of `parts` equal parts along dim `dim` of the row-major
 /// array of `shape` (the whole) and `elementSize`-byte elements at

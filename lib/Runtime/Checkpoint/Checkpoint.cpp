@@ -949,10 +949,8 @@ static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
     size_t a = 0;
     while (a < manifest.mesh.size() && manifest.mesh[a].first != axis)
       ++a;
-    bool alongDim =
-        !how.empty() && how.size() < 3 &&
-        std::all_of(how.begin(), how.end(),
-                    [](char c) { return c >= '0' && c <= '9'; });
+    std::optional<size_t> splitDim = shardingDim(mv.sharding);
+    bool alongDim = splitDim.has_value();
     if (a == manifest.mesh.size() ||
         (how != "flat" && how != "mean" && !alongDim))
       return fail("has sharding '" + mv.sharding +
@@ -972,7 +970,7 @@ static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
       if (!p || p->signature.dtype != mv.whole.dtype)
         return fail("is missing from a rank's file, or of another type");
     if (alongDim) {
-      size_t dim = std::stoul(how);
+      size_t dim = *splitDim;
       int64_t ranks = static_cast<int64_t>(parts.size());
       if (dim >= mv.whole.shape.size() || mv.whole.shape[dim] % ranks)
         return fail("is split along dim " + how + ", which its shape does "

@@ -140,7 +140,7 @@ struct Program::Impl {
     std::vector<int64_t> shape(v.global_type().shape().begin(),
                                v.global_type().shape().end());
     DType dtype;
-    size_t dim = std::stoul(how);
+    size_t dim = shardingDim(s).value_or(shape.size());
     if (!dtypeOf(v.type().element_type(), dtype) || dim >= shape.size() ||
         whole.size() != bytes * uint64_t(ranks))
       return fail(error, "initial value of '" + v.name() +
@@ -199,12 +199,10 @@ struct Program::Impl {
       bool mean = how == "mean" && whole == n;
       // AXIS:DIM (tensor parallelism): the whole's dim DIM is the axis size
       // times this rank's.
-      bool dim = !how.empty() &&
-                 std::all_of(how.begin(), how.end(),
-                             [](char c) { return c >= '0' && c <= '9'; }) &&
-                 how.size() < 3;
+      std::optional<size_t> splitDim = shardingDim(v.sharding());
+      bool dim = splitDim.has_value();
       if (dim) {
-        size_t d = std::stoul(how);
+        size_t d = *splitDim;
         std::vector<int64_t> expect(info.shape);
         if (d < expect.size())
           expect[d] *= ranks;

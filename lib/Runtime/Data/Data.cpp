@@ -776,3 +776,15 @@ void trainopt::rt::copyPart(uint8_t *whole, const std::vector<int64_t> &shape,
       std::memcpy(p, w, run);
   }
 }
+
+std::optional<size_t> trainopt::rt::shardingDim(const std::string &sharding) {
+  size_t colon = sharding.find(':');
+  if (colon == std::string::npos)
+    return std::nullopt;
+  std::string how = sharding.substr(colon + 1);
+  if (how.empty() || how.size() > 2 ||
+      !std::all_of(how.begin(), how.end(),
+                   [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  return std::stoul(how);
+}

@@ -1029,16 +1029,6 @@ std::string shardAxis(const ValueInfo &v) {
   return v.sharding.substr(0, v.sharding.find(':'));
 }
 
-/// The dim a value split along a dim ("tp:1") is split along.
-std::optional<size_t> shardDim(const ValueInfo &v) {
-  std::string how = v.sharding.substr(v.sharding.find(':') + 1);
-  if (v.sharding.empty() || how.empty() ||
-      !std::all_of(how.begin(), how.end(),
-                   [](char c) { return c >= '0' && c <= '9'; }))
-    return std::nullopt;
-  return std::stoul(how);
-}
-
 /// A copy of persistent value `v`, whole: a sharded value is gathered from
 /// every rank of its axis, so every rank must call this for it.
 Array persistentArray(Program &program, const ValueInfo &v) {
@@ -1078,7 +1068,7 @@ Array persistentArray(Program &program, const ValueInfo &v) {
                                  gathered.data(), shardAxis(v),
                                  "the shards of '" + v.name + "'", error))
     runtimeError(error);
-  if (std::optional<size_t> dim = shardDim(v)) {
+  if (std::optional<size_t> dim = shardingDim(v.sharding)) {
     // Parts along a dim (tensor parallelism), in coordinate order.
     a.bytes.resize(whole * dtypeSize(v.dtype));
     for (int64_t r = 0; r < ranks; ++r)
@@ -1103,7 +1093,7 @@ void setPersistent(Program &program, const ValueInfo &v,
     return;
   }
   Communicator *comm = program.communicator();
-  if (std::optional<size_t> dim = shardDim(v)) {
+  if (std::optional<size_t> dim = shardingDim(v.sharding)) {
     int64_t ranks = comm ? comm->groupSize(shardAxis(v)) : 1;
     copyPart(const_cast<uint8_t *>(bytes.data()), v.globalShape, *dim, ranks,
              comm ? comm->coordinate(shardAxis(v)) : 0, dtypeSize(v.dtype),

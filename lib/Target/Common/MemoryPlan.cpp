@@ -188,10 +188,7 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
         for (unsigned i : donatable ? SmallVector<unsigned>() : candidates) {
           int64_t id = storageOf.lookup(call.getOperand(i));
           Storage &s = storages[id];
-          // (A reduce-scatter's smaller result has storage of its own: its
-        // buffer is its size.)
-        if (isa<AllReduceOp>(op) && s.kind == StorageKind::Scratch &&
-            s.last == time &&
+          if (s.kind == StorageKind::Scratch && s.last == time &&
               !taken.contains(id) &&
               llvm::count_if(call.getOperands(), [&](Value o) {
                 return storageOf.lookup(o) == id;
