@@ -413,6 +413,28 @@ private:
   const Group *groupFor(const std::string &axis, const std::string &label,
                         std::string &error) const;
   std::string prefix() const { return "rank " + std::to_string(worldRank); }
+  /// MPI's type for `dtype` (null for the 16-bit floats, which MPI lacks:
+  /// those always reduce in rank order) and its operation for `kind`.
+  MPI_Datatype mpiType(DType dtype) const {
+    return dtype == DType::F32   ? mpi.ompi_mpi_float
+           : dtype == DType::F64 ? mpi.ompi_mpi_double
+           : dtype == DType::I32 ? mpi.ompi_mpi_int32_t
+           : dtype == DType::I64 ? mpi.ompi_mpi_int64_t
+                                 : nullptr;
+  }
+  MPI_Op mpiOp(ReduceKind kind) const {
+    return kind == ReduceKind::Sum   ? mpi.ompi_mpi_op_sum
+           : kind == ReduceKind::Max ? mpi.ompi_mpi_op_max
+                                     : mpi.ompi_mpi_op_min;
+  }
+  /// Whether collective `op` can reduce `dtype`; `error` says why not.
+  bool reducible(const Collective &op, DType dtype, std::string &error) const {
+    if (canReduce(dtype))
+      return true;
+    error = prefix() + ": " + op.label + ": cannot reduce " + dtypeName(dtype) +
+            " (float32, float64, bfloat16, float16, int32 and int64 can be)";
+    return false;
+  }
   /// Records a failed MPI call in `op`.
   void fail(Collective &op, const char *call, int code);
   /// Tests `op`'s request and moves it to its next stages when it is done;
@@ -578,12 +600,8 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   op->group = groupFor(axis, op->label, error);
   if (!op->group)
     return false;
-  if (!canReduce(dtype)) {
-    error = prefix() + ": " + op->label + ": cannot reduce " +
-            dtypeName(dtype) +
-            " (float32, float64, bfloat16, float16, int32 and int64 can be)";
+  if (!reducible(*op, dtype, error))
     return false;
-  }
   if (count < 0) {
     error = prefix() + ": " + op->label + ": negative element count " +
             std::to_string(count);
@@ -605,20 +623,14 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   }
 
   // MPI has no 16-bit float types: those always reduce in rank order.
-  MPI_Datatype type = dtype == DType::F32   ? mpi.ompi_mpi_float
-                      : dtype == DType::F64 ? mpi.ompi_mpi_double
-                      : dtype == DType::I32 ? mpi.ompi_mpi_int32_t
-                      : dtype == DType::I64 ? mpi.ompi_mpi_int64_t
-                                            : nullptr;
+  MPI_Datatype type = mpiType(dtype);
   if (!options.deterministic && type) {
     if (count > INT_MAX) {
       error = prefix() + ": " + op->label + ": " + std::to_string(count) +
               " elements are more than one MPI call takes (2^31 - 1)";
       return false;
     }
-    MPI_Op reduce = kind == ReduceKind::Sum   ? mpi.ompi_mpi_op_sum
-                    : kind == ReduceKind::Max ? mpi.ompi_mpi_op_max
-                                              : mpi.ompi_mpi_op_min;
+    MPI_Op reduce = mpiOp(kind);
     op->stage = Collective::Stage::Plain;
     // A ring's share; MPI picks its own algorithm.
     stats.bytesSent += uint64_t(count) * op->elementSize * 2 *
@@ -666,12 +678,8 @@ bool MPICommunicator::startReduceScatter(const void *input, void *output,
   op->group = groupFor(axis, op->label, error);
   if (!op->group)
     return false;
-  if (!canReduce(dtype)) {
-    error = prefix() + ": " + op->label + ": cannot reduce " +
-            dtypeName(dtype) +
-            " (float32, float64, bfloat16, float16, int32 and int64 can be)";
+  if (!reducible(*op, dtype, error))
     return false;
-  }
   const Group &group = *op->group;
   op->elementSize = dtypeSize(dtype);
   int64_t partBytes = count * op->elementSize;
@@ -699,15 +707,9 @@ bool MPICommunicator::startReduceScatter(const void *input, void *output,
     handle = add(std::move(op));
     return true;
   }
-  MPI_Datatype type = dtype == DType::F32   ? mpi.ompi_mpi_float
-                      : dtype == DType::F64 ? mpi.ompi_mpi_double
-                      : dtype == DType::I32 ? mpi.ompi_mpi_int32_t
-                      : dtype == DType::I64 ? mpi.ompi_mpi_int64_t
-                                            : nullptr;
+  MPI_Datatype type = mpiType(dtype);
   if (!options.deterministic && type) {
-    MPI_Op reduce = kind == ReduceKind::Sum   ? mpi.ompi_mpi_op_sum
-                    : kind == ReduceKind::Max ? mpi.ompi_mpi_op_max
-                                              : mpi.ompi_mpi_op_min;
+    MPI_Op reduce = mpiOp(kind);
     op->stage = Collective::Stage::Plain;
     int rc = mpi.MPI_Ireduce_scatter_block(input, output, int(count), type,
                                            reduce, group.comm, &op->request);

@@ -30,8 +30,6 @@ using namespace mlir::trainopt;
 
 namespace {
 
-inline constexpr llvm::StringLiteral kGridName = "mesh";
-
 /// `dp=2,tp=1`: axis names and sizes, in the order given.
 FailureOr<SmallVector<std::pair<std::string, int64_t>>>
 parseMesh(StringRef text, std::string &why) {
@@ -213,8 +211,8 @@ struct TrainoptPartitionModelPass
         return bad("pp=" + Twine(size) +
                    ": pipeline parallelism is not implemented yet; this build "
                    "shards over dp and tp");
-    if (module.lookupSymbol(kGridName))
-      return bad("the module already has a symbol @" + kGridName);
+    if (module.lookupSymbol(kMeshSymbolName))
+      return bad("the module already has a symbol @" + kMeshSymbolName);
     auto f = module.lookupSymbol<func::FuncOp>(funcName);
     if (!f || f.isExternal()) {
       module.emitError() << "trainopt-partition-model: no function @"
@@ -237,7 +235,7 @@ struct TrainoptPartitionModelPass
         tp = axis.second;
       }
     }
-    auto grid = shard::GridOp::create(b, module.getLoc(), kGridName, shape);
+    auto grid = shard::GridOp::create(b, module.getLoc(), kMeshSymbolName, shape);
     grid->setAttr(TrainoptDialect::kAxesAttrName, b.getArrayAttr(names));
     if (tp == 1)
       return;

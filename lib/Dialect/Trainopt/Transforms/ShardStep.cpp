@@ -32,8 +32,6 @@ using namespace mlir::trainopt;
 
 namespace {
 
-inline constexpr llvm::StringLiteral kGridName = "mesh";
-
 /// Whether argument `i` of `f` is a batch value (an input or the labels).
 bool isBatchArgument(func::FuncOp f, unsigned i) {
   std::optional<ValueRole> role = argumentRole(f, i);
@@ -535,7 +533,7 @@ struct TrainoptShardStepPass
       signalPassFailure();
     };
     // The mesh trainopt-partition-model declared.
-    auto grid = module.lookupSymbol<shard::GridOp>(kGridName);
+    auto grid = module.lookupSymbol<shard::GridOp>(kMeshSymbolName);
     auto names =
         grid ? grid->getAttrOfType<ArrayAttr>(TrainoptDialect::kAxesAttrName)
              : ArrayAttr();

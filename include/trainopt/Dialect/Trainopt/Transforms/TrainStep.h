@@ -90,6 +90,10 @@ public:
 /// parallelism's split activations are written with.
 bool isElementwise(Operation *op);
 
+/// The symbol of the device mesh (a `shard.grid`) trainopt-partition-model
+/// declares and trainopt-shard-step reads.
+inline constexpr llvm::StringLiteral kMeshSymbolName = "mesh";
+
 } // namespace mlir::trainopt
 
 #endif // TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_TRAINSTEP_H
