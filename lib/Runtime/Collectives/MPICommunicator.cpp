@@ -427,6 +427,16 @@ private:
            : kind == ReduceKind::Max ? mpi.ompi_mpi_op_max
                                      : mpi.ompi_mpi_op_min;
   }
+  /// A new collective of `kind` ("all-reduce") named `what` over the group
+  /// of `axis`; null with `error` set when the mesh has no such axis.
+  std::unique_ptr<Collective> begin(const char *kind, const std::string &what,
+                                    const std::string &axis,
+                                    std::string &error) const {
+    auto op = std::make_unique<Collective>();
+    op->label = std::string(kind) + " '" + what + "'";
+    op->group = groupFor(axis, op->label, error);
+    return op->group ? std::move(op) : nullptr;
+  }
   /// Whether collective `op` can reduce `dtype`; `error` says why not.
   bool reducible(const Collective &op, DType dtype, std::string &error) const {
     if (canReduce(dtype))
@@ -595,10 +605,8 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
                                      ReduceKind kind, const std::string &axis,
                                      const std::string &what, Handle &handle,
                                      std::string &error) {
-  auto op = std::make_unique<Collective>();
-  op->label = "all-reduce '" + what + "'";
-  op->group = groupFor(axis, op->label, error);
-  if (!op->group)
+  std::unique_ptr<Collective> op = begin("all-reduce", what, axis, error);
+  if (!op)
     return false;
   if (!reducible(*op, dtype, error))
     return false;
@@ -673,10 +681,8 @@ bool MPICommunicator::startReduceScatter(const void *input, void *output,
                                          const std::string &axis,
                                          const std::string &what,
                                          Handle &handle, std::string &error) {
-  auto op = std::make_unique<Collective>();
-  op->label = "reduce-scatter '" + what + "'";
-  op->group = groupFor(axis, op->label, error);
-  if (!op->group)
+  std::unique_ptr<Collective> op = begin("reduce-scatter", what, axis, error);
+  if (!op)
     return false;
   if (!reducible(*op, dtype, error))
     return false;
@@ -730,10 +736,8 @@ bool MPICommunicator::startAllGather(const void *input, int64_t bytes,
                                      void *output, const std::string &axis,
                                      const std::string &what, Handle &handle,
                                      std::string &error) {
-  auto op = std::make_unique<Collective>();
-  op->label = "all-gather '" + what + "'";
-  op->group = groupFor(axis, op->label, error);
-  if (!op->group)
+  std::unique_ptr<Collective> op = begin("all-gather", what, axis, error);
+  if (!op)
     return false;
   if (bytes < 0 || bytes > INT_MAX) {
     error = prefix() + ": " + op->label + ": " + std::to_string(bytes) +
