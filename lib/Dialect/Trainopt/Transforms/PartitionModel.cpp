@@ -237,9 +237,22 @@ struct TrainoptPartitionModelPass
     }
     auto grid = shard::GridOp::create(b, module.getLoc(), kMeshSymbolName, shape);
     grid->setAttr(TrainoptDialect::kAxesAttrName, b.getArrayAttr(names));
+    auto gridRef = FlatSymbolRefAttr::get(grid.getSymNameAttr());
+    // --sync-bn: BatchNorm statistics over the data-parallel group.
+    for (auto [i, axis] : llvm::enumerate(*axes))
+      if (syncBn && axis.first == "dp")
+        f.walk([&](Operation *bn) {
+          if (!isa<BatchNormInferenceOp, BatchNormTrainOp>(bn))
+            return;
+          bn->setAttr(
+              kSyncStatsAttrName,
+              b.getDictionaryAttr(
+                  {b.getNamedAttr("grid", gridRef),
+                   b.getNamedAttr("axes", b.getDenseI16ArrayAttr({int16_t(i)})),
+                   b.getNamedAttr("ranks", b.getI64IntegerAttr(axis.second))}));
+        });
     if (tp == 1)
       return;
-    auto gridRef = FlatSymbolRefAttr::get(grid.getSymNameAttr());
     auto tpAxes = b.getDenseI16ArrayAttr({tpAxis});
 
     // The blocks, in program order; a matmul of a finished block is not

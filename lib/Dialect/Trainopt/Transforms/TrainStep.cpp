@@ -10,6 +10,8 @@
 
 #include "trainopt/Dialect/Trainopt/Transforms/TrainStep.h"
 
+#include <array>
+
 #include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
 #include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
@@ -150,6 +152,55 @@ void TrainStepFunction::sinkMetrics() {
   func.setAllResultAttrs(attrs);
 }
 
+/// Training-mode BatchNorm of `bn` with statistics over a whole
+/// data-parallel group (`--sync-bn`): the per-channel sum and sum of squared
+/// deviations are all-reduced over `sync`'s grid axes, each through
+/// `copy_to_group` so that its VJP sums the ranks' cotangents (every rank's
+/// loss depends on every rank's samples), as PyTorch's SyncBatchNorm
+/// backward does. Returns y and the new running mean and variance
+/// (`momentum` in the ONNX convention, the running variance unbiased over
+/// the global count).
+static std::array<Value, 3>
+syncBatchNormTrain(OpBuilder &b, Location loc, Value x, Value scale, Value bias,
+                   Value runningMean, Value runningVar, double epsilon,
+                   double momentum, bool unbiasedRunningVar,
+                   DictionaryAttr sync) {
+  TensorBuilder m(b, loc);
+  auto grid = cast<FlatSymbolRefAttr>(sync.get("grid"));
+  auto axes = cast<DenseI16ArrayAttr>(sync.get("axes"));
+  int64_t ranks = cast<IntegerAttr>(sync.get("ranks")).getInt();
+  auto sum =
+      CollectiveReductionAttr::get(b.getContext(), CollectiveReduction::sum);
+  auto type = cast<RankedTensorType>(x.getType());
+  SmallVector<int64_t> reduceAxes, kept(type.getRank(), 1);
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (d != 1)
+      reduceAxes.push_back(d);
+  kept[1] = type.getDimSize(1);
+  auto perChannel = RankedTensorType::get(kept, type.getElementType());
+  double count =
+      static_cast<double>(type.getNumElements() / type.getDimSize(1) * ranks);
+  auto global = [&](Value local) {
+    Value whole =
+        AllReduceOp::create(b, loc, ValueRange{local}, grid, axes, sum)
+            .getResult(0);
+    return CopyToGroupOp::create(b, loc, whole, grid, axes).getResult();
+  };
+  Value mean = m.mul(global(m.sum(x, reduceAxes, false)), 1.0 / count);
+  Value centered = m.sub(x, m.reshape(mean, perChannel));
+  Value var = m.mul(global(m.sum(m.mul(centered, centered), reduceAxes, false)),
+                    1.0 / count);
+  Value inv = m.div(m.scalar(var, 1.0), m.sqrt(m.add(var, epsilon)));
+  Value y = m.add(m.mul(centered, m.reshape(m.mul(inv, scale), perChannel)),
+                  m.reshape(bias, perChannel));
+  auto blend = [&](Value running, Value batch) {
+    return m.add(m.mul(running, momentum), m.mul(batch, 1.0 - momentum));
+  };
+  Value folded =
+      unbiasedRunningVar ? m.mul(var, count / std::max(count - 1.0, 1.0)) : var;
+  return {y, blend(runningMean, mean), blend(runningVar, folded)};
+}
+
 //===----------------------------------------------------------------------===//
 // trainopt-build-train-step
 //===----------------------------------------------------------------------===//
@@ -261,23 +312,46 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
           !paramOf(train, var.getArgNumber()))
         continue; // Statistics computed in the model stay as they are.
       b.setInsertionPoint(bn);
-      auto trainBn = BatchNormTrainOp::create(
-          b, bn.getLoc(), bn.getX().getType(), bn.getMean().getType(),
-          bn.getVariance().getType(), bn.getX(), bn.getScale(), bn.getBias(),
-          bn.getMean(), bn.getVariance(), bn.getEpsilonAttr(),
-          b.getF64FloatAttr(1.0 - bnMomentum), b.getBoolAttr(true));
-      bn.getY().replaceAllUsesWith(trainBn.getY());
+      std::array<Value, 3> out;
+      if (auto sync = bn->getAttrOfType<DictionaryAttr>(kSyncStatsAttrName)) {
+        out = syncBatchNormTrain(b, bn.getLoc(), bn.getX(), bn.getScale(),
+                                 bn.getBias(), bn.getMean(), bn.getVariance(),
+                                 bn.getEpsilon().convertToDouble(),
+                                 1.0 - bnMomentum, true, sync);
+      } else {
+        auto trainBn = BatchNormTrainOp::create(
+            b, bn.getLoc(), bn.getX().getType(), bn.getMean().getType(),
+            bn.getVariance().getType(), bn.getX(), bn.getScale(), bn.getBias(),
+            bn.getMean(), bn.getVariance(), bn.getEpsilonAttr(),
+            b.getF64FloatAttr(1.0 - bnMomentum), b.getBoolAttr(true));
+        out = {trainBn.getY(), trainBn.getNewRunningMean(),
+               trainBn.getNewRunningVar()};
+      }
+      bn.getY().replaceAllUsesWith(out[0]);
       bn.erase();
-      stateUpdates.push_back(
-          {mean.getArgNumber(), trainBn.getNewRunningMean()});
-      stateUpdates.push_back({var.getArgNumber(), trainBn.getNewRunningVar()});
+      stateUpdates.push_back({mean.getArgNumber(), out[1]});
+      stateUpdates.push_back({var.getArgNumber(), out[2]});
     } else if (auto bn = dyn_cast<BatchNormTrainOp>(op)) {
       auto mean = dyn_cast<BlockArgument>(bn.getRunningMean());
       auto var = dyn_cast<BlockArgument>(bn.getRunningVar());
+      std::array<Value, 3> out = {bn.getY(), bn.getNewRunningMean(),
+                                  bn.getNewRunningVar()};
+      if (auto sync = bn->getAttrOfType<DictionaryAttr>(kSyncStatsAttrName)) {
+        b.setInsertionPoint(bn);
+        out = syncBatchNormTrain(b, bn.getLoc(), bn.getX(), bn.getScale(),
+                                 bn.getBias(), bn.getRunningMean(),
+                                 bn.getRunningVar(),
+                                 bn.getEpsilon().convertToDouble(),
+                                 bn.getMomentum().convertToDouble(),
+                                 bn.getUnbiasedRunningVar(), sync);
+        for (auto [r, v] : llvm::zip(bn->getResults(), out))
+          r.replaceAllUsesWith(v);
+        bn.erase();
+      }
       if (mean && var && paramOf(train, mean.getArgNumber()) &&
           paramOf(train, var.getArgNumber())) {
-        stateUpdates.push_back({mean.getArgNumber(), bn.getNewRunningMean()});
-        stateUpdates.push_back({var.getArgNumber(), bn.getNewRunningVar()});
+        stateUpdates.push_back({mean.getArgNumber(), out[1]});
+        stateUpdates.push_back({var.getArgNumber(), out[2]});
       }
     } else if (OpOperand *seedOperand = stepSeed(op)) {
       // seed = step * P + (the node's seed + a per-op offset): a new,

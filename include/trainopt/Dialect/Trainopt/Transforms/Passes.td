@@ -438,6 +438,12 @@ def TrainoptPartitionModel : Pass<"trainopt-partition-model", "ModuleOp"> {
     error naming the parameter and its type. `pp` axes larger than 1 are
     refused for now.
 
+    With `sync-bn` and a `dp` axis, every
+    `batch_norm_inference` of the model gets `trainopt.sync_stats`: when
+    trainopt-build-train-step makes it a training BatchNorm, its statistics
+    are all-reduced over dp (PyTorch's SyncBatchNorm); without it each rank
+    normalizes with its own samples' statistics (DDP's default).
+
     Before (`mesh=tp=2`): `%h = trainopt.matmul %x, %w1 {transpose_rhs = true}
     : (tensor<8x4xf32>, tensor<6x4xf32>) -> tensor<8x6xf32>`.
     After: `%w1 : tensor<3x4xf32> {trainopt.sharding = "tp:0", ...}` and
@@ -450,6 +456,9 @@ def TrainoptPartitionModel : Pass<"trainopt-partition-model", "ModuleOp"> {
     Option<"mesh", "mesh", "std::string", /*default=*/"\"\"",
            "The device mesh, dp=N[,tp=M] (data parallel over N groups of M "
            "tensor-parallel processes); empty: one device">,
+    Option<"syncBn", "sync-bn", "bool", /*default=*/"false",
+           "BatchNorm statistics over the whole data-parallel group (the "
+           "global batch) instead of each rank's own samples">,
   ];
 }
 

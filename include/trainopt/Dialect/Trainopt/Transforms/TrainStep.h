@@ -94,6 +94,11 @@ bool isElementwise(Operation *op);
 /// declares and trainopt-shard-step reads.
 inline constexpr llvm::StringLiteral kMeshSymbolName = "mesh";
 
+/// On a BatchNorm of the model: the statistics are taken over
+/// a data-parallel group when trainopt-build-train-step makes it a training
+/// BatchNorm (`--sync-bn`): {grid, axes, ranks}.
+inline constexpr llvm::StringLiteral kSyncStatsAttrName = "trainopt.sync_stats";
+
 } // namespace mlir::trainopt
 
 #endif // TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_TRAINSTEP_H
