@@ -437,6 +437,13 @@ private:
     op->group = groupFor(axis, op->label, error);
     return op->group ? std::move(op) : nullptr;
   }
+  /// Registers `op` as complete at its start (nothing to exchange).
+  bool doneAtOnce(std::unique_ptr<Collective> op, Handle &handle) {
+    op->doneTime = op->startTime;
+    op->stage = Collective::Stage::Done;
+    handle = add(std::move(op));
+    return true;
+  }
   /// Whether collective `op` can reduce `dtype`; `error` says why not.
   bool reducible(const Collective &op, DType dtype, std::string &error) const {
     if (canReduce(dtype))
@@ -624,10 +631,7 @@ bool MPICommunicator::startAllReduce(void *data, int64_t count, DType dtype,
   CollectiveStats &stats = startCounting(*op);
   stats.bytesReduced += uint64_t(count) * op->elementSize;
   if (count == 0 || group.size == 1) {
-    op->doneTime = op->startTime;
-    op->stage = Collective::Stage::Done;
-    handle = add(std::move(op));
-    return true;
+    return doneAtOnce(std::move(op), handle);
   }
 
   // MPI has no 16-bit float types: those always reduce in rank order.
@@ -708,10 +712,7 @@ bool MPICommunicator::startReduceScatter(const void *input, void *output,
   stats.bytesSent += uint64_t(group.size - 1) * uint64_t(partBytes);
   if (count == 0 || group.size == 1) {
     std::memcpy(output, input, size_t(partBytes));
-    op->doneTime = op->startTime;
-    op->stage = Collective::Stage::Done;
-    handle = add(std::move(op));
-    return true;
+    return doneAtOnce(std::move(op), handle);
   }
   MPI_Datatype type = mpiType(dtype);
   if (!options.deterministic && type) {
