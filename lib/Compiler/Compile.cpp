@@ -182,3 +182,62 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
   artifact.set_report_json(reportJson);
   return success();
 }
+
+int64_t mlir::trainopt::pipelineStages(const CompileOptions &options) {
+  int64_t stages = 1;
+  for (const auto &[name, value] : options.training.values) {
+    if (name != "mesh")
+      continue;
+    SmallVector<StringRef> axes;
+    StringRef(value).split(axes, ',');
+    for (StringRef axis : axes) {
+      auto [key, size] = axis.trim().split('=');
+      int64_t n = 0;
+      if (key.trim() == "pp" && !size.trim().getAsInteger(10, n) && n > 0)
+        stages = n;
+    }
+  }
+  return stages;
+}
+
+LogicalResult mlir::trainopt::buildPipelineArtifact(
+    MLIRContext &context, const CompileOptions &options,
+    ::trainopt::artifact::Artifact &artifact, llvm::json::Object &report) {
+  int64_t stages = pipelineStages(options);
+  llvm::json::Array stageReports;
+  for (int64_t s = 0; s < stages; ++s) {
+    CompileOptions stage = options;
+    llvm::erase_if(stage.training.values,
+                   [](const auto &v) { return v.first == "pipeline-stage"; });
+    stage.training.values.push_back({"pipeline-stage", std::to_string(s)});
+    OwningOpRef<ModuleOp> module =
+        compileModule(context, stage, CompileStage::Kernels);
+    if (!module)
+      return failure();
+    ::trainopt::artifact::Artifact program;
+    llvm::json::Object stageReport;
+    if (failed(buildArtifact(*module, stage, program, stageReport)))
+      return failure();
+    if (s == 0) {
+      artifact.set_producer(program.producer());
+      artifact.set_model_name(program.model_name());
+      artifact.set_target(program.target());
+      artifact.set_batch_size(program.batch_size());
+      *artifact.mutable_mesh() = program.mesh();
+      artifact.set_onnx_model(program.onnx_model());
+    }
+    // The bundle keeps the one copy of the ONNX model.
+    program.clear_onnx_model();
+    artifact.add_pipeline_stages(program.SerializeAsString());
+    stageReport["pipeline_stage"] = s;
+    stageReports.push_back(std::move(stageReport));
+  }
+  report["model"] = artifact.model_name();
+  report["batch_size"] = artifact.batch_size();
+  report["stages"] = std::move(stageReports);
+  std::string reportJson;
+  llvm::raw_string_ostream(reportJson)
+      << llvm::json::Value(llvm::json::Object(report));
+  artifact.set_report_json(reportJson);
+  return success();
+}

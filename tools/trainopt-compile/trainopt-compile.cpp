@@ -184,6 +184,17 @@ static int fail(const Twine &message) {
 }
 
 static void printReport(const json::Object &r) {
+  // A pipeline: each stage's program in turn.
+  if (const json::Array *stages = r.getArray("stages")) {
+    for (const json::Value &stage : *stages) {
+      const json::Object &s = *stage.getAsObject();
+      outs() << formatv("== pipeline stage {0} of {1} ==\n",
+                        s.getInteger("pipeline_stage").value_or(0),
+                        stages->size());
+      printReport(s);
+    }
+    return;
+  }
   auto num = [&](StringRef key) {
     if (auto v = r.getNumber(key))
       return *v;
@@ -481,13 +492,17 @@ static int chooseMesh(mlir::MLIRContext &context,
   return 0;
 }
 
-static int writeArtifact(mlir::ModuleOp module,
+/// Writes the artifact of `module`, or (null) of every pipeline stage.
+static int writeArtifact(mlir::MLIRContext &context, mlir::ModuleOp module,
                          const mlir::trainopt::CompileOptions &options) {
   if (!keepIntermediates.empty())
     sys::fs::create_directories(keepIntermediates);
   trainopt::artifact::Artifact artifact;
   json::Object r;
-  if (failed(mlir::trainopt::buildArtifact(module, options, artifact, r)))
+  if (module
+          ? failed(mlir::trainopt::buildArtifact(module, options, artifact, r))
+          : failed(mlir::trainopt::buildPipelineArtifact(context, options,
+                                                         artifact, r)))
     return 1;
   std::string artifactPath =
       emit == "exe" ? outputPath + ".trainopt.tmp" : std::string(outputPath);
@@ -669,6 +684,10 @@ int main(int argc, char **argv) {
   if (autoMesh)
     if (int rc = chooseMesh(context, options))
       return rc;
+  // A pipeline's artifact holds every stage, each compiled on its own.
+  if ((emit == "artifact" || emit == "exe") &&
+      mlir::trainopt::pipelineStages(options) > 1)
+    return writeArtifact(context, nullptr, options);
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::trainopt::compileModule(
       context, options,
       backend    ? mlir::trainopt::CompileStage::Kernels
@@ -677,7 +696,7 @@ int main(int argc, char **argv) {
   if (!module)
     return 1;
   if (emit == "artifact" || emit == "exe")
-    return writeArtifact(*module, options);
+    return writeArtifact(context, *module, options);
   if (emit == "ptx")
     return writePTX(*module);
 

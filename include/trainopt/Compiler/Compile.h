@@ -75,6 +75,17 @@ LogicalResult buildArtifact(ModuleOp module, const CompileOptions &options,
                             ::trainopt::artifact::Artifact &artifact,
                             llvm::json::Object &report);
 
+/// The pp axis of the mesh in `options` (1 without one).
+int64_t pipelineStages(const CompileOptions &options);
+
+/// A pipeline-parallel artifact: every stage compiled (`pipeline-stage` =
+/// 0 .. K-1) into an artifact of its own, bundled in `artifact`
+/// (`pipeline_stages`); `report` gets each stage's report under "stages".
+LogicalResult buildPipelineArtifact(MLIRContext &context,
+                                    const CompileOptions &options,
+                                    ::trainopt::artifact::Artifact &artifact,
+                                    llvm::json::Object &report);
+
 } // namespace mlir::trainopt
 
 #endif // TRAINOPT_COMPILER_COMPILE_H

@@ -116,13 +116,16 @@ def TrainoptScheduleCollectives
   let summary = "Issues each collective as soon as its inputs are computed";
   let description = [{
     At the kernel level (after `trainopt-outline-kernels`), moves each
-    `trainopt.all_reduce` and `trainopt.all_gather` of an entry point up to
-    just after the last
-    definition of its inputs. The artifact starts it there and waits for
+    `trainopt.all_reduce`, `trainopt.reduce_scatter` and
+    `trainopt.all_gather` of an entry point up to just after the last
+    definition of its inputs (or the collective before it). The artifact starts it there and waits for
     it just before the first command that reads a result, so the kernels
     in between (the rest of the backward, for a gradient bucket) run while
-    it communicates. Every rank compiles the same program, so the order of
-    collectives stays the same on all ranks.
+    it communicates. No collective passes another: MPI matches the
+    collectives of a group in the order each rank starts them, and the
+    stages of a pipeline run different programs whose collectives must
+    still come in one order. Sends and receives stay where the pipeline
+    schedule put them.
 
     Before: `%g = call @k7(...)`, `%h = call @k8(...)`, then
     `trainopt.all_reduce %g`. After: the all-reduce right after `@k7`.

@@ -135,6 +135,19 @@ public:
   virtual bool startAllGather(const void *input, int64_t bytes, void *output,
                               const std::string &axis, const std::string &what,
                               Handle &handle, std::string &error) = 0;
+  /// Starts sending `bytes` from `data` (copied at once) to the rank whose
+  /// coordinate along `axis` is this rank's plus `offset`; it receives them
+  /// with `startRecv` and the opposite offset. Messages between two ranks
+  /// arrive in the order they were sent (pipeline stages).
+  virtual bool startSend(const void *data, int64_t bytes,
+                         const std::string &axis, int64_t offset,
+                         const std::string &what, Handle &handle,
+                         std::string &error) = 0;
+  /// Starts receiving `bytes` into `data` (untouched until `wait`) from the
+  /// rank `offset` places along `axis`.
+  virtual bool startRecv(void *data, int64_t bytes, const std::string &axis,
+                         int64_t offset, const std::string &what,
+                         Handle &handle, std::string &error) = 0;
   /// Waits for a started collective (polling, up to the timeout).
   virtual bool wait(Handle handle, std::string &error) = 0;
   /// Lets started collectives advance; cheap, called between commands.

@@ -2,8 +2,8 @@
 //
 /// \file
 /// `trainopt-schedule-collectives`: each collective of a step program moves
-/// up to just after its inputs' last definition, so its communication
-/// overlaps the commands that follow it.
+/// up to just after its inputs' last definition (and the collective before
+/// it), so its communication overlaps the commands that follow it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,23 +34,21 @@ struct ScheduleCollectivesPass
       for (Operation &op : body)
         if (isa<AllReduceOp, ReduceScatterOp, AllGatherOp>(op))
           collectives.push_back(&op);
-      // Collectives that land after the same op keep their order (null:
-      // the block's start).
-      llvm::DenseMap<Operation *, Operation *> lastAfter;
+      // Collectives keep their order: MPI matches a group's collectives by
+      // the order each rank starts them, and ranks with different programs
+      // (pipeline stages) must agree on it.
+      Operation *previous = nullptr;
       for (Operation *op : collectives) {
         // The latest input definition in this block (inputs defined
         // elsewhere are block arguments: available from the start).
-        Operation *last = nullptr;
+        Operation *last = previous;
         for (Value in : op->getOperands()) {
           Operation *def = in.getDefiningOp();
           if (def && def->getBlock() == &body &&
               (!last || last->isBeforeInBlock(def)))
             last = def;
         }
-        Operation *&previous = lastAfter[last];
-        if (previous)
-          op->moveAfter(previous);
-        else if (last)
+        if (last)
           op->moveAfter(last);
         else
           op->moveBefore(&body.front());

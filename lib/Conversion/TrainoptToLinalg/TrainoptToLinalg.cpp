@@ -29,7 +29,8 @@ using namespace mlir;
 using namespace mlir::trainopt;
 
 bool mlir::trainopt::isCollectiveOp(Operation *op) {
-  return isa<AllReduceOp, ReduceScatterOp, AllGatherOp, RankSliceOp>(op);
+  return isa<AllReduceOp, ReduceScatterOp, AllGatherOp, RankSliceOp, SendOp,
+             RecvOp>(op);
 }
 
 bool mlir::trainopt::isLibraryOp(Operation *op) {

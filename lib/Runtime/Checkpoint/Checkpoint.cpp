@@ -517,6 +517,17 @@ bool trainopt::rt::checkCompatible(const Checkpoint &ckpt,
                 "', the program is model '" + modelName + "'");
   if (ckpt.fingerprint == signatureFingerprint(expected))
     return true;
+  // Values are matched by name: another order (a pipeline's stages one
+  // after another) is the same model.
+  auto byName = [](std::vector<ValueSignature> v) {
+    std::sort(v.begin(), v.end(),
+              [](const ValueSignature &x, const ValueSignature &y) {
+                return x.name < y.name;
+              });
+    return v;
+  };
+  if (byName(signaturesOf(ckpt)) == byName(expected))
+    return true;
   const std::vector<ValueSignature> got = signaturesOf(ckpt);
   for (size_t i = 0; i < std::max(got.size(), expected.size()); ++i) {
     if (i >= got.size())
@@ -938,6 +949,38 @@ static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
       if (!v || v->bytes.size() != wholeBytes)
         return fail("is missing from " + shardFileName(0) + " or of another "
                     "size");
+      out.bytes = v->bytes;
+      ckpt.values.push_back(std::move(out));
+      continue;
+    }
+    if (size_t eq = mv.sharding.find('='); eq != std::string::npos) {
+      // A pipeline stage's value: whole, in the file of the stage's first
+      // rank (coordinate S along the axis, 0 along the others).
+      std::string axis = mv.sharding.substr(0, eq);
+      int64_t stage = -1;
+      size_t a = 0;
+      while (a < manifest.mesh.size() && manifest.mesh[a].first != axis)
+        ++a;
+      std::string digits = mv.sharding.substr(eq + 1);
+      if (!digits.empty() && digits.size() < 10 &&
+          digits.find_first_not_of("0123456789") == std::string::npos)
+        stage = std::strtoll(digits.c_str(), nullptr, 10);
+      if (a == manifest.mesh.size() || stage < 0 ||
+          stage >= manifest.mesh[a].second)
+        return fail("has sharding '" + mv.sharding +
+                    "' (expected AXIS=S, a coordinate of a mesh axis)");
+      const CheckpointValue *v = nullptr;
+      for (size_t r = 0; r < shards.size() && !v; ++r) {
+        const std::vector<int64_t> &c = manifest.coordinates[r];
+        bool first = true;
+        for (size_t k = 0; k < c.size(); ++k)
+          first = first && c[k] == (k == a ? stage : 0);
+        if (first)
+          v = find(shards[r], mv.whole.name);
+      }
+      if (!v || v->bytes.size() != wholeBytes)
+        return fail("is missing from stage " + std::to_string(stage) +
+                    "'s file or of another size");
       out.bytes = v->bytes;
       ckpt.values.push_back(std::move(out));
       continue;

@@ -62,7 +62,9 @@ namespace {
   X(MPI_Ialltoall)                                                             \
   X(MPI_Iallgather)                                                            \
   X(MPI_Ibcast)                                                                \
-  X(MPI_Ibarrier)
+  X(MPI_Ibarrier)                                                              \
+  X(MPI_Isend)                                                                 \
+  X(MPI_Irecv)
 
 /// The predefined handles in use: each is the address of the Open MPI
 /// global that the <mpi.h> macro of the same meaning takes the address of.
@@ -392,6 +394,18 @@ public:
   bool allGatherBytes(const void *input, int64_t bytes, void *output,
                       const std::string &axis, const std::string &what,
                       std::string &error) override;
+  bool startSend(const void *data, int64_t bytes, const std::string &axis,
+                 int64_t offset, const std::string &what, Handle &handle,
+                 std::string &error) override {
+    return startPointToPoint(true, const_cast<void *>(data), bytes, axis,
+                             offset, what, handle, error);
+  }
+  bool startRecv(void *data, int64_t bytes, const std::string &axis,
+                 int64_t offset, const std::string &what, Handle &handle,
+                 std::string &error) override {
+    return startPointToPoint(false, data, bytes, axis, offset, what, handle,
+                             error);
+  }
   bool wait(Handle handle, std::string &error) override;
   void progress() override;
   const CollectiveStats &stats() const override { return statistics; }
@@ -452,6 +466,11 @@ private:
             " (float32, float64, bfloat16, float16, int32 and int64 can be)";
     return false;
   }
+  /// A send (from a copy of `data`) or a receive (into `data`).
+  bool startPointToPoint(bool send, void *data, int64_t bytes,
+                         const std::string &axis, int64_t offset,
+                         const std::string &what, Handle &handle,
+                         std::string &error);
   /// Records a failed MPI call in `op`.
   void fail(Collective &op, const char *call, int code);
   /// Tests `op`'s request and moves it to its next stages when it is done;
@@ -764,6 +783,46 @@ bool MPICommunicator::startAllGather(const void *input, int64_t bytes,
                               mpi.ompi_mpi_byte, output, int(bytes),
                               mpi.ompi_mpi_byte, group.comm, &op->request);
   return launched(std::move(op), "MPI_Iallgather", rc, handle, error);
+}
+
+bool MPICommunicator::startPointToPoint(bool send, void *data, int64_t bytes,
+                                        const std::string &axis, int64_t offset,
+                                        const std::string &what, Handle &handle,
+                                        std::string &error) {
+  std::unique_ptr<Collective> op =
+      begin(send ? "send" : "receive", what, axis, error);
+  if (!op)
+    return false;
+  const Group &group = *op->group;
+  int64_t peer = int64_t(group.rank) + offset;
+  if (offset == 0 || peer < 0 || peer >= group.size) {
+    error = prefix() + ": " + op->label + ": no peer " +
+            std::to_string(offset) + " places from coordinate " +
+            std::to_string(group.rank) + " along " + group.describe();
+    return false;
+  }
+  if (bytes < 0 || bytes > INT_MAX) {
+    error = prefix() + ": " + op->label + ": " + std::to_string(bytes) +
+            " bytes are more than one MPI call takes (2^31 - 1)";
+    return false;
+  }
+  // Errors name the peer: a dead stage shows up as the receive it misses.
+  op->label += std::string(send ? " to " : " from ") + group.axis + " " +
+               std::to_string(peer);
+  CollectiveStats &stats = startCounting(*op);
+  if (send) {
+    stats.bytesSent += uint64_t(bytes);
+    op->received.assign(static_cast<const uint8_t *>(data),
+                        static_cast<const uint8_t *>(data) + bytes);
+  }
+  op->stage = Collective::Stage::Plain;
+  int rc =
+      send ? mpi.MPI_Isend(op->received.data(), int(bytes), mpi.ompi_mpi_byte,
+                           int(peer), 0, group.comm, &op->request)
+           : mpi.MPI_Irecv(data, int(bytes), mpi.ompi_mpi_byte, int(peer), 0,
+                           group.comm, &op->request);
+  return launched(std::move(op), send ? "MPI_Isend" : "MPI_Irecv", rc, handle,
+                  error);
 }
 
 bool MPICommunicator::allGatherBytes(const void *input, int64_t bytes,

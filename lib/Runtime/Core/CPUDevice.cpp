@@ -54,6 +54,7 @@ struct Command {
   bool wait = false;
   size_t start = 0;
   std::string group;
+  int64_t peerOffset = 0; // Send, Recv
   ReduceKind reduction = ReduceKind::Sum;
   DType dtype = DType::F32;
   std::vector<uint64_t> sizes;
@@ -203,6 +204,7 @@ bool CPUDevice::resolve(const DeviceCommand &c, Command &cmd,
     cmd.collectiveKind = c.collectiveKind;
     cmd.wait = c.wait;
     cmd.group = c.group;
+    cmd.peerOffset = c.peerOffset;
     cmd.reduction = c.reduction;
     cmd.dtype = c.dtype;
     // A reduction's input sizes; an all-gather's or a slice's both.
@@ -337,6 +339,22 @@ bool CPUDevice::runCollective(std::vector<Command> &commands, Command &c,
                 part);
     return true;
   }
+  if (!c.wait && (c.collectiveKind == DeviceCommand::Send ||
+                  c.collectiveKind == DeviceCommand::Recv)) {
+    // A pipeline transfer needs a peer: a sharded artifact always has a
+    // communicator (Program refuses one without mpirun).
+    if (!communicator) {
+      error = c.what + ": a send or receive needs the ranks of mpirun";
+      return false;
+    }
+    ++inFlight;
+    auto bytes = static_cast<int64_t>(c.sizes[0]);
+    return c.collectiveKind == DeviceCommand::Send
+               ? communicator->startSend(c.buffers[0], bytes, c.group,
+                                         c.peerOffset, c.what, c.handle, error)
+               : communicator->startRecv(c.buffers[0], bytes, c.group,
+                                         c.peerOffset, c.what, c.handle, error);
+  }
   if (c.collectiveKind == DeviceCommand::AllGather && !c.wait) {
     ++inFlight;
     // buffers: {part, whole}; a mesh of one rank: the whole is the part.
@@ -395,8 +413,10 @@ bool CPUDevice::runCollective(std::vector<Command> &commands, Command &c,
   --inFlight;
   if (communicator && !communicator->wait(start.handle, error))
     return false;
-  if (start.collectiveKind == DeviceCommand::AllGather)
-    return true; // gathered in place
+  if (start.collectiveKind == DeviceCommand::AllGather ||
+      start.collectiveKind == DeviceCommand::Send ||
+      start.collectiveKind == DeviceCommand::Recv)
+    return true; // gathered or received in place; a send's copy is sent
   size_t n = start.sizes.size();
   uint64_t offset = 0, parts = 1;
   if (start.collectiveKind == DeviceCommand::ReduceScatter) {

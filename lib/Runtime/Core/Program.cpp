@@ -87,6 +87,8 @@ bool isPersistent(art::Value::Kind k) {
 struct Program::Impl {
   std::string path;
   art::Artifact artifact;
+  /// FNV-1a of the artifact as read (all stages of a pipeline).
+  uint64_t fileHash = 1469598103934665603ull;
   bool cuda = false;
   CUDAOptions cudaOptions;
   std::unique_ptr<Device> device;
@@ -380,10 +382,15 @@ struct Program::Impl {
         cmd.collectiveKind = DeviceCommand::AllGather;
       else if (col.op() == "rank_slice" && !col.wait())
         cmd.collectiveKind = DeviceCommand::RankSlice;
+      else if (col.op() == "send")
+        cmd.collectiveKind = DeviceCommand::Send;
+      else if (col.op() == "recv")
+        cmd.collectiveKind = DeviceCommand::Recv;
       else
         return failIn("collective '" + col.op() +
                       "' is not known to this runtime (expected all_reduce, "
-                      "reduce_scatter, all_gather or rank_slice)");
+                      "reduce_scatter, all_gather, rank_slice, send or "
+                      "recv)");
       std::set<uint32_t> &started = startedCollectives[ep.name()];
       if (col.wait()) {
         if (!col.buffers().empty() || !started.erase(col.id()))
@@ -422,6 +429,19 @@ struct Program::Impl {
       std::vector<uint64_t> sizes;
       if (!regions(col.buffers(), &sizes))
         return false;
+      if (cmd.collectiveKind == DeviceCommand::Send ||
+          cmd.collectiveKind == DeviceCommand::Recv) {
+        // {buffer}, and a peer inside the group.
+        if (sizes.size() != 1 || col.peer_offset() == 0 ||
+            std::abs(col.peer_offset()) >= axis->second)
+          return failIn(cmd.what +
+                        " needs one buffer and a peer offset "
+                        "between -" +
+                        std::to_string(axis->second - 1) + " and " +
+                        std::to_string(axis->second - 1) + ", not 0");
+        cmd.peerOffset = col.peer_offset();
+        break;
+      }
       if (!reduces) {
         // {part, whole} for an all-gather, {whole, part} for a slice.
         uint64_t group = static_cast<uint64_t>(axis->second);
@@ -484,10 +504,7 @@ struct Program::Impl {
     if (!communicator)
       return fail(error, why);
     // Ranks must run one program: compare a hash of the artifact.
-    std::string bytes = artifact.SerializeAsString();
-    uint64_t hash = 1469598103934665603ull;
-    for (unsigned char ch : bytes)
-      hash = (hash ^ ch) * 1099511628211ull;
+    uint64_t hash = fileHash;
     std::vector<uint64_t> hashes;
     if (!communicator->allGather(hash, hashes, "artifact check", why))
       return fail(error, why);
@@ -499,8 +516,46 @@ struct Program::Impl {
     return true;
   }
 
+  /// A pipeline-parallel artifact: this rank's stage becomes the program
+  /// (the stage by this rank's pp coordinate on the bundle's mesh).
+  bool selectStage(std::string &error) {
+    if (artifact.pipeline_stages().empty())
+      return true;
+    int64_t rank = launchInfo().rank, stride = 1, stage = -1, stages = 0;
+    const auto &axes = artifact.mesh().axes();
+    for (int i = axes.size() - 1; i >= 0; --i) {
+      if (axes[i].size() < 1)
+        return fail(error, "the mesh has an axis without a size");
+      if (axes[i].name() == "pp") {
+        stage = (rank / stride) % axes[i].size();
+        stages = axes[i].size();
+      }
+      stride *= axes[i].size();
+    }
+    if (stage < 0 || stages != artifact.pipeline_stages_size())
+      return fail(error, "has " +
+                             std::to_string(artifact.pipeline_stages_size()) +
+                             " pipeline stages, but its mesh has no pp axis "
+                             "of that size");
+    art::Artifact mine;
+    if (!mine.ParseFromString(artifact.pipeline_stages(int(stage))) ||
+        !mine.pipeline_stages().empty() ||
+        mine.mesh().SerializeAsString() != artifact.mesh().SerializeAsString())
+      return fail(error, "pipeline stage " + std::to_string(stage) +
+                             " is not a program of the artifact's mesh");
+    *mine.mutable_onnx_model() = std::move(*artifact.mutable_onnx_model());
+    artifact = std::move(mine);
+    return true;
+  }
+
   bool load(std::string &error) {
     if (!art::readArtifact(path, artifact, error))
+      return false;
+    // Every rank loads the same file, whichever stage it runs.
+    std::string bytes = artifact.SerializeAsString();
+    for (unsigned char ch : bytes)
+      fileHash = (fileHash ^ ch) * 1099511628211ull;
+    if (!selectStage(error))
       return false;
     if (artifact.target() != "cpu" && artifact.target() != "cuda")
       return fail(error, "artifact is for target '" + artifact.target() +

@@ -1083,6 +1083,112 @@ Array persistentArray(Program &program, const ValueInfo &v) {
   return a;
 }
 
+/// One persistent value of the whole model: its signature, its layout in a
+/// sharded checkpoint's manifest, and (when asked for) its whole bytes.
+struct ModelValue {
+  ValueSignature signature;
+  std::string sharding;
+  Array array;
+};
+
+/// This rank's persistent values, whole (sharded ones gathered: every rank
+/// calls it) when `bytes`, else signatures only. On a pipeline a value's
+/// manifest layout names its stage, "pp=S".
+std::vector<ModelValue> modelValues(Program &program, bool bytes) {
+  Communicator *comm = program.communicator();
+  int stage = comm && comm->groupSize("pp") > 1 ? comm->coordinate("pp") : -1;
+  std::vector<ModelValue> out;
+  for (const ValueInfo &v : program.persistentValues()) {
+    ModelValue m;
+    m.signature = {v.name, kindName(v.kind), v.dtype,
+                   v.sharding.empty() ? v.shape : v.globalShape};
+    m.sharding = !v.sharding.empty() ? v.sharding
+                 : stage >= 0        ? "pp=" + std::to_string(stage)
+                                     : std::string();
+    if (bytes)
+      m.array = persistentArray(program, v);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+/// Pipeline parallelism: every stage's values, gathered over pp and merged
+/// in stage order (a name several stages hold, the step counter, from the
+/// first). Every rank calls it. Without a pp axis: `mine` as it is.
+std::vector<ModelValue> acrossStages(Program &program,
+                                     std::vector<ModelValue> mine) {
+  Communicator *comm = program.communicator();
+  int stages = comm ? comm->groupSize("pp") : 0;
+  if (stages <= 1)
+    return mine;
+  std::string out;
+  auto put = [&](const void *p, size_t n) {
+    out.append(static_cast<const char *>(p), n);
+  };
+  auto putU64 = [&](uint64_t x) { put(&x, sizeof x); };
+  auto putString = [&](const std::string &t) {
+    putU64(t.size());
+    put(t.data(), t.size());
+  };
+  putU64(mine.size());
+  for (const ModelValue &m : mine) {
+    putString(m.signature.name);
+    putString(m.signature.kind);
+    putString(m.sharding);
+    putU64(static_cast<uint64_t>(m.signature.dtype));
+    putU64(m.signature.shape.size());
+    for (int64_t d : m.signature.shape)
+      putU64(static_cast<uint64_t>(d));
+    putU64(m.array.bytes.size());
+    put(m.array.bytes.data(), m.array.bytes.size());
+  }
+  std::string error;
+  std::vector<uint64_t> sizes;
+  if (!comm->allGather(out.size(), sizes, "the pipeline stages' sizes", error))
+    runtimeError(error);
+  uint64_t most = *std::max_element(sizes.begin(), sizes.end());
+  out.resize(most);
+  std::vector<uint8_t> all(most * stages);
+  if (!comm->allGatherBytes(out.data(), static_cast<int64_t>(most), all.data(),
+                            "pp", "the pipeline stages' values", error))
+    runtimeError(error);
+  std::vector<ModelValue> merged;
+  std::set<std::string> seen;
+  for (int s = 0; s < stages; ++s) {
+    const uint8_t *p = all.data() + uint64_t(s) * most;
+    auto getU64 = [&]() {
+      uint64_t x;
+      std::memcpy(&x, p, sizeof x);
+      p += sizeof x;
+      return x;
+    };
+    auto getString = [&]() {
+      uint64_t n = getU64();
+      std::string t(reinterpret_cast<const char *>(p), n);
+      p += n;
+      return t;
+    };
+    for (uint64_t i = 0, n = getU64(); i < n; ++i) {
+      ModelValue m;
+      m.signature.name = getString();
+      m.signature.kind = getString();
+      m.sharding = getString();
+      m.signature.dtype = static_cast<DType>(getU64());
+      m.signature.shape.resize(getU64());
+      for (int64_t &d : m.signature.shape)
+        d = static_cast<int64_t>(getU64());
+      m.array.dtype = m.signature.dtype;
+      m.array.shape = m.signature.shape;
+      uint64_t bytes = getU64();
+      m.array.bytes.assign(p, p + bytes);
+      p += bytes;
+      if (seen.insert(m.signature.name).second)
+        merged.push_back(std::move(m));
+    }
+  }
+  return merged;
+}
+
 /// Writes the whole value `bytes` into persistent value `v`: a sharded
 /// value takes this rank's part (zero past the last element).
 void setPersistent(Program &program, const ValueInfo &v,
@@ -1298,7 +1404,10 @@ static int trainWith(const TrainerOptions &given,
                 : std::string()));
   uint64_t totalSteps =
       o.steps ? *o.steps : static_cast<uint64_t>(*o.epochs) * batchesPerEpoch;
-  std::vector<ValueSignature> signature = signatureOf(*program);
+  // The whole model's values (every stage's, on a pipeline).
+  std::vector<ValueSignature> signature;
+  for (ModelValue &m : acrossStages(*program, modelValues(*program, false)))
+    signature.push_back(std::move(m.signature));
   if (o.resume) {
     std::string path = o.resumePath;
     if (path.empty() && !findLatestCheckpoint(o.checkpointDir, path, error))
@@ -1428,6 +1537,14 @@ static int trainWith(const TrainerOptions &given,
   // A checkpoint's metadata and values: whole (sharded values gathered:
   // every rank must call it), or this rank's own for a sharded checkpoint
   // (rank 0 every value, the others their sharded ones).
+  // A sharded checkpoint's replicated values are in the files of the ranks
+  // at coordinate 0 of every axis but pp (rank 0, and each pipeline
+  // stage's first).
+  bool writesReplicated = true;
+  if (comm)
+    for (const auto &[axis, size] : comm->mesh().axes)
+      writesReplicated =
+          writesReplicated && (axis == "pp" || comm->coordinate(axis) == 0);
   auto makeCheckpoint = [&](bool whole) {
     Checkpoint c;
     c.modelName = program->modelName();
@@ -1446,7 +1563,7 @@ static int trainWith(const TrainerOptions &given,
                  {"mean", trainNorm.mean},
                  {"std", trainNorm.std}};
     for (const ValueInfo &v : program->persistentValues()) {
-      if (!whole && rank != 0 && v.sharding.empty())
+      if (!whole && !writesReplicated && v.sharding.empty())
         continue;
       Array a = whole ? persistentArray(*program, v)
                       : arrayOf(v, persistentOf(*program, v.name));
@@ -1487,6 +1604,8 @@ static int trainWith(const TrainerOptions &given,
                               error))
       runtimeError("--checkpoint-dir: " + error);
     barrier("checkpoint files");
+    std::vector<ModelValue> values =
+        acrossStages(*program, modelValues(*program, false));
     if (rank == 0) {
       ShardManifest manifest;
       const Mesh &mesh = comm->mesh();
@@ -1501,10 +1620,8 @@ static int trainWith(const TrainerOptions &given,
         }
         manifest.coordinates.push_back(std::move(coords));
       }
-      std::vector<ValueSignature> whole = signatureOf(*program);
-      for (size_t i = 0; i < whole.size(); ++i)
-        manifest.values.push_back(
-            {whole[i], program->persistentValues()[i].sharding});
+      for (ModelValue &m : values)
+        manifest.values.push_back({std::move(m.signature), m.sharding});
       if (!commitShardedCheckpoint(o.checkpointDir, step, manifest, path,
                                    error) ||
           !keepLast(o.checkpointDir, static_cast<size_t>(o.keepCheckpoints),
@@ -1750,10 +1867,11 @@ static int trainWith(const TrainerOptions &given,
   if (!o.dumpStep.empty() && !writeNpz(o.dumpStep, stepOutputs, error))
     runtimeError("--dump-step: " + error);
   if (!given.saveParams.empty()) {
-    // Every rank gathers the sharded values; rank 0 writes.
+    // Every rank gathers the sharded values (and a pipeline's stages');
+    // rank 0 writes.
     std::vector<std::pair<std::string, Array>> arrays;
-    for (const ValueInfo &v : program->persistentValues())
-      arrays.push_back({v.name, persistentArray(*program, v)});
+    for (ModelValue &m : acrossStages(*program, modelValues(*program, true)))
+      arrays.push_back({m.signature.name, std::move(m.array)});
     if (rank == 0 && !writeNpz(o.saveParams, arrays, error))
       runtimeError("--save-params: " + error);
   }
@@ -1784,16 +1902,14 @@ static int trainWith(const TrainerOptions &given,
     if (onnxModel.empty())
       runtimeError("--export-onnx: '" + model +
                    "' holds no ONNX model to export");
-    // Every rank gathers the sharded values (ZeRO-3 parameters); rank 0
-    // writes.
-    std::vector<Array> whole;
-    for (const ValueInfo &v : program->persistentValues())
-      whole.push_back(persistentArray(*program, v));
+    // Every rank gathers the sharded values (ZeRO-3 parameters, a
+    // pipeline's stages); rank 0 writes.
+    std::vector<ModelValue> whole =
+        acrossStages(*program, modelValues(*program, true));
     std::vector<NamedTensor> values;
-    const std::vector<ValueInfo> &persistent = program->persistentValues();
-    for (size_t i = 0; i < persistent.size(); ++i)
-      values.push_back({persistent[i].name, persistent[i].dtype,
-                        whole[i].shape, whole[i].bytes.data()});
+    for (const ModelValue &m : whole)
+      values.push_back({m.signature.name, m.signature.dtype, m.array.shape,
+                        m.array.bytes.data()});
     if (rank == 0 &&
         !exportOnnx(onnxModel, values, given.exportOnnx, error,
                     o.exportDtype == "bf16"   ? ExportDType::BF16

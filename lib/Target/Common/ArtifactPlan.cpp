@@ -42,6 +42,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 using namespace mlir;
 using namespace mlir::trainopt;
@@ -702,34 +703,35 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
   llvm::DenseMap<Value, uint32_t> pending;
   // Per started collective: its report entry, and commands run since.
   std::map<uint32_t, llvm::json::Object> started;
-  auto waitFor = [&](Operation *op) {
-    for (Value v : op->getOperands()) {
-      auto it = pending.find(v);
-      if (it == pending.end())
-        continue;
-      uint32_t id = it->second;
-      art::Collective *wait = entry->add_commands()->mutable_collective();
-      llvm::json::Object &r = started[id];
-      wait->set_op(r.getString("op")->str());
-      wait->set_id(id);
-      wait->set_wait(true);
-      int64_t start = *r.getInteger("start");
-      r["wait"] = entry->commands_size() - 1;
-      // Commands between the start and the wait: compute that runs while
-      // the collective communicates.
-      r["overlapped_commands"] = entry->commands_size() - 2 - start;
-      r["overlapped_flops"] = entryFlops - *r.getNumber("flops_at_start");
-      if (func.getSymName() == "train_step")
-        collectiveReports.push_back(std::move(r));
-      started.erase(id);
-      SmallVector<Value> done;
-      for (auto &[value, started] : pending)
-        if (started == id)
-          done.push_back(value);
-      for (Value d : done)
-        pending.erase(d);
-    }
+  auto waitId = [&](uint32_t id) {
+    art::Collective *wait = entry->add_commands()->mutable_collective();
+    llvm::json::Object &r = started[id];
+    wait->set_op(r.getString("op")->str());
+    wait->set_id(id);
+    wait->set_wait(true);
+    int64_t start = *r.getInteger("start");
+    r["wait"] = entry->commands_size() - 1;
+    // Commands between the start and the wait: compute that runs while
+    // the collective communicates.
+    r["overlapped_commands"] = entry->commands_size() - 2 - start;
+    r["overlapped_flops"] = entryFlops - *r.getNumber("flops_at_start");
+    if (func.getSymName() == "train_step")
+      collectiveReports.push_back(std::move(r));
+    started.erase(id);
+    SmallVector<Value> done;
+    for (auto &[value, started] : pending)
+      if (started == id)
+        done.push_back(value);
+    for (Value d : done)
+      pending.erase(d);
   };
+  auto waitFor = [&](Operation *op) {
+    for (Value v : op->getOperands())
+      if (auto it = pending.find(v); it != pending.end())
+        waitId(it->second);
+  };
+  // Sends complete by the end of the entry point.
+  SmallVector<uint32_t> sends;
   for (Operation *op : plan.schedule) {
     if (auto r = dyn_cast<ReshapeOp>(op)) {
       if (auto it = pending.find(r.getX()); it != pending.end())
@@ -737,6 +739,45 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       continue;
     }
     waitFor(op);
+    if (isa<func::ReturnOp>(op))
+      for (uint32_t id : std::exchange(sends, {}))
+        waitId(id);
+    if (isa<SendOp, RecvOp>(op)) {
+      // {buffer}: what the send reads when it starts, or what the receive's
+      // wait writes before the result's first reader.
+      auto send = dyn_cast<SendOp>(op);
+      auto recv = dyn_cast<RecvOp>(op);
+      Value v = send ? send.getInput() : recv.getResult();
+      FailureOr<art::Collective> c =
+          collective(op, send ? send.getGridAttr() : recv.getGridAttr(),
+                     send ? send.getGridAxes() : recv.getGridAxes(),
+                     send ? "send" : "recv",
+                     cast<RankedTensorType>(v.getType()).getElementType());
+      if (failed(c))
+        return failure();
+      c->set_id(collectiveIds++);
+      c->set_peer_offset(send ? send.getOffset() : recv.getOffset());
+      c->add_buffers(bufferOf(v));
+      uint64_t bytes = tensorBytes(v.getType());
+      // A transfer's bytes count once, at the sender.
+      if (func.getSymName() == "train_step" && send)
+        communicationBytes[c->op()] += bytes;
+      if (recv)
+        pending[v] = c->id();
+      else
+        sends.push_back(c->id());
+      started[c->id()] =
+          llvm::json::Object{{"id", static_cast<int64_t>(c->id())},
+                             {"op", c->op()},
+                             {"group", c->group()},
+                             {"tensors", 1},
+                             {"bytes", send ? bytes : uint64_t(0)},
+                             {"start", entry->commands_size()},
+                             {"flops_at_start", entryFlops}};
+      ++collectives;
+      *entry->add_commands()->mutable_collective() = std::move(*c);
+      continue;
+    }
     if (isa<RankSliceOp, AllGatherOp>(op)) {
       // {input, output}. A rank slice is a local copy: one command, no
       // wait; an all-gather is waited for before its result's first reader.
@@ -891,15 +932,28 @@ void predictStepTime(ModuleOp module, ArtifactBuilder &ab,
   if (!(beta > 0) || !(rate > 0))
     return;
   double compute = ab.flops / rate, communication = 0, exposed = 0;
+  // A 1F1B pipeline of K stages over M micro-batches idles each stage for
+  // K - 1 of its M + K - 1 slots (the bubble).
+  if (auto pipeline = step->getAttrOfType<DictionaryAttr>(
+          TrainoptDialect::kPipelineAttrName)) {
+    double k = cast<IntegerAttr>(pipeline.get("stages")).getInt();
+    double m = cast<IntegerAttr>(pipeline.get("micro_batches")).getInt();
+    report["predicted_bubble_fraction"] = (k - 1) / (m + k - 1);
+    compute *= (m + k - 1) / m;
+  }
   for (llvm::json::Value &v : ab.collectiveReports) {
     llvm::json::Object &c = *v.getAsObject();
     double n = static_cast<double>(ab.axisSize(*c.getString("group")));
     double bytes = *c.getNumber("bytes");
     // A ring all-reduce is a reduce-scatter then an all-gather: 2(N-1)
     // steps of S/N; either half alone is N-1 of them.
-    bool reduce = *c.getString("op") == "all_reduce";
+    StringRef op = *c.getString("op");
+    bool reduce = op == "all_reduce";
     double messages = (reduce ? 2 : 1) * (n - 1);
     double t = messages * alpha + messages / n * bytes / beta;
+    // A pipeline transfer is one message, costed at the sender.
+    if (op == "send" || op == "recv")
+      t = op == "send" ? alpha + bytes / beta : 0.0;
     double hidden = std::min(t, *c.getNumber("overlapped_flops") / rate);
     c["predicted_ms"] = 1e3 * t;
     c["predicted_exposed_ms"] = 1e3 * (t - hidden);

@@ -236,10 +236,12 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
       }
       continue;
     }
-    if (isa<AllGatherOp, RankSliceOp>(op)) {
+    if (isa<SendOp>(op))
+      continue; // the runtime copies the input when the send starts
+    if (isa<AllGatherOp, RankSliceOp, RecvOp>(op)) {
       // The runtime copies the input when the command runs (an all-gather's
       // into a buffer of its own); the result is written by the wait (or at
-      // once), into storage reserved from here.
+      // once), into storage reserved from here. A receive has no input.
       assign(op->getResult(0),
              newStorage(StorageKind::Scratch, "",
                         tensorBytes(op->getResult(0).getType()), time));

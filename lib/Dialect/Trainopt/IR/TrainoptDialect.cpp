@@ -151,6 +151,14 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
                              << argIndex << " must be a ranked tensor type";
     return success();
   }
+  if (attr.getName() == kPipelineAttrName) {
+    auto kind = dyn_cast<StringAttr>(attr.getValue());
+    if (!kind || (kind.getValue() != "in" && kind.getValue() != "cot"))
+      return op->emitError()
+             << "'" << kPipelineAttrName << "' on argument " << argIndex
+             << " must be \"in\" or \"cot\", got " << attr.getValue();
+    return success();
+  }
   if (attr.getName() == kInputAttrName) {
     if (!isa<StringAttr>(attr.getValue()))
       return op->emitError()
@@ -207,6 +215,14 @@ LogicalResult TrainoptDialect::verifyRegionResultAttribute(
     if (!isa<IntegerAttr>(attr.getValue()))
       return op->emitError() << "'" << kUpdatesAttrName << "' on result "
                              << resultIndex << " must be an argument index";
+    return success();
+  }
+  if (attr.getName() == kPipelineAttrName) {
+    auto kind = dyn_cast<StringAttr>(attr.getValue());
+    if (!kind || kind.getValue() != "out")
+      return op->emitError()
+             << "'" << kPipelineAttrName << "' on result " << resultIndex
+             << " must be \"out\", got " << attr.getValue();
     return success();
   }
   if (attr.getName() != kOutputAttrName)

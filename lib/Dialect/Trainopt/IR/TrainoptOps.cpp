@@ -19,6 +19,7 @@
 #include "llvm/Support/MathExtras.h"
 
 #include <cmath>
+#include <cstdlib>
 
 using namespace mlir;
 using namespace mlir::trainopt;
@@ -922,4 +923,46 @@ LogicalResult RankSliceOp::verify() {
 LogicalResult RankSliceOp::verifySymbolUses(SymbolTableCollection &symbols) {
   return verifyGroupMultiple(*this, getGridAttr(), getGridAxes(), getType(),
                              getInput().getType(), symbols);
+}
+
+/// send and recv: one axis, and a peer other than this rank.
+static LogicalResult verifyPointToPoint(Operation *op, ArrayRef<int16_t> axes,
+                                        int64_t offset) {
+  if (failed(verifyGridAxes(op, axes)))
+    return failure();
+  if (axes.size() != 1)
+    return op->emitOpError() << "expects one grid axis, got " << axes.size();
+  if (offset == 0)
+    return op->emitOpError("expects a nonzero offset (the peer is another "
+                           "rank)");
+  return success();
+}
+
+/// The offset must name a rank of the group: |offset| < the axis size.
+static LogicalResult verifyPeer(Operation *op, FlatSymbolRefAttr grid,
+                                ArrayRef<int16_t> axes, int64_t offset,
+                                SymbolTableCollection &symbols) {
+  FailureOr<int64_t> size = verifyGridUse(op, grid, axes, symbols);
+  if (failed(size))
+    return failure();
+  if (*size > 0 && std::abs(offset) >= *size)
+    return op->emitOpError() << "offset " << offset << " leaves the group of "
+                             << *size << " ranks";
+  return success();
+}
+
+LogicalResult SendOp::verify() {
+  return verifyPointToPoint(*this, getGridAxes(), getOffset());
+}
+
+LogicalResult SendOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  return verifyPeer(*this, getGridAttr(), getGridAxes(), getOffset(), symbols);
+}
+
+LogicalResult RecvOp::verify() {
+  return verifyPointToPoint(*this, getGridAxes(), getOffset());
+}
+
+LogicalResult RecvOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  return verifyPeer(*this, getGridAttr(), getGridAxes(), getOffset(), symbols);
 }

@@ -36,6 +36,11 @@ static bool isSelected(func::FuncOp func, unsigned i, GradientArguments wrt) {
     return false;
   if (wrt == GradientArguments::Float)
     return true;
+  // A pipeline stage's input activation: its cotangent goes back to the
+  // previous stage.
+  if (auto kind = func.getArgAttrOfType<StringAttr>(
+          i, TrainoptDialect::kPipelineAttrName))
+    return kind.getValue() == "in";
   auto ref = func.getArgAttrOfType<FlatSymbolRefAttr>(
       i, TrainoptDialect::kParamAttrName);
   if (!ref)

@@ -93,6 +93,17 @@ Value sumOfSquares(GradientSet &s) {
   Value normSq = m.scalar(s.metricType, 0.0);
   for (Value g : s.grads)
     normSq = m.add(normSq, m.cast(m.sumSquares(g), s.metricType));
+  // A pipeline stage holds its own parameters' gradients: the global sum
+  // adds the stages'.
+  auto module = s.step.func->getParentOfType<ModuleOp>();
+  if (auto [axis, stages] = meshAxis(module, "pp"); stages > 1)
+    normSq = AllReduceOp::create(
+                 m.b, ValueRange{normSq},
+                 FlatSymbolRefAttr::get(module.getContext(), kMeshSymbolName),
+                 m.b.getDenseI16ArrayAttr({axis}),
+                 CollectiveReductionAttr::get(module.getContext(),
+                                              CollectiveReduction::sum))
+                 .getResult(0);
   return normSq;
 }
 

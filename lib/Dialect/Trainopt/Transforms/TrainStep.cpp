@@ -16,6 +16,7 @@
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
 #include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
 
@@ -515,6 +516,20 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
 std::vector<TrainingOption> mlir::trainopt::stage_options::buildTrainStepOptions() {
   TrainoptBuildTrainStepPass pass;
   return passOptionsOf(pass.anyOption(), pass.getArgument());
+}
+
+std::pair<int16_t, int64_t> mlir::trainopt::meshAxis(ModuleOp module,
+                                                     StringRef name) {
+  auto grid = module.lookupSymbol<shard::GridOp>(kMeshSymbolName);
+  auto names =
+      grid ? grid->getAttrOfType<ArrayAttr>(TrainoptDialect::kAxesAttrName)
+           : ArrayAttr();
+  if (!names)
+    return {-1, 1};
+  for (auto [i, axis] : llvm::enumerate(names.getAsValueRange<StringAttr>()))
+    if (axis == name)
+      return {static_cast<int16_t>(i), grid.getShape()[i]};
+  return {-1, 1};
 }
 
 bool mlir::trainopt::isElementwise(Operation *op) {

@@ -29,11 +29,13 @@ const Stage stages[] = {
     {"trainopt-partition-model", stage_options::partitionModelOptions},
     {"trainopt-attach-loss", stage_options::attachLossOptions},
     {"trainopt-assign-precision", stage_options::assignPrecisionOptions},
+    {"trainopt-split-pipeline", stage_options::splitPipelineOptions},
     {"trainopt-build-train-step", stage_options::buildTrainStepOptions},
     {"trainopt-transform-gradients", stage_options::transformGradientsOptions},
     {"trainopt-lr-schedule", stage_options::lrScheduleOptions},
     {"trainopt-apply-optimizer", stage_options::applyOptimizerOptions},
     {"trainopt-build-eval-step", stage_options::buildEvalStepOptions},
+    {"trainopt-schedule-pipeline", stage_options::schedulePipelineOptions},
     {"trainopt-shard-step", stage_options::shardStepOptions},
 };
 

@@ -194,4 +194,59 @@ def Trainopt_GradSyncOp : Trainopt_Op<"grad_sync", [Pure,
   let assemblyFormat = "$gradient attr-dict `:` type($gradient)";
 }
 
+def Trainopt_SendOp : Trainopt_Op<"send", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "sends a tensor to the rank `offset` places along one axis";
+  let description = [{
+    Point to point: this rank sends `input` to the rank whose coordinate
+    along the single axis of `grid_axes` is this rank's plus `offset`
+    (every other coordinate the same); that rank receives it with a
+    `trainopt.recv` of the same type and the opposite offset. Messages
+    between two ranks arrive in the order they were sent. Pipeline
+    parallelism passes activations to the next stage (`offset = 1`) and
+    their cotangents back (`offset = -1`) with it.
+
+    The runtime copies the input when the send starts and completes it by
+    the end of the entry point, so the send never blocks the ranks'
+    schedules against each other. Not differentiated: the pipeline places
+    sends and receives after autodiff, between the stages' forward and
+    backward parts.
+
+    ```mlir
+    trainopt.send %act on @mesh axes = [0] offset = 1 : tensor<8x256xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_Tensor:$input, FlatSymbolRefAttr:$grid,
+                       DenseI16ArrayAttr:$grid_axes, I64Attr:$offset);
+  let assemblyFormat = [{
+    $input `on` $grid `axes` `=` $grid_axes `offset` `=` $offset attr-dict
+    `:` type($input)
+  }];
+  let hasVerifier = 1;
+}
+
+def Trainopt_RecvOp : Trainopt_Op<"recv", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "receives a tensor from the rank `offset` places along one axis";
+  let description = [{
+    Point to point: receives the tensor that the rank whose coordinate along
+    the single axis of `grid_axes` is this rank's plus `offset` sends with a
+    `trainopt.send` of the same type and offset `-offset`. The runtime
+    posts the receive where the op stands and waits for it before the
+    result's first reader.
+
+    ```mlir
+    %act = trainopt.recv on @mesh axes = [0] offset = -1 : tensor<8x256xf32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$grid, DenseI16ArrayAttr:$grid_axes,
+                       I64Attr:$offset);
+  let results = (outs Trainopt_Tensor:$result);
+  let assemblyFormat = [{
+    `on` $grid `axes` `=` $grid_axes `offset` `=` $offset attr-dict `:`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // TRAINOPT_DIALECT_TRAINOPT_IR_COLLECTIVEOPS_TD

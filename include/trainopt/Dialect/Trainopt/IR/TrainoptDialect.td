@@ -87,6 +87,14 @@ def Trainopt_Dialect : Dialect {
     /// (docs/distributed.md).
     static constexpr ::llvm::StringLiteral kShardingAttrName =
         "trainopt.sharding";
+    /// Pipeline parallelism (trainopt-split-pipeline): on a stage's model
+    /// function, argument attribute "in" (the activation the previous
+    /// stage sends) or "cot" (the cotangent of "out" the next stage sends
+    /// back), result attribute "out" (the activation this stage sends);
+    /// on @train_step and @eval_step, a dictionary {stage, stages,
+    /// micro_batches}.
+    static constexpr ::llvm::StringLiteral kPipelineAttrName =
+        "trainopt.pipeline";
     /// Argument attribute of a `flat`-sharded value: its global type.
     static constexpr ::llvm::StringLiteral kGlobalTypeAttrName =
         "trainopt.global_type";

@@ -201,6 +201,77 @@ def TrainoptAssignPrecision : Pass<"trainopt-assign-precision", "ModuleOp"> {
   ];
 }
 
+def TrainoptSplitPipeline : Pass<"trainopt-split-pipeline", "ModuleOp"> {
+  let summary = "Keeps one pipeline stage of the model function";
+  let description = [{
+    Pipeline parallelism, first half. Over a `pp` axis of K > 1 ranks (the
+    `shard.grid @mesh` of trainopt-partition-model) it cuts the model
+    function `func`, loss included, into K stages at layer boundaries: the
+    points of the op order where exactly one activation (a floating-point
+    tensor) is live. It picks the K - 1 cuts that split the estimated FLOPs
+    most evenly and keeps stage `stage` only, so each stage compiles to a
+    program of its own:
+
+    - the stage's parameters stay arguments; the others' are dropped (a
+      parameter two stages read, as tied weights are, is an error naming
+      it);
+    - a stage after the first reads its input activation from an argument
+      `trainopt.pipeline = "in"`, which autodiff differentiates so that its
+      cotangent can go back;
+    - a stage before the last returns its output activation
+      (`trainopt.pipeline = "out"`) and, as its loss, `sum(out * cot)`,
+      where `cot` is an argument `trainopt.pipeline = "cot"`: the VJP of
+      that loss is the backward seeded with the next stage's cotangent.
+
+    `trainopt.pipeline` on the function records the stage, the stage count,
+    the cuts and the whole model's results, which every stage's eval step
+    returns. Data inputs stay arguments of every stage. Without a pp axis
+    the pass does nothing. trainopt-schedule-pipeline makes the 1F1B
+    schedule of the stage after the optimizer.
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function to split">,
+    Option<"stage", "pipeline-stage", "int64_t", /*default=*/"0",
+           "The pipeline stage to keep (trainopt-compile compiles every "
+           "stage into the artifact; this picks the one --emit=*-mlir "
+           "prints)">,
+  ];
+}
+
+def TrainoptSchedulePipeline : Pass<"trainopt-schedule-pipeline", "ModuleOp"> {
+  let summary = "Runs one pipeline stage's step over micro-batches, 1F1B";
+  let description = [{
+    Pipeline parallelism, second half, after trainopt-build-eval-step. On a
+    stage that trainopt-split-pipeline kept, the step's batch is
+    `micro-batches` (M) micro-batches of the compiled batch, whose inputs
+    become M times as large along dim 0. `@train_step`'s call of the
+    forward-and-backward function becomes the one-forward-one-backward
+    (1F1B) schedule of PipeDream-Flush and Megatron-LM: K - 1 - stage
+    forwards to fill the pipeline, then a backward after every forward,
+    then the remaining backwards. Each forward runs the ops the stage's
+    outputs need, receiving its input (`trainopt.recv`, offset -1) and
+    sending its output (`trainopt.send`, offset 1); each backward runs the
+    rest, receiving the output's cotangent and sending the input's. A
+    micro-batch's activations live from its forward to its backward, and
+    the memory plan sees exactly that. The gradients are summed over the
+    micro-batches in order and divided by M, as gradient accumulation over
+    M steps does; BatchNorm statistics are updated micro-batch after
+    micro-batch; random ops draw with the step counter `step * M + i`.
+    The loss is the micro-batches' mean on the last stage, all-reduced over
+    pp so every stage reports it.
+
+    `@eval_step` runs the M forwards in order; every stage returns the
+    whole model's outputs and loss (the last stage's, all-reduced over pp).
+    Without a pipeline the pass checks that `micro-batches` is 1.
+  }];
+  let options = [
+    Option<"microBatches", "micro-batches", "int64_t", /*default=*/"1",
+           "Micro-batches per pipeline step; the step reads M times "
+           "--batch-size samples per data-parallel rank">,
+  ];
+}
+
 def TrainoptBuildTrainStep : Pass<"trainopt-build-train-step", "ModuleOp"> {
   let summary = "Builds @train_step in gradient form from a function with a loss";
   let description = [{
@@ -435,8 +506,8 @@ def TrainoptPartitionModel : Pass<"trainopt-partition-model", "ModuleOp"> {
     that does not fit the pattern (the last layer, a weight read twice)
     stays replicated; `trainopt.tp_decisions` on the function says why, and
     `--report` prints it. A tp that does not divide a split dimension is an
-    error naming the parameter and its type. `pp` axes larger than 1 are
-    refused for now.
+    error naming the parameter and its type. A `pp` axis is
+    trainopt-split-pipeline's (with tp > 1 too, it is refused for now).
 
     With `sync-bn` and a `dp` axis, every
     `batch_norm_inference` of the model gets `trainopt.sync_stats`: when
@@ -454,8 +525,9 @@ def TrainoptPartitionModel : Pass<"trainopt-partition-model", "ModuleOp"> {
     Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
            "The model function to split">,
     Option<"mesh", "mesh", "std::string", /*default=*/"\"\"",
-           "The device mesh, dp=N[,tp=M] (data parallel over N groups of M "
-           "tensor-parallel processes); empty: one device">,
+           "The device mesh, dp=N[,tp=M|,pp=K] (data parallel over N groups "
+           "of M tensor-parallel processes or of K pipeline stages); empty: "
+           "one device">,
     Option<"syncBn", "sync-bn", "bool", /*default=*/"false",
            "BatchNorm statistics over the whole data-parallel group (the "
            "global batch) instead of each rank's own samples">,

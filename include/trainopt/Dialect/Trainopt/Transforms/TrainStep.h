@@ -94,6 +94,10 @@ bool isElementwise(Operation *op);
 /// declares and trainopt-shard-step reads.
 inline constexpr llvm::StringLiteral kMeshSymbolName = "mesh";
 
+/// Axis `name` of the module's mesh: {its index on the grid, its size}, or
+/// {-1, 1} without such an axis.
+std::pair<int16_t, int64_t> meshAxis(ModuleOp module, StringRef name);
+
 /// On a BatchNorm of the model: the statistics are taken over
 /// a data-parallel group when trainopt-build-train-step makes it a training
 /// BatchNorm (`--sync-bn`): {grid, axes, ranks}.

@@ -64,11 +64,13 @@ std::vector<TrainingOption> passOptionsOf(const llvm::cl::Option &any,
 std::vector<TrainingOption> partitionModelOptions();
 std::vector<TrainingOption> attachLossOptions();
 std::vector<TrainingOption> assignPrecisionOptions();
+std::vector<TrainingOption> splitPipelineOptions();
 std::vector<TrainingOption> buildTrainStepOptions();
 std::vector<TrainingOption> transformGradientsOptions();
 std::vector<TrainingOption> lrScheduleOptions();
 std::vector<TrainingOption> applyOptimizerOptions();
 std::vector<TrainingOption> buildEvalStepOptions();
+std::vector<TrainingOption> schedulePipelineOptions();
 std::vector<TrainingOption> shardStepOptions();
 } // namespace stage_options
 
