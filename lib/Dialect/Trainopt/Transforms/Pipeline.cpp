@@ -105,10 +105,13 @@ struct TrainoptSplitPipelinePass
     for (Operation *op : ops) {
       if (isa<ConstantOp>(op))
         continue;
+      // A model result (such as a BatchNorm's new running statistics) is
+      // returned by the stage that computes it: only ops' reads count.
       for (Value r : op->getResults()) {
         int64_t last = -1;
         for (Operation *user : r.getUsers())
-          last = std::max(last, user == ret ? n : index.lookup(user));
+          if (user != ret)
+            last = std::max(last, index.lookup(user));
         if (last > index[op]) {
           spans.push_back({index[op] + 1, last});
           spanValue.push_back(r);
@@ -121,7 +124,8 @@ struct TrainoptSplitPipelinePass
     // Gemm's matmul and bias add) stay in one stage.
     llvm::DenseMap<Location, std::pair<int64_t, int64_t>> nodeSpan;
     for (auto [i, op] : llvm::enumerate(ops)) {
-      if (isa<ConstantOp>(op))
+      // An ONNX node's ops carry its name; ops the passes add do not.
+      if (isa<ConstantOp>(op) || !isa<NameLoc>(op->getLoc()))
         continue;
       auto [it, fresh] = nodeSpan.try_emplace(
           op->getLoc(), std::make_pair(int64_t(i), int64_t(i)));
@@ -139,6 +143,10 @@ struct TrainoptSplitPipelinePass
       inside += insideNode[p];
       if (count == 1 && inside == 0)
         candidates.push_back(p);
+      if (getenv("PPDEBUG") && count <= 2)
+        llvm::errs() << "p " << p << " count " << count << " inside " << inside
+                     << " " << ops[p - 1]->getName() << ops[p - 1]->getLoc()
+                     << "\n";
     }
     auto liveAt = [&](int64_t p) {
       for (auto [span, v] : llvm::zip(spans, spanValue))
@@ -148,6 +156,10 @@ struct TrainoptSplitPipelinePass
     };
     llvm::erase_if(candidates,
                    [&](int64_t p) { return !isFloatTensor(liveAt(p)); });
+    if (getenv("PPDEBUG"))
+      for (int64_t p : candidates)
+        llvm::errs() << "cand " << p << " " << ops[p - 1]->getName() << " "
+                     << ops[p - 1]->getLoc() << "\n";
     if (static_cast<int64_t>(candidates.size()) < stages - 1)
       return bad("pp=" + Twine(stages) + " needs " + Twine(stages - 1) +
                  " layer boundaries (points where one activation is live); @" +
@@ -199,12 +211,38 @@ struct TrainoptSplitPipelinePass
 
     OpBuilder b(&getContext());
     MLIRContext *ctx = &getContext();
-    // The whole model's results, which every stage's eval step returns.
-    SmallVector<Attribute> resultTypes, resultAttrs;
+    // The whole model's results, which every stage's eval step returns:
+    // their types, attributes, how micro-batches combine them ("batch":
+    // concatenated along dim 0, "mean": averaged, "last": the last
+    // micro-batch's, for values the batch does not change), and the stage
+    // that computes each (an argument passed through: the last).
+    llvm::DenseSet<Value> fromBatch;
+    for (BlockArgument arg : f.getArguments())
+      if (f.getArgAttr(arg.getArgNumber(), TrainoptDialect::kInputAttrName))
+        fromBatch.insert(arg);
+    int64_t microBatch = -1;
+    for (Value v : fromBatch)
+      microBatch = cast<RankedTensorType>(v.getType()).getDimSize(0);
+    for (Operation *op : ops)
+      if (llvm::any_of(op->getOperands(),
+                       [&](Value v) { return fromBatch.contains(v); }))
+        fromBatch.insert(op->result_begin(), op->result_end());
+    SmallVector<Attribute> resultTypes, resultAttrs, resultKinds;
+    SmallVector<int64_t> resultStage;
     for (unsigned i = 0; i < f.getNumResults(); ++i) {
-      resultTypes.push_back(TypeAttr::get(f.getResultTypes()[i]));
+      Value v = ret.getOperand(i);
+      auto t = cast<RankedTensorType>(v.getType());
+      resultTypes.push_back(TypeAttr::get(t));
       DictionaryAttr d = f.getResultAttrDict(i);
       resultAttrs.push_back(d ? d : b.getDictionaryAttr({}));
+      StringRef kind = !fromBatch.contains(v)          ? "last"
+                       : t.getRank() == 0              ? "mean"
+                       : t.getDimSize(0) == microBatch ? "batch"
+                                                       : "last";
+      resultKinds.push_back(b.getStringAttr(kind));
+      Operation *def = v.getDefiningOp();
+      resultStage.push_back(def && index.count(def) ? stageOf(def)
+                                                    : stages - 1);
     }
     SmallVector<Attribute> cutAttrs;
     for (int64_t c : cuts)
@@ -217,7 +255,9 @@ struct TrainoptSplitPipelinePass
              b.getNamedAttr("axis", b.getI64IntegerAttr(axis)),
              b.getNamedAttr("cuts", b.getArrayAttr(cutAttrs)),
              b.getNamedAttr("result_types", b.getArrayAttr(resultTypes)),
-             b.getNamedAttr("result_attrs", b.getArrayAttr(resultAttrs))}));
+             b.getNamedAttr("result_attrs", b.getArrayAttr(resultAttrs)),
+             b.getNamedAttr("result_kinds", b.getArrayAttr(resultKinds)),
+             b.getNamedAttr("result_stages", b.getI64ArrayAttr(resultStage))}));
 
     // Constants the stage reads from before it are copied into it.
     b.setInsertionPoint(begin < n ? ops[begin] : ret.getOperation());
@@ -242,6 +282,11 @@ struct TrainoptSplitPipelinePass
     }
     // The output activation and the loss that seeds the backward with its
     // cotangent.
+    // The stage's results: its own model results; before the last stage,
+    // first the output activation and the loss that seeds the backward
+    // with the output's cotangent.
+    SmallVector<Value> results;
+    SmallVector<Attribute> attrs;
     if (stage < stages - 1) {
       Value out = liveAt(end);
       unsigned at = f.getNumArguments();
@@ -252,19 +297,24 @@ struct TrainoptSplitPipelinePass
           out.getLoc());
       b.setInsertionPoint(ret);
       TensorBuilder m(b, ret.getLoc());
-      Value loss = m.sumAll(m.mul(out, body.getArgument(at)));
-      func::ReturnOp::create(b, ret.getLoc(), ValueRange{out, loss});
-      ret.erase();
-      f.setType(b.getFunctionType(f.getArgumentTypes(),
-                                  {out.getType(), loss.getType()}));
-      f.setResultAttrs(
-          0, b.getDictionaryAttr({b.getNamedAttr(
-                 TrainoptDialect::kPipelineAttrName, b.getStringAttr("out"))}));
-      f.setResultAttrs(1, b.getDictionaryAttr(
-                              {b.getNamedAttr(TrainoptDialect::kOutputAttrName,
+      results = {out, m.sumAll(m.mul(out, body.getArgument(at)))};
+      attrs = {
+          b.getDictionaryAttr({b.getNamedAttr(
+              TrainoptDialect::kPipelineAttrName, b.getStringAttr("out"))}),
+          b.getDictionaryAttr({b.getNamedAttr(TrainoptDialect::kOutputAttrName,
                                               b.getStringAttr("loss")),
-                               roleAttr(ctx, ValueRole::loss)}));
+                               roleAttr(ctx, ValueRole::loss)})};
     }
+    for (unsigned i = 0; i < ret.getNumOperands(); ++i)
+      if (resultStage[i] == stage)
+        results.push_back(ret.getOperand(i)), attrs.push_back(resultAttrs[i]);
+    b.setInsertionPoint(ret);
+    func::ReturnOp::create(b, ret.getLoc(), results);
+    ret.erase();
+    f.setType(b.getFunctionType(
+        f.getArgumentTypes(), llvm::to_vector(ValueRange(results).getTypes())));
+    for (auto [i, a] : llvm::enumerate(attrs))
+      f.setResultAttrs(i, cast<DictionaryAttr>(a));
     // Drop the other stages' ops (users first) and parameters.
     for (int64_t i = n - 1; i >= 0; --i)
       if (i < begin || i >= end) {
@@ -415,10 +465,10 @@ struct TrainoptSchedulePipelinePass
     }
   }
 
-  /// The sum over pp of `v`: the last stage's value where the others give
+  /// The sum over pp of `v`: one stage's value where the others give
   /// zeros.
-  Value fromLastStage(TensorBuilder &m, Value v, const StageInfo &info,
-                      FlatSymbolRefAttr gridRef) {
+  Value fromOneStage(TensorBuilder &m, Value v, const StageInfo &info,
+                     FlatSymbolRefAttr gridRef) {
     return AllReduceOp::create(m.b, ValueRange{v}, gridRef,
                                m.b.getDenseI16ArrayAttr({info.axis}),
                                CollectiveReductionAttr::get(
@@ -599,7 +649,7 @@ struct TrainoptSchedulePipelinePass
     else
       lossMean = tm.zerosLike(call.getResult(*lossResult));
     call.getResult(*lossResult)
-        .replaceAllUsesWith(fromLastStage(tm, lossMean, info, gridRef));
+        .replaceAllUsesWith(fromOneStage(tm, lossMean, info, gridRef));
     for (auto [t, r] : llvm::enumerate(paramGrads))
       call.getResult(r).replaceAllUsesWith(m > 1 ? tm.mul(gradSums[t], inverse)
                                                  : gradSums[t]);
@@ -607,6 +657,22 @@ struct TrainoptSchedulePipelinePass
       call.getResult(u).replaceAllUsesWith(
           maps[m - 1].lookup(gret.getOperand(u)));
     call.erase();
+    // A BatchNorm's update counter counts the micro-batches it normalized.
+    auto ret = cast<func::ReturnOp>(step.getBody().front().getTerminator());
+    for (unsigned r = 0; r < ret.getNumOperands(); ++r) {
+      auto updates = step.getResultAttrOfType<IntegerAttr>(
+          r, TrainoptDialect::kUpdatesAttrName);
+      auto state = updates
+                       ? step.getArgAttrOfType<StringAttr>(
+                             updates.getInt(), TrainoptDialect::kStateAttrName)
+                       : StringAttr();
+      if (!state || state.getValue() != "num_batches_tracked")
+        continue;
+      OpBuilder rb(ret);
+      TensorBuilder rm(rb, ret.getLoc());
+      ret.setOperand(r, rm.add(step.getArgument(updates.getInt()),
+                               static_cast<double>(m)));
+    }
     dropPipelineArguments(step);
     return success();
   }
@@ -620,12 +686,24 @@ struct TrainoptSchedulePipelinePass
     SmallVector<Operation *> ops;
     for (Operation &op : body.without_terminator())
       ops.push_back(&op);
-    // The surrogate loss of a stage before the last is not evaluated.
+    auto resultTypes = cast<ArrayAttr>(info.attr.get("result_types"));
+    auto resultAttrs = cast<ArrayAttr>(info.attr.get("result_attrs"));
+    auto resultKinds = cast<ArrayAttr>(info.attr.get("result_kinds"));
+    auto resultStages = cast<ArrayAttr>(info.attr.get("result_stages"));
+    // The eval step's results: the output and the seeding loss before the
+    // last stage (not evaluated), then this stage's model results in order.
+    unsigned first = info.last() ? 0 : 2;
+    SmallVector<unsigned> own;
+    for (auto [r, stage] : llvm::enumerate(resultStages))
+      if (cast<IntegerAttr>(stage).getInt() == info.stage)
+        own.push_back(r);
+    if (ret.getNumOperands() != first + own.size())
+      return bad("@eval_step does not return the results of pipeline stage " +
+                 Twine(info.stage));
     llvm::DenseSet<Operation *> needed;
     SmallVector<Value> work;
-    for (unsigned i = 0; i < eval.getNumResults(); ++i)
-      if (info.last() ||
-          eval.getResultAttr(i, TrainoptDialect::kPipelineAttrName))
+    for (unsigned i = 0; i < ret.getNumOperands(); ++i)
+      if (i == 0 || i >= first)
         work.push_back(ret.getOperand(i));
     while (!work.empty()) {
       Operation *def = work.pop_back_val().getDefiningOp();
@@ -642,10 +720,8 @@ struct TrainoptSchedulePipelinePass
     growBatch(eval, m);
     OpBuilder b(ret);
     TensorBuilder tm(b, ret.getLoc());
-    auto resultTypes = cast<ArrayAttr>(info.attr.get("result_types"));
-    auto resultAttrs = cast<ArrayAttr>(info.attr.get("result_attrs"));
-    // Per model result, the micro-batches' values (last stage only).
-    SmallVector<SmallVector<Value>> parts(resultTypes.size());
+    // Per model result of this stage, the micro-batches' values.
+    llvm::DenseMap<unsigned, SmallVector<Value>> parts;
     for (int64_t i = 0; i < m; ++i) {
       IRMapping map;
       for (auto [a, rows] : batchArgs)
@@ -657,43 +733,40 @@ struct TrainoptSchedulePipelinePass
       for (Operation *op : ops)
         if (needed.contains(op))
           tm.b.clone(*op, map);
-      if (!info.last()) {
-        for (unsigned r = 0; r < eval.getNumResults(); ++r)
-          if (eval.getResultAttr(r, TrainoptDialect::kPipelineAttrName))
-            send(tm, map.lookup(ret.getOperand(r)), 1, gridRef, info);
-        continue;
-      }
-      for (unsigned r = 0; r < ret.getNumOperands(); ++r)
-        parts[r].push_back(map.lookupOrDefault(ret.getOperand(r)));
+      if (!info.last())
+        send(tm, map.lookup(ret.getOperand(0)), 1, gridRef, info);
+      for (auto [k, r] : llvm::enumerate(own))
+        parts[r].push_back(map.lookupOrDefault(ret.getOperand(first + k)));
     }
-    // The whole model's results on every stage: concatenated micro-batches
-    // (a scalar, the loss, averaged), summed over pp from the last stage.
+    // The whole model's results on every stage, each summed over pp from
+    // the stage that computes it (zeros elsewhere).
     SmallVector<Value> results;
     SmallVector<Type> types;
     for (auto [r, typeAttr] : llvm::enumerate(resultTypes)) {
       auto t = cast<RankedTensorType>(cast<TypeAttr>(typeAttr).getValue());
+      StringRef kind = cast<StringAttr>(resultKinds[r]).getValue();
+      auto wholeType = kind == "batch" ? batchOf(t, m) : t;
       Value whole;
-      if (info.last()) {
-        if (t.getRank() == 0) {
-          whole = parts[r][0];
-          for (int64_t i = 1; i < m; ++i)
-            whole = tm.add(whole, parts[r][i]);
-          if (m > 1)
-            whole = tm.mul(whole, 1.0 / static_cast<double>(m));
-        } else {
-          whole = m > 1 ? ConcatOp::create(tm.b, parts[r], 0).getResult()
-                        : parts[r][0];
-        }
-      } else {
-        auto wholeType = t.getRank() == 0 ? t : batchOf(t, m);
+      auto it = parts.find(r);
+      if (it == parts.end()) {
         whole = ConstantOp::create(
             tm.b, DenseElementsAttr::get(
                       wholeType, tm.b.getZeroAttr(wholeType.getElementType())));
+      } else if (kind == "batch" && m > 1) {
+        whole = ConcatOp::create(tm.b, it->second, 0).getResult();
+      } else if (kind == "mean" && m > 1) {
+        whole = it->second[0];
+        for (int64_t i = 1; i < m; ++i)
+          whole = tm.add(whole, it->second[i]);
+        whole = tm.mul(whole, 1.0 / static_cast<double>(m));
+      } else {
+        whole = it->second.back();
       }
-      if (!isa<FloatType>(t.getElementType()) &&
-          !isa<IntegerType>(t.getElementType()))
-        return bad("eval output " + Twine(r) + " has no element type to sum");
-      results.push_back(fromLastStage(tm, whole, info, gridRef));
+      if (t.getElementType().isInteger(1))
+        return bad("eval result " + Twine(r) +
+                   " is boolean; a pipeline "
+                   "cannot sum it over its stages");
+      results.push_back(fromOneStage(tm, whole, info, gridRef));
       types.push_back(results.back().getType());
     }
     func::ReturnOp::create(b, ret.getLoc(), results);
