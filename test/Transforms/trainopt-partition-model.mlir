@@ -2,7 +2,7 @@
 // RUN: trainopt-opt %s '-trainopt-partition-model=mesh=dp=2,tp=2' -trainopt-attach-loss=loss=cross_entropy -trainopt-build-train-step | FileCheck %s --check-prefix=GRAD
 // RUN: trainopt-opt %s -trainopt-partition-model | FileCheck %s --check-prefix=NOMESH
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=tp=4' 2>&1 | FileCheck %s --check-prefix=DIVIDE
-// RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=dp=2,pp=2' 2>&1 | FileCheck %s --check-prefix=PP
+// RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=tp=2,pp=2' 2>&1 | FileCheck %s --check-prefix=PP
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=dp=0' 2>&1 | FileCheck %s --check-prefix=SIZE
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=xp=2' 2>&1 | FileCheck %s --check-prefix=AXIS
 
@@ -43,7 +43,7 @@
 // NOMESH-NOT: shard.grid
 // NOMESH-NOT: trainopt.sharding
 // DIVIDE: error: --mesh: tp=4 does not divide dim 0 of parameter @w1 ('tensor<6x4xf32>')
-// PP: error: --mesh: pp=2: pipeline parallelism is not implemented yet; this build shards over dp and tp
+// PP: error: --mesh: pp=2 with tp=2: pipeline and tensor parallelism together are not implemented yet
 // SIZE: error: --mesh: 'dp=0' is not AXIS=N with N >= 1
 // AXIS: error: --mesh: unknown axis 'xp' (expected dp, tp or pp)
 trainopt.parameter @w1 trainable : tensor<6x4xf32> = dense<0.1> : tensor<6x4xf32>

@@ -354,7 +354,8 @@ static std::optional<double> parseBytes(StringRef text) {
 }
 
 /// `--mesh=auto`: plans each mesh the compiler can build for `worldSize`
-/// ranks (data parallel with ZeRO stages 0 to 3, data x tensor parallel)
+/// ranks (data parallel with ZeRO stages 0 to 3, data x tensor parallel,
+/// data x pipeline parallel)
 /// with the cost model,
 /// prints the ranking, and sets `options` to the fastest one whose memory
 /// per rank fits the budget. The memory per rank is the arena plus the
@@ -379,6 +380,8 @@ static int chooseMesh(mlir::MLIRContext &context,
     /// The batch of one data-parallel group: the same global batch for
     /// every plan (--batch-size x world size).
     int64_t batch = 0;
+    /// A pipeline's micro-batches per step (0: no pipeline).
+    int64_t microBatches = 0;
     double ms = 0, bytes = 0;
   };
   int64_t batch = options.import.batchSize.value_or(0);
@@ -401,57 +404,86 @@ static int chooseMesh(mlir::MLIRContext &context,
         impossible.push_back(mesh + ": needs --batch-size (the batch of a "
                                     "tensor-parallel group is t times it)");
     }
+  // Pipelines of k stages over each divisor k of the world, with k
+  // micro-batches of --batch-size per data-parallel group: the same global
+  // batch.
+  if (llvm::is_contained(zeros, "0") && batch > 0)
+    for (int64_t k = 2; k <= worldSize; ++k)
+      if (worldSize % k == 0)
+        candidates.push_back(
+            {(worldSize > k ? "dp=" + std::to_string(worldSize / k) + "," : "") +
+                 "pp=" + std::to_string(k),
+             "0", batch, k});
   for (Plan plan : candidates) {
     mlir::trainopt::CompileOptions candidate = options;
     candidate.timing = nullptr;
     candidate.reportFp32Arena = false;
     auto &v = candidate.training.values;
     llvm::erase_if(v, [](const auto &o) {
-      return o.first == "mesh" || o.first == "zero";
+      return o.first == "mesh" || o.first == "zero" ||
+             o.first == "micro-batches" || o.first == "pipeline-stage";
     });
     v.push_back({"mesh", plan.mesh});
     v.push_back({"zero", plan.zero});
+    if (plan.microBatches > 0)
+      v.push_back({"micro-batches", std::to_string(plan.microBatches)});
     if (plan.batch > 0)
       candidate.import.batchSize = plan.batch;
-    // A tp the model's dims do not divide is not a plan, not an error.
-    bool tensorParallel = plan.mesh.find("tp=") != std::string::npos;
+    // A tp that does not divide the model's dims, or a model with too few
+    // layer boundaries for its pipeline, is not a plan, not an error.
+    bool mayFail = plan.mesh.find("tp=") != std::string::npos ||
+                   plan.microBatches > 0;
     std::string firstError;
     std::optional<mlir::ScopedDiagnosticHandler> quiet;
-    if (tensorParallel)
+    if (mayFail)
       quiet.emplace(&context, [&](mlir::Diagnostic &d) {
         if (firstError.empty())
           firstError = d.str();
         return mlir::success();
       });
-    mlir::OwningOpRef<mlir::ModuleOp> module = mlir::trainopt::compileModule(
-        context, candidate, mlir::trainopt::CompileStage::Kernels);
+    // A pipeline's step takes as long as its slowest stage, and its memory
+    // per rank is its largest stage's.
+    int64_t stages = mlir::trainopt::pipelineStages(candidate);
+    bool possible = true;
+    for (int64_t s = 0; s < stages && possible; ++s) {
+      mlir::trainopt::CompileOptions stage = candidate;
+      if (stages > 1)
+        stage.training.values.push_back({"pipeline-stage", std::to_string(s)});
+      mlir::OwningOpRef<mlir::ModuleOp> module = mlir::trainopt::compileModule(
+          context, stage, mlir::trainopt::CompileStage::Kernels);
+      if (!module && mayFail) {
+        impossible.push_back(plan.mesh + ": " + firstError);
+        possible = false;
+        break;
+      }
+      if (!module)
+        return 1;
+      ::trainopt::artifact::Artifact scratch;
+      json::Object r;
+      if (failed(mlir::trainopt::emitArtifactPlan(*module, stage.target,
+                                                  stage.target, scratch, r)))
+        return 1;
+      auto num = [&](StringRef key) {
+        return r.getNumber(key).value_or(double(r.getInteger(key).value_or(0)));
+      };
+      double reduced = 0, scattered = 0, gathered = 0, sent = 0;
+      if (const json::Object *c = r.getObject("communication_bytes_per_step")) {
+        reduced = c->getInteger("all_reduce").value_or(0);
+        scattered = c->getInteger("reduce_scatter").value_or(0);
+        gathered = c->getInteger("all_gather").value_or(0);
+        sent = c->getInteger("send").value_or(0);
+      }
+      plan.ms = std::max(plan.ms, num("predicted_step_ms"));
+      // The runtime's staging: an all-reduce's buffer and what it
+      // receives, a reduce-scatter's and its part, an all-gather's copy of
+      // its part, a send's copy.
+      plan.bytes = std::max(plan.bytes, num("arena_bytes") + 2 * reduced +
+                                            scattered * (1 + 1.0 / worldSize) +
+                                            gathered / worldSize + sent);
+    }
     quiet.reset();
-    if (!module && tensorParallel) {
-      impossible.push_back(plan.mesh + ": " + firstError);
-      continue;
-    }
-    if (!module)
-      return 1;
-    ::trainopt::artifact::Artifact scratch;
-    json::Object r;
-    if (failed(mlir::trainopt::emitArtifactPlan(*module, candidate.target,
-                                                candidate.target, scratch, r)))
-      return 1;
-    auto num = [&](StringRef key) {
-      return r.getNumber(key).value_or(double(r.getInteger(key).value_or(0)));
-    };
-    double reduced = 0, scattered = 0, gathered = 0;
-    if (const json::Object *c = r.getObject("communication_bytes_per_step")) {
-      reduced = c->getInteger("all_reduce").value_or(0);
-      scattered = c->getInteger("reduce_scatter").value_or(0);
-      gathered = c->getInteger("all_gather").value_or(0);
-    }
-    plan.ms = num("predicted_step_ms");
-    // The runtime's staging: an all-reduce's buffer and what it receives,
-    // a reduce-scatter's and its part, an all-gather's copy of its part.
-    plan.bytes = num("arena_bytes") + 2 * reduced +
-                 scattered * (1 + 1.0 / worldSize) + gathered / worldSize;
-    plans.push_back(plan);
+    if (possible)
+      plans.push_back(plan);
   }
   std::stable_sort(plans.begin(), plans.end(),
                    [](const Plan &a, const Plan &b) { return a.ms < b.ms; });
@@ -472,12 +504,15 @@ static int chooseMesh(mlir::MLIRContext &context,
                           (p.batch != batch
                                ? " (--batch-size=" + std::to_string(p.batch) +
                                      ")"
-                               : std::string()),
+                               : std::string()) +
+                          (p.microBatches ? " (--micro-batches=" +
+                                                std::to_string(p.microBatches) +
+                                                ")"
+                                          : std::string()),
                       p.ms, p.bytes / 1048576.0,
                       budget && p.bytes > *budget ? " (over the budget)" : "");
   for (const std::string &why : impossible)
     outs() << "    not possible: " << why << "\n";
-  outs() << "  (pp meshes are not implemented yet)\n";
   outs().flush();
   if (!chosen)
     return fail("--mesh=auto: no mesh for " + Twine(worldSize) +
@@ -485,8 +520,12 @@ static int chooseMesh(mlir::MLIRContext &context,
   llvm::erase_if(values, [](const auto &o) {
     return o.first == "mesh" || o.first == "zero";
   });
+  llvm::erase_if(values,
+                 [](const auto &o) { return o.first == "micro-batches"; });
   values.push_back({"mesh", chosen->mesh});
   values.push_back({"zero", chosen->zero});
+  if (chosen->microBatches > 0)
+    values.push_back({"micro-batches", std::to_string(chosen->microBatches)});
   if (chosen->batch > 0)
     options.import.batchSize = chosen->batch;
   return 0;

@@ -403,3 +403,30 @@ func.func @reduce_scatter_results(%x: tensor<4xf32>) {
   %0:2 = trainopt.reduce_scatter sum %x on @mesh axes = [0] : tensor<4xf32> -> tensor<2xf32>, tensor<2xf32>
   return
 }
+
+// -----
+
+shard.grid @mesh(shape = 2) {trainopt.axes = ["pp"]}
+func.func @send_self(%x: tensor<4xf32>) {
+  // expected-error @+1 {{expects a nonzero offset (the peer is another rank)}}
+  trainopt.send %x on @mesh axes = [0] offset = 0 : tensor<4xf32>
+  return
+}
+
+// -----
+
+shard.grid @mesh(shape = 2) {trainopt.axes = ["pp"]}
+func.func @recv_outside(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{offset -2 leaves the group of 2 ranks}}
+  %0 = trainopt.recv on @mesh axes = [0] offset = -2 : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+shard.grid @mesh(shape = 2x2) {trainopt.axes = ["dp", "pp"]}
+func.func @send_two_axes(%x: tensor<4xf32>) {
+  // expected-error @+1 {{expects one grid axis, got 2}}
+  trainopt.send %x on @mesh axes = [0, 1] offset = 1 : tensor<4xf32>
+  return
+}

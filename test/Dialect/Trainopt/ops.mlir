@@ -252,3 +252,19 @@ func.func @collectives(%w: tensor<10x4xf32>, %b: tensor<10xf32>, %n: tensor<i64>
   %s:2 = trainopt.reduce_scatter sum %w, %b on @mesh axes = [0] : tensor<10x4xf32>, tensor<10xf32> -> tensor<5x4xf32>, tensor<5xf32>
   return %0#0, %0#1, %1, %2, %4 : tensor<10x4xf32>, tensor<10xf32>, tensor<i64>, tensor<10x4xf32>, tensor<16xf32>
 }
+
+// -----
+
+// Point to point between pipeline stages: a send and a receive along one
+// axis, to the next stage and back. Neither is dropped unused.
+// CHECK-LABEL: func.func @pipeline_transfers
+// CHECK: trainopt.send %{{.*}} on @mesh axes = [1] offset = 1 : tensor<4x8xf32>
+// CHECK: %{{.*}} = trainopt.recv on @mesh axes = [1] offset = -1 : tensor<4x8xf32>
+// CHECK: trainopt.recv on @mesh axes = [1] offset = 1 : tensor<4x8xf32>
+shard.grid @mesh(shape = 2x2) {trainopt.axes = ["dp", "pp"]}
+func.func @pipeline_transfers(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  trainopt.send %x on @mesh axes = [1] offset = 1 : tensor<4x8xf32>
+  %0 = trainopt.recv on @mesh axes = [1] offset = -1 : tensor<4x8xf32>
+  %1 = trainopt.recv on @mesh axes = [1] offset = 1 : tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}

@@ -20,6 +20,8 @@
 #include "llvm/ADT/BitVector.h"
 #include "llvm/ADT/SetVector.h"
 
+#include <set>
+
 namespace mlir::trainopt {
 #define GEN_PASS_DEF_TRAINOPTSPLITPIPELINE
 #define GEN_PASS_DEF_TRAINOPTSCHEDULEPIPELINE
@@ -198,13 +200,13 @@ struct TrainoptSplitPipelinePass
           arg.getArgNumber(), TrainoptDialect::kParamAttrName);
       if (!param)
         continue;
-      llvm::SmallSetVector<int64_t, 2> readers;
+      std::set<int64_t> readers;
       for (Operation *user : arg.getUsers())
         if (user != ret && !isa<ConstantOp>(user))
           readers.insert(stageOf(user));
       if (readers.size() > 1)
         return bad("parameter '" + param.getValue() + "' is read by stages " +
-                   Twine(readers[0]) + " and " + Twine(readers[1]) +
+                   Twine(*readers.begin()) + " and " + Twine(*readers.rbegin()) +
                    " (tied weights); pipeline stages cannot share a "
                    "parameter");
     }
