@@ -1,15 +1,17 @@
 // RUN: trainopt-opt %s -trainopt-schedule-collectives | FileCheck %s
 
-// Each all-reduce moves up to just after its inputs' last definition; one
-// whose inputs are all arguments goes first. The order of collectives that
-// land at the same place is kept.
+// Each all-reduce moves up to just after its inputs' last definition, but
+// never above the collective before it: MPI matches a group's collectives
+// in the order each rank starts them, and a pipeline's stages, which run
+// different programs, must agree on that order. So the all-reduce of the
+// argument %s stays after the others.
 // CHECK-LABEL: func.func @train_step(
 // CHECK-SAME: %[[X:.*]]: tensor<4xf32>, %[[S:.*]]: tensor<f32>
-// CHECK-NEXT: %[[R0:.*]] = trainopt.all_reduce sum %[[S]]
 // CHECK-NEXT: %[[A:.*]] = call @k(%[[X]])
 // CHECK-NEXT: %[[B:.*]] = call @k(%[[A]])
 // CHECK-NEXT: %[[R1:.*]]:2 = trainopt.all_reduce sum %[[A]], %[[B]]
 // CHECK-NEXT: %[[R2:.*]] = trainopt.all_reduce sum %[[B]]
+// CHECK-NEXT: %[[R0:.*]] = trainopt.all_reduce sum %[[S]]
 // CHECK-NEXT: %[[C:.*]] = call @k(%[[B]])
 // CHECK-NEXT: %[[D:.*]] = call @k(%[[C]])
 // CHECK-NEXT: return
