@@ -21,7 +21,12 @@ Per model and rank count it prints:
   compiler's report), peak memory and step time, against PyTorch FSDP
   (fully_shard on the root: parameters, gradients and optimizer state
   sharded, the parameters gathered at the start of the step as ZeRO-3
-  does) with the same gloo backend.
+  does) with the same gloo backend;
+- a pipeline of N stages (--mesh=pp=N --micro-batches=N, the same global
+  batch: N micro-batches of the per-rank batch): step time against data
+  parallelism's, its largest stage's persistent bytes and peak memory, the
+  predicted step (its slowest stage, bubble included) and the bubble
+  fraction (N - 1) / (2N - 1).
 
 Run it with a Python that has the PyPI torch wheel, numpy and onnx, e.g.:
     python -m venv /tmp/tv && /tmp/tv/bin/pip install torch numpy onnx==1.16.2
@@ -79,11 +84,12 @@ def threads_per_rank(ranks):
     return max(1, len(os.sched_getaffinity(0)) // ranks)
 
 
-def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args, extra=()):
+def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args, extra=(), mesh=None):
     artifact = os.path.join(tmp, f"{tag}.trainopt")
     report = artifact + ".json"
-    subprocess.run([tool("trainopt-compile"), onnx_path, *flags, f"--mesh=dp={ranks}",
-                    *extra, "-o", artifact, f"--report={report}"], check=True)
+    subprocess.run([tool("trainopt-compile"), onnx_path, *flags,
+                    f"--mesh={mesh or 'dp=' + str(ranks)}", *extra, "-o", artifact,
+                    f"--report={report}"], check=True)
     metrics = artifact + ".jsonl"
     # --bind-to none: the ranks share the cores as the PyTorch processes do.
     subprocess.run(MPIRUN + ["--bind-to", "none", "-np", str(ranks), tool("trainopt-run"),
@@ -97,6 +103,13 @@ def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args, extra=()):
     steps = [l for l in lines if not l.get("summary")]
     ms = statistics.median(l["step_ms"] for l in steps if l["step"] > args.warmup)
     rep = json.load(open(report))
+    # A pipeline: its slowest stage's prediction, its largest stage's memory.
+    stages = rep.get("stages", [rep])
+    rep = dict(stages[0],
+               predicted_step_ms=max(r.get("predicted_step_ms", float("nan")) for r in stages),
+               persistent_bytes=max(r["persistent_bytes"] for r in stages),
+               arena_bytes=max(r["arena_bytes"] for r in stages),
+               predicted_bubble_fraction=stages[0].get("predicted_bubble_fraction", 0))
     grad_bytes = rep.get("communication_bytes_per_step", {}).get("all_reduce", 0)
     n = summary["steps"]
     return {
@@ -112,6 +125,7 @@ def run_trainopt(tool, onnx_path, tmp, tag, flags, data, ranks, args, extra=()):
         "predicted_ms": rep.get("predicted_step_ms", float("nan")),
         "flops": rep["flops_per_step"],
         "persistent": rep["persistent_bytes"],
+        "bubble": rep["predicted_bubble_fraction"],
     }
 
 
@@ -206,6 +220,9 @@ def main():
                 ours["zero"] = [ours] + [
                     run_trainopt(tool, onnx_path, tmp, f"{tag}-zero{z}", common + cost, data,
                                  ranks, args, [f"--zero={z}"]) for z in (1, 2, 3)]
+                ours["pp"] = run_trainopt(tool, onnx_path, tmp, f"{tag}-pp", common + cost, data,
+                                          ranks, args, [f"--micro-batches={ranks}"],
+                                          mesh=f"pp={ranks}")
                 port += 1
                 theirs = run_ddp(cls, make_opt, x, y, batch, ranks, args, port)
                 port += 1
@@ -233,6 +250,18 @@ def main():
         f, z3 = t["fsdp"], o["zero"][3]
         print(f"{tag:10s} {cells} {f['rss'] / 2**20:6.1f}/{f['ms']:7.2f} "
               f"{z3['ms'] / f['ms']:8.2f} {z3['rss'] / f['rss']:9.2f}")
+    print()
+    print("Pipeline, pp=N with N micro-batches (the same global batch): step ms against "
+          "data parallelism's, persistent MiB per rank (largest stage) and peak RSS MiB "
+          "against DP's, predicted ms, predicted bubble")
+    print(f"{'case':10s} {'pp ms':>8s} {'DP ms':>8s} {'ratio':>6s} {'pp MiB':>7s} "
+          f"{'DP MiB':>7s} {'pp RSS':>7s} {'DP RSS':>7s} {'predicted':>9s} {'bubble':>7s}")
+    for tag, batch, o, t in rows:
+        p = o["pp"]
+        print(f"{tag:10s} {p['ms']:8.2f} {o['ms']:8.2f} {p['ms'] / o['ms']:6.2f} "
+              f"{p['persistent'] / 2**20:7.2f} {o['persistent'] / 2**20:7.2f} "
+              f"{p['rss'] / 2**20:7.1f} {o['rss'] / 2**20:7.1f} {p['predicted_ms']:9.2f} "
+              f"{100 * p['bubble']:6.1f}%")
 
 
 if __name__ == "__main__":

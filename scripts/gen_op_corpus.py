@@ -31,6 +31,10 @@ NOT_COMPUTATIONS = {
     "parameter": "a module-level declaration, not a computation",
     "grad_sync": "a marker in the training step that trainopt-shard-step "
                  "replaces, not part of a model",
+    "send": "point to point between pipeline stages, placed after autodiff: "
+            "it needs two ranks (test/Runtime/pipeline-parallel.test checks "
+            "pipelines bit for bit against --grad-accum)",
+    "recv": "point to point between pipeline stages (as send)",
 }
 
 X = "tensor<4x6xT>"  # the default input

@@ -870,6 +870,11 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         bind(o.getResult(), get(o.getInput()));
         return success();
       })
+      .Case<SendOp, RecvOp>([](auto o) -> LogicalResult {
+        return o.emitOpError("passes a tensor between pipeline stages; the "
+                             "evaluator runs one process (evaluate the "
+                             "program compiled without --mesh)");
+      })
       .Case<AllGatherOp, RankSliceOp>([&](auto o) -> LogicalResult {
         // A group of one: the whole is the part.
         HostTensor y = get(o.getInput());
