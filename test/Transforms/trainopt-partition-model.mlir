@@ -2,6 +2,8 @@
 // RUN: trainopt-opt %s '-trainopt-partition-model=mesh=dp=2,tp=2' -trainopt-attach-loss=loss=cross_entropy -trainopt-build-train-step | FileCheck %s --check-prefix=GRAD
 // RUN: trainopt-opt %s -trainopt-partition-model | FileCheck %s --check-prefix=NOMESH
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=tp=4' 2>&1 | FileCheck %s --check-prefix=DIVIDE
+// RUN: trainopt-opt %S/Inputs/attention.mlir '-trainopt-partition-model=mesh=tp=2' | FileCheck %s --check-prefix=ATTN
+// RUN: trainopt-opt %S/Inputs/attention.mlir '-trainopt-partition-model=mesh=tp=4' | FileCheck %s --check-prefix=ATTN4
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=tp=2,pp=2' 2>&1 | FileCheck %s --check-prefix=PP
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=dp=0' 2>&1 | FileCheck %s --check-prefix=SIZE
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=xp=2' 2>&1 | FileCheck %s --check-prefix=AXIS
@@ -68,3 +70,29 @@ func.func @forward(%w1: tensor<6x4xf32> {trainopt.param = @w1}, %b1: tensor<6xf3
   %8 = trainopt.matmul %7, %w4 {transpose_rhs = true} : (tensor<5x6xf32>, tensor<2x6xf32>) -> tensor<5x2xf32>
   return %8 : tensor<5x2xf32>
 }
+
+// Attention splits by heads: each of 2 ranks keeps one head of q, k and v
+// (the fused projection's columns as 3 blocks, each halved: "tp:1/3"), so
+// every per-head value has half the heads, and the output projection
+// keeps the rows of that head's features, its partial products summed.
+// ATTN-LABEL: func.func @forward(
+// ATTN-SAME: tensor<8x12xf32> {trainopt.global_type = tensor<8x24xf32>, trainopt.param = @wqkv, trainopt.sharding = "tp:1/3"}
+// ATTN-SAME: tensor<12xf32> {trainopt.global_type = tensor<24xf32>, trainopt.param = @bqkv, trainopt.sharding = "tp:0/3"}
+// ATTN-SAME: tensor<4x8xf32> {trainopt.global_type = tensor<8x8xf32>, trainopt.param = @wo, trainopt.sharding = "tp:0"}
+// ATTN-SAME: trainopt.tp_decisions = {bqkv = "split over tp with its weight's heads, the attention of @wqkv and @wo", wo = "row-parallel over tp (dim 0 split, the features of this rank's heads; the partial products all-reduced), the attention of @wqkv and @wo", wqkv = "column-parallel over tp by heads (dim 1 split as 3 blocks, 1/2 of the heads of each per rank), the attention of @wqkv and @wo"}
+// ATTN: %[[X:.*]] = trainopt.copy_to_group
+// ATTN: trainopt.matmul %[[X]], %{{.*}} : (tensor<2x4x8xf32>, tensor<8x12xf32>) -> tensor<2x4x12xf32>
+// ATTN: trainopt.split %{{.*}} {axis = 2 : i64, sizes = array<i64: 4, 4, 4>}
+// ATTN: trainopt.reshape %{{.*}} : tensor<2x4x4xf32> -> tensor<2x4x1x4xf32>
+// ATTN: trainopt.matmul %{{.*}}, %{{.*}} : (tensor<2x1x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x1x4x4xf32>
+// ATTN: trainopt.where %{{.*}}, %{{.*}}, %{{.*}} : (tensor<4x4xi1>, tensor<f32>, tensor<2x1x4x4xf32>) -> tensor<2x1x4x4xf32>
+// ATTN: trainopt.softmax %{{.*}} {axis = 3 : i64} : tensor<2x1x4x4xf32>
+// ATTN: trainopt.reshape %{{.*}} : tensor<2x4x1x4xf32> -> tensor<2x4x4xf32>
+// ATTN: %[[P:.*]] = trainopt.matmul %{{.*}}, %{{.*}} : (tensor<2x4x4xf32>, tensor<4x8xf32>) -> tensor<2x4x8xf32>
+// ATTN-NEXT: %[[S:.*]] = trainopt.all_reduce sum %[[P]] on @mesh axes = [0] : tensor<2x4x8xf32>
+// ATTN-NEXT: trainopt.reduce_sum %[[S]]
+
+// 4 ranks cannot split 2 heads: the attention stays replicated, and the
+// decision says why.
+// ATTN4: wqkv = "replicated over tp: a reshape of the attention does not make a dim of whole heads that tp=4 divides"
+

@@ -58,15 +58,21 @@ void storeElement(uint8_t *data, DType dtype, int64_t i, double v);
 /// parallelism splits its weights); nothing for "AXIS:flat", "AXIS:mean"
 /// or "" (docs/distributed.md).
 std::optional<size_t> shardingDim(const std::string &sharding);
+/// "AXIS:DIM/BLOCKS": dim DIM is BLOCKS equal blocks, each split over the
+/// axis (attention's fused q, k and v projection: each rank holds its heads
+/// of each); 1 for "AXIS:DIM".
+int64_t shardingBlocks(const std::string &sharding);
 
 /// Part `index` of `parts` equal parts along dim `dim` of the row-major
 /// array of `shape` (the whole) and `elementSize`-byte elements at
 /// `whole`: copied into `part` (`toWhole` false) or from it into its place
 /// in `whole` (`toWhole` true). How tensor parallelism's "AXIS:DIM" values
 /// split (docs/distributed.md).
+/// With `blocks` > 1, dim `dim` is that many equal blocks and the part is
+/// part `index` of each ("AXIS:DIM/BLOCKS").
 void copyPart(uint8_t *whole, const std::vector<int64_t> &shape, size_t dim,
               int64_t parts, int64_t index, size_t elementSize, uint8_t *part,
-              bool toWhole);
+              bool toWhole, int64_t blocks = 1);
 
 /// Reads `path`, inflating it when it is gzip-compressed (by its magic, not
 /// its name). Fails with a message naming the file.

@@ -1015,7 +1015,8 @@ static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
     if (alongDim) {
       size_t dim = *splitDim;
       int64_t ranks = static_cast<int64_t>(parts.size());
-      if (dim >= mv.whole.shape.size() || mv.whole.shape[dim] % ranks)
+      if (dim >= mv.whole.shape.size() ||
+          mv.whole.shape[dim] % (ranks * shardingBlocks(mv.sharding)))
         return fail("is split along dim " + how + ", which its shape does "
                     "not have or does not divide");
       out.bytes.resize(wholeBytes);
@@ -1025,7 +1026,7 @@ static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
         copyPart(out.bytes.data(), mv.whole.shape, dim, ranks, r,
                  dtypeSize(mv.whole.dtype),
                  const_cast<uint8_t *>(parts[r]->bytes.data()),
-                 /*toWhole=*/true);
+                 /*toWhole=*/true, shardingBlocks(mv.sharding));
       }
     } else if (how == "flat") {
       for (const CheckpointValue *p : parts)

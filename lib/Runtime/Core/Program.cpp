@@ -149,7 +149,8 @@ struct Program::Impl {
                              "' does not split as its sharding '" + s + "'");
     copyPart(reinterpret_cast<uint8_t *>(const_cast<char *>(whole.data())),
              shape, dim, ranks, index, dtypeSize(dtype),
-             reinterpret_cast<uint8_t *>(part.data()), /*toWhole=*/false);
+             reinterpret_cast<uint8_t *>(part.data()), /*toWhole=*/false,
+             shardingBlocks(s));
     return true;
   }
 

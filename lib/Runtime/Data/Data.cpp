@@ -757,7 +757,17 @@ bool trainopt::rt::readTokenWindows(const std::string &path,
 
 void trainopt::rt::copyPart(uint8_t *whole, const std::vector<int64_t> &shape,
                             size_t dim, int64_t parts, int64_t index,
-                            size_t elementSize, uint8_t *part, bool toWhole) {
+                            size_t elementSize, uint8_t *part, bool toWhole,
+                            int64_t blocks) {
+  if (blocks > 1) {
+    // Dim `dim` as blocks x (its size / blocks), the second split.
+    std::vector<int64_t> blocked(shape.begin(), shape.begin() + dim);
+    blocked.push_back(blocks);
+    blocked.push_back(shape[dim] / blocks);
+    blocked.insert(blocked.end(), shape.begin() + dim + 1, shape.end());
+    return copyPart(whole, blocked, dim + 1, parts, index, elementSize, part,
+                    toWhole, 1);
+  }
   // outer x (rows of dim) x inner: part `index` is rows [index r, index r +
   // r) of every outer block, r = dim / parts.
   int64_t outer = 1, inner = static_cast<int64_t>(elementSize);
@@ -777,14 +787,35 @@ void trainopt::rt::copyPart(uint8_t *whole, const std::vector<int64_t> &shape,
   }
 }
 
-std::optional<size_t> trainopt::rt::shardingDim(const std::string &sharding) {
+/// The digits of "AXIS:DIM" or "AXIS:DIM/BLOCKS": {DIM, BLOCKS (1 when
+/// absent)}, or nothing.
+static std::optional<std::pair<size_t, int64_t>>
+parseDimSharding(const std::string &sharding) {
   size_t colon = sharding.find(':');
   if (colon == std::string::npos)
     return std::nullopt;
-  std::string how = sharding.substr(colon + 1);
-  if (how.empty() || how.size() > 2 ||
-      !std::all_of(how.begin(), how.end(),
-                   [](char c) { return c >= '0' && c <= '9'; }))
+  std::string how = sharding.substr(colon + 1), blocks = "1";
+  if (size_t slash = how.find('/'); slash != std::string::npos) {
+    blocks = how.substr(slash + 1);
+    how = how.substr(0, slash);
+  }
+  auto digits = [](const std::string &t) {
+    return !t.empty() && t.size() <= 2 &&
+           std::all_of(t.begin(), t.end(),
+                       [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (!digits(how) || !digits(blocks) || std::stoul(blocks) < 1)
     return std::nullopt;
-  return std::stoul(how);
+  return std::make_pair(size_t(std::stoul(how)), int64_t(std::stoul(blocks)));
+}
+
+std::optional<size_t> trainopt::rt::shardingDim(const std::string &sharding) {
+  if (auto d = parseDimSharding(sharding))
+    return d->first;
+  return std::nullopt;
+}
+
+int64_t trainopt::rt::shardingBlocks(const std::string &sharding) {
+  auto d = parseDimSharding(sharding);
+  return d ? d->second : 1;
 }

@@ -1074,7 +1074,7 @@ Array persistentArray(Program &program, const ValueInfo &v) {
     for (int64_t r = 0; r < ranks; ++r)
       copyPart(a.bytes.data(), v.globalShape, *dim, ranks, r,
                dtypeSize(v.dtype), gathered.data() + r * v.bytes,
-               /*toWhole=*/true);
+               /*toWhole=*/true, shardingBlocks(v.sharding));
     return a;
   }
   // Drop the padding after the last element.
@@ -1203,7 +1203,8 @@ void setPersistent(Program &program, const ValueInfo &v,
     int64_t ranks = comm ? comm->groupSize(shardAxis(v)) : 1;
     copyPart(const_cast<uint8_t *>(bytes.data()), v.globalShape, *dim, ranks,
              comm ? comm->coordinate(shardAxis(v)) : 0, dtypeSize(v.dtype),
-             static_cast<uint8_t *>(local), /*toWhole=*/false);
+             static_cast<uint8_t *>(local), /*toWhole=*/false,
+             shardingBlocks(v.sharding));
     return;
   }
   uint64_t first = comm ? comm->coordinate(shardAxis(v)) * v.bytes : 0;

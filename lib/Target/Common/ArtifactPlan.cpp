@@ -234,14 +234,18 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
         i, TrainoptDialect::kGlobalTypeAttrName);
     auto [axis, how] = sharding.getValue().split(':');
     bool mean = how == "mean" && !param;
-    unsigned dim = 0;
-    bool alongDim = !how.getAsInteger(10, dim) && global &&
-                    dim < cast<RankedTensorType>(type).getRank();
+    unsigned dim = 0, blocks = 1;
+    // AXIS:DIM, or AXIS:DIM/BLOCKS (the dim's blocks each split).
+    auto [dimText, blocksText] = how.split('/');
+    bool alongDim = !dimText.getAsInteger(10, dim) && global &&
+                    dim < cast<RankedTensorType>(type).getRank() &&
+                    (blocksText.empty() ||
+                     (!blocksText.getAsInteger(10, blocks) && blocks >= 1));
     if ((!mean && !alongDim && (!global || how != "flat")) ||
         ab.axisSize(axis) < 1)
       return func.emitError()
              << "argument " << i << " has sharding '" << sharding.getValue()
-             << "'; expected AXIS:flat or AXIS:DIM with "
+             << "'; expected AXIS:flat or AXIS:DIM[/BLOCKS] with "
              << TrainoptDialect::kGlobalTypeAttrName << " over a mesh axis"
              << (param ? "" : ", or AXIS:mean");
     v.set_sharding(sharding.str());

@@ -131,7 +131,18 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
     if (!sharding)
       return op->emitError() << "'" << kShardingAttrName << "' on argument "
                              << argIndex << " must be a string";
-    auto [axis, dimText] = sharding.getValue().split(':');
+    auto [axis, dimAndBlocks] = sharding.getValue().split(':');
+    // "AXIS:DIM/BLOCKS": the dim's blocks each split (attention's q, k, v).
+    auto [dimText, blocksText] = dimAndBlocks.split('/');
+    int64_t blocks = 1;
+    if (!blocksText.empty() &&
+        (dimText == "flat" || dimText == "mean" ||
+         blocksText.getAsInteger(10, blocks) || blocks < 1))
+      return op->emitError()
+             << "'" << kShardingAttrName << "' on argument " << argIndex
+             << " must be \"AXIS:DIM/BLOCKS\" "
+                "with BLOCKS >= 1, got "
+             << attr.getValue();
     auto tt = dyn_cast_or_null<RankedTensorType>(argType);
     if (!sharding.getValue().empty() && dimText != "flat" &&
         dimText != "mean" &&

@@ -176,6 +176,201 @@ FailureOr<Block2> matchBlock(func::FuncOp f, MatmulOp first,
   return blk;
 }
 
+/// Attention with its heads split over tp (Megatron-LM): the fused
+/// projection matmul(x, W_qkv) [+ b_qkv], split into q, k and v along the
+/// features, the per-head computation (reshapes that make the heads a dim,
+/// transposes, batched matmuls, softmax, elementwise ops with broadcast
+/// constants such as the causal mask), back to features, then
+/// matmul(., W_o). Each rank computes its 1/tp of the heads: W_qkv and
+/// b_qkv keep each rank's part of each of q, k and v (`"tp:D/3"`), W_o
+/// its rows for those features (row parallel), and the partial products
+/// are all-reduced.
+struct Attention {
+  MatmulOp first, second;
+  BlockArgument w1, b1, w2;
+  AddOp bias1;
+  SplitOp split;
+  int64_t w1Dim = 0, w2Dim = 0, blocks = 0;
+  /// The per-head ops in program order, with the dim of their results that
+  /// the heads (or the features holding them) are split along.
+  SmallVector<std::pair<Operation *, int64_t>> region;
+};
+
+/// The dim of `op`'s result that holds the heads when its operands' are
+/// `dimOf`'s (-1: `op` cannot be split along the heads).
+int64_t headDim(Operation *op, const llvm::DenseMap<Value, int64_t> &dimOf,
+                int64_t tp) {
+  auto known = [&](Value v) {
+    auto it = dimOf.find(v);
+    return it == dimOf.end() ? int64_t(-1) : it->second;
+  };
+  auto shape = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getShape();
+  };
+  if (auto r = dyn_cast<ReshapeOp>(op)) {
+    // The heads stay whole rows of the same outer block: dim d of the input
+    // and d' of the result with the same product before them.
+    int64_t d = known(r.getX());
+    ArrayRef<int64_t> in = shape(r.getX()), out = shape(r.getResult());
+    int64_t before = 1;
+    for (int64_t i = 0; i < d; ++i)
+      before *= in[i];
+    for (int64_t j = 0, prod = 1; j < static_cast<int64_t>(out.size());
+         prod *= out[j], ++j)
+      if (prod == before && out[j] % tp == 0 && out[j] > 1)
+        return j;
+    return -1;
+  }
+  if (auto t = dyn_cast<TransposeOp>(op)) {
+    int64_t d = known(t.getX());
+    for (auto [i, p] : llvm::enumerate(t.getPermutation()))
+      if (p == d)
+        return static_cast<int64_t>(i);
+    return -1;
+  }
+  if (auto m = dyn_cast<MatmulOp>(op)) {
+    // A batched matmul of two per-head operands, the heads a batch dim.
+    int64_t a = known(m.getLhs()), b = known(m.getRhs());
+    int64_t rank = shape(m.getLhs()).size();
+    return a == b && a >= 0 && a < rank - 2 &&
+                   static_cast<int64_t>(shape(m.getRhs()).size()) == rank
+               ? a
+               : -1;
+  }
+  if (auto sm = dyn_cast<SoftmaxOp>(op)) {
+    int64_t d = known(sm.getX());
+    int64_t rank = shape(sm.getX()).size();
+    int64_t axis = sm.getAxis() < 0 ? sm.getAxis() + rank : sm.getAxis();
+    return axis == d ? -1 : d;
+  }
+  if (isElementwise(op)) {
+    // The per-head operands agree; the others broadcast along the heads.
+    int64_t rank = shape(op->getResult(0)).size(), d = -1;
+    for (Value o : op->getOperands())
+      if (int64_t k = known(o); k >= 0) {
+        if ((d >= 0 && k != d) || static_cast<int64_t>(shape(o).size()) != rank)
+          return -1;
+        d = k;
+      }
+    for (Value o : op->getOperands()) {
+      if (known(o) >= 0)
+        continue;
+      int64_t pos = d - (rank - static_cast<int64_t>(shape(o).size()));
+      if (pos >= 0 && shape(o)[pos] != 1)
+        return -1;
+    }
+    return d;
+  }
+  return -1;
+}
+
+/// The attention block that starts at `first`, or why there is none.
+/// `split` is set once the q, k, v split is found: then `why` is the
+/// attention's own reason.
+FailureOr<Attention> matchAttention(func::FuncOp f, MatmulOp first, int64_t tp,
+                                    std::string &why, bool &split) {
+  Attention at;
+  at.first = first;
+  at.w1 = ownParameter(f, first.getRhs(), first, 2);
+  if (first.getTransposeLhs() || !at.w1) {
+    why = "its matmul's weight is not a 2-D parameter read by it alone";
+    return failure();
+  }
+  at.w1Dim = first.getTransposeRhs() ? 0 : 1;
+  int64_t features =
+      cast<RankedTensorType>(at.w1.getType()).getDimSize(at.w1Dim);
+  Value h = first.getResult();
+  auto single = [](Value v) -> Operation * {
+    return v.hasOneUse() ? *v.getUsers().begin() : nullptr;
+  };
+  if (auto add = dyn_cast_or_null<AddOp>(single(h))) {
+    Value other = add.getLhs() == h ? add.getRhs() : add.getLhs();
+    if (BlockArgument b = ownParameter(f, other, add, 1);
+        b && cast<RankedTensorType>(b.getType()).getDimSize(0) == features) {
+      at.b1 = b;
+      at.bias1 = add;
+      h = add.getResult();
+    }
+  }
+  int64_t rank = cast<RankedTensorType>(h.getType()).getRank();
+  at.split = dyn_cast_or_null<SplitOp>(single(h));
+  if (!at.split ||
+      (at.split.getAxis() != rank - 1 && at.split.getAxis() != -1) ||
+      at.split.getSizes().size() < 2 || !llvm::all_equal(at.split.getSizes())) {
+    why = "its matmul is not followed, through a bias and elementwise ops, "
+          "by a second one to pair with (column then row split), nor split "
+          "into equal parts (an attention's q, k and v)";
+    return failure();
+  }
+  at.blocks = static_cast<int64_t>(at.split.getSizes().size());
+  split = true;
+  // The per-head region, in program order from the split.
+  llvm::DenseMap<Value, int64_t> dimOf;
+  for (Value r : at.split.getResults())
+    dimOf[r] = rank - 1;
+  for (Operation *op = at.split->getNextNode(); op; op = op->getNextNode()) {
+    if (!llvm::any_of(op->getOperands(),
+                      [&](Value v) { return dimOf.count(v); }))
+      continue;
+    auto m = dyn_cast<MatmulOp>(op);
+    if (m && !dimOf.count(m.getRhs()) &&
+        dimOf.lookup(m.getLhs()) ==
+            TensorBuilder::type(m.getLhs()).getRank() - 1) {
+      // The output projection: its contraction runs over the heads'
+      // features.
+      if (at.second) {
+        why = "the attention's heads reach two output projections";
+        return failure();
+      }
+      at.second = m;
+      continue;
+    }
+    int64_t d = headDim(op, dimOf, tp);
+    if (d < 0 || op->getNumResults() != 1) {
+      why = isa<ReshapeOp>(op)
+                ? ("a reshape of the attention does not make a dim of whole "
+                   "heads that tp=" +
+                   Twine(tp) + " divides")
+                      .str()
+                : ("'" + op->getName().getStringRef() +
+                   "' cannot be computed per head (it reduces over the "
+                   "heads, or this pass does not split it)")
+                      .str();
+      return failure();
+    }
+    dimOf[op->getResult(0)] = d;
+    at.region.push_back({op, d});
+  }
+  if (!at.second || at.second.getTransposeLhs()) {
+    why = "the attention's heads do not reach an output projection";
+    return failure();
+  }
+  // Every per-head value is read inside the region or by the projection.
+  for (auto &[value, d] : dimOf)
+    for (Operation *u : value.getUsers())
+      if (u != at.second.getOperation() &&
+          !llvm::any_of(at.region,
+                        [&](const auto &r) { return r.first == u; })) {
+        why = "a per-head value is read outside the attention";
+        return failure();
+      }
+  at.w2 = ownParameter(f, at.second.getRhs(), at.second, 2);
+  if (!at.w2) {
+    why = "the output projection's weight is not a 2-D parameter read by it "
+          "alone";
+    return failure();
+  }
+  at.w2Dim = at.second.getTransposeRhs() ? 1 : 0;
+  int64_t perPart = at.split.getSizes()[0];
+  if (cast<RankedTensorType>(at.w2.getType()).getDimSize(at.w2Dim) != perPart ||
+      perPart % tp) {
+    why = "the output projection does not read the heads' features whole, "
+          "or tp does not divide them";
+    return failure();
+  }
+  return at;
+}
+
 /// `t` with dim `d` divided by `n`.
 RankedTensorType split(Type t, int64_t d, int64_t n) {
   auto r = cast<RankedTensorType>(t);
@@ -192,6 +387,44 @@ struct TrainoptPartitionModelPass
   using TrainoptPartitionModelBase::TrainoptPartitionModelBase;
   /// One option, to list all (TrainingPipeline.h).
   const llvm::cl::Option &anyOption() const { return mesh; }
+
+  /// Splits attention `at` over the heads: the shards of its weights, the
+  /// projection's input entering the group, the per-head values' types
+  /// (their head dim divided by tp), and the sum of the output
+  /// projection's partial products.
+  template <typename Shard>
+  bool splitAttention(Attention &at, FlatSymbolRefAttr gridRef,
+                      DenseI16ArrayAttr tpAxes, Shard &shard) {
+    int64_t tp = 0;
+    auto grid =
+        SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(at.first, gridRef);
+    tp = grid.getShape()[tpAxes[0]];
+    if (!shard(at.w1, at.w1Dim, at.blocks) ||
+        (at.b1 && !shard(at.b1, 0, at.blocks)) || !shard(at.w2, at.w2Dim))
+      return false;
+    OpBuilder b(at.first);
+    at.first.getLhsMutable().assign(CopyToGroupOp::create(
+        b, at.first.getLoc(), at.first.getLhs(), gridRef, tpAxes));
+    at.first.getResult().setType(split(at.first.getType(), -1, tp));
+    if (at.bias1)
+      at.bias1.getResult().setType(split(at.bias1.getType(), -1, tp));
+    SmallVector<int64_t> sizes;
+    for (int64_t n : at.split.getSizes())
+      sizes.push_back(n / tp);
+    at.split.setSizes(sizes);
+    for (Value r : at.split.getResults())
+      r.setType(split(r.getType(), -1, tp));
+    for (auto [op, d] : at.region)
+      op->getResult(0).setType(split(op->getResult(0).getType(), d, tp));
+    b.setInsertionPointAfter(at.second);
+    auto sum =
+        CollectiveReductionAttr::get(&getContext(), CollectiveReduction::sum);
+    auto reduce = AllReduceOp::create(b, at.second.getLoc(),
+                                      ValueRange{at.second.getResult()},
+                                      gridRef, tpAxes, sum);
+    at.second.getResult().replaceAllUsesExcept(reduce.getResult(0), reduce);
+    return true;
+  }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -271,9 +504,9 @@ struct TrainoptPartitionModelPass
     llvm::DenseSet<Operation *> done;
     SmallVector<MatmulOp> matmuls;
     f.walk([&](MatmulOp m) { matmuls.push_back(m); });
-    auto shard = [&](BlockArgument a, int64_t dim) {
+    auto shard = [&](BlockArgument a, int64_t dim, int64_t blocks = 1) {
       auto global = cast<RankedTensorType>(a.getType());
-      if (global.getDimSize(dim) % tp) {
+      if (global.getDimSize(dim) % (tp * blocks)) {
         f.emitError() << "--mesh: tp=" << tp << " does not divide dim " << dim
                       << " of parameter @" << paramName(f, a) << " ("
                       << global << ")";
@@ -281,7 +514,9 @@ struct TrainoptPartitionModelPass
       }
       a.setType(split(global, dim, tp));
       f.setArgAttr(a.getArgNumber(), TrainoptDialect::kShardingAttrName,
-                   b.getStringAttr("tp:" + std::to_string(dim)));
+                   b.getStringAttr("tp:" + std::to_string(dim) +
+                                   (blocks > 1 ? "/" + std::to_string(blocks)
+                                               : std::string())));
       f.setArgAttr(a.getArgNumber(), TrainoptDialect::kGlobalTypeAttrName,
                    TypeAttr::get(global));
       return true;
@@ -290,10 +525,37 @@ struct TrainoptPartitionModelPass
       if (done.contains(m))
         continue;
       FailureOr<Block2> blk = matchBlock(f, m, why);
+      std::string pairWhy = why;
+      bool attention = false;
+      FailureOr<Attention> at = failed(blk)
+                                    ? matchAttention(f, m, tp, why, attention)
+                                    : FailureOr<Attention>();
+      if (failed(blk) && succeeded(at)) {
+        if (!splitAttention(*at, gridRef, tpAxes, shard))
+          return signalPassFailure();
+        done.insert(at->second);
+        std::string pair = "the attention of @" + paramName(f, at->w1).str() +
+                           " and @" + paramName(f, at->w2).str();
+        note(paramName(f, at->w1),
+             "column-parallel over tp by heads (dim " + Twine(at->w1Dim) +
+                 " split as " + Twine(at->blocks) + " blocks, 1/" + Twine(tp) +
+                 " of the heads of each per rank), " + pair);
+        if (at->b1)
+          note(paramName(f, at->b1),
+               "split over tp with its weight's heads, " + pair);
+        note(paramName(f, at->w2),
+             "row-parallel over tp (dim " + Twine(at->w2Dim) +
+                 " split, the "
+                 "features of this rank's heads; the partial products "
+                 "all-reduced), " +
+                 pair);
+        continue;
+      }
       if (failed(blk)) {
         if (BlockArgument w = dyn_cast<BlockArgument>(m.getRhs());
             w && f.getArgAttr(w.getArgNumber(), TrainoptDialect::kParamAttrName))
-          note(paramName(f, w), "replicated over tp: " + why);
+          note(paramName(f, w),
+               "replicated over tp: " + (attention ? why : pairWhy));
         continue;
       }
       done.insert(blk->second);
