@@ -77,6 +77,42 @@ StringRef paramName(func::FuncOp f, BlockArgument a) {
       .getValue();
 }
 
+/// The column-parallel start of a block: matmul(x, W) with W a 2-D
+/// parameter it alone reads, and an optional bias `+ b` only that add
+/// reads. `out` is the bias's result, or the matmul's.
+struct Projection {
+  BlockArgument w, b;
+  AddOp bias;
+  int64_t wDim = 0, features = 0;
+  Value out;
+};
+
+FailureOr<Projection> matchProjection(func::FuncOp f, MatmulOp first,
+                                      std::string &why) {
+  Projection p;
+  p.w = ownParameter(f, first.getRhs(), first, 2);
+  if (first.getTransposeLhs() || !p.w) {
+    why = first.getTransposeLhs()
+              ? "its matmul transposes its input"
+              : "its matmul's weight is not a 2-D parameter read by it alone";
+    return failure();
+  }
+  p.wDim = first.getTransposeRhs() ? 0 : 1;
+  p.features = cast<RankedTensorType>(p.w.getType()).getDimSize(p.wDim);
+  p.out = first.getResult();
+  if (auto add = p.out.hasOneUse() ? dyn_cast<AddOp>(*p.out.getUsers().begin())
+                                   : AddOp()) {
+    Value other = add.getLhs() == p.out ? add.getRhs() : add.getLhs();
+    if (BlockArgument b = ownParameter(f, other, add, 1);
+        b && cast<RankedTensorType>(b.getType()).getDimSize(0) == p.features) {
+      p.b = b;
+      p.bias = add;
+      p.out = add.getResult();
+    }
+  }
+  return p;
+}
+
 /// One Megatron MLP block: matmul(x, W1) [+ b1], elementwise ops (with
 /// scalar constants), matmul(., W2) [+ b2]. W1 is split along its output features (column
 /// parallel) with b1, W2 along its input features (row parallel); b2 stays
@@ -95,31 +131,18 @@ FailureOr<Block2> matchBlock(func::FuncOp f, MatmulOp first,
                              std::string &why) {
   Block2 blk;
   blk.first = first;
-  if (first.getTransposeLhs()) {
-    why = "its matmul transposes its input";
+  FailureOr<Projection> p = matchProjection(f, first, why);
+  if (failed(p))
     return failure();
-  }
-  blk.w1 = ownParameter(f, first.getRhs(), first, 2);
-  if (!blk.w1) {
-    why = "its matmul's weight is not a 2-D parameter read by it alone";
-    return failure();
-  }
-  auto w1 = cast<RankedTensorType>(blk.w1.getType());
-  blk.w1Dim = first.getTransposeRhs() ? 0 : 1;
-  blk.hidden = w1.getDimSize(blk.w1Dim);
-  Value h = first.getResult();
+  blk.w1 = p->w;
+  blk.b1 = p->b;
+  blk.bias1 = p->bias;
+  blk.w1Dim = p->wDim;
+  blk.hidden = p->features;
+  Value h = p->out;
   auto single = [](Value v) -> Operation * {
     return v.hasOneUse() ? *v.getUsers().begin() : nullptr;
   };
-  if (auto add = dyn_cast_or_null<AddOp>(single(h))) {
-    Value other = add.getLhs() == h ? add.getRhs() : add.getLhs();
-    if (BlockArgument b = ownParameter(f, other, add, 1);
-        b && cast<RankedTensorType>(b.getType()).getDimSize(0) == blk.hidden) {
-      blk.b1 = b;
-      blk.bias1 = add;
-      h = add.getResult();
-    }
-  }
   // The elementwise ops from h to the second matmul (GELU is a small DAG
   // of them), each result of h's shape, every other operand a scalar.
   llvm::SetVector<Value> region;
@@ -271,27 +294,17 @@ FailureOr<Attention> matchAttention(func::FuncOp f, MatmulOp first, int64_t tp,
                                     std::string &why, bool &split) {
   Attention at;
   at.first = first;
-  at.w1 = ownParameter(f, first.getRhs(), first, 2);
-  if (first.getTransposeLhs() || !at.w1) {
-    why = "its matmul's weight is not a 2-D parameter read by it alone";
+  FailureOr<Projection> p = matchProjection(f, first, why);
+  if (failed(p))
     return failure();
-  }
-  at.w1Dim = first.getTransposeRhs() ? 0 : 1;
-  int64_t features =
-      cast<RankedTensorType>(at.w1.getType()).getDimSize(at.w1Dim);
-  Value h = first.getResult();
+  at.w1 = p->w;
+  at.b1 = p->b;
+  at.bias1 = p->bias;
+  at.w1Dim = p->wDim;
+  Value h = p->out;
   auto single = [](Value v) -> Operation * {
     return v.hasOneUse() ? *v.getUsers().begin() : nullptr;
   };
-  if (auto add = dyn_cast_or_null<AddOp>(single(h))) {
-    Value other = add.getLhs() == h ? add.getRhs() : add.getLhs();
-    if (BlockArgument b = ownParameter(f, other, add, 1);
-        b && cast<RankedTensorType>(b.getType()).getDimSize(0) == features) {
-      at.b1 = b;
-      at.bias1 = add;
-      h = add.getResult();
-    }
-  }
   int64_t rank = cast<RankedTensorType>(h.getType()).getRank();
   at.split = dyn_cast_or_null<SplitOp>(single(h));
   if (!at.split ||

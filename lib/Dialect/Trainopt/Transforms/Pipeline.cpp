@@ -268,22 +268,24 @@ struct TrainoptSplitPipelinePass
         if (auto c = use.get().getDefiningOp<ConstantOp>();
             c && index.lookup(c) < begin)
           use.set(b.clone(*c)->getResult(0));
+    // A new last argument like `v`, marked `trainopt.pipeline = kind`.
+    auto pipelineArgument = [&](Value v, StringRef kind) {
+      unsigned at = f.getNumArguments();
+      (void)f.insertArgument(
+          at, v.getType(),
+          b.getDictionaryAttr({b.getNamedAttr(
+              TrainoptDialect::kPipelineAttrName, b.getStringAttr(kind))}),
+          v.getLoc());
+      return body.getArgument(at);
+    };
     // The input activation.
     if (stage > 0) {
       Value in = liveAt(begin);
-      unsigned at = f.getNumArguments();
-      (void)f.insertArgument(
-          at, in.getType(),
-          b.getDictionaryAttr({b.getNamedAttr(
-              TrainoptDialect::kPipelineAttrName, b.getStringAttr("in"))}),
-          in.getLoc());
-      in.replaceUsesWithIf(body.getArgument(at), [&](OpOperand &use) {
+      in.replaceUsesWithIf(pipelineArgument(in, "in"), [&](OpOperand &use) {
         Operation *user = use.getOwner();
         return user == ret || index.lookup(user) >= begin;
       });
     }
-    // The output activation and the loss that seeds the backward with its
-    // cotangent.
     // The stage's results: its own model results; before the last stage,
     // first the output activation and the loss that seeds the backward
     // with the output's cotangent.
@@ -291,15 +293,10 @@ struct TrainoptSplitPipelinePass
     SmallVector<Attribute> attrs;
     if (stage < stages - 1) {
       Value out = liveAt(end);
-      unsigned at = f.getNumArguments();
-      (void)f.insertArgument(
-          at, out.getType(),
-          b.getDictionaryAttr({b.getNamedAttr(
-              TrainoptDialect::kPipelineAttrName, b.getStringAttr("cot"))}),
-          out.getLoc());
+      Value cot = pipelineArgument(out, "cot");
       b.setInsertionPoint(ret);
       TensorBuilder m(b, ret.getLoc());
-      results = {out, m.sumAll(m.mul(out, body.getArgument(at)))};
+      results = {out, m.sumAll(m.mul(out, cot))};
       attrs = {
           b.getDictionaryAttr({b.getNamedAttr(
               TrainoptDialect::kPipelineAttrName, b.getStringAttr("out"))}),
