@@ -100,7 +100,6 @@ struct TrainoptSplitPipelinePass
 
     // Live activations at each boundary p (between ops p - 1 and p): values
     // of non-constant ops before p read at or after p (the return is n).
-    SmallVector<SmallVector<Value, 1>> live(n + 1);
     SmallVector<int64_t> liveCount(n + 2, 0);
     SmallVector<std::pair<int64_t, int64_t>> spans;
     SmallVector<Value> spanValue;
