@@ -154,3 +154,31 @@ TEST(FashionMnist, ReadsTheDebianDataset) {
     maxLabel = std::max(maxLabel, y[0].second.at(i));
   EXPECT_EQ(maxLabel, 9.0);
 }
+
+// Tensor parallelism's parts: "tp:1" splits dim 1 in two halves; "tp:1/3"
+// splits each of dim 1's three blocks (attention's q, k and v), so rank r
+// holds its half of each block. Parts put back make the whole again.
+TEST(Sharding, CopiesPartsAlongADimAndOfEachBlock) {
+  EXPECT_EQ(shardingDim("tp:1"), std::optional<size_t>(1));
+  EXPECT_EQ(shardingBlocks("tp:1"), 1);
+  EXPECT_EQ(shardingDim("tp:1/3"), std::optional<size_t>(1));
+  EXPECT_EQ(shardingBlocks("tp:1/3"), 3);
+  EXPECT_FALSE(shardingDim("dp:flat").has_value());
+  EXPECT_FALSE(shardingDim("tp:1/0").has_value());
+  // A 2 x 12 whole: row r is 12 r .. 12 r + 11.
+  std::vector<uint8_t> whole(24);
+  for (int i = 0; i < 24; ++i)
+    whole[i] = static_cast<uint8_t>(i);
+  std::vector<uint8_t> part(12);
+  copyPart(whole.data(), {2, 12}, 1, 2, 1, 1, part.data(), false);
+  EXPECT_EQ(part,
+            (std::vector<uint8_t>{6, 7, 8, 9, 10, 11, 18, 19, 20, 21, 22, 23}));
+  copyPart(whole.data(), {2, 12}, 1, 2, 1, 1, part.data(), false, 3);
+  EXPECT_EQ(part,
+            (std::vector<uint8_t>{2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23}));
+  std::vector<uint8_t> back(24, 0xff), other(12);
+  copyPart(whole.data(), {2, 12}, 1, 2, 0, 1, other.data(), false, 3);
+  copyPart(back.data(), {2, 12}, 1, 2, 0, 1, other.data(), true, 3);
+  copyPart(back.data(), {2, 12}, 1, 2, 1, 1, part.data(), true, 3);
+  EXPECT_EQ(back, whole);
+}
