@@ -55,7 +55,10 @@ def Trainopt_CollectiveReduction : I32EnumAttr<"CollectiveReduction",
   let genSpecializedAttr = 0;
 }
 def Trainopt_CollectiveReductionAttr : EnumAttr<Trainopt_Dialect, Trainopt_CollectiveReduction,
-                                       "collective_reduction">;
+                                       "collective_reduction"> {
+  // No space of its own: the op's format puts one before it.
+  let assemblyFormat = "`` $value";
+}
 
 def Trainopt_ValueRole : I32EnumAttr<"ValueRole",
     "what a function argument or result is to the training runtime", [
