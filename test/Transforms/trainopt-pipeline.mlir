@@ -1,4 +1,4 @@
-// RUN: trainopt-opt %s '-trainopt-partition-model=mesh=pp=2' '-trainopt-split-pipeline=pipeline-stage=0' | FileCheck %s --check-prefix=STAGE0
+// RUN: trainopt-opt %s '-trainopt-partition-model=mesh=pp=2' '-trainopt-split-pipeline=pipeline-stage=0' | FileCheck %s
 // RUN: trainopt-opt %s '-trainopt-partition-model=mesh=pp=2' '-trainopt-split-pipeline=pipeline-stage=1' | FileCheck %s --check-prefix=STAGE1
 // RUN: trainopt-opt %s '-trainopt-training-pipeline=mesh=pp=2 micro-batches=3 pipeline-stage=0 optimizer=sgd' | FileCheck %s --check-prefix=F1B0
 // RUN: trainopt-opt %s '-trainopt-training-pipeline=mesh=pp=2 micro-batches=3 pipeline-stage=1 optimizer=sgd' | FileCheck %s --check-prefix=F1B1
@@ -16,18 +16,18 @@
 // most evenly. Stage 0 keeps @w and @b, returns its output for stage 1
 // and, as its loss, sum(out * cot): the backward seeded with the
 // cotangent stage 1 sends back.
-// STAGE0-LABEL: func.func @forward(
-// STAGE0-SAME: {trainopt.param = @w}
-// STAGE0-SAME: {trainopt.param = @b}
-// STAGE0-NOT: @v}
-// STAGE0-SAME: %[[COT:[a-z0-9]+]]: tensor<5x3xf32> {trainopt.pipeline = "cot"})
-// STAGE0-SAME: -> (tensor<5x3xf32> {trainopt.pipeline = "out"}, tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role loss>})
-// STAGE0-SAME: cuts = [0, 2, 5]
-// STAGE0-SAME: result_kinds = ["batch", "mean"], result_stages = [1, 1]
-// STAGE0: %[[OUT:.*]] = trainopt.add
-// STAGE0-NEXT: %[[P:.*]] = trainopt.mul %[[OUT]], %[[COT]]
-// STAGE0-NEXT: %[[L:.*]] = trainopt.reduce_sum %[[P]]
-// STAGE0-NEXT: return %[[OUT]], %[[L]]
+// CHECK-LABEL: func.func @forward(
+// CHECK-SAME: {trainopt.param = @w}
+// CHECK-SAME: {trainopt.param = @b}
+// CHECK-NOT: @v}
+// CHECK-SAME: %[[COT:[a-z0-9]+]]: tensor<5x3xf32> {trainopt.pipeline = "cot"})
+// CHECK-SAME: -> (tensor<5x3xf32> {trainopt.pipeline = "out"}, tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role loss>})
+// CHECK-SAME: cuts = [0, 2, 5]
+// CHECK-SAME: result_kinds = ["batch", "mean"], result_stages = [1, 1]
+// CHECK: %[[OUT:.*]] = trainopt.add
+// CHECK-NEXT: %[[P:.*]] = trainopt.mul %[[OUT]], %[[COT]]
+// CHECK-NEXT: %[[L:.*]] = trainopt.reduce_sum %[[P]]
+// CHECK-NEXT: return %[[OUT]], %[[L]]
 
 // Stage 1 reads the activation from an argument autodiff differentiates.
 // STAGE1-LABEL: func.func @forward(

@@ -1,3 +1,6 @@
+// Input of test/Transforms/trainopt-partition-model.mlir (attention) and
+// trainopt-pipeline.mlir (pipeline-tied), whose CHECK lines assert on it;
+// lit does not run files under Inputs/.
 // Causal self-attention of 2 heads of 4 features (GPT-2's layout: one fused
 // q, k, v projection, then an output projection), as the ONNX importer
 // writes it.

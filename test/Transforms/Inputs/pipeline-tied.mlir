@@ -1,3 +1,6 @@
+// Input of test/Transforms/trainopt-partition-model.mlir (attention) and
+// trainopt-pipeline.mlir (pipeline-tied), whose CHECK lines assert on it;
+// lit does not run files under Inputs/.
 // A model whose first and last layers share @w (tied weights): no
 // pipeline cut can keep @w in one stage.
 trainopt.parameter @w trainable : tensor<4x4xf32> = dense<0.1> : tensor<4x4xf32>
