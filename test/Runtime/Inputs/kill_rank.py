@@ -1,6 +1,7 @@
 """Starts an mpirun command (the arguments after --), waits until the
 directory argv[3] holds a checkpoint, sends signal argv[1] (KILL or STOP)
-to the process of rank argv[2], and waits for mpirun, at most 60 s.
+to the process of rank argv[2] of that job (not another test's), and waits
+for mpirun, at most 60 s.
 Prints mpirun's exit status, whether it ended within the limit, and its
 output (stdout and stderr)."""
 import glob
@@ -16,7 +17,26 @@ job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True)
 
 
+def parent(pid):
+    # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def descends_from_job(pid):
+    while pid and pid > 1:
+        if pid == job.pid:
+            return True
+        pid = parent(pid)
+    return False
+
+
 def rank_pid():
+    # Only this job's ranks: lit runs tests side by side, and another
+    # test's mpirun has a rank 1 of its own.
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -26,7 +46,8 @@ def rank_pid():
         except OSError:
             continue
         if exe.endswith("trainopt-run") and \
-                f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+                f"OMPI_COMM_WORLD_RANK={rank}".encode() in env and \
+                descends_from_job(int(pid)):
             return int(pid)
     return None
 
