@@ -200,9 +200,19 @@ struct TrainoptApplyOptimizerPass
       Type pe = TensorBuilder::elementType(p);
       Value lrP = m.cast(lr, pe);
       Value count = m.add(m.cast(updates, pe), 1.0);
-      OptimizerStep s{m,     *hp,   p,   step->result(r),
-                      slots, lrP,   updates, count,
-                      weightDecayFor(param.getValue(), *hp)};
+      OptimizerStep s{m,
+                      *hp,
+                      p,
+                      step->result(r),
+                      slots,
+                      lrP,
+                      updates,
+                      count,
+                      weightDecayFor(param.getValue(), *hp),
+                      [&, param = param](Value local) {
+                        return trainopt::sumOverParameter(m, step->func, param,
+                                                          local);
+                      }};
       OptimizerUpdate u = def->update(s);
       assert(u.slots.size() == slotArgs.size() && "slot count differs");
       if (gate) {

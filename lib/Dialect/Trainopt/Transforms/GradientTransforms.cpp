@@ -90,20 +90,36 @@ void accumulate(GradientSet &s, const Options &o) {
 /// The sum of squares of all gradients (in the metric type).
 Value sumOfSquares(GradientSet &s) {
   TensorBuilder &m = s.m;
+  auto module = s.step.func->getParentOfType<ModuleOp>();
+  auto sumOver = [&](Value v, int16_t axis) {
+    MLIRContext *ctx = module.getContext();
+    return AllReduceOp::create(
+               m.b, ValueRange{v}, FlatSymbolRefAttr::get(ctx, kMeshSymbolName),
+               m.b.getDenseI16ArrayAttr({axis}),
+               CollectiveReductionAttr::get(ctx, CollectiveReduction::sum))
+        .getResult(0);
+  };
+  // A parameter split over tp has a part of its gradient on each tp rank:
+  // those parts' squares are summed over tp (in one all-reduce); a
+  // replicated one is whole on every rank and counted once.
   Value normSq = m.scalar(s.metricType, 0.0);
-  for (Value g : s.grads)
-    normSq = m.add(normSq, m.cast(m.sumSquares(g), s.metricType));
+  Value splitSq;
+  int16_t tpAxis = -1;
+  for (auto [g, param] : llvm::zip(s.grads, s.params)) {
+    Value sq = m.cast(m.sumSquares(g), s.metricType);
+    if (int16_t axis = splitAxis(s.step.func, param); axis >= 0) {
+      splitSq = splitSq ? m.add(splitSq, sq) : sq;
+      tpAxis = axis;
+    } else {
+      normSq = m.add(normSq, sq);
+    }
+  }
+  if (splitSq)
+    normSq = m.add(normSq, sumOver(splitSq, tpAxis));
   // A pipeline stage holds its own parameters' gradients: the global sum
   // adds the stages'.
-  auto module = s.step.func->getParentOfType<ModuleOp>();
   if (auto [axis, stages] = meshAxis(module, "pp"); stages > 1)
-    normSq = AllReduceOp::create(
-                 m.b, ValueRange{normSq},
-                 FlatSymbolRefAttr::get(module.getContext(), kMeshSymbolName),
-                 m.b.getDenseI16ArrayAttr({axis}),
-                 CollectiveReductionAttr::get(module.getContext(),
-                                              CollectiveReduction::sum))
-                 .getResult(0);
+    normSq = sumOver(normSq, axis);
   return normSq;
 }
 

@@ -109,8 +109,10 @@ OptimizerUpdate lambUpdate(OptimizerStep &s) {
   TensorBuilder &m = s.m;
   OptimizerUpdate out;
   Value update = coupledDecay(s, adamDirection(s, s.grad, out));
-  // The layer-wise trust ratio ||p|| / ||update||, 1 where either is 0.
-  Value pn = m.sqrt(m.sumSquares(s.param)), un = m.sqrt(m.sumSquares(update));
+  // The layer-wise trust ratio ||p|| / ||update||, 1 where either is 0;
+  // the norms are the whole parameter's, also when tp splits it.
+  Value pn = m.sqrt(s.sumOverParameter(m.sumSquares(s.param)));
+  Value un = m.sqrt(s.sumOverParameter(m.sumSquares(update)));
   Value zero = m.scalar(s.param, 0.0);
   Value trust = m.where(m.logicalAnd(m.greater(pn, zero), m.greater(un, zero)),
                         m.div(pn, un), m.scalar(s.param, 1.0));

@@ -532,6 +532,34 @@ std::pair<int16_t, int64_t> mlir::trainopt::meshAxis(ModuleOp module,
   return {-1, 1};
 }
 
+int16_t mlir::trainopt::splitAxis(func::FuncOp f, FlatSymbolRefAttr param) {
+  auto [axis, tp] = meshAxis(f->getParentOfType<ModuleOp>(), "tp");
+  if (tp <= 1)
+    return -1;
+  for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i)
+    if (f.getArgAttrOfType<FlatSymbolRefAttr>(
+            i, TrainoptDialect::kParamAttrName) == param)
+      if (auto sharding = f.getArgAttrOfType<StringAttr>(
+              i, TrainoptDialect::kShardingAttrName);
+          sharding && sharding.getValue().starts_with("tp:"))
+        return axis;
+  return -1;
+}
+
+Value mlir::trainopt::sumOverParameter(TensorBuilder &m, func::FuncOp f,
+                                       FlatSymbolRefAttr param, Value local) {
+  int16_t axis = splitAxis(f, param);
+  if (axis < 0)
+    return local;
+  MLIRContext *ctx = f.getContext();
+  return AllReduceOp::create(
+             m.b, ValueRange{local},
+             FlatSymbolRefAttr::get(ctx, kMeshSymbolName),
+             m.b.getDenseI16ArrayAttr({axis}),
+             CollectiveReductionAttr::get(ctx, CollectiveReduction::sum))
+      .getResult(0);
+}
+
 bool mlir::trainopt::isElementwise(Operation *op) {
   return op->getNumResults() == 1 && op->getNumRegions() == 0 &&
          (op->hasTrait<OpTrait::Elementwise>() ||

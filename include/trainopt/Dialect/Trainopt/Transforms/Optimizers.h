@@ -19,6 +19,7 @@
 
 #include "llvm/ADT/StringMap.h"
 
+#include <functional>
 #include <string>
 
 namespace mlir::trainopt {
@@ -63,6 +64,9 @@ struct OptimizerStep {
   Value updates, count;
   /// The weight decay of this parameter (`no-weight-decay` applied).
   double weightDecay;
+  /// The sum over the whole parameter of a 0-d sum over this rank's part
+  /// (the identity unless tensor parallelism splits the parameter).
+  std::function<Value(Value)> sumOverParameter;
 };
 
 /// The new parameter and slots, the slots in `OptimizerDef::slots` order.

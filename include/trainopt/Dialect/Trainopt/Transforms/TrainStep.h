@@ -27,6 +27,7 @@
 #ifndef TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_TRAINSTEP_H
 #define TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_TRAINSTEP_H
 
+#include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -97,6 +98,17 @@ inline constexpr llvm::StringLiteral kMeshSymbolName = "mesh";
 /// Axis `name` of the module's mesh: {its index on the grid, its size}, or
 /// {-1, 1} without such an axis.
 std::pair<int16_t, int64_t> meshAxis(ModuleOp module, StringRef name);
+
+/// The tp axis of the mesh when `f`'s argument for parameter `param` is
+/// split over tp (sharding "tp:DIM[/BLOCKS]", which
+/// trainopt-partition-model sets), else -1: every rank holds it whole.
+int16_t splitAxis(func::FuncOp f, FlatSymbolRefAttr param);
+
+/// The sum over the whole parameter `param` of `local`, a 0-d sum over
+/// this rank's part of it: all-reduced over the split axis, if any.
+/// Whole-parameter reductions (LAMB's trust ratio) go through it.
+Value sumOverParameter(TensorBuilder &m, func::FuncOp f,
+                       FlatSymbolRefAttr param, Value local);
 
 /// On a BatchNorm of the model: the statistics are taken over
 /// a data-parallel group when trainopt-build-train-step makes it a training
