@@ -1,6 +1,7 @@
 //===- DataTest.cpp - tests of the runtime's data readers -----------------===//
 
 #include "trainopt/Runtime/Data.h"
+#include "trainopt/Runtime/Sharding.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -159,12 +160,6 @@ TEST(FashionMnist, ReadsTheDebianDataset) {
 // splits each of dim 1's three blocks (attention's q, k and v), so rank r
 // holds its half of each block. Parts put back make the whole again.
 TEST(Sharding, CopiesPartsAlongADimAndOfEachBlock) {
-  EXPECT_EQ(shardingDim("tp:1"), std::optional<size_t>(1));
-  EXPECT_EQ(shardingBlocks("tp:1"), 1);
-  EXPECT_EQ(shardingDim("tp:1/3"), std::optional<size_t>(1));
-  EXPECT_EQ(shardingBlocks("tp:1/3"), 3);
-  EXPECT_FALSE(shardingDim("dp:flat").has_value());
-  EXPECT_FALSE(shardingDim("tp:1/0").has_value());
   // A 2 x 12 whole: row r is 12 r .. 12 r + 11.
   std::vector<uint8_t> whole(24);
   for (int i = 0; i < 24; ++i)
@@ -181,4 +176,93 @@ TEST(Sharding, CopiesPartsAlongADimAndOfEachBlock) {
   copyPart(back.data(), {2, 12}, 1, 2, 0, 1, other.data(), true, 3);
   copyPart(back.data(), {2, 12}, 1, 2, 1, 1, part.data(), true, 3);
   EXPECT_EQ(back, whole);
+}
+
+// Shardings are levels, outermost first (Sharding.h). Bad ones are refused
+// with the reason.
+TEST(Sharding, ParsesLevelsAndRefusesBadOnes) {
+  std::string why;
+  std::optional<Sharding> s = Sharding::parse("pp=1,tp:1/3,dp:flat", why);
+  ASSERT_TRUE(s.has_value()) << why;
+  ASSERT_EQ(s->levels.size(), 3u);
+  EXPECT_EQ(s->levels[0].kind, ShardLevel::Kind::Stage);
+  EXPECT_EQ(s->levels[0].stage, 1);
+  EXPECT_EQ(s->levels[1].kind, ShardLevel::Kind::Dim);
+  EXPECT_EQ(s->levels[1].dim, 1);
+  EXPECT_EQ(s->levels[1].blocks, 3);
+  EXPECT_EQ(s->levels[2].kind, ShardLevel::Kind::Flat);
+  EXPECT_EQ(s->str(), "pp=1,tp:1/3,dp:flat");
+  EXPECT_EQ(s->splitAxes(), (std::vector<std::string>{"tp", "dp"}));
+  EXPECT_TRUE(Sharding::parse("", why)->replicated());
+  EXPECT_TRUE(Sharding::parse("dp:mean", why)->mean());
+  for (const char *bad : {"tp:1/0", "tp", "dp:flat,tp:0", "tp:0,pp=1",
+                          "dp:mean,tp:0", "tp:0,tp:1", "tp:x", "pp=-1", ","}) {
+    why.clear();
+    EXPECT_FALSE(Sharding::parse(bad, why).has_value()) << bad;
+    EXPECT_FALSE(why.empty()) << bad;
+  }
+}
+
+// ZeRO over dp of a tensor-parallel part ("tp:0,dp:flat"), on a tp=2 x
+// dp=3 mesh: each of the 6 ranks takes its part level by level, and the
+// parts joined innermost first make the whole again (the padding of the
+// flat parts dropped).
+TEST(Sharding, TakesAndJoinsNestedParts) {
+  std::string why;
+  Sharding s = *Sharding::parse("tp:0,dp:flat", why);
+  auto size = [](const std::string &axis) -> int64_t {
+    return axis == "tp" ? 2 : 3;
+  };
+  std::vector<int64_t> whole{4, 5};
+  EXPECT_EQ(*s.shapeAt(1, whole, size, why), (std::vector<int64_t>{2, 5}));
+  EXPECT_EQ(*s.shapeAt(2, whole, size, why), (std::vector<int64_t>{4}));
+  EXPECT_FALSE(s.shapeAt(1, {3, 5}, size, why).has_value());
+  std::vector<float> value(20);
+  for (int i = 0; i < 20; ++i)
+    value[i] = static_cast<float>(i);
+  const auto *bytes = reinterpret_cast<const uint8_t *>(value.data());
+  std::vector<std::vector<uint8_t>> tpParts;
+  for (int64_t t = 0; t < 2; ++t) {
+    std::vector<uint8_t> rows =
+        takePart(s.levels[0], whole, DType::F32, bytes, 2, t);
+    std::vector<std::vector<uint8_t>> dpParts;
+    for (int64_t d = 0; d < 3; ++d)
+      dpParts.push_back(
+          takePart(s.levels[1], {2, 5}, DType::F32, rows.data(), 3, d));
+    // Rows 2t, 2t + 1: elements 10t .. 10t + 9, in parts of 4, zero-padded.
+    const auto *last = reinterpret_cast<const float *>(dpParts[2].data());
+    EXPECT_EQ(last[0], 10 * t + 8);
+    EXPECT_EQ(last[1], 10 * t + 9);
+    EXPECT_EQ(last[2], 0.0f);
+    std::vector<const uint8_t *> data;
+    std::vector<uint64_t> sizes;
+    for (const auto &p : dpParts) {
+      data.push_back(p.data());
+      sizes.push_back(p.size());
+    }
+    std::vector<uint8_t> joined;
+    ASSERT_TRUE(
+        joinParts(s.levels[1], {2, 5}, DType::F32, data, sizes, joined, why))
+        << why;
+    EXPECT_EQ(joined, rows);
+    tpParts.push_back(joined);
+  }
+  std::vector<uint8_t> back;
+  ASSERT_TRUE(joinParts(s.levels[0], whole, DType::F32,
+                        {tpParts[0].data(), tpParts[1].data()},
+                        {tpParts[0].size(), tpParts[1].size()}, back, why));
+  EXPECT_EQ(back, std::vector<uint8_t>(bytes, bytes + 80));
+  // A part of the wrong size is refused.
+  EXPECT_FALSE(joinParts(s.levels[0], whole, DType::F32,
+                         {tpParts[0].data(), tpParts[1].data()},
+                         {tpParts[0].size(), 8}, back, why));
+  // A mean: the parts' mean, in double.
+  float a[2] = {1, 2}, b[2] = {2, 5};
+  std::vector<uint8_t> mean;
+  ASSERT_TRUE(joinParts(
+      Sharding::parse("dp:mean", why)->levels[0], {2}, DType::F32,
+      {reinterpret_cast<uint8_t *>(a), reinterpret_cast<uint8_t *>(b)}, {8, 8},
+      mean, why));
+  EXPECT_EQ(reinterpret_cast<float *>(mean.data())[0], 1.5f);
+  EXPECT_EQ(reinterpret_cast<float *>(mean.data())[1], 3.5f);
 }

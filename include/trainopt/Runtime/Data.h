@@ -54,15 +54,6 @@ double elementAsDouble(const uint8_t *data, DType dtype, int64_t i);
 /// for integer types, nonzero as 1 for Bool.
 void storeElement(uint8_t *data, DType dtype, int64_t i, double v);
 
-/// The dim of a sharding "AXIS:DIM" (a value split along a dim, as tensor
-/// parallelism splits its weights); nothing for "AXIS:flat", "AXIS:mean"
-/// or "" (docs/distributed.md).
-std::optional<size_t> shardingDim(const std::string &sharding);
-/// "AXIS:DIM/BLOCKS": dim DIM is BLOCKS equal blocks, each split over the
-/// axis (attention's fused q, k and v projection: each rank holds its heads
-/// of each); 1 for "AXIS:DIM".
-int64_t shardingBlocks(const std::string &sharding);
-
 /// Part `index` of `parts` equal parts along dim `dim` of the row-major
 /// array of `shape` (the whole) and `elementSize`-byte elements at
 /// `whole`: copied into `part` (`toWhole` false) or from it into its place

@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Runtime/Checkpoint.h"
+#include "trainopt/Runtime/Sharding.h"
 
 #include <zlib.h>
 
@@ -25,6 +26,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <functional>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -904,10 +906,12 @@ static bool readManifest(const std::string &path, uint64_t &step,
 }
 
 /// Reads every rank's file of the sharded checkpoint `path` and puts the
-/// whole values together, as a single-file checkpoint holds them: a
-/// replicated value from rank 0's file, AXIS:flat parts concatenated in
-/// coordinate order (padding dropped), AXIS:mean values averaged (in
-/// double), both over the ranks whose other coordinates are 0.
+/// whole values together, as a single-file checkpoint holds them, level by
+/// level of their shardings (Sharding.h), innermost first: a replicated
+/// value from rank 0's file, a stage's from its first rank's, parts along
+/// a dim or flat (padding dropped) in coordinate order, AXIS:mean values
+/// averaged (in double); a level's parts come from the ranks whose
+/// coordinates on the axes no level names are 0.
 static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
                                   std::string &error) {
   uint64_t step = 0;
@@ -934,6 +938,16 @@ static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
   };
   ckpt = shards[0];
   ckpt.values.clear();
+  auto axisIndex = [&](const std::string &axis) {
+    size_t a = 0;
+    while (a < manifest.mesh.size() && manifest.mesh[a].first != axis)
+      ++a;
+    return a;
+  };
+  auto axisSize = [&](const std::string &axis) -> int64_t {
+    size_t a = axisIndex(axis);
+    return a < manifest.mesh.size() ? manifest.mesh[a].second : 0;
+  };
   for (const ShardManifest::Value &mv : manifest.values) {
     auto fail = [&](const std::string &why) {
       error = "sharded checkpoint '" + path + "': value '" + mv.whole.name +
@@ -943,115 +957,71 @@ static bool readShardedCheckpoint(const std::string &path, Checkpoint &ckpt,
     uint64_t wholeBytes;
     if (!byteSize(mv.whole, wholeBytes))
       return fail("has an invalid shape");
+    std::string why;
+    std::optional<Sharding> sharding = Sharding::parse(mv.sharding, why);
+    if (!sharding)
+      return fail("has sharding '" + mv.sharding + "': " + why);
+    // The value as levels [k, end) leave it, put together from the files
+    // of the ranks at `coords` (-1: any; the file at 0 is read).
+    std::vector<int64_t> coords(manifest.mesh.size(), -1);
+    std::function<bool(size_t, std::vector<uint8_t> &)> assemble =
+        [&](size_t k, std::vector<uint8_t> &out) {
+          if (k == sharding->levels.size()) {
+            for (size_t r = 0; r < shards.size(); ++r) {
+              const std::vector<int64_t> &c = manifest.coordinates[r];
+              bool here = true;
+              for (size_t a = 0; a < c.size(); ++a)
+                here = here && c[a] == std::max<int64_t>(coords[a], 0);
+              if (!here)
+                continue;
+              const CheckpointValue *v = find(shards[r], mv.whole.name);
+              if (!v || v->signature.dtype != mv.whole.dtype)
+                return fail("is missing from " + shardFileName(int64_t(r)) +
+                            ", or of another type");
+              out = v->bytes;
+              return true;
+            }
+            return fail("has no file for its coordinates");
+          }
+          const ShardLevel &level = sharding->levels[k];
+          size_t a = axisIndex(level.axis);
+          if (a == manifest.mesh.size())
+            return fail("has sharding '" + mv.sharding +
+                        "' over an axis the mesh does not have");
+          std::optional<std::vector<int64_t>> shape =
+              sharding->shapeAt(k, mv.whole.shape, axisSize, why);
+          if (!shape)
+            return fail("has sharding '" + mv.sharding + "': " + why);
+          if (level.kind == ShardLevel::Kind::Stage) {
+            if (level.stage >= manifest.mesh[a].second)
+              return fail("has sharding '" + mv.sharding + "': no stage " +
+                          std::to_string(level.stage));
+            coords[a] = level.stage;
+            bool ok = assemble(k + 1, out);
+            coords[a] = -1;
+            return ok;
+          }
+          std::vector<std::vector<uint8_t>> parts(manifest.mesh[a].second);
+          std::vector<const uint8_t *> data;
+          std::vector<uint64_t> sizes;
+          for (size_t r = 0; r < parts.size(); ++r) {
+            coords[a] = static_cast<int64_t>(r);
+            if (!assemble(k + 1, parts[r]))
+              return false;
+            data.push_back(parts[r].data());
+            sizes.push_back(parts[r].size());
+          }
+          coords[a] = -1;
+          if (!joinParts(level, *shape, mv.whole.dtype, data, sizes, out, why))
+            return fail("(sharding '" + mv.sharding + "') has " + why);
+          return true;
+        };
     CheckpointValue out{mv.whole, {}};
-    if (mv.sharding.empty()) {
-      const CheckpointValue *v = find(shards[0], mv.whole.name);
-      if (!v || v->bytes.size() != wholeBytes)
-        return fail("is missing from " + shardFileName(0) + " or of another "
-                    "size");
-      out.bytes = v->bytes;
-      ckpt.values.push_back(std::move(out));
-      continue;
-    }
-    if (size_t eq = mv.sharding.find('='); eq != std::string::npos) {
-      // A pipeline stage's value: whole, in the file of the stage's first
-      // rank (coordinate S along the axis, 0 along the others).
-      std::string axis = mv.sharding.substr(0, eq);
-      int64_t stage = -1;
-      size_t a = 0;
-      while (a < manifest.mesh.size() && manifest.mesh[a].first != axis)
-        ++a;
-      std::string digits = mv.sharding.substr(eq + 1);
-      if (!digits.empty() && digits.size() < 10 &&
-          digits.find_first_not_of("0123456789") == std::string::npos)
-        stage = std::strtoll(digits.c_str(), nullptr, 10);
-      if (a == manifest.mesh.size() || stage < 0 ||
-          stage >= manifest.mesh[a].second)
-        return fail("has sharding '" + mv.sharding +
-                    "' (expected AXIS=S, a coordinate of a mesh axis)");
-      const CheckpointValue *v = nullptr;
-      for (size_t r = 0; r < shards.size() && !v; ++r) {
-        const std::vector<int64_t> &c = manifest.coordinates[r];
-        bool first = true;
-        for (size_t k = 0; k < c.size(); ++k)
-          first = first && c[k] == (k == a ? stage : 0);
-        if (first)
-          v = find(shards[r], mv.whole.name);
-      }
-      if (!v || v->bytes.size() != wholeBytes)
-        return fail("is missing from stage " + std::to_string(stage) +
-                    "'s file or of another size");
-      out.bytes = v->bytes;
-      ckpt.values.push_back(std::move(out));
-      continue;
-    }
-    size_t colon = mv.sharding.find(':');
-    std::string axis = mv.sharding.substr(0, colon);
-    std::string how =
-        colon == std::string::npos ? "" : mv.sharding.substr(colon + 1);
-    size_t a = 0;
-    while (a < manifest.mesh.size() && manifest.mesh[a].first != axis)
-      ++a;
-    std::optional<size_t> splitDim = shardingDim(mv.sharding);
-    bool alongDim = splitDim.has_value();
-    if (a == manifest.mesh.size() ||
-        (how != "flat" && how != "mean" && !alongDim))
-      return fail("has sharding '" + mv.sharding +
-                  "' (expected AXIS:flat, AXIS:mean or AXIS:DIM over a mesh "
-                  "axis)");
-    // The files along the axis, by coordinate.
-    std::vector<const CheckpointValue *> parts(manifest.mesh[a].second);
-    for (size_t r = 0; r < shards.size(); ++r) {
-      const std::vector<int64_t> &c = manifest.coordinates[r];
-      bool onAxis = true;
-      for (size_t k = 0; k < c.size(); ++k)
-        onAxis = onAxis && (k == a || c[k] == 0);
-      if (onAxis)
-        parts[c[a]] = find(shards[r], mv.whole.name);
-    }
-    for (const CheckpointValue *p : parts)
-      if (!p || p->signature.dtype != mv.whole.dtype)
-        return fail("is missing from a rank's file, or of another type");
-    if (alongDim) {
-      size_t dim = *splitDim;
-      int64_t ranks = static_cast<int64_t>(parts.size());
-      if (dim >= mv.whole.shape.size() ||
-          mv.whole.shape[dim] % (ranks * shardingBlocks(mv.sharding)))
-        return fail("is split along dim " + how + ", which its shape does "
-                    "not have or does not divide");
-      out.bytes.resize(wholeBytes);
-      for (int64_t r = 0; r < ranks; ++r) {
-        if (parts[r]->bytes.size() * ranks != wholeBytes)
-          return fail("has a rank's part of another size");
-        copyPart(out.bytes.data(), mv.whole.shape, dim, ranks, r,
-                 dtypeSize(mv.whole.dtype),
-                 const_cast<uint8_t *>(parts[r]->bytes.data()),
-                 /*toWhole=*/true, shardingBlocks(mv.sharding));
-      }
-    } else if (how == "flat") {
-      for (const CheckpointValue *p : parts)
-        out.bytes.insert(out.bytes.end(), p->bytes.begin(), p->bytes.end());
-      // Parts of ceil(n / N) elements: n padded to a multiple of N.
-      uint64_t element = dtypeSize(mv.whole.dtype), n = wholeBytes / element,
-               ranks = parts.size();
-      if (out.bytes.size() != (n + ranks - 1) / ranks * ranks * element)
-        return fail("has parts that do not make up its " +
-                    std::to_string(wholeBytes) + " bytes");
-      out.bytes.resize(wholeBytes);
-    } else {
-      int64_t n = static_cast<int64_t>(wholeBytes / dtypeSize(mv.whole.dtype));
-      std::vector<double> sum(n, 0.0);
-      for (const CheckpointValue *p : parts) {
-        if (p->bytes.size() != wholeBytes)
-          return fail("has a rank's value of another size");
-        for (int64_t i = 0; i < n; ++i)
-          sum[i] += elementAsDouble(p->bytes.data(), mv.whole.dtype, i);
-      }
-      out.bytes.resize(wholeBytes);
-      for (int64_t i = 0; i < n; ++i)
-        storeElement(out.bytes.data(), mv.whole.dtype, i,
-                     sum[i] / static_cast<double>(parts.size()));
-    }
+    if (!assemble(0, out.bytes))
+      return false;
+    if (out.bytes.size() != wholeBytes)
+      return fail("is of " + std::to_string(out.bytes.size()) +
+                  " bytes put together, not " + std::to_string(wholeBytes));
     ckpt.values.push_back(std::move(out));
   }
   ckpt.fingerprint = signatureFingerprint(signaturesOf(ckpt));

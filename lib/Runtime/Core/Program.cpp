@@ -16,6 +16,7 @@
 #include "trainopt/Runtime/CPULibrary.h"
 #include "trainopt/Runtime/CUDADevice.h"
 #include "trainopt/Runtime/Device.h"
+#include "trainopt/Runtime/Sharding.h"
 
 #include <algorithm>
 #include <chrono>
@@ -118,39 +119,48 @@ struct Program::Impl {
   }
 
   /// This rank's part of `v`'s whole initial value `whole`, `bytes` long,
-  /// appended to initialParts: flat (zero past the last element) or along
-  /// a dim.
+  /// appended to initialParts: level by level of its sharding (Sharding.h;
+  /// zero past the last element of a flat part).
   bool initialPart(const art::Value &v, const std::string &whole,
                    uint64_t bytes, std::string &error) {
     const std::string &s = v.sharding();
-    std::string axis = s.substr(0, s.find(':')), how = s.substr(s.find(':') + 1);
-    int64_t ranks = mesh.axisSize(axis);
-    int64_t index = communicator ? communicator->coordinate(axis) : 0;
-    std::string &part = initialParts.emplace_back(bytes, '\0');
-    if (ranks < 1 || whole.size() > bytes * uint64_t(ranks))
-      return fail(error, "initial value of '" + v.name() + "' has " +
-                             std::to_string(whole.size()) +
-                             " bytes, more than its sharding '" + s +
-                             "' holds");
-    if (how == "flat") {
-      uint64_t first = bytes * uint64_t(index);
-      if (first < whole.size())
-        whole.copy(part.data(), std::min<uint64_t>(bytes, whole.size() - first),
-                   first);
-      return true;
-    }
+    std::string why;
+    std::optional<Sharding> sharding = Sharding::parse(s, why);
     std::vector<int64_t> shape(v.global_type().shape().begin(),
                                v.global_type().shape().end());
     DType dtype;
-    size_t dim = shardingDim(s).value_or(shape.size());
-    if (!dtypeOf(v.type().element_type(), dtype) || dim >= shape.size() ||
-        whole.size() != bytes * uint64_t(ranks))
-      return fail(error, "initial value of '" + v.name() +
-                             "' does not split as its sharding '" + s + "'");
-    copyPart(reinterpret_cast<uint8_t *>(const_cast<char *>(whole.data())),
-             shape, dim, ranks, index, dtypeSize(dtype),
-             reinterpret_cast<uint8_t *>(part.data()), /*toWhole=*/false,
-             shardingBlocks(s));
+    uint64_t wholeBytes = 0;
+    if (sharding && dtypeOf(v.type().element_type(), dtype)) {
+      wholeBytes = dtypeSize(dtype);
+      for (int64_t d : shape)
+        wholeBytes *= static_cast<uint64_t>(d);
+    }
+    if (!sharding || wholeBytes != whole.size())
+      return fail(error, "initial value of '" + v.name() + "' has " +
+                             std::to_string(whole.size()) +
+                             " bytes, not the whole that its sharding '" + s +
+                             "' splits");
+    auto size = [&](const std::string &axis) { return mesh.axisSize(axis); };
+    std::vector<uint8_t> value(whole.begin(), whole.end());
+    for (size_t k = 0; k < sharding->levels.size(); ++k) {
+      const ShardLevel &level = sharding->levels[k];
+      std::optional<std::vector<int64_t>> at =
+          sharding->shapeAt(k, shape, size, why);
+      if (!at)
+        return fail(error, "initial value of '" + v.name() +
+                               "' does not split as its sharding '" + s +
+                               "': " + why);
+      value = takePart(level, *at, dtype, value.data(), size(level.axis),
+                       communicator ? communicator->coordinate(level.axis) : 0);
+    }
+    if (value.size() > bytes)
+      return fail(error, "initial value of '" + v.name() + "' leaves " +
+                             std::to_string(value.size()) +
+                             " bytes per rank under its sharding '" + s +
+                             "', more than its " + std::to_string(bytes));
+    // The buffer may be longer (aligned): zeros after the part.
+    value.resize(bytes, 0);
+    initialParts.emplace_back(value.begin(), value.end());
     return true;
   }
 
@@ -183,49 +193,34 @@ struct Program::Impl {
     }
     info.bytes = n * dtypeSize(info.dtype);
     if (!v.sharding().empty() && isPersistent(v.kind())) {
-      // Only flat shards of persistent values are sharded state.
+      // What the levels of its sharding leave of the global shape is the
+      // local one.
+      std::vector<int64_t> global(v.global_type().shape().begin(),
+                                  v.global_type().shape().end());
       uint64_t whole = 1;
-      for (int64_t d : v.global_type().shape()) {
+      for (int64_t d : global) {
         if (d < 0 || (d && whole > UINT64_MAX / uint64_t(d)))
-          return fail(error, "value '" + v.name() +
-                                 "' has an invalid global "
-                                 "shape");
+          return fail(error,
+                      "value '" + v.name() + "' has an invalid global shape");
         whole *= d;
       }
-      int64_t ranks = 0;
-      auto [axis, how] =
-          std::make_pair(v.sharding().substr(0, v.sharding().find(':')),
-                         v.sharding().substr(v.sharding().find(':') + 1));
-      for (const auto &a : mesh.axes)
-        if (a.first == axis)
-          ranks = a.second;
-      bool mean = how == "mean" && whole == n;
-      // AXIS:DIM (tensor parallelism): the whole's dim DIM is the axis size
-      // times this rank's.
-      std::optional<size_t> splitDim = shardingDim(v.sharding());
-      bool dim = splitDim.has_value();
-      if (dim) {
-        size_t d = *splitDim;
-        std::vector<int64_t> expect(info.shape);
-        if (d < expect.size())
-          expect[d] *= ranks;
-        dim = d < expect.size() && ranks >= 1 &&
-              std::equal(expect.begin(), expect.end(),
-                         v.global_type().shape().begin(),
-                         v.global_type().shape().end());
-      }
-      if (!mean && !dim &&
-          (how != "flat" || ranks < 1 || info.shape.size() != 1 ||
-           (whole + ranks - 1) / ranks != n))
+      std::string why;
+      std::optional<Sharding> sharding = Sharding::parse(v.sharding(), why);
+      std::optional<std::vector<int64_t>> local;
+      if (sharding)
+        local = sharding->shapeAt(
+            sharding->levels.size(), global,
+            [&](const std::string &axis) { return mesh.axisSize(axis); }, why);
+      if (sharding && local && *local != info.shape)
+        why = "it leaves a part of another shape";
+      if (!sharding || !local || *local != info.shape)
         return fail(error, "value '" + v.name() + "' has sharding '" +
                                v.sharding() + "' that does not split its " +
                                std::to_string(whole) +
-                               " elements over the "
-                               "mesh into its " +
-                               std::to_string(n));
+                               " elements over the mesh into its " +
+                               std::to_string(n) + ": " + why);
       info.sharding = v.sharding();
-      info.globalShape.assign(v.global_type().shape().begin(),
-                              v.global_type().shape().end());
+      info.globalShape = std::move(global);
     }
     auto it = buffers.find(v.buffer());
     if (it == buffers.end())

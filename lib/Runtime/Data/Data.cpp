@@ -786,36 +786,3 @@ void trainopt::rt::copyPart(uint8_t *whole, const std::vector<int64_t> &shape,
       std::memcpy(p, w, run);
   }
 }
-
-/// The digits of "AXIS:DIM" or "AXIS:DIM/BLOCKS": {DIM, BLOCKS (1 when
-/// absent)}, or nothing.
-static std::optional<std::pair<size_t, int64_t>>
-parseDimSharding(const std::string &sharding) {
-  size_t colon = sharding.find(':');
-  if (colon == std::string::npos)
-    return std::nullopt;
-  std::string how = sharding.substr(colon + 1), blocks = "1";
-  if (size_t slash = how.find('/'); slash != std::string::npos) {
-    blocks = how.substr(slash + 1);
-    how = how.substr(0, slash);
-  }
-  auto digits = [](const std::string &t) {
-    return !t.empty() && t.size() <= 2 &&
-           std::all_of(t.begin(), t.end(),
-                       [](char c) { return c >= '0' && c <= '9'; });
-  };
-  if (!digits(how) || !digits(blocks) || std::stoul(blocks) < 1)
-    return std::nullopt;
-  return std::make_pair(size_t(std::stoul(how)), int64_t(std::stoul(blocks)));
-}
-
-std::optional<size_t> trainopt::rt::shardingDim(const std::string &sharding) {
-  if (auto d = parseDimSharding(sharding))
-    return d->first;
-  return std::nullopt;
-}
-
-int64_t trainopt::rt::shardingBlocks(const std::string &sharding) {
-  auto d = parseDimSharding(sharding);
-  return d ? d->second : 1;
-}

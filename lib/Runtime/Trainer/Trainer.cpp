@@ -14,6 +14,7 @@
 #include "trainopt/Runtime/Data.h"
 #include "trainopt/Runtime/OnnxExport.h"
 #include "trainopt/Runtime/Program.h"
+#include "trainopt/Runtime/Sharding.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -1024,62 +1025,69 @@ Array arrayOf(const ValueInfo &v, const void *data) {
   return a;
 }
 
-/// The mesh axis of a sharded value ("dp" of "dp:flat").
-std::string shardAxis(const ValueInfo &v) {
-  return v.sharding.substr(0, v.sharding.find(':'));
+/// The sharding of value `v` (checked when the program was loaded).
+Sharding shardingOf(const ValueInfo &v) {
+  std::string why;
+  std::optional<Sharding> s = Sharding::parse(v.sharding, why);
+  if (!s)
+    runtimeError("value '" + v.name + "': sharding '" + v.sharding +
+                 "': " + why);
+  return *s;
 }
 
-/// A copy of persistent value `v`, whole: a sharded value is gathered from
-/// every rank of its axis, so every rank must call this for it.
+/// The shape value `v` has after levels [0, k) of `sharding`.
+std::vector<int64_t> shapeAtLevel(const Sharding &sharding, size_t k,
+                                  const ValueInfo &v, Communicator *comm) {
+  std::string why;
+  std::optional<std::vector<int64_t>> shape = sharding.shapeAt(
+      k, v.globalShape,
+      [&](const std::string &axis) -> int64_t {
+        return comm ? comm->groupSize(axis) : 1;
+      },
+      why);
+  if (!shape)
+    runtimeError("value '" + v.name + "': sharding '" + v.sharding +
+                 "': " + why);
+  return *shape;
+}
+
+/// A copy of persistent value `v`, whole: a sharded value is gathered
+/// level by level of its sharding, innermost first, from every rank of the
+/// level's axis, so every rank must call this for it. (An AXIS=S level,
+/// a pipeline stage, stays: acrossStages gathers the stages.)
 Array persistentArray(Program &program, const ValueInfo &v) {
   const void *local = persistentOf(program, v.name);
   if (v.sharding.empty())
     return arrayOf(v, local);
   Communicator *comm = program.communicator();
+  Sharding sharding = shardingOf(v);
+  std::vector<uint8_t> value = arrayOf(v, local).bytes;
+  std::string error;
+  for (size_t k = sharding.levels.size(); k-- > 0;) {
+    const ShardLevel &level = sharding.levels[k];
+    if (level.kind == ShardLevel::Kind::Stage)
+      continue;
+    int64_t ranks = comm ? comm->groupSize(level.axis) : 1;
+    std::vector<uint8_t> gathered(value.size() * ranks);
+    if (!comm)
+      gathered = value;
+    else if (!comm->allGatherBytes(value.data(),
+                                   static_cast<int64_t>(value.size()),
+                                   gathered.data(), level.axis,
+                                   "the parts of '" + v.name + "'", error))
+      runtimeError(error);
+    std::vector<const uint8_t *> parts;
+    std::vector<uint64_t> sizes(ranks, value.size());
+    for (int64_t r = 0; r < ranks; ++r)
+      parts.push_back(gathered.data() + r * value.size());
+    if (!joinParts(level, shapeAtLevel(sharding, k, v, comm), v.dtype, parts,
+                   sizes, value, error))
+      runtimeError("value '" + v.name + "': " + error);
+  }
   Array a;
   a.shape = v.globalShape;
   a.dtype = v.dtype;
-  std::string error;
-  if (v.sharding.size() > 5 &&
-      v.sharding.compare(v.sharding.size() - 5, 5, ":mean") == 0) {
-    // Every rank's own value; the whole is their mean (in double).
-    a = arrayOf(v, local);
-    int64_t n = v.numElements();
-    std::vector<double> sum(n);
-    for (int64_t i = 0; i < n; ++i)
-      sum[i] = a.at(i);
-    if (comm &&
-        !comm->allReduce(sum.data(), n, DType::F64, ReduceKind::Sum,
-                         shardAxis(v), "the mean of '" + v.name + "'", error))
-      runtimeError(error);
-    double ranks = comm ? comm->groupSize(shardAxis(v)) : 1;
-    for (int64_t i = 0; i < n; ++i)
-      storeElement(a.bytes.data(), v.dtype, i, sum[i] / ranks);
-    return a;
-  }
-  int64_t whole = 1;
-  for (int64_t d : v.globalShape)
-    whole *= d;
-  int64_t ranks = comm ? comm->groupSize(shardAxis(v)) : 1;
-  std::vector<uint8_t> gathered(v.bytes * ranks);
-  if (!comm)
-    std::memcpy(gathered.data(), local, v.bytes);
-  else if (!comm->allGatherBytes(local, static_cast<int64_t>(v.bytes),
-                                 gathered.data(), shardAxis(v),
-                                 "the shards of '" + v.name + "'", error))
-    runtimeError(error);
-  if (std::optional<size_t> dim = shardingDim(v.sharding)) {
-    // Parts along a dim (tensor parallelism), in coordinate order.
-    a.bytes.resize(whole * dtypeSize(v.dtype));
-    for (int64_t r = 0; r < ranks; ++r)
-      copyPart(a.bytes.data(), v.globalShape, *dim, ranks, r,
-               dtypeSize(v.dtype), gathered.data() + r * v.bytes,
-               /*toWhole=*/true, shardingBlocks(v.sharding));
-    return a;
-  }
-  // Drop the padding after the last element.
-  gathered.resize(whole * dtypeSize(v.dtype));
-  a.bytes = std::move(gathered);
+  a.bytes = std::move(value);
   return a;
 }
 
@@ -1102,9 +1110,11 @@ std::vector<ModelValue> modelValues(Program &program, bool bytes) {
     ModelValue m;
     m.signature = {v.name, kindName(v.kind), v.dtype,
                    v.sharding.empty() ? v.shape : v.globalShape};
-    m.sharding = !v.sharding.empty() ? v.sharding
-                 : stage >= 0        ? "pp=" + std::to_string(stage)
-                                     : std::string();
+    // The stage's own layout after its level: "pp=S,dp:flat".
+    m.sharding = stage < 0 ? v.sharding
+                 : v.sharding.empty()
+                     ? "pp=" + std::to_string(stage)
+                     : "pp=" + std::to_string(stage) + "," + v.sharding;
     if (bytes)
       m.array = persistentArray(program, v);
     out.push_back(std::move(m));
@@ -1190,28 +1200,32 @@ std::vector<ModelValue> acrossStages(Program &program,
 }
 
 /// Writes the whole value `bytes` into persistent value `v`: a sharded
-/// value takes this rank's part (zero past the last element).
+/// value takes this rank's part, level by level of its sharding (zero past
+/// the last element of a flat part; every rank the whole of an AXIS:mean
+/// value).
 void setPersistent(Program &program, const ValueInfo &v,
                    const std::vector<uint8_t> &bytes) {
   void *local = persistentOf(program, v.name);
-  if (v.sharding.empty() || v.sharding.find(":mean") != std::string::npos) {
+  if (v.sharding.empty()) {
     std::memcpy(local, bytes.data(), std::min(bytes.size(), v.bytes));
     return;
   }
   Communicator *comm = program.communicator();
-  if (std::optional<size_t> dim = shardingDim(v.sharding)) {
-    int64_t ranks = comm ? comm->groupSize(shardAxis(v)) : 1;
-    copyPart(const_cast<uint8_t *>(bytes.data()), v.globalShape, *dim, ranks,
-             comm ? comm->coordinate(shardAxis(v)) : 0, dtypeSize(v.dtype),
-             static_cast<uint8_t *>(local), /*toWhole=*/false,
-             shardingBlocks(v.sharding));
-    return;
+  Sharding sharding = shardingOf(v);
+  std::vector<uint8_t> value = bytes;
+  int64_t whole = 1;
+  for (int64_t d : v.globalShape)
+    whole *= d;
+  value.resize(static_cast<size_t>(whole) * dtypeSize(v.dtype), 0);
+  for (size_t k = 0; k < sharding.levels.size(); ++k) {
+    const ShardLevel &level = sharding.levels[k];
+    int64_t ranks = comm ? comm->groupSize(level.axis) : 1;
+    int64_t index = comm ? comm->coordinate(level.axis) : 0;
+    value = takePart(level, shapeAtLevel(sharding, k, v, comm), v.dtype,
+                     value.data(), ranks, index);
   }
-  uint64_t first = comm ? comm->coordinate(shardAxis(v)) * v.bytes : 0;
   std::memset(local, 0, v.bytes);
-  if (first < bytes.size())
-    std::memcpy(local, bytes.data() + first,
-                std::min<uint64_t>(v.bytes, bytes.size() - first));
+  std::memcpy(local, value.data(), std::min<size_t>(value.size(), v.bytes));
 }
 
 /// A probe of `train_step` (trainopt-compile --probe-values), named
@@ -1590,10 +1604,16 @@ static int trainWith(const TrainerOptions &given,
     }
     // Several ranks: a sharded checkpoint (Checkpoint.h), committed by one
     // rename once every rank's file is on disk. Writing may take a while:
-    // the barriers wait up to ten times the collective timeout (at least
-    // an hour). The replicated values are rank 0's (its BatchNorm
-    // statistics, as DDP).
-    double patience = std::max(3600.0, 10 * o.collectives.timeoutSeconds);
+    // the barriers wait ten times the collective timeout plus a second per
+    // 10 MB of the largest rank's file (as slow a disk as a network file
+    // system under load), so a rank that hangs while the others write
+    // still ends the job. The replicated values are rank 0's (its
+    // BatchNorm statistics, as DDP).
+    uint64_t fileBytes = 0;
+    for (const ValueInfo &v : program->persistentValues())
+      fileBytes += v.bytes;
+    double patience = 10 * o.collectives.timeoutSeconds +
+                      static_cast<double>(fileBytes) / 1e7;
     auto barrier = [&](const char *what) {
       if (!comm->barrier(what, error, patience))
         runtimeError(error);

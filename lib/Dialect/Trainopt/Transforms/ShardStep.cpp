@@ -587,9 +587,6 @@ struct TrainoptShardStepPass
     if (zero > 0 && tp > 1)
       return bad("zero", "ZeRO with tensor parallelism (tp=" + Twine(tp) +
                              ") is not implemented yet");
-    if (int64_t pp = meshAxis(module, "pp").second; zero > 0 && pp > 1)
-      return bad("zero", "ZeRO with pipeline parallelism (pp=" + Twine(pp) +
-                             ") is not implemented yet");
 
     for (StringRef entry :
          {StringRef(kTrainStepName), StringRef("eval_step")}) {
