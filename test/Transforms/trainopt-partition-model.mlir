@@ -4,7 +4,7 @@
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=tp=4' 2>&1 | FileCheck %s --check-prefix=DIVIDE
 // RUN: trainopt-opt %S/Inputs/attention.mlir '-trainopt-partition-model=mesh=tp=2' | FileCheck %s --check-prefix=ATTN
 // RUN: trainopt-opt %S/Inputs/attention.mlir '-trainopt-partition-model=mesh=tp=4' | FileCheck %s --check-prefix=ATTN4
-// RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=tp=2,pp=2' 2>&1 | FileCheck %s --check-prefix=PP
+// RUN: trainopt-opt %s '-trainopt-partition-model=mesh=tp=2,pp=2' | FileCheck %s --check-prefix=PP
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=dp=0' 2>&1 | FileCheck %s --check-prefix=SIZE
 // RUN: not trainopt-opt %s '-trainopt-partition-model=mesh=xp=2' 2>&1 | FileCheck %s --check-prefix=AXIS
 
@@ -45,7 +45,11 @@
 // NOMESH-NOT: shard.grid
 // NOMESH-NOT: trainopt.sharding
 // DIVIDE: error: --mesh: tp=4 does not divide dim 0 of parameter @w1 ('tensor<6x4xf32>')
-// PP: error: --mesh: pp=2 with tp=2: pipeline and tensor parallelism together are not implemented yet
+// With a pipeline too, the pairs split the same way (trainopt-split-pipeline
+// later cuts the split model into stages).
+// PP: shard.grid @mesh(shape = 2x2) {trainopt.axes = ["tp", "pp"]}
+// PP: trainopt.param = @w1, trainopt.sharding = "tp:0"
+// PP-SAME: trainopt.param = @w2, trainopt.sharding = "tp:1"
 // SIZE: error: --mesh: 'dp=0' is not AXIS=N with N >= 1
 // AXIS: error: --mesh: unknown axis 'xp' (expected dp, tp or pp)
 trainopt.parameter @w1 trainable : tensor<6x4xf32> = dense<0.1> : tensor<6x4xf32>

@@ -385,35 +385,33 @@ static int chooseMesh(mlir::MLIRContext &context,
     double ms = 0, bytes = 0;
   };
   int64_t batch = options.import.batchSize.value_or(0);
-  // Data parallel with each ZeRO stage; then tensor parallel over each
-  // divisor t of the world (ZeRO 0: ZeRO with tp is not built).
+  // Every mesh dp x tp x pp of the world: with each ZeRO stage where dp >
+  // 1, and a tensor-parallel group's batch t times --batch-size, a
+  // pipeline's k micro-batches of it, so the global batch is the same.
   std::vector<Plan> candidates, plans;
-  for (const std::string &zero : zeros)
-    candidates.push_back({"dp=" + std::to_string(worldSize), zero, batch});
   std::vector<std::string> impossible;
-  if (llvm::is_contained(zeros, "0"))
-    for (int64_t t = 2; t <= worldSize; ++t) {
-      if (worldSize % t)
+  for (int64_t t = 1; t <= worldSize; ++t)
+    for (int64_t k = 1; k <= worldSize; ++k) {
+      if (worldSize % (t * k))
         continue;
-      std::string mesh =
-          (worldSize > t ? "dp=" + std::to_string(worldSize / t) + "," : "") +
-          "tp=" + std::to_string(t);
-      if (batch > 0)
-        candidates.push_back({mesh, "0", batch * t});
-      else
+      int64_t d = worldSize / (t * k);
+      std::string mesh;
+      for (auto [name, size] :
+           {std::pair<const char *, int64_t>{"dp", d}, {"tp", t}, {"pp", k}})
+        if (size > 1)
+          mesh += (mesh.empty() ? "" : ",") + std::string(name) + "=" +
+                  std::to_string(size);
+      if (t * k > 1 && batch <= 0) {
         impossible.push_back(mesh + ": needs --batch-size (the batch of a "
-                                    "tensor-parallel group is t times it)");
+                                    "tensor-parallel group or pipeline "
+                                    "comes from it)");
+        continue;
+      }
+      for (const std::string &zero : zeros)
+        if (d > 1 || zero == "0")
+          candidates.push_back(
+              {mesh, zero, t > 1 ? batch * t : batch, k > 1 ? k : 0});
     }
-  // Pipelines of k stages over each divisor k of the world, with k
-  // micro-batches of --batch-size per data-parallel group: the same global
-  // batch.
-  if (llvm::is_contained(zeros, "0") && batch > 0)
-    for (int64_t k = 2; k <= worldSize; ++k)
-      if (worldSize % k == 0)
-        candidates.push_back(
-            {(worldSize > k ? "dp=" + std::to_string(worldSize / k) + "," : "") +
-                 "pp=" + std::to_string(k),
-             "0", batch, k});
   for (Plan plan : candidates) {
     mlir::trainopt::CompileOptions candidate = options;
     candidate.timing = nullptr;

@@ -222,8 +222,9 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
   auto input =
       func.getArgAttrOfType<StringAttr>(i, TrainoptDialect::kInputAttrName);
   std::string initial;
-  // ZeRO: a flat shard of a value of `trainopt.global_type` (a parameter's
-  // initial value is the whole one: the runtime takes its rank's part), or
+  // Levels (the dialect verifies their grammar): parts along dims, then a
+  // flat part (ZeRO), of a value of `trainopt.global_type` (a parameter's
+  // initial value is the whole one: the runtime takes its rank's part); or
   // each rank's own value, whose whole is the ranks' mean.
   auto describeSharding = [&]() -> LogicalResult {
     auto sharding =
@@ -232,21 +233,17 @@ FailureOr<ArgInfo> describeArgument(ArtifactBuilder &ab, func::FuncOp func,
       return success();
     auto global = func.getArgAttrOfType<TypeAttr>(
         i, TrainoptDialect::kGlobalTypeAttrName);
-    auto [axis, how] = sharding.getValue().split(':');
-    bool mean = how == "mean" && !param;
-    unsigned dim = 0, blocks = 1;
-    // AXIS:DIM, or AXIS:DIM/BLOCKS (the dim's blocks each split).
-    auto [dimText, blocksText] = how.split('/');
-    bool alongDim = !dimText.getAsInteger(10, dim) && global &&
-                    dim < cast<RankedTensorType>(type).getRank() &&
-                    (blocksText.empty() ||
-                     (!blocksText.getAsInteger(10, blocks) && blocks >= 1));
-    if ((!mean && !alongDim && (!global || how != "flat")) ||
-        ab.axisSize(axis) < 1)
+    SmallVector<StringRef> levels;
+    sharding.getValue().split(levels, ',');
+    bool mean = levels.size() == 1 && levels[0].ends_with(":mean");
+    bool ok = mean ? !param : static_cast<bool>(global);
+    for (StringRef level : levels)
+      ok = ok && ab.axisSize(level.split(':').first) >= 1;
+    if (!ok)
       return func.emitError()
              << "argument " << i << " has sharding '" << sharding.getValue()
-             << "'; expected AXIS:flat or AXIS:DIM[/BLOCKS] with "
-             << TrainoptDialect::kGlobalTypeAttrName << " over a mesh axis"
+             << "'; expected levels AXIS:DIM[/BLOCKS], then AXIS:flat, with "
+             << TrainoptDialect::kGlobalTypeAttrName << " over mesh axes"
              << (param ? "" : ", or AXIS:mean");
     v.set_sharding(sharding.str());
     setType(v.mutable_global_type(), mean ? type : global.getValue());

@@ -345,8 +345,29 @@ func.func @all_reduce_bucket_types(%x: tensor<4xf32>, %y: tensor<4xbf16>) {
 
 // -----
 
-// expected-error @+1 {{'trainopt.sharding' on argument 0 must be "AXIS:DIM" with a dim of the argument or "AXIS:flat" or "AXIS:mean", got "dp:2"}}
+// expected-error @+1 {{'trainopt.sharding' on argument 0 must be levels "AXIS:DIM[/BLOCKS]" (a dim of the argument, BLOCKS >= 1), then at most one "AXIS:flat", over distinct axes, or "AXIS:mean" alone; got "dp:2"}}
 func.func @sharding_dim(%x: tensor<4x3xf32> {trainopt.sharding = "dp:2"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'trainopt.sharding' on argument 0 must be levels}}
+func.func @sharding_flat_not_last(%x: tensor<4xf32> {trainopt.sharding = "dp:flat,tp:0"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'trainopt.sharding' on argument 0 must be levels}}
+func.func @sharding_axis_twice(%x: tensor<4x3xf32> {trainopt.sharding = "tp:0,tp:1"}) {
+  return
+}
+
+// -----
+
+// ZeRO's flat part over dp of a tensor-parallel rank's rows.
+func.func @sharding_nested(%x: tensor<6xf32> {trainopt.sharding = "tp:0,dp:flat"}) {
   return
 }
 

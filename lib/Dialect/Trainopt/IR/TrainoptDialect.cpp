@@ -15,6 +15,7 @@
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/OpImplementation.h"
 #include "mlir/Transforms/InliningUtils.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -125,34 +126,46 @@ LogicalResult TrainoptDialect::verifyRegionArgAttribute(Operation *op,
     return success();
   }
   if (attr.getName() == kShardingAttrName) {
+    // Levels, outermost first (docs/distributed.md, "Shardings"):
+    // AXIS:DIM[/BLOCKS] (tensor parallelism; BLOCKS: a fused projection's
+    // q, k and v each split), AXIS:flat (last: ZeRO's flat part of what
+    // the levels before left), AXIS:mean (alone).
     auto sharding = dyn_cast<StringAttr>(attr.getValue());
-    Type argType = func ? func.getArgumentTypes()[argIndex] : Type();
-    int64_t dim = -1;
     if (!sharding)
       return op->emitError() << "'" << kShardingAttrName << "' on argument "
                              << argIndex << " must be a string";
-    auto [axis, dimAndBlocks] = sharding.getValue().split(':');
-    // "AXIS:DIM/BLOCKS": the dim's blocks each split (attention's q, k, v).
-    auto [dimText, blocksText] = dimAndBlocks.split('/');
-    int64_t blocks = 1;
-    if (!blocksText.empty() &&
-        (dimText == "flat" || dimText == "mean" ||
-         blocksText.getAsInteger(10, blocks) || blocks < 1))
-      return op->emitError()
-             << "'" << kShardingAttrName << "' on argument " << argIndex
-             << " must be \"AXIS:DIM/BLOCKS\" "
-                "with BLOCKS >= 1, got "
-             << attr.getValue();
+    Type argType = func ? func.getArgumentTypes()[argIndex] : Type();
     auto tt = dyn_cast_or_null<RankedTensorType>(argType);
-    if (!sharding.getValue().empty() && dimText != "flat" &&
-        dimText != "mean" &&
-        (axis.empty() || dimText.getAsInteger(10, dim) || dim < 0 ||
-         (tt && dim >= tt.getRank())))
-      return op->emitError()
-             << "'" << kShardingAttrName << "' on argument " << argIndex
-             << " must be \"AXIS:DIM\" with a dim of the argument or "
-                "\"AXIS:flat\" or \"AXIS:mean\", got "
-             << attr.getValue();
+    SmallVector<StringRef> levels;
+    if (!sharding.getValue().empty())
+      sharding.getValue().split(levels, ',');
+    bool flat = sharding.getValue().ends_with(":flat");
+    llvm::StringSet<> axes;
+    for (auto [k, level] : llvm::enumerate(levels)) {
+      auto [axis, how] = level.split(':');
+      auto [dimText, blocksText] = how.split('/');
+      int64_t dim = -1, blocks = 1;
+      bool last = k + 1 == levels.size();
+      bool ok =
+          !axis.empty() && level.contains(':') && axes.insert(axis).second;
+      if (how == "flat")
+        ok = ok && last;
+      else if (how == "mean")
+        ok = ok && levels.size() == 1;
+      else
+        ok = ok && !dimText.getAsInteger(10, dim) && dim >= 0 &&
+             (blocksText.empty() ||
+              (!blocksText.getAsInteger(10, blocks) && blocks >= 1)) &&
+             // Without a flat level the argument has the dims.
+             (flat || !tt || dim < tt.getRank());
+      if (!ok)
+        return op->emitError()
+               << "'" << kShardingAttrName << "' on argument " << argIndex
+               << " must be levels \"AXIS:DIM[/BLOCKS]\" (a dim of the "
+                  "argument, BLOCKS >= 1), then at most one \"AXIS:flat\", "
+                  "over distinct axes, or \"AXIS:mean\" alone; got "
+               << attr.getValue();
+    }
     return success();
   }
   if (attr.getName() == kGlobalTypeAttrName) {

@@ -452,15 +452,6 @@ struct TrainoptPartitionModelPass
         parseMesh(mesh, why);
     if (failed(axes))
       return bad(why);
-    int64_t pp = 1, tpSize = 1;
-    for (const auto &[name, size] : *axes) {
-      pp = name == "pp" ? size : pp;
-      tpSize = name == "tp" ? size : tpSize;
-    }
-    if (pp > 1 && tpSize > 1)
-      return bad("pp=" + Twine(pp) + " with tp=" + Twine(tpSize) +
-                 ": pipeline and tensor parallelism together are not "
-                 "implemented yet");
     if (module.lookupSymbol(kMeshSymbolName))
       return bad("the module already has a symbol @" + kMeshSymbolName);
     auto f = module.lookupSymbol<func::FuncOp>(funcName);

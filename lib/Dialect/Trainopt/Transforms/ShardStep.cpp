@@ -69,6 +69,24 @@ readyAt(Value v, const llvm::DenseMap<Operation *, int64_t> &position) {
   return {position.lookup(def), inner};
 }
 
+/// Makes argument `a` of `f` a flat part over dp of what it held: its
+/// sharding gains a last level "dp:flat" after any it had (tensor
+/// parallelism's "tp:D", so "tp:D,dp:flat"), and its global type stays
+/// the whole value's.
+void flattenOverDp(func::FuncOp f, BlockArgument a, RankedTensorType held) {
+  MLIRContext *ctx = f.getContext();
+  unsigned i = a.getArgNumber();
+  auto before =
+      f.getArgAttrOfType<StringAttr>(i, TrainoptDialect::kShardingAttrName);
+  auto global =
+      f.getArgAttrOfType<TypeAttr>(i, TrainoptDialect::kGlobalTypeAttrName);
+  f.setArgAttr(i, TrainoptDialect::kShardingAttrName,
+               StringAttr::get(ctx, before ? before.getValue() + ",dp:flat"
+                                           : Twine("dp:flat")));
+  if (!(before && global))
+    f.setArgAttr(i, TrainoptDialect::kGlobalTypeAttrName, TypeAttr::get(held));
+}
+
 /// ZeRO-1 for one parameter: its optimizer slots become flat shards of
 /// 1/N of the parameter (zero-padded to a multiple of N), and the update
 /// runs on this rank's shard of every operand; the updated parameter is
@@ -203,10 +221,7 @@ shardOptimizerState(TrainStepFunction &step, unsigned paramResult,
     Type element = getElementTypeOrSelf(slot);
     slot.setType(shardType(element));
     argTypes[slot.getArgNumber()] = slot.getType();
-    f.setArgAttr(slot.getArgNumber(), TrainoptDialect::kShardingAttrName,
-                 StringAttr::get(ctx, "dp:flat"));
-    f.setArgAttr(slot.getArgNumber(), TrainoptDialect::kGlobalTypeAttrName,
-                 TypeAttr::get(shape));
+    flattenOverDp(f, slot, shape);
     if (auto init = f.getArgAttrOfType<DenseElementsAttr>(
             slot.getArgNumber(), TrainoptDialect::kInitAttrName))
       f.setArgAttr(slot.getArgNumber(), TrainoptDialect::kInitAttrName,
@@ -463,10 +478,7 @@ void shardParameter(ModuleOp module, TrainStepFunction &step,
 
   auto reshard = [&](func::FuncOp f, BlockArgument a) {
     a.setType(shardType);
-    f.setArgAttr(a.getArgNumber(), TrainoptDialect::kShardingAttrName,
-                 StringAttr::get(ctx, "dp:flat"));
-    f.setArgAttr(a.getArgNumber(), TrainoptDialect::kGlobalTypeAttrName,
-                 TypeAttr::get(shape));
+    flattenOverDp(f, a, shape);
     // After the gathers of earlier parameters, in the parameters' order.
     OpBuilder b = OpBuilder::atBlockBegin(&f.getBody().front());
     if (Operation *last = gatherTail.lookup(f))
@@ -575,18 +587,12 @@ struct TrainoptShardStepPass
     OpBuilder b(module.getBodyRegion());
     auto gridRef = FlatSymbolRefAttr::get(grid.getSymNameAttr());
     int16_t dpAxis = -1;
-    int64_t dp = 1, tp = 1;
-    for (auto [i, name] : llvm::enumerate(names.getAsValueRange<StringAttr>())) {
+    int64_t dp = 1;
+    for (auto [i, name] : llvm::enumerate(names.getAsValueRange<StringAttr>()))
       if (name == "dp") {
         dpAxis = static_cast<int16_t>(i);
         dp = grid.getShape()[i];
-      } else if (name == "tp") {
-        tp = grid.getShape()[i];
       }
-    }
-    if (zero > 0 && tp > 1)
-      return bad("zero", "ZeRO with tensor parallelism (tp=" + Twine(tp) +
-                             ") is not implemented yet");
 
     for (StringRef entry :
          {StringRef(kTrainStepName), StringRef("eval_step")}) {
@@ -643,10 +649,12 @@ struct TrainoptShardStepPass
         s.replaceAllUsesWith(s.getGradient());
         s.erase();
       }
+      // This program's parameters only (a pipeline stage holds some).
       SmallVector<NamedAttribute> decisions;
       for (const auto &entry : tpDecision)
-        decisions.push_back(b.getNamedAttr(entry.getKey(),
-                                           b.getStringAttr(entry.getValue())));
+        if (step->parameter(entry.getKey()))
+          decisions.push_back(b.getNamedAttr(
+              entry.getKey(), b.getStringAttr(entry.getValue())));
       step->func->setAttr("trainopt.sharding_decisions",
                           b.getDictionaryAttr(decisions));
       return;

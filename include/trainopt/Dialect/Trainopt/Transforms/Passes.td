@@ -487,7 +487,8 @@ def TrainoptBuildEvalStep : Pass<"trainopt-build-eval-step", "ModuleOp"> {
 def TrainoptPartitionModel : Pass<"trainopt-partition-model", "ModuleOp"> {
   let summary = "Declares the device mesh and splits the model over its tp axis";
   let description = [{
-    The first training stage. With a `mesh` (`dp=N[,tp=M]`), declares it as
+    The first training stage. With a `mesh` (`dp=N[,tp=M][,pp=K]`),
+    declares it as
     an upstream `shard.grid @mesh` with the axis names in `trainopt.axes`;
     trainopt-shard-step, the last stage, reads it from there.
 
@@ -525,9 +526,9 @@ def TrainoptPartitionModel : Pass<"trainopt-partition-model", "ModuleOp"> {
     Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
            "The model function to split">,
     Option<"mesh", "mesh", "std::string", /*default=*/"\"\"",
-           "The device mesh, dp=N[,tp=M|,pp=K] (data parallel over N groups "
-           "of M tensor-parallel processes or of K pipeline stages); empty: "
-           "one device">,
+           "The device mesh, dp=N[,tp=M][,pp=K] (data parallel over N groups "
+           "of K pipeline stages of M tensor-parallel processes; any axis "
+           "may be left out); empty: one device">,
     Option<"syncBn", "sync-bn", "bool", /*default=*/"false",
            "BatchNorm statistics over the whole data-parallel group (the "
            "global batch) instead of each rank's own samples">,
@@ -568,7 +569,9 @@ def TrainoptShardStep : Pass<"trainopt-shard-step", "ModuleOp"> {
     elementwise (every optimizer but LAMB), runs on this rank's shard of
     each operand (`trainopt.rank_slice`), and the new parameter is gathered
     back (`trainopt.all_gather`). A parameter whose update is not
-    elementwise keeps its state whole.
+    elementwise keeps its state whole. A parameter tensor parallelism split
+    is flattened as this rank's part: its slots' sharding gains the level
+    `dp:flat` after its own (`"tp:0,dp:flat"`).
 
     With `zero = 2` (ZeRO-2), a ZeRO-1 parameter's gradient is
     `trainopt.reduce_scatter`ed instead (its bucket's scattered gradients
