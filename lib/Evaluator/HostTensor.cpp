@@ -219,6 +219,9 @@ static HostTensor fromArray(const ::trainopt::rt::Array &a, MLIRContext *ctx) {
   case DType::F16:
     elt = b.getF16Type();
     break;
+  case DType::BF16:
+    elt = b.getBF16Type();
+    break;
   case DType::I32:
   case DType::I16:
     elt = b.getI32Type();

@@ -160,10 +160,12 @@ TEST(Data, StoresHalfRoundedToNearestEven) {
   EXPECT_EQ(h[3], 0x0001); // smallest subnormal
   EXPECT_EQ(h[4], 0x3c00); // a tie rounds to even
   EXPECT_EQ(h[5], 0x8000);
-  for (int i = 0; i < 6; ++i)
-    if (i != 2)
+  for (int i = 0; i < 6; ++i) {
+    if (i != 2) {
       EXPECT_EQ(elementAsDouble(reinterpret_cast<uint8_t *>(h), DType::F16, i),
                 in[i] == 1.0 + 0x1p-11 ? 1.0 : in[i]);
+    }
+  }
 }
 
 TEST(Batches, RejectsMismatchedData) {

@@ -106,7 +106,7 @@ private:
     if (const onnx::AttributeProto *a = n.attrs.get("activations")) {
       for (const std::string &s : a->strings())
         activations.push_back(s);
-      if (activations.size() != kActivations * dirs)
+      if (activations.size() != static_cast<size_t>(kActivations * dirs))
         return n.fail("activations lists " + Twine(activations.size()) +
                       " functions; expected " + Twine(kActivations * dirs));
     } else {

@@ -1004,16 +1004,6 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
 // The run
 //===----------------------------------------------------------------------===//
 
-/// The persistent values as checkpoints hold them: sharded values whole,
-/// so a checkpoint resumes on any mesh.
-std::vector<ValueSignature> signatureOf(const Program &program) {
-  std::vector<ValueSignature> out;
-  for (const ValueInfo &v : program.persistentValues())
-    out.push_back({v.name, kindName(v.kind), v.dtype,
-                   v.sharding.empty() ? v.shape : v.globalShape});
-  return out;
-}
-
 /// A copy of a persistent value as an array.
 /// A copy of the value `v` stored at `data`.
 Array arrayOf(const ValueInfo &v, const void *data) {

@@ -131,6 +131,11 @@ FailureOr<std::string> attrBytes(ElementsAttr attr) {
 
 /// Module-wide state: persistent and constant buffers, shared by entries.
 struct ArtifactBuilder {
+  ArtifactBuilder(ModuleOp module, art::Artifact &artifact,
+                  llvm::json::Object &report, std::string libraryPrefix)
+      : module(module), artifact(artifact), report(report),
+        libraryPrefix(std::move(libraryPrefix)) {}
+
   ModuleOp module;
   art::Artifact &artifact;
   llvm::json::Object &report;

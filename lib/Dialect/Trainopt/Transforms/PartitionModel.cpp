@@ -140,9 +140,6 @@ FailureOr<Block2> matchBlock(func::FuncOp f, MatmulOp first,
   blk.w1Dim = p->wDim;
   blk.hidden = p->features;
   Value h = p->out;
-  auto single = [](Value v) -> Operation * {
-    return v.hasOneUse() ? *v.getUsers().begin() : nullptr;
-  };
   // The elementwise ops from h to the second matmul (GELU is a small DAG
   // of them), each result of h's shape, every other operand a scalar.
   llvm::SetVector<Value> region;
@@ -263,7 +260,9 @@ int64_t headDim(Operation *op, const llvm::DenseMap<Value, int64_t> &dimOf,
   if (auto sm = dyn_cast<SoftmaxOp>(op)) {
     int64_t d = known(sm.getX());
     int64_t rank = shape(sm.getX()).size();
-    int64_t axis = sm.getAxis() < 0 ? sm.getAxis() + rank : sm.getAxis();
+    // The attribute is an I64Attr read as uint64_t: -1 is the last dim.
+    int64_t axis = static_cast<int64_t>(sm.getAxis());
+    axis = axis < 0 ? axis + rank : axis;
     return axis == d ? -1 : d;
   }
   if (isElementwise(op)) {
@@ -308,7 +307,8 @@ FailureOr<Attention> matchAttention(func::FuncOp f, MatmulOp first, int64_t tp,
   int64_t rank = cast<RankedTensorType>(h.getType()).getRank();
   at.split = dyn_cast_or_null<SplitOp>(single(h));
   if (!at.split ||
-      (at.split.getAxis() != rank - 1 && at.split.getAxis() != -1) ||
+      (static_cast<int64_t>(at.split.getAxis()) != rank - 1 &&
+       static_cast<int64_t>(at.split.getAxis()) != -1) ||
       at.split.getSizes().size() < 2 || !llvm::all_equal(at.split.getSizes())) {
     why = "its matmul is not followed, through a bias and elementwise ops, "
           "by a second one to pair with (column then row split), nor split "
