@@ -86,6 +86,27 @@ CASES = {
   %s = trainopt.rank_slice %p on @mesh axes = [0] : tensor<4x6xT> -> tensor<4x6xT>
   %q = trainopt.tanh %s : tensor<4x6xT>
   %y = trainopt.all_gather %q on @mesh axes = [0] : tensor<4x6xT> -> tensor<4x6xT>"""),
+    # The same mesh: a broadcast from the root (the value itself) and its
+    # VJP, the cotangents summed over the group on the root only.
+    "broadcast": dict(
+        covers=["broadcast"],
+        module='shard.grid @mesh(shape = 1) {trainopt.axes = ["dp"]}',
+        params={"w": (4, 6)},
+        body="""
+  %p = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %b = trainopt.broadcast %p on @mesh axes = [0] root = 0 : tensor<4x6xT>
+  %y = trainopt.tanh %b : tensor<4x6xT>"""),
+    # Per-channel int4 fake quantization of a product (zero points that
+    # shift the range; values on both sides of it, so the straight-through
+    # VJP passes some cotangents and stops the others).
+    "fake_quant": dict(
+        covers=["fake_quant"],
+        params={"w": (4, 6)},
+        body="""
+  %p = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %s = trainopt.constant dense<[[0.05], [0.1], [0.02], [0.2]]> : tensor<4x1xT>
+  %z = trainopt.constant dense<[[0.0], [3.0], [-2.0], [0.0]]> : tensor<4x1xT>
+  %y = trainopt.fake_quant %p, %s, %z {quant_min = -8 : i64, quant_max = 7 : i64} : (tensor<4x6xT>, tensor<4x1xT>, tensor<4x1xT>) -> tensor<4x6xT>"""),
     "unary_smooth": dict(
         covers=["neg", "exp", "tanh", "sigmoid", "erf", "sin", "cos", "add", "mul"],
         params={"w": (6,)},

@@ -767,6 +767,29 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         bind(o.getResult(), std::move(y));
         return success();
       })
+      .Case([&](FakeQuantOp o) {
+        // In the element type step by step, as the compiled kernel and
+        // PyTorch compute it: 1/s, x * (1/s) + z, round half to even,
+        // clamp, (q - z) * s.
+        const HostTensor &x = get(o.getX()), &s = get(o.getScale()),
+                         &z = get(o.getZeroPoint());
+        HostTensor y = like(o.getY());
+        Type t = o.getY().getType().getElementType();
+        auto qmin = static_cast<double>(static_cast<int64_t>(o.getQuantMin()));
+        auto qmax = static_cast<double>(static_cast<int64_t>(o.getQuantMax()));
+        for (int64_t i = 0, e = y.numElements(); i < e; ++i) {
+          Index idx = unravel(i, y.shape);
+          double scale = s.floats[broadcastIndex(idx, s.shape)];
+          double zero = z.floats[broadcastIndex(idx, z.shape)];
+          double inverse = roundToType(1.0 / scale, t);
+          double v =
+              roundToType(roundToType(x.floats[i] * inverse, t) + zero, t);
+          double q = std::clamp(std::nearbyint(v), qmin, qmax);
+          y.set(i, roundToType(roundToType(q - zero, t) * scale, t));
+        }
+        bind(o.getY(), std::move(y));
+        return success();
+      })
       .Case([&](CastOp o) {
         const HostTensor &x = get(o.getX());
         HostTensor y = like(o.getY());
@@ -887,7 +910,8 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         bind(o.getResult(), std::move(y));
         return success();
       })
-      .Case<AllReduceOp, ReduceScatterOp>([&](auto o) -> LogicalResult {
+      .Case<AllReduceOp, ReduceScatterOp, BroadcastOp>([&](auto o)
+                                                           -> LogicalResult {
         // The evaluator is one process: a group of one rank only.
         auto grid = SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(
             o, o.getGridAttr());
@@ -899,7 +923,7 @@ LogicalResult Interpreter::evaluate(Operation *op) {
                    << grid.getShape()[a]
                    << " ranks; the evaluator runs one process (evaluate the "
                       "program compiled without --mesh)";
-        for (auto [in, r] : llvm::zip(o.getInputs(), o.getResults())) {
+        for (auto [in, r] : llvm::zip(o->getOperands(), o->getResults())) {
           HostTensor y = get(in);
           auto t = cast<RankedTensorType>(r.getType());
           y.shape.assign(t.getShape().begin(), t.getShape().end());

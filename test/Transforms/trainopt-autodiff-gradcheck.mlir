@@ -584,3 +584,29 @@ func.func @mse_sum(%a: tensor<3x2xf64>, %b: tensor<3x2xf64>) -> tensor<f64> {
     %l = trainopt.mse_loss %a, %b {reduction = #trainopt<reduction sum>} : (tensor<3x2xf64>, tensor<3x2xf64>) -> tensor<f64>
     return %l : tensor<f64>
 }
+
+// fake_quant's straight-through estimator (torch.ao.quantization's
+// FakeQuantize): its AD is the finite differences of the clipped identity
+// it stands for. With s = 0.25, z = 1 and the range [-2, 2], x passes where
+// round_half_even(4x + 1) is in [-2, 2]: -0.875 < x < 0.375; the random
+// inputs in (-1, 1) fall on both sides. The loss is linear in y, so the
+// cotangents are the constants (the STE passes them at the quantized y).
+// CHECK: @fake_quant: 6 partial derivatives (finite differences of @fake_quant_surrogate), max error {{.*}}: PASS
+func.func @fake_quant(%x: tensor<2x3xf64>) -> tensor<f64>
+    attributes {trainopt.fd_surrogate = @fake_quant_surrogate} {
+    %s = trainopt.constant dense<0.25> : tensor<f64>
+    %z = trainopt.constant dense<1.0> : tensor<f64>
+    %y = trainopt.fake_quant %x, %s, %z {quant_min = -2 : i64, quant_max = 2 : i64}
+        : (tensor<2x3xf64>, tensor<f64>, tensor<f64>) -> tensor<2x3xf64>
+    %c = trainopt.constant dense<[[1.0, -2.0, 3.0], [0.5, 1.5, -1.0]]> : tensor<2x3xf64>
+    %l = trainopt.mul %y, %c : (tensor<2x3xf64>, tensor<2x3xf64>) -> tensor<2x3xf64>
+    %loss = trainopt.reduce_sum %l : (tensor<2x3xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+func.func @fake_quant_surrogate(%x: tensor<2x3xf64>) -> tensor<f64> {
+    %y = trainopt.clip %x {min = -0.875 : f64, max = 0.375 : f64} : tensor<2x3xf64>
+    %c = trainopt.constant dense<[[1.0, -2.0, 3.0], [0.5, 1.5, -1.0]]> : tensor<2x3xf64>
+    %l = trainopt.mul %y, %c : (tensor<2x3xf64>, tensor<2x3xf64>) -> tensor<2x3xf64>
+    %loss = trainopt.reduce_sum %l : (tensor<2x3xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}

@@ -114,10 +114,24 @@ static bool checkGradients(func::FuncOp func) {
       trainopt::evaluateFunction(*grad, args);
   if (failed(analytic))
     return false;
+  // A straight-through estimator is no derivative of its function: its
+  // finite differences are taken of the surrogate the function names
+  // (`trainopt.fd_surrogate = @other`, of the same signature).
+  func::FuncOp fdFunc = func;
+  if (auto surrogate =
+          func->getAttrOfType<FlatSymbolRefAttr>("trainopt.fd_surrogate")) {
+    fdFunc =
+        SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(func, surrogate);
+    if (!fdFunc || fdFunc.getFunctionType() != func.getFunctionType()) {
+      func.emitError() << "--gradcheck: trainopt.fd_surrogate " << surrogate
+                       << " names no function of the same type";
+      return false;
+    }
+  }
   auto lossAt =
       [&](ArrayRef<trainopt::HostTensor> at) -> std::optional<double> {
     FailureOr<SmallVector<trainopt::HostTensor>> r =
-        trainopt::evaluateFunction(func, at);
+        trainopt::evaluateFunction(fdFunc, at);
     if (failed(r))
       return std::nullopt;
     return (*r)[*loss].at(0);
@@ -142,7 +156,11 @@ static bool checkGradients(func::FuncOp func) {
   }
   bool pass = worst <= tolerance;
   outs() << "@" << func.getSymName() << ": " << checked
-         << " partial derivatives, max error " << llvm::format("%.3g", worst)
+         << " partial derivatives"
+         << (fdFunc != func
+                 ? " (finite differences of @" + fdFunc.getSymName().str() + ")"
+                 : std::string())
+         << ", max error " << llvm::format("%.3g", worst)
          << (pass ? ": PASS" : ": FAIL") << "\n";
   return pass;
 }

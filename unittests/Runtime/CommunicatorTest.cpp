@@ -672,6 +672,48 @@ int runSum(const Mesh &mesh) {
   }
   checks.agree("broadcast, all-gather, barrier");
 
+  // Started broadcasts over each mesh axis, two in flight, waited for in
+  // the other order: every rank of a group receives its root's bytes (the
+  // root: the rank at that coordinate with this rank's other coordinates).
+  {
+    const Mesh &axes = comm->mesh();
+    std::vector<int64_t> stride(axes.axes.size(), 1);
+    for (size_t k = axes.axes.size(); k-- > 1;)
+      stride[k - 1] = stride[k] * axes.axes[k].second;
+    bool same = true;
+    for (size_t k = 0; k < axes.axes.size(); ++k) {
+      const std::string &axis = axes.axes[k].first;
+      int64_t last = comm->groupSize(axis) - 1, here = comm->coordinate(axis);
+      int64_t lastRank = rank + (last - here) * stride[k];
+      int64_t firstRank = rank - here * stride[k];
+      std::vector<uint8_t> a(1001), b(77);
+      for (size_t i = 0; i < a.size(); ++i)
+        a[i] = uint8_t(mix(i + 7919 * uint64_t(rank)));
+      for (size_t i = 0; i < b.size(); ++i)
+        b[i] = uint8_t(mix(3 * i + 7919 * uint64_t(rank)));
+      Communicator::Handle ha = 0, hb = 0;
+      if (!comm->startBroadcast(a.data(), int64_t(a.size()), last, axis, "a",
+                                ha, error) ||
+          !comm->startBroadcast(b.data(), int64_t(b.size()), 0, axis, "b", hb,
+                                error) ||
+          !comm->wait(hb, error) || !comm->wait(ha, error))
+        fatal(error);
+      for (size_t i = 0; i < a.size(); ++i)
+        same &= a[i] == uint8_t(mix(i + 7919 * uint64_t(lastRank)));
+      for (size_t i = 0; i < b.size(); ++i)
+        same &= b[i] == uint8_t(mix(3 * i + 7919 * uint64_t(firstRank)));
+    }
+    Communicator::Handle h = 0;
+    std::vector<uint8_t> one(4);
+    checks.expect(!comm->startBroadcast(one.data(), 4, comm->size(),
+                                        axes.axes[0].first, "far", h, error),
+                  "a root outside the group is refused");
+    checks.expect(error.find("root") != std::string::npos,
+                  "the error names the root: " + error);
+    checks.expect(same, "broadcasts over each axis");
+  }
+  checks.agree("broadcasts over each axis");
+
   // Errors name the collective and what is wrong.
   {
     float x = 0;

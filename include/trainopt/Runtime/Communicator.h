@@ -135,6 +135,12 @@ public:
   virtual bool startAllGather(const void *input, int64_t bytes, void *output,
                               const std::string &axis, const std::string &what,
                               Handle &handle, std::string &error) = 0;
+  /// Starts a broadcast over the group of `axis`: every rank's `bytes` at
+  /// `data` become those of the rank at coordinate `root` (the root's are
+  /// read, the others' written; untouched until `wait`).
+  virtual bool startBroadcast(void *data, int64_t bytes, int64_t root,
+                              const std::string &axis, const std::string &what,
+                              Handle &handle, std::string &error) = 0;
   /// Starts sending `bytes` from `data` (copied at once) to the rank whose
   /// coordinate along `axis` is this rank's plus `offset`; it receives them
   /// with `startRecv` and the opposite offset. Messages between two ranks

@@ -53,13 +53,15 @@ struct DeviceCommand {
   std::string pattern; ///< Fill: the repeated bytes
   // Collective: an all-reduce's and a reduce-scatter's start has
   // `buffers` = inputs, then one output per input; an all-gather's and a
-  // rank slice's {input, output}; a send's {input} and a receive's
-  // {output}; a wait (same `collective`) has none. A rank slice has no wait.
+  // rank slice's and a broadcast's {input, output}; a send's {input} and a
+  // receive's {output}; a wait (same `collective`) has none. A rank slice
+  // has no wait.
   enum CollectiveKind {
     AllReduce,
     ReduceScatter,
     AllGather,
     RankSlice,
+    Broadcast,
     Send,
     Recv
   };
@@ -68,6 +70,7 @@ struct DeviceCommand {
   bool wait = false;
   std::string group; ///< the mesh axis
   int64_t peerOffset = 0; ///< Send, Recv: the peer's coordinate - this rank's
+  int64_t root = 0;       ///< Broadcast: the root's coordinate
   ReduceKind reduction = ReduceKind::Sum;
   DType dtype = DType::F32;
 };

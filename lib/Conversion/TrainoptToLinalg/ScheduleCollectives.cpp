@@ -32,7 +32,7 @@ struct ScheduleCollectivesPass
       // Those that communicate; rank_slice is a local copy.
       SmallVector<Operation *> collectives;
       for (Operation &op : body)
-        if (isa<AllReduceOp, ReduceScatterOp, AllGatherOp>(op))
+        if (isa<AllReduceOp, ReduceScatterOp, AllGatherOp, BroadcastOp>(op))
           collectives.push_back(&op);
       // Collectives keep their order: MPI matches a group's collectives by
       // the order each rank starts them, and ranks with different programs

@@ -29,8 +29,8 @@ using namespace mlir;
 using namespace mlir::trainopt;
 
 bool mlir::trainopt::isCollectiveOp(Operation *op) {
-  return isa<AllReduceOp, ReduceScatterOp, AllGatherOp, RankSliceOp, SendOp,
-             RecvOp>(op);
+  return isa<AllReduceOp, ReduceScatterOp, AllGatherOp, RankSliceOp,
+             BroadcastOp, SendOp, RecvOp>(op);
 }
 
 bool mlir::trainopt::isLibraryOp(Operation *op) {
@@ -687,6 +687,33 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
       x = s.select(s.gt(x, hi), hi, x);
     }
     return x;
+  });
+  addElementwise<FakeQuantOp>(patterns, [](Scalar &s, FakeQuantOp op,
+                                           ValueRange a) {
+    // As PyTorch: q = clamp(round_half_even(x * (1 / s) + z)), then
+    // (q - z) * s. Rounding from floor (both targets have it):
+    // floor(v + 0.5), less 1 at an odd tie.
+    Value x = a[0], scale = a[1], zero = a[2];
+    Type t = x.getType();
+    auto floor = [&](Value v) {
+      return math::FloorOp::create(s.b, s.loc, v).getResult();
+    };
+    Value v = s.add(s.mul(x, s.div(s.cst(t, 1.0), scale)), zero);
+    Value r = floor(s.add(v, s.cst(t, 0.5)));
+    Value tie = s.cmp(arith::CmpFPredicate::OEQ, arith::CmpIPredicate::eq,
+                      s.sub(r, v), s.cst(t, 0.5));
+    Value odd =
+        s.cmp(arith::CmpFPredicate::OEQ, arith::CmpIPredicate::eq,
+              s.sub(r, s.mul(floor(s.mul(r, s.cst(t, 0.5))), s.cst(t, 2.0))),
+              s.cst(t, 1.0));
+    r = s.select(arith::AndIOp::create(s.b, s.loc, tie, odd),
+                 s.sub(r, s.cst(t, 1.0)), r);
+    Value lo =
+        s.cst(t, static_cast<double>(static_cast<int64_t>(op.getQuantMin())));
+    Value hi =
+        s.cst(t, static_cast<double>(static_cast<int64_t>(op.getQuantMax())));
+    Value q = s.select(s.lt(r, lo), lo, s.select(s.gt(r, hi), hi, r));
+    return s.mul(s.sub(q, zero), scale);
   });
   addElementwise<CastOp>(patterns, [](Scalar &s, CastOp op, ValueRange a) {
     return s.convert(a[0], op.getY().getType().getElementType());

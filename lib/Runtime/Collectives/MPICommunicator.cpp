@@ -394,6 +394,9 @@ public:
   bool allGatherBytes(const void *input, int64_t bytes, void *output,
                       const std::string &axis, const std::string &what,
                       std::string &error) override;
+  bool startBroadcast(void *data, int64_t bytes, int64_t root,
+                      const std::string &axis, const std::string &what,
+                      Handle &handle, std::string &error) override;
   bool startSend(const void *data, int64_t bytes, const std::string &axis,
                  int64_t offset, const std::string &what, Handle &handle,
                  std::string &error) override {
@@ -823,6 +826,36 @@ bool MPICommunicator::startPointToPoint(bool send, void *data, int64_t bytes,
                            group.comm, &op->request);
   return launched(std::move(op), send ? "MPI_Isend" : "MPI_Irecv", rc, handle,
                   error);
+}
+
+bool MPICommunicator::startBroadcast(void *data, int64_t bytes, int64_t root,
+                                     const std::string &axis,
+                                     const std::string &what, Handle &handle,
+                                     std::string &error) {
+  std::unique_ptr<Collective> op = begin("broadcast", what, axis, error);
+  if (!op)
+    return false;
+  const Group &group = *op->group;
+  if (root < 0 || root >= group.size) {
+    error = prefix() + ": " + op->label + ": root " + std::to_string(root) +
+            " is not a coordinate of " + group.describe();
+    return false;
+  }
+  if (bytes < 0 || bytes > INT_MAX) {
+    error = prefix() + ": " + op->label + ": " + std::to_string(bytes) +
+            " bytes are more than one MPI call takes (2^31 - 1)";
+    return false;
+  }
+  CollectiveStats &stats = startCounting(*op);
+  // A tree: the root's bytes reach N - 1 ranks; count them at the root.
+  if (group.rank == root)
+    stats.bytesSent += uint64_t(bytes) * uint64_t(group.size - 1);
+  if (group.size == 1 || bytes == 0)
+    return doneAtOnce(std::move(op), handle);
+  op->stage = Collective::Stage::Plain;
+  int rc = mpi.MPI_Ibcast(data, int(bytes), mpi.ompi_mpi_byte, int(root),
+                          group.comm, &op->request);
+  return launched(std::move(op), "MPI_Ibcast", rc, handle, error);
 }
 
 bool MPICommunicator::allGatherBytes(const void *input, int64_t bytes,

@@ -55,6 +55,7 @@ struct Command {
   size_t start = 0;
   std::string group;
   int64_t peerOffset = 0; // Send, Recv
+  int64_t root = 0;       // Broadcast
   ReduceKind reduction = ReduceKind::Sum;
   DType dtype = DType::F32;
   std::vector<uint64_t> sizes;
@@ -205,6 +206,7 @@ bool CPUDevice::resolve(const DeviceCommand &c, Command &cmd,
     cmd.wait = c.wait;
     cmd.group = c.group;
     cmd.peerOffset = c.peerOffset;
+    cmd.root = c.root;
     cmd.reduction = c.reduction;
     cmd.dtype = c.dtype;
     // A reduction's input sizes; an all-gather's or a slice's both.
@@ -355,6 +357,18 @@ bool CPUDevice::runCollective(std::vector<Command> &commands, Command &c,
                : communicator->startRecv(c.buffers[0], bytes, c.group,
                                          c.peerOffset, c.what, c.handle, error);
   }
+  if (c.collectiveKind == DeviceCommand::Broadcast && !c.wait) {
+    // buffers: {input, output}; the root's input, in place in every
+    // rank's output (a mesh of one rank: the input).
+    ++inFlight;
+    if (c.buffers[1] != c.buffers[0])
+      std::memcpy(c.buffers[1], c.buffers[0], c.sizes[0]);
+    if (!communicator)
+      return true;
+    return communicator->startBroadcast(
+        c.buffers[1], static_cast<int64_t>(c.sizes[0]), c.root, c.group, c.what,
+        c.handle, error);
+  }
   if (c.collectiveKind == DeviceCommand::AllGather && !c.wait) {
     ++inFlight;
     // buffers: {part, whole}; a mesh of one rank: the whole is the part.
@@ -414,6 +428,7 @@ bool CPUDevice::runCollective(std::vector<Command> &commands, Command &c,
   if (communicator && !communicator->wait(start.handle, error))
     return false;
   if (start.collectiveKind == DeviceCommand::AllGather ||
+      start.collectiveKind == DeviceCommand::Broadcast ||
       start.collectiveKind == DeviceCommand::Send ||
       start.collectiveKind == DeviceCommand::Recv)
     return true; // gathered or received in place; a send's copy is sent

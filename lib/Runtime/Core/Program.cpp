@@ -128,7 +128,7 @@ struct Program::Impl {
     std::optional<Sharding> sharding = Sharding::parse(s, why);
     std::vector<int64_t> shape(v.global_type().shape().begin(),
                                v.global_type().shape().end());
-    DType dtype;
+    DType dtype = DType::F32;
     uint64_t wholeBytes = 0;
     if (sharding && dtypeOf(v.type().element_type(), dtype)) {
       wholeBytes = dtypeSize(dtype);
@@ -378,6 +378,8 @@ struct Program::Impl {
         cmd.collectiveKind = DeviceCommand::AllGather;
       else if (col.op() == "rank_slice" && !col.wait())
         cmd.collectiveKind = DeviceCommand::RankSlice;
+      else if (col.op() == "broadcast")
+        cmd.collectiveKind = DeviceCommand::Broadcast;
       else if (col.op() == "send")
         cmd.collectiveKind = DeviceCommand::Send;
       else if (col.op() == "recv")
@@ -385,8 +387,8 @@ struct Program::Impl {
       else
         return failIn("collective '" + col.op() +
                       "' is not known to this runtime (expected all_reduce, "
-                      "reduce_scatter, all_gather, rank_slice, send or "
-                      "recv)");
+                      "reduce_scatter, all_gather, rank_slice, broadcast, "
+                      "send or recv)");
       std::set<uint32_t> &started = startedCollectives[ep.name()];
       if (col.wait()) {
         if (!col.buffers().empty() || !started.erase(col.id()))
@@ -436,6 +438,17 @@ struct Program::Impl {
                         std::to_string(axis->second - 1) + " and " +
                         std::to_string(axis->second - 1) + ", not 0");
         cmd.peerOffset = col.peer_offset();
+        break;
+      }
+      if (cmd.collectiveKind == DeviceCommand::Broadcast) {
+        // {input, output} of one size, and a root inside the group.
+        if (sizes.size() != 2 || sizes[0] != sizes[1] || col.root() < 0 ||
+            col.root() >= axis->second)
+          return failIn(cmd.what +
+                        " needs an input and an output of one "
+                        "size and a root between 0 and " +
+                        std::to_string(axis->second - 1));
+        cmd.root = col.root();
         break;
       }
       if (!reduces) {

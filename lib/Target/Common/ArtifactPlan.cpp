@@ -41,6 +41,7 @@
 #include "llvm/ADT/StringSet.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <utility>
 
@@ -587,7 +588,8 @@ LogicalResult ArtifactBuilder::readMesh() {
 }
 
 /// The start command of collective `op` (`name`: all_reduce,
-/// reduce_scatter, all_gather, rank_slice), without its id, reduction and buffers.
+/// reduce_scatter, all_gather, rank_slice, broadcast, send, recv), without
+/// its id, reduction and buffers.
 FailureOr<art::Collective>
 ArtifactBuilder::collective(Operation *op, FlatSymbolRefAttr gridRef,
                             ArrayRef<int16_t> gridAxes, StringRef name,
@@ -784,6 +786,34 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       *entry->add_commands()->mutable_collective() = std::move(*c);
       continue;
     }
+    if (auto bcast = dyn_cast<BroadcastOp>(op)) {
+      // {input, output}, waited for before the result's first reader.
+      Value result = bcast.getResult();
+      FailureOr<art::Collective> c =
+          collective(op, bcast.getGridAttr(), bcast.getGridAxes(), "broadcast",
+                     cast<RankedTensorType>(result.getType()).getElementType());
+      if (failed(c))
+        return failure();
+      c->set_id(collectiveIds++);
+      c->set_root(static_cast<int64_t>(bcast.getRoot()));
+      c->add_buffers(bufferOf(bcast.getInput()));
+      c->add_buffers(bufferOf(result));
+      pending[result] = c->id();
+      uint64_t bytes = tensorBytes(result.getType());
+      if (func.getSymName() == "train_step")
+        communicationBytes[c->op()] += bytes;
+      started[c->id()] =
+          llvm::json::Object{{"id", static_cast<int64_t>(c->id())},
+                             {"op", c->op()},
+                             {"group", c->group()},
+                             {"tensors", 1},
+                             {"bytes", bytes},
+                             {"start", entry->commands_size()},
+                             {"flops_at_start", entryFlops}};
+      ++collectives;
+      *entry->add_commands()->mutable_collective() = std::move(*c);
+      continue;
+    }
     if (isa<RankSliceOp, AllGatherOp>(op)) {
       // {input, output}. A rank slice is a local copy: one command, no
       // wait; an all-gather is waited for before its result's first reader.
@@ -960,6 +990,9 @@ void predictStepTime(ModuleOp module, ArtifactBuilder &ab,
     // A pipeline transfer is one message, costed at the sender.
     if (op == "send" || op == "recv")
       t = op == "send" ? alpha + bytes / beta : 0.0;
+    // A broadcast as a binomial tree: ceil(log2 N) rounds of the whole.
+    if (op == "broadcast")
+      t = std::ceil(std::log2(n)) * (alpha + bytes / beta);
     double hidden = std::min(t, *c.getNumber("overlapped_flops") / rate);
     c["predicted_ms"] = 1e3 * t;
     c["predicted_exposed_ms"] = 1e3 * (t - hidden);

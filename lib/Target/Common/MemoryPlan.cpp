@@ -238,7 +238,7 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
     }
     if (isa<SendOp>(op))
       continue; // the runtime copies the input when the send starts
-    if (isa<AllGatherOp, RankSliceOp, RecvOp>(op)) {
+    if (isa<AllGatherOp, RankSliceOp, RecvOp, BroadcastOp>(op)) {
       // The runtime copies the input when the command runs (an all-gather's
       // into a buffer of its own); the result is written by the wait (or at
       // once), into storage reserved from here. A receive has no input.

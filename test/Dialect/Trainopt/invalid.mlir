@@ -374,6 +374,24 @@ func.func @sharding_nested(%x: tensor<6xf32> {trainopt.sharding = "tp:0,dp:flat"
 // -----
 
 shard.grid @mesh(shape = 2x2) {trainopt.axes = ["dp", "tp"]}
+func.func @broadcast_root(%x: tensor<4xf32>) {
+  // expected-error @+1 {{root 2 is no rank of the group of 2 ranks}}
+  %0 = trainopt.broadcast %x on @mesh axes = [1] root = 2 : tensor<4xf32>
+  return
+}
+
+// -----
+
+shard.grid @mesh(shape = 2) {trainopt.axes = ["dp"]}
+func.func @broadcast_negative_root(%x: tensor<4xf32>) {
+  // expected-error @+1 {{expects a root rank >= 0, got -1}}
+  %0 = trainopt.broadcast %x on @mesh axes = [0] root = -1 : tensor<4xf32>
+  return
+}
+
+// -----
+
+shard.grid @mesh(shape = 2x2) {trainopt.axes = ["dp", "tp"]}
 func.func @all_gather_group(%x: tensor<4xf32>) {
   // expected-error @+1 {{expects dim 0 of 'tensor<16xf32>' to be 2 (the group) times dim 0 of 'tensor<4xf32>'}}
   %0 = trainopt.all_gather %x on @mesh axes = [1] : tensor<4xf32> -> tensor<16xf32>

@@ -240,6 +240,7 @@ func.func @losses(%logits: tensor<32x10xf32>, %labels: tensor<32xi64>, %w: tenso
 // CHECK: trainopt.rank_slice %{{.*}} on @mesh axes = [0] : tensor<8xf32> -> tensor<4xf32>
 // CHECK: trainopt.all_gather %{{.*}} on @mesh axes = [0, 1] : tensor<4xf32> -> tensor<16xf32>
 // CHECK: %{{.*}}:2 = trainopt.reduce_scatter sum %{{.*}}, %{{.*}} on @mesh axes = [0] : tensor<10x4xf32>, tensor<10xf32> -> tensor<5x4xf32>, tensor<5xf32>
+// CHECK: trainopt.broadcast %{{.*}} on @mesh axes = [1] root = 1 : tensor<10xf32>
 shard.grid @mesh(shape = 2x2) {trainopt.axes = ["dp", "tp"]}
 func.func @collectives(%w: tensor<10x4xf32>, %b: tensor<10xf32>, %n: tensor<i64>)
     -> (tensor<10x4xf32>, tensor<10xf32>, tensor<i64>, tensor<10x4xf32>, tensor<16xf32>) {
@@ -250,7 +251,8 @@ func.func @collectives(%w: tensor<10x4xf32>, %b: tensor<10xf32>, %n: tensor<i64>
   %3 = trainopt.rank_slice %c on @mesh axes = [0] : tensor<8xf32> -> tensor<4xf32>
   %4 = trainopt.all_gather %3 on @mesh axes = [0, 1] : tensor<4xf32> -> tensor<16xf32>
   %s:2 = trainopt.reduce_scatter sum %w, %b on @mesh axes = [0] : tensor<10x4xf32>, tensor<10xf32> -> tensor<5x4xf32>, tensor<5xf32>
-  return %0#0, %0#1, %1, %2, %4 : tensor<10x4xf32>, tensor<10xf32>, tensor<i64>, tensor<10x4xf32>, tensor<16xf32>
+  %5 = trainopt.broadcast %b on @mesh axes = [1] root = 1 : tensor<10xf32>
+  return %0#0, %5, %1, %2, %4 : tensor<10x4xf32>, tensor<10xf32>, tensor<i64>, tensor<10x4xf32>, tensor<16xf32>
 }
 
 // -----

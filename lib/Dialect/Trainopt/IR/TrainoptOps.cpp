@@ -228,6 +228,26 @@ LogicalResult ClipOp::verify() {
   return success();
 }
 
+LogicalResult FakeQuantOp::verify() {
+  auto qmin = static_cast<int64_t>(getQuantMin());
+  auto qmax = static_cast<int64_t>(getQuantMax());
+  if (qmin >= qmax)
+    return emitOpError() << "expects quant_min < quant_max, got " << qmin
+                         << " and " << qmax;
+  // scale and zero_point broadcast to x (and to nothing larger).
+  ArrayRef<int64_t> x = getX().getType().getShape();
+  for (Value v : {getScale(), getZeroPoint()}) {
+    FailureOr<SmallVector<int64_t>> shape =
+        broadcastShapes({x, cast<RankedTensorType>(v.getType()).getShape()});
+    if (failed(shape) || ArrayRef<int64_t>(*shape) != x)
+      return emitOpError()
+             << "expects scale and zero_point to broadcast to "
+             << shapeString(x) << ", got "
+             << shapeString(cast<RankedTensorType>(v.getType()).getShape());
+  }
+  return success();
+}
+
 LogicalResult
 WhereOp::inferReturnTypes(MLIRContext *context,
                           std::optional<Location> location, Adaptor adaptor,
@@ -912,6 +932,26 @@ LogicalResult AllGatherOp::verify() {
 LogicalResult AllGatherOp::verifySymbolUses(SymbolTableCollection &symbols) {
   return verifyGroupMultiple(*this, getGridAttr(), getGridAxes(),
                              getInput().getType(), getType(), symbols);
+}
+
+LogicalResult BroadcastOp::verify() {
+  if (failed(verifyGridAxes(*this, getGridAxes())))
+    return failure();
+  if (static_cast<int64_t>(getRoot()) < 0)
+    return emitOpError() << "expects a root rank >= 0, got "
+                         << static_cast<int64_t>(getRoot());
+  return success();
+}
+
+LogicalResult BroadcastOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  FailureOr<int64_t> size =
+      verifyGridUse(*this, getGridAttr(), getGridAxes(), symbols);
+  if (failed(size))
+    return failure();
+  if (*size > 0 && static_cast<int64_t>(getRoot()) >= *size)
+    return emitOpError() << "root " << getRoot() << " is no rank of the group "
+                         << "of " << *size << " ranks";
+  return success();
 }
 
 LogicalResult RankSliceOp::verify() {

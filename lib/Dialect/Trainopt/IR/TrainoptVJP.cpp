@@ -14,6 +14,7 @@
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 #include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/TypeUtilities.h"
@@ -139,6 +140,25 @@ LogicalResult GeluOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
     d = G.add(cdf, G.mul(x, pdf));
   }
   operandGrads[0] = G.mul(g, d);
+  return success();
+}
+
+LogicalResult FakeQuantOp::buildVJP(OpBuilder &builder,
+                                    ArrayRef<Value> resultGrads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  // The straight-through estimator, clipped to the range (the op's
+  // description); scale and zero_point get none.
+  noGrads(operandGrads, 3);
+  Value g = resultGrads[0];
+  if (!g)
+    return success();
+  TensorBuilder G(builder, getLoc());
+  Value inverse = ReciprocalOp::create(G.b, getScale());
+  Value r = G.roundHalfEven(G.add(G.mul(getX(), inverse), getZeroPoint()));
+  Value inRange = G.logicalAnd(
+      G.greaterEqual(r, G.scalar(r, static_cast<int64_t>(getQuantMin()))),
+      G.lessEqual(r, G.scalar(r, static_cast<int64_t>(getQuantMax()))));
+  operandGrads[0] = G.where(inRange, g, G.zerosLike(g));
   return success();
 }
 
@@ -1006,6 +1026,46 @@ LogicalResult AllGatherOp::buildVJP(OpBuilder &builder,
                                                       g, getGridAttr(),
                                                       getGridAxesAttr());
                          });
+}
+
+LogicalResult BroadcastOp::buildVJP(OpBuilder &builder,
+                                    ArrayRef<Value> resultGrads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  auto grid =
+      SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(*this, getGridAttr());
+  if (!grid)
+    return emitOpError("names no shard.grid");
+  int64_t ranks = 1;
+  for (int16_t a : getGridAxes())
+    ranks *= grid.getShape()[a];
+  // The root's input reaches every rank's result: its cotangent is their
+  // sum; the other inputs reach nothing (the op's description). The mask
+  // is this rank's element of a one-hot constant, 1 at the root.
+  return firstOperandVJP(
+      *this, builder, resultGrads, operandGrads,
+      [&](TensorBuilder &G, Value g) -> Value {
+        auto sum = CollectiveReductionAttr::get(getContext(),
+                                                CollectiveReduction::sum);
+        Value total = AllReduceOp::create(G.b, getLoc(), ValueRange{g},
+                                          getGridAttr(), getGridAxesAttr(), sum)
+                          .getResult(0);
+        Type element = getElementTypeOrSelf(g);
+        SmallVector<Attribute> hot;
+        for (int64_t r = 0; r < ranks; ++r) {
+          double v = r == static_cast<int64_t>(getRoot()) ? 1 : 0;
+          hot.push_back(isa<FloatType>(element)
+                            ? Attribute(G.b.getFloatAttr(element, v))
+                            : G.b.getIntegerAttr(element, int64_t(v)));
+        }
+        Value oneHot = ConstantOp::create(
+            G.b, DenseElementsAttr::get(RankedTensorType::get({ranks}, element),
+                                        hot));
+        Value mine =
+            RankSliceOp::create(G.b, RankedTensorType::get({1}, element),
+                                oneHot, getGridAttr(), getGridAxesAttr());
+        return G.mul(total,
+                     G.reshape(mine, RankedTensorType::get({}, element)));
+      });
 }
 
 LogicalResult RankSliceOp::buildVJP(OpBuilder &builder,

@@ -119,6 +119,38 @@ def Trainopt_AllGatherOp : Trainopt_Op<"all_gather", [
   let hasVerifier = 1;
 }
 
+def Trainopt_BroadcastOp : Trainopt_Op<"broadcast", [
+    DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "every rank of a group receives the root rank's tensor";
+  let description = [{
+    Every rank of the group of `grid_axes` passes `input`; every rank
+    receives the input of the rank whose coordinate in the group is `root`
+    (the others' inputs are not read). One value made the same on every
+    rank: a value only one rank may compute (a random draw it alone made,
+    data it alone read), or a check that replicas agree.
+
+    Its VJP is the cotangents summed over the group, on the root rank only:
+    the root's input reaches every rank's result, the others' inputs reach
+    nothing. It is built from an `all_reduce sum` of the cotangent times a
+    mask that `rank_slice` takes of a one-hot constant (1 at the root).
+
+    ```mlir
+    %w = trainopt.broadcast %w0 on @mesh axes = [0] root = 0
+        : tensor<10x784xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_Tensor:$input, FlatSymbolRefAttr:$grid,
+                       DenseI16ArrayAttr:$grid_axes, I64Attr:$root);
+  let results = (outs Trainopt_Tensor:$result);
+  let assemblyFormat = [{
+    $input `on` $grid `axes` `=` $grid_axes `root` `=` $root attr-dict `:`
+    type($input)
+  }];
+  let hasVerifier = 1;
+}
+
 def Trainopt_RankSliceOp : Trainopt_Op<"rank_slice", [Pure,
     DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
     DeclareOpInterfaceMethods<SymbolUserOpInterface>,

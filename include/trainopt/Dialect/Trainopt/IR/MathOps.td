@@ -97,6 +97,45 @@ def Trainopt_ClipOp : Trainopt_Op<"clip",
   let hasVerifier = 1;
 }
 
+def Trainopt_FakeQuantOp : Trainopt_Op<"fake_quant",
+    [Pure, DeclareOpInterfaceMethods<Trainopt_DifferentiableOpInterface>,
+     AllTypesMatch<["x", "y"]>,
+     AllElementTypesMatch<["x", "scale", "zero_point"]>]> {
+  let summary = "rounds to an integer grid and back (quantization-aware training)";
+  let description = [{
+    Affine fake quantization, as PyTorch's `fake_quantize_per_tensor_affine`
+    and `fake_quantize_per_channel_affine`: with `s = scale` and `z =
+    zero_point` (broadcast to `x`'s shape, NumPy style: a 0-d pair per
+    tensor, or a pair per channel with 1 on every other dim),
+
+        q = clamp(round_half_even(x * (1 / s) + z), quant_min, quant_max)
+        y = (q - z) * s
+
+    `zero_point` holds integers in `x`'s element type. int8 is
+    `quant_min = -128, quant_max = 127` (symmetric: z = 0), uint8 `0, 255`,
+    int4 `-8, 7`.
+
+    Its VJP is the straight-through estimator clipped to the range, as
+    `torch.ao.quantization.FakeQuantize`: the cotangent passes where
+    `round_half_even(x * (1 / s) + z)` lies in `[quant_min, quant_max]`
+    and is 0 elsewhere. `scale` and `zero_point` get no cotangent: they
+    come from observers, not from the loss.
+
+    ```mlir
+    %y = trainopt.fake_quant %w, %s, %z {quant_min = -128 : i64, quant_max = 127 : i64}
+        : (tensor<16x8xf32>, tensor<16x1xf32>, tensor<16x1xf32>) -> tensor<16x8xf32>
+    ```
+  }];
+  let arguments = (ins Trainopt_FloatTensor:$x, Trainopt_FloatTensor:$scale,
+                       Trainopt_FloatTensor:$zero_point, I64Attr:$quant_min,
+                       I64Attr:$quant_max);
+  let results = (outs Trainopt_FloatTensor:$y);
+  let assemblyFormat = [{
+    $x `,` $scale `,` $zero_point attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Binary elementwise with NumPy broadcasting
 //===----------------------------------------------------------------------===//

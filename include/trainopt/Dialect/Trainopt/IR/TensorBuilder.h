@@ -73,6 +73,14 @@ public:
     return sub(asFloat(greater(x, zero), x), asFloat(less(x, zero), x));
   }
   Value floor(Value x) { return FloorOp::create(b, x); }
+  /// x rounded to the nearest integer, ties to even (std::nearbyint in the
+  /// default rounding mode): floor(x + 0.5), less 1 at an odd tie.
+  Value roundHalfEven(Value x) {
+    Value t = floor(add(x, 0.5));
+    Value tie = equal(sub(t, x), scalar(x, 0.5));
+    Value odd = equal(sub(t, mul(floor(mul(t, 0.5)), 2.0)), scalar(x, 1.0));
+    return where(logicalAnd(tie, odd), sub(t, scalar(x, 1.0)), t);
+  }
   Value cos(Value x) { return CosOp::create(b, x); }
   Value pow(Value x, Value y) { return PowOp::create(b, x, y); }
   Value min(Value x, Value y) { return MinOp::create(b, x, y); }
