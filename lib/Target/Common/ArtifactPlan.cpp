@@ -786,51 +786,27 @@ LogicalResult ArtifactBuilder::emitEntry(func::FuncOp func) {
       *entry->add_commands()->mutable_collective() = std::move(*c);
       continue;
     }
-    if (auto bcast = dyn_cast<BroadcastOp>(op)) {
-      // {input, output}, waited for before the result's first reader.
-      Value result = bcast.getResult();
-      FailureOr<art::Collective> c =
-          collective(op, bcast.getGridAttr(), bcast.getGridAxes(), "broadcast",
-                     cast<RankedTensorType>(result.getType()).getElementType());
-      if (failed(c))
-        return failure();
-      c->set_id(collectiveIds++);
-      c->set_root(static_cast<int64_t>(bcast.getRoot()));
-      c->add_buffers(bufferOf(bcast.getInput()));
-      c->add_buffers(bufferOf(result));
-      pending[result] = c->id();
-      uint64_t bytes = tensorBytes(result.getType());
-      if (func.getSymName() == "train_step")
-        communicationBytes[c->op()] += bytes;
-      started[c->id()] =
-          llvm::json::Object{{"id", static_cast<int64_t>(c->id())},
-                             {"op", c->op()},
-                             {"group", c->group()},
-                             {"tensors", 1},
-                             {"bytes", bytes},
-                             {"start", entry->commands_size()},
-                             {"flops_at_start", entryFlops}};
-      ++collectives;
-      *entry->add_commands()->mutable_collective() = std::move(*c);
-      continue;
-    }
-    if (isa<RankSliceOp, AllGatherOp>(op)) {
+    if (isa<RankSliceOp, AllGatherOp, BroadcastOp>(op)) {
       // {input, output}. A rank slice is a local copy: one command, no
-      // wait; an all-gather is waited for before its result's first reader.
-      auto slice = dyn_cast<RankSliceOp>(op);
-      auto gather = dyn_cast<AllGatherOp>(op);
+      // wait; an all-gather and a broadcast are waited for before their
+      // result's first reader.
+      bool slice = isa<RankSliceOp>(op);
       Value result = op->getResult(0);
-      FailureOr<art::Collective> c =
-          collective(op, slice ? slice.getGridAttr() : gather.getGridAttr(),
-                     slice ? slice.getGridAxes() : gather.getGridAxes(),
-                     slice ? "rank_slice" : "all_gather",
-                     cast<RankedTensorType>(result.getType()).getElementType());
+      FailureOr<art::Collective> c = collective(
+          op, op->getAttrOfType<FlatSymbolRefAttr>("grid"),
+          op->getAttrOfType<DenseI16ArrayAttr>("grid_axes").asArrayRef(),
+          slice                   ? "rank_slice"
+          : isa<AllGatherOp>(op) ? "all_gather"
+                                  : "broadcast",
+          cast<RankedTensorType>(result.getType()).getElementType());
       if (failed(c))
         return failure();
       c->set_id(collectiveIds++);
+      if (auto bcast = dyn_cast<BroadcastOp>(op))
+        c->set_root(static_cast<int64_t>(bcast.getRoot()));
       c->add_buffers(bufferOf(op->getOperand(0)));
       c->add_buffers(bufferOf(result));
-      if (gather) {
+      if (!slice) {
         pending[result] = c->id();
         uint64_t bytes = tensorBytes(result.getType());
         if (func.getSymName() == "train_step")
