@@ -107,6 +107,22 @@ CASES = {
   %s = trainopt.constant dense<[[0.05], [0.1], [0.02], [0.2]]> : tensor<4x1xT>
   %z = trainopt.constant dense<[[0.0], [3.0], [-2.0], [0.0]]> : tensor<4x1xT>
   %y = trainopt.fake_quant %p, %s, %z {quant_min = -8 : i64, quant_max = 7 : i64} : (tensor<4x6xT>, tensor<4x1xT>, tensor<4x1xT>) -> tensor<4x6xT>"""),
+    # Model state the model updates itself (an observer's running mean of
+    # the input, by columns): the step returns the new value and uses the
+    # old one.
+    "assign": dict(
+        covers=["assign"],
+        params={"w": (4, 6)},
+        state={"avg": ((6,), 0.5)},
+        body="""
+  %m = trainopt.reduce_mean %x {axes = array<i64: 0>} : (tensor<4x6xT>) -> tensor<6xT>
+  %k = trainopt.constant dense<0.9> : tensor<T>
+  %d = trainopt.sub %m, %avg : (tensor<6xT>, tensor<6xT>) -> tensor<6xT>
+  %e = trainopt.mul %d, %k : (tensor<6xT>, tensor<T>) -> tensor<6xT>
+  %n = trainopt.add %avg, %e : (tensor<6xT>, tensor<6xT>) -> tensor<6xT>
+  trainopt.assign %avg, %n : tensor<6xT>
+  %p = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %y = trainopt.mul %p, %avg : (tensor<4x6xT>, tensor<6xT>) -> tensor<4x6xT>"""),
     "unary_smooth": dict(
         covers=["neg", "exp", "tanh", "sigmoid", "erf", "sin", "cos", "add", "mul"],
         params={"w": (6,)},
@@ -324,9 +340,16 @@ def module(case, dtype, params):
     for name, value in params.items():
         lines.append(f"trainopt.parameter @{name} trainable : tensor<{dims(value.shape)}x{t}> = "
                      f"dense<{literal(value)}> : tensor<{dims(value.shape)}x{t}>")
+    # Frozen parameters (model state), starting at the given constant.
+    state = case.get("state", {})
+    for name, (shape, init) in state.items():
+        lines.append(f"trainopt.parameter @{name} frozen : tensor<{dims(shape)}x{t}> = "
+                     f"dense<{init!r}> : tensor<{dims(shape)}x{t}>")
     args = [f"%x: tensor<{dims(x)}x{t}> {{trainopt.input = \"x\"}}"]
     args += [f"%{n}: tensor<{dims(v.shape)}x{t}> {{trainopt.param = @{n}}}"
              for n, v in params.items()]
+    args += [f"%{n}: tensor<{dims(shape)}x{t}> {{trainopt.param = @{n}}}"
+             for n, (shape, _) in state.items()]
     if case.get("loss") == "own":
         args.append(f"%t: tensor<{dims(case['labels'])}xi64> {{trainopt.input = \"labels\"}}")
         result = f"tensor<{t}> {{trainopt.output = \"loss\"}}"

@@ -767,6 +767,11 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         bind(o.getResult(), std::move(y));
         return success();
       })
+      .Case([&](AssignOp) {
+        // The model function run alone: the state is the caller's (the
+        // training step returns the new value instead).
+        return success();
+      })
       .Case([&](FakeQuantOp o) {
         // In the element type step by step, as the compiled kernel and
         // PyTorch compute it: 1/s, x * (1/s) + z, round half to even,

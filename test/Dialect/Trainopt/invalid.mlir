@@ -469,3 +469,20 @@ func.func @send_two_axes(%x: tensor<4xf32>) {
   trainopt.send %x on @mesh axes = [0, 1] offset = 1 : tensor<4xf32>
   return
 }
+
+// -----
+
+trainopt.parameter @w trainable : tensor<4xf32> = dense<1.0> : tensor<4xf32>
+func.func @assign_trainable(%w: tensor<4xf32> {trainopt.param = @w}, %x: tensor<4xf32>) {
+  // expected-error @+1 {{sets @w, which is trainable: only frozen parameters (model state) are assigned}}
+  trainopt.assign %w, %x : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @assign_not_state(%s: tensor<4xf32>, %x: tensor<4xf32>) {
+  // expected-error @+1 {{expects the state to be an argument of its function bound to a parameter}}
+  trainopt.assign %s, %x : tensor<4xf32>
+  return
+}

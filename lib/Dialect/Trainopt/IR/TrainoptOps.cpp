@@ -9,6 +9,7 @@
 
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -225,6 +226,31 @@ LogicalResult ClipOp::verify() {
     return emitOpError() << "expects min <= max, got min "
                          << getMin()->convertToDouble() << " and max "
                          << getMax()->convertToDouble();
+  return success();
+}
+
+LogicalResult AssignOp::verify() {
+  auto arg = dyn_cast<BlockArgument>(getState());
+  auto func = arg ? dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp())
+                  : func::FuncOp();
+  auto param = func ? func.getArgAttrOfType<FlatSymbolRefAttr>(
+                          arg.getArgNumber(), TrainoptDialect::kParamAttrName)
+                    : FlatSymbolRefAttr();
+  if (!param)
+    return emitOpError("expects the state to be an argument of its function "
+                       "bound to a parameter ('")
+           << TrainoptDialect::kParamAttrName << "')";
+  if (auto declared =
+          SymbolTable::lookupNearestSymbolFrom<ParameterOp>(func, param);
+      declared && declared.getTrainable())
+    return emitOpError() << "sets " << param
+                         << ", which is trainable: only frozen parameters "
+                            "(model state) are assigned";
+  for (Operation *user : getState().getUsers())
+    if (user != getOperation() && isa<AssignOp>(user) &&
+        cast<AssignOp>(user).getState() == getState())
+      return emitOpError() << "sets " << param
+                           << " a second time in one function";
   return success();
 }
 

@@ -46,6 +46,11 @@ struct TrainoptBuildEvalStepPass
     auto eval = cast<func::FuncOp>(b.clone(*forward));
     eval.setSymName("eval_step");
     symbols.insert(eval);
+    // Evaluation changes no state.
+    SmallVector<AssignOp> assigns;
+    eval.walk([&](AssignOp a) { assigns.push_back(a); });
+    for (AssignOp a : assigns)
+      a.erase();
     SmallVector<DropoutOp> dropouts;
     eval.walk([&](DropoutOp d) { dropouts.push_back(d); });
     for (DropoutOp d : dropouts) {

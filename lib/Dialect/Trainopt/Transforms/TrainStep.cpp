@@ -354,6 +354,12 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
         stateUpdates.push_back({mean.getArgNumber(), out[1]});
         stateUpdates.push_back({var.getArgNumber(), out[2]});
       }
+    } else if (auto assign = dyn_cast<AssignOp>(op)) {
+      // The model's own state update (the op's description).
+      stateUpdates.push_back(
+          {cast<BlockArgument>(assign.getState()).getArgNumber(),
+           assign.getValue()});
+      assign.erase();
     } else if (OpOperand *seedOperand = stepSeed(op)) {
       // seed = step * P + (the node's seed + a per-op offset): a new,
       // reproducible draw every step and for every dropout or random op.

@@ -38,6 +38,31 @@ def Trainopt_ParameterOp : Trainopt_Op<"parameter", [Symbol]> {
   }];
 }
 
+def Trainopt_AssignOp : Trainopt_Op<"assign", [
+    MemoryEffects<[MemWrite]>, AllTypesMatch<["state", "value"]>]> {
+  let summary = "sets a frozen parameter (model state) for the next step";
+  let description = [{
+    Model state that the model itself updates: observers' running ranges,
+    pruning masks, counters. `state` is an argument of the enclosing
+    function bound to a frozen parameter (`{trainopt.param = @name}`, not
+    `trainable`); `value` becomes its value from the next training step on.
+    Reads of `state` in the same function see the old value.
+
+    trainopt-build-train-step makes each `assign` a result of
+    `@train_step` that updates the state in place, as BatchNorm's running
+    statistics are; trainopt-build-eval-step drops it (evaluation changes
+    no state), and so does the reference evaluator when it runs the model
+    function itself. At most one `assign` per state.
+
+    ```mlir
+    trainopt.assign %running_max, %new_max : tensor<f32>
+    ```
+  }];
+  let arguments = (ins Trainopt_Tensor:$state, Trainopt_Tensor:$value);
+  let assemblyFormat = "$state `,` $value attr-dict `:` type($state)";
+  let hasVerifier = 1;
+}
+
 def Trainopt_ConstantOp : Trainopt_Op<"constant",
     [ConstantLike, Pure, AllTypesMatch<["value", "result"]>]> {
   let summary = "a tensor constant";
