@@ -17,6 +17,7 @@
 #include "trainopt/InitAllDialects.h"
 #include "trainopt/InitAllPasses.h"
 #include "trainopt/Runtime/OnnxExport.h"
+#include "trainopt/Support/Files.h"
 #include "trainopt/Target/ArtifactPlan.h"
 #include "trainopt/Target/CPU/CPUTarget.h"
 #include "trainopt/Target/CUDA/CUDATarget.h"
@@ -616,6 +617,14 @@ int main(int argc, char **argv) {
     return error("no input model; usage: trainopt-compile MODEL.onnx -o OUT");
   if (outputPath.empty())
     return error("no output; pass -o FILE (or -o - for stdout)");
+  // An output replaces only a regular file, and never the model it is made
+  // from (Support/Files.h).
+  std::string refused;
+  if (outputPath != "-" && !trainopt::mayReplace(outputPath, refused))
+    return error("-o: " + refused + " (-o - writes to stdout)");
+  if (outputPath != "-" && trainopt::sameFile(inputPath, outputPath))
+    return error("-o '" + outputPath +
+                 "' is the input model; write the output to another file");
   if (!emit.getNumOccurrences() && StringRef(outputPath).ends_with(".trainopt"))
     emit = "artifact";
   static const char *emits[] = {"mlir", "train-mlir", "kernel-mlir",

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Artifact/ArtifactFile.h"
+#include "trainopt/Support/Files.h"
 
 #include <zlib.h>
 
@@ -40,6 +41,8 @@ template <typename T> static T get(const uint8_t *p) {
 bool trainopt::artifact::writeArtifact(const Artifact &artifact,
                                        const std::string &path,
                                        std::string &error) {
+  if (!trainopt::mayReplace(path, error))
+    return false;
   std::string payload;
   if (!artifact.SerializeToString(&payload)) {
     error = "cannot serialize the artifact for '" + path + "'";
@@ -81,6 +84,8 @@ bool trainopt::artifact::writeArtifact(const Artifact &artifact,
 
 bool trainopt::artifact::readArtifact(const std::string &path,
                                       Artifact &artifact, std::string &error) {
+  if (!trainopt::readableAsFile(path, error))
+    return false;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = "cannot open '" + path + "'";

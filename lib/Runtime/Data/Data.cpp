@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Runtime/Data.h"
+#include "trainopt/Support/Files.h"
 
 #include "trainopt/Runtime/NarrowFloat.h"
 
@@ -230,6 +231,8 @@ static bool fail(std::string &error, const std::string &message) {
 
 bool trainopt::rt::readFile(const std::string &path, std::vector<uint8_t> &out,
                             std::string &error) {
+  if (!trainopt::readableAsFile(path, error))
+    return false;
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return fail(error, "cannot open '" + path + "'");
@@ -575,6 +578,9 @@ bool trainopt::rt::writeNpz(
     const std::string &path,
     const std::vector<std::pair<std::string, Array>> &arrays,
     std::string &error) {
+  std::string refused;
+  if (!trainopt::mayReplace(path, refused))
+    return fail(error, refused);
   std::string out, central;
   std::set<std::string> seen;
   for (const auto &[key, array] : arrays) {

@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Runtime/OnnxExport.h"
+#include "trainopt/Support/Files.h"
 
 #include "trainopt/Runtime/NarrowFloat.h"
 
@@ -375,6 +376,8 @@ bool fillInitializers(onnx::GraphProto &graph,
 /// so a reader sees the old file or the new one, never a part.
 bool writeAtomically(const std::string &path, const std::string &bytes,
                      std::string &error) {
+  if (!trainopt::mayReplace(path, error))
+    return false;
   std::string tmp = path + ".tmp.XXXXXX";
   std::vector<char> name(tmp.begin(), tmp.end());
   name.push_back('\0');

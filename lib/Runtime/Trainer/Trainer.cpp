@@ -15,6 +15,7 @@
 #include "trainopt/Runtime/OnnxExport.h"
 #include "trainopt/Runtime/Program.h"
 #include "trainopt/Runtime/Sharding.h"
+#include "trainopt/Support/Files.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -366,6 +367,17 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
     usageError("--eval-every-epoch needs --eval-data");
   if (!o.dumpEval.empty() && o.evalData.empty())
     usageError("--dump-eval needs --eval-data");
+  // Outputs replace only regular files (Support/Files.h): refused
+  // before any training, not after it.
+  for (auto [flag, path] : {std::pair<const char *, const std::string *>{
+                                "--save-params", &o.saveParams},
+                            {"--dump-eval", &o.dumpEval},
+                            {"--dump-step", &o.dumpStep},
+                            {"--export-onnx", &o.exportOnnx}}) {
+    std::string refused;
+    if (!path->empty() && !trainopt::mayReplace(*path, refused))
+      usageError(std::string(flag) + ": " + refused);
+  }
   return o;
 }
 
@@ -963,6 +975,11 @@ std::string formatDuration(double seconds) {
 /// Drops the lines of an earlier, interrupted run that lie beyond the
 /// checkpoint it resumes from, so the file reads as one uninterrupted run.
 void trimMetrics(const std::string &path, uint64_t step) {
+  // Only a regular file is rewritten (Support/Files.h); a pipe or a
+  // device is appended to as it is.
+  std::string refused;
+  if (!trainopt::mayReplace(path, refused))
+    return;
   std::ifstream in(path);
   if (!in)
     return;

@@ -1,0 +1,63 @@
+//===- Files.h - which paths may be read and replaced -----------*- C++ -*-===//
+//
+/// \file
+/// Inputs must be files: reading a directory through a stream throws
+/// (libstdc++'s underflow) where the tools expect an error message.
+///
+/// Every writer of a named output (artifacts, executables, npz files, ONNX
+/// exports, metrics rewrites) writes a temporary file and renames it over
+/// the path. A rename replaces whatever is there: as root, `-o /dev/null`
+/// would put a regular file in place of the device. So an output may
+/// replace only a regular file (symbolic links followed), and never the
+/// input it was made from. Header-only and free of MLIR: the compiler and
+/// the runtime share it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TRAINOPT_SUPPORT_FILES_H
+#define TRAINOPT_SUPPORT_FILES_H
+
+#include <string>
+#include <sys/stat.h>
+
+namespace trainopt {
+
+/// Whether the input `path` can be read as a file: not a directory.
+/// Otherwise `error` says so; a missing file is left to the opener.
+inline bool readableAsFile(const std::string &path, std::string &error) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    error = "'" + path + "' is a directory, not a file";
+    return false;
+  }
+  return true;
+}
+
+/// Whether the output `path` may be written: it does not exist yet, or it is
+/// a regular file. Otherwise `error` names it and what it is.
+inline bool mayReplace(const std::string &path, std::string &error) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode))
+    return true; // absent: the write itself reports a bad directory
+  const char *what = S_ISDIR(st.st_mode)    ? "a directory"
+                     : S_ISCHR(st.st_mode)  ? "a character device"
+                     : S_ISBLK(st.st_mode)  ? "a block device"
+                     : S_ISFIFO(st.st_mode) ? "a named pipe"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                                            : "not a regular file";
+  error =
+      "'" + path + "' is " + what + "; an output replaces only a regular file";
+  return false;
+}
+
+/// Whether `a` and `b` name one existing file (links and relative paths
+/// resolved).
+inline bool sameFile(const std::string &a, const std::string &b) {
+  struct stat x, y;
+  return ::stat(a.c_str(), &x) == 0 && ::stat(b.c_str(), &y) == 0 &&
+         x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+} // namespace trainopt
+
+#endif // TRAINOPT_SUPPORT_FILES_H
