@@ -238,6 +238,19 @@ def case_eval_export(out):
         [w, b] + stats), out)
 
 
+def case_ssa(out):
+    """Names assigned twice, which the ONNX checker refuses: two nodes
+    writing one name, a node output shadowing a graph input, an output
+    listed twice."""
+    write(small_model(
+        [helper.make_node("Relu", ["x"], ["a"], name="first"),
+         helper.make_node("Neg", ["x"], ["a"], name="second"),
+         helper.make_node("Abs", ["a"], ["x"], name="shadow")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3])]), out)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -585,6 +585,40 @@ OwningOpRef<ModuleOp> Importer::run() {
     problems.add("--const-input names '" + entry.getKey().str() +
                  "', which is not a graph input of the model");
 
+  // Single static assignment, as the ONNX checker requires: each name is
+  // defined once, by a graph input (an initializer of the same name is its
+  // default), an initializer or a node output; graph outputs are listed
+  // once. Otherwise a later definition would silently replace an earlier
+  // one, and a node would vanish from the model.
+  {
+    llvm::StringMap<std::string> definedBy;
+    llvm::StringSet<> inputNames, initNames, outputNames;
+    for (const onnx::ValueInfoProto &in : graph.input())
+      if (!inputNames.insert(in.name()).second)
+        problems.add("graph input '" + in.name() + "' is listed twice");
+    for (const onnx::TensorProto &init : graph.initializer())
+      if (!initNames.insert(init.name()).second)
+        problems.add("initializer '" + init.name() + "' is defined twice");
+    for (const auto &entry : inputNames)
+      definedBy[entry.getKey()] = "a graph input";
+    for (const auto &entry : initNames)
+      definedBy.try_emplace(entry.getKey(), "an initializer");
+    for (auto [index, node] : llvm::enumerate(graph.node()))
+      for (const std::string &out : node.output()) {
+        if (out.empty())
+          continue;
+        auto [it, fresh] =
+            definedBy.try_emplace(out, describeNode(node, opset, index));
+        if (!fresh)
+          problems.add(describeNode(node, opset, index) + ": output '" + out +
+                       "' is already defined by " + it->second +
+                       " (an ONNX graph assigns each name once)");
+      }
+    for (const onnx::ValueInfoProto &info : graph.output())
+      if (!outputNames.insert(info.name()).second)
+        problems.add("graph output '" + info.name() + "' is listed twice");
+  }
+
   // Nodes, in the topological order ONNX requires.
   for (auto [index, node] : llvm::enumerate(graph.node())) {
     auto poison = [&] {
