@@ -4,23 +4,28 @@
 // BatchNorm's statistics are, while the forward reads the old value; the
 // gradient function gets no assign and no gradient for the state; the eval
 // step drops it.
-// RUN: trainopt-opt %s -trainopt-build-train-step | FileCheck %s --check-prefix=TRAIN
+// RUN: trainopt-opt %s -trainopt-build-train-step | FileCheck %s
 // RUN: trainopt-opt %s -trainopt-build-eval-step | FileCheck %s --check-prefix=EVAL
 // RUN: trainopt-opt %s -trainopt-build-train-step -trainopt-transform-gradients -trainopt-lr-schedule -trainopt-apply-optimizer -trainopt-build-eval-step | FileCheck %s --check-prefix=STEP
 
-// TRAIN-LABEL: func.func @forward_train(
-// TRAIN-SAME: %[[AVG:[a-z0-9]+]]: tensor<6xf32> {trainopt.param = @avg}
-// TRAIN-SAME: tensor<6xf32> {trainopt.updates = 1 : i64})
-// TRAIN: %[[NEW:.*]] = trainopt.add %[[AVG]], %{{.*}} : (tensor<6xf32>, tensor<6xf32>) -> tensor<6xf32>
-// TRAIN-NOT: trainopt.assign
-// TRAIN: trainopt.mul %{{.*}}, %[[AVG]]
-// TRAIN: return %{{.*}}, %[[NEW]]
-// TRAIN-LABEL: func.func @forward_train_grad(
-// TRAIN-NOT: trainopt.assign
+// CHECK-LABEL: func.func @forward_train(
+// CHECK-SAME: %[[AVG:[a-z0-9]+]]: tensor<6xf32> {trainopt.param = @avg}
+// CHECK-SAME: tensor<6xf32> {trainopt.updates = 1 : i64})
+// CHECK: %[[NEW:.*]] = trainopt.add %[[AVG]], %{{.*}} : (tensor<6xf32>, tensor<6xf32>) -> tensor<6xf32>
+// CHECK-NOT: trainopt.assign
+// CHECK: trainopt.mul %{{.*}}, %[[AVG]]
+// CHECK: return %{{.*}}, %[[NEW]]
+// CHECK-LABEL: func.func @forward_train_grad(
+// CHECK-NOT: trainopt.assign
 // EVAL-LABEL: func.func @eval_step(
+// EVAL-SAME: -> (tensor<f32> {trainopt.output = "loss", trainopt.role = #trainopt<role loss>})
 // EVAL-NOT: trainopt.assign
-// EVAL: return
+// EVAL: return %{{[0-9]+}} : tensor<f32>
+// The state is no BatchNorm statistic: it gets no num_batches_tracked
+// counter, and the step updates it in place.
 // STEP-LABEL: func.func @train_step(
+// STEP-NOT: num_batches_tracked
+// STEP-SAME: tensor<6xf32> {trainopt.updates = 1 : i64}
 // STEP-NOT: trainopt.assign
 // STEP: return
 trainopt.parameter @w trainable : tensor<6xf32> = dense<1.0> : tensor<6xf32>

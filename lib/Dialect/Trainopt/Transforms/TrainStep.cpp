@@ -301,6 +301,8 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
   }
   // State updates: forward argument index -> its new value.
   SmallVector<std::pair<unsigned, Value>> stateUpdates;
+  // The model's own updates (trainopt.assign), after the BatchNorm pairs.
+  SmallVector<std::pair<unsigned, Value>> assigned;
   SmallVector<Operation *> ops;
   for (Operation &op : tbody.without_terminator())
     ops.push_back(&op);
@@ -356,9 +358,8 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
       }
     } else if (auto assign = dyn_cast<AssignOp>(op)) {
       // The model's own state update (the op's description).
-      stateUpdates.push_back(
-          {cast<BlockArgument>(assign.getState()).getArgNumber(),
-           assign.getValue()});
+      assigned.push_back({cast<BlockArgument>(assign.getState()).getArgNumber(),
+                          assign.getValue()});
       assign.erase();
     } else if (OpOperand *seedOperand = stepSeed(op)) {
       // seed = step * P + (the node's seed + a per-op offset): a new,
@@ -371,6 +372,9 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
       seedOperand->set(seed);
     }
   }
+  // BatchNorm's (mean, var) pairs come first: each gets a counter below.
+  size_t batchNormUpdates = stateUpdates.size();
+  stateUpdates.append(assigned.begin(), assigned.end());
   // Expose the state updates as results.
   auto tret = cast<func::ReturnOp>(tbody.getTerminator());
   SmallVector<Value> tresults(tret.getOperands());
@@ -433,9 +437,9 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
     argAttrs.push_back(forward.getArgAttrDict(i));
   }
   // One update counter per BatchNorm (PyTorch's num_batches_tracked), keyed
-  // by its running mean; stateUpdates holds (mean, var) pairs.
+  // by its running mean; stateUpdates starts with (mean, var) pairs.
   SmallVector<unsigned> counterIndex;
-  for (unsigned k = 0; k < stateUpdates.size(); k += 2) {
+  for (unsigned k = 0; k < batchNormUpdates; k += 2) {
     counterIndex.push_back(argTypes.size());
     argTypes.push_back(i64Scalar);
     argAttrs.push_back(b.getDictionaryAttr(
