@@ -247,6 +247,22 @@ TEST(Sharding, TakesAndJoinsNestedParts) {
     EXPECT_EQ(joined, rows);
     tpParts.push_back(joined);
   }
+  // partOfWhole takes the levels in one call: rank (tp 1, dp 2) holds
+  // elements 18 and 19, then padding.
+  std::optional<std::vector<uint8_t>> mine = partOfWhole(
+      s, std::vector<uint8_t>(bytes, bytes + 80), whole, DType::F32, size,
+      [](const std::string &axis) -> int64_t { return axis == "tp" ? 1 : 2; },
+      why);
+  ASSERT_TRUE(mine.has_value()) << why;
+  ASSERT_EQ(mine->size(), 16u);
+  const auto *m = reinterpret_cast<const float *>(mine->data());
+  EXPECT_EQ(m[0], 18.0f);
+  EXPECT_EQ(m[1], 19.0f);
+  EXPECT_EQ(m[2], 0.0f);
+  EXPECT_FALSE(partOfWhole(
+                   s, {}, {3, 5}, DType::F32, size,
+                   [](const std::string &) -> int64_t { return 0; }, why)
+                   .has_value());
   std::vector<uint8_t> back;
   ASSERT_TRUE(joinParts(s.levels[0], whole, DType::F32,
                         {tpParts[0].data(), tpParts[1].data()},

@@ -74,6 +74,18 @@ std::vector<uint8_t> takePart(const ShardLevel &level,
                               const uint8_t *value, int64_t ranks,
                               int64_t index);
 
+/// This rank's part of the whole value `whole` (of `shape` and `dtype`,
+/// zero-padded when shorter) under `sharding`: takePart level by level
+/// from the outermost, with `size` and `coordinate` giving each axis's size
+/// and this rank's place on it. Nothing (with `why`) when a level does not
+/// split what the levels before it left.
+std::optional<std::vector<uint8_t>>
+partOfWhole(const Sharding &sharding, std::vector<uint8_t> whole,
+            const std::vector<int64_t> &shape, DType dtype,
+            const std::function<int64_t(const std::string &)> &size,
+            const std::function<int64_t(const std::string &)> &coordinate,
+            std::string &why);
+
 /// The value of `shape` and `dtype` that level `level` split into
 /// `parts` (part r from coordinate r, each as takePart leaves it):
 /// concatenated along the dim, or flat with the padding dropped, or (Mean)

@@ -140,19 +140,18 @@ struct Program::Impl {
                              std::to_string(whole.size()) +
                              " bytes, not the whole that its sharding '" + s +
                              "' splits");
-    auto size = [&](const std::string &axis) { return mesh.axisSize(axis); };
-    std::vector<uint8_t> value(whole.begin(), whole.end());
-    for (size_t k = 0; k < sharding->levels.size(); ++k) {
-      const ShardLevel &level = sharding->levels[k];
-      std::optional<std::vector<int64_t>> at =
-          sharding->shapeAt(k, shape, size, why);
-      if (!at)
-        return fail(error, "initial value of '" + v.name() +
-                               "' does not split as its sharding '" + s +
-                               "': " + why);
-      value = takePart(level, *at, dtype, value.data(), size(level.axis),
-                       communicator ? communicator->coordinate(level.axis) : 0);
-    }
+    std::optional<std::vector<uint8_t>> part = partOfWhole(
+        *sharding, std::vector<uint8_t>(whole.begin(), whole.end()), shape,
+        dtype, [&](const std::string &axis) { return mesh.axisSize(axis); },
+        [&](const std::string &axis) -> int64_t {
+          return communicator ? communicator->coordinate(axis) : 0;
+        },
+        why);
+    if (!part)
+      return fail(error, "initial value of '" + v.name() +
+                             "' does not split as its sharding '" + s +
+                             "': " + why);
+    std::vector<uint8_t> &value = *part;
     if (value.size() > bytes)
       return fail(error, "initial value of '" + v.name() + "' leaves " +
                              std::to_string(value.size()) +

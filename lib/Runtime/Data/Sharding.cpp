@@ -196,6 +196,25 @@ std::vector<uint8_t> trainopt::rt::takePart(const ShardLevel &level,
   return {};
 }
 
+std::optional<std::vector<uint8_t>> trainopt::rt::partOfWhole(
+    const Sharding &sharding, std::vector<uint8_t> whole,
+    const std::vector<int64_t> &shape, DType dtype,
+    const std::function<int64_t(const std::string &)> &size,
+    const std::function<int64_t(const std::string &)> &coordinate,
+    std::string &why) {
+  whole.resize(static_cast<size_t>(product(shape)) * dtypeSize(dtype), 0);
+  for (size_t k = 0; k < sharding.levels.size(); ++k) {
+    const ShardLevel &level = sharding.levels[k];
+    std::optional<std::vector<int64_t>> at =
+        sharding.shapeAt(k, shape, size, why);
+    if (!at)
+      return std::nullopt;
+    whole = takePart(level, *at, dtype, whole.data(), size(level.axis),
+                     coordinate(level.axis));
+  }
+  return whole;
+}
+
 bool trainopt::rt::joinParts(const ShardLevel &level,
                              const std::vector<int64_t> &shape, DType dtype,
                              const std::vector<const uint8_t *> &parts,

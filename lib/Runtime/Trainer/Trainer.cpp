@@ -1218,21 +1218,21 @@ void setPersistent(Program &program, const ValueInfo &v,
     return;
   }
   Communicator *comm = program.communicator();
-  Sharding sharding = shardingOf(v);
-  std::vector<uint8_t> value = bytes;
-  int64_t whole = 1;
-  for (int64_t d : v.globalShape)
-    whole *= d;
-  value.resize(static_cast<size_t>(whole) * dtypeSize(v.dtype), 0);
-  for (size_t k = 0; k < sharding.levels.size(); ++k) {
-    const ShardLevel &level = sharding.levels[k];
-    int64_t ranks = comm ? comm->groupSize(level.axis) : 1;
-    int64_t index = comm ? comm->coordinate(level.axis) : 0;
-    value = takePart(level, shapeAtLevel(sharding, k, v, comm), v.dtype,
-                     value.data(), ranks, index);
-  }
+  std::string why;
+  std::optional<std::vector<uint8_t>> value = partOfWhole(
+      shardingOf(v), bytes, v.globalShape, v.dtype,
+      [&](const std::string &axis) -> int64_t {
+        return comm ? comm->groupSize(axis) : 1;
+      },
+      [&](const std::string &axis) -> int64_t {
+        return comm ? comm->coordinate(axis) : 0;
+      },
+      why);
+  if (!value)
+    runtimeError("value '" + v.name + "': sharding '" + v.sharding +
+                 "': " + why);
   std::memset(local, 0, v.bytes);
-  std::memcpy(local, value.data(), std::min<size_t>(value.size(), v.bytes));
+  std::memcpy(local, value->data(), std::min<size_t>(value->size(), v.bytes));
 }
 
 /// A probe of `train_step` (trainopt-compile --probe-values), named
@@ -1612,8 +1612,8 @@ static int trainWith(const TrainerOptions &given,
     // Several ranks: a sharded checkpoint (Checkpoint.h), committed by one
     // rename once every rank's file is on disk. Writing may take a while:
     // the barriers wait ten times the collective timeout plus a second per
-    // 10 MB of the largest rank's file (as slow a disk as a network file
-    // system under load), so a rank that hangs while the others write
+    // 10 MB of this rank's persistent values (as slow a disk as a network
+    // file system under load), so a rank that hangs while the others write
     // still ends the job. The replicated values are rank 0's (its
     // BatchNorm statistics, as DDP).
     uint64_t fileBytes = 0;
