@@ -91,14 +91,6 @@ void accumulate(GradientSet &s, const Options &o) {
 Value sumOfSquares(GradientSet &s) {
   TensorBuilder &m = s.m;
   auto module = s.step.func->getParentOfType<ModuleOp>();
-  auto sumOver = [&](Value v, int16_t axis) {
-    MLIRContext *ctx = module.getContext();
-    return AllReduceOp::create(
-               m.b, ValueRange{v}, FlatSymbolRefAttr::get(ctx, kMeshSymbolName),
-               m.b.getDenseI16ArrayAttr({axis}),
-               CollectiveReductionAttr::get(ctx, CollectiveReduction::sum))
-        .getResult(0);
-  };
   // A parameter split over tp has a part of its gradient on each tp rank:
   // those parts' squares are summed over tp (in one all-reduce); a
   // replicated one is whole on every rank and counted once.
@@ -115,11 +107,11 @@ Value sumOfSquares(GradientSet &s) {
     }
   }
   if (splitSq)
-    normSq = m.add(normSq, sumOver(splitSq, tpAxis));
+    normSq = m.add(normSq, sumOverMeshAxis(m, splitSq, tpAxis));
   // A pipeline stage holds its own parameters' gradients: the global sum
   // adds the stages'.
   if (auto [axis, stages] = meshAxis(module, "pp"); stages > 1)
-    normSq = sumOver(normSq, axis);
+    normSq = sumOverMeshAxis(m, normSq, axis);
   return normSq;
 }
 

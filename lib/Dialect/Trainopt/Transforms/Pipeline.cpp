@@ -465,13 +465,8 @@ struct TrainoptSchedulePipelinePass
 
   /// The sum over pp of `v`: one stage's value where the others give
   /// zeros.
-  Value fromOneStage(TensorBuilder &m, Value v, const StageInfo &info,
-                     FlatSymbolRefAttr gridRef) {
-    return AllReduceOp::create(m.b, ValueRange{v}, gridRef,
-                               m.b.getDenseI16ArrayAttr({info.axis}),
-                               CollectiveReductionAttr::get(
-                                   m.b.getContext(), CollectiveReduction::sum))
-        .getResult(0);
+  Value fromOneStage(TensorBuilder &m, Value v, const StageInfo &info) {
+    return sumOverMeshAxis(m, v, info.axis);
   }
 
   Value send(TensorBuilder &m, Value v, int64_t offset, FlatSymbolRefAttr grid,
@@ -647,7 +642,7 @@ struct TrainoptSchedulePipelinePass
     else
       lossMean = tm.zerosLike(call.getResult(*lossResult));
     call.getResult(*lossResult)
-        .replaceAllUsesWith(fromOneStage(tm, lossMean, info, gridRef));
+        .replaceAllUsesWith(fromOneStage(tm, lossMean, info));
     for (auto [t, r] : llvm::enumerate(paramGrads))
       call.getResult(r).replaceAllUsesWith(m > 1 ? tm.mul(gradSums[t], inverse)
                                                  : gradSums[t]);
@@ -764,7 +759,7 @@ struct TrainoptSchedulePipelinePass
         return bad("eval result " + Twine(r) +
                    " is boolean; a pipeline "
                    "cannot sum it over its stages");
-      results.push_back(fromOneStage(tm, whole, info, gridRef));
+      results.push_back(fromOneStage(tm, whole, info));
       types.push_back(results.back().getType());
     }
     func::ReturnOp::create(b, ret.getLoc(), results);

@@ -559,12 +559,13 @@ int16_t mlir::trainopt::splitAxis(func::FuncOp f, FlatSymbolRefAttr param) {
 Value mlir::trainopt::sumOverParameter(TensorBuilder &m, func::FuncOp f,
                                        FlatSymbolRefAttr param, Value local) {
   int16_t axis = splitAxis(f, param);
-  if (axis < 0)
-    return local;
-  MLIRContext *ctx = f.getContext();
+  return axis < 0 ? local : sumOverMeshAxis(m, local, axis);
+}
+
+Value mlir::trainopt::sumOverMeshAxis(TensorBuilder &m, Value v, int16_t axis) {
+  MLIRContext *ctx = m.b.getContext();
   return AllReduceOp::create(
-             m.b, ValueRange{local},
-             FlatSymbolRefAttr::get(ctx, kMeshSymbolName),
+             m.b, ValueRange{v}, FlatSymbolRefAttr::get(ctx, kMeshSymbolName),
              m.b.getDenseI16ArrayAttr({axis}),
              CollectiveReductionAttr::get(ctx, CollectiveReduction::sum))
       .getResult(0);

@@ -99,6 +99,10 @@ inline constexpr llvm::StringLiteral kMeshSymbolName = "mesh";
 /// {-1, 1} without such an axis.
 std::pair<int16_t, int64_t> meshAxis(ModuleOp module, StringRef name);
 
+/// `v` summed over axis `axis` of the module's mesh (@mesh): an
+/// `all_reduce sum` of one tensor.
+Value sumOverMeshAxis(TensorBuilder &m, Value v, int16_t axis);
+
 /// The tp axis of the mesh when `f`'s argument for parameter `param` is
 /// split over tp (sharding "tp:DIM[/BLOCKS]", which
 /// trainopt-partition-model sets), else -1: every rank holds it whole.
