@@ -43,6 +43,11 @@ Modes:
        or when the first probed value that differs beyond --probe-tol-bf16
        / --probe-tol-fp16 is a branch flip or computed from one (FLIP).
        "compiled vs torch" is against PyTorch float32.
+  int8, int4  quantization-aware training (trainopt-compile --quantize=MODE)
+       on the float64 models, with the f64 tolerances, kink-aware as f32 is
+       (quantized values tie often, so a max-pool window's argmax may flip
+       on the last bit of a sum); PyTorch is not compared here
+       (scripts/qat_vs_torch.py is the PyTorch parity test).
 
 Usage (the repo's .venv python: numpy, onnx):
     difftest.py --bin build/bin CORPUS [--models a,b] [--modes f64,f32]
@@ -311,8 +316,12 @@ def main():
             # An ONNX model exported from PyTorch, or an MLIR module (the
             # single-op corpus of scripts/gen_op_corpus.py).
             amp = mode in ("bf16", "fp16")
+            qat = mode in ("int8", "int4")
+            # Float64 data and tolerances; quantization-aware training is
+            # kink-aware (its rounding makes ties, as in a max-pool window).
+            f64_like = mode == "f64" or qat
             # Mixed precision starts from the float32 model.
-            model_path = os.path.join(args.corpus, f"{name}.{'f32' if amp else mode}."
+            model_path = os.path.join(args.corpus, f"{name}.{'f32' if amp else 'f64' if qat else mode}."
                                       f"{model.get('format', 'onnx')}")
             d = os.path.join(work, f"{name}.{mode}")
             os.makedirs(d, exist_ok=True)
@@ -322,6 +331,7 @@ def main():
                        if model.get("loss", "cross_entropy") else []),
                      "--optimizer=sgd", "--lr=1", *model.get("flags", []),
                      *([f"--amp={mode}"] if amp else []),
+                     *([f"--quantize={mode}"] if qat else []),
                      f"--target={args.target}"]
             art, probed, mlir = (os.path.join(d, f) for f in
                                  ("step.trainopt", "probed.trainopt", "probed.mlir"))
@@ -337,14 +347,14 @@ def main():
             init = initializers(model_path)
             small = name in SMALL or model.get("small", False)
             tol = (args.tol_f64_small if small else args.tol_f64) \
-                if mode == "f64" else getattr(args, f"tol_{mode}")
-            probe_tol = getattr(args, f"probe_tol_{mode}")
+                if f64_like else getattr(args, f"tol_{mode}")
+            probe_tol = getattr(args, f"probe_tol_{'f64' if qat else mode}")
             for stem in model["batches"][:args.batches]:
                 batch = np.load(os.path.join(args.corpus, stem + ".npz"))
                 ref_path = os.path.join(args.corpus, stem + ".torch.npz")
                 # Models not from PyTorch have no PyTorch reference.
                 torch_ref = np.load(ref_path) if os.path.exists(ref_path) else NO_REF
-                x = batch["x64"] if mode == "f64" else batch["x32"]
+                x = batch["x64"] if f64_like else batch["x32"]
                 b = os.path.join(d, stem.split(".")[-1])
                 os.makedirs(b, exist_ok=True)
                 data, inputs = os.path.join(b, "data.npz"), os.path.join(b, "inputs.npz")
@@ -378,7 +388,8 @@ def main():
                              if f"{torch_mode}.{n}" in torch_ref.files}
                 vs_eval = per_parameter(comp, evalu)
                 e_ce, p_ce = worst(vs_eval)
-                e_et, p_et = worst(per_parameter(evalu, torch_upd)) if not amp else (0.0, "-")
+                e_et, p_et = worst(per_parameter(evalu, torch_upd)) \
+                    if not (amp or qat) else (0.0, "-")
                 e_ct, _ = worst(per_parameter(comp, torch_upd))
                 # PyTorch float32 against float64 on the same data: how far
                 # float32 rounding alone moves this update (the noise floor).
@@ -405,7 +416,7 @@ def main():
                     # Without a flip, a deviation above tol is accepted only
                     # at the float32 noise floor and when no probed value
                     # differs beyond its tolerance.
-                    noise = (not amp and not flips and first is None
+                    noise = (not amp and not qat and not flips and first is None
                              and e_ce <= args.floor_factor * floor)
                     ok = len(comp) == len(evalu) > 0 and (e_ce <= tol or explained or noise)
                     verdict = ("PASS" if e_ce <= tol else "FLIP" if explained else "NOISE") \
@@ -426,7 +437,8 @@ def main():
                              f"{len(flips)} ops")
                 print(f"{verdict} {name} {mode} {stem.split('.')[-1]}: compiled vs evaluator "
                       f"{e_ce:.2e} ({p_ce}; {row['above_1e-3']}/{params} params above 1e-3), "
-                      f"evaluator vs torch {e_et:.2e}, compiled vs torch {e_ct:.2e}"
+                      + (f"evaluator vs torch {e_et:.2e}, compiled vs torch {e_ct:.2e}"
+                         if torch_upd else "no PyTorch reference")
                       + (f", torch f32 vs f64 {floor:.2e}; " if mode == "f32" else "; ") +
                       f"{flip_text}", flush=True)
                 if flips or first or not ok:

@@ -774,7 +774,7 @@ LogicalResult Interpreter::evaluate(Operation *op) {
       })
       .Case([&](FakeQuantOp o) {
         // In the element type step by step, as the compiled kernel and
-        // PyTorch compute it: 1/s, x * (1/s) + z, round half to even,
+        // PyTorch compute it: 1/s, x * (1/s), round half to even, + z,
         // clamp, (q - z) * s.
         const HostTensor &x = get(o.getX()), &s = get(o.getScale()),
                          &z = get(o.getZeroPoint());
@@ -787,9 +787,9 @@ LogicalResult Interpreter::evaluate(Operation *op) {
           double scale = s.floats[broadcastIndex(idx, s.shape)];
           double zero = z.floats[broadcastIndex(idx, z.shape)];
           double inverse = roundToType(1.0 / scale, t);
-          double v =
-              roundToType(roundToType(x.floats[i] * inverse, t) + zero, t);
-          double q = std::clamp(std::nearbyint(v), qmin, qmax);
+          double v = roundToType(x.floats[i] * inverse, t);
+          double q =
+              std::clamp(roundToType(std::nearbyint(v) + zero, t), qmin, qmax);
           y.set(i, roundToType(roundToType(q - zero, t) * scale, t));
         }
         bind(o.getY(), std::move(y));

@@ -588,7 +588,7 @@ func.func @mse_sum(%a: tensor<3x2xf64>, %b: tensor<3x2xf64>) -> tensor<f64> {
 // fake_quant's straight-through estimator (torch.ao.quantization's
 // FakeQuantize): its AD is the finite differences of the clipped identity
 // it stands for. With s = 0.25, z = 1 and the range [-2, 2], x passes where
-// round_half_even(4x + 1) is in [-2, 2]: -0.875 < x < 0.375; the random
+// round_half_even(4x) + 1 is in [-2, 2]: -0.875 < x < 0.375; the random
 // inputs in (-1, 1) fall on both sides. The loss is linear in y, so the
 // cotangents are the constants (the STE passes them at the quantized y).
 // CHECK: @fake_quant: 6 partial derivatives (finite differences of @fake_quant_surrogate), max error {{.*}}: PASS

@@ -690,7 +690,7 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
   });
   addElementwise<FakeQuantOp>(patterns, [](Scalar &s, FakeQuantOp op,
                                            ValueRange a) {
-    // As PyTorch: q = clamp(round_half_even(x * (1 / s) + z)), then
+    // As PyTorch: q = clamp(round_half_even(x * (1 / s)) + z), then
     // (q - z) * s. Rounding from floor (both targets have it):
     // floor(v + 0.5), less 1 at an odd tie.
     Value x = a[0], scale = a[1], zero = a[2];
@@ -698,7 +698,7 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
     auto floor = [&](Value v) {
       return math::FloorOp::create(s.b, s.loc, v).getResult();
     };
-    Value v = s.add(s.mul(x, s.div(s.cst(t, 1.0), scale)), zero);
+    Value v = s.mul(x, s.div(s.cst(t, 1.0), scale));
     Value r = floor(s.add(v, s.cst(t, 0.5)));
     Value tie = s.cmp(arith::CmpFPredicate::OEQ, arith::CmpIPredicate::eq,
                       s.sub(r, v), s.cst(t, 0.5));
@@ -708,6 +708,7 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
               s.cst(t, 1.0));
     r = s.select(arith::AndIOp::create(s.b, s.loc, tie, odd),
                  s.sub(r, s.cst(t, 1.0)), r);
+    r = s.add(r, zero);
     Value lo =
         s.cst(t, static_cast<double>(static_cast<int64_t>(op.getQuantMin())));
     Value hi =

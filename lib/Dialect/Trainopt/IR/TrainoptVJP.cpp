@@ -154,7 +154,7 @@ LogicalResult FakeQuantOp::buildVJP(OpBuilder &builder,
     return success();
   TensorBuilder G(builder, getLoc());
   Value inverse = ReciprocalOp::create(G.b, getScale());
-  Value r = G.roundHalfEven(G.add(G.mul(getX(), inverse), getZeroPoint()));
+  Value r = G.add(G.roundHalfEven(G.mul(getX(), inverse)), getZeroPoint());
   Value inRange = G.logicalAnd(
       G.greaterEqual(r, G.scalar(r, static_cast<int64_t>(getQuantMin()))),
       G.lessEqual(r, G.scalar(r, static_cast<int64_t>(getQuantMax()))));

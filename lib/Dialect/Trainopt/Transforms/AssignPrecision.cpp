@@ -385,6 +385,11 @@ struct TrainoptAssignPrecisionPass
     if (!func)
       return module.emitError()
              << "trainopt-assign-precision: no function @" << funcName;
+    if (func.walk([](FakeQuantOp) { return WalkResult::interrupt(); })
+            .wasInterrupted())
+      return emitError(loc) << "--amp=" << amp
+                            << " with quantization-aware training "
+                               "(--quantize): not supported yet";
     for (BlockArgument arg : func.getArguments())
       if (isFloatTensor(arg.getType()) && !elementTypeOf(arg).isF32()) {
         auto name = func.getArgAttrOfType<StringAttr>(

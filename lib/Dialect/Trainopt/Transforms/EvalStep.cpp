@@ -46,11 +46,15 @@ struct TrainoptBuildEvalStepPass
     auto eval = cast<func::FuncOp>(b.clone(*forward));
     eval.setSymName("eval_step");
     symbols.insert(eval);
-    // Evaluation changes no state.
+    // Evaluation changes no state: what reads a state's updated value
+    // reads the state as it stands (as BatchNorm reads its running
+    // statistics).
     SmallVector<AssignOp> assigns;
     eval.walk([&](AssignOp a) { assigns.push_back(a); });
-    for (AssignOp a : assigns)
+    for (AssignOp a : assigns) {
+      a.getValue().replaceAllUsesExcept(a.getState(), a);
       a.erase();
+    }
     SmallVector<DropoutOp> dropouts;
     eval.walk([&](DropoutOp d) { dropouts.push_back(d); });
     for (DropoutOp d : dropouts) {

@@ -27,6 +27,7 @@ struct Stage {
 };
 const Stage stages[] = {
     {"trainopt-partition-model", stage_options::partitionModelOptions},
+    {"trainopt-quantize", stage_options::quantizeOptions},
     {"trainopt-attach-loss", stage_options::attachLossOptions},
     {"trainopt-assign-precision", stage_options::assignPrecisionOptions},
     {"trainopt-split-pipeline", stage_options::splitPipelineOptions},

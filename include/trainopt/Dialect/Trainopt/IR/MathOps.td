@@ -108,16 +108,17 @@ def Trainopt_FakeQuantOp : Trainopt_Op<"fake_quant",
     zero_point` (broadcast to `x`'s shape, NumPy style: a 0-d pair per
     tensor, or a pair per channel with 1 on every other dim),
 
-        q = clamp(round_half_even(x * (1 / s) + z), quant_min, quant_max)
+        q = clamp(round_half_even(x * (1 / s)) + z, quant_min, quant_max)
         y = (q - z) * s
 
-    `zero_point` holds integers in `x`'s element type. int8 is
+    `zero_point` holds integers in `x`'s element type; it is added after
+    rounding, as PyTorch's kernels add it (`z + nearbyint(x * inv_scale)`). int8 is
     `quant_min = -128, quant_max = 127` (symmetric: z = 0), uint8 `0, 255`,
     int4 `-8, 7`.
 
     Its VJP is the straight-through estimator clipped to the range, as
     `torch.ao.quantization.FakeQuantize`: the cotangent passes where
-    `round_half_even(x * (1 / s) + z)` lies in `[quant_min, quant_max]`
+    `round_half_even(x * (1 / s)) + z` lies in `[quant_min, quant_max]`
     and is 0 elsewhere. `scale` and `zero_point` get no cotangent: they
     come from observers, not from the loss.
 

@@ -111,6 +111,84 @@ def TrainoptAttachLoss : Pass<"trainopt-attach-loss", "ModuleOp"> {
   ];
 }
 
+def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
+  let summary = "Quantization-aware training: fake-quantizes weights and their inputs";
+  let description = [{
+    With `quantize=int8` or `quantize=int4`, puts a `trainopt.fake_quant` on
+    the weight of every convolution and matmul of `func` whose weight is a
+    trainable parameter (the filter of `conv`, the `rhs` of `matmul`), and
+    on the activation it multiplies, as
+    `torch.ao.quantization` QAT does with `FakeQuantize` modules:
+
+    - **weights:** signed, `[-128, 127]` or `[-8, 7]`; symmetric (zero
+      point 0, scale `max(|min|, |max|) / ((quant_max - quant_min) / 2)`)
+      or affine (`quantize-weight-scheme`); one scale per output channel
+      (axis 0 of a filter, the output axis of a matmul weight) or per
+      tensor (`quantize-granularity`);
+    - **activations** (`quantize-activations`): unsigned, `[0, 255]` or
+      `[0, 15]`, affine, per tensor. An activation that feeds several
+      quantized ops is quantized once; one that is already fake-quantized
+      is left alone.
+
+    Scales and zero points come from observers, each model state updated by
+    the model itself (`trainopt.assign`): PyTorch's moving-average min/max
+    observer (`MovingAverageMinMaxObserver`, per channel
+    `MovingAveragePerChannelMinMaxObserver`), whose first observation sets
+    the range and whose later ones move it by `observer-averaging`. One
+    counter of observations (`qat.observations`) serves them all; from
+    `observer-freeze-step` observations on (0: never) the ranges stay as
+    they are, as after `torch.ao.quantization.disable_observer`. As in
+    `FakeQuantize`, a training step quantizes with the range that includes
+    its own batch; the eval step reads the ranges as they stand.
+
+    The states of a point named P (a weight's parameter name, or the
+    weight's name with `:input` for its activation) are the frozen
+    parameters `P.observer_min` and `P.observer_max` (0-d, or one value per
+    channel), saved in checkpoints with the rest of the model state.
+    `quantize-exclude` keeps weights matching any of its globs (and their
+    inputs) in full precision. The observers' scale and zero point get no
+    gradient (fake_quant's VJP gives none). Mixed precision (`amp`) and
+    tensor or pipeline parallelism are refused with QAT for now.
+
+    Before (`quantize=int8`):
+    ```mlir
+    %y = trainopt.matmul %x, %w {transpose_rhs = true} : (tensor<8x4xf32>, tensor<2x4xf32>) -> tensor<8x2xf32>
+    ```
+    After (observer arithmetic elided):
+    ```mlir
+    %xq = trainopt.fake_quant %x, %sx, %zx {quant_min = 0 : i64, quant_max = 255 : i64} : ...
+    %wq = trainopt.fake_quant %w, %sw, %zw {quant_min = -128 : i64, quant_max = 127 : i64}
+        : (tensor<2x4xf32>, tensor<2x1xf32>, tensor<2x1xf32>) -> tensor<2x4xf32>
+    %y = trainopt.matmul %xq, %wq {transpose_rhs = true} : (tensor<8x4xf32>, tensor<2x4xf32>) -> tensor<8x2xf32>
+    trainopt.assign %w_min, %new_w_min : tensor<2xf32>
+    ...
+    ```
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function to quantize">,
+    Option<"quantize", "quantize", "std::string", /*default=*/"\"off\"",
+           "Quantization-aware training: off, int8 or int4">,
+    Option<"granularity", "quantize-granularity", "std::string",
+           /*default=*/"\"per-channel\"",
+           "Weight scales per-channel (one per output channel) or per-tensor">,
+    Option<"weightScheme", "quantize-weight-scheme", "std::string",
+           /*default=*/"\"symmetric\"",
+           "Weight quantization: symmetric (zero point 0) or affine">,
+    Option<"activations", "quantize-activations", "bool", /*default=*/"true",
+           "Also fake-quantize the inputs of quantized convolutions and "
+           "matmuls (unsigned, per tensor)">,
+    ListOption<"exclude", "quantize-exclude", "std::string",
+               "Glob patterns of weights kept in full precision">,
+    Option<"averaging", "observer-averaging", "double", /*default=*/"0.01",
+           "How far each observation moves an observer's range, in (0, 1] "
+           "(PyTorch's averaging_constant)">,
+    Option<"freezeStep", "observer-freeze-step", "int64_t", /*default=*/"0",
+           "Observations after which the quantization ranges stay fixed "
+           "(0: never)">,
+  ];
+}
+
 def TrainoptAssignPrecision : Pass<"trainopt-assign-precision", "ModuleOp"> {
   let summary = "Runs the model in bf16 or fp16 where the precision policy allows";
   let description = [{

@@ -1,0 +1,352 @@
+//===- Quantize.cpp - quantization-aware training -------------------------===//
+//
+/// \file
+/// `trainopt-quantize` (Passes.td): fake-quantizes the weights of
+/// convolutions and matmuls and the activations they multiply, with
+/// PyTorch's moving-average min/max observers kept as model state that the
+/// model updates itself (`trainopt.assign`).
+//
+//===----------------------------------------------------------------------===//
+
+#include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
+#include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainStep.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/Support/GlobPattern.h"
+
+#include <limits>
+
+namespace mlir::trainopt {
+#define GEN_PASS_DEF_TRAINOPTQUANTIZE
+#include "trainopt/Dialect/Trainopt/Transforms/Passes.h.inc"
+} // namespace mlir::trainopt
+
+using namespace mlir;
+using namespace mlir::trainopt;
+
+namespace {
+
+/// How one tensor is quantized.
+struct QuantSpec {
+  int64_t quantMin, quantMax;
+  bool symmetric;
+  /// The axis with one scale per index, or -1 for one scale.
+  int64_t axis;
+};
+
+/// The observer counter's parameter name.
+constexpr llvm::StringLiteral kObservationsName = "qat.observations";
+
+struct TrainoptQuantizePass
+    : public mlir::trainopt::impl::TrainoptQuantizeBase<TrainoptQuantizePass> {
+  using TrainoptQuantizeBase::TrainoptQuantizeBase;
+  /// One option, to list all (TrainingPipeline.h).
+  const llvm::cl::Option &anyOption() const { return quantize; }
+
+  void runOnOperation() override;
+
+private:
+  LogicalResult validate(ModuleOp module);
+  /// A new frozen parameter `name` of `type`, zero-initialized, bound to a
+  /// new argument of `func`; returns the argument.
+  FailureOr<Value> addState(ModuleOp module, func::FuncOp func, StringRef name,
+                            RankedTensorType type);
+  /// `x` fake-quantized by `spec` with an observer named `name`; the
+  /// observer's assigns go to `assigns`.
+  FailureOr<Value> quantizeValue(ModuleOp module, func::FuncOp func, Value x,
+                                 const QuantSpec &spec, StringRef name,
+                                 Location loc,
+                                 SmallVectorImpl<std::pair<Value, Value>> &assigns);
+
+  Value observations;
+  /// Whether observers still move: count < freeze step (or always).
+  Value live;
+  Value first;
+  OpBuilder *builder = nullptr;
+};
+
+} // namespace
+
+LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
+  auto bad = [&](StringRef flag, const Twine &why) {
+    return module.emitError() << "--" << flag << ": " << why;
+  };
+  if (quantize == "off") {
+    // The other options mean nothing without it: say so rather than ignore.
+    if (granularity.hasValue() || weightScheme.hasValue() ||
+        activations.hasValue() || !exclude.empty() || averaging.hasValue() ||
+        freezeStep.hasValue())
+      return bad("quantize", "quantization options were given without "
+                             "--quantize=int8 or int4");
+    return success();
+  }
+  if (quantize != "int8" && quantize != "int4")
+    return bad("quantize", "must be off, int8 or int4, got '" + quantize + "'");
+  if (granularity != "per-channel" && granularity != "per-tensor")
+    return bad("quantize-granularity",
+               "must be per-channel or per-tensor, got '" + granularity + "'");
+  if (weightScheme != "symmetric" && weightScheme != "affine")
+    return bad("quantize-weight-scheme",
+               "must be symmetric or affine, got '" + weightScheme + "'");
+  if (!(averaging > 0.0 && averaging <= 1.0))
+    return bad("observer-averaging",
+               "must be in (0, 1], got " + std::to_string(averaging));
+  if (freezeStep < 0)
+    return bad("observer-freeze-step",
+               "must be 0 (never) or a positive count, got " +
+                   std::to_string(freezeStep));
+  for (const std::string &p : exclude)
+    if (!llvm::GlobPattern::create(p))
+      return bad("quantize-exclude", "'" + p + "' is not a valid glob");
+  for (StringRef axis : {"tp", "pp"})
+    if (meshAxis(module, axis).second > 1)
+      return bad("quantize", "quantization-aware training with " + axis +
+                                 " > 1 in --mesh is not supported yet");
+  return success();
+}
+
+FailureOr<Value> TrainoptQuantizePass::addState(ModuleOp module,
+                                                func::FuncOp func,
+                                                StringRef name,
+                                                RankedTensorType type) {
+  if (module.lookupSymbol(name))
+    return func.emitError() << "--quantize: the model already has a "
+                               "parameter named '"
+                            << name << "'";
+  OpBuilder b(func);
+  Attribute zero = isa<FloatType>(type.getElementType())
+                       ? Attribute(b.getFloatAttr(type.getElementType(), 0.0))
+                       : Attribute(b.getIntegerAttr(type.getElementType(), 0));
+  ParameterOp::create(b, func.getLoc(), name, type, /*trainable=*/false,
+                      DenseElementsAttr::get(type, zero));
+  unsigned index = func.getNumArguments();
+  if (failed(func.insertArgument(
+          index, type,
+          b.getDictionaryAttr({b.getNamedAttr(
+              TrainoptDialect::kParamAttrName,
+              FlatSymbolRefAttr::get(b.getStringAttr(name)))}),
+          func.getLoc())))
+    return failure();
+  return Value(func.getArgument(index));
+}
+
+FailureOr<Value> TrainoptQuantizePass::quantizeValue(
+    ModuleOp module, func::FuncOp func, Value x, const QuantSpec &spec,
+    StringRef name, Location loc,
+    SmallVectorImpl<std::pair<Value, Value>> &assigns) {
+  auto xType = cast<RankedTensorType>(x.getType());
+  Type elt = xType.getElementType();
+  int64_t rank = xType.getRank();
+  SmallVector<int64_t> stateShape, keptShape(rank, 1), axes;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (d == spec.axis) {
+      stateShape.push_back(xType.getDimSize(d));
+      keptShape[d] = xType.getDimSize(d);
+    } else {
+      axes.push_back(d);
+    }
+  }
+  auto stateType = RankedTensorType::get(stateShape, elt);
+  FailureOr<Value> oldMin = addState(module, func, (name + ".observer_min").str(),
+                                     stateType);
+  if (failed(oldMin))
+    return failure();
+  FailureOr<Value> oldMax = addState(module, func, (name + ".observer_max").str(),
+                                     stateType);
+  if (failed(oldMax))
+    return failure();
+
+  TensorBuilder m(*builder, loc);
+  // The observation: this batch's range, moved into the running one
+  // (MovingAverageMinMaxObserver.forward).
+  auto observe = [&](Value current, Value old) {
+    Value moved = m.add(old, m.mul(m.sub(current, old), averaging));
+    Value updated = m.where(first, current, moved);
+    return live ? m.where(live, updated, old) : updated;
+  };
+  Value curMin = ReduceMinOp::create(m.b, stateType, x, axes, false);
+  Value curMax = ReduceMaxOp::create(m.b, stateType, x, axes, false);
+  Value newMin = observe(curMin, *oldMin);
+  Value newMax = observe(curMax, *oldMax);
+  assigns.push_back({*oldMin, newMin});
+  assigns.push_back({*oldMax, newMax});
+
+  // The scale and zero point (ObserverBase._calculate_qparams).
+  auto qmin = static_cast<double>(spec.quantMin);
+  auto qmax = static_cast<double>(spec.quantMax);
+  Value zero = m.scalar(elt, 0.0);
+  Value eps = m.scalar(elt, std::numeric_limits<float>::epsilon());
+  Value minNeg = m.min(newMin, zero), maxPos = m.max(newMax, zero);
+  Value scale, zeroPoint;
+  if (spec.symmetric) {
+    scale = m.div(m.max(m.neg(minNeg), maxPos), m.scalar(elt, (qmax - qmin) / 2));
+    scale = m.max(scale, eps);
+    zeroPoint = m.zerosLike(scale);
+  } else {
+    scale = m.div(m.sub(maxPos, minNeg), m.scalar(elt, qmax - qmin));
+    scale = m.max(scale, eps);
+    zeroPoint = m.sub(m.scalar(elt, qmin), m.roundHalfEven(m.div(minNeg, scale)));
+    zeroPoint = m.min(m.max(zeroPoint, m.scalar(elt, qmin)), m.scalar(elt, qmax));
+  }
+  if (spec.axis >= 0) {
+    auto kept = RankedTensorType::get(keptShape, elt);
+    scale = m.reshape(scale, kept);
+    zeroPoint = m.reshape(zeroPoint, kept);
+  }
+  return Value(FakeQuantOp::create(m.b, xType, x, scale, zeroPoint,
+                                   static_cast<uint64_t>(spec.quantMin),
+                                   static_cast<uint64_t>(spec.quantMax)));
+}
+
+void TrainoptQuantizePass::runOnOperation() {
+  ModuleOp module = getOperation();
+  if (failed(validate(module)))
+    return signalPassFailure();
+  if (quantize == "off")
+    return;
+  auto func = module.lookupSymbol<func::FuncOp>(funcName);
+  if (!func || func.isExternal()) {
+    module.emitError() << getArgument() << ": no function @" << funcName;
+    return signalPassFailure();
+  }
+  if (module.lookupSymbol(kObservationsName)) {
+    func.emitError() << "--quantize: the model is already quantized (it has "
+                        "a parameter @"
+                     << kObservationsName << ")";
+    return signalPassFailure();
+  }
+  int bits = quantize == "int8" ? 8 : 4;
+  QuantSpec weightSpec{-(int64_t{1} << (bits - 1)),
+                       (int64_t{1} << (bits - 1)) - 1,
+                       weightScheme == "symmetric", -1};
+  QuantSpec activationSpec{0, (int64_t{1} << bits) - 1, false, -1};
+  SmallVector<llvm::GlobPattern> excluded;
+  for (const std::string &p : exclude)
+    excluded.push_back(*llvm::GlobPattern::create(p));
+
+  // The trainable parameter bound to `v`, if it is such an argument.
+  auto weightName = [&](Value v) -> StringAttr {
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (!arg || arg.getOwner() != &func.getBody().front())
+      return {};
+    auto param = func.getArgAttrOfType<FlatSymbolRefAttr>(
+        arg.getArgNumber(), TrainoptDialect::kParamAttrName);
+    auto declared =
+        param ? module.lookupSymbol<ParameterOp>(param.getAttr()) : ParameterOp();
+    if (!declared || !declared.getTrainable() ||
+        !TensorBuilder::isFloatTensor(v.getType()))
+      return {};
+    return param.getAttr();
+  };
+
+  // The ops to quantize: the operand that reads the weight (the op's own,
+  // or that of a transpose only it reads, as PyTorch exports a Linear on a
+  // 3-d input), the weight's name and its output-channel axis.
+  struct Site {
+    Operation *op;
+    OpOperand *weightUse;
+    StringAttr weight;
+    int64_t channelAxis;
+  };
+  SmallVector<Site> sites;
+  func.walk([&](Operation *op) {
+    OpOperand *use;
+    int64_t axis = 0;
+    if (auto conv = dyn_cast<ConvOp>(op)) {
+      use = &conv.getFilterMutable();
+    } else if (auto mm = dyn_cast<MatmulOp>(op)) {
+      use = &mm.getRhsMutable();
+      int64_t rank = TensorBuilder::type(use->get()).getRank();
+      axis = mm.getTransposeRhs() ? rank - 2 : rank - 1;
+      auto t = use->get().getDefiningOp<TransposeOp>();
+      if (t && t->hasOneUse()) {
+        use = &t.getXMutable();
+        axis = t.getPermutation()[axis];
+      }
+    } else {
+      return;
+    }
+    StringAttr name = weightName(use->get());
+    if (!name || llvm::any_of(excluded, [&](const llvm::GlobPattern &g) {
+          return g.match(name.getValue());
+        }))
+      return;
+    sites.push_back({op, use, name, axis});
+  });
+  if (sites.empty()) {
+    func.emitError() << "--quantize: the model has no convolution or matmul "
+                        "with a trainable weight to quantize";
+    return signalPassFailure();
+  }
+
+  OpBuilder b(&getContext());
+  builder = &b;
+  b.setInsertionPointToStart(&func.getBody().front());
+  auto i64 = RankedTensorType::get({}, b.getI64Type());
+  FailureOr<Value> count = addState(module, func, kObservationsName, i64);
+  if (failed(count))
+    return signalPassFailure();
+  observations = *count;
+  {
+    TensorBuilder m(b, func.getLoc());
+    first = m.equal(observations, m.scalar(i64.getElementType(), 0));
+    live = freezeStep > 0
+               ? m.less(observations,
+                        m.scalar(i64.getElementType(),
+                                 static_cast<double>(freezeStep)))
+               : Value();
+  }
+
+  SmallVector<std::pair<Value, Value>> assigns;
+  DenseMap<Value, Value> quantized;
+  for (const Site &site : sites) {
+    b.setInsertionPoint(site.weightUse->getOwner());
+    Value w = site.weightUse->get();
+    Value &wq = quantized[w];
+    if (!wq) {
+      QuantSpec spec = weightSpec;
+      spec.axis = granularity == "per-channel" ? site.channelAxis : -1;
+      FailureOr<Value> q = quantizeValue(module, func, w, spec,
+                                         site.weight.getValue(),
+                                         site.op->getLoc(), assigns);
+      if (failed(q))
+        return signalPassFailure();
+      wq = *q;
+    }
+    site.weightUse->set(wq);
+    b.setInsertionPoint(site.op);
+    Value x = site.op->getOperand(0);
+    if (!activations || !TensorBuilder::isFloatTensor(x.getType()) ||
+        x.getDefiningOp<FakeQuantOp>())
+      continue;
+    Value &xq = quantized[x];
+    if (!xq) {
+      FailureOr<Value> q =
+          quantizeValue(module, func, x, activationSpec,
+                        (site.weight.getValue() + ":input").str(),
+                        site.op->getLoc(), assigns);
+      if (failed(q))
+        return signalPassFailure();
+      xq = *q;
+    }
+    site.op->setOperand(0, xq);
+  }
+
+  // The observers' updates, before the return.
+  Operation *ret = func.getBody().front().getTerminator();
+  b.setInsertionPoint(ret);
+  TensorBuilder m(b, func.getLoc());
+  for (auto [state, value] : assigns)
+    AssignOp::create(b, func.getLoc(), state, value);
+  AssignOp::create(b, func.getLoc(), observations,
+                   m.add(observations, m.scalar(i64.getElementType(), 1)));
+}
+
+std::vector<TrainingOption> mlir::trainopt::stage_options::quantizeOptions() {
+  TrainoptQuantizePass pass;
+  return passOptionsOf(pass.anyOption(), pass.getArgument());
+}
