@@ -16,8 +16,8 @@ For every model, mode and batch it
   - compiles the step again with --probe-values (every intermediate value
     of the step becomes an output) and compares both sides value by value:
     it counts the branch decisions that differ (comparisons: relu, clip,
-    max/min, abs, where and their VJPs; max-pool window argmaxes; floor and
-    ceil), with each flipped element's distance to its kink, and names the
+    max/min, abs, where and their VJPs; max-pool window argmaxes; floor,
+    ceil and fake_quant's rounding), with each flipped element's distance to its kink, and names the
     first value that differs beyond tolerance and whether it sits at a kink
     or is computed from a flipped decision.
 
@@ -238,6 +238,17 @@ def analyse_probes(comp, ref, tol):
             x = operand(p.refs[0], rvals)
             if flipped and x is not None:
                 distance = float(np.max(np.abs(x - np.round(x))[mask]))
+        elif p.op == "fake_quant":
+            # A rounding decision: an element flips when the two sides
+            # land a whole step apart (x * (1/s) near a half).
+            x, s = (operand(v, rvals) for v in p.refs[:2])
+            if x is not None and s is not None:
+                s = np.broadcast_to(s, r.shape)
+                mask = np.abs(c - r) > 0.5 * s
+                flipped = int(mask.sum())
+                if flipped:
+                    v = x / s
+                    distance = float(np.max(np.abs(np.abs(v - np.floor(v)) - 0.5)[mask]))
         elif p.op == "max_pool_grad" and p.refs and p.refs[0].isdigit():
             xi = int(p.refs[0])
             if xi in cvals and xi in rvals:

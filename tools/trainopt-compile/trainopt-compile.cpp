@@ -31,6 +31,7 @@
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Support/Timing.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -109,6 +110,11 @@ namespace {
 struct StageFlag {
   const mlir::trainopt::TrainingOption *option;
   std::unique_ptr<cl::opt<std::string>> opt;
+  /// Every value given, in order (cl::opt keeps only the last): a list
+  /// flag given twice takes both lists, any other flag given twice is an
+  /// error rather than a silent last-wins.
+  std::unique_ptr<std::vector<std::string>> given =
+      std::make_unique<std::vector<std::string>>();
 };
 } // namespace
 
@@ -126,6 +132,10 @@ static std::vector<StageFlag> &trainingFlags() {
       // argument as its value.
       if (o.isFlag)
         f.back().opt->setValueExpectedFlag(cl::ValueOptional);
+      f.back().opt->setCallback(
+          [given = f.back().given.get()](const std::string &v) {
+            given->push_back(v);
+          });
     }
     return f;
   }();
@@ -656,10 +666,16 @@ int main(int argc, char **argv) {
     if (!training)
       return error("--" + flag.opt->ArgStr +
                    " needs --emit=train-mlir, kernel-mlir, artifact or exe");
-    trainingOptions.values.push_back(
-        {flag.option->name, flag.option->isFlag && flag.opt->empty()
-                                ? std::string("true")
-                                : std::string(*flag.opt)});
+    std::string value = flag.option->isFlag && flag.opt->empty()
+                            ? std::string("true")
+                            : std::string(*flag.opt);
+    if (flag.given->size() > 1) {
+      if (!flag.option->isList)
+        return error("--" + flag.opt->ArgStr + " was given " +
+                     Twine(flag.given->size()) + " times; give it once");
+      value = llvm::join(*flag.given, ",");
+    }
+    trainingOptions.values.push_back({flag.option->name, value});
   }
   if (probeValues && !training)
     return error("--probe-values needs --emit=train-mlir, kernel-mlir, "

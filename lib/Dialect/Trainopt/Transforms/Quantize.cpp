@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/GlobPattern.h"
 
 #include <limits>
@@ -77,11 +78,13 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
   };
   if (quantize == "off") {
     // The other options mean nothing without it: say so rather than ignore.
-    if (granularity.hasValue() || weightScheme.hasValue() ||
-        activations.hasValue() || !exclude.empty() || averaging.hasValue() ||
-        freezeStep.hasValue())
-      return bad("quantize", "quantization options were given without "
-                             "--quantize=int8 or int4");
+    const llvm::cl::Option *given[] = {&granularity, &weightScheme,
+                                       &activations, &averaging, &freezeStep};
+    for (const llvm::cl::Option *o : given)
+      if (o->getNumOccurrences())
+        return bad(o->ArgStr, "needs --quantize=int8 or --quantize=int4");
+    if (!exclude.empty())
+      return bad("quantize-exclude", "needs --quantize=int8 or --quantize=int4");
     return success();
   }
   if (quantize != "int8" && quantize != "int4")
@@ -94,7 +97,7 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
                "must be symmetric or affine, got '" + weightScheme + "'");
   if (!(averaging > 0.0 && averaging <= 1.0))
     return bad("observer-averaging",
-               "must be in (0, 1], got " + std::to_string(averaging));
+               "must be in (0, 1], got " + llvm::formatv("{0}", averaging.getValue()));
   if (freezeStep < 0)
     return bad("observer-freeze-step",
                "must be 0 (never) or a positive count, got " +

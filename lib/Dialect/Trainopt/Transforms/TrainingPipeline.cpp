@@ -64,7 +64,8 @@ mlir::trainopt::stage_options::passOptionsOf(const llvm::cl::Option &any,
       if (o->ArgStr == "func")
         continue;
       own.push_back({stage.str(), o->ArgStr.str(), o->HelpStr.str(),
-                     (o->getMiscFlags() & llvm::cl::CommaSeparated) != 0,
+                     (o->getMiscFlags() & llvm::cl::CommaSeparated) != 0 ||
+                         o->getNumOccurrencesFlag() == llvm::cl::ZeroOrMore,
                      o->getValueExpectedFlag() == llvm::cl::ValueOptional});
     }
   std::sort(own.begin(), own.end(),

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Quantization-aware training against PyTorch's: each reference model
+(scripts/export_torch_models.py) is exported from PyTorch, compiled by
+`trainopt-compile --quantize=...` and trained by `trainopt-run` for N steps
+on fixed batches, while PyTorch trains the same module from the same weights
+on the same batches with `torch.ao.quantization.FakeQuantize` modules where
+trainopt-quantize puts its fake_quant ops (docs/compression.md):
+
+  - every Conv2d and Linear weight: signed (int8 [-128, 127], int4 [-8, 7]),
+    MovingAveragePerChannelMinMaxObserver on axis 0 (per-channel) or
+    MovingAverageMinMaxObserver (per-tensor), symmetric or affine;
+  - every Conv2d and Linear input: unsigned (uint8 [0, 255], uint4 [0, 15]),
+    per-tensor affine, MovingAverageMinMaxObserver;
+
+averaging constant 0.01; with a freeze step F, PyTorch calls
+torch.ao.quantization.disable_observer after F steps. The loss of every step
+must agree within the tolerance (relative).
+
+Both sides train in float64 by default (--dtype f64: the model exported in
+float64, PyTorch's observers in float64 too), the strict comparison.
+PyTorch's fake-quantize kernels take float32 scales only, so in float64 the
+FakeQuantize modules' forward is FakeQuantize64's: the same observer calls
+and qparams, then the kernel's arithmetic (round half to even of
+x * (1/s), plus the zero point, clamped; the gradient passes inside the
+range) in torch float64 ops. A model with a max-pool (the CNN) is held to
+--tolerance-max-pool instead: quantized operands make a window's largest
+values equal up to the last bit of a convolution's sum, which each
+implementation orders its own way, so a window's argmax (where its gradient
+goes) flips now and then; the differential tester shows these as
+max_pool_grad flips at a relative distance near 1e-16 even between trainopt
+and its own reference evaluator. In float32 (--dtype f32) QAT is chaotic: a value whose
+x * (1/s) lands within an ulp of a half rounds one way in one
+implementation and the other way in the other (the differential tester
+counts these as fake_quant flips), a whole quantization step apart, and the
+optimizer carries the difference on; the float32 losses are reported, and
+held to --tolerance-f32.
+
+Usage (a Python with torch and numpy, e.g. Debian's python3-torch):
+    qat_vs_torch.py --bin build/bin [--steps 20] [--models mlp,cnn,resnet]
+        [--configs int8,int8-tensor-affine,int4,int8-freeze] [--dtype f64|f32]
+"""
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import types
+
+import numpy as np
+import torch
+import torch.ao.quantization as tq
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_runtime_torch import MODELS, prepare, trainopt_train  # noqa: E402
+from export_torch_models import legacy_exporter  # noqa: E402
+
+# name: (trainopt flags, bits, per-channel, symmetric, freeze step)
+CONFIGS = {
+    "int8": ("--quantize=int8", 8, True, True, 0),
+    "int8-tensor-affine": ("--quantize=int8 --quantize-granularity=per-tensor "
+                           "--quantize-weight-scheme=affine", 8, False, False, 0),
+    "int4": ("--quantize=int4", 4, True, True, 0),
+    "int8-freeze": ("--quantize=int8 --observer-freeze-step=10", 8, True, True, 10),
+}
+# Models with a max-pool (near-ties in its windows; see above).
+MAX_POOL = {"cnn"}
+OPTIMIZER = ("--optimizer=sgd --lr=0.01", lambda p: torch.optim.SGD(p, lr=0.01))
+
+
+class FakeQuantize64(tq.FakeQuantize):
+    """FakeQuantize whose fake quantization runs in X's dtype (float64):
+    torch.fake_quantize_per_*_affine, written in torch ops."""
+
+    def forward(self, X):
+        if self.observer_enabled[0] == 1:
+            self.activation_post_process(X.detach())
+            scale, zero_point = self.calculate_qparams()
+            self.scale.resize_(scale.shape).copy_(scale)
+            self.zero_point.resize_(zero_point.shape).copy_(zero_point)
+        qmin = self.activation_post_process.quant_min
+        qmax = self.activation_post_process.quant_max
+        shape = [1] * X.dim()
+        if self.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine):
+            shape[self.ch_axis] = -1
+        s = self.scale.to(X.dtype).reshape(shape)
+        z = self.zero_point.to(X.dtype).reshape(shape)
+        v = torch.round(X * (1.0 / s)) + z
+        fq = ((torch.clamp(v, qmin, qmax) - z) * s).detach()
+        # The straight-through estimator, clipped: gradient 1 in range.
+        return torch.where((v >= qmin) & (v <= qmax), X - X.detach() + fq, fq)
+
+
+def fake_quantizers(bits, per_channel, symmetric, f64):
+    """PyTorch's FakeQuantize for a weight and for an activation."""
+    fake_quantize = FakeQuantize64 if f64 else tq.FakeQuantize
+    if per_channel:
+        observer = tq.MovingAveragePerChannelMinMaxObserver
+        scheme = torch.per_channel_symmetric if symmetric else torch.per_channel_affine
+        extra = dict(ch_axis=0)
+    else:
+        observer = tq.MovingAverageMinMaxObserver
+        scheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
+        extra = {}
+    weight = fake_quantize(observer=observer, quant_min=-(1 << (bits - 1)),
+                             quant_max=(1 << (bits - 1)) - 1, dtype=torch.qint8,
+                             qscheme=scheme, averaging_constant=0.01, **extra)
+    act = fake_quantize(observer=tq.MovingAverageMinMaxObserver, quant_min=0,
+                          quant_max=(1 << bits) - 1, dtype=torch.quint8,
+                          qscheme=torch.per_tensor_affine, averaging_constant=0.01)
+    return weight, act
+
+
+def quantize_modules(model, bits, per_channel, symmetric, f64):
+    """Puts a weight and an input FakeQuantize on every Conv2d and Linear."""
+    for m in model.modules():
+        if not isinstance(m, (nn.Conv2d, nn.Linear)):
+            continue
+        m.weight_fq, m.input_fq = fake_quantizers(bits, per_channel, symmetric, f64)
+
+        def forward(self, x):
+            w = self.weight_fq(self.weight)
+            x = self.input_fq(x)
+            if isinstance(self, nn.Linear):
+                return F.linear(x, w, self.bias)
+            return self._conv_forward(x, w, self.bias)
+
+        m.forward = types.MethodType(forward, m)
+    return model
+
+
+def torch_qat(cls, base, config, x, y, batch, steps, dtype):
+    _, bits, per_channel, symmetric, freeze = config
+    model = cls()
+    model.load_state_dict(base.state_dict())
+    # Observers and FakeQuantize buffers in dtype too.
+    model = quantize_modules(model.train(), bits, per_channel, symmetric,
+                             dtype == torch.float64).to(dtype)
+    opt = OPTIMIZER[1](model.parameters())
+    losses = []
+    for k in range(steps):
+        if freeze and k == freeze:
+            model.apply(tq.disable_observer)
+        xb = torch.from_numpy(x[k * batch:(k + 1) * batch]).to(dtype)
+        yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def as_float64(name, base, x, y, tmp):
+    """The float64 copy of `base` exported to ONNX, and the data as float64."""
+    _, batch, _ = MODELS[name]
+    base64 = copy.deepcopy(base).double()
+    x64 = x.astype(np.float64)
+    onnx_path = os.path.join(tmp, f"{name}.f64.onnx")
+    torch.onnx.export(base64, (torch.from_numpy(x64[:batch]),), onnx_path,
+                      opset_version=17, do_constant_folding=False,
+                      input_names=["x"], output_names=["logits"],
+                      training=torch.onnx.TrainingMode.TRAINING, **legacy_exporter())
+    data = os.path.join(tmp, f"{name}.f64.npz")
+    np.savez(data, x=x64, y=y)
+    return onnx_path, data
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--tolerance", type=float, default=1e-9,
+                    help="--dtype f64: the largest relative loss difference")
+    ap.add_argument("--tolerance-max-pool", type=float, default=2e-3,
+                    help="--dtype f64, models with a max-pool: the largest relative "
+                         "loss difference")
+    ap.add_argument("--tolerance-f32", type=float, default=1e-2,
+                    help="--dtype f32: the largest relative loss difference")
+    ap.add_argument("--dtype", choices=["f64", "f32"], default="f64")
+    ap.add_argument("--models", default="mlp,cnn,resnet")
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    failures, worst_all = 0, 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            cls, batch, _ = MODELS[name]
+            base, x, y, onnx_path, data = prepare(name, args.steps, tmp)
+            if args.dtype == "f64":
+                onnx_path, data = as_float64(name, base, x, y, tmp)
+            dtype = torch.float64 if args.dtype == "f64" else torch.float32
+            tolerance = (args.tolerance_f32 if args.dtype == "f32" else
+                         args.tolerance_max_pool if name in MAX_POOL else args.tolerance)
+            for config_name in args.configs.split(","):
+                config = CONFIGS[config_name]
+                got, _ = trainopt_train(args.bin, name, onnx_path, data,
+                                        config[0] + " " + OPTIMIZER[0], args.steps,
+                                        os.path.join(tmp, f"{name}-{config_name}"))
+                ref = torch_qat(cls, base, config, x, y, batch, args.steps, dtype)
+                worst = max(abs(g - r) / abs(r) for g, r in zip(got, ref))
+                if os.environ.get("VERBOSE"):
+                    for k, (g, r) in enumerate(zip(got, ref)):
+                        print(k, g, r, abs(g - r) / abs(r))
+                ok = len(got) == args.steps and worst <= tolerance
+                failures += not ok
+                worst_all = max(worst_all, worst)
+                print(f"{name:7s} {config_name:19s} {args.dtype} losses over {args.steps} steps: "
+                      f"max rel err {worst:.2e} (first {got[0]:.5f}, last {got[-1]:.5f}) "
+                      f"{'PASS' if ok else 'FAIL'}", flush=True)
+    print(f"{failures} failures; max loss rel err {worst_all:.2e}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
