@@ -174,6 +174,19 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
   std::string onnx;
   if (strippedModel(module, options.inputPath, onnx))
     artifact.set_onnx_model(std::move(onnx));
+  if (auto points = module->getAttrOfType<ArrayAttr>(
+          TrainoptDialect::kQuantizationAttrName))
+    for (auto point : points.getAsRange<DictionaryAttr>()) {
+      ::trainopt::artifact::QuantizedTensor *q =
+          artifact.add_quantized_tensors();
+      q->set_point(point.getAs<StringAttr>("point").str());
+      q->set_weight(point.getAs<StringAttr>("weight").str());
+      q->set_input(point.getAs<BoolAttr>("input").getValue());
+      q->set_axis(point.getAs<IntegerAttr>("axis").getInt());
+      q->set_quant_min(point.getAs<IntegerAttr>("quant_min").getInt());
+      q->set_quant_max(point.getAs<IntegerAttr>("quant_max").getInt());
+      q->set_symmetric(point.getAs<BoolAttr>("symmetric").getValue());
+    }
   report["model"] = artifact.model_name();
   report["batch_size"] = artifact.batch_size();
   std::string reportJson;

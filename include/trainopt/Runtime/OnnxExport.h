@@ -54,9 +54,38 @@ struct NamedTensor {
 /// and cast back to float32 at the top of the graph (weights at half the
 /// size; the ops compute in float32).
 enum class ExportDType { F32, BF16, F16 };
+
+/// A tensor trainopt-quantize fake-quantized (artifact.proto's
+/// QuantizedTensor): the weight initializer `weight`, or (`input`) the
+/// activation input of the Conv, Gemm or MatMul that reads it. Its observer
+/// ranges are the values `point.observer_min` and `point.observer_max`.
+struct QuantizedTensor {
+  std::string point;
+  std::string weight;
+  bool input = false;
+  /// The axis with one scale per index; -1: one scale.
+  int64_t axis = -1;
+  int64_t quantMin = 0, quantMax = 0;
+  bool symmetric = false;
+};
+
+/// With `quantized` non-empty, the model is written in QDQ form: each
+/// quantized weight as a uint8 initializer (its fake-quantized int8
+/// integers shifted by 128, as is its zero point) with a DequantizeLinear, each quantized input through a QuantizeLinear
+/// (uint8) and DequantizeLinear pair, with the scales and zero points of the
+/// observers' ranges, so ONNX Runtime computes what the eval step computes.
 bool exportOnnx(const std::string &modelBytes,
                 const std::vector<NamedTensor> &values, const std::string &path,
-                std::string &error, ExportDType dtype = ExportDType::F32);
+                std::string &error, ExportDType dtype = ExportDType::F32,
+                const std::vector<QuantizedTensor> &quantized = {});
+
+/// Whether `modelBytes` can be exported with `quantized` in QDQ form (an
+/// opset with per-axis DequantizeLinear, 8-bit ranges, float32 tensors, no
+/// narrowed dtype, every point placed in the graph); false with the reason
+/// otherwise. The trainer asks before training, so a refusal costs nothing.
+bool canExportQuantized(const std::string &modelBytes,
+                        const std::vector<QuantizedTensor> &quantized,
+                        ExportDType dtype, std::string &error);
 
 /// Clears initializer data from a serialized model (what the compiler
 /// stores): keeps names, dims, types. The data of floating-point

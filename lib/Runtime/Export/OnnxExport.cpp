@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <limits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -511,12 +512,305 @@ bool narrowInitializers(onnx::GraphProto &graph, int32_t dtype,
   return true;
 }
 
+/// The version of the default (ai.onnx) opset `model` imports, 0 if none.
+int64_t defaultOpset(const onnx::ModelProto &model) {
+  for (const onnx::OperatorSetIdProto &opset : model.opset_import())
+    if (opset.domain().empty() || opset.domain() == "ai.onnx")
+      return opset.version();
+  return 0;
+}
+
+/// The index of the node that multiplies by initializer `weight` (a Conv,
+/// Gemm or MatMul reading it as input 1, directly or through a Transpose,
+/// as trainopt-quantize finds it), or -1. `readers` gets every node that
+/// reads `weight` (the Transpose included).
+int consumerOf(const onnx::GraphProto &graph, const std::string &weight,
+               std::vector<int> &readers) {
+  int found = -1;
+  std::string via = weight;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    const onnx::NodeProto &n = graph.node(i);
+    bool reads = std::find(n.input().begin(), n.input().end(), weight) !=
+                 n.input().end();
+    if (reads)
+      readers.push_back(i);
+    if (reads && n.op_type() == "Transpose" && n.input_size() == 1 &&
+        n.output_size() == 1)
+      via = n.output(0);
+    const std::string &op = n.op_type();
+    if (found < 0 && (op == "Conv" || op == "Gemm" || op == "MatMul") &&
+        n.input_size() > 1 && n.input(1) == via)
+      found = i;
+  }
+  return found;
+}
+
+/// Checks `quantized` against the model without touching it.
+bool checkQuantized(const onnx::ModelProto &model,
+                    const std::vector<QuantizedTensor> &quantized,
+                    ExportDType dtype, std::string &error) {
+  if (quantized.empty())
+    return true;
+  if (dtype != ExportDType::F32) {
+    error = "--export-dtype with a quantized model (--quantize): the QDQ "
+            "export stores its weights as 8-bit integers already";
+    return false;
+  }
+  int64_t opset = defaultOpset(model);
+  if (opset < 13) {
+    error = "a quantized model (--quantize) is written with "
+            "QuantizeLinear/DequantizeLinear per axis, which need opset 13 "
+            "or later; the model has opset " +
+            std::to_string(opset);
+    return false;
+  }
+  const onnx::GraphProto &graph = model.graph();
+  for (const QuantizedTensor &q : quantized) {
+    if (q.quantMax - q.quantMin != 255) {
+      error = "'" + q.point + "' is quantized to " +
+              std::to_string(q.quantMin) + ".." + std::to_string(q.quantMax) +
+              " (--quantize=int4): trainopt writes 8-bit QDQ models only, "
+              "and 4-bit tensors need ONNX opset 21 (the model has opset " +
+              std::to_string(opset) + ")";
+      return false;
+    }
+    auto init = std::find_if(
+        graph.initializer().begin(), graph.initializer().end(),
+        [&](const onnx::TensorProto &t) { return t.name() == q.weight; });
+    if (init == graph.initializer().end() ||
+        init->data_type() != onnx::TensorProto::FLOAT) {
+      error = "the quantized weight '" + q.weight +
+              "' is no float32 initializer of the model";
+      return false;
+    }
+    std::vector<int> readers;
+    int k = consumerOf(graph, q.weight, readers);
+    if (k < 0) {
+      error = "no Conv, Gemm or MatMul reads the quantized weight '" +
+              q.weight + "'";
+      return false;
+    }
+    for (int r : readers)
+      if (r != k && graph.node(r).op_type() != "Transpose") {
+        error = "the quantized weight '" + q.weight + "' is also read by " +
+                describeNode(graph.node(r), r) +
+                ", which reads it unquantized";
+        return false;
+      }
+  }
+  return true;
+}
+
+/// The scale and zero point of an observer's range [lo, hi], in float32 as
+/// trainopt-quantize computes them (PyTorch's _calculate_qparams).
+void qparams(float lo, float hi, const QuantizedTensor &q, float &scale,
+             float &zero) {
+  auto qmin = static_cast<float>(q.quantMin);
+  auto qmax = static_cast<float>(q.quantMax);
+  float minNeg = std::min(lo, 0.0f), maxPos = std::max(hi, 0.0f);
+  const float eps = std::numeric_limits<float>::epsilon();
+  if (q.symmetric) {
+    scale = std::max(std::max(-minNeg, maxPos) / ((qmax - qmin) / 2), eps);
+    zero = 0.0f;
+  } else {
+    scale = std::max((maxPos - minNeg) / (qmax - qmin), eps);
+    zero = std::min(std::max(qmin - std::nearbyint(minNeg / scale), qmin), qmax);
+  }
+}
+
+onnx::TensorProto tensorOf(const std::string &name, int32_t type,
+                           const std::vector<int64_t> &dims, std::string raw) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  t.set_data_type(type);
+  for (int64_t d : dims)
+    t.add_dims(d);
+  t.set_raw_data(std::move(raw));
+  return t;
+}
+
+onnx::NodeProto qdqNode(const std::string &op, const std::string &name,
+                        std::vector<std::string> inputs,
+                        const std::string &output, int64_t axis) {
+  onnx::NodeProto n;
+  n.set_op_type(op);
+  n.set_name(name);
+  for (std::string &in : inputs)
+    n.add_input(std::move(in));
+  n.add_output(output);
+  if (axis >= 0) {
+    onnx::AttributeProto *a = n.add_attribute();
+    a->set_name("axis");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(axis);
+  }
+  return n;
+}
+
+/// Rewrites the graph (initializers already trained) into QDQ form
+/// (exportOnnx); checkQuantized has passed.
+bool writeQDQ(onnx::GraphProto &graph, const std::vector<NamedTensor> &values,
+              const std::vector<QuantizedTensor> &quantized,
+              std::string &error) {
+  std::map<std::string, const NamedTensor *> byName;
+  for (const NamedTensor &v : values)
+    byName.emplace(v.name, &v);
+  std::set<std::string> taken;
+  collectReads(graph, taken);
+  for (const onnx::TensorProto &t : graph.initializer())
+    taken.insert(t.name());
+  for (const onnx::NodeProto &n : graph.node())
+    for (const std::string &o : n.output())
+      taken.insert(o);
+  auto fresh = [&](std::string name) {
+    while (taken.count(name))
+      name += "_";
+    taken.insert(name);
+    return name;
+  };
+  // An observer's range, as float32 values.
+  auto range = [&](const QuantizedTensor &q, std::vector<float> &lo,
+                   std::vector<float> &hi) {
+    for (auto [suffix, out] : {std::pair{".observer_min", &lo},
+                               std::pair{".observer_max", &hi}}) {
+      auto it = byName.find(q.point + suffix);
+      if (it == byName.end() || it->second->dtype != DType::F32) {
+        error = "no float32 value '" + q.point + suffix +
+                "' (the observer of a quantized tensor)";
+        return false;
+      }
+      const auto *data = static_cast<const float *>(it->second->data);
+      out->assign(data, data + numElements(it->second->shape));
+    }
+    return true;
+  };
+
+  std::vector<onnx::NodeProto> front;
+  std::map<int, std::vector<onnx::NodeProto>> before;
+  std::map<std::string, std::string> dequantized;
+  std::vector<int> consumers;
+  for (const QuantizedTensor &q : quantized) {
+    std::vector<int> readers;
+    int k = consumerOf(graph, q.weight, readers);
+    consumers.push_back(k);
+    std::vector<float> lo, hi;
+    if (!range(q, lo, hi))
+      return false;
+    size_t channels = lo.size();
+    std::vector<float> scale(channels), zero(channels);
+    for (size_t c = 0; c < channels; ++c)
+      qparams(lo[c], hi[c], q, scale[c], zero[c]);
+    std::vector<int64_t> dims;
+    if (q.axis >= 0)
+      dims.push_back(static_cast<int64_t>(channels));
+    if (q.input) {
+      const std::string &x = graph.node(k).input(0);
+      if (dequantized.count(x))
+        continue;
+      std::string s = fresh(x + "_scale"), z = fresh(x + "_zero_point"),
+                  xq = fresh(x + "_quantized"), xd = fresh(x + "_dequantized");
+      *graph.add_initializer() = tensorOf(
+          s, onnx::TensorProto::FLOAT, dims,
+          littleEndianBytes(scale.data(), channels, sizeof(float)));
+      std::string zeros;
+      for (float f : zero)
+        zeros.push_back(static_cast<char>(static_cast<uint8_t>(f)));
+      *graph.add_initializer() =
+          tensorOf(z, onnx::TensorProto::UINT8, dims, zeros);
+      before[k].push_back(qdqNode("QuantizeLinear", "trainopt_quantize_" + x,
+                                  {x, s, z}, xq, q.axis));
+      before[k].push_back(qdqNode("DequantizeLinear",
+                                  "trainopt_dequantize_" + x, {xq, s, z}, xd,
+                                  q.axis));
+      dequantized[x] = xd;
+      continue;
+    }
+    // The weight: its fake-quantized integers, as the training step rounds
+    // them (z + round_half_even(w * (1/s)), clamped), dequantized back
+    // under its own name. Stored as uint8, integers and zero point shifted
+    // by 128 (the same dequantized values): ONNX Runtime's u8s8 integer
+    // kernels on x86 without VNNI add products pairwise in saturating
+    // 16-bit (vpmaddubsw), so int8 weights met by a full-range uint8
+    // activation give wrong sums; u8u8 does not saturate.
+    const NamedTensor &w = *byName.at(q.weight);
+    int64_t count = numElements(w.shape), inner = 1;
+    for (size_t d = q.axis + 1; q.axis >= 0 && d < w.shape.size(); ++d)
+      inner *= w.shape[d];
+    const auto *data = static_cast<const float *>(w.data);
+    std::string ints(static_cast<size_t>(count), '\0');
+    for (int64_t i = 0; i < count; ++i) {
+      size_t c = q.axis >= 0 ? static_cast<size_t>((i / inner) % channels) : 0;
+      float v = std::nearbyint(data[i] * (1.0f / scale[c])) + zero[c];
+      v = std::min(std::max(v, static_cast<float>(q.quantMin)),
+                   static_cast<float>(q.quantMax));
+      ints[static_cast<size_t>(i)] =
+          static_cast<char>(static_cast<uint8_t>(v + 128.0f));
+    }
+    std::string wq = fresh(q.weight + "_quantized"),
+                s = fresh(q.weight + "_scale"),
+                z = fresh(q.weight + "_zero_point");
+    for (onnx::TensorProto &init : *graph.mutable_initializer())
+      if (init.name() == q.weight) {
+        init = tensorOf(wq, onnx::TensorProto::UINT8, w.shape, ints);
+        break;
+      }
+    // Before IR version 4 an initializer is also a graph input.
+    for (onnx::ValueInfoProto &input : *graph.mutable_input())
+      if (input.name() == q.weight) {
+        input.set_name(wq);
+        input.mutable_type()->mutable_tensor_type()->set_elem_type(
+            onnx::TensorProto::UINT8);
+      }
+    *graph.add_initializer() = tensorOf(
+        s, onnx::TensorProto::FLOAT, dims,
+        littleEndianBytes(scale.data(), channels, sizeof(float)));
+    std::string zeros;
+    for (float f : zero)
+      zeros.push_back(static_cast<char>(static_cast<uint8_t>(f + 128.0f)));
+    *graph.add_initializer() =
+        tensorOf(z, onnx::TensorProto::UINT8, dims, zeros);
+    front.push_back(qdqNode("DequantizeLinear",
+                            "trainopt_dequantize_" + q.weight, {wq, s, z},
+                            q.weight, q.axis));
+  }
+  // Every quantized op reads its input's dequantized copy (one per tensor,
+  // as trainopt-quantize shares it).
+  for (int k : consumers) {
+    std::string &x = *graph.mutable_node(k)->mutable_input(0);
+    auto it = dequantized.find(x);
+    if (it != dequantized.end())
+      x = it->second;
+  }
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+  for (onnx::NodeProto &n : front)
+    *nodes.Add() = std::move(n);
+  for (int i = 0; i < graph.node_size(); ++i) {
+    for (onnx::NodeProto &n : before[i])
+      *nodes.Add() = std::move(n);
+    *nodes.Add() = std::move(*graph.mutable_node(i));
+  }
+  graph.mutable_node()->Swap(&nodes);
+  return true;
+}
+
 } // namespace
+
+bool trainopt::rt::canExportQuantized(
+    const std::string &modelBytes, const std::vector<QuantizedTensor> &quantized,
+    ExportDType dtype, std::string &error) {
+  onnx::ModelProto model;
+  if (!model.ParseFromString(modelBytes)) {
+    error = "the stored ONNX model does not parse";
+    return false;
+  }
+  return checkQuantized(model, quantized, dtype, error);
+}
 
 bool trainopt::rt::exportOnnx(const std::string &modelBytes,
                               const std::vector<NamedTensor> &values,
                               const std::string &path, std::string &error,
-                              ExportDType dtype) {
+                              ExportDType dtype,
+                              const std::vector<QuantizedTensor> &quantized) {
   auto fail = [&](const std::string &message) {
     error = "cannot export the model to '" + path + "': " + message;
     return false;
@@ -530,6 +824,9 @@ bool trainopt::rt::exportOnnx(const std::string &modelBytes,
     return fail(message);
   removeDead(graph);
   if (!fillInitializers(graph, values, message))
+    return fail(message);
+  if (!checkQuantized(model, quantized, dtype, message) ||
+      (!quantized.empty() && !writeQDQ(graph, values, quantized, message)))
     return fail(message);
   if (dtype != ExportDType::F32) {
     // Cast from bfloat16 is in ONNX since opset 13 (from float16 since 6).

@@ -1348,6 +1348,19 @@ static int trainWith(const TrainerOptions &given,
   }
   if (!program)
     runtimeError(error);
+  // What --export-onnx writes, checked now rather than after training.
+  ExportDType exportDtype = o.exportDtype == "bf16"   ? ExportDType::BF16
+                            : o.exportDtype == "fp16" ? ExportDType::F16
+                                                      : ExportDType::F32;
+  std::vector<QuantizedTensor> quantized;
+  for (const auto &q : program->artifact().quantized_tensors())
+    quantized.push_back({q.point(), q.weight(), q.input(), q.axis(),
+                         q.quant_min(), q.quant_max(), q.symmetric()});
+  if (!given.exportOnnx.empty() &&
+      !program->artifact().onnx_model().empty() &&
+      !canExportQuantized(program->artifact().onnx_model(), quantized,
+                          exportDtype, error))
+    runtimeError("--export-onnx: " + error);
   // A sharded program: this rank's part of the data-parallel group. Rank 0
   // alone reports and writes files; every rank holds the same parameters.
   Communicator *comm = program->communicator();
@@ -1939,10 +1952,8 @@ static int trainWith(const TrainerOptions &given,
       values.push_back({m.signature.name, m.signature.dtype, m.array.shape,
                         m.array.bytes.data()});
     if (rank == 0 &&
-        !exportOnnx(onnxModel, values, given.exportOnnx, error,
-                    o.exportDtype == "bf16"   ? ExportDType::BF16
-                    : o.exportDtype == "fp16" ? ExportDType::F16
-                                              : ExportDType::F32))
+        !exportOnnx(onnxModel, values, given.exportOnnx, error, exportDtype,
+                    quantized))
       runtimeError("--export-onnx: " + error);
   }
   if (o.profile)

@@ -306,6 +306,19 @@ void TrainoptQuantizePass::runOnOperation() {
 
   SmallVector<std::pair<Value, Value>> assigns;
   DenseMap<Value, Value> quantized;
+  // What the QDQ export needs (artifact.proto's QuantizedTensor).
+  SmallVector<Attribute> points;
+  auto record = [&](StringRef point, StringAttr weight, bool input,
+                    const QuantSpec &spec) {
+    points.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr("point", b.getStringAttr(point)),
+         b.getNamedAttr("weight", weight),
+         b.getNamedAttr("input", b.getBoolAttr(input)),
+         b.getNamedAttr("axis", b.getI64IntegerAttr(spec.axis)),
+         b.getNamedAttr("quant_min", b.getI64IntegerAttr(spec.quantMin)),
+         b.getNamedAttr("quant_max", b.getI64IntegerAttr(spec.quantMax)),
+         b.getNamedAttr("symmetric", b.getBoolAttr(spec.symmetric))}));
+  };
   for (const Site &site : sites) {
     b.setInsertionPoint(site.weightUse->getOwner());
     Value w = site.weightUse->get();
@@ -319,6 +332,7 @@ void TrainoptQuantizePass::runOnOperation() {
       if (failed(q))
         return signalPassFailure();
       wq = *q;
+      record(site.weight.getValue(), site.weight, false, spec);
     }
     site.weightUse->set(wq);
     b.setInsertionPoint(site.op);
@@ -328,13 +342,13 @@ void TrainoptQuantizePass::runOnOperation() {
       continue;
     Value &xq = quantized[x];
     if (!xq) {
-      FailureOr<Value> q =
-          quantizeValue(module, func, x, activationSpec,
-                        (site.weight.getValue() + ":input").str(),
-                        site.op->getLoc(), assigns);
+      std::string point = (site.weight.getValue() + ":input").str();
+      FailureOr<Value> q = quantizeValue(module, func, x, activationSpec, point,
+                                         site.op->getLoc(), assigns);
       if (failed(q))
         return signalPassFailure();
       xq = *q;
+      record(point, site.weight, true, activationSpec);
     }
     site.op->setOperand(0, xq);
   }
@@ -347,6 +361,7 @@ void TrainoptQuantizePass::runOnOperation() {
     AssignOp::create(b, func.getLoc(), state, value);
   AssignOp::create(b, func.getLoc(), observations,
                    m.add(observations, m.scalar(i64.getElementType(), 1)));
+  module->setAttr(TrainoptDialect::kQuantizationAttrName, b.getArrayAttr(points));
 }
 
 std::vector<TrainingOption> mlir::trainopt::stage_options::quantizeOptions() {

@@ -78,6 +78,11 @@ def Trainopt_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kAxesAttrName = "trainopt.axes";
     /// Function attribute of a partitioned entry point: the grid symbol.
     static constexpr ::llvm::StringLiteral kMeshAttrName = "trainopt.mesh";
+    /// Module attribute of a model trainopt-quantize rewrote: the tensors
+    /// it fake-quantizes, one dictionary each (point, weight, input, axis,
+    /// quant_min, quant_max, symmetric), for the QDQ export.
+    static constexpr ::llvm::StringLiteral kQuantizationAttrName =
+        "trainopt.quantization";
     /// Argument and result attribute of a partitioned entry point: how the
     /// global value is split over the grid, `"dp:0"` (dim 0 over axis dp),
     /// `"dp:flat"` (flattened, zero-padded to a multiple of the axis size
