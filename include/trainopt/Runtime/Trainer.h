@@ -78,6 +78,8 @@ struct TrainerOptions {
   bool resume = false;
   std::string resumePath;
   std::string saveParams, dumpEval, dumpStep, exportOnnx;
+  /// --dump-eval's batches: the first N, or 0 for every full batch.
+  int64_t dumpEvalBatches = 1;
   /// For an executable that carries its model: its name, for messages
   /// (`model` is then a temporary copy of the artifact).
   std::string embeddedName;

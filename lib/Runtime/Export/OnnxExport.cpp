@@ -422,6 +422,30 @@ bool writeAtomically(const std::string &path, const std::string &bytes,
   return true;
 }
 
+/// New names for a graph: none that a node, an initializer or a graph
+/// output already uses.
+class FreshNames {
+public:
+  explicit FreshNames(const onnx::GraphProto &graph) {
+    collectReads(graph, taken);
+    for (const onnx::TensorProto &t : graph.initializer())
+      taken.insert(t.name());
+    for (const onnx::NodeProto &n : graph.node())
+      for (const std::string &o : n.output())
+        taken.insert(o);
+  }
+  /// `name`, with underscores appended until it is new.
+  std::string operator()(std::string name) {
+    while (taken.count(name))
+      name += "_";
+    taken.insert(name);
+    return name;
+  }
+
+private:
+  std::set<std::string> taken;
+};
+
 /// Stores every float32 initializer as `dtype` (FLOAT16 or BFLOAT16, round
 /// to nearest even) under a new name, with a Cast back to float32 at the top
 /// of the graph under the old one: half the bytes on disk and in memory at
@@ -429,13 +453,7 @@ bool writeAtomically(const std::string &path, const std::string &bytes,
 /// kernels for float16 and bfloat16 are few).
 bool narrowInitializers(onnx::GraphProto &graph, int32_t dtype,
                         std::string &error) {
-  std::set<std::string> taken;
-  collectReads(graph, taken);
-  for (const onnx::TensorProto &t : graph.initializer())
-    taken.insert(t.name());
-  for (const onnx::NodeProto &n : graph.node())
-    for (const std::string &o : n.output())
-      taken.insert(o);
+  FreshNames fresh(graph);
   std::vector<onnx::NodeProto> casts;
   bool bf16 = dtype == onnx::TensorProto::BFLOAT16;
   for (onnx::TensorProto &init : *graph.mutable_initializer()) {
@@ -474,12 +492,9 @@ bool narrowInitializers(onnx::GraphProto &graph, int32_t dtype,
       narrow[2 * i + 1] = static_cast<char>(h >> 8);
     }
     std::string original = init.name(),
-                stored =
+                stored = fresh(
                     original + "_" +
-                    (dtype == onnx::TensorProto::BFLOAT16 ? "bf16" : "fp16");
-    while (taken.count(stored))
-      stored += "_";
-    taken.insert(stored);
+                    (dtype == onnx::TensorProto::BFLOAT16 ? "bf16" : "fp16"));
     // Before IR version 4 every initializer is also a graph input: that
     // entry follows the initializer.
     for (onnx::ValueInfoProto &input : *graph.mutable_input())
@@ -655,19 +670,7 @@ bool writeQDQ(onnx::GraphProto &graph, const std::vector<NamedTensor> &values,
   std::map<std::string, const NamedTensor *> byName;
   for (const NamedTensor &v : values)
     byName.emplace(v.name, &v);
-  std::set<std::string> taken;
-  collectReads(graph, taken);
-  for (const onnx::TensorProto &t : graph.initializer())
-    taken.insert(t.name());
-  for (const onnx::NodeProto &n : graph.node())
-    for (const std::string &o : n.output())
-      taken.insert(o);
-  auto fresh = [&](std::string name) {
-    while (taken.count(name))
-      name += "_";
-    taken.insert(name);
-    return name;
-  };
+  FreshNames fresh(graph);
   // An observer's range, as float32 values.
   auto range = [&](const QuantizedTensor &q, std::vector<float> &lo,
                    std::vector<float> &hi) {

@@ -154,6 +154,8 @@ Results:
                            model state, step counter) by name, uncompressed
   --dump-eval=FILE.npz     eval_step's inputs and outputs on the first eval
                            batch
+  --dump-eval-batches=N    with --dump-eval: the first N eval batches,
+                           concatenated (0: every full batch)
   --dump-step=FILE.npz     train_step's outputs and metrics after the last
                            step (with trainopt-compile --probe-values: every
                            intermediate value)
@@ -334,6 +336,9 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
       o.saveParams = path();
     else if (flag == "--dump-eval")
       o.dumpEval = path();
+    else if (flag == "--dump-eval-batches")
+      o.dumpEvalBatches =
+          parseInteger(flag, value(), 0, "a non-negative integer");
     else if (flag == "--dump-step")
       o.dumpStep = path();
     else if (flag == "--export-onnx")
@@ -367,6 +372,8 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
     usageError("--eval-every-epoch needs --eval-data");
   if (!o.dumpEval.empty() && o.evalData.empty())
     usageError("--dump-eval needs --eval-data");
+  if (o.dumpEvalBatches != 1 && o.dumpEval.empty())
+    usageError("--dump-eval-batches needs --dump-eval");
   // Outputs replace only regular files (Support/Files.h): refused
   // before any training, not after it.
   for (auto [flag, path] : {std::pair<const char *, const std::string *>{
@@ -1921,20 +1928,41 @@ static int trainWith(const TrainerOptions &given,
   if (!given.dumpEval.empty()) {
     const Dataset &d = *evalData;
     int64_t rows = std::min(eval.feed.batch, d.samples());
-    feedRows(*program, eval.feed, d, evalColumns, evalNorm(),
-             [&](int64_t r) { return r % rows; });
+    // The first batch (wrapping around a set smaller than one), or the
+    // first N full batches, each value's batches concatenated on dim 0
+    // (a scalar, such as the loss, then has one entry per batch).
+    int64_t full = d.samples() / eval.feed.batch;
+    int64_t batches =
+        given.dumpEvalBatches == 0
+            ? std::max<int64_t>(full, 1)
+            : std::min(given.dumpEvalBatches, std::max<int64_t>(full, 1));
     std::vector<std::pair<std::string, Array>> arrays;
-    auto add = [&](const ValueInfo &v, const void *data) {
-      arrays.push_back({v.name, arrayOf(v, data)});
+    auto add = [&](const ValueInfo &v, const void *data, size_t &k) {
+      Array a = arrayOf(v, data);
+      if (batches > 1 && a.shape.empty())
+        a.shape = {1};
+      if (k == arrays.size()) {
+        arrays.push_back({v.name, std::move(a)});
+      } else {
+        Array &all = arrays[k].second;
+        all.bytes.insert(all.bytes.end(), a.bytes.begin(), a.bytes.end());
+        all.shape[0] += a.shape[0];
+      }
+      ++k;
     };
-    // Inputs are copied before the run: the memory plan may reuse their
-    // storage for temporaries once they are read.
-    for (const ValueInfo &v : program->inputs("eval_step"))
-      add(v, inputOf(*program, "eval_step", v.name));
-    if (!program->run("eval_step", error))
-      runtimeError(error);
-    for (const ValueInfo &v : program->outputs("eval_step"))
-      add(v, outputOf(*program, "eval_step", v.name));
+    for (int64_t b = 0; b < batches; ++b) {
+      feedRows(*program, eval.feed, d, evalColumns, evalNorm(),
+               [&](int64_t r) { return b * rows + r % rows; });
+      // Inputs are copied before the run: the memory plan may reuse their
+      // storage for temporaries once they are read.
+      size_t k = 0;
+      for (const ValueInfo &v : program->inputs("eval_step"))
+        add(v, inputOf(*program, "eval_step", v.name), k);
+      if (!program->run("eval_step", error))
+        runtimeError(error);
+      for (const ValueInfo &v : program->outputs("eval_step"))
+        add(v, outputOf(*program, "eval_step", v.name), k);
+    }
     if (rank == 0 && !writeNpz(given.dumpEval, arrays, error))
       runtimeError("--dump-eval: " + error);
   }

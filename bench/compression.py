@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Compression compiled into training, on the Fashion-MNIST CNN
+(scripts/gen_models.py's `cnn`), in one run: for each configuration,
+trainopt-compile it, train it with trainopt-run, and measure
+
+  - test accuracy (trainopt's eval step on the 10,000 test images);
+  - parameters and training FLOPs per step (trainopt-compile --report);
+  - our training step time (median `step_ms` of --metrics);
+  - the exported ONNX file's size, and ONNX Runtime's CPU inference latency
+    (median of repeated runs of one batch of 64, the compiled batch size the
+    export keeps, 2 threads), and its test accuracy;
+  - for a quantized model: how often ONNX Runtime's top-1 prediction on the
+    QDQ export agrees with trainopt's fake-quant eval step, over the whole
+    test set (trainopt-run --dump-eval-batches=0).
+
+Configurations: the fp32 baseline; int8 QAT (per-channel symmetric
+weights, observers frozen after the first epoch's steps); int4 QAT (no
+export: 8-bit QDQ only). Pruning, low-rank factorization and distillation
+rows come with their passes (docs/compression.md); the 2:4 GPU row belongs
+to the GPU-run issue.
+
+Usage (the repo's .venv: numpy, onnx, onnxruntime):
+    .venv/bin/python bench/compression.py --bin build/bin [--epochs 2]
+        [--configs fp32,int8,int4] [--json OUT.json]
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+DATA = "/usr/share/datasets/fashion-mnist"
+BATCH = 64
+STEPS_PER_EPOCH = 60000 // BATCH
+
+CONFIGS = {
+    "fp32": [],
+    "int8": ["--quantize=int8", f"--observer-freeze-step={STEPS_PER_EPOCH}"],
+    "int4": ["--quantize=int4", f"--observer-freeze-step={STEPS_PER_EPOCH}"],
+}
+EXPORTS = {"fp32", "int8"}
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
+    return r.stdout + r.stderr
+
+
+def ort_session(path, threads=2):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def latency_ms(session, x, repeats):
+    """Median wall time of one session.run on x, after warm-up."""
+    name = session.get_inputs()[0].name
+    for _ in range(5):
+        session.run(None, {name: x})
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        session.run(None, {name: x})
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def predict(session, x, batch):
+    """Top-1 predictions over x, `batch` rows at a time (the export keeps the
+    compiled batch size)."""
+    name = session.get_inputs()[0].name
+    rows = len(x) // batch * batch
+    return np.concatenate([session.run(None, {name: x[i:i + batch]})[0].argmax(-1)
+                           for i in range(0, rows, batch)])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    tool = lambda name: os.path.join(args.bin, name)  # noqa: E731
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run([sys.executable, os.path.join(ROOT, "scripts", "gen_models.py"), tmp, "--only", "cnn"])
+        onnx_path = os.path.join(tmp, "cnn.onnx")
+        for name in args.configs.split(","):
+            flags = CONFIGS[name]
+            art = os.path.join(tmp, f"{name}.trainopt")
+            report = os.path.join(tmp, f"{name}.report.json")
+            run([tool("trainopt-compile"), onnx_path, f"--batch-size={BATCH}",
+                 "--loss=cross_entropy", "--optimizer=adam", "--lr=1e-3", *flags,
+                 f"--report={report}", "-o", art])
+            rep = json.load(open(report))
+            exported = os.path.join(tmp, f"{name}.onnx") if name in EXPORTS else None
+            dump = os.path.join(tmp, f"{name}.eval.npz")
+            metrics = os.path.join(tmp, f"{name}.jsonl")
+            out = run([tool("trainopt-run"), art, f"--data={DATA}", f"--eval-data={DATA}",
+                       f"--epochs={args.epochs}", f"--threads={args.threads}", "--quiet",
+                       "--no-train-eval", f"--metrics={metrics}", f"--dump-eval={dump}",
+                       "--dump-eval-batches=0",
+                       *([f"--export-onnx={exported}"] if exported else [])])
+            accuracy = float(re.search(r"accuracy ([0-9.]+)%", out).group(1))
+            steps = [json.loads(line) for line in open(metrics)]
+            step_ms = statistics.median(s["step_ms"] for s in steps
+                                        if "step_ms" in s and not s.get("summary"))
+            row = {"config": name, "accuracy": accuracy,
+                   "parameters": rep.get("parameters"),
+                   "train_gflops_per_step": rep.get("flops_per_step", 0) / 1e9,
+                   "step_ms": step_ms}
+            if exported:
+                evals = np.load(dump)
+                x, ours = evals["x"], evals["logits"].argmax(-1)
+                labels = evals["labels"]
+                session = ort_session(exported, args.threads)
+                theirs = predict(session, x, BATCH)
+                row.update({
+                    "file_bytes": os.path.getsize(exported),
+                    "ort_accuracy": 100.0 * float(np.mean(theirs == labels[:len(theirs)])),
+                    "ort_agreement": 100.0 * float(np.mean(theirs == ours[:len(theirs)])),
+                    "ort_ms_batch64": latency_ms(session, x[:BATCH], args.repeats),
+                })
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    base = next((r for r in rows if r["config"] == "fp32"), None)
+    print()
+    print("| config | test acc. | drop | params | train GFLOP/step | step ms | ONNX bytes "
+          "| ORT acc. | ORT agrees | ORT ms (64) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        drop = f"{base['accuracy'] - r['accuracy']:+.2f}" if base else "-"
+        fmt = lambda k, f: (f.format(r[k]) if r.get(k) is not None else "-")  # noqa: E731
+        print(f"| {r['config']} | {r['accuracy']:.2f}% | {drop} | {fmt('parameters', '{:,}')} "
+              f"| {fmt('train_gflops_per_step', '{:.3f}')} | {r['step_ms']:.2f} "
+              f"| {fmt('file_bytes', '{:,}')} | {fmt('ort_accuracy', '{:.2f}%')} "
+              f"| {fmt('ort_agreement', '{:.2f}%')} | {fmt('ort_ms_batch64', '{:.3f}')} |")
+    if args.json:
+        json.dump(rows, open(args.json, "w"), indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
