@@ -450,7 +450,7 @@ def main():
                       f"{e_ce:.2e} ({p_ce}; {row['above_1e-3']}/{params} params above 1e-3), "
                       + (f"evaluator vs torch {e_et:.2e}, compiled vs torch {e_ct:.2e}"
                          if torch_upd else "no PyTorch reference")
-                      + (f", torch f32 vs f64 {floor:.2e}; " if mode == "f32" else "; ") +
+                      + (f", torch f32 vs f64 {floor:.2e}; " if mode == "f32" and torch_upd else "; ") +
                       f"{flip_text}", flush=True)
                 if flips or first or not ok:
                     for fl in flips[:8]:
