@@ -17,6 +17,8 @@
 #ifndef TRAINOPT_SUPPORT_FILES_H
 #define TRAINOPT_SUPPORT_FILES_H
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <sys/stat.h>
 
@@ -56,6 +58,28 @@ inline bool sameFile(const std::string &a, const std::string &b) {
   struct stat x, y;
   return ::stat(a.c_str(), &x) == 0 && ::stat(b.c_str(), &y) == 0 &&
          x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/// Creates directory `path` and any missing parents (`mkdir -p`). False,
+/// with `error` naming the part that failed, when one exists and is no
+/// directory or cannot be created.
+inline bool createDirectories(const std::string &path, std::string &error) {
+  for (size_t end = path.find('/', 1);; end = path.find('/', end + 1)) {
+    std::string part = path.substr(0, end);
+    struct stat st;
+    if (!part.empty() && ::stat(part.c_str(), &st) != 0 &&
+        ::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
+      error = "cannot create '" + part + "': " + std::strerror(errno);
+      return false;
+    }
+    if (!part.empty() &&
+        (::stat(part.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
+      error = "'" + part + "' is not a directory";
+      return false;
+    }
+    if (end == std::string::npos)
+      return true;
+  }
 }
 
 } // namespace trainopt

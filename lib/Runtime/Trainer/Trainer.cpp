@@ -1536,10 +1536,10 @@ static int trainWith(const TrainerOptions &given,
                  "' has no probes; compile it with trainopt-compile "
                  "--probe-values");
   }
-  if (!o.checkpointDir.empty() && rank == 0 && !isDirectory(o.checkpointDir) &&
-      ::mkdir(o.checkpointDir.c_str(), 0755) != 0)
-    runtimeError("--checkpoint-dir: cannot create '" + o.checkpointDir +
-                 "': " + std::strerror(errno));
+  // The directory and any missing parents, as docs/cli.md says.
+  if (!o.checkpointDir.empty() && rank == 0 &&
+      !trainopt::createDirectories(o.checkpointDir, error))
+    runtimeError("--checkpoint-dir: " + error);
 
   FILE *metrics = nullptr;
   if (!o.metrics.empty()) {

@@ -146,11 +146,20 @@ struct TrainoptAttachLossPass
       labelsType = st;
     } else if (loss == "cross_entropy" || loss == "nll") {
       int64_t rank = st.getRank();
-      int64_t axis = classAxis < 0 ? classAxis + rank : classAxis;
+      auto given = static_cast<int64_t>(classAxis);
+      int64_t axis = given < 0 ? given + rank : given;
       if (rank < 1 || axis < 0 || axis >= rank)
         return func.emitError()
-               << "--class-axis=" << classAxis << " does not fit output "
-               << *input << " of type " << st;
+               << "--class-axis=" << given << " does not fit output " << *input
+               << " of type " << st;
+      // Dim 0 is the batch: classes there would make every sample one
+      // class of a single prediction.
+      if (axis == 0 && rank >= 2)
+        return func.emitError()
+               << "--class-axis=" << given << " is the batch axis of output "
+               << *input << " of type " << st
+               << "; the classes are on axis 1 (or -1 for [B, T, V] token "
+                  "logits)";
       SmallVector<int64_t> shape(st.getShape());
       shape.erase(shape.begin() + axis);
       labelsType =

@@ -87,6 +87,14 @@ LogicalResult mlir::trainopt::buildTrainingPipeline(
       return error("'" + name + "' is no option of a training stage");
     if (value.empty() || value.find_first_of(" {}\"'") != std::string::npos)
       return error("--" + name + ": invalid value '" + value + "'");
+    // Each value parsed alone first, so a bad one is named (the pass
+    // option parser's own message does not say which flag of a stage).
+    if (const PassInfo *info = PassInfo::lookup(it->stage)) {
+      OpPassManager scratch(pm.getOpAnchorName(), pm.getNesting());
+      if (failed(info->addToPipeline(scratch, name + "=" + value,
+                                     [](const Twine &) { return failure(); })))
+        return error("--" + name + ": invalid value '" + value + "'");
+    }
     perStage[it->stage] += " " + name + "=" + value;
   }
   for (const Stage &stage : stages) {
