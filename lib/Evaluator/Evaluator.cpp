@@ -644,7 +644,9 @@ LogicalResult Interpreter::evaluate(Operation *op) {
         return unary(o, [](double x) { return 1.0 / (1.0 + std::exp(-x)); });
       })
       .Case([&](ReluOp o) {
-        return unary(o, [](double x) { return x > 0.0 ? x : 0.0; });
+        // NaN propagates, as in PyTorch.
+        return unary(
+            o, [](double x) { return x > 0.0 || std::isnan(x) ? x : 0.0; });
       })
       .Case([&](ErfOp o) {
         return unary(o, [](double x) { return std::erf(x); });

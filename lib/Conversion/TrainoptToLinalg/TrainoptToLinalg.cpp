@@ -620,8 +620,14 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
     return s.div(s.cst(t, 1.0), s.add(s.cst(t, 1.0), e));
   });
   addElementwise<ReluOp>(patterns, [](Scalar &s, ReluOp, ValueRange a) {
-    Value zero = s.cst(a[0].getType(), 0.0);
-    return s.select(s.gt(a[0], zero), a[0], zero);
+    // NaN propagates, as in PyTorch (x > 0 is false for NaN); -0 gives +0.
+    Value x = a[0], zero = s.cst(x.getType(), 0.0);
+    Value low = zero;
+    if (isa<FloatType>(x.getType()))
+      low = s.select(
+          arith::CmpFOp::create(s.b, s.loc, arith::CmpFPredicate::UNO, x, x), x,
+          zero);
+    return s.select(s.gt(x, zero), x, low);
   });
   addElementwise<ErfOp>(patterns, [](Scalar &s, ErfOp, ValueRange a) {
     return math::ErfOp::create(s.b, s.loc, a[0]).getResult();
