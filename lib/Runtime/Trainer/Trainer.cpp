@@ -1049,16 +1049,20 @@ Sharding shardingOf(const ValueInfo &v) {
   return *s;
 }
 
+/// The size of each mesh axis (1 without a communicator), as Sharding.h's
+/// functions take it.
+std::function<int64_t(const std::string &)> axisSizes(Communicator *comm) {
+  return [comm](const std::string &axis) -> int64_t {
+    return comm ? comm->groupSize(axis) : 1;
+  };
+}
+
 /// The shape value `v` has after levels [0, k) of `sharding`.
 std::vector<int64_t> shapeAtLevel(const Sharding &sharding, size_t k,
                                   const ValueInfo &v, Communicator *comm) {
   std::string why;
-  std::optional<std::vector<int64_t>> shape = sharding.shapeAt(
-      k, v.globalShape,
-      [&](const std::string &axis) -> int64_t {
-        return comm ? comm->groupSize(axis) : 1;
-      },
-      why);
+  std::optional<std::vector<int64_t>> shape =
+      sharding.shapeAt(k, v.globalShape, axisSizes(comm), why);
   if (!shape)
     runtimeError("value '" + v.name + "': sharding '" + v.sharding +
                  "': " + why);
@@ -1227,10 +1231,7 @@ void setPersistent(Program &program, const ValueInfo &v,
   Communicator *comm = program.communicator();
   std::string why;
   std::optional<std::vector<uint8_t>> value = partOfWhole(
-      shardingOf(v), bytes, v.globalShape, v.dtype,
-      [&](const std::string &axis) -> int64_t {
-        return comm ? comm->groupSize(axis) : 1;
-      },
+      shardingOf(v), bytes, v.globalShape, v.dtype, axisSizes(comm),
       [&](const std::string &axis) -> int64_t {
         return comm ? comm->coordinate(axis) : 0;
       },
