@@ -17,6 +17,7 @@
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <unordered_map>
@@ -854,6 +855,34 @@ LogicalResult Interpreter::evaluate(Operation *op) {
             if (x.at(base + j * inner) > x.at(base + best * inner))
               best = j;
           y.ints[i] = best;
+        }
+        bind(o.getResult(), std::move(y));
+        return success();
+      })
+      .Case([&](KthSmallestOp o) {
+        // Sorted in IEEE total order (signed zeros and NaNs by their sign),
+        // the element at k - 1.
+        const HostTensor &x = get(o.getX());
+        int64_t k = get(o.getK()).ints[0], n = x.numElements();
+        HostTensor y = like(o.getResult());
+        double inf = std::numeric_limits<double>::infinity();
+        if (k <= 0 || k > n) {
+          y.floats[0] = k <= 0 ? -inf : inf;
+        } else {
+          std::vector<double> sorted = x.floats;
+          auto key = [inf](double v) {
+            return std::make_pair(std::signbit(v) ? 0 : 1,
+                                  std::isnan(v) ? inf : std::fabs(v));
+          };
+          std::sort(sorted.begin(), sorted.end(), [&](double a, double b) {
+            auto ka = key(a), kb = key(b);
+            if (ka.first != kb.first)
+              return ka.first < kb.first;
+            // Negative: the larger magnitude first.
+            return ka.first == 0 ? ka.second > kb.second
+                                 : ka.second < kb.second;
+          });
+          y.floats[0] = sorted[k - 1];
         }
         bind(o.getResult(), std::move(y));
         return success();

@@ -251,6 +251,28 @@ struct ScatterAddCall {
   }
 };
 
+/// `kth_smallest`, buffers [x, k, out]: out = the k-th smallest (1-based)
+/// of x's `count` elements in IEEE total order; -inf for k <= 0, +inf for
+/// k > count; k is one i64. Ints: [types, count].
+struct KthSmallestCall {
+  Types types;
+  int64_t count = 0;
+
+  std::vector<int64_t> encode() const {
+    std::vector<int64_t> o;
+    types.encode(o);
+    o.push_back(count);
+    return o;
+  }
+  static bool decode(const int64_t *ints, size_t n, KthSmallestCall &s,
+                     std::string &error) {
+    Reader r(ints, n, error);
+    s.types.decode(r);
+    s.count = r.next();
+    return r.finish();
+  }
+};
+
 } // namespace trainopt::calls
 
 #endif // TRAINOPT_ARTIFACT_LIBRARYCALLS_H

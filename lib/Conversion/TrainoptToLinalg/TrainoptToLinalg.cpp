@@ -35,7 +35,8 @@ bool mlir::trainopt::isCollectiveOp(Operation *op) {
 
 bool mlir::trainopt::isLibraryOp(Operation *op) {
   return isa<MatmulOp, ConvOp, ConvGradInputOp, ConvGradFilterOp, MaxPoolOp,
-             MaxPoolGradOp, AvgPoolOp, AvgPoolGradOp, ScatterAddOp>(op);
+             MaxPoolGradOp, AvgPoolOp, AvgPoolGradOp, ScatterAddOp,
+             KthSmallestOp>(op);
 }
 
 namespace {

@@ -905,6 +905,47 @@ void scatterAddImpl(const calls::ScatterAddCall &call, void *const *buffers) {
 }
 
 //===----------------------------------------------------------------------===//
+// k-th smallest
+//===----------------------------------------------------------------------===//
+
+/// Unsigned keys that order floats as IEEE 754's total order does.
+uint32_t orderKey(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+uint64_t orderKey(double v) {
+  uint64_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return (u & (uint64_t{1} << 63)) ? ~u : u | (uint64_t{1} << 63);
+}
+template <typename T, typename K> T fromOrderKey(K key) {
+  constexpr K top = K{1} << (sizeof(K) * 8 - 1);
+  K u = (key & top) ? key & ~top : ~key;
+  T v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+template <typename T>
+void kthSmallestImpl(const calls::KthSmallestCall &call, void *const *buffers) {
+  const T *x = static_cast<const T *>(buffers[0]);
+  int64_t k = *static_cast<const int64_t *>(buffers[1]);
+  T *out = static_cast<T *>(buffers[2]);
+  if (k <= 0 || k > call.count) {
+    *out = k <= 0 ? -std::numeric_limits<T>::infinity()
+                  : std::numeric_limits<T>::infinity();
+    return;
+  }
+  using Key = decltype(orderKey(T()));
+  std::vector<Key> keys(static_cast<size_t>(call.count));
+  for (int64_t i = 0; i < call.count; ++i)
+    keys[i] = orderKey(x[i]);
+  std::nth_element(keys.begin(), keys.begin() + (k - 1), keys.end());
+  *out = fromOrderKey<T>(keys[k - 1]);
+}
+
+//===----------------------------------------------------------------------===//
 // bf16 and f16: stored narrow, computed in f32
 //===----------------------------------------------------------------------===//
 
@@ -976,6 +1017,11 @@ BufferUses scatterAddUses(const calls::ScatterAddCall &c) {
   indices.isFloat = false;
   return {indices, in(c.outer * c.numIndices * c.inner),
           out(c.outer * c.outAxis * c.inner)};
+}
+BufferUses kthSmallestUses(const calls::KthSmallestCall &c) {
+  BufferUse k = in(1);
+  k.isFloat = false;
+  return {in(c.count), k, out(1)};
 }
 
 /// Converts `count` elements between a narrow type (kBF16, kF16) and f32,
@@ -1062,6 +1108,8 @@ TRAINOPT_FLOAT_ENTRY(maxPoolGradEntry, maxPoolGradImpl, decodedPool<false>,
 TRAINOPT_FLOAT_ENTRY(avgPoolEntry, avgPoolImpl, decodedPool<true>, maxPoolUses)
 TRAINOPT_FLOAT_ENTRY(avgPoolGradEntry, avgPoolGradImpl, decodedPool<true>,
                      avgPoolGradUses)
+TRAINOPT_FLOAT_ENTRY(kthSmallestEntry, kthSmallestImpl,
+                     decoded<calls::KthSmallestCall>, kthSmallestUses)
 #undef TRAINOPT_FLOAT_ENTRY
 
 template <typename T>
@@ -1343,6 +1391,15 @@ bool checkScatterAdd(CallChecker &c) {
          c.fits(1, updates, elem, "updates") && c.fits(2, out, elem, "out");
 }
 
+bool checkKthSmallest(CallChecker &c) {
+  calls::KthSmallestCall call;
+  int64_t elem;
+  return c.decode(call) && c.types(call.types, elem) && c.buffers(3) &&
+         c.atLeastValue(call.count, 1, "count") &&
+         c.fits(0, call.count, elem, "x") && c.fits(1, 1, 8, "k") &&
+         c.fits(2, 1, elem, "out");
+}
+
 struct Entry {
   LibraryFunction fn;
   bool (*check)(CallChecker &);
@@ -1370,6 +1427,7 @@ const std::unordered_map<std::string, Entry> &libraryTable() {
        {avgPoolGradEntry,
         [](CallChecker &c) { return checkPool(c, PoolKind::AvgGrad); }}},
       {"cpu.scatter_add", {scatterAddEntry, checkScatterAdd}},
+      {"cpu.kth_smallest", {kthSmallestEntry, checkKthSmallest}},
   };
   return table;
 }

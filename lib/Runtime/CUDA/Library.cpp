@@ -677,6 +677,17 @@ std::unique_ptr<LibraryCall> trainopt::rt::cuda::planLibraryCall(
     return std::make_unique<KernelCall<ScatterAddParams>>(
         context, fn, p, buffers, p.outer * p.inner);
   }
+  if (function == "cuda.kth_smallest") {
+    calls::KthSmallestCall desc;
+    if (!decode(desc))
+      return nullptr;
+    CUfunction fn = context.kernel("trainopt_kth_smallest_" + suffix, error);
+    if (!fn)
+      return nullptr;
+    // One block (the kernel's radix select shares its histogram).
+    return std::make_unique<KernelCall<KthSmallestParams>>(
+        context, fn, KthSmallestParams{desc.count}, buffers, 1);
+  }
   error = "no CUDA implementation of '" + function + "'";
   return nullptr;
 }

@@ -18,6 +18,7 @@
 #include <cuda_fp16.h>
 
 using trainopt::rt::cuda::FillParams;
+using trainopt::rt::cuda::KthSmallestParams;
 using trainopt::rt::cuda::PoolParams;
 using trainopt::rt::cuda::ScatterAddParams;
 
@@ -238,6 +239,74 @@ __device__ void scatterAdd(ScatterAddParams p, const I *indices,
   }
 }
 
+/// Keys that order floats as IEEE 754's total order does (the CPU
+/// library's orderKey).
+__device__ inline unsigned long long orderKey(double v) {
+  unsigned long long u = __double_as_longlong(v);
+  return (u >> 63) ? ~u : u | (1ull << 63);
+}
+__device__ inline unsigned int orderKey(float v) {
+  unsigned int u = __float_as_uint(v);
+  return (u >> 31) ? ~u : u | 0x80000000u;
+}
+__device__ inline double fromOrderKey(unsigned long long k) {
+  return __longlong_as_double((k >> 63) ? k & ~(1ull << 63) : ~k);
+}
+__device__ inline float fromOrderKey(unsigned int k) {
+  return __uint_as_float((k >> 31) ? k & ~0x80000000u : ~k);
+}
+
+/// One block: eight bits of the key at a time from the top, a histogram of
+/// the elements that share the digits chosen so far, then the digit whose
+/// bin holds the k-th. Exact, and the same element as the CPU's
+/// nth_element; linear in `count` per digit.
+template <typename T>
+__device__ void kthSmallest(KthSmallestParams p, const T *x,
+                            const long long *kp, T *out) {
+  using C = ComputeT<T>;
+  using K = decltype(orderKey(C()));
+  constexpr int kBits = sizeof(K) * 8;
+  __shared__ unsigned long long hist[256];
+  __shared__ K prefix, chosen;
+  __shared__ long long rank;
+  if (blockIdx.x != 0)
+    return;
+  long long k = *kp;
+  if (k <= 0 || k > p.count) {
+    if (threadIdx.x == 0)
+      *out = st<T>(k <= 0 ? -INFINITY : INFINITY);
+    return;
+  }
+  if (threadIdx.x == 0)
+    prefix = 0, chosen = 0, rank = k - 1;
+  for (int shift = kBits - 8; shift >= 0; shift -= 8) {
+    for (int b = threadIdx.x; b < 256; b += blockDim.x)
+      hist[b] = 0;
+    __syncthreads();
+    for (long long i = threadIdx.x; i < p.count; i += blockDim.x) {
+      K key = orderKey(ld(x[i]));
+      if ((key & chosen) == prefix)
+        atomicAdd(&hist[(key >> shift) & 255], 1ull);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      unsigned long long below = 0;
+      for (int b = 0; b < 256; ++b) {
+        if (below + hist[b] > static_cast<unsigned long long>(rank)) {
+          prefix |= static_cast<K>(b) << shift;
+          rank -= static_cast<long long>(below);
+          break;
+        }
+        below += hist[b];
+      }
+      chosen |= static_cast<K>(255) << shift;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0)
+    *out = st<T>(fromOrderKey(prefix));
+}
+
 } // namespace
 
 extern "C" {
@@ -265,6 +334,10 @@ extern "C" {
   __global__ void trainopt_scatter_add_##suffix##_i32(                         \
       ScatterAddParams p, const int *indices, const T *updates, T *out) {      \
     scatterAdd(p, indices, updates, out);                                      \
+  }                                                                            \
+  __global__ void trainopt_kth_smallest_##suffix(                              \
+      KthSmallestParams p, const T *x, const long long *k, T *out) {           \
+    kthSmallest(p, x, k, out);                                                 \
   }
 
 TRAINOPT_POOL_KERNELS(float, f32)

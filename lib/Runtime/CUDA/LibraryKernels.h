@@ -35,6 +35,12 @@ struct ScatterAddParams {
   long long outer, axis, count, inner;
 };
 
+/// out = the k-th smallest of x's `count` elements (k one i64 on the
+/// device); one block, a most-significant-digit radix select.
+struct KthSmallestParams {
+  long long count;
+};
+
 /// Fills `bytes` bytes with an 8-byte pattern (a 1-, 2- or 4-byte pattern
 /// goes through cuMemsetD*).
 struct FillParams {

@@ -542,6 +542,18 @@ FailureOr<LibraryCall> libraryCall(Operation *op) {
     call.flops = outer * numIndices * inner;
     return call;
   }
+  if (auto k = dyn_cast<KthSmallestOp>(op)) {
+    LibraryCall call;
+    call.function = "kth_smallest";
+    call.buffers = {k.getX(), k.getK(), k.getResult()};
+    calls::KthSmallestCall desc;
+    desc.types = callTypes(elementTypeOf(k.getResult()));
+    desc.count = cast<RankedTensorType>(k.getX().getType()).getNumElements();
+    call.ints = desc.encode();
+    // A selection: about two passes over a copy when it selects.
+    call.flops = 2 * desc.count;
+    return call;
+  }
   return op->emitOpError("has no CPU library call");
 }
 

@@ -299,6 +299,16 @@ ArgMaxOp::inferReturnTypes(MLIRContext *context,
 }
 
 LogicalResult
+KthSmallestOp::inferReturnTypes(MLIRContext *context,
+                                std::optional<Location> location,
+                                Adaptor adaptor,
+                                SmallVectorImpl<Type> &inferredReturnTypes) {
+  auto x = cast<RankedTensorType>(adaptor.getX().getType());
+  inferredReturnTypes.push_back(RankedTensorType::get({}, x.getElementType()));
+  return success();
+}
+
+LogicalResult
 MatmulOp::inferReturnTypes(MLIRContext *context,
                            std::optional<Location> location, Adaptor adaptor,
                            SmallVectorImpl<Type> &inferredReturnTypes) {

@@ -116,25 +116,15 @@ FailureOr<Value> TrainoptQuantizePass::addState(ModuleOp module,
                                                 func::FuncOp func,
                                                 StringRef name,
                                                 RankedTensorType type) {
-  if (module.lookupSymbol(name))
-    return func.emitError() << "--quantize: the model already has a "
-                               "parameter named '"
-                            << name << "'";
-  OpBuilder b(func);
+  Builder b(func.getContext());
   Attribute zero = isa<FloatType>(type.getElementType())
                        ? Attribute(b.getFloatAttr(type.getElementType(), 0.0))
                        : Attribute(b.getIntegerAttr(type.getElementType(), 0));
-  ParameterOp::create(b, func.getLoc(), name, type, /*trainable=*/false,
-                      DenseElementsAttr::get(type, zero));
-  unsigned index = func.getNumArguments();
-  if (failed(func.insertArgument(
-          index, type,
-          b.getDictionaryAttr({b.getNamedAttr(
-              TrainoptDialect::kParamAttrName,
-              FlatSymbolRefAttr::get(b.getStringAttr(name)))}),
-          func.getLoc())))
+  FailureOr<BlockArgument> arg = addModelState(
+      module, func, name, DenseElementsAttr::get(type, zero), "quantize");
+  if (failed(arg))
     return failure();
-  return Value(func.getArgument(index));
+  return Value(*arg);
 }
 
 FailureOr<Value> TrainoptQuantizePass::quantizeValue(

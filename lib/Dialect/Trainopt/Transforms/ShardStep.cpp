@@ -560,6 +560,11 @@ struct TrainoptShardStepPass
       return bad("bucket-mb", "must be > 0");
     if (zero < 0 || zero > 3)
       return bad("zero", "must be 0, 1, 2 or 3");
+    // A mask's threshold ranks the whole weight, which ZeRO-3 never holds
+    // between steps.
+    if (zero == 3 && module->hasAttr(TrainoptDialect::kPruningAttrName))
+      return bad("zero", "3 with --prune is not supported yet (the masks "
+                         "rank whole weights)");
     // The alpha-beta link (docs/distributed.md gives the defaults' sources).
     double latencyUs = 0, gbps = 0;
     if (link == "shm") {

@@ -528,6 +528,28 @@ std::vector<TrainingOption> mlir::trainopt::stage_options::buildTrainStepOptions
   return passOptionsOf(pass.anyOption(), pass.getArgument());
 }
 
+FailureOr<BlockArgument>
+mlir::trainopt::addModelState(ModuleOp module, func::FuncOp func,
+                              StringRef name, DenseElementsAttr init,
+                              StringRef flag) {
+  if (module.lookupSymbol(name))
+    return func.emitError() << "--" << flag
+                            << ": the model already has a parameter named '"
+                            << name << "'";
+  OpBuilder b(func);
+  auto type = cast<RankedTensorType>(init.getType());
+  ParameterOp::create(b, func.getLoc(), name, type, /*trainable=*/false, init);
+  unsigned index = func.getNumArguments();
+  if (failed(func.insertArgument(
+          index, type,
+          b.getDictionaryAttr({b.getNamedAttr(
+              TrainoptDialect::kParamAttrName,
+              FlatSymbolRefAttr::get(b.getStringAttr(name)))}),
+          func.getLoc())))
+    return failure();
+  return func.getArgument(index);
+}
+
 std::pair<int16_t, int64_t> mlir::trainopt::meshAxis(ModuleOp module,
                                                      StringRef name) {
   auto grid = module.lookupSymbol<shard::GridOp>(kMeshSymbolName);

@@ -28,6 +28,7 @@ struct Stage {
 const Stage stages[] = {
     {"trainopt-partition-model", stage_options::partitionModelOptions},
     {"trainopt-quantize", stage_options::quantizeOptions},
+    {"trainopt-prune", stage_options::pruneOptions},
     {"trainopt-attach-loss", stage_options::attachLossOptions},
     {"trainopt-assign-precision", stage_options::assignPrecisionOptions},
     {"trainopt-split-pipeline", stage_options::splitPipelineOptions},

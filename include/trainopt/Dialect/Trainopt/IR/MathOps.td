@@ -317,6 +317,33 @@ def Trainopt_ArgMaxOp : Trainopt_Op<"argmax", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$x attr-dict `:` functional-type(operands, results)";
 }
 
+def Trainopt_KthSmallestOp : Trainopt_Op<"kth_smallest",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "the k-th smallest element of a tensor (a selection)";
+  let description = [{
+    The `k`-th smallest of all elements of `x` (1-based), in IEEE 754's
+    total order (`-NaN < -inf < ... < -0 < +0 < ... < +inf < +NaN`), so
+    the result is always one of the elements and the same on every
+    target. `k <= 0` gives `-inf` and `k` past the element count `+inf`,
+    so `x > kth_smallest(x, k)` keeps every element or none at the ends
+    and otherwise drops exactly the elements at or below the `k`-th.
+    Pruning (`trainopt-prune`) finds its magnitude thresholds with it.
+
+    It has no VJP: it is a selection used only for masks, which get no
+    gradient; autodiff names it if a loss depends on it differentiably.
+    The CPU and CUDA targets compute it as a library call whose cost is
+    linear in the element count when `1 <= k <= n`, and constant otherwise
+    (pruning passes `k = 0` at the steps it does not update a mask).
+
+    ```mlir
+    %t = trainopt.kth_smallest %scores, %k : (tensor<64x3x3x3xf32>, tensor<i64>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Trainopt_FloatTensor:$x, 0DTensorOf<[I64]>:$k);
+  let results = (outs Trainopt_ScalarFloatTensor:$result);
+  let assemblyFormat = "$x `,` $k attr-dict `:` functional-type(operands, results)";
+}
+
 //===----------------------------------------------------------------------===//
 // Matrix multiplication
 //===----------------------------------------------------------------------===//

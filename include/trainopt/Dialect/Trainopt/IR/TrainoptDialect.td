@@ -83,6 +83,11 @@ def Trainopt_Dialect : Dialect {
     /// quant_min, quant_max, symmetric), for the QDQ export.
     static constexpr ::llvm::StringLiteral kQuantizationAttrName =
         "trainopt.quantization";
+    /// Module attribute of a model trainopt-prune rewrote: its pruned
+    /// weights, one dictionary each (weight, mask, method, sparsity), for
+    /// the runtime's sparsity report and the export's folding of masks.
+    static constexpr ::llvm::StringLiteral kPruningAttrName =
+        "trainopt.pruning";
     /// Argument and result attribute of a partitioned entry point: how the
     /// global value is split over the grid, `"dp:0"` (dim 0 over axis dp),
     /// `"dp:flat"` (flattened, zero-padded to a multiple of the axis size

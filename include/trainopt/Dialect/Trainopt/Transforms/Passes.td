@@ -189,6 +189,76 @@ def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
   ];
 }
 
+def TrainoptPrune : Pass<"trainopt-prune", "ModuleOp"> {
+  let summary = "Pruning: weights times masks that the model updates on a schedule";
+  let description = [{
+    With `prune` set, multiplies every use of the weight of each
+    convolution and matmul of `func` whose weight is a trainable parameter
+    (as `trainopt-quantize` finds them, through a transpose or a
+    `fake_quant`) by a mask, model state named `W.prune_mask` (ones at
+    first, saved in checkpoints), so the forward and therefore the
+    gradient see the pruned weight, as `torch.nn.utils.prune` does with its
+    `weight_orig * weight_mask`. The model recomputes its masks at the
+    steps of `prune-schedule`, from the pruned weights' magnitudes, and
+    stores them with `trainopt.assign`; a weight once pruned stays pruned.
+
+    - `magnitude:S`: unstructured, the `round(S * n)` weights of smallest
+      magnitude are zero, per layer (`prune-scope=layer`, as
+      `l1_unstructured`) or over all pruned layers together
+      (`prune-scope=global`, as `global_unstructured`);
+    - `channel:l1:F`: structured, the `round(F * C)` output channels (a
+      filter of a convolution, a neuron of a matmul) of smallest L1 norm
+      are zero, as `ln_structured(n=1)`;
+    - `N:M`: semi-structured, in every group of `M` consecutive weights
+      along the reduction (input) axis, the `N` of largest magnitude stay
+      (ties: the first). The reduction size must be a multiple of `M`.
+
+    Thresholds come from `trainopt.kth_smallest`; weights tied at the
+    threshold are all pruned. Schedules (`prune-schedule`), in training
+    steps counted by the model (`prune.step`, one per training forward):
+    `oneshot[:STEP]` prunes to the target at STEP (default 0, before the
+    first update); `gradual:START,END,EVERY` raises the sparsity every EVERY
+    steps from START to END along Zhu and Gupta's cubic ramp
+    `S (1 - (1 - (t - START) / (END - START))^3)`. The eval step reads the
+    masks as they stand. The pruned weights are listed in the module
+    attribute `trainopt.pruning`; the runtime reports their sparsity and
+    the ONNX export multiplies the masks in. Tensor and pipeline
+    parallelism and ZeRO-3 are refused with pruning for now.
+
+    Before (`prune=magnitude:0.5`):
+    ```mlir
+    %y = trainopt.matmul %x, %w {transpose_rhs = true} : (tensor<8x4xf32>, tensor<2x4xf32>) -> tensor<8x2xf32>
+    ```
+    After (schedule arithmetic elided):
+    ```mlir
+    %score = trainopt.abs %wm : (tensor<2x4xf32>) -> tensor<2x4xf32>
+    %t = trainopt.kth_smallest %score, %k : (tensor<2x4xf32>, tensor<i64>) -> tensor<f32>
+    %keep = trainopt.greater %score, %t : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xi1>
+    ...
+    %mask = trainopt.where %update, %new, %old : ...
+    %wp = trainopt.mul %w, %mask : (tensor<2x4xf32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+    %y = trainopt.matmul %x, %wp {transpose_rhs = true} : ...
+    trainopt.assign %old, %mask : tensor<2x4xf32>
+    ```
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function to prune">,
+    Option<"prune", "prune", "std::string", /*default=*/"\"off\"",
+           "Pruning: off, magnitude:SPARSITY, channel:l1:FRACTION or N:M "
+           "(2:4)">,
+    Option<"scope", "prune-scope", "std::string", /*default=*/"\"layer\"",
+           "magnitude pruning's threshold per layer or global (over all "
+           "pruned layers)">,
+    Option<"scheduleSpec", "prune-schedule", "std::string",
+           /*default=*/"\"oneshot\"",
+           "When masks change: oneshot[:STEP] or gradual:START,END,EVERY "
+           "(Zhu-Gupta cubic ramp; steps are training steps)">,
+    ListOption<"exclude", "prune-exclude", "std::string",
+               "Glob patterns of weights left dense">,
+  ];
+}
+
 def TrainoptAssignPrecision : Pass<"trainopt-assign-precision", "ModuleOp"> {
   let summary = "Runs the model in bf16 or fp16 where the precision policy allows";
   let description = [{

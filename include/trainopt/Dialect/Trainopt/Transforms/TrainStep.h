@@ -85,6 +85,14 @@ public:
   }
 };
 
+/// Declares model state for a model pass (trainopt-quantize's observers,
+/// trainopt-prune's masks): a frozen parameter `name` initialized to
+/// `init`, bound to a new last argument of `func`, which it returns. Fails
+/// with an error naming `flag` when the model already has a symbol `name`.
+FailureOr<BlockArgument> addModelState(ModuleOp module, func::FuncOp func,
+                                       StringRef name, DenseElementsAttr init,
+                                       StringRef flag);
+
 /// Ops that act element by element with one result (a rank-0 operand
 /// broadcasts), so they compute any part of their result from the same
 /// parts of their operands: what ZeRO's sharded update and tensor

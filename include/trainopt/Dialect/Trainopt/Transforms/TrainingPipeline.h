@@ -63,6 +63,7 @@ std::vector<TrainingOption> passOptionsOf(const llvm::cl::Option &any,
 /// are protected members only the pass class can name).
 std::vector<TrainingOption> partitionModelOptions();
 std::vector<TrainingOption> quantizeOptions();
+std::vector<TrainingOption> pruneOptions();
 std::vector<TrainingOption> attachLossOptions();
 std::vector<TrainingOption> assignPrecisionOptions();
 std::vector<TrainingOption> splitPipelineOptions();
