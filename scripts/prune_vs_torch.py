@@ -49,7 +49,7 @@ CONFIGS = {
     "magnitude": "--prune=magnitude:0.6",
     "global": "--prune=magnitude:0.7 --prune-scope=global",
     "channel": "--prune=channel:l1:0.5",
-    "2:4": "--prune=2:4 --prune-exclude=conv1.weight",
+    "2:4": "--prune=2:4 --prune-exclude=conv1.weight,stem.0.weight",
     "gradual": "--prune=magnitude:0.8 --prune-schedule=gradual:%d,%d,%d" % GRADUAL,
 }
 
@@ -91,7 +91,8 @@ def prune_at(model, config, step):
         for _, m in prunable(model):
             prune.ln_structured(m, "weight", amount=0.5, n=1, dim=0)
     elif config == "2:4" and step == 0:
-        for _, m in prunable(model, exclude=("conv1.weight",)):
+        # The first convolutions have 9 weights per output channel.
+        for _, m in prunable(model, exclude=("conv1.weight", "stem.0.weight")):
             prune.custom_from_mask(m, "weight", n_of_m_mask(m.weight, 2, 4))
     elif config == "gradual" and start <= step <= end and (
             (step - start) % every == 0 or step == end):

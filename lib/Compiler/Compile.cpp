@@ -187,6 +187,24 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
       q->set_quant_max(point.getAs<IntegerAttr>("quant_max").getInt());
       q->set_symmetric(point.getAs<BoolAttr>("symmetric").getValue());
     }
+  if (auto pruned = module->getAttrOfType<ArrayAttr>(
+          TrainoptDialect::kPruningAttrName)) {
+    llvm::json::Array layers;
+    for (auto entry : pruned.getAsRange<DictionaryAttr>()) {
+      ::trainopt::artifact::PrunedTensor *p = artifact.add_pruned_tensors();
+      p->set_weight(entry.getAs<StringAttr>("weight").str());
+      p->set_mask(entry.getAs<StringAttr>("mask").str());
+      p->set_method(entry.getAs<StringAttr>("method").str());
+      p->set_sparsity(entry.getAs<FloatAttr>("sparsity").getValueAsDouble());
+      auto param = module.lookupSymbol<ParameterOp>(p->weight());
+      layers.push_back(llvm::json::Object{
+          {"weight", p->weight()},
+          {"method", p->method()},
+          {"sparsity", p->sparsity()},
+          {"elements", param ? cast<RankedTensorType>(param.getType()).getNumElements() : 0}});
+    }
+    report["pruning"] = std::move(layers);
+  }
   report["model"] = artifact.model_name();
   report["batch_size"] = artifact.batch_size();
   std::string reportJson;

@@ -253,6 +253,27 @@ static void printReport(const json::Object &r) {
                     mib(num("arena_bytes")), mib(num("arena_lower_bound_bytes")),
                     mib(num("persistent_bytes")), mib(num("scratch_bytes")),
                     mib(num("scratch_lower_bound_bytes")));
+  if (const json::Array *pruned = r.getArray("pruning")) {
+    int64_t elements = 0, zeros = 0;
+    for (const json::Value &v : *pruned)
+      if (const json::Object *p = v.getAsObject()) {
+        int64_t n = p->getInteger("elements").value_or(0);
+        elements += n;
+        zeros += static_cast<int64_t>(
+            std::llround(p->getNumber("sparsity").value_or(0) * n));
+      }
+    outs() << formatv("pruning:              {0} weights, {1} of {2} "
+                      "parameters pruned at the schedule's end ({3:f3})\n",
+                      pruned->size(), zeros, elements,
+                      elements ? double(zeros) / double(elements) : 0.0);
+    for (const json::Value &v : *pruned)
+      if (const json::Object *p = v.getAsObject())
+        outs() << formatv("  weight {0}: {1}, sparsity {2:f3} of {3}\n",
+                          p->getString("weight").value_or("?"),
+                          p->getString("method").value_or("?"),
+                          p->getNumber("sparsity").value_or(0),
+                          p->getInteger("elements").value_or(0));
+  }
   if (const json::Object *mesh = r.getObject("mesh")) {
     std::string axes;
     for (const auto &[name, size] : *mesh)

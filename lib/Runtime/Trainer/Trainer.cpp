@@ -1217,6 +1217,52 @@ std::vector<ModelValue> acrossStages(Program &program,
   return merged;
 }
 
+/// A pruned weight's sparsity now: the zeros of its mask.
+struct LayerSparsity {
+  std::string weight;
+  double target = 0;
+  int64_t elements = 0, zeros = 0;
+};
+
+/// The sparsity of each weight the artifact lists as pruned, from `values`.
+std::vector<LayerSparsity> sparsityOf(const Program &program,
+                                      const std::vector<ModelValue> &values) {
+  std::vector<LayerSparsity> out;
+  for (const auto &p : program.artifact().pruned_tensors()) {
+    LayerSparsity l{p.weight(), p.sparsity()};
+    for (const ModelValue &m : values)
+      if (m.signature.name == p.mask()) {
+        l.elements = m.array.numElements();
+        for (int64_t i = 0; i < l.elements; ++i)
+          l.zeros += m.array.at(i) == 0.0;
+      }
+    out.push_back(l);
+  }
+  return out;
+}
+
+/// Zeroes each pruned weight in `values` where its mask is zero, so an
+/// export holds the weights the model computes with.
+void foldPruningMasks(const Program &program, std::vector<ModelValue> &values) {
+  auto find = [&](const std::string &name) -> ModelValue * {
+    for (ModelValue &m : values)
+      if (m.signature.name == name)
+        return &m;
+    return nullptr;
+  };
+  for (const auto &p : program.artifact().pruned_tensors()) {
+    ModelValue *w = find(p.weight()), *mask = find(p.mask());
+    if (!w || !mask || w->array.numElements() != mask->array.numElements())
+      runtimeError("--export-onnx: the pruned weight '" + p.weight() +
+                   "' or its mask '" + p.mask() + "' is missing");
+    int64_t n = w->array.numElements();
+    size_t width = n ? w->array.bytes.size() / static_cast<size_t>(n) : 0;
+    for (int64_t i = 0; i < n; ++i)
+      if (mask->array.at(i) == 0.0)
+        std::memset(w->array.bytes.data() + i * width, 0, width);
+  }
+}
+
 /// Writes the whole value `bytes` into persistent value `v`: a sharded
 /// value takes this rank's part, level by level of its sharding (zero past
 /// the last element of a flat part; every rank the whole of an AXIS:mean
@@ -1857,6 +1903,16 @@ static int trainWith(const TrainerOptions &given,
                                 ? (step - startStep) * globalBatch / trainTime
                                 : std::nan("");
   double epochs = static_cast<double>(step) / batchesPerEpoch;
+  // Pruning: each mask's zeros (every rank gathers).
+  std::vector<LayerSparsity> sparsity;
+  if (program->artifact().pruned_tensors_size())
+    sparsity = sparsityOf(*program, modelValues(*program, true));
+  int64_t prunedElements = 0, prunedZeros = 0;
+  for (const LayerSparsity &l : sparsity)
+    prunedElements += l.elements, prunedZeros += l.zeros;
+  auto fraction = [](int64_t part, int64_t whole) {
+    return whole ? static_cast<double>(part) / static_cast<double>(whole) : 0.0;
+  };
   // Rank 0 reports; the others still join the collectives below.
   if (rank == 0) {
     std::printf(
@@ -1883,6 +1939,17 @@ static int trainWith(const TrainerOptions &given,
                   "scale; this run's steps only)\n",
                   static_cast<unsigned long long>(skippedSteps),
                   static_cast<unsigned long long>(step - startStep));
+    if (!sparsity.empty()) {
+      std::string layers;
+      for (const LayerSparsity &l : sparsity) {
+        char text[32];
+        std::snprintf(text, sizeof text, " %.3f", fraction(l.zeros, l.elements));
+        layers += (layers.empty() ? "" : ", ") + l.weight + text;
+      }
+      std::printf("sparsity %.3f of %lld pruned weights (%s)\n",
+                  fraction(prunedZeros, prunedElements),
+                  static_cast<long long>(prunedElements), layers.c_str());
+    }
     if (trainResult)
       std::printf("train %s\n", describeResult(*trainResult).c_str());
     if (evalResult)
@@ -1890,6 +1957,17 @@ static int trainWith(const TrainerOptions &given,
   }
   std::fflush(stdout);
   if (metrics) {
+    auto sparsityFields = [&]() -> std::string {
+      if (sparsity.empty())
+        return "";
+      std::string layers;
+      for (const LayerSparsity &l : sparsity)
+        layers += (layers.empty() ? "" : ", ") + jsonString(l.weight) + ": " +
+                  jsonNumber(fraction(l.zeros, l.elements));
+      return ", \"sparsity\": " +
+             jsonNumber(fraction(prunedZeros, prunedElements)) +
+             ", \"layer_sparsity\": {" + layers + "}";
+    };
     auto field = [](const std::optional<EvalResult> &r, bool loss) {
       return r ? jsonNumber(loss ? r->loss : r->accuracy) : "null";
     };
@@ -1902,7 +1980,7 @@ static int trainWith(const TrainerOptions &given,
         ", \"epochs\": " + jsonNumber(epochs) +
         ", \"time_s\": " + jsonNumber(trainTime) +
         ", \"samples_per_s\": " + jsonNumber(samplesPerSecond) +
-        communicationFields(comm) +
+        communicationFields(comm) + sparsityFields() +
         ", \"device\": " + jsonString(program->deviceDescription()) +
         ", \"device_bytes\": " + std::to_string(program->deviceBytes()) +
         ", \"peak_rss_bytes\": " + std::to_string(peakResidentBytes()) + "}\n";
@@ -1976,6 +2054,7 @@ static int trainWith(const TrainerOptions &given,
     // pipeline's stages); rank 0 writes.
     std::vector<ModelValue> whole =
         acrossStages(*program, modelValues(*program, true));
+    foldPruningMasks(*program, whole);
     std::vector<NamedTensor> values;
     for (const ModelValue &m : whole)
       values.push_back({m.signature.name, m.signature.dtype, m.array.shape,
