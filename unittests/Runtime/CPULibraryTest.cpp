@@ -27,6 +27,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -708,6 +709,63 @@ TYPED_TEST(CPULibraryTest, ScatterAdd) {
   runScatterAddCase<T, int32_t>(2, 3, 3, {}, 83);
 }
 
+//===----------------------------------------------------------------------===//
+// k-th smallest
+//===----------------------------------------------------------------------===//
+
+/// IEEE 754 totalOrder on doubles (a float's order survives widening).
+bool totalLess(double a, double b) {
+  auto key = [](double v) {
+    uint64_t u;
+    std::memcpy(&u, &v, sizeof u);
+    return (u >> 63) ? ~u : u | (uint64_t{1} << 63);
+  };
+  return key(a) < key(b);
+}
+
+template <typename T> double kthOf(const Values &x, int64_t k) {
+  Bytes out = toBytes<T>(Values{7});
+  calls::KthSmallestCall call;
+  call.types = types(etype<T>());
+  call.count = static_cast<int64_t>(x.size());
+  Bytes kb(8);
+  std::memcpy(kb.data(), &k, 8);
+  std::vector<Bytes> bufs{toBytes<T>(x), kb, out};
+  invoke("cpu.kth_smallest", call.encode(), bufs);
+  return fromBytes<T>(bufs[2])[0];
+}
+
+TYPED_TEST(CPULibraryTest, KthSmallest) {
+  using T = TypeParam;
+  std::mt19937 rng(90);
+  // Ties, signed zeros, a NaN of each sign, infinities.
+  Values x = rounded<T>(tiedValues(rng, 40));
+  Values y = rounded<T>(randomValues(rng, 300));
+  x.insert(x.end(), y.begin(), y.end());
+  x.insert(x.end(), {-0.0, 0.0, -0.0, INFINITY, -INFINITY, NAN, -NAN});
+  std::shuffle(x.begin(), x.end(), rng);
+  Values sorted = x;
+  std::sort(sorted.begin(), sorted.end(), totalLess);
+  int64_t n = static_cast<int64_t>(x.size());
+  for (int64_t k :
+       {int64_t(1), int64_t(2), int64_t(3), n / 3, n / 2, n - 2, n - 1, n}) {
+    double got = kthOf<T>(x, k), want = sorted[k - 1];
+    SCOPED_TRACE("k = " + std::to_string(k));
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(got));
+      EXPECT_EQ(std::signbit(got), std::signbit(want));
+    } else {
+      EXPECT_EQ(got, want);
+      EXPECT_EQ(std::signbit(got), std::signbit(want));
+    }
+  }
+  // Outside 1..n: -inf (keep all) and +inf (keep none).
+  EXPECT_EQ(kthOf<T>(x, 0), -INFINITY);
+  EXPECT_EQ(kthOf<T>(x, -5), -INFINITY);
+  EXPECT_EQ(kthOf<T>(x, n + 1), INFINITY);
+  EXPECT_EQ(kthOf<T>(Values{0.5}, 1), 0.5);
+}
+
 #ifndef TRAINOPT_TEST_CUDA_LIBRARY
 //===----------------------------------------------------------------------===//
 // Load-time checks
@@ -876,6 +934,19 @@ TEST(CPULibraryCheckTest, ScatterAdd) {
   bad = ints;
   bad[3] = bad[4] = bad[6] = int64_t(1) << 40;
   EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
+}
+
+TEST(CPULibraryCheckTest, KthSmallest) {
+  Ints ints{2, 2, 100};
+  std::vector<uint64_t> sizes{400, 8, 4};
+  EXPECT_EQ(checkError("cpu.kth_smallest", ints, sizes), "");
+  EXPECT_NE(checkError("cpu.kth_smallest", {2, 2}, sizes), "");
+  EXPECT_NE(checkError("cpu.kth_smallest", {2, 2, 0}, sizes), "");
+  EXPECT_NE(checkError("cpu.kth_smallest", {2, 2, 101}, sizes), "");
+  EXPECT_NE(checkError("cpu.kth_smallest", ints, {400, 4, 4}), "");
+  EXPECT_NE(checkError("cpu.kth_smallest", ints, {400, 8, 0}), "");
+  EXPECT_NE(checkError("cpu.kth_smallest", {2, 2, int64_t(1) << 62}, sizes),
+            "");
 }
 
 #endif // TRAINOPT_TEST_CUDA_LIBRARY

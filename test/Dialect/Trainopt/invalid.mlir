@@ -486,3 +486,28 @@ func.func @assign_not_state(%s: tensor<4xf32>, %x: tensor<4xf32>) {
   trainopt.assign %s, %x : tensor<4xf32>
   return
 }
+
+// -----
+
+func.func @kth_smallest_of_integers(%x: tensor<8xi32>, %k: tensor<i64>) {
+  // expected-error @+1 {{must be statically shaped tensor of 64-bit float or 32-bit float or 16-bit float or bfloat16 type values}}
+  %0 = trainopt.kth_smallest %x, %k : (tensor<8xi32>, tensor<i64>) -> tensor<i32>
+  return
+}
+
+// -----
+
+func.func @kth_smallest_k_not_scalar(%x: tensor<8xf32>, %k: tensor<2xi64>) {
+  // expected-error @+1 {{must be 0D tensor of 64-bit signless integer values}}
+  %0 = trainopt.kth_smallest %x, %k : (tensor<8xf32>, tensor<2xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @kth_smallest_result_type(%x: tensor<8xf32>, %k: tensor<i64>) {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{inferred type(s) 'tensor<f32>' are incompatible with return type(s) of operation 'tensor<f64>'}}
+  %0 = trainopt.kth_smallest %x, %k : (tensor<8xf32>, tensor<i64>) -> tensor<f64>
+  return
+}

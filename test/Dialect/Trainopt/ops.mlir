@@ -122,6 +122,15 @@ func.func @reductions(%x: tensor<4x8xf32>) -> (tensor<4x1xf32>, tensor<f32>, ten
 
 // -----
 
+// CHECK-LABEL: func.func @selection
+func.func @selection(%x: tensor<4x8xf32>, %k: tensor<i64>) -> tensor<f32> {
+  // CHECK: trainopt.kth_smallest %{{.*}}, %{{.*}} : (tensor<4x8xf32>, tensor<i64>) -> tensor<f32>
+  %0 = trainopt.kth_smallest %x, %k : (tensor<4x8xf32>, tensor<i64>) -> tensor<f32>
+  return %0 : tensor<f32>
+}
+
+// -----
+
 // The CNN of the foundation issue, batch 8.
 // CHECK-LABEL: func.func @cnn
 func.func @cnn(%x: tensor<8x1x28x28xf32>, %w1: tensor<32x1x3x3xf32>, %b1: tensor<32xf32>,

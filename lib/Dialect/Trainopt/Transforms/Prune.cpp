@@ -339,12 +339,11 @@ void TrainoptPrunePass::runOnOperation() {
 
   // The schedule, in f64: whether this step updates, and the target.
   Type f64 = b.getF64Type();
-  Value t = m.cast(step, f64);
   Value update, amount;
   if (!schedule.gradual) {
     update = m.equal(step, m.scalar(b.getI64Type(), schedule.start));
-    amount = m.scalar(f64, method.amount);
   } else {
+    Value t = m.cast(step, f64);
     auto at = [&](int64_t v) { return m.scalar(f64, static_cast<double>(v)); };
     Value since = m.sub(t, at(schedule.start));
     Value span = at(schedule.end - schedule.start);
@@ -364,8 +363,14 @@ void TrainoptPrunePass::runOnOperation() {
   // Python's round in torch.nn.utils.prune; 0 when not updating, which
   // makes kth_smallest cheap.
   auto countOf = [&](int64_t n) {
+    Type i64 = b.getI64Type();
+    if (!schedule.gradual)
+      return m.where(
+          update,
+          m.scalar(i64, std::nearbyint(method.amount * static_cast<double>(n))),
+          m.scalar(i64, 0));
     Value k = m.roundHalfEven(m.mul(amount, static_cast<double>(n)));
-    return m.cast(m.where(update, k, m.scalar(f64, 0.0)), b.getI64Type());
+    return m.cast(m.where(update, k, m.scalar(f64, 0.0)), i64);
   };
 
   // Masks and scores, per site.
