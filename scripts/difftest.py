@@ -48,6 +48,12 @@ Modes:
        (quantized values tie often, so a max-pool window's argmax may flip
        on the last bit of a sum); PyTorch is not compared here
        (scripts/qat_vs_torch.py is the PyTorch parity test).
+  prune  pruning (trainopt-compile --prune=magnitude:0.5: half of every
+       conv and matmul weight masked at step 0 by trainopt.kth_smallest
+       thresholds) on the float64 models, held to the f64 verdict: the
+       masks, the masked forward and the masked gradient must agree;
+       PyTorch is not compared here (scripts/prune_vs_torch.py is the
+       PyTorch parity test).
 
 Usage (the repo's .venv python: numpy, onnx):
     difftest.py --bin build/bin CORPUS [--models a,b] [--modes f64,f32]
@@ -328,11 +334,13 @@ def main():
             # single-op corpus of scripts/gen_op_corpus.py).
             amp = mode in ("bf16", "fp16")
             qat = mode in ("int8", "int4")
+            # Pruning (trainopt-compile --prune): masks chosen at step 0.
+            prune = mode == "prune"
             # Float64 data and tolerances; quantization-aware training is
             # kink-aware (its rounding makes ties, as in a max-pool window).
-            f64_like = mode == "f64" or qat
+            f64_like = mode == "f64" or qat or prune
             # Mixed precision starts from the float32 model.
-            model_path = os.path.join(args.corpus, f"{name}.{'f32' if amp else 'f64' if qat else mode}."
+            model_path = os.path.join(args.corpus, f"{name}.{'f32' if amp else 'f64' if qat or prune else mode}."
                                       f"{model.get('format', 'onnx')}")
             d = os.path.join(work, f"{name}.{mode}")
             os.makedirs(d, exist_ok=True)
@@ -343,6 +351,7 @@ def main():
                      "--optimizer=sgd", "--lr=1", *model.get("flags", []),
                      *([f"--amp={mode}"] if amp else []),
                      *([f"--quantize={mode}"] if qat else []),
+                     *(["--prune=magnitude:0.5"] if prune else []),
                      f"--target={args.target}"]
             art, probed, mlir = (os.path.join(d, f) for f in
                                  ("step.trainopt", "probed.trainopt", "probed.mlir"))
@@ -359,7 +368,7 @@ def main():
             small = name in SMALL or model.get("small", False)
             tol = (args.tol_f64_small if small else args.tol_f64) \
                 if f64_like else getattr(args, f"tol_{mode}")
-            probe_tol = getattr(args, f"probe_tol_{'f64' if qat else mode}")
+            probe_tol = getattr(args, f"probe_tol_{'f64' if qat or prune else mode}")
             for stem in model["batches"][:args.batches]:
                 batch = np.load(os.path.join(args.corpus, stem + ".npz"))
                 ref_path = os.path.join(args.corpus, stem + ".torch.npz")
@@ -400,7 +409,7 @@ def main():
                 vs_eval = per_parameter(comp, evalu)
                 e_ce, p_ce = worst(vs_eval)
                 e_et, p_et = worst(per_parameter(evalu, torch_upd)) \
-                    if not (amp or qat) else (0.0, "-")
+                    if not (amp or qat or prune) else (0.0, "-")
                 e_ct, _ = worst(per_parameter(comp, torch_upd))
                 # PyTorch float32 against float64 on the same data: how far
                 # float32 rounding alone moves this update (the noise floor).
@@ -415,7 +424,7 @@ def main():
                 ops = sorted({k.split(":")[1].split("[")[0] for k in dump.files
                               if k.startswith("probe.")})
                 params = len(vs_eval)
-                if mode == "f64":
+                if mode in ("f64", "prune"):
                     ok = (e_ce <= tol and e_et <= tol and first is None
                           and len(comp) == len(evalu) > 0)
                     verdict = "PASS" if ok else "FAIL"
