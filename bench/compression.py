@@ -15,9 +15,15 @@ trainopt-compile it, train it with trainopt-run, and measure
 
 Configurations: the fp32 baseline; int8 QAT (per-channel symmetric
 weights, observers frozen after the first epoch's steps); int4 QAT (no
-export: 8-bit QDQ only). Pruning, low-rank factorization and distillation
-rows come with their passes (docs/compression.md); the 2:4 GPU row belongs
-to the GPU-run issue.
+export: 8-bit QDQ only); 90% unstructured magnitude pruning on a gradual
+ramp over the first 60% of the steps (Zhu-Gupta, every 50 steps); 50%
+channel pruning (filters and neurons by L1 norm) on the same ramp; 2:4
+(after the first epoch, the first convolution left dense: its 9 weights
+per filter do not divide into groups of 4). Pruned models export with the
+masks folded in ("nonzero" counts the exported weights that are not zero);
+their ONNX files stay dense until --compact exists. Low-rank
+factorization and distillation rows come with their passes
+(docs/compression.md); the 2:4 GPU row belongs to the GPU-run issue.
 
 Usage (the repo's .venv: numpy, onnx, onnxruntime):
     .venv/bin/python bench/compression.py --bin build/bin [--epochs 2]
@@ -34,19 +40,32 @@ import tempfile
 import time
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 DATA = "/usr/share/datasets/fashion-mnist"
 BATCH = 64
 STEPS_PER_EPOCH = 60000 // BATCH
 
-CONFIGS = {
-    "fp32": [],
-    "int8": ["--quantize=int8", f"--observer-freeze-step={STEPS_PER_EPOCH}"],
-    "int4": ["--quantize=int4", f"--observer-freeze-step={STEPS_PER_EPOCH}"],
-}
-EXPORTS = {"fp32", "int8"}
+
+
+def configs(epochs):
+    """Each configuration's trainopt-compile flags."""
+    ramp = f"gradual:0,{int(0.6 * epochs * STEPS_PER_EPOCH)},50"
+    return {
+        "fp32": [],
+        "int8": ["--quantize=int8", f"--observer-freeze-step={STEPS_PER_EPOCH}"],
+        "int4": ["--quantize=int4", f"--observer-freeze-step={STEPS_PER_EPOCH}"],
+        "prune90": ["--prune=magnitude:0.9", f"--prune-schedule={ramp}"],
+        "channel50": ["--prune=channel:l1:0.5", f"--prune-schedule={ramp}"],
+        "2:4": ["--prune=2:4", f"--prune-schedule=oneshot:{STEPS_PER_EPOCH}",
+                "--prune-exclude=conv1.weight"],
+    }
+
+
+EXPORTS = {"fp32", "int8", "prune90", "channel50", "2:4"}
 
 
 def run(cmd):
@@ -90,7 +109,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--configs", default="fp32,int8,int4,prune90,channel50,2:4")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--json")
@@ -101,16 +120,17 @@ def main():
         run([sys.executable, os.path.join(ROOT, "scripts", "gen_models.py"), tmp, "--only", "cnn"])
         onnx_path = os.path.join(tmp, "cnn.onnx")
         for name in args.configs.split(","):
-            flags = CONFIGS[name]
-            art = os.path.join(tmp, f"{name}.trainopt")
-            report = os.path.join(tmp, f"{name}.report.json")
+            flags = configs(args.epochs)[name]
+            art = os.path.join(tmp, f"{name.replace(':', '_')}.trainopt")
+            stem = os.path.join(tmp, name.replace(":", "_"))
+            report = stem + ".report.json"
             run([tool("trainopt-compile"), onnx_path, f"--batch-size={BATCH}",
                  "--loss=cross_entropy", "--optimizer=adam", "--lr=1e-3", *flags,
                  f"--report={report}", "-o", art])
             rep = json.load(open(report))
-            exported = os.path.join(tmp, f"{name}.onnx") if name in EXPORTS else None
-            dump = os.path.join(tmp, f"{name}.eval.npz")
-            metrics = os.path.join(tmp, f"{name}.jsonl")
+            exported = stem + ".onnx" if name in EXPORTS else None
+            dump = stem + ".eval.npz"
+            metrics = stem + ".jsonl"
             out = run([tool("trainopt-run"), art, f"--data={DATA}", f"--eval-data={DATA}",
                        f"--epochs={args.epochs}", f"--threads={args.threads}", "--quiet",
                        "--no-train-eval", f"--metrics={metrics}", f"--dump-eval={dump}",
@@ -120,8 +140,10 @@ def main():
             steps = [json.loads(line) for line in open(metrics)]
             step_ms = statistics.median(s["step_ms"] for s in steps
                                         if "step_ms" in s and not s.get("summary"))
+            summary = steps[-1] if steps and steps[-1].get("summary") else {}
             row = {"config": name, "accuracy": accuracy,
                    "parameters": rep.get("parameters"),
+                   "sparsity": summary.get("sparsity"),
                    "train_gflops_per_step": rep.get("flops_per_step", 0) / 1e9,
                    "step_ms": step_ms}
             if exported:
@@ -130,7 +152,10 @@ def main():
                 labels = evals["labels"]
                 session = ort_session(exported, args.threads)
                 theirs = predict(session, x, BATCH)
+                weights = [numpy_helper.to_array(t) for t in onnx.load(exported).graph.initializer
+                           if t.data_type == onnx.TensorProto.FLOAT]
                 row.update({
+                    "nonzero_weights": int(sum(np.count_nonzero(w) for w in weights)),
                     "file_bytes": os.path.getsize(exported),
                     "ort_accuracy": 100.0 * float(np.mean(theirs == labels[:len(theirs)])),
                     "ort_agreement": 100.0 * float(np.mean(theirs == ours[:len(theirs)])),
@@ -140,13 +165,14 @@ def main():
             print(json.dumps(row), flush=True)
     base = next((r for r in rows if r["config"] == "fp32"), None)
     print()
-    print("| config | test acc. | drop | params | train GFLOP/step | step ms | ONNX bytes "
-          "| ORT acc. | ORT agrees | ORT ms (64) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| config | test acc. | drop | params | sparsity | nonzero | train GFLOP/step | step ms "
+          "| ONNX bytes | ORT acc. | ORT agrees | ORT ms (64) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         drop = f"{base['accuracy'] - r['accuracy']:+.2f}" if base else "-"
         fmt = lambda k, f: (f.format(r[k]) if r.get(k) is not None else "-")  # noqa: E731
         print(f"| {r['config']} | {r['accuracy']:.2f}% | {drop} | {fmt('parameters', '{:,}')} "
+              f"| {fmt('sparsity', '{:.3f}')} | {fmt('nonzero_weights', '{:,}')} "
               f"| {fmt('train_gflops_per_step', '{:.3f}')} | {r['step_ms']:.2f} "
               f"| {fmt('file_bytes', '{:,}')} | {fmt('ort_accuracy', '{:.2f}%')} "
               f"| {fmt('ort_agreement', '{:.2f}%')} | {fmt('ort_ms_batch64', '{:.3f}')} |")

@@ -8,7 +8,8 @@ at the steps trainopt-prune's schedule names (docs/compression.md):
 
   - magnitude:S, per layer: prune.l1_unstructured(amount=S) before step 0;
   - magnitude:S, global: prune.global_unstructured(L1Unstructured, amount=S);
-  - channel:l1:F: prune.ln_structured(amount=F, n=1, dim=0);
+  - channel:l1:F: prune.ln_structured(amount=F, n=1, dim=0), on every layer
+    but the last (the classes stay);
   - 2:4: in every group of 4 consecutive weights along the input axis the 2
     of largest magnitude stay (no PyTorch function: the mask is built here
     and applied with prune.custom_from_mask);
@@ -88,7 +89,8 @@ def prune_at(model, config, step):
         prune.global_unstructured([(m, "weight") for _, m in prunable(model)],
                                   pruning_method=prune.L1Unstructured, amount=0.7)
     elif config == "channel" and step == 0:
-        for _, m in prunable(model):
+        # trainopt-prune leaves the output layer (the classes) dense.
+        for _, m in prunable(model)[:-1]:
             prune.ln_structured(m, "weight", amount=0.5, n=1, dim=0)
     elif config == "2:4" and step == 0:
         # The first convolutions have 9 weights per output channel.

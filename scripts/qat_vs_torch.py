@@ -63,6 +63,8 @@ CONFIGS = {
                            "--quantize-weight-scheme=affine", 8, False, False, 0),
     "int4": ("--quantize=int4", 4, True, True, 0),
     "int8-freeze": ("--quantize=int8 --observer-freeze-step=10", 8, True, True, 10),
+    # Weight sharing: (flags, clusters, None, None, None).
+    "kmeans16": ("--quantize=kmeans:16", 16, None, None, None),
 }
 # Models with a max-pool (near-ties in its windows; see above).
 MAX_POOL = {"cnn"}
@@ -130,6 +132,75 @@ def quantize_modules(model, bits, per_channel, symmetric, f64):
     return model
 
 
+def kmeans1d(values, k):
+    """trainopt-quantize's k-means (Quantize.cpp kmeans1d), in NumPy: linear
+    initialization over [min, max], Lloyd rounds until no assignment
+    changes (at most 300), ties to the lower centroid, sums in index
+    order (np.bincount), empty clusters kept, centroids kept sorted."""
+    v = values.astype(np.float64).ravel()
+    lo, hi = v.min(), v.max()
+    centroids = np.array([lo + (hi - lo) * j / (k - 1) for j in range(k)])
+    codes = np.full(v.shape, -1, dtype=np.int64)
+    for rnd in range(301):
+        j = np.searchsorted(centroids, v, side="left")
+        lower = np.clip(j - 1, 0, k - 1)
+        upper = np.clip(j, 0, k - 1)
+        take_lower = (j == k) | ((j > 0) & (v - centroids[lower] <= centroids[upper] - v))
+        new = np.where(take_lower, lower, upper)
+        changed = not np.array_equal(new, codes)
+        codes = new
+        if not changed or rnd == 300:
+            break
+        sums = np.bincount(codes, weights=v, minlength=k)
+        counts = np.bincount(codes, minlength=k)
+        centroids = np.where(counts > 0, sums / np.maximum(counts, 1), centroids)
+        centroids = np.sort(centroids)
+    return centroids, codes.reshape(values.shape)
+
+
+def share_weights(model, k, dtype):
+    """Every Conv2d and Linear weight replaced by codebook[codes] (a
+    trainable codebook, fixed codes); returns {weight name: codes}."""
+    all_codes = {}
+    for name, m in model.named_modules():
+        if not isinstance(m, (nn.Conv2d, nn.Linear)):
+            continue
+        centroids, codes = kmeans1d(m.weight.detach().numpy(), k)
+        all_codes[f"{name}.weight"] = codes
+        del m.weight
+        m.codebook = nn.Parameter(torch.from_numpy(centroids).to(dtype))
+        m.register_buffer("codes", torch.from_numpy(codes))
+
+        def forward(self, x):
+            w = self.codebook[self.codes]
+            if isinstance(self, nn.Linear):
+                return F.linear(x, w, self.bias)
+            return self._conv_forward(x, w, self.bias)
+
+        m.forward = types.MethodType(forward, m)
+    return all_codes
+
+
+def torch_shared(cls, base, config, x, y, batch, steps, dtype):
+    """PyTorch training with the weights shared as --quantize=kmeans:K
+    shares them; the losses and the codes."""
+    model = cls()
+    model.load_state_dict(base.state_dict())
+    model = model.train().to(dtype)
+    codes = share_weights(model, config[1], dtype)
+    opt = OPTIMIZER[1](model.parameters())
+    losses = []
+    for k in range(steps):
+        xb = torch.from_numpy(x[k * batch:(k + 1) * batch]).to(dtype)
+        yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, codes
+
+
 def torch_qat(cls, base, config, x, y, batch, steps, dtype):
     _, bits, per_channel, symmetric, freeze = config
     model = cls()
@@ -195,19 +266,28 @@ def main():
                          args.tolerance_max_pool if name in MAX_POOL else args.tolerance)
             for config_name in args.configs.split(","):
                 config = CONFIGS[config_name]
-                got, _ = trainopt_train(args.bin, name, onnx_path, data,
-                                        config[0] + " " + OPTIMIZER[0], args.steps,
-                                        os.path.join(tmp, f"{name}-{config_name}"))
-                ref = torch_qat(cls, base, config, x, y, batch, args.steps, dtype)
+                got, params = trainopt_train(args.bin, name, onnx_path, data,
+                                             config[0] + " " + OPTIMIZER[0], args.steps,
+                                             os.path.join(tmp, f"{name}-{config_name}"))
+                codes_ok = True
+                if config_name.startswith("kmeans"):
+                    ref, codes = torch_shared(cls, base, config, x, y, batch, args.steps,
+                                              dtype)
+                    # The same k-means: every weight's codes equal.
+                    codes_ok = bool(codes) and all(
+                        np.array_equal(params.get(n + ".codes"), c) for n, c in codes.items())
+                else:
+                    ref = torch_qat(cls, base, config, x, y, batch, args.steps, dtype)
                 worst = max(abs(g - r) / abs(r) for g, r in zip(got, ref))
                 if os.environ.get("VERBOSE"):
                     for k, (g, r) in enumerate(zip(got, ref)):
                         print(k, g, r, abs(g - r) / abs(r))
-                ok = len(got) == args.steps and worst <= tolerance
+                ok = len(got) == args.steps and worst <= tolerance and codes_ok
                 failures += not ok
                 worst_all = max(worst_all, worst)
                 print(f"{name:7s} {config_name:19s} {args.dtype} losses over {args.steps} steps: "
-                      f"max rel err {worst:.2e} (first {got[0]:.5f}, last {got[-1]:.5f}) "
+                      f"max rel err {worst:.2e} (first {got[0]:.5f}, last {got[-1]:.5f})"
+                      f"{'' if codes_ok else ' CODES DIFFER'} "
                       f"{'PASS' if ok else 'FAIL'}", flush=True)
     print(f"{failures} failures; max loss rel err {worst_all:.2e}")
     return 1 if failures else 0

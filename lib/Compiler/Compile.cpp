@@ -205,6 +205,34 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
     }
     report["pruning"] = std::move(layers);
   }
+  if (auto factored =
+          module->getAttrOfType<ArrayAttr>(TrainoptDialect::kLowRankAttrName)) {
+    llvm::json::Array layers;
+    for (auto entry : factored.getAsRange<DictionaryAttr>()) {
+      std::string weight = entry.getAs<StringAttr>("weight").str();
+      std::string kind = entry.getAs<StringAttr>("kind").str();
+      int64_t rank = entry.getAs<IntegerAttr>("rank").getInt();
+      bool done = entry.getAs<BoolAttr>("factored").getValue();
+      if (done) {
+        ::trainopt::artifact::LowRankTensor *t =
+            artifact.add_low_rank_tensors();
+        t->set_weight(weight);
+        t->set_u(weight + ".u");
+        t->set_v(weight + ".v");
+        t->set_kind(kind);
+        t->set_rank(rank);
+      }
+      llvm::json::Object layer{{"weight", weight},
+                               {"kind", kind},
+                               {"rank", rank},
+                               {"factored", done}};
+      for (const char *key :
+           {"params_before", "params_after", "flops_before", "flops_after"})
+        layer[key] = entry.getAs<IntegerAttr>(key).getInt();
+      layers.push_back(std::move(layer));
+    }
+    report["low_rank"] = std::move(layers);
+  }
   report["model"] = artifact.model_name();
   report["batch_size"] = artifact.batch_size();
   std::string reportJson;

@@ -3,7 +3,7 @@
 // (trainopt.kth_smallest for the thresholds) and assigns.
 // RUN: trainopt-opt %s -trainopt-prune="prune=magnitude:0.5" -canonicalize | FileCheck %s
 // RUN: trainopt-opt %s -trainopt-prune="prune=magnitude:0.5 prune-scope=global" -canonicalize | FileCheck %s --check-prefix=GLOBAL
-// RUN: trainopt-opt %s -trainopt-prune="prune=channel:l1:0.5 prune-exclude=conv.*" -canonicalize | FileCheck %s --check-prefix=CHANNEL
+// RUN: trainopt-opt %s -trainopt-prune="prune=channel:l1:0.5" -canonicalize | FileCheck %s --check-prefix=CHANNEL
 // RUN: trainopt-opt %s -trainopt-prune="prune=2:4 prune-exclude=conv.weight" -canonicalize | FileCheck %s --check-prefix=NM
 // RUN: trainopt-opt %s -trainopt-prune="prune=magnitude:0.9 prune-schedule=gradual:10,50,10" -canonicalize | FileCheck %s --check-prefix=GRADUAL
 // RUN: trainopt-opt %s -trainopt-prune="prune=magnitude:0.5 prune-schedule=oneshot:7" -trainopt-build-eval-step -canonicalize | FileCheck %s --check-prefix=EVAL
@@ -49,16 +49,16 @@
 // GLOBAL: trainopt.greater %{{.*}}, %[[T]] : (tensor<8x3xf32>, tensor<f32>)
 // GLOBAL-NOT: kth_smallest
 
-// Channels by their L1 norms: the transposed head weight [3, 8] has its
-// outputs on axis 0, the plain one [8, 3] on axis 1; round(0.5 * 3) = 2.
-// CHANNEL-NOT: @conv.weight.prune_mask
-// CHANNEL: %[[N:.*]] = trainopt.reduce_sum %{{.*}} {axes = array<i64: 1>} : (tensor<3x8xf32>) -> tensor<3xf32>
-// CHANNEL: %[[T:.*]] = trainopt.kth_smallest %[[N]], %{{.*}} : (tensor<3xf32>, tensor<i64>) -> tensor<f32>
-// CHANNEL: trainopt.greater %[[N]], %[[T]] : (tensor<3xf32>, tensor<f32>) -> tensor<3xi1>
-// CHANNEL: trainopt.reshape %{{.*}} : tensor<3xf32> -> tensor<3x1xf32>
-// CHANNEL: trainopt.broadcast_to %{{.*}} : tensor<3x1xf32> -> tensor<3x8xf32>
-// CHANNEL: trainopt.reduce_sum %{{.*}} {axes = array<i64: 0>} : (tensor<8x3xf32>) -> tensor<3xf32>
-// CHANNEL: trainopt.broadcast_to %{{.*}} : tensor<1x3xf32> -> tensor<8x3xf32>
+// Channels by their L1 norms: the conv's 4 filters, round(0.5 * 4) = 2;
+// the matmuls produce the outputs (classes) and stay dense.
+// CHANNEL-NOT: @head.weight.prune_mask
+// CHANNEL-NOT: @fc.weight.prune_mask
+// CHANNEL: %[[N:.*]] = trainopt.reduce_sum %{{.*}} {axes = array<i64: 1, 2, 3>} : (tensor<4x2x3x3xf32>) -> tensor<4xf32>
+// CHANNEL: %[[T:.*]] = trainopt.kth_smallest %[[N]], %{{.*}} : (tensor<4xf32>, tensor<i64>) -> tensor<f32>
+// CHANNEL: trainopt.greater %[[N]], %[[T]] : (tensor<4xf32>, tensor<f32>) -> tensor<4xi1>
+// CHANNEL: trainopt.reshape %{{.*}} : tensor<4xf32> -> tensor<4x1x1x1xf32>
+// CHANNEL: trainopt.broadcast_to %{{.*}} : tensor<4x1x1x1xf32> -> tensor<4x2x3x3xf32>
+// CHANNEL-NOT: kth_smallest
 
 // 2:4 along the input axis: the head weight [3, 8] in groups [3, 2, 4];
 // each weight's rank in its group counts the larger ones (and the equal

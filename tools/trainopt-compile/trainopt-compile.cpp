@@ -253,6 +253,37 @@ static void printReport(const json::Object &r) {
                     mib(num("arena_bytes")), mib(num("arena_lower_bound_bytes")),
                     mib(num("persistent_bytes")), mib(num("scratch_bytes")),
                     mib(num("scratch_lower_bound_bytes")));
+  if (const json::Array *factored = r.getArray("low_rank")) {
+    int64_t done = 0, params[2] = {0, 0}, flops[2] = {0, 0};
+    for (const json::Value &v : *factored)
+      if (const json::Object *l = v.getAsObject()) {
+        done += l->getBoolean("factored").value_or(false);
+        params[0] += l->getInteger("params_before").value_or(0);
+        params[1] += l->getInteger("params_after").value_or(0);
+        flops[0] += l->getInteger("flops_before").value_or(0);
+        flops[1] += l->getInteger("flops_after").value_or(0);
+      }
+    outs() << formatv("low-rank:             {0} of {1} weights factored; "
+                      "their parameters {2} -> {3}, forward FLOPs {4:e3} -> "
+                      "{5:e3}\n",
+                      done, factored->size(), params[0], params[1],
+                      double(flops[0]), double(flops[1]));
+    for (const json::Value &v : *factored)
+      if (const json::Object *l = v.getAsObject())
+        outs() << formatv(
+            "  weight {0}: {1} rank {2}, parameters {3} -> {4}, FLOPs {5:e3} "
+            "-> {6:e3}{7}\n",
+            l->getString("weight").value_or("?"),
+            l->getString("kind").value_or("?"),
+            l->getInteger("rank").value_or(0),
+            l->getInteger("params_before").value_or(0),
+            l->getInteger("params_after").value_or(0),
+            double(l->getInteger("flops_before").value_or(0)),
+            double(l->getInteger("flops_after").value_or(0)),
+            l->getBoolean("factored").value_or(false)
+                ? ""
+                : " (left whole: the rank saves nothing)");
+  }
   if (const json::Array *pruned = r.getArray("pruning")) {
     int64_t elements = 0, zeros = 0;
     for (const json::Value &v : *pruned)

@@ -69,15 +69,32 @@ struct QuantizedTensor {
   bool symmetric = false;
 };
 
+/// A weight trainopt-low-rank factored (artifact.proto's LowRankTensor):
+/// the initializer `weight` (read by one MatMul, Gemm, Transpose-then-MatMul
+/// or Conv node) is gone from the trained values, which hold `u` and `v`.
+struct LowRankTensor {
+  std::string weight, u, v;
+  /// "matmul": W (m x n) = u (m x r) v (r x n); "conv": the filter is u
+  /// [F, r, 1...] applied after v [r, C, k...].
+  std::string kind;
+};
+
+/// With `lowRank` non-empty, each factored weight's reader becomes two
+/// nodes, the factors' initializers replacing the weight's: x W as
+/// (x u) v, x W^T as (x v^T) u^T, a Conv as the Conv with filter v then a
+/// 1 x 1 Conv with filter u and the bias.
+///
 /// With `quantized` non-empty, the model is written in QDQ form: each
 /// quantized weight as a uint8 initializer (its fake-quantized int8
-/// integers shifted by 128, as is its zero point) with a DequantizeLinear, each quantized input through a QuantizeLinear
-/// (uint8) and DequantizeLinear pair, with the scales and zero points of the
-/// observers' ranges, so ONNX Runtime computes what the eval step computes.
+/// integers shifted by 128, as is its zero point) with a DequantizeLinear, each
+/// quantized input through a QuantizeLinear (uint8) and DequantizeLinear pair,
+/// with the scales and zero points of the observers' ranges, so ONNX Runtime
+/// computes what the eval step computes.
 bool exportOnnx(const std::string &modelBytes,
                 const std::vector<NamedTensor> &values, const std::string &path,
                 std::string &error, ExportDType dtype = ExportDType::F32,
-                const std::vector<QuantizedTensor> &quantized = {});
+                const std::vector<QuantizedTensor> &quantized = {},
+                const std::vector<LowRankTensor> &lowRank = {});
 
 /// Whether `modelBytes` can be exported with `quantized` in QDQ form (an
 /// opset with per-axis DequantizeLinear, 8-bit ranges, float32 tensors, no

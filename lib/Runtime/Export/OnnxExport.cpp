@@ -796,6 +796,171 @@ bool writeQDQ(onnx::GraphProto &graph, const std::vector<NamedTensor> &values,
   return true;
 }
 
+/// Attribute `name` of `node` as an int, or `otherwise`.
+int64_t intAttribute(const onnx::NodeProto &node, const std::string &name,
+                     int64_t otherwise) {
+  for (const onnx::AttributeProto &a : node.attribute())
+    if (a.name() == name)
+      return a.i();
+  return otherwise;
+}
+
+/// Rewrites the reader of each factored weight into two nodes over its
+/// factors (exportOnnx); the factors' initializers get their data from the
+/// trained values afterwards.
+bool writeLowRank(onnx::GraphProto &graph,
+                  const std::vector<NamedTensor> &values,
+                  const std::vector<LowRankTensor> &lowRank,
+                  std::string &error) {
+  FreshNames fresh(graph);
+  for (const LowRankTensor &f : lowRank) {
+    std::string what = "the factored weight '" + f.weight + "'";
+    auto init = std::find_if(
+        graph.initializer().begin(), graph.initializer().end(),
+        [&](const onnx::TensorProto &t) { return t.name() == f.weight; });
+    const NamedTensor *u = nullptr, *v = nullptr;
+    for (const NamedTensor &t : values) {
+      u = t.name == f.u ? &t : u;
+      v = t.name == f.v ? &t : v;
+    }
+    if (init == graph.initializer().end() || !u || !v) {
+      error = what + ": its initializer or its factors are missing";
+      return false;
+    }
+    int32_t type = init->data_type();
+    // The one node reading it (a Transpose is looked through).
+    std::vector<int> readers;
+    for (int i = 0; i < graph.node_size(); ++i)
+      for (const std::string &in : graph.node(i).input())
+        if (in == f.weight) {
+          readers.push_back(i);
+          break;
+        }
+    if (readers.size() != 1) {
+      error = what + " is read by " + std::to_string(readers.size()) +
+              " nodes; its factored form needs exactly one";
+      return false;
+    }
+    int at = readers[0];
+    const onnx::NodeProto reader = graph.node(at);
+    int transposeAt = -1;
+    onnx::NodeProto node = reader;
+    if (reader.op_type() == "Transpose") {
+      std::vector<int> next;
+      for (int i = 0; i < graph.node_size(); ++i)
+        for (const std::string &in : graph.node(i).input())
+          if (in == reader.output(0)) {
+            next.push_back(i);
+            break;
+          }
+      if (next.size() != 1 || graph.node(next[0]).op_type() != "MatMul" ||
+          graph.node(next[0]).input(1) != reader.output(0)) {
+        error = what + " is transposed for something other than one MatMul";
+        return false;
+      }
+      transposeAt = at;
+      at = next[0];
+      node = graph.node(at);
+    }
+    auto make = [&](const std::string &op, std::vector<std::string> in,
+                    const std::string &out) {
+      onnx::NodeProto n;
+      n.set_op_type(op);
+      n.set_name(fresh(node.name() + "_" + op + "_low_rank"));
+      for (std::string &x : in)
+        n.add_input(std::move(x));
+      n.add_output(out);
+      return n;
+    };
+    auto setInt = [](onnx::NodeProto &n, const std::string &name, int64_t x) {
+      onnx::AttributeProto *a = n.add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(x);
+    };
+    auto setFloat = [](onnx::NodeProto &n, const std::string &name, float x) {
+      onnx::AttributeProto *a = n.add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::FLOAT);
+      a->set_f(x);
+    };
+    std::string mid = fresh(f.weight + "_low_rank");
+    std::vector<onnx::NodeProto> added;
+    const std::string &x = node.input(0), &y = node.output(0);
+    if (f.kind == "conv" && node.op_type() == "Conv" &&
+        node.input(1) == f.weight) {
+      onnx::NodeProto first = make("Conv", {x, f.v}, mid);
+      *first.mutable_attribute() = node.attribute();
+      std::vector<std::string> in{mid, f.u};
+      if (node.input_size() > 2 && !node.input(2).empty())
+        in.push_back(node.input(2));
+      added = {first, make("Conv", in, y)};
+    } else if (f.kind == "matmul" && node.op_type() == "MatMul" &&
+               transposeAt >= 0) {
+      // x W^T = (x v^T) u^T.
+      std::string vt = fresh(f.v + "_T"), ut = fresh(f.u + "_T");
+      added = {make("Transpose", {f.v}, vt), make("Transpose", {f.u}, ut),
+               make("MatMul", {x, vt}, mid), make("MatMul", {mid, ut}, y)};
+    } else if (f.kind == "matmul" && node.op_type() == "MatMul" &&
+               node.input(1) == f.weight) {
+      added = {make("MatMul", {x, f.u}, mid), make("MatMul", {mid, f.v}, y)};
+    } else if (f.kind == "matmul" && node.op_type() == "Gemm" &&
+               node.input(1) == f.weight) {
+      bool transB = intAttribute(node, "transB", 0) != 0;
+      int64_t transA = intAttribute(node, "transA", 0);
+      float alpha = 1.0f, beta = 1.0f;
+      for (const onnx::AttributeProto &a : node.attribute()) {
+        alpha = a.name() == "alpha" ? a.f() : alpha;
+        beta = a.name() == "beta" ? a.f() : beta;
+      }
+      // A W^T = (A v^T) u^T; A W = (A u) v.
+      onnx::NodeProto first = make("Gemm", {x, transB ? f.v : f.u}, mid);
+      setInt(first, "transA", transA);
+      setInt(first, "transB", transB);
+      setFloat(first, "alpha", alpha);
+      std::vector<std::string> in{mid, transB ? f.u : f.v};
+      if (node.input_size() > 2 && !node.input(2).empty())
+        in.push_back(node.input(2));
+      onnx::NodeProto second = make("Gemm", in, y);
+      setInt(second, "transB", transB);
+      setFloat(second, "beta", beta);
+      added = {first, second};
+    } else {
+      error = what + " is read by a " + node.op_type() +
+              " node, whose factored form is not written";
+      return false;
+    }
+    // The nodes, in order: the new ones where the reader was.
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+    for (int i = 0; i < graph.node_size(); ++i) {
+      if (i == transposeAt)
+        continue;
+      if (i == at) {
+        for (onnx::NodeProto &n : added)
+          *nodes.Add() = std::move(n);
+        continue;
+      }
+      *nodes.Add() = graph.node(i);
+    }
+    graph.mutable_node()->Swap(&nodes);
+    // The factors replace the weight's initializer (and graph input, in
+    // models that list initializers as inputs).
+    eraseIf(*graph.mutable_initializer(),
+            [&](const onnx::TensorProto &t) { return t.name() == f.weight; });
+    eraseIf(*graph.mutable_input(), [&](const onnx::ValueInfoProto &i) {
+      return i.name() == f.weight;
+    });
+    for (const NamedTensor *factor : {u, v}) {
+      onnx::TensorProto *t = graph.add_initializer();
+      t->set_name(factor->name);
+      t->set_data_type(type);
+      for (int64_t d : factor->shape)
+        t->add_dims(d);
+    }
+  }
+  return true;
+}
+
 } // namespace
 
 bool trainopt::rt::canExportQuantized(
@@ -813,7 +978,8 @@ bool trainopt::rt::exportOnnx(const std::string &modelBytes,
                               const std::vector<NamedTensor> &values,
                               const std::string &path, std::string &error,
                               ExportDType dtype,
-                              const std::vector<QuantizedTensor> &quantized) {
+                              const std::vector<QuantizedTensor> &quantized,
+                              const std::vector<LowRankTensor> &lowRank) {
   auto fail = [&](const std::string &message) {
     error = "cannot export the model to '" + path + "': " + message;
     return false;
@@ -826,6 +992,8 @@ bool trainopt::rt::exportOnnx(const std::string &modelBytes,
   if (!toInference(graph, message))
     return fail(message);
   removeDead(graph);
+  if (!lowRank.empty() && !writeLowRank(graph, values, lowRank, message))
+    return fail(message);
   if (!fillInitializers(graph, values, message))
     return fail(message);
   if (!checkQuantized(model, quantized, dtype, message) ||

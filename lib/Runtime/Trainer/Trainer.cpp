@@ -2059,9 +2059,11 @@ static int trainWith(const TrainerOptions &given,
     for (const ModelValue &m : whole)
       values.push_back({m.signature.name, m.signature.dtype, m.array.shape,
                         m.array.bytes.data()});
-    if (rank == 0 &&
-        !exportOnnx(onnxModel, values, given.exportOnnx, error, exportDtype,
-                    quantized))
+    std::vector<LowRankTensor> lowRank;
+    for (const auto &t : program->artifact().low_rank_tensors())
+      lowRank.push_back({t.weight(), t.u(), t.v(), t.kind()});
+    if (rank == 0 && !exportOnnx(onnxModel, values, given.exportOnnx, error,
+                                 exportDtype, quantized, lowRank))
       runtimeError("--export-onnx: " + error);
   }
   if (o.profile)

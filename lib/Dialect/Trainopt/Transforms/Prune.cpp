@@ -264,19 +264,8 @@ void TrainoptPrunePass::runOnOperation() {
     excluded.push_back(*llvm::GlobPattern::create(p));
   Block &body = func.getBody().front();
 
-  // The trainable parameter `v` is bound to, if it is such an argument.
-  auto weightName = [&](Value v) -> StringAttr {
-    auto arg = dyn_cast<BlockArgument>(v);
-    if (!arg || arg.getOwner() != &body)
-      return {};
-    auto param = func.getArgAttrOfType<FlatSymbolRefAttr>(
-        arg.getArgNumber(), TrainoptDialect::kParamAttrName);
-    auto declared =
-        param ? module.lookupSymbol<ParameterOp>(param.getAttr()) : ParameterOp();
-    if (!declared || !declared.getTrainable() ||
-        !TensorBuilder::isFloatTensor(v.getType()))
-      return {};
-    return param.getAttr();
+  auto weightName = [&](Value v) {
+    return trainableParameterOf(module, func, v);
   };
 
   // The weights: a convolution's filter, a matmul's rhs, read directly,
@@ -284,7 +273,27 @@ void TrainoptPrunePass::runOnOperation() {
   // trainopt-quantize's fake_quant.
   SmallVector<Site> sites;
   llvm::SmallDenseSet<Value> seen;
+  // Channel pruning leaves the layers that produce the model's outputs
+  // (the logits' classes) dense: the convolutions and matmuls reached
+  // from the return without passing through another.
+  llvm::SmallPtrSet<Operation *, 4> outputLayers;
+  if (method.kind == Method::Channel) {
+    SmallVector<Value> work(body.getTerminator()->getOperands());
+    llvm::SmallDenseSet<Value> visited;
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      Operation *def = v.getDefiningOp();
+      if (!def || !visited.insert(v).second)
+        continue;
+      if (isa<ConvOp, MatmulOp>(def))
+        outputLayers.insert(def);
+      else
+        work.append(def->operand_begin(), def->operand_end());
+    }
+  }
   func.walk([&](Operation *op) {
+    if (outputLayers.contains(op))
+      return;
     Value w;
     int64_t channel = 0;
     SmallVector<int64_t> reduction;

@@ -12,6 +12,7 @@
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
 #include "trainopt/Dialect/Trainopt/Transforms/TrainStep.h"
 #include "trainopt/Dialect/Trainopt/Transforms/TrainingPipeline.h"
+#include "trainopt/Evaluator/HostTensor.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -19,6 +20,7 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/GlobPattern.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace mlir::trainopt {
@@ -63,6 +65,12 @@ private:
                                  Location loc,
                                  SmallVectorImpl<std::pair<Value, Value>> &assigns);
 
+  /// Weight sharing: share each weight's values among this many
+  /// centroids (`kmeans:K`); 0 for fake quantization.
+  int64_t clusters = 0;
+  LogicalResult shareWeights(ModuleOp module, func::FuncOp func,
+                             ArrayRef<std::pair<Value, StringAttr>> weights);
+
   Value observations;
   /// Whether observers still move: count < freeze step (or always).
   Value live;
@@ -87,8 +95,22 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
       return bad("quantize-exclude", "needs --quantize=int8 or --quantize=int4");
     return success();
   }
-  if (quantize != "int8" && quantize != "int4")
-    return bad("quantize", "must be off, int8 or int4, got '" + quantize + "'");
+  StringRef spec = quantize;
+  if (spec.consume_front("kmeans:")) {
+    if (spec.getAsInteger(10, clusters) || clusters < 2 || clusters > 65536)
+      return bad("quantize", "kmeans:K needs 2 <= K <= 65536 clusters, got '" +
+                                 quantize + "'");
+    // The fake-quant options do not apply to weight sharing.
+    const llvm::cl::Option *given[] = {&granularity, &weightScheme,
+                                       &activations, &averaging, &freezeStep};
+    for (const llvm::cl::Option *o : given)
+      if (o->getNumOccurrences())
+        return bad(o->ArgStr,
+                   "applies to --quantize=int8 and int4, not " + quantize);
+  } else if (quantize != "int8" && quantize != "int4") {
+    return bad("quantize",
+               "must be off, int8, int4 or kmeans:K, got '" + quantize + "'");
+  }
   if (granularity != "per-channel" && granularity != "per-tensor")
     return bad("quantize-granularity",
                "must be per-channel or per-tensor, got '" + granularity + "'");
@@ -109,6 +131,9 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
     if (meshAxis(module, axis).second > 1)
       return bad("quantize", "quantization-aware training with " + axis +
                                  " > 1 in --mesh is not supported yet");
+  if (!clusters && module->hasAttr(TrainoptDialect::kLowRankAttrName))
+    return bad("quantize", "fake quantization of low-rank factors "
+                           "(--low-rank) is not supported yet");
   return success();
 }
 
@@ -195,6 +220,111 @@ FailureOr<Value> TrainoptQuantizePass::quantizeValue(
                                    static_cast<uint64_t>(spec.quantMax)));
 }
 
+/// One-dimensional k-means (Lloyd's algorithm) of `values` into `k`
+/// clusters, from centroids spread linearly over [min, max] (linear
+/// initialization, which Han et al.'s Deep Compression found best: the
+/// few large weights keep centroids of their own), until no assignment
+/// changes or 300 rounds. Ties go to the lower centroid; sums run in index
+/// order, so the result is the same on every machine.
+static void kmeans1d(ArrayRef<double> values, int64_t k,
+                     std::vector<double> &centroids,
+                     std::vector<int32_t> &codes) {
+  auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  centroids.resize(k);
+  for (int64_t j = 0; j < k; ++j)
+    centroids[j] =
+        *lo + (*hi - *lo) * static_cast<double>(j) / static_cast<double>(k - 1);
+  codes.assign(values.size(), -1);
+  for (int round = 0;; ++round) {
+    bool changed = false;
+    for (size_t i = 0; i < values.size(); ++i) {
+      double v = values[i];
+      auto at = std::lower_bound(centroids.begin(), centroids.end(), v);
+      int32_t j = static_cast<int32_t>(at - centroids.begin());
+      if (j == k || (j > 0 && v - centroids[j - 1] <= centroids[j] - v))
+        --j;
+      changed |= codes[i] != j;
+      codes[i] = j;
+    }
+    if (!changed || round == 300)
+      return;
+    std::vector<double> sum(k, 0.0);
+    std::vector<int64_t> count(k, 0);
+    for (size_t i = 0; i < values.size(); ++i)
+      sum[codes[i]] += values[i], ++count[codes[i]];
+    for (int64_t j = 0; j < k; ++j)
+      if (count[j])
+        centroids[j] = sum[j] / static_cast<double>(count[j]);
+    // An empty cluster keeps its place; keep the centroids sorted for the
+    // search (the next round reassigns every value).
+    std::sort(centroids.begin(), centroids.end());
+  }
+}
+
+LogicalResult TrainoptQuantizePass::shareWeights(
+    ModuleOp module, func::FuncOp func,
+    ArrayRef<std::pair<Value, StringAttr>> weights) {
+  OpBuilder b(&getContext());
+  Block &body = func.getBody().front();
+  SmallVector<std::pair<Value, Value>> assigns;
+  SmallVector<Attribute> records;
+  for (auto [w, name] : weights) {
+    auto param = module.lookupSymbol<ParameterOp>(name);
+    auto type = cast<RankedTensorType>(w.getType());
+    Type elt = type.getElementType();
+    if (!param.getInitialValueAttr())
+      return func.emitError()
+             << "--quantize=" << quantize << ": weight '" << name.getValue()
+             << "' has no initial values to cluster";
+    llvm::Expected<HostTensor> initial =
+        tensorFromAttr(param.getInitialValueAttr());
+    if (!initial)
+      return func.emitError()
+             << "--quantize=" << quantize << ": weight '" << name.getValue()
+             << "': " << llvm::toString(initial.takeError());
+    std::vector<double> centroids;
+    std::vector<int32_t> codes;
+    kmeans1d(initial->floats, clusters, centroids, codes);
+    // The codebook in the weight's type; the weight's value decoded from it.
+    SmallVector<APFloat> book, decoded;
+    for (double c : centroids)
+      book.push_back(cast<FloatAttr>(b.getFloatAttr(elt, c)).getValue());
+    for (int32_t j : codes)
+      decoded.push_back(book[j]);
+    auto bookType = RankedTensorType::get({clusters}, elt);
+    FailureOr<BlockArgument> codebook = addModelState(
+        module, func, (name.getValue() + ".codebook").str(),
+        DenseElementsAttr::get(bookType, book), "quantize", /*trainable=*/true);
+    if (failed(codebook))
+      return failure();
+    FailureOr<BlockArgument> indices = addModelState(
+        module, func, (name.getValue() + ".codes").str(),
+        DenseElementsAttr::get(type.clone(b.getI32Type()), ArrayRef(codes)),
+        "quantize");
+    if (failed(indices))
+      return failure();
+    // The weight becomes state: the shared values, stored back every step
+    // (so checkpoints, --save-params and the export hold them).
+    param.setTrainable(false);
+    param.setInitialValueAttr(DenseElementsAttr::get(type, decoded));
+    b.setInsertionPointToStart(&body);
+    Value shared = GatherOp::create(b, w.getLoc(), *codebook, *indices, 0);
+    w.replaceAllUsesWith(shared);
+    assigns.push_back({w, shared});
+    records.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr("weight", name),
+         b.getNamedAttr("codebook",
+                        b.getStringAttr(name.getValue() + ".codebook")),
+         b.getNamedAttr("clusters", b.getI64IntegerAttr(clusters))}));
+  }
+  b.setInsertionPoint(body.getTerminator());
+  for (auto [state, value] : assigns)
+    AssignOp::create(b, func.getLoc(), state, value);
+  module->setAttr(TrainoptDialect::kWeightSharingAttrName,
+                  b.getArrayAttr(records));
+  return success();
+}
+
 void TrainoptQuantizePass::runOnOperation() {
   ModuleOp module = getOperation();
   if (failed(validate(module)))
@@ -221,19 +351,8 @@ void TrainoptQuantizePass::runOnOperation() {
   for (const std::string &p : exclude)
     excluded.push_back(*llvm::GlobPattern::create(p));
 
-  // The trainable parameter bound to `v`, if it is such an argument.
-  auto weightName = [&](Value v) -> StringAttr {
-    auto arg = dyn_cast<BlockArgument>(v);
-    if (!arg || arg.getOwner() != &func.getBody().front())
-      return {};
-    auto param = func.getArgAttrOfType<FlatSymbolRefAttr>(
-        arg.getArgNumber(), TrainoptDialect::kParamAttrName);
-    auto declared =
-        param ? module.lookupSymbol<ParameterOp>(param.getAttr()) : ParameterOp();
-    if (!declared || !declared.getTrainable() ||
-        !TensorBuilder::isFloatTensor(v.getType()))
-      return {};
-    return param.getAttr();
+  auto weightName = [&](Value v) {
+    return trainableParameterOf(module, func, v);
   };
 
   // The ops to quantize: the operand that reads the weight (the op's own,
@@ -274,6 +393,17 @@ void TrainoptQuantizePass::runOnOperation() {
     func.emitError() << "--quantize: the model has no convolution or matmul "
                         "with a trainable weight to quantize";
     return signalPassFailure();
+  }
+  if (clusters) {
+    SmallVector<std::pair<Value, StringAttr>> weights;
+    for (const Site &site : sites)
+      if (llvm::none_of(weights, [&](auto &w) {
+            return w.first == site.weightUse->get();
+          }))
+        weights.push_back({site.weightUse->get(), site.weight});
+    if (failed(shareWeights(module, func, weights)))
+      return signalPassFailure();
+    return;
   }
 
   OpBuilder b(&getContext());

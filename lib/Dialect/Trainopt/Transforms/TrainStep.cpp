@@ -528,17 +528,32 @@ std::vector<TrainingOption> mlir::trainopt::stage_options::buildTrainStepOptions
   return passOptionsOf(pass.anyOption(), pass.getArgument());
 }
 
+StringAttr mlir::trainopt::trainableParameterOf(ModuleOp module,
+                                                func::FuncOp func, Value v) {
+  auto arg = dyn_cast<BlockArgument>(v);
+  if (!arg || arg.getOwner() != &func.getBody().front())
+    return {};
+  auto param = func.getArgAttrOfType<FlatSymbolRefAttr>(
+      arg.getArgNumber(), TrainoptDialect::kParamAttrName);
+  auto declared =
+      param ? module.lookupSymbol<ParameterOp>(param.getAttr()) : ParameterOp();
+  if (!declared || !declared.getTrainable() ||
+      !TensorBuilder::isFloatTensor(v.getType()))
+    return {};
+  return param.getAttr();
+}
+
 FailureOr<BlockArgument>
 mlir::trainopt::addModelState(ModuleOp module, func::FuncOp func,
                               StringRef name, DenseElementsAttr init,
-                              StringRef flag) {
+                              StringRef flag, bool trainable) {
   if (module.lookupSymbol(name))
     return func.emitError() << "--" << flag
                             << ": the model already has a parameter named '"
                             << name << "'";
   OpBuilder b(func);
   auto type = cast<RankedTensorType>(init.getType());
-  ParameterOp::create(b, func.getLoc(), name, type, /*trainable=*/false, init);
+  ParameterOp::create(b, func.getLoc(), name, type, trainable, init);
   unsigned index = func.getNumArguments();
   if (failed(func.insertArgument(
           index, type,

@@ -27,6 +27,7 @@ struct Stage {
 };
 const Stage stages[] = {
     {"trainopt-partition-model", stage_options::partitionModelOptions},
+    {"trainopt-low-rank", stage_options::lowRankOptions},
     {"trainopt-quantize", stage_options::quantizeOptions},
     {"trainopt-prune", stage_options::pruneOptions},
     {"trainopt-attach-loss", stage_options::attachLossOptions},

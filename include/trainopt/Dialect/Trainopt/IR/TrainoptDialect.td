@@ -83,6 +83,15 @@ def Trainopt_Dialect : Dialect {
     /// quant_min, quant_max, symmetric), for the QDQ export.
     static constexpr ::llvm::StringLiteral kQuantizationAttrName =
         "trainopt.quantization";
+    /// Module attribute of a model trainopt-low-rank factored: one
+    /// dictionary per weight considered (weight, rank, factored, kind,
+    /// params_before/after, flops_before/after).
+    static constexpr ::llvm::StringLiteral kLowRankAttrName =
+        "trainopt.low_rank";
+    /// Module attribute of a model trainopt-quantize shared the weights of
+    /// (`kmeans:K`): one dictionary each (weight, codebook, clusters).
+    static constexpr ::llvm::StringLiteral kWeightSharingAttrName =
+        "trainopt.weight_sharing";
     /// Module attribute of a model trainopt-prune rewrote: its pruned
     /// weights, one dictionary each (weight, mask, method, sparsity), for
     /// the runtime's sparsity report and the export's folding of masks.

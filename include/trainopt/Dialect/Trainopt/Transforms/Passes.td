@@ -111,6 +111,52 @@ def TrainoptAttachLoss : Pass<"trainopt-attach-loss", "ModuleOp"> {
   ];
 }
 
+def TrainoptLowRank : Pass<"trainopt-low-rank", "ModuleOp"> {
+  let summary = "Low-rank factorization of weights from their SVD";
+  let description = [{
+    With `low-rank` set, factors the weight W of every matmul (2-d, read
+    directly or through a transpose) and ungrouped convolution of `func`
+    that is a trainable parameter of its own (no other reader) and matches
+    `low-rank-layers` (all when empty): the SVD of W's initial values as a
+    matrix (a filter `[F, C, k...]` as `F x (C k...)`), computed at compile
+    time by one-sided Jacobi in float64, gives `W ~ U V` with
+    `U = U_r sqrt(S_r)` (m x r) and `V = sqrt(S_r) V_r^T` (r x n), two new
+    trainable parameters `W.u` and `W.v` that replace W (which is removed):
+
+    - a matmul `x W` becomes `(x U) V`, and `x W^T` becomes `(x V^T) U^T`;
+    - a convolution becomes the same convolution (strides, padding,
+      dilations) with the filter `V` (`[r, C, k...]`) to r channels, then a
+      1 x 1 convolution with the filter `U` (`[F, r, 1...]`) and the bias.
+
+    The rank is the smallest that keeps the fraction E of the squared
+    singular values (`energy:E`) or a fixed R (`rank:R`, at most
+    min(m, n)). A weight whose rank would not save parameters
+    (`r (m + n) >= m n`) is left as it is. The module attribute
+    `trainopt.low_rank` records each weight's rank and its parameters and
+    forward FLOPs before and after (for `--report`), and the factored ones
+    for the ONNX export, which writes the factored structure.
+
+    Before (`low-rank=rank:2`):
+    ```mlir
+    %y = trainopt.matmul %x, %w {transpose_rhs = true} : (tensor<8x16xf32>, tensor<12x16xf32>) -> tensor<8x12xf32>
+    ```
+    After:
+    ```mlir
+    %t = trainopt.matmul %x, %v {transpose_rhs = true} : (tensor<8x16xf32>, tensor<2x16xf32>) -> tensor<8x2xf32>
+    %y = trainopt.matmul %t, %u {transpose_rhs = true} : (tensor<8x2xf32>, tensor<12x2xf32>) -> tensor<8x12xf32>
+    ```
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function to factor">,
+    Option<"lowRank", "low-rank", "std::string", /*default=*/"\"off\"",
+           "Low-rank factorization: off, energy:E (keep the fraction E of "
+           "the squared singular values) or rank:R">,
+    ListOption<"layers", "low-rank-layers", "std::string",
+               "Glob patterns of the weights to factor (default: all)">,
+  ];
+}
+
 def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
   let summary = "Quantization-aware training: fake-quantizes weights and their inputs";
   let description = [{
@@ -146,7 +192,18 @@ def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
     parameters `P.observer_min` and `P.observer_max` (0-d, or one value per
     channel), saved in checkpoints with the rest of the model state.
     `quantize-exclude` keeps weights matching any of its globs (and their
-    inputs) in full precision. The observers' scale and zero point get no
+    inputs) in full precision.
+
+    With `quantize=kmeans:K`, weights are shared instead (Han et al.'s Deep
+    Compression): each weight's initial values are clustered by a
+    one-dimensional k-means (linear initialization, Lloyd rounds, at compile
+    time) into a trainable codebook `W.codebook` of K values and frozen
+    codes `W.codes` (i32, the weight's shape); every use of the weight reads
+    `trainopt.gather` of the codebook at the codes, so the gradients of the
+    weights that share a centroid are summed into it (gather's VJP). The
+    weight itself becomes model state, the shared values stored back by
+    `trainopt.assign` every step, so checkpoints, `--save-params` and the
+    ONNX export hold them. Inputs are not quantized. The observers' scale and zero point get no
     gradient (fake_quant's VJP gives none). Mixed precision (`amp`) and
     tensor or pipeline parallelism are refused with QAT for now.
 
@@ -168,7 +225,8 @@ def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
     Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
            "The model function to quantize">,
     Option<"quantize", "quantize", "std::string", /*default=*/"\"off\"",
-           "Quantization-aware training: off, int8 or int4">,
+           "Quantization-aware training: off, int8, int4, or kmeans:K "
+           "(weight sharing among K centroids)">,
     Option<"granularity", "quantize-granularity", "std::string",
            /*default=*/"\"per-channel\"",
            "Weight scales per-channel (one per output channel) or per-tensor">,
@@ -208,7 +266,8 @@ def TrainoptPrune : Pass<"trainopt-prune", "ModuleOp"> {
       (`prune-scope=global`, as `global_unstructured`);
     - `channel:l1:F`: structured, the `round(F * C)` output channels (a
       filter of a convolution, a neuron of a matmul) of smallest L1 norm
-      are zero, as `ln_structured(n=1)`;
+      are zero, as `ln_structured(n=1)`; the layers that produce the
+      model's outputs (a classifier's classes) stay dense;
     - `N:M`: semi-structured, in every group of `M` consecutive weights
       along the reduction (input) axis, the `N` of largest magnitude stay
       (ties: the first). The reduction size must be a multiple of `M`.

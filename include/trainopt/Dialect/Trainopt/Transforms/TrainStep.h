@@ -85,13 +85,19 @@ public:
   }
 };
 
-/// Declares model state for a model pass (trainopt-quantize's observers,
-/// trainopt-prune's masks): a frozen parameter `name` initialized to
-/// `init`, bound to a new last argument of `func`, which it returns. Fails
-/// with an error naming `flag` when the model already has a symbol `name`.
+/// The name of the trainable float parameter that `v` is, when `v` is an
+/// argument of `func`'s entry block bound to one; null otherwise. What the
+/// compression passes rewrite.
+StringAttr trainableParameterOf(ModuleOp module, func::FuncOp func, Value v);
+
+/// Declares a parameter for a model pass (trainopt-quantize's observers
+/// and codebooks, trainopt-prune's masks): `name` initialized to `init`,
+/// frozen (model state) unless `trainable`, bound to a new last argument of
+/// `func`, which it returns. Fails with an error naming `flag` when the
+/// model already has a symbol `name`.
 FailureOr<BlockArgument> addModelState(ModuleOp module, func::FuncOp func,
                                        StringRef name, DenseElementsAttr init,
-                                       StringRef flag);
+                                       StringRef flag, bool trainable = false);
 
 /// Ops that act element by element with one result (a rank-0 operand
 /// broadcasts), so they compute any part of their result from the same

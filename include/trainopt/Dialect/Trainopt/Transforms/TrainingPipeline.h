@@ -62,6 +62,7 @@ std::vector<TrainingOption> passOptionsOf(const llvm::cl::Option &any,
 /// The options of each stage, defined beside the stage pass (its options
 /// are protected members only the pass class can name).
 std::vector<TrainingOption> partitionModelOptions();
+std::vector<TrainingOption> lowRankOptions();
 std::vector<TrainingOption> quantizeOptions();
 std::vector<TrainingOption> pruneOptions();
 std::vector<TrainingOption> attachLossOptions();
