@@ -54,6 +54,10 @@ Modes:
        masks, the masked forward and the masked gradient must agree;
        PyTorch is not compared here (scripts/prune_vs_torch.py is the
        PyTorch parity test).
+  lowrank, kmeans  the same for --low-rank=rank:4 (factors from the SVD)
+       and --quantize=kmeans:8 (weights shared among 8 centroids); the
+       compared parameters are the model's own that remain (a factored
+       weight is gone; a shared one is state holding the shared values).
 
 Usage (the repo's .venv python: numpy, onnx):
     difftest.py --bin build/bin CORPUS [--models a,b] [--modes f64,f32]
@@ -334,8 +338,11 @@ def main():
             # single-op corpus of scripts/gen_op_corpus.py).
             amp = mode in ("bf16", "fp16")
             qat = mode in ("int8", "int4")
-            # Pruning (trainopt-compile --prune): masks chosen at step 0.
-            prune = mode == "prune"
+            # Compression rewrites held to the f64 verdict: pruning (masks
+            # chosen at step 0), low-rank factors, shared weights.
+            extra = {"prune": ["--prune=magnitude:0.5"], "lowrank": ["--low-rank=rank:4"],
+                     "kmeans": ["--quantize=kmeans:8"]}.get(mode)
+            prune = extra is not None
             # Float64 data and tolerances; quantization-aware training is
             # kink-aware (its rounding makes ties, as in a max-pool window).
             f64_like = mode == "f64" or qat or prune
@@ -351,7 +358,7 @@ def main():
                      "--optimizer=sgd", "--lr=1", *model.get("flags", []),
                      *([f"--amp={mode}"] if amp else []),
                      *([f"--quantize={mode}"] if qat else []),
-                     *(["--prune=magnitude:0.5"] if prune else []),
+                     *(extra or []),
                      f"--target={args.target}"]
             art, probed, mlir = (os.path.join(d, f) for f in
                                  ("step.trainopt", "probed.trainopt", "probed.mlir"))
@@ -424,7 +431,7 @@ def main():
                 ops = sorted({k.split(":")[1].split("[")[0] for k in dump.files
                               if k.startswith("probe.")})
                 params = len(vs_eval)
-                if mode in ("f64", "prune"):
+                if mode == "f64" or prune:
                     ok = (e_ce <= tol and e_et <= tol and first is None
                           and len(comp) == len(evalu) > 0)
                     verdict = "PASS" if ok else "FAIL"
