@@ -14,16 +14,20 @@ trainopt-compile it, train it with trainopt-run, and measure
     test set (trainopt-run --dump-eval-batches=0).
 
 Configurations: the fp32 baseline; int8 QAT (per-channel symmetric
-weights, observers frozen after the first epoch's steps); int4 QAT (no
-export: 8-bit QDQ only); 90% unstructured magnitude pruning on a gradual
-ramp over the first 60% of the steps (Zhu-Gupta, every 50 steps); 50%
-channel pruning (filters and neurons by L1 norm) on the same ramp; 2:4
-(after the first epoch, the first convolution left dense: its 9 weights
-per filter do not divide into groups of 4). Pruned models export with the
-masks folded in ("nonzero" counts the exported weights that are not zero);
-their ONNX files stay dense until --compact exists. Low-rank
-factorization and distillation rows come with their passes
-(docs/compression.md); the 2:4 GPU row belongs to the GPU-run issue.
+weights, observers frozen after the first epoch's steps) and int4 QAT (no
+export: 8-bit QDQ only), both from scratch. Then, each starting from the
+fp32 row's trained model (its export) and trained again for --epochs, as
+compression is applied to a trained model: 90% unstructured magnitude
+pruning on a gradual ramp over the first 60% of the steps (Zhu-Gupta, every
+50 steps); 50% channel pruning (filters and neurons by L1 norm; the
+classifier stays dense) on the same ramp; 2:4 at the first step (the first
+convolution left dense: its 9 weights per filter do not divide into groups
+of 4); weight sharing with 16 centroids per layer (--quantize=kmeans:16);
+low-rank factorization at energy 0.9. Pruned models export with the masks
+folded in ("nonzero" counts the exported weights that are not zero); their
+ONNX files stay dense until --compact exists. The distillation row comes
+with its pass (docs/compression.md); the 2:4 GPU row belongs to the GPU-run
+issue.
 
 Usage (the repo's .venv: numpy, onnx, onnxruntime):
     .venv/bin/python bench/compression.py --bin build/bin [--epochs 2]
@@ -52,20 +56,23 @@ STEPS_PER_EPOCH = 60000 // BATCH
 
 
 def configs(epochs):
-    """Each configuration's trainopt-compile flags."""
+    """Each configuration's trainopt-compile flags, and whether it starts
+    from the fp32 row's trained model (compressing a trained model, then
+    training it again for as many epochs) rather than from scratch."""
     ramp = f"gradual:0,{int(0.6 * epochs * STEPS_PER_EPOCH)},50"
     return {
-        "fp32": [],
-        "int8": ["--quantize=int8", f"--observer-freeze-step={STEPS_PER_EPOCH}"],
-        "int4": ["--quantize=int4", f"--observer-freeze-step={STEPS_PER_EPOCH}"],
-        "prune90": ["--prune=magnitude:0.9", f"--prune-schedule={ramp}"],
-        "channel50": ["--prune=channel:l1:0.5", f"--prune-schedule={ramp}"],
-        "2:4": ["--prune=2:4", f"--prune-schedule=oneshot:{STEPS_PER_EPOCH}",
-                "--prune-exclude=conv1.weight"],
+        "fp32": ([], False),
+        "int8": (["--quantize=int8", f"--observer-freeze-step={STEPS_PER_EPOCH}"], False),
+        "int4": (["--quantize=int4", f"--observer-freeze-step={STEPS_PER_EPOCH}"], False),
+        "prune90": (["--prune=magnitude:0.9", f"--prune-schedule={ramp}"], True),
+        "channel50": (["--prune=channel:l1:0.5", f"--prune-schedule={ramp}"], True),
+        "2:4": (["--prune=2:4", "--prune-exclude=conv1.weight"], True),
+        "kmeans16": (["--quantize=kmeans:16"], True),
+        "lowrank": (["--low-rank=energy:0.9"], True),
     }
 
 
-EXPORTS = {"fp32", "int8", "prune90", "channel50", "2:4"}
+EXPORTS = {"fp32", "int8", "prune90", "channel50", "2:4", "kmeans16", "lowrank"}
 
 
 def run(cmd):
@@ -109,7 +116,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--configs", default="fp32,int8,int4,prune90,channel50,2:4")
+    ap.add_argument("--configs",
+                    default="fp32,int8,int4,prune90,channel50,2:4,kmeans16,lowrank")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--json")
@@ -120,11 +128,14 @@ def main():
         run([sys.executable, os.path.join(ROOT, "scripts", "gen_models.py"), tmp, "--only", "cnn"])
         onnx_path = os.path.join(tmp, "cnn.onnx")
         for name in args.configs.split(","):
-            flags = configs(args.epochs)[name]
+            flags, from_trained = configs(args.epochs)[name]
             art = os.path.join(tmp, f"{name.replace(':', '_')}.trainopt")
             stem = os.path.join(tmp, name.replace(":", "_"))
             report = stem + ".report.json"
-            run([tool("trainopt-compile"), onnx_path, f"--batch-size={BATCH}",
+            start = os.path.join(tmp, "fp32.onnx") if from_trained else onnx_path
+            if not os.path.exists(start):
+                sys.exit(f"{name} starts from the fp32 row's model: run fp32 first")
+            run([tool("trainopt-compile"), start, f"--batch-size={BATCH}",
                  "--loss=cross_entropy", "--optimizer=adam", "--lr=1e-3", *flags,
                  f"--report={report}", "-o", art])
             rep = json.load(open(report))
@@ -141,7 +152,7 @@ def main():
             step_ms = statistics.median(s["step_ms"] for s in steps
                                         if "step_ms" in s and not s.get("summary"))
             summary = steps[-1] if steps and steps[-1].get("summary") else {}
-            row = {"config": name, "accuracy": accuracy,
+            row = {"config": name, "accuracy": accuracy, "from_trained": from_trained,
                    "parameters": rep.get("parameters"),
                    "sparsity": summary.get("sparsity"),
                    "train_gflops_per_step": rep.get("flops_per_step", 0) / 1e9,
