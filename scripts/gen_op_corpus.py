@@ -107,6 +107,20 @@ CASES = {
   %s = trainopt.constant dense<[[0.05], [0.1], [0.02], [0.2]]> : tensor<4x1xT>
   %z = trainopt.constant dense<[[0.0], [3.0], [-2.0], [0.0]]> : tensor<4x1xT>
   %y = trainopt.fake_quant %p, %s, %z {quant_min = -8 : i64, quant_max = 7 : i64} : (tensor<4x6xT>, tensor<4x1xT>, tensor<4x1xT>) -> tensor<4x6xT>"""),
+    # A pruning mask: the 9 smallest magnitudes of a product zeroed (the
+    # threshold is one of the elements, so the comparison is exact on both
+    # sides; kth_smallest has no VJP and gets no cotangent).
+    "kth_smallest": dict(
+        covers=["kth_smallest"],
+        params={"w": (4, 6)},
+        body="""
+  %a = trainopt.mul %x, %w : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>
+  %s = trainopt.abs %a : tensor<4x6xT>
+  %k = trainopt.constant dense<9> : tensor<i64>
+  %t = trainopt.kth_smallest %s, %k : (tensor<4x6xT>, tensor<i64>) -> tensor<T>
+  %keep = trainopt.greater %s, %t : (tensor<4x6xT>, tensor<T>) -> tensor<4x6xi1>
+  %m = trainopt.cast %keep : tensor<4x6xi1> to tensor<4x6xT>
+  %y = trainopt.mul %a, %m : (tensor<4x6xT>, tensor<4x6xT>) -> tensor<4x6xT>"""),
     # Model state the model updates itself (an observer's running mean of
     # the input, by columns): the step returns the new value and uses the
     # old one.
