@@ -27,8 +27,9 @@ Usage (a Python with torch and numpy):
     compare_runtime_torch.py --bin build/bin [--steps 50] [--models mlp,cnn,resnet,gpt]
         [--f64 | --amp bf16]
 """
-import contextlib
 import argparse
+import contextlib
+import copy
 import json
 import os
 import subprocess
@@ -87,17 +88,19 @@ def fashion_mnist(n):
     return (x[:n].astype(np.float32) / 255.0, y[:n].astype(np.int64))
 
 
-def torch_train(cls, base, make_opt, x, y, batch, steps, dtype, amp=None):
-    """The loss of every step of PyTorch training `base`'s copy in dtype,
-    and its final parameters. With amp (torch.bfloat16), the forward pass
-    and the loss run under torch.autocast("cpu", dtype=amp), as torch's
-    recipe has it: parameters, gradients and the optimizer stay in dtype."""
-    model = cls()
-    model.load_state_dict(base.state_dict())
-    model = model.to(dtype).train()
+def train_module(model, make_opt, x, y, batch, steps, dtype, amp=None, before_step=None):
+    """The loss of every step of PyTorch training `model` (already in dtype)
+    on x, y in batches, from a fresh optimizer; before_step(k), if given,
+    runs before step k's forward (a schedule's changes to the model). With
+    amp (torch.bfloat16), the forward pass and the loss run under
+    torch.autocast("cpu", dtype=amp), as torch's recipe has it: parameters,
+    gradients and the optimizer stay in dtype."""
+    model.train()
     opt = make_opt(model.parameters())
     losses = []
     for k in range(steps):
+        if before_step:
+            before_step(k)
         xb = torch.from_numpy(x[k * batch:(k + 1) * batch])
         if xb.is_floating_point():
             xb = xb.to(dtype)
@@ -110,7 +113,46 @@ def torch_train(cls, base, make_opt, x, y, batch, steps, dtype, amp=None):
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    return losses
+
+
+def torch_train(cls, base, make_opt, x, y, batch, steps, dtype, amp=None):
+    """The loss of every step of PyTorch training `base`'s copy in dtype,
+    and its final parameters (train_module)."""
+    model = cls()
+    model.load_state_dict(base.state_dict())
+    model = model.to(dtype)
+    losses = train_module(model, make_opt, x, y, batch, steps, dtype, amp)
     return losses, {k: v.detach().numpy() for k, v in model.named_parameters()}
+
+
+def as_float64(name, base, x, y, tmp):
+    """The float64 copy of `base` exported to ONNX, and the data as float64."""
+    _, batch, _ = MODELS[name]
+    base64 = copy.deepcopy(base).double()
+    x64 = x.astype(np.float64)
+    onnx_path = os.path.join(tmp, f"{name}.f64.onnx")
+    torch.onnx.export(base64, (torch.from_numpy(x64[:batch]),), onnx_path,
+                      opset_version=17, do_constant_folding=False,
+                      input_names=["x"], output_names=["logits"],
+                      training=torch.onnx.TrainingMode.TRAINING, **legacy_exporter())
+    data = os.path.join(tmp, f"{name}.f64.npz")
+    np.savez(data, x=x64, y=y)
+    return onnx_path, data
+
+
+def reference_models(names, steps, tmp, dtype="f64"):
+    """For each model name: (name, cls, batch, base, x, y, onnx_path, data,
+    torch dtype), the module exported and its batches written for trainopt,
+    in float64 copies when dtype is "f64" (the parity scripts' strict
+    mode)."""
+    for name in names.split(","):
+        cls, batch, _ = MODELS[name]
+        base, x, y, onnx_path, data = prepare(name, steps, tmp)
+        if dtype == "f64":
+            onnx_path, data = as_float64(name, base, x, y, tmp)
+        yield (name, cls, batch, base, x, y, onnx_path, data,
+               torch.float64 if dtype == "f64" else torch.float32)
 
 
 def run(cmd):

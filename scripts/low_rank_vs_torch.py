@@ -29,11 +29,10 @@ import tempfile
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_runtime_torch import MODELS, prepare, trainopt_train  # noqa: E402
-from qat_vs_torch import OPTIMIZER, as_float64  # noqa: E402
+from compare_runtime_torch import reference_models, train_module, trainopt_train  # noqa: E402
+from qat_vs_torch import OPTIMIZER  # noqa: E402
 
 
 def expected_rank(s, config):
@@ -86,10 +85,8 @@ def main():
     torch.set_num_threads(2)
     failures, worst_all = 0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models.split(","):
-            cls, batch, _ = MODELS[name]
-            base, x, y, onnx_path, data = prepare(name, args.steps, tmp)
-            onnx_path, data = as_float64(name, base, x, y, tmp)
+        for name, cls, batch, base, x, y, onnx_path, data, dtype in reference_models(
+                args.models, args.steps, tmp):
             base64 = copy.deepcopy(base).double()
             weights = {k: v.numpy() for k, v in base64.state_dict().items()}
             for config in args.configs.split(","):
@@ -116,17 +113,8 @@ def main():
                 got, _ = trainopt_train(args.bin, name, onnx_path, data,
                                         flags + " --lr=0.01", args.steps, tag)
                 # The exported weights, the factored layers from trainopt's factors.
-                model = factored(copy.deepcopy(base64), start).double().train()
-                opt = OPTIMIZER[1](model.parameters())
-                ref = []
-                for k in range(args.steps):
-                    xb = torch.from_numpy(x[k * batch:(k + 1) * batch]).double()
-                    yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
-                    opt.zero_grad()
-                    loss = F.cross_entropy(model(xb), yb)
-                    loss.backward()
-                    opt.step()
-                    ref.append(loss.item())
+                model = factored(copy.deepcopy(base64), start).double()
+                ref = train_module(model, OPTIMIZER[1], x, y, batch, args.steps, dtype)
                 worst = max(abs(g - r) / abs(r) for g, r in zip(got, ref))
                 if os.environ.get("VERBOSE"):
                     for k, (g, r) in enumerate(zip(got, ref)):

@@ -37,12 +37,11 @@ import tempfile
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.nn.utils.prune as prune
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_runtime_torch import MODELS, prepare, trainopt_train  # noqa: E402
-from qat_vs_torch import MAX_POOL, OPTIMIZER, as_float64  # noqa: E402
+from compare_runtime_torch import reference_models, train_module, trainopt_train  # noqa: E402
+from qat_vs_torch import MAX_POOL, OPTIMIZER  # noqa: E402
 
 # name: (trainopt flags, how PyTorch prunes)
 GRADUAL = (0, 12, 4)  # START, END, EVERY: steps 0, 4, 8, 12
@@ -114,20 +113,10 @@ def torch_prune(cls, base, config, x, y, batch, steps, dtype):
     model = cls()
     model.load_state_dict(base.state_dict())
     model = model.train().to(dtype)
-    opt = OPTIMIZER[1](model.parameters())
-    losses = []
-    for k in range(steps):
-        prune_at(model, config, k)
-        if k == 0:
-            # Pruning renames `weight` to the parameter `weight_orig`.
-            opt = OPTIMIZER[1](model.parameters())
-        xb = torch.from_numpy(x[k * batch:(k + 1) * batch]).to(dtype)
-        yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
-        opt.zero_grad()
-        loss = F.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    # Pruning renames `weight` to `weight_orig`, the same Parameter: the
+    # optimizer made before it keeps updating it.
+    losses = train_module(model, OPTIMIZER[1], x, y, batch, steps, dtype,
+                          before_step=lambda k: prune_at(model, config, k))
     masks = {n: m.weight_mask.detach().numpy() for n, m in prunable(model)
              if hasattr(m, "weight_mask")}
     return losses, masks
@@ -150,12 +139,8 @@ def main():
     torch.set_num_threads(2)
     failures, worst_all = 0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models.split(","):
-            cls, batch, _ = MODELS[name]
-            base, x, y, onnx_path, data = prepare(name, args.steps, tmp)
-            if args.dtype == "f64":
-                onnx_path, data = as_float64(name, base, x, y, tmp)
-            dtype = torch.float64 if args.dtype == "f64" else torch.float32
+        for name, cls, batch, base, x, y, onnx_path, data, dtype in reference_models(
+                args.models, args.steps, tmp, args.dtype):
             tolerance = (args.tolerance_f32 if args.dtype == "f32" else
                          args.tolerance_max_pool if name in MAX_POOL else args.tolerance)
             for config in args.configs.split(","):

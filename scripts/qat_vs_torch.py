@@ -45,7 +45,6 @@ Usage (a Python with torch and numpy, e.g. Debian's python3-torch):
         [--dtype f64|f32]
 """
 import argparse
-import copy
 import os
 import sys
 import tempfile
@@ -58,8 +57,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_runtime_torch import MODELS, prepare, trainopt_train  # noqa: E402
-from export_torch_models import legacy_exporter  # noqa: E402
+from compare_runtime_torch import (reference_models, train_module,  # noqa: E402
+                                   trainopt_train)
 
 # name: (trainopt flags, bits, per-channel, symmetric, freeze step)
 CONFIGS = {
@@ -119,21 +118,26 @@ def fake_quantizers(bits, per_channel, symmetric, f64):
     return weight, act
 
 
+def replace_forward(m, weight_and_input):
+    """Makes the Conv2d or Linear m compute with (w, x) =
+    weight_and_input(m, x) in place of its weight and input."""
+
+    def forward(self, x):
+        w, x = weight_and_input(self, x)
+        if isinstance(self, nn.Linear):
+            return F.linear(x, w, self.bias)
+        return self._conv_forward(x, w, self.bias)
+
+    m.forward = types.MethodType(forward, m)
+
+
 def quantize_modules(model, bits, per_channel, symmetric, f64):
     """Puts a weight and an input FakeQuantize on every Conv2d and Linear."""
     for m in model.modules():
         if not isinstance(m, (nn.Conv2d, nn.Linear)):
             continue
         m.weight_fq, m.input_fq = fake_quantizers(bits, per_channel, symmetric, f64)
-
-        def forward(self, x):
-            w = self.weight_fq(self.weight)
-            x = self.input_fq(x)
-            if isinstance(self, nn.Linear):
-                return F.linear(x, w, self.bias)
-            return self._conv_forward(x, w, self.bias)
-
-        m.forward = types.MethodType(forward, m)
+        replace_forward(m, lambda self, x: (self.weight_fq(self.weight), self.input_fq(x)))
     return model
 
 
@@ -193,14 +197,7 @@ def share_weights(model, k, dtype):
         del m.weight
         m.codebook = nn.Parameter(torch.from_numpy(centroids).to(dtype))
         m.register_buffer("codes", torch.from_numpy(codes))
-
-        def forward(self, x):
-            w = SharedWeight.apply(self.codebook, self.codes)
-            if isinstance(self, nn.Linear):
-                return F.linear(x, w, self.bias)
-            return self._conv_forward(x, w, self.bias)
-
-        m.forward = types.MethodType(forward, m)
+        replace_forward(m, lambda self, x: (SharedWeight.apply(self.codebook, self.codes), x))
     return all_codes
 
 
@@ -211,17 +208,7 @@ def torch_shared(cls, base, config, x, y, batch, steps, dtype):
     model.load_state_dict(base.state_dict())
     model = model.train().to(dtype)
     codes = share_weights(model, config[1], dtype)
-    opt = OPTIMIZER[1](model.parameters())
-    losses = []
-    for k in range(steps):
-        xb = torch.from_numpy(x[k * batch:(k + 1) * batch]).to(dtype)
-        yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
-        opt.zero_grad()
-        loss = F.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses, codes
+    return train_module(model, OPTIMIZER[1], x, y, batch, steps, dtype), codes
 
 
 def torch_qat(cls, base, config, x, y, batch, steps, dtype):
@@ -231,34 +218,12 @@ def torch_qat(cls, base, config, x, y, batch, steps, dtype):
     # Observers and FakeQuantize buffers in dtype too.
     model = quantize_modules(model.train(), bits, per_channel, symmetric,
                              dtype == torch.float64).to(dtype)
-    opt = OPTIMIZER[1](model.parameters())
-    losses = []
-    for k in range(steps):
+
+    def before_step(k):
         if freeze and k == freeze:
             model.apply(tq.disable_observer)
-        xb = torch.from_numpy(x[k * batch:(k + 1) * batch]).to(dtype)
-        yb = torch.from_numpy(y[k * batch:(k + 1) * batch])
-        opt.zero_grad()
-        loss = F.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
 
-
-def as_float64(name, base, x, y, tmp):
-    """The float64 copy of `base` exported to ONNX, and the data as float64."""
-    _, batch, _ = MODELS[name]
-    base64 = copy.deepcopy(base).double()
-    x64 = x.astype(np.float64)
-    onnx_path = os.path.join(tmp, f"{name}.f64.onnx")
-    torch.onnx.export(base64, (torch.from_numpy(x64[:batch]),), onnx_path,
-                      opset_version=17, do_constant_folding=False,
-                      input_names=["x"], output_names=["logits"],
-                      training=torch.onnx.TrainingMode.TRAINING, **legacy_exporter())
-    data = os.path.join(tmp, f"{name}.f64.npz")
-    np.savez(data, x=x64, y=y)
-    return onnx_path, data
+    return train_module(model, OPTIMIZER[1], x, y, batch, steps, dtype, before_step=before_step)
 
 
 def main():
@@ -284,12 +249,8 @@ def main():
     torch.set_num_threads(2)
     failures, worst_all = 0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models.split(","):
-            cls, batch, _ = MODELS[name]
-            base, x, y, onnx_path, data = prepare(name, args.steps, tmp)
-            if args.dtype == "f64":
-                onnx_path, data = as_float64(name, base, x, y, tmp)
-            dtype = torch.float64 if args.dtype == "f64" else torch.float32
+        for name, cls, batch, base, x, y, onnx_path, data, dtype in reference_models(
+                args.models, args.steps, tmp, args.dtype):
             model_tolerance = (args.tolerance_f32 if args.dtype == "f32" else
                                args.tolerance_max_pool if name in MAX_POOL
                                else args.tolerance)
