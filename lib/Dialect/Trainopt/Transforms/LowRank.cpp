@@ -133,6 +133,8 @@ struct Site {
   TransposeOp transpose;
   BlockArgument weight;
   StringAttr name;
+  /// A matmul computing x W^T.
+  bool transposed;
 };
 
 struct TrainoptLowRankPass
@@ -215,36 +217,29 @@ void TrainoptLowRankPass::runOnOperation() {
   for (const std::string &p : layers)
     chosen.push_back(*llvm::GlobPattern::create(p));
 
-  // Matmuls with a 2-d weight (read directly or through a transpose only it
-  // reads) and ungrouped convolutions whose weight they alone read.
+  // Matmuls with a 2-d weight and ungrouped convolutions (weightUseOf)
+  // whose weight they alone read.
   SmallVector<Site> sites;
   func.walk([&](Operation *op) {
-    Value w;
-    TransposeOp t;
-    if (auto conv = dyn_cast<ConvOp>(op)) {
-      if (conv.getGroups() != 1)
-        return;
-      w = conv.getFilter();
-    } else if (auto mm = dyn_cast<MatmulOp>(op)) {
-      w = mm.getRhs();
-      if (mm.getTransposeLhs() || TensorBuilder::type(w).getRank() != 2)
-        return;
-      t = w.getDefiningOp<TransposeOp>();
-      if (t) {
-        if (!t->hasOneUse())
-          return;
-        w = t.getX();
-      }
-    } else {
+    std::optional<WeightUse> use = weightUseOf(op);
+    if (!use)
       return;
-    }
+    auto conv = dyn_cast<ConvOp>(op);
+    auto mm = dyn_cast<MatmulOp>(op);
+    if ((conv && conv.getGroups() != 1) ||
+        (mm && (mm.getTransposeLhs() ||
+                TensorBuilder::type(mm.getRhs()).getRank() != 2)))
+      return;
+    Value w = use->operand->get();
     StringAttr name = trainableParameterOf(module, func, w);
     if (!name || !w.hasOneUse() ||
         (!chosen.empty() && llvm::none_of(chosen, [&](auto &g) {
           return g.match(name.getValue());
         })))
       return;
-    sites.push_back({op, t, cast<BlockArgument>(w), name});
+    // A 2-d weight summed over its axis 1 is read transposed (x W^T).
+    sites.push_back({op, use->transpose, cast<BlockArgument>(w), name,
+                     mm && use->reductionAxes[0] == 1});
   });
   if (sites.empty()) {
     func.emitError() << "--low-rank: the model has no convolution or matmul "
@@ -281,8 +276,7 @@ void TrainoptLowRankPass::runOnOperation() {
     bool conv = isa<ConvOp>(site.op);
     // Per output element: n multiply-adds (conv, and a matmul with W[N, K]
     // read transposed) or m (a matmul's W[K, N]).
-    bool transposed = !conv && (static_cast<bool>(site.transpose) !=
-                                cast<MatmulOp>(site.op).getTransposeRhs());
+    bool transposed = site.transposed;
     int64_t reduce = conv || transposed ? n : m;
     int64_t width = conv || transposed ? m : n; // outputs per row
     int64_t before = 2 * outputs * reduce;

@@ -82,8 +82,8 @@ struct TrainoptPrunePass
 
 private:
   LogicalResult parse(ModuleOp module);
-  /// The new mask of `site`, from `scores` (|weight * mask|), for the
-  /// `count` to prune (or N:M's rule).
+  /// N:M's new mask of `site` from its `scores` (|weight * mask|): the N
+  /// largest of every M consecutive along the reduction axes stay.
   FailureOr<Value> nOfMMask(TensorBuilder &m, const Site &site, Value scores);
 
   Method method;
@@ -268,9 +268,8 @@ void TrainoptPrunePass::runOnOperation() {
     return trainableParameterOf(module, func, v);
   };
 
-  // The weights: a convolution's filter, a matmul's rhs, read directly,
-  // through a transpose (PyTorch's Linear on a 3-d input) or through
-  // trainopt-quantize's fake_quant.
+  // The weights (weightUseOf), also through trainopt-quantize's
+  // fake_quant.
   SmallVector<Site> sites;
   llvm::SmallDenseSet<Value> seen;
   // Channel pruning leaves the layers that produce the model's outputs
@@ -294,28 +293,11 @@ void TrainoptPrunePass::runOnOperation() {
   func.walk([&](Operation *op) {
     if (outputLayers.contains(op))
       return;
-    Value w;
-    int64_t channel = 0;
-    SmallVector<int64_t> reduction;
-    if (auto conv = dyn_cast<ConvOp>(op)) {
-      w = conv.getFilter();
-      for (int64_t d = 1, e = TensorBuilder::type(w).getRank(); d < e; ++d)
-        reduction.push_back(d);
-    } else if (auto mm = dyn_cast<MatmulOp>(op)) {
-      w = mm.getRhs();
-      int64_t rank = TensorBuilder::type(w).getRank();
-      channel = mm.getTransposeRhs() ? rank - 2 : rank - 1;
-      reduction.push_back(mm.getTransposeRhs() ? rank - 1 : rank - 2);
-      if (auto q = w.getDefiningOp<FakeQuantOp>())
-        w = q.getX();
-      if (auto t = w.getDefiningOp<TransposeOp>()) {
-        w = t.getX();
-        channel = t.getPermutation()[channel];
-        reduction[0] = t.getPermutation()[reduction[0]];
-      }
-    } else {
+    std::optional<WeightUse> use = weightUseOf(op);
+    if (!use)
       return;
-    }
+    // After trainopt-quantize, the weight is fake-quantized there.
+    Value w = use->operand->get();
     if (auto q = w.getDefiningOp<FakeQuantOp>())
       w = q.getX();
     StringAttr name = weightName(w);
@@ -325,8 +307,8 @@ void TrainoptPrunePass::runOnOperation() {
         }))
       return;
     seen.insert(w);
-    sites.push_back({cast<BlockArgument>(w), name, op->getLoc(), channel,
-                     reduction});
+    sites.push_back({cast<BlockArgument>(w), name, op->getLoc(),
+                     use->channelAxis, use->reductionAxes});
   });
   if (sites.empty()) {
     func.emitError() << "--prune: the model has no convolution or matmul with "
@@ -413,7 +395,10 @@ void TrainoptPrunePass::runOnOperation() {
                                               : method.amount))}));
   }
 
-  // The new masks.
+  // The new masks: 1 where a score is above its threshold.
+  auto above = [&](Value scores, Value threshold) {
+    return m.asFloat(m.greater(scores, threshold), scores);
+  };
   SmallVector<Value> newMasks;
   if (method.kind == Method::Magnitude && scope == "global") {
     SmallVector<Value> flat;
@@ -429,14 +414,14 @@ void TrainoptPrunePass::runOnOperation() {
                                  : Value(ConcatOp::create(m.b, flat, 0));
     Value threshold = KthSmallestOp::create(m.b, all, countOf(total));
     for (Value s : scores)
-      newMasks.push_back(m.asFloat(m.greater(s, threshold), s));
+      newMasks.push_back(above(s, threshold));
   } else {
     for (auto [site, s] : llvm::zip(sites, scores)) {
       RankedTensorType type = TensorBuilder::type(s);
       if (method.kind == Method::Magnitude) {
         Value threshold =
             KthSmallestOp::create(m.b, s, countOf(type.getNumElements()));
-        newMasks.push_back(m.asFloat(m.greater(s, threshold), s));
+        newMasks.push_back(above(s, threshold));
       } else if (method.kind == Method::Channel) {
         SmallVector<int64_t> others, keptShape(type.getRank(), 1);
         for (int64_t d = 0, e = type.getRank(); d < e; ++d)
@@ -446,7 +431,7 @@ void TrainoptPrunePass::runOnOperation() {
         keptShape[site.channelAxis] = channels;
         Value norms = m.sum(s, others, false);
         Value threshold = KthSmallestOp::create(m.b, norms, countOf(channels));
-        Value keep = m.asFloat(m.greater(norms, threshold), norms);
+        Value keep = above(norms, threshold);
         keep = m.reshape(keep, RankedTensorType::get(keptShape,
                                                      type.getElementType()));
         newMasks.push_back(m.broadcast(keep, type));

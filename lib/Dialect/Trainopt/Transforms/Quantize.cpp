@@ -92,7 +92,7 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
       if (o->getNumOccurrences())
         return bad(o->ArgStr, "needs --quantize=int8 or --quantize=int4");
     if (!exclude.empty())
-      return bad("quantize-exclude", "needs --quantize=int8 or --quantize=int4");
+      return bad("quantize-exclude", "needs --quantize");
     return success();
   }
   StringRef spec = quantize;
@@ -366,28 +366,15 @@ void TrainoptQuantizePass::runOnOperation() {
   };
   SmallVector<Site> sites;
   func.walk([&](Operation *op) {
-    OpOperand *use;
-    int64_t axis = 0;
-    if (auto conv = dyn_cast<ConvOp>(op)) {
-      use = &conv.getFilterMutable();
-    } else if (auto mm = dyn_cast<MatmulOp>(op)) {
-      use = &mm.getRhsMutable();
-      int64_t rank = TensorBuilder::type(use->get()).getRank();
-      axis = mm.getTransposeRhs() ? rank - 2 : rank - 1;
-      auto t = use->get().getDefiningOp<TransposeOp>();
-      if (t && t->hasOneUse()) {
-        use = &t.getXMutable();
-        axis = t.getPermutation()[axis];
-      }
-    } else {
+    std::optional<WeightUse> use = weightUseOf(op);
+    if (!use)
       return;
-    }
-    StringAttr name = weightName(use->get());
+    StringAttr name = weightName(use->operand->get());
     if (!name || llvm::any_of(excluded, [&](const llvm::GlobPattern &g) {
           return g.match(name.getValue());
         }))
       return;
-    sites.push_back({op, use, name, axis});
+    sites.push_back({op, use->operand, name, use->channelAxis});
   });
   if (sites.empty()) {
     func.emitError() << "--quantize: the model has no convolution or matmul "

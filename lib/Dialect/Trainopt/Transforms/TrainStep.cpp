@@ -528,6 +528,32 @@ std::vector<TrainingOption> mlir::trainopt::stage_options::buildTrainStepOptions
   return passOptionsOf(pass.anyOption(), pass.getArgument());
 }
 
+std::optional<WeightUse> mlir::trainopt::weightUseOf(Operation *op) {
+  WeightUse w;
+  if (auto conv = dyn_cast<ConvOp>(op)) {
+    w.operand = &conv.getFilterMutable();
+    for (int64_t d = 1, e = TensorBuilder::type(conv.getFilter()).getRank();
+         d < e; ++d)
+      w.reductionAxes.push_back(d);
+    return w;
+  }
+  auto mm = dyn_cast<MatmulOp>(op);
+  if (!mm)
+    return std::nullopt;
+  w.operand = &mm.getRhsMutable();
+  int64_t rank = TensorBuilder::type(mm.getRhs()).getRank();
+  w.channelAxis = mm.getTransposeRhs() ? rank - 2 : rank - 1;
+  w.reductionAxes.push_back(mm.getTransposeRhs() ? rank - 1 : rank - 2);
+  auto t = mm.getRhs().getDefiningOp<TransposeOp>();
+  if (t && t->hasOneUse()) {
+    w.operand = &t.getXMutable();
+    w.transpose = t;
+    w.channelAxis = t.getPermutation()[w.channelAxis];
+    w.reductionAxes[0] = t.getPermutation()[w.reductionAxes[0]];
+  }
+  return w;
+}
+
 StringAttr mlir::trainopt::trainableParameterOf(ModuleOp module,
                                                 func::FuncOp func, Value v) {
   auto arg = dyn_cast<BlockArgument>(v);

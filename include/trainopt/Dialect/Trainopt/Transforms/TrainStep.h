@@ -90,6 +90,21 @@ public:
 /// compression passes rewrite.
 StringAttr trainableParameterOf(ModuleOp module, func::FuncOp func, Value v);
 
+/// Where a convolution's filter or a matmul's rhs (the weight) enters the
+/// op: `operand` reads the weight, the op's own operand or that of a
+/// transpose only the op reads (PyTorch's Linear on a 3-d input), which is
+/// then `transpose`; the weight's output-channel axis and the axes the op
+/// sums it over, both in the weight's stored layout. What the compression
+/// passes (quantize, prune, low-rank) rewrite.
+struct WeightUse {
+  OpOperand *operand = nullptr;
+  TransposeOp transpose;
+  int64_t channelAxis = 0;
+  SmallVector<int64_t> reductionAxes;
+};
+/// The weight use of `op` (a conv or matmul), or nothing for other ops.
+std::optional<WeightUse> weightUseOf(Operation *op);
+
 /// Declares a parameter for a model pass (trainopt-quantize's observers
 /// and codebooks, trainopt-prune's masks): `name` initialized to `init`,
 /// frozen (model state) unless `trainable`, bound to a new last argument of
