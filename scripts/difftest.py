@@ -58,6 +58,11 @@ Modes:
        and --quantize=kmeans:8 (weights shared among 8 centroids); the
        compared parameters are the model's own that remain (a factored
        weight is gone; a shared one is state holding the shared values).
+  distill  the same for knowledge distillation (--distill=kl:T=2,alpha=0.5)
+       from a teacher that is the model with perturbed weights
+       (perturbed_teacher), so the KL term's gradient is not zero: the
+       teacher's frozen forward and the mixed loss's gradient must agree.
+       ONNX classifiers only.
 
 Usage (the repo's .venv python: numpy, onnx):
     difftest.py --bin build/bin CORPUS [--models a,b] [--modes f64,f32]
@@ -108,6 +113,23 @@ def initializers(model_path):
     return {t.name: numpy_helper.to_array(t).astype(np.float64)
             for t in model.graph.initializer
             if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)}
+
+
+def perturbed_teacher(model_path, out):
+    """A distillation teacher for difftest's distill mode: the model with
+    every float initializer scaled by 1 + 0.3 N(0, 1) (seeded), so its
+    logits differ from the student's and the KL term has a gradient."""
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(model_path)
+    rng = np.random.default_rng(0)
+    for t in model.graph.initializer:
+        if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
+            w = numpy_helper.to_array(t)
+            w = (w * (1 + 0.3 * rng.standard_normal(w.shape))).astype(w.dtype)
+            t.CopyFrom(numpy_helper.from_array(w, t.name))
+    onnx.save(model, out)
+    return out
 
 
 def per_parameter(have, want):
@@ -341,7 +363,8 @@ def main():
             # Compression rewrites held to the f64 verdict: pruning (masks
             # chosen at step 0), low-rank factors, shared weights.
             extra = {"prune": ["--prune=magnitude:0.5"], "lowrank": ["--low-rank=rank:4"],
-                     "kmeans": ["--quantize=kmeans:8"]}.get(mode)
+                     "kmeans": ["--quantize=kmeans:8"],
+                     "distill": ["--distill=kl:T=2,alpha=0.5"]}.get(mode)
             prune = extra is not None
             # Float64 data and tolerances; quantization-aware training is
             # kink-aware (its rounding makes ties, as in a max-pool window).
@@ -351,6 +374,10 @@ def main():
                                       f"{model.get('format', 'onnx')}")
             d = os.path.join(work, f"{name}.{mode}")
             os.makedirs(d, exist_ok=True)
+            if mode == "distill":
+                if model.get("format", "onnx") != "onnx" or model.get("loss") == "mse":
+                    continue  # a teacher is an ONNX classifier here
+                extra = extra + [f"--teacher={perturbed_teacher(model_path, os.path.join(d, 'teacher.onnx'))}"]
             flags = [model_path, *([f"--batch-size={model['batch']}"]
                                    if model.get("format", "onnx") == "onnx" else []),
                      *([f"--loss={model.get('loss', 'cross_entropy')}"]

@@ -9,6 +9,7 @@
 
 #include "trainopt/Artifact/artifact.pb.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+#include "trainopt/Dialect/Trainopt/Transforms/Distill.h"
 #include "trainopt/Runtime/OnnxExport.h"
 #include "trainopt/Target/ArtifactPlan.h"
 
@@ -36,6 +37,70 @@ bool mlir::trainopt::isMLIRFile(StringRef path) {
   return false;
 }
 
+/// The model at `path`: a trainopt MLIR module, or ONNX imported with
+/// `import`.
+static OwningOpRef<ModuleOp> importModel(MLIRContext &context, StringRef path,
+                                         const ONNXImportOptions &import) {
+  if (!isMLIRFile(path))
+    return importONNXModel(&context, path, import);
+  // A trainopt module (from --emit=mlir, the Python frontend or a test).
+  if (import.batchSize || !import.frozen.empty() ||
+      !import.constantInputs.empty()) {
+    emitError(UnknownLoc::get(&context))
+        << "--batch-size, --freeze and --const-input apply to ONNX models; '"
+        << path << "' is an MLIR module";
+    return nullptr;
+  }
+  return parseSourceFile<ModuleOp>(path, &context);
+}
+
+/// The student and its teacher (--teacher) in one module: each imported
+/// with the tensors that --distill-feature compares as extra results.
+static OwningOpRef<ModuleOp> importWithTeacher(MLIRContext &context,
+                                               const CompileOptions &options) {
+  ONNXImportOptions student = options.import;
+  ONNXImportOptions teacher;
+  teacher.batchSize = options.import.batchSize;
+  teacher.inference = true;
+  for (const auto &[name, value] : options.training.values) {
+    if (name != "distill-feature")
+      continue;
+    SmallVector<StringRef> specs;
+    StringRef(value).split(specs, ',');
+    for (StringRef spec : specs) {
+      std::string t, s;
+      if (!parseFeatureSpec(spec, t, s))
+        continue; // trainopt-distill reports it
+      teacher.extraOutputs.push_back(t);
+      student.extraOutputs.push_back(s);
+    }
+  }
+  OwningOpRef<ModuleOp> module =
+      importModel(context, options.inputPath,
+                  isMLIRFile(options.inputPath) ? options.import : student);
+  if (!module)
+    return nullptr;
+  // Without --batch-size, a symbolic batch dim of the teacher's inputs
+  // takes the student's.
+  if (auto forward = module->lookupSymbol<func::FuncOp>("forward");
+      forward && !teacher.batchSize)
+    for (unsigned i = 0; i < forward.getNumArguments(); ++i) {
+      auto t = dyn_cast<RankedTensorType>(forward.getArgument(i).getType());
+      if (!forward.getArgAttr(i, TrainoptDialect::kParamAttrName) && t &&
+          t.getRank() > 0) {
+        teacher.batchSize = t.getDimSize(0);
+        break;
+      }
+    }
+  OwningOpRef<ModuleOp> teacherModule = importModel(
+      context, options.teacherPath,
+      isMLIRFile(options.teacherPath) ? ONNXImportOptions() : teacher);
+  if (!teacherModule ||
+      failed(attachTeacher(*module, *teacherModule, options.teacherPath)))
+    return nullptr;
+  return module;
+}
+
 OwningOpRef<ModuleOp>
 mlir::trainopt::compileModule(MLIRContext &context,
                               const CompileOptions &options,
@@ -43,20 +108,10 @@ mlir::trainopt::compileModule(MLIRContext &context,
   TimingScope untimed;
   TimingScope &timing = options.timing ? *options.timing : untimed;
   TimingScope importTime = timing.nest("import");
-  OwningOpRef<ModuleOp> module;
-  if (isMLIRFile(options.inputPath)) {
-    // A trainopt module (from --emit=mlir, the Python frontend or a test).
-    const ONNXImportOptions &imp = options.import;
-    if (imp.batchSize || !imp.frozen.empty() || !imp.constantInputs.empty()) {
-      emitError(UnknownLoc::get(&context))
-          << "--batch-size, --freeze and --const-input apply to ONNX models; '"
-          << options.inputPath << "' is an MLIR module";
-      return nullptr;
-    }
-    module = parseSourceFile<ModuleOp>(options.inputPath, &context);
-  } else {
-    module = importONNXModel(&context, options.inputPath, options.import);
-  }
+  OwningOpRef<ModuleOp> module =
+      options.teacherPath.empty()
+          ? importModel(context, options.inputPath, options.import)
+          : importWithTeacher(context, options);
   importTime.stop();
   if (!module || stopAfter == CompileStage::Import)
     return module;
@@ -232,6 +287,25 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
       layers.push_back(std::move(layer));
     }
     report["low_rank"] = std::move(layers);
+  }
+  if (auto distilled = module->getAttrOfType<DictionaryAttr>(
+          TrainoptDialect::kDistillationAttrName)) {
+    llvm::json::Object d{
+        {"teacher_elements",
+         distilled.getAs<IntegerAttr>("teacher_elements").getInt()}};
+    if (auto t = distilled.getAs<FloatAttr>("temperature"))
+      d["temperature"] = t.getValueAsDouble();
+    if (auto a = distilled.getAs<FloatAttr>("alpha"))
+      d["alpha"] = a.getValueAsDouble();
+    llvm::json::Array features;
+    for (auto f :
+         distilled.getAs<ArrayAttr>("features").getAsRange<DictionaryAttr>())
+      features.push_back(llvm::json::Object{
+          {"teacher", f.getAs<StringAttr>("teacher").str()},
+          {"student", f.getAs<StringAttr>("student").str()},
+          {"projection", f.getAs<StringAttr>("projection").str()}});
+    d["features"] = std::move(features);
+    report["distillation"] = std::move(d);
   }
   report["model"] = artifact.model_name();
   report["batch_size"] = artifact.batch_size();

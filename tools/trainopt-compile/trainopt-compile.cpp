@@ -155,6 +155,12 @@ static cl::list<std::string> constInputs(
     cl::desc("NAME=FILE.pb binds graph input NAME to the serialized "
              "TensorProto in FILE.pb (repeatable)"),
     cl::cat(category));
+static cl::opt<std::string> teacher(
+    "teacher",
+    cl::desc("Knowledge distillation: the teacher model (ONNX, or a trainopt "
+             "MLIR module), run frozen in the training step; with --distill "
+             "and/or --distill-feature"),
+    cl::init(""), cl::cat(category));
 static cl::opt<int64_t> kernelGroupOps(
     "kernel-group-ops",
     cl::desc("CPU: compile the kernels in groups of at least this many "
@@ -770,6 +776,7 @@ int main(int argc, char **argv) {
       return error("--const-input expects NAME=FILE.pb, got '" + spec + "'");
     options.import.constantInputs.push_back({name.str(), file.str()});
   }
+  options.teacherPath = teacher;
   options.training = std::move(trainingOptions);
   options.probeValues = probeValues;
   options.reportFp32Arena = report.getNumOccurrences() > 0;

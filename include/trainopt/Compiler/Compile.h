@@ -41,6 +41,9 @@ struct CompileOptions {
   std::string inputPath;
   /// ONNX only: an MLIR input with any of these set is an error.
   ONNXImportOptions import;
+  /// A distillation teacher (ONNX or a trainopt MLIR module), imported at
+  /// the same batch size into the student's module (Distill.h).
+  std::string teacherPath;
   TrainingPipelineOptions training;
   /// Also return every intermediate value of @train_step (difftest).
   bool probeValues = false;

@@ -689,6 +689,27 @@ OwningOpRef<ModuleOp> Importer::run() {
   }
   if (graph.output_size() == 0)
     problems.add("the graph has no outputs");
+  for (const std::string &name : options.extraOutputs) {
+    if (llvm::any_of(graph.output(), [&](const onnx::ValueInfoProto &o) {
+          return o.name() == name;
+        }))
+      continue; // already an output of the model
+    auto it = values.find(name);
+    if (it == values.end()) {
+      if (!poisoned.contains(name))
+        problems.add("'" + name +
+                     "', asked for as an output, is not a "
+                     "tensor the graph computes (a node output or a graph "
+                     "input, by its ONNX name)");
+      continue;
+    }
+    results.push_back(it->second);
+    resultAttrs.push_back(builder.getDictionaryAttr(
+        {builder.getNamedAttr(TrainoptDialect::kOutputAttrName,
+                              builder.getStringAttr(name)),
+         builder.getNamedAttr(TrainoptDialect::kFeatureAttrName,
+                              builder.getUnitAttr())}));
+  }
 
   if (!problems.empty()) {
     reportAll(fileLoc);
@@ -729,7 +750,9 @@ OwningOpRef<ModuleOp> Importer::run() {
   func.setAllResultAttrs(
       SmallVector<Attribute>(resultAttrs.begin(), resultAttrs.end()));
 
-  std::vector<std::string> evidence = evalModeEvidence(graph);
+  std::vector<std::string> evidence;
+  if (!options.inference)
+    evidence = evalModeEvidence(graph);
   if (!evidence.empty()) {
     InFlightDiagnostic warning = emitWarning(fileLoc);
     warning << "'" << path << "' looks exported in eval mode: "

@@ -32,6 +32,12 @@ struct ONNXImportOptions {
   /// Graph inputs bound to constant values: (input name, path of a
   /// serialized TensorProto). Shape-like inputs become static this way.
   std::vector<std::pair<std::string, std::string>> constantInputs;
+  /// Intermediate tensors also returned, after the graph's outputs, under
+  /// their ONNX names (the features `--distill-feature` compares).
+  std::vector<std::string> extraOutputs;
+  /// The model is run for inference only (a distillation teacher): an
+  /// eval-mode export is what is wanted, and draws no warning.
+  bool inference = false;
 };
 
 /// The oldest and newest default-domain opset the importer accepts.

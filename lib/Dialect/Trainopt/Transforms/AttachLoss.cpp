@@ -107,10 +107,15 @@ struct TrainoptAttachLossPass
     // The output the loss applies to.
     std::optional<unsigned> input;
     if (lossInput.empty()) {
-      if (func.getNumResults() != 1)
-        return func.emitError() << "the model has " << func.getNumResults()
+      // Features returned for trainopt-distill are not outputs.
+      SmallVector<unsigned> outputs;
+      for (unsigned i = 0; i < func.getNumResults(); ++i)
+        if (!func.getResultAttr(i, TrainoptDialect::kFeatureAttrName))
+          outputs.push_back(i);
+      if (outputs.size() != 1)
+        return func.emitError() << "the model has " << outputs.size()
                                 << " outputs; choose one with --loss-input";
-      input = 0;
+      input = outputs.front();
     } else {
       for (unsigned i = 0; i < func.getNumResults(); ++i)
         if (auto n = func.getResultAttrOfType<StringAttr>(

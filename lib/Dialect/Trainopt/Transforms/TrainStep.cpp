@@ -309,6 +309,8 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
   int64_t seededIndex = 0;
   for (Operation *op : ops) {
     if (auto bn = dyn_cast<BatchNormInferenceOp>(op)) {
+      if (bn->hasAttr(kFrozenStatsAttrName))
+        continue; // A teacher's: its statistics stay (trainopt-distill).
       auto mean = dyn_cast<BlockArgument>(bn.getMean());
       auto var = dyn_cast<BlockArgument>(bn.getVariance());
       if (!mean || !var || !paramOf(train, mean.getArgNumber()) ||
@@ -515,6 +517,10 @@ void TrainoptBuildTrainStepPass::runOnOperation() {
                {b.getNamedAttr(TrainoptDialect::kOutputAttrName,
                                b.getStringAttr("loss")),
                 roleAttr(ctx, ValueRole::loss)});
+  // The model's own metrics (trainopt-distill's loss terms).
+  for (unsigned i = 0; i < forward.getNumResults(); ++i)
+    if (resultRole(forward, i) == ValueRole::metric)
+      sf.addResult(call.getResult(i), forward.getResultAttrs(i));
   for (auto [t, i] : llvm::enumerate(trainable))
     sf.addResult(call.getResult(numTrainResults + t),
                  {b.getNamedAttr(TrainoptDialect::kGradOfAttrName,

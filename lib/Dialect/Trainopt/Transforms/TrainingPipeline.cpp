@@ -31,6 +31,7 @@ const Stage stages[] = {
     {"trainopt-quantize", stage_options::quantizeOptions},
     {"trainopt-prune", stage_options::pruneOptions},
     {"trainopt-attach-loss", stage_options::attachLossOptions},
+    {"trainopt-distill", stage_options::distillOptions},
     {"trainopt-assign-precision", stage_options::assignPrecisionOptions},
     {"trainopt-split-pipeline", stage_options::splitPipelineOptions},
     {"trainopt-build-train-step", stage_options::buildTrainStepOptions},

@@ -114,6 +114,25 @@ def Trainopt_Dialect : Dialect {
     /// micro_batches}.
     static constexpr ::llvm::StringLiteral kPipelineAttrName =
         "trainopt.pipeline";
+    /// Result attribute: an intermediate tensor the importer returns for a
+    /// pass to compare (`--distill-feature`), not an output of the model;
+    /// trainopt-distill removes the result.
+    static constexpr ::llvm::StringLiteral kFeatureAttrName =
+        "trainopt.feature";
+    /// Function attribute of a distillation teacher's model function
+    /// (`--teacher`), which trainopt-distill inlines into the student's.
+    static constexpr ::llvm::StringLiteral kTeacherAttrName =
+        "trainopt.teacher";
+    /// Function attribute of the model function: the name of the metric
+    /// result that @eval_step reports as its loss instead of the training
+    /// loss (trainopt-distill: the task loss, without the teacher's terms).
+    static constexpr ::llvm::StringLiteral kEvalLossAttrName =
+        "trainopt.eval_loss";
+    /// Module attribute of a model trainopt-distill gave a teacher: a
+    /// dictionary {teacher_elements, temperature, alpha, features} for the
+    /// report.
+    static constexpr ::llvm::StringLiteral kDistillationAttrName =
+        "trainopt.distillation";
     /// Argument attribute of a `flat`-sharded value: its global type.
     static constexpr ::llvm::StringLiteral kGlobalTypeAttrName =
         "trainopt.global_type";

@@ -318,6 +318,73 @@ def TrainoptPrune : Pass<"trainopt-prune", "ModuleOp"> {
   ];
 }
 
+def TrainoptDistill : Pass<"trainopt-distill", "ModuleOp"> {
+  let summary = "Knowledge distillation: a frozen teacher's forward and its loss terms in the training step";
+  let description = [{
+    Runs after `trainopt-attach-loss` on a module that holds a teacher: a
+    model function with `trainopt.teacher` and its parameters, frozen, as
+    `trainopt-compile --teacher=T.onnx` imports it (named `teacher.*`, in
+    inference form: BatchNorm on its running statistics, which
+    `trainopt.frozen_stats` keeps in training; no Dropout). The teacher's
+    ops are inlined into `func`, reading the student's inputs (by name, or
+    the only input), so its forward runs in the same step; nothing of it is
+    trainable and autodiff, which differentiates only what depends on a
+    trainable parameter, gives it no backward pass and no optimizer state.
+
+    - `distill=kl:T=4,alpha=0.7` (response-based, Hinton et al.): with the
+      student's cross-entropy loss `CE` over logits `s` and the teacher's
+      logits `t` of the same shape (the teacher output of the same name, or
+      its only one), the loss becomes
+      `(1 - alpha) CE + alpha T^2 KL(softmax(t/T) || softmax(s/T))`, the KL
+      summed over the class axis and averaged over the other positions
+      (PyTorch's `kl_div(..., reduction="batchmean")` for `[B, C]`).
+    - `distill-feature=TEACHER:STUDENT[:mse]` (feature-based, FitNets),
+      repeatable: adds `distill-feature-weight * mse(P(student), teacher)`
+      for the two intermediate tensors, which the importer returns as
+      results marked `trainopt.feature`. Their shapes must agree except in
+      the channel axis (1 for rank 4 and 5, the last for rank 2 and 3);
+      where the widths differ, `P` is a learned projection from the
+      student's width to the teacher's (a 1x1 convolution or a linear map,
+      parameter `distill.proj.STUDENT`, drawn as PyTorch draws a layer's
+      weight, `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`); otherwise it is the
+      identity.
+
+    The training loss is then the mixed one; `func` also returns metrics
+    `task_loss` (the loss before distillation) and `distill_loss` (the
+    terms added), and @eval_step reports the task loss
+    (`trainopt.eval_loss`) and drops the teacher. Tensor and pipeline
+    parallelism are refused.
+
+    Before (`distill=kl:T=2,alpha=0.5`, the teacher's ops elided):
+    ```mlir
+    %l = trainopt.cross_entropy %s, %y {reduction = #trainopt<reduction mean>} : ...
+    return %s, %l : ...
+    ```
+    After:
+    ```mlir
+    %t = ... the teacher's forward on the same inputs ...
+    %ls = trainopt.log_softmax %s2 {axis = 1 : i64} : tensor<8x10xf32>
+    %lt = trainopt.log_softmax %t2 {axis = 1 : i64} : tensor<8x10xf32>
+    %kl = ... sum(exp(%lt) * (%lt - %ls)) / 8 ...
+    %loss = ... 0.5 * %l + 0.5 * 4 * %kl ...
+    return %s, %loss, %l, %d : ...
+    ```
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The student's model function">,
+    Option<"distill", "distill", "std::string", /*default=*/"\"off\"",
+           "Response-based distillation: off or kl[:T=TEMPERATURE,alpha=WEIGHT] "
+           "(default T=4, alpha=0.7)">,
+    ListOption<"features", "distill-feature", "std::string",
+               "Feature-based distillation: TEACHER_TENSOR:STUDENT_TENSOR[:mse], "
+               "ONNX tensor names">,
+    Option<"featureWeight", "distill-feature-weight", "double",
+           /*default=*/"1.0",
+           "The weight of each feature term's mean squared error">,
+  ];
+}
+
 def TrainoptAssignPrecision : Pass<"trainopt-assign-precision", "ModuleOp"> {
   let summary = "Runs the model in bf16 or fp16 where the precision policy allows";
   let description = [{

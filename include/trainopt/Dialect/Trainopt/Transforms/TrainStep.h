@@ -148,6 +148,17 @@ Value sumOverParameter(TensorBuilder &m, func::FuncOp f,
 /// BatchNorm (`--sync-bn`): {grid, axes, ranks}.
 inline constexpr llvm::StringLiteral kSyncStatsAttrName = "trainopt.sync_stats";
 
+/// On a BatchNorm in inference form: its statistics stay as they are in
+/// training too (a distillation teacher's), so trainopt-build-train-step
+/// does not make it a training BatchNorm.
+inline constexpr llvm::StringLiteral kFrozenStatsAttrName =
+    "trainopt.frozen_stats";
+
+/// `f` in inference form: state assignments dropped (reads of a state's
+/// new value read the state), Dropout the identity, BatchNorm on its
+/// running statistics. What @eval_step and a distillation teacher run.
+void toInferenceMode(func::FuncOp f);
+
 } // namespace mlir::trainopt
 
 #endif // TRAINOPT_DIALECT_TRAINOPT_TRANSFORMS_TRAINSTEP_H

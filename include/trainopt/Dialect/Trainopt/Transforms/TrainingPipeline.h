@@ -65,6 +65,7 @@ std::vector<TrainingOption> partitionModelOptions();
 std::vector<TrainingOption> lowRankOptions();
 std::vector<TrainingOption> quantizeOptions();
 std::vector<TrainingOption> pruneOptions();
+std::vector<TrainingOption> distillOptions();
 std::vector<TrainingOption> attachLossOptions();
 std::vector<TrainingOption> assignPrecisionOptions();
 std::vector<TrainingOption> splitPipelineOptions();
