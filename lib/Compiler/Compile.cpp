@@ -95,8 +95,16 @@ static OwningOpRef<ModuleOp> importWithTeacher(MLIRContext &context,
   OwningOpRef<ModuleOp> teacherModule = importModel(
       context, options.teacherPath,
       isMLIRFile(options.teacherPath) ? ONNXImportOptions() : teacher);
-  if (!teacherModule ||
-      failed(attachTeacher(*module, *teacherModule, options.teacherPath)))
+  if (!teacherModule) {
+    emitError(UnknownLoc::get(&context))
+        << "--teacher=" << options.teacherPath
+        << ": the teacher cannot be imported (above)"
+        << (teacher.extraOutputs.empty()
+                ? ""
+                : "; --distill-feature names its tensors by their ONNX names");
+    return nullptr;
+  }
+  if (failed(attachTeacher(*module, *teacherModule, options.teacherPath)))
     return nullptr;
   return module;
 }

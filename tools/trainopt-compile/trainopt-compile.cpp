@@ -311,6 +311,28 @@ static void printReport(const json::Object &r) {
                           p->getNumber("sparsity").value_or(0),
                           p->getInteger("elements").value_or(0));
   }
+  if (const json::Object *d = r.getObject("distillation")) {
+    outs() << formatv("distillation:         teacher of {0} parameters, "
+                      "frozen (no gradients, no optimizer state)\n",
+                      d->getInteger("teacher_elements").value_or(0));
+    if (auto t = d->getNumber("temperature"))
+      outs() << formatv(
+          "  response: T {0}, alpha {1}: loss = {2} task + "
+          "{1} T^2 KL(softmax(teacher/T) || softmax(student/T))\n",
+          *t, d->getNumber("alpha").value_or(0),
+          1.0 - d->getNumber("alpha").value_or(0));
+    if (const json::Array *features = d->getArray("features"))
+      for (const json::Value &v : *features)
+        if (const json::Object *f = v.getAsObject()) {
+          StringRef proj = f->getString("projection").value_or("");
+          outs() << formatv("  feature: student '{0}' against teacher '{1}' "
+                            "(mse{2})\n",
+                            f->getString("student").value_or("?"),
+                            f->getString("teacher").value_or("?"),
+                            proj.empty() ? std::string()
+                                         : ", through learned " + proj.str());
+        }
+  }
   if (const json::Object *mesh = r.getObject("mesh")) {
     std::string axes;
     for (const auto &[name, size] : *mesh)

@@ -249,6 +249,12 @@ LogicalResult TrainoptDialect::verifyRegionResultAttribute(
              << " must be \"out\", got " << attr.getValue();
     return success();
   }
+  if (attr.getName() == kFeatureAttrName) {
+    if (!isa<UnitAttr>(attr.getValue()))
+      return op->emitError() << "'" << kFeatureAttrName << "' on result "
+                             << resultIndex << " is a unit attribute";
+    return success();
+  }
   if (attr.getName() != kOutputAttrName)
     return op->emitError() << "unknown trainopt result attribute '"
                            << attr.getName().getValue() << "'";
