@@ -14,8 +14,10 @@ trainopt-compile it, train it with trainopt-run, and measure
     test set (trainopt-run --dump-eval-batches=0).
 
 Configurations: the fp32 baseline; int8 QAT (per-channel symmetric
-weights, observers frozen after the first epoch's steps) and int4 QAT (no
-export: 8-bit QDQ only), both from scratch. Then, each starting from the
+weights, observers frozen after the first epoch's steps), int4 QAT (no
+export: 8-bit QDQ only) and 4-bit logarithmic weights (--quantize=log:4,
+per output channel: sign and 7 powers of two or 0; exported as float
+weights at those levels), all from scratch. Then, each starting from the
 fp32 row's trained model (its export) and trained again for --epochs, as
 compression is applied to a trained model: 90% unstructured magnitude
 pruning on a gradual ramp over the first 60% of the steps (Zhu-Gupta, every
@@ -27,9 +29,12 @@ low-rank factorization at energy 0.9; and fp32-again, the trained model
 trained again without compression, the baseline these rows compare with
 ("drop" is against it for them). Pruned models export with the masks
 folded in ("nonzero" counts the exported weights that are not zero); their
-ONNX files stay dense until --compact exists. The distillation row comes
-with its pass (docs/compression.md); the 2:4 GPU row belongs to the GPU-run
-issue.
+ONNX files stay dense until --compact exists. Distillation: "student" is
+the CNN at half width (scripts/gen_models.py's `cnn_half`) trained alone
+from scratch, "distilled" the same student from the same weights trained as
+long with the fp32 row's trained model as its frozen teacher
+(--distill=kl:T=4,alpha=0.7); "drop" is against the fp32 teacher for both.
+The 2:4 GPU row belongs to the GPU-run issue.
 
 Usage (the repo's .venv: numpy, onnx, onnxruntime):
     .venv/bin/python bench/compression.py --bin build/bin [--epochs 2]
@@ -57,15 +62,17 @@ STEPS_PER_EPOCH = 60000 // BATCH
 
 
 
-def configs(epochs):
+def configs(epochs, teacher=None):
     """Each configuration's trainopt-compile flags, and whether it starts
     from the fp32 row's trained model (compressing a trained model, then
-    training it again for as many epochs) rather than from scratch."""
+    training it again for as many epochs) rather than from scratch; the
+    students start from cnn_half (STUDENTS)."""
     ramp = f"gradual:0,{int(0.6 * epochs * STEPS_PER_EPOCH)},50"
     return {
         "fp32": ([], False),
         "int8": (["--quantize=int8", f"--observer-freeze-step={STEPS_PER_EPOCH}"], False),
         "int4": (["--quantize=int4", f"--observer-freeze-step={STEPS_PER_EPOCH}"], False),
+        "log4": (["--quantize=log:4"], False),
         # The fair baseline of the rows below: the same extra epochs, uncompressed.
         "fp32-again": ([], True),
         "prune90": (["--prune=magnitude:0.9", f"--prune-schedule={ramp}"], True),
@@ -73,11 +80,16 @@ def configs(epochs):
         "2:4": (["--prune=2:4", "--prune-exclude=conv1.weight"], True),
         "kmeans16": (["--quantize=kmeans:16"], True),
         "lowrank": (["--low-rank=energy:0.9"], True),
+        "student": ([], False),
+        "distilled": ([f"--teacher={teacher}", "--distill=kl:T=4,alpha=0.7"], False),
     }
 
 
-EXPORTS = {"fp32", "int8", "fp32-again", "prune90", "channel50", "2:4", "kmeans16",
-           "lowrank"}
+STUDENTS = {"student", "distilled"}
+
+
+EXPORTS = {"fp32", "int8", "log4", "fp32-again", "prune90", "channel50", "2:4", "kmeans16",
+           "lowrank", "student", "distilled"}
 
 
 def run(cmd):
@@ -122,8 +134,8 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--configs",
-                    default="fp32,int8,int4,fp32-again,prune90,channel50,2:4,kmeans16,"
-                            "lowrank")
+                    default="fp32,int8,int4,log4,fp32-again,prune90,channel50,2:4,kmeans16,"
+                            "lowrank,student,distilled")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--json")
@@ -131,16 +143,20 @@ def main():
     tool = lambda name: os.path.join(args.bin, name)  # noqa: E731
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        run([sys.executable, os.path.join(ROOT, "scripts", "gen_models.py"), tmp, "--only", "cnn"])
+        for model in ("cnn", "cnn_half"):
+            run([sys.executable, os.path.join(ROOT, "scripts", "gen_models.py"), tmp,
+                 "--only", model])
         onnx_path = os.path.join(tmp, "cnn.onnx")
+        trained = os.path.join(tmp, "fp32.onnx")
         for name in args.configs.split(","):
-            flags, from_trained = configs(args.epochs)[name]
+            flags, from_trained = configs(args.epochs, trained)[name]
             art = os.path.join(tmp, f"{name.replace(':', '_')}.trainopt")
             stem = os.path.join(tmp, name.replace(":", "_"))
             report = stem + ".report.json"
-            start = os.path.join(tmp, "fp32.onnx") if from_trained else onnx_path
-            if not os.path.exists(start):
-                sys.exit(f"{name} starts from the fp32 row's model: run fp32 first")
+            start = trained if from_trained else \
+                os.path.join(tmp, "cnn_half.onnx") if name in STUDENTS else onnx_path
+            if (from_trained or name == "distilled") and not os.path.exists(trained):
+                sys.exit(f"{name} needs the fp32 row's trained model: run fp32 first")
             run([tool("trainopt-compile"), start, f"--batch-size={BATCH}",
                  "--loss=cross_entropy", "--optimizer=adam", "--lr=1e-3", *flags,
                  f"--report={report}", "-o", art])

@@ -54,8 +54,9 @@ Modes:
        masks, the masked forward and the masked gradient must agree;
        PyTorch is not compared here (scripts/prune_vs_torch.py is the
        PyTorch parity test).
-  lowrank, kmeans  the same for --low-rank=rank:4 (factors from the SVD)
-       and --quantize=kmeans:8 (weights shared among 8 centroids); the
+  lowrank, kmeans, log  the same for --low-rank=rank:4 (factors from the
+       SVD), --quantize=kmeans:8 (weights shared among 8 centroids) and
+       --quantize=log:4 (power-of-two weights, straight-through); the
        compared parameters are the model's own that remain (a factored
        weight is gone; a shared one is state holding the shared values).
   distill  the same for knowledge distillation (--distill=kl:T=2,alpha=0.5)
@@ -363,7 +364,7 @@ def main():
             # Compression rewrites held to the f64 verdict: pruning (masks
             # chosen at step 0), low-rank factors, shared weights.
             extra = {"prune": ["--prune=magnitude:0.5"], "lowrank": ["--low-rank=rank:4"],
-                     "kmeans": ["--quantize=kmeans:8"],
+                     "kmeans": ["--quantize=kmeans:8"], "log": ["--quantize=log:4"],
                      "distill": ["--distill=kl:T=2,alpha=0.5"]}.get(mode)
             prune = extra is not None
             # Float64 data and tolerances; quantization-aware training is
@@ -434,9 +435,13 @@ def main():
                 pp = np.load(files["probed_params"])
                 ev = np.load(files["evaluator"])
                 upd = lambda src, key: src[key].astype(np.float64)
-                comp = {n: upd(cp, n) - init[n] for n in init if n in cp.files}
-                evalu = {n: upd(ev, "final." + n) - init[n] for n in init
-                         if "final." + n in ev.files}
+                # A log-quantized weight's trained value is its latent
+                # (W.latent); W holds the levels the step read.
+                trained = {n: n + ".latent" if n + ".latent" in cp.files else n for n in init}
+                comp = {n: upd(cp, trained[n]) - init[n] for n in init
+                        if trained[n] in cp.files}
+                evalu = {n: upd(ev, "final." + trained[n]) - init[n] for n in init
+                         if "final." + trained[n] in ev.files}
                 torch_mode = "f32" if amp else mode
                 torch_upd = {n: torch_ref[f"{torch_mode}.{n}"] for n in init
                              if f"{torch_mode}.{n}" in torch_ref.files}

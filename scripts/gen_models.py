@@ -108,16 +108,23 @@ def mlp():
     return b.model()
 
 
-def cnn():
+def cnn(width=1.0):
+    c1, c2, f = int(32 * width), int(64 * width), int(128 * width)
     b = Builder("cnn")
     x = b.input("x", TensorProto.FLOAT, ["batch", 1, 28, 28])
-    h = b.op("Relu", [b.conv(x, 1, 32, 3, "conv1")])
-    h = b.op("Relu", [b.conv(h, 32, 64, 3, "conv2")])
+    h = b.op("Relu", [b.conv(x, 1, c1, 3, "conv1")])
+    h = b.op("Relu", [b.conv(h, c1, c2, 3, "conv2")])
     h = b.op("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2])
     h = b.op("Flatten", [h], axis=1)
-    h = b.op("Relu", [b.linear(h, 9216, 128, "fc1")])
-    b.output(b.linear(h, 128, 10, "fc2"), "logits", TensorProto.FLOAT, ["batch", 10])
+    h = b.op("Relu", [b.linear(h, 144 * c2, f, "fc1")])
+    b.output(b.linear(h, f, 10, "fc2"), "logits", TensorProto.FLOAT, ["batch", 10])
     return b.model()
+
+
+def cnn_half():
+    """The CNN at half width (16, 32 channels; 64 hidden): a distillation
+    student (bench/compression.py)."""
+    return cnn(0.5)
 
 
 def resnet():
@@ -237,7 +244,7 @@ def stochastic():
 
 
 MODELS = {"mlp": mlp, "cnn": cnn, "resnet": resnet, "mobilenet": mobilenet, "gpt": gpt,
-          "stochastic": stochastic}
+          "stochastic": stochastic, "cnn_half": cnn_half}
 
 
 def main():

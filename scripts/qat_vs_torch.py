@@ -39,12 +39,21 @@ With kmeans16 (--quantize=kmeans:16, weight sharing) PyTorch trains
 weight = codebook[codes] with a trainable codebook and the codes of the same
 k-means, written here in NumPy; trainopt's codes must equal them exactly.
 
+With log4 and log5-tensor (--quantize=log:BITS, power-of-two levels)
+PyTorch trains each Conv2d and Linear weight W read as
+q.detach() + (W - W.detach()), q = sign(W) 2^min(k, hi) where k >= hi -
+(2^(BITS-1) - 2), else 0, with k = round(log(|W|) / ln 2) and hi that of
+max |W| per output channel (or tensor); trainopt's weights (the levels
+the last step used) must be such levels, and its latent weights W.latent
+are the trained ones.
+
 Usage (a Python with torch and numpy, e.g. Debian's python3-torch):
     qat_vs_torch.py --bin build/bin [--steps 20] [--models mlp,cnn,resnet]
-        [--configs int8,int8-tensor-affine,int4,int8-freeze,kmeans16]
+        [--configs int8,int8-tensor-affine,int4,int8-freeze,kmeans16,log4,log5-tensor]
         [--dtype f64|f32]
 """
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -69,6 +78,9 @@ CONFIGS = {
     "int8-freeze": ("--quantize=int8 --observer-freeze-step=10", 8, True, True, 10),
     # Weight sharing: (flags, clusters, None, None, None).
     "kmeans16": ("--quantize=kmeans:16", 16, None, None, None),
+    # Power-of-two levels: (flags, bits, per-channel, None, None).
+    "log4": ("--quantize=log:4", 4, True, None, None),
+    "log5-tensor": ("--quantize=log:5 --quantize-granularity=per-tensor", 5, False, None, None),
 }
 # Models with a max-pool (near-ties in its windows; see above).
 MAX_POOL = {"cnn"}
@@ -201,6 +213,32 @@ def share_weights(model, k, dtype):
     return all_codes
 
 
+def log_levels(w, bits, per_channel):
+    """trainopt-quantize's log:BITS levels of w (Quantize.cpp logQuantize)."""
+    a = w.abs()
+    top = a.amax(dim=tuple(range(1, w.dim())), keepdim=True) if per_channel else a.max()
+    inv_ln2 = 1.0 / math.log(2.0)
+    hi = torch.round(torch.log(top) * inv_ln2)
+    k = torch.round(torch.log(a) * inv_ln2)
+    level = torch.sign(w) * torch.pow(torch.full_like(w, 2.0), torch.minimum(k, hi))
+    return torch.where(k >= hi - (2 ** (bits - 1) - 2), level, torch.zeros_like(w))
+
+
+def torch_log(cls, base, config, x, y, batch, steps, dtype):
+    """PyTorch training with straight-through log:BITS weights; the losses
+    and the model (its latent weights)."""
+    _, bits, per_channel, _, _ = config
+    model = cls()
+    model.load_state_dict(base.state_dict())
+    model = model.train().to(dtype)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            replace_forward(m, lambda self, x: (
+                log_levels(self.weight, bits, per_channel).detach()
+                + (self.weight - self.weight.detach()), x))
+    return train_module(model, OPTIMIZER[1], x, y, batch, steps, dtype), model
+
+
 def torch_shared(cls, base, config, x, y, batch, steps, dtype):
     """PyTorch training with the weights shared as --quantize=kmeans:K
     shares them; the losses and the codes."""
@@ -261,7 +299,14 @@ def main():
                                              config[0] + " " + OPTIMIZER[0], args.steps,
                                              os.path.join(tmp, f"{name}-{config_name}"))
                 codes_ok = True
-                if config_name.startswith("kmeans"):
+                if config_name.startswith("log"):
+                    ref, _ = torch_log(cls, base, config, x, y, batch, args.steps, dtype)
+                    # The weights hold the levels of the latent weights
+                    # the last step read: powers of two or zero.
+                    levels = [v for k, v in params.items() if k + ".latent" in params]
+                    codes_ok = bool(levels) and all(
+                        np.all((v == 0) | (np.frexp(np.abs(v))[0] == 0.5)) for v in levels)
+                elif config_name.startswith("kmeans"):
                     ref, codes = torch_shared(cls, base, config, x, y, batch, args.steps,
                                               dtype)
                     # The same k-means: every weight's codes equal.

@@ -296,6 +296,17 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
     }
     report["low_rank"] = std::move(layers);
   }
+  if (auto logs = module->getAttrOfType<ArrayAttr>(
+          TrainoptDialect::kLogQuantizationAttrName)) {
+    llvm::json::Array weights;
+    for (auto entry : logs.getAsRange<DictionaryAttr>())
+      weights.push_back(llvm::json::Object{
+          {"weight", entry.getAs<StringAttr>("weight").str()},
+          {"latent", entry.getAs<StringAttr>("latent").str()},
+          {"bits", entry.getAs<IntegerAttr>("bits").getInt()},
+          {"axis", entry.getAs<IntegerAttr>("axis").getInt()}});
+    report["log_quantization"] = std::move(weights);
+  }
   if (auto distilled = module->getAttrOfType<DictionaryAttr>(
           TrainoptDialect::kDistillationAttrName)) {
     llvm::json::Object d{

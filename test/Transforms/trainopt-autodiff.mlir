@@ -73,3 +73,25 @@ func.func @forward(%w: tensor<1x1x2x2xf32> {trainopt.param = @w}) -> tensor<f32>
 func.func @forward(%w: tensor<4xf32>) -> tensor<4xf32> {
   return %w : tensor<4xf32>
 }
+
+
+// -----
+// An op marked trainopt.stop_gradient is a constant to autodiff: the
+// gradient of w * w + stop(w * 3) is 2 w only.
+trainopt.parameter @w trainable : tensor<4xf32>
+// CHECK-LABEL: func.func @forward_grad(
+// CHECK-SAME: -> (tensor<f32>, tensor<4xf32> {trainopt.grad_of = @w})
+// CHECK: trainopt.mul %{{.*}}, %{{.*}} {trainopt.stop_gradient}
+// CHECK: trainopt.reduce_sum
+// CHECK: %[[G1:.*]] = trainopt.mul %{{[0-9]+}}, %arg0
+// CHECK-NEXT: %[[G2:.*]] = trainopt.mul %{{[0-9]+}}, %arg0
+// CHECK-NEXT: %[[G:.*]] = trainopt.add %[[G2]], %[[G1]]
+// CHECK-NEXT: return %{{.*}}, %[[G]]
+func.func @forward(%w: tensor<4xf32> {trainopt.param = @w}) -> tensor<f32> {
+  %c = trainopt.constant dense<3.0> : tensor<f32>
+  %s = trainopt.mul %w, %c {trainopt.stop_gradient} : (tensor<4xf32>, tensor<f32>) -> tensor<4xf32>
+  %sq = trainopt.mul %w, %w : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  %t = trainopt.add %sq, %s : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  %l = trainopt.reduce_sum %t : (tensor<4xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}

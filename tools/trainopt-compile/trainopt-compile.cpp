@@ -311,6 +311,23 @@ static void printReport(const json::Object &r) {
                           p->getNumber("sparsity").value_or(0),
                           p->getInteger("elements").value_or(0));
   }
+  if (const json::Array *logs = r.getArray("log_quantization")) {
+    int64_t bits = 0;
+    for (const json::Value &v : *logs)
+      if (const json::Object *l = v.getAsObject())
+        bits = l->getInteger("bits").value_or(0);
+    outs() << formatv("log quantization:     {0} weights to {1} bits: sign "
+                      "and 2^k for the {2} exponents k up to the largest "
+                      "magnitude's, or 0 (straight-through gradients to the "
+                      "latent weights W.latent)\n",
+                      logs->size(), bits, (int64_t{1} << (bits - 1)) - 1);
+    for (const json::Value &v : *logs)
+      if (const json::Object *l = v.getAsObject())
+        outs() << formatv(
+            "  weight {0}: {1}\n", l->getString("weight").value_or("?"),
+            l->getInteger("axis").value_or(-1) < 0 ? "per tensor"
+                                                   : "per output channel");
+  }
   if (const json::Object *d = r.getObject("distillation")) {
     outs() << formatv("distillation:         teacher of {0} parameters, "
                       "frozen (no gradients, no optimizer state)\n",

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "trainopt/Dialect/Trainopt/Transforms/Passes.h"
+#include "trainopt/Dialect/Trainopt/Transforms/TrainStep.h"
 
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
@@ -91,7 +92,8 @@ FailureOr<func::FuncOp> mlir::trainopt::differentiate(func::FuncOp func,
       varied.insert(gbody.getArgument(i));
     }
   for (Operation &op : gbody.without_terminator())
-    if (llvm::any_of(op.getOperands(),
+    if (!op.hasAttr(kStopGradientAttrName) &&
+        llvm::any_of(op.getOperands(),
                      [&](Value v) { return varied.contains(v); }))
       for (Value r : op.getResults())
         if (isFloatTensor(r))

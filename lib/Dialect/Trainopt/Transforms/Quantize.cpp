@@ -21,6 +21,7 @@
 #include "llvm/Support/GlobPattern.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace mlir::trainopt {
@@ -68,6 +69,16 @@ private:
   /// Weight sharing: share each weight's values among this many
   /// centroids (`kmeans:K`); 0 for fake quantization.
   int64_t clusters = 0;
+  /// Logarithmic quantization to this many bits (`log:BITS`); 0 otherwise.
+  int64_t logBits = 0;
+  /// A weight to quantize, with its output-channel axis.
+  struct Weight {
+    Value value;
+    StringAttr name;
+    int64_t channelAxis;
+  };
+  LogicalResult logQuantize(ModuleOp module, func::FuncOp func,
+                            ArrayRef<Weight> weights);
   LogicalResult shareWeights(ModuleOp module, func::FuncOp func,
                              ArrayRef<std::pair<Value, StringAttr>> weights);
 
@@ -107,9 +118,20 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
       if (o->getNumOccurrences())
         return bad(o->ArgStr,
                    "applies to --quantize=int8 and int4, not " + quantize);
+  } else if (spec.consume_front("log:")) {
+    if (spec.getAsInteger(10, logBits) || logBits < 2 || logBits > 8)
+      return bad("quantize",
+                 "log:BITS needs 2 <= BITS <= 8, got '" + quantize + "'");
+    const llvm::cl::Option *given[] = {&weightScheme, &activations, &averaging,
+                                       &freezeStep};
+    for (const llvm::cl::Option *o : given)
+      if (o->getNumOccurrences())
+        return bad(o->ArgStr,
+                   "applies to --quantize=int8 and int4, not " + quantize);
   } else if (quantize != "int8" && quantize != "int4") {
-    return bad("quantize",
-               "must be off, int8, int4 or kmeans:K, got '" + quantize + "'");
+    return bad("quantize", "must be off, int8, int4, log:BITS or kmeans:K, "
+                           "got '" +
+                               quantize + "'");
   }
   if (granularity != "per-channel" && granularity != "per-tensor")
     return bad("quantize-granularity",
@@ -132,7 +154,7 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
       return bad("quantize", "quantization-aware training with " + axis +
                                  " > 1 in --mesh is not supported yet");
   if (!clusters && module->hasAttr(TrainoptDialect::kLowRankAttrName))
-    return bad("quantize", "fake quantization of low-rank factors "
+    return bad("quantize", "quantization of low-rank factors "
                            "(--low-rank) is not supported yet");
   return success();
 }
@@ -325,6 +347,121 @@ LogicalResult TrainoptQuantizePass::shareWeights(
   return success();
 }
 
+/// The power-of-two level of `v` (`log:BITS`): the sign of v times
+/// 2^round(log2 |v|), the exponent at most `hi`; 0 below 2^lo. log2 is
+/// log(x) * (1 / ln 2) and round is half to even, as the model computes
+/// them (logQuantize).
+static double logLevel(double v, double hi, double lo) {
+  double k = std::nearbyint(std::log(std::fabs(v)) * (1.0 / std::log(2.0)));
+  if (!(k >= lo))
+    return 0.0;
+  return std::copysign(std::pow(2.0, std::min(k, hi)), v);
+}
+
+LogicalResult TrainoptQuantizePass::logQuantize(ModuleOp module,
+                                                func::FuncOp func,
+                                                ArrayRef<Weight> weights) {
+  OpBuilder b(&getContext());
+  Block &body = func.getBody().front();
+  SmallVector<std::pair<Value, Value>> assigns;
+  SmallVector<Attribute> records;
+  // Exponents hi - span .. hi and zero: 2 (span + 1) + 1 = 2^BITS - 1 values
+  // with the sign.
+  double span = static_cast<double>((int64_t{1} << (logBits - 1)) - 2);
+  double invLn2 = 1.0 / std::log(2.0);
+  for (const Weight &w : weights) {
+    auto param = module.lookupSymbol<ParameterOp>(w.name);
+    auto type = cast<RankedTensorType>(w.value.getType());
+    Type elt = type.getElementType();
+    int64_t axis = granularity == "per-channel" ? w.channelAxis : -1;
+    if (!param.getInitialValueAttr())
+      return func.emitError() << "--quantize=" << quantize << ": weight '"
+                              << w.name.getValue() << "' has no initial values";
+    llvm::Expected<HostTensor> initial =
+        tensorFromAttr(param.getInitialValueAttr());
+    if (!initial)
+      return func.emitError()
+             << "--quantize=" << quantize << ": weight '" << w.name.getValue()
+             << "': " << llvm::toString(initial.takeError());
+    // The latent weight the optimizer trains: the initial values.
+    FailureOr<BlockArgument> latent = addModelState(
+        module, func, (w.name.getValue() + ".latent").str(),
+        cast<DenseElementsAttr>(param.getInitialValueAttr()), "quantize",
+        /*trainable=*/true);
+    if (failed(latent))
+      return failure();
+    // The weight becomes state holding its levels (for checkpoints,
+    // --save-params and the export), starting at those of its initial
+    // values.
+    ArrayRef<int64_t> shape = type.getShape();
+    int64_t inner = 1, channels = axis < 0 ? 1 : shape[axis];
+    for (int64_t d = axis + 1; axis >= 0 && d < type.getRank(); ++d)
+      inner *= shape[d];
+    std::vector<double> top(channels, 0.0);
+    const std::vector<double> &v = initial->floats;
+    auto channelOf = [&](size_t i) {
+      return axis < 0 ? 0 : static_cast<int64_t>(i / inner) % channels;
+    };
+    for (size_t i = 0; i < v.size(); ++i)
+      top[channelOf(i)] = std::max(top[channelOf(i)], std::fabs(v[i]));
+    SmallVector<APFloat> levels;
+    for (size_t i = 0; i < v.size(); ++i) {
+      double hi = std::nearbyint(std::log(top[channelOf(i)]) * invLn2);
+      levels.push_back(
+          cast<FloatAttr>(b.getFloatAttr(elt, logLevel(v[i], hi, hi - span)))
+              .getValue());
+    }
+    param.setTrainable(false);
+    param.setInitialValueAttr(DenseElementsAttr::get(type, levels));
+
+    // In the model: q = sign(l) 2^min(k, hi) where k >= hi - span, else 0,
+    // with k = round(log2 |l|) and hi that of the largest |l| (per channel
+    // or tensor); the weight read is q + (l - stop(l)), whose value is q
+    // and whose gradient is the latent's (the straight-through estimator).
+    b.setInsertionPointToStart(&body);
+    TensorBuilder m(b, param.getLoc());
+    Value l = *latent;
+    Value a = AbsOp::create(m.b, type, l);
+    SmallVector<int64_t> axes;
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      if (d != axis)
+        axes.push_back(d);
+    SmallVector<int64_t> kept(shape);
+    for (int64_t d : axes)
+      kept[d] = 1;
+    Value top2 =
+        ReduceMaxOp::create(m.b, type.clone(kept), a, axes, /*keepdims=*/true);
+    auto log2 = [&](Value x) {
+      return m.roundHalfEven(m.mul(LogOp::create(m.b, x.getType(), x), invLn2));
+    };
+    Value hi = log2(top2);
+    Value k = log2(a);
+    Value keep = m.greaterEqual(k, m.broadcast(m.add(hi, -span), type));
+    Value level = m.mul(m.sign(l), m.pow(m.broadcast(m.scalar(elt, 2.0), type),
+                                         m.min(k, m.broadcast(hi, type))));
+    auto q = WhereOp::create(m.b, keep, level, m.zerosLike(l));
+    Value stopped = m.mul(l, 1.0);
+    q->setAttr(kStopGradientAttrName, b.getUnitAttr());
+    stopped.getDefiningOp()->setAttr(kStopGradientAttrName, b.getUnitAttr());
+    Value read = m.add(q, m.sub(l, stopped));
+    Value weight = w.value;
+    weight.replaceAllUsesWith(read);
+    assigns.push_back({weight, q});
+    records.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr("weight", w.name),
+         b.getNamedAttr("latent",
+                        b.getStringAttr(w.name.getValue() + ".latent")),
+         b.getNamedAttr("bits", b.getI64IntegerAttr(logBits)),
+         b.getNamedAttr("axis", b.getI64IntegerAttr(axis))}));
+  }
+  b.setInsertionPoint(body.getTerminator());
+  for (auto [state, value] : assigns)
+    AssignOp::create(b, func.getLoc(), state, value);
+  module->setAttr(TrainoptDialect::kLogQuantizationAttrName,
+                  b.getArrayAttr(records));
+  return success();
+}
+
 void TrainoptQuantizePass::runOnOperation() {
   ModuleOp module = getOperation();
   if (failed(validate(module)))
@@ -380,6 +517,18 @@ void TrainoptQuantizePass::runOnOperation() {
     func.emitError() << "--quantize: the model has no convolution or matmul "
                         "with a trainable weight to quantize";
     return signalPassFailure();
+  }
+  if (logBits) {
+    SmallVector<Weight> weights;
+    for (const Site &site : sites)
+      if (llvm::none_of(weights, [&](const Weight &w) {
+            return w.value == site.weightUse->get();
+          }))
+        weights.push_back(
+            {site.weightUse->get(), site.weight, site.channelAxis});
+    if (failed(logQuantize(module, func, weights)))
+      return signalPassFailure();
+    return;
   }
   if (clusters) {
     SmallVector<std::pair<Value, StringAttr>> weights;

@@ -92,6 +92,11 @@ def Trainopt_Dialect : Dialect {
     /// (`kmeans:K`): one dictionary each (weight, codebook, clusters).
     static constexpr ::llvm::StringLiteral kWeightSharingAttrName =
         "trainopt.weight_sharing";
+    /// Module attribute of a model trainopt-quantize quantized to
+    /// power-of-two levels (`log:BITS`): one dictionary each (weight,
+    /// latent, bits, axis).
+    static constexpr ::llvm::StringLiteral kLogQuantizationAttrName =
+        "trainopt.log_quantization";
     /// Module attribute of a model trainopt-prune rewrote: its pruned
     /// weights, one dictionary each (weight, mask, method, sparsity), for
     /// the runtime's sparsity report and the export's folding of masks.

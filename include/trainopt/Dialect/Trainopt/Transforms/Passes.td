@@ -18,7 +18,9 @@ def TrainoptAutodiff : Pass<"trainopt-autodiff", "ModuleOp"> {
     The pass knows no op by name: every op on a path from a selected argument
     to the loss must implement `DifferentiableOpInterface`, whose `buildVJP`
     gives the operands' cotangents from the results'. Fan-out cotangents are
-    summed; integer values, masks, seeds and frozen parameters get none; an
+    summed; integer values, masks, seeds and frozen parameters get none,
+    nor do the results of an op marked `trainopt.stop_gradient` (PyTorch's
+    `detach`: straight-through estimators read `q + (x - stop(x))`); an
     argument without a path to the loss gets a zero gradient. All ops that
     lack a VJP are reported together, with their locations, and the pass
     fails.
@@ -207,6 +209,14 @@ def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
     gradient (fake_quant's VJP gives none). Mixed precision (`amp`) and
     tensor or pipeline parallelism are refused with QAT for now.
 
+    With `quantize=log:BITS`, each weight is read as power-of-two levels of
+    a trainable latent weight `W.latent`: `sign(l) 2^min(k, hi)` with
+    `k = round(log2 |l|)` and `hi` that of the largest `|l|` per output
+    channel (or tensor), 0 where `k < hi - (2^(BITS-1) - 2)`; the read is
+    `q + (l - stop(l))` (ops marked `trainopt.stop_gradient`), the
+    straight-through estimator. The weight becomes model state holding the
+    levels, stored back every step, as with `kmeans:K`.
+
     Before (`quantize=int8`):
     ```mlir
     %y = trainopt.matmul %x, %w {transpose_rhs = true} : (tensor<8x4xf32>, tensor<2x4xf32>) -> tensor<8x2xf32>
@@ -225,8 +235,9 @@ def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
     Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
            "The model function to quantize">,
     Option<"quantize", "quantize", "std::string", /*default=*/"\"off\"",
-           "Quantization-aware training: off, int8, int4, or kmeans:K "
-           "(weight sharing among K centroids)">,
+           "Quantization-aware training: off, int8, int4, log:BITS "
+           "(power-of-two weights) or kmeans:K (weight sharing among K "
+           "centroids)">,
     Option<"granularity", "quantize-granularity", "std::string",
            /*default=*/"\"per-channel\"",
            "Weight scales per-channel (one per output channel) or per-tensor">,

@@ -154,6 +154,12 @@ inline constexpr llvm::StringLiteral kSyncStatsAttrName = "trainopt.sync_stats";
 inline constexpr llvm::StringLiteral kFrozenStatsAttrName =
     "trainopt.frozen_stats";
 
+/// On any op: its results have no derivative (autodiff treats them as
+/// constants), as `x.detach()` in PyTorch. Straight-through estimators
+/// read `q + (x - stop(x))`: the value q, the gradient of x.
+inline constexpr llvm::StringLiteral kStopGradientAttrName =
+    "trainopt.stop_gradient";
+
 /// `f` in inference form: state assignments dropped (reads of a state's
 /// new value read the state), Dropout the identity, BatchNorm on its
 /// running statistics. What @eval_step and a distillation teacher run.
