@@ -28,8 +28,9 @@ of 4); weight sharing with 16 centroids per layer (--quantize=kmeans:16);
 low-rank factorization at energy 0.9; and fp32-again, the trained model
 trained again without compression, the baseline these rows compare with
 ("drop" is against it for them). Pruned models export with the masks
-folded in ("nonzero" counts the exported weights that are not zero); their
-ONNX files stay dense until --compact exists. Distillation: "student" is
+folded in ("nonzero" counts the exported weights that are not zero); the
+channel-pruned one is exported with --compact (its pruned filters and
+neurons removed), the others stay dense files. Distillation: "student" is
 the CNN at half width (scripts/gen_models.py's `cnn_half`) trained alone
 from scratch, "distilled" the same student from the same weights trained as
 long with the fp32 row's trained model as its frozen teacher
@@ -86,6 +87,9 @@ def configs(epochs, teacher=None):
 
 
 STUDENTS = {"student", "distilled"}
+# trainopt-run flags beyond the common ones: channel pruning's export is
+# compacted (the pruned filters and neurons removed).
+RUN_FLAGS = {"channel50": ["--compact"]}
 
 
 EXPORTS = {"fp32", "int8", "log4", "fp32-again", "prune90", "channel50", "2:4", "kmeans16",
@@ -168,7 +172,8 @@ def main():
                        f"--epochs={args.epochs}", f"--threads={args.threads}", "--quiet",
                        "--no-train-eval", f"--metrics={metrics}", f"--dump-eval={dump}",
                        "--dump-eval-batches=0",
-                       *([f"--export-onnx={exported}"] if exported else [])])
+                       *([f"--export-onnx={exported}"] if exported else []),
+                       *RUN_FLAGS.get(name, [])])
             accuracy = float(re.search(r"accuracy ([0-9.]+)%", out).group(1))
             steps = [json.loads(line) for line in open(metrics)]
             step_ms = statistics.median(s["step_ms"] for s in steps

@@ -17,6 +17,7 @@ value errors are printed all the same.
 
 Usage (the repo's .venv, with onnxruntime from scripts/requirements-test.txt):
     check_onnx_export.py MODEL.onnx EVAL.npz [--rtol 1e-4] [--atol 1e-5] [--top1 F]
+        [--outputs NAME,...]
 
 Exits 0 when every compared output matches (|a - e| <= atol + rtol * |e|),
 1 on a mismatch, 2 when the files cannot be checked.
@@ -113,6 +114,10 @@ def main():
     parser.add_argument("--atol", type=float, default=1e-5)
     parser.add_argument("--top1", type=float,
                         help="match on the argmax of the last axis on this fraction of rows")
+    parser.add_argument("--outputs",
+                        help="compare only these graph outputs (comma-separated; e.g. "
+                             "logits, leaving out the BatchNorm statistics a training-mode "
+                             "export returns)")
     args = parser.parse_args()
 
     try:
@@ -137,7 +142,8 @@ def main():
 
     outputs = [o.name for o in session.get_outputs()]
     pairs = [(k, n) for k, n in enumerate(outputs)
-             if n in saved and n not in feeds]
+             if n in saved and n not in feeds
+             and (not args.outputs or n in args.outputs.split(","))]
     if not pairs:
         if "logits" not in saved:
             fail(f"no graph output {outputs} has an array in '{args.eval}', "

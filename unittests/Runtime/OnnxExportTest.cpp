@@ -435,3 +435,92 @@ TEST_F(OnnxExportTest, UnwritablePathIsRejectedAndOldFileKept) {
 }
 
 } // namespace
+
+namespace {
+
+/// x [1, 2, 3, 3] -> Conv(w1 [3, 2, 1, 1], b1) -> Relu -> Conv(w2 [2, 3, 1,
+/// 1], b2, pads) -> y: the first convolution's channel 1 pruned (its filter
+/// zero), its bias 2 still flowing to the second.
+onnx::ModelProto prunedConvModel(bool padded) {
+  onnx::ModelProto m = newModel(13);
+  auto &g = *m.mutable_graph();
+  *g.add_input() = valueInfo("x", {1, 2, 3, 3});
+  *g.add_output() = valueInfo("y", {1, 2, padded ? 5 : 3, padded ? 5 : 3});
+  *g.add_initializer() = floatInit("w1", {3, 2, 1, 1}, iota(6, 0, 0));
+  *g.add_initializer() = floatInit("b1", {3}, {0, 0, 0});
+  *g.add_initializer() = floatInit("w2", {2, 3, 1, 1}, iota(6, 0, 0));
+  *g.add_initializer() = floatInit("b2", {2}, {0, 0});
+  addNode(g, "Conv", {"x", "w1", "b1"}, {"h"});
+  addNode(g, "Relu", {"h"}, {"r"});
+  onnx::NodeProto &second = addNode(g, "Conv", {"r", "w2", "b2"}, {"y"});
+  if (padded) {
+    onnx::AttributeProto *pads = second.add_attribute();
+    pads->set_name("pads");
+    pads->set_type(onnx::AttributeProto::INTS);
+    for (int k = 0; k < 4; ++k)
+      pads->add_ints(1);
+  }
+  return m;
+}
+
+} // namespace
+
+TEST_F(OnnxExportTest, CompactRemovesPrunedChannelsAndFoldsTheirBias) {
+  std::string stored = strip(prunedConvModel(false));
+  std::vector<float> w1 = {1, 2, 0, 0, 3, 4}, b1 = {0.5f, 2.0f, -1.0f};
+  std::vector<float> w2 = {1, 10, 100, 2, 20, 200}, b2 = {0.25f, -0.25f};
+  std::vector<NamedTensor> values = {
+      {"w1", DType::F32, {3, 2, 1, 1}, w1.data()},
+      {"b1", DType::F32, {3}, b1.data()},
+      {"w2", DType::F32, {2, 3, 1, 1}, w2.data()},
+      {"b2", DType::F32, {2}, b2.data()}};
+  std::string path = dir + "/compact.onnx", error;
+  std::vector<std::string> report;
+  ASSERT_TRUE(exportOnnx(stored, values, path, error, ExportDType::F32, {}, {},
+                         {"w1"}, &report))
+      << error;
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(report[0], "w1: 3 -> 2 channels (and w2's inputs)");
+  onnx::ModelProto out = readModel(path);
+  expectWellFormed(out);
+  EXPECT_EQ(rawFloats(*findInit(out, "w1")), (std::vector<float>{1, 2, 3, 4}));
+  EXPECT_EQ(rawFloats(*findInit(out, "b1")), (std::vector<float>{0.5f, -1.0f}));
+  EXPECT_EQ(rawFloats(*findInit(out, "w2")),
+            (std::vector<float>{1, 100, 2, 200}));
+  // The pruned channel outputs relu(2) = 2 everywhere: b2 + 2 * w2[:, 1].
+  EXPECT_EQ(rawFloats(*findInit(out, "b2")),
+            (std::vector<float>{0.25f + 20.0f, -0.25f + 40.0f}));
+  EXPECT_EQ(findInit(out, "w2")->dims(1), 2);
+}
+
+TEST_F(OnnxExportTest, CompactLeavesAPaddedReaderWhole) {
+  std::string stored = strip(prunedConvModel(true));
+  std::vector<float> w1 = {1, 2, 0, 0, 3, 4}, b1 = {0.5f, 2.0f, -1.0f};
+  std::vector<float> w2 = {1, 10, 100, 2, 20, 200}, b2 = {0.25f, -0.25f};
+  std::vector<NamedTensor> values = {
+      {"w1", DType::F32, {3, 2, 1, 1}, w1.data()},
+      {"b1", DType::F32, {3}, b1.data()},
+      {"w2", DType::F32, {2, 3, 1, 1}, w2.data()},
+      {"b2", DType::F32, {2}, b2.data()}};
+  std::string path = dir + "/padded.onnx", error;
+  std::vector<std::string> report;
+  ASSERT_TRUE(exportOnnx(stored, values, path, error, ExportDType::F32, {}, {},
+                         {"w1"}, &report))
+      << error;
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_NE(report[0].find("w1: kept whole (its pruned channels output nonzero "
+                           "constants"),
+            std::string::npos)
+      << report[0];
+  onnx::ModelProto out = readModel(path);
+  EXPECT_EQ(rawFloats(*findInit(out, "w1")), w1);
+  EXPECT_EQ(rawFloats(*findInit(out, "b2")), b2);
+  // A pruned channel whose bias the ReLU zeroes needs no fold: compacted.
+  b1[1] = -2.0f;
+  report.clear();
+  ASSERT_TRUE(exportOnnx(stored, values, path, error, ExportDType::F32, {}, {},
+                         {"w1"}, &report))
+      << error;
+  EXPECT_EQ(report[0], "w1: 3 -> 2 channels (and w2's inputs)");
+  EXPECT_EQ(rawFloats(*findInit(readModel(path), "b2")), b2);
+}

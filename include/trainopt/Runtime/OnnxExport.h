@@ -90,11 +90,24 @@ struct LowRankTensor {
 /// quantized input through a QuantizeLinear (uint8) and DequantizeLinear pair,
 /// with the scales and zero points of the observers' ranges, so ONNX Runtime
 /// computes what the eval step computes.
+///
+/// With `compact` non-empty (weights pruned by output channel, masks
+/// folded), each such weight's pruned channels are removed: its slices,
+/// its bias's and those of the channel-wise nodes after it (BatchNorm,
+/// activations, pools), and the matching inputs of the Conv, Gemm or MatMul
+/// that reads them (a Flatten in between maps a channel to its block of
+/// columns). A pruned channel still outputs a constant (its bias, through
+/// those nodes), whose contribution is folded into the reader's bias,
+/// exactly where the reader sees it everywhere (no padding). A weight that
+/// cannot be followed so is left whole; `compacted` gets a line per weight
+/// saying which.
 bool exportOnnx(const std::string &modelBytes,
                 const std::vector<NamedTensor> &values, const std::string &path,
                 std::string &error, ExportDType dtype = ExportDType::F32,
                 const std::vector<QuantizedTensor> &quantized = {},
-                const std::vector<LowRankTensor> &lowRank = {});
+                const std::vector<LowRankTensor> &lowRank = {},
+                const std::vector<std::string> &compact = {},
+                std::vector<std::string> *compacted = nullptr);
 
 /// Whether `modelBytes` can be exported with `quantized` in QDQ form (an
 /// opset with per-axis DequantizeLinear, 8-bit ranges, float32 tensors, no

@@ -62,6 +62,8 @@ struct TrainerOptions {
   bool quiet = false;
   /// --export-dtype: fp32, bf16 or fp16.
   std::string exportDtype = "fp32";
+  /// --compact: the export removes channel-pruned channels.
+  bool compact = false;
   /// Name the first non-finite value of each skipped step (probes).
   bool explainOverflow = false;
   bool profile = false;

@@ -961,6 +961,482 @@ bool writeLowRank(onnx::GraphProto &graph,
   return true;
 }
 
+/// A float32 value being edited by compactChannels.
+struct Editable {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+/// The values compactChannels reads and edits, by name: copies of the
+/// trained float32 values, made on first use.
+class EditableValues {
+public:
+  explicit EditableValues(const std::vector<NamedTensor> &values) {
+    for (const NamedTensor &v : values)
+      byName[v.name] = &v;
+  }
+  /// The value `name`, or null when there is none or it is not float32.
+  Editable *get(const std::string &name) {
+    auto it = edited.find(name);
+    if (it != edited.end())
+      return &it->second;
+    auto v = byName.find(name);
+    if (v == byName.end() || v->second->dtype != DType::F32)
+      return nullptr;
+    Editable e;
+    e.shape = v->second->shape;
+    const auto *data = static_cast<const float *>(v->second->data);
+    e.data.assign(data, data + numElements(e.shape));
+    return &edited.emplace(name, std::move(e)).first->second;
+  }
+  std::map<std::string, Editable> edited;
+
+private:
+  std::map<std::string, const NamedTensor *> byName;
+};
+
+/// `t` with only the indices `keep` (in order) of `axis`.
+void keepAlong(Editable &t, int64_t axis, const std::vector<int64_t> &keep) {
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d)
+    outer *= t.shape[d];
+  for (size_t d = axis + 1; d < t.shape.size(); ++d)
+    inner *= t.shape[d];
+  int64_t n = t.shape[axis];
+  std::vector<float> out;
+  out.reserve(static_cast<size_t>(outer * inner) * keep.size());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k : keep)
+      for (int64_t i = 0; i < inner; ++i)
+        out.push_back(t.data[static_cast<size_t>((o * n + k) * inner + i)]);
+  t.data = std::move(out);
+  t.shape[axis] = static_cast<int64_t>(keep.size());
+}
+
+/// The nodes that read `name`, by index.
+std::vector<int> readersOf(const onnx::GraphProto &graph,
+                           const std::string &name) {
+  std::vector<int> out;
+  for (int i = 0; i < graph.node_size(); ++i)
+    if (std::find(graph.node(i).input().begin(), graph.node(i).input().end(),
+                  name) != graph.node(i).input().end())
+      out.push_back(i);
+  return out;
+}
+
+bool isInitializer(const onnx::GraphProto &graph, const std::string &name) {
+  return std::any_of(
+      graph.initializer().begin(), graph.initializer().end(),
+      [&](const onnx::TensorProto &t) { return t.name() == name; });
+}
+
+/// The int64 values of `t` (int64_data or raw_data), if it has some.
+bool int64Values(const onnx::TensorProto &t, std::vector<int64_t> &out) {
+  if (t.data_type() != onnx::TensorProto::INT64)
+    return false;
+  out.assign(t.int64_data().begin(), t.int64_data().end());
+  if (out.empty() && !t.raw_data().empty() && t.raw_data().size() % 8 == 0) {
+    out.resize(t.raw_data().size() / 8);
+    std::memcpy(out.data(), t.raw_data().data(), t.raw_data().size());
+  }
+  return !out.empty();
+}
+
+/// The constant int64 value `name` (an initializer, or a Constant node's
+/// output), if it is one.
+bool constantInts(const onnx::GraphProto &graph, const std::string &name,
+                  std::vector<int64_t> &out) {
+  for (const onnx::TensorProto &t : graph.initializer())
+    if (t.name() == name)
+      return int64Values(t, out);
+  for (const onnx::NodeProto &n : graph.node())
+    if (n.op_type() == "Constant" && n.output_size() == 1 &&
+        n.output(0) == name)
+      for (const onnx::AttributeProto &a : n.attribute())
+        if (a.name() == "value")
+          return int64Values(a.t(), out);
+  return false;
+}
+
+/// Whether Reshape node `n` flattens to [batch, -1]: its shape is a
+/// constant [B, -1] (or [0, -1]), or PyTorch's `x.view(x.size(0), -1)`, a
+/// Concat whose last part is the constant [-1].
+bool flattensToRows(const onnx::GraphProto &graph, const onnx::NodeProto &n) {
+  if (n.input_size() < 2)
+    return false;
+  std::vector<int64_t> shape;
+  if (constantInts(graph, n.input(1), shape))
+    return shape.size() == 2 && shape[1] == -1;
+  for (const onnx::NodeProto &c : graph.node())
+    if (c.op_type() == "Concat" && c.output_size() == 1 &&
+        c.output(0) == n.input(1) && c.input_size() == 2) {
+      std::vector<int64_t> last;
+      return constantInts(graph, c.input(1), last) && last.size() == 1 &&
+             last[0] == -1;
+    }
+  return false;
+}
+
+/// Whether a Conv node pads its input (explicit pads or SAME auto_pad).
+bool convPads(const onnx::NodeProto &n) {
+  for (const onnx::AttributeProto &a : n.attribute()) {
+    if (a.name() == "pads")
+      for (int64_t p : a.ints())
+        if (p != 0)
+          return true;
+    if (a.name() == "auto_pad" && a.s() != "NOTSET" && a.s() != "VALID")
+      return true;
+  }
+  return false;
+}
+
+/// Removes the pruned output channels of each weight in `weights` (channel
+/// pruning: whole output slices zero after the masks are folded) from the
+/// model, and the matching input channels of the layer that reads them
+/// (exportOnnx's `compact`). A pruned channel still outputs its bias, a
+/// constant the layers in between map to another constant; that constant's
+/// contribution is folded into the reading layer's bias, which is exact
+/// where that layer sees the channel everywhere (no padding). A weight
+/// whose channels cannot be followed to such a layer is left whole; each
+/// weight gets a line in `report`.
+bool compactChannels(onnx::GraphProto &graph, EditableValues &values,
+                     const std::vector<std::string> &weights,
+                     std::vector<std::string> &report, std::string &error) {
+  FreshNames fresh(graph);
+  for (const std::string &name : weights) {
+    auto keepDense = [&](const std::string &why) {
+      report.push_back(name + ": kept whole (" + why + ")");
+    };
+    Editable *w = values.get(name);
+    if (!w || w->shape.empty()) {
+      keepDense("not a float32 tensor");
+      continue;
+    }
+    std::vector<int> readers = readersOf(graph, name);
+    if (readers.size() != 1) {
+      keepDense("read by " + std::to_string(readers.size()) + " nodes");
+      continue;
+    }
+    int producer = readers[0];
+    const onnx::NodeProto &p = graph.node(producer);
+    int64_t axis = -1;
+    if (p.op_type() == "Conv" && p.input(1) == name)
+      axis = 0;
+    else if (p.op_type() == "Gemm" && p.input(1) == name &&
+             w->shape.size() == 2)
+      axis = intAttribute(p, "transB", 0) ? 0 : 1;
+    else if (p.op_type() == "MatMul" && p.input(1) == name &&
+             w->shape.size() == 2)
+      axis = 1;
+    if (axis < 0) {
+      keepDense("read by a " + p.op_type() + " node");
+      continue;
+    }
+    int64_t channels = w->shape[axis];
+    std::vector<int64_t> keep;
+    {
+      int64_t outer = 1, inner = 1;
+      for (int64_t d = 0; d < axis; ++d)
+        outer *= w->shape[d];
+      for (size_t d = axis + 1; d < w->shape.size(); ++d)
+        inner *= w->shape[d];
+      for (int64_t c = 0; c < channels; ++c) {
+        bool any = false;
+        for (int64_t o = 0; o < outer && !any; ++o)
+          for (int64_t i = 0; i < inner && !any; ++i)
+            any =
+                w->data[static_cast<size_t>((o * channels + c) * inner + i)] !=
+                0.0f;
+        if (any)
+          keep.push_back(c);
+      }
+    }
+    if (static_cast<int64_t>(keep.size()) == channels || keep.empty()) {
+      keepDense(keep.empty() ? "every channel pruned" : "no channel pruned");
+      continue;
+    }
+    std::vector<bool> kept(static_cast<size_t>(channels), false);
+    for (int64_t c : keep)
+      kept[c] = true;
+
+    // What the pruned channels output: the bias.
+    std::vector<std::string> perChannel; // every [C] tensor to slice
+    std::string y = p.output(0);
+    std::vector<double> constant(static_cast<size_t>(channels), 0.0);
+    auto readBias = [&](const std::string &b) {
+      Editable *bias = values.get(b);
+      if (!bias || numElements(bias->shape) != channels)
+        return false;
+      for (int64_t c = 0; c < channels; ++c)
+        constant[c] = bias->data[c];
+      perChannel.push_back(b);
+      return true;
+    };
+    std::string why;
+    if (p.input_size() > 2 && !p.input(2).empty() && !readBias(p.input(2)))
+      why = "its bias is not one value per channel";
+    if (why.empty() && p.op_type() == "MatMul") {
+      std::vector<int> next = readersOf(graph, y);
+      if (next.size() == 1 && graph.node(next[0]).op_type() == "Add") {
+        const onnx::NodeProto &add = graph.node(next[0]);
+        const std::string &other =
+            add.input(0) == y ? add.input(1) : add.input(0);
+        if (isInitializer(graph, other)) {
+          if (!readBias(other))
+            why = "its bias is not one value per channel";
+          y = add.output(0);
+        }
+      }
+    }
+    // Through the nodes that act channel by channel, to the next layer.
+    int64_t group = 1; // columns per channel after a Flatten
+    int consumer = -1;
+    std::vector<int> batchNorms;
+    while (why.empty()) {
+      std::vector<int> next = readersOf(graph, y);
+      bool isOutput = std::any_of(
+          graph.output().begin(), graph.output().end(),
+          [&](const onnx::ValueInfoProto &o) { return o.name() == y; });
+      if (next.size() != 1 || isOutput) {
+        why = "its output has " + std::to_string(next.size()) + " readers" +
+              (isOutput ? " and is a graph output" : "");
+        break;
+      }
+      const onnx::NodeProto &n = graph.node(next[0]);
+      const std::string &op = n.op_type();
+      if (n.input(0) != y) {
+        why = "it reaches a " + op + " node as input other than the first";
+        break;
+      }
+      if (op == "BatchNormalization" && n.input_size() == 5 && group == 1) {
+        Editable *scale = values.get(n.input(1)),
+                 *bias = values.get(n.input(2)), *mean = values.get(n.input(3)),
+                 *var = values.get(n.input(4));
+        float eps = 1e-5f;
+        for (const onnx::AttributeProto &a : n.attribute())
+          eps = a.name() == "epsilon" ? a.f() : eps;
+        if (!scale || !bias || !mean || !var ||
+            numElements(scale->shape) != channels) {
+          why = "its BatchNormalization has no per-channel initializers";
+          break;
+        }
+        for (int64_t c = 0; c < channels; ++c)
+          constant[c] = (constant[c] - mean->data[c]) /
+                            std::sqrt(static_cast<double>(var->data[c]) + eps) *
+                            scale->data[c] +
+                        bias->data[c];
+        for (int k = 1; k < 5; ++k)
+          perChannel.push_back(n.input(k));
+        batchNorms.push_back(next[0]);
+      } else if (op == "Relu") {
+        for (double &a : constant)
+          a = std::max(a, 0.0);
+      } else if (op == "LeakyRelu") {
+        float alpha = 0.01f;
+        for (const onnx::AttributeProto &a : n.attribute())
+          alpha = a.name() == "alpha" ? a.f() : alpha;
+        for (double &a : constant)
+          a = a < 0 ? a * alpha : a;
+      } else if (op == "Sigmoid") {
+        for (double &a : constant)
+          a = 1.0 / (1.0 + std::exp(-a));
+      } else if (op == "Tanh") {
+        for (double &a : constant)
+          a = std::tanh(a);
+      } else if (op == "Identity" || op == "Dropout" || op == "MaxPool" ||
+                 op == "GlobalMaxPool" || op == "GlobalAveragePool" ||
+                 (op == "AveragePool" &&
+                  intAttribute(n, "count_include_pad", 0) == 0)) {
+        // A constant channel stays the same constant.
+      } else if ((op == "Flatten" && intAttribute(n, "axis", 1) == 1) ||
+                 (op == "Reshape" && flattensToRows(graph, n))) {
+        group = 0; // known from the reader's width
+      } else if (op == "Conv" || op == "Gemm" || op == "MatMul") {
+        consumer = next[0];
+        break;
+      } else {
+        why = "its channels reach a " + op +
+              " node, which compaction does "
+              "not follow";
+        break;
+      }
+      if (n.output_size() < 1) {
+        why = "a " + op + " node without outputs";
+        break;
+      }
+      y = n.output(0);
+    }
+    // The reader: its input channels, and where the constants fold.
+    int64_t inAxis = -1;
+    std::string readerWeight, readerBias;
+    onnx::NodeProto *reader =
+        consumer >= 0 ? graph.mutable_node(consumer) : nullptr;
+    Editable *rw = nullptr;
+    if (why.empty()) {
+      readerWeight = reader->input_size() > 1 ? reader->input(1) : "";
+      rw = values.get(readerWeight);
+      const std::string &op = reader->op_type();
+      if (!rw)
+        why = "the " + op + " reading it has no float32 weight initializer";
+      else if (op == "Conv" && intAttribute(*reader, "group", 1) == 1)
+        inAxis = 1;
+      else if (op == "Gemm" && intAttribute(*reader, "transA", 0) == 0)
+        inAxis = intAttribute(*reader, "transB", 0) ? 1 : 0;
+      else if (op == "MatMul" && rw->shape.size() == 2)
+        inAxis = 0;
+      if (why.empty() && inAxis < 0)
+        why = "the " + op + " reading it is grouped or transposes its input";
+    }
+    if (why.empty()) {
+      int64_t width = rw->shape[inAxis];
+      if (group == 0)
+        group = width % channels == 0 ? width / channels : -1;
+      if (group <= 0 || (group == 1 && width != channels))
+        why = "its reader's " + std::to_string(width) +
+              " inputs do not divide into its " + std::to_string(channels) +
+              " channels";
+    }
+    bool folds = false;
+    for (int64_t c = 0; c < channels; ++c)
+      folds |= !kept[c] && constant[c] != 0.0;
+    if (why.empty() && folds) {
+      if (reader->op_type() == "Conv" && convPads(*reader))
+        why = "its pruned channels output nonzero constants (their biases) "
+              "that the padded " +
+              reader->name() +
+              " does not see at its "
+              "borders";
+      else if (reader->op_type() == "MatMul")
+        why = "its pruned channels output nonzero constants and the MatMul "
+              "reading them has no bias to fold them into";
+      else if (reader->op_type() == "Gemm" && reader->input_size() > 2 &&
+               !reader->input(2).empty()) {
+        Editable *c = values.get(reader->input(2));
+        int64_t outputs = rw->shape[1 - inAxis];
+        if (!c || numElements(c->shape) != outputs)
+          why = "the Gemm reading it has a bias that is not one per output";
+      } else if (reader->op_type() == "Conv" && reader->input_size() > 2 &&
+                 !reader->input(2).empty() && !values.get(reader->input(2)))
+        why = "the Conv reading it has no float32 bias initializer";
+    }
+    if (!why.empty()) {
+      keepDense(why);
+      continue;
+    }
+
+    // Fold: the reader's bias gains sum over pruned c of constant[c] times
+    // the weights that read c (times Gemm's alpha / beta).
+    if (folds) {
+      int64_t outAxis = reader->op_type() == "Conv" ? 0 : 1 - inAxis;
+      int64_t outputs = rw->shape[outAxis];
+      std::vector<double> delta(static_cast<size_t>(outputs), 0.0);
+      int64_t inner = 1;
+      for (size_t d = 2; reader->op_type() == "Conv" && d < rw->shape.size();
+           ++d)
+        inner *= rw->shape[d];
+      int64_t width = rw->shape[inAxis];
+      for (int64_t o = 0; o < outputs; ++o)
+        for (int64_t col = 0; col < width; ++col) {
+          int64_t c = col / group;
+          if (kept[c] || constant[c] == 0.0)
+            continue;
+          for (int64_t i = 0; i < inner; ++i) {
+            size_t at = reader->op_type() == "Conv"
+                            ? static_cast<size_t>((o * width + col) * inner + i)
+                        : inAxis == 1 ? static_cast<size_t>(o * width + col)
+                                      : static_cast<size_t>(col * outputs + o);
+            delta[o] += constant[c] * rw->data[at];
+          }
+        }
+      double factor = 1.0;
+      if (reader->op_type() == "Gemm") {
+        float alpha = 1.0f, beta = 1.0f;
+        for (const onnx::AttributeProto &a : reader->attribute()) {
+          alpha = a.name() == "alpha" ? a.f() : alpha;
+          beta = a.name() == "beta" ? a.f() : beta;
+        }
+        if (beta == 0.0f) {
+          keepDense("the Gemm reading it has beta 0, no bias to fold into");
+          continue;
+        }
+        factor = static_cast<double>(alpha) / beta;
+      }
+      if (reader->input_size() < 3 || reader->input(2).empty()) {
+        std::string b = fresh(readerWeight + "_compact_bias");
+        onnx::TensorProto *t = graph.add_initializer();
+        t->set_name(b);
+        t->set_data_type(onnx::TensorProto::FLOAT);
+        t->add_dims(outputs);
+        Editable e{{outputs},
+                   std::vector<float>(static_cast<size_t>(outputs), 0.0f)};
+        values.edited[b] = std::move(e);
+        while (reader->input_size() < 2)
+          reader->add_input("");
+        if (reader->input_size() == 2)
+          reader->add_input(b);
+        else
+          reader->set_input(2, b);
+      }
+      Editable *bias = values.get(reader->input(2));
+      for (int64_t o = 0; o < outputs; ++o)
+        bias->data[o] = static_cast<float>(bias->data[o] + factor * delta[o]);
+    }
+    // Slice: the weight's and per-channel tensors' channels, the reader's
+    // inputs.
+    keepAlong(*w, axis, keep);
+    for (const std::string &t : perChannel)
+      keepAlong(*values.get(t), 0, keep);
+    std::vector<int64_t> columns;
+    for (int64_t c : keep)
+      for (int64_t g = 0; g < group; ++g)
+        columns.push_back(c * group + g);
+    keepAlong(*rw, inAxis, columns);
+    report.push_back(name + ": " + std::to_string(channels) + " -> " +
+                     std::to_string(keep.size()) + " channels (and " +
+                     readerWeight + "'s inputs)");
+  }
+  // The edited initializers' new shapes; intermediate shapes the model
+  // declared may be stale now (ONNX Runtime infers them).
+  for (onnx::TensorProto &t : *graph.mutable_initializer()) {
+    auto it = values.edited.find(t.name());
+    if (it == values.edited.end())
+      continue;
+    t.clear_dims();
+    for (int64_t d : it->second.shape)
+      t.add_dims(d);
+  }
+  for (onnx::ValueInfoProto &in : *graph.mutable_input()) {
+    auto it = values.edited.find(in.name());
+    if (it == values.edited.end() || !in.type().has_tensor_type())
+      continue;
+    onnx::TensorShapeProto *shape =
+        in.mutable_type()->mutable_tensor_type()->mutable_shape();
+    shape->clear_dim();
+    for (int64_t d : it->second.shape)
+      shape->add_dim()->set_dim_value(d);
+  }
+  // Graph outputs that are edited values (BatchNorm statistics a
+  // training-mode model returns, through an Identity) get their new shapes.
+  for (onnx::ValueInfoProto &out : *graph.mutable_output()) {
+    std::string source = out.name();
+    for (const onnx::NodeProto &n : graph.node())
+      if (n.op_type() == "Identity" && n.output_size() == 1 &&
+          n.output(0) == out.name())
+        source = n.input(0);
+    auto it = values.edited.find(source);
+    if (it == values.edited.end() || !out.type().has_tensor_type())
+      continue;
+    onnx::TensorShapeProto *shape =
+        out.mutable_type()->mutable_tensor_type()->mutable_shape();
+    shape->clear_dim();
+    for (int64_t d : it->second.shape)
+      shape->add_dim()->set_dim_value(d);
+  }
+  graph.clear_value_info();
+  (void)error;
+  return true;
+}
+
 } // namespace
 
 bool trainopt::rt::canExportQuantized(
@@ -979,7 +1455,9 @@ bool trainopt::rt::exportOnnx(const std::string &modelBytes,
                               const std::string &path, std::string &error,
                               ExportDType dtype,
                               const std::vector<QuantizedTensor> &quantized,
-                              const std::vector<LowRankTensor> &lowRank) {
+                              const std::vector<LowRankTensor> &lowRank,
+                              const std::vector<std::string> &compact,
+                              std::vector<std::string> *compacted) {
   auto fail = [&](const std::string &message) {
     error = "cannot export the model to '" + path + "': " + message;
     return false;
@@ -994,7 +1472,30 @@ bool trainopt::rt::exportOnnx(const std::string &modelBytes,
   removeDead(graph);
   if (!lowRank.empty() && !writeLowRank(graph, values, lowRank, message))
     return fail(message);
-  if (!fillInitializers(graph, values, message))
+  EditableValues editable(values);
+  std::vector<NamedTensor> filled = values;
+  if (!compact.empty()) {
+    if (!quantized.empty() || !lowRank.empty())
+      return fail("--compact does not apply to a quantized or factored model "
+                  "yet");
+    std::vector<std::string> report;
+    if (!compactChannels(graph, editable, compact, report, message))
+      return fail(message);
+    for (NamedTensor &v : filled) {
+      auto it = editable.edited.find(v.name);
+      if (it != editable.edited.end()) {
+        v.shape = it->second.shape;
+        v.data = it->second.data.data();
+      }
+    }
+    for (const auto &[name, e] : editable.edited)
+      if (std::none_of(filled.begin(), filled.end(),
+                       [&](const NamedTensor &v) { return v.name == name; }))
+        filled.push_back({name, DType::F32, e.shape, e.data.data()});
+    if (compacted)
+      *compacted = std::move(report);
+  }
+  if (!fillInitializers(graph, filled, message))
     return fail(message);
   if (!checkQuantized(model, quantized, dtype, message) ||
       (!quantized.empty() && !writeQDQ(graph, values, quantized, message)))

@@ -164,6 +164,10 @@ Results:
                            the exported weights' type (default fp32); bf16
                            and fp16 store them at half the size, cast to
                            float32 in the graph
+  --compact                with --export-onnx, for a model pruned by channel
+                           (--prune=channel:l1:F): remove the pruned
+                           channels and the inputs that read them, so the
+                           exported model is smaller (docs/compression.md)
 
   --help                this text
 
@@ -343,6 +347,8 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
       o.dumpStep = path();
     else if (flag == "--export-onnx")
       o.exportOnnx = path();
+    else if (flag == "--compact")
+      o.compact = true;
     else if (flag == "--export-dtype") {
       o.exportDtype = value();
       if (o.exportDtype != "fp32" && o.exportDtype != "bf16" &&
@@ -357,6 +363,8 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
     return o;
   if (o.exportDtype != "fp32" && o.exportOnnx.empty())
     usageError("--export-dtype needs --export-onnx");
+  if (o.compact && o.exportOnnx.empty())
+    usageError("--compact needs --export-onnx");
   if (o.model.empty() && !embedded)
     usageError("no model given (trainopt-run MODEL.trainopt --data=... "
                "--epochs N)");
@@ -1243,6 +1251,15 @@ std::vector<LayerSparsity> sparsityOf(const Program &program,
 
 /// Zeroes each pruned weight in `values` where its mask is zero, so an
 /// export holds the weights the model computes with.
+/// The weights pruned by output channel (what --compact removes).
+std::vector<std::string> channelPruned(const Program &program) {
+  std::vector<std::string> out;
+  for (const auto &p : program.artifact().pruned_tensors())
+    if (p.method() == "channel_l1")
+      out.push_back(p.weight());
+  return out;
+}
+
 void foldPruningMasks(const Program &program, std::vector<ModelValue> &values) {
   auto find = [&](const std::string &name) -> ModelValue * {
     for (ModelValue &m : values)
@@ -1415,6 +1432,13 @@ static int trainWith(const TrainerOptions &given,
       !canExportQuantized(program->artifact().onnx_model(), quantized,
                           exportDtype, error))
     runtimeError("--export-onnx: " + error);
+  if (given.compact && channelPruned(*program).empty())
+    runtimeError("--compact: '" + model +
+                 "' has no weights pruned by channel (trainopt-compile "
+                 "--prune=channel:l1:FRACTION)");
+  if (given.compact &&
+      (!quantized.empty() || program->artifact().low_rank_tensors_size() > 0))
+    runtimeError("--compact: not for a quantized or low-rank model yet");
   // A sharded program: this rank's part of the data-parallel group. Rank 0
   // alone reports and writes files; every rank holds the same parameters.
   Communicator *comm = program->communicator();
@@ -2062,9 +2086,15 @@ static int trainWith(const TrainerOptions &given,
     std::vector<LowRankTensor> lowRank;
     for (const auto &t : program->artifact().low_rank_tensors())
       lowRank.push_back({t.weight(), t.u(), t.v(), t.kind()});
+    std::vector<std::string> compacted;
     if (rank == 0 && !exportOnnx(onnxModel, values, given.exportOnnx, error,
-                                 exportDtype, quantized, lowRank))
+                                 exportDtype, quantized, lowRank,
+                                 given.compact ? channelPruned(*program)
+                                               : std::vector<std::string>(),
+                                 &compacted))
       runtimeError("--export-onnx: " + error);
+    for (const std::string &line : compacted)
+      std::printf("compacted %s\n", line.c_str());
   }
   if (o.profile)
     std::fputs(program->profileReport().c_str(), stdout);

@@ -274,15 +274,23 @@ void TrainoptPrunePass::runOnOperation() {
   llvm::SmallDenseSet<Value> seen;
   // Channel pruning leaves the layers that produce the model's outputs
   // (the logits' classes) dense: the convolutions and matmuls reached
-  // from the return without passing through another.
+  // from the return without passing through another. BatchNorm running
+  // statistics a training-mode export returns, and features returned for
+  // distillation, are not such outputs.
   llvm::SmallPtrSet<Operation *, 4> outputLayers;
   if (method.kind == Method::Channel) {
-    SmallVector<Value> work(body.getTerminator()->getOperands());
+    SmallVector<Value> work;
+    for (OpOperand &r : body.getTerminator()->getOpOperands())
+      if (!func.getResultAttr(r.getOperandNumber(),
+                              TrainoptDialect::kFeatureAttrName))
+        work.push_back(r.get());
     llvm::SmallDenseSet<Value> visited;
     while (!work.empty()) {
       Value v = work.pop_back_val();
       Operation *def = v.getDefiningOp();
       if (!def || !visited.insert(v).second)
+        continue;
+      if (auto bn = dyn_cast<BatchNormTrainOp>(def); bn && v != bn.getY())
         continue;
       if (isa<ConvOp, MatmulOp>(def))
         outputLayers.insert(def);
