@@ -45,12 +45,16 @@ from qat_vs_torch import MAX_POOL, OPTIMIZER  # noqa: E402
 
 # name: (trainopt flags, how PyTorch prunes)
 GRADUAL = (0, 12, 4)  # START, END, EVERY: steps 0, 4, 8, 12
+ITERATIVE = (0, 12, 3)  # START, END, ROUNDS: steps 0, 6, 12
 CONFIGS = {
     "magnitude": "--prune=magnitude:0.6",
     "global": "--prune=magnitude:0.7 --prune-scope=global",
     "channel": "--prune=channel:l1:0.5",
     "2:4": "--prune=2:4 --prune-exclude=conv1.weight,stem.0.weight",
     "gradual": "--prune=magnitude:0.8 --prune-schedule=gradual:%d,%d,%d" % GRADUAL,
+    # Three prune-retrain rounds over steps 0..12: at 0, 6 and 12.
+    "iterative": "--prune=magnitude:0.8 --prune-schedule=gradual:%d,%d --prune-iterative=%d"
+                 % ITERATIVE,
 }
 
 
@@ -78,9 +82,30 @@ def gradual_target(step, sparsity, n):
     return round((1.0 - left * left * left) * sparsity * n)
 
 
+def iterative_target(step, sparsity, n):
+    """The weights of n pruned after the round at `step`: round r leaves
+    (1 - sparsity)^((r + 1) / R) of them."""
+    start, end, rounds = ITERATIVE
+    r = rounds - 1 if step == end else (step - start) // ((end - start) // (rounds - 1))
+    return round((1.0 - (1.0 - sparsity) ** ((r + 1) / rounds)) * n)
+
+
+def prune_more(m, target):
+    """Prunes module m's weight to `target` zeros in all, ranking the
+    weights as they are now (masked): PyTorch ranks a pruned module's
+    `weight` attribute, set by the last forward, so before the last
+    optimizer step, by default."""
+    pruned = hasattr(m, "weight_mask")
+    done = int((m.weight_mask == 0).sum()) if pruned else 0
+    now = m.weight_orig.detach() * m.weight_mask if pruned else None
+    prune.l1_unstructured(m, "weight", amount=max(target - done, 0),
+                          importance_scores=now)
+
+
 def prune_at(model, config, step):
     """Applies config's pruning for `step` to model (before its forward)."""
     start, end, every = GRADUAL
+    istart, iend, rounds = ITERATIVE
     if config == "magnitude" and step == 0:
         for _, m in prunable(model):
             prune.l1_unstructured(m, "weight", amount=0.6)
@@ -98,15 +123,11 @@ def prune_at(model, config, step):
     elif config == "gradual" and start <= step <= end and (
             (step - start) % every == 0 or step == end):
         for _, m in prunable(model):
-            pruned = hasattr(m, "weight_mask")
-            done = int((m.weight_mask == 0).sum()) if pruned else 0
-            more = gradual_target(step, 0.8, m.weight.numel()) - done
-            # The weights as they are now: by default PyTorch ranks a pruned
-            # module's `weight` attribute, set by the last forward, so before
-            # the last optimizer step.
-            now = m.weight_orig.detach() * m.weight_mask if pruned else None
-            prune.l1_unstructured(m, "weight", amount=max(more, 0),
-                                  importance_scores=now)
+            prune_more(m, gradual_target(step, 0.8, m.weight.numel()))
+    elif config == "iterative" and istart <= step <= iend and (
+            (step - istart) % ((iend - istart) // (rounds - 1)) == 0 or step == iend):
+        for _, m in prunable(model):
+            prune_more(m, iterative_target(step, 0.8, m.weight.numel()))
 
 
 def torch_prune(cls, base, config, x, y, batch, steps, dtype):

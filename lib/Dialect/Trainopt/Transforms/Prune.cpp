@@ -59,6 +59,9 @@ struct Method {
 struct Schedule {
   bool gradual = false;
   int64_t start = 0, end = 0, every = 1;
+  /// --prune-iterative: this many prune-retrain rounds over START..END
+  /// (gradual's window), 0 for the cubic ramp.
+  int64_t rounds = 0;
 };
 
 /// One pruned weight: its argument and name, and the axes of its use.
@@ -105,7 +108,7 @@ LogicalResult TrainoptPrunePass::parse(ModuleOp module) {
     return module.emitError() << "--" << flag << ": " << why;
   };
   if (prune == "off") {
-    const llvm::cl::Option *given[] = {&scope, &scheduleSpec};
+    const llvm::cl::Option *given[] = {&scope, &scheduleSpec, &iterative};
     for (const llvm::cl::Option *o : given)
       if (o->getNumOccurrences())
         return bad(o->ArgStr, "needs --prune");
@@ -168,19 +171,43 @@ LogicalResult TrainoptPrunePass::parse(ModuleOp module) {
     for (StringRef p : parts)
       if (FailureOr<int64_t> x = parseCount(p); succeeded(x))
         v.push_back(*x);
-    if (parts.size() != 3 || v.size() != 3 || v[0] >= v[1] || v[2] < 1)
+    if (iterative > 0) {
+      // The rounds take the ramp's place: START..END holds them.
+      if (parts.size() != 2 || v.size() != 2 || v[0] >= v[1])
+        return bad("prune-schedule",
+                   "with --prune-iterative, gradual:START,END (0 <= START < "
+                   "END) spreads the rounds over START..END, got '" +
+                       scheduleSpec + "'");
+      v.push_back(1);
+    } else if (parts.size() != 3 || v.size() != 3 || v[0] >= v[1] || v[2] < 1) {
       return bad("prune-schedule",
                  "gradual:START,END,EVERY needs 0 <= START < END and "
                  "EVERY >= 1, got '" +
                      scheduleSpec + "'");
+    }
     if (method.kind == Method::NOfM)
       return bad("prune-schedule", "N:M pruning has no sparsity to ramp: use "
                                    "oneshot[:STEP]");
-    schedule = {true, v[0], v[1], v[2]};
+    schedule = {true, v[0], v[1], v[2], 0};
   } else {
     return bad("prune-schedule",
                "must be oneshot, oneshot:STEP or gradual:START,END,EVERY, "
                "got '" + scheduleSpec + "'");
+  }
+  if (iterative.getNumOccurrences()) {
+    if (iterative < 2)
+      return bad("prune-iterative",
+                 "needs 2 or more rounds, got " + std::to_string(iterative));
+    if (!schedule.gradual)
+      return bad("prune-iterative",
+                 "needs --prune-schedule=gradual:START,END, the steps its "
+                 "rounds are spread over");
+    if (iterative - 1 > schedule.end - schedule.start)
+      return bad("prune-iterative",
+                 std::to_string(iterative) + " rounds need " +
+                     std::to_string(iterative - 1) +
+                     " steps between START and END at least");
+    schedule.rounds = iterative;
   }
   for (const std::string &p : exclude)
     if (!llvm::GlobPattern::create(p))
@@ -357,6 +384,23 @@ void TrainoptPrunePass::runOnOperation() {
     Value left = m.sub(m.scalar(f64, 1.0), frac);
     amount = m.mul(m.sub(m.scalar(f64, 1.0), m.mul(m.mul(left, left), left)),
                    method.amount);
+    if (schedule.rounds) {
+      // Round r (0 .. R-1) at START + r P, P = (END - START) / (R - 1)
+      // rounded down, the last at END; each prunes the same fraction of
+      // the weights left: the sparsity after round r is
+      // 1 - (1 - S)^((r + 1) / R).
+      double rounds = static_cast<double>(schedule.rounds);
+      Value period =
+          at((schedule.end - schedule.start) / (schedule.rounds - 1));
+      Value r = m.min(m.floor(m.div(since, period)), m.scalar(f64, rounds - 1));
+      Value onRound = m.equal(m.mul(r, period), since);
+      update = m.logicalAnd(
+          inside, OrOp::create(m.b, onRound, m.equal(t, at(schedule.end))));
+      r = m.where(m.equal(t, at(schedule.end)), m.scalar(f64, rounds - 1), r);
+      amount =
+          m.sub(m.scalar(f64, 1.0), m.pow(m.scalar(f64, 1.0 - method.amount),
+                                          m.mul(m.add(r, 1.0), 1.0 / rounds)));
+    }
   }
   // How many of `n` to prune now: round(amount * n), half to even as
   // Python's round in torch.nn.utils.prune; 0 when not updating, which

@@ -289,7 +289,13 @@ def TrainoptPrune : Pass<"trainopt-prune", "ModuleOp"> {
     `oneshot[:STEP]` prunes to the target at STEP (default 0, before the
     first update); `gradual:START,END,EVERY` raises the sparsity every EVERY
     steps from START to END along Zhu and Gupta's cubic ramp
-    `S (1 - (1 - (t - START) / (END - START))^3)`. The eval step reads the
+    `S (1 - (1 - (t - START) / (END - START))^3)`; with
+    `prune-iterative=R` (and `gradual:START,END`), R prune-retrain rounds
+    instead, at `START + r P` (`P = (END - START) / (R - 1)` rounded down,
+    the last at END), round r bringing the sparsity to
+    `1 - (1 - S)^((r + 1) / R)` (each prunes the same fraction of the
+    weights left, as Han et al.'s iterative pruning), the steps between
+    them retraining what is left. The eval step reads the
     masks as they stand. The pruned weights are listed in the module
     attribute `trainopt.pruning`; the runtime reports their sparsity and
     the ONNX export multiplies the masks in. Tensor and pipeline
@@ -326,6 +332,10 @@ def TrainoptPrune : Pass<"trainopt-prune", "ModuleOp"> {
            "(Zhu-Gupta cubic ramp; steps are training steps)">,
     ListOption<"exclude", "prune-exclude", "std::string",
                "Glob patterns of weights left dense">,
+    Option<"iterative", "prune-iterative", "int64_t", /*default=*/"0",
+           "Prune-retrain cycles: this many rounds spread over the "
+           "schedule's gradual:START,END, each pruning the same fraction of "
+           "the weights left (0: the cubic ramp)">,
   ];
 }
 
