@@ -197,9 +197,16 @@ def trainopt_train(bin_dir, name, onnx_path, data, flags, steps, tag):
     and training it on data, and its final persistent values by name; its
     files are tag.*."""
     _, batch, sample = MODELS[name]
+    return run_trainopt(bin_dir, onnx_path, data, [
+        f"--batch-size={batch}", *flags.split(),
+        *(["--class-axis=-1"] if sample == "tokens" else [])], steps, tag)
+
+
+def run_trainopt(bin_dir, onnx_path, data, flags, steps, tag):
+    """trainopt_train's compile (cross-entropy, CPU, the flags list) and
+    run, for any model: the losses and the final persistent values."""
     run([os.path.join(bin_dir, "trainopt-compile"), onnx_path, "--target=cpu",
-         f"--batch-size={batch}", "--loss=cross_entropy", *flags.split(),
-         *(["--class-axis=-1"] if sample == "tokens" else []), "-o", f"{tag}.trainopt"])
+         "--loss=cross_entropy", *flags, "-o", f"{tag}.trainopt"])
     run([os.path.join(bin_dir, "trainopt-run"), f"{tag}.trainopt", f"--data={data}",
          "--no-shuffle", f"--steps={steps}", f"--metrics={tag}.jsonl", "--quiet",
          "--no-train-eval", f"--save-params={tag}.npz"])

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_runtime_torch import fashion_mnist, run  # noqa: E402
+from compare_runtime_torch import fashion_mnist, run_trainopt  # noqa: E402
 from export_torch_models import CNN, ResNet, legacy_exporter  # noqa: E402
 
 STUDENT_BATCH = 16
@@ -79,15 +79,9 @@ def export(module, x, path, training):
 
 def trainopt(bin_dir, student, teacher, data, flags, steps, tag):
     """Losses per step and the final persistent values."""
-    import json
-    run([os.path.join(bin_dir, "trainopt-compile"), student, f"--teacher={teacher}",
-         "--target=cpu", f"--batch-size={STUDENT_BATCH}", "--loss=cross_entropy",
-         "--optimizer=sgd", *flags, "-o", f"{tag}.trainopt"])
-    run([os.path.join(bin_dir, "trainopt-run"), f"{tag}.trainopt", f"--data={data}",
-         "--no-shuffle", f"--steps={steps}", f"--metrics={tag}.jsonl", "--quiet",
-         "--no-train-eval", f"--save-params={tag}.npz"])
-    rows = [json.loads(line) for line in open(f"{tag}.jsonl")]
-    return [r["loss"] for r in rows if not r.get("summary")], dict(np.load(f"{tag}.npz"))
+    return run_trainopt(bin_dir, student, data, [
+        f"--teacher={teacher}", f"--batch-size={STUDENT_BATCH}", "--optimizer=sgd",
+        *flags], steps, tag)
 
 
 def torch_distill(student, teacher, projections, config, x, y, steps, dtype):

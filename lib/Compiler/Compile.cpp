@@ -296,9 +296,25 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
     }
     report["low_rank"] = std::move(layers);
   }
+  if (auto shared = module->getAttrOfType<ArrayAttr>(
+          TrainoptDialect::kWeightSharingAttrName))
+    for (auto entry : shared.getAsRange<DictionaryAttr>()) {
+      ::trainopt::artifact::SharedTensor *t = artifact.add_shared_tensors();
+      t->set_weight(entry.getAs<StringAttr>("weight").str());
+      t->set_codebook(entry.getAs<StringAttr>("codebook").str());
+      t->set_codes(t->weight() + ".codes");
+    }
   if (auto logs = module->getAttrOfType<ArrayAttr>(
           TrainoptDialect::kLogQuantizationAttrName)) {
     llvm::json::Array weights;
+    for (auto entry : logs.getAsRange<DictionaryAttr>()) {
+      ::trainopt::artifact::LogQuantizedTensor *t =
+          artifact.add_log_quantized_tensors();
+      t->set_weight(entry.getAs<StringAttr>("weight").str());
+      t->set_latent(entry.getAs<StringAttr>("latent").str());
+      t->set_bits(entry.getAs<IntegerAttr>("bits").getInt());
+      t->set_axis(entry.getAs<IntegerAttr>("axis").getInt());
+    }
     for (auto entry : logs.getAsRange<DictionaryAttr>())
       weights.push_back(llvm::json::Object{
           {"weight", entry.getAs<StringAttr>("weight").str()},

@@ -19,7 +19,7 @@
 // CHECK-SAME: %[[CODES:[a-z0-9]+]]: tensor<2x4xi32> {trainopt.param = @fc.weight.codes}
 // CHECK: %[[SHARED:.*]] = trainopt.gather %[[BOOK]], %[[CODES]] {axis = 0 : i64} : (tensor<2xf32>, tensor<2x4xi32>) -> tensor<2x4xf32>
 // CHECK: trainopt.matmul %{{.*}}, %[[SHARED]] {transpose_rhs = true}
-// CHECK: trainopt.assign %[[W]], %[[SHARED]] : tensor<2x4xf32>
+// CHECK: trainopt.assign %[[W]], %[[SHARED]] {trainopt.derived} : tensor<2x4xf32>
 
 // The codebook's gradient: the weights' gradients scatter-added by code.
 // GRAD: trainopt.scatter_add %{{.*}}, %{{.*}} {axis = 0 : i64} : (tensor<2x4xi32>, tensor<2x4xf32>) -> tensor<2xf32>

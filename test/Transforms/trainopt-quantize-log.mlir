@@ -27,7 +27,7 @@
 // CHECK: %[[D:.*]] = trainopt.sub %[[L]], %[[S]]
 // CHECK: %[[R:.*]] = trainopt.add %[[Q]], %[[D]]
 // CHECK: trainopt.matmul %{{.*}}, %[[R]] {transpose_rhs = true}
-// CHECK: trainopt.assign %[[W]], %[[Q]] : tensor<2x4xf32>
+// CHECK: trainopt.assign %[[W]], %[[Q]] {trainopt.derived} : tensor<2x4xf32>
 
 // Straight through: the latent weight's gradient is the matmul's weight
 // gradient; nothing of the levels' arithmetic is differentiated.

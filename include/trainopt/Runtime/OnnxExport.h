@@ -89,7 +89,10 @@ struct LowRankTensor {
 /// integers shifted by 128, as is its zero point) with a DequantizeLinear, each
 /// quantized input through a QuantizeLinear (uint8) and DequantizeLinear pair,
 /// with the scales and zero points of the observers' ranges, so ONNX Runtime
-/// computes what the eval step computes.
+/// computes what the eval step computes. 4-bit points (--quantize=int4) are
+/// written as INT4 weights and UINT4 activations (two values per byte),
+/// which needs a model of opset 21 or later (the model's IR version is
+/// raised to 10 if lower); an older opset is refused.
 ///
 /// With `compact` non-empty (weights pruned by output channel, masks
 /// folded), each such weight's pruned channels are removed: its slices,

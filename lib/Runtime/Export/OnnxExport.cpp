@@ -581,12 +581,21 @@ bool checkQuantized(const onnx::ModelProto &model,
   }
   const onnx::GraphProto &graph = model.graph();
   for (const QuantizedTensor &q : quantized) {
-    if (q.quantMax - q.quantMin != 255) {
+    int64_t levels = q.quantMax - q.quantMin + 1;
+    if (levels != 256 && levels != 16) {
       error = "'" + q.point + "' is quantized to " +
               std::to_string(q.quantMin) + ".." + std::to_string(q.quantMax) +
-              " (--quantize=int4): trainopt writes 8-bit QDQ models only, "
-              "and 4-bit tensors need ONNX opset 21 (the model has opset " +
-              std::to_string(opset) + ")";
+              ": trainopt writes 8-bit and 4-bit QDQ models only";
+      return false;
+    }
+    if (levels == 16 && opset < 21) {
+      error = "'" + q.point +
+              "' is quantized to 4 bits (--quantize=int4), "
+              "and QuantizeLinear/DequantizeLinear take 4-bit tensors "
+              "(INT4, UINT4) from ONNX opset 21 on; the model has opset " +
+              std::to_string(opset) +
+              ": export it from PyTorch at opset 21 (torch.onnx.export(..., "
+              "opset_version=21)) before compiling, or quantize to int8";
       return false;
     }
     auto init = std::find_if(
@@ -631,6 +640,20 @@ void qparams(float lo, float hi, const QuantizedTensor &q, float &scale,
     scale = std::max((maxPos - minNeg) / (qmax - qmin), eps);
     zero = std::min(std::max(qmin - std::nearbyint(minNeg / scale), qmin), qmax);
   }
+}
+
+/// ONNX's INT4 and UINT4 element types (opset 21, IR version 10), by
+/// number: the ONNX schema this is built with may predate them.
+constexpr int32_t kOnnxUInt4 = 21, kOnnxInt4 = 22;
+
+/// 4-bit integers packed two per byte, the first in the low nibble (ONNX's
+/// INT4/UINT4 raw_data).
+std::string packNibbles(const std::vector<int> &values) {
+  std::string out((values.size() + 1) / 2, '\0');
+  for (size_t i = 0; i < values.size(); ++i)
+    out[i / 2] = static_cast<char>(static_cast<uint8_t>(out[i / 2]) |
+                                   ((values[i] & 0xF) << (4 * (i % 2))));
+  return out;
 }
 
 onnx::TensorProto tensorOf(const std::string &name, int32_t type,
@@ -715,11 +738,16 @@ bool writeQDQ(onnx::GraphProto &graph, const std::vector<NamedTensor> &values,
       *graph.add_initializer() = tensorOf(
           s, onnx::TensorProto::FLOAT, dims,
           littleEndianBytes(scale.data(), channels, sizeof(float)));
+      bool four = q.quantMax - q.quantMin == 15;
       std::string zeros;
-      for (float f : zero)
+      std::vector<int> nibbles;
+      for (float f : zero) {
         zeros.push_back(static_cast<char>(static_cast<uint8_t>(f)));
+        nibbles.push_back(static_cast<int>(f));
+      }
       *graph.add_initializer() =
-          tensorOf(z, onnx::TensorProto::UINT8, dims, zeros);
+          four ? tensorOf(z, kOnnxUInt4, dims, packNibbles(nibbles))
+               : tensorOf(z, onnx::TensorProto::UINT8, dims, zeros);
       before[k].push_back(qdqNode("QuantizeLinear", "trainopt_quantize_" + x,
                                   {x, s, z}, xq, q.axis));
       before[k].push_back(qdqNode("DequantizeLinear",
@@ -735,43 +763,54 @@ bool writeQDQ(onnx::GraphProto &graph, const std::vector<NamedTensor> &values,
     // kernels on x86 without VNNI add products pairwise in saturating
     // 16-bit (vpmaddubsw), so int8 weights met by a full-range uint8
     // activation give wrong sums; u8u8 does not saturate.
+    // A 4-bit weight is stored as INT4 (signed, two per byte), its
+    // integers as they are: ONNX Runtime dequantizes 4-bit weights to
+    // float before the op, so no integer kernel meets them.
+    bool four = q.quantMax - q.quantMin == 15;
+    int32_t type = four ? kOnnxInt4 : onnx::TensorProto::UINT8;
+    float shift = four ? 0.0f : 128.0f;
     const NamedTensor &w = *byName.at(q.weight);
     int64_t count = numElements(w.shape), inner = 1;
     for (size_t d = q.axis + 1; q.axis >= 0 && d < w.shape.size(); ++d)
       inner *= w.shape[d];
     const auto *data = static_cast<const float *>(w.data);
-    std::string ints(static_cast<size_t>(count), '\0');
+    std::vector<int> ints(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) {
       size_t c = q.axis >= 0 ? static_cast<size_t>((i / inner) % channels) : 0;
       float v = std::nearbyint(data[i] * (1.0f / scale[c])) + zero[c];
       v = std::min(std::max(v, static_cast<float>(q.quantMin)),
                    static_cast<float>(q.quantMax));
-      ints[static_cast<size_t>(i)] =
-          static_cast<char>(static_cast<uint8_t>(v + 128.0f));
+      ints[static_cast<size_t>(i)] = static_cast<int>(v + shift);
     }
+    auto bytesOf = [&](const std::vector<int> &v) {
+      if (four)
+        return packNibbles(v);
+      std::string out;
+      for (int x : v)
+        out.push_back(static_cast<char>(static_cast<uint8_t>(x)));
+      return out;
+    };
     std::string wq = fresh(q.weight + "_quantized"),
                 s = fresh(q.weight + "_scale"),
                 z = fresh(q.weight + "_zero_point");
     for (onnx::TensorProto &init : *graph.mutable_initializer())
       if (init.name() == q.weight) {
-        init = tensorOf(wq, onnx::TensorProto::UINT8, w.shape, ints);
+        init = tensorOf(wq, type, w.shape, bytesOf(ints));
         break;
       }
     // Before IR version 4 an initializer is also a graph input.
     for (onnx::ValueInfoProto &input : *graph.mutable_input())
       if (input.name() == q.weight) {
         input.set_name(wq);
-        input.mutable_type()->mutable_tensor_type()->set_elem_type(
-            onnx::TensorProto::UINT8);
+        input.mutable_type()->mutable_tensor_type()->set_elem_type(type);
       }
     *graph.add_initializer() = tensorOf(
         s, onnx::TensorProto::FLOAT, dims,
         littleEndianBytes(scale.data(), channels, sizeof(float)));
-    std::string zeros;
+    std::vector<int> zeros;
     for (float f : zero)
-      zeros.push_back(static_cast<char>(static_cast<uint8_t>(f + 128.0f)));
-    *graph.add_initializer() =
-        tensorOf(z, onnx::TensorProto::UINT8, dims, zeros);
+      zeros.push_back(static_cast<int>(f + shift));
+    *graph.add_initializer() = tensorOf(z, type, dims, bytesOf(zeros));
     front.push_back(qdqNode("DequantizeLinear",
                             "trainopt_dequantize_" + q.weight, {wq, s, z},
                             q.weight, q.axis));
@@ -1405,16 +1444,19 @@ bool compactChannels(onnx::GraphProto &graph, EditableValues &values,
     for (int64_t d : it->second.shape)
       t.add_dims(d);
   }
-  for (onnx::ValueInfoProto &in : *graph.mutable_input()) {
-    auto it = values.edited.find(in.name());
-    if (it == values.edited.end() || !in.type().has_tensor_type())
-      continue;
+  // A declared tensor type gets the edited value's shape.
+  auto reshape = [&](onnx::ValueInfoProto &info, const std::string &source) {
+    auto it = values.edited.find(source);
+    if (it == values.edited.end() || !info.type().has_tensor_type())
+      return;
     onnx::TensorShapeProto *shape =
-        in.mutable_type()->mutable_tensor_type()->mutable_shape();
+        info.mutable_type()->mutable_tensor_type()->mutable_shape();
     shape->clear_dim();
     for (int64_t d : it->second.shape)
       shape->add_dim()->set_dim_value(d);
-  }
+  };
+  for (onnx::ValueInfoProto &in : *graph.mutable_input())
+    reshape(in, in.name());
   // Graph outputs that are edited values (BatchNorm statistics a
   // training-mode model returns, through an Identity) get their new shapes.
   for (onnx::ValueInfoProto &out : *graph.mutable_output()) {
@@ -1423,14 +1465,7 @@ bool compactChannels(onnx::GraphProto &graph, EditableValues &values,
       if (n.op_type() == "Identity" && n.output_size() == 1 &&
           n.output(0) == out.name())
         source = n.input(0);
-    auto it = values.edited.find(source);
-    if (it == values.edited.end() || !out.type().has_tensor_type())
-      continue;
-    onnx::TensorShapeProto *shape =
-        out.mutable_type()->mutable_tensor_type()->mutable_shape();
-    shape->clear_dim();
-    for (int64_t d : it->second.shape)
-      shape->add_dim()->set_dim_value(d);
+    reshape(out, source);
   }
   graph.clear_value_info();
   (void)error;
@@ -1498,8 +1533,15 @@ bool trainopt::rt::exportOnnx(const std::string &modelBytes,
   if (!fillInitializers(graph, filled, message))
     return fail(message);
   if (!checkQuantized(model, quantized, dtype, message) ||
-      (!quantized.empty() && !writeQDQ(graph, values, quantized, message)))
+      (!quantized.empty() && !writeQDQ(graph, filled, quantized, message)))
     return fail(message);
+  // 4-bit tensors are IR version 10's.
+  if (std::any_of(quantized.begin(), quantized.end(),
+                  [](const QuantizedTensor &q) {
+                    return q.quantMax - q.quantMin == 15;
+                  }) &&
+      model.ir_version() < 10)
+    model.set_ir_version(10);
   if (dtype != ExportDType::F32) {
     // Cast from bfloat16 is in ONNX since opset 13 (from float16 since 6).
     for (const onnx::OperatorSetIdProto &opset : model.opset_import())

@@ -1260,13 +1260,17 @@ std::vector<std::string> channelPruned(const Program &program) {
   return out;
 }
 
+/// The value named `name` of `values`, or null.
+ModelValue *findValue(std::vector<ModelValue> &values,
+                      const std::string &name) {
+  for (ModelValue &m : values)
+    if (m.signature.name == name)
+      return &m;
+  return nullptr;
+}
+
 void foldPruningMasks(const Program &program, std::vector<ModelValue> &values) {
-  auto find = [&](const std::string &name) -> ModelValue * {
-    for (ModelValue &m : values)
-      if (m.signature.name == name)
-        return &m;
-    return nullptr;
-  };
+  auto find = [&](const std::string &name) { return findValue(values, name); };
   for (const auto &p : program.artifact().pruned_tensors()) {
     ModelValue *w = find(p.weight()), *mask = find(p.mask());
     if (!w || !mask || w->array.numElements() != mask->array.numElements())
@@ -1277,6 +1281,76 @@ void foldPruningMasks(const Program &program, std::vector<ModelValue> &values) {
     for (int64_t i = 0; i < n; ++i)
       if (mask->array.at(i) == 0.0)
         std::memset(w->array.bytes.data() + i * width, 0, width);
+  }
+}
+
+/// The weights the model derives from others, recomputed from the final
+/// values for the export: a shared weight is codebook[codes] and a
+/// log-quantized one the levels of its latent weight (Quantize.cpp), where
+/// the model's own copy is the one its last forward read, a step behind.
+/// The levels are computed as the model does (log(|l|) times 1 / ln 2, in
+/// the weight's precision, rounded half to even); a latent weight within an
+/// ulp of a level's boundary may round the other way.
+void decodeDerivedWeights(const Program &program,
+                          std::vector<ModelValue> &values) {
+  auto find = [&](const std::string &name) { return findValue(values, name); };
+  for (const auto &t : program.artifact().shared_tensors()) {
+    ModelValue *w = find(t.weight()), *book = find(t.codebook()),
+               *codes = find(t.codes());
+    if (!w || !book || !codes || w->array.dtype != book->array.dtype ||
+        w->array.numElements() != codes->array.numElements())
+      runtimeError("--export-onnx: the shared weight '" + t.weight() +
+                   "', its codebook or its codes are missing");
+    size_t width = dtypeSize(w->array.dtype);
+    int64_t clusters = book->array.numElements();
+    for (int64_t i = 0, n = w->array.numElements(); i < n; ++i) {
+      int64_t c = codes->array.intAt(i);
+      if (c < 0 || c >= clusters)
+        runtimeError("--export-onnx: a code of '" + t.weight() +
+                     "' is out of its codebook");
+      std::memcpy(w->array.bytes.data() + i * width,
+                  book->array.bytes.data() + c * width, width);
+    }
+  }
+  for (const auto &t : program.artifact().log_quantized_tensors()) {
+    ModelValue *w = find(t.weight()), *latent = find(t.latent());
+    if (!w || !latent || w->array.shape != latent->array.shape ||
+        w->array.dtype != latent->array.dtype)
+      runtimeError("--export-onnx: the log-quantized weight '" + t.weight() +
+                   "' or its latent weight is missing");
+    const std::vector<int64_t> &shape = w->array.shape;
+    int64_t axis = t.axis(), inner = 1;
+    int64_t channels = axis < 0 ? 1 : shape[static_cast<size_t>(axis)];
+    for (size_t d = static_cast<size_t>(axis + 1);
+         axis >= 0 && d < shape.size(); ++d)
+      inner *= shape[d];
+    int64_t n = w->array.numElements();
+    auto channelOf = [&](int64_t i) {
+      return axis < 0 ? 0 : (i / inner) % channels;
+    };
+    bool single = w->array.dtype != DType::F64;
+    // log2 as the model computes it, in the weight's precision.
+    auto exponent = [&](double a) {
+      if (single)
+        return static_cast<double>(
+            std::nearbyint(std::log(static_cast<float>(a)) *
+                           static_cast<float>(1.0 / std::log(2.0))));
+      return std::nearbyint(std::log(a) * (1.0 / std::log(2.0)));
+    };
+    std::vector<double> top(static_cast<size_t>(channels), 0.0);
+    for (int64_t i = 0; i < n; ++i)
+      top[channelOf(i)] =
+          std::max(top[channelOf(i)], std::fabs(latent->array.at(i)));
+    double span = static_cast<double>((int64_t{1} << (t.bits() - 1)) - 2);
+    for (int64_t i = 0; i < n; ++i) {
+      double l = latent->array.at(i);
+      double hi = exponent(top[channelOf(i)]);
+      double k = exponent(std::fabs(l));
+      double q = k >= hi - span
+                     ? std::copysign(std::pow(2.0, std::min(k, hi)), l)
+                     : 0.0;
+      storeElement(w->array.bytes.data(), w->array.dtype, i, q);
+    }
   }
 }
 
@@ -2078,6 +2152,7 @@ static int trainWith(const TrainerOptions &given,
     // pipeline's stages); rank 0 writes.
     std::vector<ModelValue> whole =
         acrossStages(*program, modelValues(*program, true));
+    decodeDerivedWeights(*program, whole);
     foldPruningMasks(*program, whole);
     std::vector<NamedTensor> values;
     for (const ModelValue &m : whole)

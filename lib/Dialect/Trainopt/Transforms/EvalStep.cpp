@@ -31,7 +31,8 @@ void mlir::trainopt::toInferenceMode(func::FuncOp f) {
   SmallVector<AssignOp> assigns;
   f.walk([&](AssignOp a) { assigns.push_back(a); });
   for (AssignOp a : assigns) {
-    a.getValue().replaceAllUsesExcept(a.getState(), a);
+    if (!a->hasAttr(kDerivedAttrName))
+      a.getValue().replaceAllUsesExcept(a.getState(), a);
     a.erase();
   }
   SmallVector<DropoutOp> dropouts;

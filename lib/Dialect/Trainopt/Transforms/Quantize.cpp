@@ -341,7 +341,8 @@ LogicalResult TrainoptQuantizePass::shareWeights(
   }
   b.setInsertionPoint(body.getTerminator());
   for (auto [state, value] : assigns)
-    AssignOp::create(b, func.getLoc(), state, value);
+    AssignOp::create(b, func.getLoc(), state, value)
+        ->setAttr(kDerivedAttrName, b.getUnitAttr());
   module->setAttr(TrainoptDialect::kWeightSharingAttrName,
                   b.getArrayAttr(records));
   return success();
@@ -456,7 +457,8 @@ LogicalResult TrainoptQuantizePass::logQuantize(ModuleOp module,
   }
   b.setInsertionPoint(body.getTerminator());
   for (auto [state, value] : assigns)
-    AssignOp::create(b, func.getLoc(), state, value);
+    AssignOp::create(b, func.getLoc(), state, value)
+        ->setAttr(kDerivedAttrName, b.getUnitAttr());
   module->setAttr(TrainoptDialect::kLogQuantizationAttrName,
                   b.getArrayAttr(records));
   return success();

@@ -160,8 +160,14 @@ inline constexpr llvm::StringLiteral kFrozenStatsAttrName =
 inline constexpr llvm::StringLiteral kStopGradientAttrName =
     "trainopt.stop_gradient";
 
+/// On a `trainopt.assign`: the state holds a function of parameters alone
+/// (a shared or log-quantized weight), which inference computes from the
+/// parameters as they stand rather than reading the state, a step behind.
+inline constexpr llvm::StringLiteral kDerivedAttrName = "trainopt.derived";
+
 /// `f` in inference form: state assignments dropped (reads of a state's
-/// new value read the state), Dropout the identity, BatchNorm on its
+/// new value read the state, except for derived state), Dropout the
+/// identity, BatchNorm on its
 /// running statistics. What @eval_step and a distillation teacher run.
 void toInferenceMode(func::FuncOp f);
 
