@@ -771,7 +771,14 @@ def TrainoptBuildEvalStep : Pass<"trainopt-build-eval-step", "ModuleOp"> {
     Adds `@eval_step`, a copy of `func` in inference mode: `dropout` is the
     identity (its mask all true), and `batch_norm_train` becomes
     `batch_norm_inference` over the running statistics, which stay
-    unchanged. Same arguments and results as `func`.
+    unchanged. State assignments are dropped: what read a state's new
+    value reads the state as it stands (observers, masks), except for an
+    assign marked `trainopt.derived` (a shared or log-quantized weight, a
+    function of parameters alone), whose value is still computed from the
+    parameters. Results with role `metric` are training's and are dropped;
+    with `trainopt.eval_loss` on `func` (trainopt-distill), the loss is the
+    metric it names (the task loss), and what only the dropped values read
+    (the teacher's forward) goes too. Same arguments as `func`.
   }];
   let options = [
     Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
