@@ -463,17 +463,24 @@ onnx::ModelProto prunedConvModel(bool padded) {
   return m;
 }
 
+/// prunedConvModel's trained values: w1's filter 1 zero, its bias 2.
+struct PrunedConvValues {
+  std::vector<float> w1 = {1, 2, 0, 0, 3, 4}, b1 = {0.5f, 2.0f, -1.0f};
+  std::vector<float> w2 = {1, 10, 100, 2, 20, 200}, b2 = {0.25f, -0.25f};
+  std::vector<NamedTensor> named() {
+    return {{"w1", DType::F32, {3, 2, 1, 1}, w1.data()},
+            {"b1", DType::F32, {3}, b1.data()},
+            {"w2", DType::F32, {2, 3, 1, 1}, w2.data()},
+            {"b2", DType::F32, {2}, b2.data()}};
+  }
+};
+
 } // namespace
 
 TEST_F(OnnxExportTest, CompactRemovesPrunedChannelsAndFoldsTheirBias) {
   std::string stored = strip(prunedConvModel(false));
-  std::vector<float> w1 = {1, 2, 0, 0, 3, 4}, b1 = {0.5f, 2.0f, -1.0f};
-  std::vector<float> w2 = {1, 10, 100, 2, 20, 200}, b2 = {0.25f, -0.25f};
-  std::vector<NamedTensor> values = {
-      {"w1", DType::F32, {3, 2, 1, 1}, w1.data()},
-      {"b1", DType::F32, {3}, b1.data()},
-      {"w2", DType::F32, {2, 3, 1, 1}, w2.data()},
-      {"b2", DType::F32, {2}, b2.data()}};
+  PrunedConvValues v;
+  std::vector<NamedTensor> values = v.named();
   std::string path = dir + "/compact.onnx", error;
   std::vector<std::string> report;
   ASSERT_TRUE(exportOnnx(stored, values, path, error, ExportDType::F32, {}, {},
@@ -495,13 +502,8 @@ TEST_F(OnnxExportTest, CompactRemovesPrunedChannelsAndFoldsTheirBias) {
 
 TEST_F(OnnxExportTest, CompactLeavesAPaddedReaderWhole) {
   std::string stored = strip(prunedConvModel(true));
-  std::vector<float> w1 = {1, 2, 0, 0, 3, 4}, b1 = {0.5f, 2.0f, -1.0f};
-  std::vector<float> w2 = {1, 10, 100, 2, 20, 200}, b2 = {0.25f, -0.25f};
-  std::vector<NamedTensor> values = {
-      {"w1", DType::F32, {3, 2, 1, 1}, w1.data()},
-      {"b1", DType::F32, {3}, b1.data()},
-      {"w2", DType::F32, {2, 3, 1, 1}, w2.data()},
-      {"b2", DType::F32, {2}, b2.data()}};
+  PrunedConvValues v;
+  std::vector<NamedTensor> values = v.named();
   std::string path = dir + "/padded.onnx", error;
   std::vector<std::string> report;
   ASSERT_TRUE(exportOnnx(stored, values, path, error, ExportDType::F32, {}, {},
@@ -513,14 +515,14 @@ TEST_F(OnnxExportTest, CompactLeavesAPaddedReaderWhole) {
             std::string::npos)
       << report[0];
   onnx::ModelProto out = readModel(path);
-  EXPECT_EQ(rawFloats(*findInit(out, "w1")), w1);
-  EXPECT_EQ(rawFloats(*findInit(out, "b2")), b2);
+  EXPECT_EQ(rawFloats(*findInit(out, "w1")), v.w1);
+  EXPECT_EQ(rawFloats(*findInit(out, "b2")), v.b2);
   // A pruned channel whose bias the ReLU zeroes needs no fold: compacted.
-  b1[1] = -2.0f;
+  v.b1[1] = -2.0f;
   report.clear();
   ASSERT_TRUE(exportOnnx(stored, values, path, error, ExportDType::F32, {}, {},
                          {"w1"}, &report))
       << error;
   EXPECT_EQ(report[0], "w1: 3 -> 2 channels (and w2's inputs)");
-  EXPECT_EQ(rawFloats(*findInit(readModel(path), "b2")), b2);
+  EXPECT_EQ(rawFloats(*findInit(readModel(path), "b2")), v.b2);
 }

@@ -283,6 +283,20 @@ static void kmeans1d(ArrayRef<double> values, int64_t k,
   }
 }
 
+/// The weights that weight sharing and log quantization made state: each
+/// (state, value) stored before `func`'s return, marked trainopt.derived
+/// (a function of parameters, which inference computes anew), and their
+/// records in module attribute `attr`.
+static void storeDerived(ModuleOp module, func::FuncOp func,
+                         ArrayRef<std::pair<Value, Value>> assigns,
+                         StringRef attr, ArrayRef<Attribute> records) {
+  OpBuilder b(func.getBody().front().getTerminator());
+  for (auto [state, value] : assigns)
+    AssignOp::create(b, func.getLoc(), state, value)
+        ->setAttr(kDerivedAttrName, b.getUnitAttr());
+  module->setAttr(attr, b.getArrayAttr(records));
+}
+
 LogicalResult TrainoptQuantizePass::shareWeights(
     ModuleOp module, func::FuncOp func,
     ArrayRef<std::pair<Value, StringAttr>> weights) {
@@ -339,12 +353,8 @@ LogicalResult TrainoptQuantizePass::shareWeights(
                         b.getStringAttr(name.getValue() + ".codebook")),
          b.getNamedAttr("clusters", b.getI64IntegerAttr(clusters))}));
   }
-  b.setInsertionPoint(body.getTerminator());
-  for (auto [state, value] : assigns)
-    AssignOp::create(b, func.getLoc(), state, value)
-        ->setAttr(kDerivedAttrName, b.getUnitAttr());
-  module->setAttr(TrainoptDialect::kWeightSharingAttrName,
-                  b.getArrayAttr(records));
+  storeDerived(module, func, assigns, TrainoptDialect::kWeightSharingAttrName,
+               records);
   return success();
 }
 
@@ -455,12 +465,8 @@ LogicalResult TrainoptQuantizePass::logQuantize(ModuleOp module,
          b.getNamedAttr("bits", b.getI64IntegerAttr(logBits)),
          b.getNamedAttr("axis", b.getI64IntegerAttr(axis))}));
   }
-  b.setInsertionPoint(body.getTerminator());
-  for (auto [state, value] : assigns)
-    AssignOp::create(b, func.getLoc(), state, value)
-        ->setAttr(kDerivedAttrName, b.getUnitAttr());
-  module->setAttr(TrainoptDialect::kLogQuantizationAttrName,
-                  b.getArrayAttr(records));
+  storeDerived(module, func, assigns, TrainoptDialect::kLogQuantizationAttrName,
+               records);
   return success();
 }
 
