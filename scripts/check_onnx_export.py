@@ -15,15 +15,22 @@ integers and rounds its own way), an output with classes on its last axis
 matches when the argmax agrees on at least the fraction F of its rows; the
 value errors are printed all the same.
 
+With --ort-ops, the operators of the graph ONNX Runtime actually runs (after
+its optimizations, e.g. QDQ fused into QLinearConv and QGemm) are printed,
+counted, one line.
+
 Usage (the repo's .venv, with onnxruntime from scripts/requirements-test.txt):
     check_onnx_export.py MODEL.onnx EVAL.npz [--rtol 1e-4] [--atol 1e-5] [--top1 F]
-        [--outputs NAME,...]
+        [--outputs NAME,...] [--ort-ops]
 
 Exits 0 when every compared output matches (|a - e| <= atol + rtol * |e|),
 1 on a mismatch, 2 when the files cannot be checked.
 """
 import argparse
+import collections
+import os
 import sys
+import tempfile
 
 import numpy as np
 import onnxruntime as ort
@@ -118,17 +125,30 @@ def main():
                         help="compare only these graph outputs (comma-separated; e.g. "
                              "logits, leaving out the BatchNorm statistics a training-mode "
                              "export returns)")
+    parser.add_argument("--ort-ops", action="store_true",
+                        help="print the operators of ONNX Runtime's optimized graph")
     args = parser.parse_args()
 
     try:
         saved = dict(np.load(args.eval, allow_pickle=False))
     except Exception as e:  # noqa: BLE001 - any unreadable file is a usage error
         fail(f"cannot read '{args.eval}': {e}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if args.ort_ops:
+        optimized = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False)
+        optimized.close()
+        options.optimized_model_filepath = optimized.name
     try:
-        session = ort.InferenceSession(args.model,
+        session = ort.InferenceSession(args.model, options,
                                        providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001
         fail(f"ONNX Runtime cannot load '{args.model}': {e}")
+    if args.ort_ops:
+        import onnx
+        ops = collections.Counter(n.op_type for n in onnx.load(optimized.name).graph.node)
+        os.unlink(optimized.name)
+        print("ONNX Runtime runs: " + " ".join(f"{op}={n}" for op, n in sorted(ops.items())))
 
     feeds = {}
     for info in session.get_inputs():

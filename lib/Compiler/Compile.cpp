@@ -245,6 +245,7 @@ LogicalResult mlir::trainopt::buildArtifact(ModuleOp module,
       q->set_point(point.getAs<StringAttr>("point").str());
       q->set_weight(point.getAs<StringAttr>("weight").str());
       q->set_input(point.getAs<BoolAttr>("input").getValue());
+      q->set_output(point.getAs<BoolAttr>("output").getValue());
       q->set_axis(point.getAs<IntegerAttr>("axis").getInt());
       q->set_quant_min(point.getAs<IntegerAttr>("quant_min").getInt());
       q->set_quant_max(point.getAs<IntegerAttr>("quant_max").getInt());

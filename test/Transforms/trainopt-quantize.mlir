@@ -2,6 +2,9 @@
 // a trainable weight, and on the activation it multiplies; observers are
 // frozen parameters the model assigns (trainopt.assign).
 // RUN: trainopt-opt %s -trainopt-quantize="quantize=int8" | FileCheck %s
+// RUN: trainopt-opt %s -trainopt-quantize="quantize=int8" | FileCheck %s --check-prefix=POINTS
+// RUN: trainopt-opt %s -trainopt-quantize="quantize=int8 quantize-outputs=false" | FileCheck %s --check-prefix=NOOUT
+// RUN: trainopt-opt %s -trainopt-quantize="quantize=int8 quantize-reduce-range=true" | FileCheck %s --check-prefix=REDUCE
 // RUN: trainopt-opt %s -trainopt-quantize="quantize=int4 quantize-granularity=per-tensor quantize-weight-scheme=affine quantize-activations=false observer-freeze-step=100 quantize-exclude=head.*" | FileCheck %s --check-prefix=INT4
 // RUN: trainopt-opt %s -trainopt-quantize="quantize=int8" -trainopt-build-eval-step | FileCheck %s --check-prefix=EVAL
 
@@ -10,10 +13,17 @@
 // CHECK-DAG: trainopt.parameter @conv.weight.observer_min frozen : tensor<4xf32> = dense<0.000000e+00> : tensor<4xf32>
 // CHECK-DAG: trainopt.parameter @"conv.weight:input.observer_max" frozen : tensor<f32>
 // CHECK-DAG: trainopt.parameter @head.weight.observer_max frozen : tensor<3xf32>
-// CHECK-DAG: trainopt.parameter @"head.weight:input.observer_min" frozen : tensor<f32>
-// No observer for the frozen weight, nor for a second reader of an input.
-// CHECK-NOT: @fixed.weight.observer
-// CHECK-NOT: @"fc.weight:input.observer
+// CHECK-DAG: trainopt.parameter @"conv.weight:output.observer_min" frozen : tensor<f32>
+// No observer for the frozen weight; none for the matmuls' input, which
+// comes from the conv's quantized output through reshape and slice (they
+// keep its values on its grid).
+// POINTS-NOT: @fixed.weight.observer
+// POINTS-NOT: @"head.weight:input
+// POINTS-NOT: @"fc.weight:input
+// POINTS-NOT: @"fixed.weight:output
+// Nor for the matmuls' outputs, which the model returns (logits stay float).
+// POINTS-NOT: @"head.weight:output
+// POINTS-NOT: @"fc.weight:output
 // CHECK-LABEL: func.func @forward(
 // CHECK-SAME: %[[CW:[a-z0-9]+]]: tensor<4x2x3x3xf32> {trainopt.param = @conv.weight}
 // CHECK-SAME: %[[X:[a-z0-9]+]]: tensor<2x2x5x5xf32> {trainopt.input = "x"}
@@ -35,20 +45,38 @@
 // CHECK: trainopt.constant dense<2.550000e+02> : tensor<f32>
 // CHECK: %[[XQ:.*]] = trainopt.fake_quant %[[X]], %{{.*}}, %{{.*}} {quant_max = 255 : i64, quant_min = 0 : i64} : (tensor<2x2x5x5xf32>, tensor<f32>, tensor<f32>) -> tensor<2x2x5x5xf32>
 // CHECK: trainopt.conv %[[XQ]], %[[WQ]], %{{.*}}
+// The output, after the ReLU only the conv feeds, for every reader.
+// CHECK: %[[R:.*]] = trainopt.relu
+// CHECK: %[[RQ:.*]] = trainopt.fake_quant %[[R]], %{{.*}}, %{{.*}} {quant_max = 255 : i64, quant_min = 0 : i64} : (tensor<2x4x3x3xf32>, tensor<f32>, tensor<f32>)
+// CHECK: %[[F:.*]] = trainopt.reshape %[[RQ]]
+// CHECK: %[[H:.*]] = trainopt.slice %[[F]]
 // The transposed Linear weight [3, 8]: one scale per row (its output axis).
 // CHECK: %[[HQ:.*]] = trainopt.fake_quant %{{.*}} : (tensor<3x8xf32>, tensor<3x1xf32>, tensor<3x1xf32>) -> tensor<3x8xf32>
-// CHECK: trainopt.transpose %[[HQ]] {permutation = array<i64: 1, 0>} : (tensor<3x8xf32>) -> tensor<8x3xf32>
-// CHECK: %[[HX:.*]] = trainopt.fake_quant %[[H:[0-9a-z]+]]
-// CHECK: trainopt.matmul %[[HX]]
+// CHECK: %[[HT:.*]] = trainopt.transpose %[[HQ]] {permutation = array<i64: 1, 0>} : (tensor<3x8xf32>) -> tensor<8x3xf32>
+// CHECK: %[[Y:.*]] = trainopt.matmul %[[H]], %[[HT]]
 // The frozen weight's matmul is left alone.
-// CHECK: trainopt.matmul %{{.*}}, %{{.*}} : (tensor<2x8xf32>, tensor<8x3xf32>)
-// The second reader of the head's input shares its quantized copy.
-// CHECK: trainopt.matmul %[[HX]]
+// CHECK: %[[Z:.*]] = trainopt.matmul %[[H]], %{{.*}} : (tensor<2x8xf32>, tensor<8x3xf32>)
+// CHECK: %[[G:.*]] = trainopt.matmul %[[H]]
 // The observers' updates and the counter's.
 // CHECK: trainopt.assign %[[CMIN]], %[[NEWMIN]] : tensor<4xf32>
 // CHECK: %[[N1:.*]] = trainopt.add %[[N]], %{{.*}} : (tensor<i64>, tensor<i64>) -> tensor<i64>
 // CHECK: trainopt.assign %[[N]], %[[N1]] : tensor<i64>
-// CHECK: return
+// CHECK: return %[[Y]], %[[Z]], %[[G]]
+
+// Without output points (quantize-outputs=false), only inputs: the two
+// readers of the head's input share its quantized copy.
+// NOOUT-NOT: :output.observer
+// NOOUT: %[[H:.*]] = trainopt.slice
+// NOOUT: %[[HX:.*]] = trainopt.fake_quant %[[H]],
+// NOOUT: trainopt.matmul %[[HX]]
+// NOOUT: trainopt.matmul %{{.*}}, %{{.*}} : (tensor<2x8xf32>, tensor<8x3xf32>)
+// NOOUT: trainopt.matmul %[[HX]]
+// NOOUT: return
+
+// quantize-reduce-range: 7-bit weights, full-range activations.
+// REDUCE: trainopt.constant dense<6.350000e+01> : tensor<f32>
+// REDUCE: trainopt.fake_quant %{{.*}} {quant_max = 63 : i64, quant_min = -64 : i64} : (tensor<4x2x3x3xf32>
+// REDUCE: trainopt.fake_quant %{{.*}} {quant_max = 255 : i64, quant_min = 0 : i64} : (tensor<2x2x5x5xf32>
 
 // int4, per tensor, affine weights, no activations, head.* excluded; the
 // observers stop moving after 100 observations.

@@ -57,8 +57,11 @@ enum class ExportDType { F32, BF16, F16 };
 
 /// A tensor trainopt-quantize fake-quantized (artifact.proto's
 /// QuantizedTensor): the weight initializer `weight`, or (`input`) the
-/// activation input of the Conv, Gemm or MatMul that reads it. Its observer
-/// ranges are the values `point.observer_min` and `point.observer_max`.
+/// activation input of the Conv, Gemm or MatMul that reads it, or
+/// (`output`) that op's output, after a MatMul's bias Add and a Relu only
+/// it feeds. Its observer ranges are the values `point.observer_min` and
+/// `point.observer_max` (an input's point may be the output point its
+/// values come from).
 struct QuantizedTensor {
   std::string point;
   std::string weight;
@@ -67,6 +70,7 @@ struct QuantizedTensor {
   int64_t axis = -1;
   int64_t quantMin = 0, quantMax = 0;
   bool symmetric = false;
+  bool output = false;
 };
 
 /// A weight trainopt-low-rank factored (artifact.proto's LowRankTensor):

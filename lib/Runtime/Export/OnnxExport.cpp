@@ -582,7 +582,8 @@ bool checkQuantized(const onnx::ModelProto &model,
   const onnx::GraphProto &graph = model.graph();
   for (const QuantizedTensor &q : quantized) {
     int64_t levels = q.quantMax - q.quantMin + 1;
-    if (levels != 256 && levels != 16) {
+    // 128: 7-bit weights (--quantize-reduce-range), stored as int8.
+    if (levels != 256 && levels != 16 && !(levels == 128 && !q.input && !q.output)) {
       error = "'" + q.point + "' is quantized to " +
               std::to_string(q.quantMin) + ".." + std::to_string(q.quantMax) +
               ": trainopt writes 8-bit and 4-bit QDQ models only";
@@ -712,13 +713,59 @@ bool writeQDQ(onnx::GraphProto &graph, const std::vector<NamedTensor> &values,
   };
 
   std::vector<onnx::NodeProto> front;
-  std::map<int, std::vector<onnx::NodeProto>> before;
+  std::map<int, std::vector<onnx::NodeProto>> before, after;
   std::map<std::string, std::string> dequantized;
   std::vector<int> consumers;
-  for (const QuantizedTensor &q : quantized) {
+  // Tensors an output point leaves on its grid, under their own names.
+  std::set<std::string> onGrid;
+  // The weights whose op's activation input is quantized.
+  std::set<std::string> withInput;
+  for (const QuantizedTensor &q : quantized)
+    if (q.input)
+      withInput.insert(q.weight);
+  // QuantizeLinear of `x` then DequantizeLinear into `out`, at `q`'s
+  // activation scale and zero point.
+  auto activationQDQ = [&](const std::string &x, const std::string &out,
+                           const QuantizedTensor &q,
+                           const std::vector<float> &scale,
+                           const std::vector<float> &zero,
+                           const std::vector<int64_t> &dims) {
+    std::string stem = q.output ? out : x;
+    std::string s = fresh(stem + "_scale"), z = fresh(stem + "_zero_point"),
+                xq = fresh(stem + "_quantized");
+    *graph.add_initializer() =
+        tensorOf(s, onnx::TensorProto::FLOAT, dims,
+                 littleEndianBytes(scale.data(), scale.size(), sizeof(float)));
+    bool four = q.quantMax - q.quantMin == 15;
+    std::string zeros;
+    std::vector<int> nibbles;
+    for (float f : zero) {
+      zeros.push_back(static_cast<char>(static_cast<uint8_t>(f)));
+      nibbles.push_back(static_cast<int>(f));
+    }
+    *graph.add_initializer() =
+        four ? tensorOf(z, kOnnxUInt4, dims, packNibbles(nibbles))
+             : tensorOf(z, onnx::TensorProto::UINT8, dims, zeros);
+    return std::vector<onnx::NodeProto>{
+        qdqNode("QuantizeLinear", "trainopt_quantize_" + stem, {x, s, z}, xq,
+                q.axis),
+        qdqNode("DequantizeLinear", "trainopt_dequantize_" + stem, {xq, s, z},
+                out, q.axis)};
+  };
+  // Output points first, so that inputs see which tensors are on a grid.
+  std::vector<const QuantizedTensor *> ordered;
+  for (const QuantizedTensor &q : quantized)
+    if (q.output)
+      ordered.push_back(&q);
+  for (const QuantizedTensor &q : quantized)
+    if (!q.output)
+      ordered.push_back(&q);
+  for (const QuantizedTensor *point : ordered) {
+    const QuantizedTensor &q = *point;
     std::vector<int> readers;
     int k = consumerOf(graph, q.weight, readers);
-    consumers.push_back(k);
+    if (!q.output)
+      consumers.push_back(k);
     std::vector<float> lo, hi;
     if (!range(q, lo, hi))
       return false;
@@ -729,46 +776,85 @@ bool writeQDQ(onnx::GraphProto &graph, const std::vector<NamedTensor> &values,
     std::vector<int64_t> dims;
     if (q.axis >= 0)
       dims.push_back(static_cast<int64_t>(channels));
+    if (q.output) {
+      // The op's output, after a MatMul's bias Add and a Relu only it
+      // feeds, as trainopt-quantize takes it; renamed, so that its
+      // dequantized copy carries the name every reader reads.
+      int producer = k;
+      auto onlyReader = [&](int node) {
+        const std::string &y = graph.node(node).output(0);
+        int found = -1, count = 0;
+        for (int i = 0; i < graph.node_size(); ++i)
+          for (const std::string &in : graph.node(i).input())
+            if (in == y) {
+              found = i;
+              ++count;
+            }
+        for (const onnx::ValueInfoProto &out : graph.output())
+          count += out.name() == y;
+        return count == 1 ? found : -1;
+      };
+      int next = onlyReader(producer);
+      if (next >= 0 && graph.node(producer).op_type() == "MatMul" &&
+          graph.node(next).op_type() == "Add")
+        producer = next, next = onlyReader(producer);
+      if (next >= 0 && graph.node(next).op_type() == "Relu")
+        producer = next, next = onlyReader(producer);
+      // A 4-bit pair goes after the MaxPools, Flattens and Reshapes that
+      // follow (max commutes with the monotonic quantization, and the
+      // others move values, so the values are the same): ONNX Runtime's
+      // optimizer would move a DequantizeLinear past a MaxPool, which
+      // cannot take UINT4.
+      auto moves = [&](int node) {
+        const std::string &op = graph.node(node).op_type();
+        return (op == "MaxPool" || op == "Flatten" || op == "Reshape") &&
+               graph.node(node).output_size() == 1;
+      };
+      while (q.quantMax - q.quantMin == 15 && next >= 0 && moves(next))
+        producer = next, next = onlyReader(producer);
+      std::string y = graph.node(producer).output(0);
+      std::string raw = fresh(y + "_float");
+      graph.mutable_node(producer)->set_output(0, raw);
+      after[producer] = activationQDQ(raw, y, q, scale, zero, dims);
+      onGrid.insert(y);
+      continue;
+    }
     if (q.input) {
+      // Inputs read from an output point's grid need no pair of their own;
+      // one reached through MaxPool, Flatten or the like gets one at the
+      // same scale (exact), for ONNX Runtime's fused integer operators.
+      // A 4-bit inherited point gets none: ONNX Runtime dequantizes 4-bit
+      // tensors anyway (no integer kernels to fuse).
       const std::string &x = graph.node(k).input(0);
-      if (dequantized.count(x))
+      bool inherited = q.point != q.weight + ":input";
+      if (dequantized.count(x) || onGrid.count(x) ||
+          (inherited && q.quantMax - q.quantMin == 15))
         continue;
-      std::string s = fresh(x + "_scale"), z = fresh(x + "_zero_point"),
-                  xq = fresh(x + "_quantized"), xd = fresh(x + "_dequantized");
-      *graph.add_initializer() = tensorOf(
-          s, onnx::TensorProto::FLOAT, dims,
-          littleEndianBytes(scale.data(), channels, sizeof(float)));
-      bool four = q.quantMax - q.quantMin == 15;
-      std::string zeros;
-      std::vector<int> nibbles;
-      for (float f : zero) {
-        zeros.push_back(static_cast<char>(static_cast<uint8_t>(f)));
-        nibbles.push_back(static_cast<int>(f));
-      }
-      *graph.add_initializer() =
-          four ? tensorOf(z, kOnnxUInt4, dims, packNibbles(nibbles))
-               : tensorOf(z, onnx::TensorProto::UINT8, dims, zeros);
-      before[k].push_back(qdqNode("QuantizeLinear", "trainopt_quantize_" + x,
-                                  {x, s, z}, xq, q.axis));
-      before[k].push_back(qdqNode("DequantizeLinear",
-                                  "trainopt_dequantize_" + x, {xq, s, z}, xd,
-                                  q.axis));
+      std::string xd = fresh(x + "_dequantized");
+      before[k] = activationQDQ(x, xd, q, scale, zero, dims);
       dequantized[x] = xd;
       continue;
     }
     // The weight: its fake-quantized integers, as the training step rounds
     // them (z + round_half_even(w * (1/s)), clamped), dequantized back
-    // under its own name. Stored as uint8, integers and zero point shifted
-    // by 128 (the same dequantized values): ONNX Runtime's u8s8 integer
-    // kernels on x86 without VNNI add products pairwise in saturating
-    // 16-bit (vpmaddubsw), so int8 weights met by a full-range uint8
-    // activation give wrong sums; u8u8 does not saturate.
+    // under its own name. Met by a full-range uint8 activation, stored as
+    // uint8, integers and zero point shifted by 128 (the same dequantized
+    // values): ONNX Runtime's u8s8 integer kernels on x86 without VNNI add
+    // products pairwise in saturating 16-bit (vpmaddubsw), so int8 weights
+    // met by a full-range uint8 activation give wrong sums; u8u8 does not
+    // saturate. 7-bit weights (--quantize-reduce-range: 255 * 64 * 2 fits
+    // 16 bits), or weights that meet no quantized activation, are stored
+    // as int8.
     // A 4-bit weight is stored as INT4 (signed, two per byte), its
     // integers as they are: ONNX Runtime dequantizes 4-bit weights to
     // float before the op, so no integer kernel meets them.
     bool four = q.quantMax - q.quantMin == 15;
-    int32_t type = four ? kOnnxInt4 : onnx::TensorProto::UINT8;
-    float shift = four ? 0.0f : 128.0f;
+    bool shifted = !four && q.quantMax - q.quantMin + 1 > 128 &&
+                   withInput.count(q.weight);
+    int32_t type = four      ? kOnnxInt4
+                   : shifted ? onnx::TensorProto::UINT8
+                             : onnx::TensorProto::INT8;
+    float shift = shifted ? 128.0f : 0.0f;
     const NamedTensor &w = *byName.at(q.weight);
     int64_t count = numElements(w.shape), inner = 1;
     for (size_t d = q.axis + 1; q.axis >= 0 && d < w.shape.size(); ++d)
@@ -830,6 +916,8 @@ bool writeQDQ(onnx::GraphProto &graph, const std::vector<NamedTensor> &values,
     for (onnx::NodeProto &n : before[i])
       *nodes.Add() = std::move(n);
     *nodes.Add() = std::move(*graph.mutable_node(i));
+    for (onnx::NodeProto &n : after[i])
+      *nodes.Add() = std::move(n);
   }
   graph.mutable_node()->Swap(&nodes);
   return true;

@@ -1500,7 +1500,8 @@ static int trainWith(const TrainerOptions &given,
   std::vector<QuantizedTensor> quantized;
   for (const auto &q : program->artifact().quantized_tensors())
     quantized.push_back({q.point(), q.weight(), q.input(), q.axis(),
-                         q.quant_min(), q.quant_max(), q.symmetric()});
+                         q.quant_min(), q.quant_max(), q.symmetric(),
+                         q.output()});
   if (!given.exportOnnx.empty() &&
       !program->artifact().onnx_model().empty() &&
       !canExportQuantized(program->artifact().onnx_model(), quantized,

@@ -98,7 +98,9 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
   if (quantize == "off") {
     // The other options mean nothing without it: say so rather than ignore.
     const llvm::cl::Option *given[] = {&granularity, &weightScheme,
-                                       &activations, &averaging, &freezeStep};
+                                       &activations, &outputs,
+                                       &reduceRange,  &averaging,
+                                       &freezeStep};
     for (const llvm::cl::Option *o : given)
       if (o->getNumOccurrences())
         return bad(o->ArgStr, "needs --quantize=int8 or --quantize=int4");
@@ -113,7 +115,9 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
                                  quantize + "'");
     // The fake-quant options do not apply to weight sharing.
     const llvm::cl::Option *given[] = {&granularity, &weightScheme,
-                                       &activations, &averaging, &freezeStep};
+                                       &activations, &outputs,
+                                       &reduceRange,  &averaging,
+                                       &freezeStep};
     for (const llvm::cl::Option *o : given)
       if (o->getNumOccurrences())
         return bad(o->ArgStr,
@@ -122,8 +126,9 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
     if (spec.getAsInteger(10, logBits) || logBits < 2 || logBits > 8)
       return bad("quantize",
                  "log:BITS needs 2 <= BITS <= 8, got '" + quantize + "'");
-    const llvm::cl::Option *given[] = {&weightScheme, &activations, &averaging,
-                                       &freezeStep};
+    const llvm::cl::Option *given[] = {&weightScheme, &activations,
+                                       &outputs,      &reduceRange,
+                                       &averaging,    &freezeStep};
     for (const llvm::cl::Option *o : given)
       if (o->getNumOccurrences())
         return bad(o->ArgStr,
@@ -133,6 +138,11 @@ LogicalResult TrainoptQuantizePass::validate(ModuleOp module) {
                            "got '" +
                                quantize + "'");
   }
+  if (outputs.getNumOccurrences() && outputs && !activations)
+    return bad("quantize-outputs", "needs --quantize-activations");
+  if (reduceRange && quantize != "int8")
+    return bad("quantize-reduce-range",
+               "applies to --quantize=int8, not " + quantize);
   if (granularity != "per-channel" && granularity != "per-tensor")
     return bad("quantize-granularity",
                "must be per-channel or per-tensor, got '" + granularity + "'");
@@ -488,8 +498,9 @@ void TrainoptQuantizePass::runOnOperation() {
     return signalPassFailure();
   }
   int bits = quantize == "int8" ? 8 : 4;
-  QuantSpec weightSpec{-(int64_t{1} << (bits - 1)),
-                       (int64_t{1} << (bits - 1)) - 1,
+  int weightBits = bits - (reduceRange ? 1 : 0);
+  QuantSpec weightSpec{-(int64_t{1} << (weightBits - 1)),
+                       (int64_t{1} << (weightBits - 1)) - 1,
                        weightScheme == "symmetric", -1};
   QuantSpec activationSpec{0, (int64_t{1} << bits) - 1, false, -1};
   SmallVector<llvm::GlobPattern> excluded;
@@ -572,12 +583,15 @@ void TrainoptQuantizePass::runOnOperation() {
   DenseMap<Value, Value> quantized;
   // What the QDQ export needs (artifact.proto's QuantizedTensor).
   SmallVector<Attribute> points;
+  // Each fake-quantized activation's point (the name of its observer).
+  DenseMap<Value, std::string> pointOf;
   auto record = [&](StringRef point, StringAttr weight, bool input,
-                    const QuantSpec &spec) {
+                    const QuantSpec &spec, bool output = false) {
     points.push_back(b.getDictionaryAttr(
         {b.getNamedAttr("point", b.getStringAttr(point)),
          b.getNamedAttr("weight", weight),
          b.getNamedAttr("input", b.getBoolAttr(input)),
+         b.getNamedAttr("output", b.getBoolAttr(output)),
          b.getNamedAttr("axis", b.getI64IntegerAttr(spec.axis)),
          b.getNamedAttr("quant_min", b.getI64IntegerAttr(spec.quantMin)),
          b.getNamedAttr("quant_max", b.getI64IntegerAttr(spec.quantMax)),
@@ -599,22 +613,69 @@ void TrainoptQuantizePass::runOnOperation() {
       record(site.weight.getValue(), site.weight, false, spec);
     }
     site.weightUse->set(wq);
+    if (!activations)
+      continue;
+    // The input: its own point, or that of the quantized value it comes
+    // from through ops that keep values on the grid.
     b.setInsertionPoint(site.op);
     Value x = site.op->getOperand(0);
-    if (!activations || !TensorBuilder::isFloatTensor(x.getType()) ||
-        x.getDefiningOp<FakeQuantOp>())
+    if (!TensorBuilder::isFloatTensor(x.getType()))
       continue;
-    Value &xq = quantized[x];
-    if (!xq) {
-      std::string point = (site.weight.getValue() + ":input").str();
-      FailureOr<Value> q = quantizeValue(module, func, x, activationSpec, point,
-                                         site.op->getLoc(), assigns);
-      if (failed(q))
-        return signalPassFailure();
-      xq = *q;
-      record(point, site.weight, true, activationSpec);
+    Value source = x;
+    while (!pointOf.count(source) && source.getDefiningOp() &&
+           isa<MaxPoolOp, ReshapeOp, ReluOp, SliceOp, TransposeOp>(
+               source.getDefiningOp()))
+      source = source.getDefiningOp()->getOperand(0);
+    if (auto it = pointOf.find(source); it != pointOf.end()) {
+      record(it->second, site.weight, /*input=*/true, activationSpec);
+    } else if (!x.getDefiningOp<FakeQuantOp>()) {
+      Value &xq = quantized[x];
+      if (!xq) {
+        std::string point = (site.weight.getValue() + ":input").str();
+        FailureOr<Value> q = quantizeValue(module, func, x, activationSpec,
+                                           point, site.op->getLoc(), assigns);
+        if (failed(q))
+          return signalPassFailure();
+        xq = *q;
+        pointOf[xq] = point;
+      }
+      record(pointOf.lookup(xq), site.weight, /*input=*/true, activationSpec);
+      site.op->setOperand(0, xq);
     }
-    site.op->setOperand(0, xq);
+    if (!outputs)
+      continue;
+    // The output, after a matmul's bias and a ReLU only it feeds, for every
+    // reader; not one a BatchNorm reads, nor one the model returns (the
+    // logits stay in float).
+    Value y = site.op->getResult(0);
+    auto only = [](Value v) -> Operation * {
+      return v.hasOneUse() ? *v.getUsers().begin() : nullptr;
+    };
+    if (auto add = dyn_cast_or_null<AddOp>(only(y));
+        add && isa<MatmulOp>(site.op) &&
+        isa<BlockArgument>(add.getRhs() == y ? add.getLhs() : add.getRhs()))
+      y = add.getResult();
+    if (auto relu = dyn_cast_or_null<ReluOp>(only(y)))
+      y = relu.getResult();
+    if (llvm::any_of(y.getUsers(), [](Operation *user) {
+          return isa<BatchNormTrainOp, BatchNormInferenceOp, func::ReturnOp>(
+              user);
+        }))
+      continue;
+    SmallVector<OpOperand *> readers;
+    for (OpOperand &use : y.getUses())
+      readers.push_back(&use);
+    b.setInsertionPointAfterValue(y);
+    std::string point = (site.weight.getValue() + ":output").str();
+    FailureOr<Value> yq = quantizeValue(module, func, y, activationSpec, point,
+                                        site.op->getLoc(), assigns);
+    if (failed(yq))
+      return signalPassFailure();
+    for (OpOperand *use : readers)
+      use->set(*yq);
+    pointOf[*yq] = point;
+    record(point, site.weight, /*input=*/false, activationSpec,
+           /*output=*/true);
   }
 
   // The observers' updates, before the return.

@@ -177,6 +177,27 @@ def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
       `[0, 15]`, affine, per tensor. An activation that feeds several
       quantized ops is quantized once; one that is already fake-quantized
       is left alone.
+    - **outputs** (`quantize-outputs`, with activations): the op's result,
+      taken after a bias `add` of a matmul and after a `relu` that only it
+      feeds, as PyTorch's QAT quantizes a module's output (point
+      `W:output`); not when a BatchNorm reads it (PyTorch folds that
+      BatchNorm into the convolution first; trainopt does not yet), nor
+      when the model returns it (the logits stay in float). Every
+      reader sees the quantized value. An input reached from a quantized
+      value through `max_pool`, `reshape`, `relu`, `slice` or `transpose`,
+      which keep values on the grid, is not quantized again: its point names the observer it
+      inherits, and the QDQ export writes a QuantizeLinear/DequantizeLinear
+      pair there with the same scale (exact), so that ONNX Runtime fuses
+      QLinearConv and QGemm throughout.
+    - `quantize-reduce-range` narrows int8 weights to `[-64, 63]`, as ONNX
+      Runtime's quantizer's `reduce_range` does: x86 integer kernels
+      without VNNI add products pairwise in saturating 16 bits
+      (`vpmaddubsw`), which cannot overflow then (255 * 64 * 2 < 2^15), so
+      the export stores int8 weights for ONNX Runtime's u8s8 kernels;
+      8-bit weights are exported as uint8, shifted by 128, for its slower
+      u8u8 kernels. (PyTorch's `fbgemm` configuration narrows the
+      activations instead, which ONNX's QuantizeLinear, saturating at
+      `[0, 255]`, cannot express.)
 
     Scales and zero points come from observers, each model state updated by
     the model itself (`trainopt.assign`): PyTorch's moving-average min/max
@@ -190,7 +211,7 @@ def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
     its own batch; the eval step reads the ranges as they stand.
 
     The states of a point named P (a weight's parameter name, or the
-    weight's name with `:input` for its activation) are the frozen
+    weight's name with `:input` or `:output` for its activations) are the frozen
     parameters `P.observer_min` and `P.observer_max` (0-d, or one value per
     channel), saved in checkpoints with the rest of the model state.
     `quantize-exclude` keeps weights matching any of its globs (and their
@@ -247,6 +268,17 @@ def TrainoptQuantize : Pass<"trainopt-quantize", "ModuleOp"> {
     Option<"activations", "quantize-activations", "bool", /*default=*/"true",
            "Also fake-quantize the inputs of quantized convolutions and "
            "matmuls (unsigned, per tensor)">,
+    Option<"outputs", "quantize-outputs", "bool", /*default=*/"true",
+           "Also fake-quantize the outputs of quantized convolutions and "
+           "matmuls (after their bias and a ReLU that only they feed; not "
+           "one a BatchNorm reads), so the QDQ export runs on integer "
+           "kernels">,
+    Option<"reduceRange", "quantize-reduce-range", "bool",
+           /*default=*/"false",
+           "int8 weights in [-64, 63] (7 bits, ONNX Runtime's reduce_range), "
+           "so x86 integer kernels without VNNI cannot saturate and the QDQ "
+           "export stores int8 weights (ONNX Runtime's faster u8s8 "
+           "kernels)">,
     ListOption<"exclude", "quantize-exclude", "std::string",
                "Glob patterns of weights kept in full precision">,
     Option<"averaging", "observer-averaging", "double", /*default=*/"0.01",
