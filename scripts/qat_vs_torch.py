@@ -4,13 +4,19 @@
 `trainopt-compile --quantize=...` and trained by `trainopt-run` for N steps
 on fixed batches, while PyTorch trains the same module from the same weights
 on the same batches with `torch.ao.quantization.FakeQuantize` modules where
-trainopt-quantize puts its fake_quant ops (docs/compression.md):
+trainopt-quantize puts its fake_quant ops (docs/compression.md), placed
+in the torch.fx graph of the module (quantize_modules):
 
-  - every Conv2d and Linear weight: signed (int8 [-128, 127], int4 [-8, 7]),
+  - every Conv2d and Linear weight: signed (int8 [-128, 127], int4 [-8, 7],
+    [-64, 63] with --quantize-reduce-range),
     MovingAveragePerChannelMinMaxObserver on axis 0 (per-channel) or
     MovingAverageMinMaxObserver (per-tensor), symmetric or affine;
   - every Conv2d and Linear input: unsigned (uint8 [0, 255], uint4 [0, 15]),
-    per-tensor affine, MovingAverageMinMaxObserver;
+    per-tensor affine, MovingAverageMinMaxObserver; and (output points,
+    unless --quantize-outputs=false) each one's output after a ReLU only
+    it feeds, unless a BatchNorm reads it or the model returns it; an input
+    that comes from a quantized output through ReLU, max-pool or a reshape
+    is not quantized again;
 
 averaging constant 0.01; with a freeze step F, PyTorch calls
 torch.ao.quantization.disable_observer after F steps. The loss of every step
@@ -76,6 +82,8 @@ CONFIGS = {
                            "--quantize-weight-scheme=affine", 8, False, False, 0),
     "int4": ("--quantize=int4", 4, True, True, 0),
     "int8-freeze": ("--quantize=int8 --observer-freeze-step=10", 8, True, True, 10),
+    "int8-no-outputs": ("--quantize=int8 --quantize-outputs=false", 8, True, True, 0),
+    "int8-reduce-range": ("--quantize=int8 --quantize-reduce-range", 8, True, True, 0),
     # Weight sharing: (flags, clusters, None, None, None).
     "kmeans16": ("--quantize=kmeans:16", 16, None, None, None),
     # Power-of-two levels: (flags, bits, per-channel, None, None).
@@ -110,8 +118,10 @@ class FakeQuantize64(tq.FakeQuantize):
         return torch.where((v >= qmin) & (v <= qmax), X - X.detach() + fq, fq)
 
 
-def fake_quantizers(bits, per_channel, symmetric, f64):
-    """PyTorch's FakeQuantize for a weight and for an activation."""
+def fake_quantizers(bits, per_channel, symmetric, f64, weight_bits=None):
+    """PyTorch's FakeQuantize for a weight (of weight_bits, or bits) and for
+    an activation."""
+    weight_bits = weight_bits or bits
     fake_quantize = FakeQuantize64 if f64 else tq.FakeQuantize
     if per_channel:
         observer = tq.MovingAveragePerChannelMinMaxObserver
@@ -121,8 +131,8 @@ def fake_quantizers(bits, per_channel, symmetric, f64):
         observer = tq.MovingAverageMinMaxObserver
         scheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
         extra = {}
-    weight = fake_quantize(observer=observer, quant_min=-(1 << (bits - 1)),
-                             quant_max=(1 << (bits - 1)) - 1, dtype=torch.qint8,
+    weight = fake_quantize(observer=observer, quant_min=-(1 << (weight_bits - 1)),
+                             quant_max=(1 << (weight_bits - 1)) - 1, dtype=torch.qint8,
                              qscheme=scheme, averaging_constant=0.01, **extra)
     act = fake_quantize(observer=tq.MovingAverageMinMaxObserver, quant_min=0,
                           quant_max=(1 << bits) - 1, dtype=torch.quint8,
@@ -143,14 +153,77 @@ def replace_forward(m, weight_and_input):
     m.forward = types.MethodType(forward, m)
 
 
-def quantize_modules(model, bits, per_channel, symmetric, f64):
-    """Puts a weight and an input FakeQuantize on every Conv2d and Linear."""
-    for m in model.modules():
-        if not isinstance(m, (nn.Conv2d, nn.Linear)):
+def is_op(node, modules, functions, methods, module_types):
+    """Whether the torch.fx node calls one of these."""
+    return ((node.op == "call_function" and node.target in functions)
+            or (node.op == "call_method" and node.target in methods)
+            or (node.op == "call_module" and isinstance(modules[node.target], module_types)))
+
+
+def quantize_modules(model, quantizers, outputs=True):
+    """The model traced by torch.fx with FakeQuantize modules where
+    trainopt-quantize puts its fake_quant ops (written here on their own,
+    from the description in Passes.td): every Conv2d and Linear weight;
+    its input, one FakeQuantize per input tensor, unless the input comes
+    from a quantized output through ReLU, max-pool, view/reshape/flatten or
+    transpose (which keep values on its grid); with `outputs`, its output
+    after a ReLU only it feeds (Linear includes its bias), unless a
+    BatchNorm reads it or the model returns it. `quantizers()` makes a
+    weight's and an activation's FakeQuantize."""
+    gm = torch.fx.symbolic_trace(model)
+    modules = dict(gm.named_modules())
+    graph = gm.graph
+
+    def relu(n):
+        return is_op(n, modules, {F.relu, torch.relu}, {"relu"}, nn.ReLU)
+
+    def keeps_grid(n):
+        return relu(n) or is_op(n, modules, {F.max_pool2d, torch.flatten, torch.reshape,
+                                             torch.transpose},
+                                {"view", "reshape", "flatten", "transpose"},
+                                (nn.MaxPool2d, nn.Flatten))
+
+    added = []
+
+    def fake_quant(node, before):
+        """A new activation FakeQuantize applied to node, inserted before
+        `before` (or right after node)."""
+        name = f"trainopt_fq{len(added)}"
+        gm.add_submodule(name, quantizers()[1])
+        added.append(name)
+        with (graph.inserting_before(before) if before else graph.inserting_after(node)):
+            return graph.call_module(name, (node,))
+
+    on_grid, inputs = set(), {}
+    for n in list(graph.nodes):
+        if n.op != "call_module" or not isinstance(modules[n.target], (nn.Conv2d, nn.Linear)):
             continue
-        m.weight_fq, m.input_fq = fake_quantizers(bits, per_channel, symmetric, f64)
-        replace_forward(m, lambda self, x: (self.weight_fq(self.weight), self.input_fq(x)))
-    return model
+        m = modules[n.target]
+        m.weight_fq = quantizers()[0]
+        replace_forward(m, lambda self, x: (self.weight_fq(self.weight), x))
+        x = source = n.args[0]
+        while source not in on_grid and keeps_grid(source):
+            source = source.args[0]
+        if source not in on_grid:
+            if x not in inputs:
+                inputs[x] = fake_quant(x, n)
+            n.replace_input_with(x, inputs[x])
+        if not outputs:
+            continue
+        y = n
+        if len(y.users) == 1 and relu(next(iter(y.users))):
+            y = next(iter(y.users))
+        if any(u.op == "output" or isinstance(modules.get(u.target), nn.BatchNorm2d)
+               for u in y.users):
+            continue
+        readers = list(y.users)
+        q = fake_quant(y, None)
+        for r in readers:
+            r.replace_input_with(y, q)
+        on_grid.add(q)
+    graph.lint()
+    gm.recompile()
+    return gm
 
 
 def kmeans1d(values, k):
@@ -250,12 +323,16 @@ def torch_shared(cls, base, config, x, y, batch, steps, dtype):
 
 
 def torch_qat(cls, base, config, x, y, batch, steps, dtype):
-    _, bits, per_channel, symmetric, freeze = config
+    flags, bits, per_channel, symmetric, freeze = config
     model = cls()
     model.load_state_dict(base.state_dict())
+    weight_bits = bits - 1 if "--quantize-reduce-range" in flags else bits
     # Observers and FakeQuantize buffers in dtype too.
-    model = quantize_modules(model.train(), bits, per_channel, symmetric,
-                             dtype == torch.float64).to(dtype)
+    model = quantize_modules(
+        model.train(),
+        lambda: fake_quantizers(bits, per_channel, symmetric, dtype == torch.float64,
+                                weight_bits),
+        outputs="--quantize-outputs=false" not in flags).to(dtype)
 
     def before_step(k):
         if freeze and k == freeze:
