@@ -156,6 +156,84 @@ mlir::trainopt::compileModule(MLIRContext &context,
   return module;
 }
 
+LogicalResult mlir::trainopt::compactPrunedChannels(
+    MLIRContext &context, CompileOptions &options,
+    const std::string &compactedPath, std::vector<std::string> &report) {
+  auto fail = [&](const Twine &why) {
+    emitError(UnknownLoc::get(&context)) << "--prune-compact: " << why;
+    return failure();
+  };
+  std::string method, schedule = "oneshot";
+  for (const auto &[name, value] : options.training.values) {
+    if (name == "prune")
+      method = value;
+    else if (name == "prune-schedule")
+      schedule = value;
+    else if (name == "prune-iterative")
+      return fail("removes the channels once, at compile time; "
+                  "--prune-iterative prunes in rounds");
+  }
+  StringRef spec = method;
+  double fraction = 0;
+  if (!spec.consume_front("channel:l1:") || spec.getAsDouble(fraction))
+    return fail("needs --prune=channel:l1:FRACTION (structured pruning), got "
+                "--prune=" +
+                (method.empty() ? std::string("off") : method));
+  if (schedule != "oneshot" && schedule != "oneshot:0")
+    return fail("needs the channels chosen at step 0 from the model's "
+                "weights (--prune-schedule=oneshot), got --prune-schedule=" +
+                schedule);
+  if (isMLIRFile(options.inputPath))
+    return fail("applies to ONNX models; '" + options.inputPath +
+                "' is an MLIR module");
+  // The weights trainopt-prune prunes, as it chooses them.
+  OwningOpRef<ModuleOp> module =
+      compileModule(context, options, CompileStage::Train);
+  if (!module)
+    return failure();
+  std::vector<std::string> weights;
+  if (auto pruned =
+          (*module)->getAttrOfType<ArrayAttr>(TrainoptDialect::kPruningAttrName))
+    for (auto entry : pruned.getAsRange<DictionaryAttr>())
+      weights.push_back(entry.getAs<StringAttr>("weight").str());
+  auto buffer = llvm::MemoryBuffer::getFile(options.inputPath);
+  if (!buffer)
+    return fail("cannot read '" + options.inputPath + "'");
+  std::string bytes, error;
+  std::vector<std::string> compacted;
+  if (!::trainopt::rt::pruneAndCompactChannels(
+          (*buffer)->getBuffer().str(), weights, fraction, bytes, compacted,
+          report, error))
+    return fail("'" + options.inputPath + "': " + error);
+  std::error_code ec;
+  llvm::raw_fd_ostream out(compactedPath, ec);
+  out << bytes;
+  out.close();
+  if (ec || out.has_error())
+    return fail("cannot write the compacted model to '" + compactedPath + "'");
+  options.inputPath = compactedPath;
+  // The compacted weights need no masks: every channel left stays. The
+  // others keep theirs.
+  if (compacted.size() == weights.size()) {
+    llvm::erase_if(options.training.values, [](const auto &v) {
+      return StringRef(v.first).starts_with("prune");
+    });
+  } else if (!compacted.empty()) {
+    std::string exclude;
+    for (const std::string &w : compacted) {
+      if (!exclude.empty())
+        exclude += ",";
+      for (char c : w) { // a glob that matches the name only
+        if (StringRef("*?[]{}\\").contains(c))
+          exclude += '\\';
+        exclude += c;
+      }
+    }
+    options.training.values.push_back({"prune-exclude", exclude});
+  }
+  return success();
+}
+
 /// The ONNX model as the artifact keeps it: parameter data removed (the
 /// runtime holds the trained values), everything else as given. An MLIR
 /// input has none (so `trainopt-run --export-onnx` says it cannot export).

@@ -31,6 +31,7 @@
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Support/Timing.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -161,6 +162,14 @@ static cl::opt<std::string> teacher(
              "MLIR module), run frozen in the training step; with --distill "
              "and/or --distill-feature"),
     cl::init(""), cl::cat(category));
+static cl::opt<bool> pruneCompact(
+    "prune-compact",
+    cl::desc("With --prune=channel:l1:F at step 0 (--prune-schedule=oneshot): "
+             "remove the pruned filters and neurons from the model before "
+             "training, so the compiled step computes the smaller model"),
+    cl::init(false), cl::cat(category));
+/// What --prune-compact removed, a line per weight (for --report).
+static std::vector<std::string> compactionReport;
 static cl::opt<int64_t> kernelGroupOps(
     "kernel-group-ops",
     cl::desc("CPU: compile the kernels in groups of at least this many "
@@ -289,6 +298,12 @@ static void printReport(const json::Object &r) {
             l->getBoolean("factored").value_or(false)
                 ? ""
                 : " (left whole: the rank saves nothing)");
+  }
+  if (const json::Array *lines = r.getArray("channel_compaction")) {
+    outs() << "channel compaction:   the pruned filters and neurons removed "
+              "before training (--prune-compact)\n";
+    for (const json::Value &line : *lines)
+      outs() << "  " << line.getAsString().value_or("?") << "\n";
   }
   if (const json::Array *pruned = r.getArray("pruning")) {
     int64_t elements = 0, zeros = 0;
@@ -649,6 +664,12 @@ static int writeArtifact(mlir::MLIRContext &context, mlir::ModuleOp module,
           : failed(mlir::trainopt::buildPipelineArtifact(context, options,
                                                          artifact, r)))
     return 1;
+  if (pruneCompact) {
+    json::Array lines;
+    for (const std::string &line : compactionReport)
+      lines.push_back(line);
+    r["channel_compaction"] = std::move(lines);
+  }
   std::string artifactPath =
       emit == "exe" ? outputPath + ".trainopt.tmp" : std::string(outputPath);
   std::string writeError;
@@ -841,6 +862,24 @@ int main(int argc, char **argv) {
                  "under a budget is not implemented yet)");
   if (autoMesh && !backend)
     return error("--mesh=auto needs --emit=kernel-mlir, artifact or exe");
+  // --prune-compact: the compacted model, in a directory of its own under
+  // the same file name (the model's name), removed on return.
+  SmallString<128> compactDir;
+  auto removeCompactDir = llvm::make_scope_exit([&] {
+    if (!compactDir.empty())
+      sys::fs::remove_directories(compactDir);
+  });
+  if (pruneCompact) {
+    if (std::error_code ec =
+            sys::fs::createUniqueDirectory("trainopt-compact", compactDir))
+      return error("--prune-compact: cannot create a temporary directory: " +
+                   ec.message());
+    SmallString<128> compacted(compactDir);
+    sys::path::append(compacted, sys::path::filename(inputPath));
+    if (failed(mlir::trainopt::compactPrunedChannels(
+            context, options, compacted.str().str(), compactionReport)))
+      return 1;
+  }
   if (autoMesh)
     if (int rc = chooseMesh(context, options))
       return rc;

@@ -60,6 +60,20 @@ struct CompileOptions {
   bool reportFp32Arena = false;
 };
 
+/// `trainopt-compile --prune-compact`: with `--prune=channel:l1:F` chosen
+/// at step 0 (`--prune-schedule=oneshot`), removes the channels trainopt-prune
+/// would mask from the ONNX model itself before training, so the compiled
+/// step computes a smaller model (pruneAndCompactChannels, OnnxExport.h).
+/// Writes the compacted model to `compactedPath` (the caller removes it; its
+/// file name becomes the model's name, so give it the input's) and points
+/// `options.inputPath` at it; the weights compacted lose their masks, the
+/// others (kept whole, e.g. before a residual Add) keep them. `report` gets
+/// a line per pruned weight.
+LogicalResult compactPrunedChannels(MLIRContext &context,
+                                    CompileOptions &options,
+                                    const std::string &compactedPath,
+                                    std::vector<std::string> &report);
+
 /// Whether `path` holds a trainopt MLIR module rather than ONNX: its first
 /// non-blank text starts an MLIR module.
 bool isMLIRFile(llvm::StringRef path);

@@ -116,6 +116,23 @@ bool exportOnnx(const std::string &modelBytes,
                 const std::vector<std::string> &compact = {},
                 std::vector<std::string> *compacted = nullptr);
 
+/// For `trainopt-compile --prune-compact`: zeroes the output channels of
+/// each weight in `weights` that trainopt-prune's channel method prunes at
+/// step 0 (by L1 norm, the round(fraction * C) smallest, and any tied with
+/// the largest of them), then removes them as the `--compact` export does
+/// (its bias and channel-wise nodes after it sliced, the reader's inputs
+/// sliced and the pruned channels' constant outputs folded into its bias;
+/// a training-mode BatchNorm outputs its bias for a constant channel).
+/// `out` gets the model; `compacted` the weights whose channels are gone
+/// (the others keep every channel, the pruned ones zero); `report` a line
+/// per weight. The model's initializers must hold their data.
+bool pruneAndCompactChannels(const std::string &modelBytes,
+                             const std::vector<std::string> &weights,
+                             double fraction, std::string &out,
+                             std::vector<std::string> &compacted,
+                             std::vector<std::string> &report,
+                             std::string &error);
+
 /// Whether `modelBytes` can be exported with `quantized` in QDQ form (an
 /// opset with per-axis DequantizeLinear, 8-bit ranges, float32 tensors, no
 /// narrowed dtype, every point placed in the graph); false with the reason

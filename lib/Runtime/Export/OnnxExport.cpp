@@ -1347,8 +1347,14 @@ bool compactChannels(onnx::GraphProto &graph, EditableValues &values,
           why = "its BatchNormalization has no per-channel initializers";
           break;
         }
+        // In training mode a constant channel normalizes to 0 (its batch
+        // mean is itself, up to rounding): the BatchNorm outputs its bias.
+        bool training = intAttribute(n, "training_mode", 0) != 0;
         for (int64_t c = 0; c < channels; ++c)
-          constant[c] = (constant[c] - mean->data[c]) /
+          constant[c] =
+              training
+                  ? static_cast<double>(bias->data[c])
+                  : (constant[c] - mean->data[c]) /
                             std::sqrt(static_cast<double>(var->data[c]) + eps) *
                             scale->data[c] +
                         bias->data[c];
@@ -1546,13 +1552,20 @@ bool compactChannels(onnx::GraphProto &graph, EditableValues &values,
   for (onnx::ValueInfoProto &in : *graph.mutable_input())
     reshape(in, in.name());
   // Graph outputs that are edited values (BatchNorm statistics a
-  // training-mode model returns, through an Identity) get their new shapes.
+  // training-mode model returns, through an Identity, or a training-mode
+  // BatchNorm's updated statistics) get their new shapes.
   for (onnx::ValueInfoProto &out : *graph.mutable_output()) {
     std::string source = out.name();
     for (const onnx::NodeProto &n : graph.node())
       if (n.op_type() == "Identity" && n.output_size() == 1 &&
-          n.output(0) == out.name())
+          n.output(0) == source)
         source = n.input(0);
+    for (const onnx::NodeProto &n : graph.node())
+      for (int k = 1; n.op_type() == "BatchNormalization" && k < 3 &&
+                      k < n.output_size() && n.input_size() == 5;
+           ++k)
+        if (n.output(k) == source)
+          source = n.input(k + 2);
     reshape(out, source);
   }
   graph.clear_value_info();
@@ -1561,6 +1574,144 @@ bool compactChannels(onnx::GraphProto &graph, EditableValues &values,
 }
 
 } // namespace
+
+bool trainopt::rt::pruneAndCompactChannels(
+    const std::string &modelBytes, const std::vector<std::string> &weights,
+    double fraction, std::string &out, std::vector<std::string> &compacted,
+    std::vector<std::string> &report, std::string &error) {
+  onnx::ModelProto model;
+  if (!model.ParseFromString(modelBytes)) {
+    error = "the ONNX model does not parse";
+    return false;
+  }
+  onnx::GraphProto &graph = *model.mutable_graph();
+  // The float32 initializers, decoded.
+  std::map<std::string, std::vector<float>> data;
+  std::vector<NamedTensor> values;
+  for (const onnx::TensorProto &init : graph.initializer()) {
+    if (!hasInlineData(init)) {
+      error = "initializer '" + init.name() +
+              "' keeps its data outside the model file (external data), "
+              "which --prune-compact does not read yet";
+      return false;
+    }
+    if (init.data_type() != onnx::TensorProto::FLOAT)
+      continue;
+    std::vector<float> &d = data[init.name()];
+    if (init.has_raw_data()) {
+      const std::string &raw = init.raw_data();
+      d.resize(raw.size() / sizeof(float));
+      for (size_t i = 0; i < d.size(); ++i) {
+        uint32_t bits = 0;
+        for (size_t b = 0; b < 4; ++b)
+          bits |= static_cast<uint32_t>(static_cast<uint8_t>(raw[i * 4 + b]))
+                  << (8 * b);
+        std::memcpy(&d[i], &bits, sizeof(float));
+      }
+    } else {
+      d.assign(init.float_data().begin(), init.float_data().end());
+    }
+    std::vector<int64_t> shape(init.dims().begin(), init.dims().end());
+    if (numElements(shape) != static_cast<int64_t>(d.size())) {
+      error = "initializer '" + init.name() + "' holds " +
+              std::to_string(d.size()) + " values for its shape " +
+              shapeString(shape);
+      return false;
+    }
+    values.push_back({init.name(), DType::F32, shape, d.data()});
+  }
+  std::map<std::string, std::vector<float>> original;
+  std::vector<std::pair<std::string, int64_t>> outputAxis;
+  std::map<std::string, int64_t> channelsOf;
+  for (const std::string &name : weights)
+    if (data.count(name))
+      original[name] = data[name];
+  // The masks trainopt-prune's channel method sets at step 0: the L1 norm
+  // of each output channel, the round(fraction * C) smallest pruned (and
+  // any tied with the largest of them).
+  for (const std::string &name : weights) {
+    auto it = data.find(name);
+    std::vector<int> readers = readersOf(graph, name);
+    if (it == data.end() || readers.size() != 1) {
+      report.push_back(name + ": kept whole (not a float32 initializer with "
+                              "one reader)");
+      continue;
+    }
+    const onnx::NodeProto &n = graph.node(readers[0]);
+    auto w = std::find_if(values.begin(), values.end(),
+                          [&](const NamedTensor &v) { return v.name == name; });
+    int64_t axis = -1;
+    if (n.op_type() == "Conv" && n.input(1) == name)
+      axis = 0;
+    else if (n.op_type() == "Gemm" && n.input(1) == name && w->shape.size() == 2)
+      axis = intAttribute(n, "transB", 0) ? 0 : 1;
+    else if (n.op_type() == "MatMul" && n.input(1) == name &&
+             w->shape.size() == 2)
+      axis = 1;
+    if (axis < 0) {
+      report.push_back(name + ": kept whole (read by a " + n.op_type() +
+                       " node)");
+      continue;
+    }
+    int64_t channels = w->shape[axis], outer = 1, inner = 1;
+    outputAxis.emplace_back(name, axis);
+    channelsOf[name] = channels;
+    for (int64_t d = 0; d < axis; ++d)
+      outer *= w->shape[d];
+    for (size_t d = axis + 1; d < w->shape.size(); ++d)
+      inner *= w->shape[d];
+    std::vector<float> &v = it->second;
+    auto at = [&](int64_t o, int64_t c, int64_t i) {
+      return static_cast<size_t>((o * channels + c) * inner + i);
+    };
+    std::vector<double> norms(static_cast<size_t>(channels), 0.0);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < channels; ++c)
+        for (int64_t i = 0; i < inner; ++i)
+          norms[c] += std::fabs(static_cast<double>(v[at(o, c, i)]));
+    auto k = static_cast<int64_t>(
+        std::nearbyint(fraction * static_cast<double>(channels)));
+    if (k <= 0)
+      continue;
+    std::vector<double> sorted = norms;
+    std::sort(sorted.begin(), sorted.end());
+    double threshold = sorted[static_cast<size_t>(std::min(k, channels) - 1)];
+    for (int64_t c = 0; c < channels; ++c)
+      if (norms[c] <= threshold)
+        for (int64_t o = 0; o < outer; ++o)
+          for (int64_t i = 0; i < inner; ++i)
+            v[at(o, c, i)] = 0.0f;
+  }
+  EditableValues editable(values);
+  std::vector<std::string> lines;
+  if (!compactChannels(graph, editable, weights, lines, error))
+    return false;
+  // Compacted: fewer output channels (a reader's inputs may shrink too).
+  for (const auto &[name, axis] : outputAxis)
+    if (editable.edited.count(name) &&
+        editable.edited.at(name).shape[axis] < channelsOf.at(name))
+      compacted.push_back(name);
+  report.insert(report.end(), lines.begin(), lines.end());
+  std::vector<NamedTensor> filled;
+  for (const auto &[name, e] : editable.edited)
+    filled.push_back({name, DType::F32, e.shape, e.data.data()});
+  // The pruned weights that could not be compacted keep their values (the
+  // masks zero them in training).
+  for (NamedTensor v : values)
+    if (!editable.edited.count(v.name)) {
+      auto it = original.find(v.name);
+      if (it != original.end())
+        v.data = it->second.data();
+      filled.push_back(v);
+    }
+  if (!fillInitializers(graph, filled, error))
+    return false;
+  if (!model.SerializeToString(&out)) {
+    error = "the compacted model does not serialize";
+    return false;
+  }
+  return true;
+}
 
 bool trainopt::rt::canExportQuantized(
     const std::string &modelBytes, const std::vector<QuantizedTensor> &quantized,
