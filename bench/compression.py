@@ -14,7 +14,10 @@ trainopt-compile it, train it with trainopt-run, and measure
     test set (trainopt-run --dump-eval-batches=0).
 
 Configurations: the fp32 baseline; int8 QAT (per-channel symmetric
-weights, observers frozen after the first epoch's steps), int4 QAT (the
+weights, observers frozen after the first epoch's steps; with output
+quantization points, so ONNX Runtime runs QLinearConv and QGemm), int8-rr
+(the same with 7-bit weights, --quantize-reduce-range, exported as int8 for
+ONNX Runtime's u8s8 kernels), int4 QAT (the
 CNN at opset 21, where ONNX has 4-bit QDQ tensors, so its export is INT4
 weights and UINT4 activations) and 4-bit logarithmic weights (--quantize=log:4,
 per output channel: sign and 7 powers of two or 0; exported as float
@@ -23,7 +26,10 @@ fp32 row's trained model (its export) and trained again for --epochs, as
 compression is applied to a trained model: 90% unstructured magnitude
 pruning on a gradual ramp over the first 60% of the steps (Zhu-Gupta, every
 50 steps); 50% channel pruning (filters and neurons by L1 norm; the
-classifier stays dense) on the same ramp; 2:4 at the first step (the first
+classifier stays dense) on the same ramp; channel50c, the same 50% chosen
+once from the trained weights and removed before training
+(--prune-schedule=oneshot --prune-compact), so its training step computes
+the smaller CNN; 2:4 at the first step (the first
 convolution left dense: its 9 weights per filter do not divide into groups
 of 4); weight sharing with 16 centroids per layer (--quantize=kmeans:16);
 low-rank factorization at energy 0.9; and fp32-again, the trained model
@@ -73,12 +79,18 @@ def configs(epochs, teacher=None):
     return {
         "fp32": ([], False),
         "int8": (["--quantize=int8", f"--observer-freeze-step={STEPS_PER_EPOCH}"], False),
+        "int8-rr": (["--quantize=int8", "--quantize-reduce-range",
+                     f"--observer-freeze-step={STEPS_PER_EPOCH}"], False),
         "int4": (["--quantize=int4", f"--observer-freeze-step={STEPS_PER_EPOCH}"], False),
         "log4": (["--quantize=log:4"], False),
         # The fair baseline of the rows below: the same extra epochs, uncompressed.
         "fp32-again": ([], True),
         "prune90": (["--prune=magnitude:0.9", f"--prune-schedule={ramp}"], True),
         "channel50": (["--prune=channel:l1:0.5", f"--prune-schedule={ramp}"], True),
+        # The same filters chosen once from the trained weights and removed
+        # before training (--prune-compact): the step trains the smaller CNN.
+        "channel50c": (["--prune=channel:l1:0.5", "--prune-schedule=oneshot",
+                        "--prune-compact"], True),
         "2:4": (["--prune=2:4", "--prune-exclude=conv1.weight"], True),
         "kmeans16": (["--quantize=kmeans:16"], True),
         "lowrank": (["--low-rank=energy:0.9"], True),
@@ -93,8 +105,8 @@ STUDENTS = {"student", "distilled"}
 RUN_FLAGS = {"channel50": ["--compact"]}
 
 
-EXPORTS = {"fp32", "int8", "int4", "log4", "fp32-again", "prune90", "channel50", "2:4", "kmeans16",
-           "lowrank", "student", "distilled"}
+EXPORTS = {"fp32", "int8", "int8-rr", "int4", "log4", "fp32-again", "prune90", "channel50",
+           "channel50c", "2:4", "kmeans16", "lowrank", "student", "distilled"}
 
 
 def run(cmd):
@@ -139,8 +151,8 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--configs",
-                    default="fp32,int8,int4,log4,fp32-again,prune90,channel50,2:4,kmeans16,"
-                            "lowrank,student,distilled")
+                    default="fp32,int8,int8-rr,int4,log4,fp32-again,prune90,channel50,"
+                            "channel50c,2:4,kmeans16,lowrank,student,distilled")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--json")
