@@ -10,6 +10,7 @@
 #include "trainopt/Artifact/artifact.pb.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 #include "trainopt/Dialect/Trainopt/Transforms/Distill.h"
+#include "trainopt/Import/Graph/GraphImporter.h"
 #include "trainopt/Runtime/OnnxExport.h"
 #include "trainopt/Target/ArtifactPlan.h"
 
@@ -37,10 +38,25 @@ bool mlir::trainopt::isMLIRFile(StringRef path) {
   return false;
 }
 
-/// The model at `path`: a trainopt MLIR module, or ONNX imported with
-/// `import`.
+/// The model at `path`: a trainopt graph (graph.proto), a trainopt MLIR
+/// module, or ONNX imported with `import`.
 static OwningOpRef<ModuleOp> importModel(MLIRContext &context, StringRef path,
                                          const ONNXImportOptions &import) {
+  if (isGraphFile(path)) {
+    if (!import.frozen.empty() || !import.constantInputs.empty() ||
+        !import.extraOutputs.empty()) {
+      emitError(UnknownLoc::get(&context))
+          << "--freeze, --const-input and --distill-feature apply to ONNX "
+             "models; '"
+          << path
+          << "' is a trainopt graph (mark parameters trainable or "
+             "not in the graph)";
+      return nullptr;
+    }
+    GraphImportOptions options;
+    options.batchSize = import.batchSize;
+    return importGraph(&context, path, options);
+  }
   if (!isMLIRFile(path))
     return importONNXModel(&context, path, import);
   // A trainopt module (from --emit=mlir, the Python frontend or a test).
@@ -183,9 +199,10 @@ LogicalResult mlir::trainopt::compactPrunedChannels(
     return fail("needs the channels chosen at step 0 from the model's "
                 "weights (--prune-schedule=oneshot), got --prune-schedule=" +
                 schedule);
-  if (isMLIRFile(options.inputPath))
-    return fail("applies to ONNX models; '" + options.inputPath +
-                "' is an MLIR module");
+  if (isMLIRFile(options.inputPath) || isGraphFile(options.inputPath))
+    return fail("applies to ONNX models; '" + options.inputPath + "' is " +
+                (isMLIRFile(options.inputPath) ? "an MLIR module"
+                                               : "a trainopt graph"));
   // The weights trainopt-prune prunes, as it chooses them.
   OwningOpRef<ModuleOp> module =
       compileModule(context, options, CompileStage::Train);
@@ -239,7 +256,7 @@ LogicalResult mlir::trainopt::compactPrunedChannels(
 /// input has none (so `trainopt-run --export-onnx` says it cannot export).
 static bool strippedModel(ModuleOp module, StringRef inputPath,
                           std::string &out) {
-  if (isMLIRFile(inputPath))
+  if (isMLIRFile(inputPath) || isGraphFile(inputPath))
     return false;
   auto buffer = llvm::MemoryBuffer::getFile(inputPath);
   if (!buffer)

@@ -865,7 +865,7 @@ int main(int argc, char **argv) {
   // --prune-compact: the compacted model, in a directory of its own under
   // the same file name (the model's name), removed on return.
   SmallString<128> compactDir;
-  auto removeCompactDir = llvm::make_scope_exit([&] {
+  llvm::scope_exit removeCompactDir([&] {
     if (!compactDir.empty())
       sys::fs::remove_directories(compactDir);
   });

@@ -13,6 +13,7 @@
 #define TRAINOPT_LIB_IMPORT_ONNX_IMPORTCONTEXT_H
 
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
+#include "trainopt/Import/ImportCommon.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -29,16 +30,7 @@
 
 namespace mlir::trainopt::onnx_import {
 
-/// Every problem found while importing one model; they are reported together.
-class Problems {
-public:
-  void add(std::string message) { messages.push_back(std::move(message)); }
-  bool empty() const { return messages.empty(); }
-  const std::vector<std::string> &all() const { return messages; }
-
-private:
-  std::vector<std::string> messages;
-};
+using import::Problems;
 
 /// Describes a node for messages: `node 'conv1' (Conv, domain 'ai.onnx',
 /// opset 17)`; unnamed nodes are named by their position `#index`.

@@ -121,30 +121,6 @@ evalModeEvidence(const onnx::GraphProto &graph) {
   return evidence;
 }
 
-/// Whether every element of a float initializer is finite.
-static bool allFinite(ElementsAttr value) {
-  auto resource = dyn_cast<DenseResourceElementsAttr>(value);
-  if (!resource || !resource.getRawHandle().getBlob())
-    return true;
-  ArrayRef<char> bytes = resource.getRawHandle().getBlob()->getData();
-  Type elt = value.getElementType();
-  auto scan = [&](auto zero) {
-    using T = decltype(zero);
-    for (size_t i = 0; i + sizeof(T) <= bytes.size(); i += sizeof(T)) {
-      T v;
-      std::memcpy(&v, bytes.data() + i, sizeof(T));
-      if (!std::isfinite(v))
-        return false;
-    }
-    return true;
-  };
-  if (elt.isF32())
-    return scan(0.0f);
-  if (elt.isF64())
-    return scan(0.0);
-  return true;
-}
-
 static const HandlerTable &handlerTable() {
   static const HandlerTable table = [] {
     HandlerTable t;
@@ -230,59 +206,13 @@ private:
 
 } // namespace mlir::trainopt::onnx_import
 
-/// Whether `value` flows into a function result through floating-point values
-/// only, i.e. whether a gradient can reach it.
-static bool reachesOutputAsFloat(Value value) {
-  SmallVector<Value> worklist{value};
-  llvm::DenseSet<Value> seen{value};
-  while (!worklist.empty()) {
-    Value v = worklist.pop_back_val();
-    for (Operation *user : v.getUsers()) {
-      if (isa<func::ReturnOp>(user))
-        return true;
-      for (Value r : user->getResults()) {
-        if (isa<FloatType>(getElementTypeOrSelf(r.getType())) &&
-            seen.insert(r).second)
-          worklist.push_back(r);
-      }
-    }
-  }
-  return false;
-}
-
 LogicalResult Importer::readModel(onnx::ModelProto &model) {
-  llvm::sys::fs::file_status status;
-  if (llvm::sys::fs::status(path, status)) {
-    problems.add("cannot open the file");
+  if (failed(import::readProtoFile(
+          path, model,
+          "not a valid ONNX ModelProto (the file is truncated, corrupt or not "
+          "an ONNX model)",
+          problems)))
     return failure();
-  }
-  if (status.type() != llvm::sys::fs::file_type::regular_file) {
-    problems.add("not a regular file");
-    return failure();
-  }
-  // Protobuf messages are limited to 2 GiB; larger weights go in external
-  // data files next to the model.
-  if (status.getSize() > static_cast<uint64_t>(INT_MAX)) {
-    problems.add("file size " + std::to_string(status.getSize()) +
-                 " exceeds the 2 GiB protobuf limit; store large tensors as "
-                 "ONNX external data");
-    return failure();
-  }
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
-  if (!buffer) {
-    problems.add("cannot read the file: " + buffer.getError().message());
-    return failure();
-  }
-  google::protobuf::io::CodedInputStream stream(
-      reinterpret_cast<const uint8_t *>((*buffer)->getBufferStart()),
-      static_cast<int>((*buffer)->getBufferSize()));
-  stream.SetTotalBytesLimit(INT_MAX);
-  if (!model.ParseFromCodedStream(&stream) || !stream.ConsumedEntireMessage()) {
-    problems.add("not a valid ONNX ModelProto (the file is truncated, corrupt "
-                 "or not an ONNX model)");
-    return failure();
-  }
   if (!model.has_graph()) {
     problems.add("the model has no graph (the file is truncated or not an "
                  "ONNX model)");
@@ -403,17 +333,14 @@ void Importer::checkOutputType(const onnx::ValueInfoProto &info, Type actual) {
 }
 
 void Importer::reportAll(Location loc) {
-  InFlightDiagnostic diag = emitError(loc);
-  diag << "cannot import ONNX model '" << path << "': " << problems.all().size()
-       << (problems.all().size() == 1 ? " problem" : " problems");
-  bool unsupportedOp = false;
-  for (const std::string &p : problems.all()) {
-    diag << "\n  - " << p;
-    unsupportedOp |= StringRef(p).contains(": unsupported op");
-  }
-  if (unsupportedOp)
-    diag << "\n`trainopt-compile --list-onnx-ops` lists the supported ops "
-            "and the opsets they take";
+  bool unsupportedOp = llvm::any_of(problems.all(), [](const std::string &p) {
+    return StringRef(p).contains(": unsupported op");
+  });
+  import::reportProblems(
+      loc, "ONNX model", path, problems,
+      unsupportedOp ? "`trainopt-compile --list-onnx-ops` lists the supported "
+                      "ops and the opsets they take"
+                    : "");
 }
 
 OwningOpRef<ModuleOp> Importer::run() {
@@ -507,7 +434,8 @@ OwningOpRef<ModuleOp> Importer::run() {
       }
       // A tensor holding inf or NaN (an additive attention mask) cannot be
       // a weight gradient descent trains.
-      bool trainable = !frozen.contains(init.name()) && allFinite(*value);
+      bool trainable =
+          !frozen.contains(init.name()) && import::allFinite(*value);
       auto op = ParameterOp::create(
           builder, NameLoc::get(builder.getStringAttr(init.name()), fileLoc),
           builder.getStringAttr(init.name()), TypeAttr::get(value->getType()),
@@ -725,30 +653,15 @@ OwningOpRef<ModuleOp> Importer::run() {
   // not at all are not parameters of the computation. Those with no
   // floating-point path to an output (an attention-mask buffer feeding a
   // comparison) cannot be trained and are frozen.
-  llvm::BitVector unused(body->getNumArguments());
-  for (auto [i, p] : llvm::enumerate(params)) {
-    BlockArgument arg = body->getArgument(i);
-    if (arg.use_empty()) {
-      unused.set(i);
-      p.op.erase();
-    } else if (nonTrainable.contains(arg) || !reachesOutputAsFloat(arg)) {
-      p.op.setTrainable(false);
-    }
-  }
-  SmallVector<Type> finalArgTypes;
-  SmallVector<Attribute> finalArgAttrs;
-  for (unsigned i = 0; i < argTypes.size(); ++i) {
-    if (unused.test(i))
-      continue;
-    finalArgTypes.push_back(argTypes[i]);
-    finalArgAttrs.push_back(argAttrs[i]);
-  }
-  body->eraseArguments(unused);
   func.setType(builder.getFunctionType(
-      finalArgTypes, llvm::to_vector(ValueRange(results).getTypes())));
-  func.setAllArgAttrs(finalArgAttrs);
+      argTypes, llvm::to_vector(ValueRange(results).getTypes())));
+  func.setAllArgAttrs(SmallVector<Attribute>(argAttrs.begin(), argAttrs.end()));
   func.setAllResultAttrs(
       SmallVector<Attribute>(resultAttrs.begin(), resultAttrs.end()));
+  SmallVector<Operation *> paramOps;
+  for (Param &p : params)
+    paramOps.push_back(p.op);
+  import::finishForward(func, paramOps, nonTrainable);
 
   std::vector<std::string> evidence;
   if (!options.inference)
