@@ -1502,8 +1502,11 @@ static int trainWith(const TrainerOptions &given,
     quantized.push_back({q.point(), q.weight(), q.input(), q.axis(),
                          q.quant_min(), q.quant_max(), q.symmetric(),
                          q.output()});
+  if (!given.exportOnnx.empty() && program->artifact().onnx_model().empty())
+    runtimeError("--export-onnx: '" + model +
+                 "' holds no ONNX model to export (it was compiled from a "
+                 "trainopt graph or MLIR module, not an ONNX file)");
   if (!given.exportOnnx.empty() &&
-      !program->artifact().onnx_model().empty() &&
       !canExportQuantized(program->artifact().onnx_model(), quantized,
                           exportDtype, error))
     runtimeError("--export-onnx: " + error);
@@ -2145,10 +2148,8 @@ static int trainWith(const TrainerOptions &given,
       runtimeError("--dump-eval: " + error);
   }
   if (!given.exportOnnx.empty()) {
+    // Checked before training: there is one.
     const std::string &onnxModel = program->artifact().onnx_model();
-    if (onnxModel.empty())
-      runtimeError("--export-onnx: '" + model +
-                   "' holds no ONNX model to export");
     // Every rank gathers the sharded values (ZeRO-3 parameters, a
     // pipeline's stages); rank 0 writes.
     std::vector<ModelValue> whole =
