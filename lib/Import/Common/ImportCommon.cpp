@@ -49,8 +49,8 @@ LogicalResult import::readProtoFile(StringRef path,
   // Protobuf messages are limited to 2 GiB.
   if (status.getSize() > static_cast<uint64_t>(INT_MAX)) {
     problems.add("file size " + std::to_string(status.getSize()) +
-                 " exceeds the 2 GiB protobuf limit; store large tensors as "
-                 "ONNX external data");
+                 " exceeds the 2 GiB protobuf limit (an ONNX model keeps "
+                 "larger tensors as external data)");
     return failure();
   }
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
