@@ -1,5 +1,7 @@
 """Ops on graph Tensors, one dialect op each (docs/generated/TrainoptOps.md),
 with the shape checks the compiler would make, raised while building."""
+import math
+
 from .graph import Tensor
 
 
@@ -108,11 +110,13 @@ def flatten(x):
 
 
 def reshape(x, shape):
+    """To `shape`; a -1 batch dim stays the first dim."""
     g = x.graph
-    total = lambda s: -1 if -1 in s else __import__("math").prod(s)  # noqa: E731
     a, b = list(x.shape), list(shape)
-    same = (a[0] == b[0] and total(a[1:]) == total(b[1:])) if a and b and a[0] == -1 \
-        else total(a) == total(b)
+    if a and a[0] == -1:
+        same = bool(b) and b[0] == -1 and math.prod(a[1:]) == math.prod(b[1:])
+    else:
+        same = -1 not in b and math.prod(a) == math.prod(b)
     if not same:
         raise g.shape_error("reshape", f"{a} does not reshape to {b}", x)
     return g.node("reshape", [x], [b])[0]

@@ -50,7 +50,8 @@ LogicalResult readProtoFile(llvm::StringRef path,
                             google::protobuf::MessageLite &message,
                             llvm::StringRef notParsed, Problems &problems);
 
-/// Whether every element of a float constant or resource is finite (a
+/// Whether every element of a float resource (a parameter's value) is
+/// finite (a
 /// tensor holding inf or NaN, such as an additive attention mask, cannot be
 /// a weight gradient descent trains).
 bool allFinite(ElementsAttr value);

@@ -72,20 +72,10 @@ LogicalResult import::readProtoFile(StringRef path,
 }
 
 bool import::allFinite(ElementsAttr value) {
-  ArrayRef<char> bytes;
-  if (auto resource = dyn_cast<DenseResourceElementsAttr>(value)) {
-    if (!resource.getRawHandle().getBlob())
-      return true;
-    bytes = resource.getRawHandle().getBlob()->getData();
-  } else if (auto dense = dyn_cast<DenseElementsAttr>(value)) {
-    if (dense.isSplat() || !isa<FloatType>(dense.getElementType()))
-      return !isa<FloatType>(dense.getElementType()) ||
-             llvm::all_of(dense.getValues<APFloat>(),
-                          [](const APFloat &v) { return v.isFinite(); });
-    bytes = dense.getRawData();
-  } else {
+  auto resource = dyn_cast<DenseResourceElementsAttr>(value);
+  if (!resource || !resource.getRawHandle().getBlob())
     return true;
-  }
+  ArrayRef<char> bytes = resource.getRawHandle().getBlob()->getData();
   Type elt = value.getElementType();
   auto scan = [&](auto zero) {
     using T = decltype(zero);

@@ -446,6 +446,26 @@ private:
   std::set<std::string> taken;
 };
 
+/// The float32 values of `init` (raw little-endian data or float_data), or
+/// false when it keeps them outside the file (external data).
+bool floatValues(const onnx::TensorProto &init, std::vector<float> &out) {
+  out.clear();
+  if (init.has_raw_data()) {
+    const std::string &raw = init.raw_data();
+    for (size_t i = 0; i + 4 <= raw.size(); i += 4)
+      out.push_back(bitsFloat(uint32_t(uint8_t(raw[i])) |
+                              uint32_t(uint8_t(raw[i + 1])) << 8 |
+                              uint32_t(uint8_t(raw[i + 2])) << 16 |
+                              uint32_t(uint8_t(raw[i + 3])) << 24));
+    return true;
+  }
+  if (init.float_data_size() > 0 || numElements(init.dims()) == 0) {
+    out.assign(init.float_data().begin(), init.float_data().end());
+    return true;
+  }
+  return false;
+}
+
 /// Stores every float32 initializer as `dtype` (FLOAT16 or BFLOAT16, round
 /// to nearest even) under a new name, with a Cast back to float32 at the top
 /// of the graph under the old one: half the bytes on disk and in memory at
@@ -462,16 +482,7 @@ bool narrowInitializers(onnx::GraphProto &graph, int32_t dtype,
     // Trained values are raw data (fillInitializers); constants the stored
     // model kept may hold float_data.
     std::vector<float> values;
-    if (init.has_raw_data()) {
-      const std::string &raw = init.raw_data();
-      for (size_t i = 0; i + 4 <= raw.size(); i += 4)
-        values.push_back(bitsFloat(uint32_t(uint8_t(raw[i])) |
-                                   uint32_t(uint8_t(raw[i + 1])) << 8 |
-                                   uint32_t(uint8_t(raw[i + 2])) << 16 |
-                                   uint32_t(uint8_t(raw[i + 3])) << 24));
-    } else if (init.float_data_size() > 0 || numElements(init.dims()) == 0) {
-      values.assign(init.float_data().begin(), init.float_data().end());
-    } else {
+    if (!floatValues(init, values)) {
       error = "initializer '" + init.name() +
               "' has no inline data to narrow (external data)";
       return false;
@@ -1088,6 +1099,21 @@ bool writeLowRank(onnx::GraphProto &graph,
   return true;
 }
 
+/// The output-channel axis of weight `name` (of `rank` dims) as `reader`
+/// (Conv, Gemm either way, MatMul) multiplies by it, or -1.
+int64_t outputChannelAxis(const onnx::NodeProto &reader,
+                          const std::string &name, size_t rank) {
+  if (reader.input_size() < 2 || reader.input(1) != name)
+    return -1;
+  if (reader.op_type() == "Conv")
+    return 0;
+  if (reader.op_type() == "Gemm" && rank == 2)
+    return intAttribute(reader, "transB", 0) ? 0 : 1;
+  if (reader.op_type() == "MatMul" && rank == 2)
+    return 1;
+  return -1;
+}
+
 /// A float32 value being edited by compactChannels.
 struct Editable {
   std::vector<int64_t> shape;
@@ -1246,15 +1272,7 @@ bool compactChannels(onnx::GraphProto &graph, EditableValues &values,
     }
     int producer = readers[0];
     const onnx::NodeProto &p = graph.node(producer);
-    int64_t axis = -1;
-    if (p.op_type() == "Conv" && p.input(1) == name)
-      axis = 0;
-    else if (p.op_type() == "Gemm" && p.input(1) == name &&
-             w->shape.size() == 2)
-      axis = intAttribute(p, "transB", 0) ? 0 : 1;
-    else if (p.op_type() == "MatMul" && p.input(1) == name &&
-             w->shape.size() == 2)
-      axis = 1;
+    int64_t axis = outputChannelAxis(p, name, w->shape.size());
     if (axis < 0) {
       keepDense("read by a " + p.op_type() + " node");
       continue;
@@ -1598,19 +1616,7 @@ bool trainopt::rt::pruneAndCompactChannels(
     if (init.data_type() != onnx::TensorProto::FLOAT)
       continue;
     std::vector<float> &d = data[init.name()];
-    if (init.has_raw_data()) {
-      const std::string &raw = init.raw_data();
-      d.resize(raw.size() / sizeof(float));
-      for (size_t i = 0; i < d.size(); ++i) {
-        uint32_t bits = 0;
-        for (size_t b = 0; b < 4; ++b)
-          bits |= static_cast<uint32_t>(static_cast<uint8_t>(raw[i * 4 + b]))
-                  << (8 * b);
-        std::memcpy(&d[i], &bits, sizeof(float));
-      }
-    } else {
-      d.assign(init.float_data().begin(), init.float_data().end());
-    }
+    floatValues(init, d); // inline: checked above
     std::vector<int64_t> shape(init.dims().begin(), init.dims().end());
     if (numElements(shape) != static_cast<int64_t>(d.size())) {
       error = "initializer '" + init.name() + "' holds " +
@@ -1640,14 +1646,7 @@ bool trainopt::rt::pruneAndCompactChannels(
     const onnx::NodeProto &n = graph.node(readers[0]);
     auto w = std::find_if(values.begin(), values.end(),
                           [&](const NamedTensor &v) { return v.name == name; });
-    int64_t axis = -1;
-    if (n.op_type() == "Conv" && n.input(1) == name)
-      axis = 0;
-    else if (n.op_type() == "Gemm" && n.input(1) == name && w->shape.size() == 2)
-      axis = intAttribute(n, "transB", 0) ? 0 : 1;
-    else if (n.op_type() == "MatMul" && n.input(1) == name &&
-             w->shape.size() == 2)
-      axis = 1;
+    int64_t axis = outputChannelAxis(n, name, w->shape.size());
     if (axis < 0) {
       report.push_back(name + ": kept whole (read by a " + n.op_type() +
                        " node)");
