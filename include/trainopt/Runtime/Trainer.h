@@ -17,6 +17,7 @@
 #ifndef TRAINOPT_RUNTIME_TRAINER_H
 #define TRAINOPT_RUNTIME_TRAINER_H
 
+#include "trainopt/Runtime/Checkpoint.h"
 #include "trainopt/Runtime/Program.h"
 
 #include <cstdint>
@@ -99,6 +100,32 @@ const char *trainerHelp();
 
 /// Runs the training `options` describe; returns 0 or throws TrainerError.
 int train(const TrainerOptions &options);
+
+/// What trainopt-run does around the loop, for other loops (the C API and
+/// the Python package drive `train_step` themselves). Each fails with a
+/// message naming what was wrong; sharded programs: every rank calls them.
+
+/// Whether `program` can be exported as ONNX (--export-onnx) with its
+/// values in `dtype` ("fp32", "bf16" or "fp16"), removing channel-pruned
+/// channels when `compact`: checked before training.
+/// `model` names the model in messages.
+bool checkOnnxExport(const Program &program, const std::string &model,
+                     const std::string &dtype, bool compact,
+                     std::string &error);
+/// Writes the program's ONNX model with its current values to `path`
+/// (--export-onnx): derived weights decoded, pruning masks folded in, QDQ
+/// pairs for quantized weights. `compacted` gets a line per compacted
+/// weight. Rank 0 writes.
+bool exportTrainedOnnx(Program &program, const std::string &path,
+                       const std::string &dtype, bool compact,
+                       std::vector<std::string> &compacted, std::string &error);
+/// The identity (model name) and every persistent value, whole, of
+/// `program` as a checkpoint; the caller sets the step and data position.
+Checkpoint checkpointOf(Program &program);
+/// Reads the checkpoint at `path`, checks that it belongs to `program`
+/// (name, values, shapes) and loads its values into the program.
+bool restoreCheckpoint(Program &program, const std::string &path,
+                       Checkpoint &ckpt, std::string &error);
 
 } // namespace trainopt::rt
 

@@ -119,6 +119,46 @@ int64_t trainopt_program_batch_size(const trainopt_program *program);
 /* Threads for the CPU libraries (0: all cores). */
 void trainopt_program_set_threads(trainopt_program *program, int threads);
 
+/* Writes the program's ONNX model with its current values to `path`, as
+   `trainopt-run --export-onnx` does (docs/cli.md): `dtype` is "fp32", "bf16"
+   or "fp16"; `compact` removes channel-pruned channels. Fails for a program
+   compiled from a trainopt graph or MLIR module (it holds no ONNX model).
+   Defined by the trainer library. */
+trainopt_status trainopt_program_export_onnx(trainopt_program *program,
+                                             const char *path,
+                                             const char *dtype, int compact,
+                                             char *error, size_t error_size);
+
+/* Where a training loop stands, as a checkpoint stores it. */
+typedef struct trainopt_checkpoint_position {
+  uint64_t step;  /* training steps completed */
+  uint64_t epoch; /* batches of `epoch` before `batch` are consumed */
+  int64_t batch;
+  uint64_t seed;       /* shuffle seed */
+  int shuffle;         /* whether batches are shuffled */
+  uint64_t samples;    /* training samples per epoch */
+  uint64_t batch_size; /* samples per step */
+} trainopt_checkpoint_position;
+
+/* Writes every persistent value and `position` as a checkpoint
+   (docs/cli.md, Checkpoint.h) atomically into directory `dir` (created if
+   missing) as ckpt-<step>.ckpt; `path` receives the file's path. The file
+   resumes `trainopt-run --resume` too. Defined by the trainer library. */
+trainopt_status
+trainopt_program_save_checkpoint(trainopt_program *program, const char *dir,
+                                 const trainopt_checkpoint_position *position,
+                                 char *path, size_t path_size, char *error,
+                                 size_t error_size);
+
+/* Reads checkpoint `path` (a file, or the newest in a directory), checks it
+   belongs to the program (model name, values, dtypes, shapes) and loads its
+   values; `position` (may be null) receives where it stood. Nothing is
+   changed on failure. Defined by the trainer library. */
+trainopt_status
+trainopt_program_load_checkpoint(trainopt_program *program, const char *path,
+                                 trainopt_checkpoint_position *position,
+                                 char *error, size_t error_size);
+
 /* Trains as `trainopt-run ARGS...` does (docs/cli.md): `argv` holds the
    `argc` arguments without a program name (the model, --data, --steps, ...);
    progress and the summary go to stderr and stdout unless --quiet. Returns

@@ -7,6 +7,7 @@
 
 #include "trainopt/Runtime/trainopt_runtime.h"
 
+#include "trainopt/Runtime/CAPISupport.h"
 #include "trainopt/Runtime/Program.h"
 
 #include <cstring>
@@ -40,19 +41,7 @@ static_assert(static_cast<int>(DType::F64) == TRAINOPT_F64 &&
               static_cast<int>(DType::Bool) == TRAINOPT_BOOL &&
               static_cast<int>(DType::BF16) == TRAINOPT_BF16);
 
-struct trainopt_program {
-  std::unique_ptr<Program> program;
-};
-
-static trainopt_status failWith(const std::string &message, char *error,
-                                size_t size) {
-  if (error && size) {
-    size_t n = std::min(size - 1, message.size());
-    std::memcpy(error, message.data(), n);
-    error[n] = '\0';
-  }
-  return TRAINOPT_ERROR;
-}
+using trainopt::rt::failWith;
 
 static size_t bytesOf(const std::vector<ValueInfo> &values,
                       const std::string &name) {

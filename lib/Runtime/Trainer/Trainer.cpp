@@ -1380,6 +1380,14 @@ void setPersistent(Program &program, const ValueInfo &v,
   std::memcpy(local, value->data(), std::min<size_t>(value->size(), v.bytes));
 }
 
+/// Every value of `ckpt` into the program's persistent value of that name.
+void setPersistentValues(Program &program, const Checkpoint &ckpt) {
+  for (const CheckpointValue &value : ckpt.values)
+    for (const ValueInfo &v : program.persistentValues())
+      if (v.name == value.signature.name)
+        setPersistent(program, v, value.bytes);
+}
+
 /// A probe of `train_step` (trainopt-compile --probe-values), named
 /// probe.K:OP:OPERANDS:NODE: OPERANDS are the probe numbers, splat
 /// constants (=V) or - of the op's operands; NODE is the ONNX node, input
@@ -1494,29 +1502,10 @@ static int trainWith(const TrainerOptions &given,
   if (!program)
     runtimeError(error);
   // What --export-onnx writes, checked now rather than after training.
-  ExportDType exportDtype = o.exportDtype == "bf16"   ? ExportDType::BF16
-                            : o.exportDtype == "fp16" ? ExportDType::F16
-                                                      : ExportDType::F32;
-  std::vector<QuantizedTensor> quantized;
-  for (const auto &q : program->artifact().quantized_tensors())
-    quantized.push_back({q.point(), q.weight(), q.input(), q.axis(),
-                         q.quant_min(), q.quant_max(), q.symmetric(),
-                         q.output()});
-  if (!given.exportOnnx.empty() && program->artifact().onnx_model().empty())
-    runtimeError("--export-onnx: '" + model +
-                 "' holds no ONNX model to export (it was compiled from a "
-                 "trainopt graph or MLIR module, not an ONNX file)");
   if (!given.exportOnnx.empty() &&
-      !canExportQuantized(program->artifact().onnx_model(), quantized,
-                          exportDtype, error))
-    runtimeError("--export-onnx: " + error);
-  if (given.compact && channelPruned(*program).empty())
-    runtimeError("--compact: '" + model +
-                 "' has no weights pruned by channel (trainopt-compile "
-                 "--prune=channel:l1:FRACTION)");
-  if (given.compact &&
-      (!quantized.empty() || program->artifact().low_rank_tensors_size() > 0))
-    runtimeError("--compact: not for a quantized or low-rank model yet");
+      !checkOnnxExport(*program, "'" + model + "'", o.exportDtype,
+                       given.compact, error))
+    runtimeError(error);
   // A sharded program: this rank's part of the data-parallel group. Rank 0
   // alone reports and writes files; every rank holds the same parameters.
   Communicator *comm = program->communicator();
@@ -1638,10 +1627,7 @@ static int trainWith(const TrainerOptions &given,
       std::fprintf(stderr, "trainopt-run: warning: the normalization differs "
                            "from the checkpoint's; the resumed run will not "
                            "repeat the original\n");
-    for (size_t i = 0; i < ckpt.values.size(); ++i)
-      for (const ValueInfo &v : program->persistentValues())
-        if (v.name == ckpt.values[i].signature.name)
-          setPersistent(*program, v, ckpt.values[i].bytes);
+    setPersistentValues(*program, ckpt);
     seed = ckpt.seed;
     shuffle = ckpt.shuffle;
     step = ckpt.step;
@@ -1737,7 +1723,7 @@ static int trainWith(const TrainerOptions &given,
       writesReplicated =
           writesReplicated && (axis == "pp" || comm->coordinate(axis) == 0);
   auto makeCheckpoint = [&](bool whole) {
-    Checkpoint c;
+    Checkpoint c = whole ? checkpointOf(*program) : Checkpoint();
     c.modelName = program->modelName();
     c.step = step;
     BatchPosition pos = consumed;
@@ -1754,10 +1740,9 @@ static int trainWith(const TrainerOptions &given,
                  {"mean", trainNorm.mean},
                  {"std", trainNorm.std}};
     for (const ValueInfo &v : program->persistentValues()) {
-      if (!whole && !writesReplicated && v.sharding.empty())
+      if (whole || (!writesReplicated && v.sharding.empty()))
         continue;
-      Array a = whole ? persistentArray(*program, v)
-                      : arrayOf(v, persistentOf(*program, v.name));
+      Array a = arrayOf(v, persistentOf(*program, v.name));
       c.values.push_back(
           {{v.name, kindName(v.kind), v.dtype, a.shape}, std::move(a.bytes)});
     }
@@ -2148,27 +2133,10 @@ static int trainWith(const TrainerOptions &given,
       runtimeError("--dump-eval: " + error);
   }
   if (!given.exportOnnx.empty()) {
-    // Checked before training: there is one.
-    const std::string &onnxModel = program->artifact().onnx_model();
-    // Every rank gathers the sharded values (ZeRO-3 parameters, a
-    // pipeline's stages); rank 0 writes.
-    std::vector<ModelValue> whole =
-        acrossStages(*program, modelValues(*program, true));
-    decodeDerivedWeights(*program, whole);
-    foldPruningMasks(*program, whole);
-    std::vector<NamedTensor> values;
-    for (const ModelValue &m : whole)
-      values.push_back({m.signature.name, m.signature.dtype, m.array.shape,
-                        m.array.bytes.data()});
-    std::vector<LowRankTensor> lowRank;
-    for (const auto &t : program->artifact().low_rank_tensors())
-      lowRank.push_back({t.weight(), t.u(), t.v(), t.kind()});
+    // Every rank gathers the sharded values; rank 0 writes.
     std::vector<std::string> compacted;
-    if (rank == 0 && !exportOnnx(onnxModel, values, given.exportOnnx, error,
-                                 exportDtype, quantized, lowRank,
-                                 given.compact ? channelPruned(*program)
-                                               : std::vector<std::string>(),
-                                 &compacted))
+    if (!exportTrainedOnnx(*program, given.exportOnnx, o.exportDtype,
+                           given.compact, compacted, error))
       runtimeError("--export-onnx: " + error);
     for (const std::string &line : compacted)
       std::printf("compacted %s\n", line.c_str());
@@ -2204,3 +2172,114 @@ trainopt::rt::parseTrainerFlags(const std::vector<std::string> &args,
 }
 
 const char *trainopt::rt::trainerHelp() { return kHelp; }
+
+namespace {
+std::vector<QuantizedTensor> quantizedTensorsOf(const Program &program) {
+  std::vector<QuantizedTensor> quantized;
+  for (const auto &q : program.artifact().quantized_tensors())
+    quantized.push_back({q.point(), q.weight(), q.input(), q.axis(),
+                         q.quant_min(), q.quant_max(), q.symmetric(),
+                         q.output()});
+  return quantized;
+}
+
+ExportDType exportDTypeOf(const std::string &dtype) {
+  return dtype == "bf16"   ? ExportDType::BF16
+         : dtype == "fp16" ? ExportDType::F16
+                           : ExportDType::F32;
+}
+} // namespace
+
+bool trainopt::rt::checkOnnxExport(const Program &program,
+                                   const std::string &model,
+                                   const std::string &dtype, bool compact,
+                                   std::string &error) {
+  if (dtype != "fp32" && dtype != "bf16" && dtype != "fp16") {
+    error = "--export-dtype: expected fp32, bf16 or fp16, got '" + dtype + "'";
+    return false;
+  }
+  if (program.artifact().onnx_model().empty()) {
+    error = "--export-onnx: " + model +
+            " holds no ONNX model to export (it was compiled from a trainopt "
+            "graph or MLIR module, not an ONNX file)";
+    return false;
+  }
+  std::vector<QuantizedTensor> quantized = quantizedTensorsOf(program);
+  if (!canExportQuantized(program.artifact().onnx_model(), quantized,
+                          exportDTypeOf(dtype), error)) {
+    error = "--export-onnx: " + error;
+    return false;
+  }
+  if (compact && channelPruned(program).empty()) {
+    error = "--compact: " + model +
+            " has no weights pruned by channel (trainopt-compile "
+            "--prune=channel:l1:FRACTION)";
+    return false;
+  }
+  if (compact &&
+      (!quantized.empty() || program.artifact().low_rank_tensors_size() > 0)) {
+    error = "--compact: not for a quantized or low-rank model yet";
+    return false;
+  }
+  return true;
+}
+
+bool trainopt::rt::exportTrainedOnnx(Program &program, const std::string &path,
+                                     const std::string &dtype, bool compact,
+                                     std::vector<std::string> &compacted,
+                                     std::string &error) {
+  try {
+    // Every rank gathers the sharded values (ZeRO-3 parameters, a
+    // pipeline's stages); rank 0 writes.
+    std::vector<ModelValue> whole =
+        acrossStages(program, modelValues(program, true));
+    decodeDerivedWeights(program, whole);
+    foldPruningMasks(program, whole);
+    std::vector<NamedTensor> values;
+    for (const ModelValue &m : whole)
+      values.push_back({m.signature.name, m.signature.dtype, m.array.shape,
+                        m.array.bytes.data()});
+    std::vector<LowRankTensor> lowRank;
+    for (const auto &t : program.artifact().low_rank_tensors())
+      lowRank.push_back({t.weight(), t.u(), t.v(), t.kind()});
+    Communicator *comm = program.communicator();
+    if (comm && comm->rank() != 0)
+      return true;
+    return exportOnnx(
+        program.artifact().onnx_model(), values, path, error,
+        exportDTypeOf(dtype), quantizedTensorsOf(program), lowRank,
+        compact ? channelPruned(program) : std::vector<std::string>(),
+        &compacted);
+  } catch (const TrainerError &e) {
+    error = e.what();
+    return false;
+  }
+}
+
+Checkpoint trainopt::rt::checkpointOf(Program &program) {
+  Checkpoint c;
+  c.modelName = program.modelName();
+  for (const ValueInfo &v : program.persistentValues()) {
+    Array a = persistentArray(program, v);
+    c.values.push_back(
+        {{v.name, kindName(v.kind), v.dtype, a.shape}, std::move(a.bytes)});
+  }
+  return c;
+}
+
+bool trainopt::rt::restoreCheckpoint(Program &program, const std::string &path,
+                                     Checkpoint &ckpt, std::string &error) {
+  try {
+    std::vector<ValueSignature> signature;
+    for (ModelValue &m : acrossStages(program, modelValues(program, false)))
+      signature.push_back(std::move(m.signature));
+    if (!readCheckpoint(path, ckpt, error) ||
+        !checkCompatible(ckpt, path, program.modelName(), signature, error))
+      return false;
+    setPersistentValues(program, ckpt);
+    return true;
+  } catch (const TrainerError &e) {
+    error = e.what();
+    return false;
+  }
+}
