@@ -20,6 +20,7 @@ _DTYPES = {
     "f32": (_pb.F32, np.float32), "f64": (_pb.F64, np.float64),
     "f16": (_pb.F16, np.float16), "i64": (_pb.I64, np.int64),
     "i32": (_pb.I32, np.int32), "i8": (_pb.I8, np.int8),
+    "bool": (_pb.BOOL, np.bool_),
 }
 
 
@@ -140,23 +141,31 @@ class Graph:
                                  f"xavier_normal, or a NumPy array)")
         return Tensor(self, full, shape, dtype)
 
-    def node(self, op, inputs, shapes, attributes=None, dtype=None):
+    def node(self, op, inputs, shapes, attributes=None, dtype=None, out_dtypes=None):
         """Adds dialect op `op` reading `inputs`, with results of `shapes`
-        (checked by the caller); returns its result Tensors."""
+        (checked by the caller) and dtypes (`out_dtypes`, or `dtype` for
+        all, or the first input's); returns its result Tensors. An
+        attribute given as (array, dtype) is a dense tensor."""
         for t in inputs:
             if t.graph is not self:
                 raise ValueError(f"{op} at '{self.path}': '{t.name}' belongs to another graph")
         n = self.proto.nodes.add(op=op, name=self.path or op, inputs=[t.name for t in inputs])
         outs = []
-        for shape in shapes:
+        for i, shape in enumerate(shapes):
             name = self._fresh(f"{self.path or op}.{op}" if self.path else op)
             self._names.add(name)
-            out_dtype = dtype or (inputs[0].dtype if inputs else "f32")
+            out_dtype = (out_dtypes[i] if out_dtypes else
+                         dtype or (inputs[0].dtype if inputs else "f32"))
             n.outputs.add(name=name, type=self._type(shape, out_dtype))
             outs.append(Tensor(self, name, shape, out_dtype))
         for key, value in (attributes or {}).items():
             a = n.attributes[key]
-            if isinstance(value, bool):
+            if isinstance(value, tuple) and isinstance(value[0], np.ndarray):
+                data, kind = value
+                a.tensor.type.CopyFrom(self._type(data.shape, kind))
+                a.tensor.raw_data = np.ascontiguousarray(
+                    data, dtype=np.dtype(_dtype(kind)[1]).newbyteorder("<")).tobytes()
+            elif isinstance(value, bool):
                 a.b = value
             elif isinstance(value, (int, np.integer)):
                 a.i = int(value)

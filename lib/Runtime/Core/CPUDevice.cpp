@@ -76,6 +76,8 @@ public:
   ~CPUDevice() override {
     if (library)
       dlclose(library);
+    if (libraryFd >= 0)
+      ::close(libraryFd);
     std::free(arena);
   }
 
@@ -117,6 +119,11 @@ private:
   uint8_t *arena = nullptr;
   uint64_t arenaSize = 0;
   void *library = nullptr;
+  /// The memfd the kernel object was loaded from, open while it is loaded:
+  /// dlopen knows a library by its path, /proc/self/fd/N, so a second
+  /// program loaded after the fd was closed and N reused would get this
+  /// program's kernels instead of its own.
+  int libraryFd = -1;
   std::vector<Entry> entries;
   std::vector<void *> persistentData;
   std::vector<std::pair<ArenaRegion, const std::string *>> initial;
@@ -148,9 +155,11 @@ bool CPUDevice::loadKernels(const std::string &bytes, std::string &error) {
   }
   std::string fdPath = "/proc/self/fd/" + std::to_string(fd);
   library = dlopen(fdPath.c_str(), RTLD_NOW | RTLD_LOCAL);
-  ::close(fd);
-  if (!library)
+  if (!library) {
+    ::close(fd);
     return fail(std::string("cannot load the kernel object: ") + dlerror());
+  }
+  libraryFd = fd;
   return true;
 }
 
