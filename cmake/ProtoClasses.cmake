@@ -10,7 +10,11 @@ function(trainopt_proto_classes proto out_var)
   file(MAKE_DIRECTORY ${out})
   add_custom_command(
     OUTPUT ${out}/${name}.pb.cc ${out}/${name}.pb.h
-    COMMAND protobuf::protoc --proto_path=${dir} --cpp_out=${out} ${proto}
+    # Compiled under its path from include/ (trainopt/<Dir>/<name>.proto):
+    # libprotobuf registers every schema by that name once per process, and a
+    # bare "graph.proto" clashes with other libraries' (PyTorch's).
+    COMMAND protobuf::protoc --proto_path=${PROJECT_SOURCE_DIR}/include
+            --cpp_out=${PROJECT_BINARY_DIR}/include ${proto}
     DEPENDS ${proto}
     COMMENT "Generating the classes of ${rel}/${name}.proto")
   set(${out_var} ${out}/${name}.pb.cc PARENT_SCOPE)

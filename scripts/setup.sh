@@ -40,7 +40,7 @@ VENV=$ROOT/.venv
 if [ ! -x "$VENV/bin/python" ]; then
   /usr/bin/python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import onnx, numpy, onnxruntime" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import onnx, numpy, onnxruntime, pytest, tqdm" 2>/dev/null; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/requirements-test.txt"
 fi
 
@@ -48,4 +48,22 @@ cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
   -DCMAKE_BUILD_TYPE=Release \
   -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
   -DTRAINOPT_TEST_PYTHON="$VENV/bin/python" >/dev/null
-ninja -C "$BUILD_DIR" -j "${TRAINOPT_JOBS:-2}" trainopt-opt trainopt-compile trainopt-eval trainopt-run
+ninja -C "$BUILD_DIR" -j "${TRAINOPT_JOBS:-2}" trainopt-opt trainopt-compile trainopt-eval trainopt-run trainopt
+
+# The Python package (python-frontend/, docs/python.md), installed into the
+# venv from this build: it carries a copy of libtrainopt.so, so it is
+# reinstalled after every build.
+TRAINOPT_BUILD_DIR="$BUILD_DIR" "$VENV/bin/pip" install -q --disable-pip-version-check \
+  --force-reinstall --no-deps "$ROOT/python-frontend"
+# PyTorch users: a second venv that sees Debian's python3-torch (PyPI's
+# wheel is gigabytes), with the package installed the same way. The
+# from_torch tests run there.
+TORCH_VENV=$ROOT/.venv-torch
+if [ ! -x "$TORCH_VENV/bin/python" ]; then
+  /usr/bin/python3 -m venv --system-site-packages "$TORCH_VENV"
+fi
+if ! "$TORCH_VENV/bin/python" -c "import google.protobuf, pytest" 2>/dev/null; then
+  "$TORCH_VENV/bin/pip" install -q --disable-pip-version-check "protobuf>=4.21" pytest
+fi
+TRAINOPT_BUILD_DIR="$BUILD_DIR" "$TORCH_VENV/bin/pip" install -q --disable-pip-version-check \
+  --force-reinstall --no-deps "$ROOT/python-frontend"

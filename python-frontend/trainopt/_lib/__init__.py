@@ -1,0 +1,2 @@
+"""libtrainopt.so and trainopt-run, copied here when the package is built
+(setup.py)."""
