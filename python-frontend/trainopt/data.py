@@ -209,7 +209,8 @@ def as_dataset(x, y=None, source="x"):
         arrays = dict(x)
     elif isinstance(x, np.ndarray):
         arrays = {"x": x}
-    elif hasattr(x, "__iter__") and not isinstance(x, (list, tuple)):
+    elif (hasattr(x, "__iter__") and not isinstance(x, (list, tuple))) or (
+            isinstance(x, list) and x and isinstance(x[0], (tuple, dict))):
         if y is not None:
             raise DataError("an iterable of batches carries its own labels")
         return Batches(x)

@@ -27,10 +27,10 @@ class Optimizer(_Flags):
     _flag = "optimizer"
 
     def __init__(self, lr, weight_decay=None, no_weight_decay=None, **flags):
-        if lr is not None and not lr > 0:
-            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
         super().__init__(lr=lr, **{"weight-decay": weight_decay,
                                    "no-weight-decay": no_weight_decay}, **flags)
+        if lr is not None and not lr > 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
 
 
 def _betas(name, betas):
