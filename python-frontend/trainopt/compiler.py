@@ -16,8 +16,12 @@ class Source:
     """A model file to compile: what `from_onnx` and `from_torch` return.
     `compile` reads it; `path` is the file."""
 
-    def __init__(self, path, kind, note="", _owned_dir=None):
+    def __init__(self, path, kind, note="", values=None, _owned_dir=None):
+        """`values`: initial values by name that replace the file's once
+        compiled (from_torch: the module's buffers as they were before the
+        export's trace ran)."""
         self.path, self.kind, self.note, self._owned_dir = os.fspath(path), kind, note, _owned_dir
+        self.values = dict(values or {})
 
     def __repr__(self):
         return f"Source('{self.path}', {self.kind})"
@@ -62,6 +66,12 @@ def from_torch(module, example_inputs, input_names=None, output_names=("logits",
         path = os.path.join(owned, f"{type(module).__name__}.onnx")
     axes = {n: {0: "batch"} for n in list(names) + list(output_names)} if dynamic_batch else None
     was_training = module.training
+    # The export traces the module in training mode, which updates
+    # BatchNorm's running statistics (and writes the updated ones into the
+    # file): the module gets its state back, and the compiled model the
+    # buffers as they were.
+    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    buffers = {k for k, _ in module.named_buffers()}
     module.train()
     try:
         kwargs = {"opset_version": opset} if opset else {}
@@ -70,9 +80,12 @@ def from_torch(module, example_inputs, input_names=None, output_names=("logits",
                           output_names=list(output_names), dynamic_axes=axes,
                           export_params=True, keep_initializers_as_inputs=False, **kwargs)
     finally:
+        module.load_state_dict(state)
         module.train(was_training)
+    values = {k: v.cpu().numpy() for k, v in state.items()
+              if k in buffers and v.is_floating_point()}
     return Source(path, "onnx", note="exported from PyTorch for training: training mode, "
-                  "no constant folding", _owned_dir=owned)
+                  "no constant folding", values=values, _owned_dir=owned)
 
 
 def _flag(name, value):
@@ -138,12 +151,16 @@ def compile(model, batch_size=None, loss=None, optimizer=None, schedule=None, ta
                 flags[name.replace("_", "-")] = value
         out = os.fspath(output) if output is not None else os.path.join(
             owned, "model.trainopt")
-        args = [source, "-o", out, "--emit=artifact"] + [_flag(k, v) for k, v in flags.items()]
+        args = [source.path, "-o", out, "--emit=artifact"] + [_flag(k, v) for k, v in flags.items()]
         notes = N.compile_args(args)
         if notes:
             warnings.warn(notes, stacklevel=2)
-        return Model(out, threads=threads, _owned_dir=owned if output is None else None,
-                     _flags=flags)
+        model = Model(out, threads=threads, _owned_dir=owned if output is None else None,
+                      _flags=flags)
+        names = {v.name for v in model.persistent_values}
+        model.load_parameters({k: v for k, v in source.values.items() if k in names},
+                              strict=False)
+        return model
     except BaseException:
         shutil.rmtree(owned, ignore_errors=True)
         raise
@@ -153,15 +170,17 @@ def compile(model, batch_size=None, loss=None, optimizer=None, schedule=None, ta
 
 
 def _source(model, example_inputs, directory):
+    """`model` as a Source (a file to compile)."""
     if isinstance(model, Graph):
-        return model.save(os.path.join(directory, f"{model.proto.name or 'model'}.tgraph"))
+        return Source(model.save(os.path.join(directory,
+                                              f"{model.proto.name or 'model'}.tgraph")), "graph")
     if isinstance(model, Source):
-        return model.path
+        return model
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if not os.path.exists(path):
             raise FileNotFoundError(f"'{path}': no such model file")
-        return path
+        return Source(path, "file")
     try:
         import torch
         if isinstance(model, torch.nn.Module):
@@ -169,7 +188,7 @@ def _source(model, example_inputs, directory):
                 raise ValueError("compile: a torch.nn.Module needs example_inputs (a batch "
                                  "of inputs) to be exported")
             return from_torch(model, example_inputs,
-                              path=os.path.join(directory, "model.onnx")).path
+                              path=os.path.join(directory, "model.onnx"))
     except ImportError:
         pass
     raise TypeError(f"compile: expected a trainopt.Graph, a model path, from_onnx/from_torch, "

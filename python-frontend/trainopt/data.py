@@ -39,7 +39,7 @@ class Dataset:
         if not isinstance(arrays, dict) or not arrays:
             raise DataError(f"{source}: expected a dict of arrays by name")
         self.arrays, self.source = {}, source
-        n = None
+        n, first = None, None
         for name, a in arrays.items():
             a = np.asarray(a)
             if a.ndim == 0:
@@ -48,9 +48,10 @@ class Dataset:
             if a.dtype.kind not in "biuf":
                 raise DataError(f"{source}: '{name}' has dtype {a.dtype}; expected numbers")
             if n is not None and a.shape[0] != n:
-                raise DataError(f"{source}: '{name}' has {a.shape[0]} samples, the other "
-                                f"arrays {n}")
-            n = a.shape[0]
+                raise DataError(f"{source}: '{name}' has {a.shape[0]} samples, '{first}' "
+                                f"has {n}")
+            if first is None:
+                n, first = a.shape[0], name
             self.arrays[name] = a
         if std == 0:
             raise DataError(f"{source}: std must not be 0")
@@ -190,7 +191,7 @@ def load_tokens(path, token_bytes=2):
     return TokenFile(body.view("<u2" if width == 2 else "<u4"), f"'{path}'")
 
 
-def as_dataset(x, y=None, source="x"):
+def as_dataset(x, y=None, source="the arrays"):
     """What `fit`, `evaluate` and `predict` accept, as a Dataset or
     Batches."""
     if isinstance(x, (Dataset, Batches)):
