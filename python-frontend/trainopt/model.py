@@ -273,9 +273,19 @@ class Model:
             dst[...] = _f32_to_bf16(a) if v.dtype == "bfloat16" else a.astype(v.numpy_dtype)
 
     # -- data -----------------------------------------------------------------
-    def _classes(self):
-        logits = self._logits("eval_step") if "eval_step" in self.outputs else None
-        return logits.shape[1] if logits is not None else 0
+    def _classes(self, labels):
+        """The number of classes the scores give integer `labels`: the
+        class axis is the scores' dim the labels lack (last, or 1); 0 when
+        no output fits."""
+        outs = [v for v in self.outputs.get("eval_step", self.outputs["train_step"])
+                if v.role == "output"]
+        for v in [v for v in outs if v.name == "logits"] or outs:
+            s, shape = tuple(v.shape), tuple(labels.shape)
+            if len(s) == len(shape) + 1 and s[:-1] == shape:
+                return s[-1]
+            if len(s) == len(shape) + 1 and s[:1] + s[2:] == shape:
+                return s[1]
+        return 0
 
     def _logits(self, entry):
         """The [B, C] scores of `entry`: `logits`, or its only [B, C] output."""
@@ -294,7 +304,7 @@ class Model:
         token = next((v for v in data_inputs if not _is_float(v.dtype) and len(v.shape) == 2),
                      None)
         data = data.window(token.shape[1]) if token is not None else data
-        bound, classes = [], self._classes()
+        bound = []
         for v in values:
             alias = "y" if v.role == "labels" else "x" if len(data_inputs) == 1 else None
             key = data.find(v.name, alias)
@@ -319,8 +329,11 @@ class Model:
                     raise DataError(f"{data.source}: '{key}' is {a.dtype} with non-integer "
                                     f"values; the model's '{v.name}' takes {what} "
                                     f"({v.dtype})")
-            if v.role == "labels" and not _is_float(v.dtype) and classes and a.size:
-                bad = np.flatnonzero((a < 0) | (a >= classes))
+            classes = self._classes(v) if v.role == "labels" else 0
+            if classes and not _is_float(v.dtype) and a.size:
+                ignore = self.compile_flags.get("ignore-index")
+                bad = np.flatnonzero(((a < 0) | (a >= classes)) &
+                                     (a != (int(ignore) if ignore is not None else -1)))
                 if bad.size:
                     raise DataError(f"{data.source}: label {a.reshape(-1)[bad[0]]} at index "
                                     f"{bad[0]} is outside [0, {classes}): the model's "
