@@ -43,6 +43,8 @@ def test_missing_files_and_compile_errors(tmp_path):
         trainopt.compile(small_mlp(), batch_size=8, no_such_flag=1)
     with pytest.raises(trainopt.TrainoptError, match="--batch-size"):
         trainopt.compile(small_mlp(), loss="cross_entropy")
+    with pytest.raises(ValueError, match="'emit' is compile's own"):
+        trainopt.compile(small_mlp(), batch_size=8, emit="mlir")
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         trainopt.compile(small_mlp(), batch_size=0)
     with pytest.raises(TypeError, match="trainopt.optim.Optimizer or a name"):

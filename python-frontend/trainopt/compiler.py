@@ -147,6 +147,10 @@ def compile(model, batch_size=None, loss=None, optimizer=None, schedule=None, ta
         if amp is not None:
             flags["amp"] = amp
         for name, value in options.items():
+            if name in ("emit", "o"):
+                raise ValueError(f"compile: '{name}' is compile's own (it writes an artifact "
+                                 f"to `output`); trainopt-compile writes the other --emit "
+                                 f"forms")
             if value is not None:
                 flags[name.replace("_", "-")] = value
         out = os.fspath(output) if output is not None else os.path.join(
