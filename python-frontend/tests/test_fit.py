@@ -69,6 +69,10 @@ def test_iterable_of_batches_and_dict_inputs():
         assert m.step == 12  # the 3-sample batch is left out
         m.fit({"x": x, "y": y}, epochs=1, verbose=0)
         assert m.step == 16
+        # A generator is one pass: the second epoch finds it exhausted.
+        m.history.clear()
+        m.fit(((x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)), epochs=3, verbose=0)
+        assert m.step == 20 and len(m.history["loss"]) == 1
 
 
 def test_progress_bar_and_two_models_in_one_process(capsys):

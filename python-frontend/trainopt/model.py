@@ -451,38 +451,46 @@ class Model:
                 source = iter(data.iterable)
             else:
                 order = self._order(len(data), epoch)
-            while steps is None or done < steps:
-                if streaming:
-                    batch = next(source, None)
-                    if batch is None:
+            ran = 0
+            try:
+                while steps is None or done < steps:
+                    if streaming:
+                        batch = next(source, None)
+                        if batch is None:
+                            break
+                        if not self._feed_batch("train_step", batch, data):
+                            continue
+                    else:
+                        if self.batch_in_epoch >= per_epoch:
+                            break
+                        b = self.batch_in_epoch
+                        self._feed("train_step", data, bound,
+                                   order[b * self.batch_size:(b + 1) * self.batch_size])
+                    self._run("train_step")
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    done += 1
+                    ran += 1
+                    step_logs = self._step_logs()
+                    loss = step_logs.get(loss_name, float("nan"))
+                    if not math.isfinite(loss) and not allow_nan and not (
+                            skips and step_logs.get("skipped")):
+                        raise N.TrainoptError(
+                            f"training diverged: the loss is {loss} at step {self.step} (epoch "
+                            f"{epoch + 1}); lower the learning rate, or pass allow_nan=True")
+                    if math.isfinite(loss):
+                        loss_sum, loss_count = loss_sum + loss, loss_count + 1
+                    bar.update(loss)
+                    for cb in callbacks:
+                        cb.on_step_end(self.step, step_logs)
+                    if self.stop_training:
                         break
-                    if not self._feed_batch("train_step", batch, data):
-                        continue
-                else:
-                    if self.batch_in_epoch >= per_epoch:
-                        break
-                    b = self.batch_in_epoch
-                    self._feed("train_step", data, bound,
-                               order[b * self.batch_size:(b + 1) * self.batch_size])
-                self._run("train_step")
-                self.step += 1
-                self.batch_in_epoch += 1
-                done += 1
-                step_logs = self._step_logs()
-                loss = step_logs.get(loss_name, float("nan"))
-                if not math.isfinite(loss) and not allow_nan and not (
-                        skips and step_logs.get("skipped")):
-                    bar.close()
-                    raise N.TrainoptError(
-                        f"training diverged: the loss is {loss} at step {self.step} (epoch "
-                        f"{epoch + 1}); lower the learning rate, or pass allow_nan=True")
-                if math.isfinite(loss):
-                    loss_sum, loss_count = loss_sum + loss, loss_count + 1
-                bar.update(loss)
-                for cb in callbacks:
-                    cb.on_step_end(self.step, step_logs)
-                if self.stop_training:
-                    break
+            except BaseException:
+                bar.close()
+                raise
+            if streaming and not ran:
+                bar.close()
+                break  # the iterable is exhausted
             finished = streaming or self.batch_in_epoch >= per_epoch
             logs = {k: v for k, v in step_logs.items() if k != loss_name}
             logs["loss"] = loss_sum / loss_count if loss_count else float("nan")
