@@ -100,7 +100,10 @@ def run_both(tmodel, model, x, y, shape, dtype, flags):
     tmodel.eval()
     with torch.no_grad():
         expected = tmodel(torch.from_numpy(x[:BATCH])).numpy()
-    assert np.abs(np.array(ours) - np.array(theirs)).max() <= 1e-4, (ours, theirs)
+    worst = np.abs(np.array(ours) - np.array(theirs)).max()
+    print(f"worst loss difference {worst:.2e}, inference output difference "
+          f"{np.abs(predicted - expected).max():.2e}")
+    assert worst <= 1e-4, (ours, theirs)
     assert np.allclose(predicted, expected, rtol=1e-3, atol=1e-4)
     for k, v in tmodel.state_dict().items():
         if k in trained:
