@@ -251,6 +251,36 @@ def case_ssa(out):
          helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3])]), out)
 
 
+def case_ext_hardlink(out):
+    """External data through a hard link to a file outside the model's
+    directory (issue 18's defect 8)."""
+    outside = os.path.join(out, "..", "outside-hard.bin")
+    with open(outside, "wb") as f:
+        f.write(np.ones(4, np.float32).tobytes())
+    link = os.path.join(out, "weights.bin")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.link(outside, link)
+    write(external_model("weights.bin"), out)
+
+
+def case_unknown_attr(out):
+    """Attributes the op's ONNX schema does not define (issue 18's defect
+    9): a Relu carrying 1 MB of junk, a Conv with a misspelt 'pad'."""
+    junk = helper.make_attribute("junk", b"\0" * (1 << 20))
+    relu = helper.make_node("Relu", ["x"], ["r"], name="relu")
+    relu.attribute.append(junk)
+    conv = helper.make_node("Conv", ["img", "w"], ["c"], name="conv", kernel_shape=[3, 3],
+                            pad=[1, 1, 1, 1])
+    w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w")
+    write(small_model(
+        [relu, conv],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 1, 5, 5])],
+        [helper.make_tensor_value_info("r", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 2, 3, 3])], [w]), out)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -125,6 +125,78 @@ static OwningOpRef<ModuleOp> importWithTeacher(MLIRContext &context,
   return module;
 }
 
+/// The bytes of a value of `type` (saturating at UINT64_MAX), or nullopt
+/// for a type that is not a static tensor.
+static std::optional<uint64_t> tensorBytes(Type type) {
+  auto t = dyn_cast<RankedTensorType>(type);
+  if (!t || !t.hasStaticShape() || !t.getElementType().isIntOrFloat())
+    return std::nullopt;
+  uint64_t bytes = (t.getElementType().getIntOrFloatBitWidth() + 7) / 8;
+  for (int64_t d : t.getShape())
+    if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes))
+      return UINT64_MAX;
+  return bytes;
+}
+
+/// Refuses a model whose tensors (at the bound batch size) could not be
+/// held: any one over 1 TiB, before a pass plans or allocates anything
+/// (a batch of 2^40 used to run for a minute, then abort out of memory).
+/// The message gives the largest tensor and what the forward pass's
+/// values would take in all.
+static LogicalResult checkTensorSizes(ModuleOp module,
+                                      const CompileOptions &options) {
+  constexpr uint64_t kLimit = uint64_t(1) << 40;
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward)
+    return success();
+  uint64_t total = 0, largestBytes = 0;
+  Value largest;
+  auto visit = [&](Value v) {
+    std::optional<uint64_t> bytes = tensorBytes(v.getType());
+    if (!bytes)
+      return;
+    if (*bytes > largestBytes) {
+      largest = v;
+      largestBytes = *bytes;
+    }
+    if (__builtin_add_overflow(total, *bytes, &total))
+      total = UINT64_MAX;
+  };
+  for (BlockArgument a : forward.getArguments())
+    visit(a);
+  forward.walk([&](Operation *op) {
+    for (Value r : op->getResults())
+      visit(r);
+  });
+  if (largestBytes <= kLimit)
+    return success();
+  auto bytesText = [](uint64_t b) {
+    return b == UINT64_MAX ? std::string("over 2^64 bytes")
+                           : std::to_string(b) + " bytes";
+  };
+  std::string where;
+  llvm::raw_string_ostream os(where);
+  if (auto arg = dyn_cast<BlockArgument>(largest)) {
+    if (auto name = forward.getArgAttrOfType<StringAttr>(
+            arg.getArgNumber(), TrainoptDialect::kInputAttrName))
+      os << "input '" << name.getValue() << "'";
+    else
+      os << "argument " << arg.getArgNumber();
+  } else
+    os << "'" << largest.getDefiningOp()->getName() << "' at "
+       << largest.getDefiningOp()->getLoc();
+  InFlightDiagnostic d = emitError(UnknownLoc::get(module.getContext()));
+  d << "the model's tensors are too large to plan";
+  if (options.import.batchSize)
+    d << " at --batch-size=" << *options.import.batchSize;
+  d << ": " << where << " is " << largest.getType() << ", "
+    << bytesText(largestBytes)
+    << " (the limit is 1 TiB per tensor); the forward pass's values alone "
+       "take "
+    << bytesText(total);
+  return failure();
+}
+
 OwningOpRef<ModuleOp>
 mlir::trainopt::compileModule(MLIRContext &context,
                               const CompileOptions &options,
@@ -137,6 +209,8 @@ mlir::trainopt::compileModule(MLIRContext &context,
           ? importModel(context, options.inputPath, options.import)
           : importWithTeacher(context, options);
   importTime.stop();
+  if (module && failed(checkTensorSizes(*module, options)))
+    return nullptr;
   if (!module || stopAfter == CompileStage::Import)
     return module;
   PassManager training(&context, ModuleOp::getOperationName());

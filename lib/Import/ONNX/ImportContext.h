@@ -35,6 +35,11 @@ using import::Problems;
 /// Describes a node for messages: `node 'conv1' (Conv, domain 'ai.onnx',
 /// opset 17)`; unnamed nodes are named by their position `#index`.
 std::string describeNode(const onnx::NodeProto &node, int64_t opset, int index);
+/// The attributes of `node` its op's ONNX schema (at `opset`) does not
+/// define, as a message naming them and what the schema defines ("" when
+/// all are known, or there is no schema: another domain, or an opset newer
+/// than Debian's libonnx). OpSchemas.cpp.
+std::string unknownAttributes(const onnx::NodeProto &node, int64_t opset);
 
 /// ONNX float attributes and scalars are float32; `epsilon = 1e-5` means the
 /// decimal 1e-5, not the float32 nearest to it. Returns the shortest decimal

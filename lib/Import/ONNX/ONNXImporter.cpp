@@ -577,6 +577,15 @@ OwningOpRef<ModuleOp> Importer::run() {
       poison();
       continue;
     }
+    // Attributes the op's ONNX schema does not define are refused, as ONNX's
+    // checker refuses them: a handler reads only the attributes it knows,
+    // so a misspelt one would otherwise be ignored silently.
+    if (std::string unknown = onnx_import::unknownAttributes(node, opset);
+        !unknown.empty()) {
+      problems.add(describeNode(node, opset, index) + ": " + unknown);
+      poison();
+      continue;
+    }
     std::string label = node.name().empty() ? node.op_type() : node.name();
     Location loc = NameLoc::get(builder.getStringAttr(label), fileLoc);
     NodeContext n(*this, node, index, std::move(operands), opset, loc);

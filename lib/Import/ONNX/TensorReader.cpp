@@ -187,6 +187,13 @@ TensorReader::readExternal(const onnx::TensorProto &tensor,
   if (llvm::sys::fs::status(fileReal, status) ||
       status.type() != llvm::sys::fs::file_type::regular_file)
     return refuse("is not a regular file");
+  // A hard link is indistinguishable from the file it links: one to a file
+  // outside the directory would escape it as a symlink would, and where the
+  // other names are cannot be known. ONNX's checker follows the same rule.
+  if (status.getLinkCount() > 1)
+    return refuse("is a hard link (" + Twine(status.getLinkCount()) +
+                  " names for one file), which could lead outside the model's "
+                  "directory; use a plain copy");
   uint64_t fileSize = status.getSize();
   uint64_t want = length ? *length : expectedBytes;
   if (want != expectedBytes)

@@ -191,6 +191,21 @@ struct ArtifactBuilder {
     if (it != constants.end())
       return it->second;
     auto elements = dyn_cast<ElementsAttr>(key);
+    // A constant is stored whole in the artifact, which protobuf limits to
+    // 2 GiB: refuse a larger one before expanding it (a splat of a huge
+    // batch would take all memory first).
+    if (elements) {
+      auto type = cast<RankedTensorType>(elements.getType());
+      uint64_t size = 0;
+      if (__builtin_mul_overflow(
+              static_cast<uint64_t>(type.getNumElements()),
+              static_cast<uint64_t>(elementBytes(type.getElementType())),
+              &size) ||
+          size > (uint64_t(1) << 31))
+        return op.emitOpError("has a constant of ")
+               << type << " (" << (size ? std::to_string(size) : "over 2^64")
+               << " bytes), more than an artifact can hold (2 GiB)";
+    }
     FailureOr<std::string> bytes =
         elements ? attrBytes(elements) : FailureOr<std::string>(failure());
     if (failed(bytes))
