@@ -281,6 +281,56 @@ def case_unknown_attr(out):
          helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 2, 3, 3])], [w]), out)
 
 
+def case_neg_dim(out):
+    """A negative input dim (issue 18): not a symbolic batch dim."""
+    write(small_model([helper.make_node("Relu", ["x"], ["y"], name="relu")],
+                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-5, 3])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-5, 3])]), out)
+
+
+def case_deep_if(out, depth=60):
+    """If nested 60 deep (issue 18): well-formed, but deeper than protobuf
+    reads. Encoded by hand: Python's protobuf refuses to build it."""
+    def varint(n):
+        b = bytearray()
+        while True:
+            low, n = n & 0x7F, n >> 7
+            b.append(low | (0x80 if n else 0))
+            if not n:
+                return bytes(b)
+
+    def field(num, payload):
+        if isinstance(payload, int):
+            return varint(num << 3) + varint(payload)
+        return varint((num << 3) | 2) + varint(len(payload)) + payload
+
+    def text(num, s):
+        return field(num, s.encode())
+
+    def value_info(name, elem=1, dims=(2,)):
+        shape = b"".join(field(1, field(1, d)) for d in dims)
+        return text(1, name) + field(2, field(1, field(1, elem) + field(2, shape)))
+
+    def graph(nodes, name, inputs, outputs):
+        return (b"".join(field(1, n) for n in nodes) + text(2, name) +
+                b"".join(field(11, i) for i in inputs) + b"".join(field(12, o) for o in outputs))
+
+    def if_node(then):
+        branch = lambda name, g: field(5, text(1, name) + field(6, g) + field(20, 5))
+        return text(1, "c") + text(2, "o") + text(4, "If") + branch("then_branch", then) + \
+            branch("else_branch", leaf)
+
+    leaf = graph([text(1, "x") + text(2, "o") + text(4, "Identity")], "leaf", [],
+                 [value_info("o")])
+    g = leaf
+    for d in range(depth - 1):
+        g = graph([if_node(g)], f"b{d}", [], [value_info("o")])
+    top = graph([if_node(g)], "g", [value_info("x"), value_info("c", elem=9, dims=())],
+                [value_info("o")])
+    with open(os.path.join(out, "model.onnx"), "wb") as f:
+        f.write(field(1, 8) + field(7, top) + field(8, text(1, "") + field(2, 17)))
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

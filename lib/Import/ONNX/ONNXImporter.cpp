@@ -247,6 +247,13 @@ Importer::inputType(const onnx::ValueInfoProto &info) {
       shape.push_back(dim.dim_value());
       continue;
     }
+    // A negative size is not a symbolic dim: ONNX writes those as names.
+    if (dim.has_dim_value()) {
+      problems.add(what + ": dim " + std::to_string(i) + " is " +
+                   std::to_string(dim.dim_value()) +
+                   "; a dim is a size (>= 0) or a symbolic name");
+      return failure();
+    }
     std::string name =
         dim.has_dim_param() ? "'" + dim.dim_param() + "'" : "(unnamed)";
     if (i == 0 && options.batchSize) {

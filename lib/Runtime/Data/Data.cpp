@@ -496,6 +496,18 @@ bool trainopt::rt::readArrays(const std::string &path,
   }
   if (bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K')
     return parseNpz(bytes, path, out, error);
+  // Content decides the format, but a file named as NumPy's that is
+  // neither is reported as what it claims to be (an empty or garbled .npz
+  // is not "not an IDX file").
+  for (const char *ext : {".npz", ".npy"}) {
+    size_t n = std::strlen(ext);
+    if (path.size() >= n && path.compare(path.size() - n, n, ext) == 0)
+      return fail(error,
+                  path + (bytes.empty() ? ": empty file, not a " : ": not a ") +
+                      (ext[3] == 'z' ? std::string(".npz (zip) archive")
+                                     : std::string(".npy file")) +
+                      " (it does not start as one)");
+  }
   Array a;
   if (!parseIdx(bytes, path, a, error))
     return false;

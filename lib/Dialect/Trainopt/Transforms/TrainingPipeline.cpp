@@ -13,7 +13,11 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 
+#include "llvm/Support/raw_ostream.h"
+
 #include <algorithm>
+#include <fcntl.h>
+#include <unistd.h>
 
 using namespace mlir;
 using namespace mlir::trainopt;
@@ -78,6 +82,35 @@ mlir::trainopt::stage_options::passOptionsOf(const llvm::cl::Option &any,
   return own;
 }
 
+namespace {
+/// Sends stderr to /dev/null while it lives. LLVM's option parsers print
+/// their own complaint ("for the --lr option: 'abc' value invalid for
+/// floating point argument!") straight to stderr before failing; the
+/// message that names the flag is ours.
+class QuietStderr {
+public:
+  QuietStderr() {
+    llvm::errs().flush();
+    saved = ::dup(2);
+    int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved >= 0 && null >= 0)
+      ::dup2(null, 2);
+    if (null >= 0)
+      ::close(null);
+  }
+  ~QuietStderr() {
+    llvm::errs().flush();
+    if (saved >= 0) {
+      ::dup2(saved, 2);
+      ::close(saved);
+    }
+  }
+
+private:
+  int saved = -1;
+};
+} // namespace
+
 LogicalResult mlir::trainopt::buildTrainingPipeline(
     OpPassManager &pm, const TrainingPipelineOptions &options,
     function_ref<LogicalResult(const Twine &)> error) {
@@ -94,8 +127,13 @@ LogicalResult mlir::trainopt::buildTrainingPipeline(
     // option parser's own message does not say which flag of a stage).
     if (const PassInfo *info = PassInfo::lookup(it->stage)) {
       OpPassManager scratch(pm.getOpAnchorName(), pm.getNesting());
-      if (failed(info->addToPipeline(scratch, name + "=" + value,
-                                     [](const Twine &) { return failure(); })))
+      LogicalResult parsed = failure();
+      {
+        QuietStderr quiet;
+        parsed = info->addToPipeline(scratch, name + "=" + value,
+                                     [](const Twine &) { return failure(); });
+      }
+      if (failed(parsed))
         return error("--" + name + ": invalid value '" + value + "'");
     }
     perStage[it->stage] += " " + name + "=" + value;
