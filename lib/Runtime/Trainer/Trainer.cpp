@@ -1380,6 +1380,33 @@ void setPersistent(Program &program, const ValueInfo &v,
   std::memcpy(local, value->data(), std::min<size_t>(value->size(), v.bytes));
 }
 
+/// What identifies the training data for --resume: FNV-1a over each bound
+/// array's dtype and shape and the bytes of its first and last `batch`
+/// samples (cheap for any size; a checkpoint taken with other data of the
+/// same sample count is refused). Never 0 (0: "none recorded").
+uint64_t fingerprintOf(const Dataset &d, const std::vector<size_t> &columns,
+                       int64_t batch) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const void *data, size_t n) {
+    const uint8_t *p = static_cast<const uint8_t *>(data);
+    for (size_t i = 0; i < n; ++i)
+      h = (h ^ p[i]) * 1099511628211ull;
+  };
+  for (size_t c : columns) {
+    const Array &a = d.arrays[c].second;
+    uint8_t dtype = static_cast<uint8_t>(a.dtype);
+    mix(&dtype, 1);
+    for (int64_t dim : a.shape)
+      mix(&dim, sizeof dim);
+    size_t rows = a.shape.empty() ? 1 : static_cast<size_t>(a.shape[0]);
+    size_t rowBytes = rows ? a.bytes.size() / rows : 0;
+    size_t head = std::min(a.bytes.size(), rowBytes * batch);
+    mix(a.bytes.data(), head);
+    mix(a.bytes.data() + (a.bytes.size() - head), head);
+  }
+  return h ? h : 1;
+}
+
 /// Every value of `ckpt` into the program's persistent value of that name.
 void setPersistentValues(Program &program, const Checkpoint &ckpt) {
   for (const CheckpointValue &value : ckpt.values)
@@ -1584,6 +1611,8 @@ static int trainWith(const TrainerOptions &given,
                 : std::string()));
   uint64_t totalSteps =
       o.steps ? *o.steps : static_cast<uint64_t>(*o.epochs) * batchesPerEpoch;
+  uint64_t dataFingerprint =
+      fingerprintOf(trainData, trainColumns, globalBatch);
   // The whole model's values (every stage's, on a pipeline).
   std::vector<ValueSignature> signature;
   for (ModelValue &m : acrossStages(*program, modelValues(*program, false)))
@@ -1598,6 +1627,23 @@ static int trainWith(const TrainerOptions &given,
       runtimeError("--resume: " + error);
     uint64_t ckptSamples = ckpt.counter("train_samples");
     uint64_t ckptBatch = ckpt.counter("batch_size");
+    // Same count and batch, other samples: the resumed run would not
+    // continue the one checkpointed (a checkpoint written without a
+    // fingerprint, by an older trainopt or the Python package, warns).
+    uint64_t ckptData = ckpt.counter("data_fingerprint", 0);
+    if (ckptData && ckptData != dataFingerprint)
+      runtimeError("--resume: checkpoint '" + path +
+                   "' was taken with other training data than --data '" +
+                   o.data +
+                   "' (the fingerprint of the arrays' shapes and first and "
+                   "last batches differs); resume with the data it was "
+                   "trained on, or start a new run");
+    if (!ckptData)
+      std::fprintf(stderr,
+                   "trainopt-run: warning: checkpoint '%s' records no "
+                   "fingerprint of its training data; --data is assumed to "
+                   "be the same\n",
+                   path.c_str());
     if (ckptSamples != static_cast<uint64_t>(samples) ||
         ckptBatch != static_cast<uint64_t>(globalBatch))
       runtimeError("--resume: checkpoint '" + path + "' was taken with " +
@@ -1733,7 +1779,8 @@ static int trainWith(const TrainerOptions &given,
     c.shuffle = shuffle;
     c.counters = {{"train_samples", static_cast<uint64_t>(samples)},
                   {"batch_size", static_cast<uint64_t>(globalBatch)},
-                  {"epoch_loss_count", epochLossCount}};
+                  {"epoch_loss_count", epochLossCount},
+                  {"data_fingerprint", dataFingerprint}};
     c.metrics = {{"time_s", trainTime},
                  {"epoch_loss_sum", epochLossSum},
                  {"scale", trainNorm.scale},
