@@ -67,6 +67,10 @@ struct TrainerOptions {
   bool compact = false;
   /// Name the first non-finite value of each skipped step (probes).
   bool explainOverflow = false;
+  /// Stop at the first non-finite value of any step, naming it (probes).
+  bool checkNumerics = false;
+  /// Train on after a non-finite loss (by default the run stops).
+  bool allowNan = false;
   bool profile = false;
   CUDAOptions cuda;
   bool cudaInfo = false;

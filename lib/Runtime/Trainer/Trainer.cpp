@@ -125,6 +125,12 @@ Output:
                         backward, that is inf or NaN, with its op and its
                         ONNX node, input or parameter (needs
                         trainopt-compile --probe-values)
+  --check-numerics      after every step, check every value of train_step
+                        (an artifact compiled with --probe-values) and stop
+                        at the first that is not finite, naming its op, its
+                        ONNX node and the step
+  --allow-nan           train on when the loss is NaN or inf (by default the
+                        run stops after that step with an error)
   --profile             time every command of the compiled program and print,
                         per entry point, the time per run and the costliest
                         kernels and library calls
@@ -309,6 +315,12 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
     } else if (flag == "--explain-overflow") {
       noValue();
       o.explainOverflow = true;
+    } else if (flag == "--check-numerics") {
+      noValue();
+      o.checkNumerics = true;
+    } else if (flag == "--allow-nan") {
+      noValue();
+      o.allowNan = true;
     } else if (flag == "--profile") {
       noValue();
       o.profile = true;
@@ -1454,12 +1466,37 @@ std::vector<Probe> probesOf(const Program &program) {
   return probes;
 }
 
-/// Prints where the overflow of a skipped step starts: the first probe with
-/// a non-finite element although none of its operands has one. A value
-/// that is inf by construction (an attention mask's -inf, from a splat
-/// "=-inf" operand) has a non-finite operand and is passed over.
-void explainOverflow(const Program &program, const std::vector<Probe> &probes,
-                     uint64_t step) {
+/// The index of the first element of `v` (at `data`) that is NaN or inf,
+/// or its element count when there is none: a typed scan for the float
+/// types (--check-numerics runs it on every value of every step).
+int64_t firstNonFiniteElement(const void *data, const ValueInfo &v) {
+  int64_t n = v.numElements();
+  auto scan = [&](const auto *x) {
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(x[i]))
+        return i;
+    return n;
+  };
+  switch (v.dtype) {
+  case DType::F32:
+    return scan(static_cast<const float *>(data));
+  case DType::F64:
+    return scan(static_cast<const double *>(data));
+  default:
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(elementAt(data, v.dtype, i)))
+        return i;
+    return n;
+  }
+}
+
+/// Where a step's first non-finite value comes from: the first probe with
+/// a non-finite element although none of its operands has one ("" when no
+/// probe has one). A value that is inf by construction (an attention
+/// mask's -inf, from a splat "=-inf" operand) has a non-finite operand and
+/// is passed over.
+std::string firstNonFinite(const Program &program,
+                           const std::vector<Probe> &probes) {
   std::set<std::string> nonFinite; // probe numbers
   for (const Probe &p : probes) {
     bool inherited = false;
@@ -1468,21 +1505,30 @@ void explainOverflow(const Program &program, const std::vector<Probe> &probes,
                    (ref.size() > 1 && ref[0] == '=' &&
                     !std::isfinite(std::strtod(ref.c_str() + 1, nullptr)));
     const void *data = outputOf(program, "train_step", p.value->name);
-    for (int64_t i = 0, e = p.value->numElements(); i < e; ++i) {
-      if (std::isfinite(elementAt(data, p.value->dtype, i)))
-        continue;
-      nonFinite.insert(p.number);
-      if (inherited)
-        break;
-      std::string at = p.node.empty() ? " (added by the training passes)"
-                                      : " at '" + p.node + "'";
-      std::fprintf(stderr,
-                   "step %llu skipped: the first value that is not finite "
-                   "is probe.%s, the result of %s%s (element %lld)\n",
-                   static_cast<unsigned long long>(step), p.number.c_str(),
-                   p.op.c_str(), at.c_str(), static_cast<long long>(i));
-      return;
-    }
+    int64_t i = firstNonFiniteElement(data, *p.value);
+    if (i == p.value->numElements())
+      continue;
+    nonFinite.insert(p.number);
+    if (inherited)
+      continue;
+    std::string at = p.node.empty() ? " (added by the training passes)"
+                                    : " at ONNX node '" + p.node + "'";
+    return "probe." + p.number + ", the result of " + p.op + at + " (element " +
+           std::to_string(i) + ")";
+  }
+  return "";
+}
+
+/// Prints where the overflow of a skipped step starts (firstNonFinite).
+void explainOverflow(const Program &program, const std::vector<Probe> &probes,
+                     uint64_t step) {
+  std::string where = firstNonFinite(program, probes);
+  if (!where.empty()) {
+    std::fprintf(stderr,
+                 "step %llu skipped: the first value that is not finite is "
+                 "%s\n",
+                 static_cast<unsigned long long>(step), where.c_str());
+    return;
   }
   std::fprintf(stderr,
                "step %llu skipped, but no probed value becomes inf or NaN "
@@ -1716,6 +1762,13 @@ static int trainWith(const TrainerOptions &given,
       usageError("--explain-overflow: '" + o.model +
                  "' has no probes; compile it with trainopt-compile "
                  "--probe-values");
+  }
+  if (o.checkNumerics) {
+    probes = probesOf(*program);
+    if (probes.empty())
+      usageError("--check-numerics: '" + o.model +
+                 "' has no probes to check; compile it with trainopt-compile "
+                 "--probe-values (which returns every value of the step)");
   }
   // The directory and any missing parents, as docs/cli.md says.
   if (!o.checkpointDir.empty() && rank == 0 &&
@@ -1989,6 +2042,49 @@ static int trainWith(const TrainerOptions &given,
       if (std::fputs(line.c_str(), metrics) < 0 || std::fflush(metrics) != 0)
         runtimeError("--metrics: cannot write '" + o.metrics +
                      "': " + std::strerror(errno));
+    }
+    // A step that made a non-finite value: --check-numerics names the first
+    // one; a non-finite loss stops the run unless --allow-nan. Steps loss
+    // scaling skips are its business. Every rank decides alike.
+    {
+      bool skipped = skippedInfo && elementAt(outputOf(*program, "train_step",
+                                                       skippedInfo->name),
+                                              skippedInfo->dtype, 0) != 0;
+      double loss =
+          lossInfo ? elementAt(outputOf(*program, "train_step", lossInfo->name),
+                               lossInfo->dtype, 0)
+                   : 0.0;
+      std::string where = o.checkNumerics && !skipped
+                              ? firstNonFinite(*program, probes)
+                              : std::string();
+      double bad[2] = {where.empty() ? 0.0 : 1.0,
+                       !skipped && !std::isfinite(loss) ? 1.0 : 0.0};
+      if (comm && !comm->allReduce(bad, 2, DType::F64, ReduceKind::Max, "",
+                                   "the numerics check", error))
+        runtimeError(error);
+      std::string at = "step " + std::to_string(step) + " (epoch " +
+                       std::to_string(pos.epoch + 1) + ")";
+      if (bad[0] != 0 || (o.checkNumerics && bad[1] != 0)) {
+        endBarLine();
+        runtimeError(
+            "--check-numerics: " + at +
+            (where.empty()
+                 ? std::string(": another rank made a value that is "
+                               "not finite")
+                 : ": the first value that is not finite is " + where) +
+            "; training stopped");
+      }
+      if (bad[1] != 0 && !o.allowNan) {
+        endBarLine();
+        runtimeError("the loss is " +
+                     std::string(lossInfo && std::isnan(loss) ? "NaN"
+                                 : lossInfo                   ? "infinite"
+                                            : "not finite on another rank") +
+                     " at " + at +
+                     "; training stopped. --check-numerics (with an artifact "
+                     "compiled with --probe-values) names the op that made it; "
+                     "--allow-nan trains on");
+      }
     }
     trainTime += secondsSince(stepStart);
     bool epochEnd = pos.batch == batchesPerEpoch;
