@@ -83,15 +83,21 @@ def case_ext_absolute(out):
     write(external_model("/etc/passwd"), out)
 
 
-def case_ext_symlink(out):
-    outside = os.path.join(out, "..", "outside.bin")
+def linked_outside(out, name, link):
+    """External data 'weights.bin' made by `link(target, path)` to the file
+    `name` outside the model's directory."""
+    outside = os.path.join(out, "..", name)
     with open(outside, "wb") as f:
         f.write(np.ones(4, np.float32).tobytes())
-    link = os.path.join(out, "weights.bin")
-    if os.path.lexists(link):
-        os.remove(link)
-    os.symlink(os.path.abspath(outside), link)
+    path = os.path.join(out, "weights.bin")
+    if os.path.lexists(path):
+        os.remove(path)
+    link(os.path.abspath(outside), path)
     write(external_model("weights.bin"), out)
+
+
+def case_ext_symlink(out):
+    linked_outside(out, "outside.bin", os.symlink)
 
 
 def case_ext_range(out):
@@ -254,14 +260,7 @@ def case_ssa(out):
 def case_ext_hardlink(out):
     """External data through a hard link to a file outside the model's
     directory (issue 18's defect 8)."""
-    outside = os.path.join(out, "..", "outside-hard.bin")
-    with open(outside, "wb") as f:
-        f.write(np.ones(4, np.float32).tobytes())
-    link = os.path.join(out, "weights.bin")
-    if os.path.lexists(link):
-        os.remove(link)
-    os.link(outside, link)
-    write(external_model("weights.bin"), out)
+    linked_outside(out, "outside-hard.bin", os.link)
 
 
 def case_unknown_attr(out):
