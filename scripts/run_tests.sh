@@ -14,3 +14,5 @@ ninja -C "${TRAINOPT_BUILD_DIR:-build}" -j "${TRAINOPT_JOBS:-2}" check-trainopt
   --ignore=python-frontend/tests/test_modules_vs_torch.py
 TRAINOPT_REQUIRE_TORCH=1 .venv-torch/bin/python -m pytest -q \
   python-frontend/tests/test_from_torch.py python-frontend/tests/test_modules_vs_torch.py
+# The readers' libFuzzer targets (docs/reliability.md), 60 s each.
+./scripts/fuzz.sh "${TRAINOPT_FUZZ_SECONDS:-60}"

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-torch python3-torchvision
   libgtest-dev dataset-fashion-mnist
   openmpi-bin libopenmpi-dev
+  clang libclang-rt-14-dev
 )
 
 missing=()
