@@ -85,6 +85,7 @@ for t in "${TARGETS[@]}"; do
      -max_len=65536 -print_final_stats=1 > "$log" 2>&1)
   rc=$?
   set -e
+  rm -f /dev/shm/trainopt-fuzz-*
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
   speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
   if [ $rc -eq 0 ]; then
