@@ -1802,6 +1802,11 @@ static int trainWith(const TrainerOptions &given,
         (v.kind == ValueKind::Metric || v.kind == ValueKind::Output))
       scalars.push_back(&v);
   // `skipped` (loss scaling): 1 on a step whose gradients overflowed.
+  const ValueInfo *gradNormInfo = nullptr;
+  for (const ValueInfo &v : program->outputs("train_step"))
+    if (v.kind == ValueKind::Metric && v.name == "grad_norm" &&
+        v.numElements() == 1)
+      gradNormInfo = &v;
   const ValueInfo *skippedInfo = nullptr;
   for (const ValueInfo *v : scalars)
     if (v->kind == ValueKind::Metric && v->name == "lr")
@@ -2045,23 +2050,32 @@ static int trainWith(const TrainerOptions &given,
     }
     // A step that made a non-finite value: --check-numerics names the first
     // one; a non-finite loss stops the run unless --allow-nan. Steps loss
-    // scaling skips are its business. Every rank decides alike.
+    // scaling skips are its business. Every rank must stop at the same
+    // step: with several ranks the gradient norm decides (the step
+    // all-reduces it, where each rank's loss is its own), and
+    // --check-numerics agrees by an all-reduce of its own (uncounted).
     {
-      bool skipped = skippedInfo && elementAt(outputOf(*program, "train_step",
-                                                       skippedInfo->name),
-                                              skippedInfo->dtype, 0) != 0;
-      double loss =
-          lossInfo ? elementAt(outputOf(*program, "train_step", lossInfo->name),
-                               lossInfo->dtype, 0)
-                   : 0.0;
+      auto scalar = [&](const ValueInfo *v) {
+        return elementAt(outputOf(*program, "train_step", v->name), v->dtype,
+                         0);
+      };
+      bool skipped = skippedInfo && scalar(skippedInfo) != 0;
+      double loss = lossInfo ? scalar(lossInfo) : 0.0;
+      const ValueInfo *decider = comm && gradNormInfo ? gradNormInfo : lossInfo;
+      double decided = decider ? scalar(decider) : 0.0;
       std::string where = o.checkNumerics && !skipped
                               ? firstNonFinite(*program, probes)
                               : std::string();
       double bad[2] = {where.empty() ? 0.0 : 1.0,
-                       !skipped && !std::isfinite(loss) ? 1.0 : 0.0};
-      if (comm && !comm->allReduce(bad, 2, DType::F64, ReduceKind::Max, "",
-                                   "the numerics check", error))
-        runtimeError(error);
+                       !skipped && !std::isfinite(decided) ? 1.0 : 0.0};
+      if (comm && o.checkNumerics) {
+        comm->countCollectives(false);
+        bool agreed = comm->allReduce(bad, 2, DType::F64, ReduceKind::Max, "",
+                                      "the numerics check", error);
+        comm->countCollectives(true);
+        if (!agreed)
+          runtimeError(error);
+      }
       std::string at = "step " + std::to_string(step) + " (epoch " +
                        std::to_string(pos.epoch + 1) + ")";
       if (bad[0] != 0 || (o.checkNumerics && bad[1] != 0)) {
@@ -2076,10 +2090,12 @@ static int trainWith(const TrainerOptions &given,
       }
       if (bad[1] != 0 && !o.allowNan) {
         endBarLine();
-        runtimeError("the loss is " +
-                     std::string(lossInfo && std::isnan(loss) ? "NaN"
-                                 : lossInfo                   ? "infinite"
-                                            : "not finite on another rank") +
+        auto what = [](double v) {
+          return std::string(std::isnan(v) ? "NaN" : "infinite");
+        };
+        runtimeError((decider == gradNormInfo && decider != lossInfo
+                          ? "the gradient norm is " + what(decided)
+                          : "the loss is " + what(decided)) +
                      " at " + at +
                      "; training stopped. --check-numerics (with an artifact "
                      "compiled with --probe-values) names the op that made it; "
