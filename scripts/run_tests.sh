@@ -16,3 +16,5 @@ TRAINOPT_REQUIRE_TORCH=1 .venv-torch/bin/python -m pytest -q \
   python-frontend/tests/test_from_torch.py python-frontend/tests/test_modules_vs_torch.py
 # The readers' libFuzzer targets (docs/reliability.md), 60 s each.
 ./scripts/fuzz.sh "${TRAINOPT_FUZZ_SECONDS:-60}"
+# The runtime under ASan and UBSan: unit tests and trainopt-run scenarios.
+./scripts/sanitize.sh

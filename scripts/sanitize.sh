@@ -35,7 +35,7 @@ step "models"
 "$ROOT/.venv/bin/python" "$ROOT/scripts/gen_models.py" "$W" --only resnet >/dev/null
 "$ROOT/.venv/bin/python" "$ROOT/scripts/gen_models.py" "$W" --only gpt >/dev/null
 "$COMPILE" "$W/mlp.onnx" --batch-size 32 --loss=cross_entropy --optimizer=adam -o "$W/mlp.trainopt"
-"$COMPILE" "$W/resnet.onnx" --batch-size 16 --loss=cross_entropy --optimizer=sgd \
+"$COMPILE" "$W/resnet.onnx" --batch-size 16 --loss=cross_entropy --loss-input=logits --optimizer=sgd \
   --momentum=0.9 -o "$W/resnet.trainopt"
 "$COMPILE" "$W/gpt.onnx" --batch-size 4 --loss=cross_entropy --class-axis=-1 \
   --optimizer=adamw -o "$W/gpt.trainopt"
