@@ -453,6 +453,14 @@ bool trainopt::rt::parseNpz(const std::vector<uint8_t> &b,
     if (method == 0) {
       member.assign(b.begin() + start, b.begin() + start + csize);
     } else if (method == 8) {
+      // Deflate expands at most 1032 times (258-byte matches in 2 bits):
+      // a larger declared size is a lie, refused before it is allocated (a
+      // 200-byte file used to claim 4 GiB; found by fuzz/fuzz_data.cpp).
+      if (usize > csize * 1032 + 64)
+        return fail(error, what + ": member '" + name + "' declares " +
+                               std::to_string(usize) +
+                               " bytes, more than deflate expands its " +
+                               std::to_string(csize) + " bytes to");
       member.resize(usize);
       z_stream zs{};
       zs.next_in = const_cast<uint8_t *>(b.data() + start);
