@@ -37,7 +37,8 @@ def fashion():
     if not os.path.exists(FASHION + "train-images-idx3-ubyte.gz"):
         if os.environ.get("TRAINOPT_REQUIRE_DATASETS") == "1":
             pytest.fail(f"{FASHION} is missing (apt install dataset-fashion-mnist)")
-        pytest.skip(f"{FASHION} is missing")
+        pytest.skip(f"{FASHION} is missing (apt install dataset-fashion-mnist); "
+                    f"CI sets TRAINOPT_REQUIRE_DATASETS=1, which fails instead")
     train = trainopt.load_idx(FASHION + "train-images-idx3-ubyte.gz",
                               FASHION + "train-labels-idx1-ubyte.gz")
     test = trainopt.load_idx(FASHION + "t10k-images-idx3-ubyte.gz",
