@@ -4,8 +4,8 @@
 /// readArtifact (include/trainopt/Artifact/ArtifactFile.h) on a file made
 /// from the input (FuzzSupport.h: raw, or a payload behind a valid TRAINOPT
 /// header and CRC, so the protobuf parser behind the framing is reached):
-/// an artifact or an error, never a crash. (Program::load's checks of the
-/// plan behind it, which also load the kernel object, are not fuzzed yet.)
+/// an artifact or an error, never a crash. The plan's checks behind it are
+/// fuzz_program's.
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,37 +1,38 @@
 #!/usr/bin/env bash
-# libFuzzer targets of the runtime's readers (fuzz/, docs/reliability.md):
-# builds them with clang (-fsanitize=fuzzer,address,undefined) into
-# build-fuzz/, seeds their corpora from small real files, and runs each for
-# SECONDS (default 60; CI runs the default, longer runs grow the corpora
-# under build-fuzz/corpus/ for the next). Prints each target's executions;
-# exits non-zero when a target finds a crash (libFuzzer leaves the input
-# as build-fuzz/crash-*).
-#   scripts/fuzz.sh [SECONDS] [TARGET...]   targets: data checkpoint artifact
+# The libFuzzer targets (fuzz/, docs/reliability.md): the data readers
+# (IDX, .npy, .npz), the checkpoint reader, the artifact reader, the
+# artifact's plan checks (Program::check) and the ONNX importer. Builds them
+# in the sanitizer build (scripts/asan-build.sh: clang,
+# -fsanitize=fuzzer,address,undefined), seeds their corpora from small real
+# files (the ONNX importer's from ONNX's own operator test models), and
+# runs each for SECONDS (default 60; CI runs the default; longer runs grow
+# the corpora under build-fuzz/corpus/ for the next). Prints each target's
+# executions; exits non-zero when a target finds a crash (libFuzzer leaves
+# the input as build-fuzz/crash-*).
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+#   targets: data checkpoint artifact program onnx
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${1:-60}
 shift || true
+ALL=(data checkpoint artifact program onnx)
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(data checkpoint artifact)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
+for t in "${TARGETS[@]}"; do
+  [[ " ${ALL[*]} " == *" $t "* ]] || { echo "fuzz.sh: no target '$t' (${ALL[*]})" >&2; exit 2; }
+done
 BUILD=${TRAINOPT_BUILD_DIR:-$ROOT/build}
+ASAN=${TRAINOPT_ASAN_DIR:-$ROOT/build-asan}
 OUT=$ROOT/build-fuzz
 mkdir -p "$OUT"
-CXX=${TRAINOPT_FUZZ_CXX:-clang++}
-FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined
-       -fno-sanitize-recover=undefined -I"$ROOT/include" -I"$BUILD/include")
-declare -A SOURCES=(
-  [data]="fuzz/fuzz_data.cpp lib/Runtime/Data/Data.cpp"
-  [checkpoint]="fuzz/fuzz_checkpoint.cpp lib/Runtime/Checkpoint/Checkpoint.cpp lib/Runtime/Data/Data.cpp lib/Runtime/Data/Sharding.cpp"
-  [artifact]="fuzz/fuzz_artifact.cpp lib/Runtime/Artifact/ArtifactFile.cpp $BUILD/include/trainopt/Artifact/artifact.pb.cc"
-)
-declare -A LIBS=([data]="-lz" [checkpoint]="-lz" [artifact]="-lz -lprotobuf")
+"$ROOT/scripts/asan-build.sh" "${TARGETS[@]/#/fuzz_}"
 
 # Seeds: what the readers read in the tests, small.
 seeds() {
   local dir=$OUT/seeds
-  [ -d "$dir/artifact" ] && return
-  rm -rf "$dir" && mkdir -p "$dir"/{data,checkpoint,artifact,work}
+  [ -d "$dir/onnx" ] && return
+  rm -rf "$dir" && mkdir -p "$dir"/{data,checkpoint,artifact,program,onnx,work}
   "$ROOT/.venv/bin/python" - "$dir" <<'PY'
 import gzip, io, os, sys
 import numpy as np
@@ -54,6 +55,13 @@ g = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["logits"], transB=1
                       [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 5])], [w])
 m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]); m.ir_version = 8
 onnx.save(m, os.path.join(d, "work", "tiny.onnx"))
+onnx.save(m, os.path.join(d, "onnx", "tiny.onnx"))
+# ONNX's operator test models (onnx/backend/test/data/node), the small ones.
+import glob
+tests = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node")
+for i, path in enumerate(sorted(glob.glob(os.path.join(tests, "*", "model.onnx")))):
+    if os.path.getsize(path) <= 65536:
+        open(os.path.join(d, "onnx", "%04d.onnx" % i), "wb").write(open(path, "rb").read())
 np.savez(os.path.join(d, "work", "tiny.npz"), x=r.random((8, 4)).astype(np.float32),
          y=r.integers(0, 5, 8))
 PY
@@ -67,15 +75,13 @@ PY
     { printf '\0'; cat "$file"; } > "$dir/$target/raw"
     { printf '\1'; tail -c +25 "$file"; } > "$dir/$target/payload"
   done
+  cp "$dir"/artifact/* "$dir/program/"
 }
 
 seeds
 status=0
 for t in "${TARGETS[@]}"; do
-  [ -n "${SOURCES[$t]:-}" ] || { echo "fuzz.sh: no target '$t' (data, checkpoint, artifact)" >&2; exit 2; }
-  bin=$OUT/fuzz_$t
-  # shellcheck disable=SC2086
-  "$CXX" "${FLAGS[@]}" ${SOURCES[$t]} ${LIBS[$t]} -o "$bin"
+  bin=$ASAN/fuzz/fuzz_$t
   corpus=$OUT/corpus/$t
   mkdir -p "$corpus"
   log=$OUT/$t.log
@@ -88,7 +94,7 @@ for t in "${TARGETS[@]}"; do
      -max_len=65536 -print_final_stats=1 > "$log" 2>&1)
   rc=$?
   set -e
-  rm -f /dev/shm/trainopt-fuzz-*
+  rm -rf /dev/shm/trainopt-fuzz-*
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
   speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
   if [ $rc -eq 0 ]; then

@@ -287,6 +287,32 @@ def case_neg_dim(out):
                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-5, 3])]), out)
 
 
+def case_recurrent_shapes(out):
+    """Recurrent layers with optional operands of the wrong shape (found by
+    fuzz_onnx: a bias of 1 element made the importer read past its shape):
+    an RNN's B, a GRU's initial_h, an LSTM's initial_c and peepholes."""
+    T, B, I, H = 2, 3, 3, 5
+    def f(name, shape):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+    nodes, inputs, outputs = [], [], []
+    for op, gates, bad in (("RNN", 1, {"B": [1]}), ("GRU", 3, {"initial_h": [1, 2, H]}),
+                           ("LSTM", 4, {"initial_c": [1, B, 4], "P": [1, 3 * H + 1]})):
+        names = [op + "_" + n if n else "" for n in ("X", "W", "R", "B", "", "initial_h")]
+        shapes = {"X": [T, B, I], "W": [1, gates * H, I], "R": [1, gates * H, H],
+                  "B": [1, 2 * gates * H], "initial_h": [1, B, H]}
+        if op == "LSTM":
+            names += [op + "_initial_c", op + "_P"]
+            shapes.update({"initial_c": [1, B, H], "P": [1, 3 * H]})
+        shapes.update(bad)
+        for n in names:
+            if n:
+                inputs.append(f(n, shapes[n[len(op) + 1:]]))
+        nodes.append(helper.make_node(op, names, ["", op + "_Y_h"], name=op.lower(),
+                                      hidden_size=H))
+        outputs.append(f(op + "_Y_h", [1, B, H]))
+    write(small_model(nodes, inputs, outputs, opset=14), out)
+
+
 def case_deep_if(out, depth=60):
     """If nested 60 deep (issue 18): well-formed, but deeper than protobuf
     reads. Encoded by hand: Python's protobuf refuses to build it."""

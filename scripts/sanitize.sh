@@ -1,28 +1,27 @@
 #!/usr/bin/env bash
-# The runtime under AddressSanitizer and UndefinedBehaviorSanitizer
-# (docs/reliability.md): builds the runtime's targets (trainopt-run, the C
-# API test, the unit tests; no MLIR, so the build is small) into
-# build-asan/ with -fsanitize=address,undefined (undefined behaviour
-# fatal), runs the unit tests, then trainopt-run on artifacts the regular
-# build compiles: training with checkpoints, resumption, export and
-# evaluation on the MLP, a CNN with BatchNorm on 2 threads, the GPT-style
-# decoder on token data, the C API, and the bad-input cases of
-# test/Runtime/run-errors.test. Any sanitizer report fails the script.
+# The compiler and the runtime under AddressSanitizer and
+# UndefinedBehaviorSanitizer (docs/reliability.md): builds the tools, the C
+# API test and the unit tests in the sanitizer build (scripts/asan-build.sh:
+# clang, undefined behaviour fatal), then runs
+#   - the runtime's unit tests;
+#   - trainopt-compile and trainopt-run from that build on the MLP
+#     (training with checkpoints, resumption, export, evaluation), a CNN
+#     with BatchNorm on 2 threads, the GPT-style decoder on token data, the
+#     C API, and the bad-input cases of test/Runtime/run-errors.test;
+#   - the compiler's lit tests (test/Import, Dialect, Transforms,
+#     Conversion, Target: the importer with the hostile models, every pass,
+#     both backends' code generation) with the sanitized tools.
+# Any sanitizer report fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BUILD=${TRAINOPT_BUILD_DIR:-$ROOT/build}
-ASAN=$ROOT/build-asan
-SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-cmake -G Ninja -S "$ROOT" -B "$ASAN" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir -DTRAINOPT_ENABLE_CUDA=OFF \
-  -DCMAKE_C_FLAGS="$SAN" -DCMAKE_CXX_FLAGS="$SAN" \
-  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
-ninja -C "$ASAN" -j "${TRAINOPT_JOBS:-2}" trainopt-run trainopt-capi-test TrainoptRuntimeTests
+ASAN=${TRAINOPT_ASAN_DIR:-$ROOT/build-asan}
+"$ROOT/scripts/asan-build.sh" trainopt-compile trainopt-opt trainopt-eval trainopt-run \
+  trainopt-capi-test TrainoptRuntimeTests
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 RUN=$ASAN/bin/trainopt-run
-COMPILE=$BUILD/bin/trainopt-compile
+COMPILE=$ASAN/bin/trainopt-compile
 W=$ASAN/work
 rm -rf "$W" && mkdir -p "$W"
 step() { echo "sanitize: $*"; }
@@ -80,4 +79,6 @@ expect_fail "$RUN" "$W/mlp.trainopt" --data="$W/labels.npz" --steps 1
 expect_fail "$RUN" "$W/mlp.trainopt" --data="$W/nan.npz" --steps 2 --no-shuffle
 expect_fail "$RUN" "$W" --data=$F --steps 1
 expect_fail "$RUN" "$W/mlp.trainopt" --data=$F --steps 1 --threads=-2
+step "the compiler's lit tests with the sanitized tools"
+/usr/lib/llvm-22/bin/lit -q -j "${TRAINOPT_JOBS:-2}" "$ASAN"/test/{Import,Dialect,Transforms,Conversion,Target}
 echo "sanitize: all runs clean"

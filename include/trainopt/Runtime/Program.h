@@ -87,6 +87,11 @@ public:
   static std::unique_ptr<Program> load(const std::string &path,
                                        const LoadOptions &options,
                                        std::string &error);
+  /// Reads and checks `path` as `load` does (framing, schema, plan bounds,
+  /// initial values, commands), but stops before the device: no arena is
+  /// allocated and no kernel object is loaded, so kernel symbols are not
+  /// checked. For tools that inspect artifacts, and for the plan's fuzzer.
+  static bool check(const std::string &path, std::string &error);
   ~Program();
 
   const artifact::Artifact &artifact() const;

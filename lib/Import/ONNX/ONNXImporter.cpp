@@ -555,7 +555,9 @@ OwningOpRef<ModuleOp> Importer::run() {
   }
 
   // Nodes, in the topological order ONNX requires.
-  for (auto [index, node] : llvm::enumerate(graph.node())) {
+  for (auto [index, each] : llvm::enumerate(graph.node())) {
+    // A reference, not the binding: C++17 lambdas cannot capture bindings.
+    const onnx::NodeProto &node = each;
     auto poison = [&] {
       for (const std::string &out : node.output())
         poisoned.insert(out);

@@ -62,7 +62,9 @@ public:
       return n.fail("W must be [" + Twine(dirs) + ", " + Twine(G * H) + ", " +
                     Twine(I) + "] and R [" + Twine(dirs) + ", " + Twine(G * H) +
                     ", " + Twine(H) + "]");
-    if (failed(readAttributes(dirs)) || failed(checkSequenceLengths()))
+    batchMajor = *layout != 0;
+    if (failed(checkOptionalShapes(dirs)) || failed(readAttributes(dirs)) ||
+        failed(checkSequenceLengths()))
       return failure();
     elt = xt.getElementType();
     SmallVector<Value> ys, hs, cs;
@@ -90,6 +92,8 @@ public:
   }
 
 private:
+  /// layout = 1: X, Y and the states are batch-major.
+  bool batchMajor = false;
   static constexpr int64_t G = gatesOf(Kind);
   /// Activations per direction: f (gates), g (candidate), h (LSTM output).
   static constexpr unsigned kActivations =
@@ -128,6 +132,31 @@ private:
     clip = n.attrs.has("clip") ? std::optional<double>(*clipValue)
                                : std::nullopt;
     linearBeforeReset = *lbr != 0;
+    return success();
+  }
+
+  /// B, initial_h, initial_c and P, when given, have ONNX's shapes (the
+  /// initial states batch-major under layout = 1).
+  LogicalResult checkOptionalShapes(int64_t dirs) {
+    SmallVector<int64_t> state = batchMajor ? SmallVector<int64_t>{B, dirs, H}
+                                            : SmallVector<int64_t>{dirs, B, H};
+    SmallVector<std::tuple<unsigned, StringRef, SmallVector<int64_t>>>
+        expected = {{3, "B", {dirs, 2 * G * H}}, {5, "initial_h", state}};
+    if (Kind == Cell::LSTM) {
+      expected.push_back({6, "initial_c", state});
+      expected.push_back({7, "P", {dirs, 3 * H}});
+    }
+    auto text = [](ArrayRef<int64_t> shape) {
+      std::string s;
+      for (int64_t d : shape)
+        s += (s.empty() ? "" : ", ") + std::to_string(d);
+      return "[" + s + "]";
+    };
+    for (const auto &[index, name, shape] : expected)
+      if (n.input(index) &&
+          n.inputType(index).getShape() != ArrayRef<int64_t>(shape))
+        return n.fail(name + " must be " + text(shape) + ", not " +
+                      text(n.inputType(index).getShape()));
     return success();
   }
 
@@ -170,7 +199,7 @@ private:
 
   Value initial(unsigned input, int64_t d) {
     if (Value v = n.input(input))
-      return ofDirection(v, d);
+      return ofDirection(batchMajor ? c.transpose(v, {1, 0, 2}) : v, d);
     return c.broadcast(c.scalar(elt, 0.0), {B, H});
   }
 

@@ -94,6 +94,8 @@ struct Program::Impl {
   CUDAOptions cudaOptions;
   std::unique_ptr<Device> device;
   uint64_t arenaSize = 0;
+  /// Program::check: stop before connecting ranks and creating the device.
+  bool checkOnly = false;
   std::map<std::string, ArenaRegion> buffers;
   std::map<std::string, Entry> entries;
   std::vector<ValueInfo> persistent;
@@ -500,7 +502,7 @@ struct Program::Impl {
     }
     if (mesh.axes.empty() || mesh.size() > (1 << 20))
       return fail(error, "the mesh has no axes, or too many ranks");
-    if (mesh.size() == 1)
+    if (mesh.size() == 1 || checkOnly)
       return true;
     std::string n = std::to_string(mesh.size());
     if (!launchInfo().underMpirun)
@@ -664,6 +666,8 @@ struct Program::Impl {
         return fail(error, "entry point '" + ep.name() +
                                "' starts a collective it never waits for");
     }
+    if (checkOnly)
+      return true;
     device = createDevice(artifact.target(), spec, cudaOptions, error);
     return device != nullptr;
   }
@@ -684,6 +688,13 @@ std::unique_ptr<Program> Program::load(const std::string &path,
   if (!impl->load(error))
     return nullptr;
   return std::unique_ptr<Program>(new Program(std::move(impl)));
+}
+
+bool Program::check(const std::string &path, std::string &error) {
+  Impl impl;
+  impl.path = path;
+  impl.checkOnly = true;
+  return impl.load(error);
 }
 
 Program::Program(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -1761,10 +1761,13 @@ bool trainopt::rt::exportOnnx(const std::string &modelBytes,
         v.data = it->second.data.data();
       }
     }
-    for (const auto &[name, e] : editable.edited)
+    for (const auto &edit : editable.edited) {
+      const std::string &name = edit.first;
       if (std::none_of(filled.begin(), filled.end(),
                        [&](const NamedTensor &v) { return v.name == name; }))
-        filled.push_back({name, DType::F32, e.shape, e.data.data()});
+        filled.push_back(
+            {name, DType::F32, edit.second.shape, edit.second.data.data()});
+    }
     if (compacted)
       *compacted = std::move(report);
   }

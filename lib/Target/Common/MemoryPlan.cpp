@@ -178,7 +178,8 @@ FailureOr<MemoryPlan> mlir::trainopt::planMemory(
       // unless it updates a value it reads in place (then it is donated
       // that value's buffer below); two results never take the same one.
       llvm::SmallDenseSet<int64_t> taken;
-      for (auto [j, r] : llvm::enumerate(call.getResults())) {
+      for (auto [j, result] : llvm::enumerate(call.getResults())) {
+        Value r = result; // C++17 lambdas cannot capture bindings
         SmallVector<unsigned> candidates = inPlaceOperands(kernel, j);
         bool donatable = llvm::any_of(candidates, [&](unsigned i) {
           auto it = updateTarget.find(r);

@@ -480,8 +480,10 @@ struct TrainoptPartitionModelPass
     grid->setAttr(TrainoptDialect::kAxesAttrName, b.getArrayAttr(names));
     auto gridRef = FlatSymbolRefAttr::get(grid.getSymNameAttr());
     // --sync-bn: BatchNorm statistics over the data-parallel group.
-    for (auto [i, axis] : llvm::enumerate(*axes))
-      if (syncBn && axis.first == "dp")
+    for (auto [index, each] : llvm::enumerate(*axes)) {
+      // Copies for the lambda: C++17 lambdas cannot capture bindings.
+      int64_t i = index, ranks = each.second;
+      if (syncBn && each.first == "dp")
         f.walk([&](Operation *bn) {
           if (!isa<BatchNormInferenceOp, BatchNormTrainOp>(bn))
             return;
@@ -490,8 +492,9 @@ struct TrainoptPartitionModelPass
               b.getDictionaryAttr(
                   {b.getNamedAttr("grid", gridRef),
                    b.getNamedAttr("axes", b.getDenseI16ArrayAttr({int16_t(i)})),
-                   b.getNamedAttr("ranks", b.getI64IntegerAttr(axis.second))}));
+                   b.getNamedAttr("ranks", b.getI64IntegerAttr(ranks))}));
         });
+    }
     if (tp == 1)
       return;
     auto tpAxes = b.getDenseI16ArrayAttr({tpAxis});
