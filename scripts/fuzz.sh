@@ -89,7 +89,8 @@ for t in "${TARGETS[@]}"; do
   regressions=""
   [ -d "$ROOT/fuzz/regressions/$t" ] && regressions=$ROOT/fuzz/regressions/$t
   set +e
-  (cd "$OUT" && ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0 \
+  # allow_user_poisoning=0: see scripts/sanitize.sh.
+  (cd "$OUT" && ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0:allow_user_poisoning=0 \
      "$bin" "$corpus" "$OUT/seeds/$t" $regressions -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 \
      -max_len=65536 -print_final_stats=1 > "$log" 2>&1)
   rc=$?

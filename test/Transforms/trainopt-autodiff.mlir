@@ -85,7 +85,7 @@ trainopt.parameter @w trainable : tensor<4xf32>
 // CHECK: trainopt.reduce_sum
 // CHECK: %[[G1:.*]] = trainopt.mul %{{[0-9]+}}, %arg0
 // CHECK-NEXT: %[[G2:.*]] = trainopt.mul %{{[0-9]+}}, %arg0
-// CHECK-NEXT: %[[G:.*]] = trainopt.add %[[G2]], %[[G1]]
+// CHECK-NEXT: %[[G:.*]] = trainopt.add %[[G1]], %[[G2]]
 // CHECK-NEXT: return %{{.*}}, %[[G]]
 func.func @forward(%w: tensor<4xf32> {trainopt.param = @w}) -> tensor<f32> {
   %c = trainopt.constant dense<3.0> : tensor<f32>

@@ -29,10 +29,10 @@ namespace {
 
 /// The initializer chain of an `outs` operand: tensor.empty, optionally
 /// filled. Returns the ops to clone, producers first, or failure.
-LogicalResult initChain(Value init, SmallVectorImpl<Operation *> &ops) {
+LogicalResult initChain(Value init, llvm::SetVector<Operation *> &ops) {
   Operation *def = init.getDefiningOp();
   if (auto empty = dyn_cast_or_null<tensor::EmptyOp>(def)) {
-    ops.push_back(empty);
+    ops.insert(empty);
     return success();
   }
   if (auto fill = dyn_cast_or_null<linalg::FillOp>(def)) {
@@ -41,8 +41,8 @@ LogicalResult initChain(Value init, SmallVectorImpl<Operation *> &ops) {
     Operation *value = fill.getInputs()[0].getDefiningOp();
     if (!isa_and_nonnull<arith::ConstantOp>(value))
       return failure();
-    ops.push_back(value);
-    ops.push_back(fill);
+    ops.insert(value);
+    ops.insert(fill);
     return success();
   }
   return failure();
@@ -128,7 +128,9 @@ struct OutlineKernelsPass
       auto generic = dyn_cast<linalg::GenericOp>(&op);
       if (!generic)
         continue;
-      SmallVector<Operation *> chain;
+      // A set: outputs may share a fill value (found by ASan: a constant
+      // listed twice was erased twice).
+      llvm::SetVector<Operation *> chain;
       for (Value init : generic.getDpsInits())
         if (failed(initChain(init, chain)))
           return generic.emitOpError(

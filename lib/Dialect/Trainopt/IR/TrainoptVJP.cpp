@@ -226,7 +226,10 @@ LogicalResult MulOp::buildVJP(OpBuilder &builder, ArrayRef<Value> resultGrads,
                               SmallVectorImpl<Value> &operandGrads) {
   return binaryVJP(*this, builder, resultGrads, operandGrads,
                    [](TensorBuilder &G, Value g, Value a, Value b, Value) {
-                     return std::pair(G.mul(g, b), G.mul(g, a));
+                     // Sequenced: the order of function arguments' evaluation
+                     // differs between compilers, and so would the IR.
+                     Value da = G.mul(g, b);
+                     return std::pair(da, G.mul(g, a));
                    });
 }
 

@@ -247,8 +247,11 @@ shardOptimizerState(TrainStepFunction &step, unsigned paramResult,
                             b.getDenseI64ArrayAttr({numel}),
                             b.getDenseI64ArrayAttr({1}));
   step.setResult(paramResult, m.reshape(whole, shape));
+  // The slots' results become shards (setResult keeps types; the function
+  // type is set anew below).
   for (auto [slot, result] : slots)
-    step.setResult(result, map.lookupOrDefault(step.result(result)));
+    step.returnOp()->setOperand(result,
+                                map.lookupOrDefault(step.result(result)));
   SmallVector<Type> resultTypes(step.returnOp().getOperandTypes());
   f.setType(FunctionType::get(ctx, argTypes, resultTypes));
   // The full-size update is dead now.
