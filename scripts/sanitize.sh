@@ -84,5 +84,11 @@ expect_fail "$RUN" "$W/mlp.trainopt" --data="$W/nan.npz" --steps 2 --no-shuffle
 expect_fail "$RUN" "$W" --data=$F --steps 1
 expect_fail "$RUN" "$W/mlp.trainopt" --data=$F --steps 1 --threads=-2
 step "the compiler's lit tests with the sanitized tools"
-/usr/lib/llvm-22/bin/lit -q -j "${TRAINOPT_JOBS:-2}" "$ASAN"/test/{Import,Dialect,Transforms,Conversion,Target}
+# Four tests are left to the regular build: they compare whole models
+# against PyTorch or run ONNX's 1,500 operator tests through the evaluator,
+# which ASan slows tenfold (over an hour together); fuzz_onnx runs the
+# operator test models as its seeds.
+/usr/lib/llvm-22/bin/lit -q -j "${TRAINOPT_JOBS:-2}" \
+  --filter-out 'models-vs-torch|backend-node-tests|model-corpus|boundary-vs-torch' \
+  "$ASAN"/test/{Import,Dialect,Transforms,Conversion,Target}
 echo "sanitize: all runs clean"

@@ -405,10 +405,10 @@ LogicalResult TrainoptQuantizePass::logQuantize(ModuleOp module,
              << "--quantize=" << quantize << ": weight '" << w.name.getValue()
              << "': " << llvm::toString(initial.takeError());
     // The latent weight the optimizer trains: the initial values.
-    FailureOr<BlockArgument> latent = addModelState(
-        module, func, (w.name.getValue() + ".latent").str(),
-        cast<DenseElementsAttr>(param.getInitialValueAttr()), "quantize",
-        /*trainable=*/true);
+    FailureOr<BlockArgument> latent =
+        addModelState(module, func, (w.name.getValue() + ".latent").str(),
+                      param.getInitialValueAttr(), "quantize",
+                      /*trainable=*/true);
     if (failed(latent))
       return failure();
     // The weight becomes state holding its levels (for checkpoints,

@@ -247,11 +247,9 @@ shardOptimizerState(TrainStepFunction &step, unsigned paramResult,
                             b.getDenseI64ArrayAttr({numel}),
                             b.getDenseI64ArrayAttr({1}));
   step.setResult(paramResult, m.reshape(whole, shape));
-  // The slots' results become shards (setResult keeps types; the function
-  // type is set anew below).
+  // The slots' results become shards.
   for (auto [slot, result] : slots)
-    step.returnOp()->setOperand(result,
-                                map.lookupOrDefault(step.result(result)));
+    step.retypeResult(result, map.lookupOrDefault(step.result(result)));
   SmallVector<Type> resultTypes(step.returnOp().getOperandTypes());
   f.setType(FunctionType::get(ctx, argTypes, resultTypes));
   // The full-size update is dead now.
@@ -476,7 +474,7 @@ void shardParameter(ModuleOp module, TrainStepFunction &step,
   while (tail && isa<ReshapeOp, SliceOp>(tail))
     tail = tail->getOperand(0).getDefiningOp();
   auto gathered = cast<AllGatherOp>(tail);
-  step.setResult(paramResult, gathered.getInput());
+  step.retypeResult(paramResult, gathered.getInput());
   eraseDeadChain(result.getDefiningOp());
 
   auto reshard = [&](func::FuncOp f, BlockArgument a) {

@@ -121,6 +121,12 @@ void TrainStepFunction::setResult(unsigned i, Value value) {
   returnOp()->setOperand(i, value);
 }
 
+void TrainStepFunction::retypeResult(unsigned i, Value value) {
+  returnOp()->setOperand(i, value);
+  func.setType(FunctionType::get(func.getContext(), func.getArgumentTypes(),
+                                 returnOp().getOperandTypes()));
+}
+
 void TrainStepFunction::eraseResults(ArrayRef<unsigned> indices) {
   llvm::BitVector erase(func.getNumResults());
   for (unsigned i : indices)
@@ -577,8 +583,8 @@ StringAttr mlir::trainopt::trainableParameterOf(ModuleOp module,
 
 FailureOr<BlockArgument>
 mlir::trainopt::addModelState(ModuleOp module, func::FuncOp func,
-                              StringRef name, DenseElementsAttr init,
-                              StringRef flag, bool trainable) {
+                              StringRef name, ElementsAttr init, StringRef flag,
+                              bool trainable) {
   if (module.lookupSymbol(name))
     return func.emitError() << "--" << flag
                             << ": the model already has a parameter named '"

@@ -72,7 +72,11 @@ public:
   void addUpdate(Value value, BlockArgument arg);
   /// Appends a metric named `name`.
   void addMetric(Value value, StringRef name);
+  /// Replaces result `i` with a value of the same type.
   void setResult(unsigned i, Value value);
+  /// Replaces result `i` with a value of another type (a shard), updating
+  /// the function's type.
+  void retypeResult(unsigned i, Value value);
   void eraseResults(ArrayRef<unsigned> indices);
   /// Moves the results with role `metric` or `loss` after every other
   /// result, keeping their order.
@@ -111,7 +115,7 @@ std::optional<WeightUse> weightUseOf(Operation *op);
 /// `func`, which it returns. Fails with an error naming `flag` when the
 /// model already has a symbol `name`.
 FailureOr<BlockArgument> addModelState(ModuleOp module, func::FuncOp func,
-                                       StringRef name, DenseElementsAttr init,
+                                       StringRef name, ElementsAttr init,
                                        StringRef flag, bool trainable = false);
 
 /// Ops that act element by element with one result (a rank-0 operand
