@@ -313,6 +313,16 @@ def case_recurrent_shapes(out):
     write(small_model(nodes, inputs, outputs, opset=14), out)
 
 
+def case_nan_seed(out):
+    """A random node whose float seed is NaN (found by fuzz_onnx: converting
+    it to an integer was undefined behaviour)."""
+    write(small_model([helper.make_node("Bernoulli", ["x"], ["y"], name="coin",
+                                        seed=float("nan"))],
+                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+                      opset=15), out)
+
+
 def case_deep_if(out, depth=60):
     """If nested 60 deep (issue 18): well-formed, but deeper than protobuf
     reads. Encoded by hand: Python's protobuf refuses to build it."""

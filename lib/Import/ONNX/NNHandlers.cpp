@@ -797,6 +797,10 @@ FailureOr<Value> randomSeed(NodeContext &n) {
   FailureOr<double> attr = n.check(n.attrs.getFloat("seed", 0.0));
   if (failed(attr))
     return failure();
+  // Found by fuzz_onnx: converting a NaN seed to an integer is undefined.
+  if (!std::isfinite(*attr))
+    return n.fail("seed is " + Twine(std::isnan(*attr) ? "NaN" : "infinite") +
+                  "; a seed is a finite number");
   int64_t seed = n.index;
   if (n.attrs.has("seed"))
     seed += static_cast<int64_t>(std::fmod(*attr, 0x1p40)) * 65537;
