@@ -15,6 +15,14 @@ is zero_grad + forward + loss + backward + optimizer step on tensors
 already in memory. Both exclude data loading. The first steps of each are
 warm-up and not counted.
 
+Rows for torchvision's ResNet-18, ResNet-50, MobileNetV2 and DenseNet-121
+(weights=None, batch 16, 3x64x64, SGD with momentum) need torchvision;
+they are the issue on CPU speed's models. Unless --no-compile, each row
+also times torch.compile (inductor, CPU) in the same run and reports its
+first step (compilation included) beside trainopt-compile's time:
+    /tmp/tv/bin/python bench/cpu_step_time.py --bin build/bin \
+        --cases resnet18-b16-sgd,resnet50-b16-sgd,mobilenet_v2-b16-sgd,densenet121-b16-sgd
+
 With --amp bf16 each case also runs trainopt --amp=bf16 and PyTorch under
 torch.autocast("cpu", dtype=torch.bfloat16), and prints a second table:
 the bf16 step time, its speedup over our own fp32 step, the ratio to
@@ -56,6 +64,20 @@ def bench_gpt():
     return GPT(vocab=512, seq=64, dim=256, heads=4)
 
 
+def torchvision_model(name):
+    """A torchvision classifier with random weights (1000 classes)."""
+    def make():
+        import torchvision
+        return getattr(torchvision.models, name)(weights=None)
+    return make
+
+
+def sgd_momentum(p):
+    return torch.optim.SGD(p, lr=0.01, momentum=0.9)
+
+
+TORCHVISION_MODELS = ("resnet18", "resnet50", "mobilenet_v2", "densenet121")
+
 CASES = [
     # name, module, batch, sample shape (or "tokens:VOCAB:LENGTH"), trainopt
     # flags, torch optimizer
@@ -69,6 +91,10 @@ CASES = [
      lambda p: torch.optim.Adam(p, lr=1e-3)),
     ("gpt", bench_gpt, 16, "tokens:512:64", "--optimizer=adamw --lr=1e-3",
      lambda p: torch.optim.AdamW(p, lr=1e-3)),
+] + [
+    (name, torchvision_model(name), 16, (3, 64, 64), "--optimizer=sgd --lr=0.01 --momentum=0.9",
+     sgd_momentum)
+    for name in TORCHVISION_MODELS
 ]
 
 
@@ -103,10 +129,15 @@ def time_trainopt(tool, onnx_path, artifact, flags, data, args):
     return ms, compile_s, json.load(open(report))["arena_bytes"]
 
 
-def time_torch(model, make_opt, x, y, batch, args, amp=None):
+def time_torch(model, make_opt, x, y, batch, args, amp=None, compiled=False):
     """Median ms of zero_grad + forward + loss + backward + step, under
-    torch.autocast("cpu", dtype=amp) when given."""
+    torch.autocast("cpu", dtype=amp) when given; with `compiled`, of
+    torch.compile(model) (inductor), and also the first step's seconds
+    (compilation included) as a pair."""
     opt = make_opt(model.parameters())
+    if compiled:
+        torch._dynamo.reset()
+        model = torch.compile(model)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     times = []
     for k in range(args.steps + args.warmup):
@@ -119,7 +150,8 @@ def time_torch(model, make_opt, x, y, batch, args, amp=None):
         loss.backward()
         opt.step()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times[args.warmup:])
+    median = statistics.median(times[args.warmup:])
+    return (median, times[0] / 1e3) if compiled else median
 
 
 def main():
@@ -129,7 +161,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--cases", default="")
+    ap.add_argument("--cases", default="",
+                    help="comma-separated tags (default: the rows without torchvision)")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="do not time torch.compile")
     ap.add_argument("--amp", choices=["bf16"],
                     help="also time trainopt --amp=bf16 and PyTorch under "
                          "torch.autocast('cpu', dtype=torch.bfloat16), and report the arena "
@@ -142,6 +177,8 @@ def main():
         for name, cls, batch, sample, flags, make_opt in CASES:
             tag = f"{name}-b{batch}-{flags.split()[0].split('=')[1]}"
             if args.cases and tag not in args.cases.split(","):
+                continue
+            if not args.cases and name in TORCHVISION_MODELS:
                 continue
             torch.manual_seed(0)
             model = cls().train()
@@ -159,6 +196,10 @@ def main():
             theirs = time_torch(model, make_opt, x, y, batch, args)
             row = {"tag": tag, "ours": ours, "theirs": theirs, "compile_s": compile_s,
                    "arena": arena}
+            if not args.no_compile:
+                model.load_state_dict(state)
+                row["inductor"], row["inductor_first_s"] = time_torch(
+                    model, make_opt, x, y, batch, args, compiled=True)
             if args.amp:
                 row["ours_amp"], _, row["arena_amp"] = time_trainopt(
                     tool, onnx_path, os.path.join(tmp, f"{tag}.amp.trainopt"),
@@ -169,10 +210,15 @@ def main():
             rows.append(row)
     print(f"threads={args.threads} torch={torch.__version__} steps={args.steps} "
           f"(median after {args.warmup} warm-up steps)")
-    print(f"{'case':24s} {'trainopt ms':>12s} {'PyTorch ms':>11s} {'ratio':>7s} {'compile s':>10s}")
+    print(f"{'case':24s} {'trainopt ms':>12s} {'PyTorch ms':>11s} {'ratio':>7s} {'compile s':>10s}"
+          + ("" if args.no_compile else
+             f" {'inductor ms':>12s} {'ratio':>7s} {'1st step s':>11s}"))
     for r in rows:
         print(f"{r['tag']:24s} {r['ours']:12.3f} {r['theirs']:11.3f} "
-              f"{r['ours'] / r['theirs']:7.2f} {r['compile_s']:10.2f}")
+              f"{r['ours'] / r['theirs']:7.2f} {r['compile_s']:10.2f}"
+              + ("" if args.no_compile else
+                 f" {r['inductor']:12.3f} {r['ours'] / r['inductor']:7.2f}"
+                 f" {r['inductor_first_s']:11.2f}"))
     if args.amp:
         print(f"\nmixed precision ({args.amp}; PyTorch: torch.autocast('cpu'))")
         print(f"{'case':24s} {'ours ms':>9s} {'vs our fp32':>12s} {'PyTorch ms':>11s} "

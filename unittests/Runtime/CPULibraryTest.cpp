@@ -419,13 +419,35 @@ TYPED_TEST(CPULibraryTest, ConvLargeImage) {
       10);
 }
 
+TYPED_TEST(CPULibraryTest, ConvFoldedBatch) {
+  // Small planes (P < 256): the batch is folded into the GEMMs' columns,
+  // and these GEMMs are large enough to be cut into blocks across threads
+  // (96 x 64 x 288 and its transposes); a strided 1x1 and a 3-D case too.
+  runConvCase<TypeParam>(
+      {4, 32, 96, 1, {{4, 4}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
+      13);
+  runConvCase<TypeParam>(
+      {5, 24, 40, 1, {{6, 6}, {1, 1}, {2, 2}, {1, 1}, {0, 0}, {0, 0}}, true},
+      14);
+  runConvCase<TypeParam>(
+      {3,
+       3,
+       5,
+       1,
+       {{3, 4, 5}, {2, 2, 3}, {1, 1, 2}, {1, 2, 1}, {0, 1, 1}, {1, 0, 1}},
+       false},
+      15);
+}
+
 TYPED_TEST(CPULibraryTest, ConvThreadCounts) {
   // One thread (BLAS threaded, samples in order), and more threads than
   // samples (some workers see none); then a batch that the filter gradient
-  // sums in several chunks. The bits do not depend on the thread count.
+  // sums in several chunks; then a folded batch whose GEMMs are cut into
+  // blocks. The bits do not depend on the thread count.
   const ConvCase cases[] = {
       {2, 8, 16, 1, {{20, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
       {19, 4, 6, 1, {{12, 12}, {3, 3}, {1, 1}, {1, 1}, {0, 0}, {0, 0}}, false},
+      {4, 32, 96, 1, {{4, 4}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
   };
   unsigned seed = 11;
   for (const ConvCase &c : cases) {

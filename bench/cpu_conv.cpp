@@ -1,0 +1,393 @@
+//===- cpu_conv.cpp - Convolution kernels on the CPU: ours against oneDNN -===//
+//
+/// \file
+/// Times forward, backward-data and backward-filter convolutions of
+/// ResNet-18 at batch 16 and 3x64x64 (its 3x3 and 7x7 layers and a 1x1
+/// downsample), the way the issue on CPU speed asks: our im2col + OpenBLAS
+/// SGEMM one sample at a time (what the runtime did), the same with the
+/// whole batch folded into the GEMM's N, and oneDNN 2.6 (Debian libdnnl-dev)
+/// on plain NCHW memory and on its own blocked layout (reorders not
+/// counted). Each row prints milliseconds and GFLOP/s; the FLOP count is
+/// 2 N Cout P Cin Kh Kw per direction.
+///
+/// Not built by CMake (it links oneDNN, which the runtime only loads):
+///   g++ -O3 -march=native -fopenmp bench/cpu_conv.cpp -o /tmp/cpu_conv \
+///     -ldnnl -lopenblas && OMP_NUM_THREADS=2 /tmp/cpu_conv
+//
+//===----------------------------------------------------------------------===//
+
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+#include <omp.h>
+
+namespace {
+
+struct Shape {
+  const char *name;
+  int n, cin, cout, h, k, s, pad;
+  int oh() const { return (h + 2 * pad - k) / s + 1; }
+  double gflop() const {
+    return 2.0 * n * cout * oh() * oh() * cin * k * k / 1e9;
+  }
+};
+
+double timeMs(const std::function<void()> &fn) {
+  fn();
+  std::vector<double> t;
+  for (int i = 0; i < 7; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - a)
+                    .count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+/// col[(c, ky, kx), s * p + o] for samples [0, S) of x (S x C x H x H).
+void im2col(const float *x, int S, const Shape &sh, float *col) {
+  int oh = sh.oh(), p = oh * oh, ld = S * p;
+  for (int c = 0; c < sh.cin; ++c)
+    for (int ky = 0; ky < sh.k; ++ky)
+      for (int kx = 0; kx < sh.k; ++kx) {
+        float *row = col + ((c * sh.k + ky) * sh.k + kx) * ld;
+        for (int s = 0; s < S; ++s) {
+          const float *plane = x + (s * sh.cin + c) * sh.h * sh.h;
+          for (int oy = 0; oy < oh; ++oy) {
+            int iy = oy * sh.s - sh.pad + ky;
+            for (int ox = 0; ox < oh; ++ox) {
+              int ix = ox * sh.s - sh.pad + kx;
+              row[s * p + oy * oh + ox] =
+                  iy >= 0 && iy < sh.h && ix >= 0 && ix < sh.h
+                      ? plane[iy * sh.h + ix]
+                      : 0.f;
+            }
+          }
+        }
+      }
+}
+
+void col2im(const float *col, int S, const Shape &sh, float *dx) {
+  int oh = sh.oh(), p = oh * oh, ld = S * p;
+  std::fill(dx, dx + S * sh.cin * sh.h * sh.h, 0.f);
+  for (int c = 0; c < sh.cin; ++c)
+    for (int ky = 0; ky < sh.k; ++ky)
+      for (int kx = 0; kx < sh.k; ++kx) {
+        const float *row = col + ((c * sh.k + ky) * sh.k + kx) * ld;
+        for (int s = 0; s < S; ++s) {
+          float *plane = dx + (s * sh.cin + c) * sh.h * sh.h;
+          for (int oy = 0; oy < oh; ++oy) {
+            int iy = oy * sh.s - sh.pad + ky;
+            if (iy < 0 || iy >= sh.h)
+              continue;
+            for (int ox = 0; ox < oh; ++ox) {
+              int ix = ox * sh.s - sh.pad + kx;
+              if (ix >= 0 && ix < sh.h)
+                plane[iy * sh.h + ix] += row[s * p + oy * oh + ox];
+            }
+          }
+        }
+      }
+}
+
+/// Runs gemm(lo, len) over the rows [0, m) cut into blocks of at least 32
+/// (a multiple of 16), shared over `threads` threads, single-threaded BLAS.
+template <typename Fn> void splitRows(int m, int threads, const Fn &gemm) {
+  int parts = std::max(1, std::min(8, m / 32));
+  int block = ((m + parts - 1) / parts + 15) / 16 * 16;
+  parts = (m + block - 1) / block;
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+  for (int b = 0; b < parts; ++b)
+    gemm(b * block, std::min(m, (b + 1) * block) - b * block);
+}
+
+/// Our im2col convolution. With S = 1, one GEMM per sample, the samples
+/// shared over the threads (what the runtime did). With S = N, the whole
+/// batch folded into one GEMM's columns: im2col over the channels, the GEMM
+/// cut into row blocks, each single-threaded, shared over the threads.
+struct Im2col {
+  const Shape &sh;
+  int S, threads;
+  const float *x, *w, *dy;
+  float *y, *dx, *dw;
+
+  int p() const { return sh.oh() * sh.oh(); }
+  int kk() const { return sh.cin * sh.k * sh.k; }
+
+  void forward() const {
+    openblas_set_num_threads(1);
+    int P = p(), K = kk();
+    if (S == 1) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+      for (int n = 0; n < sh.n; ++n) {
+        thread_local std::vector<float> col;
+        col.resize(size_t(K) * P);
+        im2col(x + size_t(n) * sh.cin * sh.h * sh.h, 1, sh, col.data());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, sh.cout, P, K,
+                    1.f, w, K, col.data(), P, 0.f, y + size_t(n) * sh.cout * P,
+                    P);
+      }
+      return;
+    }
+    static std::vector<float> col, out;
+    int N = sh.n * P;
+    col.resize(size_t(K) * N);
+    out.resize(size_t(sh.cout) * N);
+    im2col(x, sh.n, sh, col.data());
+    splitRows(sh.cout, threads, [&](int lo, int len) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, len, N, K, 1.f,
+                  w + size_t(lo) * K, K, col.data(), N, 0.f,
+                  out.data() + size_t(lo) * N, N);
+    });
+#pragma omp parallel for num_threads(threads)
+    for (int n = 0; n < sh.n; ++n)
+      for (int f = 0; f < sh.cout; ++f)
+        std::copy_n(out.data() + size_t(f) * N + n * P, P,
+                    y + (size_t(n) * sh.cout + f) * P);
+  }
+
+  void backwardData() const {
+    openblas_set_num_threads(1);
+    int P = p(), K = kk();
+    if (S == 1) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+      for (int n = 0; n < sh.n; ++n) {
+        thread_local std::vector<float> col;
+        col.resize(size_t(K) * P);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, sh.cout, 1.f,
+                    w, K, dy + size_t(n) * sh.cout * P, P, 0.f, col.data(), P);
+        col2im(col.data(), 1, sh, dx + size_t(n) * sh.cin * sh.h * sh.h);
+      }
+      return;
+    }
+    static std::vector<float> col, g;
+    int N = sh.n * P;
+    col.resize(size_t(K) * N);
+    g.resize(size_t(sh.cout) * N);
+    gather(g.data());
+    splitRows(K, threads, [&](int lo, int len) {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, len, N, sh.cout, 1.f,
+                  w + lo, K, g.data(), N, 0.f, col.data() + size_t(lo) * N, N);
+    });
+    col2im(col.data(), sh.n, sh, dx);
+  }
+
+  void backwardFilter() const {
+    openblas_set_num_threads(1);
+    int P = p(), K = kk();
+    if (S == 1) {
+      // Eight fixed chunks of samples, summed in order.
+      int chunks = std::min(8, sh.n), per = sh.n / chunks;
+      size_t wsize = size_t(sh.cout) * K;
+      static std::vector<float> partial;
+      partial.resize(chunks * wsize);
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+      for (int c = 0; c < chunks; ++c) {
+        thread_local std::vector<float> col;
+        col.resize(size_t(K) * P);
+        for (int n = c * per; n < (c + 1) * per; ++n) {
+          im2col(x + size_t(n) * sh.cin * sh.h * sh.h, 1, sh, col.data());
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sh.cout, K, P,
+                      1.f, dy + size_t(n) * sh.cout * P, P, col.data(), P,
+                      n == c * per ? 0.f : 1.f, partial.data() + c * wsize, K);
+        }
+      }
+      std::copy_n(partial.data(), wsize, dw);
+      for (int c = 1; c < chunks; ++c)
+        for (size_t i = 0; i < wsize; ++i)
+          dw[i] += partial[c * wsize + i];
+      return;
+    }
+    static std::vector<float> col, g;
+    int N = sh.n * P;
+    col.resize(size_t(K) * N);
+    g.resize(size_t(sh.cout) * N);
+    gather(g.data());
+    im2col(x, sh.n, sh, col.data());
+    splitRows(sh.cout, threads, [&](int lo, int len) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, len, K, N, 1.f,
+                  g.data() + size_t(lo) * N, N, col.data(), N, 0.f,
+                  dw + size_t(lo) * K, K);
+    });
+  }
+
+  /// dy (N x Cout x P) as [Cout, N * P].
+  void gather(float *g) const {
+    int P = p(), N = sh.n * P;
+#pragma omp parallel for num_threads(threads)
+    for (int n = 0; n < sh.n; ++n)
+      for (int f = 0; f < sh.cout; ++f)
+        std::copy_n(dy + (size_t(n) * sh.cout + f) * P, P,
+                    g + size_t(f) * N + n * P);
+  }
+};
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+/// oneDNN forward, backward-data and backward-weights on NCHW (`plain`) or
+/// on the layouts it prefers (format_tag::any, reorders excluded).
+struct OneDnn {
+  engine eng{engine::kind::cpu, 0};
+  stream str{eng};
+  const Shape &sh;
+  bool plain;
+  double fwd = 0, bwdData = 0, bwdWeights = 0;
+  const char *impl = "";
+
+  OneDnn(const Shape &sh, bool plain) : sh(sh), plain(plain) {}
+
+  void run() {
+    memory::dims src{sh.n, sh.cin, sh.h, sh.h},
+        wei{sh.cout, sh.cin, sh.k, sh.k}, dst{sh.n, sh.cout, sh.oh(), sh.oh()},
+        strides{sh.s, sh.s}, pad{sh.pad, sh.pad};
+    tag a = plain ? tag::nchw : tag::any, b = plain ? tag::oihw : tag::any;
+    memory::desc srcD(src, dt::f32, a), weiD(wei, dt::f32, b),
+        dstD(dst, dt::f32, a);
+    convolution_forward::desc fd(prop_kind::forward_training,
+                                 algorithm::convolution_direct, srcD, weiD,
+                                 dstD, strides, pad, pad);
+    convolution_forward::primitive_desc fpd(fd, eng);
+    impl = fpd.impl_info_str();
+    memory s(fpd.src_desc(), eng), w(fpd.weights_desc(), eng),
+        d(fpd.dst_desc(), eng);
+    fill(s);
+    fill(w);
+    convolution_forward fp(fpd);
+    fwd = timeMs([&] {
+      fp.execute(str,
+                 {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, d}});
+      str.wait();
+    });
+    convolution_backward_data::desc bd(algorithm::convolution_direct, srcD,
+                                       weiD, dstD, strides, pad, pad);
+    convolution_backward_data::primitive_desc bpd(bd, eng, fpd);
+    memory ds(bpd.diff_src_desc(), eng), dd(bpd.diff_dst_desc(), eng),
+        w2(bpd.weights_desc(), eng);
+    fill(dd);
+    fill(w2);
+    convolution_backward_data bp(bpd);
+    bwdData = timeMs([&] {
+      bp.execute(str, {{DNNL_ARG_DIFF_DST, dd},
+                       {DNNL_ARG_WEIGHTS, w2},
+                       {DNNL_ARG_DIFF_SRC, ds}});
+      str.wait();
+    });
+    convolution_backward_weights::desc wd(algorithm::convolution_direct, srcD,
+                                          weiD, dstD, strides, pad, pad);
+    convolution_backward_weights::primitive_desc wpd(wd, eng, fpd);
+    memory s3(wpd.src_desc(), eng), dd3(wpd.diff_dst_desc(), eng),
+        dw(wpd.diff_weights_desc(), eng);
+    fill(s3);
+    fill(dd3);
+    convolution_backward_weights wp(wpd);
+    bwdWeights = timeMs([&] {
+      wp.execute(str, {{DNNL_ARG_SRC, s3},
+                       {DNNL_ARG_DIFF_DST, dd3},
+                       {DNNL_ARG_DIFF_WEIGHTS, dw}});
+      str.wait();
+    });
+  }
+
+  static void fill(memory &m) {
+    float *p = static_cast<float *>(m.get_data_handle());
+    size_t n = m.get_desc().get_size() / sizeof(float);
+    for (size_t i = 0; i < n; ++i)
+      p[i] = float((i * 2654435761u) % 1000) / 1000.f - 0.5f;
+  }
+};
+
+} // namespace
+
+int main() {
+  const int threads = 2;
+  omp_set_num_threads(threads);
+  Shape shapes[] = {
+      {"conv1 3-64 k7s2 64", 16, 3, 64, 64, 7, 2, 3},
+      {"l1 64-64 k3 16", 16, 64, 64, 16, 3, 1, 1},
+      {"l2a 64-128 k3s2 16", 16, 64, 128, 16, 3, 2, 1},
+      {"l2 128-128 k3 8", 16, 128, 128, 8, 3, 1, 1},
+      {"l2d 64-128 k1s2 16", 16, 64, 128, 16, 1, 2, 0},
+      {"l3a 128-256 k3s2 8", 16, 128, 256, 8, 3, 2, 1},
+      {"l3 256-256 k3 4", 16, 256, 256, 4, 3, 1, 1},
+      {"l4a 256-512 k3s2 4", 16, 256, 512, 4, 3, 2, 1},
+      {"l4 512-512 k3 2", 16, 512, 512, 2, 3, 1, 1},
+  };
+  std::printf("GFLOP/s per direction (fwd / bwd-data / bwd-filter), %d "
+              "threads, batch 16\n",
+              threads);
+  std::printf("%-20s %7s | %-17s | %-17s | %-17s | %-17s | %s\n", "layer",
+              "GFLOP", "ours per sample", "ours batch folded", "oneDNN nchw",
+              "oneDNN blocked", "oneDNN kernel (blocked)");
+  double total[4][3] = {};
+  for (const Shape &sh : shapes) {
+    size_t xs = size_t(sh.n) * sh.cin * sh.h * sh.h,
+           ws = size_t(sh.cout) * sh.cin * sh.k * sh.k,
+           ys = size_t(sh.n) * sh.cout * sh.oh() * sh.oh();
+    std::vector<float> x(xs), w(ws), dy(ys), y(ys), dx(xs), dw(ws);
+    for (std::vector<float> *v : {&x, &w, &dy})
+      for (size_t i = 0; i < v->size(); ++i)
+        (*v)[i] = float((i * 2654435761u) % 1000) / 1000.f - 0.5f;
+    double ms[4][3];
+    const int samples[2] = {1, sh.n};
+    for (int v = 0; v < 2; ++v) {
+      Im2col k{sh,        samples[v], threads,   x.data(), w.data(),
+               dy.data(), y.data(),   dx.data(), dw.data()};
+      ms[v][0] = timeMs([&] { k.forward(); });
+      ms[v][1] = timeMs([&] { k.backwardData(); });
+      ms[v][2] = timeMs([&] { k.backwardFilter(); });
+      // The two variants must agree (up to the order of the sums).
+      static std::vector<float> ref[3];
+      const std::vector<float> *got[3] = {&y, &dx, &dw};
+      for (int d = 0; d < 3; ++d) {
+        if (v == 0) {
+          ref[d] = *got[d];
+          continue;
+        }
+        for (size_t i = 0; i < ref[d].size(); ++i)
+          if (std::abs(ref[d][i] - (*got[d])[i]) >
+              1e-4f * (1 + std::abs(ref[d][i]))) {
+            std::printf("%s: direction %d differs at %zu: %g vs %g\n", sh.name,
+                        d, i, ref[d][i], (*got[d])[i]);
+            return 1;
+          }
+      }
+    }
+    const char *impl = "";
+    for (int v = 0; v < 2; ++v) {
+      OneDnn d(sh, v == 0);
+      d.run();
+      ms[2 + v][0] = d.fwd;
+      ms[2 + v][1] = d.bwdData;
+      ms[2 + v][2] = d.bwdWeights;
+      impl = d.impl;
+    }
+    std::printf("%-20s %7.3f", sh.name, sh.gflop());
+    for (int v = 0; v < 4; ++v) {
+      std::printf(" |");
+      for (int d = 0; d < 3; ++d) {
+        std::printf(" %5.0f", sh.gflop() / ms[v][d] * 1e3);
+        total[v][d] += ms[v][d];
+      }
+    }
+    std::printf(" | %s\n", impl);
+  }
+  std::printf("%-28s", "total ms");
+  for (int v = 0; v < 4; ++v) {
+    std::printf(" |");
+    for (int d = 0; d < 3; ++d)
+      std::printf(" %5.1f", total[v][d]);
+  }
+  std::printf("\n");
+  return 0;
+}
