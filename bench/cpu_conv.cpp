@@ -24,6 +24,8 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <omp.h>
@@ -235,68 +237,84 @@ using namespace dnnl;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-/// oneDNN forward, backward-data and backward-weights on NCHW (`plain`) or
-/// on the layouts it prefers (format_tag::any, reorders excluded).
+/// oneDNN forward, backward-data and backward-weights on NCHW (kPlain), on
+/// the layouts it prefers with reorders excluded (kBlocked), or on those with
+/// every operand reordered from and to NCHW in each call (kReordered), as a
+/// runtime that keeps NCHW between calls would need.
+enum Mode { kPlain, kBlocked, kReordered };
 struct OneDnn {
   engine eng{engine::kind::cpu, 0};
   stream str{eng};
   const Shape &sh;
-  bool plain;
+  Mode mode;
   double fwd = 0, bwdData = 0, bwdWeights = 0;
-  const char *impl = "";
+  std::string impl;
 
-  OneDnn(const Shape &sh, bool plain) : sh(sh), plain(plain) {}
+  OneDnn(const Shape &sh, Mode mode) : sh(sh), mode(mode) {}
+
+  /// Times `prim` with `inputs` and `output` given as (argument, the
+  /// primitive's memory descriptor, the plain one).
+  struct Arg {
+    int arg;
+    memory::desc want, plain;
+  };
+  double time(const primitive &prim, std::vector<Arg> inputs, Arg output) {
+    std::unordered_map<int, memory> args;
+    std::vector<std::pair<memory, memory>> in;
+    for (const Arg &a : inputs) {
+      memory m(a.want, eng);
+      fill(m);
+      args[a.arg] = m;
+      if (mode == kReordered) {
+        memory user(a.plain, eng);
+        fill(user);
+        in.emplace_back(user, m);
+      }
+    }
+    memory out(output.want, eng), user(output.plain, eng);
+    args[output.arg] = out;
+    return timeMs([&] {
+      for (auto &[from, to] : in)
+        reorder(from, to).execute(str, from, to);
+      prim.execute(str, args);
+      if (mode == kReordered)
+        reorder(out, user).execute(str, out, user);
+      str.wait();
+    });
+  }
 
   void run() {
     memory::dims src{sh.n, sh.cin, sh.h, sh.h},
         wei{sh.cout, sh.cin, sh.k, sh.k}, dst{sh.n, sh.cout, sh.oh(), sh.oh()},
         strides{sh.s, sh.s}, pad{sh.pad, sh.pad};
-    tag a = plain ? tag::nchw : tag::any, b = plain ? tag::oihw : tag::any;
+    tag a = mode == kPlain ? tag::nchw : tag::any,
+        b = mode == kPlain ? tag::oihw : tag::any;
     memory::desc srcD(src, dt::f32, a), weiD(wei, dt::f32, b),
-        dstD(dst, dt::f32, a);
+        dstD(dst, dt::f32, a), srcP(src, dt::f32, tag::nchw),
+        weiP(wei, dt::f32, tag::oihw), dstP(dst, dt::f32, tag::nchw);
     convolution_forward::desc fd(prop_kind::forward_training,
                                  algorithm::convolution_direct, srcD, weiD,
                                  dstD, strides, pad, pad);
     convolution_forward::primitive_desc fpd(fd, eng);
     impl = fpd.impl_info_str();
-    memory s(fpd.src_desc(), eng), w(fpd.weights_desc(), eng),
-        d(fpd.dst_desc(), eng);
-    fill(s);
-    fill(w);
-    convolution_forward fp(fpd);
-    fwd = timeMs([&] {
-      fp.execute(str,
-                 {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, d}});
-      str.wait();
-    });
+    fwd = time(convolution_forward(fpd),
+               {{DNNL_ARG_SRC, fpd.src_desc(), srcP},
+                {DNNL_ARG_WEIGHTS, fpd.weights_desc(), weiP}},
+               {DNNL_ARG_DST, fpd.dst_desc(), dstP});
     convolution_backward_data::desc bd(algorithm::convolution_direct, srcD,
                                        weiD, dstD, strides, pad, pad);
     convolution_backward_data::primitive_desc bpd(bd, eng, fpd);
-    memory ds(bpd.diff_src_desc(), eng), dd(bpd.diff_dst_desc(), eng),
-        w2(bpd.weights_desc(), eng);
-    fill(dd);
-    fill(w2);
-    convolution_backward_data bp(bpd);
-    bwdData = timeMs([&] {
-      bp.execute(str, {{DNNL_ARG_DIFF_DST, dd},
-                       {DNNL_ARG_WEIGHTS, w2},
-                       {DNNL_ARG_DIFF_SRC, ds}});
-      str.wait();
-    });
+    bwdData = time(convolution_backward_data(bpd),
+                   {{DNNL_ARG_DIFF_DST, bpd.diff_dst_desc(), dstP},
+                    {DNNL_ARG_WEIGHTS, bpd.weights_desc(), weiP}},
+                   {DNNL_ARG_DIFF_SRC, bpd.diff_src_desc(), srcP});
     convolution_backward_weights::desc wd(algorithm::convolution_direct, srcD,
                                           weiD, dstD, strides, pad, pad);
     convolution_backward_weights::primitive_desc wpd(wd, eng, fpd);
-    memory s3(wpd.src_desc(), eng), dd3(wpd.diff_dst_desc(), eng),
-        dw(wpd.diff_weights_desc(), eng);
-    fill(s3);
-    fill(dd3);
-    convolution_backward_weights wp(wpd);
-    bwdWeights = timeMs([&] {
-      wp.execute(str, {{DNNL_ARG_SRC, s3},
-                       {DNNL_ARG_DIFF_DST, dd3},
-                       {DNNL_ARG_DIFF_WEIGHTS, dw}});
-      str.wait();
-    });
+    bwdWeights = time(convolution_backward_weights(wpd),
+                      {{DNNL_ARG_SRC, wpd.src_desc(), srcP},
+                       {DNNL_ARG_DIFF_DST, wpd.diff_dst_desc(), dstP}},
+                      {DNNL_ARG_DIFF_WEIGHTS, wpd.diff_weights_desc(), weiP});
   }
 
   static void fill(memory &m) {
@@ -326,10 +344,11 @@ int main() {
   std::printf("GFLOP/s per direction (fwd / bwd-data / bwd-filter), %d "
               "threads, batch 16\n",
               threads);
-  std::printf("%-20s %7s | %-17s | %-17s | %-17s | %-17s | %s\n", "layer",
-              "GFLOP", "ours per sample", "ours batch folded", "oneDNN nchw",
-              "oneDNN blocked", "oneDNN kernel (blocked)");
-  double total[4][3] = {};
+  std::printf("%-20s %7s | %-17s | %-17s | %-17s | %-17s | %-17s | %s\n",
+              "layer", "GFLOP", "ours per sample", "ours batch folded",
+              "oneDNN nchw", "oneDNN blocked", "oneDNN blocked+reorders",
+              "oneDNN kernel (blocked)");
+  double total[5][3] = {};
   for (const Shape &sh : shapes) {
     size_t xs = size_t(sh.n) * sh.cin * sh.h * sh.h,
            ws = size_t(sh.cout) * sh.cin * sh.k * sh.k,
@@ -338,7 +357,7 @@ int main() {
     for (std::vector<float> *v : {&x, &w, &dy})
       for (size_t i = 0; i < v->size(); ++i)
         (*v)[i] = float((i * 2654435761u) % 1000) / 1000.f - 0.5f;
-    double ms[4][3];
+    double ms[5][3];
     const int samples[2] = {1, sh.n};
     for (int v = 0; v < 2; ++v) {
       Im2col k{sh,        samples[v], threads,   x.data(), w.data(),
@@ -363,9 +382,9 @@ int main() {
           }
       }
     }
-    const char *impl = "";
-    for (int v = 0; v < 2; ++v) {
-      OneDnn d(sh, v == 0);
+    std::string impl;
+    for (int v = 0; v < 3; ++v) {
+      OneDnn d(sh, Mode(v));
       d.run();
       ms[2 + v][0] = d.fwd;
       ms[2 + v][1] = d.bwdData;
@@ -373,17 +392,17 @@ int main() {
       impl = d.impl;
     }
     std::printf("%-20s %7.3f", sh.name, sh.gflop());
-    for (int v = 0; v < 4; ++v) {
+    for (int v = 0; v < 5; ++v) {
       std::printf(" |");
       for (int d = 0; d < 3; ++d) {
         std::printf(" %5.0f", sh.gflop() / ms[v][d] * 1e3);
         total[v][d] += ms[v][d];
       }
     }
-    std::printf(" | %s\n", impl);
+    std::printf(" | %s\n", impl.c_str());
   }
   std::printf("%-28s", "total ms");
-  for (int v = 0; v < 4; ++v) {
+  for (int v = 0; v < 5; ++v) {
     std::printf(" |");
     for (int d = 0; d < 3; ++d)
       std::printf(" %5.1f", total[v][d]);

@@ -439,15 +439,39 @@ TYPED_TEST(CPULibraryTest, ConvFoldedBatch) {
       15);
 }
 
+TYPED_TEST(CPULibraryTest, ConvDepthwise) {
+  // One input channel per group: the direct path. Stride 1 and 2 (MobileNet),
+  // a channel multiplier of 2, dilation with asymmetric padding, 1-D and 3-D.
+  runConvCase<TypeParam>(
+      {3, 8, 8, 8, {{7, 6}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true}, 16);
+  runConvCase<TypeParam>(
+      {2, 6, 6, 6, {{9, 8}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}}, false},
+      17);
+  runConvCase<TypeParam>(
+      {2, 4, 8, 4, {{8, 9}, {3, 2}, {1, 2}, {2, 1}, {2, 0}, {1, 2}}, true}, 18);
+  runConvCase<TypeParam>({3, 3, 6, 3, {{11}, {4}, {3}, {1}, {2}, {0}}, false},
+                         19);
+  runConvCase<TypeParam>(
+      {2,
+       2,
+       2,
+       2,
+       {{4, 5, 6}, {2, 3, 3}, {1, 2, 2}, {2, 1, 1}, {1, 0, 1}, {0, 1, 2}},
+       true},
+      20);
+}
+
 TYPED_TEST(CPULibraryTest, ConvThreadCounts) {
   // One thread (BLAS threaded, samples in order), and more threads than
   // samples (some workers see none); then a batch that the filter gradient
   // sums in several chunks; then a folded batch whose GEMMs are cut into
-  // blocks. The bits do not depend on the thread count.
+  // blocks; then a depthwise call. The bits do not depend on the thread
+  // count.
   const ConvCase cases[] = {
       {2, 8, 16, 1, {{20, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
       {19, 4, 6, 1, {{12, 12}, {3, 3}, {1, 1}, {1, 1}, {0, 0}, {0, 0}}, false},
       {4, 32, 96, 1, {{4, 4}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
+      {5, 48, 48, 48, {{9, 9}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}}, false},
   };
   unsigned seed = 11;
   for (const ConvCase &c : cases) {

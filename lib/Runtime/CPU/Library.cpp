@@ -651,9 +651,158 @@ void foldedConvGradFilter(const ConvShape &s, const T *x, const T *dy, T *dw) {
   parallelGemm(false, true, s.c.cout, s.kk, np, g, np, col, np, T(0), dw, s.kk);
 }
 
+/// Whether the call is depthwise (one input channel per group, any number
+/// of output channels per group, as in MobileNet): each output plane is
+/// computed directly from one input plane. As a GEMM per sample and group it
+/// would be N * groups calls of a few hundred multiply-adds each;
+/// MobileNetV2's depthwise layers ran at under 1 GFLOP/s that way.
+bool isDepthwise(const ConvShape &s) { return s.c.groups > 1 && s.cinG == 1; }
+
+/// Calls fn(tap, in, out, lo, hi, off) for every kernel tap and every output
+/// row whose input row lies inside the input: outputs out + [lo, hi) of the
+/// row read inputs in + ow * stride + off.
+template <typename Fn> void forEachTapRow(const Window &w, const Fn &fn) {
+  int64_t tap = 0;
+  for (int64_t kd = 0; kd < w.k[0]; ++kd)
+    for (int64_t kh = 0; kh < w.k[1]; ++kh)
+      for (int64_t kw = 0; kw < w.k[2]; ++kw, ++tap) {
+        int64_t off = kw * w.dil[2] - w.padB[2], lo, hi;
+        rowRange(w.out[2], w.in[2], w.stride[2], off, lo, hi);
+        if (lo == hi)
+          continue;
+        for (int64_t od = 0; od < w.out[0]; ++od) {
+          int64_t id = od * w.stride[0] + kd * w.dil[0] - w.padB[0];
+          if (id < 0 || id >= w.in[0])
+            continue;
+          for (int64_t oh = 0; oh < w.out[1]; ++oh) {
+            int64_t ih = oh * w.stride[1] + kh * w.dil[1] - w.padB[1];
+            if (ih >= 0 && ih < w.in[1])
+              fn(tap, (id * w.in[1] + ih) * w.in[2],
+                 (od * w.out[1] + oh) * w.out[2], lo, hi, off);
+          }
+        }
+      }
+}
+
+/// Output planes per block of a depthwise loop: about 8 blocks a thread.
+int64_t planeGrain(int64_t planes) {
+  return std::max<int64_t>(1, planes / (8 * libraryThreads()));
+}
+
+template <typename T>
+void depthwiseConv(const ConvShape &s, const T *x, const T *wt, const T *bias,
+                   T *y) {
+  const ConvDesc &c = s.c;
+  int64_t k = c.w.kSize(), st = c.w.stride[2];
+  parallelFor(c.n * c.cout, s.p * k, planeGrain(c.n * c.cout),
+              [&](int64_t first, int64_t last, int) {
+                for (int64_t plane = first; plane < last; ++plane) {
+                  int64_t f = plane % c.cout;
+                  const T *xp =
+                      x + (plane / c.cout * c.cin + f / s.coutG) * s.inSize;
+                  const T *wf = wt + f * k;
+                  T *yp = y + plane * s.p;
+                  std::fill(yp, yp + s.p, bias ? bias[f] : T(0));
+                  forEachTapRow(c.w, [&](int64_t tap, int64_t in, int64_t out,
+                                         int64_t lo, int64_t hi, int64_t off) {
+                    T wv = wf[tap];
+                    const T *src = xp + in + off;
+                    T *dst = yp + out;
+                    if (st == 1)
+                      for (int64_t ow = lo; ow < hi; ++ow)
+                        dst[ow] += wv * src[ow];
+                    else
+                      for (int64_t ow = lo; ow < hi; ++ow)
+                        dst[ow] += wv * src[ow * st];
+                  });
+                }
+              });
+}
+
+template <typename T>
+void depthwiseConvGradInput(const ConvShape &s, const T *dy, const T *wt,
+                            T *dx) {
+  const ConvDesc &c = s.c;
+  int64_t k = c.w.kSize(), st = c.w.stride[2];
+  // One input plane per unit: its coutG output planes add into it in order.
+  parallelFor(
+      c.n * c.cin, s.coutG * s.p * k, planeGrain(c.n * c.cin),
+      [&](int64_t first, int64_t last, int) {
+        for (int64_t plane = first; plane < last; ++plane) {
+          int64_t n = plane / c.cin, ch = plane % c.cin;
+          T *dxp = dx + plane * s.inSize;
+          std::fill(dxp, dxp + s.inSize, T(0));
+          for (int64_t j = 0; j < s.coutG; ++j) {
+            int64_t f = ch * s.coutG + j;
+            const T *dyp = dy + (n * c.cout + f) * s.p, *wf = wt + f * k;
+            forEachTapRow(c.w, [&](int64_t tap, int64_t in, int64_t out,
+                                   int64_t lo, int64_t hi, int64_t off) {
+              T wv = wf[tap];
+              const T *src = dyp + out;
+              T *dst = dxp + in + off;
+              if (st == 1)
+                for (int64_t ow = lo; ow < hi; ++ow)
+                  dst[ow] += wv * src[ow];
+              else
+                for (int64_t ow = lo; ow < hi; ++ow)
+                  dst[ow * st] += wv * src[ow];
+            });
+          }
+        }
+      });
+}
+
+/// sum a[i] * b[i * stride] over [0, count), in eight partial sums (so the
+/// compiler vectorizes it) added in a fixed order.
+template <typename T>
+T stridedDot(const T *a, const T *b, int64_t stride, int64_t count) {
+  T part[8] = {};
+  int64_t i = 0;
+  if (stride == 1)
+    for (; i + 8 <= count; i += 8)
+      for (int j = 0; j < 8; ++j)
+        part[j] += a[i + j] * b[i + j];
+  for (; i < count; ++i)
+    part[i & 7] += a[i] * b[i * stride];
+  return ((part[0] + part[1]) + (part[2] + part[3])) +
+         ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+template <typename T>
+void depthwiseConvGradFilter(const ConvShape &s, const T *x, const T *dy,
+                             T *dw) {
+  const ConvDesc &c = s.c;
+  int64_t k = c.w.kSize(), st = c.w.stride[2];
+  // One filter per unit, summed over the samples in order.
+  parallelFor(
+      c.cout, c.n * s.p * k, planeGrain(c.cout),
+      [&](int64_t first, int64_t last, int) {
+        for (int64_t f = first; f < last; ++f) {
+          T *dwf = dw + f * k;
+          std::fill(dwf, dwf + k, T(0));
+          for (int64_t n = 0; n < c.n; ++n) {
+            const T *xp = x + (n * c.cin + f / s.coutG) * s.inSize;
+            const T *dyp = dy + (n * c.cout + f) * s.p;
+            forEachTapRow(c.w, [&](int64_t tap, int64_t in, int64_t out,
+                                   int64_t lo, int64_t hi, int64_t off) {
+              dwf[tap] += stridedDot(dyp + out + lo, xp + in + off + lo * st,
+                                     st, hi - lo);
+            });
+          }
+        }
+      });
+}
+
 template <typename T> void convImpl(const calls::ConvCall &call, void *const *buffers) {
   ConvShape s(call);
   const ConvDesc &c = s.c;
+  if (isDepthwise(s)) {
+    depthwiseConv(s, static_cast<const T *>(buffers[0]),
+                  static_cast<const T *>(buffers[1]),
+                  c.hasBias ? static_cast<const T *>(buffers[2]) : nullptr,
+                  static_cast<T *>(buffers[c.hasBias ? 3 : 2]));
+    return;
+  }
   if (foldsBatch<T>(s)) {
     foldedConv(s, static_cast<const T *>(buffers[0]),
                static_cast<const T *>(buffers[1]),
@@ -689,6 +838,12 @@ template <typename T>
 void convGradInputImpl(const calls::ConvCall &call, void *const *buffers) {
   ConvShape s(call);
   const ConvDesc &c = s.c;
+  if (isDepthwise(s)) {
+    depthwiseConvGradInput(s, static_cast<const T *>(buffers[0]),
+                           static_cast<const T *>(buffers[1]),
+                           static_cast<T *>(buffers[2]));
+    return;
+  }
   if (foldsBatch<T>(s)) {
     foldedConvGradInput(s, static_cast<const T *>(buffers[0]),
                         static_cast<const T *>(buffers[1]),
@@ -727,6 +882,12 @@ template <typename T>
 void convGradFilterImpl(const calls::ConvCall &call, void *const *buffers) {
   ConvShape s(call);
   const ConvDesc &c = s.c;
+  if (isDepthwise(s)) {
+    depthwiseConvGradFilter(s, static_cast<const T *>(buffers[0]),
+                            static_cast<const T *>(buffers[1]),
+                            static_cast<T *>(buffers[2]));
+    return;
+  }
   if (foldsBatch<T>(s)) {
     foldedConvGradFilter(s, static_cast<const T *>(buffers[0]),
                          static_cast<const T *>(buffers[1]),
