@@ -9,7 +9,7 @@ ROOT=$PWD
 BUILD_DIR=${TRAINOPT_BUILD_DIR:-$ROOT/build}
 
 APT_PACKAGES=(
-  g++ cmake ninja-build ccache git libopenblas-dev
+  g++ cmake ninja-build ccache git libopenblas-dev libdnnl-dev
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   libonnx-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   python3 python3-venv python3-torch python3-torchvision

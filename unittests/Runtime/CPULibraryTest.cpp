@@ -7,6 +7,8 @@
 /// 16-bit, computed in f32: mixed precision), on small shapes that
 /// exercise strides, dilations, asymmetric padding, groups, bias, 1-3
 /// spatial dims, broadcast batches and transposes; and the load-time checks.
+/// Convolutions run with both of the library's kernels (ConvKernels: the
+/// builtin ones and oneDNN).
 ///
 /// Built a second time with TRAINOPT_TEST_CUDA_LIBRARY as
 /// TrainoptCUDALibraryTests: the same cases then run the `cuda.*` functions
@@ -276,7 +278,7 @@ template <typename Fn> void forEachConvTerm(const ConvCase &c, const Fn &fn) {
 
 /// Checks a convolution and its gradients against loops; returns the
 /// output, input-gradient and filter-gradient bytes, concatenated.
-template <typename T> Bytes runConvCase(const ConvCase &c, unsigned seed) {
+template <typename T> Bytes runConvCaseOnce(const ConvCase &c, unsigned seed) {
 #ifdef TRAINOPT_TEST_CUDA_LIBRARY
   {
     // cuDNN pads both ends alike; a call it cannot express is refused at
@@ -333,6 +335,27 @@ template <typename T> Bytes runConvCase(const ConvCase &c, unsigned seed) {
   all.insert(all.end(), gi[2].begin(), gi[2].end());
   all.insert(all.end(), gf[2].begin(), gf[2].end());
   return all;
+}
+
+/// runConvCaseOnce with each of the CPU library's convolution kernels
+/// (oneDNN computes only float calls; the others fall back to the builtin
+/// code); returns their bytes, concatenated.
+template <typename T> Bytes runConvCase(const ConvCase &c, unsigned seed) {
+#ifdef TRAINOPT_TEST_CUDA_LIBRARY
+  return runConvCaseOnce<T>(c, seed);
+#else
+  Bytes all;
+  for (ConvKernels kernels : {ConvKernels::Builtin, ConvKernels::OneDnn}) {
+    SCOPED_TRACE(kernels == ConvKernels::OneDnn ? "oneDNN" : "builtin");
+    std::string error;
+    EXPECT_TRUE(setConvKernels(kernels, error)) << error;
+    Bytes out = runConvCaseOnce<T>(c, seed);
+    all.insert(all.end(), out.begin(), out.end());
+  }
+  std::string error;
+  setConvKernels(ConvKernels::Auto, error);
+  return all;
+#endif
 }
 
 /// Runs `check` (which checks a call and returns its output bytes) with
@@ -825,6 +848,17 @@ std::string checkError(const std::string &name, const Ints &ints,
     return "";
   return error;
 }
+
+#ifndef TRAINOPT_TEST_CUDA_LIBRARY
+TEST(CPULibraryKernelsTest, OneDnnLoads) {
+  // The build needs oneDNN's header (libdnnl-dev), which brings the library:
+  // where it does not load, the oneDNN half of the convolution tests would
+  // silently test the builtin kernels twice.
+  std::string error;
+  EXPECT_TRUE(setConvKernels(ConvKernels::OneDnn, error)) << error;
+  EXPECT_TRUE(setConvKernels(ConvKernels::Auto, error)) << error;
+}
+#endif
 
 TEST(CPULibraryCheckTest, UnknownFunction) {
   EXPECT_EQ(findLibraryFunction("nope"), nullptr);

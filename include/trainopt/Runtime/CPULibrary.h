@@ -99,6 +99,22 @@ bool checkLibraryCall(const std::string &name, const int64_t *ints,
 /// Threads for BLAS and the library's own loops (0 = all cores).
 void setLibraryThreads(int threads);
 
+/// Which code computes the f32 (and widened bf16/f16) convolutions.
+enum class ConvKernels {
+  /// oneDNN when libdnnl.so.2 loads, else Builtin (the default).
+  Auto,
+  /// oneDNN's kernels on blocked layouts, reordered from and to NC-spatial
+  /// in each call; its filter-gradient bits depend on the thread count.
+  OneDnn,
+  /// im2col + OpenBLAS GEMMs and direct depthwise loops; bits independent
+  /// of the thread count.
+  Builtin,
+};
+
+/// Selects the convolution kernels. Fails, setting `error`, when OneDnn is
+/// asked for and cannot be loaded.
+bool setConvKernels(ConvKernels kernels, std::string &error);
+
 /// Runs fn(begin, end) over blocks of rows [0, rows) on the library's
 /// threads, or once over all rows on the calling thread when `work` (the
 /// element operations of all rows) is too small to pay for waking threads.

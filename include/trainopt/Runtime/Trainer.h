@@ -59,6 +59,8 @@ struct TrainerOptions {
   std::optional<double> scale;
   double mean = 0.0, std = 1.0;
   std::optional<int64_t> threads;
+  /// --cpu-conv: auto, onednn or builtin (CPULibrary.h, ConvKernels).
+  std::string cpuConv = "auto";
   std::optional<int64_t> logEvery;
   bool quiet = false;
   /// --export-dtype: fp32, bf16 or fp16.

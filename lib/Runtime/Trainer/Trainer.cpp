@@ -10,6 +10,7 @@
 
 #include "trainopt/Artifact/artifact.pb.h"
 #include "trainopt/Runtime/Batches.h"
+#include "trainopt/Runtime/CPULibrary.h"
 #include "trainopt/Runtime/Checkpoint.h"
 #include "trainopt/Runtime/Data.h"
 #include "trainopt/Runtime/OnnxExport.h"
@@ -98,6 +99,11 @@ Runtime:
   --threads N           threads of the CPU kernels and libraries (0: all;
                         default: all, or under mpirun the cores of this
                         node divided by its ranks)
+  --cpu-conv K          the CPU convolution kernels: auto (default: onednn
+                        when libdnnl.so.2 loads, else builtin), onednn
+                        (oneDNN's blocked kernels; filter-gradient bits then
+                        depend on --threads) or builtin (im2col + OpenBLAS;
+                        bits independent of --threads)
   --cuda-device N       the GPU (CUDA ordinal, default 0) for cuda artifacts
   --no-cuda-graph       launch a cuda artifact's commands one by one instead
                         of replaying each entry point as a CUDA graph
@@ -282,7 +288,13 @@ Options parseFlags(const std::vector<std::string> &args, bool embedded) {
         usageError("--std must not be 0");
     } else if (flag == "--threads")
       o.threads = parseInteger(flag, value(), 0, "a non-negative integer");
-    else if (flag == "--cuda-device")
+    else if (flag == "--cpu-conv") {
+      o.cpuConv = value();
+      if (o.cpuConv != "auto" && o.cpuConv != "onednn" &&
+          o.cpuConv != "builtin")
+        usageError("--cpu-conv expects auto, onednn or builtin, got '" +
+                   o.cpuConv + "'");
+    } else if (flag == "--cuda-device")
       o.cuda.device = static_cast<int>(
           parseInteger(flag, value(), 0, "a non-negative integer"));
     else if (flag == "--no-cuda-graph") {
@@ -1596,6 +1608,12 @@ static int trainWith(const TrainerOptions &given,
     o.dumpStep.clear();
     o.profile = false;
   }
+  std::string convError;
+  if (!setConvKernels(o.cpuConv == "onednn"    ? ConvKernels::OneDnn
+                      : o.cpuConv == "builtin" ? ConvKernels::Builtin
+                                               : ConvKernels::Auto,
+                      convError))
+    runtimeError(convError);
   if (o.threads)
     program->setThreads(static_cast<int>(*o.threads));
   else if (comm)
