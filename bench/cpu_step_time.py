@@ -6,7 +6,7 @@ time of each and their ratio (trainopt / PyTorch; below 1 is faster).
 
 Run it with a Python that has the PyPI torch wheel (MKL/oneDNN), numpy and
 onnx, e.g.:
-    python -m venv /tmp/tv && /tmp/tv/bin/pip install torch numpy onnx==1.16.2
+    python -m venv /tmp/tv && /tmp/tv/bin/pip install torch torchvision numpy onnx==1.16.2
     /tmp/tv/bin/python bench/cpu_step_time.py --bin build/bin [--threads 2]
 
 trainopt's step time is `step_ms` of `trainopt-run --metrics` (one

@@ -44,7 +44,8 @@ def TrainoptConvertToLinalg : Pass<"trainopt-convert-to-linalg"> {
     ```
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect", "::mlir::arith::ArithDialect",
-                           "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect"];
+                           "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect",
+                           "::mlir::scf::SCFDialect"];
 }
 
 def TrainoptFuseElementwise : Pass<"trainopt-fuse-elementwise"> {

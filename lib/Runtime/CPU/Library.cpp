@@ -5,8 +5,13 @@
 /// rhs is shared and the lhs is not transposed, folding the batch into M),
 /// threaded by OpenBLAS.
 ///
-/// Convolutions and their gradients are im2col/col2im around GEMMs, one
-/// sample at a time (a 1x1 stride-1 unpadded convolution skips im2col).
+/// f32 convolutions and their input gradients go to oneDNN when it loads
+/// (OneDnn.cpp; --cpu-conv). Otherwise, and for filter gradients, f64 and
+/// when oneDNN has no primitive, convolutions and their gradients are
+/// im2col/col2im around GEMMs, one sample at a time (a 1x1 stride-1
+/// unpadded convolution skips im2col), except for two shapes: small planes
+/// fold the whole batch into one GEMM (foldsBatch) and depthwise
+/// convolutions run directly per plane (isDepthwise).
 /// On a 2-core x86 machine with MNIST/CIFAR-sized layers (N = 64..128,
 /// Cin = 1..64, 14x14 and 28x28, 3x3 and 5x5), per-sample im2col was as fast
 /// as an im2col matrix over a chunk of samples for Cin >= 16 and up to 3x
@@ -771,44 +776,97 @@ void depthwiseConvGradInput(const ConvShape &s, const T *dy, const T *wt,
       });
 }
 
-/// sum a[i] * b[i * stride] over [0, count), in eight partial sums (so the
-/// compiler vectorizes it) added in a fixed order.
-template <typename T>
-T stridedDot(const T *a, const T *b, int64_t stride, int64_t count) {
-  T part[8] = {};
-  int64_t i = 0;
-  if (stride == 1)
-    for (; i + 8 <= count; i += 8)
-      for (int j = 0; j < 8; ++j)
-        part[j] += a[i + j] * b[i + j];
-  for (; i < count; ++i)
-    part[i & 7] += a[i] * b[i * stride];
-  return ((part[0] + part[1]) + (part[2] + part[3])) +
-         ((part[4] + part[5]) + (part[6] + part[7]));
-}
+/// Channels per vector in depthwiseConvGradFilter (8 floats: one AVX2
+/// register).
+constexpr int64_t kChannelLanes = 8;
 
 template <typename T>
 void depthwiseConvGradFilter(const ConvShape &s, const T *x, const T *dy,
                              T *dw) {
   const ConvDesc &c = s.c;
-  int64_t k = c.w.kSize(), st = c.w.stride[2];
-  // One filter per unit, summed over the samples in order.
+  int64_t k = c.w.kSize(), st = c.w.stride[2], lanes = kChannelLanes;
+  // MobileNetV2's planes are as small as 2x2, where any loop over one plane
+  // is all overhead (the other directions' row loops ran at 1-2 GFLOP/s
+  // here). So the channels become the vector: x and dy are copied into
+  // blocks of eight channels, position-major ([N, C/8, positions, 8]; for a
+  // channel multiplier, each output channel's lane holds its input
+  // channel), and each tap's (output, input) position pairs, the same for
+  // every plane, drive vector multiply-adds over eight filters at once.
+  std::vector<int64_t> outAt, inAt, tapEnd(k, 0);
+  forEachTapRow(c.w, [&](int64_t tap, int64_t in, int64_t out, int64_t lo,
+                         int64_t hi, int64_t off) {
+    for (int64_t ow = lo; ow < hi; ++ow) {
+      outAt.push_back(out + ow);
+      inAt.push_back(in + off + ow * st);
+    }
+    tapEnd[tap] = static_cast<int64_t>(outAt.size());
+  });
+  for (int64_t tap = 1; tap < k; ++tap)
+    tapEnd[tap] = std::max(tapEnd[tap], tapEnd[tap - 1]);
+  int64_t blocks = (c.cout + lanes - 1) / lanes;
+  T *xb = scratch<T>(0, c.n * blocks * s.inSize * lanes);
+  T *dyb = scratch<T>(1, c.n * blocks * s.p * lanes);
+  parallelFor(c.n * blocks, (s.inSize + s.p) * lanes, 1,
+              [&](int64_t first, int64_t last, int) {
+                for (int64_t nb = first; nb < last; ++nb) {
+                  int64_t n = nb / blocks, f0 = nb % blocks * lanes;
+                  T *xd = xb + nb * s.inSize * lanes,
+                    *dyd = dyb + nb * s.p * lanes;
+                  // Eight planes read side by side, the block written in order;
+                  // lanes past the last channel read zeros.
+                  static const T zeros[1] = {T(0)};
+                  const T *xp[kChannelLanes], *dyp[kChannelLanes];
+                  int64_t step[kChannelLanes];
+                  for (int64_t lane = 0; lane < lanes; ++lane) {
+                    int64_t f = f0 + lane;
+                    bool real = f < c.cout;
+                    xp[lane] =
+                        real ? x + (n * c.cin + f / s.coutG) * s.inSize : zeros;
+                    dyp[lane] = real ? dy + (n * c.cout + f) * s.p : zeros;
+                    step[lane] = real;
+                  }
+                  for (int64_t i = 0; i < s.inSize; ++i)
+                    for (int64_t lane = 0; lane < kChannelLanes; ++lane)
+                      xd[i * kChannelLanes + lane] = xp[lane][i * step[lane]];
+                  for (int64_t o = 0; o < s.p; ++o)
+                    for (int64_t lane = 0; lane < kChannelLanes; ++lane)
+                      dyd[o * kChannelLanes + lane] = dyp[lane][o * step[lane]];
+                }
+              });
+  int64_t pairs = static_cast<int64_t>(outAt.size());
   parallelFor(
-      c.cout, c.n * s.p * k, planeGrain(c.cout),
-      [&](int64_t first, int64_t last, int) {
-        for (int64_t f = first; f < last; ++f) {
-          T *dwf = dw + f * k;
-          std::fill(dwf, dwf + k, T(0));
-          for (int64_t n = 0; n < c.n; ++n) {
-            const T *xp = x + (n * c.cin + f / s.coutG) * s.inSize;
-            const T *dyp = dy + (n * c.cout + f) * s.p;
-            forEachTapRow(c.w, [&](int64_t tap, int64_t in, int64_t out,
-                                   int64_t lo, int64_t hi, int64_t off) {
-              dwf[tap] += stridedDot(dyp + out + lo, xp + in + off + lo * st,
-                                     st, hi - lo);
-            });
+      blocks, c.n * pairs * lanes, 1, [&](int64_t first, int64_t last, int) {
+        for (int64_t b = first; b < last; ++b)
+          for (int64_t tap = 0; tap < k; ++tap) {
+            int64_t begin = tap ? tapEnd[tap - 1] : 0, end = tapEnd[tap];
+            // Two partial sums per lane, so consecutive multiply-adds do not
+            // wait on each other.
+            T even[kChannelLanes] = {}, odd[kChannelLanes] = {};
+            for (int64_t n = 0; n < c.n; ++n) {
+              const T *xd = xb + (n * blocks + b) * s.inSize * lanes;
+              const T *dyd = dyb + (n * blocks + b) * s.p * lanes;
+              int64_t j = begin;
+              for (; j + 2 <= end; j += 2) {
+                const T *u0 = dyd + outAt[j] * kChannelLanes;
+                const T *v0 = xd + inAt[j] * kChannelLanes;
+                const T *u1 = dyd + outAt[j + 1] * kChannelLanes;
+                const T *v1 = xd + inAt[j + 1] * kChannelLanes;
+                for (int64_t lane = 0; lane < kChannelLanes; ++lane) {
+                  even[lane] += u0[lane] * v0[lane];
+                  odd[lane] += u1[lane] * v1[lane];
+                }
+              }
+              if (j < end) {
+                const T *u = dyd + outAt[j] * kChannelLanes;
+                const T *v = xd + inAt[j] * kChannelLanes;
+                for (int64_t lane = 0; lane < kChannelLanes; ++lane)
+                  even[lane] += u[lane] * v[lane];
+              }
+            }
+            for (int64_t lane = 0; lane < lanes; ++lane)
+              if (b * lanes + lane < c.cout)
+                dw[(b * lanes + lane) * k + tap] = even[lane] + odd[lane];
           }
-        }
       });
 }
 

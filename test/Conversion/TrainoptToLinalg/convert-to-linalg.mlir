@@ -106,3 +106,29 @@ func.func @sum_bf16(%x: tensor<4x8xbf16>) -> tensor<bf16> {
   %0 = trainopt.reduce_sum %x : (tensor<4x8xbf16>) -> tensor<bf16>
   return %0 : tensor<bf16>
 }
+
+// -----
+
+// A concat loads each element from the one input that holds it: compares on
+// the concat index pick the input (the last one beginning at or before it),
+// an scf.index_switch loads from that input alone.
+// CHECK-LABEL: func.func @concat3
+// CHECK: linalg.generic
+// CHECK: %[[POS:.*]] = linalg.index 1 : index
+// CHECK: %[[GE2:.*]] = arith.cmpi sge, %[[POS]], %c2
+// CHECK: %[[W1:.*]] = arith.select %[[GE2]], %c1, %c0
+// CHECK: %[[GE5:.*]] = arith.cmpi sge, %[[POS]], %c5
+// CHECK: %[[W2:.*]] = arith.select %[[GE5]], %c2, %[[W1]]
+// CHECK: scf.index_switch %[[W2]] -> f32
+// CHECK: case 1 {
+// CHECK: %[[O1:.*]] = arith.subi %[[POS]], %c2
+// CHECK: tensor.extract %arg1[%{{.*}}, %[[O1]]]
+// CHECK: case 2 {
+// CHECK: %[[O2:.*]] = arith.subi %[[POS]], %c5
+// CHECK: tensor.extract %arg2[%{{.*}}, %[[O2]]]
+// CHECK: default {
+// CHECK: tensor.extract %arg0
+func.func @concat3(%a: tensor<4x2xf32>, %b: tensor<4x3xf32>, %c: tensor<4x1xf32>) -> tensor<4x6xf32> {
+  %0 = trainopt.concat %a, %b, %c {axis = 1 : i64} : (tensor<4x2xf32>, tensor<4x3xf32>, tensor<4x1xf32>) -> tensor<4x6xf32>
+  return %0 : tensor<4x6xf32>
+}
