@@ -13,7 +13,9 @@ trainopt's step time is `step_ms` of `trainopt-run --metrics` (one
 train_step: the compiled program, inputs already in the arena); PyTorch's
 is zero_grad + forward + loss + backward + optimizer step on tensors
 already in memory. Both exclude data loading. The first steps of each are
-warm-up and not counted.
+warm-up and not counted. With --rounds R every side runs R times, in
+turn, and each median pools the steps of all rounds (this machine's speed
+drifts over minutes; one run per side would compare different moments).
 
 Rows for torchvision's ResNet-18, ResNet-50, MobileNetV2 and DenseNet-121
 (weights=None, batch 16, 3x64x64, SGD with momentum) need torchvision;
@@ -30,6 +32,7 @@ PyTorch's autocast step, and the arena with AMP against without.
 """
 import argparse
 import contextlib
+import copy
 import json
 import os
 import statistics
@@ -111,47 +114,62 @@ def batches(sample, n, rng):
             rng.integers(0, 10, n).astype(np.int64), [])
 
 
-def time_trainopt(tool, onnx_path, artifact, flags, data, args):
-    """(median step ms, compile s, arena bytes) of a trainopt artifact."""
+def compile_trainopt(tool, onnx_path, artifact, flags):
+    """(compile s, arena bytes) of compiling a trainopt artifact."""
     t0 = time.perf_counter()
     report = artifact + ".json"
     subprocess.run([tool("trainopt-compile"), onnx_path, "--target=cpu", *flags,
                     "-o", artifact, f"--report={report}"], check=True)
-    compile_s = time.perf_counter() - t0
+    return time.perf_counter() - t0, json.load(open(report))["arena_bytes"]
+
+
+def run_trainopt(tool, artifact, data, args):
+    """The step ms of one trainopt-run after its warm-up steps."""
     metrics = artifact + ".jsonl"
+    if os.path.exists(metrics):
+        os.remove(metrics)
     subprocess.run([tool("trainopt-run"), artifact, f"--data={data}", "--no-shuffle",
                     f"--steps={args.steps + args.warmup}", f"--threads={args.threads}",
                     f"--metrics={metrics}", "--quiet", "--no-train-eval", "--scale=1"],
                    check=True, stdout=subprocess.DEVNULL)
     lines = [json.loads(l) for l in open(metrics)]
-    ms = statistics.median(l["step_ms"] for l in lines
-                           if not l.get("summary") and l["step"] > args.warmup)
-    return ms, compile_s, json.load(open(report))["arena_bytes"]
+    return [l["step_ms"] for l in lines if not l.get("summary") and l["step"] > args.warmup]
 
 
-def time_torch(model, make_opt, x, y, batch, args, amp=None, compiled=False):
-    """Median ms of zero_grad + forward + loss + backward + step, under
+class TorchRunner:
+    """zero_grad + forward + loss + backward + step of a PyTorch model, under
     torch.autocast("cpu", dtype=amp) when given; with `compiled`, of
-    torch.compile(model) (inductor), and also the first step's seconds
-    (compilation included) as a pair."""
-    opt = make_opt(model.parameters())
-    if compiled:
-        torch._dynamo.reset()
-        model = torch.compile(model)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    times = []
-    for k in range(args.steps + args.warmup):
-        xb, yb = xt[k * batch:(k + 1) * batch], yt[k * batch:(k + 1) * batch]
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=amp) if amp else contextlib.nullcontext():
-            logits = model(xb)
-            loss = F.cross_entropy(logits.transpose(1, 2) if logits.dim() == 3 else logits, yb)
-        loss.backward()
-        opt.step()
-        times.append((time.perf_counter() - t0) * 1e3)
-    median = statistics.median(times[args.warmup:])
-    return (median, times[0] / 1e3) if compiled else median
+    torch.compile(model) (inductor), compiled on the first run, whose first
+    step (compilation included) is kept in `first_s`."""
+
+    def __init__(self, model, make_opt, x, y, batch, args, amp=None, compiled=False):
+        self.opt = make_opt(model.parameters())
+        if compiled:
+            torch._dynamo.reset()
+            model = torch.compile(model)
+        self.model, self.amp, self.batch, self.args = model, amp, batch, args
+        self.xt, self.yt = torch.from_numpy(x), torch.from_numpy(y)
+        self.compiled, self.first_s = compiled, None
+
+    def run(self):
+        """The step ms of one run after its warm-up steps."""
+        times, batch = [], self.batch
+        for k in range(self.args.steps + self.args.warmup):
+            xb = self.xt[k * batch:(k + 1) * batch]
+            yb = self.yt[k * batch:(k + 1) * batch]
+            t0 = time.perf_counter()
+            self.opt.zero_grad(set_to_none=True)
+            with (torch.autocast("cpu", dtype=self.amp) if self.amp
+                  else contextlib.nullcontext()):
+                logits = self.model(xb)
+                loss = F.cross_entropy(logits.transpose(1, 2) if logits.dim() == 3 else logits,
+                                       yb)
+            loss.backward()
+            self.opt.step()
+            times.append((time.perf_counter() - t0) * 1e3)
+        if self.compiled and self.first_s is None:
+            self.first_s = times[0] / 1e3
+        return times[self.args.warmup:]
 
 
 def main():
@@ -163,6 +181,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--cases", default="",
                     help="comma-separated tags (default: the rows without torchvision)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run each side this many times, in turn, and pool the steps")
     ap.add_argument("--no-compile", action="store_true",
                     help="do not time torch.compile")
     ap.add_argument("--amp", choices=["bf16"],
@@ -190,26 +210,41 @@ def main():
             data = os.path.join(tmp, f"{tag}.npz")
             np.savez(data, x=x, y=y)
             common = [f"--batch-size={batch}", "--loss=cross_entropy", *extra, *flags.split()]
-            ours, compile_s, arena = time_trainopt(
-                tool, onnx_path, os.path.join(tmp, f"{tag}.trainopt"), common, data, args)
-            state = {k: v.clone() for k, v in model.state_dict().items()}
-            theirs = time_torch(model, make_opt, x, y, batch, args)
-            row = {"tag": tag, "ours": ours, "theirs": theirs, "compile_s": compile_s,
-                   "arena": arena}
+            artifact = os.path.join(tmp, f"{tag}.trainopt")
+            compile_s, arena = compile_trainopt(tool, onnx_path, artifact, common)
+            # Every side runs once per round, in turn, and the medians pool
+            # all rounds: this machine's speed drifts by tens of percent over
+            # minutes, so one run per side would compare different moments.
+            runners = {"theirs": TorchRunner(copy.deepcopy(model), make_opt, x, y, batch, args)}
+            sides = {"ours": lambda: run_trainopt(tool, artifact, data, args),
+                     "theirs": runners["theirs"].run}
             if not args.no_compile:
-                model.load_state_dict(state)
-                row["inductor"], row["inductor_first_s"] = time_torch(
-                    model, make_opt, x, y, batch, args, compiled=True)
+                runners["inductor"] = TorchRunner(copy.deepcopy(model), make_opt, x, y, batch,
+                                                  args, compiled=True)
+                runners["inductor"].run()  # compiles; its steps are not counted
+                sides["inductor"] = runners["inductor"].run
             if args.amp:
-                row["ours_amp"], _, row["arena_amp"] = time_trainopt(
-                    tool, onnx_path, os.path.join(tmp, f"{tag}.amp.trainopt"),
-                    common + [f"--amp={args.amp}"], data, args)
-                model.load_state_dict(state)
-                row["theirs_amp"] = time_torch(model, make_opt, x, y, batch, args,
-                                               amp=torch.bfloat16)
+                amp_artifact = os.path.join(tmp, f"{tag}.amp.trainopt")
+                _, arena_amp = compile_trainopt(tool, onnx_path, amp_artifact,
+                                                common + [f"--amp={args.amp}"])
+                runners["theirs_amp"] = TorchRunner(copy.deepcopy(model), make_opt, x, y, batch,
+                                                    args, amp=torch.bfloat16)
+                sides["ours_amp"] = lambda: run_trainopt(tool, amp_artifact, data, args)
+                sides["theirs_amp"] = runners["theirs_amp"].run
+            samples = {side: [] for side in sides}
+            for _ in range(args.rounds):
+                for side, run in sides.items():
+                    samples[side] += run()
+            row = {side: statistics.median(v) for side, v in samples.items()}
+            row.update(tag=tag, compile_s=compile_s, arena=arena)
+            if not args.no_compile:
+                row["inductor_first_s"] = runners["inductor"].first_s
+            if args.amp:
+                row["arena_amp"] = arena_amp
             rows.append(row)
     print(f"threads={args.threads} torch={torch.__version__} steps={args.steps} "
-          f"(median after {args.warmup} warm-up steps)")
+          f"rounds={args.rounds} (median of the rounds' steps, each after {args.warmup} "
+          f"warm-up steps)")
     print(f"{'case':24s} {'trainopt ms':>12s} {'PyTorch ms':>11s} {'ratio':>7s} {'compile s':>10s}"
           + ("" if args.no_compile else
              f" {'inductor ms':>12s} {'ratio':>7s} {'1st step s':>11s}"))

@@ -54,7 +54,6 @@ struct Api {
   X(dnnl_memory_set_data_handle)                                               \
   X(dnnl_dilated_convolution_forward_desc_init)                                \
   X(dnnl_dilated_convolution_backward_data_desc_init)                          \
-  X(dnnl_dilated_convolution_backward_weights_desc_init)                       \
   X(dnnl_primitive_desc_create)                                                \
   X(dnnl_primitive_desc_destroy)                                               \
   X(dnnl_primitive_desc_query_md)                                              \
@@ -244,18 +243,6 @@ bool buildPlan(const Api &a, ConvDirection direction,
              {DNNL_ARG_WEIGHTS, 1, true, dnnl_query_weights_md, &fPlain},
              {DNNL_ARG_DIFF_SRC, 2, false, dnnl_query_diff_src_md, &xPlain}};
     break;
-  case ConvDirection::GradFilter:
-    if (a.dnnl_dilated_convolution_backward_weights_desc_init(
-            &bwd, dnnl_convolution_direct, &xAny, &fAny, nullptr, &yAny,
-            strides, dilations, padL, padR) != dnnl_success ||
-        a.dnnl_primitive_desc_create(&pd, &bwd, nullptr, a.engine, fwdPd) !=
-            dnnl_success)
-      pd = nullptr;
-    wants = {
-        {DNNL_ARG_SRC, 0, true, dnnl_query_src_md, &xPlain},
-        {DNNL_ARG_DIFF_DST, 1, true, dnnl_query_diff_dst_md, &yPlain},
-        {DNNL_ARG_DIFF_WEIGHTS, 2, false, dnnl_query_diff_weights_md, &fPlain}};
-    break;
   }
   if (fwdPd)
     a.dnnl_primitive_desc_destroy(fwdPd);
@@ -357,26 +344,19 @@ bool trainopt::rt::oneDnnConv(ConvDirection direction,
   static std::mutex mutex;
   static std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans;
   static std::vector<Staging> staging;
-  static int ompThreads = 0;
   std::lock_guard<std::mutex> lock(mutex);
+  // OpenMP's thread count is per calling thread: set it on every call.
+  a.setOmpThreads(threads);
   std::vector<int64_t> key = call.encode();
   key.push_back(static_cast<int64_t>(direction));
   key.push_back(threads);
   auto [it, inserted] = plans.try_emplace(key);
   if (inserted) {
     auto plan = std::make_unique<Plan>();
-    if (threads != ompThreads) {
-      a.setOmpThreads(threads);
-      ompThreads = threads;
-    }
     if (buildPlan(a, direction, call, *plan))
       it->second = std::move(plan);
   }
   if (!it->second)
     return false;
-  if (threads != ompThreads) {
-    a.setOmpThreads(threads);
-    ompThreads = threads;
-  }
   return execute(a, *it->second, buffers, staging);
 }

@@ -2,8 +2,8 @@
 //-*-===//
 //
 /// \file
-/// The f32 convolutions of the CPU library (`cpu.conv`, `cpu.conv_grad_input`,
-/// `cpu.conv_grad_filter`) on oneDNN's own kernels, for the library's NCHW
+/// The f32 convolutions and input gradients of the CPU library (`cpu.conv`,
+/// `cpu.conv_grad_input`) on oneDNN's own kernels, for the library's NCHW
 /// buffers: each call reorders its operands into the blocked layouts
 /// oneDNN's kernels prefer and its result back. oneDNN is opened with dlopen
 /// on first use, as OpenBLAS is, so the runtime starts without it and then
@@ -20,7 +20,9 @@
 
 namespace trainopt::rt {
 
-enum class ConvDirection { Forward, GradInput, GradFilter };
+/// The directions oneDNN computes. Filter gradients stay with the builtin
+/// kernels (Library.cpp, onOneDnn).
+enum class ConvDirection { Forward, GradInput };
 
 /// Runs one f32 convolution direction on oneDNN with `threads` threads, over
 /// the buffers that CPULibrary.h documents for it. Returns false when oneDNN
