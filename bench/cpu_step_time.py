@@ -194,6 +194,9 @@ def main():
     tool = lambda name: os.path.join(args.bin, name)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        # A cold torch.compile, as a user's first: inductor would otherwise
+        # reuse the kernels an earlier run of this script cached on disk.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tmp, "inductor")
         for name, cls, batch, sample, flags, make_opt in CASES:
             tag = f"{name}-b{batch}-{flags.split()[0].split('=')[1]}"
             if args.cases and tag not in args.cases.split(","):
