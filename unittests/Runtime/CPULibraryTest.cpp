@@ -40,6 +40,22 @@
 
 using namespace trainopt::rt;
 
+// Sanitizer builds do not load oneDNN (lib/Runtime/CPU/OneDnn.cpp says
+// why); there the oneDNN half of the convolution tests is skipped.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TRAINOPT_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TRAINOPT_SANITIZED 1
+#endif
+#ifdef TRAINOPT_SANITIZED
+constexpr bool kOneDnnExpected = false;
+#else
+constexpr bool kOneDnnExpected = true;
+#endif
+
 namespace {
 
 using Ints = std::vector<int64_t>;
@@ -348,7 +364,10 @@ template <typename T> Bytes runConvCase(const ConvCase &c, unsigned seed) {
   for (ConvKernels kernels : {ConvKernels::Builtin, ConvKernels::OneDnn}) {
     SCOPED_TRACE(kernels == ConvKernels::OneDnn ? "oneDNN" : "builtin");
     std::string error;
-    EXPECT_TRUE(setConvKernels(kernels, error)) << error;
+    bool selected = setConvKernels(kernels, error);
+    if (!selected && !kOneDnnExpected)
+      continue;
+    EXPECT_TRUE(selected) << error;
     Bytes out = runConvCaseOnce<T>(c, seed);
     all.insert(all.end(), out.begin(), out.end());
   }
@@ -855,6 +874,8 @@ TEST(CPULibraryKernelsTest, OneDnnLoads) {
   // where it does not load, the oneDNN half of the convolution tests would
   // silently test the builtin kernels twice.
   std::string error;
+  if (!kOneDnnExpected)
+    GTEST_SKIP() << "sanitizer build: oneDNN is not loaded (OneDnn.cpp)";
   EXPECT_TRUE(setConvKernels(ConvKernels::OneDnn, error)) << error;
   EXPECT_TRUE(setConvKernels(ConvKernels::Auto, error)) << error;
 }
