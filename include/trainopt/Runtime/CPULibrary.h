@@ -111,6 +111,22 @@ enum class ConvKernels {
   Builtin,
 };
 
+/// Whether this build loads oneDNN at all. Sanitizer builds do not: after
+/// any oneDNN convolution, clang 14's LeakSanitizer crashed in its tracer
+/// at exit ("Tracer caught signal 11"), on oneDNN's OpenMP threads, so no
+/// leak check could run. There the builtin kernels compute everything.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kBuildLoadsOneDnn = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kBuildLoadsOneDnn = false;
+#else
+constexpr bool kBuildLoadsOneDnn = true;
+#endif
+#else
+constexpr bool kBuildLoadsOneDnn = true;
+#endif
+
 /// Selects the convolution kernels. Fails, setting `error`, when OneDnn is
 /// asked for and cannot be loaded.
 bool setConvKernels(ConvKernels kernels, std::string &error);

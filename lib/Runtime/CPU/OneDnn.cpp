@@ -25,6 +25,8 @@
 
 #include "OneDnn.h"
 
+#include "trainopt/Runtime/CPULibrary.h"
+
 #include <oneapi/dnnl/dnnl.h>
 
 #include <dlfcn.h>
@@ -36,18 +38,6 @@
 #include <vector>
 
 using namespace trainopt::rt;
-
-// Sanitizer builds (scripts/asan-build.sh) do not load oneDNN: with it,
-// clang 14's LeakSanitizer crashes in its tracer at exit ("Tracer caught
-// signal 11") after any convolution, so no leak check could run at all.
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TRAINOPT_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define TRAINOPT_SANITIZED 1
-#endif
 
 namespace {
 
@@ -84,11 +74,11 @@ struct Api {
 const Api &api() {
   static const Api a = [] {
     Api a;
-#ifdef TRAINOPT_SANITIZED
-    a.error = "oneDNN is not loaded in sanitizer builds (LeakSanitizer's "
-              "tracer crashes on its OpenMP threads)";
-    return a;
-#endif
+    if (!kBuildLoadsOneDnn) {
+      a.error = "oneDNN is not loaded in sanitizer builds (LeakSanitizer's "
+                "tracer crashes on its OpenMP threads; CPULibrary.h)";
+      return a;
+    }
     setenv("GOMP_SPINCOUNT", "1000", /*overwrite=*/0);
     void *h = nullptr;
     for (const char *name : {"libdnnl.so.2", "libdnnl.so"})
