@@ -8,14 +8,27 @@
 # runs each for SECONDS (default 60; CI runs the default; longer runs grow
 # the corpora under build-fuzz/corpus/ for the next). Prints each target's
 # executions; exits non-zero when a target finds a crash (libFuzzer leaves
-# the input as build-fuzz/crash-*).
+# the input as build-fuzz/crash-*). With --runs N each target runs N
+# inputs instead, however long that takes. Several fuzz.sh may run at once
+# on different targets (one per core), once the first has built and seeded.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
+#   scripts/fuzz.sh --runs N [TARGET...]
 #   targets: data checkpoint artifact program onnx
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECONDS_EACH=${1:-60}
-shift || true
+RUNS=""
+if [ "${1:-}" = --runs ]; then
+  [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: --runs expects a positive count" >&2; exit 2; }
+  RUNS=$2
+  shift 2
+  LIMIT=(-runs="$RUNS")
+else
+  SECONDS_EACH=${1:-60}
+  [[ "$SECONDS_EACH" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: SECONDS must be a positive count, got '$SECONDS_EACH'" >&2; exit 2; }
+  shift || true
+  LIMIT=(-max_total_time="$SECONDS_EACH")
+fi
 ALL=(data checkpoint artifact program onnx)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
@@ -90,16 +103,20 @@ for t in "${TARGETS[@]}"; do
   [ -d "$ROOT/fuzz/regressions/$t" ] && regressions=$ROOT/fuzz/regressions/$t
   set +e
   # allow_user_poisoning=0: see scripts/sanitize.sh.
+  start=$(date +%s)
   (cd "$OUT" && ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0:allow_user_poisoning=0 \
-     "$bin" "$corpus" "$OUT/seeds/$t" $regressions -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 \
-     -max_len=65536 -print_final_stats=1 > "$log" 2>&1)
+     exec "$bin" "$corpus" "$OUT/seeds/$t" $regressions "${LIMIT[@]}" -rss_limit_mb=4096 \
+     -max_len=65536 -print_final_stats=1 > "$log" 2>&1) &
+  pid=$!
+  wait $pid
   rc=$?
   set -e
-  rm -rf /dev/shm/trainopt-fuzz-*
+  # The target's own files only: another fuzz.sh may be running.
+  rm -rf "/dev/shm/trainopt-fuzz-$pid" "/dev/shm/trainopt-fuzz-onnx-$pid"
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
   speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
   if [ $rc -eq 0 ]; then
-    echo "fuzz $t: $runs executions in ${SECONDS_EACH} s ($speed/s), no crash"
+    echo "fuzz $t: $runs executions in $(($(date +%s) - start)) s ($speed/s), no crash"
   else
     echo "fuzz $t: CRASH after $runs executions (exit $rc); see $log and $OUT/crash-*"
     tail -30 "$log"

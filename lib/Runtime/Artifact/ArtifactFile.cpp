@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
 #include <unistd.h>
 #include <vector>
 
@@ -84,15 +83,9 @@ bool trainopt::artifact::writeArtifact(const Artifact &artifact,
 
 bool trainopt::artifact::readArtifact(const std::string &path,
                                       Artifact &artifact, std::string &error) {
-  if (!trainopt::readableAsFile(path, error))
+  std::vector<uint8_t> bytes;
+  if (!trainopt::readWholeFile(path, bytes, error))
     return false;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = "cannot open '" + path + "'";
-    return false;
-  }
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                             std::istreambuf_iterator<char>());
   auto fail = [&](const std::string &why) {
     error = "'" + path + "' " + why;
     return false;

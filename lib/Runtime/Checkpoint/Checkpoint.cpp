@@ -407,8 +407,9 @@ bool trainopt::rt::readCheckpoint(const std::string &path, Checkpoint &ckpt,
   // checksum says so: it is the more useful diagnosis.
   uint32_t crc = 0;
   auto failStructure = [&](const std::string &why, uint64_t consumed) {
-    std::vector<char> chunk(1 << 20);
     uint64_t left = length - consumed;
+    // Sized to what is left: most malformed files are small.
+    std::vector<char> chunk(std::min<uint64_t>(left, 1 << 20));
     while (left > 0) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(left, chunk.size()));
       if (!file.readAll(chunk.data(), n))

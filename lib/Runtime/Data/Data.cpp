@@ -21,7 +21,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
 #include <limits>
 #include <set>
 #include <unistd.h>
@@ -231,13 +230,9 @@ static bool fail(std::string &error, const std::string &message) {
 
 bool trainopt::rt::readFile(const std::string &path, std::vector<uint8_t> &out,
                             std::string &error) {
-  if (!trainopt::readableAsFile(path, error))
+  std::vector<uint8_t> raw;
+  if (!trainopt::readWholeFile(path, raw, error))
     return false;
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return fail(error, "cannot open '" + path + "'");
-  std::vector<uint8_t> raw((std::istreambuf_iterator<char>(in)),
-                           std::istreambuf_iterator<char>());
   if (raw.size() < 2 || raw[0] != 0x1f || raw[1] != 0x8b) {
     out = std::move(raw);
     return true;
