@@ -7,8 +7,12 @@
 /// SGEMM one sample at a time (what the runtime did), the same with the
 /// whole batch folded into the GEMM's N, and oneDNN 2.6 (Debian libdnnl-dev)
 /// on plain NCHW memory and on its own blocked layout (reorders not
-/// counted). Each row prints milliseconds and GFLOP/s; the FLOP count is
-/// 2 N Cout P Cin Kh Kw per direction.
+/// counted, then counted). A last column times the filter gradient the way
+/// the runtime runs it on oneDNN (lib/Runtime/CPU/OneDnn.cpp): split over
+/// output channels into fixed parts, each a one-thread primitive, the parts
+/// shared over the threads, reorders counted. Each row prints GFLOP/s, the
+/// totals milliseconds; the FLOP count is 2 N Cout P Cin Kh Kw per
+/// direction.
 ///
 /// Not built by CMake (it links oneDNN, which the runtime only loads):
 ///   g++ -O3 -march=native -fopenmp bench/cpu_conv.cpp -o /tmp/cpu_conv \
@@ -318,12 +322,85 @@ struct OneDnn {
   }
 
   static void fill(memory &m) {
-    float *p = static_cast<float *>(m.get_data_handle());
-    size_t n = m.get_desc().get_size() / sizeof(float);
+    fill(static_cast<float *>(m.get_data_handle()),
+         m.get_desc().get_size() / sizeof(float));
+  }
+  static void fill(float *p, size_t n) {
     for (size_t i = 0; i < n; ++i)
       p[i] = float((i * 2654435761u) % 1000) / 1000.f - 0.5f;
   }
 };
+
+/// The runtime's oneDNN filter gradient (OneDnn.cpp, buildGradFilterPlan):
+/// `parts` one-thread primitives over slices of the output channels, with
+/// user scratchpads, reading their slice of dy in place through a strided
+/// descriptor; x reordered once. Milliseconds.
+double partsBwdWeights(const Shape &sh, int threads) {
+  int parts = 1;
+  while (parts < 8 && sh.cout % (16 * parts) == 0 &&
+         sh.cout / (2 * parts) >= 16)
+    parts *= 2;
+  engine eng{engine::kind::cpu, 0};
+  stream str(eng);
+  int ocb = sh.cout / parts, P = sh.oh() * sh.oh();
+  memory::dims src{sh.n, sh.cin, sh.h, sh.h}, strides{sh.s, sh.s},
+      pad{sh.pad, sh.pad}, wei{ocb, sh.cin, sh.k, sh.k},
+      dst{sh.n, ocb, sh.oh(), sh.oh()};
+  std::vector<float> x(size_t(sh.n) * sh.cin * sh.h * sh.h),
+      dy(size_t(sh.n) * sh.cout * P),
+      dw(size_t(sh.cout) * sh.cin * sh.k * sh.k);
+  OneDnn::fill(x.data(), x.size());
+  OneDnn::fill(dy.data(), dy.size());
+  omp_set_num_threads(1);
+  memory::desc srcA(src, dt::f32, tag::any), weiA(wei, dt::f32, tag::any),
+      dstA(dst, dt::f32, tag::any);
+  convolution_forward::primitive_desc fpd({prop_kind::forward_training,
+                                           algorithm::convolution_direct, srcA,
+                                           weiA, dstA, strides, pad, pad},
+                                          eng);
+  primitive_attr attr;
+  attr.set_scratchpad_mode(scratchpad_mode::user);
+  convolution_backward_weights::primitive_desc wpd(
+      {algorithm::convolution_direct, srcA, weiA, dstA, strides, pad, pad},
+      attr, eng, fpd);
+  memory srcUser({src, dt::f32, tag::nchw}, eng, x.data()),
+      srcB(wpd.src_desc(), eng);
+  reorder srcReorder(srcUser, srcB);
+  struct Part {
+    convolution_backward_weights prim;
+    memory dyUser, dyB, dwB, dwUser, scratch;
+    reorder in, out;
+  };
+  std::vector<Part> ps;
+  for (int b = 0; b < parts; ++b) {
+    memory::desc slice(dst, dt::f32,
+                       memory::dims{memory::dim(sh.cout) * P, P, sh.oh(), 1});
+    memory dyUser(slice, eng, dy.data() + size_t(b) * ocb * P),
+        dyB(wpd.diff_dst_desc(), eng), dwB(wpd.diff_weights_desc(), eng),
+        dwUser({wei, dt::f32, tag::oihw}, eng,
+               dw.data() + size_t(b) * ocb * sh.cin * sh.k * sh.k);
+    ps.push_back({convolution_backward_weights(wpd), dyUser, dyB, dwB, dwUser,
+                  memory(wpd.scratchpad_desc(), eng), reorder(dyUser, dyB),
+                  reorder(dwB, dwUser)});
+  }
+  return timeMs([&] {
+    omp_set_num_threads(threads);
+    srcReorder.execute(str, srcUser, srcB);
+    str.wait();
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+    for (int b = 0; b < parts; ++b) {
+      Part &p = ps[b];
+      stream s(eng);
+      p.in.execute(s, p.dyUser, p.dyB);
+      p.prim.execute(s, {{DNNL_ARG_SRC, srcB},
+                         {DNNL_ARG_DIFF_DST, p.dyB},
+                         {DNNL_ARG_DIFF_WEIGHTS, p.dwB},
+                         {DNNL_ARG_SCRATCHPAD, p.scratch}});
+      p.out.execute(s, p.dwB, p.dwUser);
+      s.wait();
+    }
+  });
+}
 
 } // namespace
 
@@ -344,11 +421,11 @@ int main() {
   std::printf("GFLOP/s per direction (fwd / bwd-data / bwd-filter), %d "
               "threads, batch 16\n",
               threads);
-  std::printf("%-20s %7s | %-17s | %-17s | %-17s | %-17s | %-17s | %s\n",
+  std::printf("%-20s %7s | %-17s | %-17s | %-17s | %-17s | %-17s | %-7s | %s\n",
               "layer", "GFLOP", "ours per sample", "ours batch folded",
               "oneDNN nchw", "oneDNN blocked", "oneDNN blocked+reorders",
-              "oneDNN kernel (blocked)");
-  double total[5][3] = {};
+              "parts", "oneDNN kernel (blocked)");
+  double total[5][3] = {}, partsTotal = 0;
   for (const Shape &sh : shapes) {
     size_t xs = size_t(sh.n) * sh.cin * sh.h * sh.h,
            ws = size_t(sh.cout) * sh.cin * sh.k * sh.k,
@@ -399,7 +476,9 @@ int main() {
         total[v][d] += ms[v][d];
       }
     }
-    std::printf(" | %s\n", impl.c_str());
+    double parts = partsBwdWeights(sh, threads);
+    partsTotal += parts;
+    std::printf(" | %7.0f | %s\n", sh.gflop() / parts * 1e3, impl.c_str());
   }
   std::printf("%-28s", "total ms");
   for (int v = 0; v < 5; ++v) {
@@ -407,6 +486,6 @@ int main() {
     for (int d = 0; d < 3; ++d)
       std::printf(" %5.1f", total[v][d]);
   }
-  std::printf("\n");
+  std::printf(" | %7.1f\n", partsTotal);
   return 0;
 }

@@ -487,14 +487,39 @@ TYPED_TEST(CPULibraryTest, ConvDepthwise) {
       20);
 }
 
+TYPED_TEST(CPULibraryTest, ConvGradFilterParts) {
+  // Filter gradients with at least 128 output positions in the batch run on
+  // oneDNN in fixed parts of the output channels, each reading its slice of
+  // dy in place: 64 channels in 4 parts; 48 in 2 parts of 24, with a
+  // stride, dilation and asymmetric padding; 32 in 2 parts in 1-D; one
+  // part in 3-D.
+  runConvCase<TypeParam>(
+      {3, 8, 64, 1, {{10, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, false},
+      21);
+  runConvCase<TypeParam>(
+      {3, 5, 48, 1, {{13, 11}, {3, 2}, {2, 1}, {1, 2}, {1, 0}, {0, 1}}, true},
+      22);
+  runConvCase<TypeParam>({8, 3, 32, 1, {{40}, {5}, {2}, {1}, {2}, {2}}, false},
+                         23);
+  runConvCase<TypeParam>(
+      {2,
+       2,
+       16,
+       1,
+       {{6, 6, 5}, {3, 3, 2}, {1, 1, 1}, {1, 1, 1}, {1, 1, 0}, {1, 1, 1}},
+       false},
+      24);
+}
+
 TYPED_TEST(CPULibraryTest, ConvThreadCounts) {
   // One thread (BLAS threaded, samples in order), and more threads than
   // samples (some workers see none); then a batch that the filter gradient
   // sums in several chunks; then a folded batch whose GEMMs are cut into
-  // blocks; then a depthwise call. The bits do not depend on the thread
-  // count.
+  // blocks; then a depthwise call; then a filter gradient in four oneDNN
+  // parts. The bits do not depend on the thread count.
   const ConvCase cases[] = {
       {2, 8, 16, 1, {{20, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
+      {3, 8, 64, 1, {{10, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, false},
       {19, 4, 6, 1, {{12, 12}, {3, 3}, {1, 1}, {1, 1}, {0, 0}, {0, 0}}, false},
       {4, 32, 96, 1, {{4, 4}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
       {5, 48, 48, 48, {{9, 9}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}}, false},
@@ -795,6 +820,69 @@ bool totalLess(double a, double b) {
   return key(a) < key(b);
 }
 
+/// Runs `concat` of inputs with `widths` elements per row (`outer` rows)
+/// and checks every output element against the inputs.
+template <typename T>
+void checkConcat(int64_t outer, const std::vector<int64_t> &widths,
+                 unsigned seed) {
+  std::mt19937 rng(seed);
+  calls::ConcatCall call;
+  call.types.element = call.types.accumulate = etype<T>();
+  call.outer = outer;
+  std::vector<Bytes> bufs;
+  std::vector<Values> inputs;
+  int64_t total = 0;
+  for (int64_t w : widths) {
+    inputs.push_back(rounded<T>(randomValues(rng, outer * w)));
+    bufs.push_back(toBytes<T>(inputs.back()));
+    call.rowBytes.push_back(w * static_cast<int64_t>(sizeof(T)));
+    total += w;
+  }
+  bufs.push_back(toBytes<T>(Values(outer * total, 7.0)));
+  invoke("cpu.concat", call.encode(), bufs);
+  Values out = fromBytes<T>(bufs.back()), want;
+  for (int64_t o = 0; o < outer; ++o)
+    for (size_t i = 0; i < widths.size(); ++i)
+      want.insert(want.end(), inputs[i].begin() + o * widths[i],
+                  inputs[i].begin() + (o + 1) * widths[i]);
+  EXPECT_TRUE(out == want);
+}
+
+TYPED_TEST(CPULibraryTest, Concat) {
+  // Rows of 2, 0 (an empty input), 5 and 1 elements; one input; one row;
+  // then rows long enough to be shared over threads.
+  checkConcat<TypeParam>(3, {2, 0, 5, 1}, 91);
+  checkConcat<TypeParam>(4, {6}, 92);
+  checkConcat<TypeParam>(1, {3, 4}, 93);
+  setLibraryThreads(2);
+  checkConcat<TypeParam>(16, {64 * 256, 32 * 256, 32 * 256}, 94);
+  setLibraryThreads(0);
+}
+
+TYPED_TEST(CPULibraryTest, ConcatIntegers) {
+  // A byte copy: i1 (one byte each) and i64 element types too, whatever
+  // the float type of the suite.
+  calls::ConcatCall call;
+  call.types.element = call.types.accumulate = calls::kI1;
+  call.outer = 2;
+  call.rowBytes = {1, 3};
+  std::vector<Bytes> bufs{{1, 0}, {0, 1, 1, 1, 0, 0}, Bytes(8, 9)};
+  invoke("cpu.concat", call.encode(), bufs);
+  EXPECT_EQ(bufs[2], (Bytes{1, 0, 1, 1, 0, 1, 0, 0}));
+  call.types.element = call.types.accumulate = calls::kI64;
+  call.outer = 1;
+  call.rowBytes = {8, 8};
+  int64_t a = -5, b = int64_t(1) << 40;
+  bufs = {Bytes(8), Bytes(8), Bytes(16)};
+  std::memcpy(bufs[0].data(), &a, 8);
+  std::memcpy(bufs[1].data(), &b, 8);
+  invoke("cpu.concat", call.encode(), bufs);
+  int64_t got[2];
+  std::memcpy(got, bufs[2].data(), 16);
+  EXPECT_EQ(got[0], a);
+  EXPECT_EQ(got[1], b);
+}
+
 template <typename T> double kthOf(const Values &x, int64_t k) {
   Bytes out = toBytes<T>(Values{7});
   calls::KthSmallestCall call;
@@ -1022,6 +1110,31 @@ TEST(CPULibraryCheckTest, ScatterAdd) {
   bad = ints;
   bad[3] = bad[4] = bad[6] = int64_t(1) << 40;
   EXPECT_NE(checkError("cpu.scatter_add", bad, sizes), "");
+}
+
+TEST(CPULibraryCheckTest, Concat) {
+  // [F32, F32, outer 3, k 2, row bytes 8 and 12]
+  Ints ints{2, 2, 3, 2, 8, 12};
+  std::vector<uint64_t> sizes{24, 36, 60};
+  EXPECT_EQ(checkError("cpu.concat", ints, sizes), "");
+  // Buffers counted and sized; the output holds every row.
+  EXPECT_NE(checkError("cpu.concat", ints, {24, 36}), "");
+  EXPECT_NE(checkError("cpu.concat", ints, {24, 35, 60}), "");
+  EXPECT_NE(checkError("cpu.concat", ints, {24, 36, 59}), "");
+  // No inputs, more inputs than ints, a negative row or outer, an unknown
+  // element type, an element accumulated in another.
+  EXPECT_NE(checkError("cpu.concat", {2, 2, 3, 0}, {0}), "");
+  EXPECT_NE(checkError("cpu.concat", {2, 2, 3, 1000000000}, sizes), "");
+  EXPECT_NE(checkError("cpu.concat", {2, 2, 3, 3, 8, 12}, sizes), "");
+  EXPECT_NE(checkError("cpu.concat", {2, 2, 3, 2, -8, 12}, sizes), "");
+  EXPECT_NE(checkError("cpu.concat", {2, 2, -3, 2, 8, 12}, sizes), "");
+  EXPECT_NE(checkError("cpu.concat", {9, 9, 3, 2, 8, 12}, sizes), "");
+  EXPECT_NE(checkError("cpu.concat", {3, 2, 3, 2, 8, 12}, sizes), "");
+  // Sizes that overflow int64.
+  EXPECT_NE(checkError("cpu.concat",
+                       {2, 2, int64_t(1) << 40, 2, int64_t(1) << 40, 8}, sizes),
+            "");
+  EXPECT_NE(checkError("cpu.concat", {2, 2, 1, 2, INT64_MAX, 8}, sizes), "");
 }
 
 TEST(CPULibraryCheckTest, KthSmallest) {

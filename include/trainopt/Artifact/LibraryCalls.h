@@ -251,6 +251,46 @@ struct ScatterAddCall {
   }
 };
 
+/// `concat`, buffers [in_0, ..., in_{k-1}, out]: each row o of out (outer
+/// rows of the sum of rowBytes) is row o of in_0, then of in_1, and so on
+/// (in_i: outer rows of rowBytes_i). A byte copy, of any element type (the
+/// types say which). Ints: [types, outer, k, rowBytes_0, ...,
+/// rowBytes_{k-1}].
+struct ConcatCall {
+  Types types;
+  int64_t outer = 0;
+  std::vector<int64_t> rowBytes;
+
+  /// The most inputs a descriptor may list (decode refuses more before
+  /// reading them).
+  static constexpr int64_t kMaxInputs = 1 << 16;
+
+  std::vector<int64_t> encode() const {
+    std::vector<int64_t> o;
+    types.encode(o);
+    o.push_back(outer);
+    o.push_back(static_cast<int64_t>(rowBytes.size()));
+    o.insert(o.end(), rowBytes.begin(), rowBytes.end());
+    return o;
+  }
+  static bool decode(const int64_t *ints, size_t n, ConcatCall &s,
+                     std::string &error) {
+    Reader r(ints, n, error);
+    s.types.decode(r);
+    s.outer = r.next();
+    int64_t k = r.next();
+    if (k < 1 || k > kMaxInputs) {
+      r.fail("expects 1 to " + std::to_string(kMaxInputs) +
+             " concat inputs, got " + std::to_string(k));
+      return false;
+    }
+    s.rowBytes.clear();
+    for (int64_t i = 0; i < k && r.ok(); ++i)
+      s.rowBytes.push_back(r.next());
+    return r.finish();
+  }
+};
+
 /// `kth_smallest`, buffers [x, k, out]: out = the k-th smallest (1-based)
 /// of x's `count` elements in IEEE total order; -inf for k <= 0, +inf for
 /// k > count; k is one i64. Ints: [types, count].

@@ -44,8 +44,7 @@ def TrainoptConvertToLinalg : Pass<"trainopt-convert-to-linalg"> {
     ```
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect", "::mlir::arith::ArithDialect",
-                           "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect",
-                           "::mlir::scf::SCFDialect"];
+                           "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect"];
 }
 
 def TrainoptFuseElementwise : Pass<"trainopt-fuse-elementwise"> {

@@ -104,7 +104,9 @@ enum class ConvKernels {
   /// oneDNN when libdnnl.so.2 loads, else Builtin (the default).
   Auto,
   /// oneDNN's kernels on blocked layouts, reordered from and to NC-spatial
-  /// in each call; its filter-gradient bits depend on the thread count.
+  /// in each call; filter gradients in parts fixed by the shape, one thread
+  /// each, and the builtin ones where those were faster. Bits independent
+  /// of the thread count.
   OneDnn,
   /// im2col + OpenBLAS GEMMs and direct depthwise loops; bits independent
   /// of the thread count.

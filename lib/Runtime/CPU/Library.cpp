@@ -568,11 +568,8 @@ template <typename Fn> void forEachSample(const ConvShape &s, const Fn &fn) {
               });
 }
 
-/// Runs the call on oneDNN when it is selected and has a primitive for it.
-/// Only the forward convolution and the input gradient: oneDNN's filter
-/// gradient sums over threads, so its bits would depend on the thread count,
-/// and on ResNet-18's small planes it was slower than foldedConvGradFilter
-/// (44 against 31 ms a step).
+/// Runs the call on oneDNN when it is selected and has a primitive for it
+/// (filter gradients only where oneDNNGradFilterWins).
 template <typename T>
 bool onOneDnn(ConvDirection direction, const calls::ConvCall &call,
               void *const *buffers) {
@@ -959,10 +956,26 @@ constexpr int64_t kGradFilterChunks = 8;
 /// The partial sums of the chunks may take at most this many bytes.
 constexpr int64_t kGradFilterPartialBytes = int64_t(64) << 20;
 
+/// A filter gradient whose batch has fewer output positions (N P) than
+/// this stays builtin.
+constexpr int64_t kOneDnnGradFilterPositions = 128;
+
+/// Whether the filter gradient runs on oneDNN (in fixed one-thread parts,
+/// OneDnn.cpp). Ungrouped only. On the deepest layers of ResNet-18 at 64x64
+/// (2x2 outputs, N P = 64) foldedConvGradFilter was faster: 70 against 41
+/// and 58 GFLOP/s with reorders; from 4x4 outputs (N P = 256) oneDNN led,
+/// 128 against 49 (bench/cpu_conv.cpp, docs/performance.md).
+bool oneDnnGradFilterWins(const ConvShape &s) {
+  return s.c.groups == 1 && s.c.n * s.p >= kOneDnnGradFilterPositions;
+}
+
 template <typename T>
 void convGradFilterImpl(const calls::ConvCall &call, void *const *buffers) {
   ConvShape s(call);
   const ConvDesc &c = s.c;
+  if (oneDnnGradFilterWins(s) &&
+      onOneDnn<T>(ConvDirection::GradFilter, call, buffers))
+    return;
   if (isDepthwise(s)) {
     depthwiseConvGradFilter(s, static_cast<const T *>(buffers[0]),
                             static_cast<const T *>(buffers[1]),
@@ -1258,6 +1271,38 @@ void scatterAddImpl(const calls::ScatterAddCall &call, void *const *buffers) {
       for (int64_t i = 0; i < inner; ++i)
         dst[i] += src[i];
     }
+}
+
+//===----------------------------------------------------------------------===//
+// Concat
+//===----------------------------------------------------------------------===//
+
+/// A row copy of each input into its place in each output row (a byte
+/// copy, any element type), the (row, input) pieces shared over the
+/// library's threads.
+void concatEntry(const int64_t *ints, size_t numInts, const double *, size_t,
+                 void *const *buffers) {
+  auto call = decoded<calls::ConcatCall>(ints, numInts);
+  int64_t k = static_cast<int64_t>(call.rowBytes.size()), total = 0;
+  std::vector<int64_t> offsets;
+  for (int64_t bytes : call.rowBytes) {
+    offsets.push_back(total);
+    total += bytes;
+  }
+  char *out = static_cast<char *>(buffers[k]);
+  int64_t pieces = call.outer * k;
+  // Cost per piece in the units parallelFor weighs work in (about one
+  // operation each): a copy moves several bytes per operation.
+  int64_t cost = std::max<int64_t>(1, total / k / 8);
+  parallelFor(pieces, cost, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t piece = begin; piece < end; ++piece) {
+      int64_t row = piece / k, i = piece % k, bytes = call.rowBytes[i];
+      if (bytes > 0)
+        std::memcpy(out + row * total + offsets[i],
+                    static_cast<const char *>(buffers[i]) + row * bytes,
+                    static_cast<size_t>(bytes));
+    }
+  });
 }
 
 //===----------------------------------------------------------------------===//
@@ -1747,6 +1792,34 @@ bool checkScatterAdd(CallChecker &c) {
          c.fits(1, updates, elem, "updates") && c.fits(2, out, elem, "out");
 }
 
+bool checkConcat(CallChecker &c) {
+  calls::ConcatCall call;
+  if (!c.decode(call))
+    return false;
+  if (call.types.element < kF64 || call.types.element > calls::kI1 ||
+      call.types.accumulate != call.types.element)
+    return c.fail("expects a known element type (1 to 8) accumulated in "
+                  "itself, got " +
+                  std::to_string(call.types.element) + " in " +
+                  std::to_string(call.types.accumulate));
+  size_t k = call.rowBytes.size();
+  if (!c.buffers(k + 1) || !c.atLeastValue(call.outer, 0, "outer"))
+    return false;
+  int64_t total = 0;
+  for (size_t i = 0; i < k; ++i) {
+    if (!c.atLeastValue(call.rowBytes[i], 0, "row bytes"))
+      return false;
+    if (__builtin_add_overflow(total, call.rowBytes[i], &total))
+      return c.fail("sizes overflow int64");
+    int64_t bytes;
+    if (!c.product({call.outer, call.rowBytes[i]}, bytes) ||
+        !c.fits(i, bytes, 1, "input"))
+      return false;
+  }
+  int64_t out;
+  return c.product({call.outer, total}, out) && c.fits(k, out, 1, "out");
+}
+
 bool checkKthSmallest(CallChecker &c) {
   calls::KthSmallestCall call;
   int64_t elem;
@@ -1765,7 +1838,8 @@ const std::unordered_map<std::string, Entry> &libraryTable() {
   static const std::unordered_map<std::string, Entry> table = {
       {"cpu.matmul", {matmulEntry, checkMatmul}},
       {"cpu.conv",
-       {convEntry, [](CallChecker &c) { return checkConv(c, ConvKind::Forward); }}},
+       {convEntry,
+        [](CallChecker &c) { return checkConv(c, ConvKind::Forward); }}},
       {"cpu.conv_grad_input",
        {convGradInputEntry,
         [](CallChecker &c) { return checkConv(c, ConvKind::GradInput); }}},
@@ -1773,17 +1847,20 @@ const std::unordered_map<std::string, Entry> &libraryTable() {
        {convGradFilterEntry,
         [](CallChecker &c) { return checkConv(c, ConvKind::GradFilter); }}},
       {"cpu.max_pool",
-       {maxPoolEntry, [](CallChecker &c) { return checkPool(c, PoolKind::Max); }}},
+       {maxPoolEntry,
+        [](CallChecker &c) { return checkPool(c, PoolKind::Max); }}},
       {"cpu.max_pool_grad",
        {maxPoolGradEntry,
         [](CallChecker &c) { return checkPool(c, PoolKind::MaxGrad); }}},
       {"cpu.avg_pool",
-       {avgPoolEntry, [](CallChecker &c) { return checkPool(c, PoolKind::Avg); }}},
+       {avgPoolEntry,
+        [](CallChecker &c) { return checkPool(c, PoolKind::Avg); }}},
       {"cpu.avg_pool_grad",
        {avgPoolGradEntry,
         [](CallChecker &c) { return checkPool(c, PoolKind::AvgGrad); }}},
       {"cpu.scatter_add", {scatterAddEntry, checkScatterAdd}},
       {"cpu.kth_smallest", {kthSmallestEntry, checkKthSmallest}},
+      {"cpu.concat", {concatEntry, checkConcat}},
   };
   return table;
 }

@@ -50,6 +50,7 @@ namespace trainopt::rt::cuda {
   X(cuMemcpyHtoDAsync)                                                         \
   X(cuMemcpyDtoHAsync)                                                         \
   X(cuMemcpyDtoDAsync)                                                         \
+  X(cuMemcpy2DAsync)                                                           \
   X(cuMemsetD8Async)                                                           \
   X(cuMemsetD16Async)                                                          \
   X(cuMemsetD32Async)                                                          \

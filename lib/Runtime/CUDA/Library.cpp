@@ -489,6 +489,52 @@ private:
 // Runtime kernels: pools, scatter-add
 //===----------------------------------------------------------------------===//
 
+/// `cuda.concat`: one 2-D copy per input, its rows into their columns of
+/// the output's rows (cuMemcpy2DAsync, captured into the step's graph like
+/// a launch).
+class ConcatCall : public LibraryCall {
+public:
+  ConcatCall(LibraryContext &context, const calls::ConcatCall &desc,
+             const std::vector<CUdeviceptr> &buffers)
+      : context_(context) {
+    size_t k = desc.rowBytes.size(), total = 0;
+    for (int64_t bytes : desc.rowBytes)
+      total += static_cast<size_t>(bytes);
+    size_t offset = 0;
+    for (size_t i = 0; i < k; ++i) {
+      size_t bytes = static_cast<size_t>(desc.rowBytes[i]);
+      if (bytes > 0 && desc.outer > 0) {
+        CUDA_MEMCPY2D m = {};
+        m.srcMemoryType = m.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+        m.srcDevice = buffers[i];
+        m.srcPitch = bytes;
+        m.dstDevice = buffers[k] + offset;
+        m.dstPitch = total;
+        m.WidthInBytes = bytes;
+        m.Height = static_cast<size_t>(desc.outer);
+        copies_.push_back(m);
+      }
+      offset += bytes;
+    }
+  }
+
+  bool enqueue(CUstream stream, CUdeviceptr, uint64_t,
+               std::string &error) override {
+    for (const CUDA_MEMCPY2D &m : copies_) {
+      CUresult r = context_.driver->cuMemcpy2DAsync(&m, stream);
+      if (r != CUDA_SUCCESS) {
+        error = "cuMemcpy2DAsync: " + context_.driver->describe(r);
+        return false;
+      }
+    }
+    return true;
+  }
+
+private:
+  LibraryContext &context_;
+  std::vector<CUDA_MEMCPY2D> copies_;
+};
+
 /// A launch of one of the runtime's kernels with a by-value parameter
 /// struct followed by buffer pointers.
 template <typename Params> class KernelCall : public LibraryCall {
@@ -676,6 +722,12 @@ std::unique_ptr<LibraryCall> trainopt::rt::cuda::planLibraryCall(
                           desc.inner};
     return std::make_unique<KernelCall<ScatterAddParams>>(
         context, fn, p, buffers, p.outer * p.inner);
+  }
+  if (function == "cuda.concat") {
+    calls::ConcatCall desc;
+    if (!decode(desc))
+      return nullptr;
+    return std::make_unique<ConcatCall>(context, desc, buffers);
   }
   if (function == "cuda.kth_smallest") {
     calls::KthSmallestCall desc;

@@ -101,9 +101,9 @@ Runtime:
                         node divided by its ranks)
   --cpu-conv K          the CPU convolution kernels: auto (default: onednn
                         when libdnnl.so.2 loads, else builtin), onednn
-                        (oneDNN's blocked kernels; filter-gradient bits then
-                        depend on --threads) or builtin (im2col + OpenBLAS;
-                        bits independent of --threads)
+                        (oneDNN's blocked kernels) or builtin (im2col +
+                        OpenBLAS); with either, bits independent of
+                        --threads
   --cuda-device N       the GPU (CUDA ordinal, default 0) for cuda artifacts
   --no-cuda-graph       launch a cuda artifact's commands one by one instead
                         of replaying each entry point as a CUDA graph

@@ -557,6 +557,30 @@ FailureOr<LibraryCall> libraryCall(Operation *op) {
     call.flops = outer * numIndices * inner;
     return call;
   }
+  if (auto c = dyn_cast<ConcatOp>(op)) {
+    // Rows are the dims before the axis; each input's row is its bytes
+    // over them (tensorBytes: the buffers' own sizes).
+    LibraryCall call;
+    call.function = "concat";
+    SmallVector<int64_t> d = dims(c.getResult());
+    int64_t outer = 1;
+    for (int64_t i = 0, e = c.getAxis(); i < e; ++i)
+      outer *= d[i];
+    calls::ConcatCall desc;
+    desc.types.element = desc.types.accumulate =
+        elementType(elementTypeOf(c.getResult()));
+    desc.outer = outer;
+    for (Value in : c.getInputs()) {
+      call.buffers.push_back(in);
+      desc.rowBytes.push_back(
+          outer == 0 ? 0
+                     : static_cast<int64_t>(tensorBytes(in.getType())) / outer);
+    }
+    call.buffers.push_back(c.getResult());
+    call.ints = desc.encode();
+    call.flops = 0;
+    return call;
+  }
   if (auto k = dyn_cast<KthSmallestOp>(op)) {
     LibraryCall call;
     call.function = "kth_smallest";
