@@ -313,8 +313,14 @@ TensorReader::readResource(const onnx::TensorProto &tensor, StringRef what,
   if (failed(bytes))
     return failure();
   size_t align = std::max<size_t>(storageBytes(type->getElementType()), 1);
+  // An empty vector's data() may be null, and the blob copies with memcpy,
+  // which must not be given null even for no bytes (UBSan, fuzz target
+  // onnx: a zero-element initializer; fuzz/regressions/onnx/).
+  static const char kNoBytes = 0;
+  ArrayRef<char> data = bytes->empty() ? ArrayRef<char>(&kNoBytes, size_t(0))
+                                       : ArrayRef<char>(*bytes);
   AsmResourceBlob blob =
-      HeapAsmResourceBlob::allocateAndCopyWithAlign(*bytes, align);
+      HeapAsmResourceBlob::allocateAndCopyWithAlign(data, align);
   return cast<ElementsAttr>(
       DenseResourceElementsAttr::get(*type, tensor.name(), std::move(blob)));
 }
