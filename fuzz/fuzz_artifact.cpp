@@ -13,6 +13,11 @@
 
 #include "trainopt/Artifact/ArtifactFile.h"
 
+extern "C" int LLVMFuzzerInitialize(int *, char ***) {
+  trainopt::fuzz::quietProtobuf();
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string path = trainopt::fuzz::stage(data, size, "TRAINOPT",
                                            trainopt::artifact::kFormatVersion);
