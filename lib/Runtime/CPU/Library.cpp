@@ -569,7 +569,7 @@ template <typename Fn> void forEachSample(const ConvShape &s, const Fn &fn) {
 }
 
 /// Runs the call on oneDNN when it is selected and has a primitive for it
-/// (filter gradients only where oneDNNGradFilterWins).
+/// (filter gradients only where oneDnnGradFilterWins).
 template <typename T>
 bool onOneDnn(ConvDirection direction, const calls::ConvCall &call,
               void *const *buffers) {
