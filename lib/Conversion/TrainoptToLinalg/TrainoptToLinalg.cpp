@@ -12,6 +12,7 @@
 
 #include "trainopt/Conversion/Passes.h"
 
+#include "trainopt/Dialect/Trainopt/IR/TensorBuilder.h"
 #include "trainopt/Dialect/Trainopt/IR/TrainoptOps.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -505,6 +506,25 @@ Value batchNormApply(OpBuilder &b, Location loc, Value x, Value scaleV,
       });
 }
 
+/// y = (x - mean) * inv * scale + bias, per channel (dim 1), from the
+/// statistics of a training-mode BatchNorm ([C] each).
+Value batchNormNormalize(OpBuilder &b, Location loc, Value x, Value scaleV,
+                         Value bias, Value mean, Value inv) {
+  RankedTensorType xt = tensorType(x);
+  int64_t rank = xt.getRank();
+  AffineMap ch = channelMap(b.getContext(), rank);
+  SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank), ch, ch, ch,
+                                 ch};
+  return elementwiseMaps(b, loc, xt.getShape(), xt.getElementType(),
+                         {x, scaleV, bias, mean, inv}, maps,
+                         [](OpBuilder &nb, Location nl, ValueRange a) {
+                           Scalar s{nb, nl};
+                           return s.add(
+                               s.mul(s.mul(s.sub(a[0], a[3]), a[4]), a[1]),
+                               a[2]);
+                         });
+}
+
 /// y[i] = x[start + i * stride], per dimension.
 Value strided(OpBuilder &b, Location loc, Value x, RankedTensorType yt,
               ArrayRef<int64_t> start, ArrayRef<int64_t> stride) {
@@ -884,36 +904,19 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
     return success();
   });
   addLambda<LayerNormOp>(patterns, [](LayerNormOp op, PatternRewriter &r) {
-    Location loc = op.getLoc();
     RankedTensorType xt = tensorType(op.getX());
     SmallVector<int64_t> axes;
     for (int64_t d = op.getAxis(); d < xt.getRank(); ++d)
       axes.push_back(d);
-    double inv = 1.0 / countOver(xt, axes);
-    Value x = op.getX();
-    Value mean = scale(r, loc, reduce(r, loc, x, axes, true, ReduceKind::Sum),
-                       inv);
-    Value centered = elementwiseLike(r, loc, x, {x, mean},
-                                     [](OpBuilder &b, Location l, ValueRange a) {
-                                       return Scalar{b, l}.sub(a[0], a[1]);
-                                     });
-    Value sq = elementwiseLike(r, loc, x, centered,
-                               [](OpBuilder &b, Location l, ValueRange a) {
-                                 return Scalar{b, l}.mul(a[0], a[0]);
-                               });
-    Value var = reduce(r, loc, sq, axes, true, ReduceKind::Sum);
-    double eps = op.getEpsilon().convertToDouble();
-    SmallVector<Value> ins = {centered, var, op.getScale()};
+    // As trainopt ops, built as the VJP builds them, so that CSE shares the
+    // statistics and xhat with the backward.
+    TensorBuilder G(r, op.getLoc());
+    auto m = G.moments(op.getX(), axes, op.getEpsilon().convertToDouble());
+    Value xhat = G.mul(G.sub(op.getX(), G.broadcast(m.mean, xt)),
+                       G.broadcast(m.inv, xt));
+    Value y = G.mul(xhat, G.broadcast(op.getScale(), xt));
     if (op.getBias())
-      ins.push_back(op.getBias());
-    Value y = elementwiseLike(
-        r, loc, x, ins, [inv, eps](OpBuilder &b, Location l, ValueRange a) {
-          Scalar s{b, l};
-          Type t = a[0].getType();
-          Value rs = s.rsqrt(s.add(s.mul(a[1], s.cst(t, inv)), s.cst(t, eps)));
-          Value v = s.mul(s.mul(a[0], rs), a[2]);
-          return a.size() > 3 ? s.add(v, a[3]) : v;
-        });
+      y = G.add(y, G.broadcast(op.getBias(), xt));
     r.replaceOp(op, y);
     return success();
   });
@@ -935,19 +938,15 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
       if (d != 1)
         axes.push_back(d);
     int64_t n = countOver(xt, axes);
-    AffineMap ch = channelMap(r.getContext(), xt.getRank());
-    AffineMap id = r.getMultiDimIdentityMap(xt.getRank());
-    Value mean =
-        scale(r, loc, reduce(r, loc, x, axes, false, ReduceKind::Sum), 1.0 / n);
-    Value sq = elementwiseMaps(r, loc, xt.getShape(), xt.getElementType(),
-                               {x, mean}, {id, ch},
-                               [](OpBuilder &b, Location l, ValueRange a) {
-                                 Scalar s{b, l};
-                                 Value d = s.sub(a[0], a[1]);
-                                 return s.mul(d, d);
-                               });
-    Value sqSum = reduce(r, loc, sq, axes, false, ReduceKind::Sum);
-    Value var = scale(r, loc, sqSum, 1.0 / n);
+    // The statistics as trainopt ops, built as the VJP builds them: CSE
+    // then gives the backward these instead of recomputing them.
+    TensorBuilder G(r, loc);
+    auto m = G.moments(x, axes, op.getEpsilon().convertToDouble());
+    auto perChannel = [&](Value v) {
+      return G.reshape(v, RankedTensorType::get({xt.getDimSize(1)},
+                                                xt.getElementType()));
+    };
+    Value mean = perChannel(m.mean), var = perChannel(m.var);
     double momentum = op.getMomentum().convertToDouble();
     double unbias = op.getUnbiasedRunningVar() && n > 1 ? double(n) / (n - 1)
                                                         : 1.0;
@@ -963,8 +962,8 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
     };
     Value newMean = blend(op.getRunningMean(), mean, 1.0);
     Value newVar = blend(op.getRunningVar(), var, unbias);
-    Value y = batchNormApply(r, loc, x, op.getScale(), op.getBias(), mean, var,
-                             op.getEpsilon().convertToDouble());
+    Value y = batchNormNormalize(r, loc, x, op.getScale(), op.getBias(), mean,
+                                 perChannel(m.inv));
     r.replaceOp(op, {y, newMean, newVar});
     return success();
   });

@@ -32,6 +32,10 @@ void mlir::trainopt::buildCPUKernelPipeline(OpPassManager &pm) {
   OpPassManager &perFunction = pm.nest<func::FuncOp>();
   perFunction.addPass(createTrainoptConvertToLinalg());
   perFunction.addPass(createCanonicalizerPass());
+  // Before fusion, while the forward's and the VJPs' identical ops are
+  // still separate kernels: BatchNorm's and LayerNorm's backward get the
+  // forward's statistics this way (TensorBuilder::moments).
+  perFunction.addPass(createCSEPass());
   perFunction.addPass(createTrainoptFuseElementwise());
   perFunction.addPass(createCanonicalizerPass());
   perFunction.addPass(createCSEPass());

@@ -490,17 +490,6 @@ static Value normalizeBackward(TensorBuilder &G, Value gxhat, Value xhat, Value 
                1.0 / static_cast<double>(count));
 }
 
-/// Mean and 1/sqrt(var + eps) of `x` over `axes` (kept as size-1 dims).
-static std::pair<Value, Value> moments(TensorBuilder &G, Value x, ArrayRef<int64_t> axes,
-                                       double eps) {
-  auto t = TensorBuilder::type(x);
-  Value mean = ReduceMeanOp::create(G.b, x, axes, true);
-  Value centered = G.sub(x, G.broadcast(mean, t));
-  Value var = ReduceMeanOp::create(G.b, G.mul(centered, centered), axes, true);
-  Value inv = RsqrtOp::create(G.b, G.add(var, G.scalar(x, eps)));
-  return {mean, inv};
-}
-
 /// Reshapes a per-channel [C] tensor to [1, C, 1, ...] for `x` of rank r.
 static Value channelView(TensorBuilder &G, Value c, RankedTensorType x) {
   SmallVector<int64_t> shape(x.getRank(), 1);
@@ -522,14 +511,25 @@ LogicalResult BatchNormTrainOp::buildVJP(OpBuilder &builder,
   SmallVector<int64_t> axes{0};
   for (int64_t d = 2; d < xt.getRank(); ++d)
     axes.push_back(d);
-  int64_t count = xt.getNumElements() / xt.getDimSize(1);
-  auto [mean, inv] = moments(G, x, axes, getEpsilon().convertToDouble());
-  Value xhat = G.mul(G.sub(x, G.broadcast(mean, xt)), G.broadcast(inv, xt));
-  Value scale = G.broadcast(channelView(G, getScale(), xt), xt);
-  operandGrads[0] =
-      normalizeBackward(G, G.mul(g, scale), xhat, inv, axes, count);
-  operandGrads[1] = G.sum(G.mul(g, xhat), axes, false);
-  operandGrads[2] = G.sum(g, axes, false);
+  double count = static_cast<double>(xt.getNumElements() / xt.getDimSize(1));
+  // The lowering builds the same statistics, so the backward reuses the
+  // forward's (TensorBuilder::moments).
+  auto m = G.moments(x, axes, getEpsilon().convertToDouble());
+  Value centered = G.sub(x, G.broadcast(m.mean, xt));
+  // Two reductions per channel serve all three gradients, as in PyTorch's
+  // batch_norm_backward: with xhat = (x - mean) inv,
+  //   dbias = sum(g), dscale = sum(g xhat) = inv sum(g (x - mean)),
+  //   dx = scale inv (g - dbias / N - (x - mean) inv^2 sum(g (x - mean)) / N).
+  Value gSum = G.sum(g, axes, true);
+  Value gDot = G.sum(G.mul(g, centered), axes, true);
+  Value slope = G.mul(G.mul(m.inv, m.inv), G.mul(gDot, 1.0 / count));
+  Value inner = G.sub(G.sub(g, G.broadcast(G.mul(gSum, 1.0 / count), xt)),
+                      G.mul(centered, G.broadcast(slope, xt)));
+  Value scale = channelView(G, getScale(), xt);
+  operandGrads[0] = G.mul(inner, G.broadcast(G.mul(scale, m.inv), xt));
+  auto channels = G.type(getScale());
+  operandGrads[1] = G.reshape(G.mul(gDot, m.inv), channels);
+  operandGrads[2] = G.reshape(gSum, channels);
   return success();
 }
 
@@ -582,8 +582,9 @@ LogicalResult LayerNormOp::buildVJP(OpBuilder &builder,
       leadAxes.push_back(d);
     }
   }
-  auto [mean, inv] = moments(G, x, normAxes, getEpsilon().convertToDouble());
-  Value xhat = G.mul(G.sub(x, G.broadcast(mean, xt)), G.broadcast(inv, xt));
+  auto m = G.moments(x, normAxes, getEpsilon().convertToDouble());
+  Value inv = m.inv;
+  Value xhat = G.mul(G.sub(x, G.broadcast(m.mean, xt)), G.broadcast(inv, xt));
   Value scaleB = G.broadcast(getScale(), xt);
   operandGrads[0] =
       normalizeBackward(G, G.mul(g, scaleB), xhat, inv, normAxes, count);

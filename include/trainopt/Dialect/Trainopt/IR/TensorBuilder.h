@@ -114,6 +114,23 @@ public:
   Value sumAll(Value x) { return ReduceSumOp::create(b, x); }
   Value sumSquares(Value x) { return sumAll(mul(x, x)); }
 
+  /// Statistics over `axes`, kept as size-1 dims: the mean, the biased
+  /// variance and 1 / sqrt(var + eps).
+  struct Moments {
+    Value mean, var, inv;
+  };
+  /// The normalizations' statistics. The BatchNorm and LayerNorm lowerings
+  /// and their VJPs all build them here, op for op, so that CSE hands the
+  /// backward the forward's statistics instead of two more passes over x.
+  Moments moments(Value x, ArrayRef<int64_t> axes, double eps) {
+    auto t = type(x);
+    Value mean = ReduceMeanOp::create(b, x, axes, true);
+    Value centered = sub(x, broadcast(mean, t));
+    Value var = ReduceMeanOp::create(b, mul(centered, centered), axes, true);
+    Value inv = RsqrtOp::create(b, add(var, scalar(x, eps)));
+    return {mean, var, inv};
+  }
+
   Value broadcast(Value x, Type to) {
     if (x.getType() == to)
       return x;
