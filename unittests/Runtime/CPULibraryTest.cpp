@@ -468,6 +468,15 @@ TYPED_TEST(CPULibraryTest, ConvFoldedBatch) {
 TYPED_TEST(CPULibraryTest, ConvDepthwise) {
   // One input channel per group: the direct path. Stride 1 and 2 (MobileNet),
   // a channel multiplier of 2, dilation with asymmetric padding, 1-D and 3-D.
+  // The filter gradient works in blocks of 8 channels (AVX2 for float where
+  // the CPU has it): 12 channels make a full block and a partial one, 24 make
+  // three, on planes whose sizes are not multiples of 8.
+  runConvCase<TypeParam>(
+      {2, 12, 12, 12, {{5, 7}, {3, 3}, {2, 1}, {1, 1}, {1, 1}, {1, 1}}, false},
+      22);
+  runConvCase<TypeParam>(
+      {3, 24, 24, 24, {{9, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
+      23);
   runConvCase<TypeParam>(
       {3, 8, 8, 8, {{7, 6}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true}, 16);
   runConvCase<TypeParam>(
