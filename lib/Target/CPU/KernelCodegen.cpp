@@ -76,12 +76,52 @@ namespace {
 /// Kernels with fewer loop iterations get no row ranges.
 constexpr int64_t kMinRowSplitWork = 1 << 15;
 
-/// If `func` computes one linalg.generic (plus views) whose first loop is
-/// parallel, indexes the first dim of every output, and indexes no other
-/// dim of any operand, gives it two trailing index arguments (begin, end)
-/// and makes it compute rows [begin, end) of that loop through subviews.
+/// The function argument `v` views (through collapse and expand), if any.
+Value viewedArgument(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto c = dyn_cast<memref::CollapseShapeOp>(def))
+      v = c.getSrc();
+    else if (auto e = dyn_cast<memref::ExpandShapeOp>(def))
+      v = e.getSrc();
+    else
+      return Value();
+  }
+  return v;
+}
+
+/// The loop of `generic` that its rows split: the first loop if it is
+/// parallel; otherwise the first parallel loop of at least two iterations
+/// that every output indexes. The second case is a per-channel reduction
+/// over [N, C, ...] (BatchNorm's statistics, a bias gradient): each thread
+/// then takes a range of channels and still walks the samples outermost, so
+/// every channel's sum is added in the same order as on one thread.
+std::optional<unsigned> rowLoop(linalg::GenericOp generic) {
+  SmallVector<utils::IteratorType> iterators =
+      generic.getIteratorTypesArray();
+  if (linalg::isParallelIterator(iterators[0]))
+    return 0u;
+  SmallVector<int64_t> ranges = generic.getStaticLoopRanges();
+  for (unsigned d = 1; d < iterators.size(); ++d) {
+    if (!linalg::isParallelIterator(iterators[d]) || ranges[d] < 2)
+      continue;
+    AffineExpr dim = getAffineDimExpr(d, generic.getContext());
+    if (llvm::all_of(generic.getDpsInitsMutable(), [&](OpOperand &init) {
+          return llvm::is_contained(
+              generic.getMatchingIndexingMap(&init).getResults(), dim);
+        }))
+      return d;
+  }
+  return std::nullopt;
+}
+
+/// If `func` computes one linalg.generic (plus views, and fills of its
+/// outputs) with a loop that rowLoop splits, indexed by each operand in at
+/// most one dim and by each output, gives it two trailing index arguments
+/// (begin, end) and makes it compute rows [begin, end) of that loop through
+/// subviews (the fills too fill only those rows).
 std::optional<ParallelKernel> takeRowRange(func::FuncOp func) {
   linalg::GenericOp generic;
+  SmallVector<linalg::FillOp> fills;
   for (Operation &op : func.getBody().front()) {
     if (auto g = dyn_cast<linalg::GenericOp>(op)) {
       if (generic)
@@ -89,15 +129,21 @@ std::optional<ParallelKernel> takeRowRange(func::FuncOp func) {
       generic = g;
       continue;
     }
+    if (auto f = dyn_cast<linalg::FillOp>(op); f && !generic) {
+      fills.push_back(f);
+      continue;
+    }
     if (!isa<memref::CollapseShapeOp, memref::ExpandShapeOp,
              arith::ConstantOp, func::ReturnOp>(op))
       return std::nullopt;
   }
-  if (!generic || generic.getNumLoops() == 0 ||
-      !linalg::isParallelIterator(generic.getIteratorTypesArray()[0]))
+  if (!generic || generic.getNumLoops() == 0)
+    return std::nullopt;
+  std::optional<unsigned> loop = rowLoop(generic);
+  if (!loop)
     return std::nullopt;
   SmallVector<int64_t> ranges = generic.getStaticLoopRanges();
-  ParallelKernel info{ranges[0], 1};
+  ParallelKernel info{ranges[*loop], 1};
   for (int64_t r : ranges) {
     if (ShapedType::isDynamic(r))
       return std::nullopt;
@@ -105,23 +151,41 @@ std::optional<ParallelKernel> takeRowRange(func::FuncOp func) {
   }
   bool indexesRows = false;
   generic.getRegion().walk([&](linalg::IndexOp i) {
-    indexesRows |= i.getDim() == 0;
+    indexesRows |= i.getDim() == *loop;
   });
   // Small kernels stay whole: waking threads would cost more than they save.
   if (indexesRows || info.rows < 2 || info.work < kMinRowSplitWork)
     return std::nullopt;
-  AffineExpr d0 = getAffineDimExpr(0, func.getContext());
-  SmallVector<OpOperand *> rowOperands;
+  AffineExpr rowDim = getAffineDimExpr(*loop, func.getContext());
+  // Each operand the rows cut, with the dim of it that they cut.
+  SmallVector<std::pair<OpOperand *, unsigned>> rowOperands;
   for (OpOperand &operand : generic->getOpOperands()) {
     AffineMap map = generic.getMatchingIndexingMap(&operand);
-    bool byRow = map.getNumResults() > 0 && map.getResult(0) == d0;
-    for (unsigned r = byRow ? 1 : 0; r < map.getNumResults(); ++r)
-      if (map.getResult(r).isFunctionOfDim(0))
+    std::optional<unsigned> at;
+    for (unsigned r = 0; r < map.getNumResults(); ++r) {
+      if (map.getResult(r) == rowDim && !at)
+        at = r;
+      else if (map.getResult(r).isFunctionOfDim(*loop))
         return std::nullopt;
-    if (!byRow && generic.isDpsInit(&operand))
+    }
+    if (!at && generic.isDpsInit(&operand))
       return std::nullopt;
-    if (byRow)
-      rowOperands.push_back(&operand);
+    if (at)
+      rowOperands.push_back({&operand, *at});
+  }
+  // A fill must write exactly what an output of the generic views.
+  SmallVector<Value> initArguments;
+  for (OpOperand &init : generic.getDpsInitsMutable())
+    initArguments.push_back(viewedArgument(init.get()));
+  for (linalg::FillOp fill : fills) {
+    Value filled = fill.getDpsInitOperand(0)->get();
+    if (!isa<BlockArgument>(filled) ||
+        llvm::count(initArguments, filled) != 1 ||
+        llvm::count_if(generic.getDpsInitsMutable(), [&](OpOperand &init) {
+          return init.get() == filled ||
+                 viewedArgument(init.get()) == filled;
+        }) != 1)
+      return std::nullopt;
   }
 
   Block &entry = func.getBody().front();
@@ -134,17 +198,27 @@ std::optional<ParallelKernel> takeRowRange(func::FuncOp func) {
   func.setType(FunctionType::get(func.getContext(), argTypes, {}));
   OpBuilder b(generic);
   Value rows = arith::SubIOp::create(b, loc, end, begin);
-  for (OpOperand *operand : rowOperands) {
+  for (auto [operand, dim] : rowOperands) {
     auto type = cast<MemRefType>(operand->get().getType());
     SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
     SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
     SmallVector<OpFoldResult> sizes;
     for (int64_t d : type.getShape())
       sizes.push_back(b.getIndexAttr(d));
-    offsets[0] = begin;
-    sizes[0] = rows;
-    operand->set(memref::SubViewOp::create(b, loc, operand->get(), offsets,
-                                           sizes, strides));
+    offsets[dim] = begin;
+    sizes[dim] = rows;
+    Value view = memref::SubViewOp::create(b, loc, operand->get(), offsets,
+                                           sizes, strides);
+    // The fill of this output now fills the same rows, just before.
+    if (generic.isDpsInit(operand))
+      for (linalg::FillOp &fill : fills)
+        if (fill && viewedArgument(operand->get()) ==
+                        fill.getDpsInitOperand(0)->get()) {
+          linalg::FillOp::create(b, loc, fill.getInputs(), ValueRange{view});
+          fill.erase();
+          fill = nullptr;
+        }
+    operand->set(view);
   }
   return info;
 }
