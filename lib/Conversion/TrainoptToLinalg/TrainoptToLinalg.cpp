@@ -515,14 +515,12 @@ Value batchNormNormalize(OpBuilder &b, Location loc, Value x, Value scaleV,
   AffineMap ch = channelMap(b.getContext(), rank);
   SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank), ch, ch, ch,
                                  ch};
-  return elementwiseMaps(b, loc, xt.getShape(), xt.getElementType(),
-                         {x, scaleV, bias, mean, inv}, maps,
-                         [](OpBuilder &nb, Location nl, ValueRange a) {
-                           Scalar s{nb, nl};
-                           return s.add(
-                               s.mul(s.mul(s.sub(a[0], a[3]), a[4]), a[1]),
-                               a[2]);
-                         });
+  return elementwiseMaps(
+      b, loc, xt.getShape(), xt.getElementType(), {x, scaleV, bias, mean, inv},
+      maps, [](OpBuilder &nb, Location nl, ValueRange a) {
+        Scalar s{nb, nl};
+        return s.add(s.mul(s.mul(s.sub(a[0], a[3]), a[4]), a[1]), a[2]);
+      });
 }
 
 /// y[i] = x[start + i * stride], per dimension.
@@ -943,8 +941,8 @@ void mlir::trainopt::populateTrainoptToLinalgPatterns(
     TensorBuilder G(r, loc);
     auto m = G.moments(x, axes, op.getEpsilon().convertToDouble());
     auto perChannel = [&](Value v) {
-      return G.reshape(v, RankedTensorType::get({xt.getDimSize(1)},
-                                                xt.getElementType()));
+      return G.reshape(
+          v, RankedTensorType::get({xt.getDimSize(1)}, xt.getElementType()));
     };
     Value mean = perChannel(m.mean), var = perChannel(m.var);
     double momentum = op.getMomentum().convertToDouble();

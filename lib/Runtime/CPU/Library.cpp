@@ -799,27 +799,22 @@ __attribute__((target("avx2,fma"))) void
 interleave8Avx2(const float *const *src, int64_t count, float *dst) {
   int64_t i = 0;
   for (; i + 8 <= count; i += 8) {
-    __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(src[0] + i),
-                                   _mm256_loadu_ps(src[1] + i));
-    __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(src[0] + i),
-                                   _mm256_loadu_ps(src[1] + i));
-    __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(src[2] + i),
-                                   _mm256_loadu_ps(src[3] + i));
-    __m256 t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(src[2] + i),
-                                   _mm256_loadu_ps(src[3] + i));
-    __m256 t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(src[4] + i),
-                                   _mm256_loadu_ps(src[5] + i));
-    __m256 t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(src[4] + i),
-                                   _mm256_loadu_ps(src[5] + i));
-    __m256 t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(src[6] + i),
-                                   _mm256_loadu_ps(src[7] + i));
-    __m256 t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(src[6] + i),
-                                   _mm256_loadu_ps(src[7] + i));
-    // Rows 0-3 and 4-7 of columns (0, 4), (1, 5), (2, 6), (3, 7).
-    __m256 s[8] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
-                   _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE),
-                   _mm256_shuffle_ps(t4, t6, 0x44), _mm256_shuffle_ps(t4, t6, 0xEE),
-                   _mm256_shuffle_ps(t5, t7, 0x44), _mm256_shuffle_ps(t5, t7, 0xEE)};
+    __m256 r[8], t[8], s[8];
+    for (int lane = 0; lane < 8; ++lane)
+      r[lane] = _mm256_loadu_ps(src[lane] + i);
+    for (int k = 0; k < 4; ++k) {
+      t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+      t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    // Rows 0-3 (s[0..3]) and 4-7 (s[4..7]) of columns (0, 4), (1, 5),
+    // (2, 6), (3, 7).
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 2; ++k) {
+        s[4 * h + 2 * k] =
+            _mm256_shuffle_ps(t[4 * h + k], t[4 * h + k + 2], 0x44);
+        s[4 * h + 2 * k + 1] =
+            _mm256_shuffle_ps(t[4 * h + k], t[4 * h + k + 2], 0xEE);
+      }
     for (int c = 0; c < 4; ++c) {
       _mm256_storeu_ps(dst + (i + c) * 8,
                        _mm256_permute2f128_ps(s[c], s[c + 4], 0x20));
@@ -838,8 +833,8 @@ interleave8Avx2(const float *const *src, int64_t count, float *dst) {
 /// partial sums, added in a fixed order.
 __attribute__((target("avx2,fma"))) void
 tapSumsAvx2(const float *x, const float *dy, int64_t xStep, int64_t dyStep,
-            int64_t n, const int64_t *outAt, const int64_t *inAt,
-            int64_t begin, int64_t end, float *sums) {
+            int64_t n, const int64_t *outAt, const int64_t *inAt, int64_t begin,
+            int64_t end, float *sums) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   for (int64_t s = 0; s < n; ++s) {
     const float *xs = x + s * xStep, *dys = dy + s * dyStep;
@@ -858,8 +853,8 @@ tapSumsAvx2(const float *x, const float *dy, int64_t xStep, int64_t dyStep,
       a0 = _mm256_fmadd_ps(_mm256_loadu_ps(dys + outAt[j] * 8),
                            _mm256_loadu_ps(xs + inAt[j] * 8), a0);
   }
-  _mm256_storeu_ps(sums, _mm256_add_ps(_mm256_add_ps(a0, a1),
-                                       _mm256_add_ps(a2, a3)));
+  _mm256_storeu_ps(sums,
+                   _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 #endif
 
@@ -1236,20 +1231,21 @@ void maxPoolImpl(const calls::PoolCall &call, void *const *buffers) {
         });
         continue;
       }
-      forEachWindow(w, taps, [&](int64_t o, const int64_t *base, const int64_t *lo,
-                           const int64_t *hi, int64_t, int64_t, int64_t) {
-        T acc = -std::numeric_limits<T>::infinity();
-        for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
-          for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
-            const T *row = xp + tapOffset(w, base, kd, kh, 0);
-            for (int64_t kw = lo[2]; kw < hi[2]; ++kw) {
-              T v = row[kw * w.dil[2]];
-              // std::max(acc, v): a NaN never replaces acc.
-              acc = acc < v ? v : acc;
-            }
-          }
-        yp[o] = acc;
-      });
+      forEachWindow(w, taps,
+                    [&](int64_t o, const int64_t *base, const int64_t *lo,
+                        const int64_t *hi, int64_t, int64_t, int64_t) {
+                      T acc = -std::numeric_limits<T>::infinity();
+                      for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
+                        for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
+                          const T *row = xp + tapOffset(w, base, kd, kh, 0);
+                          for (int64_t kw = lo[2]; kw < hi[2]; ++kw) {
+                            T v = row[kw * w.dil[2]];
+                            // std::max(acc, v): a NaN never replaces acc.
+                            acc = acc < v ? v : acc;
+                          }
+                        }
+                      yp[o] = acc;
+                    });
     }
   });
 }
@@ -1293,20 +1289,22 @@ void maxPoolGradImpl(const calls::PoolCall &call, void *const *buffers) {
         });
         continue;
       }
-      forEachWindow(w, taps, [&](int64_t o, const int64_t *base, const int64_t *lo,
-                           const int64_t *hi, int64_t, int64_t, int64_t) {
-        if (lo[0] == hi[0] || lo[1] == hi[1] || lo[2] == hi[2])
-          return;
-        int64_t best = tapOffset(w, base, lo[0], lo[1], lo[2]);
-        T bestValue = xp[best];
-        for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
-          for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
-            int64_t row = tapOffset(w, base, kd, kh, 0);
-            for (int64_t kw = lo[2]; kw < hi[2]; ++kw)
-              keepFirstMax(xp, row + kw * w.dil[2], best, bestValue);
-          }
-        dxp[best] += dyp[o];
-      });
+      forEachWindow(w, taps,
+                    [&](int64_t o, const int64_t *base, const int64_t *lo,
+                        const int64_t *hi, int64_t, int64_t, int64_t) {
+                      if (lo[0] == hi[0] || lo[1] == hi[1] || lo[2] == hi[2])
+                        return;
+                      int64_t best = tapOffset(w, base, lo[0], lo[1], lo[2]);
+                      T bestValue = xp[best];
+                      for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
+                        for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
+                          int64_t row = tapOffset(w, base, kd, kh, 0);
+                          for (int64_t kw = lo[2]; kw < hi[2]; ++kw)
+                            keepFirstMax(xp, row + kw * w.dil[2], best,
+                                         bestValue);
+                        }
+                      dxp[best] += dyp[o];
+                    });
     }
   });
 }
@@ -1336,19 +1334,19 @@ void avgPoolImpl(const calls::PoolCall &call, void *const *buffers) {
     for (int64_t plane = b; plane < e; ++plane) {
       const T *xp = x + plane * inSize;
       T *yp = y + plane * outSize;
-      forEachWindow(w, taps, [&](int64_t o, const int64_t *base, const int64_t *lo,
-                           const int64_t *hi, int64_t od, int64_t oh,
-                           int64_t ow) {
-        double acc = 0.0;
-        for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
-          for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
-            const T *row = xp + tapOffset(w, base, kd, kh, 0);
-            for (int64_t kw = lo[2]; kw < hi[2]; ++kw)
-              acc += row[kw * w.dil[2]];
-          }
-        yp[o] = static_cast<T>(
-            acc / avgCount(w, d.includePad, lo, hi, od, oh, ow));
-      });
+      forEachWindow(w, taps,
+                    [&](int64_t o, const int64_t *base, const int64_t *lo,
+                        const int64_t *hi, int64_t od, int64_t oh, int64_t ow) {
+                      double acc = 0.0;
+                      for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
+                        for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
+                          const T *row = xp + tapOffset(w, base, kd, kh, 0);
+                          for (int64_t kw = lo[2]; kw < hi[2]; ++kw)
+                            acc += row[kw * w.dil[2]];
+                        }
+                      yp[o] = static_cast<T>(
+                          acc / avgCount(w, d.includePad, lo, hi, od, oh, ow));
+                    });
     }
   });
 }
@@ -1367,19 +1365,19 @@ void avgPoolGradImpl(const calls::PoolCall &call, void *const *buffers) {
       const T *dyp = dy + plane * outSize;
       T *dxp = dx + plane * inSize;
       std::fill(dxp, dxp + inSize, T(0));
-      forEachWindow(w, taps, [&](int64_t o, const int64_t *base, const int64_t *lo,
-                           const int64_t *hi, int64_t od, int64_t oh,
-                           int64_t ow) {
-        T share = static_cast<T>(
-            static_cast<double>(dyp[o]) /
-            avgCount(w, d.includePad, lo, hi, od, oh, ow));
-        for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
-          for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
-            T *row = dxp + tapOffset(w, base, kd, kh, 0);
-            for (int64_t kw = lo[2]; kw < hi[2]; ++kw)
-              row[kw * w.dil[2]] += share;
-          }
-      });
+      forEachWindow(w, taps,
+                    [&](int64_t o, const int64_t *base, const int64_t *lo,
+                        const int64_t *hi, int64_t od, int64_t oh, int64_t ow) {
+                      T share = static_cast<T>(
+                          static_cast<double>(dyp[o]) /
+                          avgCount(w, d.includePad, lo, hi, od, oh, ow));
+                      for (int64_t kd = lo[0]; kd < hi[0]; ++kd)
+                        for (int64_t kh = lo[1]; kh < hi[1]; ++kh) {
+                          T *row = dxp + tapOffset(w, base, kd, kh, 0);
+                          for (int64_t kw = lo[2]; kw < hi[2]; ++kw)
+                            row[kw * w.dil[2]] += share;
+                        }
+                    });
     }
   });
 }

@@ -96,8 +96,7 @@ Value viewedArgument(Value v) {
 /// then takes a range of channels and still walks the samples outermost, so
 /// every channel's sum is added in the same order as on one thread.
 std::optional<unsigned> rowLoop(linalg::GenericOp generic) {
-  SmallVector<utils::IteratorType> iterators =
-      generic.getIteratorTypesArray();
+  SmallVector<utils::IteratorType> iterators = generic.getIteratorTypesArray();
   if (linalg::isParallelIterator(iterators[0]))
     return 0u;
   SmallVector<int64_t> ranges = generic.getStaticLoopRanges();
@@ -150,9 +149,8 @@ std::optional<ParallelKernel> takeRowRange(func::FuncOp func) {
     info.work *= r;
   }
   bool indexesRows = false;
-  generic.getRegion().walk([&](linalg::IndexOp i) {
-    indexesRows |= i.getDim() == *loop;
-  });
+  generic.getRegion().walk(
+      [&](linalg::IndexOp i) { indexesRows |= i.getDim() == *loop; });
   // Small kernels stay whole: waking threads would cost more than they save.
   if (indexesRows || info.rows < 2 || info.work < kMinRowSplitWork)
     return std::nullopt;
@@ -182,8 +180,7 @@ std::optional<ParallelKernel> takeRowRange(func::FuncOp func) {
     if (!isa<BlockArgument>(filled) ||
         llvm::count(initArguments, filled) != 1 ||
         llvm::count_if(generic.getDpsInitsMutable(), [&](OpOperand &init) {
-          return init.get() == filled ||
-                 viewedArgument(init.get()) == filled;
+          return init.get() == filled || viewedArgument(init.get()) == filled;
         }) != 1)
       return std::nullopt;
   }
