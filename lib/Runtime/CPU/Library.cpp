@@ -1252,7 +1252,8 @@ void maxPoolImpl(const calls::PoolCall &call, void *const *buffers) {
 
 /// One tap of a max-pool gradient's search: `best` moves to `at` when its
 /// value is greater, so the first maximum in window order wins ties (and a
-/// NaN never wins). Selects rather than branches: which tap holds the
+/// NaN never replaces the best so far; one in the first tap stays, as in the
+/// evaluator). Selects rather than branches: which tap holds the
 /// maximum is data, and the mispredicted branches took most of the time.
 template <typename T>
 inline void keepFirstMax(const T *x, int64_t at, int64_t &best, T &bestValue) {

@@ -177,11 +177,7 @@ std::optional<ParallelKernel> takeRowRange(func::FuncOp func) {
     initArguments.push_back(viewedArgument(init.get()));
   for (linalg::FillOp fill : fills) {
     Value filled = fill.getDpsInitOperand(0)->get();
-    if (!isa<BlockArgument>(filled) ||
-        llvm::count(initArguments, filled) != 1 ||
-        llvm::count_if(generic.getDpsInitsMutable(), [&](OpOperand &init) {
-          return init.get() == filled || viewedArgument(init.get()) == filled;
-        }) != 1)
+    if (!isa<BlockArgument>(filled) || llvm::count(initArguments, filled) != 1)
       return std::nullopt;
   }
 
