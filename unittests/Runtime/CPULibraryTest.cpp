@@ -520,18 +520,41 @@ TYPED_TEST(CPULibraryTest, ConvGradFilterParts) {
       24);
 }
 
+TYPED_TEST(CPULibraryTest, ConvTapGemms) {
+  // Stride-1 filter gradients on planes of at most 4 positions run as one
+  // GEMM per kernel tap and run of positions: a padded 3x3 on 2x2 (96
+  // output channels: three blocks of rows); a 1x1 plane, where only the
+  // middle tap reaches the input and the other eight are zero; a 2x3 kernel
+  // with asymmetric padding on a 2x2 input (2x1 outputs, a tap without
+  // runs); 1-D with 3 outputs. The forward and input gradient of each take
+  // the other paths.
+  runConvCase<TypeParam>(
+      {3, 40, 96, 1, {{2, 2}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
+      25);
+  runConvCase<TypeParam>(
+      {4, 8, 16, 1, {{1, 1}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, false},
+      26);
+  runConvCase<TypeParam>(
+      {2, 5, 7, 1, {{2, 2}, {2, 3}, {1, 1}, {1, 1}, {1, 1}, {0, 0}}, false},
+      27);
+  runConvCase<TypeParam>({3, 6, 4, 1, {{3}, {3}, {1}, {1}, {1}, {1}}, true},
+                         28);
+}
+
 TYPED_TEST(CPULibraryTest, ConvThreadCounts) {
   // One thread (BLAS threaded, samples in order), and more threads than
   // samples (some workers see none); then a batch that the filter gradient
   // sums in several chunks; then a folded batch whose GEMMs are cut into
   // blocks; then a depthwise call; then a filter gradient in four oneDNN
-  // parts. The bits do not depend on the thread count.
+  // parts; then tap GEMMs in three blocks of rows. The bits do not depend on
+  // the thread count.
   const ConvCase cases[] = {
       {2, 8, 16, 1, {{20, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
       {3, 8, 64, 1, {{10, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, false},
       {19, 4, 6, 1, {{12, 12}, {3, 3}, {1, 1}, {1, 1}, {0, 0}, {0, 0}}, false},
       {4, 32, 96, 1, {{4, 4}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, true},
       {5, 48, 48, 48, {{9, 9}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}}, false},
+      {8, 64, 96, 1, {{2, 2}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, false},
   };
   unsigned seed = 11;
   for (const ConvCase &c : cases) {
