@@ -317,6 +317,24 @@ func.func @matmul_transposed(%a: tensor<4x3xf64>, %b: tensor<2x4xf64>) -> tensor
     return %loss : tensor<f64>
 }
 
+// A weight shared over the batch: its gradient is one matmul over the
+// flattened batch and rows (MatmulOp::buildVJP), plain and transposed.
+// CHECK: @matmul_shared_weight: {{.*}}: PASS
+func.func @matmul_shared_weight(%a: tensor<2x3x3x4xf64>, %b: tensor<4x5xf64>) -> tensor<f64> {
+    %y = trainopt.matmul %a, %b : (tensor<2x3x3x4xf64>, tensor<4x5xf64>) -> tensor<2x3x3x5xf64>
+    %sin = trainopt.sin %y : tensor<2x3x3x5xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x3x3x5xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
+// CHECK: @matmul_shared_weight_transposed: {{.*}}: PASS
+func.func @matmul_shared_weight_transposed(%a: tensor<2x3x4xf64>, %b: tensor<5x4xf64>) -> tensor<f64> {
+    %y = trainopt.matmul %a, %b {transpose_rhs = true} : (tensor<2x3x4xf64>, tensor<5x4xf64>) -> tensor<2x3x5xf64>
+    %sin = trainopt.sin %y : tensor<2x3x5xf64>
+    %loss = trainopt.reduce_sum %sin : (tensor<2x3x5xf64>) -> tensor<f64>
+    return %loss : tensor<f64>
+}
+
 // CHECK: @conv_grouped_strided_padded_dilated: {{.*}}: PASS
 func.func @conv_grouped_strided_padded_dilated(%x: tensor<2x4x7x6xf64>, %w: tensor<6x2x3x2xf64>, %b: tensor<6xf64>) -> tensor<f64> {
     %y = trainopt.conv %x, %w, %b {strides = array<i64: 2, 1>, padding = array<i64: 1, 0, 2, 1>, dilations = array<i64: 1, 2>, groups = 2 : i64} : (tensor<2x4x7x6xf64>, tensor<6x2x3x2xf64>, tensor<6xf64>) -> tensor<2x6x4x5xf64>

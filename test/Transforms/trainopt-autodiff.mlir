@@ -95,3 +95,24 @@ func.func @forward(%w: tensor<4xf32> {trainopt.param = @w}) -> tensor<f32> {
   %l = trainopt.reduce_sum %t : (tensor<4xf32>) -> tensor<f32>
   return %l : tensor<f32>
 }
+
+// -----
+
+// A linear layer's weight shared over a [batch, tokens] input: its gradient
+// is one matmul over the 2*8 flattened rows, not a matmul per batch element
+// and a sum over the batch.
+trainopt.parameter @w trainable : tensor<3x4xf32>
+// CHECK-LABEL: func.func @forward_grad
+// CHECK-SAME: (%[[W:.*]]: tensor<3x4xf32> {trainopt.param = @w}, %[[X:.*]]: tensor<2x8x4xf32>
+// CHECK-DAG: %[[X2:.*]] = trainopt.reshape %[[X]] : tensor<2x8x4xf32> -> tensor<16x4xf32>
+// CHECK-DAG: %[[G2:.*]] = trainopt.reshape %{{.*}} : tensor<2x8x3xf32> -> tensor<16x3xf32>
+// CHECK: %[[DW:.*]] = trainopt.matmul %[[G2]], %[[X2]] {transpose_lhs = true} : (tensor<16x3xf32>, tensor<16x4xf32>) -> tensor<3x4xf32>
+// CHECK-NOT: trainopt.reduce_sum
+// CHECK: return %{{.*}}, %[[DW]]
+func.func @forward(%w: tensor<3x4xf32> {trainopt.param = @w},
+                   %x: tensor<2x8x4xf32> {trainopt.input = "x"})
+    -> (tensor<f32> {trainopt.output = "loss"}) {
+  %0 = trainopt.matmul %x, %w {transpose_rhs = true} : (tensor<2x8x4xf32>, tensor<3x4xf32>) -> tensor<2x8x3xf32>
+  %l = trainopt.reduce_sum %0 : (tensor<2x8x3xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}

@@ -399,9 +399,24 @@ LogicalResult MatmulOp::buildVJP(OpBuilder &builder,
   // back where A or B entered transposed.
   Value da = ta ? Value(MatmulOp::create(G.b, b, g, tb, true))
                 : Value(MatmulOp::create(G.b, g, b, false, !tb));
+  operandGrads[0] = G.reduceTo(da, a.getType());
+  // A weight shared over the batch (B of rank 2 and A [batch..., M, K] not
+  // transposed, as in a linear layer): dop(B) sums A_i^T G_i over the
+  // batch, which is one matmul over the batch and M rows flattened together
+  // rather than one per batch element, written out and then summed.
+  auto at = G.type(a), gt = G.type(g);
+  if (!ta && G.type(b).getRank() == 2 && at.getRank() > 2 &&
+      at.hasStaticShape() && gt.hasStaticShape() && at.getNumElements() > 0) {
+    int64_t k = at.getShape().back(), n = gt.getShape().back();
+    int64_t rows = at.getNumElements() / k;
+    Value a2 = G.reshape(a, at.clone({rows, k}));
+    Value g2 = G.reshape(g, gt.clone({rows, n}));
+    operandGrads[1] = tb ? MatmulOp::create(G.b, g2, a2, true, false)
+                         : MatmulOp::create(G.b, a2, g2, true, false);
+    return success();
+  }
   Value db = tb ? Value(MatmulOp::create(G.b, g, a, true, ta))
                 : Value(MatmulOp::create(G.b, a, g, !ta, false));
-  operandGrads[0] = G.reduceTo(da, a.getType());
   operandGrads[1] = G.reduceTo(db, b.getType());
   return success();
 }
