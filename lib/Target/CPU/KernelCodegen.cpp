@@ -38,6 +38,8 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
@@ -497,6 +499,21 @@ SmallVector<OwningOpRef<ModuleOp>> splitIntoGroups(ModuleOp kmod,
   return groups;
 }
 
+/// f32 erf, tanh and exp as MLIR's polynomial approximations (Eigen's and
+/// Cephes' coefficients) in arith ops that LLVM vectorizes, instead of a
+/// libm call per element: GPT's GELU kernel over 16x64x1024 elements took
+/// 4.1 ms with erff, its gradient 2.3 ms with expf. f64 and the 16-bit
+/// types keep libm (f64 is the differential tester's strict oracle).
+LogicalResult approximateMath(ModuleOp group) {
+  RewritePatternSet patterns(group.getContext());
+  populateMathPolynomialApproximationPatterns(patterns, [](StringRef name) {
+    return name == math::ErfOp::getOperationName() ||
+           name == math::TanhOp::getOperationName() ||
+           name == math::ExpOp::getOperationName();
+  });
+  return applyPatternsGreedily(group, std::move(patterns));
+}
+
 /// Lowers one group of kernels to an object file at `objPath`: to the LLVM
 /// dialect, to LLVM IR (plus the packed wrappers), optimized, to machine
 /// code. Runs on a worker thread: everything it creates (pass manager,
@@ -512,6 +529,8 @@ LogicalResult compileGroup(ModuleOp group, unsigned index,
   TimingScope phase = timing.nest("lower to the LLVM dialect");
   PassManager pm(group.getContext(), ModuleOp::getOperationName());
   bool narrow = hasNarrowFloats(group);
+  if (failed(approximateMath(group)))
+    return fail("approximating erf, tanh and exp failed");
   if (failed(parsePassPipeline(loweringPipeline(narrow), pm)))
     return fail("cannot build the lowering pipeline");
   if (failed(pm.run(group)))
