@@ -534,8 +534,28 @@ FailureOr<Value> reshapeTo(NodeContext &n, Value v, ArrayRef<int64_t> shape) {
   return n.create<ReshapeOp>({v}, {}, type.clone(shape));
 }
 
+/// The operand a matmul reads transposed in place of `v`, when `v` is a
+/// Transpose of only its last two dims (PyTorch exports x @ W.T of a 3-D x
+/// that way): the matmul then needs no transposed copy, and the weight's
+/// gradient comes out in the weight's own layout (MatmulOp::buildVJP).
+Value foldTranspose(Value v, bool &transposed) {
+  auto t = v.getDefiningOp<TransposeOp>();
+  if (!t)
+    return v;
+  ArrayRef<int64_t> perm = t.getPermutation();
+  int64_t r = static_cast<int64_t>(perm.size());
+  if (r < 2 || perm[r - 2] != r - 1 || perm[r - 1] != r - 2)
+    return v;
+  for (int64_t d = 0; d + 2 < r; ++d)
+    if (perm[d] != d)
+      return v;
+  transposed = true;
+  return t.getX();
+}
+
 /// MatMul with NumPy semantics: 1-D operands are promoted and the added dim
-/// removed again.
+/// removed again. An operand that is a transpose of its last two dims is
+/// read transposed instead (foldTranspose).
 LogicalResult matmul(NodeContext &n) {
   FailureOr<Value> a = n.required(0), b = n.required(1);
   if (failed(a) || failed(b))
@@ -556,7 +576,17 @@ LogicalResult matmul(NodeContext &n) {
       return failure();
     rhs = *r;
   }
-  FailureOr<Value> y = n.create<MatmulOp>({lhs, rhs});
+  bool ta = false, tb = false;
+  if (at.getRank() > 1)
+    lhs = foldTranspose(lhs, ta);
+  if (bt.getRank() > 1)
+    rhs = foldTranspose(rhs, tb);
+  SmallVector<NamedAttribute> attrs;
+  if (ta)
+    attrs.push_back(n.named("transpose_lhs", n.builder.getBoolAttr(true)));
+  if (tb)
+    attrs.push_back(n.named("transpose_rhs", n.builder.getBoolAttr(true)));
+  FailureOr<Value> y = n.create<MatmulOp>({lhs, rhs}, attrs);
   if (failed(y))
     return failure();
   if (at.getRank() == 1 || bt.getRank() == 1) {
