@@ -293,6 +293,23 @@ constexpr int64_t kMaxGemmBlocks = 8;
 /// [128 x 2048] by K 1152 162 / 135.
 constexpr int64_t kGemmRowBlocksFrom = 512;
 
+/// Runs fn(lo, len) over the blocks of [0, span) that parallelGemm cuts:
+/// at most kMaxGemmBlocks, each a multiple of 16 (the widest SIMD
+/// micro-kernel), shared over the library's threads. The blocks depend on
+/// the span only, so the bits do not depend on the thread count.
+template <typename Fn>
+void gemmBlocks(int64_t span, int64_t macs, const Fn &fn) {
+  if (span <= 0)
+    return;
+  int64_t parts = std::clamp<int64_t>(span / 32, 1, kMaxGemmBlocks);
+  int64_t block = ((span + parts - 1) / parts + 15) / 16 * 16;
+  parts = (span + block - 1) / block;
+  parallelFor(parts, macs / parts, 1, [&](int64_t first, int64_t last, int) {
+    for (int64_t p = first; p < last; ++p)
+      fn(p * block, std::min(span, (p + 1) * block) - p * block);
+  });
+}
+
 /// gemm() shared out over the library's threads: C's rows (from
 /// kGemmRowBlocksFrom rows, else the wider of its two dims) are cut into
 /// blocks of at least 32 (a multiple of 16, the widest SIMD micro-kernel),
@@ -308,23 +325,17 @@ void parallelGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
   int64_t macs = m * n * k;
   bool byColumns = m < kGemmRowBlocksFrom && n >= m;
   int64_t span = byColumns ? n : m;
-  int64_t parts = std::min<int64_t>(kMaxGemmBlocks, span / 32);
-  if (parts <= 1 || macs < kMinParallelGemm) {
+  if (span / 32 <= 1 || macs < kMinParallelGemm) {
     gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  int64_t block = ((span + parts - 1) / parts + 15) / 16 * 16;
-  parts = (span + block - 1) / block;
-  parallelFor(parts, macs / parts, 1, [&](int64_t first, int64_t last, int) {
-    for (int64_t p = first; p < last; ++p) {
-      int64_t lo = p * block, len = std::min(span, lo + block) - lo;
-      if (byColumns)
-        gemm(ta, tb, m, len, k, a, lda, tb ? b + lo * ldb : b + lo, ldb,
-             beta, c + lo, ldc);
-      else
-        gemm(ta, tb, len, n, k, ta ? a + lo : a + lo * lda, lda, b, ldb,
-             beta, c + lo * ldc, ldc);
-    }
+  gemmBlocks(span, macs, [&](int64_t lo, int64_t len) {
+    if (byColumns)
+      gemm(ta, tb, m, len, k, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta,
+           c + lo, ldc);
+    else
+      gemm(ta, tb, len, n, k, ta ? a + lo : a + lo * lda, lda, b, ldb, beta,
+           c + lo * ldc, ldc);
   });
 }
 
@@ -781,27 +792,12 @@ void fromKoi(int64_t cout, int64_t cin, int64_t taps, const T *from, T *to) {
   });
 }
 
-/// Runs fn(lo, len) over fixed blocks of `rows` rows (multiples of 16, at
-/// most kMaxGemmBlocks), shared over the library's threads. The blocks
-/// depend on the shape only, so the bits do not depend on the thread count
-/// (parallelGemm).
-template <typename Fn>
-void rowBlocks(int64_t rows, int64_t macs, const Fn &fn) {
-  int64_t parts = std::clamp<int64_t>(rows / 32, 1, kMaxGemmBlocks);
-  int64_t block = ((rows + parts - 1) / parts + 15) / 16 * 16;
-  parts = (rows + block - 1) / block;
-  parallelFor(parts, macs / parts, 1, [&](int64_t first, int64_t last, int) {
-    for (int64_t b = first; b < last; ++b)
-      fn(b * block, std::min(rows, (b + 1) * block) - b * block);
-  });
-}
-
 /// The filter gradient as tap GEMMs (usesTapGemms): per tap t, dW_t
 /// ([Cout, Cin], scratch slot 0) sums dy's run columns times x's, from
 /// [C, P, N] copies of both (slot 1); then dW_t is interleaved into
-/// [Cout, Cin, K]. Blocks of output channels share the threads; each block
-/// adds its runs in one order, so the bits do not depend on the thread
-/// count.
+/// [Cout, Cin, K]. Blocks of output channels (gemmBlocks) share the
+/// threads; each block adds its runs in one order, so the bits do not
+/// depend on the thread count.
 template <typename T>
 void tapConvGradFilter(const ConvShape &s, const T *x, const T *dy, T *dw) {
   const ConvDesc &c = s.c;
@@ -814,7 +810,7 @@ void tapConvGradFilter(const ConvShape &s, const T *x, const T *dy, T *dw) {
   T *yc = xc + c.cin * pin * n;
   toCpn(n, c.cin, pin, x, xc);
   toCpn(n, c.cout, pout, dy, yc);
-  rowBlocks(c.cout, macs, [&](int64_t lo, int64_t len) {
+  gemmBlocks(c.cout, macs, [&](int64_t lo, int64_t len) {
     // A tap's first run overwrites its rows; a tap without runs is zero.
     std::vector<bool> written(taps, false);
     for (const TapRun &r : runs) {
